@@ -1,0 +1,30 @@
+"""harness: train, export to ONNX and benchmark small neural networks, one plugin at a time.
+
+The public surface for plugin authors is importable from here without pulling
+in torch: :data:`hookimpl`, :class:`ModelSpec`, :class:`DatasetSpec`,
+:class:`MetricSpec`, :class:`Splits`, :class:`Recipe` and :class:`Schedule`.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from harness._names import NAME
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker(NAME)
+"""Marker for plugin hook implementations: ``@hookimpl def harness_models(): ...``."""
+
+__all__ = [
+    "DatasetSpec",
+    "MetricSpec",
+    "ModelSpec",
+    "NAME",
+    "Recipe",
+    "Schedule",
+    "Splits",
+    "__version__",
+    "hookimpl",
+]
