@@ -1,0 +1,33 @@
+"""Exceptions with a meaning for the command line.
+
+A :class:`HarnessError` is something the user can fix (a bad name, a missing
+file, data that is not there): the CLI prints its message on one line and
+exits with status 2, with no traceback unless ``--debug``. Inside a run, a
+dataset's ``DataUnavailableError`` fails the jobs that need that dataset with
+the same one-line message.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """An error caused by input the user can fix; shown as one line, exit status 2."""
+
+
+class UnknownNameError(HarnessError, KeyError):
+    """A model, dataset, metric or plugin name that nothing registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataUnavailableError(HarnessError):
+    """A dataset's files are not where they were looked for and could not be downloaded."""
+
+
+class StageError(Exception):
+    """A job stage failed; ``stage`` names it (build, train, export, ...)."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
