@@ -1,0 +1,179 @@
+"""Builds the one :class:`pluggy.PluginManager` of harness and loads plugins.
+
+Entry points of the ``harness`` group are loaded one by one, so a plugin that
+fails to import (or implements a misspelt hook) is recorded as a
+:class:`LoadError` naming the plugin and its distribution, and every other
+plugin still works. Built-in plugins travel the same road: they are entry
+points of the ``harness`` distribution itself, loaded before third-party ones
+so that built-in names win a clash.
+
+The environment variable ``HARNESS_DISABLE_PLUGINS`` (comma-separated
+entry-point names) blocks plugins by name, and ``HARNESS_NO_ENTRY_POINTS=1``
+skips entry points altogether (tests register plugin objects directly).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable
+
+import pluggy
+
+from harness import hookspecs
+from harness._names import ENTRY_POINT_GROUP, NAME
+
+BUILTIN_DISTRIBUTION = NAME
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one plugin: its entry-point name and where it came from."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    builtin: bool = False
+    hooks: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "module": self.module,
+            "builtin": self.builtin,
+            "hooks": list(self.hooks),
+        }
+
+
+@dataclass
+class LoadError:
+    """A plugin that could not be loaded or whose hook failed; ``message`` is one line."""
+
+    plugin: str
+    distribution: str | None
+    message: str
+
+    def __str__(self) -> str:
+        dist = f" (from {self.distribution})" if self.distribution else ""
+        return f"plugin {self.plugin!r}{dist}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "distribution": self.distribution, "error": self.message}
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` squeezed onto a single line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class PluginHost:
+    """The plugin manager plus what was learnt while loading plugins."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self.errors: list[LoadError] = []
+
+    # -- registration -------------------------------------------------------------------------------
+    def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> bool:
+        """Register ``plugin`` under ``name``; False (and a recorded error) if that fails."""
+        info = info or PluginInfo(name=name, module=getattr(plugin, "__name__", type(plugin).__name__))
+        if self.pm.has_plugin(name) or name in self.plugins:
+            other = self.plugins.get(name)
+            where = f" by {other.distribution}" if other and other.distribution else ""
+            self.errors.append(
+                LoadError(name, info.distribution, f"plugin name {name!r} is already registered{where}")
+            )
+            return False
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy validates hookimpl signatures here
+            self.errors.append(LoadError(name, info.distribution, one_line(exc)))
+            return False
+        self.plugins[name] = info
+        if not self._check_pending(name, info):
+            return False
+        info.hooks = sorted(
+            caller.name for caller in (self.pm.get_hookcallers(plugin) or []) if caller.name.startswith(NAME)
+        )
+        return True
+
+    def _check_pending(self, name: str, info: PluginInfo) -> bool:
+        """Refuse a plugin that implements a hook no spec declares (usually a typo)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            del self.plugins[name]
+            self.errors.append(LoadError(name, info.distribution, one_line(exc)))
+            return False
+        return True
+
+    def load_entry_points(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
+        """Load every ``harness`` entry point one by one, built-ins first."""
+        blocked = {n.strip() for n in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        if entry_points is None:
+            entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+        seen: set[tuple[str, str]] = set()
+        ordered = sorted(entry_points, key=lambda ep: (_dist_name(ep) != BUILTIN_DISTRIBUTION, ep.name))
+        for ep in ordered:
+            dist, version = _dist_name(ep), _dist_version(ep)
+            # The same distribution can be seen twice (editable installs, stray egg-info): not a clash.
+            key = (ep.name, ep.value)
+            if key in seen:
+                continue
+            seen.add(key)
+            if ep.name in blocked:
+                continue
+            info = PluginInfo(
+                name=ep.name,
+                distribution=dist,
+                version=version,
+                module=ep.value,
+                builtin=dist == BUILTIN_DISTRIBUTION,
+            )
+            if ep.name in self.plugins:
+                first = self.plugins[ep.name]
+                self.errors.append(
+                    LoadError(
+                        ep.name,
+                        dist,
+                        f"entry-point name {ep.name!r} is also declared by {first.distribution}; "
+                        f"kept the one from {first.distribution}",
+                    )
+                )
+                continue
+            try:
+                plugin = ep.load()
+            except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self.errors.append(LoadError(ep.name, dist, f"failed to import {ep.value}: {one_line(exc)}"))
+                continue
+            self.register(plugin, ep.name, info)
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
+def _dist_version(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.version if dist is not None else None
+
+
+def load_plugins(extra: Iterable[tuple[str, object]] = ()) -> PluginHost:
+    """A :class:`PluginHost` with every entry-point plugin loaded, plus ``extra`` (name, plugin) pairs."""
+    host = PluginHost()
+    if os.environ.get("HARNESS_NO_ENTRY_POINTS") != "1":
+        host.load_entry_points()
+    for name, plugin in extra:
+        host.register(plugin, name)
+    return host

@@ -1,0 +1,151 @@
+"""Names -> specs, collected from every plugin's hooks.
+
+Each plugin's hook implementation is called on its own so that a hook that
+raises, or returns something other than a list of the right spec type, is
+reported against that plugin and the rest still registers. The first plugin
+to register a name keeps it; a second registration is refused and reported as
+the second plugin's error, naming both plugins.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from harness.errors import UnknownNameError
+from harness.manager import LoadError, PluginHost, load_plugins, one_line
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+
+KINDS: dict[str, tuple[str, type]] = {
+    "models": ("harness_models", ModelSpec),
+    "datasets": ("harness_datasets", DatasetSpec),
+    "metrics": ("harness_metrics", MetricSpec),
+}
+SINGULAR = {"models": "model", "datasets": "dataset", "metrics": "metric"}
+
+
+@dataclass
+class Registry:
+    """Every model, dataset and metric the loaded plugins offer, by name."""
+
+    host: PluginHost
+    specs: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    @property
+    def errors(self) -> list[LoadError]:
+        return self.host.errors
+
+    @property
+    def models(self) -> dict[str, ModelSpec]:
+        return self.specs["models"]
+
+    @property
+    def datasets(self) -> dict[str, DatasetSpec]:
+        return self.specs["datasets"]
+
+    @property
+    def metrics(self) -> dict[str, MetricSpec]:
+        return self.specs["metrics"]
+
+    @classmethod
+    def from_host(cls, host: PluginHost) -> "Registry":
+        registry = cls(host=host)
+        for kind, (hook_name, spec_type) in KINDS.items():
+            caller = getattr(host.pm.hook, hook_name)
+            # get_hookimpls() is in registration order: built-ins were registered first.
+            for impl in caller.get_hookimpls():
+                registry._collect(kind, spec_type, impl.plugin_name, impl.function)
+        return registry
+
+    def _collect(self, kind: str, spec_type: type, plugin: str, function: Any) -> None:
+        dist = self.host.plugins[plugin].distribution if plugin in self.host.plugins else None
+        hook_name = KINDS[kind][0]
+        try:
+            result = function()
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop the harness
+            self.errors.append(LoadError(plugin, dist, f"{hook_name}() raised {one_line(exc)}"))
+            return
+        if not isinstance(result, (list, tuple)):
+            self.errors.append(
+                LoadError(plugin, dist, f"{hook_name}() must return a list, got {type(result).__name__}")
+            )
+            return
+        for item in result:
+            if not isinstance(item, spec_type):
+                self.errors.append(
+                    LoadError(
+                        plugin,
+                        dist,
+                        f"{hook_name}() returned {type(item).__name__}, expected {spec_type.__name__}",
+                    )
+                )
+                continue
+            owner = self.owners[kind].get(item.name)
+            if owner is not None:
+                self.errors.append(
+                    LoadError(
+                        plugin,
+                        dist,
+                        f"{SINGULAR[kind]} name {item.name!r} is already registered by plugin {owner!r}; "
+                        f"the registration by {plugin!r} was refused",
+                    )
+                )
+                continue
+            self.specs[kind][item.name] = item
+            self.owners[kind][item.name] = plugin
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def get(self, kind: str, name: str) -> Any:
+        """The spec called ``name``; :class:`UnknownNameError` with close matches otherwise."""
+        try:
+            return self.specs[kind][name]
+        except KeyError:
+            raise UnknownNameError(unknown_name_message(SINGULAR[kind], name, self.specs[kind])) from None
+
+    def registered_by(self, plugin: str) -> dict[str, list[str]]:
+        """What ``plugin`` registered, per kind."""
+        return {
+            kind: sorted(n for n, owner in owners.items() if owner == plugin)
+            for kind, owners in self.owners.items()
+        }
+
+    def select(self, kind: str, names: Iterable[str] | None, plugins: Iterable[str] | None = None) -> list[Any]:
+        """Specs of ``kind`` named in ``names`` (all when None) whose owner is in ``plugins`` (all when None).
+
+        Unknown names raise :class:`UnknownNameError`; a name whose owner is
+        not among ``plugins`` is a usage error too.
+        """
+        allowed = set(plugins) if plugins is not None else None
+        if names is None:
+            return [
+                spec
+                for name, spec in self.specs[kind].items()
+                if allowed is None or self.owners[kind][name] in allowed
+            ]
+        chosen = []
+        for name in names:
+            spec = self.get(kind, name)
+            owner = self.owners[kind][name]
+            if allowed is not None and owner not in allowed:
+                raise UnknownNameError(
+                    f"{SINGULAR[kind]} {name!r} comes from plugin {owner!r}, which --plugins does not include"
+                )
+            chosen.append(spec)
+        return chosen
+
+
+def unknown_name_message(what: str, name: str, known: Iterable[str]) -> str:
+    """``unknown model 'x'; did you mean: a, b`` (or the full list when nothing is close)."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if close:
+        return f"unknown {what} {name!r}; did you mean: {', '.join(close)}?"
+    listing = ", ".join(known) if known else "none registered"
+    return f"unknown {what} {name!r}; known: {listing}"
+
+
+def build_registry(extra: Iterable[tuple[str, object]] = ()) -> Registry:
+    """Load every plugin and collect what each one registers."""
+    return Registry.from_host(load_plugins(extra))
