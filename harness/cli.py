@@ -1,0 +1,439 @@
+"""The ``harness`` command line: thin click commands that parse, call a stage and print.
+
+Exit status: 0 all good; 1 the run finished but a job failed (or
+``compare`` found a regression); 2 bad usage or input, with a one-line
+message on stderr and no traceback (``--debug`` shows it). torch, onnx and
+onnxruntime are imported only inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommaList(click.ParamType):
+    """``a,b,c`` -> list, each item converted by ``convert_item``."""
+
+    def __init__(self, convert_item: Callable[[str], Any] = str, name: str = "LIST"):
+        self.convert_item = convert_item
+        self.name = name
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> list[Any]:
+        if isinstance(value, list):
+            return value
+        items = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not items:
+            self.fail("expected a comma-separated list", param, ctx)
+        try:
+            return [self.convert_item(v) for v in items]
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of {self.name.lower()}", param, ctx)
+
+
+def positive_ints(name: str) -> CommaList:
+    def convert(text: str) -> int:
+        number = int(text)
+        if number < 1:
+            raise ValueError(text)
+        return number
+
+    return CommaList(convert, name)
+
+
+NAMES = CommaList(str, "NAMES")
+
+
+class HarnessGroup(click.Group):
+    """Turns :class:`HarnessError` into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            if _debug(ctx):
+                raise
+            click.echo(f"harness: error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.params or {}).get("debug")) or os.environ.get("HARNESS_DEBUG") == "1"
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="harness")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+def main(debug: bool) -> None:
+    """Train, export to ONNX and benchmark small neural networks, through plugins.
+
+    \b
+    Quick start (offline, a few minutes on a laptop CPU):
+      harness run --plugins all --datasets synthetic --epochs 1 --device cpu
+    \b
+    Which model meets 1 ms at batch 1 on 1 thread?
+      harness run --models mnist-ultralight-cnn,mnist-enhanced-20k --datasets fashion-mnist
+      harness report reports/<run-id>
+    """
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- plugins / list --------------------------------------------------------------------------------------
+
+
+def _registry() -> Any:
+    from harness.registry import build_registry
+
+    return build_registry()
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_command(as_json: bool) -> None:
+    """List loaded plugins: distribution, version, hooks, what each registered, and load errors."""
+    registry = _registry()
+    entries = []
+    for name, info in registry.host.plugins.items():
+        entry = info.to_dict()
+        entry["registered"] = registry.registered_by(name)
+        entry["errors"] = [e.message for e in registry.errors if e.plugin == name]
+        entries.append(entry)
+    loaded = set(registry.host.plugins)
+    failed = [e.to_dict() for e in registry.errors if e.plugin not in loaded]
+    if as_json:
+        click.echo(json.dumps({"plugins": entries, "errors": [e.to_dict() for e in registry.errors],
+                               "failed": failed}, indent=2))
+        return
+    from tabulate import tabulate
+
+    rows = []
+    for e in entries:
+        registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in e["registered"].items() if v) or "-"
+        rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
+                     ", ".join(e["hooks"]) or "-", registered])
+    click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"], maxcolwidths=[None, None, 30, 70]))
+    if registry.errors:
+        click.echo("\nerrors:", err=True)
+        for error in registry.errors:
+            click.echo(f"  {error}", err=True)
+
+
+@main.command("list")
+@click.argument("kind", type=click.Choice(["models", "datasets", "metrics"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_command(kind: str, as_json: bool) -> None:
+    """List registered models, datasets or metrics with the plugin that registered each."""
+    registry = _registry()
+    specs = registry.specs[kind]
+    rows = []
+    for name, spec in specs.items():
+        item: dict[str, Any] = {"name": name, "plugin": registry.owners[kind][name], "description": spec.description}
+        if kind == "models":
+            item.update(input_rank=spec.input_rank, input_channels=spec.input_channels,
+                        spatial_shape=list(spec.spatial_shape) if spec.spatial_shape else None,
+                        reference=dict(spec.reference), tags=list(spec.tags))
+        elif kind == "datasets":
+            item.update(input_shape=list(spec.input_shape) if spec.input_shape else None,
+                        num_classes=spec.num_classes, tags=list(spec.tags))
+        else:
+            item.update(higher_is_better=spec.higher_is_better)
+        rows.append(item)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from tabulate import tabulate
+
+    if kind == "models":
+        table = [[r["name"], r["plugin"], r["reference"].get("params", "-"), _shape_text(r), r["description"]]
+                 for r in rows]
+        headers = ["model", "plugin", "published params", "input", "description"]
+    elif kind == "datasets":
+        table = [[r["name"], r["plugin"], "x".join(map(str, r["input_shape"] or [])) or "?", r["num_classes"] or "?",
+                  r["description"]] for r in rows]
+        headers = ["dataset", "plugin", "input", "classes", "description"]
+    else:
+        table = [[r["name"], r["plugin"], "higher" if r["higher_is_better"] else "lower", r["description"]]
+                 for r in rows]
+        headers = ["metric", "plugin", "better", "description"]
+    click.echo(tabulate(table, headers=headers, maxcolwidths=[None, None, None, None, 60]))
+
+
+def _shape_text(row: dict[str, Any]) -> str:
+    channels = row["input_channels"] if row["input_channels"] is not None else "C"
+    spatial = "x".join(map(str, row["spatial_shape"])) if row["spatial_shape"] else ("HxW" if row["input_rank"] == 3 else "DxHxW")
+    return f"{channels}x{spatial}"
+
+
+# -- run ---------------------------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.option("--plugins", "plugins", type=NAMES, default="all", show_default=True,
+              help="'all' or comma-separated plugin (entry-point) names whose registrations take part.")
+@click.option("--models", type=NAMES, help="Only these models (comma-separated).")
+@click.option("--datasets", type=NAMES, help="Only these datasets (comma-separated).")
+@click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
+@click.option("--epochs", type=int, help="Override every recipe's epochs.")
+@click.option("--batch-size", type=int, help="Override every recipe's training batch size.")
+@click.option("--lr", type=float, help="Override every recipe's learning rate.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Training device; auto picks CUDA when available.")
+@click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset).")
+@click.option("--max-test-samples", type=int, help="Evaluate on at most N test samples.")
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1,32", show_default=True,
+              help="Inference batch sizes to benchmark.")
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
+              help="Intra-op thread counts to benchmark.")
+@click.option("--providers", type=NAMES, help="ONNX Runtime providers (cpu, cuda, tensorrt or full names); "
+              "default: CPU plus CUDA when usable.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, init and shuffling.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where dataset plugins look for files first.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Folder that receives the run folder.")
+@click.option("--run-id", help="Name of the run folder (default: a timestamp).")
+@click.option("--resume", is_flag=True, help="Continue the run named by --run-id (or the latest in --out).")
+@click.option("--variants", type=NAMES, default="fp32", show_default=True,
+              help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16.")
+@click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
+              help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
+@click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
+@click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed-precision training on CUDA.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
+@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
+              help="Where jobs run.")
+@click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
+@click.pass_context
+def run_command(ctx: click.Context, **kwargs: Any) -> None:
+    """Train, export, check and benchmark every compatible model x dataset job.
+
+    Writes <out>/<run-id>/ with results.json, results.csv, report.md,
+    report.html and the ONNX files, and prints a comparison table.
+    Exit status 1 when any job failed.
+    """
+    from harness.latency import QUICK, LatencyConfig
+    from harness.progress import make_progress
+    from harness.report import comparison_table, failures, write_reports
+    from harness.runner import RunOptions, execute
+
+    values = _merge_config(ctx, kwargs)
+    registry = _registry()
+    for error in registry.errors:
+        click.echo(f"harness: warning: {error}", err=True)
+    plugins = values.pop("plugins")
+    if plugins in (["all"], None):
+        plugins = None
+    else:
+        for name in plugins:
+            if name not in registry.host.plugins:
+                from harness.registry import unknown_name_message
+
+                raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
+    options = RunOptions(
+        plugins=plugins,
+        models=values["models"],
+        datasets=values["datasets"],
+        metrics=values["metrics"],
+        epochs=values["epochs"],
+        batch_size=values["batch_size"],
+        lr=values["lr"],
+        device=values["device"],
+        max_train_samples=values["max_train_samples"],
+        max_test_samples=values["max_test_samples"],
+        batch_sizes=values["batch_sizes"],
+        threads=values["threads"],
+        providers=values["providers"],
+        seed=values["seed"],
+        data_dir=Path(values["data_dir"]) if values["data_dir"] else None,
+        out=Path(values["out"]),
+        run_id=values["run_id"],
+        resume=values["resume"],
+        variants=values["variants"],
+        exporter=values["exporter"],
+        latency=QUICK if values["quick"] else LatencyConfig(),
+        torch_latency=not values["no_torch_latency"],
+        amp=values["amp"],
+        sweep=values.get("sweep") or [{}],
+        executor=values["executor"],
+    )
+    progress = make_progress(values["progress"])
+    try:
+        folder = execute(registry, options, progress, reporters=_reporters(registry))
+    except KeyboardInterrupt as exc:
+        folder = getattr(exc, "run_folder", None)
+        if folder is not None:
+            write_reports(folder.path, folder.data)
+            click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}; "
+                       f"continue with: harness run --resume --run-id {folder.path.name} --out {folder.path.parent}",
+                       err=True)
+        else:
+            click.echo("\ninterrupted before the first job", err=True)
+        ctx.exit(130)
+    write_reports(folder.path, folder.data)
+    click.echo(comparison_table(folder.data))
+    click.echo(f"\nrun folder: {folder.path}")
+    failed = failures(folder.data)
+    if failed:
+        click.echo(f"{len(failed)} job(s) failed:", err=True)
+        for line in failed:
+            click.echo(f"  {line}", err=True)
+        ctx.exit(EXIT_JOB_FAILED)
+
+
+def _reporters(registry: Any) -> list[Any]:
+    from harness.manager import one_line
+
+    reporters = []
+    for impl in registry.host.pm.hook.harness_reporters.get_hookimpls():
+        try:
+            reporters.extend(impl.function() or [])
+        except Exception as exc:  # noqa: BLE001
+            click.echo(f"harness: warning: plugin {impl.plugin_name!r}: harness_reporters() raised {one_line(exc)}",
+                       err=True)
+    return reporters
+
+
+def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Command-line values, filled from --config where the command line left the default."""
+    values = dict(kwargs)
+    config_file = values.pop("config_file")
+    if config_file is None:
+        return values
+    from harness.config import load_config
+
+    config = load_config(config_file)
+    for key, value in config.items():
+        if key == "sweep":
+            values["sweep"] = value
+            continue
+        source = ctx.get_parameter_source(key) if key in values else None
+        if source is None or source == click.core.ParameterSource.DEFAULT:
+            values[key] = value
+    return values
+
+
+# -- bench -------------------------------------------------------------------------------------------------
+
+
+@main.command("bench")
+@click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1", show_default=True)
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True)
+@click.option("--providers", type=NAMES, default="cpu", show_default=True)
+@click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
+              show_default=True, help="ONNX Runtime graph optimisation level.")
+@click.option("--min-runs", type=int, default=50, show_default=True)
+@click.option("--min-time", "min_time", type=float, default=0.5, show_default=True, help="Seconds, at least.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {model, bytes, latency: [...]}.")
+def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
+                  opt_level: str, min_runs: int, min_time: float, warmup: int, as_json: bool) -> None:
+    """Latency of any ONNX file, no training. Inputs are generated from the graph."""
+    from harness.latency import LatencyConfig, measure_onnx
+
+    if not model_path.is_file():
+        raise HarnessError(f"{model_path}: no such file")
+    if min_runs < 1 or min_time < 0 or warmup < 0:
+        raise HarnessError("--min-runs must be >= 1, --min-time and --warmup >= 0")
+    _check_onnx_file(model_path)
+    from harness.export import onnx_bytes
+
+    skipped: list[str] = []
+    config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
+                           max_time_s=max(10.0, min_time * 2))
+    rows = measure_onnx(model_path, batch_sizes, threads, providers, config, opt_level=opt_level,
+                        on_skip=skipped.append)
+    for message in skipped:
+        click.echo(f"harness: warning: skipped {message}", err=True)
+    if not rows:
+        raise HarnessError(f"nothing could be measured for {model_path}")
+    result = {"model": str(model_path), "bytes": onnx_bytes(model_path), "latency": rows}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from tabulate import tabulate
+
+    click.echo(f"{model_path} ({result['bytes']:,} bytes)")
+    click.echo(tabulate(
+        [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
+          f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}"] for r in rows],
+        headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s"],
+        disable_numparse=True,
+    ))
+
+
+def _check_onnx_file(path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
+        raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+
+
+# -- report / compare --------------------------------------------------------------------------------------
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs.")
+def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
+    """Rebuild results.csv, report.md and report.html from results.json."""
+    from harness.report import comparison_table, write_reports
+    from harness.results import load_results
+
+    documents = [load_results(d) for d in run_dirs]
+    if len(documents) == 1 and out is None:
+        target, results = Path(run_dirs[0]), documents[0]
+    else:
+        from harness.results import SCHEMA_VERSION
+
+        target = out or Path(run_dirs[0]).parent / "joined"
+        results = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": "+".join(d["run_id"] for d in documents),
+            "created": max(d.get("created", "") for d in documents),
+            "environment": documents[0].get("environment", {}),
+            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"]}
+                     for d in documents for job in d["jobs"]],
+        }
+        target.mkdir(parents=True, exist_ok=True)
+    for path in write_reports(target, results):
+        click.echo(str(path))
+    click.echo(comparison_table(results))
+
+
+@main.command("compare")
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--fail-on-regression", "threshold", type=float, metavar="PCT",
+              help="Exit 1 when a job's p50 latency grows by more than PCT %% or its accuracy drops by more than "
+                   "PCT percentage points.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(base: Path, new: Path, threshold: float | None, as_json: bool) -> None:
+    """Compare two runs job by job: accuracy, latency and size changes."""
+    from harness.compare import compare_runs, format_comparison
+    from harness.results import load_results
+
+    if threshold is not None and threshold < 0:
+        raise HarnessError("--fail-on-regression must be >= 0")
+    comparison = compare_runs(load_results(base), load_results(new), threshold)
+    click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
+    if comparison["regressions"]:
+        sys.exit(EXIT_JOB_FAILED)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

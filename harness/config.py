@@ -1,0 +1,108 @@
+"""``harness run --config FILE``: run options and a sweep grid in TOML or JSON.
+
+A config file holds the same settings as the command line (``epochs = 3``,
+``models = ["mnist-cnn"]``, ``batch_sizes = [1, 32]``; dashes or
+underscores) and optionally a ``[sweep]`` table whose lists are crossed into
+a grid: recipe fields (``batch_size``, ``lr``, ``epochs``...), ``seed``, and
+anything else, which is passed to the model's ``build`` (e.g. ``dropout``)::
+
+    models = ["mnist-enhanced-20k"]
+    datasets = ["mnist"]
+    epochs = 20
+
+    [sweep]
+    batch_size = [16, 32, 64, 128]
+    dropout = [0.01, 0.05, 0.1]
+    seed = [0, 1, 2]
+
+Options given on the command line win over the file. The file is data only:
+nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+LIST_KEYS = {"plugins", "models", "datasets", "metrics", "batch_sizes", "threads", "providers", "variants"}
+SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "epochs": int, "batch_size": int, "lr": (int, float), "device": str, "max_train_samples": int,
+    "max_test_samples": int, "seed": int, "data_dir": str, "out": str, "run_id": str, "exporter": str,
+    "onnx_tolerance": (int, float), "amp": str, "channels_last": bool, "executor": str, "profile": str,
+    "latency_budget_ms": (int, float), "accuracy_floor": (int, float), "quick": bool,
+}
+MAX_GRID = 10_000
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Parse and validate ``path``; returns option names (underscored) -> values, ``sweep`` -> grid points."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            try:
+                import tomllib
+            except ImportError:  # pragma: no cover - Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            raw = tomllib.loads(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
+        raise HarnessError(f"config {path} is malformed: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise HarnessError(f"config {path} must be a table of settings")
+    return validate_config(raw, str(path))
+
+
+def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name == "sweep":
+            config["sweep"] = sweep_points(value, where)
+        elif name in LIST_KEYS:
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise HarnessError(f"{where}: {key} must be a list")
+            config[name] = value
+        elif name in SCALAR_TYPES:
+            expected = SCALAR_TYPES[name]
+            if isinstance(value, bool) and expected is not bool:
+                raise HarnessError(f"{where}: {key} must not be a boolean")
+            if not isinstance(value, expected):
+                raise HarnessError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+            config[name] = value
+        else:
+            known = ", ".join(sorted(LIST_KEYS | set(SCALAR_TYPES) | {"sweep"}))
+            raise HarnessError(f"{where}: unknown setting {key!r}; known: {known}")
+    return config
+
+
+def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:
+    """The cross product of a ``[sweep]`` table's lists, in a stable order."""
+    if not isinstance(table, dict):
+        raise HarnessError(f"{where}: [sweep] must be a table of lists")
+    keys = sorted(table)
+    values = []
+    for key in keys:
+        options = table[key]
+        if not isinstance(options, list) or not options:
+            raise HarnessError(f"{where}: sweep.{key} must be a non-empty list")
+        for option in options:
+            if not isinstance(option, (int, float, str, bool)):
+                raise HarnessError(f"{where}: sweep.{key} values must be numbers, strings or booleans")
+        values.append(options)
+    size = 1
+    for options in values:
+        size *= len(options)
+    if size > MAX_GRID:
+        raise HarnessError(f"{where}: the sweep grid has {size} points (more than {MAX_GRID})")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]

@@ -1,0 +1,163 @@
+"""Stage: export a trained ``torch.nn.Module`` to one ONNX file and check it.
+
+The dynamo exporter (``torch.export`` + onnxscript) is tried first; when it
+fails the TorchScript exporter is used and the reason recorded. Weights are
+embedded in the ``.onnx`` file (a deployable single file); ``onnx_bytes``
+still counts any external-data file a model references, so sizes are honest
+for files the harness did not write.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+DYNAMO_OPSET = 20
+TORCHSCRIPT_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    bytes: int
+    opset: int
+    exporter: str
+    seconds: float
+    fallback_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "opset": self.opset,
+            "exporter": self.exporter,
+            "export_seconds": round(self.seconds, 3),
+            "fallback_reason": self.fallback_reason,
+        }
+
+
+def export_onnx(
+    model: "torch.nn.Module",
+    example: "torch.Tensor",
+    path: Path,
+    exporter: str = "auto",
+    opset: int | None = None,
+) -> ExportResult:
+    """Write ``model`` (in eval mode, on CPU) to ``path`` with a dynamic batch dimension.
+
+    ``example`` is a CPU batch of real inputs (two or more rows, so the batch
+    dimension is not specialised to 1). ``exporter`` is ``auto`` (dynamo,
+    then TorchScript on failure), ``dynamo`` or ``torchscript``.
+    """
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    if example.shape[0] < 2:
+        example = example.repeat(2, *([1] * (example.dim() - 1)))
+    start = time.perf_counter()
+    fallback_reason = None
+    if exporter in ("auto", "dynamo"):
+        try:
+            used_opset = _export_dynamo(model, example, path, opset or DYNAMO_OPSET)
+            return ExportResult(path, onnx_bytes(path), used_opset, "dynamo", time.perf_counter() - start)
+        except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
+            if exporter == "dynamo":
+                raise
+            fallback_reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            _remove_partial(path)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        used_opset = opset or TORCHSCRIPT_OPSET
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=used_opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    return ExportResult(
+        path, onnx_bytes(path), used_opset, "torchscript", time.perf_counter() - start, fallback_reason
+    )
+
+
+def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> int:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    # external_data=False embeds the weights: one deployable file (fine far below protobuf's 2 GB).
+    program.save(str(path), external_data=False)
+    import onnx
+
+    model_proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+
+
+def _remove_partial(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + ".data")):
+        if candidate.exists():
+            candidate.unlink()
+
+
+def onnx_bytes(path: Path) -> int:
+    """Size of an ONNX model on disk: the file plus every external-data file it references."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    path = Path(path)
+    total = path.stat().st_size
+    model = onnx.load(str(path), load_external_data=False)
+    seen: set[str] = set()
+    for tensor in _all_initializers(model.graph):
+        if uses_external_data(tensor):
+            location = next((e.value for e in tensor.external_data if e.key == "location"), None)
+            if location and location not in seen:
+                seen.add(location)
+                data_file = path.parent / location
+                if data_file.exists():
+                    total += data_file.stat().st_size
+    return total
+
+
+def _all_initializers(graph: Any):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.g is not None and attr.g.ByteSize():
+                yield from _all_initializers(attr.g)
+            for sub in attr.graphs:
+                yield from _all_initializers(sub)
+
+
+def check_onnx(path: Path) -> None:
+    """Run ``onnx.checker`` with shape inference (``full_check``) on the file; raises on failure."""
+    import onnx
+
+    onnx.checker.check_model(os.fspath(path), full_check=True)

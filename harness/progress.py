@@ -1,0 +1,130 @@
+"""Progress of a run on stderr: a live bar in a terminal, one line per step elsewhere (CI logs)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+class Progress:
+    """Says which job and stage is running; subclasses decide how it looks."""
+
+    def start(self, total: int) -> None: ...
+    def job(self, index: int, total: int, job_id: str) -> None: ...
+    def stage(self, job_id: str, stage: str) -> None: ...
+    def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None: ...
+    def batch(self, job_id: str, step: int, steps: int) -> None: ...
+    def job_done(self, row: dict[str, Any]) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+def describe_epoch(record: dict[str, Any], epochs: int) -> str:
+    text = f"epoch {record['epoch']}/{epochs} loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}"
+    if "eval_accuracy" in record:
+        text += f" eval acc {record['eval_accuracy']:.4f}"
+    return text + f" ({record['seconds']:.1f}s)"
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    if row.get("status") != "ok":
+        return f"{row['status'].upper()} at {row.get('stage')}: {row.get('error')}"
+    acc = (row.get("onnx") or {}).get("metrics", {}).get("accuracy")
+    first = (row.get("latency") or [{}])[0]
+    parts = [f"ok, {row.get('params'):,} params"]
+    if acc is not None:
+        parts.append(f"onnx acc {acc:.4f}")
+    if first.get("p50_ms") is not None:
+        parts.append(f"p50 {first['p50_ms']:.3f} ms @ batch {first['batch_size']}")
+    return ", ".join(parts)
+
+
+class LineProgress(Progress):
+    """Plain lines, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self._prefix = ""
+        self._started = time.perf_counter()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def job(self, index: int, total: int, job_id: str) -> None:
+        self._prefix = f"[{index}/{total}] {job_id}"
+        self._print(f"{self._prefix}: started")
+
+    def stage(self, job_id: str, stage: str) -> None:
+        self._print(f"{self._prefix}: {stage}")
+
+    def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
+        self._print(f"{self._prefix}: {describe_epoch(record, epochs)}")
+
+    def job_done(self, row: dict[str, Any]) -> None:
+        self._print(f"{self._prefix}: {describe_row(row)}")
+
+    def note(self, message: str) -> None:
+        self._print(message)
+
+
+class RichProgress(Progress):
+    """A live progress display (rich) for interactive terminals."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = Bar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.jobs_task = None
+        self.step_task = None
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.jobs_task = self.bar.add_task("jobs", total=total, status="")
+        self.step_task = self.bar.add_task("", total=1, status="", visible=False)
+
+    def job(self, index: int, total: int, job_id: str) -> None:
+        self.bar.update(self.jobs_task, status=job_id)
+
+    def stage(self, job_id: str, stage: str) -> None:
+        self.bar.update(self.step_task, description=stage, status="", visible=True, completed=0, total=1)
+
+    def batch(self, job_id: str, step: int, steps: int) -> None:
+        self.bar.update(self.step_task, completed=step, total=steps)
+
+    def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
+        self.bar.update(self.step_task, description=f"train {record['epoch']}/{epochs}",
+                        status=describe_epoch(record, epochs))
+
+    def job_done(self, row: dict[str, Any]) -> None:
+        style = "green" if row.get("status") == "ok" else "red"
+        self.console.print(f"[{style}]{row['id']}[/]: {describe_row(row)}", highlight=False, markup=True)
+        self.bar.advance(self.jobs_task)
+
+    def note(self, message: str) -> None:
+        self.console.print(message, highlight=False, markup=False)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def make_progress(enabled: bool = True) -> Progress:
+    """Rich in a terminal, lines otherwise, nothing when ``enabled`` is False."""
+    if not enabled:
+        return Progress()
+    if sys.stderr.isatty():
+        try:
+            return RichProgress()
+        except ImportError:  # pragma: no cover - rich is a dependency
+            pass
+    return LineProgress()

@@ -1,0 +1,44 @@
+"""pytest plugin (``pytest11`` entry point): fixtures for latency checks of ONNX models in CI.
+
+Use with pytest-benchmark::
+
+    def test_model_latency(benchmark, onnx_inference_call):
+        call = onnx_inference_call("model.onnx", batch_size=1, threads=1)
+        benchmark(call)
+
+and gate it with ``pytest --benchmark-only --benchmark-compare --benchmark-compare-fail=median:10%``.
+Nothing heavy is imported until a fixture is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+
+@pytest.fixture
+def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
+    """Factory: ``(path, batch_size=1, threads=1, provider="cpu") -> call()`` with inputs bound once.
+
+    The call runs one ONNX Runtime inference on pre-allocated inputs generated
+    from the graph (IOBinding), so a benchmark times inference only.
+    """
+
+    def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu") -> Callable[[], Any]:
+        from harness.latency import onnx_call
+        from harness.ort import input_feeds, make_session, provider_name
+
+        session = make_session(Path(path), provider, threads=threads)
+        return onnx_call(session, input_feeds(session, batch_size), provider_name(provider))
+
+    return make
+
+
+@pytest.fixture
+def harness_registry() -> Any:
+    """The registry of every installed harness plugin (models, datasets, metrics)."""
+    from harness.registry import build_registry
+
+    return build_registry()

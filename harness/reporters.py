@@ -1,0 +1,59 @@
+"""Run observers: the objects plugins return from ``harness_reporters``.
+
+A reporter sees a run as it happens (for experiment trackers such as MLflow
+or TensorBoard). Every method has a do-nothing default, so a reporter
+overrides only what it needs. The runner calls them through
+:class:`ReporterSet`, which switches off a reporter that raises and records
+why, so a tracker's problem never fails a job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+
+class Reporter:
+    """Base class of run observers; ``name`` identifies it in messages."""
+
+    name = "reporter"
+
+    def run_started(self, run_dir: Path, config: dict[str, Any], environment: dict[str, Any]) -> None:
+        """Called once before the first job."""
+
+    def job_started(self, job_id: str, info: dict[str, Any]) -> None:
+        """Called when a job begins; ``info`` has model, dataset, recipe and params once known."""
+
+    def epoch_ended(self, job_id: str, record: dict[str, Any], model: Any = None) -> None:
+        """Called after every training epoch with its history record (and the torch model)."""
+
+    def job_ended(self, job_id: str, row: dict[str, Any], run_dir: Path) -> None:
+        """Called with the job's finished ``results.json`` row (artifact paths are relative to ``run_dir``)."""
+
+    def run_ended(self, results: dict[str, Any], run_dir: Path) -> None:
+        """Called once after the last job with the whole results document."""
+
+
+class ReporterSet:
+    """Calls every reporter, isolating failures: a reporter that raises is switched off."""
+
+    def __init__(self, reporters: Iterable[Reporter] = ()):
+        self.reporters = list(reporters)
+        self.errors: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.reporters)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        for reporter in list(self.reporters):
+            try:
+                getattr(reporter, method)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - trackers must not fail jobs
+                message = f"reporter {getattr(reporter, 'name', type(reporter).__name__)!r} failed in {method}: " \
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                log.warning(message)
+                self.errors.append(message)
+                self.reporters.remove(reporter)

@@ -1,0 +1,161 @@
+"""The run folder and ``results.json``: written atomically after every job.
+
+``results.json`` is always valid JSON on disk: it is written to a temporary
+file in the same folder, flushed and fsynced, then renamed over the old one,
+so a run killed at any instant leaves the last complete version behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.errors import HarnessError
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str, max_length: int = 80) -> str:
+    """A file-name-safe form of a plugin-supplied name: no separators, no ``..``, no leading dot."""
+    cleaned = _UNSAFE.sub("_", str(name)).strip("._") or "unnamed"
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)
+    return cleaned[:max_length]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers only ever see the old or the new content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_os_error():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":  # pragma: no cover
+        return
+    with _suppress_os_error():
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _suppress_os_error:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        return exc_type is not None and issubclass(exc_type, OSError)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n")
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S")
+
+
+def job_id(model: str, dataset: str, point: dict[str, Any] | None = None) -> str:
+    """The key of a job in a run: ``model@dataset`` plus sweep settings when there are any."""
+    base = f"{model}@{dataset}"
+    if point:
+        base += "#" + ",".join(f"{k}={point[k]}" for k in sorted(point))
+    return base
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """Read a run's ``results.json`` (or the file itself); a clear :class:`HarnessError` if unusable."""
+    path = Path(path)
+    file = path / RESULTS_FILE if path.is_dir() else path
+    if not file.exists():
+        raise HarnessError(f"no {RESULTS_FILE} in {path}")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise HarnessError(f"{file} does not look like harness results (no 'jobs' list)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise HarnessError(f"{file} has schema_version {version!r}; this harness reads {SCHEMA_VERSION}")
+    return data
+
+
+class RunFolder:
+    """``<out>/<run-id>/`` with its ``results.json`` kept current job by job."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = Path(path)
+        self.data = data
+
+    @classmethod
+    def create(cls, out: Path, run_id: str, environment: dict[str, Any], config: dict[str, Any]) -> "RunFolder":
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise HarnessError(f"--out {out} is a file, not a folder")
+        path = out / safe_name(run_id)
+        if (path / RESULTS_FILE).exists():
+            raise HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
+        path.mkdir(parents=True, exist_ok=True)
+        data = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": path.name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "environment": environment,
+            "config": config,
+            "jobs": [],
+        }
+        folder = cls(path, data)
+        folder.save()
+        return folder
+
+    @classmethod
+    def open(cls, path: Path) -> "RunFolder":
+        return cls(Path(path), load_results(path))
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS_FILE
+
+    def finished_ids(self) -> set[str]:
+        """Ids of jobs that ended (ok, failed or skipped): a resume does not repeat them."""
+        return {job["id"] for job in self.data["jobs"] if job.get("status") in ("ok", "skipped") and "id" in job}
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Add or replace the job ``row`` (matched by id) and rewrite ``results.json``."""
+        jobs = [job for job in self.data["jobs"] if job.get("id") != row["id"]]
+        jobs.append(row)
+        self.data["jobs"] = jobs
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.results_path, self.data)
+
+
+def latest_run(out: Path) -> Path | None:
+    """The most recently created run folder under ``out`` (by its results.json mtime)."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    candidates: Iterable[Path] = (p for p in out.iterdir() if (p / RESULTS_FILE).is_file())
+    return max(candidates, key=lambda p: (p / RESULTS_FILE).stat().st_mtime, default=None)

@@ -1,0 +1,472 @@
+"""The job matrix: every compatible model x dataset pair, stage after stage.
+
+A job is train -> evaluate in PyTorch -> export to ONNX -> check -> compare
+and evaluate in ONNX Runtime -> measure latency -> record. A failure in any
+stage is contained in that job's row (``status: failed`` with the stage and
+a one-line error); the other jobs still run. ``results.json`` is rewritten
+atomically after every job, so an interrupted run keeps every finished job
+and ``--resume`` picks up the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from harness.errors import HarnessError, StageError
+from harness.latency import LatencyConfig
+from harness.manager import one_line
+from harness.progress import Progress
+from harness.registry import Registry
+from harness.reporters import ReporterSet
+from harness.results import RunFolder, job_id, latest_run, new_run_id, safe_name
+from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits
+
+log = logging.getLogger(__name__)
+
+RECIPE_OVERRIDES = {f.name for f in dataclasses.fields(Recipe)} - {"schedule", "source"}
+FP32_TOLERANCE = 1e-4
+MIN_DIFF_SAMPLES = 64
+
+
+@dataclass
+class RunOptions:
+    """Everything ``harness run`` can be told; defaults are the CLI's defaults."""
+
+    plugins: list[str] | None = None
+    models: list[str] | None = None
+    datasets: list[str] | None = None
+    metrics: list[str] | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str = "auto"
+    max_train_samples: int | None = None
+    max_test_samples: int | None = None
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32])
+    threads: list[int] = field(default_factory=lambda: [1])
+    providers: list[str] | None = None
+    seed: int = 0
+    data_dir: Path | None = None
+    out: Path = Path("reports")
+    run_id: str | None = None
+    resume: bool = False
+    variants: list[str] = field(default_factory=lambda: ["fp32"])
+    exporter: str = "auto"
+    onnx_tolerance: float = FP32_TOLERANCE
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    torch_latency: bool = True
+    amp: str | None = None
+    channels_last: bool = False
+    save_weights: bool = True
+    sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    executor: str = "local"
+
+    def to_config(self) -> dict[str, Any]:
+        """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
+        data = dataclasses.asdict(self)
+        data["out"] = str(self.out)
+        data["data_dir"] = None if self.data_dir is None else str(self.data_dir)
+        return data
+
+
+@dataclass
+class Job:
+    model: ModelSpec
+    dataset: DatasetSpec
+    point: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return job_id(self.model.name, self.dataset.name, self.point)
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    skipped: list[tuple[str, str, str]]  # (model, dataset, why) for explicitly chosen incompatible pairs
+
+
+class DatasetCache:
+    """Loads each dataset once per run; a failed load is remembered and re-raised for every job."""
+
+    def __init__(self, data_dir: Path | None, seed: int):
+        self.data_dir = data_dir
+        self.seed = seed
+        self._loaded: dict[str, Splits | BaseException] = {}
+
+    def get(self, spec: DatasetSpec) -> Splits:
+        if spec.name not in self._loaded:
+            try:
+                splits = spec.load(data_dir=self.data_dir, seed=self.seed)
+                if not isinstance(splits, Splits):
+                    raise TypeError(f"load() returned {type(splits).__name__}, expected Splits")
+                self._loaded[spec.name] = splits
+            except Exception as exc:  # noqa: BLE001 - recorded in each job's row
+                self._loaded[spec.name] = exc
+        value = self._loaded[spec.name]
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def shape(self, spec: DatasetSpec) -> tuple[int, ...] | None:
+        if spec.input_shape is not None:
+            return tuple(spec.input_shape)
+        try:
+            return self.get(spec).input_shape
+        except Exception:  # noqa: BLE001 - the job will fail at load with the reason
+            return None
+
+
+def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> Plan:
+    """The compatible model x dataset (x sweep point) jobs the options select."""
+    models: list[ModelSpec] = registry.select("models", options.models, options.plugins)
+    datasets: list[DatasetSpec] = registry.select("datasets", options.datasets, options.plugins)
+    jobs, skipped = [], []
+    for dataset in datasets:
+        shape = cache.shape(dataset)
+        for model in models:
+            compatible = shape is None or model.model_input_shape(shape) is not None
+            if not compatible:
+                if options.models is not None and options.datasets is not None:
+                    skipped.append((model.name, dataset.name, f"{model.name} does not accept input {shape}"))
+                continue
+            for point in options.sweep or [{}]:
+                jobs.append(Job(model, dataset, dict(point)))
+    return Plan(jobs, skipped)
+
+
+@dataclass
+class RunContext:
+    options: RunOptions
+    registry: Registry
+    folder: RunFolder
+    cache: DatasetCache
+    metrics: list[Any]
+    device: str
+    progress: Progress
+    reporters: ReporterSet
+    providers: list[str]
+
+
+def _subset(pair: tuple[Any, Any], n: int | None, seed: int) -> tuple[Any, Any]:
+    import torch
+
+    x, y = pair
+    if n is None or n >= len(x):
+        return x, y
+    index = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[index], y[index]
+
+
+def split_validation(splits: Splits, recipe: Recipe, seed: int) -> tuple[tuple[Any, Any], tuple[Any, Any] | None]:
+    """(train, val): the dataset's own val split, else ``recipe.val_size`` samples held out of train."""
+    import torch
+
+    if splits.val is not None:
+        return splits.train, splits.val
+    x, y = splits.train
+    n = len(x)
+    size = int(recipe.val_size if recipe.val_size >= 1 else round(recipe.val_size * n))
+    if size <= 0:
+        return splits.train, None
+    if size >= n // 2:  # a recipe made for 60k samples on a small dataset: keep a sixth for validation
+        size = max(1, n // 6)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    val_index, train_index = order[:size], order[size:]
+    return (x[train_index], y[train_index]), (x[val_index], y[val_index])
+
+
+def job_recipe(job: Job, options: RunOptions) -> Recipe:
+    recipe = job.model.recipe.replace(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr)
+    return recipe.replace(**{k: v for k, v in job.point.items() if k in RECIPE_OVERRIDES})
+
+
+def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
+    values: dict[str, float | None] = {}
+    for metric in metrics:
+        try:
+            value = float(metric.compute(logits, targets))
+            values[metric.name] = value if math.isfinite(value) else None
+        except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
+            log.warning("metric %s failed: %s", metric.name, one_line(exc))
+            values[metric.name] = None
+    return values
+
+
+def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
+    """Run every stage of one job; never raises except on KeyboardInterrupt."""
+    row: dict[str, Any] = {
+        "id": job.id,
+        "model": job.model.name,
+        "dataset": job.dataset.name,
+        "point": job.point or None,
+        "status": "failed",
+        "stage": None,
+        "error": None,
+        "params": None,
+        "reference": dict(job.model.reference) or None,
+        "train": None,
+        "metrics": None,
+        "onnx": None,
+        "latency": [],
+    }
+    stage = "load"
+    started = time.perf_counter()
+    try:
+        stage = "load"
+        ctx.progress.stage(job.id, "loading data")
+        splits = ctx.cache.get(job.dataset)
+        stage = "build"
+        _run_stages(job, ctx, splits, row, lambda s: _set_stage(ctx, job, row, s))
+        row["status"] = "ok"
+        row["stage"] = None
+    except KeyboardInterrupt:
+        raise
+    except StageError as exc:
+        row["stage"], row["error"] = exc.stage, " ".join(str(exc).split())
+    except Exception as exc:  # noqa: BLE001 - contained in this job's row
+        row["stage"] = row.get("stage") or stage
+        row["error"] = one_line(exc)
+        log.debug("job %s failed", job.id, exc_info=True)
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+def _set_stage(ctx: RunContext, job: Job, row: dict[str, Any], stage: str) -> None:
+    row["stage"] = stage
+    ctx.progress.stage(job.id, stage)
+
+
+def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
+                stage: Callable[[str], None]) -> None:
+    import numpy as np
+    import torch
+
+    from harness.export import check_onnx, export_onnx
+    from harness.latency import measure_onnx, measure_torch
+    from harness.ort import make_session, max_abs_diff, run_batched
+    from harness.train import TrainOptions, count_parameters, input_adapter, predict, train_model
+
+    options = ctx.options
+    seed = int(job.point.get("seed", options.seed))
+    data_shape = splits.input_shape
+    stage("build")
+    model_shape = job.model.model_input_shape(data_shape)
+    if model_shape is None:
+        raise StageError("build", f"{job.model.name} does not accept inputs of shape {data_shape}")
+    recipe = job_recipe(job, options)
+    if recipe.epochs < 0:
+        raise StageError("train", f"epochs must be >= 0, got {recipe.epochs}")
+    build_kwargs = {k: v for k, v in job.point.items() if k not in RECIPE_OVERRIDES and k != "seed"}
+    torch.manual_seed(seed)
+    net = job.model.build(num_classes=splits.num_classes, input_shape=model_shape, **build_kwargs)
+    if not isinstance(net, torch.nn.Module):
+        raise StageError("build", f"build() returned {type(net).__name__}, expected a torch.nn.Module")
+    row["params"] = count_parameters(net)
+    model = input_adapter(net, data_shape, model_shape, recipe.normalize)
+    ctx.reporters.call("job_started", job.id, {"model": job.model.name, "dataset": job.dataset.name,
+                                               "recipe": recipe.to_dict(), "params": row["params"],
+                                               "point": job.point})
+
+    stage("train")
+    train_split, val_split = split_validation(splits, recipe, seed)
+    train_split = _subset(train_split, options.max_train_samples, seed)
+    test_x, test_y = _subset(splits.test, options.max_test_samples, seed)
+    evaluate_on = val_split if val_split is not None else (test_x, test_y)
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        ctx.progress.epoch(job.id, record, recipe.epochs)
+        ctx.reporters.call("epoch_ended", job.id, record, model)
+
+    result = train_model(
+        model,
+        train_split,
+        recipe,
+        TrainOptions(
+            device=ctx.device, seed=seed, amp=options.amp, channels_last=options.channels_last,
+            on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n),
+        ),
+        evaluate_on=evaluate_on,
+    )
+    row["train"] = result.to_dict(recipe)
+    row["train"].update(train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
+                        evaluated_on="val" if val_split is not None else "test")
+
+    stage("evaluate")
+    logits = predict(model, test_x, ctx.device)
+    row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
+    row["test_samples"] = len(test_x)
+    if options.save_weights:
+        weights = Path("weights") / f"{safe_name(job.id)}.pt"
+        (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, ctx.folder.path / weights)
+        row["train"]["weights"] = str(weights)
+
+    stage("export")
+    model = model.cpu().eval()
+    onnx_rel = Path("onnx") / f"{safe_name(job.id)}.onnx"
+    onnx_path = ctx.folder.path / onnx_rel
+    example = test_x[: max(2, min(8, len(test_x)))].cpu()
+    exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
+    row["onnx"] = {"path": str(onnx_rel), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
+
+    stage("check")
+    try:
+        check_onnx(onnx_path)
+    except Exception as exc:  # noqa: BLE001
+        raise StageError("check", f"onnx.checker rejected the export: {one_line(exc)}") from exc
+
+    stage("onnx-eval")
+    session = make_session(onnx_path, "CPUExecutionProvider", threads=None)
+    test_np = test_x.cpu().numpy()
+    ort_logits = run_batched(session, test_np)
+    n_diff = min(len(test_np), max(MIN_DIFF_SAMPLES, 0))
+    torch_logits = predict(model, test_x[:n_diff], "cpu").numpy()
+    diff = max_abs_diff(torch_logits, ort_logits[:n_diff])
+    row["onnx"]["max_abs_diff"] = diff
+    row["onnx"]["diff_samples"] = n_diff
+    row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y)
+    if not diff <= options.onnx_tolerance:
+        raise StageError(
+            "onnx-eval",
+            f"ONNX Runtime output differs from PyTorch by {diff:.3g} (> {options.onnx_tolerance:g}) "
+            f"on {n_diff} test inputs",
+        )
+
+    stage("latency")
+    sample = test_np[: max(options.batch_sizes)]
+    skipped: list[str] = []
+    row["latency"] = measure_onnx(
+        onnx_path, options.batch_sizes, options.threads, ctx.providers, options.latency,
+        sample=sample, on_skip=skipped.append,
+    )
+    if options.torch_latency:
+        row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
+                                        options.threads, "cpu", options.latency)
+        if ctx.device.startswith("cuda"):
+            row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
+                                            [1], ctx.device, options.latency)
+    if skipped:
+        row["latency_skipped"] = skipped
+
+    variants = [v for v in options.variants if v != "fp32"]
+    if variants:
+        stage("variants")
+        from harness.variants import evaluate_variants
+
+        row["variants"] = evaluate_variants(
+            variants, onnx_path, ctx.folder.path, train_split[0], test_x, test_y, ctx.metrics,
+            options, ctx.providers, fp32_metrics=row["onnx"]["metrics"],
+        )
+
+
+def default_providers(device: str) -> list[str]:
+    """CPU always; CUDA/TensorRT too when ONNX Runtime can really run them here."""
+    from harness.ort import usable_providers
+
+    usable, _ = usable_providers()
+    chosen = ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in usable:
+        chosen.append("CUDAExecutionProvider")
+    return chosen
+
+
+def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFolder:
+    """A new run folder, or with ``--resume`` the named (or latest) one."""
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {out} exists and is not a folder")
+    if options.resume:
+        if options.run_id:
+            path = out / safe_name(options.run_id)
+            if not (path / "results.json").exists():
+                raise HarnessError(f"nothing to resume: no run {options.run_id!r} in {out}")
+        else:
+            found = latest_run(out)
+            if found is None:
+                raise HarnessError(f"nothing to resume: no run folder in {out}")
+            path = found
+        folder = RunFolder.open(path)
+        folder.data.setdefault("resumed", []).append(environment)
+        return folder
+    return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
+
+
+def execute(registry: Registry, options: RunOptions, progress: Progress,
+            reporters: Iterable[Any] = ()) -> RunFolder:
+    """Plan and run every job, writing the run folder; returns it with its results.
+
+    Raises :class:`HarnessError` for bad input found before any job runs.
+    On KeyboardInterrupt the finished jobs are already on disk; the exception
+    propagates with ``run_folder`` attached so the caller can say how to resume.
+    """
+    from harness.environment import collect_environment
+    from harness.train import resolve_device
+
+    _validate(options)
+    metrics = registry.select("metrics", options.metrics, None)
+    device = resolve_device(options.device)
+    cache = DatasetCache(options.data_dir, options.seed)
+    plan = plan_jobs(registry, options, cache)
+    if not plan.jobs:
+        reasons = "; ".join(why for _, _, why in plan.skipped) or "the selection has no compatible pair"
+        raise HarnessError(f"no job to run: {reasons}")
+    environment = collect_environment(device)
+    folder = open_run_folder(options, environment)
+    providers = [p for p in (options.providers or default_providers(device))]
+    reporter_set = ReporterSet(reporters)
+    ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
+    done = folder.finished_ids() if options.resume else set()
+    todo = [job for job in plan.jobs if job.id not in done]
+    if done:
+        progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
+    for model, dataset, why in plan.skipped:
+        folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
+                       "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
+                       "onnx": None, "latency": []})
+    reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
+    progress.start(len(todo))
+    try:
+        for index, job in enumerate(todo, start=1):
+            progress.job(index, len(todo), job.id)
+            row = run_job(job, ctx)
+            folder.record(row)
+            progress.job_done(row)
+            reporter_set.call("job_ended", job.id, row, folder.path)
+    except KeyboardInterrupt as exc:
+        progress.stop()
+        exc.run_folder = folder  # type: ignore[attr-defined]
+        raise
+    progress.stop()
+    if reporter_set.errors:
+        folder.data["reporter_errors"] = reporter_set.errors
+        folder.save()
+    reporter_set.call("run_ended", folder.data, folder.path)
+    return folder
+
+
+def _validate(options: RunOptions) -> None:
+    if options.epochs is not None and options.epochs < 1:
+        raise HarnessError(f"--epochs must be at least 1, got {options.epochs}")
+    if options.batch_size is not None and options.batch_size < 1:
+        raise HarnessError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if not options.batch_sizes or any(b < 1 for b in options.batch_sizes):
+        raise HarnessError(f"--batch-sizes must be positive integers, got {options.batch_sizes}")
+    if not options.threads or any(t < 1 for t in options.threads):
+        raise HarnessError(f"--threads must be positive integers, got {options.threads}")
+    for name, value in (("--max-train-samples", options.max_train_samples),
+                        ("--max-test-samples", options.max_test_samples)):
+        if value is not None and value < 1:
+            raise HarnessError(f"{name} must be at least 1, got {value}")
+    if options.data_dir is not None and not Path(options.data_dir).is_dir():
+        raise HarnessError(f"--data-dir {options.data_dir} is not a folder")
+    from harness.export import EXPORTERS
+
+    if options.exporter not in EXPORTERS:
+        raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")

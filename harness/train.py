@@ -1,0 +1,233 @@
+"""Stage: train a model from its recipe, and evaluate it in PyTorch.
+
+Data stays in tensors on the training device and is shuffled by index each
+epoch (no per-sample Python, no DataLoader). The model is wrapped in an
+:class:`InputAdapter` that adapts channels (grayscale duplicated to RGB, as
+the seeds do) and applies the recipe's normalisation, so the exported ONNX
+model takes the dataset's raw [0, 1] inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from harness.errors import StageError
+from harness.specs import Recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from harness.errors import HarnessError
+
+        raise HarnessError("--device cuda was asked for but torch sees no CUDA device")
+    return device
+
+
+def input_adapter(model: "torch.nn.Module", data_shape: Sequence[int], model_shape: Sequence[int],
+                  normalize: tuple[float, float] | None) -> "torch.nn.Module":
+    """Wrap ``model`` so it takes inputs of ``data_shape``; see :class:`InputAdapter`."""
+    from harness._nets import InputAdapter
+
+    return InputAdapter(model, int(data_shape[0]), int(model_shape[0]), normalize)
+
+
+def count_parameters(model: "torch.nn.Module") -> int:
+    """Number of trainable and frozen parameters (buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass
+class TrainOptions:
+    device: str = "cpu"
+    seed: int = 0
+    amp: str | None = None  # None, "bf16" or "fp16" (CUDA autocast)
+    channels_last: bool = False
+    eval_batch_size: int = 1024
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+    on_batch: Callable[[int, int], None] | None = None
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    seconds: float
+    device: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    time_to_target_s: float | None = None
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None
+
+    def to_dict(self, recipe: Recipe) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "seconds": round(self.seconds, 3),
+            "device": self.device,
+            "recipe": recipe.to_dict(),
+            "target_accuracy": recipe.target_accuracy,
+            "time_to_target_s": None if self.time_to_target_s is None else round(self.time_to_target_s, 3),
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_kind": self.peak_memory_kind,
+            "history": self.history,
+        }
+
+
+def make_optimizer(recipe: Recipe, params: Any) -> "torch.optim.Optimizer":
+    import torch
+
+    name = recipe.optimizer.lower()
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+            weight_decay=recipe.weight_decay,
+        )
+    if name == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+def train_model(
+    model: "torch.nn.Module",
+    train: tuple["torch.Tensor", "torch.Tensor"],
+    recipe: Recipe,
+    options: TrainOptions,
+    evaluate_on: tuple["torch.Tensor", "torch.Tensor"] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place for ``recipe.epochs`` epochs; per-epoch history in the result.
+
+    ``evaluate_on`` (validation, else test inputs) is scored after every epoch
+    for the training curves and time-to-accuracy; its time is not counted in
+    ``seconds``. A non-finite loss stops training with ``StageError('train')``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    device = options.device
+    on_cuda = device.startswith("cuda")
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.cuda.reset_peak_memory_stats()
+    model.to(device)
+    if options.channels_last and train[0].dim() == 4:
+        model.to(memory_format=torch.channels_last)
+    x_all = train[0].to(device, non_blocking=True)
+    y_all = train[1].to(device, non_blocking=True)
+    n = x_all.shape[0]
+    if n == 0:
+        raise StageError("train", "the training split is empty")
+    batch_size = min(recipe.batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    optimizer = make_optimizer(recipe, model.parameters())
+    per_batch_scheduler = None
+    if recipe.schedule.kind == "onecycle":
+        per_batch_scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * steps_per_epoch)
+        )
+    generator = torch.Generator(device="cpu").manual_seed(options.seed)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp or "")
+    use_amp = amp_dtype is not None and on_cuda
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device)
+    train_seconds = 0.0
+    for epoch in range(recipe.epochs):
+        if per_batch_scheduler is None:
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.schedule.lr_at(epoch, recipe.lr)
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(n, generator=generator).to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for step in range(steps_per_epoch):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
+            if options.channels_last and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if per_batch_scheduler is not None:
+                per_batch_scheduler.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            if options.on_batch is not None:
+                options.on_batch(step + 1, steps_per_epoch)
+        train_loss = float(loss_sum.item()) / n  # one sync per epoch
+        if on_cuda:
+            torch.cuda.synchronize()
+        train_seconds += time.perf_counter() - start
+        if not math.isfinite(train_loss):
+            raise StageError("train", f"training diverged: the loss became {train_loss} in epoch {epoch + 1}")
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": round(train_loss, 6),
+            "train_accuracy": round(float(correct.item()) / n, 6),
+            "seconds": round(train_seconds, 3),
+        }
+        if evaluate_on is not None:
+            logits = predict(model, evaluate_on[0], device, options.eval_batch_size)
+            targets = evaluate_on[1]
+            record["eval_loss"] = round(float(F.cross_entropy(logits, targets).item()), 6)
+            record["eval_accuracy"] = round(float((logits.argmax(1) == targets).float().mean().item()), 6)
+            if (
+                result.time_to_target_s is None
+                and recipe.target_accuracy is not None
+                and record["eval_accuracy"] >= recipe.target_accuracy
+            ):
+                result.time_to_target_s = train_seconds
+        result.history.append(record)
+        if options.on_epoch is not None:
+            options.on_epoch(record)
+    result.seconds = train_seconds
+    result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device)
+    return result
+
+
+def predict(model: "torch.nn.Module", inputs: "torch.Tensor", device: str, batch_size: int = 1024) -> "torch.Tensor":
+    """Float32 CPU logits of ``model`` on every row of ``inputs``, in eval mode, batched."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for i in range(0, inputs.shape[0], batch_size):
+            outputs.append(model(inputs[i : i + batch_size].to(device, non_blocking=True)).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def peak_memory(device: str) -> tuple[int | None, str | None]:
+    """(bytes, kind): CUDA max allocated on a GPU, else the process's peak resident set size."""
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+    try:
+        import resource
+
+        # ru_maxrss is in kilobytes on Linux; the peak of the whole process so far.
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
+    except (ImportError, OSError):  # pragma: no cover - not on Windows
+        return None, None
