@@ -1,0 +1,65 @@
+"""Shared fixtures: offline data cache in tmp, and fake third-party plugins installed as real distributions."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+THIRDPARTY = Path(__file__).parent / "thirdparty"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _offline_cache(tmp_path_factory, monkeypatch):
+    """No test downloads anything, and dataset caches live in a per-session tmp folder."""
+    cache = tmp_path_factory.getbasetemp() / "harness-cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+
+
+class SitePackages:
+    """A folder on ``sys.path`` holding distributions (``*.dist-info`` with entry points) written by a test."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def install(self, dist: str, plugins: dict[str, str], version: str = "1.0") -> None:
+        """Install ``dist`` declaring ``harness`` entry points ``{name: module}``; modules copied from tests/thirdparty."""
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        lines = ["[harness]"] + [f"{name} = {module}" for name, module in plugins.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        for module in plugins.values():
+            source = THIRDPARTY / f"{module.split(':')[0]}.py"
+            if source.exists():
+                shutil.copy(source, self.root / source.name)
+        importlib.invalidate_caches()
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that sees these distributions."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return env
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> SitePackages:
+    packages = SitePackages(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(packages.root))
+    yield packages
+    for name in [m for m in sys.modules if m in {p.stem for p in THIRDPARTY.glob("*.py")}]:
+        del sys.modules[name]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600):
+    """``python -m harness ARGS`` in a subprocess; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)

@@ -1,0 +1,98 @@
+"""``harness run`` end to end on real (small) work: training, ONNX export, ONNX Runtime, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One real run: a built-in and a third-party model on a built-in and a third-party dataset."""
+    from conftest import SitePackages
+
+    root = tmp_path_factory.mktemp("e2e")
+    site = SitePackages(root / "site")
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    env = site.env()
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(root / "cache"))
+    result = run_cli(
+        "run", "--plugins", "all", "--models", "mnist-mlp,demo-tiny", "--datasets", "synthetic,demo-blobs",
+        "--epochs", "1", "--max-train-samples", "256", "--device", "cpu", "--batch-sizes", "1,8", "--quick",
+        "--out", str(root / "out"), "--run-id", "e2e", env=env,
+    )
+    return result, root / "out" / "e2e"
+
+
+def test_run_exits_zero_and_prints_the_comparison_table(demo_run):
+    result, _ = demo_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "onnx acc" in result.stdout and "mnist-mlp" in result.stdout and "demo-tiny" in result.stdout
+    assert "[1/4]" in result.stderr  # progress lines when stderr is not a terminal
+
+
+def test_results_json_follows_the_contract(demo_run):
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    assert data["schema_version"] == 1 and data["run_id"] == "e2e"
+    env = data["environment"]
+    for key in ("torch", "onnxruntime", "onnx", "cpu", "device", "torch_threads"):
+        assert env[key], key
+    assert {(j["model"], j["dataset"]) for j in data["jobs"]} == {
+        ("mnist-mlp", "synthetic"), ("mnist-mlp", "demo-blobs"), ("demo-tiny", "synthetic"), ("demo-tiny", "demo-blobs")}
+    for job in data["jobs"]:
+        assert job["status"] == "ok" and job["error"] is None, job
+        assert job["params"] > 0
+        assert job["train"]["epochs"] == 1 and job["train"]["device"] == "cpu" and job["train"]["seconds"] > 0
+        assert 0 <= job["metrics"]["accuracy"] <= 1
+        onnx = job["onnx"]
+        onnx_file = run_dir / onnx["path"]
+        assert onnx_file.is_file() and not onnx["path"].startswith("/")
+        assert onnx["bytes"] == onnx_file.stat().st_size  # single file: weights embedded
+        assert onnx["opset"] >= 17 and onnx["max_abs_diff"] <= 1e-4 and onnx["diff_samples"] >= 64
+        assert abs(onnx["metrics"]["accuracy"] - job["metrics"]["accuracy"]) <= 0.01
+        ort_rows = [r for r in job["latency"] if r["runtime"] == "onnxruntime"]
+        assert {(r["batch_size"], r["threads"]) for r in ort_rows} == {(1, 1), (8, 1)}
+        for row in job["latency"]:
+            assert row["runs"] >= 10
+            assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+            assert row["throughput_per_s"] > 0
+        assert any(r["runtime"] == "torch" for r in job["latency"])
+
+
+def test_third_party_metric_appears_in_results(demo_run):
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    for job in data["jobs"]:
+        assert 0 <= job["metrics"]["demo-top2"] <= 1
+        assert job["metrics"]["demo-top2"] >= job["metrics"]["accuracy"]
+        assert "demo-top2" in job["onnx"]["metrics"]
+
+
+def test_trained_models_beat_chance(demo_run):
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    mlp_synthetic = next(j for j in data["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    assert mlp_synthetic["metrics"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
+
+
+def test_csv_and_markdown_reports_are_written(demo_run):
+    _, run_dir = demo_run
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    assert {r["model"] for r in rows} == {"mnist-mlp", "demo-tiny"}
+    assert all(float(r["p50_ms"]) > 0 for r in rows)
+    markdown = (run_dir / "report.md").read_text()
+    assert "| mnist-mlp" in markdown and "## Latency" in markdown
+
+
+def test_weights_are_saved_and_load_with_weights_only(demo_run):
+    import torch
+
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    job = data["jobs"][0]
+    state = torch.load(run_dir / job["train"]["weights"], weights_only=True)
+    assert sum(v.numel() for k, v in state.items()) >= job["params"]

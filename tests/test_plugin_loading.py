@@ -1,0 +1,106 @@
+"""Plugin discovery through entry points: third-party distributions, broken plugins, clashes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import run_cli
+
+from harness.registry import build_registry
+
+
+def test_builtin_plugins_are_entry_points_of_the_harness_distribution():
+    registry = build_registry()
+    builtins = {name for name, info in registry.host.plugins.items() if info.builtin}
+    assert {"datasets", "metrics", "mnist-cnns", "mnist-20k", "mwnn", "mnist-attention", "cnn3d"} <= builtins
+    assert all(registry.host.plugins[name].distribution == "harness" for name in builtins)
+    assert registry.owners["datasets"]["synthetic"] == "datasets"
+
+
+def test_third_party_distribution_is_discovered_with_its_name_and_version(site):
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"}, version="2.3")
+    registry = build_registry()
+    info = registry.host.plugins["demo"]
+    assert (info.distribution, info.version, info.builtin) == ("harness-demo-plugin", "2.3", False)
+    assert info.hooks == ["harness_datasets", "harness_metrics", "harness_models"]
+    assert registry.registered_by("demo") == {
+        "models": ["demo-tiny"], "datasets": ["demo-blobs"], "metrics": ["demo-top2"]}
+    assert not [e for e in registry.errors if e.plugin == "demo"]
+
+
+def test_broken_import_is_reported_with_plugin_and_distribution_and_the_rest_works(site):
+    site.install("harness-broken", {"broken": "broken_import"})
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    registry = build_registry()
+    errors = [e for e in registry.errors if e.plugin == "broken"]
+    assert len(errors) == 1
+    assert errors[0].distribution == "harness-broken"
+    assert "ModuleNotFoundError" in errors[0].message and "\n" not in errors[0].message
+    assert "demo-tiny" in registry.models and "synthetic" in registry.datasets
+
+
+def test_duplicate_name_is_refused_naming_both_plugins_and_the_builtin_keeps_it(site):
+    site.install("harness-clash", {"clash": "clash_plugin"})
+    registry = build_registry()
+    assert registry.owners["metrics"]["accuracy"] == "metrics"
+    assert registry.metrics["accuracy"].compute.__module__ == "harness_plugins.metrics"
+    (error,) = [e for e in registry.errors if e.plugin == "clash"]
+    assert "'accuracy'" in error.message and "'metrics'" in error.message and "'clash'" in error.message
+    assert registry.owners["metrics"]["clash-own"] == "clash"  # its other registration still counts
+
+
+def test_raising_hook_and_wrong_return_type_are_reported_per_plugin(site):
+    site.install("harness-raising", {"raising": "raising_hook"})
+    registry = build_registry()
+    messages = [e.message for e in registry.errors if e.plugin == "raising"]
+    assert any("harness_models() raised RuntimeError: model zoo offline" in m for m in messages)
+    assert any("harness_datasets() must return a list, got dict" in m for m in messages)
+    assert "mnist-cnn" in registry.models
+
+
+def test_misspelt_hook_is_caught_by_check_pending(site):
+    site.install("harness-typo", {"typo": "misspelt_hook"})
+    registry = build_registry()
+    (error,) = [e for e in registry.errors if e.plugin == "typo"]
+    assert "harness_modles" in error.message
+    assert "typo" not in registry.host.plugins
+
+
+def test_same_distribution_seen_twice_is_not_a_clash(site):
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    from importlib import metadata
+
+    from harness.manager import PluginHost
+
+    eps = [ep for ep in metadata.entry_points(group="harness") if ep.name == "demo"]
+    host = PluginHost()
+    host.load_entry_points(eps + eps)
+    assert list(host.plugins) == ["demo"] and host.errors == []
+
+
+def test_plugins_command_lists_third_party_and_errors_as_json(site):
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"}, version="0.9")
+    site.install("harness-broken", {"broken": "broken_import"})
+    result = run_cli("plugins", "--json", env=site.env())
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    demo = next(p for p in data["plugins"] if p["name"] == "demo")
+    assert demo["distribution"] == "harness-demo-plugin" and demo["version"] == "0.9"
+    assert demo["registered"]["models"] == ["demo-tiny"]
+    assert any(e["plugin"] == "broken" and e["distribution"] == "harness-broken" for e in data["errors"])
+
+
+def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom harness.cli import main\n"
+        "for args in (['--help'], ['plugins'], ['list', 'models'], ['run', '--help']):\n"
+        "    r = CliRunner().invoke(main, args)\n    assert r.exit_code == 0, (args, r.output)\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=site.env())
+    assert result.returncode == 0, result.stderr
