@@ -1,0 +1,1 @@
+"""Experiment-tracker reporters (MLflow, TensorBoard): placeholder until written."""
