@@ -214,6 +214,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
               help="Where jobs run.")
+@click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds.")
 @click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
 @click.pass_context
 def run_command(ctx: click.Context, **kwargs: Any) -> None:
@@ -223,52 +224,24 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     report.html and the ONNX files, and prints a comparison table.
     Exit status 1 when any job failed.
     """
-    from harness.latency import QUICK, LatencyConfig
     from harness.progress import make_progress
     from harness.report import comparison_table, failures, write_reports
-    from harness.runner import RunOptions, execute
 
-    values = _merge_config(ctx, kwargs)
+    values, explicit = _merge_config(ctx, kwargs)
     registry = _registry()
     for error in registry.errors:
         click.echo(f"harness: warning: {error}", err=True)
-    plugins = values.pop("plugins")
-    if plugins in (["all"], None):
-        plugins = None
-    else:
-        for name in plugins:
+    options = _run_options(values, explicit)
+    if options.plugins is not None:
+        for name in options.plugins:
             if name not in registry.host.plugins:
                 from harness.registry import unknown_name_message
 
                 raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
-    options = RunOptions(
-        plugins=plugins,
-        models=values["models"],
-        datasets=values["datasets"],
-        metrics=values["metrics"],
-        epochs=values["epochs"],
-        batch_size=values["batch_size"],
-        lr=values["lr"],
-        device=values["device"],
-        max_train_samples=values["max_train_samples"],
-        max_test_samples=values["max_test_samples"],
-        batch_sizes=values["batch_sizes"],
-        threads=values["threads"],
-        providers=values["providers"],
-        seed=values["seed"],
-        data_dir=Path(values["data_dir"]) if values["data_dir"] else None,
-        out=Path(values["out"]),
-        run_id=values["run_id"],
-        resume=values["resume"],
-        variants=values["variants"],
-        exporter=values["exporter"],
-        latency=QUICK if values["quick"] else LatencyConfig(),
-        torch_latency=not values["no_torch_latency"],
-        amp=values["amp"],
-        sweep=values.get("sweep") or [{}],
-        executor=values["executor"],
-    )
+    from harness.runner import execute
+
     progress = make_progress(values["progress"])
+    previous_term = _stop_on_sigterm()
     try:
         folder = execute(registry, options, progress, reporters=_reporters(registry))
     except KeyboardInterrupt as exc:
@@ -281,6 +254,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         else:
             click.echo("\ninterrupted before the first job", err=True)
         ctx.exit(130)
+    finally:
+        _restore_sigterm(previous_term)
     write_reports(folder.path, folder.data)
     click.echo(comparison_table(folder.data))
     click.echo(f"\nrun folder: {folder.path}")
@@ -290,6 +265,27 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         for line in failed:
             click.echo(f"  {line}", err=True)
         ctx.exit(EXIT_JOB_FAILED)
+
+
+def _stop_on_sigterm() -> Any:
+    """Treat SIGTERM (CI time-outs, ``kill``) like Ctrl-C: finished jobs are kept and resumable."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _reporters(registry: Any) -> list[Any]:
@@ -305,23 +301,59 @@ def _reporters(registry: Any) -> list[Any]:
     return reporters
 
 
-def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Command-line values, filled from --config where the command line left the default."""
+def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """(values, names given explicitly): the command line, filled from --config where it left the default."""
     values = dict(kwargs)
     config_file = values.pop("config_file")
+    explicit = {k for k in values if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
     if config_file is None:
-        return values
+        return values, explicit
     from harness.config import load_config
 
-    config = load_config(config_file)
-    for key, value in config.items():
-        if key == "sweep":
-            values["sweep"] = value
-            continue
-        source = ctx.get_parameter_source(key) if key in values else None
-        if source is None or source == click.core.ParameterSource.DEFAULT:
+    for key, value in load_config(config_file).items():
+        if key not in explicit:
             values[key] = value
-    return values
+            explicit.add(key)
+    return values, explicit
+
+
+# CLI option name -> RunOptions field, where they differ.
+_FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency"}
+
+
+def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
+    """RunOptions from CLI values; with --resume, the stored run's options with explicit values on top."""
+    from harness.latency import QUICK, LatencyConfig
+    from harness.runner import RunOptions
+
+    fields = {
+        "plugins": None if values["plugins"] in (["all"], None) else values["plugins"],
+        "models": values["models"], "datasets": values["datasets"], "metrics": values["metrics"],
+        "epochs": values["epochs"], "batch_size": values["batch_size"], "lr": values["lr"],
+        "device": values["device"], "max_train_samples": values["max_train_samples"],
+        "max_test_samples": values["max_test_samples"], "batch_sizes": values["batch_sizes"],
+        "threads": values["threads"], "providers": values["providers"], "seed": values["seed"],
+        "data_dir": Path(values["data_dir"]) if values["data_dir"] else None, "out": Path(values["out"]),
+        "run_id": values["run_id"], "resume": values["resume"], "variants": values["variants"],
+        "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
+        "torch_latency": not values["no_torch_latency"], "amp": values["amp"],
+        "sweep": values.get("sweep") or [{}], "executor": values["executor"],
+        "job_timeout": values["job_timeout"],
+    }
+    if not values["resume"]:
+        return RunOptions(**fields)
+    from harness.results import RunFolder
+    from harness.runner import resume_target
+
+    folder = RunFolder.open(resume_target(fields["out"], fields["run_id"]))
+    stored = RunOptions.from_config(folder.data.get("config") or {})
+    given = {_FIELD_OF.get(name, name) for name in explicit} | {"resume", "run_id", "out"}
+    for name, value in fields.items():
+        if name in given:
+            setattr(stored, name, value)
+    stored.run_id = folder.path.name
+    stored.out = folder.path.parent
+    return stored
 
 
 # -- bench -------------------------------------------------------------------------------------------------

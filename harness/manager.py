@@ -15,6 +15,7 @@ skips entry points altogether (tests register plugin objects directly).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterable
@@ -65,9 +66,14 @@ class LoadError:
         return {"plugin": self.plugin, "distribution": self.distribution, "error": self.message}
 
 
-def one_line(exc: BaseException) -> str:
-    """``Type: message`` squeezed onto a single line."""
-    text = " ".join(str(exc).split())
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` squeezed onto a single line (colour codes removed, at most ``limit`` characters)."""
+    text = " ".join(_ANSI.sub("", str(exc)).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -10,13 +10,16 @@ and ``--resume`` picks up the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from harness.errors import HarnessError, StageError
 from harness.latency import LatencyConfig
@@ -66,6 +69,7 @@ class RunOptions:
     save_weights: bool = True
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
+    job_timeout: float | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
@@ -73,6 +77,18 @@ class RunOptions:
         data["out"] = str(self.out)
         data["data_dir"] = None if self.data_dir is None else str(self.data_dir)
         return data
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "RunOptions":
+        """Options stored by :meth:`to_config` (unknown keys from other versions are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in config.items() if k in names}
+        if isinstance(values.get("latency"), dict):
+            values["latency"] = LatencyConfig(**values["latency"])
+        for key in ("out", "data_dir"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(**values)
 
 
 @dataclass
@@ -199,6 +215,31 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[s
     return values
 
 
+class JobTimeout(Exception):
+    """Raised inside a job when ``--job-timeout`` seconds have passed."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`JobTimeout` in the main thread after ``seconds`` (POSIX; a no-op elsewhere)."""
+    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise JobTimeout(f"the job ran longer than --job-timeout {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     """Run every stage of one job; never raises except on KeyboardInterrupt."""
     row: dict[str, Any] = {
@@ -219,11 +260,11 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     stage = "load"
     started = time.perf_counter()
     try:
-        stage = "load"
-        ctx.progress.stage(job.id, "loading data")
-        splits = ctx.cache.get(job.dataset)
-        stage = "build"
-        _run_stages(job, ctx, splits, row, lambda s: _set_stage(ctx, job, row, s))
+        with time_limit(ctx.options.job_timeout):
+            ctx.progress.stage(job.id, "loading data")
+            splits = ctx.cache.get(job.dataset)
+            stage = "build"
+            _run_stages(job, ctx, splits, row, lambda s: _set_stage(ctx, job, row, s))
         row["status"] = "ok"
         row["stage"] = None
     except KeyboardInterrupt:
@@ -232,7 +273,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         row["stage"], row["error"] = exc.stage, " ".join(str(exc).split())
     except Exception as exc:  # noqa: BLE001 - contained in this job's row
         row["stage"] = row.get("stage") or stage
-        row["error"] = one_line(exc)
+        row["error"] = " ".join(str(exc).split()) if isinstance(exc, (HarnessError, JobTimeout)) else one_line(exc)
         log.debug("job %s failed", job.id, exc_info=True)
     row["seconds"] = round(time.perf_counter() - started, 3)
     return row
@@ -377,22 +418,27 @@ def default_providers(device: str) -> list[str]:
     return chosen
 
 
+def resume_target(out: Path, run_id: str | None) -> Path:
+    """The run folder ``--resume`` continues: ``--run-id`` in ``out``, else the latest run there."""
+    out = Path(out)
+    if run_id:
+        path = out / safe_name(run_id)
+        if not (path / "results.json").exists():
+            raise HarnessError(f"nothing to resume: no run {run_id!r} in {out}")
+        return path
+    found = latest_run(out)
+    if found is None:
+        raise HarnessError(f"nothing to resume: no run folder in {out}")
+    return found
+
+
 def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFolder:
     """A new run folder, or with ``--resume`` the named (or latest) one."""
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if options.resume:
-        if options.run_id:
-            path = out / safe_name(options.run_id)
-            if not (path / "results.json").exists():
-                raise HarnessError(f"nothing to resume: no run {options.run_id!r} in {out}")
-        else:
-            found = latest_run(out)
-            if found is None:
-                raise HarnessError(f"nothing to resume: no run folder in {out}")
-            path = found
-        folder = RunFolder.open(path)
+        folder = RunFolder.open(resume_target(out, options.run_id))
         folder.data.setdefault("resumed", []).append(environment)
         return folder
     return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
@@ -468,5 +514,7 @@ def _validate(options: RunOptions) -> None:
         raise HarnessError(f"--data-dir {options.data_dir} is not a folder")
     from harness.export import EXPORTERS
 
+    if options.job_timeout is not None and options.job_timeout <= 0:
+        raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:
         raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")

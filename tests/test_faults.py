@@ -1,0 +1,62 @@
+"""Fault isolation: each failing stage fails only its own job, with the stage and a one-line reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SitePackages, run_cli
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    site = SitePackages(root / "site")
+    site.install("harness-faulty", {"faulty": "faulty_plugin"})
+    env = site.env()
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(root / "cache"))
+    result = run_cli("run", "--plugins", "faulty,datasets,metrics", "--datasets", "synthetic,fault-data",
+                     "--epochs", "1", "--max-train-samples", "128", "--device", "cpu", "--batch-sizes", "1",
+                     "--quick", "--no-torch-latency", "--out", str(root / "out"), "--run-id", "f", env=env)
+    data = json.loads((root / "out" / "f" / "results.json").read_text())
+    return result, {job["id"]: job for job in data["jobs"]}
+
+
+def test_run_finishes_with_exit_1_and_lists_failures(fault_run):
+    result, jobs = fault_run
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert len(jobs) == 12  # 6 models x 2 datasets, every one recorded
+
+
+@pytest.mark.parametrize("job_id, stage, needle", [
+    ("fault-build@synthetic", "build", "ValueError: cannot build this network"),
+    ("fault-not-module@synthetic", "build", "expected a torch.nn.Module"),
+    ("fault-nan@synthetic", "train", "diverged"),
+    ("fault-export@synthetic", "export", "harnessfault::double"),
+    ("fault-mismatch@synthetic", "onnx-eval", "differs from PyTorch"),
+    ("fault-ok@fault-data", "load", "the fault-data files are corrupt"),
+])
+def test_each_stage_failure_is_recorded_in_its_row(fault_run, job_id, stage, needle):
+    _, jobs = fault_run
+    job = jobs[job_id]
+    assert job["status"] == "failed"
+    assert job["stage"] == stage
+    assert needle in job["error"] and "\n" not in job["error"]
+
+
+def test_other_jobs_are_ok_and_a_failing_metric_is_null(fault_run):
+    _, jobs = fault_run
+    ok = jobs["fault-ok@synthetic"]
+    assert ok["status"] == "ok", ok
+    assert ok["metrics"]["fault-metric"] is None and ok["metrics"]["accuracy"] is not None
+    assert ok["latency"] and ok["onnx"]["max_abs_diff"] <= 1e-4
+
+
+def test_failed_stages_leave_later_fields_null_not_invented(fault_run):
+    _, jobs = fault_run
+    nan = jobs["fault-nan@synthetic"]
+    assert nan["onnx"] is None and nan["latency"] == [] and nan["metrics"] is None
+    export = jobs["fault-export@synthetic"]
+    assert export["metrics"]["accuracy"] is not None  # the PyTorch evaluation before export stands
+    assert export["onnx"] is None

@@ -1,0 +1,73 @@
+"""Property tests: names from plugins never escape the run folder; config parsing fails only cleanly."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.config import sweep_points, validate_config
+from harness.errors import HarnessError
+from harness.results import atomic_write_json, safe_name
+
+
+@given(st.text(min_size=0, max_size=300))
+def test_safe_name_stays_inside_its_folder(name):
+    cleaned = safe_name(name)
+    assert cleaned and len(cleaned) <= 80
+    assert set(cleaned) <= set(string.ascii_letters + string.digits + "._-")
+    assert ".." not in cleaned and not cleaned.startswith(".")
+    root = Path("/run").resolve()
+    assert (root / cleaned).resolve().parent == root
+
+
+def test_safe_name_examples():
+    assert safe_name("../../etc/passwd") == "etc_passwd"
+    assert safe_name("/abs/path") == "abs_path"
+    assert safe_name("mnist-cnn@synthetic") == "mnist-cnn_synthetic"
+    assert safe_name("...") == "unnamed"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+known_keys = st.sampled_from(["epochs", "models", "batch_sizes", "lr", "seed", "device", "sweep", "threads",
+                              "quick", "run-id", "nonsense"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(known_keys | st.text(max_size=12), json_values, max_size=6))
+def test_config_validation_accepts_or_raises_harness_error_only(raw):
+    try:
+        config = validate_config(raw)
+    except HarnessError as exc:
+        assert "\n" not in str(exc)
+        return
+    for key, value in config.items():
+        if key in ("models", "batch_sizes", "threads", "sweep"):
+            assert isinstance(value, list)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["batch_size", "lr", "seed", "dropout"]),
+                       st.lists(st.integers(1, 100), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_sweep_grid_is_the_cross_product(table):
+    points = sweep_points(table)
+    expected = 1
+    for values in table.values():
+        expected *= len(values)
+    assert len(points) == expected
+    assert all(set(point) == set(table) for point in points)
+
+
+@given(json_values)
+def test_atomic_json_write_round_trips(tmp_path_factory, value):
+    path = tmp_path_factory.mktemp("atomic") / "r.json"
+    atomic_write_json(path, {"v": value})
+    assert json.loads(path.read_text()) == {"v": value}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind

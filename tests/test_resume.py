@@ -1,0 +1,98 @@
+"""Durable progress: a run killed mid-way loses at most the job in progress; --resume finishes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import SitePackages, run_cli
+
+RUN_ARGS = ["run", "--models", "demo-tiny,mnist-mlp", "--datasets", "demo-blobs,synthetic", "--epochs", "1",
+            "--max-train-samples", "128", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
+            "--exporter", "torchscript"]
+
+
+@pytest.fixture
+def env(tmp_path):
+    site = SitePackages(tmp_path / "site")
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    env = site.env()
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"))
+    return env
+
+
+def _start(env, out, run_id):
+    return subprocess.Popen([sys.executable, "-m", "harness", *RUN_ARGS, "--out", str(out), "--run-id", run_id],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_jobs(results, n, proc, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if results.exists():
+            jobs = json.loads(results.read_text())["jobs"]  # must always parse: atomic writes
+            if len(jobs) >= n:
+                return jobs
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for a finished job")
+
+
+def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
+    out = tmp_path / "out"
+    results = out / "k" / "results.json"
+    proc = _start(env, out, "k")
+    finished = _wait_for_jobs(results, 1, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {job["id"]: job for job in json.loads(results.read_text())["jobs"]}
+    assert len(before) < 4 and all(job["status"] == "ok" for job in before.values())
+    assert finished[0]["id"] in before
+
+    # Only --resume and the run id: the stored options of the run are reused.
+    resumed = run_cli("run", "--resume", "--run-id", "k", "--out", str(out), env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{len(before)} job(s) already finished" in resumed.stderr
+    after = json.loads(results.read_text())["jobs"]
+    ids = [job["id"] for job in after]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 4  # every job exactly once
+    for job in after:
+        assert job["status"] == "ok"
+        if job["id"] in before:
+            assert job == before[job["id"]]  # not redone: identical row, same timings
+    assert json.loads(results.read_text())["resumed"]
+
+
+def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
+    out = tmp_path / "out"
+    proc = _start(env, out, "c")
+    _wait_for_jobs(out / "c" / "results.json", 1, proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr
+    assert "harness run --resume --run-id c" in stderr
+    data = json.loads((out / "c" / "results.json").read_text())
+    assert data["jobs"] and all(job["status"] == "ok" for job in data["jobs"])
+
+
+def test_resume_latest_run_without_run_id(env, tmp_path):
+    out = tmp_path / "out"
+    first = run_cli(*RUN_ARGS[:2], "demo-tiny", "--datasets", "demo-blobs", "--epochs", "1", "--device", "cpu",
+                    "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+                    "--out", str(out), "--run-id", "only", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli("run", "--resume", "--out", str(out), env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 job(s) already finished, 0 to run" in again.stderr
+
+
+def test_resume_with_nothing_to_resume_is_a_usage_error(tmp_path):
+    result = run_cli("run", "--resume", "--run-id", "missing", "--out", str(tmp_path))
+    assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
