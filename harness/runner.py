@@ -445,7 +445,7 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
 
 
 def execute(registry: Registry, options: RunOptions, progress: Progress,
-            reporters: Iterable[Any] = ()) -> RunFolder:
+            reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None) -> RunFolder:
     """Plan and run every job, writing the run folder; returns it with its results.
 
     Raises :class:`HarnessError` for bad input found before any job runs.
@@ -477,14 +477,18 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
                        "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
                        "onnx": None, "latency": []})
     reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
+    from harness.executors import make_executor
+
+    executor = make_executor(options.executor, **(executor_options or {}))
+
+    def on_done(job: Job, row: dict[str, Any]) -> None:
+        folder.record(row)
+        progress.job_done(row)
+        reporter_set.call("job_ended", job.id, row, folder.path)
+
     progress.start(len(todo))
     try:
-        for index, job in enumerate(todo, start=1):
-            progress.job(index, len(todo), job.id)
-            row = run_job(job, ctx)
-            folder.record(row)
-            progress.job_done(row)
-            reporter_set.call("job_ended", job.id, row, folder.path)
+        executor.run(todo, ctx, on_done)
     except KeyboardInterrupt as exc:
         progress.stop()
         exc.run_folder = folder  # type: ignore[attr-defined]
