@@ -211,6 +211,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
 @click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed-precision training on CUDA.")
+@click.option("--channels-last", is_flag=True, help="Train 2D models in channels-last memory format.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the training forward pass.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
               help="Where jobs run.")
@@ -318,7 +320,7 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
 
 
 # CLI option name -> RunOptions field, where they differ.
-_FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency"}
+_FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency", "compile_model": "compile"}
 
 
 def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
@@ -337,6 +339,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "run_id": values["run_id"], "resume": values["resume"], "variants": values["variants"],
         "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
         "torch_latency": not values["no_torch_latency"], "amp": values["amp"],
+        "channels_last": values["channels_last"], "compile": values["compile_model"],
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
         "job_timeout": values["job_timeout"],
     }

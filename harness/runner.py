@@ -66,6 +66,7 @@ class RunOptions:
     torch_latency: bool = True
     amp: str | None = None
     channels_last: bool = False
+    compile: bool = False
     save_weights: bool = True
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
@@ -331,12 +332,14 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         recipe,
         TrainOptions(
             device=ctx.device, seed=seed, amp=options.amp, channels_last=options.channels_last,
+            compile=options.compile,
             on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n),
         ),
         evaluate_on=evaluate_on,
     )
     row["train"] = result.to_dict(recipe)
-    row["train"].update(train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
+    row["train"].update(amp=options.amp, channels_last=options.channels_last, compile=options.compile,
+                        train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on="val" if val_split is not None else "test")
 
     stage("evaluate")
