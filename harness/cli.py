@@ -214,8 +214,12 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--channels-last", is_flag=True, help="Train 2D models in channels-last memory format.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the training forward pass.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
-@click.option("--executor", type=click.Choice(["local"]), default="local", show_default=True,
-              help="Where jobs run.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")
+@click.option("--ray-address", help="Ray cluster to join (ray://HEAD:10001, HOST:6379 or auto); "
+              "default $RAY_ADDRESS, else a local Ray instance.")
+@click.option("--jobs", type=click.IntRange(min=1), help="With --executor ray: at most N jobs at once "
+              "(the local Ray instance's CPUs).")
 @click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds.")
 @click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
 @click.pass_context
@@ -242,10 +246,16 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
     from harness.runner import execute
 
+    executor_options = None
+    if options.executor == "ray":
+        executor_options = {"address": values["ray_address"], "num_cpus": values["jobs"]}
+    elif values["ray_address"] or values["jobs"]:
+        raise HarnessError("--ray-address and --jobs need --executor ray")
     progress = make_progress(values["progress"])
     previous_term = _stop_on_sigterm()
     try:
-        folder = execute(registry, options, progress, reporters=_reporters(registry))
+        folder = execute(registry, options, progress, reporters=_reporters(registry),
+                         executor_options=executor_options)
     except KeyboardInterrupt as exc:
         folder = getattr(exc, "run_folder", None)
         if folder is not None:

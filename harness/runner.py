@@ -458,9 +458,14 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.environment import collect_environment
     from harness.train import resolve_device
 
+    from harness.executors import make_executor
+
     _validate(options)
     metrics = registry.select("metrics", options.metrics, None)
-    device = resolve_device(options.device)
+    # Made first: a missing extra or an unreachable cluster is a usage error before any run folder exists.
+    executor = make_executor(options.executor, **(executor_options or {}))
+    resolve = getattr(executor, "resolve_device", resolve_device)
+    device = resolve(options.device)
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:
@@ -480,10 +485,6 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
                        "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
                        "onnx": None, "latency": []})
     reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
-    from harness.executors import make_executor
-
-    executor = make_executor(options.executor, **(executor_options or {}))
-
     def on_done(job: Job, row: dict[str, Any]) -> None:
         folder.record(row)
         progress.job_done(row)

@@ -1,0 +1,508 @@
+"""Run the job matrix on Ray: one job per Ray task, rows and artifacts merged into one run folder.
+
+``RayExecutor`` is the ``--executor ray`` side of the executor seam in
+:mod:`harness.executors`. Ray is an optional extra (``pip install
+'harness[ray]'``): it is imported only when a ``RayExecutor`` is made, which
+raises :class:`~harness.errors.HarnessError` saying what to install when it is
+missing (so importing this module never needs Ray).
+
+Where things happen
+-------------------
+* The **driver** (the ``harness run`` process) plans the jobs, submits one
+  Ray task per job and collects them in completion order (a ``ray.wait``
+  loop). For each finished task it writes the task's artifacts into the run
+  folder and then calls ``on_done(job, row)``, which rewrites
+  ``results.json`` atomically, exactly as the local executor does; so
+  ``--resume`` works unchanged (the runner only hands over unfinished jobs).
+* A **task** runs in a Ray worker process, possibly on another machine. It
+  rebuilds the plugin registry there (plugins must be installed on every
+  node), looks the job's model, dataset and metrics up by name, runs
+  :func:`harness.runner.run_job` into a worker-local temporary folder, and
+  returns ``(row, {relative path: bytes})`` for every file the job wrote
+  (the ``.onnx`` files and their external data, the weights, the variants).
+  Nothing assumes a shared filesystem. The driver refuses artifact paths that
+  are absolute or climb out of the run folder.
+* A task that dies (worker crash, out-of-memory kill, lost node, a plugin that
+  cannot be imported on the worker) becomes a ``failed`` row with stage
+  ``executor`` and a one-line error; the driver never crashes for it.
+* Each task asks Ray for ``num_cpus=1`` (plus ``num_gpus=1`` when training on
+  CUDA). Every row records where it ran: ``node`` (host name) and
+  ``ray_node_id``.
+
+Latency honesty: an exclusive per-host lock
+-------------------------------------------
+Several tasks run at once on one machine, so a latency measurement could share
+cores, caches and memory bandwidth with another job's training. Each task
+therefore holds a *host-wide reader-writer lock* (``flock`` on a file in the
+machine's temporary folder, see :class:`HostBenchLock`):
+
+* from its start until its benchmark it holds the lock **shared**, so any
+  number of jobs load data, train, export and evaluate in parallel;
+* when it reaches the ``latency`` stage it swaps to the lock **exclusive**,
+  which it gets only once no other harness job on that machine is doing
+  anything at all, and keeps it through the ``variants`` stage (which also
+  measures) until the job ends. Waiting writers go first (a turnstile file),
+  so benchmarks are not starved by a stream of new training jobs.
+
+So every latency figure is measured with no other harness job running on that
+host, whatever ``--threads`` asks for. The row says so:
+``latency_isolation: "exclusive-host-lock"``, with ``latency_lock_wait_s``
+(seconds spent waiting for the lock) and ``latency_window`` (Unix start and end
+of the exclusive hold). The lock is per *host*, not per Ray node, so several
+Ray nodes started on one machine share it; the kernel releases it when a
+worker dies, so a crash cannot wedge the host. It does not keep out processes
+that are not harness Ray tasks (Ray's own daemons, other users' work). Where
+``fcntl`` does not exist (Windows) no lock is taken and the row says
+``latency_isolation: "none"``.
+
+Costs of that choice: training runs with Ray's default of one intra-op thread
+per task (``OMP_NUM_THREADS=1``), so ``train.seconds`` is not comparable with a
+local run; time spent waiting for the lock counts towards ``--job-timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, Sequence
+
+from harness.errors import HarnessError
+from harness.progress import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.executors import OnDone
+    from harness.runner import Job, RunContext
+
+log = logging.getLogger(__name__)
+
+ISOLATION = "exclusive-host-lock"
+BENCH_STAGES = ("latency", "variants")  # stages that measure time: run alone on the host
+_WAIT_POLL_S = 0.5  # ray.wait timeout, so Ctrl-C is seen promptly
+
+
+# -- the host-wide benchmark lock ------------------------------------------------------------------------
+
+
+class HostBenchLock:
+    """A reader-writer lock shared by every harness job on this machine (``flock``, writer-preferring).
+
+    ``shared()`` while working, ``exclusive()`` while measuring, ``release()``
+    at the end. Two files in ``folder`` (default: the temporary folder): the
+    *room* (shared or exclusive) and a *turnstile* that a waiting writer holds
+    so no new reader slips in ahead of it. Locks belong to open file
+    descriptions, so two instances in one process exclude each other too.
+    """
+
+    def __init__(self, folder: Path | str | None = None, name: str | None = None):
+        import fcntl  # noqa: F401 - ImportError (Windows) is handled by the caller
+
+        from harness.results import safe_name
+
+        folder = Path(folder or tempfile.gettempdir())
+        name = name or f"harness-bench-{safe_name(socket.gethostname())}"
+        self._room = self._open(folder / f"{name}.lock")
+        self._gate = self._open(folder / f"{name}.gate")
+        self.mode: str | None = None
+
+    @staticmethod
+    def _open(path: Path) -> int:
+        # Read-only is enough for flock, and works on a file another user created.
+        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+
+    def shared(self) -> None:
+        import fcntl
+
+        fcntl.flock(self._gate, fcntl.LOCK_EX)  # wait behind any writer already queued
+        fcntl.flock(self._gate, fcntl.LOCK_UN)
+        fcntl.flock(self._room, fcntl.LOCK_SH)
+        self.mode = "shared"
+
+    def exclusive(self) -> None:
+        import fcntl
+
+        if self.mode is not None:
+            fcntl.flock(self._room, fcntl.LOCK_UN)  # never wait while holding the room
+            self.mode = None
+        fcntl.flock(self._gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._room, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+        self.mode = "exclusive"
+
+    def release(self) -> None:
+        import fcntl
+
+        if self.mode is not None:
+            fcntl.flock(self._room, fcntl.LOCK_UN)
+            self.mode = None
+
+    def close(self) -> None:
+        for fd in (self._room, self._gate):
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
+        self.mode = None
+
+
+class _NoLock:
+    """Stands in for :class:`HostBenchLock` where ``fcntl`` is missing."""
+
+    mode: str | None = None
+
+    def shared(self) -> None: ...
+    def exclusive(self) -> None: ...
+    def release(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _BenchGate(Progress):
+    """Silent progress that takes the host lock exclusively when the job reaches a measuring stage."""
+
+    def __init__(self, lock: HostBenchLock | _NoLock):
+        self.lock = lock
+        self.waited_s: float | None = None
+        self.window: list[float] | None = None
+
+    def stage(self, job_id: str, stage: str) -> None:
+        if stage in BENCH_STAGES and self.window is None:
+            started = time.perf_counter()
+            self.lock.exclusive()
+            self.waited_s = round(time.perf_counter() - started, 3)
+            self.window = [time.time(), time.time()]
+
+
+class _RecordingReporters:
+    """Stands in for the run's reporters on a worker: records each call so the driver can replay it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, list[Any], dict[str, Any]]] = []
+        self.errors: list[str] = []
+
+    def __bool__(self) -> bool:
+        return True
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if method == "epoch_ended":  # (job_id, record, model): the torch model stays on the worker
+            args, kwargs = args[:2], {k: v for k, v in kwargs.items() if k != "model"}
+        self.events.append((method, list(args), kwargs))
+
+
+# -- the task (runs in a Ray worker) ----------------------------------------------------------------------
+
+_REGISTRY: Any = None  # one registry per worker process: Ray reuses workers across tasks of a run
+
+
+def _worker_registry() -> Any:
+    global _REGISTRY
+    if _REGISTRY is None:
+        from harness.registry import build_registry
+
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - only informative
+        return None
+
+
+def failed_row(model: str, dataset: str, point: dict[str, Any] | None, error: str,
+               stage: str = "executor") -> dict[str, Any]:
+    """A row in :func:`harness.runner.run_job`'s shape for a job that never produced one."""
+    from harness.results import job_id
+
+    return {
+        "id": job_id(model, dataset, point), "model": model, "dataset": dataset, "point": point or None,
+        "status": "failed", "stage": stage, "error": " ".join(str(error).split()), "params": None,
+        "reference": None, "train": None, "metrics": None, "onnx": None, "latency": [], "seconds": None,
+    }
+
+
+Events = list[tuple[str, list[Any], dict[str, Any]]]
+
+
+def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[str, Any], device: str,
+                  metric_names: list[str]) -> tuple[dict[str, Any], dict[str, bytes], Events]:
+    """One job, in this (worker) process: ``(row, {path relative to the run folder: bytes}, reporter events)``.
+
+    Plain Python with nothing of Ray in its signature; the reporter events
+    (``job_started``, ``epoch_ended`` without the model) are replayed by the
+    driver to the run's reporters when the job's result arrives.
+    """
+    from harness.manager import one_line
+    from harness.results import RunFolder
+    from harness.runner import DatasetCache, Job, RunContext, RunOptions, default_providers, run_job
+
+    host = socket.gethostname()
+    where = {"node": host, "ray_node_id": _node_id()}
+    options = RunOptions.from_config(config)
+    try:
+        registry = _worker_registry()
+        model_spec = registry.get("models", model)
+        dataset_spec = registry.get("datasets", dataset)
+        metrics = registry.select("metrics", metric_names, None)
+    except Exception as exc:  # noqa: BLE001 - recorded as the job's failure
+        message = f"{one_line(exc)} (on node {host}: is the plugin that registers it installed there?)"
+        return {**failed_row(model, dataset, point, message), **where}, {}, []
+
+    try:
+        lock: HostBenchLock | _NoLock = HostBenchLock()
+        isolation = ISOLATION
+    except (ImportError, OSError) as exc:  # no fcntl (Windows), or no usable temporary folder
+        log.warning("latency is measured without the host lock: %s", exc)
+        lock, isolation = _NoLock(), "none"
+    gate = _BenchGate(lock)
+    reporters = _RecordingReporters()
+    try:
+        lock.shared()
+        with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
+            folder = RunFolder(Path(tmp), {"jobs": []})
+            ctx = RunContext(
+                options=options, registry=registry, folder=folder,
+                cache=DatasetCache(options.data_dir, options.seed), metrics=metrics, device=device,
+                progress=gate, reporters=reporters,  # type: ignore[arg-type]
+                providers=list(options.providers or default_providers(device)),
+            )
+            row = run_job(Job(model_spec, dataset_spec, dict(point)), ctx)
+            if gate.window is not None:
+                gate.window[1] = time.time()
+            files = _collect_files(Path(tmp))
+    finally:
+        lock.release()
+        lock.close()
+    row.update(where)
+    row["latency_isolation"] = isolation if gate.window is not None else None
+    row["latency_lock_wait_s"] = gate.waited_s
+    row["latency_window"] = [round(t, 3) for t in gate.window] if gate.window else None
+    return row, files, reporters.events
+
+
+def _collect_files(root: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink() and path.name != "results.json":
+            files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+# -- the driver -------------------------------------------------------------------------------------------
+
+
+def safe_relative(path: str) -> PurePosixPath:
+    """``path`` as a relative POSIX path inside the run folder; ``ValueError`` for absolute or ``..`` paths."""
+    text = str(path)
+    if not text or "\x00" in text:
+        raise ValueError(f"refused artifact path {path!r}")
+    posix, windows = PurePosixPath(text.replace("\\", "/")), PureWindowsPath(text)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or text.startswith(("/", "\\")):
+        raise ValueError(f"refused absolute artifact path {path!r}")
+    parts = [p for p in posix.parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise ValueError(f"refused artifact path {path!r}")
+    return PurePosixPath(*parts)
+
+
+def write_artifacts(run_dir: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) below ``run_dir``, each one atomically."""
+    root = Path(run_dir).resolve()
+    for rel, data in files.items():
+        target = root.joinpath(*safe_relative(rel).parts)
+        if root not in target.resolve().parents:  # a symlinked sub-folder pointing elsewhere
+            raise ValueError(f"refused artifact path {rel!r}: it leaves the run folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def _extra_sys_path() -> list[str]:
+    """Entries of this process's ``sys.path`` that a fresh interpreter would not have (tests, ``-m`` cwd)."""
+    prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    extra = []
+    for entry in sys.path:
+        if entry and os.path.exists(entry) and not os.path.abspath(entry).startswith(prefixes):
+            extra.append(os.path.abspath(entry))
+    return list(dict.fromkeys(extra))
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """``HarnessError`` when ``[ray://]host:port`` does not accept a TCP connection (``auto`` is not checked)."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise HarnessError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+class RayExecutor:
+    """Every job a Ray task; see the module docstring.
+
+    ``address``: a Ray cluster (``ray://host:10001``, ``host:6379`` or
+    ``auto``); without it ``RAY_ADDRESS`` is used when set, else a fresh
+    local instance is started with ``num_cpus`` CPUs (default: all) and this
+    process's import path. ``max_retries``: Ray's retries of a task whose worker
+    died (default 0: a crash becomes a failed row at once). Other keyword
+    arguments go to ``ray.init`` (e.g. ``runtime_env``).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = 0,
+                 **init_kwargs: Any):
+        try:
+            import ray
+        except ImportError as exc:  # the same message as make_executor's, whoever constructs us
+            raise HarnessError(f"--executor ray needs Ray: pip install 'harness[ray]' ({exc})") from None
+        self._ray = ray
+        self.address = address or None
+        self.num_cpus = num_cpus
+        self.max_retries = max_retries
+        self.init_kwargs = init_kwargs
+        self._started = False
+
+    # -- connection ---------------------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Join (or start) Ray unless this process already did; ``HarnessError`` when that fails."""
+        ray = self._ray
+        if ray.is_initialized():
+            return
+        from harness.manager import one_line
+
+        kwargs: dict[str, Any] = {"ignore_reinit_error": True, "include_dashboard": False,
+                                  "log_to_driver": False, "logging_level": logging.ERROR}
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if address:
+            kwargs["address"] = address
+            if self.num_cpus is not None:
+                log.warning("--jobs/num_cpus is ignored when joining the Ray cluster at %s", address)
+        else:
+            kwargs["address"] = "local"
+            if self.num_cpus is not None:
+                kwargs["num_cpus"] = self.num_cpus
+            runtime_env = dict(self.init_kwargs.get("runtime_env") or {})
+            env_vars = dict(runtime_env.get("env_vars") or {})
+            paths = [env_vars.get("PYTHONPATH", ""), *_extra_sys_path(), os.environ.get("PYTHONPATH", "")]
+            env_vars["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
+            runtime_env["env_vars"] = env_vars
+            kwargs["runtime_env"] = runtime_env
+        kwargs.update({k: v for k, v in self.init_kwargs.items() if k != "runtime_env" or address})
+        if address:
+            _check_reachable(address)  # ray.init retries an unreachable address for minutes
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown as one line, exit 2
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise HarnessError(f"could not connect to {where}: {one_line(exc)}") from None
+        self._started = True
+
+    def close(self) -> None:
+        """Disconnect (and stop a local instance) if :meth:`connect` started it."""
+        if self._started:
+            self._started = False
+            self._ray.shutdown()
+
+    def resolve_device(self, requested: str) -> str:
+        """The training device for jobs on the cluster (not on this driver): ``auto`` is ``cuda``
+        when the cluster has a GPU; ``cuda`` is taken as asked even if the driver has none."""
+        if requested != "auto":
+            return requested
+        self.connect()
+        return "cuda" if self._ray.cluster_resources().get("GPU") else "cpu"
+
+    def describe(self) -> str:
+        ray = self._ray
+        try:
+            nodes = [n for n in ray.nodes() if n.get("Alive")]
+            resources = ray.cluster_resources()
+        except Exception:  # noqa: BLE001 - only informative
+            return "Ray"
+        return (f"Ray: {len(nodes)} node(s), {resources.get('CPU', 0):g} CPU(s), "
+                f"{resources.get('GPU', 0):g} GPU(s)")
+
+    # -- the run -------------------------------------------------------------------------------------------
+    def run(self, jobs: Sequence["Job"], ctx: "RunContext", on_done: "OnDone") -> None:
+        if not jobs:
+            return
+        ray = self._ray
+        self.connect()
+        try:
+            self._run(ray, jobs, ctx, on_done)
+        finally:
+            self.close()
+
+    def _run(self, ray: Any, jobs: Sequence["Job"], ctx: "RunContext", on_done: "OnDone") -> None:
+        gpu = ctx.device.startswith("cuda")
+        resources: dict[str, Any] = {"num_cpus": 1, "num_gpus": 1} if gpu else {"num_cpus": 1}
+        ctx.progress.note(f"{self.describe()}; {len(jobs)} job(s), each a task with "
+                          f"{', '.join(f'{k}={v}' for k, v in resources.items())}")
+        if gpu and not ray.cluster_resources().get("GPU"):
+            ctx.progress.note("warning: the Ray cluster has no GPU now; CUDA jobs wait until one joins")
+        task = ray.remote(run_on_worker).options(max_retries=self.max_retries, **resources)
+        config = ctx.options.to_config()
+        metric_names = [m.name for m in ctx.metrics]
+        pending: dict[Any, "Job"] = {}
+        try:
+            for job in jobs:
+                ref = task.remote(job.model.name, job.dataset.name, dict(job.point), config, ctx.device,
+                                  metric_names)
+                pending[ref] = job
+            finished = 0
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_POLL_S)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    row = self._collect(ray, ref, job, ctx)
+                    finished += 1
+                    ctx.progress.job(finished, len(jobs), job.id)
+                    on_done(job, row)
+        except BaseException:  # Ctrl-C (or a driver-side error): stop what is still queued or running
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=False)
+                except Exception as exc:  # noqa: BLE001 - best effort: the run is stopping anyway
+                    log.debug("could not cancel a Ray task: %s", exc)
+            raise
+
+    def _collect(self, ray: Any, ref: Any, job: "Job", ctx: "RunContext") -> dict[str, Any]:
+        from harness.manager import one_line
+
+        try:
+            row, files, events = ray.get(ref)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a dead worker or a task error fails this job only
+            cause = getattr(exc, "cause", None)
+            error = one_line(cause if isinstance(cause, BaseException) else exc)
+            row = failed_row(job.model.name, job.dataset.name, job.point, f"Ray task failed: {error}")
+            row.update(reference=dict(job.model.reference) or None, node=None, ray_node_id=None,
+                       latency_isolation=None)
+            return row
+        for method, args, kwargs in events:  # the reporters' job_started / epoch_ended, late but complete
+            ctx.reporters.call(method, *args, **kwargs)
+        try:
+            write_artifacts(ctx.folder.path, files)
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full, a refused path
+            row.update(status="failed", stage="executor",
+                       error=f"could not store the job's files in the run folder: {one_line(exc)}")
+        return row

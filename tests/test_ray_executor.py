@@ -1,0 +1,264 @@
+"""--executor ray: a real local Ray instance runs the matrix; rows and files match a local run's.
+
+The Ray tests share one local instance (``ray.init(num_cpus=2)``) per module.
+Workers are separate processes, so the fake third-party plugins are put on
+their import path through ``runtime_env`` (the driver sees them on sys.path).
+The lock and path helpers are tested without Ray.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import THIRDPARTY, SitePackages
+
+from harness.errors import HarnessError
+from harness.latency import QUICK
+from harness.progress import Progress
+from harness.ray_executor import HostBenchLock, safe_relative, write_artifacts
+from harness.registry import build_registry
+from harness.reporters import Reporter
+from harness.runner import RunOptions, execute
+
+MATRIX = ["mnist-mlp", "mnist-lightweight-attention", "fault-build"]
+
+CRASH_PLUGIN = '''\
+"""A model whose build kills the process it runs in (a worker crash under Ray)."""
+import os
+
+from harness import ModelSpec, hookimpl
+
+
+def build_crash(num_classes, input_shape, **kwargs):
+    os._exit(3)
+
+
+@hookimpl
+def harness_models():
+    return [ModelSpec("ray-crash", build_crash, "kills its worker")]
+'''
+
+
+# -- without Ray ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x.onnx", "onnx/../../x", "", "C:\\x.onnx", "\\\\srv\\x", ".."])
+def test_unsafe_artifact_paths_are_refused(bad, tmp_path):
+    with pytest.raises(ValueError):
+        safe_relative(bad)
+    with pytest.raises(ValueError):
+        write_artifacts(tmp_path / "run", {bad: b"x"})
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_artifacts_are_written_below_the_run_folder(tmp_path):
+    write_artifacts(tmp_path, {"onnx/a.onnx": b"1", "./weights/b.pt": b"2"})
+    assert (tmp_path / "onnx" / "a.onnx").read_bytes() == b"1"
+    assert (tmp_path / "weights" / "b.pt").read_bytes() == b"2"
+
+
+def _free(path: Path, exclusive: bool) -> bool:
+    """Could a third party take ``path`` now (exclusively, or shared)?"""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_host_lock_shares_work_and_excludes_benchmarks(tmp_path):
+    pytest.importorskip("fcntl", reason="flock is POSIX")
+    room = tmp_path / "t.lock"
+    a, b = HostBenchLock(tmp_path, "t"), HostBenchLock(tmp_path, "t")
+    try:
+        a.shared()
+        b.shared()  # two jobs train side by side
+        assert not _free(room, exclusive=True) and _free(room, exclusive=False)
+        b.release()
+        a.exclusive()  # a benchmark: nobody else, not even a training job
+        assert not _free(room, exclusive=False)
+        a.release()
+        assert _free(room, exclusive=True)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_missing_ray_is_a_clear_harness_error(monkeypatch):
+    from harness.executors import make_executor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(HarnessError, match=r"pip install 'harness\[ray\]'"):
+        make_executor("ray")
+
+
+def test_an_unreachable_cluster_is_a_clear_harness_error():
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'harness[ray]'")
+    from harness.ray_executor import RayExecutor
+
+    with pytest.raises(HarnessError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        RayExecutor(address="127.0.0.1:1").connect()
+
+
+# -- with a local Ray instance -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'harness[ray]'")
+    root = tmp_path_factory.mktemp("ray")
+    site = SitePackages(root / "site")
+    site.install("harness-faulty", {"faulty": "faulty_plugin"})
+    (site.root / "raycrash_plugin.py").write_text(CRASH_PLUGIN)
+    site.install("harness-raycrash", {"raycrash": "raycrash_plugin"})
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(site.root), os.environ.get("PYTHONPATH")) if p),
+           "HARNESS_OFFLINE": "1", "HARNESS_CACHE_DIR": str(root / "cache")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(site.root))
+        for key, value in env.items():
+            mp.setenv(key, value)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": env})
+        try:
+            yield build_registry()
+        finally:
+            ray.shutdown()
+            for name in [m for m in sys.modules if m in {p.stem for p in THIRDPARTY.glob("*.py")} | {"raycrash_plugin"}]:
+                del sys.modules[name]
+
+
+def _options(out: Path, executor: str, models: list[str], **extra) -> RunOptions:
+    return RunOptions(models=models, datasets=["synthetic"], metrics=["accuracy"], epochs=1, device="cpu",
+                      max_train_samples=128, batch_sizes=[1], latency=QUICK, torch_latency=False,
+                      exporter="torchscript", out=out, run_id=executor, executor=executor, **extra)
+
+
+class Recorder(Reporter):
+    def __init__(self):
+        self.calls = []
+
+    def job_started(self, job_id, info):
+        self.calls.append(("job_started", job_id, info["params"]))
+
+    def epoch_ended(self, job_id, record, model=None):
+        self.calls.append(("epoch_ended", job_id, record["epoch"]))
+
+    def job_ended(self, job_id, row, run_dir):
+        self.calls.append(("job_ended", job_id, row["status"]))
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    local_seen, ray_seen = Recorder(), Recorder()
+    local = execute(cluster, _options(out, "local", MATRIX), Progress(), reporters=[local_seen])
+    remote = execute(cluster, _options(out, "ray", MATRIX), Progress(), reporters=[ray_seen])
+    local.seen, remote.seen = local_seen.calls, ray_seen.calls
+    return local, remote
+
+
+def _by_id(folder) -> dict[str, dict]:
+    return {job["id"]: job for job in json.loads(folder.results_path.read_text())["jobs"]}
+
+
+def test_ray_run_has_the_local_runs_jobs(runs):
+    local, remote = _by_id(runs[0]), _by_id(runs[1])
+    assert sorted(remote) == sorted(local) == sorted(f"{m}@synthetic" for m in MATRIX)
+    for job_id, row in local.items():
+        other = remote[job_id]
+        for key in ("model", "dataset", "status", "stage", "error", "params"):
+            assert other[key] == row[key], (job_id, key)
+        assert (other["onnx"] or {}).get("path") == (row["onnx"] or {}).get("path")
+        assert len(other["latency"]) == len(row["latency"])
+    assert local["fault-build@synthetic"]["status"] == "failed"  # a failing job on a worker: as locally
+    assert remote["fault-build@synthetic"]["stage"] == "build"
+    assert "ValueError: cannot build this network" in remote["fault-build@synthetic"]["error"]
+
+
+def test_reporters_hear_the_same_events(runs):
+    local, remote = runs
+    assert sorted(remote.seen) == sorted(local.seen)
+    assert ("epoch_ended", "mnist-mlp@synthetic", 1) in remote.seen
+
+
+def test_ray_artifacts_land_in_the_run_folder_and_load(runs):
+    import onnx
+
+    folder = runs[1]
+    for row in _by_id(folder).values():
+        if row["status"] != "ok":
+            continue
+        path = folder.path / row["onnx"]["path"]
+        assert path.is_file() and path.stat().st_size == row["onnx"]["bytes"]
+        onnx.checker.check_model(onnx.load(str(path)))
+        assert (folder.path / row["train"]["weights"]).is_file()
+        assert 0.0 <= row["onnx"]["metrics"]["accuracy"] <= 1.0
+    assert not list(folder.path.glob("**/*.tmp"))
+
+
+def test_rows_say_where_and_how_latency_was_measured(runs):
+    rows = [row for row in _by_id(runs[1]).values() if row["status"] == "ok"]
+    assert rows
+    for row in rows:
+        assert row["node"] == socket.gethostname() and row["ray_node_id"]
+        assert row["latency_isolation"] == "exclusive-host-lock"
+        assert row["latency_lock_wait_s"] >= 0
+    windows = sorted(row["latency_window"] for row in rows)
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert end <= start, "two latency stages overlapped on one host"
+
+
+def test_resume_on_ray_reruns_only_unfinished_jobs(cluster, runs):
+    folder = runs[1]
+    before = _by_id(folder)
+    resumed = execute(cluster, _options(folder.path.parent, "ray", MATRIX, resume=True), Progress())
+    after = _by_id(resumed)
+    assert sorted(after) == sorted(before)
+    for job_id, row in before.items():
+        if row["status"] == "ok":
+            assert after[job_id] == row  # not run again
+    assert after["fault-build@synthetic"]["status"] == "failed"
+    assert len(resumed.data["resumed"]) == 1
+
+
+def test_a_worker_crash_is_a_failed_row(cluster, tmp_path):
+    folder = execute(cluster, _options(tmp_path, "ray", ["ray-crash"]), Progress())
+    (row,) = _by_id(folder).values()
+    assert row["id"] == "ray-crash@synthetic"
+    assert row["status"] == "failed" and row["stage"] == "executor"
+    assert "Ray task failed" in row["error"] and "\n" not in row["error"]
+    assert row["onnx"] is None and row["latency"] == []
+
+
+def test_ctrl_c_cancels_pending_tasks_and_reraises(cluster, tmp_path, monkeypatch):
+    import ray
+
+    cancelled = []
+    real_cancel = ray.cancel
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def spy(ref, **kwargs):
+        cancelled.append(ref)
+        return real_cancel(ref, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", interrupt)
+    monkeypatch.setattr(ray, "cancel", spy)
+    with pytest.raises(KeyboardInterrupt) as info:
+        execute(cluster, _options(tmp_path, "ray", ["mnist-mlp", "fault-build"]), Progress())
+    assert len(cancelled) == 2
+    folder = info.value.run_folder
+    assert json.loads(folder.results_path.read_text())["jobs"] == []
