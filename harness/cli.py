@@ -205,7 +205,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--run-id", help="Name of the run folder (default: a timestamp).")
 @click.option("--resume", is_flag=True, help="Continue the run named by --run-id (or the latest in --out).")
 @click.option("--variants", type=NAMES, default="fp32", show_default=True,
-              help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16.")
+              help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16, ort-opt, slim.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
@@ -221,6 +221,11 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--jobs", type=click.IntRange(min=1), help="With --executor ray: at most N jobs at once "
               "(the local Ray instance's CPUs).")
 @click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds.")
+@click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
+              "variant, and a deployment table in the reports.")
+@click.option("--latency-budget-ms", type=float, help="Mark which models meet this p50 latency at batch 1.")
+@click.option("--accuracy-floor", type=float, help="Lowest acceptable accuracy for the deployment table "
+              "(0.99 or 99).")
 @click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
 @click.pass_context
 def run_command(ctx: click.Context, **kwargs: Any) -> None:
@@ -351,8 +356,15 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "torch_latency": not values["no_torch_latency"], "amp": values["amp"],
         "channels_last": values["channels_last"], "compile": values["compile_model"],
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
-        "job_timeout": values["job_timeout"],
+        "job_timeout": values["job_timeout"], "profile": values["profile"],
+        "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
     }
+    if fields["profile"] == "edge":
+        from harness.edge import edge_profile
+
+        for name, value in edge_profile().items():
+            if name not in explicit:
+                fields[name] = value
     if not values["resume"]:
         return RunOptions(**fields)
     from harness.results import RunFolder

@@ -1,20 +1,42 @@
-"""Stage: latency and throughput of one inference call.
+"""Stage: latency and throughput of one inference call, and fair comparisons of two calls.
 
-The loop is the one benchmarking tools agree on: pre-allocated inputs, a
+The loop is the one benchmarking tools agree on (ONNX Runtime's perf_test,
+MLPerf SingleStream, pyperf, pytest-benchmark): pre-allocated inputs, a
 warm-up, then timed calls until both a minimum number of runs and a minimum
 duration are reached (bounded by a maximum duration), each call timed on its
 own with ``time.perf_counter_ns`` so percentiles are real percentiles, not
-averages of batches. Percentiles use linear interpolation between order
-statistics (numpy's default, Hyndman & Fan type 7), which behaves sensibly
-for small samples; the number of runs is always recorded next to them.
+averages of batches. The garbage collector is paused while timing.
+
+Percentiles use linear interpolation between order statistics (numpy's
+default, Hyndman & Fan type 7): one sample gives that sample for every
+percentile, two samples ``[a, b]`` give ``a + q (b - a)``. With fewer than
+100 runs p99 is an interpolation between the two slowest calls, so the
+number of runs is always recorded next to it.
+
+Every row also says how far it can be trusted:
+
+- ``timer_overhead_pct``: the cost of one ``perf_counter_ns`` pair as a
+  percentage of the p50 (a warning is logged above 1 %);
+- ``cv``: standard deviation over mean;
+- ``drift_pct``: the relative difference between the medians of the first
+  and second half of the samples, i.e. how much the machine moved while
+  measuring; ``stable`` is ``drift_pct <= 5``.
+
+Shared machines drift (the same loop's median moves by up to 40 % between
+time windows on a busy 2-core box), so two figures measured one after the
+other are not comparable. :func:`compare_alternating` (calls) and
+:func:`compare_measurements` (whole measurements) alternate the two sides in
+several short rounds and compare floors and best medians instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,26 +48,62 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+STABLE_DRIFT_PCT = 5.0
+"""A row whose first-half and second-half medians differ by more than this is marked unstable."""
+TIMER_OVERHEAD_WARN_PCT = 1.0
+"""Timer overhead above this share of the p50 is logged as a warning: the call is too short to time alone."""
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
 
 @dataclass(frozen=True)
 class LatencyConfig:
-    """How long to measure. Defaults suit sub-millisecond models: 0.5 s and 50 runs at least."""
+    """How long to measure. Defaults suit sub-millisecond models: 0.5 s and 50 runs at least.
+
+    Warm-up is ``warmup_runs`` calls and at least ``warmup_time_s`` seconds
+    (bounded by a quarter of ``max_time_s``); measurement stops once both
+    ``min_runs`` and ``min_time_s`` are reached, or at ``max_time_s`` or
+    ``max_runs`` whichever comes first (at least one timed call always).
+    """
 
     warmup_runs: int = 10
     min_runs: int = 50
     min_time_s: float = 0.5
     max_time_s: float = 10.0
     max_runs: int = 1_000_000
+    warmup_time_s: float = 0.1
+    disable_gc: bool = True
 
     def __post_init__(self) -> None:
-        if self.min_runs < 1 or self.warmup_runs < 0:
-            raise ValueError("min_runs must be >= 1 and warmup_runs >= 0")
-        if self.min_time_s < 0 or self.max_time_s <= 0:
-            raise ValueError("min_time_s must be >= 0 and max_time_s > 0")
+        if self.min_runs < 1 or self.warmup_runs < 0 or self.max_runs < 1:
+            raise ValueError("min_runs and max_runs must be >= 1 and warmup_runs >= 0")
+        if self.min_time_s < 0 or self.max_time_s <= 0 or self.warmup_time_s < 0:
+            raise ValueError("min_time_s and warmup_time_s must be >= 0 and max_time_s > 0")
 
 
-QUICK = LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.05, max_time_s=2.0)
+QUICK = LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.05, max_time_s=2.0, warmup_time_s=0.0)
 """A short measurement for tests and smoke runs (figures are noisier; runs is recorded)."""
+
+ROUND = LatencyConfig(warmup_runs=5, min_runs=20, min_time_s=0.15, max_time_s=2.0, warmup_time_s=0.02)
+"""One short round of an alternating comparison."""
+
+
+def percentiles(samples: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """Percentiles ``qs`` (0-100) of ``samples`` by linear interpolation between order statistics (type 7)."""
+    if not len(samples):
+        raise ValueError("no samples")
+    ordered = sorted(float(s) for s in samples)
+    return [_sorted_percentile(ordered, q) for q in qs]
+
+
+def _sorted_percentile(ordered: Sequence[float], q: float) -> float:
+    """Type-7 percentile of already sorted values: rank ``h = (n - 1) q / 100``, interpolated."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {q}")
+    n = len(ordered)
+    h = (n - 1) * q / 100.0
+    lo = math.floor(h)
+    hi = min(lo + 1, n - 1)
+    return float(ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo]))
 
 
 @dataclass
@@ -58,64 +116,240 @@ class LatencyStats:
     std_ms: float
     min_ms: float
     max_ms: float
+    cv: float = 0.0
+    drift_pct: float = 0.0
 
     @classmethod
     def from_ns(cls, samples_ns: Sequence[int]) -> "LatencyStats":
-        import numpy as np
-
         if not len(samples_ns):
             raise ValueError("no latency samples")
+        import numpy as np
+
         ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        ordered = np.sort(ms)
+        p50, p90, p99 = (_sorted_percentile(ordered, q) for q in (50, 90, 99))
+        mean = float(ms.mean())
+        std = float(ms.std(ddof=1)) if ms.size > 1 else 0.0
         return cls(
             runs=int(ms.size),
-            p50_ms=float(p50),
-            p90_ms=float(p90),
-            p99_ms=float(p99),
-            mean_ms=float(ms.mean()),
-            std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
+            p50_ms=p50,
+            p90_ms=p90,
+            p99_ms=p99,
+            mean_ms=mean,
+            std_ms=std,
+            min_ms=float(ordered[0]),
+            max_ms=float(ordered[-1]),
+            cv=std / mean if mean > 0 else 0.0,
+            drift_pct=half_drift_pct(ms),
         )
 
+    @property
+    def stable(self) -> bool:
+        return self.drift_pct <= STABLE_DRIFT_PCT
+
     def row(self, batch_size: int) -> dict[str, Any]:
-        """The contract's latency fields; throughput is samples per second at the mean latency."""
-        data = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """The contract's latency fields plus ``min_ms``/``max_ms``, ``cv``, ``drift_pct``, ``stable`` and
+        ``timer_overhead_pct``; throughput is samples per second at the mean latency."""
+        data: dict[str, Any] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
         data["throughput_per_s"] = round(batch_size * 1000.0 / self.mean_ms, 3) if self.mean_ms > 0 else None
+        data["stable"] = self.stable
+        overhead = timer_overhead_ns()
+        data["timer_overhead_pct"] = round(100.0 * overhead / (self.p50_ms * 1e6), 4) if self.p50_ms > 0 else None
+        if data["timer_overhead_pct"] is not None and data["timer_overhead_pct"] > TIMER_OVERHEAD_WARN_PCT:
+            log.warning("timer overhead (%.0f ns) is %.1f%% of the measured p50 (%.4f ms): the call is too short "
+                        "to time one at a time", overhead, data["timer_overhead_pct"], self.p50_ms)
         return data
 
 
-def time_calls(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig()) -> list[int]:
-    """Per-call durations in nanoseconds of ``fn()``, after ``config.warmup_runs`` untimed calls."""
-    for _ in range(config.warmup_runs):
-        fn()
-    clock = time.perf_counter_ns
-    samples: list[int] = []
-    min_ns, max_ns = config.min_time_s * 1e9, config.max_time_s * 1e9
+def half_drift_pct(samples: Sequence[float]) -> float:
+    """``100 * |p50(second half) - p50(first half)| / p50(all)``; 0 for fewer than 4 samples."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=np.float64)
+    n = values.size
+    if n < 4:
+        return 0.0
+    first = float(np.median(values[: n // 2]))
+    second = float(np.median(values[n // 2:]))
+    whole = float(np.median(values))
+    return round(100.0 * abs(second - first) / whole, 3) if whole > 0 else 0.0
+
+
+@contextlib.contextmanager
+def _gc_paused(pause: bool) -> Iterator[None]:
+    enabled = gc.isenabled()
+    if pause and enabled:
+        # No gc.collect() first: with torch loaded a full collection takes ~0.1-0.3 s, longer than a
+        # short measurement; timeit and pyperf likewise just disable the collector.
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause and enabled:
+            gc.enable()
+
+
+def time_calls(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig(),
+               clock: Callable[[], int] = time.perf_counter_ns) -> list[int]:
+    """Per-call durations in nanoseconds of ``fn()``, after the warm-up described by ``config``.
+
+    ``clock`` (nanoseconds) is injectable for tests of the stopping rule.
+    """
+    max_ns = config.max_time_s * 1e9
+    warmup_limit_ns = max_ns / 4
     start = clock()
-    while True:
-        t0 = clock()
+    done = 0
+    while done < config.warmup_runs or (clock() - start) < config.warmup_time_s * 1e9:
         fn()
-        t1 = clock()
-        samples.append(t1 - t0)
-        elapsed = t1 - start
-        if len(samples) >= config.max_runs or elapsed >= max_ns:
+        done += 1
+        if clock() - start >= warmup_limit_ns:
             break
-        if len(samples) >= config.min_runs and elapsed >= min_ns:
-            break
+    samples: list[int] = []
+    append = samples.append
+    min_ns = config.min_time_s * 1e9
+    min_runs, max_runs = config.min_runs, config.max_runs
+    with _gc_paused(config.disable_gc):
+        start = clock()
+        while True:
+            t0 = clock()
+            fn()
+            t1 = clock()
+            append(t1 - t0)
+            elapsed = t1 - start
+            count = len(samples)
+            if count >= max_runs or elapsed >= max_ns:
+                break
+            if count >= min_runs and elapsed >= min_ns:
+                break
     return samples
 
 
-def timer_overhead_ns(samples: int = 1000) -> float:
-    """Median cost of one ``perf_counter_ns`` pair, to show it is negligible next to what is measured."""
-    import statistics
+def measure_call(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig(), batch_size: int = 1) -> dict[str, Any]:
+    """A latency row (without runtime/provider fields) of ``fn()``."""
+    return LatencyStats.from_ns(time_calls(fn, config)).row(batch_size)
 
+
+_TIMER_OVERHEAD: float | None = None
+
+
+def timer_overhead_ns(samples: int = 1000, refresh: bool = False) -> float:
+    """Median cost of one ``perf_counter_ns`` pair (cached per process), to show it is negligible."""
+    global _TIMER_OVERHEAD
+    if _TIMER_OVERHEAD is not None and not refresh and samples == 1000:
+        return _TIMER_OVERHEAD
     clock = time.perf_counter_ns
     deltas = []
     for _ in range(samples):
         t0 = clock()
         deltas.append(clock() - t0)
-    return float(statistics.median(deltas))
+    value = float(statistics.median(deltas))
+    if samples == 1000:
+        _TIMER_OVERHEAD = value
+    return value
+
+
+# -- alternating comparisons --------------------------------------------------------------------------------
+
+
+def compare_measurements(
+    measure_a: Callable[[], dict[str, Any]],
+    measure_b: Callable[[], dict[str, Any]],
+    rounds: int = 5,
+    names: tuple[str, str] = ("a", "b"),
+    max_spread_pct: float = 10.0,
+) -> dict[str, Any]:
+    """Compare two measurements taken alternately in ``rounds`` short rounds (ABBA order).
+
+    ``measure_x()`` returns a latency row (``p50_ms`` and ``min_ms`` at
+    least). Figures compared: floors (lowest ``min_ms`` of each side), best
+    medians (lowest round ``p50_ms`` of each side) and the median of the
+    per-round p50 ratios (each round's two sides ran back to back, so slow
+    drift cancels). ``ratio`` is the best-median ratio ``a / b`` (> 1: a is
+    slower). ``stable`` is true when the per-round ratios spread by at most
+    ``max_spread_pct`` and the three estimates agree within 5 %; ``note``
+    says so in words.
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    a_rows: list[dict[str, Any]] = []
+    b_rows: list[dict[str, Any]] = []
+    for index in range(rounds):
+        # ABBA: a first in even rounds, b first in odd ones, so neither side always runs on a warmer machine.
+        if index % 2 == 0:
+            a_rows.append(measure_a())
+            b_rows.append(measure_b())
+        else:
+            b_rows.append(measure_b())
+            a_rows.append(measure_a())
+    a_p50 = [float(r["p50_ms"]) for r in a_rows]
+    b_p50 = [float(r["p50_ms"]) for r in b_rows]
+    a_min = min(float(r.get("min_ms", r["p50_ms"])) for r in a_rows)
+    b_min = min(float(r.get("min_ms", r["p50_ms"])) for r in b_rows)
+    per_round = [a / b if b > 0 else math.inf for a, b in zip(a_p50, b_p50)]
+    ratio = min(a_p50) / min(b_p50) if min(b_p50) > 0 else math.inf
+    ratio_min = a_min / b_min if b_min > 0 else math.inf
+    paired = statistics.median(per_round)
+    spread = 100.0 * (max(per_round) - min(per_round)) / paired if paired > 0 and math.isfinite(paired) else math.inf
+    estimates = [ratio, ratio_min, paired]
+    agreement = (100.0 * (max(estimates) - min(estimates)) / statistics.median(estimates)
+                 if all(math.isfinite(e) and e > 0 for e in estimates) else math.inf)
+    consistent = agreement <= 5.0
+    stable = consistent and spread <= max_spread_pct
+    stability = "stable" if stable else ("noisy but consistent" if consistent else "unstable")
+
+    def drift(values: list[float]) -> float:
+        return round(100.0 * (max(values) - min(values)) / min(values), 2) if min(values) > 0 else math.inf
+
+    a_name, b_name = names
+    note = (f"{a_name}/{b_name} = {ratio:.3f} on best medians ({min(a_p50):.4f} vs {min(b_p50):.4f} ms), "
+            f"{ratio_min:.3f} on floors, per-round {min(per_round):.3f}-{max(per_round):.3f} over {rounds} "
+            f"alternating rounds: {_STABILITY_WORDS[stability]}")
+    return {
+        "a": a_name,
+        "b": b_name,
+        "rounds": rounds,
+        "a_p50_ms": round(min(a_p50), 6),
+        "b_p50_ms": round(min(b_p50), 6),
+        "a_min_ms": round(a_min, 6),
+        "b_min_ms": round(b_min, 6),
+        "a_round_p50_ms": [round(v, 6) for v in a_p50],
+        "b_round_p50_ms": [round(v, 6) for v in b_p50],
+        "ratio": round(ratio, 4),
+        "ratio_min": round(ratio_min, 4),
+        "ratio_paired_median": round(paired, 4),
+        "ratio_rounds": [round(r, 4) for r in per_round],
+        "ratio_spread_pct": round(spread, 2),
+        "estimate_agreement_pct": round(agreement, 2),
+        "a_drift_pct": drift(a_p50),
+        "b_drift_pct": drift(b_p50),
+        "stable": stable,
+        "consistent": consistent,
+        "stability": stability,
+        "note": note,
+    }
+
+
+_STABILITY_WORDS = {
+    "stable": "stable",
+    "noisy but consistent": "noisy machine (rounds spread widely) but floors, best medians and paired rounds agree",
+    "unstable": "UNSTABLE: the estimates disagree by more than 5 %, repeat on a quieter machine",
+}
+
+
+def compare_alternating(
+    call_a: Callable[[], Any],
+    call_b: Callable[[], Any],
+    rounds: int = 5,
+    config: LatencyConfig = ROUND,
+    names: tuple[str, str] = ("a", "b"),
+) -> dict[str, Any]:
+    """Latency of ``call_a`` against ``call_b``, alternating in short rounds; see :func:`compare_measurements`.
+
+    Never compare two long measurements taken one after the other: on a
+    shared machine the second can run in a different time window.
+    """
+    return compare_measurements(lambda: measure_call(call_a, config), lambda: measure_call(call_b, config),
+                                rounds=rounds, names=names)
 
 
 # -- ONNX Runtime ---------------------------------------------------------------------------------------
@@ -124,26 +358,58 @@ def timer_overhead_ns(samples: int = 1000) -> float:
 def onnx_call(session: Any, feeds: dict[str, "np.ndarray"], provider: str, iobinding: bool = True) -> Callable[[], Any]:
     """A zero-argument call running ``session`` on pre-allocated ``feeds``.
 
-    With IOBinding the inputs are bound once (copied to the device once for
-    CUDA) and outputs stay where the provider produced them, so the timed call
-    is the inference itself; the CUDA provider synchronises its stream at the
-    end of each run.
+    With IOBinding the inputs are bound once as OrtValues on the provider's
+    device (copied to the GPU once for CUDA/TensorRT) and outputs are bound
+    on that device, so the timed call is the inference itself, without
+    numpy conversions (on CPU this saves a few microseconds a call). For GPU
+    providers the call waits for the outputs (``synchronize_outputs``), so
+    the kernel time is inside the measurement.
     """
     import onnxruntime as ort
 
     if not iobinding:
         return lambda: session.run(None, feeds)
-    device = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
+    on_gpu = provider in GPU_PROVIDERS
+    device = "cuda" if on_gpu else "cpu"
     binding = session.io_binding()
+    keep = []  # the OrtValues must outlive the binding
     for name, array in feeds.items():
-        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
+        value = ort.OrtValue.ortvalue_from_numpy(array, device, 0)
+        keep.append(value)
+        binding.bind_ortvalue_input(name, value)
     for output in session.get_outputs():
         binding.bind_output(output.name, device)
+    run = session.run_with_iobinding
 
-    def call() -> None:
-        session.run_with_iobinding(binding)
+    if on_gpu:
+        def call() -> None:
+            run(binding)
+            binding.synchronize_outputs()
+    else:
+        def call() -> None:
+            run(binding)
 
+    call.inputs = keep  # type: ignore[attr-defined]
+    call.binding = binding  # type: ignore[attr-defined]
     return call
+
+
+def provider_skip_reason(provider: str) -> str | None:
+    """Why ``provider`` cannot run here (None when it can); CPU is always usable."""
+    from harness.ort import provider_name, usable_providers
+
+    provider = provider_name(provider)
+    if provider == "CPUExecutionProvider":
+        return None
+    import onnxruntime as ort
+
+    if provider not in ort.get_available_providers():
+        return f"{provider} is not in this onnxruntime build"
+    usable, reasons = usable_providers()
+    if provider in usable:
+        return None
+    reason = reasons.get(provider, "unknown reason")
+    return reason if reason.startswith(provider) else f"{provider} is not usable here: {reason}"
 
 
 def measure_onnx(
@@ -156,20 +422,28 @@ def measure_onnx(
     opt_level: str = "all",
     iobinding: bool = True,
     on_skip: Callable[[str], None] | None = None,
+    dims: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Latency rows of an ONNX file for every provider x thread count x batch size.
 
     ``sample`` (real inputs, ``(N, ...)``) is tiled to each batch size; without
     it, inputs are generated from the graph's declared shapes and types. A
     batch size the graph's static input shape cannot take, or a provider
-    that cannot run here, is skipped and reported through ``on_skip``.
+    that cannot run here, is skipped and reported through ``on_skip`` (one
+    line naming it and why). ``dims`` sets named symbolic dimensions other
+    than the batch (default 1). Each row records the graph optimisation
+    level (``opt_level``) and whether IOBinding was used.
     """
     import numpy as np
 
     from harness.ort import input_feeds, make_session, provider_name
 
     rows = []
-    for provider in map(provider_name, providers):
+    for provider in dict.fromkeys(map(provider_name, providers)):
+        reason = provider_skip_reason(provider)
+        if reason is not None:
+            _skip(on_skip, f"provider {reason}")
+            continue
         for n_threads in threads:
             try:
                 session = make_session(path, provider, threads=n_threads, opt_level=opt_level)
@@ -178,7 +452,7 @@ def measure_onnx(
                 continue
             for batch_size in batch_sizes:
                 try:
-                    feeds = input_feeds(session, batch_size)
+                    feeds = input_feeds(session, batch_size, dims=dims)
                 except ValueError as exc:
                     _skip(on_skip, f"batch size {batch_size}: {exc}")
                     continue
@@ -187,8 +461,14 @@ def measure_onnx(
                     reps = math.ceil(batch_size / len(sample))
                     tiled = np.concatenate([sample] * reps)[:batch_size]
                     feeds[name] = np.ascontiguousarray(tiled.astype(feeds[name].dtype))
-                call = onnx_call(session, feeds, provider, iobinding)
-                stats = LatencyStats.from_ns(time_calls(call, config))
+                try:
+                    call = onnx_call(session, feeds, provider, iobinding)
+                    samples = time_calls(call, config)
+                except Exception as exc:  # noqa: BLE001 - e.g. a graph whose shapes do not fit the batch
+                    _skip(on_skip, f"batch size {batch_size} on {provider} with {n_threads} thread(s): "
+                                   f"{' '.join(str(exc).split())[:200]}")
+                    continue
+                stats = LatencyStats.from_ns(samples)
                 rows.append(
                     {
                         "runtime": "onnxruntime",
@@ -201,6 +481,55 @@ def measure_onnx(
                     }
                 )
     return rows
+
+
+def compare_onnx(
+    path_a: Path,
+    path_b: Path,
+    batch_size: int = 1,
+    threads: int = 1,
+    provider: str = "CPUExecutionProvider",
+    rounds: int = 5,
+    config: LatencyConfig = ROUND,
+    opt_level: str = "all",
+    iobinding: bool = True,
+    dims: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Two ONNX files (e.g. int8 vs fp32, or before vs after a change) timed alternately on the same inputs.
+
+    Both get the same generated inputs when their input signatures match.
+    ``ratio`` > 1 means ``path_a`` is slower; see :func:`compare_measurements`.
+    """
+    from harness.ort import input_feeds, make_session, provider_name
+
+    provider = provider_name(provider)
+    reason = provider_skip_reason(provider)
+    if reason is not None:
+        raise RuntimeError(reason)
+    sessions = [make_session(p, provider, threads=threads, opt_level=opt_level) for p in (path_a, path_b)]
+    feeds = [input_feeds(s, batch_size, dims=dims) for s in sessions]
+    if {k: (v.shape, v.dtype) for k, v in feeds[0].items()} == {k: (v.shape, v.dtype) for k, v in feeds[1].items()}:
+        feeds[1] = feeds[0]
+    calls = [onnx_call(s, f, provider, iobinding) for s, f in zip(sessions, feeds)]
+    result = compare_alternating(calls[0], calls[1], rounds=rounds, config=config,
+                                 names=(Path(path_a).name, Path(path_b).name))
+    result.update(provider=provider, batch_size=batch_size, threads=threads, opt_level=opt_level)
+    return result
+
+
+def benchmark_percentiles(benchmark: Any) -> dict[str, Any]:
+    """p50/p90/p99 (ms) of a finished pytest-benchmark run, for ``benchmark.extra_info``.
+
+    pytest-benchmark reports no percentiles; with ``benchmark.pedantic(...,
+    iterations=1)`` each round is one call, so these are per-call latencies.
+    Empty when benchmarks are disabled (``--benchmark-disable``).
+    """
+    stats = getattr(benchmark, "stats", None)
+    data = list(getattr(getattr(stats, "stats", None), "data", None) or [])
+    if not data:
+        return {}
+    p50, p90, p99 = percentiles([d * 1000.0 for d in data], (50, 90, 99))
+    return {"p50_ms": round(p50, 6), "p90_ms": round(p90, 6), "p99_ms": round(p99, 6), "rounds": len(data)}
 
 
 def _skip(on_skip: Callable[[str], None] | None, message: str) -> None:
@@ -269,6 +598,26 @@ def measure_torch(
                     }
                 )
     return rows
+
+
+def torch_call(model: "torch.nn.Module", x: "torch.Tensor", threads: int = 1) -> Callable[[], Any]:
+    """A zero-argument eager call of ``model(x)`` under ``inference_mode`` on ``threads`` threads (CPU).
+
+    For alternating comparisons against :func:`onnx_call`; the thread count is
+    set on each call (cheap) so the two sides of a comparison cannot leak
+    settings into each other.
+    """
+    import torch
+
+    model = model.eval()
+
+    def call() -> None:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            model(x)
+
+    return call
 
 
 def default_thread_counts() -> list[int]:

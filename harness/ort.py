@@ -7,7 +7,10 @@ created with it actually runs on it (:func:`usable_providers`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -57,12 +60,58 @@ def make_session(
     import onnxruntime as ort
 
     provider = provider_name(provider)
-    providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+    if provider == "CPUExecutionProvider":
+        providers = [provider]
+    elif provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():
+        # TensorRT hands the nodes it cannot build an engine for to CUDA, then CPU.
+        providers = [provider, "CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = [provider, "CPUExecutionProvider"]
     source = path if isinstance(path, bytes) else str(path)
-    session = ort.InferenceSession(source, sess_options=session_options(threads, opt_level), providers=providers)
+    options = session_options(threads, opt_level)
+    if provider == "CPUExecutionProvider":
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+    else:
+        # onnxruntime's Python layer print()s "EP Error ... Falling back" to stdout when a GPU provider
+        # cannot start; that would corrupt `harness bench --json`. The reason is raised below instead.
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        if session.get_providers()[0] != provider:
+            said = " ".join(line for line in printed.getvalue().splitlines() if line.startswith("EP Error"))
+            said = re.sub(r"^EP Error\s*(/\S+:\d+ .*?\) )?", "", " ".join(said.split()))
+            said = re.sub(r" when using \[.*$", "", said)
+            why = f": {said[:240]}" if said else ""
+            raise RuntimeError(f"{provider} is not usable here (session fell back to "
+                               f"{session.get_providers()[0]}){why}")
     if session.get_providers()[0] != provider:
         raise RuntimeError(f"{provider} is not usable here (session fell back to {session.get_providers()[0]})")
     return session
+
+
+def save_optimized_model(
+    source: Path | str,
+    target: Path | str,
+    opt_level: str = "extended",
+    provider: str = "CPUExecutionProvider",
+) -> Path:
+    """ONNX Runtime's offline-optimised copy of ``source`` (``SessionOptions.optimized_model_filepath``).
+
+    ``extended`` fuses nodes into ONNX Runtime contrib ops for ``provider``
+    (e.g. ``FusedConv`` on CPU), so the file is meant for that provider; ``basic``
+    keeps standard ONNX ops. Returns ``target``.
+    """
+    import onnxruntime as ort
+
+    if opt_level not in ("basic", "extended", "all"):
+        raise ValueError(f"opt_level must be basic, extended or all, got {opt_level!r}")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    options = session_options(threads=1, opt_level=opt_level)
+    options.optimized_model_filepath = str(target)
+    ort.InferenceSession(str(source), sess_options=options, providers=[provider_name(provider)])
+    if not target.is_file():
+        raise RuntimeError(f"ONNX Runtime did not write the optimised model {target}")
+    return target
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,13 +128,12 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
             make_session(model, provider, threads=1)
             usable.append(provider)
         except Exception as exc:  # noqa: BLE001
-            reasons[provider] = " ".join(str(exc).split())[:200] or type(exc).__name__
+            reasons[provider] = " ".join(str(exc).split())[:400] or type(exc).__name__
     ort.set_default_logger_severity(3)
     return tuple(usable), reasons
 
 
 def _tiny_model_bytes() -> bytes:
-    import onnx
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"])
@@ -118,20 +166,31 @@ def max_abs_diff(a: "np.ndarray", b: "np.ndarray") -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
-def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0) -> dict[str, "np.ndarray"]:
+def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
+                dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
     """Random inputs for every graph input, dynamic dimensions set to ``batch_size`` (first) or 1.
 
-    Raises ``ValueError`` when a static first dimension cannot take ``batch_size``.
+    ``dims`` gives values for named symbolic dimensions (e.g. ``{"seq": 128}``);
+    a named first dimension still takes ``batch_size``. Raises ``ValueError``
+    when a static first dimension cannot take ``batch_size``.
     """
     import numpy as np
 
+    dims_by_name = dict(dims or {})
     rng = np.random.default_rng(seed)
     feeds = {}
     for arg in session.get_inputs():
-        dims = list(arg.shape)
-        if dims and isinstance(dims[0], int) and dims[0] > 0 and dims[0] != batch_size:
-            raise ValueError(f"input {arg.name!r} has a static batch dimension {dims[0]}")
-        shape = [batch_size if i == 0 else (d if isinstance(d, int) and d > 0 else 1) for i, d in enumerate(dims)]
+        declared = list(arg.shape)
+        if declared and isinstance(declared[0], int) and declared[0] > 0 and declared[0] != batch_size:
+            raise ValueError(f"input {arg.name!r} has a static batch dimension {declared[0]}")
+        shape = []
+        for i, d in enumerate(declared):
+            if i == 0:
+                shape.append(batch_size)
+            elif isinstance(d, int) and d > 0:
+                shape.append(d)
+            else:
+                shape.append(int(dims_by_name.get(d, 1)) if isinstance(d, str) else 1)
         feeds[arg.name] = _random_array(rng, arg.type, shape)
     return feeds
 

@@ -71,6 +71,9 @@ class RunOptions:
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
     job_timeout: float | None = None
+    profile: str | None = None
+    latency_budget_ms: float | None = None
+    accuracy_floor: float | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
@@ -522,6 +525,17 @@ def _validate(options: RunOptions) -> None:
         raise HarnessError(f"--data-dir {options.data_dir} is not a folder")
     from harness.export import EXPORTERS
 
+    from harness.variants import unknown_variants
+
+    unknown = unknown_variants(options.variants)
+    if unknown:
+        from harness.variants import VARIANTS
+
+        raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
+        raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
+    if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:
+        raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
     if options.job_timeout is not None and options.job_timeout <= 0:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:

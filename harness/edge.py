@@ -1,0 +1,337 @@
+"""Edge-deployment table: per model, the fastest variant that is accurate enough, and whether it fits a budget.
+
+Input is a results document (``results.json`` as a dict). For each job (one
+model on one dataset, plus sweep settings) the candidates are the float32
+export (``onnx`` and the job's ``latency`` rows) and every variant that did
+not fail (``variants``). A candidate qualifies when it has an ONNX Runtime
+latency row at the requested batch size, thread count and provider, and its
+accuracy (ONNX Runtime, full test split) is at least ``accuracy_floor`` and,
+if given, no more than ``max_accuracy_drop`` below float32. The fastest by
+one wins. ``fits_budget`` is ``p50_ms <= latency_budget_ms`` (null without
+a budget). A job with no qualifying candidate still gets a row, with
+``variant: null`` and a ``note`` saying why.
+
+"Fastest" is judged relative to float32, because the latency rows of
+different variants come from separate measurements and a shared machine
+drifts between them: a variant's alternating comparison with float32
+(``vs_fp32``, recorded by :mod:`harness.variants` at the smallest batch size
+and first thread count) is used where it matches the setting, else the ratio
+of the two p50s. Candidates within :data:`TIE_PCT` of the fastest are equally
+fast; among them the smaller accuracy drop, then the smaller file, wins. The
+row reports ``vs_fp32_ratio`` (< 1: faster than float32) and its basis
+(``alternating`` or ``sequential``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+TIE_PCT = 3.0
+"""Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
+THREADS_MAX = "max"
+"""``threads=THREADS_MAX`` picks, per job, the largest thread count measured (all cores in the edge profile)."""
+
+
+def deployment_table(
+    results: dict[str, Any],
+    accuracy_floor: float | None = None,
+    latency_budget_ms: float | None = None,
+    batch_size: int = 1,
+    threads: int | str | None = 1,
+    *,
+    provider: str | None = "CPUExecutionProvider",
+    max_accuracy_drop: float | None = None,
+    metric: str = "accuracy",
+) -> list[dict[str, Any]]:
+    """One row per job: the fastest qualifying variant (fp32 included) at ``batch_size`` / ``threads``.
+
+    ``accuracy_floor`` is a fraction (a value above 1 is read as a percentage).
+    ``threads``: a count, :data:`THREADS_MAX`, or None for any. ``provider``:
+    a full provider name, or None for any (the row says which).
+    """
+    floor = _fraction(accuracy_floor)
+    rows = []
+    for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
+        if job.get("status") == "skipped":
+            continue
+        rows.append(_job_row(job, floor, latency_budget_ms, batch_size, threads, provider, max_accuracy_drop,
+                             metric))
+    return rows
+
+
+def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, batch_size: int,
+             threads: int | str | None, provider: str | None, max_drop: float | None, metric: str) -> dict[str, Any]:
+    base_accuracy = _fp32_accuracy(job, metric)
+    wanted_threads = threads
+    if threads == THREADS_MAX:
+        measured = [r["threads"] for r in _ort_rows(job.get("latency")) if _int(r.get("threads")) is not None]
+        wanted_threads = max(measured, default=None)
+    row: dict[str, Any] = {
+        "model": job.get("model"),
+        "dataset": job.get("dataset"),
+        "job": job.get("id"),
+        "variant": None,
+        "provider": provider,
+        "batch_size": batch_size,
+        "threads": wanted_threads,
+        "p50_ms": None,
+        "p99_ms": None,
+        "min_ms": None,
+        "bytes": None,
+        "params": _int(job.get("params")),
+        metric: None,
+        "accuracy_drop": None,
+        "fits_budget": None,
+        "vs_fp32_ratio": None,
+        "vs_fp32_basis": None,
+        "candidates": 0,
+        "accuracy_floor": floor,
+        "latency_budget_ms": budget,
+        "note": None,
+    }
+    if job.get("status") not in (None, "ok"):
+        row["note"] = f"job {job.get('status')}: {job.get('error') or 'no error recorded'}"
+        return row
+    candidates = _candidates(job, metric)
+    row["candidates"] = len(candidates)
+    timed, reasons = [], []
+    for cand in candidates:
+        lat = _pick(cand["latency"], batch_size, wanted_threads, provider)
+        if lat is None:
+            reasons.append(f"{cand['variant']}: no latency at batch {batch_size}, "
+                           f"{_threads_text(wanted_threads)}{'' if provider is None else ' on ' + provider}")
+            continue
+        accuracy = cand["accuracy"]
+        drop = None if accuracy is None or base_accuracy is None else base_accuracy - accuracy
+        if floor is not None and (accuracy is None or accuracy < floor):
+            reasons.append(f"{cand['variant']}: {metric} {_num(accuracy)} below the floor {floor:g}")
+            continue
+        if max_drop is not None and (drop is None or drop > max_drop):
+            reasons.append(f"{cand['variant']}: {metric} drop {_num(drop)} above {max_drop:g}")
+            continue
+        timed.append((lat, cand, drop))
+    if not timed:
+        row["note"] = "no variant qualifies: " + ("; ".join(reasons) if reasons else "no ONNX model recorded")
+        return row
+    fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
+    fp32_lat = _pick(fp32["latency"], batch_size, wanted_threads, provider) if fp32 else None
+    scored = [(*_speed(lat, cand, fp32_lat, batch_size), lat, cand, drop) for lat, cand, drop in timed]
+    best = min(score for score, *_ in scored)
+    # Within TIE_PCT of the fastest is a tie (the figures' own noise): prefer the smaller accuracy drop,
+    # then the smaller file.
+    ties = [entry for entry in scored if entry[0] <= best * (1 + TIE_PCT / 100)]
+    score, basis, lat, cand, drop = min(
+        ties, key=lambda e: (e[4] if e[4] is not None else 0.0, e[3]["bytes"] if e[3]["bytes"] is not None
+                             else float("inf"), e[0]))
+    row.update(
+        variant=cand["variant"],
+        provider=lat.get("provider"),
+        threads=lat.get("threads"),
+        p50_ms=_number(lat.get("p50_ms")),
+        p99_ms=_number(lat.get("p99_ms")),
+        min_ms=_number(lat.get("min_ms")),
+        bytes=cand["bytes"],
+        accuracy_drop=None if drop is None else round(drop, 6),
+        vs_fp32_ratio=round(score, 4) if basis != "p50" else None,
+        vs_fp32_basis=basis if basis != "p50" else None,
+    )
+    row[metric] = cand["accuracy"]
+    if budget is not None:
+        row["fits_budget"] = bool(float(lat["p50_ms"]) <= float(budget))
+    return row
+
+
+def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] | None,
+           batch_size: int) -> tuple[float, str]:
+    """(ranking score, basis): latency relative to float32 where float32 was measured at this setting.
+
+    ``alternating``: the variant's own alternating comparison with float32 at
+    this very setting (drift-free); ``sequential``: its p50 over float32's
+    p50 from separate measurements; ``p50``: absolute p50 (no float32 figure).
+    """
+    p50 = float(lat["p50_ms"])
+    if cand["variant"] == "fp32":
+        return (1.0, "alternating") if fp32_lat is not None else (p50, "p50")
+    vs = cand.get("vs_fp32")
+    if fp32_lat is not None and vs and _number(vs.get("ratio")) and vs["ratio"] > 0:
+        setting = {"provider": lat.get("provider"), "batch_size": batch_size, "threads": lat.get("threads")}
+        if all(vs.get(key) in (None, value) for key, value in setting.items()):
+            return float(vs["ratio"]), "alternating"
+    fp32_p50 = _number(fp32_lat.get("p50_ms")) if fp32_lat is not None else None
+    if fp32_p50:
+        return p50 / fp32_p50, "sequential"
+    return p50, "p50"
+
+
+def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    out = []
+    onnx = job.get("onnx")
+    if isinstance(onnx, dict) and onnx:
+        out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")), "accuracy": _fp32_accuracy(job, metric),
+                    "latency": _ort_rows(job.get("latency"))})
+    for variant in _dicts(job.get("variants")):
+        name = variant.get("variant")
+        if variant.get("error") or not isinstance(name, str) or name == "fp32":
+            continue
+        vs = variant.get("vs_fp32") if isinstance(variant.get("vs_fp32"), dict) else None
+        out.append({"variant": name, "bytes": _int(variant.get("bytes")),
+                    "accuracy": _metric(variant.get("metrics"), metric),
+                    "latency": _ort_rows(variant.get("latency")), "vs_fp32": vs})
+    return out
+
+
+def _fp32_accuracy(job: dict[str, Any], metric: str) -> float | None:
+    """The float32 model's accuracy in ONNX Runtime, else in PyTorch."""
+    onnx = job.get("onnx")
+    value = _metric(onnx.get("metrics") if isinstance(onnx, dict) else None, metric)
+    return value if value is not None else _metric(job.get("metrics"), metric)
+
+
+def _metric(metrics: Any, name: str) -> float | None:
+    return _number(metrics.get(name)) if isinstance(metrics, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _dicts(values: Any) -> list[dict[str, Any]]:
+    return [v for v in values if isinstance(v, dict)] if isinstance(values, list) else []
+
+
+def _ort_rows(rows: Any) -> list[dict[str, Any]]:
+    return [r for r in _dicts(rows)
+            if r.get("runtime", "onnxruntime") == "onnxruntime" and _number(r.get("p50_ms")) is not None]
+
+
+def _pick(rows: list[dict[str, Any]], batch_size: int, threads: int | None, provider: str | None) -> dict | None:
+    matching = [r for r in rows
+                if r.get("batch_size") == batch_size
+                and (threads is None or r.get("threads") == threads)
+                and (provider is None or r.get("provider") == provider)]
+    return min(matching, key=lambda r: float(r["p50_ms"]), default=None)
+
+
+def _fraction(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value / 100.0 if value > 1.0 else value
+
+
+def _threads_text(threads: int | None) -> str:
+    return "any thread count" if threads is None else f"{threads} thread(s)"
+
+
+def _num(value: Any, spec: str = ".4f") -> str:
+    return "n/a" if _number(value) is None else format(float(value), spec)
+
+
+def _size(n: int | None) -> str:
+    if not isinstance(n, int):
+        return "-"
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 1024 / 1024:.2f} MiB"
+
+
+def _ratio_text(row: dict[str, Any]) -> str:
+    ratio = _number(row.get("vs_fp32_ratio"))
+    if ratio is None or row.get("variant") in (None, "fp32"):
+        return "-"
+    return f"{ratio:.2f}x" + (" (alternating)" if row.get("vs_fp32_basis") == "alternating" else "")
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str:
+    """A Markdown table of :func:`deployment_table` rows, with a caption line and notes under it."""
+    if not rows:
+        return "_No job to report._\n"
+    first = rows[0]
+    same_threads = all(r.get("threads") == first.get("threads") for r in rows)
+    caption = [f"batch {first.get('batch_size')}", _threads_text(first.get("threads")) if same_threads
+               else "thread count per row"]
+    providers = {r.get("provider") for r in rows}
+    if len(providers) == 1 and None not in providers:
+        caption.append(str(next(iter(providers))))
+    if _number(first.get("accuracy_floor")) is not None:
+        caption.append(f"{metric} floor {first['accuracy_floor']:g}")
+    budget = _number(first.get("latency_budget_ms"))
+    if budget is not None:
+        caption.append(f"latency budget {budget:g} ms (p50)")
+    intro = (f"Fastest qualifying variant per model: {', '.join(caption)}. \"time vs fp32\" is the variant's "
+             "latency over float32's (below 1: faster), from alternating rounds where recorded.")
+    lines = [intro, ""]
+    headers = ["model", "dataset", "variant", metric, "drop vs fp32", "size", "p50 ms", "p99 ms", "time vs fp32",
+               "params"]
+    if not same_threads:
+        headers.insert(6, "threads")
+    if budget is not None:
+        headers.append("fits budget")
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    notes = []
+    for r in rows:
+        cells = [
+            str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
+            _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
+            _size(r.get("bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
+            f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
+        ]
+        if not same_threads:
+            cells.insert(6, str(r.get("threads") if r.get("threads") is not None else "-"))
+        if budget is not None:
+            cells.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if r.get("note"):
+            notes.append(" ".join(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}".split()))
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
+                  latency_budget_ms: float | None = None, provider: str | None = "CPUExecutionProvider",
+                  max_accuracy_drop: float | None = None) -> str:
+    """The edge section of a report: batch 1 on 1 thread, then on every core measured."""
+    parts = []
+    for title, threads in (("1 thread", 1), ("all cores", THREADS_MAX)):
+        rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
+                                max_accuracy_drop=max_accuracy_drop)
+        if threads == THREADS_MAX and all(r["threads"] in (None, 1) for r in rows):
+            continue  # nothing beyond 1 thread was measured
+        parts.append(f"### Edge deployment, batch 1, {title}\n\n{to_markdown(rows)}")
+    return "\n".join(parts)
+
+
+def edge_profile() -> dict[str, Any]:
+    """``RunOptions`` overrides for ``--profile edge``: batch 1; 1 thread and all cores; every variant.
+
+    ``slim`` is included only when onnxslim is installed; fp16 rows get no CPU
+    latency (see :mod:`harness.variants`), so on a CPU-only machine they show
+    accuracy and size only.
+    """
+    from harness.latency import default_thread_counts
+
+    variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"]
+    try:
+        import onnxslim  # noqa: F401
+
+        variants.append("slim")
+    except ImportError:
+        pass
+    return {"batch_sizes": [1], "threads": default_thread_counts(), "variants": variants}
+
+
+def all_cores() -> int:
+    """The thread count the edge profile uses for "all cores"."""
+    return os.cpu_count() or 1

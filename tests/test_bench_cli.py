@@ -1,0 +1,84 @@
+"""``harness bench`` on foreign ONNX files built here with ``onnx.helper`` (subprocess, as users run it)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+FAST = ["--min-runs", "5", "--min-time", "0.01", "--warmup", "1"]
+ROW_FIELDS = {"runtime", "provider", "batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
+              "std_ms", "throughput_per_s", "min_ms"}
+
+
+def _conv_onnx(path, batch="N"):
+    """A foreign model: Conv -> Relu -> GlobalAveragePool -> Flatten, input (batch, 3, 8, 8)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["scores"]),
+        ],
+        "foreign",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, 4])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="not-harness")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_bench_json_on_a_foreign_model(tmp_path):
+    from harness.ort import usable_providers
+
+    path = _conv_onnx(tmp_path / "foreign.onnx")
+    result = run_cli("bench", str(path), "--batch-sizes", "1,3", "--providers", "cpu,cuda", "--json", *FAST,
+                     timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # nothing but JSON on stdout, even when a GPU provider cannot start
+    assert set(data) >= {"model", "bytes", "latency"}
+    assert data["model"] == str(path) and data["bytes"] == path.stat().st_size
+    cpu_rows = [r for r in data["latency"] if r["provider"] == "CPUExecutionProvider"]
+    assert [r["batch_size"] for r in cpu_rows] == [1, 3]
+    for row in data["latency"]:
+        assert ROW_FIELDS <= set(row)
+        assert row["runtime"] == "onnxruntime" and row["threads"] == 1 and row["runs"] >= 5
+        assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p99_ms"]
+    if "CUDAExecutionProvider" not in usable_providers()[0]:
+        assert "CUDAExecutionProvider" in result.stderr and "warning" in result.stderr
+
+
+def test_bench_skips_a_batch_size_the_static_shape_refuses(tmp_path):
+    path = _conv_onnx(tmp_path / "static.onnx", batch=1)
+    result = run_cli("bench", str(path), "--batch-sizes", "1,4", "--json", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [r["batch_size"] for r in json.loads(result.stdout)["latency"]] == [1]
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "batch size 4" in warnings[0]
+
+
+def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
+    path = _conv_onnx(tmp_path / "static.onnx", batch=1)
+    result = run_cli("bench", str(path), "--batch-sizes", "4", "--json", *FAST, timeout=300)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and result.stdout.strip() == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error")]
+    assert len(errors) == 1 and "nothing could be measured" in errors[0]
+
+
+@pytest.mark.parametrize("bad", [["--min-runs", "0"], ["--batch-sizes", "0"]])
+def test_bench_bad_options_exit_2(tmp_path, bad):
+    path = _conv_onnx(tmp_path / "m.onnx")
+    result = run_cli("bench", str(path), *bad, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,204 @@
+"""The edge-deployment table on a hand-written results document."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.edge import THREADS_MAX, deployment_table, edge_markdown, to_markdown
+
+CPU = "CPUExecutionProvider"
+
+
+def lat(p50, batch=1, threads=1, provider=CPU, runtime="onnxruntime", p99=None):
+    return {"runtime": runtime, "provider": provider, "batch_size": batch, "threads": threads, "runs": 100,
+            "p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p99 if p99 is not None else p50 * 1.5,
+            "mean_ms": p50, "std_ms": 0.01, "min_ms": p50 * 0.9, "throughput_per_s": batch * 1000 / p50}
+
+
+def variant(name, accuracy, nbytes, rows, error=None, ratio=None):
+    row = {"variant": name, "path": f"onnx/x.{name}.onnx", "bytes": nbytes, "metrics": {"accuracy": accuracy},
+           "latency": rows, "error": error}
+    if ratio is not None:
+        row["vs_fp32"] = {"ratio": ratio, "provider": CPU, "batch_size": 1, "threads": 1}
+    return row
+
+
+RESULTS = {
+    "schema_version": 1,
+    "run_id": "r",
+    "jobs": [
+        {   # int8-static is the fastest that keeps accuracy; int8-dynamic is faster but too inaccurate
+            "id": "cnn@mnist", "model": "cnn", "dataset": "mnist", "status": "ok", "error": None, "params": 20000,
+            "metrics": {"accuracy": 0.981},
+            "onnx": {"path": "onnx/cnn.onnx", "bytes": 80000, "metrics": {"accuracy": 0.98}},
+            "latency": [lat(0.50), lat(0.30, threads=2), lat(2.0, batch=32), lat(0.9, runtime="torch")],
+            "variants": [
+                variant("int8-dynamic", 0.90, 25000, [lat(0.20), lat(0.15, threads=2)]),
+                variant("int8-static", 0.975, 26000, [lat(0.35), lat(0.40, threads=2)], ratio=0.7),
+                variant("fp16", 0.98, 40000, [lat(0.05, provider="CUDAExecutionProvider")]),
+                variant("ort-opt", None, None, [], error="RuntimeError: boom"),
+            ],
+        },
+        {   # only fp32; slow
+            "id": "big@mnist", "model": "big", "dataset": "mnist", "status": "ok", "error": None, "params": 900000,
+            "metrics": {"accuracy": 0.99},
+            "onnx": {"path": "onnx/big.onnx", "bytes": 3_600_000, "metrics": {"accuracy": 0.99}},
+            "latency": [lat(2.5, p99=4.0)],
+            # as fast as fp32 within noise (alternating ratio 0.99) but less accurate: fp32 wins the tie
+            "variants": [variant("int8-static", 0.985, 1_000_000, [lat(2.0)], ratio=0.99)],
+        },
+        {"id": "bad@mnist", "model": "bad", "dataset": "mnist", "status": "failed", "error": "train: NaN loss",
+         "params": 10, "metrics": None, "onnx": None, "latency": []},
+        {"id": "x@cifar", "model": "x", "dataset": "cifar", "status": "skipped", "error": "incompatible"},
+    ],
+}
+
+
+def by_model(rows):
+    return {r["model"]: r for r in rows}
+
+
+def test_without_floor_the_fastest_variant_wins():
+    rows = deployment_table(RESULTS)
+    assert [r["model"] for r in rows] == ["cnn", "big", "bad"]  # skipped jobs are left out
+    cnn = by_model(rows)["cnn"]
+    assert cnn["variant"] == "int8-dynamic" and cnn["p50_ms"] == 0.20 and cnn["bytes"] == 25000
+    assert cnn["provider"] == CPU and cnn["threads"] == 1 and cnn["batch_size"] == 1
+    assert cnn["accuracy"] == 0.90 and cnn["accuracy_drop"] == pytest.approx(0.08)
+    assert cnn["params"] == 20000 and cnn["fits_budget"] is None
+    assert cnn["vs_fp32_ratio"] == pytest.approx(0.4) and cnn["vs_fp32_basis"] == "sequential"
+
+
+def test_accuracy_floor_picks_the_fastest_accurate_variant():
+    rows = by_model(deployment_table(RESULTS, accuracy_floor=0.97))
+    cnn = rows["cnn"]
+    assert cnn["variant"] == "int8-static" and cnn["p50_ms"] == 0.35 and cnn["p99_ms"] == pytest.approx(0.525)
+    assert cnn["vs_fp32_ratio"] == 0.7 and cnn["vs_fp32_basis"] == "alternating"
+    assert rows["big"]["variant"] == "fp32" and rows["big"]["p99_ms"] == 4.0
+    # a floor in percent means the same
+    assert by_model(deployment_table(RESULTS, accuracy_floor=97))["cnn"]["variant"] == "int8-static"
+
+
+def test_alternating_ratio_beats_sequential_p50s_and_near_ties_go_to_the_more_accurate():
+    big = by_model(deployment_table(RESULTS))["big"]
+    # int8-static's own p50 (2.0) is lower than fp32's (2.5, another time window), but the alternating
+    # comparison says 0.99: a tie, and fp32 has no accuracy drop.
+    assert big["variant"] == "fp32" and big["p50_ms"] == 2.5
+    faster = copy.deepcopy(RESULTS)
+    faster["jobs"][1]["variants"][0]["vs_fp32"]["ratio"] = 0.8
+    assert by_model(deployment_table(faster))["big"]["variant"] == "int8-static"
+    # without an alternating figure, the p50 ratio decides (2.0 / 2.5 = 0.8)
+    del faster["jobs"][1]["variants"][0]["vs_fp32"]
+    row = by_model(deployment_table(faster))["big"]
+    assert row["variant"] == "int8-static" and row["vs_fp32_basis"] == "sequential"
+    assert row["vs_fp32_ratio"] == pytest.approx(0.8)
+
+
+def test_max_accuracy_drop_is_relative_to_fp32():
+    cnn = by_model(deployment_table(RESULTS, max_accuracy_drop=0.001))["cnn"]
+    assert cnn["variant"] == "fp32" and cnn["p50_ms"] == 0.50
+
+
+def test_floor_nobody_meets_gives_a_row_with_the_reason():
+    rows = by_model(deployment_table(RESULTS, accuracy_floor=0.995))
+    assert rows["cnn"]["variant"] is None and rows["cnn"]["p50_ms"] is None
+    assert "below the floor 0.995" in rows["cnn"]["note"]
+    assert rows["bad"]["variant"] is None and "NaN loss" in rows["bad"]["note"]
+
+
+def test_latency_budget_marks_what_fits():
+    rows = by_model(deployment_table(RESULTS, accuracy_floor=0.97, latency_budget_ms=1.0))
+    assert rows["cnn"]["fits_budget"] is True
+    assert rows["big"]["fits_budget"] is False
+    assert rows["bad"]["fits_budget"] is None
+
+
+def test_threads_and_provider_select_the_rows():
+    cnn = by_model(deployment_table(RESULTS, threads=2))["cnn"]
+    assert cnn["variant"] == "int8-dynamic" and cnn["p50_ms"] == 0.15 and cnn["threads"] == 2
+    cnn = by_model(deployment_table(RESULTS, accuracy_floor=0.97, threads=THREADS_MAX))["cnn"]
+    assert cnn["variant"] == "fp32" and cnn["p50_ms"] == 0.30 and cnn["threads"] == 2
+    gpu = by_model(deployment_table(RESULTS, provider=None))["cnn"]
+    assert gpu["variant"] == "fp16" and gpu["provider"] == "CUDAExecutionProvider"
+    big = by_model(deployment_table(RESULTS, batch_size=32))["big"]
+    assert big["variant"] is None and "no latency at batch 32" in big["note"]
+
+
+def test_the_table_does_not_change_its_input():
+    before = copy.deepcopy(RESULTS)
+    deployment_table(RESULTS, accuracy_floor=0.9, latency_budget_ms=1)
+    assert RESULTS == before
+
+
+def test_markdown_table():
+    text = to_markdown(deployment_table(RESULTS, accuracy_floor=0.97, latency_budget_ms=1.0))
+    lines = text.splitlines()
+    assert "batch 1" in lines[0] and "accuracy floor 0.97" in lines[0] and "budget 1 ms" in lines[0]
+    header = next(line for line in lines if line.startswith("| model"))
+    assert "fits budget" in header and "p99 ms" in header and "params" in header
+    cnn = next(line for line in lines if line.startswith("| cnn"))
+    assert "int8-static" in cnn and "0.3500" in cnn and "25.4 KiB" in cnn and "| yes |" in cnn
+    big = next(line for line in lines if line.startswith("| big"))
+    assert "| no |" in big and "3.43 MiB" in big and "900,000" in big
+    assert any(line.startswith("- bad on mnist: job failed") for line in lines)
+    assert to_markdown([]).startswith("_No job")
+
+
+def test_edge_markdown_has_one_and_all_thread_sections():
+    text = edge_markdown(RESULTS, accuracy_floor=0.97)
+    assert "batch 1, 1 thread" in text and "batch 1, all cores" in text
+    single = {"jobs": [RESULTS["jobs"][1]]}
+    assert "all cores" not in edge_markdown(single)
+
+
+def test_edge_profile_is_batch_1_all_variants_one_and_all_threads():
+    import os
+
+    from harness.edge import edge_profile
+    from harness.variants import VARIANTS
+
+    profile = edge_profile()
+    assert profile["batch_sizes"] == [1]
+    assert profile["threads"] == sorted({1, os.cpu_count() or 1})
+    assert {"fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"} <= set(profile["variants"]) <= set(VARIANTS)
+
+
+def test_threads_column_appears_when_rows_differ():
+    rows = deployment_table(RESULTS, threads=THREADS_MAX)
+    assert {r["threads"] for r in rows} == {1, 2, None}
+    text = to_markdown(rows)
+    assert "thread count per row" in text and "| threads |" in text
+
+
+_scalar = st.one_of(st.none(), st.integers(-2, 64), st.floats(allow_nan=True), st.text(max_size=3), st.booleans())
+_latency_row = st.dictionaries(
+    st.sampled_from(["runtime", "provider", "batch_size", "threads", "p50_ms", "p99_ms", "min_ms"]),
+    st.one_of(_scalar, st.sampled_from(["onnxruntime", "torch", CPU])), max_size=7)
+_variant = st.dictionaries(
+    st.sampled_from(["variant", "bytes", "metrics", "latency", "error", "vs_fp32"]),
+    st.one_of(_scalar, st.sampled_from(["int8-static", "fp32"]), st.lists(_latency_row, max_size=3),
+              st.dictionaries(st.just("accuracy"), _scalar), st.dictionaries(st.just("ratio"), _scalar)), max_size=6)
+_job = st.dictionaries(
+    st.sampled_from(["id", "model", "dataset", "status", "error", "params", "metrics", "onnx", "latency", "variants"]),
+    st.one_of(_scalar, st.sampled_from(["ok", "failed", "skipped"]), st.lists(_latency_row, max_size=3),
+              st.lists(_variant, max_size=3), st.dictionaries(st.sampled_from(["bytes", "metrics"]),
+                                                              st.one_of(_scalar, st.dictionaries(st.just("accuracy"),
+                                                                                                 _scalar)))),
+    max_size=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs=st.lists(st.one_of(_job, _scalar), max_size=4), floor=st.one_of(st.none(), st.floats(0, 100)),
+       budget=st.one_of(st.none(), st.floats(0, 10)), threads=st.sampled_from([1, 2, None, THREADS_MAX]))
+def test_partial_documents_never_crash(jobs, floor, budget, threads):
+    rows = deployment_table({"jobs": jobs}, accuracy_floor=floor, latency_budget_ms=budget, threads=threads,
+                            provider=None)
+    text = to_markdown(rows)
+    assert isinstance(text, str)
+    for row in rows:
+        assert row["variant"] is None or row["p50_ms"] is not None
+    edge_markdown({"jobs": jobs}, accuracy_floor=floor)

@@ -1,0 +1,176 @@
+"""Variants of a small trained CNN: int8 dynamic/static, fp16, ONNX Runtime offline optimisation.
+
+The model is trained in a second on learnable synthetic data (class prototypes
+plus noise), so accuracy means something: quantized variants must stay within
+one point of float32 and be smaller on disk.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.latency import LatencyConfig
+from harness.specs import MetricSpec
+from harness.variants import VARIANTS, calibration_inputs, evaluate_variants, unknown_variants
+
+TINY = LatencyConfig(warmup_runs=1, min_runs=5, min_time_s=0.005, max_time_s=1.0, warmup_time_s=0.0)
+SHAPE = (1, 16, 16)
+
+
+def _accuracy(logits, targets) -> float:
+    return float((logits.argmax(1) == targets).float().mean())
+
+
+ACCURACY = MetricSpec("accuracy", _accuracy)
+
+
+def _data(n: int, seed: int, prototypes):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    x = prototypes[y] * 0.6 + torch.rand(n, *SHAPE, generator=g) * 0.4
+    return x.float(), y
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from torch import nn
+
+    from harness.export import export_onnx
+    from harness.ort import make_session, run_batched
+
+    torch.manual_seed(0)
+    prototypes = torch.rand(10, *SHAPE, generator=torch.Generator().manual_seed(0))
+    train_x, train_y = _data(640, 1, prototypes)
+    test_x, test_y = _data(400, 2, prototypes)
+    # ~18k parameters, most in the first Linear: enough weights for int8 to shrink the file.
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+    )
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny net: more threads only contend on a busy machine
+    try:
+        for _ in range(5):
+            for i in range(0, len(train_x), 32):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(net(train_x[i:i + 32]), train_y[i:i + 32]).backward()
+                optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    run_dir = tmp_path_factory.mktemp("run")
+    fp32 = run_dir / "onnx" / "small-cnn.onnx"
+    export_onnx(net, test_x[:8], fp32, exporter="torchscript")
+    logits = run_batched(make_session(fp32), test_x.numpy())
+    fp32_accuracy = _accuracy(torch.from_numpy(logits), test_y)
+    assert fp32_accuracy > 0.9, "the test model did not learn; the variant checks would mean nothing"
+    return SimpleNamespace(run_dir=run_dir, fp32=fp32, train_x=train_x, test_x=test_x, test_y=test_y,
+                           metrics={"accuracy": fp32_accuracy})
+
+
+def _options(**kw):
+    return SimpleNamespace(batch_sizes=kw.get("batch_sizes", [1, 4]), threads=kw.get("threads", [1]),
+                           latency=kw.get("latency", TINY))
+
+
+def _evaluate(trained, variants, providers=("CPUExecutionProvider",), compare=False, **kw):
+    return evaluate_variants(variants, trained.fp32, trained.run_dir, trained.train_x, trained.test_x, trained.test_y,
+                             [ACCURACY], _options(**kw), list(providers), fp32_metrics=trained.metrics,
+                             compare=compare)
+
+
+def _check_common(row, trained, name):
+    assert row["variant"] == name
+    assert row["error"] is None, row["error"]
+    assert row["path"] == f"onnx/small-cnn.{name}.onnx"
+    target = trained.run_dir / row["path"]
+    assert target.is_file() and row["bytes"] == target.stat().st_size
+    assert 0.0 <= row["metrics"]["accuracy"] <= 1.0
+    assert row["accuracy_drop"] == pytest.approx(trained.metrics["accuracy"] - row["metrics"]["accuracy"], abs=1e-6)
+    assert row["max_abs_diff"] is not None and row["diff_samples"] == len(trained.test_x)
+
+
+@pytest.mark.parametrize("name", ["int8-dynamic", "int8-static"])
+def test_int8_variant_is_smaller_and_within_one_point(trained, name):
+    (row,) = _evaluate(trained, [name])
+    _check_common(row, trained, name)
+    assert row["bytes"] < 0.6 * trained.fp32.stat().st_size
+    assert row["accuracy_drop"] <= 0.01
+    assert 0 < row["max_abs_diff"] < 5.0
+    assert [(r["provider"], r["batch_size"]) for r in row["latency"]] == [("CPUExecutionProvider", 1),
+                                                                          ("CPUExecutionProvider", 4)]
+    assert all(r["p50_ms"] > 0 for r in row["latency"])
+
+
+def test_int8_static_calibrates_on_a_seeded_subset(trained):
+    data = calibration_inputs(trained.train_x, n=128, seed=3)
+    again = calibration_inputs(trained.train_x, n=128, seed=3)
+    assert data.shape == (128, *SHAPE) and data.dtype.name == "float32"
+    assert (data == again).all()
+    (row,) = _evaluate(trained, ["int8-static"], batch_sizes=[1])
+    assert any("256 training samples" in note for note in row["notes"])
+
+
+def test_fp16_is_evaluated_but_timed_on_gpu_providers_only(trained):
+    (row,) = _evaluate(trained, ["fp16"])
+    _check_common(row, trained, "fp16")
+    assert row["accuracy_drop"] <= 0.01
+    assert row["max_abs_diff"] < 0.05
+    assert 0.4 < row["bytes"] / trained.fp32.stat().st_size < 0.75  # half-size weights
+    assert row["latency"] == []
+    assert any("GPU providers only" in line for line in row["latency_skipped"])
+
+
+def test_ort_opt_is_equivalent_and_timed_on_cpu(trained):
+    (row,) = _evaluate(trained, ["ort-opt"], providers=["CPUExecutionProvider", "CUDAExecutionProvider"],
+                       batch_sizes=[1])
+    _check_common(row, trained, "ort-opt")
+    assert row["max_abs_diff"] < 1e-4 and row["accuracy_drop"] == 0
+    assert [r["provider"] for r in row["latency"]] == ["CPUExecutionProvider"]
+    assert any("CUDAExecutionProvider" in line for line in row["latency_skipped"])
+
+
+def test_vs_fp32_is_an_alternating_comparison(trained):
+    (row,) = _evaluate(trained, ["ort-opt"], batch_sizes=[1], compare=True)
+    vs = row["vs_fp32"]
+    assert vs["a"] == "ort-opt" and vs["b"] == "fp32" and vs["rounds"] >= 3
+    assert vs["ratio"] > 0 and vs["speedup"] == pytest.approx(1 / vs["ratio"], rel=1e-3)
+    assert (vs["provider"], vs["batch_size"], vs["threads"]) == ("CPUExecutionProvider", 1, 1)
+
+
+def test_a_failing_variant_is_recorded_and_the_rest_still_run(trained):
+    rows = _evaluate(trained, ["no-such-variant", "fp32", "ort-opt"], batch_sizes=[1])
+    assert [r["variant"] for r in rows] == ["no-such-variant", "ort-opt"]  # fp32 is the job's own export
+    assert rows[0]["error"].startswith("ValueError: unknown variant 'no-such-variant'")
+    assert "\n" not in rows[0]["error"] and rows[0]["latency"] == [] and rows[0]["bytes"] is None
+    assert rows[1]["error"] is None
+
+
+def test_a_broken_fp32_file_fails_every_variant_without_raising(tmp_path, trained):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    rows = evaluate_variants(["int8-dynamic", "fp16"], broken, tmp_path, trained.train_x, trained.test_x,
+                             trained.test_y, [ACCURACY], _options(), ["CPUExecutionProvider"])
+    assert [r["variant"] for r in rows] == ["int8-dynamic", "fp16"]
+    assert all(r["error"] and "float32 model" in r["error"] for r in rows)
+
+
+def test_slim_is_optional(trained):
+    (row,) = _evaluate(trained, ["slim"], batch_sizes=[1])
+    try:
+        import onnxslim  # noqa: F401
+    except ImportError:
+        assert "onnxslim" in row["error"]
+    else:
+        _check_common(row, trained, "slim")
+
+
+def test_variant_names():
+    assert {"fp32", "int8-dynamic", "int8-static", "fp16"} <= set(VARIANTS)
+    assert unknown_variants(["fp32", "int4", "fp16"]) == ["int4"]
