@@ -226,6 +226,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--latency-budget-ms", type=float, help="Mark which models meet this p50 latency at batch 1.")
 @click.option("--accuracy-floor", type=float, help="Lowest acceptable accuracy for the deployment table "
               "(0.99 or 99).")
+@click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
+              "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
 @click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
 @click.pass_context
 def run_command(ctx: click.Context, **kwargs: Any) -> None:
@@ -256,10 +258,16 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         executor_options = {"address": values["ray_address"], "num_cpus": values["jobs"]}
     elif values["ray_address"] or values["jobs"]:
         raise HarnessError("--ray-address and --jobs need --executor ray")
+    reporters = _reporters(registry)
+    if values.get("track"):
+        from harness_plugins.trackers import make_reporters
+
+        have = {getattr(r, "name", None) for r in reporters}
+        reporters += [r for r in make_reporters(values["track"]) if r.name not in have]
     progress = make_progress(values["progress"])
     previous_term = _stop_on_sigterm()
     try:
-        folder = execute(registry, options, progress, reporters=_reporters(registry),
+        folder = execute(registry, options, progress, reporters=reporters,
                          executor_options=executor_options)
     except KeyboardInterrupt as exc:
         folder = getattr(exc, "run_folder", None)

@@ -1,104 +1,246 @@
-"""``harness compare BASE NEW``: per job and metric, what changed, and whether it regressed.
+"""``harness compare BASE NEW``: per job and measure, what changed, and whether it regressed.
 
 Jobs are matched by id (``model@dataset`` plus sweep settings); latency rows
-by runtime, provider, batch size and thread count. With a threshold ``PCT``,
-a regression is a p50 latency that grew by more than ``PCT`` percent or an
-accuracy (or other higher-is-better metric) that dropped by more than ``PCT``
-percentage points; a job that was ``ok`` and now failed is a regression too.
-Jobs present in only one run are listed, never an error.
+by runtime, provider, batch size and thread count; variants by name. For
+every job in both runs the comparison lists each metric (PyTorch and ONNX
+Runtime), every p50 latency, the ONNX size and each variant's accuracy and
+latency, with the absolute and the relative change.
+
+With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
+
+- an ONNX Runtime p50 latency (any provider, batch size, thread count; the
+  fp32 model or a variant) that grew by more than ``PCT`` percent;
+- an accuracy (or macro-F1), PyTorch or ONNX Runtime, fp32 or variant, that
+  dropped by more than ``PCT`` percentage points (0.99 -> 0.97 is 2 points);
+- a job that was ``ok`` and now is not.
+
+Eager PyTorch latency rows are shown but never gate: they are the
+reference the ONNX model is measured against, not what ships. Jobs present
+in only one run, and latency rows or variants measured in only one, are
+listed, never an error. The CLI exits 1 when there is a regression.
+
+CI recipe (``README``-ready)::
+
+    # keep a baseline run (e.g. from main) as an artifact, then on each change:
+    harness run --models mnist-cnn --datasets synthetic --run-id new --out reports
+    harness compare reports/base reports/new --fail-on-regression 10   # exit 1: p50 +10% or accuracy -10 points
+
+Latency on shared CI machines is noisy: pin ``--threads 1``, give the
+benchmark time (no ``--quick``) and pick a threshold above the run-to-run
+spread you observe (10-20% is typical for sub-millisecond models).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+GATED_METRICS = ("accuracy", "macro-f1")
+GATED_RUNTIME = "onnxruntime"
+
 
 def _latency_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row.get("runtime"), row.get("provider"), row.get("batch_size"), row.get("threads"))
 
 
-def _change(old: float | None, new: float | None) -> dict[str, Any]:
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _change(old: Any, new: Any) -> dict[str, Any]:
+    old, new = _num(old), _num(new)
     if old is None or new is None:
         return {"base": old, "new": new, "abs": None, "pct": None}
     pct = (new - old) / abs(old) * 100 if old else None
     return {"base": old, "new": new, "abs": new - old, "pct": pct}
 
 
+def _latency_name(key: tuple[Any, ...]) -> str:
+    return f"{key[0]}/{key[1]} batch {key[2]} threads {key[3]}"
+
+
+class _Gate:
+    """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged."""
+
+    def __init__(self, threshold: float | None):
+        self.threshold = threshold
+        self.regressions: list[str] = []
+
+    def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
+        change["regression"] = False
+        if self.threshold is None or change["abs"] is None or name not in GATED_METRICS:
+            return
+        drop_points = -change["abs"] * 100
+        if drop_points > self.threshold:
+            change["regression"] = True
+            self.regressions.append(f"{job_id}: {label} dropped {drop_points:.2f} points "
+                                    f"({change['base']:.4f} -> {change['new']:.4f})")
+
+    def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any]) -> None:
+        change["regression"] = False
+        if self.threshold is None or change["pct"] is None or key[0] != GATED_RUNTIME:
+            return
+        if change["pct"] > self.threshold:
+            change["regression"] = True
+            self.regressions.append(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
+                                    f"({change['base']:.4f} -> {change['new']:.4f} ms)")
+
+
+def _metric_changes(job_id: str, old: dict[str, Any] | None, new: dict[str, Any] | None, prefix: str,
+                    gate: _Gate) -> dict[str, dict[str, Any]]:
+    changes = {}
+    for name in sorted(set(old or {}) & set(new or {})):
+        label = f"{prefix}{name}"
+        change = _change(old[name], new[name])  # type: ignore[index]
+        gate.metric(job_id, label, name, change)
+        changes[label] = change
+    return changes
+
+
+def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], prefix: str,
+                     gate: _Gate) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    old = {_latency_key(r): r for r in old_rows or []}
+    new = {_latency_key(r): r for r in new_rows or []}
+    changes = []
+    for key in [k for k in new if k in old]:
+        change = _change(old[key].get("p50_ms"), new[key].get("p50_ms"))
+        gate.latency(job_id, prefix, key, change)
+        changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
+                        "p50_ms": change, "gated": key[0] == GATED_RUNTIME})
+    only_base = [_latency_name(k) for k in old if k not in new]
+    only_new = [_latency_name(k) for k in new if k not in old]
+    return changes, only_base, only_new
+
+
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None) -> dict[str, Any]:
-    """The comparison document (``jobs``, ``only_in_base``, ``only_in_new``, ``regressions``)."""
+    """The comparison document.
+
+    ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions"}``;
+    each job entry has ``status`` ([base, new]), ``metrics`` (label -> change), ``latency`` (rows with a
+    ``p50_ms`` change), ``bytes`` (change), ``variants`` (name -> metrics/latency/bytes), and the latency
+    rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
+    relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
+    """
+    gate = _Gate(threshold)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
-    jobs, regressions = [], []
+    jobs = []
     for job_id in [j for j in base_jobs if j in new_jobs]:
         old, cur = base_jobs[job_id], new_jobs[job_id]
-        entry: dict[str, Any] = {"id": job_id, "status": [old.get("status"), cur.get("status")], "metrics": {},
-                                 "latency": [], "bytes": None}
+        entry: dict[str, Any] = {"id": job_id, "status": [old.get("status"), cur.get("status")]}
         if old.get("status") == "ok" and cur.get("status") != "ok":
-            regressions.append(f"{job_id}: was ok, now {cur.get('status')} ({cur.get('error')})")
-        for source in ("metrics", "onnx_metrics"):
-            old_m = (old.get("onnx") or {}).get("metrics") if source == "onnx_metrics" else old.get("metrics")
-            new_m = (cur.get("onnx") or {}).get("metrics") if source == "onnx_metrics" else cur.get("metrics")
-            for name in sorted(set(old_m or {}) & set(new_m or {})):
-                change = _change(old_m[name], new_m[name])
-                label = name if source == "metrics" else f"onnx {name}"
-                entry["metrics"][label] = change
-                higher_better = name != "nll"
-                if threshold is not None and change["abs"] is not None:
-                    drop_points = (-change["abs"] if higher_better else change["abs"]) * 100
-                    if name in ("accuracy", "macro-f1") and drop_points > threshold:
-                        regressions.append(f"{job_id}: {label} dropped {drop_points:.2f} points "
-                                           f"({change['base']:.4f} -> {change['new']:.4f})")
-        old_rows = {_latency_key(r): r for r in old.get("latency") or []}
-        for row in cur.get("latency") or []:
-            key = _latency_key(row)
-            if key not in old_rows:
-                continue
-            change = _change(old_rows[key].get("p50_ms"), row.get("p50_ms"))
-            entry["latency"].append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
-                                     "p50_ms": change})
-            if threshold is not None and change["pct"] is not None and change["pct"] > threshold:
-                regressions.append(f"{job_id}: {key[0]}/{key[1]} batch {key[2]} threads {key[3]} p50 grew "
-                                   f"{change['pct']:.1f}% ({change['base']:.4f} -> {change['new']:.4f} ms)")
+            stage = f" at {cur.get('stage')}" if cur.get("stage") else ""
+            gate.regressions.append(f"{job_id}: was ok, now {cur.get('status')}{stage} ({cur.get('error')})")
+        entry["metrics"] = {
+            **_metric_changes(job_id, old.get("metrics"), cur.get("metrics"), "", gate),
+            **_metric_changes(job_id, (old.get("onnx") or {}).get("metrics"), (cur.get("onnx") or {}).get("metrics"),
+                              "onnx ", gate),
+        }
+        entry["latency"], entry["latency_only_in_base"], entry["latency_only_in_new"] = _latency_changes(
+            job_id, old.get("latency") or [], cur.get("latency") or [], "", gate)
         entry["bytes"] = _change((old.get("onnx") or {}).get("bytes"), (cur.get("onnx") or {}).get("bytes"))
+        old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
+        new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
+        entry["variants"] = {}
+        for name in [n for n in new_variants if n in old_variants]:
+            ov, nv = old_variants[name], new_variants[name]
+            latency, _, _ = _latency_changes(job_id, ov.get("latency") or [], nv.get("latency") or [],
+                                             f"{name} ", gate)
+            entry["variants"][name] = {
+                "metrics": _metric_changes(job_id, ov.get("metrics"), nv.get("metrics"), f"{name} ", gate),
+                "latency": latency,
+                "bytes": _change(ov.get("bytes"), nv.get("bytes")),
+            }
+        entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
+        entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
         jobs.append(entry)
     return {
         "base": base.get("run_id"),
         "new": new.get("run_id"),
         "threshold_pct": threshold,
         "jobs": jobs,
-        "only_in_base": sorted(set(base_jobs) - set(new_jobs)),
-        "only_in_new": sorted(set(new_jobs) - set(base_jobs)),
-        "regressions": regressions,
+        "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
+        "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
+        "regressions": gate.regressions,
     }
 
 
-def _pct(change: dict[str, Any]) -> str:
-    if change is None or change.get("abs") is None:
+def _fmt(value: float | None) -> str:
+    if value is None:
         return "-"
-    pct = f" ({change['pct']:+.1f}%)" if change.get("pct") is not None else ""
-    return f"{change['base']:.4g} -> {change['new']:.4g}{pct}"
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _row(job_id: str, measure: str, change: dict[str, Any] | None, unit: str = "", points: bool = False) -> list[str]:
+    """``[job, measure, base, new, change, change %, flag]``; accuracy changes also in points."""
+    if not change:
+        return [job_id, measure, "-", "-", "-", "-", ""]
+    absolute = change.get("abs")
+    if absolute is None:
+        delta = "-"
+    elif points:
+        delta = f"{absolute * 100:+.2f} pts"
+    else:
+        delta = (f"{absolute:+,.0f}" if abs(absolute) >= 10_000 else f"{absolute:+.4g}") + unit
+    pct = "-" if change.get("pct") is None else f"{change['pct']:+.1f}%"
+    flag = "REGRESSION" if change.get("regression") else ""
+    return [job_id, measure, _fmt(change.get("base")), _fmt(change.get("new")), delta, pct, flag]
+
+
+def _is_fraction_metric(label: str) -> bool:
+    return label.split(" ")[-1] in GATED_METRICS
+
+
+def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
+    """The table :func:`format_comparison` prints: one row per job and measure."""
+    rows = []
+    for job in comparison["jobs"]:
+        job_id = str(job["id"])
+        status = job.get("status") or [None, None]
+        if status[0] != status[1]:
+            flag = "REGRESSION" if status[0] == "ok" else ""
+            rows.append([job_id, "status", str(status[0]), str(status[1]), "-", "-", flag])
+        for name, change in job["metrics"].items():
+            rows.append(_row(job_id, name, change, points=_is_fraction_metric(name)))
+        for lat in job["latency"]:
+            rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
+                             + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
+        if job.get("bytes") and job["bytes"].get("abs") is not None:
+            rows.append(_row(job_id, "onnx bytes", job["bytes"]))
+        for name, variant in (job.get("variants") or {}).items():
+            for label, change in variant["metrics"].items():
+                rows.append(_row(job_id, label, change, points=_is_fraction_metric(label)))
+            for lat in variant["latency"]:
+                rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
+                                 f"t{lat['threads']}", lat["p50_ms"], " ms"))
+            if variant["bytes"].get("abs") is not None:
+                rows.append(_row(job_id, f"{name} bytes", variant["bytes"]))
+    return rows
 
 
 def format_comparison(comparison: dict[str, Any]) -> str:
+    """Human-readable comparison: the change table, jobs in one run only, and the verdict."""
     from tabulate import tabulate
 
-    rows = []
-    for job in comparison["jobs"]:
-        for name, change in job["metrics"].items():
-            rows.append([job["id"], name, _pct(change)])
-        for lat in job["latency"]:
-            rows.append([job["id"], f"p50 ms {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}",
-                         _pct(lat["p50_ms"])])
-        if job["bytes"] and job["bytes"]["abs"] is not None:
-            rows.append([job["id"], "onnx bytes", _pct(job["bytes"])])
     lines = [f"compare {comparison['base']} -> {comparison['new']}",
-             tabulate(rows, headers=["job", "measure", "base -> new"], disable_numparse=True)]
+             tabulate(comparison_rows(comparison), headers=["job", "measure", "base", "new", "change", "change %", ""],
+                      disable_numparse=True)]
     for label in ("only_in_base", "only_in_new"):
         if comparison[label]:
-            lines.append(f"{label.replace('_', ' ')}: {', '.join(comparison[label])}")
+            lines.append(f"jobs {label.replace('_', ' ')}: {', '.join(map(str, comparison[label]))}")
+    for job in comparison["jobs"]:
+        for key, what in (("latency_only_in_base", "latency rows only in base"),
+                          ("latency_only_in_new", "latency rows only in new"),
+                          ("variants_only_in_base", "variants only in base"),
+                          ("variants_only_in_new", "variants only in new")):
+            if job.get(key):
+                lines.append(f"{job['id']}: {what}: {', '.join(map(str, job[key]))}")
+    threshold = comparison["threshold_pct"]
     if comparison["regressions"]:
-        lines.append(f"REGRESSIONS (threshold {comparison['threshold_pct']}):")
+        lines.append(f"REGRESSIONS (threshold: p50 +{threshold:g}%, accuracy -{threshold:g} points):"
+                     if threshold is not None else "REGRESSIONS:")
         lines += [f"  {r}" for r in comparison["regressions"]]
-    elif comparison["threshold_pct"] is not None:
-        lines.append(f"no regression beyond {comparison['threshold_pct']}")
+    elif threshold is not None:
+        lines.append(f"no regression beyond {threshold:g} (p50 +{threshold:g}%, accuracy -{threshold:g} points)")
     return "\n".join(lines)

@@ -28,12 +28,13 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-LIST_KEYS = {"plugins", "models", "datasets", "metrics", "batch_sizes", "threads", "providers", "variants"}
+LIST_KEYS = {"plugins", "models", "datasets", "metrics", "batch_sizes", "threads", "providers", "variants", "track"}
 SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "epochs": int, "batch_size": int, "lr": (int, float), "device": str, "max_train_samples": int,
     "max_test_samples": int, "seed": int, "data_dir": str, "out": str, "run_id": str, "exporter": str,
     "onnx_tolerance": (int, float), "amp": str, "channels_last": bool, "executor": str, "profile": str,
     "latency_budget_ms": (int, float), "accuracy_floor": (int, float), "quick": bool,
+    "job_timeout": (int, float), "no_torch_latency": bool, "compile": bool,
 }
 MAX_GRID = 10_000
 

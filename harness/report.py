@@ -1,20 +1,38 @@
 """Stage: reports built from ``results.json`` alone (terminal table, CSV, Markdown, HTML).
 
 Everything here reads the results document, never the run's live objects,
-so ``harness report RUN_DIR`` rebuilds exactly what the run wrote.
+so ``harness report RUN_DIR`` rebuilds exactly what the run wrote. A document
+may join several runs (``harness report A B --out DIR``): its jobs then carry
+``run_id`` and their ``id`` is prefixed with it.
+
+The functions below turn the document into plain rows of strings (the
+comparison table, seed summaries, latency, variants, published references,
+failures, environment); :func:`to_markdown` and
+:func:`harness.report_html.write_html` render the same rows, so both
+reports always show the same figures. Every field may be null or absent
+(a failed stage): rows show ``-`` there, never an invented value.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.results import atomic_write_text
 
+ORT = "onnxruntime"
+CPU = "CPUExecutionProvider"
+PROVIDER_SHORT = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA",
+                  "TensorrtExecutionProvider": "TensorRT", "cpu": "CPU", "cuda": "CUDA"}
+
 CSV_FIELDS = [
-    "run_id", "id", "model", "dataset", "status", "stage", "error", "params", "reference_params",
+    "run_id", "id", "model", "dataset", "point", "status", "stage", "error", "params", "reference_params",
     "accuracy", "onnx_accuracy", "reference_test_accuracy", "max_abs_diff", "onnx_bytes", "opset", "exporter",
     "train_seconds", "epochs", "device", "time_to_target_s", "peak_memory_bytes",
     "runtime", "provider", "batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
@@ -39,11 +57,12 @@ def pick_latency(job: dict[str, Any], runtime: str = "onnxruntime", provider: st
         and (batch_size is None or r.get("batch_size") == batch_size)
         and (threads is None or r.get("threads") == threads)
     ]
-    return min(rows, key=lambda r: (r.get("batch_size", 0), r.get("threads", 0)), default=None)
+    return min(rows, key=lambda r: (r.get("batch_size") or 0, r.get("threads") or 0), default=None)
 
 
 def largest_batch(job: dict[str, Any]) -> int | None:
-    sizes = [r.get("batch_size") for r in job.get("latency") or [] if r.get("runtime") == "onnxruntime"]
+    sizes = [r.get("batch_size") for r in job.get("latency") or []
+             if r.get("runtime") == "onnxruntime" and isinstance(r.get("batch_size"), int)]
     return max(sizes, default=None)
 
 
@@ -98,15 +117,17 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     summary = summary_rows(results)
     small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
-    headers = ["model", "dataset", "status", "params", "acc", "onnx acc", "max|diff|", "onnx KB",
-               f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
+    joined = is_joined(results)
+    headers = ["model", "dataset"] + (["run"] if joined else []) + [
+        "status", "params", "acc", "onnx acc", "max|diff|", "onnx KB", f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
     if big_bs and big_bs != small_bs:
         headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs}"]
     headers += ["ORT vs eager", "train s"]
     table = []
-    for r in summary:
-        name = r["model"] + ("" if not r["point"] else " " + ",".join(f"{k}={v}" for k, v in r["point"].items()))
-        line = [name, r["dataset"], r["status"], _fmt(r["params"], ","), _fmt(r["accuracy"], ".4f"),
+    for r, job in zip(summary, results.get("jobs", [])):
+        name = str(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
+        line = [name, r["dataset"]] + ([job.get("run_id") or "-"] if joined else []) + [
+                r["status"], _fmt(r["params"], ","), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
         if big_bs and big_bs != small_bs:
@@ -125,10 +146,11 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Long format: one row per job and latency measurement (a job without latency gets one row)."""
     for job in results.get("jobs", []):
         base = {
-            "run_id": results.get("run_id"),
+            "run_id": job.get("run_id") or results.get("run_id"),
             "id": job.get("id"),
             "model": job.get("model"),
             "dataset": job.get("dataset"),
+            "point": point_text(job.get("point")) or None,
             "status": job.get("status"),
             "stage": job.get("stage"),
             "error": job.get("error"),
@@ -163,53 +185,629 @@ def to_csv(results: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def to_markdown(results: dict[str, Any]) -> str:
-    env = results.get("environment", {})
-    lines = [
-        f"# harness run `{results.get('run_id')}`",
-        "",
+# -- shared building blocks of report.md and report.html ---------------------------------------------------
+
+
+def is_joined(results: dict[str, Any]) -> bool:
+    """True when the document joins several runs (its jobs carry two or more different ``run_id``)."""
+    return len({job.get("run_id") for job in results.get("jobs", []) if job.get("run_id")}) > 1
+
+
+def point_text(point: dict[str, Any] | None, skip: Iterable[str] = ()) -> str:
+    """Sweep settings as ``k=v, k=v`` (sorted by key); empty without settings."""
+    if not isinstance(point, dict):
+        return ""
+    skip = set(skip)
+    return ", ".join(f"{k}={point[k]}" for k in sorted(point) if k not in skip)
+
+
+def job_label(job: dict[str, Any], dataset: bool = False, run: bool = False) -> str:
+    """``model [settings]`` (optionally ``@dataset`` and ``run:`` prefix) for legends and headings."""
+    label = str(job.get("model"))
+    if dataset:
+        label += f"@{job.get('dataset')}"
+    settings = point_text(job.get("point"))
+    if settings:
+        label += f" [{settings}]"
+    if run and job.get("run_id"):
+        label = f"{job['run_id']}: {label}"
+    return label
+
+
+def provider_short(provider: Any) -> str:
+    return PROVIDER_SHORT.get(str(provider), str(provider).replace("ExecutionProvider", ""))
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, else None (nulls, strings, NaN from a hand-edited file)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def accuracy_of(job: dict[str, Any]) -> float | None:
+    """The accuracy a deployment gets: the ONNX model's in ONNX Runtime, else PyTorch's."""
+    onnx_acc = _number(_get(job, "onnx", "metrics", "accuracy"))
+    return onnx_acc if onnx_acc is not None else _number(_get(job, "metrics", "accuracy"))
+
+
+def headline_latency(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The latency row plots use: ONNX Runtime CPU, batch 1 (else the smallest), 1 thread (else the fewest)."""
+    return (pick_latency(job, batch_size=1, threads=1) or pick_latency(job, threads=1) or pick_latency(job))
+
+
+def latency_keys(results: dict[str, Any], runtime: str = ORT) -> list[tuple[str, int, int]]:
+    """Every (provider, batch size, threads) measured for ``runtime`` in the document, CPU first."""
+    keys = {(r.get("provider"), r.get("batch_size"), r.get("threads"))
+            for job in results.get("jobs", []) for r in job.get("latency") or [] if r.get("runtime") == runtime}
+    return sorted(keys, key=lambda k: (k[0] != CPU, str(k[0]), k[1] or 0, k[2] or 0))
+
+
+def _mib(value: Any) -> str:
+    number = _number(value)
+    return "-" if number is None else f"{number / 2**20:,.0f}"
+
+
+def _kib(value: Any) -> str:
+    number = _number(value)
+    return "-" if number is None else f"{number / 1024:,.1f}"
+
+
+def _status(job: dict[str, Any]) -> str:
+    status = str(job.get("status"))
+    return status if status == "ok" or not job.get("stage") else f"{status} ({job.get('stage')})"
+
+
+@dataclass
+class Table:
+    """A titled table of display strings, rendered by both the Markdown and the HTML report."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: set[int] = field(default_factory=set)  # column indexes to right-align
+    classes: list[str] = field(default_factory=list)  # per-row CSS class (HTML only), e.g. the status
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    """The comparison table: one row per job with accuracy, size, p50/p99 per batch and threads, training cost."""
+    joined = is_joined(results)
+    keys = latency_keys(results)
+    providers = {k[0] for k in keys}
+    headers = ["model", "dataset"] + (["run"] if joined else []) + [
+        "settings", "status", "params", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KB"]
+    for provider, batch, threads in keys:
+        where = "" if providers == {CPU} else f"{provider_short(provider)} "
+        headers.append(f"{where}b{batch} t{threads} p50 / p99 ms")
+    headers += ["train s", "epochs", "peak memory MiB"]
+    rows, classes = [], []
+    for job in results.get("jobs", []):
+        row = [str(job.get("model")), str(job.get("dataset"))] + ([str(job.get("run_id") or "-")] if joined else [])
+        row += [point_text(job.get("point")) or "-", _status(job), _fmt(job.get("params"), ","),
+                _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"),
+                _fmt(_number(_get(job, "onnx", "metrics", "accuracy")), ".4f"),
+                _fmt(_number(_get(job, "onnx", "max_abs_diff")), ".1e"), _kib(_get(job, "onnx", "bytes"))]
+        for provider, batch, threads in keys:
+            hit = pick_latency(job, provider=provider, batch_size=batch, threads=threads)
+            row.append("-" if hit is None else f"{_fmt(_number(hit.get('p50_ms')), '.3f')} / "
+                                               f"{_fmt(_number(hit.get('p99_ms')), '.3f')}")
+        row += [_fmt(_number(_get(job, "train", "seconds")), ".1f"), _fmt(_get(job, "train", "epochs")),
+                _mib(_get(job, "train", "peak_memory_bytes"))]
+        rows.append(row)
+        classes.append(str(job.get("status")))
+    first_numeric = headers.index("params")
+    numeric = set(range(first_numeric, len(headers)))
+    return Table(headers, rows, numeric, classes)
+
+
+# -- sweeps: repeated seeds as mean and standard deviation ---------------------------------------------------
+
+SEED_MEASURES: list[tuple[str, str, str]] = [
+    # (key, heading, format)
+    ("accuracy", "accuracy PyTorch", ".4f"),
+    ("onnx_accuracy", "accuracy ORT", ".4f"),
+    ("p50_ms", "p50 ms (ORT CPU, smallest batch, 1 thread)", ".3f"),
+    ("train_seconds", "train s", ".1f"),
+]
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """mean, sample standard deviation (n-1; null for one value), n, min and max."""
+    if not values:
+        return {"mean": None, "std": None, "n": 0, "min": None, "max": None}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values), "min": min(values), "max": max(values)}
+
+
+def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sweep jobs that differ only in ``seed``, summarised as mean and standard deviation.
+
+    Jobs are grouped by run, model, dataset and their sweep ``point`` without
+    ``seed``; groups of two or more seeds are returned, in first-seen order,
+    as ``{"run_id", "model", "dataset", "settings", "seeds", "n", "n_ok",
+    "measures": {key: {"mean", "std", "n", "min", "max"}}}`` over the jobs
+    that finished (``status: ok``). ``std`` is the sample standard deviation.
+    """
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for job in results.get("jobs", []):
+        point = job.get("point")
+        if not isinstance(point, dict) or "seed" not in point:
+            continue
+        rest = tuple(sorted((k, repr(v)) for k, v in point.items() if k != "seed"))
+        groups.setdefault((job.get("run_id"), job.get("model"), job.get("dataset"), rest), []).append(job)
+    summaries = []
+    for (run_id, model, dataset, _), jobs in groups.items():
+        if len(jobs) < 2:
+            continue
+        ok = [j for j in jobs if j.get("status") == "ok"]
+        values: dict[str, list[float]] = {key: [] for key, _, _ in SEED_MEASURES}
+        for job in ok:
+            latency = headline_latency(job)
+            figures = {
+                "accuracy": _get(job, "metrics", "accuracy"),
+                "onnx_accuracy": _get(job, "onnx", "metrics", "accuracy"),
+                "p50_ms": latency.get("p50_ms") if latency else None,
+                "train_seconds": _get(job, "train", "seconds"),
+            }
+            for key, value in figures.items():
+                if _number(value) is not None:
+                    values[key].append(float(value))
+        summaries.append({
+            "run_id": run_id, "model": model, "dataset": dataset,
+            "settings": {k: v for k, v in (jobs[0].get("point") or {}).items() if k != "seed"},
+            "seeds": [j["point"]["seed"] for j in jobs], "n": len(jobs), "n_ok": len(ok),
+            "measures": {key: _mean_std(vals) for key, vals in values.items()},
+        })
+    return summaries
+
+
+def format_mean_std(stat: dict[str, Any], spec: str) -> str:
+    if stat.get("mean") is None:
+        return "-"
+    if stat.get("std") is None:
+        return f"{format(stat['mean'], spec)} (n=1)"
+    return f"{format(stat['mean'], spec)} ± {format(stat['std'], spec)}"
+
+
+def seed_table(results: dict[str, Any]) -> Table:
+    summaries = seed_summary(results)
+    joined = is_joined(results)
+    headers = ["model", "dataset"] + (["run"] if joined else []) + ["settings", "seeds", "ok"] + [
+        heading for _, heading, _ in SEED_MEASURES]
+    rows = []
+    for s in summaries:
+        rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
+            point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
+            + [format_mean_std(s["measures"][key], spec) for key, _, spec in SEED_MEASURES])
+    start = headers.index("ok")
+    return Table(headers, rows, set(range(start, len(headers))))
+
+
+# -- accuracy against cost ------------------------------------------------------------------------------------
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indexes of the points no other point beats: lower cost (x) and higher value (y).
+
+    A point is on the front when every point with a cost at most its own has
+    a lower value; of identical points the first is kept. Sorted by cost.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every deployable model (each finished job's fp32 ONNX and each of its variants) with its figures.
+
+    Each is ``{"job", "label", "dataset", "kind", "accuracy", "p50_ms", "batch_size", "threads",
+    "bytes", "pareto"}``; ``pareto`` marks the accuracy/latency front within the dataset (accuracy
+    is only comparable on one dataset). Figures that were not measured are None.
+    """
+    joined = is_joined(results)
+    found = []
+    for job in results.get("jobs", []):
+        if job.get("status") != "ok":
+            continue
+        latency = headline_latency(job)
+        found.append({
+            "job": job.get("id"), "label": job_label(job, run=joined), "dataset": job.get("dataset"), "kind": "fp32",
+            "accuracy": accuracy_of(job), "p50_ms": _number(latency.get("p50_ms")) if latency else None,
+            "batch_size": latency.get("batch_size") if latency else None,
+            "threads": latency.get("threads") if latency else None, "bytes": _number(_get(job, "onnx", "bytes")),
+        })
+        for variant in job.get("variants") or []:
+            if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
+                continue
+            if _variant_failed(variant):
+                continue
+            vlat = headline_latency(variant)
+            found.append({
+                "job": job.get("id"), "label": f"{job_label(job, run=joined)} {variant.get('variant')}",
+                "dataset": job.get("dataset"), "kind": str(variant.get("variant")),
+                "accuracy": _number(_get(variant, "metrics", "accuracy")),
+                "p50_ms": _number(vlat.get("p50_ms")) if vlat else None,
+                "batch_size": vlat.get("batch_size") if vlat else None,
+                "threads": vlat.get("threads") if vlat else None, "bytes": _number(variant.get("bytes")),
+            })
+    for c in found:
+        c["pareto"] = False
+    for dataset in dict.fromkeys(c["dataset"] for c in found):
+        measured = [c for c in found if c["dataset"] == dataset and c["accuracy"] is not None
+                    and c["p50_ms"] is not None]
+        for i in pareto_front([(c["p50_ms"], c["accuracy"]) for c in measured]):
+            measured[i]["pareto"] = True
+    return found
+
+
+def pareto_table(results: dict[str, Any]) -> Table:
+    rows = [[str(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), _fmt(c["p50_ms"], ".3f"),
+             f"b{c['batch_size']} t{c['threads']}", _kib(c["bytes"])]
+            for c in sorted((c for c in candidates(results) if c["pareto"]),
+                            key=lambda c: (str(c["dataset"]), c["p50_ms"]))]
+    return Table(["dataset", "model", "accuracy", "p50 ms", "measured at", "ONNX KB"], rows, {2, 3, 5})
+
+
+# -- detail tables -------------------------------------------------------------------------------------------
+
+
+def latency_table(results: dict[str, Any]) -> Table:
+    """Every latency row of every job (ONNX Runtime and eager PyTorch)."""
+    rows = []
+    for job in results.get("jobs", []):
+        for r in job.get("latency") or []:
+            rows.append([job_label(job, run=is_joined(results)), str(job.get("dataset")), str(r.get("runtime")),
+                         provider_short(r.get("provider")), _fmt(r.get("batch_size")), _fmt(r.get("threads")),
+                         _fmt(r.get("runs")), _fmt(_number(r.get("p50_ms")), ".4f"),
+                         _fmt(_number(r.get("p90_ms")), ".4f"), _fmt(_number(r.get("p99_ms")), ".4f"),
+                         _fmt(_number(r.get("throughput_per_s")), ",.0f")])
+    headers = ["model", "dataset", "runtime", "provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms",
+               "samples/s"]
+    return Table(headers, rows, set(range(4, len(headers))))
+
+
+def latency_notes(results: dict[str, Any]) -> list[str]:
+    """Batch sizes a job's graph could not take (``latency_skipped``)."""
+    return [f"{job_label(job, dataset=True)}: {note}" for job in results.get("jobs", [])
+            for note in job.get("latency_skipped") or []]
+
+
+def _variant_failed(variant: dict[str, Any]) -> bool:
+    return bool(variant.get("error")) or variant.get("status") not in (None, "ok")
+
+
+def variants_table(results: dict[str, Any]) -> Table:
+    """Each job's ONNX variants (int8, fp16...) next to its fp32 export.
+
+    Latency is the variant's ONNX Runtime CPU row at the smallest batch and
+    fewest threads, else its first ONNX Runtime row (fp16 is timed on GPU
+    providers only); the speed-up is the variant runner's alternating A/B
+    comparison (``vs_fp32``) when recorded, else fp32 p50 / variant p50 at
+    the same setting. Accuracy drop is fp32 ONNX accuracy minus the variant's.
+    """
+    rows = []
+    for job in results.get("jobs", []):
+        variants = [v for v in job.get("variants") or [] if isinstance(v, dict)]
+        if not variants:
+            continue
+        base_bytes = _number(_get(job, "onnx", "bytes"))
+        fp32_acc = _number(_get(job, "onnx", "metrics", "accuracy"))
+        for v in variants:
+            lat = headline_latency(v) or next(
+                (r for r in v.get("latency") or [] if r.get("runtime") == ORT), None)
+            p50 = _number(lat.get("p50_ms")) if lat else None
+            speedup = _number(_get(v, "vs_fp32", "speedup"))
+            if speedup is None and lat is not None and p50:
+                base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"),
+                                    threads=lat.get("threads"))
+                base_p50 = _number(base.get("p50_ms")) if base else None
+                speedup = base_p50 / p50 if base_p50 else None
+            size = _number(v.get("bytes"))
+            v_acc = _number(_get(v, "metrics", "accuracy"))
+            drop = fp32_acc - v_acc if fp32_acc is not None and v_acc is not None else _number(v.get("accuracy_drop"))
+            status = v.get("status") or ("failed" if v.get("error") else "ok")
+            notes = [str(v["error"])] if v.get("error") else [str(n) for n in (v.get("notes") or [])] + [
+                str(n) for n in (v.get("latency_skipped") or [])]
+            rows.append([
+                job_label(job, run=is_joined(results)), str(job.get("dataset")), str(v.get("variant")), str(status),
+                _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"), _fmt(v_acc, ".4f"),
+                "-" if drop is None else f"{drop * 100:.2f}", _fmt(p50, ".3f"),
+                "-" if lat is None else f"{provider_short(lat.get('provider'))} b{lat.get('batch_size')} "
+                                        f"t{lat.get('threads')}",
+                _fmt(speedup, ".2f"), " ".join("; ".join(notes).split()) or "-",
+            ])
+    headers = ["model", "dataset", "variant", "status", "ONNX KB", "size vs fp32", "accuracy ORT",
+               "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
+    return Table(headers, rows, {4, 5, 6, 7, 8, 10})
+
+
+REFERENCE_ACCURACY_KEYS = ("test_accuracy", "val_accuracy", "train_accuracy")
+
+
+def reference_table(results: dict[str, Any]) -> Table:
+    """The seeds' published figures (``job["reference"]``) next to what this run measured."""
+    rows = []
+    for job in results.get("jobs", []):
+        ref = job.get("reference")
+        if not isinstance(ref, dict):
+            continue
+        figures = {k: v for k, v in ref.items() if k not in ("source", "params", "dataset")}
+        if "params" not in ref and not figures:
+            continue
+        ours_params = job.get("params")
+        ref_params = ref.get("params")
+        params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
+                        else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
+        published = ", ".join(f"{k}={_fmt(v, '.4f') if isinstance(v, float) else v}" for k, v in figures.items())
+        rows.append([
+            job_label(job, run=is_joined(results)), str(job.get("dataset")), str(ref.get("dataset") or "-"),
+            _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
+            _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"), _fmt(accuracy_of(job), ".4f"),
+            published or "-", str(ref.get("source") or "-"),
+        ])
+    headers = ["model", "our dataset", "published on", "params (ours)", "params (published)", "params match",
+               "accuracy PyTorch", "accuracy ORT", "published figures", "source"]
+    return Table(headers, rows, {3, 4, 6, 7})
+
+
+def failed_table(results: dict[str, Any]) -> Table:
+    """Failed and skipped jobs with the stage and the one-line error."""
+    rows = [[job_label(job, run=is_joined(results)), str(job.get("dataset")), str(job.get("status")),
+             str(job.get("stage") or "-"), " ".join(str(job.get("error") or "-").split())]
+            for job in results.get("jobs", []) if job.get("status") != "ok"]
+    return Table(["model", "dataset", "status", "stage", "error"], rows,
+                 classes=[r[2] for r in rows])
+
+
+def history_table(job: dict[str, Any]) -> Table:
+    """One job's training history, one row per epoch."""
+    rows = []
+    for rec in _get(job, "train", "history") or []:
+        if not isinstance(rec, dict):
+            continue
+        rows.append([_fmt(rec.get("epoch")), _fmt(_number(rec.get("lr")), ".3g"),
+                     _fmt(_number(rec.get("train_loss")), ".4f"), _fmt(_number(rec.get("train_accuracy")), ".4f"),
+                     _fmt(_number(rec.get("eval_loss")), ".4f"), _fmt(_number(rec.get("eval_accuracy")), ".4f"),
+                     _fmt(_number(rec.get("seconds")), ".1f")])
+    evaluated = _get(job, "train", "evaluated_on") or "eval"
+    return Table(["epoch", "lr", "train loss", "train accuracy", f"{evaluated} loss", f"{evaluated} accuracy",
+                  "seconds"], rows, set(range(7)))
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value_text(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def environment_table(results: dict[str, Any]) -> Table:
+    env = results.get("environment") or {}
+    rows = [[str(k), _value_text(v)] for k, v in env.items()] if isinstance(env, dict) else []
+    return Table(["key", "value"], rows)
+
+
+CONFIG_KEYS = ("epochs", "batch_size", "lr", "device", "max_train_samples", "max_test_samples", "batch_sizes",
+               "threads", "providers", "seed", "variants", "exporter", "amp", "executor")
+
+
+def config_table(results: dict[str, Any]) -> Table:
+    """The options the run was started with (from ``results["config"]``), sweep grid size included."""
+    config = results.get("config")
+    if not isinstance(config, dict):
+        return Table(["option", "value"], [])
+    rows = [[k, _value_text(config[k])] for k in CONFIG_KEYS if config.get(k) is not None]
+    sweep = config.get("sweep")
+    if isinstance(sweep, list) and any(sweep):
+        keys = sorted({k for p in sweep if isinstance(p, dict) for k in p})
+        rows.append(["sweep", f"{len(sweep)} points over {', '.join(keys)}"])
+    return Table(["option", "value"], rows)
+
+
+def header_facts(results: dict[str, Any]) -> list[str]:
+    """Short sentences for the top of a report: what ran where, and how many jobs finished."""
+    env = results.get("environment") or {}
+    jobs = results.get("jobs", [])
+    counts = {s: sum(1 for j in jobs if j.get("status") == s) for s in ("ok", "failed", "skipped")}
+    facts = [
         f"Created {results.get('created')} on {env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores)"
         + (f", GPU {env['gpu']}" if env.get("gpu") else "")
         + f"; torch {env.get('torch', '?')}, onnxruntime {env.get('onnxruntime', '?')}, onnx {env.get('onnx', '?')}.",
-        "",
-        comparison_table(results, tablefmt="github"),
-        "",
-        "Accuracy is on the test split (`acc`: PyTorch, `onnx acc`: the exported model in ONNX Runtime). "
-        "Latency is ONNX Runtime on the CPU provider with one intra-op thread unless stated; "
-        "`ORT vs eager` is eager PyTorch p50 divided by ONNX Runtime p50 at the same batch size and threads.",
+        f"{len(jobs)} job(s): {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped.",
     ]
-    failed = failures(results)
-    if failed:
-        lines += ["", "## Failed jobs", ""] + [f"- `{f}`" for f in failed]
-    latency_lines = []
+    runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
+    if len(runs) > 1:
+        facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} "
+                     "(the environment shown is the first run's).")
+    return facts
+
+
+TABLE_NOTE = (
+    "Accuracy is on the test split (PyTorch: the trained model; ORT: the exported ONNX model in ONNX Runtime). "
+    "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
+    "median (p50) and 99th percentile. Peak memory is the training process's (CUDA max allocated on a GPU, "
+    "else the process's peak resident set size)."
+)
+
+VARIANTS_NOTE = (
+    "Each job's ONNX variants next to its fp32 export. Speed-up: the alternating A/B timing against fp32 "
+    "when the variant stage recorded one, else fp32 p50 / variant p50 at the same setting; accuracy drop: "
+    "fp32 ONNX accuracy minus the variant's, in percentage points."
+)
+
+PLOT_TITLES = {
+    "accuracy_vs_latency": "Accuracy vs latency",
+    "accuracy_vs_size": "Accuracy vs ONNX size",
+    "latency_vs_batch": "Latency per batch size",
+}
+
+
+# -- Markdown -------------------------------------------------------------------------------------------------
+
+
+def _md_cell(text: Any) -> str:
+    """A Markdown table cell: one line, pipes and markup characters escaped (names come from plugins)."""
+    text = " ".join(str(text).split())
+    for char in ("\\", "|", "<", ">", "`", "*", "[", "]"):
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def md_table(table: Table) -> list[str]:
+    align = ["---:" if i in table.numeric else "---" for i in range(len(table.headers))]
+    lines = ["| " + " | ".join(_md_cell(h) for h in table.headers) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    return lines
+
+
+EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, ...) that meets the accuracy floor, "
+             "at batch 1 in ONNX Runtime on the CPU provider, ranked against float32 with alternating rounds where "
+             "recorded. 'none' means no variant qualified; the note says why.")
+
+
+def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
+    """The edge-deployment question as tables: batch 1 on 1 thread, and on all cores when measured.
+
+    The accuracy floor and latency budget come from the run's options
+    (``--accuracy-floor``, ``--latency-budget-ms``).
+    """
+    from harness.edge import THREADS_MAX, deployment_table
+
+    config = results.get("config") or {}
+    floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
+    tables = []
+    for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
+        rows = [r for r in deployment_table(results, floor, budget, 1, threads) if r.get("candidates")]
+        if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
+            continue
+        with_notes = any(r.get("note") for r in rows)
+        headers = ["model", "dataset", "variant", "accuracy", "drop vs fp32", "ONNX KB", "threads", "p50 ms",
+                   "p99 ms", "params"]
+        if budget is not None:
+            headers.append(f"fits {budget:g} ms")
+        if with_notes:
+            headers.append("note")
+        table = Table(headers, [], numeric={3, 4, 5, 6, 7, 8, 9})
+        for r in rows:
+            line = [str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
+                    _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
+                    _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
+                    _fmt(r.get("params"), ",")]
+            if budget is not None:
+                line.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
+            if with_notes:
+                line.append(r.get("note") or "")
+            table.rows.append(line)
+            qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
+            table.classes.append("ok" if qualifies else "failed")
+        caption = title + (f", accuracy floor {floor:g}" if floor is not None else "")
+        tables.append((caption, table))
+    return tables
+
+
+def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) -> str:
+    """report.md: the same sections as report.html, as text.
+
+    ``plots`` maps plot keys (``accuracy_vs_latency``, ``accuracy_vs_size``,
+    ``latency_vs_batch``, ``curves:<job id>``) to image paths relative to the
+    report; they are linked where given.
+    """
+    plots = plots or {}
+    lines = [f"# harness run `{_md_cell(results.get('run_id'))}`", ""]
+    lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
+    lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
+    seeds = seed_table(results)
+    if seeds:
+        lines += ["", "## Seeds (mean ± standard deviation)", "",
+                  "Sweep jobs that differ only in `seed`; standard deviation over seeds (n-1), finished jobs only.",
+                  ""] + md_table(seeds)
+    lines += ["", "## Accuracy vs latency", ""]
+    if plots.get("accuracy_vs_latency"):
+        lines += [f"![accuracy vs latency]({plots['accuracy_vs_latency']})", ""]
+    front = pareto_table(results)
+    if front:
+        lines += ["Pareto front (no other model of the same dataset is both faster and more accurate; "
+                  "ONNX Runtime CPU, batch 1, 1 thread where measured):", ""] + md_table(front)
+    else:
+        lines += ["No finished job with both accuracy and latency."]
+    if plots.get("accuracy_vs_size"):
+        lines += ["", "## Accuracy vs ONNX size", "", f"![accuracy vs ONNX size]({plots['accuracy_vs_size']})"]
+    lines += ["", "## Training curves"]
     for job in results.get("jobs", []):
-        for r in job.get("latency") or []:
-            latency_lines.append(
-                f"| {job.get('model')} | {job.get('dataset')} | {r.get('runtime')} | {r.get('provider')} | "
-                f"{r.get('batch_size')} | {r.get('threads')} | {r.get('runs')} | {_fmt(r.get('p50_ms'), '.4f')} | "
-                f"{_fmt(r.get('p90_ms'), '.4f')} | {_fmt(r.get('p99_ms'), '.4f')} | "
-                f"{_fmt(r.get('throughput_per_s'), ',.0f')} |"
-            )
-    if latency_lines:
-        lines += ["", "## Latency", "",
-                  "| model | dataset | runtime | provider | batch | threads | runs | p50 ms | p90 ms | p99 ms | samples/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"] + latency_lines
-    env_lines = [f"| {k} | {v} |" for k, v in env.items() if not isinstance(v, (dict, list))]
-    if env_lines:
-        lines += ["", "## Environment", "", "| key | value |", "|---|---|"] + env_lines
+        history = history_table(job)
+        if not history:
+            continue
+        lines += ["", f"### {_md_cell(job_label(job, dataset=True, run=is_joined(results)))}", ""]
+        if plots.get(f"curves:{job.get('id')}"):
+            lines += [f"![training curves]({plots['curves:' + str(job.get('id'))]})", ""]
+        lines += md_table(history)
+    latency = latency_table(results)
+    if latency:
+        lines += ["", "## Latency", ""]
+        if plots.get("latency_vs_batch"):
+            lines += [f"![latency per batch size]({plots['latency_vs_batch']})", ""]
+        lines += md_table(latency)
+        notes = latency_notes(results)
+        if notes:
+            lines += [""] + [f"- {_md_cell(n)}" for n in notes]
+    deployment = deployment_tables(results)
+    if deployment:
+        lines += ["", "## Edge deployment", "", EDGE_NOTE]
+        for caption, table in deployment:
+            lines += ["", f"### {caption}", ""] + md_table(table)
+    variants = variants_table(results)
+    if variants:
+        lines += ["", "## Variants", "", VARIANTS_NOTE, ""] + md_table(variants)
+    reference = reference_table(results)
+    if reference:
+        lines += ["", "## Published reference figures", "",
+                  "What the seed projects published for these models, next to this run "
+                  "(only comparable when the datasets and training budget match).", ""] + md_table(reference)
+    failed = failed_table(results)
+    if failed:
+        lines += ["", "## Failed jobs", ""] + md_table(failed)
+    if results.get("reporter_errors"):
+        lines += ["", "## Reporter errors", ""] + [f"- {_md_cell(e)}" for e in results["reporter_errors"]]
+    lines += ["", "## Environment", ""] + md_table(environment_table(results))
+    config = config_table(results)
+    if config:
+        lines += ["", "### Run options", ""] + md_table(config)
     return "\n".join(lines) + "\n"
 
 
 def write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
-    """Write results.csv, report.md and report.html into ``run_dir``; returns the paths written."""
+    """Write results.csv, report.md (with its plots in ``plots/``) and report.html into ``run_dir``.
+
+    Returns the paths written. The plots are drawn once and used by both
+    reports; a plot that cannot be drawn is left out and named in the HTML.
+    """
     run_dir = Path(run_dir)
     written = []
-    for name, text in (("results.csv", to_csv(results)), ("report.md", to_markdown(results))):
-        atomic_write_text(run_dir / name, text)
-        written.append(run_dir / name)
+    atomic_write_text(run_dir / "results.csv", to_csv(results))
+    written.append(run_dir / "results.csv")
     try:
-        from harness.report_html import write_html
+        from harness.report_html import render_plots, write_html
     except ImportError:  # the HTML page is optional until its module exists
-        return written
-    written.append(write_html(run_dir, results))
+        atomic_write_text(run_dir / "report.md", to_markdown(results))
+        return written + [run_dir / "report.md"]
+    plots = render_plots(results)
+    links = {}
+    for plot in plots:
+        if plot.png is None:
+            continue
+        path = run_dir / "plots" / plot.file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(plot.png)
+        links[plot.key] = f"plots/{plot.file_name}"
+        written.append(path)
+    atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links))
+    written.append(run_dir / "report.md")
+    written.append(write_html(run_dir, results, plots=plots))
     return written

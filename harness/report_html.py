@@ -1,0 +1,485 @@
+"""``report.html``: one self-contained page per run (or joined runs), plots embedded.
+
+The page opens offline: styles are inline, plots are PNG images embedded as
+``data:`` URIs (drawn with matplotlib's Agg canvas, imported on call), and
+nothing is fetched from anywhere. Every string that comes from the results
+document (model and dataset names come from plugins) is HTML-escaped.
+
+The tables are the ones :mod:`harness.report` builds for ``report.md`` too;
+the plots are drawn once by :func:`render_plots` and shared with the
+Markdown report, which links them as PNG files in ``plots/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.report import (
+    CPU,
+    EDGE_NOTE,
+    ORT,
+    PLOT_TITLES,
+    TABLE_NOTE,
+    VARIANTS_NOTE,
+    Table,
+    _get,
+    _number,
+    candidates,
+    config_table,
+    deployment_tables,
+    environment_table,
+    failed_table,
+    header_facts,
+    history_table,
+    is_joined,
+    job_label,
+    latency_notes,
+    latency_table,
+    pareto_table,
+    reference_table,
+    results_table,
+    seed_table,
+    variants_table,
+)
+from harness.results import atomic_write_text, safe_name
+
+DPI = 100
+
+
+@dataclass
+class Plot:
+    """One drawn figure: ``png`` is None when drawing failed (``error`` says why)."""
+
+    key: str
+    title: str
+    file_name: str
+    png: bytes | None = None
+    error: str | None = None
+    job: str | None = None
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png or b"").decode("ascii")
+
+
+def esc(value: Any) -> str:
+    return html.escape("-" if value is None else str(value), quote=True)
+
+
+# -- plots ----------------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def _short(text: str, limit: int = 64) -> str:
+    """``text`` cut in the middle (the end holds the sweep settings that tell jobs apart)."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    return text[: keep - keep // 2] + "…" + text[len(text) - keep // 2:]
+
+
+def _plain_log_axis(ax: Any, axis: str = "x") -> None:
+    """Log-scale ticks as plain numbers (``0.05``, ``200``), minor ones labelled only when few decades show."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if low > 0 and high / low < 30:  # label some minor ticks too, or a short range shows no number at all
+        few = high / low > 4
+        target.set_minor_formatter(FuncFormatter(
+            lambda v, _: f"{v:g}" if not few or f"{v:.0e}"[0] in "25" else ""))
+    else:
+        target.set_minor_formatter(NullFormatter())
+
+
+def _labelled(points: list[dict[str, Any]], value: str, pareto: bool) -> set[int]:
+    """Which points get a text label: all of a few; else each model's best (and the Pareto ones)."""
+    if len(points) <= 8:
+        return set(range(len(points)))
+    chosen = {i for i, c in enumerate(points) if pareto and c.get("pareto")}
+    best: dict[str, int] = {}
+    for i, c in enumerate(points):
+        model = (c["dataset"], c["label"].split(" [")[0])
+        if model not in best or c[value] > points[best[model]][value]:
+            best[model] = i
+    return chosen | set(best.values())
+
+
+MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v"}
+
+
+def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool) -> bytes | None:
+    points = [c for c in cands if c["accuracy"] is not None and c[x_key] is not None and c[x_key] > 0]
+    if not points:
+        return None
+    datasets = list(dict.fromkeys(str(c["dataset"]) for c in points))
+    colors = dict(zip(datasets, _colors(len(datasets))))
+    fig = _figure(9.5, 5.2)
+    ax = fig.add_subplot()
+    kinds = list(dict.fromkeys(c["kind"] for c in points))
+    for dataset in datasets:
+        mine = [c for c in points if str(c["dataset"]) == dataset]
+        for kind in kinds:
+            pts = [c for c in mine if c["kind"] == kind]
+            if not pts:
+                continue
+            ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, color=colors[dataset],
+                       marker=MARKERS.get(kind, "D"), alpha=0.85, edgecolors="white", linewidths=0.6,
+                       label=dataset if kind == kinds[0] and len(datasets) > 1 else None, zorder=3)
+        if front:
+            best = sorted((c for c in mine if c["pareto"]), key=lambda c: c[x_key])
+            if best:
+                xs, ys = [c[x_key] for c in best], [c["accuracy"] for c in best]
+                ax.step(xs, ys, where="post", color=colors[dataset], linewidth=1.4, alpha=0.8, zorder=2)
+                ax.scatter(xs, ys, s=130, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4,
+                           label="Pareto front" if dataset == datasets[0] else None)
+        else:  # connect each variant to its fp32 model
+            by_job: dict[Any, list[dict[str, Any]]] = {}
+            for c in mine:
+                by_job.setdefault(c["job"], []).append(c)
+            for group in by_job.values():
+                fp32 = next((c for c in group if c["kind"] == "fp32"), None)
+                for c in group:
+                    if fp32 is not None and c is not fp32:
+                        ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
+                                linewidth=0.8, zorder=1)
+    chosen = sorted(_labelled(points, "accuracy", front), key=lambda i: points[i][x_key])
+    for n, i in enumerate(chosen):  # alternate above and below so neighbours do not print over each other
+        c = points[i]
+        ax.annotate(_short(c["label"], 48), (c[x_key], c["accuracy"]), textcoords="offset points",
+                    xytext=(6, 4 if n % 2 == 0 else -11), fontsize=7, color="0.2")
+    for kind in kinds:
+        if kind != "fp32" or len(kinds) > 1:
+            ax.scatter([], [], marker=MARKERS.get(kind, "D"), color="0.45", label=kind)
+    xs = [c[x_key] for c in points]
+    ax.margins(x=0.08, y=0.06)
+    if max(xs) / min(xs) > 4:  # spread over decades: log scale; else linear reads better
+        ax.set_xscale("log")
+        _plain_log_axis(ax, "x")
+        xlabel += ", log scale"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (ONNX Runtime)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def plot_accuracy_vs_latency(results: dict[str, Any]) -> bytes | None:
+    cands = candidates(results)
+    where = {(c["batch_size"], c["threads"]) for c in cands if c["p50_ms"] is not None}
+    at = "batch 1, 1 thread" if where == {(1, 1)} else "smallest batch, fewest threads"
+    return _scatter(cands, "p50_ms", f"p50 latency, ms (ONNX Runtime CPU, {at})",
+                    "Accuracy vs latency (up and left is better; ringed: Pareto front)", front=True)
+
+
+def plot_accuracy_vs_size(results: dict[str, Any]) -> bytes | None:
+    cands = [{**c, "kib": c["bytes"] / 1024 if c["bytes"] else None} for c in candidates(results)]
+    return _scatter(cands, "kib", "ONNX file size, KiB", "Accuracy vs size", front=False)
+
+
+def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
+    from matplotlib.ticker import NullFormatter
+
+    series = []
+    joined = is_joined(results)
+    for job in results.get("jobs", []):
+        rows = [r for r in job.get("latency") or [] if r.get("runtime") == ORT and r.get("provider") == CPU
+                and _number(r.get("p50_ms")) is not None and r.get("batch_size")]
+        if not rows:
+            continue
+        fewest = min(r.get("threads") or 0 for r in rows)
+        rows = sorted((r for r in rows if (r.get("threads") or 0) == fewest), key=lambda r: r["batch_size"])
+        series.append((job_label(job, dataset=len({j.get("dataset") for j in results["jobs"]}) > 1, run=joined),
+                       fewest, rows))
+    if not series:
+        return None
+    fig = _figure(13, 4.6)
+    left, right = fig.subplots(1, 2)
+    for (label, threads, rows), color in zip(series, _colors(len(series))):
+        sizes = [r["batch_size"] for r in rows]
+        left.plot(sizes, [r["p50_ms"] for r in rows], marker="o", color=color, label=f"{_short(label)} (t{threads})")
+        through = [(r["batch_size"], _number(r.get("throughput_per_s"))) for r in rows]
+        through = [(b, t) for b, t in through if t]
+        if through:
+            right.plot([b for b, _ in through], [t for _, t in through], marker="o", color=color)
+    for ax, ylabel in ((left, "p50 ms per batch"), (right, "samples per second")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
+        ax.set_xticks(sizes, [str(b) for b in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        _plain_log_axis(ax, "y")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    left.set_title("Latency (ONNX Runtime CPU)", fontsize=11)
+    right.set_title("Throughput", fontsize=11)
+    fig.legend(fontsize=7, loc="outside right upper")
+    return _png(fig)
+
+
+def plot_curves(job: dict[str, Any]) -> bytes | None:
+    history = [r for r in _get(job, "train", "history") or [] if isinstance(r, dict) and r.get("epoch") is not None]
+    if not history:
+        return None
+    evaluated = _get(job, "train", "evaluated_on") or "eval"
+    fig = _figure(6.4, 2.6, layout=None)  # fixed margins: one of these per job, and layout costs time
+    fig.subplots_adjust(left=0.08, right=0.985, bottom=0.17, top=0.89, wspace=0.22)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
+    for ax, key, title in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy")):
+        for prefix, style, label in (("train", "-", "train"), ("eval", "--", evaluated)):
+            points = [(e, _number(r.get(f"{prefix}_{key}"))) for e, r in zip(epochs, history)]
+            points = [(e, v) for e, v in points if v is not None]
+            if points:
+                ax.plot([e for e, _ in points], [v for _, v in points], style, marker="o", markersize=3,
+                        label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+        if len(epochs) < 12:
+            ax.set_xticks(sorted(set(epochs)))
+    if acc_ax.get_legend_handles_labels()[0]:
+        acc_ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
+
+
+def render_plots(results: dict[str, Any]) -> list[Plot]:
+    """Every plot of the report, drawn once; a plot that raises keeps its error, the others are drawn."""
+    from harness.manager import one_line
+
+    jobs: list[tuple[str, str, str | None, Callable[[], bytes | None]]] = [
+        (key, title, None, (lambda f=f: f(results))) for key, title, f in (
+            ("accuracy_vs_latency", PLOT_TITLES["accuracy_vs_latency"], plot_accuracy_vs_latency),
+            ("accuracy_vs_size", PLOT_TITLES["accuracy_vs_size"], plot_accuracy_vs_size),
+            ("latency_vs_batch", PLOT_TITLES["latency_vs_batch"], plot_latency_vs_batch),
+        )
+    ]
+    joined = is_joined(results)
+    for job in results.get("jobs", []):
+        jobs.append((f"curves:{job.get('id')}", job_label(job, dataset=True, run=joined), str(job.get("id")),
+                     (lambda j=job: plot_curves(j))))
+    plots, used = [], set()
+    for key, title, job_id, draw in jobs:
+        stem = safe_name(key.replace("curves:", "curves_"))
+        name, n = f"{stem}.png", 1
+        while name in used:
+            n += 1
+            name = f"{stem}_{n}.png"
+        try:
+            png = draw()
+        except Exception as exc:  # noqa: BLE001 - a plot must never cost the report
+            plots.append(Plot(key, title, name, None, one_line(exc), job_id))
+            continue
+        if png is not None:
+            used.add(name)
+            plots.append(Plot(key, title, name, png, None, job_id))
+    return plots
+
+
+# -- HTML -----------------------------------------------------------------------------------------------------
+
+CSS = """
+:root { --fg: #1d2330; --muted: #5b6474; --line: #d9dee7; --head: #eef1f6; --accent: #2f5fb3;
+        --bad: #fbe9e9; --skip: #f3f3f3; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px 48px; color: var(--fg); background: #fff;
+       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+h1 { font-size: 24px; margin: 0 0 6px; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+p { margin: 6px 0; max-width: 1100px; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.95em; }
+.facts { color: var(--muted); }
+nav { margin: 12px 0 4px; display: flex; flex-wrap: wrap; gap: 6px 14px; }
+nav a { color: var(--accent); text-decoration: none; }
+nav a:hover { text-decoration: underline; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 6px 0 10px; font-size: 12.5px; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: var(--head); font-weight: 600; position: sticky; top: 0; font-size: 12px; }
+th.num { text-align: right; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
+tbody tr:nth-child(even) { background: #fafbfd; }
+tr.failed td { background: var(--bad); }
+tr.skipped td { background: var(--skip); color: var(--muted); }
+td.error { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; max-width: 720px; }
+.note { color: var(--muted); font-size: 13px; }
+figure { margin: 8px 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
+figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px 20px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px 4px; }
+.card h3 { margin: 0 0 4px; font-size: 14px; word-break: break-word; }
+details summary { cursor: pointer; color: var(--accent); font-size: 13px; }
+.plot-error { color: #a02020; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def html_table(table: Table, error_column: int | None = None) -> str:
+    """A ``<table>`` with every cell escaped; numeric columns right-aligned; rows classed by status."""
+    def cls(i: int) -> str:
+        if i in table.numeric:
+            return ' class="num"'
+        if i == error_column:
+            return ' class="error"'
+        return ""
+
+    num = ' class="num"'
+    head = "".join(f"<th{num if i in table.numeric else ''}>{esc(h)}</th>" for i, h in enumerate(table.headers))
+    body = []
+    for n, row in enumerate(table.rows):
+        row_class = table.classes[n] if n < len(table.classes) else ""
+        attr = f' class="{esc(row_class)}"' if row_class in ("failed", "skipped") else ""
+        body.append(f"<tr{attr}>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _figure_html(plot: Plot | None, caption: str = "") -> str:
+    if plot is None:
+        return ""
+    if plot.png is None:
+        return f'<p class="plot-error">The plot "{esc(plot.title)}" could not be drawn: {esc(plot.error)}</p>'
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{cap}</figure>'
+
+
+def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
+    """The whole page as a string (``plots`` drawn here when not given)."""
+    if plots is None:
+        plots = render_plots(results)
+    by_key = {p.key: p for p in plots}
+    joined = is_joined(results)
+    sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
+
+    sections.append(("results", "Results", html_table(results_table(results))
+                     + f'<p class="note">{esc(TABLE_NOTE)}</p>'))
+    seeds = seed_table(results)
+    if seeds:
+        sections.append(("seeds", "Seeds (mean ± standard deviation)",
+                         '<p class="note">Sweep jobs that differ only in <code>seed</code>; sample standard '
+                         "deviation over the seeds (n-1), finished jobs only.</p>" + html_table(seeds)))
+    front = pareto_table(results)
+    body = _figure_html(by_key.get("accuracy_vs_latency"),
+                        "Each point is a finished job's ONNX model (variants as other markers), coloured by dataset. "
+                        "Ringed points and the step line: the Pareto front per dataset.")
+    body += ("<h3>Pareto front</h3>" + html_table(front)) if front else \
+        '<p class="note">No finished job with both accuracy and latency.</p>'
+    sections.append(("pareto", "Accuracy vs latency", body))
+    if by_key.get("accuracy_vs_size"):
+        sections.append(("size", "Accuracy vs ONNX size", _figure_html(
+            by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export.")))
+    cards = []
+    for job in results.get("jobs", []):
+        history = history_table(job)
+        plot = by_key.get(f"curves:{job.get('id')}")
+        if not history and plot is None:
+            continue
+        title = job_label(job, dataset=True, run=joined)
+        peak = _get(job, "train", "peak_memory_bytes")
+        facts = ", ".join(x for x in (
+            f"{_get(job, 'train', 'epochs')} epochs" if _get(job, "train", "epochs") is not None else "",
+            f"{_number(_get(job, 'train', 'seconds')):.1f} s" if _number(_get(job, "train", "seconds")) else "",
+            f"device {_get(job, 'train', 'device')}" if _get(job, "train", "device") else "",
+            f"peak memory {peak / 2**20:,.0f} MiB" if _number(peak) else "") if x)
+        cards.append(f'<div class="card"><h3>{esc(title)}</h3>'
+                     + (f'<p class="note">{esc(facts)}</p>' if facts else "")
+                     + _figure_html(plot)
+                     + (f"<details><summary>per-epoch figures</summary>{html_table(history)}</details>"
+                        if history else "") + "</div>")
+    if cards:
+        sections.append(("curves", "Training curves", f'<div class="grid">{"".join(cards)}</div>'))
+    latency = latency_table(results)
+    if latency or by_key.get("latency_vs_batch"):
+        notes = latency_notes(results)
+        body = _figure_html(by_key.get("latency_vs_batch"), "ONNX Runtime, CPU provider, fewest threads measured.")
+        opened = " open" if len(latency.rows) <= 24 else ""
+        body += (f"<details{opened}><summary>every latency measurement ({len(latency.rows)} rows)</summary>"
+                 f"{html_table(latency)}</details>")
+        if notes:
+            body += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
+        sections.append(("latency", "Latency", body))
+    deployment = deployment_tables(results)
+    if deployment:
+        sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + "".join(
+            f"<h3>{esc(caption)}</h3>{html_table(table)}" for caption, table in deployment)))
+    variants = variants_table(results)
+    if variants:
+        sections.append(("variants", "Variants", f'<p class="note">{esc(VARIANTS_NOTE)}</p>'
+                         + html_table(variants, error_column=len(variants.headers) - 1)))
+    reference = reference_table(results)
+    if reference:
+        sections.append(("reference", "Published reference figures",
+                         '<p class="note">What the seed projects published for these models, next to this run '
+                         "(comparable only when dataset and training budget match).</p>" + html_table(reference)))
+    failed = failed_table(results)
+    if failed:
+        sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
+    if results.get("reporter_errors"):
+        sections.append(("reporter-errors", "Reporter errors",
+                         "<ul>" + "".join(f"<li>{esc(e)}</li>" for e in results["reporter_errors"]) + "</ul>"))
+    broken = [p for p in plots if p.png is None]
+    body = html_table(environment_table(results))
+    config = config_table(results)
+    if config:
+        body += "<h3>Run options</h3>" + html_table(config)
+    if broken:
+        body += "<h3>Plots not drawn</h3><ul>" + "".join(
+            f"<li>{esc(p.title)}: {esc(p.error)}</li>" for p in broken) + "</ul>"
+    sections.append(("environment", "Environment", body))
+
+    title = f"harness run {results.get('run_id')}"
+    nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in sections)
+    facts = "".join(f'<p class="facts">{esc(f)}</p>' for f in header_facts(results))
+    main = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in sections)
+    version = (results.get("environment") or {}).get("harness", "")
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>\n"
+        f"<body><header><h1>harness run <code>{esc(results.get('run_id'))}</code></h1>{facts}"
+        f"<nav>{nav}</nav></header>\n<main>{main}</main>\n"
+        f"<footer>Written by harness {esc(version)} from results.json; rebuild with "
+        f"<code>harness report RUN_DIR</code>.</footer></body></html>\n"
+    )
+
+
+def write_html(run_dir: Path, results: dict[str, Any], plots: list[Plot] | None = None) -> Path:
+    """Write ``run_dir/report.html`` (self-contained, opens offline) and return its path."""
+    path = Path(run_dir) / "report.html"
+    atomic_write_text(path, to_html(results, plots))
+    return path

@@ -1,0 +1,137 @@
+"""MLflow reporter: one MLflow run per harness job.
+
+Params: model, dataset, parameter count, the training recipe (``recipe.*``)
+and sweep settings (``point.*``). Metrics: every history record each epoch
+(``train_loss``, ``train_accuracy``, ``eval_loss``, ``eval_accuracy``,
+``lr``, ``seconds``; ``step`` = epoch), then the job's final figures
+(``test/accuracy``, ``onnx/accuracy``, ``onnx/bytes``, ``latency/...``).
+Artifacts: the exported ONNX file (and its external-data file
+``<name>.onnx.*`` when there is one) under ``onnx/``, the variants' files
+under ``onnx/variants/``. Tags: ``harness.run``,
+``harness.job``, status, failed stage and error.
+
+Store: ``tracking_uri`` given to the constructor, else
+``$MLFLOW_TRACKING_URI``, else the local file store ``<run folder>/mlruns``.
+MLflow 3 keeps its file store behind ``MLFLOW_ALLOW_FILE_STORE``; for that
+default store the reporter sets it to ``true`` unless it is already set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.reporters import Reporter
+
+from ._common import epoch_scalars, final_scalars, flatten, key
+
+MAX_PARAM = 500
+MAX_TAG = 5000
+
+
+class MLflowReporter(Reporter):
+    name = "mlflow"
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None, **_: Any):
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.client: Any = None
+        self.experiment_id: str | None = None
+        self.runs: dict[str, str] = {}  # harness job id -> MLflow run id
+        self.run_name = ""
+        self.environment: dict[str, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def run_started(self, run_dir: Path, config: dict[str, Any], environment: dict[str, Any]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            uri = (Path(run_dir) / "mlruns").resolve().as_uri()
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        self.tracking_uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        name = self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "harness"
+        found = self.client.get_experiment_by_name(name)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        self.run_name = Path(run_dir).name
+        self.environment = environment or {}
+
+    def job_started(self, job_id: str, info: dict[str, Any]) -> None:
+        params = {"model": info.get("model"), "dataset": info.get("dataset"), "params": info.get("params")}
+        params.update(flatten(info.get("recipe") or {}, "recipe."))
+        params.update(flatten(info.get("point") or {}, "point."))
+        self._start(job_id, params)
+
+    def epoch_ended(self, job_id: str, record: dict[str, Any], model: Any = None) -> None:
+        run_id = self.runs.get(job_id)
+        if run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        step = int(record.get("epoch") or 0)
+        now = int(time.time() * 1000)
+        metrics = [Metric(key(k), v, now, step) for k, v in epoch_scalars(record).items()]
+        if metrics:
+            self.client.log_batch(run_id, metrics=metrics)
+
+    def job_ended(self, job_id: str, row: dict[str, Any], run_dir: Path) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self.runs.get(job_id)
+        if run_id is None:  # failed before the model was built: a run that says so
+            run_id = self._start(job_id, {"model": row.get("model"), "dataset": row.get("dataset")})
+        step = int((row.get("train") or {}).get("epochs") or 0)
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, step) for k, v in final_scalars(row).items()]
+        tags = [RunTag("harness.status", str(row.get("status")))]
+        if row.get("stage"):
+            tags.append(RunTag("harness.stage", str(row.get("stage"))))
+        if row.get("error"):
+            tags.append(RunTag("harness.error", str(row.get("error"))[:MAX_TAG]))
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        onnx_path = (row.get("onnx") or {}).get("path")
+        if onnx_path:
+            onnx_file = Path(run_dir) / onnx_path
+            if onnx_file.is_file():
+                self.client.log_artifact(run_id, str(onnx_file), artifact_path="onnx")
+                for sibling in sorted(onnx_file.parent.glob(onnx_file.name + ".*")):  # external data
+                    if sibling != onnx_file and sibling.is_file():
+                        self.client.log_artifact(run_id, str(sibling), artifact_path="onnx")
+        for variant in row.get("variants") or []:
+            path = variant.get("path") if isinstance(variant, dict) else None
+            if path and (Path(run_dir) / path).is_file():
+                self.client.log_artifact(run_id, str(Path(run_dir) / path), artifact_path="onnx/variants")
+        self.client.set_terminated(run_id, "FINISHED" if row.get("status") == "ok" else "FAILED")
+        self.runs.pop(job_id, None)
+
+    def run_ended(self, results: dict[str, Any], run_dir: Path) -> None:
+        for run_id in self.runs.values():  # jobs that never reported an end (interrupted)
+            self.client.set_terminated(run_id, "KILLED")
+        self.runs.clear()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _start(self, job_id: str, params: dict[str, Any]) -> str:
+        from mlflow.entities import Param, RunTag
+
+        tags = {"harness.run": self.run_name, "harness.job": job_id, "mlflow.source.name": "harness"}
+        for name in ("torch", "onnxruntime", "device", "cpu", "gpu"):
+            if self.environment.get(name):
+                tags[f"env.{name}"] = str(self.environment[name])
+        run = self.client.create_run(self.experiment_id, run_name=job_id, tags=tags)
+        run_id = run.info.run_id
+        values = [Param(key(k), _param_text(v)) for k, v in params.items() if v is not None]
+        if values:
+            self.client.log_batch(run_id, params=values, tags=[RunTag("harness.job", job_id)])
+        self.runs[job_id] = run_id
+        return run_id
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_PARAM]

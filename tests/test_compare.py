@@ -1,0 +1,120 @@
+"""``harness compare``: per-job changes and the regression gate, on fixture runs with and without a planted regression."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.compare import compare_runs, format_comparison
+
+RUNS = Path(__file__).parent / "fixtures" / "compare"
+
+
+def load(name: str) -> dict:
+    return json.loads((RUNS / name / "results.json").read_text())
+
+
+def compare_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", "compare", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_no_regression_exits_zero_and_lists_jobs_in_one_run_only():
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--fail-on-regression", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "jobs only in base: mnist-rough-cnn@synthetic" in out
+    assert "jobs only in new: mnist-ultralight-cnn@synthetic" in out
+    assert "no regression beyond 10" in out and "REGRESSION" not in out
+    line = next(x for x in out.splitlines() if "mnist-mlp@synthetic" in x and "onnxruntime" in x and " b1 t1" in x)
+    assert "+3.0%" in line and "0.0173" in line  # the change, absolute and relative
+    line = next(x for x in out.splitlines() if x.startswith("mnist-cnn@synthetic") and " accuracy " in x)
+    assert "-0.20 pts" in line
+
+
+def test_planted_latency_regression_exits_one():
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "regressed"), "--fail-on-regression", "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    regressions = result.stdout.split("REGRESSIONS")[1]
+    assert "mnist-mlp@synthetic: p50 onnxruntime/CPUExecutionProvider batch 1 threads 1 grew 40.0%" in regressions
+    assert "dropped" not in regressions  # accuracy -3 points is within 10
+
+
+def test_planted_accuracy_drop_counts_in_percentage_points():
+    result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"),
+                                       "--fail-on-regression", "2"])
+    assert result.exit_code == 1, result.output
+    assert "mnist-cnn@synthetic: accuracy dropped 3.00 points (0.9902 -> 0.9602)" in result.output
+    assert "mnist-cnn@synthetic: onnx accuracy dropped 3.00 points" in result.output
+
+
+@pytest.mark.parametrize("args", [["--fail-on-regression", "50"], []])
+def test_within_threshold_or_without_one_exits_zero(args):
+    result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), *args])
+    assert result.exit_code == 0, result.output
+    assert "REGRESSION" not in result.output
+
+
+def test_json_output_carries_every_change():
+    result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), "--json",
+                                       "--fail-on-regression", "10"])
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["only_in_base"] == [] and data["only_in_new"] == [] and len(data["regressions"]) == 1
+    mlp = next(j for j in data["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    row = next(r for r in mlp["latency"] if r["runtime"] == "onnxruntime" and r["batch_size"] == 1
+               and r["threads"] == 1)
+    assert row["p50_ms"]["pct"] == pytest.approx(40.0, abs=0.01) and row["p50_ms"]["regression"] is True
+
+
+def test_eager_pytorch_latency_is_shown_but_never_gates():
+    comparison = compare_runs(load("base"), load("same"), threshold=10)  # torch rows +50% in "same"
+    assert comparison["regressions"] == []
+    mlp = next(j for j in comparison["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    torch_rows = [r for r in mlp["latency"] if r["runtime"] == "torch"]
+    assert torch_rows and all(r["p50_ms"]["pct"] == pytest.approx(50, abs=0.01) for r in torch_rows)
+    assert all(not r["gated"] for r in torch_rows)
+    assert "(not gated)" in format_comparison(comparison)
+
+
+def test_a_job_that_stopped_working_is_a_regression():
+    new = copy.deepcopy(load("base"))
+    job = new["jobs"][1]
+    job.update(status="failed", stage="export", error="RuntimeError: boom", onnx=None, latency=[])
+    comparison = compare_runs(load("base"), new, threshold=10)
+    assert comparison["regressions"] == ["mnist-cnn@synthetic: was ok, now failed at export (RuntimeError: boom)"]
+    assert "status" in format_comparison(comparison)
+
+
+def test_variants_are_compared_and_gated():
+    base = load("base")
+    base["jobs"][0]["variants"] = [{"variant": "int8-dynamic", "bytes": 240_000, "metrics": {"accuracy": 0.99},
+                                    "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider",
+                                                 "batch_size": 1, "threads": 1, "p50_ms": 0.010}]}]
+    new = copy.deepcopy(base)
+    variant = new["jobs"][0]["variants"][0]
+    variant["latency"][0]["p50_ms"] = 0.020
+    variant["metrics"]["accuracy"] = 0.90
+    comparison = compare_runs(base, new, threshold=5)
+    assert len(comparison["regressions"]) == 2
+    assert any("int8-dynamic p50" in r and "grew 100.0%" in r for r in comparison["regressions"])
+    assert any("int8-dynamic accuracy dropped 9.00 points" in r for r in comparison["regressions"])
+
+
+def test_unmatched_latency_rows_and_empty_runs_do_not_crash():
+    base, new = load("base"), copy.deepcopy(load("base"))
+    new["jobs"][0]["latency"] = [r for r in new["jobs"][0]["latency"] if r["batch_size"] == 1]
+    comparison = compare_runs(base, new, threshold=10)
+    assert comparison["jobs"][0]["latency_only_in_base"]
+    assert "latency rows only in base" in format_comparison(comparison)
+    empty = {"run_id": "empty", "jobs": []}
+    comparison = compare_runs(base, empty, threshold=1)
+    assert comparison["only_in_base"] == sorted(j["id"] for j in base["jobs"]) and comparison["regressions"] == []
+    format_comparison(comparison)

@@ -1,0 +1,258 @@
+"""Reports (CSV, Markdown, the shared tables, seed summaries) built from a stored results.json fixture."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from fixtures.shared import rendered_report_run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness import report
+from harness.report import (
+    candidates,
+    pareto_front,
+    results_table,
+    seed_summary,
+    summary_rows,
+    to_csv,
+    to_markdown,
+    write_reports,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCRIPT_NAME = '<script>alert("pwned")</script>'
+
+
+@pytest.fixture
+def results() -> dict:
+    return json.loads((FIXTURES / "report_run" / "results.json").read_text())
+
+
+def joined(*documents: dict) -> dict:
+    """The document ``harness report A B --out DIR`` builds (see cli.report_command)."""
+    return {"schema_version": 1, "run_id": "+".join(d["run_id"] for d in documents),
+            "created": max(d["created"] for d in documents), "environment": documents[0]["environment"],
+            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"]}
+                     for d in documents for job in d["jobs"]]}
+
+
+# -- seeds -------------------------------------------------------------------------------------------------
+
+
+def test_seed_summary_gives_mean_and_sample_std_over_seeds(results):
+    groups = {s["settings"]["dropout"]: s for s in seed_summary(results)}
+    assert set(groups) == {0.1, 0.05}
+    full = groups[0.1]
+    assert (full["model"], full["dataset"], full["seeds"], full["n"], full["n_ok"]) == (
+        "mnist-enhanced-20k", "synthetic", [0, 1, 2], 3, 3)
+    assert full["measures"]["accuracy"]["mean"] == pytest.approx(0.96)
+    assert full["measures"]["accuracy"]["std"] == pytest.approx(0.01)  # sample std (n-1)
+    assert full["measures"]["train_seconds"]["mean"] == pytest.approx(5.0)
+    partial = groups[0.05]  # seed 2 failed: summarised over the two that finished
+    assert (partial["n"], partial["n_ok"]) == (3, 2)
+    assert partial["measures"]["onnx_accuracy"]["mean"] == pytest.approx(0.95)
+    assert partial["measures"]["onnx_accuracy"]["std"] == pytest.approx(math.sqrt(2) * 0.01)
+
+
+def test_seed_summary_leaves_out_jobs_without_replicates(results):
+    results["jobs"] = [j for j in results["jobs"] if (j.get("point") or {}).get("seed") in (None, 0)]
+    assert seed_summary(results) == []
+
+
+def test_seed_summary_keeps_joined_runs_apart(results):
+    other = copy.deepcopy(results)
+    other["run_id"] = "other"
+    groups = seed_summary(joined(results, other))
+    assert len(groups) == 4 and {g["run_id"] for g in groups} == {"fixture-report", "other"}
+    assert all(g["n"] == 3 for g in groups)
+
+
+def test_markdown_shows_the_seed_summary(results):
+    markdown = to_markdown(results)
+    section = markdown.split("## Seeds")[1].split("\n## ")[0]
+    assert "0.9600 ± 0.0100" in section and "0.9500 ± 0.0141" in section and "2/3" in section
+
+
+# -- Pareto front ---------------------------------------------------------------------------------------------
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 0.90), (2.0, 0.95), (1.5, 0.89), (3.0, 0.95), (0.5, 0.80), (2.5, 0.97), (1.0, 0.90)]
+    assert pareto_front(points) == [4, 0, 1, 5]
+
+
+def test_candidates_mark_the_front_per_dataset_variants_included(results):
+    front = {(c["dataset"], c["label"]) for c in candidates(results) if c["pareto"]}
+    assert front == {("synthetic", "mnist-mlp"), ("synthetic", "mnist-mlp int8-dynamic"),
+                     ("demo-blobs", SCRIPT_NAME)}
+
+
+# -- tables and Markdown ----------------------------------------------------------------------------------------
+
+
+def test_results_table_has_every_job_and_latency_per_batch_and_threads(results):
+    table = results_table(results)
+    assert len(table.rows) == len(results["jobs"])
+    for heading in ("b1 t1 p50 / p99 ms", "b32 t1 p50 / p99 ms", "b1 t2 p50 / p99 ms", "b32 t2 p50 / p99 ms",
+                    "accuracy PyTorch", "accuracy ORT", "ONNX KB", "train s", "peak memory MiB"):
+        assert heading in table.headers
+    rows = {(r[0], r[1], r[2]): dict(zip(table.headers, r)) for r in table.rows}
+    mlp = rows[("mnist-mlp", "synthetic", "-")]
+    assert mlp["b1 t1 p50 / p99 ms"] == "0.017 / 0.033" and mlp["accuracy ORT"] == "0.9922"
+    failed = rows[("cnn3d-resnet", "synthetic3d", "-")]
+    assert failed["status"] == "failed (export)" and failed["accuracy ORT"] == "-" and failed["ONNX KB"] == "-"
+    skipped = rows[("mnist-cnn", "synthetic3d", "-")]
+    assert skipped["status"] == "skipped (plan)" and skipped["params"] == "-"
+
+
+def test_markdown_has_every_section_and_escapes_plugin_names(results):
+    markdown = to_markdown(results)
+    for heading in ("## Results", "## Seeds", "## Accuracy vs latency", "## Training curves", "## Latency",
+                    "## Variants", "## Published reference figures", "## Failed jobs", "## Environment"):
+        assert heading in markdown, heading
+    assert "| mnist-mlp |" in markdown
+    assert "<script>" not in markdown and r"\<script\>" in markdown
+    assert "quantize_static: no calibration data" in markdown  # failed variant's note
+    assert "RuntimeError: torch.onnx.export failed" in markdown  # failed job's error
+    reference = markdown.split("## Published reference figures")[1].split("\n## ")[0]
+    assert "| mnist-baseline-20k | synthetic | mnist | 19,664 | 19,664 | yes |" in reference
+    assert "test_accuracy=0.9931" in reference
+
+
+def test_write_reports_writes_every_file_and_links_existing_plots(results):
+    tmp_path, paths = rendered_report_run()
+    names = {p.relative_to(tmp_path).as_posix() for p in paths}
+    assert {"results.csv", "report.md", "report.html", "plots/accuracy_vs_latency.png",
+            "plots/accuracy_vs_size.png", "plots/latency_vs_batch.png"} <= names
+    curves = [n for n in names if n.startswith("plots/curves_")]
+    assert len(curves) == sum(1 for j in results["jobs"] if (j.get("train") or {}).get("history"))
+    for path in paths:
+        assert path.is_file() and path.stat().st_size > 0
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (tmp_path / "report.md").read_text()):
+        assert (tmp_path / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
+
+
+def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
+    rows = list(csv.DictReader(io.StringIO(to_csv(results))))
+    expected = sum(max(1, len(j.get("latency") or [])) for j in results["jobs"])
+    assert len(rows) == expected
+    assert {r["point"] for r in rows if r["model"] == "mnist-enhanced-20k"} == {
+        f"dropout={d}, seed={s}" for d in (0.1, 0.05) for s in range(3)}
+
+
+def test_joined_documents_show_the_run_of_each_job(results):
+    other = copy.deepcopy(results)
+    other["run_id"] = "other"
+    document = joined(results, other)
+    table = results_table(document)
+    assert table.headers[:3] == ["model", "dataset", "run"]
+    assert {r[2] for r in table.rows} == {"fixture-report", "other"}
+    markdown = to_markdown(document)
+    assert "Joins 2 runs: fixture-report, other" in markdown
+    rows = list(csv.DictReader(io.StringIO(to_csv(document))))
+    assert {r["run_id"] for r in rows} == {"fixture-report", "other"}
+    assert len(summary_rows(document)) == 2 * len(results["jobs"])
+
+
+def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for name in ("a", "b"):
+        data = copy.deepcopy(results)
+        data["run_id"] = name
+        for job in data["jobs"]:  # fewer plots to draw: the join is what is tested here
+            job["train"] = None
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b"),
+                                       "--out", str(tmp_path / "joined")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "joined" / "report.html").read_text()
+    assert "Joins 2 runs: a, b" in html and html.count('src="data:image/png;base64,') >= 3
+
+
+def test_reports_survive_documents_with_nothing_in_them(tmp_path):
+    minimal = {"schema_version": 1, "run_id": "empty", "jobs": [
+        {"id": "m@d", "model": "m", "dataset": "d", "status": "failed", "stage": "load", "error": "no data"},
+        {"id": "n@d", "model": "n", "dataset": "d", "status": "ok", "train": {"history": []}, "metrics": None,
+         "onnx": None, "latency": None, "variants": [None, {"variant": "int8-dynamic"}], "reference": {}}]}
+    paths = write_reports(tmp_path, minimal)
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+    assert "no data" in (tmp_path / "report.md").read_text()
+    assert all(p.exists() for p in paths)
+
+
+def _partial_job() -> st.SearchStrategy:
+    number = st.one_of(st.none(), st.floats(min_value=0, max_value=1e6, allow_nan=False), st.integers(0, 10**9))
+    text = st.one_of(st.none(), st.text(max_size=12))
+    row = st.fixed_dictionaries({}, optional={"runtime": st.sampled_from(["onnxruntime", "torch", None]),
+                                              "provider": st.sampled_from(["CPUExecutionProvider", "cpu", None]),
+                                              "batch_size": st.one_of(st.none(), st.integers(1, 64)),
+                                              "threads": st.one_of(st.none(), st.integers(1, 4)),
+                                              "p50_ms": number, "p99_ms": number, "throughput_per_s": number})
+    return st.fixed_dictionaries(
+        {"id": st.text(max_size=8), "model": text, "dataset": text,
+         "status": st.sampled_from(["ok", "failed", "skipped", None])},
+        optional={"params": number, "metrics": st.one_of(st.none(), st.fixed_dictionaries({"accuracy": number})),
+                  "onnx": st.one_of(st.none(), st.fixed_dictionaries({"bytes": number, "metrics": st.none()})),
+                  "latency": st.one_of(st.none(), st.lists(row, max_size=3)),
+                  "point": st.one_of(st.none(), st.fixed_dictionaries({"seed": st.integers(0, 2)})),
+                  "train": st.one_of(st.none(), st.fixed_dictionaries(
+                      {"history": st.lists(st.fixed_dictionaries({"epoch": st.integers(1, 3)},
+                                                                 optional={"train_loss": number}), max_size=2)})),
+                  "variants": st.one_of(st.none(), st.lists(st.fixed_dictionaries(
+                      {"variant": text}, optional={"bytes": number, "latency": st.lists(row, max_size=2)}),
+                      max_size=2))})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(jobs=st.lists(_partial_job(), max_size=5))
+def test_markdown_and_html_never_crash_on_partial_jobs(jobs):
+    from harness.report_html import to_html
+
+    document = {"schema_version": 1, "run_id": "x", "jobs": jobs}
+    assert "## Results" in to_markdown(document)
+    assert "<table>" in to_html(document, plots=[])
+    report.seed_summary(document)
+    report.candidates(document)
+
+
+def test_report_rebuilds_a_run_folder_in_place(results, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    results["jobs"] = results["jobs"][:3]
+    for job in results["jobs"]:
+        job["train"] = None
+    (run / "results.json").write_text(json.dumps(results))
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (run / "report.html").is_file() and (run / "plots" / "accuracy_vs_latency.png").is_file()
+
+
+def test_variants_table_reads_the_variant_stage_rows(results):
+    table = report.variants_table(results)
+    rows = {r[2]: dict(zip(table.headers, r)) for r in table.rows}
+    assert set(rows) == {"int8-dynamic", "fp16", "int8-static"}
+    int8 = rows["int8-dynamic"]
+    assert (int8["status"], int8["size vs fp32"], int8["accuracy drop vs fp32 (points)"]) == ("ok", "0.25", "0.20")
+    assert int8["speed-up vs fp32"] == "1.43" and int8["measured at"] == "CPU b1 t1"  # the A/B figure wins
+    fp16 = rows["fp16"]
+    assert fp16["p50 ms"] == "-" and "timed on GPU providers only" in fp16["note"]
+    static = rows["int8-static"]
+    assert static["status"] == "failed" and static["note"].startswith("quantize_static")
+    kinds = {c["kind"] for c in candidates(results)}
+    assert "int8-static" not in kinds and {"fp32", "int8-dynamic", "fp16"} <= kinds

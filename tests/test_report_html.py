@@ -1,0 +1,112 @@
+"""report.html: self-contained, escaped, every section, and what a real browser renders."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.shared import load_report_run, rendered_report_run
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT_NAME = '<script>alert("pwned")</script>'
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    folder, _ = rendered_report_run()
+    return (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_page_has_a_row_per_job_with_its_figures(page):
+    results = load_report_run()
+    body = page.split('<section id="results">')[1].split("</section>")[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>")[1])
+    assert len(rows) == len(results["jobs"])
+    first = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
+    assert first[:2] == ["mnist-mlp", "synthetic"]
+    assert "0.9922" in first and "930.4" in first and "0.017 / 0.033" in first and "235,146" in first
+    assert '<tr class="failed"><td>cnn3d-resnet</td>' in body and '<tr class="skipped"><td>mnist-cnn</td>' in body
+
+
+def test_every_section_is_there(page):
+    for anchor in ("results", "seeds", "pareto", "size", "curves", "latency", "variants", "reference", "failed",
+                   "environment"):
+        assert f'<section id="{anchor}">' in page, anchor
+    seeds = page.split('<section id="seeds">')[1].split("</section>")[0]
+    assert "0.9600 ± 0.0100" in seeds and "2/3" in seeds
+    failed = page.split('<section id="failed">')[1].split("</section>")[0]
+    assert "export" in failed and "loss is NaN at epoch 2" in failed
+    assert "AMD EPYC" in page.split('<section id="environment">')[1]
+
+
+def test_plots_are_embedded_png_images(page):
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    results = load_report_run()
+    with_history = sum(1 for j in results["jobs"] if (j.get("train") or {}).get("history"))
+    assert len(sources) == 3 + with_history
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_strings_from_plugins_are_escaped(page):
+    assert "<script" not in page.lower()
+    assert html.escape(SCRIPT_NAME, quote=True) in page
+    assert "no calibration data &lt;b&gt;x&lt;/b&gt;" in page  # a variant's error text
+    assert "aten::&lt;lambda&gt;&#x27; &amp; more" in page  # a failed job's error
+
+
+def test_nothing_is_fetched_from_the_network(page):
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "@import" not in page and "url(" not in page
+    assert not re.search(r"<(?:link|script|iframe|object|embed)\b", page, re.I)
+
+
+def test_a_plot_that_fails_is_named_and_the_page_still_written(tmp_path, monkeypatch):
+    from harness import report_html
+
+    def broken(results):
+        raise ValueError("no axes <here>")
+
+    monkeypatch.setattr(report_html, "plot_accuracy_vs_size", broken)
+    results = load_report_run()
+    for job in results["jobs"]:
+        job["train"] = None
+    path = report_html.write_html(tmp_path, results)
+    text = path.read_text()
+    assert "could not be drawn: ValueError: no axes &lt;here&gt;" in text
+    assert text.count('src="data:image/png;base64,') == 2
+
+
+def test_headless_chromium_renders_the_page(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from screenshot_report import find_chromium
+    finally:
+        sys.path.pop(0)
+    if find_chromium() is None:
+        pytest.skip("no Chromium here (apt-get install chromium) to render report.html")
+    folder, _ = rendered_report_run()
+    shot = tmp_path / "report.png"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(folder / "report.html"),
+                             "-o", str(shot), "--width", "1400", "--height", "3000"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 3000)
+    assert len(data) > 100_000  # a blank page of that size compresses to a few KB
+
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    assert pixels.std() > 0.05  # text, tables and plots, not an empty page
+    top = pixels[:400]
+    assert (top < 0.5).mean() > 0.005  # the dark heading and table text at the top rendered

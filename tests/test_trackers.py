@@ -1,0 +1,192 @@
+"""MLflow and TensorBoard reporters (harness_plugins.trackers): real files in a tmp run folder, read back."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import harness_plugins.trackers as trackers
+import pytest
+
+from harness.errors import HarnessError
+from harness.reporters import Reporter
+
+needs_mlflow = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
+                                  reason="mlflow not installed (pip install 'harness[mlflow]')")
+needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                                       reason="tensorboard not installed (pip install 'harness[tensorboard]')")
+
+
+def tiny_model():
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10))
+
+
+def drive(reporter: Reporter, run_dir: Path) -> dict:
+    """A run as the runner reports it: one job trained for two epochs and exported, one that failed at load."""
+    model = tiny_model()
+    onnx = run_dir / "onnx" / "tiny_synthetic.onnx"
+    onnx.parent.mkdir(parents=True)
+    onnx.write_bytes(b"not really onnx, but a file to upload" * 10)
+    reporter.run_started(run_dir, {"epochs": 2}, {"torch": "2.x", "device": "cpu"})
+    reporter.job_started("tiny@synthetic", {"model": "tiny", "dataset": "synthetic", "params": 1234,
+                                            "recipe": {"optimizer": "adam", "lr": 0.001, "schedule": {"kind": "step"}},
+                                            "point": {"dropout": 0.1}})
+    history = []
+    for epoch in (1, 2):
+        record = {"epoch": epoch, "lr": 0.001, "train_loss": 2.0 / epoch, "train_accuracy": 0.4 * epoch,
+                  "seconds": 1.5 * epoch, "eval_loss": 1.8 / epoch, "eval_accuracy": 0.45 * epoch}
+        history.append(record)
+        with __import__("torch").no_grad():
+            model[0].weight.add_(0.5)  # the histograms must change between epochs
+        reporter.epoch_ended("tiny@synthetic", record, model)
+    row = {"id": "tiny@synthetic", "model": "tiny", "dataset": "synthetic", "status": "ok", "stage": None,
+           "error": None, "params": 1234, "train": {"epochs": 2, "seconds": 3.0, "history": history,
+                                                     "peak_memory_bytes": 123456789},
+           "metrics": {"accuracy": 0.9}, "onnx": {"path": "onnx/tiny_synthetic.onnx", "bytes": 370,
+                                                  "max_abs_diff": 1e-6, "metrics": {"accuracy": 0.89}},
+           "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1,
+                        "threads": 1, "p50_ms": 0.05, "p99_ms": 0.09, "throughput_per_s": 20000.0}]}
+    reporter.job_ended("tiny@synthetic", row, run_dir)
+    failed = {"id": "tiny@missing", "model": "tiny", "dataset": "missing", "status": "failed", "stage": "load",
+              "error": "DataUnavailableError: no files", "params": None, "train": None, "metrics": None,
+              "onnx": None, "latency": []}
+    reporter.job_ended("tiny@missing", failed, run_dir)
+    results = {"run_id": run_dir.name, "jobs": [row, failed]}
+    reporter.run_ended(results, run_dir)
+    return {"model": model, "row": row}
+
+
+# -- factory and hook --------------------------------------------------------------------------------------------
+
+
+def test_names_are_parsed_from_a_comma_list():
+    assert trackers.parse_names(" MLflow, tensorboard,,mlflow ") == ["mlflow", "tensorboard"]
+    assert trackers.parse_names(None) == [] and trackers.parse_names("") == []
+
+
+def test_unknown_tracker_is_a_harness_error_naming_the_known_ones():
+    with pytest.raises(HarnessError, match="unknown tracker 'wandb'; known: mlflow, tensorboard"):
+        trackers.make_reporters(["wandb"])
+
+
+@pytest.mark.parametrize("name", ["mlflow", "tensorboard"])
+def test_missing_package_says_how_to_install_it(name, monkeypatch):
+    monkeypatch.setattr(trackers, "_installed", lambda package: False)
+    with pytest.raises(HarnessError) as error:
+        trackers.make_reporters([name])
+    message = str(error.value)
+    assert f"pip install 'harness[{name}]'" in message and "\n" not in message
+
+
+def test_hook_reads_harness_track_from_the_environment(monkeypatch):
+    monkeypatch.delenv(trackers.ENV_VAR, raising=False)
+    assert trackers.harness_reporters() == []
+    made = []
+    monkeypatch.setattr(trackers, "make_reporters", lambda names: made.append(names) or [])
+    monkeypatch.setenv(trackers.ENV_VAR, "tensorboard,mlflow")
+    trackers.harness_reporters()
+    assert made == [["tensorboard", "mlflow"]]
+
+
+def test_plugin_module_imports_neither_torch_nor_the_trackers():
+    code = ("import sys, harness_plugins.trackers; "
+            "bad = [m for m in ('torch', 'mlflow', 'tensorboard') if m in sys.modules]; "
+            "assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_trackers_plugin_offers_the_hook():
+    result = subprocess.run([sys.executable, "-m", "harness", "plugins", "--json"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "harness_reporters" in result.stdout and '"trackers"' in result.stdout
+
+
+# -- MLflow ------------------------------------------------------------------------------------------------------
+
+
+@needs_mlflow
+def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    run_dir = tmp_path / "run-1"
+    run_dir.mkdir()
+    (reporter,) = trackers.make_reporters(["mlflow"])
+    drive(reporter, run_dir)
+    assert (run_dir / "mlruns").is_dir()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("harness")
+    runs = {r.data.tags["harness.job"]: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"tiny@synthetic", "tiny@missing"}
+    ok, failed = runs["tiny@synthetic"], runs["tiny@missing"]
+    assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
+    assert failed.data.tags["harness.stage"] == "load" and "no files" in failed.data.tags["harness.error"]
+    assert ok.data.params["model"] == "tiny" and ok.data.params["params"] == "1234"
+    assert ok.data.params["recipe.optimizer"] == "adam" and ok.data.params["recipe.schedule.kind"] == "step"
+    assert ok.data.params["point.dropout"] == "0.1" and ok.data.tags["harness.run"] == "run-1"
+    history = client.get_metric_history(ok.info.run_id, "train_loss")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 2.0), (2, 1.0)]
+    assert ok.data.metrics["test/accuracy"] == pytest.approx(0.9)
+    assert ok.data.metrics["onnx/accuracy"] == pytest.approx(0.89)
+    assert ok.data.metrics["latency/onnxruntime_cpu/b1_t1/p50_ms"] == pytest.approx(0.05)
+    artifacts = [a.path for a in client.list_artifacts(ok.info.run_id, "onnx")]
+    assert artifacts == ["onnx/tiny_synthetic.onnx"]
+    stored = Path(ok.info.artifact_uri.replace("file://", "")) / "onnx" / "tiny_synthetic.onnx"
+    assert stored.read_bytes() == (run_dir / "onnx" / "tiny_synthetic.onnx").read_bytes()
+
+
+@needs_mlflow
+def test_mlflow_uses_the_tracking_uri_from_the_environment(tmp_path, monkeypatch):
+    store = tmp_path / "elsewhere"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "my-experiment")
+    run_dir = tmp_path / "run-2"
+    run_dir.mkdir()
+    (reporter,) = trackers.make_reporters(["mlflow"])
+    drive(reporter, run_dir)
+    assert not (run_dir / "mlruns").exists() and store.is_dir()
+
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(tracking_uri=store.as_uri()).get_experiment_by_name("my-experiment") is not None
+
+
+# -- TensorBoard -------------------------------------------------------------------------------------------------
+
+
+@needs_tensorboard
+def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run-3"
+    run_dir.mkdir()
+    (reporter,) = trackers.make_reporters(["tensorboard"])
+    state = drive(reporter, run_dir)
+    folders = sorted(p.name for p in (run_dir / "tensorboard").iterdir())
+    assert folders == ["tiny_missing", "tiny_synthetic"]
+    events = EventAccumulator(str(run_dir / "tensorboard" / "tiny_synthetic"),
+                              size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert [(e.step, e.value) for e in events.Scalars("loss/train")] == [(1, 2.0), (2, 1.0)]
+    assert [e.step for e in events.Scalars("accuracy/eval")] == [1, 2]
+    assert events.Scalars("test/accuracy")[0].value == pytest.approx(0.9)
+    names = {f"weights/{n}" for n, _ in state["model"].named_parameters()}
+    assert names == set(tags["histograms"])  # every parameter: conv kernel and bias, BatchNorm gamma/beta, linear
+    assert {"weights/1.weight", "weights/1.bias"} <= names  # the BatchNorm's gamma and beta
+    conv = events.Histograms("weights/0.weight")
+    assert [h.step for h in conv] == [1, 2]
+    assert conv[1].histogram_value.min == pytest.approx(conv[0].histogram_value.min + 0.5, abs=1e-5)
+    assert conv[1].histogram_value.num == state["model"][0].weight.numel()
