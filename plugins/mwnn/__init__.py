@@ -1,1 +1,121 @@
-"""Placeholder: being written."""
+"""Seed 000: Multi-Weight Neural Networks (colour + luminance pathways) and the seed's ablation ladder.
+
+The networks live in :mod:`harness_plugins.mwnn.nets` (imported only when a
+model is built, so listing plugins never imports torch); its docstring says
+how "continuous integration" and the ablation ladder were read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import ModelSpec, Recipe, hookimpl
+
+SEED_SOURCE = "seed 000 (MWNN architecture analysis: MNIST vs ImageNet)"
+
+# The seed's MNIST training configuration: Adam lr 0.001, batch 64, 10 epochs,
+# pixels scaled with (p - 127.5) / 127.5, i.e. (x - 0.5) / 0.5 on [0, 1] inputs.
+RECIPE = Recipe(
+    optimizer="adam",
+    lr=1e-3,
+    batch_size=64,
+    epochs=10,
+    normalize=(0.5, 0.5),
+    target_accuracy=0.97,
+    source=SEED_SOURCE + ": Adam lr 0.001, batch 64, 10 epochs, (p-127.5)/127.5, CrossEntropyLoss",
+)
+
+TAGS = ("seed:000", "mwnn", "rgb")
+
+
+def build_mwnn_shallow(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
+    from harness_plugins.mwnn.nets import mwnn_shallow
+
+    return mwnn_shallow(num_classes, input_shape)
+
+
+def build_mwnn_medium(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
+    from harness_plugins.mwnn.nets import mwnn_medium
+
+    return mwnn_medium(num_classes, input_shape)
+
+
+def build_mwnn_resnet_baseline(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
+    from harness_plugins.mwnn.nets import mwnn_resnet_baseline
+
+    return mwnn_resnet_baseline(num_classes, input_shape)
+
+
+def build_mwnn_rgb_only(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
+    from harness_plugins.mwnn.nets import mwnn_rgb_only
+
+    return mwnn_rgb_only(num_classes, input_shape)
+
+
+def build_mwnn_dual(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
+    from harness_plugins.mwnn.nets import mwnn_dual
+
+    return mwnn_dual(num_classes, input_shape)
+
+
+def _spec(name: str, build, description: str, reference: dict[str, Any], tags: tuple[str, ...]) -> ModelSpec:
+    # input_channels=3: the harness duplicates grayscale (MNIST) to RGB, as the seed does.
+    return ModelSpec(
+        name=name,
+        build=build,
+        description=description,
+        input_rank=3,
+        input_channels=3,
+        spatial_shape=None,
+        recipe=RECIPE,
+        reference={**reference, "source": SEED_SOURCE},
+        tags=TAGS + tags,
+    )
+
+
+@hookimpl
+def harness_models() -> list[ModelSpec]:
+    return [
+        _spec(
+            "mwnn-shallow",
+            build_mwnn_shallow,
+            "MWNN shallow (ablation 4/4, full model; base 32, blocks [1,1], channels [32,64]): "
+            "RGB + luminance pathways exchanging features after every stage; "
+            "169,130 params at 3x28x28; seed 000",
+            {"test_accuracy": 0.976, "dataset": "mnist"},
+            ("full", "shallow", "ablation"),
+        ),
+        _spec(
+            "mwnn-medium",
+            build_mwnn_medium,
+            "MWNN medium, ImageNet-style (base 64, blocks [2,2,2], channels [32,64,128], stride-2 stem): "
+            "RGB + luminance pathways with continuous integration; 1,475,466 params at 3x28x28; seed 000",
+            # The seed's only figure for this configuration: it did not converge on ImageNet-1k.
+            {"imagenet_test_accuracy": 0.0},
+            ("full", "medium"),
+        ),
+        _spec(
+            "mwnn-resnet-baseline",
+            build_mwnn_resnet_baseline,
+            "Ablation 1/4: standard ResNet-like single RGB pathway (shallow layout), global pool + linear; "
+            "77,866 params at 3x28x28; seed 000",
+            {},
+            ("ablation", "shallow"),
+        ),
+        _spec(
+            "mwnn-rgb-only",
+            build_mwnn_rgb_only,
+            "Ablation 2/4: the MWNN colour pathway alone with the MWNN head (shallow layout); "
+            "79,626 params at 3x28x28; seed 000",
+            {},
+            ("ablation", "shallow"),
+        ),
+        _spec(
+            "mwnn-dual",
+            build_mwnn_dual,
+            "Ablation 3/4: RGB + luminance pathways fused once before the head, no per-stage integration "
+            "(shallow layout); 158,314 params at 3x28x28; seed 000",
+            {},
+            ("ablation", "shallow"),
+        ),
+    ]
