@@ -26,7 +26,7 @@ def test_run_finishes_with_exit_1_and_lists_failures(fault_run):
     result, jobs = fault_run
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert len(jobs) == 12  # 6 models x 2 datasets, every one recorded
+    assert len(jobs) == 14  # 7 models x 2 datasets, every one recorded
 
 
 @pytest.mark.parametrize("job_id, stage, needle", [
@@ -60,3 +60,19 @@ def test_failed_stages_leave_later_fields_null_not_invented(fault_run):
     export = jobs["fault-export@synthetic"]
     assert export["metrics"]["accuracy"] is not None  # the PyTorch evaluation before export stands
     assert export["onnx"] is None
+
+
+def test_job_timeout_fails_only_the_slow_job(tmp_path):
+    site = SitePackages(tmp_path / "site")
+    site.install("harness-faulty", {"faulty": "faulty_plugin"})
+    env = site.env()
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), FAULT_SLOW_SECONDS="30")
+    result = run_cli("run", "--models", "fault-slow,fault-ok", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick",
+                     "--no-torch-latency", "--exporter", "torchscript", "--job-timeout", "3",
+                     "--out", str(tmp_path / "out"), "--run-id", "t", env=env, timeout=120)
+    assert result.returncode == 1, result.stderr[-2000:]
+    jobs = {j["model"]: j for j in json.loads((tmp_path / "out" / "t" / "results.json").read_text())["jobs"]}
+    assert jobs["fault-slow"]["status"] == "failed" and jobs["fault-slow"]["stage"] == "build"
+    assert "--job-timeout 3" in jobs["fault-slow"]["error"]
+    assert jobs["fault-ok"]["status"] == "ok"

@@ -22,6 +22,15 @@ def build_ok(num_classes, input_shape, **kwargs):
     return _flat_linear(num_classes, input_shape)
 
 
+def build_slow(num_classes, input_shape, **kwargs):
+    """Sleeps $FAULT_SLOW_SECONDS (0 unless a test sets it) before building: the --job-timeout case."""
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("FAULT_SLOW_SECONDS", "0")))
+    return _flat_linear(num_classes, input_shape)
+
+
 def build_raises(num_classes, input_shape, **kwargs):
     raise ValueError("cannot build this network")
 
@@ -112,6 +121,7 @@ def harness_models():
         _spec("fault-nan", build_nan),
         _spec("fault-export", build_unexportable),
         _spec("fault-mismatch", build_mismatch),
+        _spec("fault-slow", build_slow),
     ]
 
 

@@ -1,0 +1,124 @@
+"""The training stage: recipes as data, schedules, time-to-accuracy, divergence, reproducibility."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.errors import StageError
+from harness.specs import ModelSpec, Recipe, Schedule
+from harness.train import TrainOptions, count_parameters, input_adapter, predict, train_model
+
+
+def _data(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.rand(n, 1, 8, 8, generator=g) * 0.2
+    x[torch.arange(n), 0, y, y] += 0.8  # a learnable bright pixel per class
+    return x, y
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+
+
+def test_step_and_piecewise_schedules_follow_the_seeds():
+    step = Schedule(kind="step", step_size=10, gamma=0.1)
+    assert [step.lr_at(e, 0.01) for e in (0, 9, 10, 19, 20)] == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.0001])
+    four_phase = Schedule(kind="piecewise", milestones=((0, 0.003), (5, 0.001), (12, 0.0003), (18, 0.0001)))
+    assert [four_phase.lr_at(e, 0.003) for e in (0, 4, 5, 11, 12, 17, 18, 19)] == pytest.approx(
+        [0.003, 0.003, 0.001, 0.001, 0.0003, 0.0003, 0.0001, 0.0001])
+
+
+def test_history_records_the_scheduled_learning_rate_each_epoch():
+    recipe = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=3,
+                    schedule=Schedule(kind="step", step_size=2, gamma=0.5))
+    result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(128, 1))
+    assert [h["lr"] for h in result.history] == pytest.approx([0.1, 0.1, 0.05])
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert all(0 <= h["eval_accuracy"] <= 1 for h in result.history)
+
+
+def test_training_learns_and_time_to_target_is_recorded():
+    recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=32, epochs=4, target_accuracy=0.9)
+    model = _model()
+    result = train_model(model, _data(), recipe, TrainOptions(), evaluate_on=_data(256, 1))
+    assert result.history[-1]["eval_accuracy"] >= 0.9
+    assert result.time_to_target_s is not None and 0 < result.time_to_target_s <= result.seconds
+
+
+def test_unreached_target_stays_null():
+    recipe = Recipe(optimizer="sgd", lr=1e-6, batch_size=64, epochs=1, target_accuracy=0.999)
+    result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(128, 1))
+    assert result.time_to_target_s is None
+
+
+def test_onecycle_schedule_steps_per_batch():
+    recipe = Recipe(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, batch_size=64, epochs=2,
+                    schedule=Schedule(kind="onecycle"))
+    result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(256, 1))
+    assert result.history[-1]["eval_accuracy"] > 0.5
+
+
+def test_seeded_cpu_training_is_reproducible():
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=32, epochs=2)
+    runs = [train_model(_model(seed=3), _data(), recipe, TrainOptions(seed=7)).history for _ in range(2)]
+    assert [h["train_loss"] for h in runs[0]] == [h["train_loss"] for h in runs[1]]
+    other = train_model(_model(seed=3), _data(), recipe, TrainOptions(seed=8)).history
+    assert [h["train_loss"] for h in other] != [h["train_loss"] for h in runs[0]]
+
+
+def test_divergence_is_a_train_stage_error():
+    recipe = Recipe(optimizer="sgd", lr=1e30, momentum=0.9, batch_size=64, epochs=2)
+    with pytest.raises(StageError) as info:
+        train_model(_model(), _data(), recipe, TrainOptions())
+    assert info.value.stage == "train" and "diverged" in str(info.value)
+
+
+def test_input_adapter_duplicates_gray_to_rgb_and_normalises_inside_the_model():
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen["x"] = x
+            return x.flatten(1)[:, :2]
+
+    adapted = input_adapter(Probe(), (1, 4, 4), (3, 4, 4), (0.5, 0.5))
+    x = torch.rand(2, 1, 4, 4)
+    adapted(x)
+    assert seen["x"].shape == (2, 3, 4, 4)
+    assert torch.allclose(seen["x"][:, 2], (x[:, 0] - 0.5) / 0.5)
+    assert count_parameters(adapted) == 0
+
+
+def test_model_input_shape_pairs_only_compatible_inputs():
+    spec = ModelSpec("m", lambda **k: None, input_rank=3, input_channels=3, spatial_shape=(28, 28))
+    assert spec.model_input_shape((1, 28, 28)) == (3, 28, 28)
+    assert spec.model_input_shape((3, 32, 32)) is None
+    assert spec.model_input_shape((1, 16, 16, 16)) is None
+    assert spec.model_input_shape((2, 28, 28)) is None  # only 1 <-> 3 channels are adapted
+
+
+def test_predict_is_batched_and_in_eval_mode():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.9), torch.nn.Linear(64, 4))
+    x = _data(100)[0]
+    first, second = predict(model, x, "cpu", batch_size=7), predict(model, x, "cpu", batch_size=100)
+    assert first.shape == (100, 4) and torch.equal(first, second) and model.training
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine: pytest -m gpu)")
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_cuda_training_with_amp_and_channels_last(amp):
+    from harness.latency import QUICK, measure_torch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 6 * 6, 4))
+    recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=64, epochs=3)
+    result = train_model(model, _data(), recipe, TrainOptions(device="cuda", amp=amp, channels_last=True),
+                         evaluate_on=_data(256, 1))
+    assert result.device == "cuda" and result.peak_memory_kind == "cuda_max_allocated"
+    assert result.history[-1]["eval_accuracy"] > 0.5
+    rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
+    assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
