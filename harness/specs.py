@@ -56,7 +56,9 @@ class Recipe:
     how many training samples are held out for validation when the dataset
     has no ``val`` split of its own (an int, or a fraction < 1).
     ``target_accuracy`` is the accuracy whose first crossing is timed
-    (time-to-accuracy).
+    (time-to-accuracy). ``augment`` names a training-time augmentation done on
+    the device, batch by batch (see :data:`harness.train.AUGMENTATIONS`):
+    ``rotate7`` rotates each 2D image by a random angle in [-7, 7] degrees.
     """
 
     optimizer: str = "adam"
@@ -71,6 +73,7 @@ class Recipe:
     val_size: float = 0
     label_smoothing: float = 0.0
     target_accuracy: float | None = None
+    augment: str | None = None
     source: str = ""
 
     def replace(self, **changes: Any) -> "Recipe":

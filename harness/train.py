@@ -21,6 +21,31 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+AUGMENTATIONS = ("rotate7",)
+
+
+def augment_batch(x: "torch.Tensor", kind: str, generator: "torch.Generator") -> "torch.Tensor":
+    """A randomly augmented copy of an image batch ``(N, C, H, W)``, on its own device.
+
+    ``rotate7``: each image rotated about its centre by an angle drawn
+    uniformly from [-7, 7] degrees, zero fill (torchvision's
+    ``RandomRotation((-7, 7), fill=0)``, done for the whole batch at once).
+    """
+    import math as _math
+
+    import torch
+    import torch.nn.functional as F
+
+    if kind != "rotate7":
+        raise ValueError(f"unknown augmentation {kind!r}; known: {', '.join(AUGMENTATIONS)}")
+    if x.dim() != 4:
+        raise ValueError("rotate7 augments 2D images (N, C, H, W) only")
+    angles = (torch.rand(x.shape[0], generator=generator) * 2 - 1) * (7 * _math.pi / 180)
+    cos, sin = angles.cos(), angles.sin()
+    zeros = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def resolve_device(device: str) -> str:
@@ -159,6 +184,8 @@ def train_model(
         for step in range(steps_per_epoch):
             idx = order[step * batch_size : (step + 1) * batch_size]
             xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
+            if recipe.augment:
+                xb = augment_batch(xb, recipe.augment, generator)
             if options.channels_last and xb.dim() == 4:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):

@@ -122,3 +122,25 @@ def test_cuda_training_with_amp_and_channels_last(amp):
     assert result.history[-1]["eval_accuracy"] > 0.5
     rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
     assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
+
+
+def test_rotate7_augmentation_is_seeded_small_and_shape_preserving():
+    from harness.train import augment_batch
+
+    x = torch.zeros(16, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0  # a vertical bar, like a "1"
+    a = augment_batch(x, "rotate7", torch.Generator().manual_seed(0))
+    b = augment_batch(x, "rotate7", torch.Generator().manual_seed(0))
+    c = augment_batch(x, "rotate7", torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.allclose(a, x)  # images really moved
+    overlap = (a * x).sum(dim=(1, 2, 3)) / x.sum(dim=(1, 2, 3))
+    assert bool((overlap > 0.6).all())  # but only by a few degrees
+    assert float(a.min()) >= -1e-6 and float(a.max()) <= 1 + 1e-6
+
+
+def test_recipe_augmentation_is_applied_in_training():
+    recipe = Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1)
+    plain = train_model(_model(seed=3), _data(), recipe, TrainOptions(seed=7)).history
+    augmented = train_model(_model(seed=3), _data(), recipe.replace(augment="rotate7"), TrainOptions(seed=7)).history
+    assert plain[0]["train_loss"] != augmented[0]["train_loss"]
