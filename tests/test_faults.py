@@ -66,13 +66,13 @@ def test_job_timeout_fails_only_the_slow_job(tmp_path):
     site = SitePackages(tmp_path / "site")
     site.install("harness-faulty", {"faulty": "faulty_plugin"})
     env = site.env()
-    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), FAULT_SLOW_SECONDS="30")
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), FAULT_SLOW_SECONDS="120")
     result = run_cli("run", "--models", "fault-slow,fault-ok", "--datasets", "synthetic", "--epochs", "1",
                      "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick",
-                     "--no-torch-latency", "--exporter", "torchscript", "--job-timeout", "3",
-                     "--out", str(tmp_path / "out"), "--run-id", "t", env=env, timeout=120)
+                     "--no-torch-latency", "--exporter", "torchscript", "--job-timeout", "20",
+                     "--out", str(tmp_path / "out"), "--run-id", "t", env=env, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     jobs = {j["model"]: j for j in json.loads((tmp_path / "out" / "t" / "results.json").read_text())["jobs"]}
     assert jobs["fault-slow"]["status"] == "failed" and jobs["fault-slow"]["stage"] == "build"
-    assert "--job-timeout 3" in jobs["fault-slow"]["error"]
+    assert "--job-timeout 20" in jobs["fault-slow"]["error"]
     assert jobs["fault-ok"]["status"] == "ok"
