@@ -2,7 +2,7 @@
 
 The public surface for plugin authors is importable from here without pulling
 in torch: :data:`hookimpl`, :class:`ModelSpec`, :class:`DatasetSpec`,
-:class:`MetricSpec`, :class:`Splits`, :class:`Recipe` and :class:`Schedule`.
+:class:`MetricSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pluggy
 
 from harness._names import NAME
-from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, lazy
 
 __version__ = "0.1.0"
 
@@ -27,4 +27,5 @@ __all__ = [
     "Splits",
     "__version__",
     "hookimpl",
+    "lazy",
 ]

@@ -8,11 +8,51 @@ plugins registered never imports torch. ``ModelSpec.build`` and
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
+
+
+class lazy:
+    """A callable named ``"package.module:function"``, imported on its first call.
+
+    Plugin modules use it so that listing what they register never imports
+    torch: ``ModelSpec("my-net", build=lazy("my_pkg.nets:my_net"))``. Keyword
+    arguments the target does not accept are dropped (unless it takes
+    ``**kwargs``), so a plain ``my_net(num_classes, input_shape)`` ignores the
+    extra settings a sweep may pass.
+    """
+
+    def __init__(self, target: str):
+        module, sep, name = target.partition(":")
+        if not sep or not module or not name:
+            raise ValueError(f"lazy() wants 'package.module:function', got {target!r}")
+        self.target = target
+        self._function: Callable[..., Any] | None = None
+        self._accepted: set[str] | None = None
+
+    def _resolve(self) -> Callable[..., Any]:
+        if self._function is None:
+            module, _, name = self.target.partition(":")
+            function = getattr(importlib.import_module(module), name)
+            parameters = inspect.signature(function).parameters.values()
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+                self._accepted = {p.name for p in parameters}
+            self._function = function
+        return self._function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        function = self._resolve()
+        if self._accepted is not None:
+            kwargs = {k: v for k, v in kwargs.items() if k in self._accepted}
+        return function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.target!r})"
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,17 @@ def test_recipe_augmentation_is_applied_in_training():
     plain = train_model(_model(seed=3), _data(), recipe, TrainOptions(seed=7)).history
     augmented = train_model(_model(seed=3), _data(), recipe.replace(augment="rotate7"), TrainOptions(seed=7)).history
     assert plain[0]["train_loss"] != augmented[0]["train_loss"]
+
+
+def test_lazy_build_imports_on_first_call_and_drops_unaccepted_keywords():
+    import sys
+
+    from harness import lazy
+
+    build = lazy("harness_plugins.mnist_20k.nets:enhanced_20k")
+    assert "lazy('harness_plugins.mnist_20k.nets:enhanced_20k')" == repr(build)
+    model = build(num_classes=10, input_shape=(1, 28, 28), dropout=0.2, unknown_setting=1)
+    assert "harness_plugins.mnist_20k.nets" in sys.modules
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in model.modules())
+    with pytest.raises(ValueError):
+        lazy("no_colon_here")

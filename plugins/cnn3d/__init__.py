@@ -7,9 +7,7 @@ default to Adam lr 1e-3 (the seed names no optimiser).
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness import ModelSpec, Recipe, hookimpl
+from harness import ModelSpec, Recipe, hookimpl, lazy
 
 SEED_SOURCE = "seed 004 (3D MNIST: sequential 3D CNN vs ResNet-style 3D CNN)"
 
@@ -27,24 +25,12 @@ RECIPE = Recipe(
 TAGS = ("seed:004", "3d", "mnist3d")
 
 
-def build_cnn3d_sequential(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.cnn3d.nets import cnn3d_sequential
-
-    return cnn3d_sequential(num_classes, input_shape)
-
-
-def build_cnn3d_resnet(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.cnn3d.nets import cnn3d_resnet
-
-    return cnn3d_resnet(num_classes, input_shape)
-
-
 @hookimpl
 def harness_models() -> list[ModelSpec]:
     return [
         ModelSpec(
             name="cnn3d-sequential",
-            build=build_cnn3d_sequential,
+            build=lazy("harness_plugins.cnn3d.nets:cnn3d_sequential"),
             description="Sequential 3D CNN (conv 8-16, pool, conv 32-64, one BatchNorm, pool, "
             "dense 2048-512-10); 1,260,378 params at 1x16x16x16; seed 004",
             input_rank=4,
@@ -56,7 +42,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         ModelSpec(
             name="cnn3d-resnet",
-            build=build_cnn3d_resnet,
+            build=lazy("harness_plugins.cnn3d.nets:cnn3d_resnet"),
             description="ResNet-style 3D CNN (residual blocks 16-32-64, BN after each conv, "
             "global average pooling, dense 512-128-10); 325,082 params at 1x16x16x16; seed 004",
             input_rank=4,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import ModelSpec, Recipe, Schedule, hookimpl
+from harness import ModelSpec, Recipe, Schedule, hookimpl, lazy
 
 SEED = "seed 003"
 
@@ -41,30 +41,6 @@ def _fits_two_pools(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and min(shape[1:]) >= 4
 
 
-def build_enhanced_20k(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.05, **kwargs: Any):
-    from harness_plugins.mnist_20k.nets import enhanced_20k
-
-    return enhanced_20k(num_classes, input_shape, dropout=dropout)
-
-
-def build_baseline_20k(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.05, **kwargs: Any):
-    from harness_plugins.mnist_20k.nets import baseline_20k
-
-    return baseline_20k(num_classes, input_shape, dropout=dropout)
-
-
-def build_residual_20k(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.05, **kwargs: Any):
-    from harness_plugins.mnist_20k.nets import residual_20k
-
-    return residual_20k(num_classes, input_shape, dropout=dropout)
-
-
-def build_wide_20k(num_classes: int, input_shape: tuple[int, ...], dropout: float = 0.05, **kwargs: Any):
-    from harness_plugins.mnist_20k.nets import wide_20k
-
-    return wide_20k(num_classes, input_shape, dropout=dropout)
-
-
 def _spec(
     name: str, build: Any, description: str, reference: dict[str, Any], tags: tuple[str, ...]
 ) -> ModelSpec:
@@ -87,7 +63,7 @@ def harness_models() -> list[ModelSpec]:
     return [
         _spec(
             "mnist-enhanced-20k",
-            build_enhanced_20k,
+            lazy("harness_plugins.mnist_20k.nets:enhanced_20k"),
             "Enhanced 3-stage CNN (3x3+1x1+1x1 conv-BN-ReLU per stage, 8-16-16 | 22-30-30 | 36-46-36, "
             "GAP, dropout, FC 36-10); 19,306 params; seed 003",
             {
@@ -100,7 +76,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-baseline-20k",
-            build_baseline_20k,
+            lazy("harness_plugins.mnist_20k.nets:baseline_20k"),
             "Baseline 3-stage CNN, narrower expanding convs (6-16-16 | 18-30-30 | 34-44-36, GAP, dropout, "
             "FC 36-10; layout reconstructed); 17,758 params; seed 003",
             {"params": 17_758, "val_accuracy": 0.9934, "source": "seed 003 (architecture evolution table)"},
@@ -108,7 +84,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-residual-20k",
-            build_residual_20k,
+            lazy("harness_plugins.mnist_20k.nets:residual_20k"),
             "Residual 3-stage CNN, stages 2-3 with 1x1 projection skips (8-16-16 | 14-30-30 | 36-42-36, "
             "GAP, dropout, FC 36-10; layout reconstructed); 19,282 params; seed 003",
             {"params": 19_282, "val_accuracy": 0.9917, "source": "seed 003 (architecture evolution table)"},
@@ -116,7 +92,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-wide-20k",
-            build_wide_20k,
+            lazy("harness_plugins.mnist_20k.nets:wide_20k"),
             "Wide 3-stage CNN, two wider convs per stage (3x3+1x1: 16-20 | 24-29 | 44-44, GAP, dropout, "
             "FC 44-10; layout reconstructed); 19,881 params; seed 003",
             {"params": 19_881, "val_accuracy": 0.9909, "source": "seed 003 (architecture evolution table)"},

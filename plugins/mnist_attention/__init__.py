@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import ModelSpec, Recipe, hookimpl
+from harness import ModelSpec, Recipe, hookimpl, lazy
 
 SEED_SOURCE = "seed 001 (MNIST: traditional networks vs lightweight single-weight neurons with attention)"
 
@@ -24,24 +24,6 @@ RECIPE = Recipe(
 )
 
 TAGS = ("seed:001", "mnist")
-
-
-def build_mnist_mlp(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_attention.nets import mnist_mlp
-
-    return mnist_mlp(num_classes, input_shape)
-
-
-def build_mnist_cnn(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_attention.nets import mnist_cnn
-
-    return mnist_cnn(num_classes, input_shape)
-
-
-def build_mnist_lightweight_attention(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_attention.nets import mnist_lightweight_attention
-
-    return mnist_lightweight_attention(num_classes, input_shape)
 
 
 def patch_grid_fits(shape: tuple[int, ...]) -> bool:
@@ -69,7 +51,7 @@ def harness_models() -> list[ModelSpec]:
     return [
         _spec(
             "mnist-mlp",
-            build_mnist_mlp,
+            lazy("harness_plugins.mnist_attention.nets:mnist_mlp"),
             "Traditional fully connected net 784-256-128-10 (ReLU, dropout); "
             "235,146 params at 1x28x28; seed 001",
             ("traditional",),
@@ -77,7 +59,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-cnn",
-            build_mnist_cnn,
+            lazy("harness_plugins.mnist_attention.nets:mnist_cnn"),
             "Traditional CNN: two conv3x3+max-pool stages (32, 64) then FC 128; "
             "421,642 params at 1x28x28; seed 001",
             ("traditional",),
@@ -85,7 +67,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-lightweight-attention",
-            build_mnist_lightweight_attention,
+            lazy("harness_plugins.mnist_attention.nets:mnist_lightweight_attention"),
             "Lightweight conv features + channel/spatial attention + a layer of single-weight "
             "(elementwise) neurons + linear head; 24,211 params at 1x28x28; seed 001",
             ("lightweight", "attention"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import ModelSpec, Recipe, Schedule, hookimpl
+from harness import ModelSpec, Recipe, Schedule, hookimpl, lazy
 
 SEED = "seed 002"
 
@@ -37,24 +37,6 @@ RECIPE = Recipe(
 TAGS = ("seed:002", "mnist", "cnn")
 
 
-def build_rough_cnn(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_cnns.nets import rough_cnn
-
-    return rough_cnn(num_classes, input_shape)
-
-
-def build_cake_cnn(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_cnns.nets import cake_cnn
-
-    return cake_cnn(num_classes, input_shape)
-
-
-def build_ultralight_cnn(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mnist_cnns.nets import ultralight_cnn
-
-    return ultralight_cnn(num_classes, input_shape)
-
-
 def _spec(
     name: str, build: Any, description: str, reference: dict[str, Any], tags: tuple[str, ...]
 ) -> ModelSpec:
@@ -76,7 +58,7 @@ def harness_models() -> list[ModelSpec]:
     return [
         _spec(
             "mnist-rough-cnn",
-            build_rough_cnn,
+            lazy("harness_plugins.mnist_cnns.nets:rough_cnn"),
             "Rough CNN: 7 biased 3x3 convs 1-32-64 | 128-256 | 512-1024-10 ending in a 1x1 map, "
             "no FC; 6,379,786 params; seed 002 Setup-1",
             {
@@ -92,7 +74,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-cake-cnn",
-            build_cake_cnn,
+            lazy("harness_plugins.mnist_cnns.nets:cake_cnn"),
             "Cake CNN: 7 bias-free 3x3 convs 16-16-16 | 32-32 | 64-64, FC 3136-100-10; "
             "388,582 params; seed 002 Setup-2",
             {
@@ -108,7 +90,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mnist-ultralight-cnn",
-            build_ultralight_cnn,
+            lazy("harness_plugins.mnist_cnns.nets:ultralight_cnn"),
             "Ultra-light CNN: 7 bias-free 3x3 convs 10-10-10 | 8-8 | 8-8 (unpadded), FC 72-20-10; "
             "6,008 params; seed 002 Setup-3",
             {

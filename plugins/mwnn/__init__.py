@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import ModelSpec, Recipe, hookimpl
+from harness import ModelSpec, Recipe, hookimpl, lazy
 
 SEED_SOURCE = "seed 000 (MWNN architecture analysis: MNIST vs ImageNet)"
 
@@ -26,36 +26,6 @@ RECIPE = Recipe(
 )
 
 TAGS = ("seed:000", "mwnn", "rgb")
-
-
-def build_mwnn_shallow(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mwnn.nets import mwnn_shallow
-
-    return mwnn_shallow(num_classes, input_shape)
-
-
-def build_mwnn_medium(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mwnn.nets import mwnn_medium
-
-    return mwnn_medium(num_classes, input_shape)
-
-
-def build_mwnn_resnet_baseline(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mwnn.nets import mwnn_resnet_baseline
-
-    return mwnn_resnet_baseline(num_classes, input_shape)
-
-
-def build_mwnn_rgb_only(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mwnn.nets import mwnn_rgb_only
-
-    return mwnn_rgb_only(num_classes, input_shape)
-
-
-def build_mwnn_dual(num_classes: int, input_shape: tuple[int, ...], **kwargs: Any):
-    from harness_plugins.mwnn.nets import mwnn_dual
-
-    return mwnn_dual(num_classes, input_shape)
 
 
 def _spec(name: str, build, description: str, reference: dict[str, Any], tags: tuple[str, ...]) -> ModelSpec:
@@ -78,7 +48,7 @@ def harness_models() -> list[ModelSpec]:
     return [
         _spec(
             "mwnn-shallow",
-            build_mwnn_shallow,
+            lazy("harness_plugins.mwnn.nets:mwnn_shallow"),
             "MWNN shallow (ablation 4/4, full model; base 32, blocks [1,1], channels [32,64]): "
             "RGB + luminance pathways exchanging features after every stage; "
             "169,130 params at 3x28x28; seed 000",
@@ -87,7 +57,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mwnn-medium",
-            build_mwnn_medium,
+            lazy("harness_plugins.mwnn.nets:mwnn_medium"),
             "MWNN medium, ImageNet-style (base 64, blocks [2,2,2], channels [32,64,128], stride-2 stem): "
             "RGB + luminance pathways with continuous integration; 1,475,466 params at 3x28x28; seed 000",
             # The seed's only figure for this configuration: it did not converge on ImageNet-1k.
@@ -96,7 +66,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mwnn-resnet-baseline",
-            build_mwnn_resnet_baseline,
+            lazy("harness_plugins.mwnn.nets:mwnn_resnet_baseline"),
             "Ablation 1/4: standard ResNet-like single RGB pathway (shallow layout), global pool + linear; "
             "77,866 params at 3x28x28; seed 000",
             {},
@@ -104,7 +74,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mwnn-rgb-only",
-            build_mwnn_rgb_only,
+            lazy("harness_plugins.mwnn.nets:mwnn_rgb_only"),
             "Ablation 2/4: the MWNN colour pathway alone with the MWNN head (shallow layout); "
             "79,626 params at 3x28x28; seed 000",
             {},
@@ -112,7 +82,7 @@ def harness_models() -> list[ModelSpec]:
         ),
         _spec(
             "mwnn-dual",
-            build_mwnn_dual,
+            lazy("harness_plugins.mwnn.nets:mwnn_dual"),
             "Ablation 3/4: RGB + luminance pathways fused once before the head, no per-stage integration "
             "(shallow layout); 158,314 params at 3x28x28; seed 000",
             {},
