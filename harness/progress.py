@@ -52,8 +52,9 @@ class LineProgress(Progress):
         print(text, file=self.stream, flush=True)
 
     def job(self, index: int, total: int, job_id: str) -> None:
+        # Executors that report jobs as they finish (Ray) call this right before job_done: no "started".
         self._prefix = f"[{index}/{total}] {job_id}"
-        self._print(f"{self._prefix}: started")
+        self._print(self._prefix)
 
     def stage(self, job_id: str, stage: str) -> None:
         self._print(f"{self._prefix}: {stage}")
