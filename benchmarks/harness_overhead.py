@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from harness.environment import cpu_model
 from harness.latency import LatencyConfig, compare_measurements, measure_onnx, timer_overhead_ns
 
 ROUND_SECONDS = 0.3
@@ -86,15 +87,6 @@ def harness_measure(path: Path, iobinding: bool) -> dict:
     rows = measure_onnx(path, [1], [1], ["CPUExecutionProvider"], ROUND_CONFIG, iobinding=iobinding)
     return rows[0]
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from harness.environment import cpu_model
+
 DEFAULT_MODELS = "mnist-ultralight-cnn,mnist-enhanced-20k,mnist-cnn"
 INPUT_SHAPE = (1, 28, 28)
 
@@ -118,17 +120,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"({v['bytes'] / r['fp32_bytes']:.0%} of fp32)")
     return 0
 
-
-def cpu_model() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
