@@ -213,6 +213,10 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed-precision training on CUDA.")
 @click.option("--channels-last", is_flag=True, help="Train 2D models in channels-last memory format.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the training forward pass.")
+@click.option("--cuda-graphs", is_flag=True,
+              help="Capture each training step as a CUDA graph (whole-step replay; drops each epoch's "
+                   "partial last batch). Falls back to the eager loop, with the reason recorded, where "
+                   "it cannot apply.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")
@@ -363,6 +367,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
         "torch_latency": not values["no_torch_latency"], "amp": values["amp"],
         "channels_last": values["channels_last"], "compile": values["compile_model"],
+        "cuda_graphs": values["cuda_graphs"],
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],

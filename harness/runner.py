@@ -67,6 +67,7 @@ class RunOptions:
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
     save_weights: bool = True
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
@@ -334,7 +335,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         recipe,
         TrainOptions(
             device=ctx.device, seed=seed, amp=options.amp, channels_last=options.channels_last,
-            compile=options.compile,
+            compile=options.compile, cuda_graphs=options.cuda_graphs,
             on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n),
         ),
         evaluate_on=evaluate_on,

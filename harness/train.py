@@ -40,7 +40,8 @@ def augment_batch(x: "torch.Tensor", kind: str, generator: "torch.Generator") ->
         raise ValueError(f"unknown augmentation {kind!r}; known: {', '.join(AUGMENTATIONS)}")
     if x.dim() != 4:
         raise ValueError("rotate7 augments 2D images (N, C, H, W) only")
-    angles = (torch.rand(x.shape[0], generator=generator) * 2 - 1) * (7 * _math.pi / 180)
+    # Drawn with the generator's own device: a CUDA generator keeps this free of host syncs.
+    angles = (torch.rand(x.shape[0], generator=generator, device=generator.device) * 2 - 1) * (7 * _math.pi / 180)
     cos, sin = angles.cos(), angles.sin()
     zeros = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
@@ -81,6 +82,8 @@ class TrainOptions:
     amp: str | None = None  # None, "bf16" or "fp16" (CUDA autocast)
     channels_last: bool = False
     compile: bool = False  # torch.compile the training forward (the exported module stays eager)
+    cuda_graphs: bool = False  # capture the whole step as a CUDA graph (see harness.cudagraph)
+    static_step: bool = False  # the CUDA-graph step machinery without capture (tests, debugging)
     eval_batch_size: int = 1024
     on_epoch: Callable[[dict[str, Any]], None] | None = None
     on_batch: Callable[[int, int], None] | None = None
@@ -95,6 +98,7 @@ class TrainResult:
     time_to_target_s: float | None = None
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
+    cuda_graphs: dict[str, Any] | None = None
 
     def to_dict(self, recipe: Recipe) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class TrainResult:
             "time_to_target_s": None if self.time_to_target_s is None else round(self.time_to_target_s, 3),
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_memory_kind": self.peak_memory_kind,
+            "cuda_graphs": self.cuda_graphs,
             "history": self.history,
         }
 
@@ -158,16 +163,60 @@ def train_model(
         raise StageError("train", "the training split is empty")
     batch_size = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp or "")
+    use_amp = amp_dtype is not None and on_cuda
+
+    graph_reason = None
+    if options.cuda_graphs:
+        from harness import cudagraph
+
+        graph_reason = cudagraph.unsupported_reason(
+            recipe, device, options.amp, options.compile, (n // batch_size) * recipe.epochs
+        )
+    use_static = options.static_step or (options.cuda_graphs and graph_reason is None)
+    if use_static:
+        steps_per_epoch = n // batch_size  # static shapes: the trailing partial batch is dropped
+    samples_per_epoch = steps_per_epoch * batch_size if use_static else n
+
     optimizer = make_optimizer(recipe, model.parameters())
     per_batch_scheduler = None
     if recipe.schedule.kind == "onecycle":
         per_batch_scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * steps_per_epoch)
         )
-    generator = torch.Generator(device="cpu").manual_seed(options.seed)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp or "")
-    use_amp = amp_dtype is not None and on_cuda
+    # On CUDA the generator lives on the GPU, so shuffling and augmentation never wait on the host.
+    generator = torch.Generator(device=device if on_cuda else "cpu").manual_seed(options.seed)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    static_step = None
+    if use_static:
+        from harness import cudagraph
+
+        static_step = cudagraph.StaticTrainStep(
+            model, recipe, optimizer, x_all[:batch_size], y_all[:batch_size],
+            amp_dtype=amp_dtype if use_amp else None, channels_last=options.channels_last,
+            capture=on_cuda and options.cuda_graphs,
+        )
+
+    def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
+            logits = forward(xb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss, logits
+
+    def step_schedule() -> None:
+        if per_batch_scheduler is None:
+            return
+        if static_step is not None:  # the schedule's optimizer holds the values but is never stepped itself
+            from harness.cudagraph import run_with_warnings_suppressed
+
+            run_with_warnings_suppressed(per_batch_scheduler.step)
+        else:
+            per_batch_scheduler.step()
 
     result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device)
     train_seconds = 0.0
@@ -178,7 +227,7 @@ def train_model(
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         for step in range(steps_per_epoch):
@@ -186,22 +235,18 @@ def train_model(
             xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
             if recipe.augment:
                 xb = augment_batch(xb, recipe.augment, generator)
-            if options.channels_last and xb.dim() == 4:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
-                logits = forward(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if per_batch_scheduler is not None:
-                per_batch_scheduler.step()
+            if static_step is not None:
+                loss, logits = static_step(xb, yb)
+            else:
+                if options.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                loss, logits = eager_step(xb, yb)
+            step_schedule()
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
             if options.on_batch is not None:
                 options.on_batch(step + 1, steps_per_epoch)
-        train_loss = float(loss_sum.item()) / n  # one sync per epoch
+        train_loss = float(loss_sum.item()) / samples_per_epoch  # one sync per epoch
         if on_cuda:
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - start
@@ -211,7 +256,7 @@ def train_model(
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": round(train_loss, 6),
-            "train_accuracy": round(float(correct.item()) / n, 6),
+            "train_accuracy": round(float(correct.item()) / samples_per_epoch, 6),
             "seconds": round(train_seconds, 3),
         }
         if evaluate_on is not None:
@@ -229,6 +274,11 @@ def train_model(
         if options.on_epoch is not None:
             options.on_epoch(record)
     result.seconds = train_seconds
+    if options.cuda_graphs or static_step is not None:
+        if static_step is not None:
+            result.cuda_graphs = static_step.describe()
+        else:
+            result.cuda_graphs = {"used": False, "reason": graph_reason, "drop_last": False}
     result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device)
     return result
 

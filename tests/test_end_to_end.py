@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
     result = run_cli(
         "run", "--plugins", "all", "--models", "mnist-mlp,demo-tiny", "--datasets", "synthetic,demo-blobs",
         "--epochs", "1", "--max-train-samples", "256", "--device", "cpu", "--batch-sizes", "1,8", "--quick",
-        "--out", str(root / "out"), "--run-id", "e2e", env=env,
+        "--cuda-graphs", "--out", str(root / "out"), "--run-id", "e2e", env=env,
     )
     return result, root / "out" / "e2e"
 
@@ -47,6 +47,9 @@ def test_results_json_follows_the_contract(demo_run):
         assert job["status"] == "ok" and job["error"] is None, job
         assert job["params"] > 0
         assert job["train"]["epochs"] == 1 and job["train"]["device"] == "cpu" and job["train"]["seconds"] > 0
+        # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
+        assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device",
+                                               "drop_last": False}
         assert 0 <= job["metrics"]["accuracy"] <= 1
         onnx = job["onnx"]
         onnx_file = run_dir / onnx["path"]

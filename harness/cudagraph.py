@@ -1,0 +1,265 @@
+"""CUDA-graph training steps: forward, loss, backward and the optimizer update
+captured once and replayed for every later batch.
+
+For the small models this harness trains, an eager training step is a few
+hundred kernel launches of microseconds each: the GPU waits on Python. A CUDA
+graph replays the whole step with one launch. What it needs, and how this
+module provides it (following PyTorch's "whole network capture" recipe):
+
+- static shapes: every batch is copied into one fixed input buffer, so the
+  trailing partial batch of an epoch is dropped (``drop_last``; recorded);
+- static memory: gradients, optimizer state and outputs live in the graph's
+  private pool and are refilled on each replay;
+- no host synchronisation inside the step: the learning rate (and SGD's
+  momentum, which one-cycle schedules change every step) live in device
+  tensors that are refilled from the schedule's Python floats before each
+  replay. SGD's update is done here with ``torch._foreach_*`` ops on those
+  tensors (torch's SGD turns a tensor lr into a Python scalar); Adam and AdamW
+  use torch's ``capturable=True`` implementation;
+- warm-up on a side stream before capture: the first batches of the first
+  epoch are trained eagerly with the same step function (they are real
+  training steps, not extra ones), so cuDNN autotuning and lazily created
+  state happen before the capture.
+
+fp16 autocast needs a GradScaler, which synchronises with the host every
+step, and one-cycle schedules cycle Adam's beta1, which torch bakes into the
+captured kernels; both fall back to the eager loop with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any, Callable
+
+from harness.specs import Recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+WARMUP_STEPS = 3
+
+
+def unsupported_reason(recipe: Recipe, device: str, amp: str | None, compile: bool, steps: int) -> str | None:
+    """Why the captured step cannot be used for this job, or None when it can.
+
+    ``steps`` is the number of full batches in the whole run.
+    """
+    if not device.startswith("cuda"):
+        return "CUDA graphs need a CUDA device"
+    if compile:
+        return "--compile and --cuda-graphs are exclusive (use one)"
+    if amp == "fp16":
+        return "fp16 needs a GradScaler, which synchronises with the host each step (use --amp bf16)"
+    optimizer = recipe.optimizer.lower()
+    if optimizer not in ("sgd", "adam", "adamw"):
+        return f"no capturable update for optimizer {recipe.optimizer!r}"
+    if optimizer != "sgd" and recipe.schedule.kind == "onecycle":
+        return "one-cycle cycles Adam's beta1, which a captured step cannot follow"
+    if steps <= WARMUP_STEPS:
+        return f"only {steps} full batches: nothing left to replay after {WARMUP_STEPS} warm-up steps"
+    return None
+
+
+def sgd_update_(
+    params: list["torch.Tensor"],
+    grads: list["torch.Tensor"],
+    momentum_buffers: list["torch.Tensor"],
+    lr: "torch.Tensor",
+    momentum: "torch.Tensor",
+    *,
+    nesterov: bool,
+    weight_decay: float,
+) -> None:
+    """One SGD step in place, with ``lr`` and ``momentum`` as 0-dim tensors on the parameters' device.
+
+    The same update as ``torch.optim.SGD`` with dampening 0 (whose first step
+    sets the buffer to the gradient, which is what a zero buffer gives here),
+    and no host synchronisation, so it can be captured in a CUDA graph.
+    """
+    import torch
+
+    with torch.no_grad():
+        if weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        torch._foreach_mul_(momentum_buffers, momentum)
+        torch._foreach_add_(momentum_buffers, grads)
+        if nesterov:
+            direction = torch._foreach_add(grads, torch._foreach_mul(momentum_buffers, momentum))
+        else:
+            direction = momentum_buffers
+        torch._foreach_add_(params, torch._foreach_mul(direction, lr), alpha=-1.0)
+
+
+class StaticTrainStep:
+    """A training step over fixed buffers; captured as a CUDA graph when ``capture`` is true.
+
+    ``schedule_optimizer`` is the ordinary torch optimizer whose param groups
+    the recipe's schedule writes (it is never stepped); this class reads its
+    current ``lr`` (and ``momentum``) before each step. With ``capture=False``
+    the same step runs eagerly (used on CPU by the tests, and as the fallback
+    when a capture fails).
+    """
+
+    def __init__(
+        self,
+        model: "torch.nn.Module",
+        recipe: Recipe,
+        schedule_optimizer: "torch.optim.Optimizer",
+        example_x: "torch.Tensor",
+        example_y: "torch.Tensor",
+        *,
+        amp_dtype: "torch.dtype | None",
+        channels_last: bool,
+        capture: bool,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.recipe = recipe
+        self.schedule_optimizer = schedule_optimizer
+        self.device = example_x.device
+        self.amp_dtype = amp_dtype
+        self.capture = capture
+        self.captured = False
+        self.fallback_reason: str | None = None
+        self.steps_done = 0
+        memory_format = torch.channels_last if channels_last and example_x.dim() == 4 else torch.contiguous_format
+        self.static_x = torch.empty_like(example_x, memory_format=memory_format)
+        self.static_y = torch.empty_like(example_y)
+        self.static_loss: torch.Tensor | None = None
+        self.static_logits: torch.Tensor | None = None
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        group = schedule_optimizer.param_groups[0]
+        # The parameters' dtype: CUDA's single-kernel foreach ops need the scalar tensor to match
+        # (float32 training); a float64 model gets the schedule's Python floats exactly.
+        hyper = {"device": self.device, "dtype": self.params[0].dtype if self.params else torch.float32}
+        self.lr = torch.tensor(float(group["lr"]), **hyper)
+        self.momentum = torch.tensor(float(group.get("momentum", 0.0)), **hyper)
+        self.optimizer_name = recipe.optimizer.lower()
+        self.momentum_buffers: list[torch.Tensor] = []
+        self.update_optimizer: torch.optim.Optimizer | None = None
+        if self.optimizer_name in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+            # capturable=True keeps the step count on the device (no host sync);
+            # torch allows it on accelerators only, so the uncaptured CPU path uses the plain loop.
+            on_accelerator = self.device.type != "cpu"
+            self.update_optimizer = cls(
+                self.params, lr=self.lr, weight_decay=recipe.weight_decay,
+                foreach=on_accelerator, capturable=on_accelerator,
+            )
+        else:
+            self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
+        self.graph: Any = None
+
+    # -- the step itself -------------------------------------------------
+    def _body(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+        import torch
+        import torch.nn.functional as F
+
+        use_amp = self.amp_dtype is not None
+        # cache_enabled=False: autocast's weight cache does not survive graph replays.
+        with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                            enabled=use_amp, cache_enabled=False):
+            logits = self.model(self.static_x)
+            loss = F.cross_entropy(logits.float(), self.static_y, label_smoothing=self.recipe.label_smoothing)
+        loss.backward()
+        if self.update_optimizer is not None:
+            with warnings.catch_warnings():
+                # capturable=True warns when stepped outside a capture (warm-up, CPU tests).
+                warnings.filterwarnings("ignore", message=".*capturable=True.*")
+                self.update_optimizer.step()
+        else:
+            # Parameters that got no gradient (unused branches) are left alone, as torch's SGD does.
+            live = [i for i, p in enumerate(self.params) if p.grad is not None]
+            if live:
+                sgd_update_(
+                    [self.params[i] for i in live], [self.params[i].grad for i in live],
+                    [self.momentum_buffers[i] for i in live], self.lr, self.momentum,
+                    nesterov=self.recipe.nesterov, weight_decay=self.recipe.weight_decay,
+                )
+        return loss, logits
+
+    def _zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def _refresh_hyperparameters(self) -> None:
+        group = self.schedule_optimizer.param_groups[0]
+        if self.update_optimizer is None:
+            self.lr.fill_(float(group["lr"]))
+            self.momentum.fill_(float(group.get("momentum", 0.0)))
+        else:
+            for update_group in self.update_optimizer.param_groups:
+                update_group["lr"].fill_(float(group["lr"]))
+
+    # -- driving it ------------------------------------------------------
+    def __call__(self, xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Train on one full batch; returns (loss, logits), valid until the next call."""
+        self.static_x.copy_(xb)
+        self.static_y.copy_(yb)
+        self._refresh_hyperparameters()
+        self.steps_done += 1
+        if self.graph is not None:
+            self.graph.replay()
+            assert self.static_loss is not None and self.static_logits is not None
+            return self.static_loss, self.static_logits
+        if self.capture and self.fallback_reason is None and self.steps_done > WARMUP_STEPS:
+            return self._capture_and_replay()
+        return self._eager()
+
+    def _eager(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+        import torch
+
+        if self.device.type == "cuda" and self.capture and self.fallback_reason is None:
+            # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes).
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                self._zero_grad()
+                loss, logits = self._body()
+            torch.cuda.current_stream().wait_stream(stream)
+            return loss, logits
+        self._zero_grad()
+        return self._body()
+
+    def _capture_and_replay(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+        import torch
+
+        graph = torch.cuda.CUDAGraph()
+        self._zero_grad()
+        try:
+            with torch.cuda.graph(graph):
+                loss, logits = self._body()
+        except Exception as exc:  # noqa: BLE001 - any capture failure: keep training eagerly
+            from harness.manager import one_line
+
+            self.fallback_reason = f"capture failed: {one_line(exc)}"
+            torch.cuda.synchronize()
+            return self._eager()
+        self.graph, self.static_loss, self.static_logits = graph, loss, logits
+        self.captured = True
+        graph.replay()  # capture records the step without running it
+        return loss, logits
+
+    def describe(self) -> dict[str, Any]:
+        """What ran, for the job's train block."""
+        reason = None
+        if not self.captured:
+            reason = self.fallback_reason or ("capture not requested" if not self.capture else "never reached capture")
+        return {
+            "used": self.captured,
+            "reason": reason,
+            "drop_last": True,
+            "warmup_steps": WARMUP_STEPS,
+        }
+
+
+def run_with_warnings_suppressed(fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` with torch's 'scheduler stepped before optimizer' warning off.
+
+    In graph mode the schedule's optimizer only holds the hyper-parameters and
+    is never stepped itself, so the warning would be wrong.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
+        return fn()

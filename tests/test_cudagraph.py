@@ -1,0 +1,147 @@
+"""The CUDA-graph training step: the same training as the eager loop, minus the host.
+
+Capture itself needs a GPU (the ``gpu`` tests at the end); everything around
+it — the graph-safe SGD update, hyper-parameters read from the schedule each
+step, the static buffers, the fallbacks and what is recorded — runs on CPU
+through ``TrainOptions(static_step=True)``, the same step without capture.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from harness.cudagraph import WARMUP_STEPS, sgd_update_, unsupported_reason
+from harness.specs import Recipe, Schedule
+from harness.train import TrainOptions, train_model
+
+
+def _data(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = torch.rand(n, 1, 8, 8, generator=g) * 0.2
+    x[torch.arange(n), 0, y, y] += 0.8
+    return x, y
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(),
+        torch.nn.Dropout(0.0), torch.nn.Linear(4 * 6 * 6, 4),
+    )
+
+
+@pytest.mark.parametrize("nesterov,weight_decay", [(False, 0.0), (True, 0.0), (True, 5e-4), (False, 1e-3)])
+def test_graph_safe_sgd_matches_torch_sgd_while_lr_and_momentum_change(nesterov, weight_decay):
+    torch.manual_seed(0)
+    reference = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
+    ours = [torch.nn.Parameter(p.detach().clone()) for p in reference]
+    sgd = torch.optim.SGD(reference, lr=0.1, momentum=0.9, nesterov=nesterov, weight_decay=weight_decay)
+    buffers = [torch.zeros_like(p) for p in ours]
+    lr, momentum = torch.tensor(0.0), torch.tensor(0.0)
+    for step in range(6):
+        grads = [torch.randn_like(p) for p in reference]
+        value_lr, value_momentum = 0.1 * (step + 1), 0.95 - 0.02 * step  # as one-cycle moves them
+        for group in sgd.param_groups:
+            group["lr"], group["momentum"] = value_lr, value_momentum
+        for p, g in zip(reference, grads):
+            p.grad = g.clone()
+        sgd.step()
+        lr.fill_(value_lr)
+        momentum.fill_(value_momentum)
+        with torch.no_grad():
+            sgd_update_(ours, [g.clone() for g in grads], buffers, lr, momentum,
+                        nesterov=nesterov, weight_decay=weight_decay)
+    for a, b in zip(reference, ours):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("recipe", [
+    Recipe(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, batch_size=64, epochs=2,
+           schedule=Schedule(kind="onecycle"), label_smoothing=0.1),
+    Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=3,
+           schedule=Schedule(kind="step", step_size=2, gamma=0.1)),
+    Recipe(optimizer="adam", lr=3e-3, batch_size=64, epochs=3,
+           schedule=Schedule(kind="piecewise", milestones=((0, 3e-3), (1, 1e-3), (2, 3e-4)))),
+    Recipe(optimizer="adamw", lr=3e-3, weight_decay=1e-2, batch_size=64, epochs=2),
+], ids=["sgd-onecycle", "sgd-step", "adam-piecewise", "adamw"])
+def test_static_step_trains_like_the_eager_loop(recipe):
+    # 512 samples / batch 64: no partial batch, so both loops see exactly the same batches.
+    # float64, because small training runs are chaotic: a 1e-6 change of lr moves Adam's weights by 1e-2.
+    (x, y), (hx, hy) = _data(), _data(128, 1)
+    data, held_out = (x.double(), y), (hx.double(), hy)
+    eager_model, static_model = _model().double(), _model().double()
+    eager = train_model(eager_model, data, recipe, TrainOptions(seed=3), evaluate_on=held_out)
+    static = train_model(static_model, data, recipe, TrainOptions(seed=3, static_step=True), evaluate_on=held_out)
+    for a, b in zip(eager.history, static.history):
+        assert a["lr"] == pytest.approx(b["lr"])
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+        assert a["eval_accuracy"] == b["eval_accuracy"]
+    for a, b in zip(eager_model.state_dict().values(), static_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert static.cuda_graphs == {"used": False, "reason": "capture not requested", "drop_last": True,
+                                  "warmup_steps": WARMUP_STEPS}
+    assert eager.cuda_graphs is None
+
+
+def test_static_step_drops_the_trailing_partial_batch():
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, epochs=1)
+    batches = []
+    options = TrainOptions(static_step=True, on_batch=lambda step, total: batches.append(total))
+    result = train_model(_model(), _data(450), recipe, options)
+    assert batches == [4, 4, 4, 4]  # 450 // 100, the last 50 samples of each shuffle unused
+    assert 0 < result.history[0]["train_accuracy"] <= 1
+
+
+def test_cuda_graphs_on_cpu_fall_back_to_the_eager_loop_and_say_why():
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, epochs=1)
+    batches = []
+    options = TrainOptions(cuda_graphs=True, on_batch=lambda step, total: batches.append(total))
+    result = train_model(_model(), _data(450), recipe, options)
+    assert result.cuda_graphs == {"used": False, "reason": "CUDA graphs need a CUDA device", "drop_last": False}
+    assert batches == [5] * 5  # the eager loop keeps the partial batch
+
+
+def test_unsupported_reasons_name_the_obstacle():
+    sgd = Recipe(optimizer="sgd", schedule=Schedule(kind="onecycle"))
+    adam_onecycle = Recipe(optimizer="adam", schedule=Schedule(kind="onecycle"))
+    assert unsupported_reason(sgd, "cuda", None, False, 100) is None
+    assert unsupported_reason(sgd, "cuda", "bf16", False, 100) is None
+    assert unsupported_reason(Recipe(optimizer="adam"), "cuda:0", None, False, 100) is None
+    assert "CUDA device" in unsupported_reason(sgd, "cpu", None, False, 100)
+    assert "exclusive" in unsupported_reason(sgd, "cuda", None, True, 100)
+    assert "GradScaler" in unsupported_reason(sgd, "cuda", "fp16", False, 100)
+    assert "beta1" in unsupported_reason(adam_onecycle, "cuda", None, False, 100)
+    assert "warm-up" in unsupported_reason(sgd, "cuda", None, False, WARMUP_STEPS)
+    assert "optimizer" in unsupported_reason(Recipe(optimizer="lbfgs"), "cuda", None, False, 100)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA device (run on the GPU machine: pytest -m gpu)")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("recipe", [
+    Recipe(optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, batch_size=64, epochs=3,
+           schedule=Schedule(kind="onecycle"), label_smoothing=0.1, augment="rotate7"),
+    Recipe(optimizer="adam", lr=3e-3, batch_size=64, epochs=3,
+           schedule=Schedule(kind="piecewise", milestones=((0, 3e-3), (1, 1e-3), (2, 3e-4)))),
+], ids=["sgd-onecycle-rotate7", "adam-piecewise"])
+@pytest.mark.parametrize("amp", [None, "bf16"])
+def test_captured_step_trains_like_the_uncaptured_one_on_cuda(recipe, amp):
+    data, held_out = _data(1024), _data(256, 1)
+    base = _model()
+    uncaptured_model, captured_model = copy.deepcopy(base), copy.deepcopy(base)
+    uncaptured = train_model(uncaptured_model, data, recipe,
+                             TrainOptions(device="cuda", seed=1, amp=amp, static_step=True), evaluate_on=held_out)
+    captured = train_model(captured_model, data, recipe,
+                           TrainOptions(device="cuda", seed=1, amp=amp, cuda_graphs=True), evaluate_on=held_out)
+    assert captured.cuda_graphs["used"] is True, captured.cuda_graphs
+    for a, b in zip(uncaptured.history, captured.history):
+        # cuDNN picks algorithms per run, so allow float noise, not different training.
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-2, abs=2e-3)
+    assert captured.history[-1]["eval_accuracy"] > 0.9
