@@ -13,6 +13,10 @@ two sides alternate over ``--rounds`` so machine drift hits both.
         --data-dir ~/data/mnist --epochs 1 --device auto
 
 prints each side's seconds and test accuracy and the speed-up ratio.
+``--configs`` measures several harness configurations against the same naive
+run, e.g. ``--configs eager,cuda-graphs,bf16+cuda-graphs`` on a GPU (``+``
+joins options: ``bf16``, ``fp16``, ``channels-last``, ``compile``,
+``cuda-graphs``).
 """
 
 from __future__ import annotations
@@ -70,6 +74,21 @@ def accuracy(model, x, y, device, normalize):
     return float((logits.argmax(1) == y).float().mean())
 
 
+CONFIG_WORDS = ("eager", "bf16", "fp16", "channels-last", "compile", "cuda-graphs")
+
+
+def config_options(config: str) -> dict:
+    """TrainOptions keywords for a ``+``-joined configuration name."""
+    words = set(config.split("+"))
+    unknown = words - set(CONFIG_WORDS)
+    if unknown:
+        raise SystemExit(f"train_speed.py: unknown config word(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(CONFIG_WORDS)}")
+    amp = "bf16" if "bf16" in words else "fp16" if "fp16" in words else None
+    return {"amp": amp, "channels_last": "channels-last" in words, "compile": "compile" in words,
+            "cuda_graphs": "cuda-graphs" in words}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="mnist-ultralight-cnn")
@@ -80,7 +99,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--configs", default="eager",
+                        help="comma-separated harness configurations, e.g. eager,cuda-graphs,bf16+cuda-graphs")
     args = parser.parse_args()
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    for config in configs:
+        config_options(config)  # fail on a typo before any training
 
     import torch
 
@@ -97,26 +121,39 @@ def main() -> None:
     torch.manual_seed(args.seed)
     initial = spec.build(num_classes=splits.num_classes, input_shape=tuple(train_x.shape[1:]))
 
-    naive_times, harness_times, naive_acc, harness_acc = [], [], [], []
+    naive_times, naive_acc = [], []
+    harness_times = {c: [] for c in configs}
+    harness_acc = {c: [] for c in configs}
+    graphs_note = {}
+    from harness.train import input_adapter
+
     for _ in range(args.rounds):
         model = copy.deepcopy(initial)
+        torch.manual_seed(args.seed)  # dropout draws from the global generator: same draws on every side
         naive_times.append(naive_train(model, train_x, train_y, recipe, device, args.seed))
         naive_acc.append(accuracy(model, *splits.test, device, recipe.normalize))
+        for config in configs:
+            model = input_adapter(copy.deepcopy(initial), train_x.shape[1:], train_x.shape[1:], recipe.normalize)
+            options = TrainOptions(device=device, seed=args.seed, **config_options(config))
+            torch.manual_seed(args.seed)
+            result = train_model(model, (train_x, train_y), recipe, options)
+            harness_times[config].append(result.seconds)
+            harness_acc[config].append(accuracy(model, *splits.test, device, None))
+            if result.cuda_graphs is not None:
+                graphs_note[config] = result.cuda_graphs
 
-        from harness.train import input_adapter
-
-        model = input_adapter(copy.deepcopy(initial), train_x.shape[1:], train_x.shape[1:], recipe.normalize)
-        result = train_model(model, (train_x, train_y), recipe, TrainOptions(device=device, seed=args.seed))
-        harness_times.append(result.seconds)
-        harness_acc.append(accuracy(model, *splits.test, device, None))
-
-    naive_s, harness_s = min(naive_times), min(harness_times)
+    naive_s = min(naive_times)
     print(f"model {args.model} on {args.dataset} ({len(train_x)} samples, {args.epochs} epoch(s), {device}, "
           f"best of {args.rounds} alternating round(s))")
-    print(f"naive DataLoader : {naive_s:8.2f} s   test accuracy {statistics.mean(naive_acc):.4f}")
-    print(f"harness loop     : {harness_s:8.2f} s   test accuracy {statistics.mean(harness_acc):.4f}")
-    print(f"speed-up         : {naive_s / harness_s:8.2f}x")
-
+    print(f"naive DataLoader         : {naive_s:8.2f} s   test accuracy {statistics.mean(naive_acc):.4f}")
+    for config in configs:
+        harness_s = min(harness_times[config])
+        note = ""
+        if config in graphs_note:
+            g = graphs_note[config]
+            note = "  (CUDA graph used)" if g["used"] else f"  (no CUDA graph: {g['reason']})"
+        print(f"harness {config:<17}: {harness_s:8.2f} s   test accuracy {statistics.mean(harness_acc[config]):.4f}"
+              f"   speed-up {naive_s / harness_s:6.2f}x{note}")
 
 if __name__ == "__main__":
     main()

@@ -310,6 +310,7 @@ SEED_MEASURES: list[tuple[str, str, str]] = [
     ("onnx_accuracy", "accuracy ORT", ".4f"),
     ("p50_ms", "p50 ms (ORT CPU, smallest batch, 1 thread)", ".3f"),
     ("train_seconds", "train s", ".1f"),
+    ("time_to_target_s", "time to target s", ".2f"),
 ]
 
 
@@ -350,6 +351,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "onnx_accuracy": _get(job, "onnx", "metrics", "accuracy"),
                 "p50_ms": latency.get("p50_ms") if latency else None,
                 "train_seconds": _get(job, "train", "seconds"),
+                "time_to_target_s": _get(job, "train", "time_to_target_s"),
             }
             for key, value in figures.items():
                 if _number(value) is not None:
@@ -371,6 +373,14 @@ def format_mean_std(stat: dict[str, Any], spec: str) -> str:
     return f"{format(stat['mean'], spec)} ± {format(stat['std'], spec)}"
 
 
+def _seed_cell(stat: dict[str, Any], spec: str, n_ok: int) -> str:
+    """mean ± std, saying how many jobs had the figure when some finished jobs lack it (a target not reached)."""
+    text = format_mean_std(stat, spec)
+    if stat.get("n") and 1 < n_ok != stat["n"] and stat.get("std") is not None:
+        text += f" (n={stat['n']} of {n_ok})"
+    return text
+
+
 def seed_table(results: dict[str, Any]) -> Table:
     summaries = seed_summary(results)
     joined = is_joined(results)
@@ -380,7 +390,7 @@ def seed_table(results: dict[str, Any]) -> Table:
     for s in summaries:
         rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
             point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
-            + [format_mean_std(s["measures"][key], spec) for key, _, spec in SEED_MEASURES])
+            + [_seed_cell(s["measures"][key], spec, s["n_ok"]) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
     return Table(headers, rows, set(range(start, len(headers))))
 
@@ -565,6 +575,53 @@ def failed_table(results: dict[str, Any]) -> Table:
                  classes=[r[2] for r in rows])
 
 
+def _train_settings(train: dict[str, Any]) -> str:
+    """The training-speed options a job ran with, e.g. ``bf16, CUDA graph``."""
+    parts = []
+    if train.get("amp"):
+        parts.append(str(train["amp"]))
+    if train.get("channels_last"):
+        parts.append("channels-last")
+    if train.get("compile"):
+        parts.append("compiled")
+    graphs = train.get("cuda_graphs")
+    if isinstance(graphs, dict):
+        parts.append("CUDA graph" if graphs.get("used") else f"no CUDA graph ({graphs.get('reason') or 'not used'})")
+    return ", ".join(parts) or "eager"
+
+
+def training_table(results: dict[str, Any]) -> Table:
+    """Training cost per job: device, speed options, time, time to the recipe's target accuracy."""
+    joined = is_joined(results)
+    headers = ["model", "dataset"] + (["run"] if joined else []) + [
+        "settings", "device", "training options", "epochs", "train s", "s / epoch", "target", "time to target s",
+        "final eval accuracy", "peak memory MiB"]
+    rows = []
+    for job in results.get("jobs", []):
+        train = job.get("train")
+        if not isinstance(train, dict):
+            continue
+        seconds, epochs = _number(train.get("seconds")), _number(train.get("epochs"))
+        history = [r for r in train.get("history") or [] if isinstance(r, dict)]
+        target = _number(train.get("target_accuracy"))
+        reached = _number(train.get("time_to_target_s"))
+        rows.append([str(job.get("model")), str(job.get("dataset"))]
+                    + ([str(job.get("run_id") or "-")] if joined else [])
+                    + [point_text(job.get("point")) or "-", str(train.get("device") or "-"), _train_settings(train),
+                       _fmt(train.get("epochs")), _fmt(seconds, ".2f"),
+                       _fmt(seconds / epochs if seconds is not None and epochs else None, ".2f"),
+                       "-" if target is None else f"{target:.2%}",
+                       _fmt(reached, ".2f") if reached is not None else ("not reached" if target is not None else "-"),
+                       _fmt(_number(history[-1].get("eval_accuracy")) if history else None, ".4f"),
+                       _mib(train.get("peak_memory_bytes"))])
+    first = headers.index("epochs")
+    return Table(headers, rows, set(range(first, len(headers))))
+
+
+TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
+                 "the first epoch whose evaluation accuracy reached the recipe's target.")
+
+
 def history_table(job: dict[str, Any]) -> Table:
     """One job's training history, one row per epoch."""
     rows = []
@@ -739,6 +796,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
         lines += ["No finished job with both accuracy and latency."]
     if plots.get("accuracy_vs_size"):
         lines += ["", "## Accuracy vs ONNX size", "", f"![accuracy vs ONNX size]({plots['accuracy_vs_size']})"]
+    training = training_table(results)
+    if training:
+        lines += ["", "## Training", "", TRAINING_NOTE, ""] + md_table(training)
     lines += ["", "## Training curves"]
     for job in results.get("jobs", []):
         history = history_table(job)

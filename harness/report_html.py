@@ -26,6 +26,7 @@ from harness.report import (
     ORT,
     PLOT_TITLES,
     TABLE_NOTE,
+    TRAINING_NOTE,
     VARIANTS_NOTE,
     Table,
     _get,
@@ -45,6 +46,7 @@ from harness.report import (
     reference_table,
     results_table,
     seed_table,
+    training_table,
     variants_table,
 )
 from harness.results import atomic_write_text, safe_name
@@ -402,6 +404,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     if by_key.get("accuracy_vs_size"):
         sections.append(("size", "Accuracy vs ONNX size", _figure_html(
             by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export.")))
+    training = training_table(results)
+    if training:
+        sections.append(("training", "Training", f'<p class="note">{esc(TRAINING_NOTE)}</p>' + html_table(training)))
     cards = []
     for job in results.get("jobs", []):
         history = history_table(job)

@@ -81,6 +81,42 @@ def test_markdown_shows_the_seed_summary(results):
     assert "0.9600 ± 0.0100" in section and "0.9500 ± 0.0141" in section and "2/3" in section
 
 
+# -- training cost ----------------------------------------------------------------------------------------
+
+
+def test_training_table_shows_speed_options_and_time_to_target(results):
+    jobs = [j for j in results["jobs"] if isinstance(j.get("train"), dict)]
+    fast, slow = copy.deepcopy(jobs[0]), copy.deepcopy(jobs[0])
+    fast["train"].update(device="cuda", amp="bf16", epochs=4, seconds=0.8, target_accuracy=0.99,
+                         time_to_target_s=0.6, cuda_graphs={"used": True, "reason": None, "drop_last": True})
+    slow["train"].update(device="cpu", amp=None, channels_last=True, epochs=2, seconds=30.0, target_accuracy=0.99,
+                         time_to_target_s=None,
+                         cuda_graphs={"used": False, "reason": "CUDA graphs need a CUDA device", "drop_last": False})
+    table = report.training_table({**results, "jobs": [fast, slow]})
+    col = {name: i for i, name in enumerate(table.headers)}
+    first, second = table.rows
+    assert first[col["device"]] == "cuda" and first[col["training options"]] == "bf16, CUDA graph"
+    assert first[col["time to target s"]] == "0.60" and first[col["target"]] == "99.00%"
+    assert second[col["training options"]] == "channels-last, no CUDA graph (CUDA graphs need a CUDA device)"
+    assert second[col["time to target s"]] == "not reached" and second[col["s / epoch"]] == "15.00"
+    markdown = to_markdown({**results, "jobs": [fast, slow]})
+    assert "## Training\n" in markdown and "bf16, CUDA graph" in markdown
+
+
+def test_seed_summary_averages_time_to_target(results):
+    base = next(j for j in results["jobs"] if isinstance(j.get("train"), dict))
+    jobs = []
+    for seed, reached in ((0, 0.5), (1, 0.7), (2, None)):
+        job = copy.deepcopy(base)
+        job.update(status="ok", point={"seed": seed}, id=f"fast-{seed}")
+        job["train"]["time_to_target_s"] = reached
+        jobs.append(job)
+    (summary,) = seed_summary({**results, "jobs": jobs})
+    stat = summary["measures"]["time_to_target_s"]
+    assert stat["n"] == 2 and stat["mean"] == pytest.approx(0.6)  # the seed that never reached it is not averaged
+    assert "0.60 ± 0.14 (n=2 of 3)" in to_markdown({**results, "jobs": jobs})
+
+
 # -- Pareto front ---------------------------------------------------------------------------------------------
 
 

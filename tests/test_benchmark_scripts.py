@@ -1,0 +1,32 @@
+"""The benchmark scripts run end to end on small real work and print what they promise."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def test_train_speed_prints_one_ratio_per_configuration():
+    result = _script("--model", "mnist-ultralight-cnn", "--dataset", "synthetic", "--max-train-samples", "256",
+                     "--device", "cpu", "--configs", "eager,cuda-graphs")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert re.search(r"naive DataLoader\s+:\s+[\d.]+ s\s+test accuracy 0\.\d{4}", result.stdout)
+    ratios = [line for line in lines if line.startswith("harness ")]
+    assert [line.split()[1] for line in ratios] == ["eager", "cuda-graphs"]
+    assert all(re.search(r"speed-up\s+[\d.]+x", line) for line in ratios)
+    assert "no CUDA graph: CUDA graphs need a CUDA device" in ratios[1]
+
+
+def test_train_speed_refuses_an_unknown_configuration_before_training():
+    result = _script("--configs", "eager,cuda-graph")
+    assert result.returncode != 0 and "unknown config word(s) cuda-graph" in result.stderr
