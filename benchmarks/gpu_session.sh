@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The GPU measurements of issue 8, in stages that each fit one 10-minute device call.
+#
+#   bash benchmarks/gpu_session.sh STAGE [STAGE ...]
+#
+# Run from the repository root on a machine with a CUDA GPU, with real MNIST's
+# IDX files in $HARNESS_GPU_DATA (default data/mnist, an ignored folder: copy
+# ../shared/data/mnist there and carry it). Stages, in the order worth their
+# device time:
+#
+#   check     install (no network needed), GPU facts, the `gpu`-marked tests
+#   fast      mnist-fast, 5 seeds, eager and with --cuda-graphs --amp bf16: time to 99 %
+#   seed002   the three seed-002 recipes (20 epochs), eager; GPU latency rows
+#   graphs002 the same three with --cuda-graphs --amp bf16
+#   speed     benchmarks/train_speed.py: the seeds' DataLoader loop vs ours, several configurations
+#   all       harness run --plugins all on MNIST, whole recipes, timed (resumable: run it again to continue)
+#   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
+#
+# A dry run of the script's logic on a CPU machine, with tiny work:
+#   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \
+#       bash benchmarks/gpu_session.sh fast seed002 bundle
+#
+# Each stage prints a short table last and leaves its logs in $OUT (the device
+# tool returns that folder); the run folders stay under reports/gpu-session/
+# between calls while the machine is warm.
+set -uo pipefail
+
+DATA=${HARNESS_GPU_DATA:-data/mnist}
+RUNS=${HARNESS_GPU_RUNS:-reports/gpu-session}
+OUT=${OUT:-/tmp/harness-gpu-out}
+PY=${PYTHON:-python3}
+DEVICE=${HARNESS_GPU_DEVICE:-cuda}
+read -r -a EXTRA <<<"${HARNESS_GPU_EXTRA:-}"
+export PYTHONUNBUFFERED=1 HARNESS_OFFLINE=1 HARNESS_CACHE_DIR=${HARNESS_CACHE_DIR:-$RUNS/.cache}
+mkdir -p "$RUNS" "$OUT"
+
+harness() { "$PY" -m harness "$@"; }
+
+ensure_installed() {
+    "$PY" -c "import harness_plugins" 2>/dev/null && return 0
+    # --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
+    "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 \
+        || { echo "install failed; see $OUT/install.log"; tail -20 "$OUT/install.log"; exit 1; }
+}
+
+summary() {  # summary RUN_DIR...: the Training and Seeds sections of the joined report
+    local dest="$RUNS/summary-$1"
+    shift
+    harness report "$@" --out "$dest" >/dev/null 2>&1 || harness report "$@" --out "$dest"
+    sed -n '/^## Seeds/,/^## Accuracy vs latency/p;/^## Training$/,/^## Training curves/p' "$dest/report.md" \
+        | grep -v '^## Accuracy vs latency\|^## Training curves'
+}
+
+common=(--datasets mnist --data-dir "$DATA" --device "$DEVICE" --no-progress --out "$RUNS" "${EXTRA[@]}")
+
+stage_check() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+    "$PY" - <<'EOF' | tee -a "$OUT/gpu.txt"
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
+p = torch.cuda.get_device_properties(0)
+print(p.name, p.multi_processor_count, "SMs", round(p.total_memory / 2**30, 1), "GiB")
+EOF
+    "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -15
+}
+
+stage_fast() {
+    local config="$RUNS/fast-seeds.toml"
+    printf 'models = ["mnist-fast"]\nbatch_sizes = [1, 256]\n[sweep]\nseed = [0, 1, 2, 3, 4]\n' >"$config"
+    harness run --config "$config" "${common[@]}" --run-id fast-eager --no-torch-latency \
+        2>&1 | tee "$OUT/fast-eager.log" | tail -3
+    harness run --config "$config" "${common[@]}" --run-id fast-graphs-bf16 --cuda-graphs --amp bf16 \
+        --no-torch-latency 2>&1 | tee "$OUT/fast-graphs.log" | tail -3
+    summary fast "$RUNS/fast-eager" "$RUNS/fast-graphs-bf16"
+}
+
+seed002=mnist-rough-cnn,mnist-cake-cnn,mnist-ultralight-cnn
+
+stage_seed002() {
+    harness run --models "$seed002" "${common[@]}" --run-id seed002-eager --batch-sizes 1,32,256 \
+        --threads 1,4 2>&1 | tee "$OUT/seed002-eager.log" | tail -6
+    summary seed002 "$RUNS/seed002-eager"
+}
+
+stage_graphs002() {
+    harness run --models "$seed002" "${common[@]}" --run-id seed002-graphs-bf16 --cuda-graphs --amp bf16 \
+        --batch-sizes 1,32,256 2>&1 | tee "$OUT/seed002-graphs.log" | tail -6
+    summary graphs002 "$RUNS/seed002-eager" "$RUNS/seed002-graphs-bf16"
+}
+
+stage_speed() {
+    "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
+        --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
+        | tee "$OUT/train-speed-ultralight.log" | tail -6
+    "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
+        --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
+        | tee "$OUT/train-speed-fast.log" | tail -6
+}
+
+stage_all() {
+    local resume=()
+    [ -f "$RUNS/all/results.json" ] && resume=(--resume)
+    local start=$SECONDS
+    timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
+        "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
+    echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
+}
+
+stage_bundle() {
+    tar -czf "$OUT/gpu-session.tar.gz" --exclude='*.onnx' --exclude='*.onnx.data' --exclude='*.pt' \
+        --exclude='.cache' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"
+    ls -la "$OUT"
+}
+
+[ $# -gt 0 ] || { sed -n '2,27p' "$0"; exit 2; }
+ensure_installed
+for stage in "$@"; do
+    case $stage in
+        check | fast | seed002 | graphs002 | speed | all | bundle) ;;
+        *) echo "unknown stage $stage (check, fast, seed002, graphs002, speed, all, bundle)"; exit 2 ;;
+    esac
+    echo "== $stage"
+    "stage_$stage"
+done
