@@ -595,7 +595,7 @@ def training_table(results: dict[str, Any]) -> Table:
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "settings", "device", "training options", "epochs", "train s", "s / epoch", "target", "time to target s",
-        "final eval accuracy", "peak memory MiB"]
+        "final eval accuracy", "peak memory MiB", "job s"]
     rows = []
     for job in results.get("jobs", []):
         train = job.get("train")
@@ -613,13 +613,15 @@ def training_table(results: dict[str, Any]) -> Table:
                        "-" if target is None else f"{target:.2%}",
                        _fmt(reached, ".2f") if reached is not None else ("not reached" if target is not None else "-"),
                        _fmt(_number(history[-1].get("eval_accuracy")) if history else None, ".4f"),
-                       _mib(train.get("peak_memory_bytes"))])
+                       _mib(train.get("peak_memory_bytes")), _fmt(_number(job.get("seconds")), ".1f")])
     first = headers.index("epochs")
     return Table(headers, rows, set(range(first, len(headers))))
 
 
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
-                 "the first epoch whose evaluation accuracy reached the recipe's target.")
+                 "the first epoch whose evaluation accuracy reached the recipe's target. Job s: the whole job "
+                 "(data, training, export, checks, ONNX evaluation, latency); results.json has it per stage "
+                 "in stage_seconds.")
 
 
 def history_table(job: dict[str, Any]) -> Table:

@@ -264,12 +264,23 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     }
     stage = "load"
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+    current = ["load", started]
+
+    def enter(name: str) -> None:
+        """Start stage ``name``; the wall time of the one before is added to ``stage_seconds``."""
+        now = time.perf_counter()
+        previous, since = current
+        timings[previous] = round(timings.get(previous, 0.0) + now - since, 3)
+        current[:] = [name, now]
+        _set_stage(ctx, job, row, name)
+
     try:
         with time_limit(ctx.options.job_timeout):
             ctx.progress.stage(job.id, "loading data")
             splits = ctx.cache.get(job.dataset)
             stage = "build"
-            _run_stages(job, ctx, splits, row, lambda s: _set_stage(ctx, job, row, s))
+            _run_stages(job, ctx, splits, row, enter)
         row["status"] = "ok"
         row["stage"] = None
     except KeyboardInterrupt:
@@ -280,7 +291,10 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         row["stage"] = row.get("stage") or stage
         row["error"] = " ".join(str(exc).split()) if isinstance(exc, (HarnessError, JobTimeout)) else one_line(exc)
         log.debug("job %s failed", job.id, exc_info=True)
-    row["seconds"] = round(time.perf_counter() - started, 3)
+    finished = time.perf_counter()
+    timings[current[0]] = round(timings.get(current[0], 0.0) + finished - current[1], 3)
+    row["seconds"] = round(finished - started, 3)
+    row["stage_seconds"] = timings
     return row
 
 

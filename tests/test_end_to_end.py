@@ -47,6 +47,9 @@ def test_results_json_follows_the_contract(demo_run):
         assert job["status"] == "ok" and job["error"] is None, job
         assert job["params"] > 0
         assert job["train"]["epochs"] == 1 and job["train"]["device"] == "cpu" and job["train"]["seconds"] > 0
+        stages = job["stage_seconds"]
+        assert set(stages) == {"load", "build", "train", "evaluate", "export", "check", "onnx-eval", "latency"}
+        assert all(v >= 0 for v in stages.values()) and sum(stages.values()) == pytest.approx(job["seconds"], abs=0.01)
         # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
         assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device",
                                                "drop_last": False}
