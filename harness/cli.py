@@ -214,9 +214,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--channels-last", is_flag=True, help="Train 2D models in channels-last memory format.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the training forward pass.")
 @click.option("--cuda-graphs", is_flag=True,
-              help="Capture each training step as a CUDA graph (whole-step replay; drops each epoch's "
-                   "partial last batch). Falls back to the eager loop, with the reason recorded, where "
-                   "it cannot apply.")
+              help="Capture each training step (forward, backward, optimizer update) as a CUDA graph "
+                   "and replay it. Falls back to the eager loop, with the reason recorded, where it "
+                   "cannot apply.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")

@@ -6,8 +6,9 @@ hundred kernel launches of microseconds each: the GPU waits on Python. A CUDA
 graph replays the whole step with one launch. What it needs, and how this
 module provides it (following PyTorch's "whole network capture" recipe):
 
-- static shapes: every batch is copied into one fixed input buffer, so the
-  trailing partial batch of an epoch is dropped (``drop_last``; recorded);
+- static shapes: every batch is copied into a fixed input buffer, one per
+  batch size; the epoch's trailing partial batch gets a graph of its own
+  (captured once it has been seen eagerly), so no sample is dropped;
 - static memory: gradients, optimizer state and outputs live in the graph's
   private pool and are refilled on each replay;
 - no host synchronisation inside the step: the learning rate (and SGD's
@@ -16,10 +17,10 @@ module provides it (following PyTorch's "whole network capture" recipe):
   replay. SGD's update is done here with ``torch._foreach_*`` ops on those
   tensors (torch's SGD turns a tensor lr into a Python scalar); Adam and AdamW
   use torch's ``capturable=True`` implementation;
-- warm-up on a side stream before capture: the first batches of the first
-  epoch are trained eagerly with the same step function (they are real
-  training steps, not extra ones), so cuDNN autotuning and lazily created
-  state happen before the capture.
+- warm-up on a side stream before capture: the first batches of each shape
+  are trained eagerly with the same step function (they are real training
+  steps, not extra ones), so cuDNN autotuning and lazily created state happen
+  before the capture.
 
 fp16 autocast needs a GradScaler, which synchronises with the host every
 step, and one-cycle schedules cycle Adam's beta1, which torch bakes into the
@@ -90,14 +91,30 @@ def sgd_update_(
         torch._foreach_add_(params, torch._foreach_mul(direction, lr), alpha=-1.0)
 
 
+class _Shape:
+    """The fixed buffers, and once captured the graph, of one batch size."""
+
+    def __init__(self, example_x: "torch.Tensor", example_y: "torch.Tensor", channels_last: bool) -> None:
+        import torch
+
+        memory_format = torch.channels_last if channels_last and example_x.dim() == 4 else torch.contiguous_format
+        self.x = torch.empty_like(example_x, memory_format=memory_format)
+        self.y = torch.empty_like(example_y)
+        self.calls = 0
+        self.graph: Any = None
+        self.loss: "torch.Tensor | None" = None
+        self.logits: "torch.Tensor | None" = None
+
+
 class StaticTrainStep:
-    """A training step over fixed buffers; captured as a CUDA graph when ``capture`` is true.
+    """A training step over fixed buffers; captured as CUDA graphs when ``capture`` is true.
 
     ``schedule_optimizer`` is the ordinary torch optimizer whose param groups
     the recipe's schedule writes (it is never stepped); this class reads its
     current ``lr`` (and ``momentum``) before each step. With ``capture=False``
     the same step runs eagerly (used on CPU by the tests, and as the fallback
-    when a capture fails).
+    when a capture fails). One graph is kept per batch size seen (the full
+    batch, and the epoch's last partial one).
     """
 
     def __init__(
@@ -105,8 +122,6 @@ class StaticTrainStep:
         model: "torch.nn.Module",
         recipe: Recipe,
         schedule_optimizer: "torch.optim.Optimizer",
-        example_x: "torch.Tensor",
-        example_y: "torch.Tensor",
         *,
         amp_dtype: "torch.dtype | None",
         channels_last: bool,
@@ -117,18 +132,14 @@ class StaticTrainStep:
         self.model = model
         self.recipe = recipe
         self.schedule_optimizer = schedule_optimizer
-        self.device = example_x.device
-        self.amp_dtype = amp_dtype
-        self.capture = capture
-        self.captured = False
-        self.fallback_reason: str | None = None
-        self.steps_done = 0
-        memory_format = torch.channels_last if channels_last and example_x.dim() == 4 else torch.contiguous_format
-        self.static_x = torch.empty_like(example_x, memory_format=memory_format)
-        self.static_y = torch.empty_like(example_y)
-        self.static_loss: torch.Tensor | None = None
-        self.static_logits: torch.Tensor | None = None
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.amp_dtype = amp_dtype
+        self.channels_last = channels_last
+        self.capture = capture
+        self.fallback_reason: str | None = None
+        self.shapes: dict[int, _Shape] = {}
+        self.replays = 0
         group = schedule_optimizer.param_groups[0]
         # The parameters' dtype: CUDA's single-kernel foreach ops need the scalar tensor to match
         # (float32 training); a float64 model gets the schedule's Python floats exactly.
@@ -149,10 +160,9 @@ class StaticTrainStep:
             )
         else:
             self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
-        self.graph: Any = None
 
     # -- the step itself -------------------------------------------------
-    def _body(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def _body(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
         import torch.nn.functional as F
 
@@ -160,8 +170,8 @@ class StaticTrainStep:
         # cache_enabled=False: autocast's weight cache does not survive graph replays.
         with torch.autocast(device_type=self.device.type, dtype=self.amp_dtype or torch.bfloat16,
                             enabled=use_amp, cache_enabled=False):
-            logits = self.model(self.static_x)
-            loss = F.cross_entropy(logits.float(), self.static_y, label_smoothing=self.recipe.label_smoothing)
+            logits = self.model(shape.x)
+            loss = F.cross_entropy(logits.float(), shape.y, label_smoothing=self.recipe.label_smoothing)
         loss.backward()
         if self.update_optimizer is not None:
             with warnings.catch_warnings():
@@ -194,20 +204,27 @@ class StaticTrainStep:
 
     # -- driving it ------------------------------------------------------
     def __call__(self, xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Train on one full batch; returns (loss, logits), valid until the next call."""
-        self.static_x.copy_(xb)
-        self.static_y.copy_(yb)
+        """Train on one batch; returns (loss, logits), valid until the next call with a batch of this size."""
+        shape = self.shapes.get(xb.shape[0])
+        if shape is None:
+            shape = self.shapes[xb.shape[0]] = _Shape(xb, yb, self.channels_last)
+        shape.x.copy_(xb)
+        shape.y.copy_(yb)
         self._refresh_hyperparameters()
-        self.steps_done += 1
-        if self.graph is not None:
-            self.graph.replay()
-            assert self.static_loss is not None and self.static_logits is not None
-            return self.static_loss, self.static_logits
-        if self.capture and self.fallback_reason is None and self.steps_done > WARMUP_STEPS:
-            return self._capture_and_replay()
-        return self._eager()
+        shape.calls += 1
+        if shape.graph is not None:
+            shape.graph.replay()
+            self.replays += 1
+            assert shape.loss is not None and shape.logits is not None
+            return shape.loss, shape.logits
+        # The first shape warms up for WARMUP_STEPS batches; a later one (the partial last batch)
+        # needs only its own cuDNN autotuning, done by one eager step.
+        warmup = WARMUP_STEPS if shape is next(iter(self.shapes.values())) else 1
+        if self.capture and self.fallback_reason is None and shape.calls > warmup:
+            return self._capture_and_replay(shape)
+        return self._eager(shape)
 
-    def _eager(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def _eager(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
 
         if self.device.type == "cuda" and self.capture and self.fallback_reason is None:
@@ -216,41 +233,47 @@ class StaticTrainStep:
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 self._zero_grad()
-                loss, logits = self._body()
+                loss, logits = self._body(shape)
             torch.cuda.current_stream().wait_stream(stream)
             return loss, logits
         self._zero_grad()
-        return self._body()
+        return self._body(shape)
 
-    def _capture_and_replay(self) -> tuple["torch.Tensor", "torch.Tensor"]:
+    def _capture_and_replay(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
 
         graph = torch.cuda.CUDAGraph()
+        # Fresh gradient tensors in this graph's own memory pool; backward assigns them, so
+        # each graph's replay leaves complete gradients in its own tensors.
         self._zero_grad()
         try:
             with torch.cuda.graph(graph):
-                loss, logits = self._body()
+                loss, logits = self._body(shape)
         except Exception as exc:  # noqa: BLE001 - any capture failure: keep training eagerly
             from harness.manager import one_line
 
             self.fallback_reason = f"capture failed: {one_line(exc)}"
             torch.cuda.synchronize()
-            return self._eager()
-        self.graph, self.static_loss, self.static_logits = graph, loss, logits
-        self.captured = True
+            for other in self.shapes.values():  # one training loop: all eager from here on
+                other.graph = None
+            return self._eager(shape)
+        shape.graph, shape.loss, shape.logits = graph, loss, logits
         graph.replay()  # capture records the step without running it
+        self.replays += 1
         return loss, logits
 
     def describe(self) -> dict[str, Any]:
         """What ran, for the job's train block."""
+        captured = sorted(size for size, shape in self.shapes.items() if shape.graph is not None)
         reason = None
-        if not self.captured:
+        if not captured:
             reason = self.fallback_reason or ("capture not requested" if not self.capture else "never reached capture")
         return {
-            "used": self.captured,
+            "used": bool(captured),
             "reason": reason,
-            "drop_last": True,
-            "warmup_steps": WARMUP_STEPS,
+            "graphs": {str(size): self.shapes[size].calls for size in captured},
+            "replayed_steps": self.replays,
+            "eager_steps": sum(shape.calls for shape in self.shapes.values()) - self.replays,
         }
 
 

@@ -174,9 +174,6 @@ def train_model(
             recipe, device, options.amp, options.compile, (n // batch_size) * recipe.epochs
         )
     use_static = options.static_step or (options.cuda_graphs and graph_reason is None)
-    if use_static:
-        steps_per_epoch = n // batch_size  # static shapes: the trailing partial batch is dropped
-    samples_per_epoch = steps_per_epoch * batch_size if use_static else n
 
     optimizer = make_optimizer(recipe, model.parameters())
     per_batch_scheduler = None
@@ -193,8 +190,7 @@ def train_model(
         from harness import cudagraph
 
         static_step = cudagraph.StaticTrainStep(
-            model, recipe, optimizer, x_all[:batch_size], y_all[:batch_size],
-            amp_dtype=amp_dtype if use_amp else None, channels_last=options.channels_last,
+            model, recipe, optimizer, amp_dtype=amp_dtype if use_amp else None, channels_last=options.channels_last,
             capture=on_cuda and options.cuda_graphs,
         )
 
@@ -246,7 +242,7 @@ def train_model(
             correct += (logits.detach().argmax(1) == yb).sum()
             if options.on_batch is not None:
                 options.on_batch(step + 1, steps_per_epoch)
-        train_loss = float(loss_sum.item()) / samples_per_epoch  # one sync per epoch
+        train_loss = float(loss_sum.item()) / n  # one sync per epoch
         if on_cuda:
             torch.cuda.synchronize()
         train_seconds += time.perf_counter() - start
@@ -256,7 +252,7 @@ def train_model(
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": round(train_loss, 6),
-            "train_accuracy": round(float(correct.item()) / samples_per_epoch, 6),
+            "train_accuracy": round(float(correct.item()) / n, 6),
             "seconds": round(train_seconds, 3),
         }
         if evaluate_on is not None:
@@ -278,7 +274,7 @@ def train_model(
         if static_step is not None:
             result.cuda_graphs = static_step.describe()
         else:
-            result.cuda_graphs = {"used": False, "reason": graph_reason, "drop_last": False}
+            result.cuda_graphs = {"used": False, "reason": graph_reason}
     result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device)
     return result
 

@@ -68,10 +68,10 @@ def test_graph_safe_sgd_matches_torch_sgd_while_lr_and_momentum_change(nesterov,
            schedule=Schedule(kind="piecewise", milestones=((0, 3e-3), (1, 1e-3), (2, 3e-4)))),
     Recipe(optimizer="adamw", lr=3e-3, weight_decay=1e-2, batch_size=64, epochs=2),
 ], ids=["sgd-onecycle", "sgd-step", "adam-piecewise", "adamw"])
-def test_static_step_trains_like_the_eager_loop(recipe):
-    # 512 samples / batch 64: no partial batch, so both loops see exactly the same batches.
+@pytest.mark.parametrize("n", [512, 500], ids=["whole-batches", "partial-last-batch"])
+def test_static_step_trains_like_the_eager_loop(recipe, n):
     # float64, because small training runs are chaotic: a 1e-6 change of lr moves Adam's weights by 1e-2.
-    (x, y), (hx, hy) = _data(), _data(128, 1)
+    (x, y), (hx, hy) = _data(n), _data(128, 1)
     data, held_out = (x.double(), y), (hx.double(), hy)
     eager_model, static_model = _model().double(), _model().double()
     eager = train_model(eager_model, data, recipe, TrainOptions(seed=3), evaluate_on=held_out)
@@ -82,18 +82,10 @@ def test_static_step_trains_like_the_eager_loop(recipe):
         assert a["eval_accuracy"] == b["eval_accuracy"]
     for a, b in zip(eager_model.state_dict().values(), static_model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    assert static.cuda_graphs == {"used": False, "reason": "capture not requested", "drop_last": True,
-                                  "warmup_steps": WARMUP_STEPS}
+    steps = -(-n // 64) * recipe.epochs
+    assert static.cuda_graphs == {"used": False, "reason": "capture not requested", "graphs": {},
+                                  "replayed_steps": 0, "eager_steps": steps}
     assert eager.cuda_graphs is None
-
-
-def test_static_step_drops_the_trailing_partial_batch():
-    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=100, epochs=1)
-    batches = []
-    options = TrainOptions(static_step=True, on_batch=lambda step, total: batches.append(total))
-    result = train_model(_model(), _data(450), recipe, options)
-    assert batches == [4, 4, 4, 4]  # 450 // 100, the last 50 samples of each shuffle unused
-    assert 0 < result.history[0]["train_accuracy"] <= 1
 
 
 def test_cuda_graphs_on_cpu_fall_back_to_the_eager_loop_and_say_why():
@@ -101,8 +93,8 @@ def test_cuda_graphs_on_cpu_fall_back_to_the_eager_loop_and_say_why():
     batches = []
     options = TrainOptions(cuda_graphs=True, on_batch=lambda step, total: batches.append(total))
     result = train_model(_model(), _data(450), recipe, options)
-    assert result.cuda_graphs == {"used": False, "reason": "CUDA graphs need a CUDA device", "drop_last": False}
-    assert batches == [5] * 5  # the eager loop keeps the partial batch
+    assert result.cuda_graphs == {"used": False, "reason": "CUDA graphs need a CUDA device"}
+    assert batches == [5] * 5
 
 
 def test_unsupported_reasons_name_the_obstacle():
@@ -133,14 +125,17 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 ], ids=["sgd-onecycle-rotate7", "adam-piecewise"])
 @pytest.mark.parametrize("amp", [None, "bf16"])
 def test_captured_step_trains_like_the_uncaptured_one_on_cuda(recipe, amp):
-    data, held_out = _data(1024), _data(256, 1)
+    data, held_out = _data(1000), _data(256, 1)  # 15 full batches of 64 and one of 40 per epoch
     base = _model()
     uncaptured_model, captured_model = copy.deepcopy(base), copy.deepcopy(base)
     uncaptured = train_model(uncaptured_model, data, recipe,
                              TrainOptions(device="cuda", seed=1, amp=amp, static_step=True), evaluate_on=held_out)
     captured = train_model(captured_model, data, recipe,
                            TrainOptions(device="cuda", seed=1, amp=amp, cuda_graphs=True), evaluate_on=held_out)
-    assert captured.cuda_graphs["used"] is True, captured.cuda_graphs
+    graphs = captured.cuda_graphs
+    assert graphs["used"] is True and set(graphs["graphs"]) == {"64", "40"}, graphs
+    # warm-up: 3 full batches, then the partial batch once in epoch 1; every other step is a replay
+    assert graphs["eager_steps"] == 4 and graphs["replayed_steps"] == 16 * 3 - 4
     for a, b in zip(uncaptured.history, captured.history):
         # cuDNN picks algorithms per run, so allow float noise, not different training.
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-2, abs=2e-3)

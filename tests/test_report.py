@@ -88,10 +88,10 @@ def test_training_table_shows_speed_options_and_time_to_target(results):
     jobs = [j for j in results["jobs"] if isinstance(j.get("train"), dict)]
     fast, slow = copy.deepcopy(jobs[0]), copy.deepcopy(jobs[0])
     fast["train"].update(device="cuda", amp="bf16", epochs=4, seconds=0.8, target_accuracy=0.99,
-                         time_to_target_s=0.6, cuda_graphs={"used": True, "reason": None, "drop_last": True})
+                         time_to_target_s=0.6, cuda_graphs={"used": True, "reason": None, "graphs": {"512": 10}})
     slow["train"].update(device="cpu", amp=None, channels_last=True, epochs=2, seconds=30.0, target_accuracy=0.99,
                          time_to_target_s=None,
-                         cuda_graphs={"used": False, "reason": "CUDA graphs need a CUDA device", "drop_last": False})
+                         cuda_graphs={"used": False, "reason": "CUDA graphs need a CUDA device"})
     table = report.training_table({**results, "jobs": [fast, slow]})
     col = {name: i for i, name in enumerate(table.headers)}
     first, second = table.rows
