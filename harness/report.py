@@ -580,6 +580,8 @@ def _train_settings(train: dict[str, Any]) -> str:
     parts = []
     if train.get("amp"):
         parts.append(str(train["amp"]))
+    elif train.get("amp_requested"):
+        parts.append(f"{train['amp_requested']} not applied (autocast is CUDA-only)")
     if train.get("channels_last"):
         parts.append("channels-last")
     if train.get("compile"):

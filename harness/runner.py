@@ -355,7 +355,8 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         evaluate_on=evaluate_on,
     )
     row["train"] = result.to_dict(recipe)
-    row["train"].update(amp=options.amp, channels_last=options.channels_last, compile=options.compile,
+    # "amp" is what the result says ran (autocast is CUDA-only); the request is kept beside it.
+    row["train"].update(amp_requested=options.amp, channels_last=options.channels_last, compile=options.compile,
                         train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on="val" if val_split is not None else "test")
 

@@ -99,6 +99,7 @@ class TrainResult:
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
     cuda_graphs: dict[str, Any] | None = None
+    amp: str | None = None  # the autocast dtype really used (None on CPU, where --amp does not apply)
 
     def to_dict(self, recipe: Recipe) -> dict[str, Any]:
         return {
@@ -111,6 +112,7 @@ class TrainResult:
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_memory_kind": self.peak_memory_kind,
             "cuda_graphs": self.cuda_graphs,
+            "amp": self.amp,
             "history": self.history,
         }
 
@@ -214,7 +216,7 @@ def train_model(
         else:
             per_batch_scheduler.step()
 
-    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device)
+    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=options.amp if use_amp else None)
     train_seconds = 0.0
     for epoch in range(recipe.epochs):
         if per_batch_scheduler is None:

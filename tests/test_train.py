@@ -118,10 +118,19 @@ def test_cuda_training_with_amp_and_channels_last(amp):
     recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=64, epochs=3)
     result = train_model(model, _data(), recipe, TrainOptions(device="cuda", amp=amp, channels_last=True),
                          evaluate_on=_data(256, 1))
-    assert result.device == "cuda" and result.peak_memory_kind == "cuda_max_allocated"
+    assert result.device == "cuda" and result.peak_memory_kind == "cuda_max_allocated" and result.amp == amp
     assert result.history[-1]["eval_accuracy"] > 0.5
     rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
     assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
+
+
+def test_amp_on_cpu_is_recorded_as_not_applied():
+    recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=64, epochs=1)
+    result = train_model(_model(), _data(128), recipe, TrainOptions(amp="bf16"))
+    assert result.amp is None and result.to_dict(recipe)["amp"] is None
+    from harness.report import _train_settings
+
+    assert _train_settings({"amp": None, "amp_requested": "bf16"}) == "bf16 not applied (autocast is CUDA-only)"
 
 
 def test_rotate7_augmentation_is_seeded_small_and_shape_preserving():
