@@ -290,9 +290,11 @@ def predict(model: "torch.nn.Module", inputs: "torch.Tensor", device: str, batch
     outputs = []
     with torch.inference_mode():
         for i in range(0, inputs.shape[0], batch_size):
-            outputs.append(model(inputs[i : i + batch_size].to(device, non_blocking=True)).float().cpu())
+            outputs.append(model(inputs[i : i + batch_size].to(device, non_blocking=True)).float())
     model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    # One copy back at the end (no host sync per batch on a GPU), outside inference mode so
+    # callers get an ordinary tensor.
+    return torch.cat(outputs).cpu() if outputs else torch.empty(0)
 
 
 def peak_memory(device: str) -> tuple[int | None, str | None]:
