@@ -39,8 +39,29 @@ harness() { "$PY" -m harness "$@"; }
 ensure_installed() {
     "$PY" -c "import harness_plugins" 2>/dev/null && return 0
     # --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
-    "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 \
-        || { echo "install failed; see $OUT/install.log"; tail -20 "$OUT/install.log"; exit 1; }
+    "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 && return 0
+    # An older setuptools there cannot build this pyproject: put the tree on the path instead, with
+    # a dist-info that carries the entry points (how plugins are found) and harness_plugins -> plugins/.
+    echo "pip could not install the project (tail of $OUT/install.log below); linking it in place"
+    tail -5 "$OUT/install.log"
+    local site="$PWD/$RUNS/.site"
+    "$PY" - "$site" <<'PYEOF' || exit 1
+import sys, tomllib
+from pathlib import Path
+site = Path(sys.argv[1])
+project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+info = site / f"harness-{project['version']}.dist-info"
+info.mkdir(parents=True, exist_ok=True)
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: harness\nVersion: {project['version']}\n")
+(info / "entry_points.txt").write_text("".join(
+    f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in names.items()) + "\n"
+    for group, names in project["entry-points"].items()))
+link = site / "harness_plugins"
+if not link.exists():
+    link.symlink_to(Path.cwd() / "plugins", target_is_directory=True)
+PYEOF
+    export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
+    "$PY" -c "import harness_plugins" || { echo "cannot import the project"; exit 1; }
 }
 
 summary() {  # summary RUN_DIR...: the Training and Seeds sections of the joined report
