@@ -140,3 +140,27 @@ def test_captured_step_trains_like_the_uncaptured_one_on_cuda(recipe, amp):
         # cuDNN picks algorithms per run, so allow float noise, not different training.
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-2, abs=2e-3)
     assert captured.history[-1]["eval_accuracy"] > 0.9
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_run_end_to_end_records_graphs_amp_and_gpu_latency(tmp_path):
+    """The whole GPU path in one run: CUDA training with graphs and bf16, torch CUDA latency rows,
+    and ONNX Runtime's CUDA provider either measured or skipped with its reason."""
+    import json
+
+    from conftest import run_cli
+
+    result = run_cli("run", "--models", "mnist-fast", "--datasets", "synthetic", "--epochs", "2",
+                     "--max-train-samples", "2000", "--device", "cuda", "--cuda-graphs", "--amp", "bf16",
+                     "--providers", "cpu,cuda", "--batch-sizes", "1,32", "--quick", "--out", str(tmp_path),
+                     "--run-id", "gpu", "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = json.loads((tmp_path / "gpu" / "results.json").read_text())["jobs"]
+    train = job["train"]
+    assert train["device"] == "cuda" and train["amp"] == "bf16" and train["cuda_graphs"]["used"], train
+    torch_cuda = [r for r in job["latency"] if r["runtime"] == "torch" and r["provider"] == "cuda"]
+    assert {r["batch_size"] for r in torch_cuda} == {1, 32} and all(r["p50_ms"] > 0 for r in torch_cuda)
+    ort_cuda = [r for r in job["latency"] if r["runtime"] == "onnxruntime" and "CUDA" in r["provider"]]
+    skipped = " ".join(job.get("latency_skipped") or [])
+    assert ort_cuda or "CUDAExecutionProvider" in skipped
