@@ -361,7 +361,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                         evaluated_on="val" if val_split is not None else "test")
 
     stage("evaluate")
-    logits = predict(model, test_x, ctx.device)
+    if val_split is None and result.final_eval_logits is not None:
+        logits = result.final_eval_logits  # the last epoch already scored this model on the test split
+    else:
+        logits = predict(model, test_x, ctx.device)
     row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
     row["test_samples"] = len(test_x)
     if options.save_weights:

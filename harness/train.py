@@ -100,6 +100,9 @@ class TrainResult:
     peak_memory_kind: str | None = None
     cuda_graphs: dict[str, Any] | None = None
     amp: str | None = None  # the autocast dtype really used (None on CPU, where --amp does not apply)
+    # Logits of the final model on ``evaluate_on`` (the last epoch's evaluation), so a caller that
+    # evaluates on the same inputs need not predict again. Not serialised.
+    final_eval_logits: "torch.Tensor | None" = field(default=None, repr=False)
 
     def to_dict(self, recipe: Recipe) -> dict[str, Any]:
         return {
@@ -259,6 +262,7 @@ def train_model(
         }
         if evaluate_on is not None:
             logits = predict(model, evaluate_on[0], device, options.eval_batch_size)
+            result.final_eval_logits = logits
             targets = evaluate_on[1]
             record["eval_loss"] = round(float(F.cross_entropy(logits, targets).item()), 6)
             record["eval_accuracy"] = round(float((logits.argmax(1) == targets).float().mean().item()), 6)

@@ -53,6 +53,8 @@ def test_results_json_follows_the_contract(demo_run):
         # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
         assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device"}
         assert 0 <= job["metrics"]["accuracy"] <= 1
+        if job["train"]["evaluated_on"] == "test":  # the final evaluation is the last epoch's, not a second pass
+            assert job["metrics"]["accuracy"] == pytest.approx(job["train"]["history"][-1]["eval_accuracy"], abs=1e-6)
         onnx = job["onnx"]
         onnx_file = run_dir / onnx["path"]
         assert onnx_file.is_file() and not onnx["path"].startswith("/")
