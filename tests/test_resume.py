@@ -26,7 +26,10 @@ def env(tmp_path):
     return env
 
 
-def _start(env, out, run_id):
+def _start(env, out, run_id, hold=None):
+    if hold is not None:  # the demo model's second build waits while this file exists
+        hold.touch()
+        env = {**env, "HARNESS_DEMO_HOLD": str(hold)}
     return subprocess.Popen([sys.executable, "-m", "harness", *RUN_ARGS, "--out", str(out), "--run-id", run_id],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -47,7 +50,9 @@ def _wait_for_jobs(results, n, proc, timeout=300):
 def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
     out = tmp_path / "out"
     results = out / "k" / "results.json"
-    proc = _start(env, out, "k")
+    # Held at demo-tiny's second build, the run cannot finish all four jobs before the kill,
+    # however the machine schedules the two processes.
+    proc = _start(env, out, "k", hold=tmp_path / "hold")
     finished = _wait_for_jobs(results, 1, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -71,7 +76,7 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
 
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     out = tmp_path / "out"
-    proc = _start(env, out, "c")
+    proc = _start(env, out, "c", hold=tmp_path / "hold")  # still running when the signal comes
     _wait_for_jobs(out / "c" / "results.json", 1, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)

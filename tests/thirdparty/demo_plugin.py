@@ -4,11 +4,26 @@ It is installed for the tests as a real distribution (``harness-demo-plugin``)
 with a ``harness`` entry point, see ``tests/conftest.py``.
 """
 
+import os
+import time
+
 from harness import DatasetSpec, MetricSpec, ModelSpec, Recipe, Splits, hookimpl
+
+_builds = 0
 
 
 def build_tiny(num_classes, input_shape, **kwargs):
     import torch.nn as nn
+
+    # Test hook: with HARNESS_DEMO_HOLD=PATH, every build after the first in this process waits
+    # while PATH exists, so a test can stop a run at a known point (see tests/test_resume.py).
+    global _builds
+    _builds += 1
+    hold = os.environ.get("HARNESS_DEMO_HOLD")
+    if hold and _builds > 1:
+        deadline = time.monotonic() + 300
+        while os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     flat = 1
     for d in input_shape:
