@@ -13,7 +13,8 @@
 #   seed002   the three seed-002 recipes (20 epochs), eager; GPU latency rows
 #   graphs002 the same three with --cuda-graphs --amp bf16
 #   speed     benchmarks/train_speed.py: the seeds' DataLoader loop vs ours, several configurations
-#   all       harness run --plugins all on MNIST, whole recipes, timed (resumable: run it again to continue)
+#   all       harness run --plugins all on MNIST, whole recipes, --cuda-graphs (HARNESS_GPU_ALL_OPTS), timed;
+#             resumable: run the stage again to continue
 #   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
 #
 # A dry run of the script's logic on a CPU machine, with tiny work:
@@ -44,7 +45,8 @@ ensure_installed() {
     # a dist-info that carries the entry points (how plugins are found) and harness_plugins -> plugins/.
     echo "pip could not install the project (tail of $OUT/install.log below); linking it in place"
     tail -5 "$OUT/install.log"
-    local site="$PWD/$RUNS/.site"
+    local site
+    site="$(cd "$RUNS" && pwd)/.site"
     "$PY" - "$site" <<'PYEOF' || exit 1
 import sys, tomllib
 from pathlib import Path
@@ -119,11 +121,13 @@ stage_speed() {
 }
 
 stage_all() {
-    local resume=()
+    # fp32 with CUDA graphs by default: the same arithmetic as eager, without the launch overhead.
+    local resume=() opts
+    read -r -a opts <<<"${HARNESS_GPU_ALL_OPTS:---cuda-graphs}"
     [ -f "$RUNS/all/results.json" ] && resume=(--resume)
     local start=$SECONDS
     timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
-        "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
+        "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
     echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
 }
 
