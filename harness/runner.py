@@ -464,6 +464,7 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
     if options.resume:
         folder = RunFolder.open(resume_target(out, options.run_id))
         folder.data.setdefault("resumed", []).append(environment)
+        folder.save()  # recorded even when every job had already finished
         return folder
     return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
 

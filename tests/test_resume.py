@@ -96,6 +96,7 @@ def test_resume_latest_run_without_run_id(env, tmp_path):
     again = run_cli("run", "--resume", "--out", str(out), env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "1 job(s) already finished, 0 to run" in again.stderr
+    assert len(json.loads((out / "only" / "results.json").read_text())["resumed"]) == 1
 
 
 def test_resume_with_nothing_to_resume_is_a_usage_error(tmp_path):
