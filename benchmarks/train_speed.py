@@ -2,8 +2,11 @@
 
 The naive side is what the seed write-ups did: a map-style dataset that turns
 one uint8 image at a time into a normalised float tensor (torchvision's
-``ToTensor`` + ``Normalize``), fed through a ``DataLoader`` with per-sample
-collation, then moved to the device batch by batch. The harness side keeps the
+``ToTensor`` + ``Normalize``, and the recipe's augmentation per sample, as
+their ``RandomRotation`` transform did), fed through a ``DataLoader`` with
+per-sample collation, then moved to the device batch by batch. It follows the
+whole recipe (schedule, one-cycle included, and label smoothing), so the two
+sides differ only in how the data reaches the model. The harness side keeps the
 whole split as one tensor on the device and shuffles by index
 (:func:`harness.train.train_model`). Both train the same architecture with the
 same recipe from the same initial weights for the same number of epochs; the
@@ -29,14 +32,17 @@ from pathlib import Path
 
 
 def naive_train(model, train_x, train_y, recipe, device, seed):
+    import math
+
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from harness.train import make_optimizer
+    from harness.train import augment_batch, make_optimizer
 
     mean, std = recipe.normalize or (0.0, 1.0)
     images = (train_x * 255).round().to(torch.uint8)  # what an IDX file holds
+    augment_rng = torch.Generator().manual_seed(seed)
 
     class PerSample(Dataset):
         def __len__(self):
@@ -44,22 +50,31 @@ def naive_train(model, train_x, train_y, recipe, device, seed):
 
         def __getitem__(self, i):
             x = images[i].float().div(255)  # ToTensor
+            if recipe.augment:  # the seeds' per-sample transform (e.g. RandomRotation((-7, 7), fill=0))
+                x = augment_batch(x[None], recipe.augment, augment_rng)[0]
             return (x - mean) / std, int(train_y[i])  # Normalize
 
     loader = DataLoader(PerSample(), batch_size=recipe.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     model.to(device).train()
     optimizer = make_optimizer(recipe, model.parameters())
+    per_batch = None
+    if recipe.schedule.kind == "onecycle":  # the same recipe as the harness side, schedule included
+        per_batch = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * math.ceil(len(images) / recipe.batch_size)))
     start = time.perf_counter()
     for epoch in range(recipe.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.schedule.lr_at(epoch, recipe.lr)
+        if per_batch is None:
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.schedule.lr_at(epoch, recipe.lr)
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if per_batch is not None:
+                per_batch.step()
             loss.item()  # the seeds logged the loss every batch
     if device.startswith("cuda"):
         torch.cuda.synchronize()
