@@ -167,3 +167,20 @@ def test_lazy_build_imports_on_first_call_and_drops_unaccepted_keywords():
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.2 for m in model.modules())
     with pytest.raises(ValueError):
         lazy("no_colon_here")
+
+
+@pytest.mark.slow
+def test_compiled_training_forward_trains_like_eager():
+    """--compile (torch.compile of the training forward; inductor needs a C compiler, ~25 s here)."""
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=2)
+    model = lambda: torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),  # noqa: E731
+                                        torch.nn.Linear(4 * 6 * 6, 4))
+    torch.manual_seed(0)
+    eager_model = model()
+    torch.manual_seed(0)
+    compiled_model = model()
+    eager = train_model(eager_model, _data(), recipe, TrainOptions(), evaluate_on=_data(128, 1))
+    compiled = train_model(compiled_model, _data(), recipe, TrainOptions(compile=True), evaluate_on=_data(128, 1))
+    for a, b in zip(eager.history, compiled.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["eval_accuracy"] == pytest.approx(b["eval_accuracy"], abs=1 / 128 + 1e-9)
