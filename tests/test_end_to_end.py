@@ -88,7 +88,8 @@ def test_trained_models_beat_chance(demo_run):
 
 def test_csv_and_markdown_reports_are_written(demo_run):
     _, run_dir = demo_run
-    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    with (run_dir / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
     assert {r["model"] for r in rows} == {"mnist-mlp", "demo-tiny"}
     assert all(float(r["p50_ms"]) > 0 for r in rows)
     markdown = (run_dir / "report.md").read_text()

@@ -55,7 +55,7 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
     proc = _start(env, out, "k", hold=tmp_path / "hold")
     finished = _wait_for_jobs(results, 1, proc)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # reaps it and closes the pipes
     before = {job["id"]: job for job in json.loads(results.read_text())["jobs"]}
     assert len(before) < 4 and all(job["status"] == "ok" for job in before.values())
     assert finished[0]["id"] in before
