@@ -547,7 +547,7 @@ def reference_table(results: dict[str, Any]) -> Table:
         ref = job.get("reference")
         if not isinstance(ref, dict):
             continue
-        figures = {k: v for k, v in ref.items() if k not in ("source", "params", "dataset")}
+        figures = {k: v for k, v in ref.items() if k not in ("source", "params", "dataset", "train_minutes")}
         if "params" not in ref and not figures:
             continue
         ours_params = job.get("params")
@@ -555,15 +555,19 @@ def reference_table(results: dict[str, Any]) -> Table:
         params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
         published = ", ".join(f"{k}={_fmt(v, '.4f') if isinstance(v, float) else v}" for k, v in figures.items())
+        ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
+        speedup = f"{their_min * 60 / ours_s:.1f}x" if ours_s and their_min else "-"
         rows.append([
             job_label(job, run=is_joined(results)), str(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
             _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"), _fmt(accuracy_of(job), ".4f"),
+            _fmt(ours_s, ".1f"), _fmt(their_min, "g"), speedup,
             published or "-", str(ref.get("source") or "-"),
         ])
     headers = ["model", "our dataset", "published on", "params (ours)", "params (published)", "params match",
-               "accuracy PyTorch", "accuracy ORT", "published figures", "source"]
-    return Table(headers, rows, {3, 4, 6, 7})
+               "accuracy PyTorch", "accuracy ORT", "train s (ours)", "train min (published)",
+               "training speed-up", "published figures", "source"]
+    return Table(headers, rows, {3, 4, 6, 7, 8, 9, 10})
 
 
 def failed_table(results: dict[str, Any]) -> Table:

@@ -163,6 +163,18 @@ def test_markdown_has_every_section_and_escapes_plugin_names(results):
     assert "test_accuracy=0.9931" in reference
 
 
+def test_reference_table_compares_training_time_with_the_published_one(results):
+    job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
+    job["reference"] = {"params": job["params"], "test_accuracy": 0.9919, "train_minutes": 5, "source": "seed 002"}
+    job["train"]["seconds"] = 12.5
+    table = report.reference_table({**results, "jobs": [job]})
+    col = {name: i for i, name in enumerate(table.headers)}
+    (row,) = table.rows
+    assert row[col["train s (ours)"]] == "12.5" and row[col["train min (published)"]] == "5"
+    assert row[col["training speed-up"]] == "24.0x"  # 300 s / 12.5 s
+    assert "train_minutes" not in row[col["published figures"]]
+
+
 def test_write_reports_writes_every_file_and_links_existing_plots(results):
     tmp_path, paths = rendered_report_run()
     names = {p.relative_to(tmp_path).as_posix() for p in paths}
