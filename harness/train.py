@@ -196,7 +196,7 @@ def train_model(
 
         static_step = cudagraph.StaticTrainStep(
             model, recipe, optimizer, amp_dtype=amp_dtype if use_amp else None, channels_last=options.channels_last,
-            capture=on_cuda and options.cuda_graphs,
+            capture=on_cuda and options.cuda_graphs and graph_reason is None,
         )
 
     def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
