@@ -390,7 +390,8 @@ def seed_table(results: dict[str, Any]) -> Table:
     for s in summaries:
         rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
             point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
-            + [_seed_cell(s["measures"][key], spec, s["n_ok"]) for key, _, spec in SEED_MEASURES])
+            + [("not reached" if key == "time_to_target_s" and s["n_ok"] and not s["measures"][key]["n"]
+                else _seed_cell(s["measures"][key], spec, s["n_ok"])) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
     return Table(headers, rows, set(range(start, len(headers))))
 
