@@ -328,8 +328,10 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     Jobs are grouped by run, model, dataset and their sweep ``point`` without
     ``seed``; groups of two or more seeds are returned, in first-seen order,
     as ``{"run_id", "model", "dataset", "settings", "seeds", "n", "n_ok",
-    "measures": {key: {"mean", "std", "n", "min", "max"}}}`` over the jobs
-    that finished (``status: ok``). ``std`` is the sample standard deviation.
+    "has_target", "measures": {key: {"mean", "std", "n", "min", "max"}}}``
+    over the jobs that finished (``status: ok``). ``std`` is the sample
+    standard deviation; ``has_target`` is whether their recipe had a target
+    accuracy (so a missing time to target means it was not reached).
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for job in results.get("jobs", []):
@@ -360,6 +362,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             "run_id": run_id, "model": model, "dataset": dataset,
             "settings": {k: v for k, v in (jobs[0].get("point") or {}).items() if k != "seed"},
             "seeds": [j["point"]["seed"] for j in jobs], "n": len(jobs), "n_ok": len(ok),
+            "has_target": any(_number(_get(j, "train", "target_accuracy")) is not None for j in ok),
             "measures": {key: _mean_std(vals) for key, vals in values.items()},
         })
     return summaries
@@ -390,7 +393,7 @@ def seed_table(results: dict[str, Any]) -> Table:
     for s in summaries:
         rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
             point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
-            + [("not reached" if key == "time_to_target_s" and s["n_ok"] and not s["measures"][key]["n"]
+            + [("not reached" if key == "time_to_target_s" and s["has_target"] and not s["measures"][key]["n"]
                 else _seed_cell(s["measures"][key], spec, s["n_ok"])) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
     return Table(headers, rows, set(range(start, len(headers))))

@@ -116,9 +116,13 @@ def test_seed_summary_averages_time_to_target(results):
     assert stat["n"] == 2 and stat["mean"] == pytest.approx(0.6)  # the seed that never reached it is not averaged
     assert "0.60 ± 0.14 (n=2 of 3)" in to_markdown({**results, "jobs": jobs})
     for job in jobs:
-        job["train"]["time_to_target_s"] = None
+        job["train"].update(time_to_target_s=None, target_accuracy=0.99)
     seeds = to_markdown({**results, "jobs": jobs}).split("## Seeds")[1].split("\n## ")[0]
     assert "| not reached |" in seeds
+    for job in jobs:  # a recipe without a target has nothing to reach
+        job["train"]["target_accuracy"] = None
+    seeds = to_markdown({**results, "jobs": jobs}).split("## Seeds")[1].split("\n## ")[0]
+    assert "not reached" not in seeds
 
 
 # -- Pareto front ---------------------------------------------------------------------------------------------
