@@ -38,7 +38,7 @@ def naive_train(model, train_x, train_y, recipe, device, seed):
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Dataset
 
-    from harness.train import augment_batch, make_optimizer
+    from harness.train import augment_batch, make_batch_scheduler, make_optimizer
 
     mean, std = recipe.normalize or (0.0, 1.0)
     images = (train_x * 255).round().to(torch.uint8)  # what an IDX file holds
@@ -58,10 +58,8 @@ def naive_train(model, train_x, train_y, recipe, device, seed):
                         generator=torch.Generator().manual_seed(seed))
     model.to(device).train()
     optimizer = make_optimizer(recipe, model.parameters())
-    per_batch = None
-    if recipe.schedule.kind == "onecycle":  # the same recipe as the harness side, schedule included
-        per_batch = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * math.ceil(len(images) / recipe.batch_size)))
+    # The same recipe as the harness side, schedule included.
+    per_batch = make_batch_scheduler(recipe, optimizer, math.ceil(len(images) / recipe.batch_size))
     start = time.perf_counter()
     for epoch in range(recipe.epochs):
         if per_batch is None:

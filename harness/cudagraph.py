@@ -146,11 +146,11 @@ class StaticTrainStep:
         hyper = {"device": self.device, "dtype": self.params[0].dtype if self.params else torch.float32}
         self.lr = torch.tensor(float(group["lr"]), **hyper)
         self.momentum = torch.tensor(float(group.get("momentum", 0.0)), **hyper)
-        self.optimizer_name = recipe.optimizer.lower()
+        optimizer_name = recipe.optimizer.lower()
         self.momentum_buffers: list[torch.Tensor] = []
         self.update_optimizer: torch.optim.Optimizer | None = None
-        if self.optimizer_name in ("adam", "adamw"):
-            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
+        if optimizer_name in ("adam", "adamw"):
+            cls = torch.optim.Adam if optimizer_name == "adam" else torch.optim.AdamW
             # capturable=True keeps the step count on the device (no host sync);
             # torch allows it on accelerators only, so the uncaptured CPU path uses the plain loop.
             on_accelerator = self.device.type != "cpu"
@@ -281,7 +281,8 @@ def run_with_warnings_suppressed(fn: Callable[[], Any]) -> Any:
     """Call ``fn`` with torch's 'scheduler stepped before optimizer' warning off.
 
     In graph mode the schedule's optimizer only holds the hyper-parameters and
-    is never stepped itself, so the warning would be wrong.
+    is never stepped itself, so the warning would be wrong. torch checks only
+    on a scheduler's first step, so that is the only call that needs this.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")

@@ -31,8 +31,6 @@ def augment_batch(x: "torch.Tensor", kind: str, generator: "torch.Generator") ->
     uniformly from [-7, 7] degrees, zero fill (torchvision's
     ``RandomRotation((-7, 7), fill=0)``, done for the whole batch at once).
     """
-    import math as _math
-
     import torch
     import torch.nn.functional as F
 
@@ -41,7 +39,7 @@ def augment_batch(x: "torch.Tensor", kind: str, generator: "torch.Generator") ->
     if x.dim() != 4:
         raise ValueError("rotate7 augments 2D images (N, C, H, W) only")
     # Drawn with the generator's own device: a CUDA generator keeps this free of host syncs.
-    angles = (torch.rand(x.shape[0], generator=generator, device=generator.device) * 2 - 1) * (7 * _math.pi / 180)
+    angles = (torch.rand(x.shape[0], generator=generator, device=generator.device) * 2 - 1) * (7 * math.pi / 180)
     cos, sin = angles.cos(), angles.sin()
     zeros = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
@@ -136,6 +134,19 @@ def make_optimizer(recipe: Recipe, params: Any) -> "torch.optim.Optimizer":
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
 
 
+def make_batch_scheduler(
+    recipe: Recipe, optimizer: "torch.optim.Optimizer", steps_per_epoch: int
+) -> "torch.optim.lr_scheduler.LRScheduler | None":
+    """The scheduler stepped after every batch (one-cycle), or None for per-epoch schedules."""
+    import torch
+
+    if recipe.schedule.kind != "onecycle":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * steps_per_epoch)
+    )
+
+
 def train_model(
     model: "torch.nn.Module",
     train: tuple["torch.Tensor", "torch.Tensor"],
@@ -172,28 +183,23 @@ def train_model(
     use_amp = amp_dtype is not None and on_cuda
 
     graph_reason = None
-    if options.cuda_graphs:
+    if options.cuda_graphs or options.static_step:
         from harness import cudagraph
 
-        graph_reason = cudagraph.unsupported_reason(
-            recipe, device, options.amp, options.compile, (n // batch_size) * recipe.epochs
-        )
+        if options.cuda_graphs:
+            graph_reason = cudagraph.unsupported_reason(
+                recipe, device, options.amp, options.compile, (n // batch_size) * recipe.epochs
+            )
     use_static = options.static_step or (options.cuda_graphs and graph_reason is None)
 
     optimizer = make_optimizer(recipe, model.parameters())
-    per_batch_scheduler = None
-    if recipe.schedule.kind == "onecycle":
-        per_batch_scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=max(1, recipe.epochs * steps_per_epoch)
-        )
+    per_batch_scheduler = make_batch_scheduler(recipe, optimizer, steps_per_epoch)
     # On CUDA the generator lives on the GPU, so shuffling and augmentation never wait on the host.
     generator = torch.Generator(device=device if on_cuda else "cpu").manual_seed(options.seed)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     static_step = None
     if use_static:
-        from harness import cudagraph
-
         static_step = cudagraph.StaticTrainStep(
             model, recipe, optimizer, amp_dtype=amp_dtype if use_amp else None, channels_last=options.channels_last,
             capture=on_cuda and options.cuda_graphs and graph_reason is None,
@@ -209,15 +215,19 @@ def train_model(
         scaler.update()
         return loss, logits
 
+    # With the static step the schedule's optimizer only holds the values and is never stepped itself;
+    # torch warns about that on the scheduler's first step (only then), wrongly here.
+    schedule_checked = static_step is None
+
     def step_schedule() -> None:
+        nonlocal schedule_checked
         if per_batch_scheduler is None:
             return
-        if static_step is not None:  # the schedule's optimizer holds the values but is never stepped itself
-            from harness.cudagraph import run_with_warnings_suppressed
-
-            run_with_warnings_suppressed(per_batch_scheduler.step)
-        else:
+        if schedule_checked:
             per_batch_scheduler.step()
+            return
+        schedule_checked = True
+        cudagraph.run_with_warnings_suppressed(per_batch_scheduler.step)
 
     result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=options.amp if use_amp else None)
     train_seconds = 0.0
@@ -276,11 +286,10 @@ def train_model(
         if options.on_epoch is not None:
             options.on_epoch(record)
     result.seconds = train_seconds
-    if options.cuda_graphs or static_step is not None:
-        if static_step is not None:
-            result.cuda_graphs = static_step.describe()
-        else:
-            result.cuda_graphs = {"used": False, "reason": graph_reason}
+    if static_step is not None:
+        result.cuda_graphs = static_step.describe()
+    elif options.cuda_graphs:
+        result.cuda_graphs = {"used": False, "reason": graph_reason}
     result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device)
     return result
 
