@@ -376,8 +376,12 @@ def format_mean_std(stat: dict[str, Any], spec: str) -> str:
     return f"{format(stat['mean'], spec)} ± {format(stat['std'], spec)}"
 
 
-def _seed_cell(stat: dict[str, Any], spec: str, n_ok: int) -> str:
-    """mean ± std, saying how many jobs had the figure when some finished jobs lack it (a target not reached)."""
+def _seed_cell(summary: dict[str, Any], key: str, spec: str) -> str:
+    """mean ± std of one measure, saying how many jobs had it when some finished jobs lack it
+    (a target some seeds did not reach), and 'not reached' when a targeted recipe's seeds never did."""
+    stat, n_ok = summary["measures"][key], summary["n_ok"]
+    if key == "time_to_target_s" and summary["has_target"] and not stat["n"]:
+        return "not reached"
     text = format_mean_std(stat, spec)
     if stat.get("n") and 1 < n_ok != stat["n"] and stat.get("std") is not None:
         text += f" (n={stat['n']} of {n_ok})"
@@ -393,8 +397,7 @@ def seed_table(results: dict[str, Any]) -> Table:
     for s in summaries:
         rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
             point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
-            + [("not reached" if key == "time_to_target_s" and s["has_target"] and not s["measures"][key]["n"]
-                else _seed_cell(s["measures"][key], spec, s["n_ok"])) for key, _, spec in SEED_MEASURES])
+            + [_seed_cell(s, key, spec) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
     return Table(headers, rows, set(range(start, len(headers))))
 
