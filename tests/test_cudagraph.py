@@ -12,18 +12,11 @@ import copy
 
 import pytest
 import torch
+from fixtures.data import bright_pixel_data as _data
 
 from harness.cudagraph import WARMUP_STEPS, sgd_update_, unsupported_reason
 from harness.specs import Recipe, Schedule
 from harness.train import TrainOptions, train_model
-
-
-def _data(n=512, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    x = torch.rand(n, 1, 8, 8, generator=g) * 0.2
-    x[torch.arange(n), 0, y, y] += 0.8
-    return x, y
 
 
 def _model(seed=0):

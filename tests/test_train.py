@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fixtures.data import bright_pixel_data as _data
 
 from harness.errors import StageError
 from harness.specs import ModelSpec, Recipe, Schedule
 from harness.train import TrainOptions, count_parameters, input_adapter, predict, train_model
-
-
-def _data(n=512, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 4, (n,), generator=g)
-    x = torch.rand(n, 1, 8, 8, generator=g) * 0.2
-    x[torch.arange(n), 0, y, y] += 0.8  # a learnable bright pixel per class
-    return x, y
 
 
 def _model(seed=0):
