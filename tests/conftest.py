@@ -56,6 +56,15 @@ class SitePackages:
         return env
 
 
+def offline_cli_env(root: Path, dist: str, plugins: dict[str, str]) -> dict[str, str]:
+    """Environment for ``run_cli`` with ``dist`` installed under ``root/site``, offline, caching in ``root/cache``."""
+    site = SitePackages(root / "site")
+    site.install(dist, plugins)
+    env = site.env()
+    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(root / "cache"))
+    return env
+
+
 @pytest.fixture
 def site(tmp_path, monkeypatch) -> SitePackages:
     packages = SitePackages(tmp_path / "site")

@@ -12,13 +12,10 @@ from conftest import run_cli
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """One real run: a built-in and a third-party model on a built-in and a third-party dataset."""
-    from conftest import SitePackages
+    from conftest import offline_cli_env
 
     root = tmp_path_factory.mktemp("e2e")
-    site = SitePackages(root / "site")
-    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
-    env = site.env()
-    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(root / "cache"))
+    env = offline_cli_env(root, "harness-demo-plugin", {"demo": "demo_plugin"})
     result = run_cli(
         "run", "--plugins", "all", "--models", "mnist-mlp,demo-tiny", "--datasets", "synthetic,demo-blobs",
         "--epochs", "1", "--max-train-samples", "256", "--device", "cpu", "--batch-sizes", "1,8", "--quick",

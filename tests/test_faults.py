@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SitePackages, run_cli
+from conftest import offline_cli_env, run_cli
 
 
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
-    site = SitePackages(root / "site")
-    site.install("harness-faulty", {"faulty": "faulty_plugin"})
-    env = site.env()
-    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(root / "cache"))
+    env = offline_cli_env(root, "harness-faulty", {"faulty": "faulty_plugin"})
     result = run_cli("run", "--plugins", "faulty,datasets,metrics", "--datasets", "synthetic,fault-data",
                      "--epochs", "1", "--max-train-samples", "128", "--device", "cpu", "--batch-sizes", "1",
                      "--quick", "--no-torch-latency", "--out", str(root / "out"), "--run-id", "f", env=env)
@@ -63,10 +60,8 @@ def test_failed_stages_leave_later_fields_null_not_invented(fault_run):
 
 
 def test_job_timeout_fails_only_the_slow_job(tmp_path):
-    site = SitePackages(tmp_path / "site")
-    site.install("harness-faulty", {"faulty": "faulty_plugin"})
-    env = site.env()
-    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), FAULT_SLOW_SECONDS="120")
+    env = offline_cli_env(tmp_path, "harness-faulty", {"faulty": "faulty_plugin"})
+    env["FAULT_SLOW_SECONDS"] = "120"
     result = run_cli("run", "--models", "fault-slow,fault-ok", "--datasets", "synthetic", "--epochs", "1",
                      "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick",
                      "--no-torch-latency", "--exporter", "torchscript", "--job-timeout", "20",

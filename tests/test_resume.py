@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import SitePackages, run_cli
+from conftest import offline_cli_env, run_cli
 
 RUN_ARGS = ["run", "--models", "demo-tiny,mnist-mlp", "--datasets", "demo-blobs,synthetic", "--epochs", "1",
             "--max-train-samples", "128", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
@@ -19,11 +19,7 @@ RUN_ARGS = ["run", "--models", "demo-tiny,mnist-mlp", "--datasets", "demo-blobs,
 
 @pytest.fixture
 def env(tmp_path):
-    site = SitePackages(tmp_path / "site")
-    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
-    env = site.env()
-    env.update(HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"))
-    return env
+    return offline_cli_env(tmp_path, "harness-demo-plugin", {"demo": "demo_plugin"})
 
 
 def _start(env, out, run_id, hold=None):
