@@ -631,6 +631,10 @@ def training_table(results: dict[str, Any]) -> Table:
     return Table(headers, rows, set(range(first, len(headers))))
 
 
+SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation over the seeds (n-1), "
+              "finished jobs only.")
+REFERENCE_NOTE = ("What the seed projects published for these models, next to this run (comparable only when "
+                  "the datasets and training budget match).")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Job s: the whole job "
                  "(data, training, export, checks, ONNX evaluation, latency); results.json has it per stage "
@@ -797,9 +801,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
     seeds = seed_table(results)
     if seeds:
-        lines += ["", "## Seeds (mean ± standard deviation)", "",
-                  "Sweep jobs that differ only in `seed`; standard deviation over seeds (n-1), finished jobs only.",
-                  ""] + md_table(seeds)
+        lines += ["", "## Seeds (mean ± standard deviation)", "", SEEDS_NOTE, ""] + md_table(seeds)
     lines += ["", "## Accuracy vs latency", ""]
     if plots.get("accuracy_vs_latency"):
         lines += [f"![accuracy vs latency]({plots['accuracy_vs_latency']})", ""]
@@ -842,9 +844,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
         lines += ["", "## Variants", "", VARIANTS_NOTE, ""] + md_table(variants)
     reference = reference_table(results)
     if reference:
-        lines += ["", "## Published reference figures", "",
-                  "What the seed projects published for these models, next to this run "
-                  "(only comparable when the datasets and training budget match).", ""] + md_table(reference)
+        lines += ["", "## Published reference figures", "", REFERENCE_NOTE, ""] + md_table(reference)
     failed = failed_table(results)
     if failed:
         lines += ["", "## Failed jobs", ""] + md_table(failed)

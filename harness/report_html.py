@@ -25,6 +25,8 @@ from harness.report import (
     EDGE_NOTE,
     ORT,
     PLOT_TITLES,
+    REFERENCE_NOTE,
+    SEEDS_NOTE,
     TABLE_NOTE,
     TRAINING_NOTE,
     VARIANTS_NOTE,
@@ -392,8 +394,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     seeds = seed_table(results)
     if seeds:
         sections.append(("seeds", "Seeds (mean ± standard deviation)",
-                         '<p class="note">Sweep jobs that differ only in <code>seed</code>; sample standard '
-                         "deviation over the seeds (n-1), finished jobs only.</p>" + html_table(seeds)))
+                         f'<p class="note">{esc(SEEDS_NOTE)}</p>' + html_table(seeds)))
     front = pareto_table(results)
     body = _figure_html(by_key.get("accuracy_vs_latency"),
                         "Each point is a finished job's ONNX model (variants as other markers), coloured by dataset. "
@@ -448,8 +449,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     reference = reference_table(results)
     if reference:
         sections.append(("reference", "Published reference figures",
-                         '<p class="note">What the seed projects published for these models, next to this run '
-                         "(comparable only when dataset and training budget match).</p>" + html_table(reference)))
+                         f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference)))
     failed = failed_table(results)
     if failed:
         sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
