@@ -12,7 +12,8 @@
 #   fast      mnist-fast, 5 seeds, eager and with --cuda-graphs --amp bf16: time to 99 %
 #   seed002   the three seed-002 recipes (20 epochs), eager; GPU latency rows
 #   graphs002 the same three with --cuda-graphs --amp bf16
-#   speed     benchmarks/train_speed.py: the seeds' DataLoader loop vs ours, several configurations
+#   speed     benchmarks/train_speed.py: the seeds' DataLoader loop vs ours, several configurations,
+#             and benchmarks/channels_last.py (is channels-last worth a CUDA default too?)
 #   all       harness run --plugins all on MNIST, whole recipes, --cuda-graphs (HARNESS_GPU_ALL_OPTS), timed;
 #             resumable: run the stage again to continue
 #   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
@@ -114,11 +115,14 @@ stage_graphs002() {
 
 stage_speed() {
     "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
-        --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
-        | tee "$OUT/train-speed-ultralight.log" | tail -6
+        --device "$DEVICE" --epochs 1 --rounds 2 \
+        --configs eager,channels-last,cuda-graphs,channels-last+cuda-graphs,bf16+cuda-graphs 2>&1 \
+        | tee "$OUT/train-speed-ultralight.log" | tail -8
     "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
         | tee "$OUT/train-speed-fast.log" | tail -6
+    "$PY" benchmarks/channels_last.py --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
+        2>&1 | tee "$OUT/channels-last.log" | tail -18
 }
 
 stage_all() {

@@ -65,7 +65,7 @@ class RunOptions:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     torch_latency: bool = True
     amp: str | None = None
-    channels_last: bool = False
+    channels_last: bool | None = None  # None: on when training on the CPU (see resolve_channels_last)
     compile: bool = False
     cuda_graphs: bool = False
     save_weights: bool = True
@@ -310,7 +310,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     from harness.export import check_onnx, export_onnx
     from harness.latency import measure_onnx, measure_torch
     from harness.ort import make_session, max_abs_diff, run_batched
-    from harness.train import TrainOptions, count_parameters, input_adapter, predict, train_model
+    from harness.train import (
+        TrainOptions, count_parameters, input_adapter, predict, resolve_channels_last, train_model,
+    )
 
     options = ctx.options
     seed = int(job.point.get("seed", options.seed))
@@ -348,7 +350,8 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         train_split,
         recipe,
         TrainOptions(
-            device=ctx.device, seed=seed, amp=options.amp, channels_last=options.channels_last,
+            device=ctx.device, seed=seed, amp=options.amp,
+            channels_last=resolve_channels_last(options.channels_last, ctx.device),
             compile=options.compile, cuda_graphs=options.cuda_graphs,
             on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n),
         ),
@@ -356,7 +359,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     )
     row["train"] = result.to_dict(recipe)
     # "amp" is what the result says ran (autocast is CUDA-only); the request is kept beside it.
-    row["train"].update(amp_requested=options.amp, channels_last=options.channels_last, compile=options.compile,
+    # Likewise "channels_last" is what ran (2D inputs only); the request (None: automatic) is kept beside it.
+    row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,
+                        compile=options.compile,
                         train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on="val" if val_split is not None else "test")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_speed.py"), *args],
+def _script(*args: str, name: str = "train_speed.py") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
@@ -30,3 +30,19 @@ def test_train_speed_prints_one_ratio_per_configuration():
 def test_train_speed_refuses_an_unknown_configuration_before_training():
     result = _script("--configs", "eager,cuda-graph")
     assert result.returncode != 0 and "unknown config word(s) cuda-graph" in result.stderr
+
+
+def test_channels_last_prints_a_ratio_per_fitting_model_and_their_median():
+    result = _script("--models", "mnist-ultralight-cnn,cnn3d-resnet,mnist-mlp", "--samples", "128", "--rounds", "1",
+                     name="channels_last.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if "ratio" in line and "median" not in line]
+    # cnn3d-resnet takes volumes, not 1x28x28 images: left out.
+    assert [line.split()[0] for line in rows] == ["mnist-ultralight-cnn", "mnist-mlp"]
+    assert all(re.search(r"contiguous\s+[\d.]+ s\s+channels-last\s+[\d.]+ s\s+ratio\s+[\d.]+x", r) for r in rows)
+    assert re.search(r"median ratio over 2 model\(s\): [\d.]+x", result.stdout)
+
+
+def test_channels_last_refuses_a_dataset_that_is_not_2d():
+    result = _script("--dataset", "synthetic3d", "--samples", "16", name="channels_last.py")
+    assert result.returncode != 0 and "not a 2D image dataset" in result.stderr

@@ -47,6 +47,8 @@ def test_results_json_follows_the_contract(demo_run):
         stages = job["stage_seconds"]
         assert set(stages) == {"load", "build", "train", "evaluate", "export", "check", "onnx-eval", "latency"}
         assert all(v >= 0 for v in stages.values()) and sum(stages.values()) == pytest.approx(job["seconds"], abs=0.01)
+        # Channels-last is automatic on the CPU (all four jobs have 1x28x28 images); the request is kept.
+        assert job["train"]["channels_last"] is True and job["train"]["channels_last_requested"] is None
         # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
         assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device"}
         assert 0 <= job["metrics"]["accuracy"] <= 1
