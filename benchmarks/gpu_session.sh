@@ -18,6 +18,13 @@
 #             resumable: run the stage again to continue
 #   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
 #
+# With HARNESS_GPU_BUDGET=SECONDS the whole call keeps within that many seconds:
+# each command gets only the time left (less 30 s kept for the bundle), a stage
+# that would start with under 15 s left is skipped with a line saying so, and
+# the bundle is made last even when not asked for. So one device call can run
+# every stage in priority order and still bring back what finished, e.g.
+#   HARNESS_GPU_BUDGET=540 bash benchmarks/gpu_session.sh check fast seed002 speed graphs002 all
+#
 # A dry run of the script's logic on a CPU machine, with tiny work:
 #   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \
 #       bash benchmarks/gpu_session.sh fast seed002 bundle
@@ -36,7 +43,28 @@ read -r -a EXTRA <<<"${HARNESS_GPU_EXTRA:-}"
 export PYTHONUNBUFFERED=1 HARNESS_OFFLINE=1 HARNESS_CACHE_DIR=${HARNESS_CACHE_DIR:-$RUNS/.cache}
 mkdir -p "$RUNS" "$OUT"
 
-harness() { "$PY" -m harness "$@"; }
+BUDGET=${HARNESS_GPU_BUDGET:-}
+RESERVE=30  # seconds kept for the bundle when a budget is set
+START=$SECONDS
+
+left() {  # seconds this call may still spend before the bundle (a day without a budget)
+    if [ -n "$BUDGET" ]; then echo $((BUDGET - RESERVE - (SECONDS - START))); else echo 86400; fi
+}
+
+limited() {  # limited CMD...: run CMD within the time left, or skip it with a line when too little is left
+    local t
+    t=$(left)
+    if [ "$t" -lt 15 ]; then
+        echo "skipped, time budget spent: ${*:1:4} ..."
+        return 124
+    fi
+    timeout "$t" "$@"
+    local rc=$?
+    [ "$rc" -eq 124 ] && echo "stopped after ${t} s, the time budget: ${*:1:4} ..."
+    return "$rc"
+}
+
+harness() { limited "$PY" -m harness "$@"; }
 
 ensure_installed() {
     "$PY" -c "import harness_plugins" 2>/dev/null && return 0
@@ -85,7 +113,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.bac
 p = torch.cuda.get_device_properties(0)
 print(p.name, p.multi_processor_count, "SMs", round(p.total_memory / 2**30, 1), "GiB")
 EOF
-    "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -15
+    limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -15
 }
 
 stage_fast() {
@@ -114,14 +142,14 @@ stage_graphs002() {
 }
 
 stage_speed() {
-    "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
+    limited "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 \
         --configs eager,channels-last,cuda-graphs,channels-last+cuda-graphs,bf16+cuda-graphs 2>&1 \
         | tee "$OUT/train-speed-ultralight.log" | tail -8
-    "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
+    limited "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
         | tee "$OUT/train-speed-fast.log" | tail -6
-    "$PY" benchmarks/channels_last.py --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
+    limited "$PY" benchmarks/channels_last.py --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
         2>&1 | tee "$OUT/channels-last.log" | tail -18
 }
 
@@ -130,8 +158,10 @@ stage_all() {
     local resume=() opts
     read -r -a opts <<<"${HARNESS_GPU_ALL_OPTS:---cuda-graphs}"
     [ -f "$RUNS/all/results.json" ] && resume=(--resume)
-    local start=$SECONDS
-    timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
+    local start=$SECONDS limit=${HARNESS_GPU_ALL_LIMIT:-540}
+    [ "$(left)" -lt "$limit" ] && limit=$(left)
+    [ "$limit" -ge 15 ] || { echo "stage all skipped: time budget spent"; return; }
+    timeout "$limit" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
         "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
     echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
 }
@@ -142,13 +172,24 @@ stage_bundle() {
     ls -la "$OUT"
 }
 
-[ $# -gt 0 ] || { sed -n '2,27p' "$0"; exit 2; }
-ensure_installed
-for stage in "$@"; do
+[ $# -gt 0 ] || { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2; }
+stages=("$@")
+for stage in "${stages[@]}"; do
     case $stage in
         check | fast | seed002 | graphs002 | speed | all | bundle) ;;
         *) echo "unknown stage $stage (check, fast, seed002, graphs002, speed, all, bundle)"; exit 2 ;;
     esac
-    echo "== $stage"
+done
+# With a budget the bundle always comes last, so whatever finished comes back.
+if [ -n "$BUDGET" ] && [ "${stages[-1]}" != bundle ]; then
+    stages+=(bundle)
+fi
+ensure_installed
+for stage in "${stages[@]}"; do
+    if [ "$stage" != bundle ] && [ "$(left)" -lt 15 ]; then
+        echo "== $stage skipped: time budget spent ($((SECONDS - START)) s of $BUDGET s used)"
+        continue
+    fi
+    echo "== $stage ($((SECONDS - START)) s into this call)"
     "stage_$stage"
 done
