@@ -62,17 +62,17 @@ def resolve_device(device: str) -> str:
 
 def resolve_channels_last(requested: bool | None, device: str) -> bool:
     """Whether to train 2D models in channels-last memory format: ``requested``, or when None (automatic)
-    on the CPU and not on a GPU.
+    on the CPU only, the one device it has been measured on.
 
     Measured on a 2-core x86 CPU (oneDNN) with ``benchmarks/channels_last.py`` (one epoch of 1,024
     images per model, best of 2 alternating rounds, run twice): a median 1.19x faster over the 16
     built-in 2D models, up to 1.56x; the MLP (no convolution) and the rough CNN (dominated by its dense
     layers) gain nothing (0.96-1.00x, noise). A whole epoch of real MNIST: 1.88x for the ultra-light
-    CNN, 1.68x for mnist-fast. On CUDA it is not measured yet, so it stays off there.
+    CNN, 1.68x for mnist-fast. On CUDA (or any other accelerator) it is not measured yet, so it stays off.
     """
     if requested is not None:
         return bool(requested)
-    return not device.startswith("cuda")
+    return device.split(":")[0] == "cpu"
 
 
 def input_adapter(model: "torch.nn.Module", data_shape: Sequence[int], model_shape: Sequence[int],

@@ -131,6 +131,7 @@ def test_channels_last_is_automatic_on_the_cpu_only_and_an_explicit_choice_wins(
 
     assert resolve_channels_last(None, "cpu") is True
     assert resolve_channels_last(None, "cuda") is False and resolve_channels_last(None, "cuda:1") is False
+    assert resolve_channels_last(None, "mps") is False
     assert resolve_channels_last(False, "cpu") is False and resolve_channels_last(True, "cuda") is True
 
 
