@@ -45,6 +45,7 @@ mkdir -p "$RUNS" "$OUT"
 
 BUDGET=${HARNESS_GPU_BUDGET:-}
 RESERVE=30  # seconds kept for the bundle when a budget is set
+MIN_START=15  # a command or stage is not started with less time than this left
 START=$SECONDS
 
 left() {  # seconds this call may still spend before the bundle (a day without a budget)
@@ -54,7 +55,7 @@ left() {  # seconds this call may still spend before the bundle (a day without a
 limited() {  # limited CMD...: run CMD within the time left, or skip it with a line when too little is left
     local t
     t=$(left)
-    if [ "$t" -lt 15 ]; then
+    if [ "$t" -lt "$MIN_START" ]; then
         echo "skipped, time budget spent: ${*:1:4} ..."
         return 124
     fi
@@ -158,10 +159,9 @@ stage_all() {
     local resume=() opts
     read -r -a opts <<<"${HARNESS_GPU_ALL_OPTS:---cuda-graphs}"
     [ -f "$RUNS/all/results.json" ] && resume=(--resume)
-    local start=$SECONDS limit=${HARNESS_GPU_ALL_LIMIT:-540}
-    [ "$(left)" -lt "$limit" ] && limit=$(left)
-    [ "$limit" -ge 15 ] || { echo "stage all skipped: time budget spent"; return; }
-    timeout "$limit" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
+    local start=$SECONDS
+    # The stage's own limit inside the call's budget: whichever ends first stops the run.
+    limited timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
         "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
     echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
 }
@@ -186,7 +186,7 @@ if [ -n "$BUDGET" ] && [ "${stages[-1]}" != bundle ]; then
 fi
 ensure_installed
 for stage in "${stages[@]}"; do
-    if [ "$stage" != bundle ] && [ "$(left)" -lt 15 ]; then
+    if [ "$stage" != bundle ] && [ "$(left)" -lt "$MIN_START" ]; then
         echo "== $stage skipped: time budget spent ($((SECONDS - START)) s of $BUDGET s used)"
         continue
     fi
