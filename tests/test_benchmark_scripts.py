@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,35 +50,32 @@ def test_channels_last_refuses_a_dataset_that_is_not_2d():
     assert result.returncode != 0 and "not a 2D image dataset" in result.stderr
 
 
+def _gpu_session(tmp_path: Path, *stages: str, **env: str) -> subprocess.CompletedProcess:
+    """benchmarks/gpu_session.sh with its run folders under tmp_path/runs and its $OUT in tmp_path/out."""
+    env = {**os.environ, "HARNESS_GPU_RUNS": str(tmp_path / "runs"), "OUT": str(tmp_path / "out"),
+           "HARNESS_GPU_DEVICE": "cpu", "PYTHON": sys.executable, **env}
+    return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), *stages],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+
+
 def test_gpu_session_keeps_to_its_time_budget_and_always_bundles(tmp_path):
     """HARNESS_GPU_BUDGET: a stage that would start without time left is skipped, and the bundle still comes."""
-    import os
-
     runs = tmp_path / "runs"
     (runs / "earlier-run").mkdir(parents=True)
     (runs / "earlier-run" / "results.json").write_text("{}")
     (runs / "earlier-run" / "model.onnx").write_bytes(b"x")
-    env = {**os.environ, "HARNESS_GPU_BUDGET": "20", "HARNESS_GPU_RUNS": str(runs), "OUT": str(tmp_path / "out"),
-           "HARNESS_GPU_DEVICE": "cpu", "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), "fast", "seed002"],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    result = _gpu_session(tmp_path, "fast", "seed002", HARNESS_GPU_BUDGET="20")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     # 20 s of budget less the 30 s kept for the bundle: nothing but the bundle may start.
     assert "== fast skipped: time budget spent" in result.stdout
     assert "== seed002 skipped: time budget spent" in result.stdout
     assert "== bundle" in result.stdout
-    import tarfile
-
     with tarfile.open(tmp_path / "out" / "gpu-session.tar.gz") as bundle:
         names = bundle.getnames()
     assert "runs/earlier-run/results.json" in names and not any(n.endswith(".onnx") for n in names)
 
 
 def test_gpu_session_refuses_an_unknown_stage_before_doing_anything(tmp_path):
-    import os
-
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "HARNESS_GPU_RUNS": str(tmp_path / "runs")}
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), "fast", "fastt"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
+    result = _gpu_session(tmp_path, "fast", "fastt")
     assert result.returncode == 2 and "unknown stage fastt" in result.stdout
     assert not (tmp_path / "out" / "install.log").exists()
