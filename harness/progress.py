@@ -41,15 +41,22 @@ def describe_row(row: dict[str, Any]) -> str:
 
 
 class LineProgress(Progress):
-    """Plain lines, for logs and pipes."""
+    """Plain lines, for logs and pipes.
 
-    def __init__(self, stream: TextIO | None = None):
+    An epoch can take minutes on a CPU; so that a log never looks stuck, a line
+    says how far the epoch is whenever ``heartbeat_s`` seconds passed without one.
+    """
+
+    def __init__(self, stream: TextIO | None = None, heartbeat_s: float = 30.0):
         self.stream = stream or sys.stderr
+        self.heartbeat_s = heartbeat_s
         self._prefix = ""
-        self._started = time.perf_counter()
+        self._epoch = 1
+        self._last_line = self._epoch_started = time.perf_counter()
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+        self._last_line = time.perf_counter()
 
     def job(self, index: int, total: int, job_id: str) -> None:
         # Executors that report jobs as they finish (Ray) call this right before job_done: no "started".
@@ -57,10 +64,19 @@ class LineProgress(Progress):
         self._print(self._prefix)
 
     def stage(self, job_id: str, stage: str) -> None:
+        self._epoch = 1
         self._print(f"{self._prefix}: {stage}")
+        self._epoch_started = self._last_line
+
+    def batch(self, job_id: str, step: int, steps: int) -> None:
+        if step < steps and time.perf_counter() - self._last_line >= self.heartbeat_s:
+            seconds = time.perf_counter() - self._epoch_started
+            self._print(f"{self._prefix}: epoch {self._epoch}, batch {step}/{steps} ({seconds:.0f}s)")
 
     def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
+        self._epoch = record["epoch"] + 1
         self._print(f"{self._prefix}: {describe_epoch(record, epochs)}")
+        self._epoch_started = self._last_line
 
     def job_done(self, row: dict[str, Any]) -> None:
         self._print(f"{self._prefix}: {describe_row(row)}")

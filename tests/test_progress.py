@@ -1,0 +1,54 @@
+"""Progress lines for logs: stages, epochs, and a heartbeat inside a long epoch."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from harness.progress import LineProgress
+
+
+def _lines(progress: LineProgress) -> list[str]:
+    """The printed lines, a heartbeat's seconds ("(0s)") left out."""
+    return [re.sub(r" \(\d+s\)$", "", line) for line in progress.stream.getvalue().splitlines()]
+
+
+def _train_two_epochs(progress: LineProgress, steps: int = 4) -> None:
+    progress.job(1, 1, "net@data")
+    progress.stage("net@data", "train")
+    for epoch in (1, 2):
+        for step in range(1, steps + 1):
+            progress.batch("net@data", step, steps)
+        progress.epoch("net@data", {"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.9, "seconds": 1.0}, 2)
+
+
+def test_a_long_epoch_says_how_far_it_is():
+    progress = LineProgress(io.StringIO(), heartbeat_s=0)
+    _train_two_epochs(progress)
+    lines = _lines(progress)
+    assert "[1/1] net@data: epoch 1, batch 1/4" in lines
+    assert "[1/1] net@data: epoch 2, batch 3/4" in lines
+    # The epoch's own line says the last batch; the heartbeat does not repeat it.
+    assert not any(line.endswith("batch 4/4") for line in lines)
+    assert lines.index("[1/1] net@data: epoch 1/2 loss 0.5000 acc 0.9000 (1.0s)") < lines.index(
+        "[1/1] net@data: epoch 2, batch 1/4")
+
+
+def test_short_epochs_print_no_heartbeat():
+    progress = LineProgress(io.StringIO(), heartbeat_s=3600)
+    _train_two_epochs(progress)
+    assert _lines(progress) == [
+        "[1/1] net@data",
+        "[1/1] net@data: train",
+        "[1/1] net@data: epoch 1/2 loss 0.5000 acc 0.9000 (1.0s)",
+        "[1/1] net@data: epoch 2/2 loss 0.5000 acc 0.9000 (1.0s)",
+    ]
+
+
+def test_a_new_training_stage_counts_epochs_from_one():
+    progress = LineProgress(io.StringIO(), heartbeat_s=0)
+    _train_two_epochs(progress)
+    progress.job(2, 2, "other@data")
+    progress.stage("other@data", "train")
+    progress.batch("other@data", 1, 4)
+    assert _lines(progress)[-1] == "[2/2] other@data: epoch 1, batch 1/4"
