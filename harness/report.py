@@ -608,7 +608,7 @@ def training_table(results: dict[str, Any]) -> Table:
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "settings", "device", "training options", "epochs", "train s", "s / epoch", "target", "time to target s",
-        "final eval accuracy", "peak memory MiB", "job s"]
+        "final eval accuracy", "peak memory MiB", "above start MiB", "job s"]
     rows = []
     for job in results.get("jobs", []):
         train = job.get("train")
@@ -618,6 +618,7 @@ def training_table(results: dict[str, Any]) -> Table:
         history = [r for r in train.get("history") or [] if isinstance(r, dict)]
         target = _number(train.get("target_accuracy"))
         reached = _number(train.get("time_to_target_s"))
+        peak, at_start = _number(train.get("peak_memory_bytes")), _number(train.get("memory_at_start_bytes"))
         rows.append([str(job.get("model")), str(job.get("dataset"))]
                     + ([str(job.get("run_id") or "-")] if joined else [])
                     + [point_text(job.get("point")) or "-", str(train.get("device") or "-"), _train_settings(train),
@@ -626,7 +627,8 @@ def training_table(results: dict[str, Any]) -> Table:
                        "-" if target is None else f"{target:.2%}",
                        _fmt(reached, ".2f") if reached is not None else ("not reached" if target is not None else "-"),
                        _fmt(_number(history[-1].get("eval_accuracy")) if history else None, ".4f"),
-                       _mib(train.get("peak_memory_bytes")), _fmt(_number(job.get("seconds")), ".1f")])
+                       _mib(peak), _mib(peak - at_start if peak is not None and at_start is not None else None),
+                       _fmt(_number(job.get("seconds")), ".1f")])
     first = headers.index("epochs")
     return Table(headers, rows, set(range(first, len(headers))))
 
@@ -636,7 +638,9 @@ SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation ov
 REFERENCE_NOTE = ("What the seed projects published for these models, next to this run (comparable only when "
                   "the datasets and training budget match).")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
-                 "the first epoch whose evaluation accuracy reached the recipe's target. Job s: the whole job "
+                 "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
+                 "how far the process's resident set grew above its size when the job began training (what "
+                 "the model, its activations, gradients and optimizer state took). Job s: the whole job "
                  "(data, training, export, checks, ONNX evaluation, latency); results.json has it per stage "
                  "in stage_seconds.")
 
@@ -708,8 +712,9 @@ def header_facts(results: dict[str, Any]) -> list[str]:
 TABLE_NOTE = (
     "Accuracy is on the test split (PyTorch: the trained model; ORT: the exported ONNX model in ONNX Runtime). "
     "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
-    "median (p50) and 99th percentile. Peak memory is the training process's (CUDA max allocated on a GPU, "
-    "else the process's peak resident set size)."
+    "median (p50) and 99th percentile. Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
+    "the peak resident set size of the process while this job trained (Linux; elsewhere the process's peak "
+    "so far), which includes the Python process and the loaded data."
 )
 
 VARIANTS_NOTE = (

@@ -111,6 +111,7 @@ class TrainResult:
     time_to_target_s: float | None = None
     peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
+    memory_at_start_bytes: int | None = None  # CPU: resident set size when training began (job_peak_rss only)
     cuda_graphs: dict[str, Any] | None = None
     amp: str | None = None  # the autocast dtype really used (None on CPU, where --amp does not apply)
     channels_last: bool = False  # whether training really ran channels-last (2D inputs only)
@@ -128,6 +129,7 @@ class TrainResult:
             "time_to_target_s": None if self.time_to_target_s is None else round(self.time_to_target_s, 3),
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_memory_kind": self.peak_memory_kind,
+            "memory_at_start_bytes": self.memory_at_start_bytes,
             "cuda_graphs": self.cuda_graphs,
             "amp": self.amp,
             "channels_last": self.channels_last,
@@ -185,6 +187,9 @@ def train_model(
     if on_cuda:
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
+        rss_at_start = None
+    else:
+        rss_at_start = reset_peak_rss()
     model.to(device)
     channels_last = options.channels_last and train[0].dim() == 4
     if channels_last:
@@ -315,7 +320,9 @@ def train_model(
         result.cuda_graphs = static_step.describe()
     elif options.cuda_graphs:
         result.cuda_graphs = {"used": False, "reason": graph_reason}
-    result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device)
+    result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device, rss_reset=rss_at_start is not None)
+    if result.peak_memory_kind == "job_peak_rss":
+        result.memory_at_start_bytes = rss_at_start
     return result
 
 
@@ -335,12 +342,17 @@ def predict(model: "torch.nn.Module", inputs: "torch.Tensor", device: str, batch
     return torch.cat(outputs).cpu() if outputs else torch.empty(0)
 
 
-def peak_memory(device: str) -> tuple[int | None, str | None]:
-    """(bytes, kind): CUDA max allocated on a GPU, else the process's peak resident set size."""
+def peak_memory(device: str, rss_reset: bool = False) -> tuple[int | None, str | None]:
+    """(bytes, kind): CUDA max allocated on a GPU; on the CPU the peak resident set size since
+    :func:`reset_peak_rss` (``job_peak_rss``, when ``rss_reset``), else of the whole process so far."""
     import torch
 
     if device.startswith("cuda"):
         return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+    if rss_reset:
+        peak = _proc_status_bytes("VmHWM")
+        if peak is not None:
+            return peak, "job_peak_rss"
     try:
         import resource
 
@@ -348,3 +360,29 @@ def peak_memory(device: str) -> tuple[int | None, str | None]:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
     except (ImportError, OSError):  # pragma: no cover - not on Windows
         return None, None
+
+
+def reset_peak_rss() -> int | None:
+    """Reset this process's peak resident set size to the current one (Linux); that size in bytes.
+
+    Without it every job after the largest of a run would report the largest one's peak. None
+    where the kernel does not offer the reset (not Linux, or /proc read-only).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # 5: reset the peak RSS ("high water mark"), see proc(5)
+    except OSError:
+        return None
+    return _proc_status_bytes("VmRSS")
+
+
+def _proc_status_bytes(field_name: str) -> int | None:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; None when unreadable."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -90,7 +90,8 @@ def test_training_table_shows_speed_options_and_time_to_target(results):
     fast["train"].update(device="cuda", amp="bf16", epochs=4, seconds=0.8, target_accuracy=0.99,
                          time_to_target_s=0.6, cuda_graphs={"used": True, "reason": None, "graphs": {"512": 10}})
     slow["train"].update(device="cpu", amp=None, channels_last=True, epochs=2, seconds=30.0, target_accuracy=0.99,
-                         time_to_target_s=None,
+                         time_to_target_s=None, peak_memory_kind="job_peak_rss",
+                         peak_memory_bytes=900 * 2**20, memory_at_start_bytes=650 * 2**20,
                          cuda_graphs={"used": False, "reason": "CUDA graphs need a CUDA device"})
     table = report.training_table({**results, "jobs": [fast, slow]})
     col = {name: i for i, name in enumerate(table.headers)}
@@ -99,6 +100,9 @@ def test_training_table_shows_speed_options_and_time_to_target(results):
     assert first[col["time to target s"]] == "0.60" and first[col["target"]] == "99.00%"
     assert second[col["training options"]] == "channels-last, no CUDA graph (CUDA graphs need a CUDA device)"
     assert second[col["time to target s"]] == "not reached" and second[col["s / epoch"]] == "15.00"
+    assert (second[col["peak memory MiB"]], second[col["above start MiB"]]) == ("900", "250")
+    fast["train"].pop("memory_at_start_bytes", None)  # CUDA: no resident-set baseline
+    assert report.training_table({**results, "jobs": [fast]}).rows[0][col["above start MiB"]] == "-"
     markdown = to_markdown({**results, "jobs": [fast, slow]})
     assert "## Training\n" in markdown and "bf16, CUDA graph" in markdown
 

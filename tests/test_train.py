@@ -8,7 +8,7 @@ from fixtures.data import bright_pixel_data as _data
 
 from harness.errors import StageError
 from harness.specs import ModelSpec, Recipe, Schedule
-from harness.train import TrainOptions, count_parameters, input_adapter, predict, train_model
+from harness.train import TrainOptions, count_parameters, input_adapter, predict, reset_peak_rss, train_model
 
 
 def _model(seed=0):
@@ -52,6 +52,40 @@ def test_onecycle_schedule_steps_per_batch():
                     schedule=Schedule(kind="onecycle"))
     result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(256, 1))
     assert result.history[-1]["eval_accuracy"] > 0.5
+
+
+def _rss_high_water() -> int:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
+
+
+def test_cpu_peak_memory_is_the_jobs_own_not_an_earlier_jobs():
+    """A small job after a large one reports its own peak, not the large one's (Linux, where CI runs)."""
+    spike = torch.ones(128 * 2**20 // 4 * 3)  # 384 MiB, touched: an earlier, larger job's peak
+    del spike
+    before = _rss_high_water()
+    recipe = Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1)
+    result = train_model(_model(), _data(), recipe, TrainOptions())
+    assert result.peak_memory_kind == "job_peak_rss"
+    assert result.memory_at_start_bytes <= result.peak_memory_bytes < before - 256 * 2**20
+    record = result.to_dict(recipe)
+    assert record["peak_memory_bytes"] == result.peak_memory_bytes
+    assert record["memory_at_start_bytes"] == result.memory_at_start_bytes
+
+
+def test_without_the_kernels_reset_the_process_peak_is_said(monkeypatch):
+    monkeypatch.setattr("harness.train.reset_peak_rss", lambda: None)
+    result = train_model(_model(), _data(), Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1), TrainOptions())
+    assert result.peak_memory_kind == "process_peak_rss" and result.peak_memory_bytes > 0
+    assert result.memory_at_start_bytes is None
+
+
+def test_reset_peak_rss_lowers_the_high_water_mark():
+    spike = torch.ones(64 * 2**20)  # 256 MiB
+    del spike
+    high = _rss_high_water()
+    at_start = reset_peak_rss()
+    assert at_start is not None and _rss_high_water() < high - 128 * 2**20
 
 
 def test_seeded_cpu_training_is_reproducible():
