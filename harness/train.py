@@ -10,6 +10,7 @@ model takes the dataset's raw [0, 1] inputs.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -356,8 +357,9 @@ def peak_memory(device: str, rss_reset: bool = False) -> tuple[int | None, str |
     try:
         import resource
 
-        # ru_maxrss is in kilobytes on Linux; the peak of the whole process so far.
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "process_peak_rss"
+        # The peak of the whole process so far: kilobytes on Linux and the BSDs, bytes on macOS.
+        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
     except (ImportError, OSError):  # pragma: no cover - not on Windows
         return None, None
 

@@ -80,6 +80,20 @@ def test_without_the_kernels_reset_the_process_peak_is_said(monkeypatch):
     assert result.memory_at_start_bytes is None
 
 
+def test_process_peak_rss_is_in_bytes_on_linux_and_macos(monkeypatch):
+    import resource
+    import sys
+
+    from harness.train import peak_memory
+
+    raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    monkeypatch.setattr(sys, "platform", "linux")
+    linux, kind = peak_memory("cpu")
+    monkeypatch.setattr(sys, "platform", "darwin")  # macOS reports ru_maxrss in bytes, not kilobytes
+    darwin, _ = peak_memory("cpu")
+    assert kind == "process_peak_rss" and linux >= raw * 1024 and darwin < linux / 512
+
+
 def test_reset_peak_rss_lowers_the_high_water_mark():
     spike = torch.ones(64 * 2**20)  # 256 MiB
     del spike
