@@ -415,12 +415,14 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         if not history and plot is None:
             continue
         title = job_label(job, dataset=True, run=joined)
-        peak = _get(job, "train", "peak_memory_bytes")
+        peak, at_start = _number(_get(job, "train", "peak_memory_bytes")), _number(
+            _get(job, "train", "memory_at_start_bytes"))
+        growth = f", {(peak - at_start) / 2**20:+,.0f} MiB while training" if peak and at_start is not None else ""
         facts = ", ".join(x for x in (
             f"{_get(job, 'train', 'epochs')} epochs" if _get(job, "train", "epochs") is not None else "",
             f"{_number(_get(job, 'train', 'seconds')):.1f} s" if _number(_get(job, "train", "seconds")) else "",
             f"device {_get(job, 'train', 'device')}" if _get(job, "train", "device") else "",
-            f"peak memory {peak / 2**20:,.0f} MiB" if _number(peak) else "") if x)
+            f"peak memory {peak / 2**20:,.0f} MiB{growth}" if peak else "") if x)
         cards.append(f'<div class="card"><h3>{esc(title)}</h3>'
                      + (f'<p class="note">{esc(facts)}</p>' if facts else "")
                      + _figure_html(plot)

@@ -110,3 +110,17 @@ def test_headless_chromium_renders_the_page(tmp_path):
     assert pixels.std() > 0.05  # text, tables and plots, not an empty page
     top = pixels[:400]
     assert (top < 0.5).mean() > 0.005  # the dark heading and table text at the top rendered
+
+
+def test_job_cards_say_how_much_memory_training_took(tmp_path):
+    from harness import report_html
+
+    results = load_report_run()
+    trained = [job for job in results["jobs"] if isinstance(job.get("train"), dict)]
+    trained[0]["train"].update(peak_memory_bytes=900 * 2**20, memory_at_start_bytes=650 * 2**20,
+                               peak_memory_kind="job_peak_rss")
+    trained[1]["train"].update(peak_memory_bytes=700 * 2**20, peak_memory_kind="cuda_max_allocated")
+    trained[1]["train"].pop("memory_at_start_bytes", None)
+    text = report_html.write_html(tmp_path, results).read_text()
+    assert "peak memory 900 MiB, +250 MiB while training" in text
+    assert "peak memory 700 MiB</p>" in text  # on a GPU there is no resident-set baseline
