@@ -243,6 +243,13 @@ def latency_keys(results: dict[str, Any], runtime: str = ORT) -> list[tuple[str,
     return sorted(keys, key=lambda k: (k[0] != CPU, str(k[0]), k[1] or 0, k[2] or 0))
 
 
+def memory_growth(train: dict[str, Any]) -> float | None:
+    """How far training grew the process above its size when the job began (CPU, ``job_peak_rss``); None
+    where the job has no start figure (on a GPU, or without the kernel's peak reset)."""
+    peak, at_start = _number(train.get("peak_memory_bytes")), _number(train.get("memory_at_start_bytes"))
+    return None if peak is None or at_start is None else peak - at_start
+
+
 def _mib(value: Any) -> str:
     number = _number(value)
     return "-" if number is None else f"{number / 2**20:,.0f}"
@@ -618,7 +625,6 @@ def training_table(results: dict[str, Any]) -> Table:
         history = [r for r in train.get("history") or [] if isinstance(r, dict)]
         target = _number(train.get("target_accuracy"))
         reached = _number(train.get("time_to_target_s"))
-        peak, at_start = _number(train.get("peak_memory_bytes")), _number(train.get("memory_at_start_bytes"))
         rows.append([str(job.get("model")), str(job.get("dataset"))]
                     + ([str(job.get("run_id") or "-")] if joined else [])
                     + [point_text(job.get("point")) or "-", str(train.get("device") or "-"), _train_settings(train),
@@ -627,7 +633,7 @@ def training_table(results: dict[str, Any]) -> Table:
                        "-" if target is None else f"{target:.2%}",
                        _fmt(reached, ".2f") if reached is not None else ("not reached" if target is not None else "-"),
                        _fmt(_number(history[-1].get("eval_accuracy")) if history else None, ".4f"),
-                       _mib(peak), _mib(peak - at_start if peak is not None and at_start is not None else None),
+                       _mib(train.get("peak_memory_bytes")), _mib(memory_growth(train)),
                        _fmt(_number(job.get("seconds")), ".1f")])
     first = headers.index("epochs")
     return Table(headers, rows, set(range(first, len(headers))))

@@ -43,6 +43,7 @@ from harness.report import (
     is_joined,
     job_label,
     latency_notes,
+    memory_growth,
     latency_table,
     pareto_table,
     reference_table,
@@ -415,9 +416,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         if not history and plot is None:
             continue
         title = job_label(job, dataset=True, run=joined)
-        peak, at_start = _number(_get(job, "train", "peak_memory_bytes")), _number(
-            _get(job, "train", "memory_at_start_bytes"))
-        growth = f", {(peak - at_start) / 2**20:+,.0f} MiB while training" if peak and at_start is not None else ""
+        peak = _number(_get(job, "train", "peak_memory_bytes"))
+        grew = memory_growth(job["train"]) if isinstance(job.get("train"), dict) else None
+        growth = "" if grew is None else f", {grew / 2**20:+,.0f} MiB while training"
         facts = ", ".join(x for x in (
             f"{_get(job, 'train', 'epochs')} epochs" if _get(job, "train", "epochs") is not None else "",
             f"{_number(_get(job, 'train', 'seconds')):.1f} s" if _number(_get(job, "train", "seconds")) else "",
