@@ -188,9 +188,7 @@ def train_model(
     if on_cuda:
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
-        rss_at_start = None
-    else:
-        rss_at_start = reset_peak_rss()
+    rss_at_start = None if on_cuda else reset_peak_rss()  # CPU: so the peak read after training is this job's
     model.to(device)
     channels_last = options.channels_last and train[0].dim() == 4
     if channels_last:
