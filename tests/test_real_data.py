@@ -31,7 +31,9 @@ def test_enhanced_20k_learns_real_mnist_from_data_dir(tmp_path):
     job = _short_run(tmp_path, "mnist", "--data-dir", MNIST_DIR)
     assert job["params"] == 19_306
     assert job["train"]["val_samples"] > 0  # the recipe's held-out validation split
-    assert job["onnx"]["metrics"]["accuracy"] > 0.8, job["onnx"]["metrics"]  # 0.90 measured; chance is 0.1
+    # One epoch on 2,500 images: 0.70-0.83 measured over seeds 0-2 with torch 2.11 and 2.13 (0.79 for
+    # seed 0 on 2.11, so 0.8 was a coin toss there); chance is 0.1, a loader that scrambles labels ~0.1.
+    assert job["onnx"]["metrics"]["accuracy"] > 0.6, job["onnx"]["metrics"]
 
 
 @pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").exists(),
