@@ -502,6 +502,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     providers = list(options.providers or default_providers(device))
     reporter_set = ReporterSet(reporters)
     ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
+    # What this invocation set out to run, so a report of an interrupted run can say what never ran.
+    folder.data["planned_jobs"] = [job.id for job in plan.jobs]
+    folder.data.pop("interrupted", None)
     done = folder.finished_ids() if options.resume else set()
     todo = [job for job in plan.jobs if job.id not in done]
     if done:
@@ -522,6 +525,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         executor.run(todo, ctx, on_done)
     except KeyboardInterrupt as exc:
         progress.stop()
+        folder.data["interrupted"] = True
+        folder.save()
         exc.run_folder = folder  # type: ignore[attr-defined]
         raise
     progress.stop()

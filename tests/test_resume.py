@@ -67,7 +67,8 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
         assert job["status"] == "ok"
         if job["id"] in before:
             assert job == before[job["id"]]  # not redone: identical row, same timings
-    assert json.loads(results.read_text())["resumed"]
+    final = json.loads(results.read_text())
+    assert final["resumed"] and "interrupted" not in final and sorted(final["planned_jobs"]) == sorted(ids)
 
 
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
@@ -81,6 +82,9 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     assert "harness run --resume --run-id c" in stderr
     data = json.loads((out / "c" / "results.json").read_text())
     assert data["jobs"] and all(job["status"] == "ok" for job in data["jobs"])
+    # The report can tell an interrupted run from a finished one, and name the jobs that never ran.
+    assert data["interrupted"] is True
+    assert len(data["planned_jobs"]) == 4 and {job["id"] for job in data["jobs"]} < set(data["planned_jobs"])
 
 
 def test_resume_latest_run_without_run_id(env, tmp_path):
