@@ -31,15 +31,19 @@ class CommaList(click.ParamType):
         self.name = name
 
     def convert(self, value: Any, param: Any, ctx: Any) -> list[Any]:
-        if isinstance(value, list):
-            return value
-        items = [v.strip() for v in str(value).split(",") if v.strip()]
+        if isinstance(value, list):  # from a config file: each item checked like a typed one
+            items = [str(v).strip() for v in value]
+            if not items or not all(items):
+                self.fail(f"{value!r} is not a list of {self.name.lower()}", param, ctx)
+        else:
+            items = [v.strip() for v in str(value).split(",") if v.strip()]
         if not items:
             self.fail("expected a comma-separated list", param, ctx)
         try:
             return [self.convert_item(v) for v in items]
         except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of {self.name.lower()}", param, ctx)
+            what = "list" if isinstance(value, list) else "comma-separated list"
+            self.fail(f"{value!r} is not a {what} of {self.name.lower()}", param, ctx)
 
 
 def positive_ints(name: str) -> CommaList:
@@ -187,7 +191,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
 @click.option("--epochs", type=int, help="Override every recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override every recipe's training batch size.")
-@click.option("--lr", type=float, help="Override every recipe's learning rate.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override every recipe's learning rate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Training device; auto picks CUDA when available.")
 @click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset).")
@@ -208,6 +212,9 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16, ort-opt, slim.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
+@click.option("--onnx-tolerance", type=click.FloatRange(min=0, min_open=True),
+              help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this "
+                   "(default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
 @click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed-precision training on CUDA.")
@@ -341,15 +348,25 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
         return values, explicit
     from harness.config import load_config
 
+    params = {param.name: param for param in ctx.command.params}
     for key, value in load_config(config_file).items():
-        if key not in explicit:
-            values[key] = value
-            explicit.add(key)
+        key = _PARAM_OF.get(key, key)
+        if key in explicit:
+            continue
+        param = params.get(key)
+        if param is not None:  # the command line's own checks: choices, ranges, list items
+            try:
+                value = param.type.convert(value, param, ctx)
+            except click.BadParameter as exc:
+                raise HarnessError(f"config {config_file}: {key}: {exc.message}") from None
+        values[key] = value
+        explicit.add(key)
     return values, explicit
 
 
-# CLI option name -> RunOptions field, where they differ.
+# CLI option name -> RunOptions field, where they differ; and a config file's key -> CLI option name.
 _FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency", "compile_model": "compile"}
+_PARAM_OF = {"compile": "compile_model"}
 
 
 def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
@@ -374,6 +391,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
     }
+    if values["onnx_tolerance"] is not None:
+        fields["onnx_tolerance"] = values["onnx_tolerance"]
     if fields["profile"] == "edge":
         from harness.edge import edge_profile
 

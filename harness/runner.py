@@ -28,7 +28,7 @@ from harness.progress import Progress
 from harness.registry import Registry
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_id, latest_run, new_run_id, safe_name
-from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits
+from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,27 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
             for point in options.sweep or [{}]:
                 jobs.append(Job(model, dataset, dict(point)))
     return Plan(jobs, skipped)
+
+
+def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]]) -> None:
+    """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument.
+
+    A model's ``build`` drops keywords it does not take, so a misspelt key (``batchsize``) would
+    otherwise give identical jobs under different labels.
+    """
+    keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
+    if not keys:
+        return
+    taken: list[set[str] | None] = []
+    for model in models:
+        try:
+            taken.append(keyword_names(model.build))
+        except Exception:  # noqa: BLE001 - a build that cannot be imported fails its job with the reason
+            taken.append(None)
+    for key in sorted(keys):
+        if not any(names is None or key in names for names in taken):
+            raise HarnessError(f"sweep key {key!r} is not a recipe field ({', '.join(sorted(RECIPE_OVERRIDES))}), "
+                               f"nor seed, nor an argument of any selected model's build")
 
 
 @dataclass
@@ -497,6 +518,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     if not plan.jobs:
         reasons = "; ".join(why for _, _, why in plan.skipped) or "the selection has no compatible pair"
         raise HarnessError(f"no job to run: {reasons}")
+    check_sweep_keys(list({job.model.name: job.model for job in plan.jobs}.values()), options.sweep)
     environment = collect_environment(device)
     folder = open_run_folder(options, environment)
     providers = list(options.providers or default_providers(device))
@@ -540,6 +562,10 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
 def _validate(options: RunOptions) -> None:
     if options.epochs is not None and options.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {options.epochs}")
+    if options.lr is not None and not options.lr > 0:
+        raise HarnessError(f"--lr must be positive, got {options.lr}")
+    if not options.onnx_tolerance > 0:
+        raise HarnessError(f"--onnx-tolerance must be positive, got {options.onnx_tolerance}")
     if options.batch_size is not None and options.batch_size < 1:
         raise HarnessError(f"--batch-size must be at least 1, got {options.batch_size}")
     if not options.batch_sizes or any(b < 1 for b in options.batch_sizes):

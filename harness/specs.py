@@ -17,6 +17,23 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
+def keyword_names(function: Callable[..., Any]) -> set[str] | None:
+    """The keyword arguments ``function`` takes; None when it takes any (``**kwargs``) or has no signature.
+
+    For a :class:`lazy` callable, those of its target (imported now).
+    """
+    if isinstance(function, lazy):
+        function._resolve()
+        return None if function._accepted is None else set(function._accepted)
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
 class lazy:
     """A callable named ``"package.module:function"``, imported on its first call.
 
@@ -39,9 +56,7 @@ class lazy:
         if self._function is None:
             module, _, name = self.target.partition(":")
             function = getattr(importlib.import_module(module), name)
-            parameters = inspect.signature(function).parameters.values()
-            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-                self._accepted = {p.name for p in parameters}
+            self._accepted = keyword_names(function)
             self._function = function
         return self._function
 

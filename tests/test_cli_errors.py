@@ -64,3 +64,40 @@ def test_debug_shows_the_traceback():
 def test_python_dash_m_and_version():
     result = run_cli("--version")
     assert result.returncode == 0 and "harness" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "setting, needles",
+    [
+        ('batch_sizes = ["a"]', ["batch_sizes", "'a'"]),
+        ("batch_sizes = [0]", ["batch_sizes"]),
+        ('device = "tpu"', ["device", "'tpu'"]),
+        ('profile = "cloud"', ["profile", "'cloud'"]),
+        ('amp = "fp8"', ["amp", "'fp8'"]),
+        ("lr = -1", ["lr"]),
+        ('providers = [""]', ["providers"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
+    ],
+)
+def test_config_file_values_get_the_command_line_checks(tmp_path, setting, needles):
+    config = tmp_path / "c.toml"
+    config.write_text(setting + "\n")
+    _assert_usage_error(run_cli("run", "--config", str(config), "--out", str(tmp_path / "out")), *needles)
+
+
+@pytest.mark.parametrize("args, needles", [(["--lr", "-1"], ["--lr"]), (["--onnx-tolerance", "0"], ["--onnx-tolerance"])])
+def test_non_positive_rates_are_usage_errors(tmp_path, args, needles):
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", *args, "--out", str(tmp_path))
+    _assert_usage_error(result, *needles)
+
+
+def test_config_keys_reach_the_run_options(tmp_path):
+    from harness.cli import _merge_config, _run_options, run_command
+
+    config = tmp_path / "c.toml"
+    config.write_text('compile = true\nonnx_tolerance = 1e-3\nbatch_sizes = [1, 8]\ndevice = "cpu"\n')
+    ctx = run_command.make_context("run", ["--config", str(config), "--threads", "2"])
+    values, explicit = _merge_config(ctx, dict(ctx.params))
+    options = _run_options(values, explicit)
+    assert options.compile is True and options.onnx_tolerance == 1e-3
+    assert options.batch_sizes == [1, 8] and options.device == "cpu" and options.threads == [2]
