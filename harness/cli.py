@@ -510,8 +510,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "threshold", type=float, metavar="PCT",
-              help="Exit 1 when a job's p50 latency grows by more than PCT %% or its accuracy drops by more than "
-                   "PCT percentage points.")
+              help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
+                   "drops by more than PCT percentage points, or when a job or a latency measurement of BASE "
+                   "is missing or failed in NEW.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency and size changes."""

@@ -12,12 +12,17 @@ With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
   fp32 model or a variant) that grew by more than ``PCT`` percent;
 - an accuracy (or macro-F1), PyTorch or ONNX Runtime, fp32 or variant, that
   dropped by more than ``PCT`` percentage points (0.99 -> 0.97 is 2 points);
-- a job that was ``ok`` and now is not.
+- a job that was ``ok`` and now is not;
+- a lost measurement: a job that was ``ok`` in base and is missing from new,
+  or an ONNX Runtime latency row (fp32 or a variant, including every row of
+  a variant missing from new) measured in base and not in new.
 
 Eager PyTorch latency rows are shown but never gate: they are the
-reference the ONNX model is measured against, not what ships. Jobs present
-in only one run, and latency rows or variants measured in only one, are
-listed, never an error. The CLI exits 1 when there is a regression.
+reference the ONNX model is measured against, not what ships. Jobs, latency
+rows and variants found only in new, and anything found only in base when
+there is no threshold, are listed, never an error. Two runs with no job in
+common are a :class:`~harness.errors.HarnessError` (nothing to compare). The
+CLI exits 1 when there is a regression.
 
 CI recipe (``README``-ready)::
 
@@ -33,6 +38,8 @@ spread you observe (10-20% is typical for sub-millisecond models).
 from __future__ import annotations
 
 from typing import Any
+
+from harness.errors import HarnessError
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -84,6 +91,11 @@ class _Gate:
             self.regressions.append(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
                                     f"({change['base']:.4f} -> {change['new']:.4f} ms)")
 
+    def missing(self, job_id: str, what: str) -> None:
+        """A measurement in base and not in new: with a threshold, a regression."""
+        if self.threshold is not None:
+            self.regressions.append(f"{job_id}: {what}")
+
 
 def _metric_changes(job_id: str, old: dict[str, Any] | None, new: dict[str, Any] | None, prefix: str,
                     gate: _Gate) -> dict[str, dict[str, Any]]:
@@ -97,7 +109,9 @@ def _metric_changes(job_id: str, old: dict[str, Any] | None, new: dict[str, Any]
 
 
 def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]], prefix: str,
-                     gate: _Gate) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+                     gate: _Gate, gate_missing: bool = True
+                     ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Changes of the rows in both; ONNX Runtime rows only in base are regressions when ``gate_missing``."""
     old = {_latency_key(r): r for r in old_rows or []}
     new = {_latency_key(r): r for r in new_rows or []}
     changes = []
@@ -107,6 +121,8 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
         changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
                         "p50_ms": change, "gated": key[0] == GATED_RUNTIME})
     only_base = [_latency_name(k) for k in old if k not in new]
+    for key in [k for k in old if k not in new and k[0] == GATED_RUNTIME and gate_missing]:
+        gate.missing(job_id, f"{prefix}p50 {_latency_name(key)} missing in new")
     only_new = [_latency_name(k) for k in new if k not in old]
     return changes, only_base, only_new
 
@@ -119,15 +135,22 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     ``p50_ms`` change), ``bytes`` (change), ``variants`` (name -> metrics/latency/bytes), and the latency
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
+    Raises :class:`HarnessError` when the runs have no job in common.
     """
     gate = _Gate(threshold)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
+    if not set(base_jobs) & set(new_jobs):
+        raise HarnessError(f"runs {base.get('run_id')} ({len(base_jobs)} job(s)) and {new.get('run_id')} "
+                           f"({len(new_jobs)} job(s)) have no job in common: nothing to compare")
+    for job_id in [j for j in base_jobs if j not in new_jobs and base_jobs[j].get("status") == "ok"]:
+        gate.missing(job_id, "job missing in new (was ok in base)")
     jobs = []
     for job_id in [j for j in base_jobs if j in new_jobs]:
         old, cur = base_jobs[job_id], new_jobs[job_id]
         entry: dict[str, Any] = {"id": job_id, "status": [old.get("status"), cur.get("status")]}
-        if old.get("status") == "ok" and cur.get("status") != "ok":
+        stopped = old.get("status") == "ok" and cur.get("status") != "ok"
+        if stopped:  # already a regression: its lost rows are not counted again
             stage = f" at {cur.get('stage')}" if cur.get("stage") else ""
             gate.regressions.append(f"{job_id}: was ok, now {cur.get('status')}{stage} ({cur.get('error')})")
         entry["metrics"] = {
@@ -136,15 +159,18 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                               "onnx ", gate),
         }
         entry["latency"], entry["latency_only_in_base"], entry["latency_only_in_new"] = _latency_changes(
-            job_id, old.get("latency") or [], cur.get("latency") or [], "", gate)
+            job_id, old.get("latency") or [], cur.get("latency") or [], "", gate, not stopped)
         entry["bytes"] = _change((old.get("onnx") or {}).get("bytes"), (cur.get("onnx") or {}).get("bytes"))
         old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
+        for name in [n for n in old_variants if n not in new_variants]:
+            _latency_changes(job_id, old_variants[name].get("latency") or [], [], f"{name} ", gate,
+                             not stopped)
         for name in [n for n in new_variants if n in old_variants]:
             ov, nv = old_variants[name], new_variants[name]
             latency, _, _ = _latency_changes(job_id, ov.get("latency") or [], nv.get("latency") or [],
-                                             f"{name} ", gate)
+                                             f"{name} ", gate, not stopped)
             entry["variants"][name] = {
                 "metrics": _metric_changes(job_id, ov.get("metrics"), nv.get("metrics"), f"{name} ", gate),
                 "latency": latency,
@@ -223,9 +249,12 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     """Human-readable comparison: the change table, jobs in one run only, and the verdict."""
     from tabulate import tabulate
 
+    rows = comparison_rows(comparison)
+    headers = ["job", "measure", "base", "new", "change", "change %", ""]
+    if not any(row[-1] for row in rows):  # the flag column, empty: tabulate would still rule it with "--"
+        rows, headers = [row[:-1] for row in rows], headers[:-1]
     lines = [f"compare {comparison['base']} -> {comparison['new']}",
-             tabulate(comparison_rows(comparison), headers=["job", "measure", "base", "new", "change", "change %", ""],
-                      disable_numparse=True)]
+             tabulate(rows, headers=headers, disable_numparse=True)]
     for label in ("only_in_base", "only_in_new"):
         if comparison[label]:
             lines.append(f"jobs {label.replace('_', ' ')}: {', '.join(map(str, comparison[label]))}")

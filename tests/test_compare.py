@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.compare import compare_runs, format_comparison
+from harness.errors import HarnessError
 
 RUNS = Path(__file__).parent / "fixtures" / "compare"
 
@@ -21,17 +22,36 @@ def load(name: str) -> dict:
     return json.loads((RUNS / name / "results.json").read_text())
 
 
+def write_run(folder: Path, data: dict) -> Path:
+    """A run folder holding ``data`` as its results.json."""
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(data))
+    return folder
+
+
+def same_keeping_every_base_job() -> dict:
+    """The "same" run plus the job it dropped from base: nothing lost, nothing regressed."""
+    same = load("same")
+    same["jobs"].append(next(j for j in load("base")["jobs"] if j["id"] == "mnist-rough-cnn@synthetic"))
+    return same
+
+
 def compare_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness", "compare", *args], capture_output=True, text=True,
                           timeout=120)
 
 
-def test_no_regression_exits_zero_and_lists_jobs_in_one_run_only():
-    result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--fail-on-regression", "10")
+def test_no_regression_exits_zero_and_lists_jobs_in_one_run_only(tmp_path):
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "same"))  # no threshold: a job only in base is listed
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "jobs only in base: mnist-rough-cnn@synthetic" in result.stdout
+    assert "REGRESSION" not in result.stdout
+    new = write_run(tmp_path / "same", same_keeping_every_base_job())
+    result = compare_cli(str(RUNS / "base"), str(new), "--fail-on-regression", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "jobs only in base: mnist-rough-cnn@synthetic" in out
-    assert "jobs only in new: mnist-ultralight-cnn@synthetic" in out
+    assert "jobs only in base" not in out
+    assert "jobs only in new: mnist-ultralight-cnn@synthetic" in out  # informational, never gates
     assert "no regression beyond 10" in out and "REGRESSION" not in out
     line = next(x for x in out.splitlines() if "mnist-mlp@synthetic" in x and "onnxruntime" in x and " b1 t1" in x)
     assert "+3.0%" in line and "0.0173" in line  # the change, absolute and relative
@@ -75,7 +95,7 @@ def test_json_output_carries_every_change():
 
 
 def test_eager_pytorch_latency_is_shown_but_never_gates():
-    comparison = compare_runs(load("base"), load("same"), threshold=10)  # torch rows +50% in "same"
+    comparison = compare_runs(load("base"), same_keeping_every_base_job(), threshold=10)  # torch rows +50%
     assert comparison["regressions"] == []
     mlp = next(j for j in comparison["jobs"] if j["id"] == "mnist-mlp@synthetic")
     torch_rows = [r for r in mlp["latency"] if r["runtime"] == "torch"]
@@ -108,13 +128,73 @@ def test_variants_are_compared_and_gated():
     assert any("int8-dynamic accuracy dropped 9.00 points" in r for r in comparison["regressions"])
 
 
-def test_unmatched_latency_rows_and_empty_runs_do_not_crash():
-    base, new = load("base"), copy.deepcopy(load("base"))
-    new["jobs"][0]["latency"] = [r for r in new["jobs"][0]["latency"] if r["batch_size"] == 1]
+def test_a_job_missing_from_new_is_a_regression_with_a_threshold():
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--fail-on-regression", "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "jobs only in base: mnist-rough-cnn@synthetic" in result.stdout
+    regressions = result.stdout.split("REGRESSIONS")[1]
+    assert "mnist-rough-cnn@synthetic: job missing in new (was ok in base)" in regressions
+    assert "ultralight" not in regressions  # a job only in new is informational
+    base = load("base")
+    base["jobs"][2].update(status="failed", stage="train", error="boom", latency=[])  # nothing to lose
+    assert compare_runs(base, load("same"), threshold=10)["regressions"] == []
+
+
+def test_lost_onnxruntime_latency_rows_are_regressions_with_a_threshold():
+    base = load("base")
+    int8 = [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1, "threads": 1,
+             "p50_ms": 0.010}]
+    base["jobs"][0]["variants"] = [
+        {"variant": "int8-dynamic", "bytes": 240_000, "metrics": {"accuracy": 0.99}, "latency": int8},
+        {"variant": "fp16", "bytes": 480_000, "metrics": {"accuracy": 0.99}, "latency": copy.deepcopy(int8)}]
+    new = copy.deepcopy(base)
+    job = new["jobs"][0]
+    job["latency"] = [r for r in job["latency"] if r["batch_size"] == 1]  # loses b32 rows: 2 ORT, 2 torch
+    job["variants"][0]["latency"] = []  # int8-dynamic loses its only row
+    del job["variants"][1]  # fp16 gone altogether
     comparison = compare_runs(base, new, threshold=10)
-    assert comparison["jobs"][0]["latency_only_in_base"]
-    assert "latency rows only in base" in format_comparison(comparison)
-    empty = {"run_id": "empty", "jobs": []}
-    comparison = compare_runs(base, empty, threshold=1)
-    assert comparison["only_in_base"] == sorted(j["id"] for j in base["jobs"]) and comparison["regressions"] == []
-    format_comparison(comparison)
+    assert sorted(comparison["regressions"]) == [
+        f"mnist-mlp@synthetic: {what} missing in new" for what in (
+            "fp16 p50 onnxruntime/CPUExecutionProvider batch 1 threads 1",
+            "int8-dynamic p50 onnxruntime/CPUExecutionProvider batch 1 threads 1",
+            "p50 onnxruntime/CPUExecutionProvider batch 32 threads 1",
+            "p50 onnxruntime/CPUExecutionProvider batch 32 threads 2")
+    ]  # the lost torch rows never gate
+    assert len(comparison["jobs"][0]["latency_only_in_base"]) == 4
+    assert comparison["jobs"][0]["variants_only_in_base"] == ["fp16"]
+    text = format_comparison(comparison)
+    assert "latency rows only in base" in text and "variants only in base: fp16" in text
+    assert compare_runs(base, new)["regressions"] == []  # without a threshold: listed only
+    assert compare_runs(new, base, threshold=10)["regressions"] == []  # rows only in new are informational
+
+
+@pytest.mark.parametrize("threshold", [10, None])
+def test_runs_with_no_job_in_common_are_an_error(threshold):
+    run3d = load("base")
+    run3d["run_id"] = "run3d"
+    run3d["jobs"] = [{**run3d["jobs"][0], "id": "cnn3d-sequential@synthetic3d"}]
+    with pytest.raises(HarnessError, match=r"base \(3 job\(s\)\) and run3d \(1 job\(s\)\) have no job in "):
+        compare_runs(load("base"), run3d, threshold)
+    with pytest.raises(HarnessError, match=r"\(3 job\(s\)\) and empty \(0 job\(s\)\)"):
+        compare_runs(load("base"), {"run_id": "empty", "jobs": []}, threshold)
+
+
+def test_no_job_in_common_exits_two_with_one_line(tmp_path):
+    run3d = load("base")
+    run3d["run_id"] = "run3d"
+    run3d["jobs"] = [{**j, "id": f"cnn3d-{i}@synthetic3d"} for i, j in enumerate(run3d["jobs"][:2])]
+    new = write_run(tmp_path / "run3d", run3d)
+    result = compare_cli(str(RUNS / "base"), str(new), "--fail-on-regression", "10")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no regression" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(3 job(s))" in lines[0] and "(2 job(s))" in lines[0]
+
+
+def test_table_has_no_empty_flag_column():
+    table = format_comparison(compare_runs(load("base"), load("same"))).splitlines()
+    header, rule = table[1], table[2]
+    assert header.split()[-2:] == ["change", "%"] and len(rule.split()) == 6  # no nameless "--" column
+    flagged = format_comparison(compare_runs(load("base"), load("regressed"), threshold=10)).splitlines()
+    assert len(flagged[2].split()) == 7  # a flagged row: the column is back, with something in it
+    assert any(line.startswith("mnist-mlp@synthetic") and line.endswith("REGRESSION") for line in flagged)
