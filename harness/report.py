@@ -37,6 +37,9 @@ CSV_FIELDS = [
     "train_seconds", "epochs", "device", "time_to_target_s", "peak_memory_bytes",
     "runtime", "provider", "batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
     "std_ms", "min_ms", "throughput_per_s",
+    # appended (existing consumers read the columns above by name and order): which ONNX model a row
+    # measured, and a variant's own check against the fp32 export
+    "variant", "max_abs_diff_vs_fp32", "variant_error",
 ]
 
 
@@ -75,6 +78,11 @@ def _fmt(value: Any, spec: str = "") -> str:
         return str(value)
 
 
+def _text(value: Any, missing: str = "-") -> str:
+    """``value`` as display text; ``missing`` where it is null or absent (never the word ``None``)."""
+    return missing if value is None else str(value)
+
+
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per job with the figures people compare (used by the table and Markdown)."""
     rows = []
@@ -91,7 +99,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "model": job.get("model"),
             "dataset": job.get("dataset"),
             "point": job.get("point"),
-            "status": job.get("status") if job.get("status") == "ok" else f"{job.get('status')} ({job.get('stage')})",
+            "status": _status(job),
             "params": job.get("params"),
             "accuracy": _get(job, "metrics", "accuracy"),
             "onnx_accuracy": _get(job, "onnx", "metrics", "accuracy"),
@@ -121,12 +129,12 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "status", "params", "acc", "onnx acc", "max|diff|", "onnx KB", f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
     if big_bs and big_bs != small_bs:
-        headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs}"]
+        headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs} (batch / mean)"]
     headers += ["ORT vs eager", "train s"]
     table = []
     for r, job in zip(summary, results.get("jobs", [])):
-        name = str(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
-        line = [name, r["dataset"]] + ([job.get("run_id") or "-"] if joined else []) + [
+        name = _text(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
+        line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
                 r["status"], _fmt(r["params"], ","), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
@@ -138,12 +146,20 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
 
 
 def failures(results: dict[str, Any]) -> list[str]:
-    return [f"{j.get('id')}: {j.get('stage')}: {j.get('error')}" for j in results.get("jobs", [])
-            if j.get("status") == "failed"]
+    return [f"{_text(j.get('id'))}: {_text(j.get('stage'))}: {_text(j.get('error'))}"
+            for j in results.get("jobs", []) if j.get("status") == "failed"]
 
 
 def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    """Long format: one row per job and latency measurement (a job without latency gets one row)."""
+    """Long format: one row per job and latency measurement (a job without latency gets one row), then one
+    per variant and latency measurement (a variant without latency gets one row).
+
+    ``variant`` says which ONNX model a row is about: ``fp32`` for the job's plain export, the variant's
+    name (``int8-dynamic``, ``ort-opt``...) for a variant; it is blank on eager PyTorch (``runtime`` torch)
+    rows, which time no ONNX model, and on the row of a job that has no export. A variant row carries the
+    variant's ``onnx_bytes`` and ``onnx_accuracy``, its ``max_abs_diff_vs_fp32`` (logits against the fp32
+    export's) and ``variant_error``; its ``max_abs_diff`` (the fp32 export against PyTorch) is blank.
+    """
     for job in results.get("jobs", []):
         base = {
             "run_id": job.get("run_id") or results.get("run_id"),
@@ -169,11 +185,24 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
         }
-        latency = job.get("latency") or []
+        exported = "fp32" if isinstance(job.get("onnx"), dict) else None
+        latency = [r for r in job.get("latency") or [] if isinstance(r, dict)]
         if not latency:
-            yield base
+            yield {**base, "variant": exported}
         for row in latency:
-            yield {**base, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
+            yield {**base, **{k: row.get(k) for k in CSV_FIELDS if k in row},
+                   "variant": exported if row.get("runtime") != "torch" else None}
+        for variant in job.get("variants") or []:
+            if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
+                continue
+            own = {**base, "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
+                   "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
+                   "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error")}
+            rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
+            if not rows:
+                yield own
+            for row in rows:
+                yield {**own, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
 
 
 def to_csv(results: dict[str, Any]) -> str:
@@ -203,9 +232,9 @@ def point_text(point: dict[str, Any] | None, skip: Iterable[str] = ()) -> str:
 
 def job_label(job: dict[str, Any], dataset: bool = False, run: bool = False) -> str:
     """``model [settings]`` (optionally ``@dataset`` and ``run:`` prefix) for legends and headings."""
-    label = str(job.get("model"))
+    label = _text(job.get("model"))
     if dataset:
-        label += f"@{job.get('dataset')}"
+        label += f"@{_text(job.get('dataset'))}"
     settings = point_text(job.get("point"))
     if settings:
         label += f" [{settings}]"
@@ -215,6 +244,8 @@ def job_label(job: dict[str, Any], dataset: bool = False, run: bool = False) -> 
 
 
 def provider_short(provider: Any) -> str:
+    if provider is None:
+        return "-"
     return PROVIDER_SHORT.get(str(provider), str(provider).replace("ExecutionProvider", ""))
 
 
@@ -261,8 +292,8 @@ def _kib(value: Any) -> str:
 
 
 def _status(job: dict[str, Any]) -> str:
-    status = str(job.get("status"))
-    return status if status == "ok" or not job.get("stage") else f"{status} ({job.get('stage')})"
+    status = _text(job.get("status"), "unknown")
+    return status if status == "ok" or not job.get("stage") else f"{status} ({job['stage']})"
 
 
 @dataclass
@@ -287,11 +318,11 @@ def results_table(results: dict[str, Any]) -> Table:
         "settings", "status", "params", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KB"]
     for provider, batch, threads in keys:
         where = "" if providers == {CPU} else f"{provider_short(provider)} "
-        headers.append(f"{where}b{batch} t{threads} p50 / p99 ms")
+        headers.append(f"{where}b{_text(batch, '?')} t{_text(threads, '?')} p50 / p99 ms")
     headers += ["train s", "epochs", "peak memory MiB"]
     rows, classes = [], []
     for job in results.get("jobs", []):
-        row = [str(job.get("model")), str(job.get("dataset"))] + ([str(job.get("run_id") or "-")] if joined else [])
+        row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
         row += [point_text(job.get("point")) or "-", _status(job), _fmt(job.get("params"), ","),
                 _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "metrics", "accuracy")), ".4f"),
@@ -402,7 +433,7 @@ def seed_table(results: dict[str, Any]) -> Table:
         heading for _, heading, _ in SEED_MEASURES]
     rows = []
     for s in summaries:
-        rows.append([str(s["model"]), str(s["dataset"])] + ([str(s["run_id"] or "-")] if joined else []) + [
+        rows.append([_text(s["model"]), _text(s["dataset"])] + ([_text(s["run_id"])] if joined else []) + [
             point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
             + [_seed_cell(s, key, spec) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
@@ -471,8 +502,8 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def pareto_table(results: dict[str, Any]) -> Table:
-    rows = [[str(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), _fmt(c["p50_ms"], ".3f"),
-             f"b{c['batch_size']} t{c['threads']}", _kib(c["bytes"])]
+    rows = [[_text(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), _fmt(c["p50_ms"], ".3f"),
+             f"b{_text(c['batch_size'], '?')} t{_text(c['threads'], '?')}", _kib(c["bytes"])]
             for c in sorted((c for c in candidates(results) if c["pareto"]),
                             key=lambda c: (str(c["dataset"]), c["p50_ms"]))]
     return Table(["dataset", "model", "accuracy", "p50 ms", "measured at", "ONNX KB"], rows, {2, 3, 5})
@@ -486,13 +517,14 @@ def latency_table(results: dict[str, Any]) -> Table:
     rows = []
     for job in results.get("jobs", []):
         for r in job.get("latency") or []:
-            rows.append([job_label(job, run=is_joined(results)), str(job.get("dataset")), str(r.get("runtime")),
+            rows.append([job_label(job, run=is_joined(results)), _text(job.get("dataset")),
+                         _text(r.get("runtime")),
                          provider_short(r.get("provider")), _fmt(r.get("batch_size")), _fmt(r.get("threads")),
                          _fmt(r.get("runs")), _fmt(_number(r.get("p50_ms")), ".4f"),
                          _fmt(_number(r.get("p90_ms")), ".4f"), _fmt(_number(r.get("p99_ms")), ".4f"),
                          _fmt(_number(r.get("throughput_per_s")), ",.0f")])
     headers = ["model", "dataset", "runtime", "provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms",
-               "samples/s"]
+               "samples/s (batch / mean)"]
     return Table(headers, rows, set(range(4, len(headers))))
 
 
@@ -539,11 +571,12 @@ def variants_table(results: dict[str, Any]) -> Table:
             notes = [str(v["error"])] if v.get("error") else [str(n) for n in (v.get("notes") or [])] + [
                 str(n) for n in (v.get("latency_skipped") or [])]
             rows.append([
-                job_label(job, run=is_joined(results)), str(job.get("dataset")), str(v.get("variant")), str(status),
+                job_label(job, run=is_joined(results)), _text(job.get("dataset")), _text(v.get("variant")),
+                str(status),
                 _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"), _fmt(v_acc, ".4f"),
                 "-" if drop is None else f"{drop * 100:.2f}", _fmt(p50, ".3f"),
-                "-" if lat is None else f"{provider_short(lat.get('provider'))} b{lat.get('batch_size')} "
-                                        f"t{lat.get('threads')}",
+                "-" if lat is None else f"{provider_short(lat.get('provider'))} "
+                                        f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f"), " ".join("; ".join(notes).split()) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KB", "size vs fp32", "accuracy ORT",
@@ -552,30 +585,71 @@ def variants_table(results: dict[str, Any]) -> Table:
 
 
 REFERENCE_ACCURACY_KEYS = ("test_accuracy", "val_accuracy", "train_accuracy")
+REFERENCE_OWN_COLUMNS = ("source", "params", "dataset", "train_minutes")
+
+
+def _shown_reference(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's published figures when the reference table shows them (parameters or another figure)."""
+    ref = job.get("reference")
+    if not isinstance(ref, dict) or ("params" not in ref and not set(ref) - set(REFERENCE_OWN_COLUMNS)):
+        return None
+    return ref
+
+
+def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None, str | None]:
+    """The published training time over ours, and why it is not comparable (None when it is).
+
+    Comparable only when the job trained on the dataset the seed published on, for the seed's epoch
+    count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), on
+    the whole training split (no ``--max-train-samples``). ``config`` is the run's options
+    (``results["config"]``); without them (a joined or hand-made document) the budget is unknown,
+    and so not comparable. Returns ``(None, None)`` when either time is missing.
+    """
+    ref = job.get("reference") if isinstance(job.get("reference"), dict) else {}
+    ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
+    if not ours_s or not their_min:
+        return None, None
+    reasons = []
+    epochs, published = _get(job, "train", "epochs"), ref.get("epochs")
+    if not isinstance(config, dict):
+        reasons.append("run options not recorded")
+    if isinstance(published, int):
+        if epochs != published:
+            reasons.append(f"{_text(epochs, '?')} of {published} epochs")
+    elif isinstance(config, dict) and (config.get("epochs") is not None or "epochs" in (job.get("point") or {})):
+        reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's")
+    cap = config.get("max_train_samples") if isinstance(config, dict) else None
+    if cap is not None:
+        reasons.append(f"{_fmt(cap, ',')} samples")
+    if ref.get("dataset") is None:
+        reasons.append("published dataset not recorded")
+    elif ref.get("dataset") != job.get("dataset"):
+        reasons.append(_text(job.get("dataset")))
+    if reasons:
+        return None, "not comparable: " + ", ".join(reasons)
+    return their_min * 60 / ours_s, None
 
 
 def reference_table(results: dict[str, Any]) -> Table:
     """The seeds' published figures (``job["reference"]``) next to what this run measured."""
     rows = []
     for job in results.get("jobs", []):
-        ref = job.get("reference")
-        if not isinstance(ref, dict):
+        ref = _shown_reference(job)
+        if ref is None:
             continue
-        figures = {k: v for k, v in ref.items() if k not in ("source", "params", "dataset", "train_minutes")}
-        if "params" not in ref and not figures:
-            continue
+        figures = {k: v for k, v in ref.items() if k not in REFERENCE_OWN_COLUMNS}
         ours_params = job.get("params")
         ref_params = ref.get("params")
         params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
         published = ", ".join(f"{k}={_fmt(v, '.4f') if isinstance(v, float) else v}" for k, v in figures.items())
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
-        speedup = f"{their_min * 60 / ours_s:.1f}x" if ours_s and their_min else "-"
+        speedup, _ = training_comparison(job, results.get("config"))
         rows.append([
-            job_label(job, run=is_joined(results)), str(job.get("dataset")), str(ref.get("dataset") or "-"),
+            job_label(job, run=is_joined(results)), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
             _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"), _fmt(accuracy_of(job), ".4f"),
-            _fmt(ours_s, ".1f"), _fmt(their_min, "g"), speedup,
+            _fmt(ours_s, ".1f"), _fmt(their_min, "g"), "-" if speedup is None else f"{speedup:.1f}x",
             published or "-", str(ref.get("source") or "-"),
         ])
     headers = ["model", "our dataset", "published on", "params (ours)", "params (published)", "params match",
@@ -584,9 +658,22 @@ def reference_table(results: dict[str, Any]) -> Table:
     return Table(headers, rows, {3, 4, 6, 7, 8, 9, 10})
 
 
+def reference_notes(results: dict[str, Any]) -> list[str]:
+    """Why a job's training speed-up against the published time shows ``-`` (see :func:`training_comparison`)."""
+    notes = []
+    for job in results.get("jobs", []):
+        if _shown_reference(job) is None:
+            continue
+        _, why = training_comparison(job, results.get("config"))
+        if why:
+            notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: training speed-up {why}")
+    return notes
+
+
 def failed_table(results: dict[str, Any]) -> Table:
     """Failed and skipped jobs with the stage and the one-line error."""
-    rows = [[job_label(job, run=is_joined(results)), str(job.get("dataset")), str(job.get("status")),
+    rows = [[job_label(job, run=is_joined(results)), _text(job.get("dataset")),
+             _text(job.get("status"), "unknown"),
              str(job.get("stage") or "-"), " ".join(str(job.get("error") or "-").split())]
             for job in results.get("jobs", []) if job.get("status") != "ok"]
     return Table(["model", "dataset", "status", "stage", "error"], rows,
@@ -625,8 +712,8 @@ def training_table(results: dict[str, Any]) -> Table:
         history = [r for r in train.get("history") or [] if isinstance(r, dict)]
         target = _number(train.get("target_accuracy"))
         reached = _number(train.get("time_to_target_s"))
-        rows.append([str(job.get("model")), str(job.get("dataset"))]
-                    + ([str(job.get("run_id") or "-")] if joined else [])
+        rows.append([_text(job.get("model")), _text(job.get("dataset"))]
+                    + ([_text(job.get("run_id"))] if joined else [])
                     + [point_text(job.get("point")) or "-", str(train.get("device") or "-"), _train_settings(train),
                        _fmt(train.get("epochs")), _fmt(seconds, ".2f"),
                        _fmt(seconds / epochs if seconds is not None and epochs else None, ".2f"),
@@ -642,7 +729,11 @@ def training_table(results: dict[str, Any]) -> Table:
 SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation over the seeds (n-1), "
               "finished jobs only.")
 REFERENCE_NOTE = ("What the seed projects published for these models, next to this run (comparable only when "
-                  "the datasets and training budget match).")
+                  "the datasets and training budget match). Training speed-up: the published training time over "
+                  "ours, shown only for a job that trained on the published dataset for the published epochs on "
+                  "the whole training split; otherwise '-', and a note below says why.")
+LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
+                "results.json and results.csv have mean_ms.")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "
@@ -698,21 +789,55 @@ def config_table(results: dict[str, Any]) -> Table:
 
 
 def header_facts(results: dict[str, Any]) -> list[str]:
-    """Short sentences for the top of a report: what ran where, and how many jobs finished."""
+    """Short sentences for the top of a report: what ran where, and how many jobs finished (and, when the
+    run set out to run jobs that have no row, which: ``planned_jobs``, ``interrupted``)."""
     env = results.get("environment") or {}
     jobs = results.get("jobs", [])
     counts = {s: sum(1 for j in jobs if j.get("status") == s) for s in ("ok", "failed", "skipped")}
+    unknown = len(jobs) - sum(counts.values())
     facts = [
-        f"Created {results.get('created')} on {env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores)"
+        f"Created {_text(results.get('created'), 'unknown')} on {_text(env.get('cpu'), '?')} "
+        f"({_text(env.get('cpu_count'), '?')} cores)"
         + (f", GPU {env['gpu']}" if env.get("gpu") else "")
-        + f"; torch {env.get('torch', '?')}, onnxruntime {env.get('onnxruntime', '?')}, onnx {env.get('onnx', '?')}.",
-        f"{len(jobs)} job(s): {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped.",
+        + f"; torch {_text(env.get('torch'), '?')}, onnxruntime {_text(env.get('onnxruntime'), '?')}, "
+        f"onnx {_text(env.get('onnx'), '?')}.",
+        f"{len(jobs)} job(s): {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped"
+        + (f", {unknown} unknown" if unknown else "") + ".",
     ]
+    missing = not_run(results)
+    if missing:
+        facts[-1] = facts[-1][:-1] + "; " + not_run_text(results, missing)
     runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
     if len(runs) > 1:
         facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} "
                      "(the environment shown is the first run's).")
     return facts
+
+
+NOT_RUN_LISTED = 20  # ids named in the summary line; the rest are counted
+
+
+def not_run(results: dict[str, Any]) -> list[str]:
+    """The ids in ``planned_jobs`` that have no row in ``jobs`` (an interrupted run); empty without the key."""
+    planned = results.get("planned_jobs")
+    if not isinstance(planned, list):
+        return []
+    ran = {job.get("id") for job in results.get("jobs", [])}
+    return [str(job_id) for job_id in dict.fromkeys(planned) if job_id not in ran]
+
+
+def not_run_text(results: dict[str, Any], missing: list[str]) -> str:
+    """``2 of 3 planned not run (interrupted; continue with ...): a, b.``"""
+    planned = len(dict.fromkeys(results.get("planned_jobs") or []))
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
+    if config.get("out"):
+        command += f" --out {config['out']}"
+    why = "interrupted" if results.get("interrupted") else "the run stopped before them"
+    listed = ", ".join(missing[:NOT_RUN_LISTED])
+    if len(missing) > NOT_RUN_LISTED:
+        listed += f" and {len(missing) - NOT_RUN_LISTED} more (planned_jobs in results.json)"
+    return f"{len(missing)} of {planned} planned not run ({why}; continue with {command}): {listed}."
 
 
 TABLE_NOTE = (
@@ -783,7 +908,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             headers.append("note")
         table = Table(headers, [], numeric={3, 4, 5, 6, 7, 8, 9})
         for r in rows:
-            line = [str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
+            line = [_text(r.get("model")), _text(r.get("dataset")), r.get("variant") or "none",
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ",")]
@@ -807,7 +932,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
     report; they are linked where given.
     """
     plots = plots or {}
-    lines = [f"# harness run `{_md_cell(results.get('run_id'))}`", ""]
+    lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
     seeds = seed_table(results)
@@ -841,7 +966,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
         lines += ["", "## Latency", ""]
         if plots.get("latency_vs_batch"):
             lines += [f"![latency per batch size]({plots['latency_vs_batch']})", ""]
-        lines += md_table(latency)
+        lines += md_table(latency) + ["", LATENCY_NOTE]
         notes = latency_notes(results)
         if notes:
             lines += [""] + [f"- {_md_cell(n)}" for n in notes]
@@ -856,6 +981,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
     reference = reference_table(results)
     if reference:
         lines += ["", "## Published reference figures", "", REFERENCE_NOTE, ""] + md_table(reference)
+        notes = reference_notes(results)
+        if notes:
+            lines += [""] + [f"- {_md_cell(n)}" for n in notes]
     failed = failed_table(results)
     if failed:
         lines += ["", "## Failed jobs", ""] + md_table(failed)

@@ -23,6 +23,7 @@ from typing import Any
 from harness.report import (
     CPU,
     EDGE_NOTE,
+    LATENCY_NOTE,
     ORT,
     PLOT_TITLES,
     REFERENCE_NOTE,
@@ -46,6 +47,7 @@ from harness.report import (
     memory_growth,
     latency_table,
     pareto_table,
+    reference_notes,
     reference_table,
     results_table,
     seed_table,
@@ -236,7 +238,7 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         through = [(b, t) for b, t in through if t]
         if through:
             right.plot([b for b, _ in through], [t for _, t in through], marker="o", color=color)
-    for ax, ylabel in ((left, "p50 ms per batch"), (right, "samples per second")):
+    for ax, ylabel in ((left, "p50 ms per batch"), (right, "samples per second (batch / mean latency)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
@@ -437,7 +439,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         body = _figure_html(by_key.get("latency_vs_batch"), "ONNX Runtime, CPU provider, fewest threads measured.")
         opened = " open" if len(latency.rows) <= 24 else ""
         body += (f"<details{opened}><summary>every latency measurement ({len(latency.rows)} rows)</summary>"
-                 f"{html_table(latency)}</details>")
+                 f'{html_table(latency)}</details><p class="note">{esc(LATENCY_NOTE)}</p>')
         if notes:
             body += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
         sections.append(("latency", "Latency", body))
@@ -451,8 +453,10 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
                          + html_table(variants, error_column=len(variants.headers) - 1)))
     reference = reference_table(results)
     if reference:
+        why = reference_notes(results)  # speed-ups shown as '-'
         sections.append(("reference", "Published reference figures",
-                         f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference)))
+                         f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference)
+                         + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in why) + "</ul>" if why else "")))
     failed = failed_table(results)
     if failed:
         sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))

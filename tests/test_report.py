@@ -177,14 +177,83 @@ def test_markdown_has_every_section_and_escapes_plugin_names(results):
 
 def test_reference_table_compares_training_time_with_the_published_one(results):
     job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
-    job["reference"] = {"params": job["params"], "test_accuracy": 0.9919, "train_minutes": 5, "source": "seed 002"}
+    job["reference"] = {"params": job["params"], "test_accuracy": 0.9919, "train_minutes": 5, "source": "seed 002",
+                        "dataset": job["dataset"], "epochs": job["train"]["epochs"]}
     job["train"]["seconds"] = 12.5
-    table = report.reference_table({**results, "jobs": [job]})
+    config = {**results["config"], "max_train_samples": None}  # the published budget: whole split, all epochs
+    table = report.reference_table({**results, "config": config, "jobs": [job]})
     col = {name: i for i, name in enumerate(table.headers)}
     (row,) = table.rows
     assert row[col["train s (ours)"]] == "12.5" and row[col["train min (published)"]] == "5"
     assert row[col["training speed-up"]] == "24.0x"  # 300 s / 12.5 s
     assert "train_minutes" not in row[col["published figures"]]
+
+
+def _published_job(results: dict) -> dict:
+    """A trained job with a seed's published training time (7 min, 20 epochs, on MNIST)."""
+    job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
+    job["reference"] = {"params": job["params"], "test_accuracy": 0.9919, "train_minutes": 7, "epochs": 20,
+                        "dataset": "mnist", "source": "seed 003"}
+    job["train"].update(seconds=5.1, epochs=1)
+    return job
+
+
+def test_training_speed_up_is_shown_only_for_the_published_budget(results):
+    job = _published_job(results)  # 1 of 20 epochs on 256 synthetic samples: 82.4x would compare nothing
+    document = {**results, "config": {**results["config"], "max_train_samples": 256}, "jobs": [job]}
+    table = report.reference_table(document)
+    assert table.rows[0][table.headers.index("training speed-up")] == "-"
+    why = "not comparable: 1 of 20 epochs, 256 samples, synthetic"
+    assert report.reference_notes(document) == [f"mnist-mlp@synthetic: training speed-up {why}"]
+    reference = to_markdown(document).split("## Published reference figures")[1].split("\n## ")[0]
+    assert f"- mnist-mlp@synthetic: training speed-up {why}" in reference and "82." not in reference
+    full = {**results, "config": {**results["config"], "max_train_samples": None}}  # the seed's budget
+    job.update(dataset="mnist")
+    job["train"]["epochs"] = 20
+    (row,) = report.reference_table({**full, "jobs": [job]}).rows
+    assert row[table.headers.index("training speed-up")] == "82.4x" and not report.reference_notes(
+        {**full, "jobs": [job]})
+    (row,) = report.reference_table({"jobs": [job]}).rows  # no run options (a joined report): budget unknown
+    assert row[table.headers.index("training speed-up")] == "-"
+    assert report.reference_notes({"jobs": [job]}) == [
+        "mnist-mlp@mnist: training speed-up not comparable: run options not recorded"]
+    without = {k: v for k, v in job["reference"].items() if k != "epochs"}  # the recipe's own count
+    overridden = report.training_comparison({**job, "reference": without}, full["config"])  # config epochs: 3
+    assert overridden == (None, "not comparable: 20 epochs, not the recipe's")
+
+
+def test_throughput_columns_say_they_come_from_the_mean_latency(results):
+    assert report.latency_table(results).headers[-1] == "samples/s (batch / mean)"
+    assert "samples/s b32 (batch / mean)" in report.comparison_table(results)
+    latency = to_markdown(results).split("## Latency")[1].split("\n## ")[0]
+    assert "| samples/s (batch / mean) |" in latency and report.LATENCY_NOTE in latency
+
+
+def test_missing_job_fields_show_a_dash_not_none():
+    document = {"schema_version": 1, "run_id": "bare", "jobs": [
+        {"model": "m", "dataset": "d"}, {"id": "x", "status": "failed", "reference": {"params": 10},
+                                         "latency": [{"runtime": "onnxruntime", "p50_ms": 1.0}]}]}
+    assert results_table(document).rows[0][3] == "unknown" and summary_rows(document)[0]["status"] == "unknown"
+    markdown = to_markdown(document)
+    assert "None" not in markdown
+    assert "| m | d | - | unknown |" in markdown and "| - | - | - | failed |" in markdown
+    assert "None" not in report.comparison_table(document)
+    assert report.failures(document) == ["x: -: -"]
+
+
+def test_summary_line_names_the_planned_jobs_an_interrupted_run_never_ran(results):
+    before = to_markdown(results)
+    ids = [j["id"] for j in results["jobs"]]
+    assert "onnx 1.23.2. 12 job(s): 9 ok, 2 failed, 1 skipped.\n" in before  # no planned_jobs: as it always read
+    assert to_markdown({**results, "planned_jobs": ids}) == before  # every planned job ran
+    stopped = {**results, "planned_jobs": ["mnist-mlp@synthetic", "late@a", "later@b"], "interrupted": True,
+               "jobs": results["jobs"][:1], "config": {**results["config"], "out": "reports"}}
+    facts = report.header_facts(stopped)
+    assert facts[1] == ("1 job(s): 1 ok, 0 failed, 0 skipped; 2 of 3 planned not run (interrupted; continue with "
+                        "harness run --resume --run-id fixture-report --out reports): late@a, later@b.")
+    assert "2 of 3 planned not run (interrupted;" in to_markdown(stopped)
+    del stopped["interrupted"]  # killed without the chance to say so: still named
+    assert "2 of 3 planned not run (the run stopped before them;" in report.header_facts(stopped)[1]
 
 
 def test_write_reports_writes_every_file_and_links_existing_plots(results):
@@ -202,10 +271,44 @@ def test_write_reports_writes_every_file_and_links_existing_plots(results):
 
 def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     rows = list(csv.DictReader(io.StringIO(to_csv(results))))
-    expected = sum(max(1, len(j.get("latency") or [])) for j in results["jobs"])
+    expected = sum(max(1, len(j.get("latency") or [])) for j in results["jobs"]) + sum(
+        max(1, len(v.get("latency") or [])) for j in results["jobs"] for v in j.get("variants") or [])
     assert len(rows) == expected
     assert {r["point"] for r in rows if r["model"] == "mnist-enhanced-20k"} == {
         f"dropout={d}, seed={s}" for d in (0.1, 0.05) for s in range(3)}
+
+
+OLD_CSV_COLUMNS = [
+    "run_id", "id", "model", "dataset", "point", "status", "stage", "error", "params", "reference_params",
+    "accuracy", "onnx_accuracy", "reference_test_accuracy", "max_abs_diff", "onnx_bytes", "opset", "exporter",
+    "train_seconds", "epochs", "device", "time_to_target_s", "peak_memory_bytes",
+    "runtime", "provider", "batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
+    "std_ms", "min_ms", "throughput_per_s",
+]
+
+
+def test_csv_has_a_row_per_variant_measurement_with_the_variants_own_figures(results):
+    text = to_csv(results)
+    header = text.splitlines()[0].split(",")
+    assert header[: len(OLD_CSV_COLUMNS)] == OLD_CSV_COLUMNS  # new columns only at the end
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["id"] == "mnist-mlp@synthetic"]
+    by_variant: dict[str, list[dict]] = {}
+    for row in rows:
+        by_variant.setdefault(row["variant"], []).append(row)
+    assert set(by_variant) == {"fp32", "", "int8-dynamic", "fp16", "int8-static"}
+    assert {r["runtime"] for r in by_variant["fp32"]} == {"onnxruntime"}
+    assert {r["runtime"] for r in by_variant[""]} == {"torch"}  # eager PyTorch times no ONNX model
+    assert {r["onnx_bytes"] for r in by_variant["fp32"] + by_variant[""]} == {"952780"}
+    int8 = by_variant["int8-dynamic"]
+    assert [(r["batch_size"], r["threads"]) for r in int8] == [("1", "1"), ("32", "1")]
+    assert all(float(r["p50_ms"]) > 0 for r in int8)
+    assert {(r["onnx_bytes"], r["onnx_accuracy"], r["max_abs_diff"], r["max_abs_diff_vs_fp32"]) for r in int8} == {
+        ("241500", "0.9902", "", "0.012")}
+    assert int8[0]["accuracy"] == by_variant["fp32"][0]["accuracy"]  # PyTorch's accuracy stays the job's
+    (fp16,) = by_variant["fp16"]  # no CPU latency: one row, so its size and accuracy are still there
+    assert (fp16["runtime"], fp16["onnx_bytes"], fp16["onnx_accuracy"]) == ("", "477100", "0.9922")
+    (static,) = by_variant["int8-static"]
+    assert static["variant_error"].startswith("quantize_static") and static["onnx_bytes"] == ""
 
 
 def test_joined_documents_show_the_run_of_each_job(results):

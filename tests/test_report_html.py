@@ -124,3 +124,36 @@ def test_job_cards_say_how_much_memory_training_took(tmp_path):
     text = report_html.write_html(tmp_path, results).read_text()
     assert "peak memory 900 MiB, +250 MiB while training" in text
     assert "peak memory 700 MiB</p>" in text  # on a GPU there is no resident-set baseline
+
+
+def test_the_throughput_column_says_it_comes_from_the_mean(page):
+    latency = page.split('<section id="latency">')[1].split("</section>")[0]
+    assert '<th class="num">samples/s (batch / mean)</th>' in latency
+    assert "throughput at the mean latency (batch size / mean), not at the p50" in latency
+
+
+def test_a_speed_up_not_comparable_is_a_dash_with_the_reason():
+    from harness.report_html import to_html
+
+    results = load_report_run()
+    job = next(j for j in results["jobs"] if isinstance(j.get("train"), dict))
+    job["reference"] = {"params": job["params"], "train_minutes": 7, "epochs": 20, "dataset": "mnist"}
+    job["train"].update(seconds=5.1, epochs=1)
+    results.update(jobs=[job], config={**results["config"], "max_train_samples": 256})
+    reference = to_html(results, plots=[]).split('<section id="reference">')[1].split("</section>")[0]
+    assert "82.4x" not in reference
+    assert "<li>mnist-mlp@synthetic: training speed-up not comparable: 1 of 20 epochs, 256 samples, synthetic</li>" \
+        in reference
+
+
+def test_the_header_names_planned_jobs_that_never_ran_and_no_field_reads_none():
+    from harness.report_html import to_html
+
+    results = load_report_run()
+    results.update(planned_jobs=[results["jobs"][0]["id"], "late@a"], interrupted=True,
+                   jobs=[results["jobs"][0], {"model": "m", "dataset": "d"}])
+    header = to_html(results, plots=[]).split("<nav>")[0]
+    assert ("2 job(s): 1 ok, 0 failed, 0 skipped, 1 unknown; 1 of 2 planned not run (interrupted; "
+            "continue with harness run --resume --run-id fixture-report): late@a.") in header
+    page = to_html({"run_id": "bare", "jobs": [{"model": "m", "dataset": "d"}]}, plots=[])
+    assert "None" not in page and "<td>unknown</td>" in page
