@@ -31,12 +31,15 @@ def describe_row(row: dict[str, Any]) -> str:
     if row.get("status") != "ok":
         return f"{row['status'].upper()} at {row.get('stage')}: {row.get('error')}"
     acc = (row.get("onnx") or {}).get("metrics", {}).get("accuracy")
-    first = (row.get("latency") or [{}])[0]
+    rows = row.get("latency") or []
+    # The exported model's latency; eager PyTorch's only when ONNX Runtime measured nothing, and then named.
+    first = next((r for r in rows if r.get("runtime") != "torch"), None) or next(iter(rows), {})
     parts = [f"ok, {row.get('params'):,} params"]
     if acc is not None:
         parts.append(f"onnx acc {acc:.4f}")
     if first.get("p50_ms") is not None:
-        parts.append(f"p50 {first['p50_ms']:.3f} ms @ batch {first['batch_size']}")
+        runtime = " (eager PyTorch)" if first.get("runtime") == "torch" else ""
+        parts.append(f"p50 {first['p50_ms']:.3f} ms @ batch {first['batch_size']}{runtime}")
     return ", ".join(parts)
 
 

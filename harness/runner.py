@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -457,6 +458,35 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         )
 
 
+def check_providers(names: Sequence[str], here: bool = True) -> list[str]:
+    """The full provider names of ``--providers``; an unknown name is a usage error.
+
+    With ``here`` (jobs run on this machine), so is a list of which none can run here: the run
+    would measure no ONNX Runtime latency at all. One that cannot run while others can is noted
+    once and skipped by each job, which records why.
+    """
+    import onnxruntime as ort
+
+    from harness.latency import provider_skip_reason
+    from harness.ort import provider_name
+
+    full = list(dict.fromkeys(provider_name(name) for name in names))
+    unknown = [name for name in full if name not in ort.get_all_providers()]
+    if unknown:
+        raise HarnessError(f"unknown ONNX Runtime provider(s) {', '.join(unknown)}; use cpu, cuda, tensorrt "
+                           f"or a full name such as CUDAExecutionProvider")
+    if not here:
+        return full
+    reasons = {name: provider_skip_reason(name) for name in full}
+    usable = [name for name in full if reasons[name] is None]
+    if not usable:
+        raise HarnessError("none of --providers can run here: " + "; ".join(map(str, reasons.values())))
+    for name in full:
+        if reasons[name] is not None:  # before any progress display starts; shown with --no-progress too
+            print(f"harness: warning: {reasons[name]}; measuring only {', '.join(usable)}", file=sys.stderr)
+    return full
+
+
 def default_providers(device: str) -> list[str]:
     """CPU always; CUDA/TensorRT too when ONNX Runtime can really run them here."""
     from harness.ort import usable_providers
@@ -519,9 +549,12 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         reasons = "; ".join(why for _, _, why in plan.skipped) or "the selection has no compatible pair"
         raise HarnessError(f"no job to run: {reasons}")
     check_sweep_keys(list({job.model.name: job.model for job in plan.jobs}.values()), options.sweep)
+    if options.providers:
+        providers = check_providers(options.providers, here=options.executor == "local")
+    else:
+        providers = default_providers(device)
     environment = collect_environment(device)
     folder = open_run_folder(options, environment)
-    providers = list(options.providers or default_providers(device))
     reporter_set = ReporterSet(reporters)
     ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
     # What this invocation set out to run, so a report of an interrupted run can say what never ran.

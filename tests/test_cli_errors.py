@@ -31,6 +31,8 @@ def _assert_usage_error(result, *needles):
         (["report", "/no/such/run"], ["results.json"]),
         (["list", "widgets"], ["widgets"]),
         (["run", "--models", "cnn3d-sequential", "--datasets", "synthetic"], ["no job to run"]),
+        (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--providers", "cpu,foo"],
+         ["unknown ONNX Runtime provider", "foo"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, needles):
@@ -101,3 +103,32 @@ def test_config_keys_reach_the_run_options(tmp_path):
     options = _run_options(values, explicit)
     assert options.compile is True and options.onnx_tolerance == 1e-3
     assert options.batch_sizes == [1, 8] and options.device == "cpu" and options.threads == [2]
+
+
+def test_providers_none_of_which_can_run_here_are_a_usage_error(tmp_path):
+    from harness.latency import provider_skip_reason
+
+    if provider_skip_reason("cuda") is None:
+        pytest.skip("ONNX Runtime's CUDA provider runs on this machine")
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--providers", "cuda",
+                     "--out", str(tmp_path))
+    _assert_usage_error(result, "none of --providers can run here", "CUDAExecutionProvider")
+    assert not (tmp_path).exists() or not any(tmp_path.iterdir())  # refused before a run folder
+
+
+def test_a_provider_that_cannot_run_beside_one_that_can_is_a_warning(tmp_path):
+    import json
+
+    from harness.latency import provider_skip_reason
+
+    if provider_skip_reason("cuda") is None:
+        pytest.skip("ONNX Runtime's CUDA provider runs on this machine")
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--providers", "cpu,cuda",
+                     "--epochs", "1", "--max-train-samples", "64", "--max-test-samples", "64", "--device", "cpu",
+                     "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+                     "--no-progress", "--out", str(tmp_path), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "harness: warning: CUDAExecutionProvider" in result.stderr and "measuring only CPUExecutionProvider" in result.stderr
+    (job,) = json.loads((tmp_path / "r" / "results.json").read_text())["jobs"]
+    assert {row["provider"] for row in job["latency"]} == {"CPUExecutionProvider"}
+    assert any("CUDAExecutionProvider" in line for line in job["latency_skipped"])

@@ -52,3 +52,14 @@ def test_a_new_training_stage_counts_epochs_from_one():
     progress.stage("other@data", "train")
     progress.batch("other@data", 1, 4)
     assert _lines(progress)[-1] == "[2/2] other@data: epoch 1, batch 1/4"
+
+
+def test_a_finished_job_line_shows_the_exported_models_latency_not_eager_pytorchs():
+    from harness.progress import describe_row
+
+    torch_row = {"runtime": "torch", "provider": "cpu", "batch_size": 1, "p50_ms": 0.061}
+    ort_row = {"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1, "p50_ms": 0.017}
+    row = {"status": "ok", "params": 1000, "onnx": {"metrics": {"accuracy": 0.9}}}
+    assert describe_row({**row, "latency": [torch_row, ort_row]}).endswith("p50 0.017 ms @ batch 1")
+    # ONNX Runtime measured nothing: the eager figure is said to be one
+    assert describe_row({**row, "latency": [torch_row]}).endswith("p50 0.061 ms @ batch 1 (eager PyTorch)")
