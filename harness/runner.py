@@ -418,17 +418,21 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     session = make_session(onnx_path, "CPUExecutionProvider", threads=None)
     test_np = test_x.cpu().numpy()
     ort_logits = run_batched(session, test_np)
-    n_diff = min(len(test_np), DIFF_SAMPLES)
-    torch_logits = predict(model, test_x[:n_diff], "cpu").numpy()
-    diff = max_abs_diff(torch_logits, ort_logits[:n_diff])
+    # The logits are compared on DIFF_SAMPLES inputs: the evaluated test inputs first, then, when
+    # --max-test-samples left fewer, more of the test split and of the training split.
+    diff_x = torch.cat([test_x[:DIFF_SAMPLES], splits.test[0][:DIFF_SAMPLES].cpu(),
+                        train_split[0][:DIFF_SAMPLES].cpu()])[:DIFF_SAMPLES]
+    torch_logits = predict(model, diff_x, "cpu").numpy()
+    ort_diff_logits = ort_logits[:len(diff_x)] if len(test_x) >= len(diff_x) else run_batched(session, diff_x.numpy())
+    diff = max_abs_diff(torch_logits, ort_diff_logits)
     row["onnx"]["max_abs_diff"] = diff
-    row["onnx"]["diff_samples"] = n_diff
+    row["onnx"]["diff_samples"] = len(diff_x)
     row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y)
     if not diff <= options.onnx_tolerance:
         raise StageError(
             "onnx-eval",
             f"ONNX Runtime output differs from PyTorch by {diff:.3g} (> {options.onnx_tolerance:g}) "
-            f"on {n_diff} test inputs",
+            f"on {len(diff_x)} inputs",
         )
 
     stage("latency")

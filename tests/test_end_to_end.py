@@ -103,3 +103,15 @@ def test_weights_are_saved_and_load_with_weights_only(demo_run):
     job = data["jobs"][0]
     state = torch.load(run_dir / job["train"]["weights"], weights_only=True)
     assert sum(v.numel() for k, v in state.items()) >= job["params"]
+
+
+def test_the_export_is_checked_on_at_least_64_inputs_when_few_test_samples_are_evaluated(tmp_path):
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "128", "--max-test-samples", "16", "--device", "cpu", "--batch-sizes", "1",
+                     "--quick", "--no-torch-latency", "--exporter", "torchscript", "--no-progress",
+                     "--out", str(tmp_path), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (job,) = json.loads((tmp_path / "r" / "results.json").read_text())["jobs"]
+    assert job["test_samples"] == 16
+    assert round(job["onnx"]["metrics"]["accuracy"] * 16, 6).is_integer()  # accuracy over the 16 evaluated
+    assert job["onnx"]["diff_samples"] >= 64 and job["onnx"]["max_abs_diff"] <= 1e-4
