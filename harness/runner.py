@@ -624,6 +624,11 @@ def _validate(options: RunOptions) -> None:
         from harness.variants import VARIANTS
 
         raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    if "slim" in options.variants:
+        try:
+            import onnxslim  # noqa: F401
+        except ImportError:
+            raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'") from None
     if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:

@@ -361,7 +361,7 @@ def build_slim(source: Path, target: Path, calib_inputs: Any = None, seed: int =
     try:
         import onnxslim
     except ImportError:
-        raise RuntimeError("the slim variant needs onnxslim (pip install onnxslim)") from None
+        raise RuntimeError("the slim variant needs onnxslim (pip install 'harness[slim]')") from None
     with _quiet():  # onnxslim prints a summary table to stdout
         onnxslim.slim(str(source), str(target))
     if not target.is_file():

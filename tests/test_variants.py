@@ -7,6 +7,7 @@ one point of float32 and be smaller on disk.
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -161,14 +162,26 @@ def test_a_broken_fp32_file_fails_every_variant_without_raising(tmp_path, traine
     assert all(r["error"] and "float32 model" in r["error"] for r in rows)
 
 
-def test_slim_is_optional(trained):
-    (row,) = _evaluate(trained, ["slim"], batch_sizes=[1])
+def test_slim_is_optional(trained, monkeypatch):
     try:
         import onnxslim  # noqa: F401
     except ImportError:
-        assert "onnxslim" in row["error"]
-    else:
+        pass
+    else:  # installed (the dev extra has it): the real simplification
+        (row,) = _evaluate(trained, ["slim"], batch_sizes=[1])
         _check_common(row, trained, "slim")
+    monkeypatch.setitem(sys.modules, "onnxslim", None)  # as if not installed: import fails
+    (row,) = _evaluate(trained, ["slim"], batch_sizes=[1])
+    assert "harness[slim]" in row["error"]
+
+
+def test_slim_without_onnxslim_is_refused_before_the_run(monkeypatch):
+    from harness.errors import HarnessError
+    from harness.runner import RunOptions, _validate
+
+    monkeypatch.setitem(sys.modules, "onnxslim", None)
+    with pytest.raises(HarnessError, match=r"harness\[slim\]"):
+        _validate(RunOptions(variants=["fp32", "slim"]))
 
 
 def test_variant_names():
