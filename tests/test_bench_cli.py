@@ -77,6 +77,15 @@ def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
     assert len(errors) == 1 and "nothing could be measured" in errors[0]
 
 
+def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
+    path = _conv_onnx(tmp_path / "dynamic.onnx")
+    # 10**12 images are petabytes: beyond any address space, so the allocation fails even with overcommit.
+    result = run_cli("bench", str(path), "--batch-sizes", "1,1000000000000", "--json", *FAST, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert [r["batch_size"] for r in json.loads(result.stdout)["latency"]] == [1]
+    assert any("batch size 1000000000000" in line for line in result.stderr.splitlines() if "warning" in line)
+
+
 @pytest.mark.parametrize("bad", [["--min-runs", "0"], ["--batch-sizes", "0"]])
 def test_bench_bad_options_exit_2(tmp_path, bad):
     path = _conv_onnx(tmp_path / "m.onnx")
