@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from harness.errors import HarnessError, StageError
+from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
 from harness.progress import Progress
@@ -462,6 +462,22 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         )
 
 
+def check_named_datasets(plan: Plan, cache: DatasetCache) -> None:
+    """Load each dataset the user named before any job: one that is not there is a usage error (exit 2).
+
+    Without this, ``--datasets mnist,cifar10`` with no CIFAR-10 files trained every MNIST job first
+    and then failed the CIFAR-10 ones. Other load errors (a plugin's bug) still fail only their jobs.
+    The loaded splits stay in ``cache`` for the jobs.
+    """
+    for spec in {job.dataset.name: job.dataset for job in plan.jobs}.values():
+        try:
+            cache.get(spec)
+        except DataUnavailableError:
+            raise
+        except Exception:  # noqa: BLE001 - recorded in each job's row
+            pass
+
+
 def check_providers(names: Sequence[str], here: bool = True) -> list[str]:
     """The full provider names of ``--providers``; an unknown name is a usage error.
 
@@ -553,6 +569,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         reasons = "; ".join(why for _, _, why in plan.skipped) or "the selection has no compatible pair"
         raise HarnessError(f"no job to run: {reasons}")
     check_sweep_keys(list({job.model.name: job.model for job in plan.jobs}.values()), options.sweep)
+    if options.datasets and options.executor == "local":
+        check_named_datasets(plan, cache)
     if options.providers:
         providers = check_providers(options.providers, here=options.executor == "local")
     else:

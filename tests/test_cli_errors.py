@@ -132,3 +132,15 @@ def test_a_provider_that_cannot_run_beside_one_that_can_is_a_warning(tmp_path):
     (job,) = json.loads((tmp_path / "r" / "results.json").read_text())["jobs"]
     assert {row["provider"] for row in job["latency"]} == {"CPUExecutionProvider"}
     assert any("CUDAExecutionProvider" in line for line in job["latency_skipped"])
+
+
+def test_a_named_dataset_that_is_not_there_is_a_usage_error_before_any_job(tmp_path):
+    import os
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, HARNESS_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"))
+    result = run_cli("run", "--models", "mnist-ultralight-cnn", "--datasets", "synthetic,mnist", "--data-dir", str(empty),
+                     "--epochs", "1", "--out", str(tmp_path / "out"), env=env)
+    _assert_usage_error(result, "mnist", str(empty))
+    assert not (tmp_path / "out").exists()  # refused before a run folder, so before any training
