@@ -79,7 +79,8 @@ class Schedule:
       - ``step``: ``lr * gamma ** (epoch // step_size)`` (torch's ``StepLR``).
       - ``piecewise``: ``milestones`` is ``((epoch, lr), ...)``; from each
         epoch (0-based) on, that learning rate holds. The recipe's ``lr`` is
-        used before the first milestone.
+        used before the first milestone. Overriding the recipe's ``lr``
+        (:meth:`Recipe.replace`) scales these rates by the same factor.
       - ``onecycle``: ``torch.optim.lr_scheduler.OneCycleLR`` stepped per
         batch, peaking at ``lr``.
     """
@@ -132,8 +133,19 @@ class Recipe:
     source: str = ""
 
     def replace(self, **changes: Any) -> "Recipe":
-        """A copy with ``changes`` applied; ``None`` values are ignored."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes`` applied; ``None`` values are ignored.
+
+        A new ``lr`` scales a piecewise schedule's learning rates by the same factor (its milestones
+        are absolute rates, so they would otherwise ignore ``--lr`` and an ``lr`` sweep), unless the
+        changes bring their own ``schedule``.
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        lr, schedule = changes.get("lr"), self.schedule
+        if lr is not None and "schedule" not in changes and schedule.kind == "piecewise" and self.lr:
+            factor = lr / self.lr
+            changes["schedule"] = dataclasses.replace(
+                schedule, milestones=tuple((start, value * factor) for start, value in schedule.milestones))
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

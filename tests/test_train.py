@@ -24,6 +24,18 @@ def test_step_and_piecewise_schedules_follow_the_seeds():
         [0.003, 0.003, 0.001, 0.001, 0.0003, 0.0003, 0.0001, 0.0001])
 
 
+def test_an_lr_override_scales_a_piecewise_schedule():
+    four_phase = Schedule(kind="piecewise", milestones=((0, 0.003), (5, 0.001), (12, 0.0003)))
+    recipe = Recipe(optimizer="adam", lr=0.003, batch_size=32, epochs=20, schedule=four_phase)
+    assert recipe.replace(lr=None) == recipe  # no override: unchanged
+    tenfold = recipe.replace(lr=0.03)  # --lr 0.03 or a sweep's lr: the same shape, ten times higher
+    assert [tenfold.schedule.lr_at(e, tenfold.lr) for e in (0, 5, 12)] == pytest.approx([0.03, 0.01, 0.003])
+    own = Schedule(kind="piecewise", milestones=((0, 0.5),))
+    assert recipe.replace(lr=0.03, schedule=own).schedule == own  # a schedule given with it is kept
+    step = Recipe(optimizer="sgd", lr=0.01, schedule=Schedule(kind="step"))
+    assert step.replace(lr=0.1).schedule == step.schedule  # other kinds already scale with lr
+
+
 def test_history_records_the_scheduled_learning_rate_each_epoch():
     recipe = Recipe(optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64, epochs=3,
                     schedule=Schedule(kind="step", step_size=2, gamma=0.5))
