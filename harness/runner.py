@@ -358,9 +358,12 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                                                "point": job.point})
 
     stage("train")
-    train_split, val_split = split_validation(splits, recipe, seed)
-    train_split = _subset(train_split, options.max_train_samples, seed)
-    test_x, test_y = _subset(splits.test, options.max_test_samples, seed)
+    # Splits and subsets follow the run's --seed, not a swept seed: the jobs of a seed sweep train on
+    # the same samples and are scored on the same ones, so they differ only in training randomness
+    # (initialisation, shuffling, augmentation), which is what the seeds table summarises.
+    train_split, val_split = split_validation(splits, recipe, options.seed)
+    train_split = _subset(train_split, options.max_train_samples, options.seed)
+    test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
     evaluate_on = val_split if val_split is not None else (test_x, test_y)
 
     def on_epoch(record: dict[str, Any]) -> None:

@@ -115,3 +115,31 @@ def test_the_export_is_checked_on_at_least_64_inputs_when_few_test_samples_are_e
     assert job["test_samples"] == 16
     assert round(job["onnx"]["metrics"]["accuracy"] * 16, 6).is_integer()  # accuracy over the 16 evaluated
     assert job["onnx"]["diff_samples"] >= 64 and job["onnx"]["max_abs_diff"] <= 1e-4
+
+
+def test_a_seed_sweep_scores_every_seed_on_the_same_test_samples(tmp_path):
+    """Swept seeds vary training randomness only: the test subset is the run's --seed's, for every job."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from harness.registry import build_registry
+    from harness.runner import _subset
+
+    config = tmp_path / "seeds.toml"
+    config.write_text("[sweep]\nseed = [0, 1]\n")
+    result = run_cli("run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic",
+                     "--epochs", "1", "--max-train-samples", "128", "--max-test-samples", "200", "--device", "cpu",
+                     "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+                     "--no-progress", "--out", str(tmp_path), "--run-id", "s")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = json.loads((tmp_path / "s" / "results.json").read_text())["jobs"]
+    assert sorted(job["point"]["seed"] for job in jobs) == [0, 1]
+    splits = build_registry().specs["datasets"]["synthetic"].load(data_dir=None, seed=0)
+    x, y = _subset(splits.test, 200, 0)  # what --seed 0 (the default) selects
+    for job in jobs:
+        session = ort.InferenceSession(str(tmp_path / "s" / job["onnx"]["path"]), providers=["CPUExecutionProvider"])
+        logits = torch.from_numpy(np.concatenate([session.run(None, {session.get_inputs()[0].name: x[i:i + 50].numpy()})[0]
+                                                  for i in range(0, len(x), 50)]))
+        nll = torch.nn.functional.cross_entropy(logits, y).item()
+        assert job["onnx"]["metrics"]["nll"] == pytest.approx(nll, rel=1e-4), job["point"]
