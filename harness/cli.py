@@ -479,7 +479,8 @@ def _check_onnx_file(path: Path) -> None:
 
 @main.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs.")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
+              "(default: a folder 'joined' beside the first run; never a run folder).")
 def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
     """Rebuild results.csv, report.md and report.html from results.json."""
     from harness.report import comparison_table, write_reports
@@ -492,6 +493,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
         from harness.results import SCHEMA_VERSION
 
         target = out or Path(run_dirs[0]).parent / "joined"
+        if (target / "results.json").exists():  # a run's own reports would no longer match its results
+            raise HarnessError(f"{target} is a run folder (it has results.json); pass --out with another folder "
+                               f"for the joined report")
         results = {
             "schema_version": SCHEMA_VERSION,
             "run_id": "+".join(d["run_id"] for d in documents),

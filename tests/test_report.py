@@ -342,6 +342,15 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
     assert result.exit_code == 0, result.output
     html = (tmp_path / "joined" / "report.html").read_text()
     assert "Joins 2 runs: a, b" in html and html.count('src="data:image/png;base64,') >= 3
+    # The default folder, beside the first run; a run folder there is never overwritten.
+    again = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert again.exit_code == 0 and (tmp_path / "joined" / "report.md").exists(), again.output
+    mine = tmp_path / "joined" / "results.json"
+    mine.write_text(json.dumps(results))
+    before = (tmp_path / "joined" / "report.md").read_text()
+    refused = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert refused.exit_code == 2 and "is a run folder" in refused.output
+    assert (tmp_path / "joined" / "report.md").read_text() == before
 
 
 def test_reports_survive_documents_with_nothing_in_them(tmp_path):
