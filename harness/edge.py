@@ -72,6 +72,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         "model": job.get("model"),
         "dataset": job.get("dataset"),
         "job": job.get("id"),
+        "point": job.get("point") or None,
+        "run_id": job.get("run_id"),
         "variant": None,
         "provider": provider,
         "batch_size": batch_size,
@@ -115,6 +117,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
     if not timed:
         row["note"] = "no variant qualifies: " + ("; ".join(reasons) if reasons else "no ONNX model recorded")
         return row
+    if budget is not None:  # a variant that meets the budget beats a relatively faster one that does not
+        timed = [entry for entry in timed if float(entry[0]["p50_ms"]) <= float(budget)] or timed
     fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
     fp32_lat = _pick(fp32["latency"], batch_size, wanted_threads, provider) if fp32 else None
     scored = [(*_speed(lat, cand, fp32_lat, batch_size), lat, cand, drop) for lat, cand, drop in timed]
@@ -158,7 +162,13 @@ def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] |
     if fp32_lat is not None and vs and _number(vs.get("ratio")) and vs["ratio"] > 0:
         setting = {"provider": lat.get("provider"), "batch_size": batch_size, "threads": lat.get("threads")}
         if all(vs.get(key) in (None, value) for key, value in setting.items()):
-            return float(vs["ratio"]), "alternating"
+            if vs.get("stability") != "unstable":
+                return float(vs["ratio"]), "alternating"
+            # The estimates disagree (the machine drifted during one round): the median of the per-round
+            # ratios is the one a single drifting round cannot carry.
+            paired = _number(vs.get("ratio_paired_median"))
+            if paired and paired > 0:
+                return paired, "alternating, unstable"
     fp32_p50 = _number(fp32_lat.get("p50_ms")) if fp32_lat is not None else None
     if fp32_p50:
         return p50 / fp32_p50, "sequential"
@@ -249,7 +259,8 @@ def _ratio_text(row: dict[str, Any]) -> str:
     ratio = _number(row.get("vs_fp32_ratio"))
     if ratio is None or row.get("variant") in (None, "fp32"):
         return "-"
-    return f"{ratio:.2f}x" + (" (alternating)" if row.get("vs_fp32_basis") == "alternating" else "")
+    basis = row.get("vs_fp32_basis")
+    return f"{ratio:.2f}x" + (f" ({basis})" if basis in ("alternating", "alternating, unstable") else "")
 
 
 def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str:

@@ -559,6 +559,10 @@ def variants_table(results: dict[str, Any]) -> Table:
                 (r for r in v.get("latency") or [] if r.get("runtime") == ORT), None)
             p50 = _number(lat.get("p50_ms")) if lat else None
             speedup = _number(_get(v, "vs_fp32", "speedup"))
+            unstable = _get(v, "vs_fp32", "stability") == "unstable"
+            if unstable:  # rounds disagree: the per-round median, which one drifting round cannot carry
+                paired = _number(_get(v, "vs_fp32", "ratio_paired_median"))
+                speedup = 1.0 / paired if paired else None
             if speedup is None and lat is not None and p50:
                 base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"),
                                     threads=lat.get("threads"))
@@ -577,7 +581,8 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if drop is None else f"{drop * 100:.2f}", _fmt(p50, ".3f"),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
-                _fmt(speedup, ".2f"), " ".join("; ".join(notes).split()) or "-",
+                _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
+                " ".join("; ".join(notes).split()) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KB", "size vs fp32", "accuracy ORT",
                "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
@@ -894,21 +899,26 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
 
     config = results.get("config") or {}
     floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
+    joined = is_joined(results)
     tables = []
     for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
         rows = [r for r in deployment_table(results, floor, budget, 1, threads) if r.get("candidates")]
         if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
-        headers = ["model", "dataset", "variant", "accuracy", "drop vs fp32", "ONNX KB", "threads", "p50 ms",
-                   "p99 ms", "params"]
+        settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
+        headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
+            "variant", "accuracy", "drop vs fp32", "ONNX KB", "threads", "p50 ms", "p99 ms", "params"]
+        first = len(headers) - 8
         if budget is not None:
             headers.append(f"fits {budget:g} ms")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={3, 4, 5, 6, 7, 8, 9})
+        table = Table(headers, [], numeric={first + i for i in range(1, 8)})
         for r in rows:
-            line = [_text(r.get("model")), _text(r.get("dataset")), r.get("variant") or "none",
+            line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
+                [point_text(r.get("point")) or "-"] if settings else []) + [
+                    r.get("variant") or "none",
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ",")]
@@ -919,7 +929,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             table.rows.append(line)
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
-        caption = title + (f", accuracy floor {floor:g}" if floor is not None else "")
+        # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
+        caption = title + (f", accuracy floor {floor / 100 if floor > 1 else floor:g}" if floor is not None else "")
         tables.append((caption, table))
     return tables
 

@@ -202,3 +202,34 @@ def test_partial_documents_never_crash(jobs, floor, budget, threads):
     for row in rows:
         assert row["variant"] is None or row["p50_ms"] is not None
     edge_markdown({"jobs": jobs}, accuracy_floor=floor)
+
+
+def _one_job(fp32_p50, variants):
+    return {"jobs": [{"id": "m@d", "model": "m", "dataset": "d", "status": "ok", "params": 1,
+                      "onnx": {"path": "onnx/m.onnx", "bytes": 1000, "metrics": {"accuracy": 0.99}},
+                      "latency": [lat(fp32_p50)], "variants": variants}]}
+
+
+def test_a_variant_within_the_budget_wins_over_a_relatively_faster_one_outside_it():
+    # ort-opt is 'faster' by its alternating ratio (drift between rounds), yet its own p50 misses the
+    # budget that fp32 meets: the table must not say the model does not fit.
+    results = _one_job(0.0742, [variant("ort-opt", 0.99, 900, [lat(0.0746)], ratio=0.669)])
+    (row,) = deployment_table(results, accuracy_floor=0.1, latency_budget_ms=0.0745)
+    assert row["variant"] == "fp32" and row["fits_budget"] is True
+    (row,) = deployment_table(results, accuracy_floor=0.1, latency_budget_ms=0.07)  # nothing fits
+    assert row["variant"] == "ort-opt" and row["fits_budget"] is False
+
+
+def test_an_unstable_alternating_comparison_ranks_by_its_per_round_median():
+    unstable = variant("ort-opt", 0.99, 1100, [lat(0.0746)], ratio=0.669)
+    unstable["vs_fp32"].update(stability="unstable", ratio_paired_median=0.99)  # rounds: 0.67, 0.99, 0.97
+    (row,) = deployment_table(_one_job(0.0742, [unstable]))
+    # 0.99 is within the tie margin of fp32: the tie goes to the smaller drop (equal), then the smaller file
+    assert row["variant"] == "fp32"
+    stable = variant("ort-opt", 0.99, 1100, [lat(0.0746)], ratio=0.669)
+    (row,) = deployment_table(_one_job(0.0742, [stable]))
+    assert row["variant"] == "ort-opt" and row["vs_fp32_basis"] == "alternating"
+    unstable["vs_fp32"]["ratio_paired_median"] = 0.8
+    (row,) = deployment_table(_one_job(0.0742, [unstable]))
+    assert row["variant"] == "ort-opt" and row["vs_fp32_ratio"] == 0.8
+    assert "(alternating, unstable)" in to_markdown([row])

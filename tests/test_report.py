@@ -428,3 +428,26 @@ def test_variants_table_reads_the_variant_stage_rows(results):
     assert static["status"] == "failed" and static["note"].startswith("quantize_static")
     kinds = {c["kind"] for c in candidates(results)}
     assert "int8-static" not in kinds and {"fp32", "int8-dynamic", "fp16"} <= kinds
+
+
+def test_an_unstable_variant_speed_up_is_the_per_round_median_and_says_so(results):
+    (int8,) = [v for j in results["jobs"] for v in j.get("variants") or [] if v.get("variant") == "int8-dynamic"]
+    int8["vs_fp32"].update(stability="unstable", ratio_paired_median=0.8)
+    rows = {r[2]: dict(zip(report.variants_table(results).headers, r)) for r in report.variants_table(results).rows}
+    assert rows["int8-dynamic"]["speed-up vs fp32"] == "1.25 (unstable)"
+
+
+def test_deployment_table_names_each_sweep_job_and_reads_the_floor_as_a_fraction():
+    def job(seed, accuracy):
+        return {"id": f"m@d[seed={seed}]", "model": "m", "dataset": "d", "point": {"seed": seed}, "status": "ok",
+                "params": 10, "onnx": {"path": "onnx/m.onnx", "bytes": 2048, "metrics": {"accuracy": accuracy}},
+                "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1,
+                             "threads": 1, "p50_ms": 0.1, "p99_ms": 0.2}]}
+
+    document = {"run_id": "r", "config": {"accuracy_floor": 50, "latency_budget_ms": 1.0},
+                "jobs": [job(0, 0.6), job(1, 0.4)]}
+    ((caption, table),) = report.deployment_tables(document)
+    assert caption.endswith("accuracy floor 0.5")  # as the notes say it, not "50"
+    rows = [dict(zip(table.headers, row)) for row in table.rows]
+    assert [(r["settings"], r["variant"]) for r in rows] == [("seed=0", "fp32"), ("seed=1", "none")]
+    assert rows[0]["accuracy"] == "0.6000" and rows[0]["fits 1 ms"] == "yes"
