@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="an ONNX file with one float input of shape (N, 1, 28, 28)")
     parser.add_argument("--json", action="store_true", help="print the comparisons as JSON")
     args = parser.parse_args(argv)
+    if args.rounds < 2:  # one round has no spread to judge stability by
+        parser.error("--rounds must be at least 2")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model or Path(tmp) / "small_cnn.onnx"

@@ -34,6 +34,12 @@ def test_train_speed_refuses_an_unknown_configuration_before_training():
     assert result.returncode != 0 and "unknown config word(s) cuda-graph" in result.stderr
 
 
+def test_harness_overhead_refuses_fewer_than_two_rounds_before_measuring():
+    result = _script("--rounds", "1", name="harness_overhead.py")
+    assert result.returncode == 2 and "--rounds must be at least 2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_channels_last_prints_a_ratio_per_fitting_model_and_their_median():
     result = _script("--models", "mnist-ultralight-cnn,cnn3d-resnet,mnist-mlp", "--samples", "128", "--rounds", "1",
                      name="channels_last.py")
