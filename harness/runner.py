@@ -542,7 +542,12 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         raise HarnessError(f"--out {out} exists and is not a folder")
     if options.resume:
         folder = RunFolder.open(resume_target(out, options.run_id))
-        folder.data.setdefault("resumed", []).append(environment)
+        resumed = dict(environment)
+        config = {**options.to_config(), "resume": False}  # as a fresh run would have stored them
+        if folder.data.get("config") != config:  # e.g. a larger sweep grid: the run's options are now these
+            resumed["config_before"] = folder.data.get("config")
+            folder.data["config"] = config
+        folder.data.setdefault("resumed", []).append(resumed)
         folder.save()  # recorded even when every job had already finished
         return folder
     return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
