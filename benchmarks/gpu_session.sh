@@ -29,9 +29,10 @@
 #   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \
 #       bash benchmarks/gpu_session.sh fast seed002 bundle
 #
-# Each stage prints a short table last and leaves its logs in $OUT (the device
-# tool returns that folder); the run folders stay under reports/gpu-session/
-# between calls while the machine is warm.
+# Each stage prints a short table last and leaves its logs in reports/gpu-session/logs/;
+# the bundle packs them with the run folders into $OUT (what the device tool returns, at
+# most 8 files), and everything stays under reports/gpu-session/ between calls while the
+# machine is warm. Running a stage again continues its runs (--resume).
 set -uo pipefail
 
 DATA=${HARNESS_GPU_DATA:-data/mnist}
@@ -41,7 +42,10 @@ PY=${PYTHON:-python3}
 DEVICE=${HARNESS_GPU_DEVICE:-cuda}
 read -r -a EXTRA <<<"${HARNESS_GPU_EXTRA:-}"
 export PYTHONUNBUFFERED=1 HARNESS_OFFLINE=1 HARNESS_CACHE_DIR=${HARNESS_CACHE_DIR:-$RUNS/.cache}
-mkdir -p "$RUNS" "$OUT"
+# The device tool brings back at most 8 files from $OUT: logs go to $LOGS, inside the bundle,
+# so $OUT ends with one file, gpu-session.tar.gz.
+LOGS=$RUNS/logs
+mkdir -p "$RUNS" "$OUT" "$LOGS"
 
 BUDGET=${HARNESS_GPU_BUDGET:-}
 RESERVE=30  # seconds kept for the bundle when a budget is set
@@ -69,12 +73,12 @@ harness() { limited "$PY" -m harness "$@"; }
 
 ensure_installed() {
     "$PY" -c "import harness_plugins" 2>/dev/null && return 0
-    # --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
-    "$PY" -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 && return 0
+    # --no-index --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
+    "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . >"$LOGS/install.log" 2>&1 && return 0
     # An older setuptools there cannot build this pyproject: put the tree on the path instead, with
     # a dist-info that carries the entry points (how plugins are found) and harness_plugins -> plugins/.
-    echo "pip could not install the project (tail of $OUT/install.log below); linking it in place"
-    tail -5 "$OUT/install.log"
+    echo "pip could not install the project (tail of $LOGS/install.log below); linking it in place"
+    tail -5 "$LOGS/install.log"
     local site
     site="$(cd "$RUNS" && pwd)/.site"
     "$PY" - "$site" <<'PYEOF' || exit 1
@@ -104,26 +108,30 @@ summary() {  # summary RUN_DIR...: the Training and Seeds sections of the joined
         | grep -v '^## Accuracy vs latency\|^## Training curves'
 }
 
+again() {  # again RUN_ID: --resume when that run folder exists (a rerun, or one the budget stopped)
+    [ -f "$RUNS/$1/results.json" ] && echo --resume
+}
+
 common=(--datasets mnist --data-dir "$DATA" --device "$DEVICE" --no-progress --out "$RUNS" "${EXTRA[@]}")
 
 stage_check() {
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-    "$PY" - <<'EOF' | tee -a "$OUT/gpu.txt"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$LOGS/gpu.txt"
+    "$PY" - <<'EOF' | tee -a "$LOGS/gpu.txt"
 import torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
 p = torch.cuda.get_device_properties(0)
 print(p.name, p.multi_processor_count, "SMs", round(p.total_memory / 2**30, 1), "GiB")
 EOF
-    limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/gpu-tests.log" | tail -15
+    limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee -a "$LOGS/gpu-tests.log" | tail -15
 }
 
 stage_fast() {
     local config="$RUNS/fast-seeds.toml"
     printf 'models = ["mnist-fast"]\nbatch_sizes = [1, 256]\n[sweep]\nseed = [0, 1, 2, 3, 4]\n' >"$config"
-    harness run --config "$config" "${common[@]}" --run-id fast-eager --no-torch-latency \
-        2>&1 | tee "$OUT/fast-eager.log" | tail -3
-    harness run --config "$config" "${common[@]}" --run-id fast-graphs-bf16 --cuda-graphs --amp bf16 \
-        --no-torch-latency 2>&1 | tee "$OUT/fast-graphs.log" | tail -3
+    harness run --config "$config" "${common[@]}" --run-id fast-eager $(again fast-eager) --no-torch-latency \
+        2>&1 | tee -a "$LOGS/fast-eager.log" | tail -3
+    harness run --config "$config" "${common[@]}" --run-id fast-graphs-bf16 $(again fast-graphs-bf16) --cuda-graphs --amp bf16 \
+        --no-torch-latency 2>&1 | tee -a "$LOGS/fast-graphs.log" | tail -3
     summary fast "$RUNS/fast-eager" "$RUNS/fast-graphs-bf16"
 }
 
@@ -131,14 +139,14 @@ seed002=mnist-rough-cnn,mnist-cake-cnn,mnist-ultralight-cnn
 
 stage_seed002() {
     # One thread for the CPU rows: the rough CNN at batch 256 already takes up to 12 s a row.
-    harness run --models "$seed002" "${common[@]}" --run-id seed002-eager --batch-sizes 1,32,256 \
-        2>&1 | tee "$OUT/seed002-eager.log" | tail -6
+    harness run --models "$seed002" "${common[@]}" --run-id seed002-eager $(again seed002-eager) --batch-sizes 1,32,256 \
+        2>&1 | tee -a "$LOGS/seed002-eager.log" | tail -6
     summary seed002 "$RUNS/seed002-eager"
 }
 
 stage_graphs002() {
-    harness run --models "$seed002" "${common[@]}" --run-id seed002-graphs-bf16 --cuda-graphs --amp bf16 \
-        --batch-sizes 1,32,256 2>&1 | tee "$OUT/seed002-graphs.log" | tail -6
+    harness run --models "$seed002" "${common[@]}" --run-id seed002-graphs-bf16 $(again seed002-graphs-bf16) --cuda-graphs --amp bf16 \
+        --batch-sizes 1,32,256 2>&1 | tee -a "$LOGS/seed002-graphs.log" | tail -6
     summary graphs002 "$RUNS/seed002-eager" "$RUNS/seed002-graphs-bf16"
 }
 
@@ -146,12 +154,12 @@ stage_speed() {
     limited "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 \
         --configs eager,channels-last,cuda-graphs,channels-last+cuda-graphs,bf16+cuda-graphs 2>&1 \
-        | tee "$OUT/train-speed-ultralight.log" | tail -8
+        | tee -a "$LOGS/train-speed-ultralight.log" | tail -8
     limited "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
-        | tee "$OUT/train-speed-fast.log" | tail -6
+        | tee -a "$LOGS/train-speed-fast.log" | tail -6
     limited "$PY" benchmarks/channels_last.py --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
-        2>&1 | tee "$OUT/channels-last.log" | tail -18
+        2>&1 | tee -a "$LOGS/channels-last.log" | tail -18
 }
 
 stage_all() {
@@ -162,7 +170,7 @@ stage_all() {
     local start=$SECONDS
     # The stage's own limit inside the call's budget: whichever ends first stops the run.
     limited timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
-        "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$OUT/all.log" | tail -25
+        "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$LOGS/all.log" | tail -25
     echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
 }
 

@@ -79,9 +79,12 @@ def test_gpu_session_keeps_to_its_time_budget_and_always_bundles(tmp_path):
     with tarfile.open(tmp_path / "out" / "gpu-session.tar.gz") as bundle:
         names = bundle.getnames()
     assert "runs/earlier-run/results.json" in names and not any(n.endswith(".onnx") for n in names)
+    # The device tool returns at most 8 files from $OUT: the logs travel inside the bundle.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gpu-session.tar.gz"]
+    assert "runs/logs/install.log" in names or "runs/logs" in names
 
 
 def test_gpu_session_refuses_an_unknown_stage_before_doing_anything(tmp_path):
     result = _gpu_session(tmp_path, "fast", "fastt")
     assert result.returncode == 2 and "unknown stage fastt" in result.stdout
-    assert not (tmp_path / "out" / "install.log").exists()
+    assert not (tmp_path / "runs" / "logs" / "install.log").exists()
