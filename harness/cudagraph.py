@@ -249,7 +249,8 @@ class StaticTrainStep:
         try:
             with torch.cuda.graph(graph):
                 loss, logits = self._body(shape)
-        except Exception as exc:  # noqa: BLE001 - any capture failure: keep training eagerly
+        except RuntimeError as exc:  # a capture failure (torch raises RuntimeError subclasses): train eagerly;
+            # anything else (--job-timeout's JobTimeout, a model's own bug) propagates as in the eager loop
             from harness.manager import one_line
 
             self.fallback_reason = f"capture failed: {one_line(exc)}"
