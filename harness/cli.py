@@ -501,9 +501,16 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
             "run_id": "+".join(d["run_id"] for d in documents),
             "created": max(d.get("created", "") for d in documents),
             "environment": documents[0].get("environment", {}),
-            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"]}
-                     for d in documents for job in d["jobs"]],
+            # Each job keeps its run's options (what its training budget was); the edge settings carry
+            # over when every run had the same.
+            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],
+                      "run_config": d.get("config")} for d in documents for job in d["jobs"]],
         }
+        edge = {key: {json.dumps((d.get("config") or {}).get(key)) for d in documents}
+                for key in ("accuracy_floor", "latency_budget_ms")}
+        shared = {key: json.loads(next(iter(values))) for key, values in edge.items() if len(values) == 1}
+        if any(value is not None for value in shared.values()):
+            results["config"] = shared
         target.mkdir(parents=True, exist_ok=True)
     for path in write_reports(target, results):
         click.echo(str(path))

@@ -607,8 +607,8 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
     Comparable only when the job trained on the dataset the seed published on, for the seed's epoch
     count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), on
     the whole training split (no ``--max-train-samples``). ``config`` is the run's options
-    (``results["config"]``); without them (a joined or hand-made document) the budget is unknown,
-    and so not comparable. Returns ``(None, None)`` when either time is missing.
+    (``results["config"]``, or the job's own ``run_config`` in a joined document); without them (a
+    hand-made document) the budget is unknown, and so not comparable. Returns ``(None, None)`` when either time is missing.
     """
     ref = job.get("reference") if isinstance(job.get("reference"), dict) else {}
     ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
@@ -649,7 +649,7 @@ def reference_table(results: dict[str, Any]) -> Table:
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
         published = ", ".join(f"{k}={_fmt(v, '.4f') if isinstance(v, float) else v}" for k, v in figures.items())
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
-        speedup, _ = training_comparison(job, results.get("config"))
+        speedup, _ = training_comparison(job, job.get("run_config", results.get("config")))
         rows.append([
             job_label(job, run=is_joined(results)), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
@@ -669,7 +669,7 @@ def reference_notes(results: dict[str, Any]) -> list[str]:
     for job in results.get("jobs", []):
         if _shown_reference(job) is None:
             continue
-        _, why = training_comparison(job, results.get("config"))
+        _, why = training_comparison(job, job.get("run_config", results.get("config")))
         if why:
             notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: training speed-up {why}")
     return notes

@@ -353,6 +353,35 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
     assert (tmp_path / "joined" / "report.md").read_text() == before
 
 
+def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for name, floor in (("a", 0.9), ("b", 0.9)):
+        data = copy.deepcopy(results)
+        data["run_id"] = name
+        data["config"]["accuracy_floor"] = floor
+        for job in data["jobs"]:
+            job["train"] = None
+        if name == "b":
+            data["config"]["max_train_samples"] = None  # b trained on the whole split
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "j")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "j" / "report.md").read_text()
+    assert "accuracy floor 0.9" in md  # both runs asked for it: the joined edge table keeps it
+    assert "run options not recorded" not in md
+    document = {"jobs": [{**job, "run_config": {"epochs": 3, "max_train_samples": 512}} for job in results["jobs"]]}
+    for job in document["jobs"]:
+        if job.get("reference"):
+            job["train"] = {"seconds": 10.0, "epochs": 3}
+            job["reference"] = {**job["reference"], "train_minutes": 5, "dataset": job["dataset"], "epochs": 3}
+    notes = report.reference_notes(document)
+    assert notes and all("512 samples" in note for note in notes)  # each job judged by its own run's options
+
+
 def test_reports_survive_documents_with_nothing_in_them(tmp_path):
     minimal = {"schema_version": 1, "run_id": "empty", "jobs": [
         {"id": "m@d", "model": "m", "dataset": "d", "status": "failed", "stage": "load", "error": "no data"},
