@@ -502,6 +502,15 @@ def test_mnist3d_falls_back_to_fashion_mnist(tmp_path: pathlib.Path) -> None:
     assert splits.train[1].tolist() == arrays["train_y"].tolist()
 
 
+def test_mnist3d_does_not_swap_corrupt_mnist_for_fashion_mnist(tmp_path: pathlib.Path) -> None:
+    make_idx_set(tmp_path / "fashion-mnist", seed=4)  # there to fall back on, if the loader wrongly did
+    make_idx_set(tmp_path / "mnist")
+    (images,) = (tmp_path / "mnist").glob(idx.IDX_FILES["train_x"][0] + "*")
+    images.write_bytes(images.read_bytes()[: len(images.read_bytes()) // 2])  # truncated
+    with pytest.raises(DataUnavailableError, match=idx.IDX_FILES["train_x"][0]):
+        spec("mnist3d").load(data_dir=tmp_path, seed=0)
+
+
 def test_voxelise_geometry_and_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
     images = torch.zeros((5, 28, 28), dtype=torch.uint8)
     images[1] = 255  # a full white square: a slab across the whole volume

@@ -277,10 +277,17 @@ def load(data_dir: Any = None, seed: int = 0, **kwargs: Any) -> Splits:
         else:
             return _load_h5(h5_path, h5py, kwargs)
 
+    # Fashion-MNIST stands in only when no MNIST files are found; MNIST files that are there but
+    # corrupt are an error (DataUnavailableError naming the file), not a reason to switch to clothing.
     try:
+        locate(MNIST, data_dir)
+        mnist_error = None
+    except DataUnavailableError as exc:
+        mnist_error = exc
+    if mnist_error is None:
         source: IdxDataset = MNIST
         tensors, info = _voxel_tensors(MNIST, data_dir, seed)
-    except DataUnavailableError as mnist_error:
+    else:
         try:
             source = FASHION_MNIST
             tensors, info = _voxel_tensors(FASHION_MNIST, data_dir, seed)
