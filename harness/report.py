@@ -812,11 +812,30 @@ def header_facts(results: dict[str, Any]) -> list[str]:
     missing = not_run(results)
     if missing:
         facts[-1] = facts[-1][:-1] + "; " + not_run_text(results, missing)
+    sources = data_sources(results)
+    if sources:
+        facts.append("Data: " + "; ".join(sources) + ".")
     runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
     if len(runs) > 1:
         facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} "
                      "(the environment shown is the first run's).")
     return facts
+
+
+def data_sources(results: dict[str, Any]) -> list[str]:
+    """Where each dataset's samples came from (the jobs' ``data``: folder, download, or a stand-in)."""
+    seen: dict[str, str] = {}
+    for job in results.get("jobs", []):
+        data = job.get("data")
+        if not isinstance(data, dict) or not data.get("source") or str(job.get("dataset")) in seen:
+            continue
+        text = f"{_text(job.get('dataset'))} from {data['source']}"
+        if data.get("origin"):
+            text += f" ({data['origin']})"
+        if data.get("mnist_unavailable"):  # mnist3d voxelised Fashion-MNIST: say it loudly
+            text += " INSTEAD OF MNIST, which was not found"
+        seen[str(job.get("dataset"))] = text
+    return list(seen.values())
 
 
 NOT_RUN_LISTED = 20  # ids named in the summary line; the rest are counted

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import signal
@@ -301,6 +302,8 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         with time_limit(ctx.options.job_timeout):
             ctx.progress.stage(job.id, "loading data")
             splits = ctx.cache.get(job.dataset)
+            if splits.info:  # where the data came from (folder, download, a stand-in dataset...)
+                row["data"] = json.loads(json.dumps(dict(splits.info), default=str))
             stage = "build"
             _run_stages(job, ctx, splits, row, enter)
         row["status"] = "ok"

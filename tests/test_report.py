@@ -480,3 +480,17 @@ def test_deployment_table_names_each_sweep_job_and_reads_the_floor_as_a_fraction
     rows = [dict(zip(table.headers, row)) for row in table.rows]
     assert [(r["settings"], r["variant"]) for r in rows] == [("seed=0", "fp32"), ("seed=1", "none")]
     assert rows[0]["accuracy"] == "0.6000" and rows[0]["fits 1 ms"] == "yes"
+
+
+def test_the_report_says_where_each_datasets_samples_came_from():
+    document = {"run_id": "r", "jobs": [
+        {"id": "a@mnist3d", "model": "a", "dataset": "mnist3d", "status": "ok",
+         "data": {"source": "fashion-mnist", "mnist_unavailable": "mnist: no MNIST IDX files under /x"}},
+        {"id": "b@mnist3d", "model": "b", "dataset": "mnist3d", "status": "ok", "data": {"source": "fashion-mnist"}},
+        {"id": "a@fashion-mnist", "model": "a", "dataset": "fashion-mnist", "status": "ok",
+         "data": {"source": "/usr/share/datasets/fashion-mnist", "origin": "system"}},
+        {"id": "c@old", "model": "c", "dataset": "old", "status": "ok"},  # results.json of an older version
+    ]}
+    (line,) = [fact for fact in report.header_facts(document) if fact.startswith("Data:")]
+    assert line == ("Data: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found; "
+                    "fashion-mnist from /usr/share/datasets/fashion-mnist (system).")
