@@ -40,6 +40,9 @@ def describe_row(row: dict[str, Any]) -> str:
     if first.get("p50_ms") is not None:
         runtime = " (eager PyTorch)" if first.get("runtime") == "torch" else ""
         parts.append(f"p50 {first['p50_ms']:.3f} ms @ batch {first['batch_size']}{runtime}")
+    failed = [v for v in row.get("variants") or [] if isinstance(v, dict) and v.get("error")]
+    for variant in failed:  # a failed variant never fails the job, but should not pass unseen
+        parts.append(f"variant {variant.get('variant')} FAILED: {' '.join(str(variant['error']).split())[:160]}")
     return ", ".join(parts)
 
 

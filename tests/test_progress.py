@@ -63,3 +63,13 @@ def test_a_finished_job_line_shows_the_exported_models_latency_not_eager_pytorch
     assert describe_row({**row, "latency": [torch_row, ort_row]}).endswith("p50 0.017 ms @ batch 1")
     # ONNX Runtime measured nothing: the eager figure is said to be one
     assert describe_row({**row, "latency": [torch_row]}).endswith("p50 0.061 ms @ batch 1 (eager PyTorch)")
+
+
+def test_a_finished_job_line_names_a_failed_variant():
+    from harness.progress import describe_row
+
+    row = {"status": "ok", "params": 10, "latency": [],
+           "variants": [{"variant": "int8-dynamic", "error": None},
+                        {"variant": "slim", "error": "RuntimeError: the slim\n variant broke"}]}
+    assert describe_row(row).endswith("variant slim FAILED: RuntimeError: the slim variant broke")
+    assert "int8-dynamic" not in describe_row(row)
