@@ -87,9 +87,14 @@ def main(debug: bool) -> None:
     Quick start (offline, a few minutes on a laptop CPU):
       harness run --plugins all --datasets synthetic --epochs 1 --device cpu
     \b
-    Which model meets 1 ms at batch 1 on 1 thread?
-      harness run --models mnist-ultralight-cnn,mnist-enhanced-20k --datasets fashion-mnist
-      harness report reports/<run-id>
+    Which model meets 1 ms at batch 1 on 1 thread with at least 99 % accuracy?
+      harness run --models mnist-ultralight-cnn,mnist-enhanced-20k --datasets mnist \\
+        --data-dir ~/data/mnist --profile edge --latency-budget-ms 1 --accuracy-floor 0.99
+      (full recipes: minutes on a GPU, tens of minutes on a laptop CPU; the
+      reports' "Edge deployment" table answers)
+    \b
+    Environment: HARNESS_OFFLINE=1 (no downloads), HARNESS_CACHE_DIR (decoded
+    datasets; default ~/.cache/harness), HARNESS_DISABLE_PLUGINS=a,b.
     """
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -194,8 +199,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override every recipe's learning rate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Training device; auto picks CUDA when available.")
-@click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset).")
-@click.option("--max-test-samples", type=int, help="Evaluate on at most N test samples.")
+@click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset; "
+              "default: all).")
+@click.option("--max-test-samples", type=int, help="Evaluate on at most N test samples (default: all).")
 @click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1,32", show_default=True,
               help="Inference batch sizes to benchmark.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
@@ -233,7 +239,8 @@ def _shape_text(row: dict[str, Any]) -> str:
               "default $RAY_ADDRESS, else a local Ray instance.")
 @click.option("--jobs", type=click.IntRange(min=1), help="With --executor ray: at most N jobs at once "
               "(the local Ray instance's CPUs).")
-@click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds.")
+@click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds "
+              "(default: no limit).")
 @click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
               "variant, and a deployment table in the reports.")
 @click.option("--latency-budget-ms", type=float, help="Mark which models meet this p50 latency at batch 1.")
@@ -241,7 +248,7 @@ def _shape_text(row: dict[str, Any]) -> str:
               "(0.99 or 99).")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
-@click.option("--progress/--no-progress", default=True, help="Show progress on stderr.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
 @click.pass_context
 def run_command(ctx: click.Context, **kwargs: Any) -> None:
     """Train, export, check and benchmark every compatible model x dataset job.

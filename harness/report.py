@@ -127,7 +127,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "status", "params", "acc", "onnx acc", "max|diff|", "onnx KB", f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
+        "status", "params", "acc", "onnx acc", "max|diff|", "onnx KiB", f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
     if big_bs and big_bs != small_bs:
         headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs} (batch / mean)"]
     headers += ["ORT vs eager", "train s"]
@@ -315,7 +315,7 @@ def results_table(results: dict[str, Any]) -> Table:
     keys = latency_keys(results)
     providers = {k[0] for k in keys}
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "settings", "status", "params", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KB"]
+        "settings", "status", "params", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KiB"]
     for provider, batch, threads in keys:
         where = "" if providers == {CPU} else f"{provider_short(provider)} "
         headers.append(f"{where}b{_text(batch, '?')} t{_text(threads, '?')} p50 / p99 ms")
@@ -506,7 +506,7 @@ def pareto_table(results: dict[str, Any]) -> Table:
              f"b{_text(c['batch_size'], '?')} t{_text(c['threads'], '?')}", _kib(c["bytes"])]
             for c in sorted((c for c in candidates(results) if c["pareto"]),
                             key=lambda c: (str(c["dataset"]), c["p50_ms"]))]
-    return Table(["dataset", "model", "accuracy", "p50 ms", "measured at", "ONNX KB"], rows, {2, 3, 5})
+    return Table(["dataset", "model", "accuracy", "p50 ms", "measured at", "ONNX KiB"], rows, {2, 3, 5})
 
 
 # -- detail tables -------------------------------------------------------------------------------------------
@@ -584,7 +584,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
                 " ".join("; ".join(notes).split()) or "-",
             ])
-    headers = ["model", "dataset", "variant", "status", "ONNX KB", "size vs fp32", "accuracy ORT",
+    headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "accuracy ORT",
                "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
     return Table(headers, rows, {4, 5, 6, 7, 8, 10})
 
@@ -927,7 +927,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
-            "variant", "accuracy", "drop vs fp32", "ONNX KB", "threads", "p50 ms", "p99 ms", "params"]
+            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "threads", "p50 ms", "p99 ms", "params"]
         first = len(headers) - 8
         if budget is not None:
             headers.append(f"fits {budget:g} ms")

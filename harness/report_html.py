@@ -421,8 +421,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         peak = _number(_get(job, "train", "peak_memory_bytes"))
         grew = memory_growth(job["train"]) if isinstance(job.get("train"), dict) else None
         growth = "" if grew is None else f", {grew / 2**20:+,.0f} MiB while training"
+        epochs = _get(job, "train", "epochs")
         facts = ", ".join(x for x in (
-            f"{_get(job, 'train', 'epochs')} epochs" if _get(job, "train", "epochs") is not None else "",
+            f"{epochs} epoch{'' if epochs == 1 else 's'}" if epochs is not None else "",
             f"{_number(_get(job, 'train', 'seconds')):.1f} s" if _number(_get(job, "train", "seconds")) else "",
             f"device {_get(job, 'train', 'device')}" if _get(job, "train", "device") else "",
             f"peak memory {peak / 2**20:,.0f} MiB{growth}" if peak else "") if x)

@@ -150,13 +150,13 @@ def test_results_table_has_every_job_and_latency_per_batch_and_threads(results):
     table = results_table(results)
     assert len(table.rows) == len(results["jobs"])
     for heading in ("b1 t1 p50 / p99 ms", "b32 t1 p50 / p99 ms", "b1 t2 p50 / p99 ms", "b32 t2 p50 / p99 ms",
-                    "accuracy PyTorch", "accuracy ORT", "ONNX KB", "train s", "peak memory MiB"):
+                    "accuracy PyTorch", "accuracy ORT", "ONNX KiB", "train s", "peak memory MiB"):
         assert heading in table.headers
     rows = {(r[0], r[1], r[2]): dict(zip(table.headers, r)) for r in table.rows}
     mlp = rows[("mnist-mlp", "synthetic", "-")]
     assert mlp["b1 t1 p50 / p99 ms"] == "0.017 / 0.033" and mlp["accuracy ORT"] == "0.9922"
     failed = rows[("cnn3d-resnet", "synthetic3d", "-")]
-    assert failed["status"] == "failed (export)" and failed["accuracy ORT"] == "-" and failed["ONNX KB"] == "-"
+    assert failed["status"] == "failed (export)" and failed["accuracy ORT"] == "-" and failed["ONNX KiB"] == "-"
     skipped = rows[("mnist-cnn", "synthetic3d", "-")]
     assert skipped["status"] == "skipped (plan)" and skipped["params"] == "-"
 
