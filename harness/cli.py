@@ -427,13 +427,16 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 
 @main.command("bench")
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
-@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1", show_default=True)
-@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True)
-@click.option("--providers", type=NAMES, default="cpu", show_default=True)
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1", show_default=True,
+              help="Batch sizes to time (a static batch dimension skips the others, with a warning).")
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
+              help="Intra-op thread counts to time.")
+@click.option("--providers", type=NAMES, default="cpu", show_default=True,
+              help="ONNX Runtime providers: cpu, cuda, tensorrt or full names.")
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
-@click.option("--min-runs", type=int, default=50, show_default=True)
-@click.option("--min-time", "min_time", type=float, default=0.5, show_default=True, help="Seconds, at least.")
+@click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
+@click.option("--min-time", "min_time", type=float, default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {model, bytes, latency: [...]}.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],

@@ -16,6 +16,7 @@ import logging
 import os
 import pathlib
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -633,6 +634,17 @@ def test_cifar10_truncated_batch_is_named(tmp_path: pathlib.Path) -> None:
     with pytest.raises(DataUnavailableError) as caught:
         spec("cifar10").load(data_dir=tmp_path, seed=0)
     assert str(folder / cifar.TEST_BATCH) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("labels, needle", [([1, 2, 12, 3], "labels outside 0-9 (from 1 to 12)"),
+                                            ([1, 2, 3], "3 labels for 4 images")])
+def test_cifar10_bad_labels_say_what_is_wrong(tmp_path: pathlib.Path, labels: list[int], needle: str) -> None:
+    folder = tmp_path / cifar.FOLDER
+    make_cifar(folder)
+    with open(folder / cifar.TEST_BATCH, "wb") as handle:
+        pickle.dump({b"data": np.zeros((4, 3072), dtype=np.uint8), b"labels": labels}, handle, protocol=2)
+    with pytest.raises(DataUnavailableError, match=re.escape(needle)):
+        spec("cifar10").load(data_dir=tmp_path, seed=0)
 
 
 def test_synthetic_module_is_listed_in_shapes() -> None:

@@ -96,8 +96,12 @@ def read_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataUnavailableError(
             f"corrupt CIFAR-10 batch {path}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)"
         )
-    if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= 10)):
-        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: labels do not match the images")
+    if labels.shape != (data.shape[0],):
+        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: {labels.shape[0] if labels.ndim else 0} "
+                                   f"labels for {data.shape[0]} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= 10):
+        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: labels outside 0-9 "
+                                   f"(from {labels.min()} to {labels.max()})")
     # Each row is 1024 red, 1024 green, 1024 blue values, each plane row-major 32x32.
     return data.reshape(-1, 3, 32, 32), labels.astype(np.uint8)
 
