@@ -178,10 +178,14 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
                         ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
                                 linewidth=0.8, zorder=1)
     chosen = sorted(_labelled(points, "accuracy", front), key=lambda i: points[i][x_key])
+    right_end = max(c[x_key] for c in points)
     for n, i in enumerate(chosen):  # alternate above and below so neighbours do not print over each other
         c = points[i]
+        # Labels of the rightmost points go to their left, so they do not run off the plot's edge.
+        left = len(chosen) > 1 and c[x_key] >= right_end * 0.5
         ax.annotate(_short(c["label"], 48), (c[x_key], c["accuracy"]), textcoords="offset points",
-                    xytext=(6, 4 if n % 2 == 0 else -11), fontsize=7, color="0.2")
+                    xytext=(-6 if left else 6, 4 if n % 2 == 0 else -11), fontsize=7, color="0.2",
+                    ha="right" if left else "left")
     for kind in kinds:
         if kind != "fp32" or len(kinds) > 1:
             ax.scatter([], [], marker=MARKERS.get(kind, "D"), color="0.45", label=kind)
