@@ -51,7 +51,7 @@ def deployment_table(
     ``threads``: a count, :data:`THREADS_MAX`, or None for any. ``provider``:
     a full provider name, or None for any (the row says which).
     """
-    floor = _fraction(accuracy_floor)
+    floor = as_fraction(accuracy_floor)
     rows = []
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
@@ -162,17 +162,26 @@ def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] |
     if fp32_lat is not None and vs and _number(vs.get("ratio")) and vs["ratio"] > 0:
         setting = {"provider": lat.get("provider"), "batch_size": batch_size, "threads": lat.get("threads")}
         if all(vs.get(key) in (None, value) for key, value in setting.items()):
-            if vs.get("stability") != "unstable":
-                return float(vs["ratio"]), "alternating"
-            # The estimates disagree (the machine drifted during one round): the median of the per-round
-            # ratios is the one a single drifting round cannot carry.
-            paired = _number(vs.get("ratio_paired_median"))
-            if paired and paired > 0:
-                return paired, "alternating, unstable"
+            ratio, basis = robust_ratio(vs)
+            if ratio is not None:
+                return ratio, basis
     fp32_p50 = _number(fp32_lat.get("p50_ms")) if fp32_lat is not None else None
     if fp32_p50:
         return p50 / fp32_p50, "sequential"
     return p50, "p50"
+
+
+def robust_ratio(vs: dict[str, Any]) -> tuple[float | None, str]:
+    """A variant's time over float32's from its alternating comparison (``vs_fp32``), and the basis.
+
+    Where the comparison's own estimates disagree (``stability`` "unstable": the machine drifted
+    during a round), the median of the per-round ratios, which one drifting round cannot carry.
+    """
+    if vs.get("stability") == "unstable":
+        paired = _number(vs.get("ratio_paired_median"))
+        return (paired, "alternating, unstable") if paired and paired > 0 else (None, "alternating, unstable")
+    ratio = _number(vs.get("ratio"))
+    return (ratio, "alternating") if ratio and ratio > 0 else (None, "alternating")
 
 
 def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
@@ -230,7 +239,8 @@ def _pick(rows: list[dict[str, Any]], batch_size: int, threads: int | None, prov
     return min(matching, key=lambda r: float(r["p50_ms"]), default=None)
 
 
-def _fraction(value: float | None) -> float | None:
+def as_fraction(value: float | None) -> float | None:
+    """An accuracy floor as a fraction: 0.99 stays, 99 (a percentage) becomes 0.99."""
     if value is None:
         return None
     value = float(value)
@@ -333,13 +343,9 @@ def edge_profile() -> dict[str, Any]:
     """
     from harness.latency import default_thread_counts
 
-    variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"]
-    try:
-        import onnxslim  # noqa: F401
+    from harness.variants import slim_available
 
-        variants.append("slim")
-    except ImportError:
-        pass
+    variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"] + (["slim"] if slim_available() else [])
     return {"batch_sizes": [1], "threads": default_thread_counts(), "variants": variants}
 
 

@@ -560,9 +560,11 @@ def variants_table(results: dict[str, Any]) -> Table:
             p50 = _number(lat.get("p50_ms")) if lat else None
             speedup = _number(_get(v, "vs_fp32", "speedup"))
             unstable = _get(v, "vs_fp32", "stability") == "unstable"
-            if unstable:  # rounds disagree: the per-round median, which one drifting round cannot carry
-                paired = _number(_get(v, "vs_fp32", "ratio_paired_median"))
-                speedup = 1.0 / paired if paired else None
+            if unstable:  # rounds disagree: the same robust ratio the edge table ranks by
+                from harness.edge import robust_ratio
+
+                ratio, _ = robust_ratio(v["vs_fp32"])
+                speedup = 1.0 / ratio if ratio else None
             if speedup is None and lat is not None and p50:
                 base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"),
                                     threads=lat.get("threads"))
@@ -605,8 +607,8 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
     """The published training time over ours, and why it is not comparable (None when it is).
 
     Comparable only when the job trained on the dataset the seed published on, for the seed's epoch
-    count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), on
-    the whole training split (no ``--max-train-samples``). ``config`` is the run's options
+    count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), with
+    the recipe's batch size, on the whole training split (no ``--max-train-samples``). ``config`` is the run's options
     (``results["config"]``, or the job's own ``run_config`` in a joined document); without them (a
     hand-made document) the budget is unknown, and so not comparable. Returns ``(None, None)`` when either time is missing.
     """
@@ -623,6 +625,10 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
             reasons.append(f"{_text(epochs, '?')} of {published} epochs")
     elif isinstance(config, dict) and (config.get("epochs") is not None or "epochs" in (job.get("point") or {})):
         reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's")
+    point = job.get("point") or {}
+    batch = point.get("batch_size", config.get("batch_size") if isinstance(config, dict) else None)
+    if batch is not None:  # another batch size is another number of steps
+        reasons.append(f"batch size {batch}, not the recipe's")
     cap = config.get("max_train_samples") if isinstance(config, dict) else None
     if cap is not None:
         reasons.append(f"{_fmt(cap, ',')} samples")
@@ -914,7 +920,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and latency budget come from the run's options
     (``--accuracy-floor``, ``--latency-budget-ms``).
     """
-    from harness.edge import THREADS_MAX, deployment_table
+    from harness.edge import THREADS_MAX, as_fraction, deployment_table
 
     config = results.get("config") or {}
     floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
@@ -949,7 +955,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
         # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
-        caption = title + (f", accuracy floor {floor / 100 if floor > 1 else floor:g}" if floor is not None else "")
+        caption = title + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "")
         tables.append((caption, table))
     return tables
 

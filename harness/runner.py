@@ -171,6 +171,8 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
     otherwise give identical jobs under different labels.
     """
     keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
+    for key in sorted(keys & {"num_classes", "input_shape"}):  # the harness passes these to every build itself
+        raise HarnessError(f"sweep key {key!r} cannot be swept: it comes from the dataset")
     if not keys:
         return
     taken: list[set[str] | None] = []
@@ -426,7 +428,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     ort_logits = run_batched(session, test_np)
     # The logits are compared on DIFF_SAMPLES inputs: the evaluated test inputs first, then, when
     # --max-test-samples left fewer, more of the test split and of the training split.
-    diff_x = torch.cat([test_x[:DIFF_SAMPLES], splits.test[0][:DIFF_SAMPLES].cpu(),
+    diff_x = torch.cat([test_x[:DIFF_SAMPLES].cpu(), splits.test[0][:DIFF_SAMPLES].cpu(),
                         train_split[0][:DIFF_SAMPLES].cpu()])[:DIFF_SAMPLES]
     torch_logits = predict(model, diff_x, "cpu").numpy()
     ort_diff_logits = ort_logits[:len(diff_x)] if len(test_x) >= len(diff_x) else run_batched(session, diff_x.numpy())
@@ -473,7 +475,8 @@ def check_named_datasets(plan: Plan, cache: DatasetCache) -> None:
 
     Without this, ``--datasets mnist,cifar10`` with no CIFAR-10 files trained every MNIST job first
     and then failed the CIFAR-10 ones. Other load errors (a plugin's bug) still fail only their jobs.
-    The loaded splits stay in ``cache`` for the jobs.
+    The loaded splits stay in ``cache`` for the jobs, so this loading is outside any job: not under
+    ``--job-timeout``, and not in the first job's ``stage_seconds["load"]``.
     """
     for spec in {job.dataset.name: job.dataset for job in plan.jobs}.values():
         try:
@@ -546,10 +549,15 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
     if options.resume:
         folder = RunFolder.open(resume_target(out, options.run_id))
         resumed = dict(environment)
-        config = {**options.to_config(), "resume": False}  # as a fresh run would have stored them
-        if folder.data.get("config") != config:  # e.g. a larger sweep grid: the run's options are now these
+        config = options.to_config()
+        where = ("resume", "run_id", "out")  # how this call found the run, not how the run trains
+
+        def options_of(stored: Any) -> dict[str, Any]:
+            return {k: v for k, v in (stored or {}).items() if k not in where}
+
+        if options_of(folder.data.get("config")) != options_of(config):  # e.g. a larger sweep grid: the run's options are now these
             resumed["config_before"] = folder.data.get("config")
-            folder.data["config"] = config
+            folder.data["config"] = {**config, **{k: (folder.data.get("config") or {}).get(k) for k in where}}
         folder.data.setdefault("resumed", []).append(resumed)
         folder.save()  # recorded even when every job had already finished
         return folder
@@ -653,11 +661,11 @@ def _validate(options: RunOptions) -> None:
         from harness.variants import VARIANTS
 
         raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    if "slim" in options.variants:
-        try:
-            import onnxslim  # noqa: F401
-        except ImportError:
-            raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'") from None
+    if "slim" in options.variants and options.executor == "local":  # Ray workers have their own packages
+        from harness.variants import slim_available
+
+        if not slim_available():
+            raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'")
     if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:

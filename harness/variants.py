@@ -367,6 +367,15 @@ def build_ort_opt(source: Path, target: Path, calib_inputs: Any = None, seed: in
     return ["ONNX Runtime offline optimisation (ORT_ENABLE_EXTENDED, CPU): fused contrib ops, CPU provider only"]
 
 
+def slim_available() -> bool:
+    """Whether onnxslim (the ``slim`` variant, ``pip install 'harness[slim]'``) can be imported here."""
+    try:
+        import onnxslim  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def build_slim(source: Path, target: Path, calib_inputs: Any = None, seed: int = 0) -> list[str]:
     try:
         import onnxslim

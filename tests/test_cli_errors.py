@@ -79,6 +79,7 @@ def test_python_dash_m_and_version():
         ("lr = -1", ["lr"]),
         ('providers = [""]', ["providers"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
+        ('models = ["mnist-enhanced-20k"]\ndatasets = ["synthetic"]\n[sweep]\nnum_classes = [5]', ["'num_classes'"]),
     ],
 )
 def test_config_file_values_get_the_command_line_checks(tmp_path, setting, needles):

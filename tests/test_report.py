@@ -220,6 +220,10 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     without = {k: v for k, v in job["reference"].items() if k != "epochs"}  # the recipe's own count
     overridden = report.training_comparison({**job, "reference": without}, full["config"])  # config epochs: 3
     assert overridden == (None, "not comparable: 20 epochs, not the recipe's")
+    other_batch = {**full["config"], "batch_size": 256}  # --batch-size 256: another number of steps
+    assert report.training_comparison(job, other_batch) == (None, "not comparable: batch size 256, not the recipe's")
+    swept = {**job, "point": {"batch_size": 128}}
+    assert report.training_comparison(swept, full["config"])[1] == "not comparable: batch size 128, not the recipe's"
 
 
 def test_throughput_columns_say_they_come_from_the_mean_latency(results):
@@ -364,6 +368,9 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
         data["config"]["accuracy_floor"] = floor
         for job in data["jobs"]:
             job["train"] = None
+            if job.get("reference"):  # a training time to compare with the published one
+                job["train"] = {"seconds": 10.0, "epochs": 3}
+                job["reference"] = {**job["reference"], "train_minutes": 5, "dataset": job["dataset"], "epochs": 3}
         if name == "b":
             data["config"]["max_train_samples"] = None  # b trained on the whole split
         (tmp_path / name).mkdir()
@@ -372,7 +379,8 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
     assert result.exit_code == 0, result.output
     md = (tmp_path / "j" / "report.md").read_text()
     assert "accuracy floor 0.9" in md  # both runs asked for it: the joined edge table keeps it
-    assert "run options not recorded" not in md
+    assert "run options not recorded" not in md and "not comparable: 512 samples" in md  # a's own options
+    assert "30.0x" in md  # b's jobs: 5 published minutes over 10 s
     document = {"jobs": [{**job, "run_config": {"epochs": 3, "max_train_samples": 512}} for job in results["jobs"]]}
     for job in document["jobs"]:
         if job.get("reference"):

@@ -108,16 +108,17 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     out, config = tmp_path / "out", tmp_path / "sweep.toml"
     args = ["run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
             "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
-            "--exporter", "torchscript", "--out", str(out), "--run-id", "g"]
+            "--exporter", "torchscript", "--out", str(out)]  # no --run-id: a generated one, found again
     config.write_text("[sweep]\nseed = [0]\n")
     assert run_cli(*args).returncode == 0
-    unchanged = run_cli("run", "--resume", "--run-id", "g", "--out", str(out))
+    (folder,) = out.iterdir()
+    unchanged = run_cli("run", "--resume", "--out", str(out))
     assert unchanged.returncode == 0, unchanged.stderr[-2000:]
-    data = json.loads((out / "g" / "results.json").read_text())
+    data = json.loads((folder / "results.json").read_text())
     assert "config_before" not in data["resumed"][-1]  # nothing changed: nothing recorded
     config.write_text("[sweep]\nseed = [0, 1]\n")
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    data = json.loads((out / "g" / "results.json").read_text())
+    data = json.loads((folder / "results.json").read_text())
     assert [p["seed"] for p in data["config"]["sweep"]] == [0, 1] and len(data["jobs"]) == 2
     assert [p["seed"] for p in data["resumed"][-1]["config_before"]["sweep"]] == [0]

