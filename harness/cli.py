@@ -516,9 +516,11 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
             "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],
                       "run_config": d.get("config")} for d in documents for job in d["jobs"]],
         }
-        edge = {key: {json.dumps((d.get("config") or {}).get(key)) for d in documents}
-                for key in ("accuracy_floor", "latency_budget_ms")}
-        shared = {key: json.loads(next(iter(values))) for key, values in edge.items() if len(values) == 1}
+        shared = {}
+        for key in ("accuracy_floor", "latency_budget_ms"):  # numbers or None, as the options validate them
+            values = {(d.get("config") or {}).get(key) for d in documents}
+            if len(values) == 1:
+                shared[key] = values.pop()
         if any(value is not None for value in shared.values()):
             results["config"] = shared
         target.mkdir(parents=True, exist_ok=True)

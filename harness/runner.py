@@ -171,8 +171,9 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
     otherwise give identical jobs under different labels.
     """
     keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
-    for key in sorted(keys & {"num_classes", "input_shape"}):  # the harness passes these to every build itself
-        raise HarnessError(f"sweep key {key!r} cannot be swept: it comes from the dataset")
+    from_dataset = sorted(keys & {"num_classes", "input_shape"})  # the harness passes these to every build
+    if from_dataset:
+        raise HarnessError(f"sweep key {from_dataset[0]!r} cannot be swept: it comes from the dataset")
     if not keys:
         return
     taken: list[set[str] | None] = []
