@@ -608,9 +608,10 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
 
     Comparable only when the job trained on the dataset the seed published on, for the seed's epoch
     count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), with
-    the recipe's batch size, on the whole training split (no ``--max-train-samples``). ``config`` is the run's options
-    (``results["config"]``, or the job's own ``run_config`` in a joined document); without them (a
-    hand-made document) the budget is unknown, and so not comparable. Returns ``(None, None)`` when either time is missing.
+    the recipe's batch size, on the whole training split (no ``--max-train-samples``). ``config`` is
+    the run's options (``results["config"]``, or the job's own ``run_config`` in a joined document);
+    without them (a hand-made document) the budget is unknown, and so not comparable. Returns
+    ``(None, None)`` when either time is missing.
     """
     ref = job.get("reference") if isinstance(job.get("reference"), dict) else {}
     ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
@@ -741,8 +742,8 @@ SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation ov
               "finished jobs only.")
 REFERENCE_NOTE = ("What the seed projects published for these models, next to this run (comparable only when "
                   "the datasets and training budget match). Training speed-up: the published training time over "
-                  "ours, shown only for a job that trained on the published dataset for the published epochs on "
-                  "the whole training split; otherwise '-', and a note below says why.")
+                  "ours, shown only for a job that trained on the published dataset for the published epochs at the "
+                  "recipe's batch size on the whole training split; otherwise '-', and a note below says why.")
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
                 "results.json and results.csv have mean_ms.")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
