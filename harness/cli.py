@@ -223,7 +223,9 @@ def _shape_text(row: dict[str, Any]) -> str:
                    "(default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
 @click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
-@click.option("--amp", type=click.Choice(["bf16", "fp16"]), help="Mixed-precision training on CUDA.")
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]),
+              help="Mixed-precision training (autocast): bf16 on CUDA or the CPU, fp16 on CUDA only "
+                   "(default: float32).")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Train 2D models in channels-last memory format. Default: on when training on the CPU "
                    "(a median 1.2x, up to 1.9x, faster per epoch there), off on CUDA.")

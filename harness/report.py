@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import atomic_write_text
+from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
 CPU = "CPUExecutionProvider"
@@ -698,7 +699,7 @@ def _train_settings(train: dict[str, Any]) -> str:
     if train.get("amp"):
         parts.append(str(train["amp"]))
     elif train.get("amp_requested"):
-        parts.append(f"{train['amp_requested']} not applied (autocast is CUDA-only)")
+        parts.append(amp_not_applied_reason(str(train["amp_requested"]), str(train.get("device") or "")))
     if train.get("channels_last"):
         parts.append("channels-last")
     if train.get("compile"):

@@ -389,7 +389,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         evaluate_on=evaluate_on,
     )
     row["train"] = result.to_dict(recipe)
-    # "amp" is what the result says ran (autocast is CUDA-only); the request is kept beside it.
+    # "amp" is what the result says ran (bf16 on CUDA or the CPU, fp16 on CUDA); the request is kept beside it.
     # Likewise "channels_last" is what ran (2D inputs only); the request (None: automatic) is kept beside it.
     row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,
                         compile=options.compile,

@@ -76,6 +76,31 @@ def resolve_channels_last(requested: bool | None, device: str) -> bool:
     return device.split(":")[0] == "cpu"
 
 
+def resolve_amp(requested: str | None, device: str) -> str | None:
+    """The autocast dtype that training on ``device`` really uses for ``--amp requested``, or None.
+
+    CUDA takes bf16 and fp16. The CPU takes bf16 only: torch's CPU autocast runs the convolutions and
+    matrix products in bfloat16 through oneDNN (the weights, the optimizer and the loss stay float32),
+    while float16 there has no fast kernels on most CPUs. Measured on this project's 2-core AMD EPYC
+    (AVX512-BF16) with ``benchmarks/train_ab.py --option bf16``; see the README's CPU section. On a
+    CPU without native bfloat16 (no AVX512-BF16 or AMX) oneDNN emulates it, which can be slower than
+    float32, so it is a choice, never a default.
+    """
+    if requested not in ("bf16", "fp16"):
+        return None
+    kind = device.split(":")[0]
+    if kind == "cuda" or (kind == "cpu" and requested == "bf16"):
+        return requested
+    return None
+
+
+def amp_not_applied_reason(requested: str, device: str) -> str:
+    """Why ``--amp requested`` did not apply on ``device`` (the report's wording)."""
+    if device.split(":")[0] == "cpu":
+        return f"{requested} not applied (on the CPU only bf16 autocast runs)"
+    return f"{requested} not applied (autocast runs on CUDA and, for bf16, the CPU)"
+
+
 def input_adapter(model: "torch.nn.Module", data_shape: Sequence[int], model_shape: Sequence[int],
                   normalize: tuple[float, float] | None) -> "torch.nn.Module":
     """Wrap ``model`` so it takes inputs of ``data_shape``; see :class:`InputAdapter`."""
@@ -93,7 +118,7 @@ def count_parameters(model: "torch.nn.Module") -> int:
 class TrainOptions:
     device: str = "cpu"
     seed: int = 0
-    amp: str | None = None  # None, "bf16" or "fp16" (CUDA autocast)
+    amp: str | None = None  # None, "bf16" (CUDA or CPU autocast) or "fp16" (CUDA only); see resolve_amp
     channels_last: bool = False
     compile: bool = False  # torch.compile the training forward (the exported module stays eager)
     cuda_graphs: bool = False  # capture the whole step as a CUDA graph (see harness.cudagraph)
@@ -114,7 +139,7 @@ class TrainResult:
     peak_memory_kind: str | None = None
     memory_at_start_bytes: int | None = None  # CPU: resident set size when training began (job_peak_rss only)
     cuda_graphs: dict[str, Any] | None = None
-    amp: str | None = None  # the autocast dtype really used (None on CPU, where --amp does not apply)
+    amp: str | None = None  # the autocast dtype really used (None where --amp does not apply; see resolve_amp)
     channels_last: bool = False  # whether training really ran channels-last (2D inputs only)
     # Logits of the final model on ``evaluate_on`` (the last epoch's evaluation), so a caller that
     # evaluates on the same inputs need not predict again. Not serialised.
@@ -201,8 +226,9 @@ def train_model(
         raise StageError("train", "the training split is empty")
     batch_size = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp or "")
-    use_amp = amp_dtype is not None and on_cuda
+    amp = resolve_amp(options.amp, device)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    use_amp = amp_dtype is not None
 
     graph_reason = None
     if options.cuda_graphs or options.static_step:
@@ -210,7 +236,7 @@ def train_model(
 
         if options.cuda_graphs:
             graph_reason = cudagraph.unsupported_reason(
-                recipe, device, options.amp, options.compile, (n // batch_size) * recipe.epochs
+                recipe, device, amp, options.compile, (n // batch_size) * recipe.epochs
             )
     use_static = options.static_step or (options.cuda_graphs and graph_reason is None)
 
@@ -228,7 +254,7 @@ def train_model(
         )
 
     def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
+        with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.bfloat16, enabled=use_amp):
             logits = forward(xb)
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -254,7 +280,7 @@ def train_model(
     # The evaluation inputs go to the device once, not in slices after every epoch (on a GPU each
     # slice from pageable host memory is a synchronous copy).
     eval_x = None if evaluate_on is None else evaluate_on[0].to(device, non_blocking=True)
-    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=options.amp if use_amp else None,
+    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=amp,
                          channels_last=channels_last)
     train_seconds = 0.0
     for epoch in range(recipe.epochs):

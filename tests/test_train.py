@@ -177,13 +177,34 @@ def test_cuda_training_with_amp_and_channels_last(amp):
     assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
 
 
-def test_amp_on_cpu_is_recorded_as_not_applied():
+def test_bf16_autocast_runs_on_the_cpu_and_fp16_is_recorded_as_not_applied():
+    import torch
+
     recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=64, epochs=1)
-    result = train_model(_model(), _data(128), recipe, TrainOptions(amp="bf16"))
-    assert result.amp is None and result.to_dict(recipe)["amp"] is None
+    seen = []
+    model = _model()
+    model.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    result = train_model(model, _data(128), recipe, TrainOptions(amp="bf16"))
+    assert result.amp == "bf16" and result.to_dict(recipe)["amp"] == "bf16"
+    assert seen and set(seen) == {torch.bfloat16}  # the forward really ran under CPU autocast
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+
+    seen.clear()
+    result = train_model(model, _data(128), recipe, TrainOptions(amp="fp16"))
+    assert result.amp is None and set(seen) == {torch.float32}
     from harness.report import _train_settings
 
-    assert _train_settings({"amp": None, "amp_requested": "bf16"}) == "bf16 not applied (autocast is CUDA-only)"
+    assert _train_settings({"amp": None, "amp_requested": "fp16", "device": "cpu"}) == (
+        "fp16 not applied (on the CPU only bf16 autocast runs)")
+    assert _train_settings({"amp": "bf16", "amp_requested": "bf16", "device": "cpu"}) == "bf16"
+
+
+def test_resolve_amp_per_device():
+    from harness.train import resolve_amp
+
+    assert resolve_amp("bf16", "cpu") == "bf16" and resolve_amp("fp16", "cpu") is None
+    assert resolve_amp("fp16", "cuda:1") == "fp16" and resolve_amp("bf16", "cuda") == "bf16"
+    assert resolve_amp(None, "cuda") is None and resolve_amp("bf16", "mps") is None
 
 
 def test_channels_last_is_automatic_on_the_cpu_only_and_an_explicit_choice_wins():
