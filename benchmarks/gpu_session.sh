@@ -13,7 +13,7 @@
 #   seed002   the three seed-002 recipes (20 epochs), eager; GPU latency rows
 #   graphs002 the same three with --cuda-graphs --amp bf16
 #   speed     benchmarks/train_speed.py: the seeds' DataLoader loop vs ours, several configurations,
-#             and benchmarks/channels_last.py (is channels-last worth a CUDA default too?)
+#             and benchmarks/train_ab.py (is channels-last worth a CUDA default too?)
 #   all       harness run --plugins all on MNIST, whole recipes, --cuda-graphs (HARNESS_GPU_ALL_OPTS), timed;
 #             resumable: run the stage again to continue
 #   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
@@ -158,7 +158,7 @@ stage_speed() {
     limited "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
         | tee -a "$LOGS/train-speed-fast.log" | tail -6
-    limited "$PY" benchmarks/channels_last.py --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
+    limited "$PY" benchmarks/train_ab.py --option channels-last --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
         2>&1 | tee -a "$LOGS/channels-last.log" | tail -18
 }
 

@@ -65,7 +65,7 @@ def resolve_channels_last(requested: bool | None, device: str) -> bool:
     """Whether to train 2D models in channels-last memory format: ``requested``, or when None (automatic)
     on the CPU only, the one device it has been measured on.
 
-    Measured on a 2-core x86 CPU (oneDNN) with ``benchmarks/channels_last.py`` (one epoch of 1,024
+    Measured on a 2-core x86 CPU (oneDNN) with ``benchmarks/train_ab.py`` (one epoch of 1,024
     images per model, best of 2 alternating rounds, run twice): a median 1.19x faster over the 16
     built-in 2D models, up to 1.56x; the MLP (no convolution) and the rough CNN (dominated by its dense
     layers) gain nothing (0.96-1.00x, noise). A whole epoch of real MNIST: 1.88x for the ultra-light

@@ -42,7 +42,7 @@ def test_harness_overhead_refuses_fewer_than_two_rounds_before_measuring():
 
 def test_channels_last_prints_a_ratio_per_fitting_model_and_their_median():
     result = _script("--models", "mnist-ultralight-cnn,cnn3d-resnet,mnist-mlp", "--samples", "128", "--rounds", "1",
-                     name="channels_last.py")
+                     name="train_ab.py")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if "ratio" in line and "median" not in line]
     # cnn3d-resnet takes volumes, not 1x28x28 images: left out.
@@ -52,8 +52,18 @@ def test_channels_last_prints_a_ratio_per_fitting_model_and_their_median():
 
 
 def test_channels_last_refuses_a_dataset_that_is_not_2d():
-    result = _script("--dataset", "synthetic3d", "--samples", "16", name="channels_last.py")
+    result = _script("--dataset", "synthetic3d", "--samples", "16", name="train_ab.py")
     assert result.returncode != 0 and "not a 2D image dataset" in result.stderr
+
+
+def test_bf16_option_compares_float32_with_bf16_autocast_on_2d_and_3d_models():
+    result = _script("--option", "bf16", "--models", "mnist-ultralight-cnn,cnn3d-resnet", "--samples", "64",
+                     "--rounds", "1", name="train_ab.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "float32 (A) vs bf16 (B)" in result.stdout and "native bf16" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if "ratio" in line and "median" not in line]
+    assert [line.split()[0] for line in rows] == ["mnist-ultralight-cnn"]  # synthetic is 2D: the 3D model is left out
+    assert re.search(r"float32\s+[\d.]+ s\s+bf16\s+[\d.]+ s\s+ratio\s+[\d.]+x\s+loss ([\d.]+) / ([\d.]+)", rows[0])
 
 
 def _gpu_session(tmp_path: Path, *stages: str, **env: str) -> subprocess.CompletedProcess:
