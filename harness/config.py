@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.text import squeeze
 
 LIST_KEYS = {"plugins", "models", "datasets", "metrics", "batch_sizes", "threads", "providers", "variants", "track"}
 SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -57,7 +58,7 @@ def load_config(path: Path) -> dict[str, Any]:
                 import tomli as tomllib  # type: ignore[no-redef]
             raw = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise HarnessError(f"config {path} is malformed: {' '.join(str(exc).split())}") from None
+        raise HarnessError(f"config {path} is malformed: {squeeze(exc)}") from None
     if not isinstance(raw, dict):
         raise HarnessError(f"config {path} must be a table of settings")
     return validate_config(raw, str(path))

@@ -28,6 +28,8 @@ import math
 import os
 from typing import Any, Sequence
 
+from harness.text import squeeze
+
 TIE_PCT = 3.0
 """Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
 THREADS_MAX = "max"
@@ -314,7 +316,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
             cells.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if r.get("note"):
-            notes.append(" ".join(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}".split()))
+            notes.append(squeeze(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}"))
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"

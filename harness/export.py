@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.text import squeeze
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -76,7 +78,7 @@ def export_onnx(
         except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
             if exporter == "dynamo":
                 raise
-            fallback_reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            fallback_reason = squeeze(f"{type(exc).__name__}: {exc}", 300)
             _remove_partial(path)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

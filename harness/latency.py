@@ -42,6 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from harness.text import squeeze
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
@@ -448,7 +450,7 @@ def measure_onnx(
             try:
                 session = make_session(path, provider, threads=n_threads, opt_level=opt_level)
             except Exception as exc:  # noqa: BLE001
-                _skip(on_skip, f"{provider} with {n_threads} thread(s): {' '.join(str(exc).split())[:200]}")
+                _skip(on_skip, f"{provider} with {n_threads} thread(s): {squeeze(exc, 200)}")
                 continue
             for batch_size in batch_sizes:
                 try:
@@ -459,14 +461,14 @@ def measure_onnx(
                         tiled = np.concatenate([sample] * reps)[:batch_size]
                         feeds[name] = np.ascontiguousarray(tiled.astype(feeds[name].dtype))
                 except (ValueError, MemoryError) as exc:  # a static shape that refuses it; inputs too large
-                    _skip(on_skip, f"batch size {batch_size}: {' '.join(str(exc).split())[:200]}")
+                    _skip(on_skip, f"batch size {batch_size}: {squeeze(exc, 200)}")
                     continue
                 try:
                     call = onnx_call(session, feeds, provider, iobinding)
                     samples = time_calls(call, config)
                 except Exception as exc:  # noqa: BLE001 - e.g. a graph whose shapes do not fit the batch
                     _skip(on_skip, f"batch size {batch_size} on {provider} with {n_threads} thread(s): "
-                                   f"{' '.join(str(exc).split())[:200]}")
+                                   f"{squeeze(exc, 200)}")
                     continue
                 stats = LatencyStats.from_ns(samples)
                 rows.append(

@@ -24,6 +24,7 @@ import pluggy
 
 from harness import hookspecs
 from harness._names import ENTRY_POINT_GROUP, NAME
+from harness.text import squeeze
 
 BUILTIN_DISTRIBUTION = NAME
 
@@ -71,9 +72,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 def one_line(exc: BaseException, limit: int = 400) -> str:
     """``Type: message`` squeezed onto a single line (colour codes removed, at most ``limit`` characters)."""
-    text = " ".join(_ANSI.sub("", str(exc)).split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
+    text = squeeze(_ANSI.sub("", str(exc)), limit)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

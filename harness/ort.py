@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from harness.text import squeeze
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import onnxruntime as ort
@@ -128,7 +130,7 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
             make_session(model, provider, threads=1)
             usable.append(provider)
         except Exception as exc:  # noqa: BLE001
-            reasons[provider] = " ".join(str(exc).split())[:400] or type(exc).__name__
+            reasons[provider] = squeeze(exc, 400) or type(exc).__name__
     ort.set_default_logger_severity(3)
     return tuple(usable), reasons
 

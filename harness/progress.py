@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from harness.text import squeeze
+
 
 class Progress:
     """Says which job and stage is running; subclasses decide how it looks."""
@@ -42,7 +44,7 @@ def describe_row(row: dict[str, Any]) -> str:
         parts.append(f"p50 {first['p50_ms']:.3f} ms @ batch {first['batch_size']}{runtime}")
     failed = [v for v in row.get("variants") or [] if isinstance(v, dict) and v.get("error")]
     for variant in failed:  # a failed variant never fails the job, but should not pass unseen
-        parts.append(f"variant {variant.get('variant')} FAILED: {' '.join(str(variant['error']).split())[:160]}")
+        parts.append(f"variant {variant.get('variant')} FAILED: {squeeze(variant['error'], 160)}")
     return ", ".join(parts)
 
 

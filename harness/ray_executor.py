@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.errors import HarnessError
 from harness.progress import Progress
+from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.executors import OnDone
@@ -224,7 +225,7 @@ def failed_row(model: str, dataset: str, point: dict[str, Any] | None, error: st
 
     return {
         "id": job_id(model, dataset, point), "model": model, "dataset": dataset, "point": point or None,
-        "status": "failed", "stage": stage, "error": " ".join(str(error).split()), "params": None,
+        "status": "failed", "stage": stage, "error": squeeze(error), "params": None,
         "reference": None, "train": None, "metrics": None, "onnx": None, "latency": [], "seconds": None,
     }
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import atomic_write_text
+from harness.text import squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -585,7 +586,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
-                " ".join("; ".join(notes).split()) or "-",
+                squeeze("; ".join(notes)) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "accuracy ORT",
                "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
@@ -687,7 +688,7 @@ def failed_table(results: dict[str, Any]) -> Table:
     """Failed and skipped jobs with the stage and the one-line error."""
     rows = [[job_label(job, run=is_joined(results)), _text(job.get("dataset")),
              _text(job.get("status"), "unknown"),
-             str(job.get("stage") or "-"), " ".join(str(job.get("error") or "-").split())]
+             str(job.get("stage") or "-"), squeeze(job.get("error") or "-")]
             for job in results.get("jobs", []) if job.get("status") != "ok"]
     return Table(["model", "dataset", "status", "stage", "error"], rows,
                  classes=[r[2] for r in rows])
@@ -898,7 +899,7 @@ PLOT_TITLES = {
 
 def _md_cell(text: Any) -> str:
     """A Markdown table cell: one line, pipes and markup characters escaped (names come from plugins)."""
-    text = " ".join(str(text).split())
+    text = squeeze(text)
     for char in ("\\", "|", "<", ">", "`", "*", "[", "]"):
         text = text.replace(char, "\\" + char)
     return text

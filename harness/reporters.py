@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.text import squeeze
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ class ReporterSet:
                 getattr(reporter, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - trackers must not fail jobs
                 message = f"reporter {getattr(reporter, 'name', type(reporter).__name__)!r} failed in {method}: " \
-                          f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                          f"{type(exc).__name__}: {squeeze(exc)}"
                 log.warning(message)
                 self.errors.append(message)
                 self.reporters.remove(reporter)

@@ -31,6 +31,7 @@ from harness.registry import Registry
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_id, latest_run, new_run_id, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
+from harness.text import squeeze
 
 log = logging.getLogger(__name__)
 
@@ -314,10 +315,10 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     except KeyboardInterrupt:
         raise
     except StageError as exc:
-        row["stage"], row["error"] = exc.stage, " ".join(str(exc).split())
+        row["stage"], row["error"] = exc.stage, squeeze(exc)
     except Exception as exc:  # noqa: BLE001 - contained in this job's row
         row["stage"] = row.get("stage") or stage
-        row["error"] = " ".join(str(exc).split()) if isinstance(exc, (HarnessError, JobTimeout)) else one_line(exc)
+        row["error"] = squeeze(exc) if isinstance(exc, (HarnessError, JobTimeout)) else one_line(exc)
         log.debug("job %s failed", job.id, exc_info=True)
     finished = time.perf_counter()
     timings[current[0]] = round(timings.get(current[0], 0.0) + finished - current[1], 3)

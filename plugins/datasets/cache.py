@@ -33,6 +33,7 @@ import pathlib
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from harness.text import squeeze
 from harness_plugins.datasets.common import dataset_cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,7 +89,7 @@ def _read(path: pathlib.Path, key_text: str) -> dict[str, "torch.Tensor"] | None
     except FileNotFoundError:
         return None
     except Exception as exc:  # truncated zip, bad pickle, anything: the entry is unusable
-        _discard(path, f"cannot be read: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        _discard(path, f"cannot be read: {type(exc).__name__}: {squeeze(exc, 200)}")
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("tensors"), dict):
         _discard(path, "unexpected layout")

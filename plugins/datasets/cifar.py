@@ -30,6 +30,7 @@ import numpy as np
 
 from harness import Splits
 from harness.errors import DataUnavailableError
+from harness.text import squeeze
 from harness_plugins.datasets.cache import cached, file_stamp
 from harness_plugins.datasets.common import as_path, dataset_cache_dir, make_splits, torchvision_download
 
@@ -85,7 +86,7 @@ def read_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataUnavailableError(f"cannot read CIFAR-10 batch {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # truncated pickle, refused global, garbage
         raise DataUnavailableError(
-            f"corrupt CIFAR-10 batch {path} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            f"corrupt CIFAR-10 batch {path} ({type(exc).__name__}: {squeeze(exc, 200)})"
         ) from exc
     data = _get(batch, "data") if isinstance(batch, dict) else None
     labels = _get(batch, "labels") if isinstance(batch, dict) else None

@@ -21,6 +21,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
+from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -53,19 +54,9 @@ def as_path(data_dir: Any) -> pathlib.Path | None:
     return pathlib.Path(data_dir).expanduser()
 
 
-def one_line(text: Any, limit: int = 300) -> str:
-    """``text`` squeezed onto one line and cut to ``limit`` characters.
-
-    Error messages are shown by the CLI on one line; exception texts from
-    torchvision or urllib may span several.
-    """
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
 def describe_exception(exc: BaseException) -> str:
     """``Type: message`` on one line."""
-    message = one_line(exc)
+    message = squeeze(exc, 300)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 

@@ -22,6 +22,7 @@ import zlib
 import numpy as np
 
 from harness.errors import DataUnavailableError
+from harness.text import squeeze
 
 #: The four files of an IDX image-classification set: split role -> base names
 #: (torchvision's spelling first, then the dotted one some mirrors use).
@@ -49,7 +50,7 @@ def _raw_bytes(path: pathlib.Path) -> bytes:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
             raise DataUnavailableError(
-                f"corrupt or truncated gzip file {path} ({type(exc).__name__}: {' '.join(str(exc).split())})"
+                f"corrupt or truncated gzip file {path} ({type(exc).__name__}: {squeeze(exc)})"
             ) from exc
     return data
 

@@ -1,0 +1,18 @@
+"""Text on one line: what error messages, table cells and progress lines are made of."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def squeeze(text: Any, limit: int | None = None) -> str:
+    """``str(text)`` on one line (each run of whitespace, newlines included, becomes one space),
+    cut to at most ``limit`` characters with a trailing ``...`` when it was longer.
+
+    Exception texts from torch, ONNX Runtime or urllib often span several lines; the CLI, the
+    progress line and the report tables show them on one.
+    """
+    flat = " ".join(str(text).split())
+    if limit is not None and len(flat) > limit:
+        return flat[: max(limit - 3, 0)] + "..."
+    return flat
