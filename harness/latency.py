@@ -436,7 +436,6 @@ def measure_onnx(
     than the batch (default 1). Each row records the graph optimisation
     level (``opt_level``) and whether IOBinding was used.
     """
-    import numpy as np
 
     from harness.ort import input_feeds, make_session, provider_name
 
@@ -454,12 +453,7 @@ def measure_onnx(
                 continue
             for batch_size in batch_sizes:
                 try:
-                    feeds = input_feeds(session, batch_size, dims=dims)
-                    if sample is not None and len(feeds) == 1:
-                        name = next(iter(feeds))
-                        reps = math.ceil(batch_size / len(sample))
-                        tiled = np.concatenate([sample] * reps)[:batch_size]
-                        feeds[name] = np.ascontiguousarray(tiled.astype(feeds[name].dtype))
+                    feeds = input_feeds(session, batch_size, dims=dims, sample=sample)
                 except (ValueError, MemoryError) as exc:  # a static shape that refuses it; inputs too large
                     _skip(on_skip, f"batch size {batch_size}: {squeeze(exc, 200)}")
                     continue

@@ -169,12 +169,14 @@ def max_abs_diff(a: "np.ndarray", b: "np.ndarray") -> float:
 
 
 def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
-                dims: dict[str, int] | None = None) -> dict[str, "np.ndarray"]:
+                dims: dict[str, int] | None = None, sample: "np.ndarray | None" = None) -> dict[str, "np.ndarray"]:
     """Random inputs for every graph input, dynamic dimensions set to ``batch_size`` (first) or 1.
 
     ``dims`` gives values for named symbolic dimensions (e.g. ``{"seq": 128}``);
     a named first dimension still takes ``batch_size``. Raises ``ValueError``
-    when a static first dimension cannot take ``batch_size``.
+    when a static first dimension cannot take ``batch_size``. With ``sample``
+    (real inputs, ``(N, ...)``) and a graph of one input, that input is
+    ``sample`` repeated to ``batch_size`` rows instead, in the input's dtype.
     """
     import numpy as np
 
@@ -194,6 +196,11 @@ def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
             else:
                 shape.append(int(dims_by_name.get(d, 1)) if isinstance(d, str) else 1)
         feeds[arg.name] = _random_array(rng, arg.type, shape)
+    if sample is not None and len(feeds) == 1 and len(sample):
+        name = next(iter(feeds))
+        reps = -(-batch_size // len(sample))
+        tiled = np.concatenate([sample] * reps)[:batch_size]
+        feeds[name] = np.ascontiguousarray(tiled.astype(feeds[name].dtype))
     return feeds
 
 

@@ -183,18 +183,13 @@ def _latency_providers(name: str, providers: list[str]) -> tuple[list[str], list
 def _compare_with_fp32(fp32_path: Path, target: Path, provider: str, batch_size: int, threads: int,
                        sample: "np.ndarray", config: LatencyConfig, name: str) -> dict[str, Any]:
     """Variant vs fp32 at one setting, alternating short rounds (``ratio`` < 1: the variant is faster)."""
-    import numpy as np
 
     from harness.ort import input_feeds, make_session
 
     calls = []
     for path in (target, fp32_path):
         session = make_session(path, provider, threads=threads)
-        feeds = input_feeds(session, batch_size)
-        if len(feeds) == 1:
-            key = next(iter(feeds))
-            reps = -(-batch_size // len(sample))
-            feeds[key] = np.ascontiguousarray(np.concatenate([sample] * reps)[:batch_size].astype(feeds[key].dtype))
+        feeds = input_feeds(session, batch_size, sample=sample)
         calls.append(onnx_call(session, feeds, provider))
     quick = config.min_time_s < ROUND.min_time_s
     round_config = (LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0)

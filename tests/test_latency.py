@@ -377,6 +377,27 @@ def test_named_dimensions_can_be_set(tmp_path):
     assert len(rows) == 1
 
 
+def test_real_sample_is_repeated_to_the_batch_size_in_the_input_dtype(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from harness.ort import input_feeds, make_session
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "relu.onnx"))
+    session = make_session(tmp_path / "relu.onnx", threads=1)
+    sample = np.arange(6, dtype=np.float64).reshape(2, 3)
+    x = input_feeds(session, 5, sample=sample)["x"]
+    assert x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
+    assert x.tolist() == [[0, 1, 2], [3, 4, 5], [0, 1, 2], [3, 4, 5], [0, 1, 2]]
+    assert input_feeds(session, 1, sample=sample)["x"].tolist() == [[0, 1, 2]]
+
+
 def test_compare_onnx_alternates_two_files(tmp_path):
     from harness.latency import compare_onnx
 
