@@ -493,6 +493,26 @@ def test_mnist3d_voxelises_mnist_deterministically(tmp_path: pathlib.Path,
     assert reseeded.train[1].tolist() == first.train[1].tolist()
 
 
+def test_mnist3d_looks_for_the_mnist_files_once_per_load(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness_plugins.datasets import mnist as mnist_module
+    from harness_plugins.datasets import voxel
+
+    make_idx_set(tmp_path / "mnist")
+    calls = []
+    real = mnist_module.locate
+
+    def counting(dataset, data_dir):
+        calls.append(dataset.name)
+        return real(dataset, data_dir)
+
+    monkeypatch.setattr(mnist_module, "locate", counting)
+    monkeypatch.setattr(voxel, "locate", counting)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    assert spec("mnist3d").load(data_dir=tmp_path, seed=0).info["cache"] == "miss"
+    assert calls == ["mnist"]  # found once, then passed down to the voxeliser and the IDX reader
+
+
 def test_mnist3d_falls_back_to_fashion_mnist(tmp_path: pathlib.Path) -> None:
     arrays = make_idx_set(tmp_path / "fashion-mnist", seed=4)
     splits = spec("mnist3d").load(data_dir=tmp_path, seed=0)

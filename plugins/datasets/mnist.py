@@ -172,15 +172,18 @@ def locate(dataset: IdxDataset, data_dir: Any) -> tuple[dict[str, pathlib.Path],
     )
 
 
-def load_idx_tensors(dataset: IdxDataset, data_dir: Any) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
+def load_idx_tensors(dataset: IdxDataset, data_dir: Any,
+                     located: tuple[dict[str, pathlib.Path], pathlib.Path, str] | None = None,
+                     ) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
     """Decoded ``uint8`` tensors of ``dataset`` (``train_x`` (N, 28, 28), ``train_y`` (N,) ...) and info.
 
-    Decoding happens once per set of source files; later calls read the
+    ``located`` is what :func:`locate` already returned for it, if the caller
+    has it. Decoding happens once per set of source files; later calls read the
     verified cache entry.
     """
     import torch
 
-    files, folder, origin = locate(dataset, data_dir)
+    files, folder, origin = located or locate(dataset, data_dir)
     key = {
         "dataset": dataset.name,
         "reader": READER_VERSION,

@@ -231,9 +231,16 @@ def _load_h5(path: pathlib.Path, h5py: Any, kwargs: dict[str, Any]) -> Splits:
     )
 
 
-def _voxel_tensors(source: IdxDataset, data_dir: Any, seed: int) -> tuple[dict[str, "torch.Tensor"], dict]:
-    """Voxelised uint8 tensors of ``source`` (raises DataUnavailableError when it is not found)."""
-    files, folder, origin = locate(source, data_dir)
+def _voxel_tensors(
+    source: IdxDataset, data_dir: Any, seed: int,
+    located: tuple[dict[str, pathlib.Path], pathlib.Path, str] | None = None,
+) -> tuple[dict[str, "torch.Tensor"], dict]:
+    """Voxelised uint8 tensors of ``source`` (raises DataUnavailableError when it is not found).
+
+    ``located``: what :func:`locate` already returned for ``source``, if the caller has it.
+    """
+    located = located or locate(source, data_dir)
+    files, folder, origin = located
     key = {
         "dataset": NAME,
         "voxeliser": VOXELISER_VERSION,
@@ -244,7 +251,7 @@ def _voxel_tensors(source: IdxDataset, data_dir: Any, seed: int) -> tuple[dict[s
     }
 
     def build() -> dict[str, "torch.Tensor"]:
-        flat, _ = load_idx_tensors(source, data_dir)
+        flat, _ = load_idx_tensors(source, data_dir, located)
         return {
             "train_x": voxelise(flat["train_x"], seed, "train"),
             "train_y": flat["train_y"],
@@ -280,13 +287,13 @@ def load(data_dir: Any = None, seed: int = 0, **kwargs: Any) -> Splits:
     # Fashion-MNIST stands in only when no MNIST files are found; MNIST files that are there but
     # corrupt are an error (DataUnavailableError naming the file), not a reason to switch to clothing.
     try:
-        locate(MNIST, data_dir)
+        mnist_files = locate(MNIST, data_dir)
         mnist_error = None
     except DataUnavailableError as exc:
         mnist_error = exc
     if mnist_error is None:
         source: IdxDataset = MNIST
-        tensors, info = _voxel_tensors(MNIST, data_dir, seed)
+        tensors, info = _voxel_tensors(MNIST, data_dir, seed, mnist_files)
     else:
         try:
             source = FASHION_MNIST
