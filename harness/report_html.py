@@ -139,6 +139,32 @@ def _labelled(points: list[dict[str, Any]], value: str, pareto: bool) -> set[int
     return chosen | set(best.values())
 
 
+KEY_LINES = 40  # numbered points listed beside a crowded plot; more are named in the tables only
+
+
+def _point_names(points: list[dict[str, Any]], x_key: str,
+                 pareto: bool) -> tuple[dict[int, str], set[int], list[str]]:
+    """Text beside each point: ``(names, numbered, key)``.
+
+    A few points are all labelled. A crowded plot (a sweep) labels each model's best and the Pareto
+    points, and numbers the rest (``numbered``) from left to right; ``key`` holds ``"3  <label>"`` for each number
+    (at most :data:`KEY_LINES`, then a line saying how many more), drawn beside the axes, so every
+    point on the plot can be told apart.
+    """
+    labelled = _labelled(points, "accuracy", pareto)
+    names = {i: _short(points[i]["label"], 48) for i in labelled}
+    rest = sorted((i for i in range(len(points)) if i not in labelled),
+                  key=lambda i: (points[i][x_key], -points[i]["accuracy"]))
+    key = []
+    for number, i in enumerate(rest, 1):
+        names[i] = str(number)
+        if number <= KEY_LINES:
+            key.append(f"{number:>3}  {_short(points[i]['label'], 44)}")
+    if len(rest) > KEY_LINES:
+        key.append(f"... and {len(rest) - KEY_LINES} more (see the tables)")
+    return names, set(rest), key
+
+
 MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v"}
 
 
@@ -148,8 +174,18 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
         return None
     datasets = list(dict.fromkeys(str(c["dataset"]) for c in points))
     colors = dict(zip(datasets, _colors(len(datasets))))
-    fig = _figure(9.5, 5.2)
-    ax = fig.add_subplot()
+    names, numbered, key = _point_names(points, x_key, front)
+    if key:  # a column beside the axes lists what the numbered points are
+        fig = _figure(12.5, 5.2)
+        grid = fig.add_gridspec(1, 2, width_ratios=[3.1, 1])
+        ax = fig.add_subplot(grid[0])
+        key_ax = fig.add_subplot(grid[1])
+        key_ax.axis("off")
+        key_ax.text(0.0, 1.0, "\n".join(key), va="top", ha="left", fontsize=6.5, family="monospace",
+                    color="0.2", transform=key_ax.transAxes)
+    else:
+        fig = _figure(9.5, 5.2)
+        ax = fig.add_subplot()
     kinds = list(dict.fromkeys(c["kind"] for c in points))
     for dataset in datasets:
         mine = [c for c in points if str(c["dataset"]) == dataset]
@@ -177,15 +213,16 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
                     if fp32 is not None and c is not fp32:
                         ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
                                 linewidth=0.8, zorder=1)
-    chosen = sorted(_labelled(points, "accuracy", front), key=lambda i: points[i][x_key])
+    chosen = sorted(names, key=lambda i: points[i][x_key])
     right_end = max(c[x_key] for c in points)
     for n, i in enumerate(chosen):  # alternate above and below so neighbours do not print over each other
         c = points[i]
         # Labels of the rightmost points go to their left, so they do not run off the plot's edge.
         left = len(chosen) > 1 and c[x_key] >= right_end * 0.5
-        ax.annotate(_short(c["label"], 48), (c[x_key], c["accuracy"]), textcoords="offset points",
-                    xytext=(-6 if left else 6, 4 if n % 2 == 0 else -11), fontsize=7, color="0.2",
-                    ha="right" if left else "left")
+        number = i in numbered
+        ax.annotate(names[i], (c[x_key], c["accuracy"]), textcoords="offset points",
+                    xytext=(-6 if left else 6, 4 if n % 2 == 0 else -11), fontsize=6 if number else 7,
+                    color="0.4" if number else "0.2", ha="right" if left else "left")
     for kind in kinds:
         if kind != "fp32" or len(kinds) > 1:
             ax.scatter([], [], marker=MARKERS.get(kind, "D"), color="0.45", label=kind)
@@ -405,7 +442,8 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     front = pareto_table(results)
     body = _figure_html(by_key.get("accuracy_vs_latency"),
                         "Each point is a finished job's ONNX model (variants as other markers), coloured by dataset. "
-                        "Ringed points and the step line: the Pareto front per dataset.")
+                        "Ringed points and the step line: the Pareto front per dataset. In a crowded plot the points "
+                        "without a name carry a number, listed beside it.")
     body += ("<h3>Pareto front</h3>" + html_table(front)) if front else \
         '<p class="note">No finished job with both accuracy and latency.</p>'
     sections.append(("pareto", "Accuracy vs latency", body))

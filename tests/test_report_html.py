@@ -157,3 +157,42 @@ def test_the_header_names_planned_jobs_that_never_ran_and_no_field_reads_none():
             "continue with harness run --resume --run-id fixture-report): late@a.") in header
     page = to_html({"run_id": "bare", "jobs": [{"model": "m", "dataset": "d"}]}, plots=[])
     assert "None" not in page and "<td>unknown</td>" in page
+
+
+def _sweep_points(n: int) -> list[dict]:
+    return [{"label": f"mnist-fast [lr={i / 100:g}]", "dataset": "mnist", "kind": "fp32", "job": f"j{i}",
+             "accuracy": 0.9 + (i % 7) / 100, "p50_ms": 0.1 + i / 50, "pareto": i in (0, 3)} for i in range(n)]
+
+
+def test_a_crowded_plot_numbers_the_points_it_does_not_label_and_keys_them():
+    from harness.report_html import KEY_LINES, _point_names
+
+    points = _sweep_points(12)
+    names, numbered, key = _point_names(points, "p50_ms", pareto=True)
+    assert set(names) == set(range(12))  # every point has a label or a number
+    labelled = set(range(12)) - numbered
+    assert {0, 3} <= labelled and names[0] == "mnist-fast [lr=0]"
+    assert sorted(int(names[i]) for i in numbered) == list(range(1, len(numbered) + 1))
+    by_number = {int(names[i]): points[i]["label"] for i in numbered}
+    assert [line.split(None, 1) for line in key] == [[str(k), by_number[k]] for k in sorted(by_number)]
+    # numbered left to right
+    assert [points[i]["p50_ms"] for i in sorted(numbered, key=lambda i: int(names[i]))] == \
+        sorted(points[i]["p50_ms"] for i in numbered)
+
+    few = _point_names(_sweep_points(8), "p50_ms", pareto=True)
+    assert few[1] == set() and few[2] == [] and len(few[0]) == 8  # a few points: all labelled, no key
+
+    many = _point_names(_sweep_points(KEY_LINES + 20), "p50_ms", pareto=True)
+    assert len(many[2]) == KEY_LINES + 1 and many[2][-1].startswith(f"... and {len(many[1]) - KEY_LINES} more")
+
+
+def test_a_crowded_plot_is_drawn_wider_with_its_key():
+    import io
+
+    from matplotlib.image import imread
+
+    from harness.report_html import _scatter
+
+    crowded = imread(io.BytesIO(_scatter(_sweep_points(20), "p50_ms", "p50", "t", front=True)))
+    plain = imread(io.BytesIO(_scatter(_sweep_points(6), "p50_ms", "p50", "t", front=True)))
+    assert crowded.shape[0] == plain.shape[0] and crowded.shape[1] > plain.shape[1] * 1.2
