@@ -52,7 +52,8 @@ def main() -> None:
     import torch
 
     from harness.registry import build_registry
-    from harness.train import TrainOptions, input_adapter, resolve_channels_last, resolve_device, train_model
+    from harness.train import (TrainOptions, cpu_has_native_bf16, input_adapter, resolve_channels_last, resolve_device,
+                               train_model)
 
     registry = build_registry()
     splits = registry.get("datasets", args.dataset).load(data_dir=args.data_dir, seed=args.seed)
@@ -75,8 +76,8 @@ def main() -> None:
     if args.option == "bf16":
         header += f", channels-last {'on' if default_channels_last else 'off'} on both sides"
         if device == "cpu":
-            native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-            header += f"; this CPU {'has' if native else 'lacks (emulated, expect it slower)'} native bf16"
+            header += f"; this CPU {'has' if cpu_has_native_bf16() else 'lacks (emulated, expect it slower)'} " \
+                      "native bf16"
     print(header)
     ratios = []
     for name in names:

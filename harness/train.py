@@ -9,6 +9,8 @@ model takes the dataset's raw [0, 1] inputs.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import sys
 import time
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from harness.errors import StageError
 from harness.specs import Recipe
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -92,6 +96,14 @@ def resolve_amp(requested: str | None, device: str) -> str | None:
     if kind == "cuda" or (kind == "cpu" and requested == "bf16"):
         return requested
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); oneDNN emulates it otherwise."""
+    import torch
+
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def amp_not_applied_reason(requested: str, device: str) -> str:
@@ -227,6 +239,9 @@ def train_model(
     batch_size = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     amp = resolve_amp(options.amp, device)
+    if amp == "bf16" and not on_cuda and not cpu_has_native_bf16():
+        log.warning("--amp bf16 on a CPU without native bfloat16 (no AVX512-BF16 or AMX): oneDNN emulates it, "
+                    "and training may be slower than float32 (compare with benchmarks/train_ab.py --option bf16)")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     use_amp = amp_dtype is not None
 

@@ -199,6 +199,21 @@ def test_bf16_autocast_runs_on_the_cpu_and_fp16_is_recorded_as_not_applied():
     assert _train_settings({"amp": "bf16", "amp_requested": "bf16", "device": "cpu"}) == "bf16"
 
 
+def test_bf16_on_a_cpu_without_native_bf16_warns_that_it_may_be_slower(monkeypatch, caplog):
+    import harness.train
+
+    recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=64, epochs=1)
+    monkeypatch.setattr(harness.train, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="harness.train"):
+        assert train_model(_model(), _data(64), recipe, TrainOptions(amp="bf16")).amp == "bf16"
+    assert any("without native bfloat16" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    monkeypatch.setattr(harness.train, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level("WARNING", logger="harness.train"):
+        train_model(_model(), _data(64), recipe, TrainOptions(amp="bf16"))
+    assert not caplog.records
+
+
 def test_resolve_amp_per_device():
     from harness.train import resolve_amp
 
