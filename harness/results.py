@@ -8,6 +8,7 @@ so a run killed at any instant leaves the last complete version behind.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -27,6 +28,25 @@ def safe_name(name: str, max_length: int = 80) -> str:
     cleaned = _UNSAFE.sub("_", str(name)).strip("._") or "unnamed"
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
     return cleaned[:max_length]
+
+
+# A job id whose parts use only these characters maps to a distinct file name by safe_name alone.
+_PLAIN_NAME = r"[A-Za-z0-9.+-]+"
+_PLAIN_JOB_ID = re.compile(rf"{_PLAIN_NAME}@{_PLAIN_NAME}(#\w+={_PLAIN_NAME}(,\w+={_PLAIN_NAME})*)?")
+
+
+def job_file_stem(job_id: str, max_length: int = 80) -> str:
+    """The file-name stem of a job's files (ONNX export, weights, plots): distinct for distinct ids.
+
+    ``safe_name`` alone maps ``odd net@d`` and ``odd_net@d`` to the same name, so one job's export
+    would overwrite the other's. A plain id (names of letters, digits, ``.+-``) keeps the readable
+    form (``mnist-fast_mnist``); any other id gets the first 8 hex digits of its SHA-1 appended.
+    """
+    stem = safe_name(job_id, max_length)
+    if _PLAIN_JOB_ID.fullmatch(job_id) and len(stem) == len(job_id):
+        return stem
+    digest = hashlib.sha1(job_id.encode("utf-8")).hexdigest()[:8]
+    return f"{stem[: max_length - 9]}-{digest}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

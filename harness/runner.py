@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
@@ -29,9 +29,12 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import Registry
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_id, latest_run, new_run_id, safe_name
+from harness.results import RunFolder, job_file_stem, job_id, latest_run, new_run_id, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
 from harness.text import squeeze
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,7 @@ class DatasetCache:
                 splits = spec.load(data_dir=self.data_dir, seed=self.seed)
                 if not isinstance(splits, Splits):
                     raise TypeError(f"load() returned {type(splits).__name__}, expected Splits")
+                check_splits(spec, splits)
                 self._loaded[spec.name] = splits
             except Exception as exc:  # noqa: BLE001 - recorded in each job's row
                 self._loaded[spec.name] = exc
@@ -145,6 +149,75 @@ class DatasetCache:
             return self.get(spec).input_shape
         except Exception:  # noqa: BLE001 - the job will fail at load with the reason
             return None
+
+
+def check_splits(spec: DatasetSpec, splits: Splits) -> None:
+    """Refuse a dataset plugin's ``Splits`` that break the contract, naming the dataset and what is wrong.
+
+    Inputs float32 ``(N, *input_shape)`` with one shape across the splits, targets int64 ``(N,)`` in
+    ``0 .. num_classes - 1``, and the shape and class count the spec declares (the plan relies on them).
+    Without this a wrong dtype or label fails later inside training, blaming the model.
+    """
+    import torch
+
+    problems = []
+    shape = None
+    for part in ("train", "test", "val"):
+        value = getattr(splits, part)
+        if value is None and part == "val":
+            continue
+        if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(map(torch.is_tensor, value))):
+            problems.append(f"{part} is not an (inputs, targets) pair of tensors")
+            continue
+        x, y = value
+        if x.dtype != torch.float32:
+            problems.append(f"{part} inputs are {x.dtype}, expected torch.float32")
+        if y.dtype != torch.int64:
+            problems.append(f"{part} targets are {y.dtype}, expected torch.int64")
+        if y.dim() != 1 or len(y) != len(x):
+            problems.append(f"{part} has {len(x)} inputs but targets of shape {tuple(y.shape)}")
+        elif len(y) and not y.is_floating_point():
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= splits.num_classes:
+                problems.append(f"{part} targets span {low}..{high}, outside 0..{splits.num_classes - 1}")
+        if shape is None:
+            shape = tuple(x.shape[1:])
+        elif tuple(x.shape[1:]) != shape:
+            problems.append(f"{part} inputs have shape {tuple(x.shape[1:])} per sample, train {shape}")
+    if spec.input_shape is not None and shape is not None and tuple(spec.input_shape) != shape:
+        problems.append(f"it declares input_shape {tuple(spec.input_shape)} but loads {shape}")
+    if spec.num_classes is not None and spec.num_classes != splits.num_classes:
+        problems.append(f"it declares num_classes {spec.num_classes} but loads {splits.num_classes}")
+    if problems:
+        raise StageError("load", f"dataset {spec.name!r} breaks the Splits contract: {'; '.join(problems)}")
+
+
+def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tensor", num_classes: int) -> None:
+    """Refuse a model that does not map ``(N, *input_shape)`` to ``(N, num_classes)`` logits, before training.
+
+    One eval-mode forward on two samples, with the random state restored after it. Without this a
+    model with too many outputs trained and scored as if fine; one with too few failed inside the loss.
+    """
+    import torch
+
+    if len(example) == 0:
+        return  # an empty training split fails in training, with its own message
+    expected = (len(example), num_classes)
+    was_training = model.training
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model.eval()
+        try:
+            out = model(example)
+        finally:
+            model.train(was_training)
+    if not torch.is_tensor(out):
+        got = f"a {type(out).__name__}"
+    elif tuple(out.shape) != expected or not out.is_floating_point():
+        got = f"a {out.dtype} tensor of shape {tuple(out.shape)}"
+    else:
+        return
+    raise StageError("build", f"{name} returns {got}; a model must map (N, *input_shape) to (N, num_classes) "
+                              f"floating-point logits, here {expected}")
 
 
 def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> Plan:
@@ -360,6 +433,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         raise StageError("build", f"build() returned {type(net).__name__}, expected a torch.nn.Module")
     row["params"] = count_parameters(net)
     model = input_adapter(net, data_shape, model_shape, recipe.normalize)
+    check_model_output(job.model.name, model, splits.train[0][:2], splits.num_classes)
     ctx.reporters.call("job_started", job.id, {"model": job.model.name, "dataset": job.dataset.name,
                                                "recipe": recipe.to_dict(), "params": row["params"],
                                                "point": job.point})
@@ -405,14 +479,14 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
     row["test_samples"] = len(test_x)
     if options.save_weights:
-        weights = Path("weights") / f"{safe_name(job.id)}.pt"
+        weights = Path("weights") / f"{job_file_stem(job.id)}.pt"
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, ctx.folder.path / weights)
         row["train"]["weights"] = str(weights)
 
     stage("export")
     model = model.cpu().eval()
-    onnx_rel = Path("onnx") / f"{safe_name(job.id)}.onnx"
+    onnx_rel = Path("onnx") / f"{job_file_stem(job.id)}.onnx"
     onnx_path = ctx.folder.path / onnx_rel
     example = test_x[: max(2, min(8, len(test_x)))].cpu()
     exported = export_onnx(model, example, onnx_path, exporter=options.exporter)

@@ -71,3 +71,43 @@ def test_job_timeout_fails_only_the_slow_job(tmp_path):
     assert jobs["fault-slow"]["status"] == "failed" and jobs["fault-slow"]["stage"] == "build"
     assert "--job-timeout 20" in jobs["fault-slow"]["error"]
     assert jobs["fault-ok"]["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def contract_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("contract")
+    env = offline_cli_env(root, "harness-contract", {"contract": "contract_plugin"})
+    result = run_cli("run", "--plugins", "contract,datasets,metrics", "--epochs", "1", "--max-train-samples", "64",
+                     "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
+                     "--exporter", "torchscript", "--out", str(root / "out"), "--run-id", "c", env=env)
+    folder = root / "out" / "c"
+    return result, {job["id"]: job for job in json.loads((folder / "results.json").read_text())["jobs"]}, folder
+
+
+@pytest.mark.parametrize("job_id, stage, needles", [
+    ("contract-wide@synthetic", "build", ["contract-wide returns a torch.float32 tensor of shape (2, 13)",
+                                          "(N, num_classes)", "(2, 10)"]),
+    ("contract-tuple@synthetic", "build", ["contract-tuple returns a tuple"]),
+    ("contract net@contract-float64", "load", ["dataset 'contract-float64' breaks the Splits contract",
+                                               "train inputs are torch.float64, expected torch.float32",
+                                               "test targets are torch.int32, expected torch.int64"]),
+    ("contract net@contract-labels", "load", ["train targets span 5..14, outside 0..9"]),
+    ("contract net@contract-declared", "load", ["declares input_shape (1, 28, 28) but loads (1, 8, 8)"]),
+])
+def test_contract_breaches_fail_their_job_at_the_right_stage_with_what_is_wrong(contract_run, job_id, stage, needles):
+    result, jobs, _ = contract_run
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    job = jobs[job_id]
+    assert (job["status"], job["stage"]) == ("failed", stage), job
+    assert all(n in job["error"] for n in needles), job["error"]
+
+
+def test_two_models_whose_names_clean_alike_keep_their_own_exports(contract_run):
+    import onnx
+
+    _, jobs, folder = contract_run
+    plain, wider = jobs["contract net@synthetic"], jobs["contract_net@synthetic"]
+    assert plain["status"] == wider["status"] == "ok"
+    assert plain["onnx"]["path"] != wider["onnx"]["path"]
+    nodes = [len(onnx.load(str(folder / job["onnx"]["path"])).graph.node) for job in (plain, wider)]
+    assert nodes[0] < nodes[1]  # one linear layer vs two with a ReLU between: each file is its own model

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from harness.config import sweep_points, validate_config
 from harness.errors import HarnessError
-from harness.results import atomic_write_json, safe_name
+from harness.results import atomic_write_json, job_file_stem, safe_name
 
 
 @given(st.text(min_size=0, max_size=300))
@@ -29,6 +29,33 @@ def test_safe_name_examples():
     assert safe_name("/abs/path") == "abs_path"
     assert safe_name("mnist-cnn@synthetic") == "mnist-cnn_synthetic"
     assert safe_name("...") == "unnamed"
+
+
+@given(st.text(min_size=1, max_size=120))
+def test_job_file_stem_stays_inside_its_folder(name):
+    stem = job_file_stem(name)
+    assert stem and len(stem) <= 80
+    assert set(stem) <= set(string.ascii_letters + string.digits + "._-")
+    assert ".." not in stem and not stem.startswith(".")
+
+
+_id_part = st.text(alphabet="ab_ .@#=,-", min_size=1, max_size=6)
+
+
+@given(st.tuples(_id_part, _id_part, _id_part), st.tuples(_id_part, _id_part, _id_part))
+def test_distinct_job_ids_get_distinct_file_stems(a, b):
+    ids = [f"{m}@{d}" + (f"#lr={v}" if v != "-" else "") for m, d, v in (a, b)]
+    if ids[0] != ids[1]:
+        assert job_file_stem(ids[0]) != job_file_stem(ids[1])
+
+
+def test_job_file_stem_examples():
+    assert job_file_stem("mnist-fast@mnist") == "mnist-fast_mnist"  # plain ids stay readable
+    assert job_file_stem("mnist-fast@mnist#batch_size=64,lr=0.1") == "mnist-fast_mnist_batch_size_64_lr_0.1"
+    clashing = job_file_stem("odd net@d"), job_file_stem("odd_net@d")
+    assert clashing[0] != clashing[1] and all(s.startswith("odd_net_d-") for s in clashing)
+    long = job_file_stem("m" * 100 + "@d")
+    assert len(long) == 80 and long != job_file_stem("m" * 101 + "@d")
 
 
 json_values = st.recursive(

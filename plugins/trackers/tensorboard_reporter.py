@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.reporters import Reporter
-from harness.results import safe_name
+from harness.results import job_file_stem
 
 from ._common import epoch_scalars, final_scalars
 
@@ -49,7 +49,7 @@ class TensorBoardReporter(Reporter):
         if job_id not in self.writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            folder = (self.root or Path("tensorboard")) / safe_name(job_id)
+            folder = (self.root or Path("tensorboard")) / job_file_stem(job_id)
             self.folders[job_id] = folder
             self.writers[job_id] = SummaryWriter(log_dir=str(folder))
         return self.writers[job_id]
