@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+BUILTIN_METRICS_PLUGIN = "metrics"  # the entry point of harness_plugins.metrics
 RECIPE_OVERRIDES = {f.name for f in dataclasses.fields(Recipe)} - {"schedule", "source"}
 FP32_TOLERANCE = 1e-4
 DIFF_SAMPLES = 256  # the contract asks for at least 64; a few hundred cost next to nothing
@@ -653,7 +654,10 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.train import resolve_device
 
     _validate(options)
-    metrics = registry.select("metrics", options.metrics, None)
+    # The built-in metrics (accuracy, nll, macro-f1) always take part; another plugin's only when
+    # --plugins selects it, as for models and datasets.
+    metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
+    metrics = registry.select("metrics", options.metrics, metric_plugins)
     # Made first: a missing extra or an unreachable cluster is a usage error before any run folder exists.
     executor = make_executor(options.executor, **(executor_options or {}))
     resolve = getattr(executor, "resolve_device", resolve_device)

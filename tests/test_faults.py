@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import offline_cli_env, run_cli
+from conftest import SitePackages, offline_cli_env, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,19 @@ def test_two_models_whose_names_clean_alike_keep_their_own_exports(contract_run)
     assert plain["onnx"]["path"] != wider["onnx"]["path"]
     nodes = [len(onnx.load(str(folder / job["onnx"]["path"])).graph.node) for job in (plain, wider)]
     assert nodes[0] < nodes[1]  # one linear layer vs two with a ReLU between: each file is its own model
+
+
+def test_plugins_selects_metrics_too_and_the_builtin_metrics_always_take_part(tmp_path):
+    env = offline_cli_env(tmp_path, "harness-contract", {"contract": "contract_plugin"})
+    SitePackages(tmp_path / "site").install("harness-faulty", {"faulty": "faulty_plugin"})  # registers fault-metric
+    common = ["--models", "contract net", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+              "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+              "--out", str(tmp_path / "out")]
+    result = run_cli("run", "--plugins", "contract,datasets", *common, "--run-id", "m", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (job,) = json.loads((tmp_path / "out" / "m" / "results.json").read_text())["jobs"]
+    assert set(job["metrics"]) == {"accuracy", "nll", "macro-f1"}  # not faulty's fault-metric
+    refused = run_cli("run", "--plugins", "contract,datasets", "--metrics", "accuracy,fault-metric", *common,
+                      "--run-id", "m2", env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "metric 'fault-metric' comes from plugin 'faulty', which --plugins does not include" in refused.stderr
