@@ -59,6 +59,23 @@ def positive_ints(name: str) -> CommaList:
 NAMES = CommaList(str, "NAMES")
 
 
+class Finite(click.FloatRange):
+    """A float option that refuses ``nan`` and ``inf`` (which pass range checks or disable them)."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+
 class HarnessGroup(click.Group):
     """Turns :class:`HarnessError` into one line on stderr and exit status 2."""
 
@@ -196,7 +213,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
 @click.option("--epochs", type=int, help="Override every recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override every recipe's training batch size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override every recipe's learning rate.")
+@click.option("--lr", type=Finite(min=0, min_open=True), help="Override every recipe's learning rate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Training device; auto picks CUDA when available.")
 @click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset; "
@@ -218,7 +235,7 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16, ort-opt, slim.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
-@click.option("--onnx-tolerance", type=click.FloatRange(min=0, min_open=True),
+@click.option("--onnx-tolerance", type=Finite(min=0, min_open=True),
               help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this "
                    "(default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
@@ -241,12 +258,12 @@ def _shape_text(row: dict[str, Any]) -> str:
               "default $RAY_ADDRESS, else a local Ray instance.")
 @click.option("--jobs", type=click.IntRange(min=1), help="With --executor ray: at most N jobs at once "
               "(the local Ray instance's CPUs).")
-@click.option("--job-timeout", type=float, help="Fail a job that runs longer than this many seconds "
+@click.option("--job-timeout", type=Finite(), help="Fail a job that runs longer than this many seconds "
               "(default: no limit).")
 @click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
               "variant, and a deployment table in the reports.")
-@click.option("--latency-budget-ms", type=float, help="Mark which models meet this p50 latency at batch 1.")
-@click.option("--accuracy-floor", type=float, help="Lowest acceptable accuracy for the deployment table "
+@click.option("--latency-budget-ms", type=Finite(), help="Mark which models meet this p50 latency at batch 1.")
+@click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy for the deployment table "
               "(0.99 or 99).")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
@@ -438,7 +455,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
-@click.option("--min-time", "min_time", type=float, default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
+@click.option("--min-time", "min_time", type=Finite(min=0, min_open=True), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {model, bytes, latency: [...]}.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
@@ -534,7 +551,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
 @main.command("compare")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@click.option("--fail-on-regression", "threshold", type=float, metavar="PCT",
+@click.option("--fail-on-regression", "threshold", type=Finite(), metavar="PCT",
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
                    "drops by more than PCT percentage points, or when a job or a latency measurement of BASE "
                    "is missing or failed in NEW.")

@@ -33,6 +33,13 @@ def _assert_usage_error(result, *needles):
         (["run", "--models", "cnn3d-sequential", "--datasets", "synthetic"], ["no job to run"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--providers", "cpu,foo"],
          ["unknown ONNX Runtime provider", "foo"]),
+        # nan and inf pass range checks (or switch them off) and then broke writing results.json
+        (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--latency-budget-ms", "nan"],
+         ["--latency-budget-ms", "not a finite number"]),
+        (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--lr", "inf"], ["--lr", "not a finite number"]),
+        (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--job-timeout", "inf"], ["--job-timeout"]),
+        (["compare", "a", "b", "--fail-on-regression", "nan"], ["--fail-on-regression", "not a finite number"]),
+        (["bench", "x.onnx", "--min-time", "inf"], ["--min-time"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, needles):
@@ -77,6 +84,7 @@ def test_python_dash_m_and_version():
         ('profile = "cloud"', ["profile", "'cloud'"]),
         ('amp = "fp8"', ["amp", "'fp8'"]),
         ("lr = -1", ["lr"]),
+        ("latency_budget_ms = nan", ["latency_budget_ms"]),
         ('providers = [""]', ["providers"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
         ('models = ["mnist-enhanced-20k"]\ndatasets = ["synthetic"]\n[sweep]\nnum_classes = [5]', ["'num_classes'"]),
