@@ -316,13 +316,15 @@ def safe_relative(path: str) -> PurePosixPath:
 
 def write_artifacts(run_dir: Path, files: dict[str, bytes]) -> None:
     """Write ``files`` (relative path -> bytes) below ``run_dir``, each one atomically."""
+    from harness.results import temp_file_beside
+
     root = Path(run_dir).resolve()
     for rel, data in files.items():
         target = root.joinpath(*safe_relative(rel).parts)
         if root not in target.resolve().parents:  # a symlinked sub-folder pointing elsewhere
             raise ValueError(f"refused artifact path {rel!r}: it leaves the run folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = temp_file_beside(target)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

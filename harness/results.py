@@ -8,6 +8,7 @@ so a run killed at any instant leaves the last complete version behind.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -49,11 +50,40 @@ def job_file_stem(job_id: str, max_length: int = 80) -> str:
     return f"{stem[: max_length - 9]}-{digest}"
 
 
+@functools.lru_cache(maxsize=1)
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask (0o644 under the usual 022)."""
+    try:  # Linux: read without changing it (os.umask can only be read by setting it)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temp_file_beside(target: Path) -> tuple[int, str]:
+    """``(fd, name)`` of a temporary file beside ``target``, to be renamed over it once written.
+
+    The temporary name starts with a dot, so a half-written file is never mistaken for a result.
+
+    ``mkstemp`` creates it 0600; it gets the mode a plain new file would have, so the run folder's
+    reports stay readable by CI artifact collectors and other users as the umask allows.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if os.name == "posix":
+        with _suppress_os_error():
+            os.fchmod(fd, _new_file_mode())
+    return fd, tmp
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers only ever see the old or the new content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -98,3 +98,20 @@ def test_atomic_json_write_round_trips(tmp_path_factory, value):
     atomic_write_json(path, {"v": value})
     assert json.loads(path.read_text()) == {"v": value}
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from harness.ray_executor import write_artifacts
+    from harness.results import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "results.json", "{}")
+        write_artifacts(tmp_path, {"onnx/a.onnx": b"1"})
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "results.json", tmp_path / "onnx" / "a.onnx"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
