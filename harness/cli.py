@@ -8,12 +8,13 @@ onnxruntime are imported only inside the commands that need them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 
@@ -304,23 +305,30 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         have = {getattr(r, "name", None) for r in reporters}
         reporters += [r for r in make_reporters(values["track"]) if r.name not in have]
     progress = make_progress(values["progress"])
-    previous_term = _stop_on_sigterm()
+    stopped_by: list[int] = []  # the signal that stopped the run: SIGTERM noted here, SIGINT otherwise
+    previous_term = _stop_on_sigterm(stopped_by)
     try:
         folder = execute(registry, options, progress, reporters=reporters,
                          executor_options=executor_options)
     except KeyboardInterrupt as exc:
         folder = getattr(exc, "run_folder", None)
         if folder is not None:
-            write_reports(folder.path, folder.data)
+            with _interrupts_deferred():  # a second Ctrl-C must not cost the reports
+                write_reports(folder.path, folder.data)
             click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}; "
                        f"continue with: harness run --resume --run-id {folder.path.name} --out {folder.path.parent}",
                        err=True)
         else:
             click.echo("\ninterrupted before the first job", err=True)
-        ctx.exit(130)
+        ctx.exit(_signal_exit_code(stopped_by[0] if stopped_by else None))
     finally:
         _restore_sigterm(previous_term)
-    write_reports(folder.path, folder.data)
+    with _interrupts_deferred() as noted:
+        write_reports(folder.path, folder.data)
+    if noted:
+        click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
+                   err=True)
+        ctx.exit(_signal_exit_code(noted[0]))
     click.echo(comparison_table(folder.data))
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
@@ -331,8 +339,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         ctx.exit(EXIT_JOB_FAILED)
 
 
-def _stop_on_sigterm() -> Any:
-    """Treat SIGTERM (CI time-outs, ``kill``) like Ctrl-C: finished jobs are kept and resumable."""
+def _stop_on_sigterm(stopped_by: list[int]) -> Any:
+    """Treat SIGTERM (CI time-outs, ``kill``) like Ctrl-C: finished jobs are kept and resumable.
+
+    The signal is appended to ``stopped_by``, so the exit status can say which one it was.
+    """
     import signal
     import threading
 
@@ -340,9 +351,44 @@ def _stop_on_sigterm() -> Any:
         return None
 
     def on_term(signum: int, frame: Any) -> None:
+        stopped_by.append(signum)
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, on_term)
+
+
+def _signal_exit_code(signum: int | None) -> int:
+    """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+    import signal
+
+    return 128 + int(signum if signum is not None else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM are noted, not raised, while the block runs (the reports are written whole).
+
+    Yields the list of signals that arrived; the caller stops after the block when it is not empty.
+    """
+    import signal
+    import threading
+
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        if not noted:
+            click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
+        noted.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield noted
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _restore_sigterm(previous: Any) -> None:

@@ -87,6 +87,26 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     assert len(data["planned_jobs"]) == 4 and {job["id"] for job in data["jobs"]} < set(data["planned_jobs"])
 
 
+def test_sigterm_exits_143_and_a_second_ctrl_c_still_gets_the_reports(env, tmp_path):
+    out = tmp_path / "out"
+    proc = _start(env, out, "t", hold=tmp_path / "hold")
+    _wait_for_jobs(out / "t" / "results.json", 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    # Impatient: Ctrl-C again and again while the interrupted run writes its reports.
+    for _ in range(20):
+        time.sleep(0.05)
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]  # 128 + SIGTERM, not Ctrl-C's 130
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert "harness run --resume --run-id t" in stderr
+    folder = out / "t"
+    assert (folder / "report.md").is_file() and (folder / "report.html").is_file()
+    assert json.loads((folder / "results.json").read_text())["interrupted"] is True
+
+
 def test_resume_latest_run_without_run_id(env, tmp_path):
     out = tmp_path / "out"
     first = run_cli(*RUN_ARGS[:2], "demo-tiny", "--datasets", "demo-blobs", "--epochs", "1", "--device", "cpu",
