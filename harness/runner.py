@@ -610,11 +610,15 @@ def resume_target(out: Path, run_id: str | None) -> Path:
     if run_id:
         path = out / safe_name(run_id)
         if not (path / "results.json").exists():
-            raise HarnessError(f"nothing to resume: no run {run_id!r} in {out}")
+            what = (f"{path} has no results.json (the run was stopped before its first write, or the file was "
+                    "removed)" if path.is_dir() else f"no run {run_id!r} in {out}")
+            raise HarnessError(f"nothing to resume: {what}; start it without --resume "
+                               f"(a new --run-id if the folder is in the way)")
         return path
     found = latest_run(out)
     if found is None:
-        raise HarnessError(f"nothing to resume: no run folder in {out}")
+        raise HarnessError(f"nothing to resume: no run folder in {out}; start a run without --resume "
+                           "(or point --out at the folder that holds the run)")
     return found
 
 
@@ -632,7 +636,13 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         def options_of(stored: Any) -> dict[str, Any]:
             return {k: v for k, v in (stored or {}).items() if k not in where}
 
-        if options_of(folder.data.get("config")) != options_of(config):  # e.g. a larger sweep grid: the run's options are now these
+        before, now = options_of(folder.data.get("config")), options_of(config)
+        if before != now:  # e.g. a larger sweep grid: the run's options are now these
+            changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                                if before.get(k) != now.get(k))
+            log.warning("resuming %s with changed options (%s): the jobs still to run use them, the %d finished "
+                        "job(s) keep the settings they ran with", folder.path.name, squeeze(changed, 300),
+                        len(folder.finished_ids()))
             resumed["config_before"] = folder.data.get("config")
             folder.data["config"] = {**config, **{k: (folder.data.get("config") or {}).get(k) for k in where}}
         folder.data.setdefault("resumed", []).append(resumed)

@@ -119,9 +119,13 @@ def test_resume_latest_run_without_run_id(env, tmp_path):
     assert len(json.loads((out / "only" / "results.json").read_text())["resumed"]) == 1
 
 
-def test_resume_with_nothing_to_resume_is_a_usage_error(tmp_path):
+def test_resume_with_nothing_to_resume_is_a_usage_error_saying_what_to_do(tmp_path):
     result = run_cli("run", "--resume", "--run-id", "missing", "--out", str(tmp_path))
     assert result.returncode == 2 and "nothing to resume" in result.stderr and "Traceback" not in result.stderr
+    assert "start it without --resume" in result.stderr
+    (tmp_path / "emptied").mkdir()  # the folder is there, its results.json is not
+    result = run_cli("run", "--resume", "--run-id", "emptied", "--out", str(tmp_path))
+    assert result.returncode == 2 and "has no results.json" in result.stderr
 
 
 def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
@@ -142,3 +146,6 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     data = json.loads((folder / "results.json").read_text())
     assert [p["seed"] for p in data["config"]["sweep"]] == [0, 1] and len(data["jobs"]) == 2
     assert [p["seed"] for p in data["resumed"][-1]["config_before"]["sweep"]] == [0]
+    warning = [line for line in resumed.stderr.splitlines() if "changed options" in line]
+    assert len(warning) == 1 and "sweep" in warning[0] and "1 finished job(s) keep" in warning[0], resumed.stderr
+    assert "changed options" not in unchanged.stderr
