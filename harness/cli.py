@@ -139,11 +139,14 @@ def plugins_command(as_json: bool) -> None:
         entries.append(entry)
     loaded = set(registry.host.plugins)
     failed = [e.to_dict() for e in registry.errors if e.plugin not in loaded]
+    disabled = list(registry.host.disabled)
     if as_json:
         click.echo(json.dumps({"plugins": entries, "errors": [e.to_dict() for e in registry.errors],
-                               "failed": failed}, indent=2))
+                               "failed": failed, "disabled": disabled}, indent=2))
         return
     from tabulate import tabulate
+
+    from harness.manager import SLOW_IMPORT_S
 
     rows = []
     for e in entries:
@@ -151,6 +154,12 @@ def plugins_command(as_json: bool) -> None:
         rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
                      ", ".join(e["hooks"]) or "-", registered])
     click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"], maxcolwidths=[None, None, 30, 70]))
+    slow = [e for e in entries if (e["import_seconds"] or 0) > SLOW_IMPORT_S]
+    for e in sorted(slow, key=lambda e: -e["import_seconds"]):
+        click.echo(f"\nslow start: importing plugin {e['name']!r} ({e['module']}) took {e['import_seconds']:.1f} s, "
+                   "paid by every harness command (keep torch and other heavy imports inside build/load)", err=True)
+    if disabled:
+        click.echo(f"\ndisabled by HARNESS_DISABLE_PLUGINS: {', '.join(disabled)}", err=True)
     if registry.errors:
         click.echo("\nerrors:", err=True)
         for error in registry.errors:
@@ -290,6 +299,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             if name not in registry.host.plugins:
                 from harness.registry import unknown_name_message
 
+                failed = [e.message for e in registry.errors if e.plugin == name]
+                if failed:
+                    raise HarnessError(f"plugin {name!r} failed to load: {failed[0]}")
+                if name in registry.host.disabled:
+                    raise HarnessError(f"plugin {name!r} is disabled by HARNESS_DISABLE_PLUGINS")
                 raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
     from harness.runner import execute
 

@@ -14,8 +14,10 @@ skips entry points altogether (tests register plugin objects directly).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterable
@@ -27,6 +29,9 @@ from harness._names import ENTRY_POINT_GROUP, NAME
 from harness.text import squeeze
 
 BUILTIN_DISTRIBUTION = NAME
+SLOW_IMPORT_S = 0.5  # `harness plugins` points at a plugin whose import takes longer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +44,7 @@ class PluginInfo:
     module: str | None = None
     builtin: bool = False
     hooks: list[str] = field(default_factory=list)
+    import_seconds: float | None = None  # how long importing its entry point took (None: registered directly)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +54,7 @@ class PluginInfo:
             "module": self.module,
             "builtin": self.builtin,
             "hooks": list(self.hooks),
+            "import_seconds": None if self.import_seconds is None else round(self.import_seconds, 3),
         }
 
 
@@ -84,6 +91,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.errors: list[LoadError] = []
+        self.disabled: list[str] = []  # entry points that HARNESS_DISABLE_PLUGINS kept out
 
     # -- registration -------------------------------------------------------------------------------
     def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> bool:
@@ -107,6 +115,9 @@ class PluginHost:
         info.hooks = sorted(
             caller.name for caller in (self.pm.get_hookcallers(plugin) or []) if caller.name.startswith(NAME)
         )
+        if not info.hooks:  # loaded, yet it can contribute nothing: say so rather than list it silently
+            self.errors.append(LoadError(name, info.distribution, "implements no harness hook: are its hook "
+                                         "functions decorated with harness.hookimpl (not another project's marker)?"))
         return True
 
     def _check_pending(self, name: str, info: PluginInfo) -> bool:
@@ -123,6 +134,7 @@ class PluginHost:
     def load_entry_points(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
         """Load every ``harness`` entry point one by one, built-ins first."""
         blocked = {n.strip() for n in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        names_seen: set[str] = set()
         if entry_points is None:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         seen: set[tuple[str, str]] = set()
@@ -134,7 +146,9 @@ class PluginHost:
             if key in seen:
                 continue
             seen.add(key)
+            names_seen.add(ep.name)
             if ep.name in blocked:
+                self.disabled.append(ep.name)
                 continue
             info = PluginInfo(
                 name=ep.name,
@@ -154,14 +168,20 @@ class PluginHost:
                     )
                 )
                 continue
+            started = time.perf_counter()
             try:
                 plugin = ep.load()
             except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, even SystemExit
                 if isinstance(exc, KeyboardInterrupt):
                     raise
+                log.debug("plugin %r failed to import %s", ep.name, ep.value, exc_info=True)  # --debug: the traceback
                 self.errors.append(LoadError(ep.name, dist, f"failed to import {ep.value}: {one_line(exc)}"))
                 continue
+            info.import_seconds = time.perf_counter() - started
             self.register(plugin, ep.name, info)
+        for name in sorted(blocked - names_seen):
+            self.errors.append(LoadError(name, None, "HARNESS_DISABLE_PLUGINS names it, but no installed plugin "
+                                                     "has that entry-point name"))
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str | None:

@@ -104,3 +104,27 @@ def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=site.env())
     assert result.returncode == 0, result.stderr
+
+
+def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
+    site.install("harness-broken", {"broken": "broken_import"})
+    site.install("harness-unmarked", {"unmarked": "unmarked_plugin"})
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    env = {**site.env(), "HARNESS_DISABLE_PLUGINS": "demo,demmo"}
+    listed = run_cli("plugins", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    errors = {e["plugin"]: e["error"] for e in data["errors"]}
+    assert "implements no harness hook" in errors["unmarked"]  # loaded, but nothing it defines is a hook
+    assert "no installed plugin has that entry-point name" in errors["demmo"]  # a typo in the variable
+    assert data["disabled"] == ["demo"]
+    assert all(isinstance(p["import_seconds"], float) for p in data["plugins"])  # what each costs at start-up
+    # Selecting a plugin that failed to import names the failure, not "unknown plugin".
+    run = run_cli("run", "--plugins", "broken,datasets", "--datasets", "synthetic", env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "plugin 'broken' failed to load: failed to import broken_import: ModuleNotFoundError" in run.stderr
+    disabled = run_cli("run", "--plugins", "demo", env=env)
+    assert disabled.returncode == 2 and "plugin 'demo' is disabled by HARNESS_DISABLE_PLUGINS" in disabled.stderr
+    # --debug shows where the import failed.
+    debug = run_cli("--debug", "plugins", env=env)
+    assert "Traceback" in debug.stderr and "harness_this_module_does_not_exist" in debug.stderr
