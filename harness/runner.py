@@ -239,6 +239,31 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
     return Plan(jobs, skipped)
 
 
+def no_job_reason(registry: Registry, options: RunOptions, cache: DatasetCache, plan: Plan) -> str:
+    """Why the selection pairs no model with any dataset, short enough for one line."""
+    if plan.skipped:
+        return "; ".join(why for _, _, why in plan.skipped)
+    models = registry.select("models", options.models, options.plugins)
+    datasets = registry.select("datasets", options.datasets, options.plugins)
+    if not models or not datasets:
+        kind = "model" if not models else "dataset"
+        return f"the selected plugins register no {kind} (add one that does to --plugins, e.g. 'datasets')"
+    shapes = {d.name: cache.shape(d) for d in datasets}
+    shown = ", ".join(f"{name} {'x'.join(map(str, shape)) if shape else '(shape unknown)'}"
+                      for name, shape in list(shapes.items())[:6])
+    takes = ", ".join(f"{m.name} takes {_accepted_input(m)}" for m in models[:6])
+    more = " ..." if len(models) > 6 or len(datasets) > 6 else ""
+    return f"no selected model accepts the selected datasets' inputs ({shown}); models: {takes}{more}"
+
+
+def _accepted_input(model: ModelSpec) -> str:
+    """``1xHxW images`` / ``1x28x28 images`` / ``CxDxHxW volumes``: what a model's spec accepts."""
+    channels = "C" if model.input_channels is None else str(model.input_channels)
+    spatial = model.spatial_shape or (("H", "W") if model.input_rank == 3 else ("D", "H", "W"))
+    kind = {3: "images", 4: "volumes"}.get(model.input_rank, f"rank-{model.input_rank} inputs")
+    return f"{channels}x{'x'.join(map(str, spatial))} {kind}"
+
+
 def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]]) -> None:
     """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument.
 
@@ -675,8 +700,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:
-        reasons = "; ".join(why for _, _, why in plan.skipped) or "the selection has no compatible pair"
-        raise HarnessError(f"no job to run: {reasons}")
+        raise HarnessError(f"no job to run: {no_job_reason(registry, options, cache, plan)}")
     check_sweep_keys(list({job.model.name: job.model for job in plan.jobs}.values()), options.sweep)
     if options.datasets and options.executor == "local":
         check_named_datasets(plan, cache)

@@ -31,6 +31,9 @@ def _assert_usage_error(result, *needles):
         (["report", "/no/such/run"], ["results.json"]),
         (["list", "widgets"], ["widgets"]),
         (["run", "--models", "cnn3d-sequential", "--datasets", "synthetic"], ["no job to run"]),
+        (["run", "--plugins", "cnn3d,datasets", "--datasets", "synthetic"],
+         ["no job to run", "synthetic 1x28x28", "cnn3d-resnet takes 1xDxHxW volumes"]),
+        (["run", "--plugins", "mnist-cnns"], ["no job to run", "register no dataset"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--providers", "cpu,foo"],
          ["unknown ONNX Runtime provider", "foo"]),
         # nan and inf pass range checks (or switch them off) and then broke writing results.json
