@@ -6,8 +6,11 @@ Use with pytest-benchmark::
         call = onnx_inference_call("model.onnx", batch_size=1, threads=1)
         benchmark(call)
 
-and gate it with ``pytest --benchmark-only --benchmark-compare --benchmark-compare-fail=median:10%``.
-Nothing heavy is imported until a fixture is used.
+save a baseline once with ``pytest --benchmark-only --benchmark-autosave``, then gate changes on the
+same machine with ``pytest --benchmark-only --benchmark-compare --benchmark-compare-fail=min:10%``
+(the floor: medians of microsecond calls move more than 10 % on a shared machine; without a saved
+baseline pytest-benchmark refuses ``--benchmark-compare-fail``). Nothing heavy is imported until a
+fixture is used.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
     """
 
     def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu") -> Callable[[], Any]:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"onnx_inference_call: batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"onnx_inference_call: threads must be a positive integer, got {threads!r}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"onnx_inference_call: no ONNX file at {path}")
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
 
