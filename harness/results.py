@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import HarnessError
+from harness.text import squeeze
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -154,9 +155,45 @@ def load_results(path: Path) -> dict[str, Any]:
 class RunFolder:
     """``<out>/<run-id>/`` with its ``results.json`` kept current job by job."""
 
+    LOCK_FILE = ".lock"
+
     def __init__(self, path: Path, data: dict[str, Any]):
         self.path = Path(path)
         self.data = data
+        self._lock: Any = None
+
+    def lock(self) -> "RunFolder":
+        """Hold this run folder for this process, so a second ``harness run`` on it (say a ``--resume``
+        started while the run still goes) is refused instead of both writing ``results.json``.
+
+        An advisory ``flock`` on ``.lock`` in the folder, released when the process ends, however it
+        ends (a killed run leaves no stale lock). Where ``fcntl`` is missing (Windows) nothing is locked.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = squeeze(handle.read(), 40) or "unknown"
+            handle.close()
+            raise HarnessError(f"run {self.path.name!r} in {self.path.parent} is in use by another harness process "
+                               f"(pid {holder}); wait for it to end, or use another --run-id") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
+        return self
+
+    def unlock(self) -> None:
+        """Let the folder go (the end of ``execute``); closing the file drops the ``flock``."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @classmethod
     def create(cls, out: Path, run_id: str, environment: dict[str, Any], config: dict[str, Any]) -> "RunFolder":
@@ -164,10 +201,14 @@ class RunFolder:
         if out.exists() and not out.is_dir():
             raise HarnessError(f"--out {out} is a file, not a folder")
         path = out / safe_name(run_id)
+        exists = HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
         if (path / RESULTS_FILE).exists():
-            raise HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
+            raise exists
         path.mkdir(parents=True, exist_ok=True)
-        data = {
+        folder = cls(path, {}).lock()
+        if (path / RESULTS_FILE).exists():  # another process created it meanwhile
+            raise exists
+        folder.data = {
             "schema_version": SCHEMA_VERSION,
             "run_id": path.name,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -175,13 +216,17 @@ class RunFolder:
             "config": config,
             "jobs": [],
         }
-        folder = cls(path, data)
         folder.save()
         return folder
 
     @classmethod
-    def open(cls, path: Path) -> "RunFolder":
-        return cls(Path(path), load_results(path))
+    def open(cls, path: Path, lock: bool = False) -> "RunFolder":
+        """The run at ``path``; with ``lock``, held for this process first (see :meth:`lock`), then read."""
+        folder = cls(Path(path), {})
+        if lock:
+            folder.lock()
+        folder.data = load_results(path)
+        return folder
 
     @property
     def results_path(self) -> Path:

@@ -653,7 +653,7 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
     if options.resume:
-        folder = RunFolder.open(resume_target(out, options.run_id))
+        folder = RunFolder.open(resume_target(out, options.run_id), lock=True)
         resumed = dict(environment)
         config = options.to_config()
         where = ("resume", "run_id", "out")  # how this call found the run, not how the run trains
@@ -710,41 +710,44 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         providers = default_providers(device)
     environment = collect_environment(device)
     folder = open_run_folder(options, environment)
-    reporter_set = ReporterSet(reporters)
-    ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
-    # What this invocation set out to run, so a report of an interrupted run can say what never ran.
-    folder.data["planned_jobs"] = [job.id for job in plan.jobs]
-    folder.data.pop("interrupted", None)
-    done = folder.finished_ids() if options.resume else set()
-    todo = [job for job in plan.jobs if job.id not in done]
-    if done:
-        progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
-    for model, dataset, why in plan.skipped:
-        folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
-                       "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
-                       "onnx": None, "latency": []})
-    reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
+    try:  # the folder stays locked against a second harness process until this run ends
+        reporter_set = ReporterSet(reporters)
+        ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
+        # What this invocation set out to run, so a report of an interrupted run can say what never ran.
+        folder.data["planned_jobs"] = [job.id for job in plan.jobs]
+        folder.data.pop("interrupted", None)
+        done = folder.finished_ids() if options.resume else set()
+        todo = [job for job in plan.jobs if job.id not in done]
+        if done:
+            progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
+        for model, dataset, why in plan.skipped:
+            folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
+                           "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
+                           "onnx": None, "latency": []})
+        reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
 
-    def on_done(job: Job, row: dict[str, Any]) -> None:
-        folder.record(row)
-        progress.job_done(row)
-        reporter_set.call("job_ended", job.id, row, folder.path)
+        def on_done(job: Job, row: dict[str, Any]) -> None:
+            folder.record(row)
+            progress.job_done(row)
+            reporter_set.call("job_ended", job.id, row, folder.path)
 
-    progress.start(len(todo))
-    try:
-        executor.run(todo, ctx, on_done)
-    except KeyboardInterrupt as exc:
+        progress.start(len(todo))
+        try:
+            executor.run(todo, ctx, on_done)
+        except KeyboardInterrupt as exc:
+            progress.stop()
+            folder.data["interrupted"] = True
+            folder.save()
+            exc.run_folder = folder  # type: ignore[attr-defined]
+            raise
         progress.stop()
-        folder.data["interrupted"] = True
-        folder.save()
-        exc.run_folder = folder  # type: ignore[attr-defined]
-        raise
-    progress.stop()
-    if reporter_set.errors:
-        folder.data["reporter_errors"] = reporter_set.errors
-        folder.save()
-    reporter_set.call("run_ended", folder.data, folder.path)
-    return folder
+        if reporter_set.errors:
+            folder.data["reporter_errors"] = reporter_set.errors
+            folder.save()
+        reporter_set.call("run_ended", folder.data, folder.path)
+        return folder
+    finally:
+        folder.unlock()
 
 
 def _validate(options: RunOptions) -> None:

@@ -107,6 +107,24 @@ def test_sigterm_exits_143_and_a_second_ctrl_c_still_gets_the_reports(env, tmp_p
     assert json.loads((folder / "results.json").read_text())["interrupted"] is True
 
 
+def test_a_second_process_on_a_running_run_is_refused(env, tmp_path):
+    out, hold = tmp_path / "out", tmp_path / "hold"
+    proc = _start(env, out, "busy", hold=hold)  # held at demo-tiny's second build: still running
+    try:
+        _wait_for_jobs(out / "busy" / "results.json", 1, proc)
+        second = run_cli("run", "--resume", "--run-id", "busy", "--out", str(out), env=env)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+        assert f"in use by another harness process (pid {proc.pid})" in second.stderr
+    finally:
+        hold.unlink(missing_ok=True)
+        proc.communicate(timeout=300)
+    assert proc.returncode == 0
+    # Once it has ended, the folder is free again (a killed run leaves no stale lock either: the
+    # lock is the process's open file, gone with it).
+    again = run_cli("run", "--resume", "--run-id", "busy", "--out", str(out), env=env)
+    assert again.returncode == 0 and "4 job(s) already finished, 0 to run" in again.stderr, again.stderr[-2000:]
+
+
 def test_resume_latest_run_without_run_id(env, tmp_path):
     out = tmp_path / "out"
     first = run_cli(*RUN_ARGS[:2], "demo-tiny", "--datasets", "demo-blobs", "--epochs", "1", "--device", "cpu",
