@@ -344,6 +344,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                    err=True)
         ctx.exit(_signal_exit_code(noted[0]))
     click.echo(comparison_table(folder.data))
+    from harness.edge import edge_answer
+
+    answer = edge_answer(folder.data, options.accuracy_floor, options.latency_budget_ms)
+    if answer:
+        click.echo(f"\n{answer}")
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
     if failed:

@@ -336,6 +336,39 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
     return "\n".join(parts)
 
 
+def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
+                provider: str | None = "CPUExecutionProvider") -> str | None:
+    """The edge question answered on one line for the terminal (None without a floor or a budget).
+
+    "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
+    pick qualifies (and fits the budget when one is given), fastest first, or the nearest miss.
+    """
+    if accuracy_floor is None and latency_budget_ms is None:
+        return None
+    floor = as_fraction(accuracy_floor)
+    rows = deployment_table(results, floor, latency_budget_ms, 1, 1, provider=provider)
+    asked = ", ".join(x for x in (f"accuracy >= {floor:g}" if floor is not None else "",
+                                  f"p50 <= {latency_budget_ms:g} ms" if latency_budget_ms is not None else "") if x)
+    where = "batch 1, 1 thread" + ("" if provider is None else f", {provider.replace('ExecutionProvider', '')}")
+
+    def name(r: dict[str, Any]) -> str:
+        point = r.get("point") or {}
+        extra = f" [{','.join(f'{k}={v}' for k, v in sorted(point.items()))}]" if point else ""
+        variant = "" if r.get("variant") in (None, "fp32") else f" {r['variant']}"
+        return f"{r.get('model')}{extra}{variant} on {r.get('dataset')}"
+
+    fits = sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
+                  key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
+    if fits:
+        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}" for r in fits[:5])
+        more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
+        return f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: {shown}{more}"
+    near = sorted((r for r in rows if r.get("p50_ms") is not None), key=lambda r: r["p50_ms"])
+    hint = (f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
+            if near else "; none is accurate enough (see the report's Edge deployment table for why)")
+    return f"edge ({where}; {asked}): no job qualifies{hint}"
+
+
 def edge_profile() -> dict[str, Any]:
     """``RunOptions`` overrides for ``--profile edge``: batch 1; 1 thread and all cores; every variant.
 

@@ -233,3 +233,18 @@ def test_an_unstable_alternating_comparison_ranks_by_its_per_round_median():
     (row,) = deployment_table(_one_job(0.0742, [unstable]))
     assert row["variant"] == "ort-opt" and row["vs_fp32_ratio"] == 0.8
     assert "(alternating, unstable)" in to_markdown([row])
+
+
+def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
+    from harness.edge import edge_answer
+
+    assert edge_answer(RESULTS, None, None) is None  # no question asked
+    yes = edge_answer(RESULTS, 97, 1.0)  # a percentage floor, as on the command line
+    assert yes.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, p50 <= 1 ms): 1 of 3 job(s) qualify")
+    assert "cnn int8-static on mnist 0.3500 ms, 0.9750" in yes and "big" not in yes
+    both = edge_answer(RESULTS, 0.97, None)  # without a budget both accurate picks qualify, fastest first
+    assert both.index("cnn int8-static") < both.index("big on mnist 2.5000 ms")
+    miss = edge_answer(RESULTS, 0.97, 0.1)
+    assert "no job qualifies; the fastest accurate enough is cnn int8-static on mnist at 0.3500 ms" in miss
+    none = edge_answer(RESULTS, 0.999, None)
+    assert "no job qualifies; none is accurate enough" in none
