@@ -207,11 +207,35 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 yield {**own, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
 
 
+def extra_metric_names(results: dict[str, Any]) -> list[str]:
+    """Metrics other than accuracy that some job recorded (nll, macro-f1, a plugin's), in order of appearance."""
+    names: dict[str, None] = {}
+    for job in results.get("jobs", []):
+        for source in (_get(job, "metrics"), _get(job, "onnx", "metrics")):
+            if isinstance(source, dict):
+                names.update((str(k), None) for k in source if k != "accuracy")
+    return list(names)
+
+
 def to_csv(results: dict[str, Any]) -> str:
+    """``CSV_FIELDS``, then for each metric beyond accuracy ``metric:NAME`` (PyTorch) and ``onnx_metric:NAME``
+    (ONNX Runtime: the fp32 export on a job's rows, the variant on a variant's rows)."""
+    extra = extra_metric_names(results)
+    fields = CSV_FIELDS + [f"{kind}:{name}" for name in extra for kind in ("metric", "onnx_metric")]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
+    jobs = {job.get("id"): job for job in results.get("jobs", [])}
     for row in csv_rows(results):
+        job = jobs.get(row.get("id")) or {}
+        onnx_metrics = _get(job, "onnx", "metrics")
+        if row.get("variant") not in (None, "fp32"):
+            variant = next((v for v in job.get("variants") or [] if isinstance(v, dict)
+                            and v.get("variant") == row["variant"]), {})
+            onnx_metrics = variant.get("metrics")
+        for name in extra:
+            row[f"metric:{name}"] = _get(job, "metrics", name)
+            row[f"onnx_metric:{name}"] = onnx_metrics.get(name) if isinstance(onnx_metrics, dict) else None
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -340,6 +364,33 @@ def results_table(results: dict[str, Any]) -> Table:
     first_numeric = headers.index("params")
     numeric = set(range(first_numeric, len(headers)))
     return Table(headers, rows, numeric, classes)
+
+
+def metrics_table(results: dict[str, Any]) -> Table | None:
+    """Every metric beyond accuracy (nll, macro-f1, a plugin's) per job: PyTorch / ONNX Runtime; None if none."""
+    names = extra_metric_names(results)
+    if not names:
+        return None
+    joined = is_joined(results)
+    headers = ["model", "dataset"] + (["run"] if joined else []) + ["settings"]
+    headers += [f"{name} PyTorch / ORT" for name in names]
+    rows, classes = [], []
+    for job in results.get("jobs", []):
+        if job.get("status") == "skipped":
+            continue
+        row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
+        row.append(point_text(job.get("point")) or "-")
+        for name in names:
+            row.append(f"{_fmt(_number(_get(job, 'metrics', name)), '.4f')} / "
+                       f"{_fmt(_number(_get(job, 'onnx', 'metrics', name)), '.4f')}")
+        rows.append(row)
+        classes.append(str(job.get("status")))
+    first = len(headers) - len(names)
+    return Table(headers, rows, set(range(first, len(headers))), classes)
+
+
+METRICS_NOTE = ("Metrics beyond accuracy, from the built-in metrics plugin (nll: mean negative log-likelihood, "
+                "lower is better; macro-f1) and any other selected plugin, on the same test samples as accuracy.")
 
 
 # -- sweeps: repeated seeds as mean and standard deviation ---------------------------------------------------
@@ -974,6 +1025,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
+    metrics = metrics_table(results)
+    if metrics is not None:
+        lines += ["", "## Metrics", "", METRICS_NOTE, ""] + md_table(metrics)
     seeds = seed_table(results)
     if seeds:
         lines += ["", "## Seeds (mean ± standard deviation)", "", SEEDS_NOTE, ""] + md_table(seeds)

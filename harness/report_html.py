@@ -45,6 +45,8 @@ from harness.report import (
     job_label,
     latency_notes,
     memory_growth,
+    METRICS_NOTE,
+    metrics_table,
     latency_table,
     pareto_table,
     reference_notes,
@@ -435,6 +437,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
 
     sections.append(("results", "Results", html_table(results_table(results))
                      + f'<p class="note">{esc(TABLE_NOTE)}</p>'))
+    metrics = metrics_table(results)
+    if metrics is not None:
+        sections.append(("metrics", "Metrics", f'<p class="note">{esc(METRICS_NOTE)}</p>' + html_table(metrics)))
     seeds = seed_table(results)
     if seeds:
         sections.append(("seeds", "Seeds (mean ± standard deviation)",

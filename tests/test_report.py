@@ -502,3 +502,31 @@ def test_the_report_says_where_each_datasets_samples_came_from():
     (line,) = [fact for fact in report.header_facts(document) if fact.startswith("Data:")]
     assert line == ("Data: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found; "
                     "fashion-mnist from /usr/share/datasets/fashion-mnist (system).")
+
+
+def test_metrics_beyond_accuracy_reach_every_report(results, tmp_path):
+    from harness.report import write_reports
+
+    job = results["jobs"][0]
+    job["metrics"]["plugin-top2"] = 0.8
+    job["onnx"]["metrics"]["plugin-top2"] = 0.81
+    variant = next(v for v in job["variants"] if v.get("metrics"))
+    variant["metrics"]["plugin-top2"] = 0.79
+    text = to_csv(results)
+    header = text.splitlines()[0].split(",")
+    assert header[: len(OLD_CSV_COLUMNS)] == OLD_CSV_COLUMNS
+    assert header[-6:] == [f"{kind}:{name}" for name in ("macro-f1", "nll", "plugin-top2")
+                           for kind in ("metric", "onnx_metric")]
+    rows = [r for r in csv.DictReader(io.StringIO(text)) if r["id"] == job["id"]]
+    fp32 = next(r for r in rows if r["variant"] == "fp32")
+    assert (fp32["metric:plugin-top2"], fp32["onnx_metric:plugin-top2"]) == ("0.8", "0.81")
+    own = next(r for r in rows if r["variant"] == variant["variant"])
+    assert own["onnx_metric:plugin-top2"] == "0.79" and own["metric:nll"] == str(job["metrics"]["nll"])
+
+    write_reports(tmp_path, results)
+    md = (tmp_path / "report.md").read_text()
+    section = md.split("## Metrics")[1].split("\n## ")[0]
+    assert "plugin-top2 PyTorch / ORT" in section and "0.8000 / 0.8100" in section
+    assert "nll PyTorch / ORT" in section and "macro-f1 PyTorch / ORT" in section
+    page = (tmp_path / "report.html").read_text()
+    assert '<section id="metrics">' in page and "0.8000 / 0.8100" in page.split('<section id="metrics">')[1]
