@@ -787,6 +787,9 @@ def _validate(options: RunOptions) -> None:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:
         raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
+    if options.accuracy_floor is not None and 1 < options.accuracy_floor < 50:
+        log.warning("--accuracy-floor %g is read as a percentage: %g %% (a fraction is 0..1, a percentage 1..100)",
+                    options.accuracy_floor, options.accuracy_floor)
     if options.job_timeout is not None and options.job_timeout <= 0:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:

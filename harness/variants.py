@@ -251,8 +251,9 @@ def _preprocess(source: Path, target: Path) -> tuple[Path, list[str]]:
         model = onnx.load(str(source))
         del model.graph.value_info[:]
         onnx.save(model, str(target))
-        return target, [f"quant_pre_process failed ({_one_line(exc)}); quantized the exported graph without "
-                        "its recorded intermediate shapes"]
+        return target, [f"ONNX Runtime's quantization pre-processing (shape inference) could not handle this "
+                        f"graph ({_one_line(exc)}); quantized the export without it, dropping only its optional "
+                        "recorded intermediate shapes"]
 
 
 def _runs_on_cpu(path: Path) -> None:
