@@ -590,6 +590,8 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
         if (target / "results.json").exists():  # a run's own reports would no longer match its results
             raise HarnessError(f"{target} is a run folder (it has results.json); pass --out with another folder "
                                f"for the joined report")
+        labels = run_labels(run_dirs, documents)
+        documents = [{**d, "run_id": label} for d, label in zip(documents, labels)]
         results = {
             "schema_version": SCHEMA_VERSION,
             "run_id": "+".join(d["run_id"] for d in documents),
@@ -613,6 +615,16 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
     click.echo(comparison_table(results))
 
 
+def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:
+    """A name per run for joined reports and comparisons: its run id, or where two runs share an id
+    (the same ``--run-id`` under two ``--out`` folders) its folder as given, so rows stay apart."""
+    ids = [str(d.get("run_id") or Path(p).name) for p, d in zip(run_dirs, documents)]
+    if len(set(ids)) == len(ids):
+        return ids
+    paths = [str(Path(p)) for p in run_dirs]
+    return [path if ids.count(run_id) > 1 else run_id for path, run_id in zip(paths, ids)]
+
+
 @main.command("compare")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
@@ -628,7 +640,9 @@ def compare_command(base: Path, new: Path, threshold: float | None, as_json: boo
 
     if threshold is not None and threshold < 0:
         raise HarnessError("--fail-on-regression must be >= 0")
-    comparison = compare_runs(load_results(base), load_results(new), threshold)
+    documents = [load_results(base), load_results(new)]
+    comparison = compare_runs(*documents, threshold)
+    comparison["base"], comparison["new"] = run_labels([base, new], documents)
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
     if comparison["regressions"]:
         sys.exit(EXIT_JOB_FAILED)

@@ -530,3 +530,30 @@ def test_metrics_beyond_accuracy_reach_every_report(results, tmp_path):
     assert "nll PyTorch / ORT" in section and "macro-f1 PyTorch / ORT" in section
     page = (tmp_path / "report.html").read_text()
     assert '<section id="metrics">' in page and "0.8000 / 0.8100" in page.split('<section id="metrics">')[1]
+
+
+def test_runs_that_share_a_run_id_are_told_apart_by_their_folders(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    folders = []
+    for out in ("base", "int8"):
+        data = copy.deepcopy(results)
+        data["run_id"] = "r1"  # the same --run-id under two --out folders
+        data["jobs"] = [job for job in data["jobs"] if job["id"] == "mnist-mlp@synthetic"]
+        data["jobs"][0]["train"] = None
+        folder = tmp_path / out / "r1"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(data))
+        folders.append(str(folder))
+    joined = CliRunner().invoke(main, ["report", *folders, "--out", str(tmp_path / "joined")])
+    assert joined.exit_code == 0, joined.output
+    rows = [line for line in joined.output.splitlines() if line.startswith("mnist-mlp")]
+    assert len(rows) == 2 and folders[0] in rows[0] and folders[1] in rows[1]  # the printed table
+    table = (tmp_path / "joined" / "report.md").read_text().split("## Results")[1].split("\n\n")[1]
+    assert "| model | dataset | run |" in table
+    assert f"| mnist-mlp | synthetic | {folders[0]} |" in table and f"| mnist-mlp | synthetic | {folders[1]} |" in table
+    compared = CliRunner().invoke(main, ["compare", *folders])
+    assert compared.exit_code == 0, compared.output
+    assert compared.output.splitlines()[0] == f"compare {folders[0]} -> {folders[1]}"
