@@ -78,3 +78,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """``python -m harness ARGS`` in a subprocess; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=timeout)
+
+
+def relu_onnx(path: Path, shape: list) -> Path:
+    """A one-node ONNX graph (Relu) with input ``x`` and output ``y`` of ``shape`` (ints or symbolic names)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return Path(path)

@@ -6,6 +6,7 @@ import json
 import string
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,9 +15,10 @@ from harness.errors import HarnessError
 from harness.results import atomic_write_json, job_file_stem, safe_name
 
 
-@given(st.text(min_size=0, max_size=300))
-def test_safe_name_stays_inside_its_folder(name):
-    cleaned = safe_name(name)
+@pytest.mark.parametrize("clean", [safe_name, job_file_stem])
+@given(name=st.text(min_size=0, max_size=300))
+def test_file_names_stay_inside_their_folder(clean, name):
+    cleaned = clean(name)
     assert cleaned and len(cleaned) <= 80
     assert set(cleaned) <= set(string.ascii_letters + string.digits + "._-")
     assert ".." not in cleaned and not cleaned.startswith(".")
@@ -29,14 +31,6 @@ def test_safe_name_examples():
     assert safe_name("/abs/path") == "abs_path"
     assert safe_name("mnist-cnn@synthetic") == "mnist-cnn_synthetic"
     assert safe_name("...") == "unnamed"
-
-
-@given(st.text(min_size=1, max_size=120))
-def test_job_file_stem_stays_inside_its_folder(name):
-    stem = job_file_stem(name)
-    assert stem and len(stem) <= 80
-    assert set(stem) <= set(string.ascii_letters + string.digits + "._-")
-    assert ".." not in stem and not stem.startswith(".")
 
 
 _id_part = st.text(alphabet="ab_ .@#=,-", min_size=1, max_size=6)

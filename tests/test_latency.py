@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import relu_onnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -359,17 +360,9 @@ def test_measure_onnx_generates_inputs_of_every_declared_type(tmp_path):
 
 
 def test_named_dimensions_can_be_set(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
-
     from harness.ort import input_feeds, make_session
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "F", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "F", 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "relu.onnx"))
+    relu_onnx(tmp_path / "relu.onnx", ["N", "F", 3])
     session = make_session(tmp_path / "relu.onnx", threads=1)
     assert input_feeds(session, 2)["x"].shape == (2, 1, 3)
     assert input_feeds(session, 2, dims={"F": 16, "N": 99})["x"].shape == (2, 16, 3)
@@ -379,17 +372,10 @@ def test_named_dimensions_can_be_set(tmp_path):
 
 def test_real_sample_is_repeated_to_the_batch_size_in_the_input_dtype(tmp_path):
     import numpy as np
-    import onnx
-    from onnx import TensorProto, helper
 
     from harness.ort import input_feeds, make_session
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "relu.onnx"))
+    relu_onnx(tmp_path / "relu.onnx", ["N", 3])
     session = make_session(tmp_path / "relu.onnx", threads=1)
     sample = np.arange(6, dtype=np.float64).reshape(2, 3)
     x = input_feeds(session, 5, sample=sample)["x"]

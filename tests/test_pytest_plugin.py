@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+from conftest import relu_onnx
+
 pytest_plugins = ["pytester"]
 
 
-def _relu_onnx(path):
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
-
 def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pytester):
-    _relu_onnx(pytester.path / "model.onnx")
+    relu_onnx(pytester.path / "model.onnx", ["N", 4])
     pytester.makepyfile(test_user="""
         import pytest
 
