@@ -979,9 +979,26 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     config = results.get("config") or {}
     floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
     joined = is_joined(results)
+    # A joined report whose runs asked with different floors or budgets (no shared "config") judges each
+    # run's jobs by that run's own settings, shown per row.
+    per_run = joined and not results.get("config")
     tables = []
     for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
-        rows = [r for r in deployment_table(results, floor, budget, 1, threads) if r.get("candidates")]
+        if per_run:
+            runs: dict[Any, list[dict[str, Any]]] = {}
+            for job in results.get("jobs", []):
+                runs.setdefault(job.get("run_id"), []).append(job)
+            rows = []
+            for jobs in runs.values():
+                own = jobs[0].get("run_config") or {}
+                rows += deployment_table({"jobs": jobs}, own.get("accuracy_floor"), own.get("latency_budget_ms"),
+                                         1, threads)
+            rows = [r for r in rows if r.get("candidates")]
+            per_run_settings = any(r.get("accuracy_floor") is not None or r.get("latency_budget_ms") is not None
+                                   for r in rows)
+        else:
+            rows = [r for r in deployment_table(results, floor, budget, 1, threads) if r.get("candidates")]
+            per_run_settings = False
         if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
@@ -989,7 +1006,9 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
             "variant", "accuracy", "drop vs fp32", "ONNX KiB", "threads", "p50 ms", "p99 ms", "params"]
         first = len(headers) - 8
-        if budget is not None:
+        if per_run_settings:
+            headers += ["run's floor", "run's budget ms", "fits"]
+        elif budget is not None:
             headers.append(f"fits {budget:g} ms")
         if with_notes:
             headers.append("note")
@@ -1001,7 +1020,9 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ",")]
-            if budget is not None:
+            if per_run_settings:
+                line += [_fmt(r.get("accuracy_floor"), "g"), _fmt(r.get("latency_budget_ms"), "g")]
+            if per_run_settings or budget is not None:
                 line.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
             if with_notes:
                 line.append(r.get("note") or "")
@@ -1009,7 +1030,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
         # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
-        caption = title + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "")
+        caption = title + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "") + (
+            ", each run's own accuracy floor and latency budget" if per_run_settings else "")
         tables.append((caption, table))
     return tables
 

@@ -557,3 +557,28 @@ def test_runs_that_share_a_run_id_are_told_apart_by_their_folders(results, tmp_p
     compared = CliRunner().invoke(main, ["compare", *folders])
     assert compared.exit_code == 0, compared.output
     assert compared.output.splitlines()[0] == f"compare {folders[0]} -> {folders[1]}"
+
+
+def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_own(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    job = next(j for j in results["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    accuracy = job["onnx"]["metrics"]["accuracy"]  # 0.9922
+    for name, floor in (("lax", 0.5), ("strict", 0.9999)):
+        data = copy.deepcopy(results)
+        data["run_id"] = name
+        data["config"]["accuracy_floor"] = floor
+        data["jobs"] = [{**copy.deepcopy(job), "train": None, "variants": []}]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "lax"), str(tmp_path / "strict"),
+                                       "--out", str(tmp_path / "j")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "j" / "report.md").read_text()
+    edge = md.split("batch 1, 1 thread, each run's own accuracy floor and latency budget")[1].split("\n\n")[1]
+    lax = next(line for line in edge.splitlines() if "| lax |" in line)
+    strict = next(line for line in edge.splitlines() if "| strict |" in line)
+    assert f"| fp32 | {accuracy:.4f} |" in lax and "| 0.5 |" in lax  # meets its run's floor
+    assert "| none |" in strict and "| 0.9999 |" in strict and "below the floor 0.9999" in strict
