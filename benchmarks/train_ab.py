@@ -76,8 +76,8 @@ def main() -> None:
     if args.option == "bf16":
         header += f", channels-last {'on' if default_channels_last else 'off'} on both sides"
         if device == "cpu":
-            header += f"; this CPU {'has' if cpu_has_native_bf16() else 'lacks (emulated, expect it slower)'} " \
-                      "native bf16"
+            native = {True: "has", False: "lacks (emulated, expect it slower)", None: "may or may not have"}
+            header += f"; this CPU {native[cpu_has_native_bf16()]} native bf16"
     print(header)
     ratios = []
     for name in names:

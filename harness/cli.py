@@ -319,30 +319,33 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         have = {getattr(r, "name", None) for r in reporters}
         reporters += [r for r in make_reporters(values["track"]) if r.name not in have]
     progress = make_progress(values["progress"])
-    stopped_by: list[int] = []  # the signal that stopped the run: SIGTERM noted here, SIGINT otherwise
-    previous_term = _stop_on_sigterm(stopped_by)
+    stopped_by: list[int] = []  # signals received: the first stops the run, later ones only wait for the reports
+    previous = _stop_on_signals(stopped_by)
+    folder = None
     try:
-        folder = execute(registry, options, progress, reporters=reporters,
-                         executor_options=executor_options)
-    except KeyboardInterrupt as exc:
-        folder = getattr(exc, "run_folder", None)
-        if folder is not None:
-            with _interrupts_deferred():  # a second Ctrl-C must not cost the reports
+        try:
+            folder = execute(registry, options, progress, reporters=reporters,
+                             executor_options=executor_options, keep_lock=True)
+        except KeyboardInterrupt as exc:
+            folder = getattr(exc, "run_folder", None)
+            if folder is not None:
                 write_reports(folder.path, folder.data)
-            click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}; "
-                       f"continue with: harness run --resume --run-id {folder.path.name} --out {folder.path.parent}",
+                click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}; "
+                           f"continue with: harness run --resume --run-id {folder.path.name} "
+                           f"--out {folder.path.parent}", err=True)
+            else:
+                click.echo("\ninterrupted before the first job", err=True)
+            ctx.exit(_signal_exit_code(stopped_by[0] if stopped_by else None))
+        with _interrupts_deferred(stopped_by):
+            write_reports(folder.path, folder.data)
+        if stopped_by:
+            click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
                        err=True)
-        else:
-            click.echo("\ninterrupted before the first job", err=True)
-        ctx.exit(_signal_exit_code(stopped_by[0] if stopped_by else None))
+            ctx.exit(_signal_exit_code(stopped_by[0]))
     finally:
-        _restore_sigterm(previous_term)
-    with _interrupts_deferred() as noted:
-        write_reports(folder.path, folder.data)
-    if noted:
-        click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
-                   err=True)
-        ctx.exit(_signal_exit_code(noted[0]))
+        if folder is not None:
+            folder.unlock()  # only now: a --resume waits until the reports are written
+        _restore_signals(previous)
     click.echo(comparison_table(folder.data))
     from harness.edge import edge_answer
 
@@ -358,10 +361,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         ctx.exit(EXIT_JOB_FAILED)
 
 
-def _stop_on_sigterm(stopped_by: list[int]) -> Any:
-    """Treat SIGTERM (CI time-outs, ``kill``) like Ctrl-C: finished jobs are kept and resumable.
-
-    The signal is appended to ``stopped_by``, so the exit status can say which one it was.
+def _stop_on_signals(stopped_by: list[int]) -> dict[int, Any] | None:
+    """Ctrl-C and SIGTERM (CI time-outs, ``kill``) stop a run: the first raises KeyboardInterrupt (the
+    finished jobs are kept and resumable); any later one is only noted, so the interrupted run still
+    saves its state and writes its reports. Every signal is appended to ``stopped_by``; the first
+    gives the exit status. Returns the previous handlers (None off the main thread: nothing changed).
     """
     import signal
     import threading
@@ -369,11 +373,21 @@ def _stop_on_sigterm(stopped_by: list[int]) -> Any:
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         stopped_by.append(signum)
-        raise KeyboardInterrupt
+        if len(stopped_by) == 1:
+            raise KeyboardInterrupt
+        if len(stopped_by) == 2:
+            click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
 
-    return signal.signal(signal.SIGTERM, on_term)
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(previous: dict[int, Any] | None) -> None:
+    import signal
+
+    for sig, handler in (previous or {}).items():
+        signal.signal(sig, handler)
 
 
 def _signal_exit_code(signum: int | None) -> int:
@@ -384,17 +398,14 @@ def _signal_exit_code(signum: int | None) -> int:
 
 
 @contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[list[int]]:
-    """Ctrl-C and SIGTERM are noted, not raised, while the block runs (the reports are written whole).
-
-    Yields the list of signals that arrived; the caller stops after the block when it is not empty.
-    """
+def _interrupts_deferred(noted: list[int]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM are appended to ``noted``, not raised, while the block runs (the reports of a
+    finished run are written whole); the caller stops after the block when ``noted`` is not empty."""
     import signal
     import threading
 
-    noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield noted
+        yield
         return
 
     def note(signum: int, frame: Any) -> None:
@@ -404,17 +415,10 @@ def _interrupts_deferred() -> Iterator[list[int]]:
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield noted
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _restore_sigterm(previous: Any) -> None:
-    import signal
-
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _reporters(registry: Any) -> list[Any]:
@@ -520,7 +524,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
-@click.option("--min-time", "min_time", type=Finite(min=0, min_open=True), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
+@click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {model, bytes, latency: [...]}.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],

@@ -22,6 +22,7 @@ nothing in it is executed.
 from __future__ import annotations
 
 import itertools
+import math
 import json
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,8 @@ def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:
         for option in options:
             if not isinstance(option, (int, float, str, bool)):
                 raise HarnessError(f"{where}: sweep.{key} values must be numbers, strings or booleans")
+            if isinstance(option, float) and not math.isfinite(option):
+                raise HarnessError(f"{where}: sweep.{key} has {option}, not a finite number")
         values.append(options)
     size = 1
     for options in values:

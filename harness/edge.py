@@ -364,8 +364,16 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
         more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
         return f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: {shown}{more}"
     near = sorted((r for r in rows if r.get("p50_ms") is not None), key=lambda r: r["p50_ms"])
-    hint = (f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
-            if near else "; none is accurate enough (see the report's Edge deployment table for why)")
+    notes = " ".join(str(r.get("note") or "") for r in rows)
+    if near:
+        hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
+    elif "below the floor" in notes:
+        hint = "; none is accurate enough (see the report's Edge deployment table for why)"
+    elif "no latency at batch" in notes:
+        hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
+                "or --profile edge)")
+    else:
+        hint = " (see the report's Edge deployment table for why)"
     return f"edge ({where}; {asked}): no job qualifies{hint}"
 
 

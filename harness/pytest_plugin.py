@@ -15,6 +15,7 @@ fixture is used.
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,10 +31,13 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
     """
 
     def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu") -> Callable[[], Any]:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"onnx_inference_call: batch_size must be a positive integer, got {batch_size!r}")
-        if not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"onnx_inference_call: threads must be a positive integer, got {threads!r}")
+        for what, value in (("batch_size", batch_size), ("threads", threads)):
+            try:
+                number = operator.index(value)  # ints and numpy ints (from parametrize), not floats or str
+            except TypeError:
+                number = 0
+            if isinstance(value, bool) or number < 1:
+                raise ValueError(f"onnx_inference_call: {what} must be a positive integer, got {value!r}")
         if not Path(path).is_file():
             raise FileNotFoundError(f"onnx_inference_call: no ONNX file at {path}")
         from harness.latency import onnx_call

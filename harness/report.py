@@ -187,6 +187,9 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
         }
+        for kind, source in (("metric", _get(job, "metrics")), ("onnx_metric", _get(job, "onnx", "metrics"))):
+            if isinstance(source, dict):
+                base.update((f"{kind}:{name}", value) for name, value in source.items() if name != "accuracy")
         exported = "fp32" if isinstance(job.get("onnx"), dict) else None
         latency = [r for r in job.get("latency") or [] if isinstance(r, dict)]
         if not latency:
@@ -197,9 +200,13 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue
-            own = {**base, "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
+            own = {**{k: v for k, v in base.items() if not k.startswith("onnx_metric:")},
+                   "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
                    "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error")}
+            if isinstance(variant.get("metrics"), dict):
+                own.update((f"onnx_metric:{name}", value) for name, value in variant["metrics"].items()
+                           if name != "accuracy")
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
             if not rows:
                 yield own
@@ -225,17 +232,7 @@ def to_csv(results: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    jobs = {job.get("id"): job for job in results.get("jobs", [])}
     for row in csv_rows(results):
-        job = jobs.get(row.get("id")) or {}
-        onnx_metrics = _get(job, "onnx", "metrics")
-        if row.get("variant") not in (None, "fp32"):
-            variant = next((v for v in job.get("variants") or [] if isinstance(v, dict)
-                            and v.get("variant") == row["variant"]), {})
-            onnx_metrics = variant.get("metrics")
-        for name in extra:
-            row[f"metric:{name}"] = _get(job, "metrics", name)
-            row[f"onnx_metric:{name}"] = onnx_metrics.get(name) if isinstance(onnx_metrics, dict) else None
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -979,9 +976,11 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     config = results.get("config") or {}
     floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
     joined = is_joined(results)
-    # A joined report whose runs asked with different floors or budgets (no shared "config") judges each
-    # run's jobs by that run's own settings, shown per row.
-    per_run = joined and not results.get("config")
+    # A joined report whose runs asked with different floors or budgets judges each run's jobs by that
+    # run's own settings, shown per row.
+    asked = {((j.get("run_config") or {}).get("accuracy_floor"), (j.get("run_config") or {}).get("latency_budget_ms"))
+             for j in results.get("jobs", []) if isinstance(j, dict)}
+    per_run = joined and len(asked) > 1
     tables = []
     for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
         if per_run:

@@ -8,9 +8,10 @@ so a run killed at any instant leaves the last complete version behind.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
+import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -19,6 +20,8 @@ from typing import Any, Iterable
 
 from harness.errors import HarnessError
 from harness.text import squeeze
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -33,7 +36,7 @@ def safe_name(name: str, max_length: int = 80) -> str:
 
 
 # A job id whose parts use only these characters maps to a distinct file name by safe_name alone.
-_PLAIN_NAME = r"[A-Za-z0-9.+-]+"
+_PLAIN_NAME = r"[A-Za-z0-9.-]+"
 _PLAIN_JOB_ID = re.compile(rf"{_PLAIN_NAME}@{_PLAIN_NAME}(#\w+={_PLAIN_NAME}(,\w+={_PLAIN_NAME})*)?")
 
 
@@ -41,7 +44,7 @@ def job_file_stem(job_id: str, max_length: int = 80) -> str:
     """The file-name stem of a job's files (ONNX export, weights, plots): distinct for distinct ids.
 
     ``safe_name`` alone maps ``odd net@d`` and ``odd_net@d`` to the same name, so one job's export
-    would overwrite the other's. A plain id (names of letters, digits, ``.+-``) keeps the readable
+    would overwrite the other's. A plain id (names of letters, digits, ``.-``) keeps the readable
     form (``mnist-fast_mnist``); any other id gets the first 8 hex digits of its SHA-1 appended.
     """
     stem = safe_name(job_id, max_length)
@@ -51,7 +54,6 @@ def job_file_stem(job_id: str, max_length: int = 80) -> str:
     return f"{stem[: max_length - 9]}-{digest}"
 
 
-@functools.lru_cache(maxsize=1)
 def _new_file_mode() -> int:
     """The mode ``open()`` gives a new file under this process's umask (0o644 under the usual 022)."""
     try:  # Linux: read without changing it (os.umask can only be read by setting it)
@@ -176,7 +178,13 @@ class RunFolder:
         handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # A file system without flock (some NFS, CIFS or FUSE mounts): run unlocked, as before.
+                handle.close()
+                log.warning("cannot lock %s (%s); running without the lock that refuses a second harness "
+                            "process on this run", self.path, exc)
+                return self
             handle.seek(0)
             holder = squeeze(handle.read(), 40) or "unknown"
             handle.close()
@@ -207,6 +215,7 @@ class RunFolder:
         path.mkdir(parents=True, exist_ok=True)
         folder = cls(path, {}).lock()
         if (path / RESULTS_FILE).exists():  # another process created it meanwhile
+            folder.unlock()
             raise exists
         folder.data = {
             "schema_version": SCHEMA_VERSION,
@@ -225,7 +234,11 @@ class RunFolder:
         folder = cls(Path(path), {})
         if lock:
             folder.lock()
-        folder.data = load_results(path)
+        try:
+            folder.data = load_results(path)
+        except BaseException:
+            folder.unlock()
+            raise
         return folder
 
     @property

@@ -677,12 +677,16 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
 
 
 def execute(registry: Registry, options: RunOptions, progress: Progress,
-            reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None) -> RunFolder:
+            reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None,
+            keep_lock: bool = False) -> RunFolder:
     """Plan and run every job, writing the run folder; returns it with its results.
 
     Raises :class:`HarnessError` for bad input found before any job runs.
     On KeyboardInterrupt the finished jobs are already on disk; the exception
     propagates with ``run_folder`` attached so the caller can say how to resume.
+    The folder is locked against other harness processes while the run goes; with
+    ``keep_lock`` it stays locked when the folder is returned or attached (the CLI
+    writes the reports, then calls ``unlock()``).
     """
     from harness.environment import collect_environment
     from harness.executors import make_executor
@@ -710,6 +714,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         providers = default_providers(device)
     environment = collect_environment(device)
     folder = open_run_folder(options, environment)
+    handed_over = False
     try:  # the folder stays locked against a second harness process until this run ends
         reporter_set = ReporterSet(reporters)
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
@@ -739,15 +744,18 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             folder.data["interrupted"] = True
             folder.save()
             exc.run_folder = folder  # type: ignore[attr-defined]
+            handed_over = keep_lock
             raise
         progress.stop()
         if reporter_set.errors:
             folder.data["reporter_errors"] = reporter_set.errors
             folder.save()
         reporter_set.call("run_ended", folder.data, folder.path)
+        handed_over = keep_lock
         return folder
     finally:
-        folder.unlock()
+        if not handed_over:
+            folder.unlock()
 
 
 def _validate(options: RunOptions) -> None:

@@ -14,5 +14,5 @@ def squeeze(text: Any, limit: int | None = None) -> str:
     """
     flat = " ".join(str(text).split())
     if limit is not None and len(flat) > limit:
-        return flat[: max(limit - 3, 0)] + "..."
+        return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat

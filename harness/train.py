@@ -99,16 +99,26 @@ def resolve_amp(requested: str | None, device: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); oneDNN emulates it otherwise."""
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this x86 CPU computes bfloat16 natively (AVX512-BF16 or AMX; oneDNN emulates it otherwise);
+    None on other architectures (ARM's bf16 extensions are not probed here)."""
+    import platform
+
     import torch
 
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+_warned_bf16 = False  # the emulated-bf16 warning, once per process rather than per job
 
 
 def amp_not_applied_reason(requested: str, device: str) -> str:
     """Why ``--amp requested`` did not apply on ``device`` (the report's wording)."""
     if device.split(":")[0] == "cpu":
+        if requested == "bf16":  # a run recorded before bf16 autocast ran on the CPU
+            return "bf16 not applied (recorded by a harness that ran autocast on CUDA only)"
         return f"{requested} not applied (on the CPU only bf16 autocast runs)"
     return f"{requested} not applied (autocast runs on CUDA and, for bf16, the CPU)"
 
@@ -239,7 +249,9 @@ def train_model(
     batch_size = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     amp = resolve_amp(options.amp, device)
-    if amp == "bf16" and not on_cuda and not cpu_has_native_bf16():
+    global _warned_bf16
+    if amp == "bf16" and not on_cuda and cpu_has_native_bf16() is False and not _warned_bf16:
+        _warned_bf16 = True
         log.warning("--amp bf16 on a CPU without native bfloat16 (no AVX512-BF16 or AMX): oneDNN emulates it, "
                     "and training may be slower than float32 (compare with benchmarks/train_ab.py --option bf16)")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")

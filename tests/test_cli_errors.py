@@ -42,7 +42,7 @@ def _assert_usage_error(result, *needles):
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--lr", "inf"], ["--lr", "not a finite number"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--job-timeout", "inf"], ["--job-timeout"]),
         (["compare", "a", "b", "--fail-on-regression", "nan"], ["--fail-on-regression", "not a finite number"]),
-        (["bench", "x.onnx", "--min-time", "inf"], ["--min-time"]),
+        (["bench", "x.onnx", "--min-time", "inf"], ["--min-time", "not a finite number"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, needles):
@@ -91,6 +91,7 @@ def test_python_dash_m_and_version():
         ('providers = [""]', ["providers"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
         ('models = ["mnist-enhanced-20k"]\ndatasets = ["synthetic"]\n[sweep]\nnum_classes = [5]', ["'num_classes'"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nlr = [0.1, nan]', ["sweep.lr", "not a finite"]),
     ],
 )
 def test_config_file_values_get_the_command_line_checks(tmp_path, setting, needles):

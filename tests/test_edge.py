@@ -248,3 +248,14 @@ def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
     assert "no job qualifies; the fastest accurate enough is cnn int8-static on mnist at 0.3500 ms" in miss
     none = edge_answer(RESULTS, 0.999, None)
     assert "no job qualifies; none is accurate enough" in none
+
+
+def test_edge_answer_says_when_nothing_was_timed_at_batch_1_on_1_thread():
+    from harness.edge import edge_answer
+
+    document = copy.deepcopy(RESULTS)
+    for job in document["jobs"]:
+        job["latency"] = [row for row in job.get("latency") or [] if row["batch_size"] != 1]
+        job["variants"] = []
+    answer = edge_answer(document, 0.5, None)
+    assert "no job qualifies; nothing was timed at batch 1 on 1 thread" in answer and "accurate" not in answer

@@ -33,7 +33,7 @@ def test_safe_name_examples():
     assert safe_name("...") == "unnamed"
 
 
-_id_part = st.text(alphabet="ab_ .@#=,-", min_size=1, max_size=6)
+_id_part = st.text(alphabet="ab_ .+@#=,-", min_size=1, max_size=6)
 
 
 @given(st.tuples(_id_part, _id_part, _id_part), st.tuples(_id_part, _id_part, _id_part))
@@ -46,6 +46,7 @@ def test_distinct_job_ids_get_distinct_file_stems(a, b):
 def test_job_file_stem_examples():
     assert job_file_stem("mnist-fast@mnist") == "mnist-fast_mnist"  # plain ids stay readable
     assert job_file_stem("mnist-fast@mnist#batch_size=64,lr=0.1") == "mnist-fast_mnist_batch_size_64_lr_0.1"
+    assert job_file_stem("a+b@d") != job_file_stem("a@b+d")  # '+' is cleaned to '_' too
     clashing = job_file_stem("odd net@d"), job_file_stem("odd_net@d")
     assert clashing[0] != clashing[1] and all(s.startswith("odd_net_d-") for s in clashing)
     long = job_file_stem("m" * 100 + "@d")
@@ -105,7 +106,10 @@ def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path):
     try:
         atomic_write_text(tmp_path / "results.json", "{}")
         write_artifacts(tmp_path, {"onnx/a.onnx": b"1"})
+        os.umask(0o002)  # the mode follows the umask of the moment, as open() does
+        atomic_write_text(tmp_path / "report.md", "x")
     finally:
         os.umask(old)
     for path in (tmp_path / "results.json", tmp_path / "onnx" / "a.onnx"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o664

@@ -9,6 +9,7 @@ def test_squeeze_puts_text_on_one_line_and_cuts_it_with_an_ellipsis():
     cut = squeeze("abcdefghijk", 10)
     assert cut == "abcdefg..." and len(cut) == 10
     assert squeeze("", 5) == "" and squeeze(None) == "None"
+    assert squeeze("abcdef", 2) == "ab" and squeeze("abcdef", 4) == "a..."  # never longer than the limit
 
 
 def test_one_line_names_the_exception_type_and_drops_colour_codes():
