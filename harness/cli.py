@@ -345,7 +345,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     finally:
         if folder is not None:
             folder.unlock()  # only now: a --resume waits until the reports are written
-        _restore_signals(previous)
+        if stopped_by:
+            _ignore_signals(previous)  # the process exits now: a late Ctrl-C must not turn the status into -2
+        else:
+            _restore_signals(previous)
     click.echo(comparison_table(folder.data))
     from harness.edge import edge_answer
 
@@ -388,6 +391,18 @@ def _restore_signals(previous: dict[int, Any] | None) -> None:
 
     for sig, handler in (previous or {}).items():
         signal.signal(sig, handler)
+
+
+def _ignore_signals(previous: dict[int, Any] | None) -> None:
+    """Ignore Ctrl-C and SIGTERM from here on (an interrupted run, about to exit with its status).
+
+    Python resets its own handlers to the default while it shuts down, so a signal in that window
+    would kill the process (status -2) after everything was saved; an ignored signal stays ignored.
+    """
+    import signal
+
+    for sig in previous or {}:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _signal_exit_code(signum: int | None) -> int:
