@@ -8,13 +8,12 @@ onnxruntime are imported only inside the commands that need them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -319,8 +318,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         have = {getattr(r, "name", None) for r in reporters}
         reporters += [r for r in make_reporters(values["track"]) if r.name not in have]
     progress = make_progress(values["progress"])
-    stopped_by: list[int] = []  # signals received: the first stops the run, later ones only wait for the reports
-    previous = _stop_on_signals(stopped_by)
+    stop = _StopSignals()
+    previous = stop.install()
     folder = None
     try:
         try:
@@ -335,17 +334,17 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                            f"--out {folder.path.parent}", err=True)
             else:
                 click.echo("\ninterrupted before the first job", err=True)
-            ctx.exit(_signal_exit_code(stopped_by[0] if stopped_by else None))
-        with _interrupts_deferred(stopped_by):
-            write_reports(folder.path, folder.data)
-        if stopped_by:
+            ctx.exit(stop.exit_code())
+        stop.deferring = True  # the reports of a finished run are written whole
+        write_reports(folder.path, folder.data)
+        if stop.received:
             click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
                        err=True)
-            ctx.exit(_signal_exit_code(stopped_by[0]))
+            ctx.exit(stop.exit_code())
     finally:
         if folder is not None:
             folder.unlock()  # only now: a --resume waits until the reports are written
-        if stopped_by:
+        if stop.received:
             _ignore_signals(previous)  # the process exits now: a late Ctrl-C must not turn the status into -2
         else:
             _restore_signals(previous)
@@ -364,26 +363,40 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         ctx.exit(EXIT_JOB_FAILED)
 
 
-def _stop_on_signals(stopped_by: list[int]) -> dict[int, Any] | None:
-    """Ctrl-C and SIGTERM (CI time-outs, ``kill``) stop a run: the first raises KeyboardInterrupt (the
-    finished jobs are kept and resumable); any later one is only noted, so the interrupted run still
-    saves its state and writes its reports. Every signal is appended to ``stopped_by``; the first
-    gives the exit status. Returns the previous handlers (None off the main thread: nothing changed).
+class _StopSignals:
+    """Ctrl-C and SIGTERM (CI time-outs, ``kill``) during ``harness run``.
+
+    The first signal stops the run (KeyboardInterrupt: the finished jobs are kept and resumable),
+    unless ``deferring`` is set (the reports of a finished run are being written). Any other signal is
+    only noted, so an interrupted run still saves its state and writes its reports. ``received`` holds
+    every signal; the first gives the exit status.
     """
-    import signal
-    import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        return None
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.deferring = False
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stopped_by.append(signum)
-        if len(stopped_by) == 1:
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.received.append(signum)
+        if len(self.received) == 1 and not self.deferring:
             raise KeyboardInterrupt
-        if len(stopped_by) == 2:
+        if len(self.received) == (1 if self.deferring else 2):
             click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
 
-    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def install(self) -> dict[int, Any] | None:
+        """Handle SIGINT and SIGTERM; the previous handlers (None off the main thread: nothing changed)."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def exit_code(self) -> int:
+        """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+        import signal
+
+        return 128 + int(self.received[0] if self.received else signal.SIGINT)
 
 
 def _restore_signals(previous: dict[int, Any] | None) -> None:
@@ -403,37 +416,6 @@ def _ignore_signals(previous: dict[int, Any] | None) -> None:
 
     for sig in previous or {}:
         signal.signal(sig, signal.SIG_IGN)
-
-
-def _signal_exit_code(signum: int | None) -> int:
-    """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
-    import signal
-
-    return 128 + int(signum if signum is not None else signal.SIGINT)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred(noted: list[int]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM are appended to ``noted``, not raised, while the block runs (the reports of a
-    finished run are written whole); the caller stops after the block when ``noted`` is not empty."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def note(signum: int, frame: Any) -> None:
-        if not noted:
-            click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
-        noted.append(signum)
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _reporters(registry: Any) -> list[Any]:
