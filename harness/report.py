@@ -187,26 +187,22 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
         }
-        for kind, source in (("metric", _get(job, "metrics")), ("onnx_metric", _get(job, "onnx", "metrics"))):
-            if isinstance(source, dict):
-                base.update((f"{kind}:{name}", value) for name, value in source.items() if name != "accuracy")
+        base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
+        fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:")}
         exported = "fp32" if isinstance(job.get("onnx"), dict) else None
         latency = [r for r in job.get("latency") or [] if isinstance(r, dict)]
         if not latency:
-            yield {**base, "variant": exported}
+            yield {**fp32, "variant": exported}
         for row in latency:
-            yield {**base, **{k: row.get(k) for k in CSV_FIELDS if k in row},
+            yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row},
                    "variant": exported if row.get("runtime") != "torch" else None}
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue
-            own = {**{k: v for k, v in base.items() if not k.startswith("onnx_metric:")},
+            own = {**base, **_beyond_accuracy(variant.get("metrics"), "onnx_metric:"),
                    "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
                    "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error")}
-            if isinstance(variant.get("metrics"), dict):
-                own.update((f"onnx_metric:{name}", value) for name, value in variant["metrics"].items()
-                           if name != "accuracy")
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
             if not rows:
                 yield own
@@ -214,13 +210,19 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 yield {**own, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
 
 
+def _beyond_accuracy(metrics: Any, prefix: str = "") -> dict[str, Any]:
+    """The metrics other than accuracy in a ``metrics`` dict (a job's, its export's, a variant's), keys prefixed."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {f"{prefix}{name}": value for name, value in metrics.items() if name != "accuracy"}
+
+
 def extra_metric_names(results: dict[str, Any]) -> list[str]:
     """Metrics other than accuracy that some job recorded (nll, macro-f1, a plugin's), in order of appearance."""
     names: dict[str, None] = {}
     for job in results.get("jobs", []):
         for source in (_get(job, "metrics"), _get(job, "onnx", "metrics")):
-            if isinstance(source, dict):
-                names.update((str(k), None) for k in source if k != "accuracy")
+            names.update((str(k), None) for k in _beyond_accuracy(source))
     return list(names)
 
 
@@ -981,23 +983,20 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     asked = {((j.get("run_config") or {}).get("accuracy_floor"), (j.get("run_config") or {}).get("latency_budget_ms"))
              for j in results.get("jobs", []) if isinstance(j, dict)}
     per_run = joined and len(asked) > 1
+    # (document, floor, budget) to judge: the whole results, or each run's jobs with that run's settings.
+    groups: list[tuple[dict[str, Any], Any, Any]] = [(results, floor, budget)]
+    if per_run:
+        runs: dict[Any, list[dict[str, Any]]] = {}
+        for job in results.get("jobs", []):
+            runs.setdefault(job.get("run_id"), []).append(job)
+        groups = [({"jobs": jobs}, (jobs[0].get("run_config") or {}).get("accuracy_floor"),
+                   (jobs[0].get("run_config") or {}).get("latency_budget_ms")) for jobs in runs.values()]
     tables = []
     for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
-        if per_run:
-            runs: dict[Any, list[dict[str, Any]]] = {}
-            for job in results.get("jobs", []):
-                runs.setdefault(job.get("run_id"), []).append(job)
-            rows = []
-            for jobs in runs.values():
-                own = jobs[0].get("run_config") or {}
-                rows += deployment_table({"jobs": jobs}, own.get("accuracy_floor"), own.get("latency_budget_ms"),
-                                         1, threads)
-            rows = [r for r in rows if r.get("candidates")]
-            per_run_settings = any(r.get("accuracy_floor") is not None or r.get("latency_budget_ms") is not None
-                                   for r in rows)
-        else:
-            rows = [r for r in deployment_table(results, floor, budget, 1, threads) if r.get("candidates")]
-            per_run_settings = False
+        rows = [r for document, own_floor, own_budget in groups
+                for r in deployment_table(document, own_floor, own_budget, 1, threads) if r.get("candidates")]
+        per_run_settings = per_run and any(
+            r.get("accuracy_floor") is not None or r.get("latency_budget_ms") is not None for r in rows)
         if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
