@@ -351,11 +351,11 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
                                   f"p50 <= {latency_budget_ms:g} ms" if latency_budget_ms is not None else "") if x)
     where = "batch 1, 1 thread" + ("" if provider is None else f", {provider.replace('ExecutionProvider', '')}")
 
+    from harness.report import job_label  # a row has the job's model, point and run_id
+
     def name(r: dict[str, Any]) -> str:
-        point = r.get("point") or {}
-        extra = f" [{','.join(f'{k}={v}' for k, v in sorted(point.items()))}]" if point else ""
         variant = "" if r.get("variant") in (None, "fp32") else f" {r['variant']}"
-        return f"{r.get('model')}{extra}{variant} on {r.get('dataset')}"
+        return f"{job_label(r)}{variant} on {r.get('dataset')}"
 
     fits = sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
                   key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
