@@ -21,7 +21,6 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
-from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -55,9 +54,10 @@ def as_path(data_dir: Any) -> pathlib.Path | None:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``Type: message`` on one line."""
-    message = squeeze(exc, 300)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """``Type: message`` on one line (the harness's own :func:`harness.manager.one_line`, 300 characters)."""
+    from harness.manager import one_line
+
+    return one_line(exc, 300)
 
 
 def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
