@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -92,3 +93,11 @@ def relu_onnx(path: Path, shape: list) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return Path(path)
+
+
+def write_run(folder: Path, data: dict) -> Path:
+    """A run folder holding ``data`` as its results.json (for report and compare tests)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(data))
+    return folder

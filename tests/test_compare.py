@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_run
 
 from harness.cli import main
 from harness.compare import compare_runs, format_comparison
@@ -20,13 +21,6 @@ RUNS = Path(__file__).parent / "fixtures" / "compare"
 
 def load(name: str) -> dict:
     return json.loads((RUNS / name / "results.json").read_text())
-
-
-def write_run(folder: Path, data: dict) -> Path:
-    """A run folder holding ``data`` as its results.json."""
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps(data))
-    return folder
 
 
 def same_keeping_every_base_job() -> dict:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import write_run
 from fixtures.shared import rendered_report_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -339,8 +340,7 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
         data["run_id"] = name
         for job in data["jobs"]:  # fewer plots to draw: the join is what is tested here
             job["train"] = None
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps(data))
+        write_run(tmp_path / name, data)
     result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b"),
                                        "--out", str(tmp_path / "joined")])
     assert result.exit_code == 0, result.output
@@ -373,8 +373,7 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
                 job["reference"] = {**job["reference"], "train_minutes": 5, "dataset": job["dataset"], "epochs": 3}
         if name == "b":
             data["config"]["max_train_samples"] = None  # b trained on the whole split
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps(data))
+        write_run(tmp_path / name, data)
     result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "j")])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "j" / "report.md").read_text()
@@ -544,8 +543,7 @@ def test_runs_that_share_a_run_id_are_told_apart_by_their_folders(results, tmp_p
         data["jobs"] = [job for job in data["jobs"] if job["id"] == "mnist-mlp@synthetic"]
         data["jobs"][0]["train"] = None
         folder = tmp_path / out / "r1"
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps(data))
+        write_run(folder, data)
         folders.append(str(folder))
     joined = CliRunner().invoke(main, ["report", *folders, "--out", str(tmp_path / "joined")])
     assert joined.exit_code == 0, joined.output
@@ -571,8 +569,7 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
         data["run_id"] = name
         data["config"]["accuracy_floor"] = floor
         data["jobs"] = [{**copy.deepcopy(job), "train": None, "variants": []}]
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(json.dumps(data))
+        write_run(tmp_path / name, data)
     result = CliRunner().invoke(main, ["report", str(tmp_path / "lax"), str(tmp_path / "strict"),
                                        "--out", str(tmp_path / "j")])
     assert result.exit_code == 0, result.output
