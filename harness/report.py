@@ -42,6 +42,8 @@ CSV_FIELDS = [
     # appended (existing consumers read the columns above by name and order): which ONNX model a row
     # measured, and a variant's own check against the fp32 export
     "variant", "max_abs_diff_vs_fp32", "variant_error",
+    # appended: the job's FLOPs per sample (see harness.train.count_flops)
+    "flops",
 ]
 
 
@@ -103,6 +105,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "point": job.get("point"),
             "status": _status(job),
             "params": job.get("params"),
+            "flops": job.get("flops"),
             "accuracy": _get(job, "metrics", "accuracy"),
             "onnx_accuracy": _get(job, "onnx", "metrics", "accuracy"),
             "max_abs_diff": _get(job, "onnx", "max_abs_diff"),
@@ -129,7 +132,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "status", "params", "acc", "onnx acc", "max|diff|", "onnx KiB", f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
+        "status", "params", "MFLOPs", "acc", "onnx acc", "max|diff|", "onnx KiB",
+        f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
     if big_bs and big_bs != small_bs:
         headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs} (batch / mean)"]
     headers += ["ORT vs eager", "train s"]
@@ -137,7 +141,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     for r, job in zip(summary, results.get("jobs", [])):
         name = _text(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
         line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
-                r["status"], _fmt(r["params"], ","), _fmt(r["accuracy"], ".4f"),
+                r["status"], _fmt(r["params"], ","), _mflops(r["flops"]), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
         if big_bs and big_bs != small_bs:
@@ -186,6 +190,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "device": _get(job, "train", "device"),
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
+            "flops": job.get("flops"),
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
         fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:")}
@@ -311,6 +316,14 @@ def _mib(value: Any) -> str:
     return "-" if number is None else f"{number / 2**20:,.0f}"
 
 
+def _mflops(value: Any) -> str:
+    """FLOPs per sample in millions: two decimals below 10 (small models differ there), one above."""
+    number = _number(value)
+    if number is None:
+        return "-"
+    return f"{number / 1e6:.2f}" if number < 1e7 else f"{number / 1e6:,.1f}"
+
+
 def _kib(value: Any) -> str:
     number = _number(value)
     return "-" if number is None else f"{number / 1024:,.1f}"
@@ -340,7 +353,7 @@ def results_table(results: dict[str, Any]) -> Table:
     keys = latency_keys(results)
     providers = {k[0] for k in keys}
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "settings", "status", "params", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KiB"]
+        "settings", "status", "params", "MFLOPs", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KiB"]
     for provider, batch, threads in keys:
         where = "" if providers == {CPU} else f"{provider_short(provider)} "
         headers.append(f"{where}b{_text(batch, '?')} t{_text(threads, '?')} p50 / p99 ms")
@@ -349,6 +362,7 @@ def results_table(results: dict[str, Any]) -> Table:
     for job in results.get("jobs", []):
         row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
         row += [point_text(job.get("point")) or "-", _status(job), _fmt(job.get("params"), ","),
+                _mflops(job.get("flops")),
                 _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "max_abs_diff")), ".1e"), _kib(_get(job, "onnx", "bytes"))]
@@ -514,7 +528,8 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every deployable model (each finished job's fp32 ONNX and each of its variants) with its figures.
 
     Each is ``{"job", "label", "dataset", "kind", "accuracy", "p50_ms", "batch_size", "threads",
-    "bytes", "pareto"}``; ``pareto`` marks the accuracy/latency front within the dataset (accuracy
+    "bytes", "flops", "pareto"}``; ``flops`` is the job's per sample (a variant does the same
+    arithmetic in its own precision); ``pareto`` marks the accuracy/latency front within the dataset (accuracy
     is only comparable on one dataset). Figures that were not measured are None.
     """
     joined = is_joined(results)
@@ -528,6 +543,7 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
             "accuracy": accuracy_of(job), "p50_ms": _number(latency.get("p50_ms")) if latency else None,
             "batch_size": latency.get("batch_size") if latency else None,
             "threads": latency.get("threads") if latency else None, "bytes": _number(_get(job, "onnx", "bytes")),
+            "flops": _number(job.get("flops")),
         })
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
@@ -542,6 +558,7 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "p50_ms": _number(vlat.get("p50_ms")) if vlat else None,
                 "batch_size": vlat.get("batch_size") if vlat else None,
                 "threads": vlat.get("threads") if vlat else None, "bytes": _number(variant.get("bytes")),
+                "flops": _number(job.get("flops")),
             })
     for c in found:
         c["pareto"] = False
@@ -926,7 +943,9 @@ def not_run_text(results: dict[str, Any], missing: list[str]) -> str:
 TABLE_NOTE = (
     "Accuracy is on the test split (PyTorch: the trained model; ORT: the exported ONNX model in ONNX Runtime). "
     "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
-    "median (p50) and 99th percentile. Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
+    "median (p50) and 99th percentile. MFLOPs: millions of floating-point operations of one forward pass per "
+    "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
+    "normalisation and pooling not counted). Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
     "the peak resident set size of the process while this job trained (Linux; elsewhere the process's peak "
     "so far), which includes the Python process and the loaded data."
 )
@@ -940,6 +959,7 @@ VARIANTS_NOTE = (
 PLOT_TITLES = {
     "accuracy_vs_latency": "Accuracy vs latency",
     "accuracy_vs_size": "Accuracy vs ONNX size",
+    "accuracy_vs_flops": "Accuracy vs compute",
     "latency_vs_batch": "Latency per batch size",
 }
 
@@ -1037,7 +1057,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
 def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) -> str:
     """report.md: the same sections as report.html, as text.
 
-    ``plots`` maps plot keys (``accuracy_vs_latency``, ``accuracy_vs_size``,
+    ``plots`` maps plot keys (``accuracy_vs_latency``, ``accuracy_vs_size``, ``accuracy_vs_flops``,
     ``latency_vs_batch``, ``curves:<job id>``) to image paths relative to the
     report; they are linked where given.
     """
@@ -1062,6 +1082,8 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
         lines += ["No finished job with both accuracy and latency."]
     if plots.get("accuracy_vs_size"):
         lines += ["", "## Accuracy vs ONNX size", "", f"![accuracy vs ONNX size]({plots['accuracy_vs_size']})"]
+    if plots.get("accuracy_vs_flops"):
+        lines += ["", "## Accuracy vs compute", "", f"![accuracy vs compute]({plots['accuracy_vs_flops']})"]
     training = training_table(results)
     if training:
         lines += ["", "## Training", "", TRAINING_NOTE, ""] + md_table(training)

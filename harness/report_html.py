@@ -48,6 +48,7 @@ from harness.report import (
     METRICS_NOTE,
     metrics_table,
     latency_table,
+    pareto_front,
     pareto_table,
     reference_notes,
     reference_table,
@@ -256,6 +257,20 @@ def plot_accuracy_vs_size(results: dict[str, Any]) -> bytes | None:
     return _scatter(cands, "kib", "ONNX file size, KiB", "Accuracy vs size", front=False)
 
 
+def plot_accuracy_vs_flops(results: dict[str, Any]) -> bytes | None:
+    """Each finished job's fp32 export against its FLOPs per sample, with the accuracy/compute front per
+    dataset (variants do the same arithmetic, so they would only stack on their job)."""
+    cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
+             for c in candidates(results) if c["kind"] == "fp32"]
+    for dataset in dict.fromkeys(c["dataset"] for c in cands):
+        measured = [c for c in cands if c["dataset"] == dataset and c["accuracy"] is not None and c["mflops"]]
+        front = set(pareto_front([(c["mflops"], c["accuracy"]) for c in measured]))
+        for i, c in enumerate(measured):
+            c["pareto"] = i in front
+    return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention)",
+                    "Accuracy vs compute (up and left is better; ringed: Pareto front)", front=True)
+
+
 def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     from matplotlib.ticker import NullFormatter
 
@@ -332,6 +347,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
         (key, title, None, (lambda f=f: f(results))) for key, title, f in (
             ("accuracy_vs_latency", PLOT_TITLES["accuracy_vs_latency"], plot_accuracy_vs_latency),
             ("accuracy_vs_size", PLOT_TITLES["accuracy_vs_size"], plot_accuracy_vs_size),
+            ("accuracy_vs_flops", PLOT_TITLES["accuracy_vs_flops"], plot_accuracy_vs_flops),
             ("latency_vs_batch", PLOT_TITLES["latency_vs_batch"], plot_latency_vs_batch),
         )
     ]
@@ -455,6 +471,11 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     if by_key.get("accuracy_vs_size"):
         sections.append(("size", "Accuracy vs ONNX size", _figure_html(
             by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export.")))
+    if by_key.get("accuracy_vs_flops"):
+        sections.append(("compute", "Accuracy vs compute", _figure_html(
+            by_key["accuracy_vs_flops"], "Each finished job's fp32 export at its FLOPs per sample (one forward pass; "
+            "convolutions, matrix products and attention, 2 per multiply-add). Ringed: the accuracy/compute "
+            "front per dataset.")))
     training = training_table(results)
     if training:
         sections.append(("training", "Training", f'<p class="note">{esc(TRAINING_NOTE)}</p>' + html_table(training)))

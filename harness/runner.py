@@ -382,6 +382,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         "stage": None,
         "error": None,
         "params": None,
+        "flops": None,
         "reference": dict(job.model.reference) or None,
         "train": None,
         "metrics": None,
@@ -439,7 +440,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     from harness.latency import measure_onnx, measure_torch
     from harness.ort import make_session, max_abs_diff, run_batched
     from harness.train import (
-        TrainOptions, count_parameters, input_adapter, predict, resolve_channels_last, train_model,
+        TrainOptions, count_flops, count_parameters, input_adapter, predict, resolve_channels_last, train_model,
     )
 
     options = ctx.options
@@ -460,9 +461,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     row["params"] = count_parameters(net)
     model = input_adapter(net, data_shape, model_shape, recipe.normalize)
     check_model_output(job.model.name, model, splits.train[0][:2], splits.num_classes)
+    row["flops"] = count_flops(model, splits.train[0][:2])
     ctx.reporters.call("job_started", job.id, {"model": job.model.name, "dataset": job.dataset.name,
                                                "recipe": recipe.to_dict(), "params": row["params"],
-                                               "point": job.point})
+                                               "flops": row["flops"], "point": job.point})
 
     stage("train")
     # Splits and subsets follow the run's --seed, not a swept seed: the jobs of a seed sweep train on

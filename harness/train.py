@@ -138,6 +138,40 @@ def count_parameters(model: "torch.nn.Module") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+FLOPS_COUNTED = "convolutions, matrix products and attention (torch.utils.flop_counter; 2 per multiply-add)"
+
+
+def count_flops(model: "torch.nn.Module", example: "torch.Tensor") -> int | None:
+    """Floating-point operations of one eval-mode forward pass, per sample.
+
+    Counted as :data:`FLOPS_COUNTED` says: convolutions, matrix products and attention, two
+    operations per multiply-add (so MACs are half); element-wise work, normalisation, pooling and
+    activations are not counted. These dominate the cost of the networks here and are what
+    papers quote as a model's FLOPs. ``example`` is a batch of real inputs; the count is divided
+    by its size. The random state and the model's train/eval mode are restored. None when the
+    batch is empty or counting fails (the count is a figure, not a check: a model it cannot trace
+    still trains).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if len(example) == 0:
+        return None
+    was_training = model.training
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            with FlopCounterMode(display=False) as counter:
+                model(example)
+        total = int(counter.get_total_flops())
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.debug("counting FLOPs failed", exc_info=True)
+        return None
+    finally:
+        model.train(was_training)
+    return round(total / len(example))
+
+
 @dataclass
 class TrainOptions:
     device: str = "cpu"

@@ -80,6 +80,27 @@ def test_third_party_metric_appears_in_results(demo_run):
         assert "demo-top2" in job["onnx"]["metrics"]
 
 
+def test_flops_per_sample_are_recorded_and_reported(demo_run):
+    import torch
+
+    from harness.registry import build_registry
+
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    mlp = build_registry().models["mnist-mlp"].build(num_classes=10, input_shape=(1, 28, 28))
+    # The MLP's FLOPs are its matrix products: 2 per multiply-add of each Linear layer.
+    expected = sum(2 * m.in_features * m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear))
+    for job in data["jobs"]:
+        assert job["flops"] > 0, job["id"]
+        if job["id"] == "mnist-mlp@synthetic":  # 1x28x28 inputs (demo-blobs has another shape)
+            assert job["flops"] == expected
+    with (run_dir / "results.csv").open(newline="") as f:
+        by_id = {r["id"]: r["flops"] for r in csv.DictReader(f)}
+    assert by_id == {j["id"]: str(j["flops"]) for j in data["jobs"]}
+    assert "MFLOPs" in (run_dir / "report.md").read_text()
+    assert "Accuracy vs compute" in (run_dir / "report.html").read_text()
+
+
 def test_trained_models_beat_chance(demo_run):
     _, run_dir = demo_run
     data = json.loads((run_dir / "results.json").read_text())

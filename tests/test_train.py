@@ -8,7 +8,9 @@ from fixtures.data import bright_pixel_data as _data
 
 from harness.errors import StageError
 from harness.specs import ModelSpec, Recipe, Schedule
-from harness.train import TrainOptions, count_parameters, input_adapter, predict, reset_peak_rss, train_model
+from harness.train import (
+    TrainOptions, count_flops, count_parameters, input_adapter, predict, reset_peak_rss, train_model,
+)
 
 
 def _model(seed=0):
@@ -321,3 +323,37 @@ def test_compiled_training_forward_trains_like_eager():
     for a, b in zip(eager.history, compiled.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
         assert a["eval_accuracy"] == pytest.approx(b["eval_accuracy"], abs=1 / 128 + 1e-9)
+
+
+def test_count_flops_counts_convolutions_and_matrix_products_per_sample():
+    conv, fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 13 * 13, 10)
+    model = torch.nn.Sequential(conv, torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), fc)
+    # 2 per multiply-add: each of the 26x26 conv outputs per channel costs in_channels * 3 * 3 of them;
+    # batch norm, ReLU and pooling are not counted.
+    expected = 2 * 4 * 1 * 3 * 3 * 26 * 26 + 2 * fc.in_features * fc.out_features
+    assert count_flops(model, torch.randn(5, 1, 28, 28)) == expected
+    assert count_flops(model, torch.randn(1, 1, 28, 28)) == expected  # per sample, whatever the batch
+
+
+def test_count_flops_restores_the_mode_and_the_random_state():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(8))
+    model.train()
+    one = torch.randn(1, 8)
+    torch.manual_seed(3)
+    expected_next = torch.rand(1)
+    torch.manual_seed(3)
+    assert count_flops(model, one) == 2 * 8 * 8  # batch norm in train mode would refuse a batch of one; dropout draws nothing
+    assert model.training and torch.equal(torch.rand(1), expected_next)
+    model.eval()
+    count_flops(model, torch.randn(2, 8))
+    assert not model.training
+
+
+def test_count_flops_is_none_when_it_cannot_count():
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no forward here")
+
+    assert count_flops(Broken(), torch.randn(2, 3)) is None
+    assert count_flops(torch.nn.Linear(3, 2), torch.randn(0, 3)) is None

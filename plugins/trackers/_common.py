@@ -57,6 +57,7 @@ def final_scalars(row: dict[str, Any]) -> dict[str, float]:
     put("train/peak_memory_bytes", train.get("peak_memory_bytes"))
     put("train/time_to_target_s", train.get("time_to_target_s"))
     put("params", row.get("params"))
+    put("flops", row.get("flops"))
     for r in row.get("latency") or []:
         where = f"{r.get('runtime')}_{PROVIDER_SHORT.get(r.get('provider'), r.get('provider'))}"
         for stat in ("p50_ms", "p99_ms", "throughput_per_s"):

@@ -62,7 +62,8 @@ class MLflowReporter(Reporter):
         self.environment = environment or {}
 
     def job_started(self, job_id: str, info: dict[str, Any]) -> None:
-        params = {"model": info.get("model"), "dataset": info.get("dataset"), "params": info.get("params")}
+        params = {"model": info.get("model"), "dataset": info.get("dataset"), "params": info.get("params"),
+                  "flops": info.get("flops")}
         params.update(flatten(info.get("recipe") or {}, "recipe."))
         params.update(flatten(info.get("point") or {}, "point."))
         self._start(job_id, params)
