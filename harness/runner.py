@@ -678,6 +678,32 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
     return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
 
 
+def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None, device: str) -> str | None:
+    """On ``--resume``: say so when finished jobs trained in another precision than the jobs still to run will.
+
+    The options can be unchanged and the precision still differ: a run begun with ``--amp bf16`` on
+    the CPU by a harness that ran autocast on CUDA only trained in float32, and ``--device auto``
+    resumed on another machine may pick another device. Accuracy and training time are then not
+    comparable across the run's jobs without saying so.
+    """
+    from harness.train import resolve_amp
+
+    now = resolve_amp(amp, device) or "fp32"
+    other: dict[str, int] = {}
+    for job in finished:
+        train = job.get("train")
+        if job.get("status") == "ok" and isinstance(train, dict):
+            ran = train.get("amp") or "fp32"
+            if ran != now:
+                other[ran] = other.get(ran, 0) + 1
+    if not other:
+        return None
+    then = ", ".join(f"{n} in {kind}" for kind, n in sorted(other.items()))
+    return (f"mixed precision in one run: finished jobs trained {then}, the jobs still to run train in {now} on "
+            f"{device}, so accuracy and training time differ in kind across the run's jobs; a new run (without "
+            f"--resume) trains them all alike")
+
+
 def execute(registry: Registry, options: RunOptions, progress: Progress,
             reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None,
             keep_lock: bool = False) -> RunFolder:
@@ -727,6 +753,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         todo = [job for job in plan.jobs if job.id not in done]
         if done:
             progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
+            mixed = mixed_precision_warning(folder.data["jobs"], options.amp, device) if todo else None
+            if mixed:
+                log.warning("%s", mixed)
         for model, dataset, why in plan.skipped:
             folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
                            "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,

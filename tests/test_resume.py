@@ -167,3 +167,40 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     warning = [line for line in resumed.stderr.splitlines() if "changed options" in line]
     assert len(warning) == 1 and "sweep" in warning[0] and "1 finished job(s) keep" in warning[0], resumed.stderr
     assert "changed options" not in unchanged.stderr
+
+
+def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(tmp_path):
+    out, config = tmp_path / "out", tmp_path / "sweep.toml"
+    args = ["run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
+            "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
+            "--exporter", "torchscript", "--amp", "bf16", "--out", str(out), "--run-id", "r"]
+    config.write_text("[sweep]\nseed = [0, 1]\n")
+    assert run_cli(*args).returncode == 0
+    results = out / "r" / "results.json"
+    data = json.loads(results.read_text())
+    assert [j["train"]["amp"] for j in data["jobs"]] == ["bf16", "bf16"]
+    # As an older harness left it: --amp bf16 on the CPU trained in float32, and one job is still to run.
+    data["jobs"][0]["train"]["amp"] = None
+    data["jobs"].pop()
+    results.write_text(json.dumps(data))
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    warning = [line for line in resumed.stderr.splitlines() if "mixed precision" in line]
+    assert len(warning) == 1 and "1 in fp32" in warning[0] and "train in bf16" in warning[0], resumed.stderr
+    assert "changed options" not in resumed.stderr
+
+
+def test_mixed_precision_warning_names_what_each_side_ran():
+    from harness.runner import mixed_precision_warning
+
+    def job(amp, status="ok"):
+        return {"status": status, "train": {"amp": amp}}
+
+    assert mixed_precision_warning([job("bf16"), job("bf16")], "bf16", "cpu") is None
+    assert mixed_precision_warning([job(None), job(None, "failed")], None, "cuda") is None
+    # fp16 is CUDA-only: resumed on a CPU, the jobs to run train in fp32 like the third finished one.
+    text = mixed_precision_warning([job("fp16"), job("fp16"), job(None)], "fp16", "cpu")
+    assert "trained 2 in fp16, the jobs still to run train in fp32 on cpu" in text
+    text = mixed_precision_warning([job("fp16"), job(None)], "bf16", "cuda:0")
+    assert "trained 1 in fp16, 1 in fp32," in text and "train in bf16 on cuda:0" in text
+    assert mixed_precision_warning([{"status": "skipped", "train": None}], "bf16", "cpu") is None
