@@ -1054,14 +1054,24 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     return tables
 
 
-def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) -> str:
+def _md_numbered(numbered: Sequence[tuple[int, str]] | None) -> list[str]:
+    """A crowded plot's numbered points, under its image (when there were more than the image's key shows)."""
+    if not numbered:
+        return []
+    return ["", f"The plot's {len(numbered)} numbered points:", "", "```"] + \
+        [f"{n:>4}  {label}" for n, label in numbered] + ["```", ""]
+
+
+def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
+                numbered: dict[str, Sequence[tuple[int, str]]] | None = None) -> str:
     """report.md: the same sections as report.html, as text.
 
     ``plots`` maps plot keys (``accuracy_vs_latency``, ``accuracy_vs_size``, ``accuracy_vs_flops``,
     ``latency_vs_batch``, ``curves:<job id>``) to image paths relative to the
-    report; they are linked where given.
+    report; they are linked where given. ``numbered`` maps a plot key to the plot's numbered points,
+    listed under the image.
     """
-    plots = plots or {}
+    plots, numbered = plots or {}, numbered or {}
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
@@ -1074,6 +1084,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
     lines += ["", "## Accuracy vs latency", ""]
     if plots.get("accuracy_vs_latency"):
         lines += [f"![accuracy vs latency]({plots['accuracy_vs_latency']})", ""]
+        lines += _md_numbered(numbered.get("accuracy_vs_latency"))
     front = pareto_table(results)
     if front:
         lines += ["Pareto front (no other model of the same dataset is both faster and more accurate; "
@@ -1082,8 +1093,10 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None) ->
         lines += ["No finished job with both accuracy and latency."]
     if plots.get("accuracy_vs_size"):
         lines += ["", "## Accuracy vs ONNX size", "", f"![accuracy vs ONNX size]({plots['accuracy_vs_size']})"]
+        lines += _md_numbered(numbered.get("accuracy_vs_size"))
     if plots.get("accuracy_vs_flops"):
         lines += ["", "## Accuracy vs compute", "", f"![accuracy vs compute]({plots['accuracy_vs_flops']})"]
+        lines += _md_numbered(numbered.get("accuracy_vs_flops"))
     training = training_table(results)
     if training:
         lines += ["", "## Training", "", TRAINING_NOTE, ""] + md_table(training)
@@ -1156,7 +1169,8 @@ def write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         path.write_bytes(plot.png)
         links[plot.key] = f"plots/{plot.file_name}"
         written.append(path)
-    atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links))
+    numbered = {plot.key: plot.numbered for plot in plots if plot.numbered}
+    atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links, numbered=numbered))
     written.append(run_dir / "report.md")
     written.append(write_html(run_dir, results, plots=plots))
     return written

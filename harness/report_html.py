@@ -16,7 +16,7 @@ import base64
 import html
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,20 @@ class Plot:
     png: bytes | None = None
     error: str | None = None
     job: str | None = None
+    # A crowded scatter's numbered points, (number, label), when there were more than its key shows
+    # (:data:`KEY_LINES`): the reports list them under the image.
+    numbered: list[tuple[int, str]] = field(default_factory=list)
 
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png or b"").decode("ascii")
+
+
+@dataclass
+class Drawing:
+    """What a scatter plot function returns: the image and its numbered points (see :func:`_point_names`)."""
+
+    png: bytes
+    numbered: list[tuple[int, str]]
 
 
 def esc(value: Any) -> str:
@@ -142,17 +153,16 @@ def _labelled(points: list[dict[str, Any]], value: str, pareto: bool) -> set[int
     return chosen | set(best.values())
 
 
-KEY_LINES = 40  # numbered points listed beside a crowded plot; more are named in the tables only
+KEY_LINES = 40  # numbered points listed beside a crowded plot; when there are more, under it in the reports
 
 
 def _point_names(points: list[dict[str, Any]], x_key: str,
-                 pareto: bool) -> tuple[dict[int, str], set[int], list[str]]:
+                 pareto: bool) -> tuple[dict[int, str], set[int], list[tuple[int, str]]]:
     """Text beside each point: ``(names, numbered, key)``.
 
     A few points are all labelled. A crowded plot (a sweep) labels each model's best and the Pareto
-    points, and numbers the rest (``numbered``) from left to right; ``key`` holds ``"3  <label>"`` for each number
-    (at most :data:`KEY_LINES`, then a line saying how many more), drawn beside the axes, so every
-    point on the plot can be told apart.
+    points, and numbers the rest (``numbered``) from left to right; ``key`` holds ``(number, label)``
+    for each number, so every point on the plot can be told apart.
     """
     labelled = _labelled(points, "accuracy", pareto)
     names = {i: _short(points[i]["label"], 48) for i in labelled}
@@ -161,17 +171,23 @@ def _point_names(points: list[dict[str, Any]], x_key: str,
     key = []
     for number, i in enumerate(rest, 1):
         names[i] = str(number)
-        if number <= KEY_LINES:
-            key.append(f"{number:>3}  {_short(points[i]['label'], 44)}")
-    if len(rest) > KEY_LINES:
-        key.append(f"... and {len(rest) - KEY_LINES} more (see the tables)")
+        key.append((number, str(points[i]["label"])))
     return names, set(rest), key
+
+
+def _key_lines(key: list[tuple[int, str]]) -> list[str]:
+    """The key drawn beside a crowded plot: :data:`KEY_LINES` numbers at most, then where the rest are."""
+    lines = [f"{number:>3}  {_short(label, 44)}" for number, label in key[:KEY_LINES]]
+    if len(key) > KEY_LINES:
+        lines.append(f"... and {len(key) - KEY_LINES} more, listed under the plot")
+    return lines
 
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v"}
 
 
-def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool) -> bytes | None:
+def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool) -> Drawing | None:
+    """Accuracy against ``x_key``, one point per candidate; None when no candidate has both figures."""
     points = [c for c in cands if c["accuracy"] is not None and c[x_key] is not None and c[x_key] > 0]
     if not points:
         return None
@@ -184,7 +200,7 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
         ax = fig.add_subplot(grid[0])
         key_ax = fig.add_subplot(grid[1])
         key_ax.axis("off")
-        key_ax.text(0.0, 1.0, "\n".join(key), va="top", ha="left", fontsize=6.5, family="monospace",
+        key_ax.text(0.0, 1.0, "\n".join(_key_lines(key)), va="top", ha="left", fontsize=6.5, family="monospace",
                     color="0.2", transform=key_ax.transAxes)
     else:
         fig = _figure(9.5, 5.2)
@@ -241,10 +257,10 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
-    return _png(fig)
+    return Drawing(_png(fig), key)
 
 
-def plot_accuracy_vs_latency(results: dict[str, Any]) -> bytes | None:
+def plot_accuracy_vs_latency(results: dict[str, Any]) -> Drawing | None:
     cands = candidates(results)
     where = {(c["batch_size"], c["threads"]) for c in cands if c["p50_ms"] is not None}
     at = "batch 1, 1 thread" if where == {(1, 1)} else "smallest batch, fewest threads"
@@ -252,12 +268,12 @@ def plot_accuracy_vs_latency(results: dict[str, Any]) -> bytes | None:
                     "Accuracy vs latency (up and left is better; ringed: Pareto front)", front=True)
 
 
-def plot_accuracy_vs_size(results: dict[str, Any]) -> bytes | None:
+def plot_accuracy_vs_size(results: dict[str, Any]) -> Drawing | None:
     cands = [{**c, "kib": c["bytes"] / 1024 if c["bytes"] else None} for c in candidates(results)]
     return _scatter(cands, "kib", "ONNX file size, KiB", "Accuracy vs size", front=False)
 
 
-def plot_accuracy_vs_flops(results: dict[str, Any]) -> bytes | None:
+def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
     """Each finished job's fp32 export against its FLOPs per sample, with the accuracy/compute front per
     dataset (variants do the same arithmetic, so they would only stack on their job)."""
     cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
@@ -343,7 +359,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
     """Every plot of the report, drawn once; a plot that raises keeps its error, the others are drawn."""
     from harness.manager import one_line
 
-    jobs: list[tuple[str, str, str | None, Callable[[], bytes | None]]] = [
+    jobs: list[tuple[str, str, str | None, Callable[[], Drawing | bytes | None]]] = [
         (key, title, None, (lambda f=f: f(results))) for key, title, f in (
             ("accuracy_vs_latency", PLOT_TITLES["accuracy_vs_latency"], plot_accuracy_vs_latency),
             ("accuracy_vs_size", PLOT_TITLES["accuracy_vs_size"], plot_accuracy_vs_size),
@@ -363,13 +379,18 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
             n += 1
             name = f"{stem}_{n}.png"
         try:
-            png = draw()
+            drawn = draw()
         except Exception as exc:  # noqa: BLE001 - a plot must never cost the report
             plots.append(Plot(key, title, name, None, one_line(exc), job_id))
             continue
-        if png is not None:
-            used.add(name)
-            plots.append(Plot(key, title, name, png, None, job_id))
+        if drawn is None:
+            continue
+        used.add(name)
+        if isinstance(drawn, Drawing):
+            numbered = drawn.numbered if len(drawn.numbered) > KEY_LINES else []
+            plots.append(Plot(key, title, name, drawn.png, None, job_id, numbered))
+        else:
+            plots.append(Plot(key, title, name, drawn, None, job_id))
     return plots
 
 
@@ -440,7 +461,11 @@ def _figure_html(plot: Plot | None, caption: str = "") -> str:
     if plot.png is None:
         return f'<p class="plot-error">The plot "{esc(plot.title)}" could not be drawn: {esc(plot.error)}</p>'
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{cap}</figure>'
+    listed = ""
+    if plot.numbered:
+        listed = (f"<details><summary>The {len(plot.numbered)} numbered points</summary><pre>"
+                  + "\n".join(f"{n:>4}  {esc(label)}" for n, label in plot.numbered) + "</pre></details>")
+    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{cap}{listed}</figure>'
 
 
 def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:

@@ -174,7 +174,7 @@ def test_a_crowded_plot_numbers_the_points_it_does_not_label_and_keys_them():
     assert {0, 3} <= labelled and names[0] == "mnist-fast [lr=0]"
     assert sorted(int(names[i]) for i in numbered) == list(range(1, len(numbered) + 1))
     by_number = {int(names[i]): points[i]["label"] for i in numbered}
-    assert [line.split(None, 1) for line in key] == [[str(k), by_number[k]] for k in sorted(by_number)]
+    assert key == sorted(by_number.items())
     # numbered left to right
     assert [points[i]["p50_ms"] for i in sorted(numbered, key=lambda i: int(names[i]))] == \
         sorted(points[i]["p50_ms"] for i in numbered)
@@ -183,7 +183,30 @@ def test_a_crowded_plot_numbers_the_points_it_does_not_label_and_keys_them():
     assert few[1] == set() and few[2] == [] and len(few[0]) == 8  # a few points: all labelled, no key
 
     many = _point_names(_sweep_points(KEY_LINES + 20), "p50_ms", pareto=True)
-    assert len(many[2]) == KEY_LINES + 1 and many[2][-1].startswith(f"... and {len(many[1]) - KEY_LINES} more")
+    assert len(many[2]) == len(many[1]) > KEY_LINES  # every number has its label, however many
+
+
+def test_a_key_longer_than_the_plot_shows_is_listed_under_the_plot_in_both_reports(tmp_path, monkeypatch):
+    from harness import report_html
+    from harness.report import write_reports
+    from harness.report_html import KEY_LINES, Drawing, _key_lines, _scatter
+
+    drawn = _scatter(_sweep_points(KEY_LINES + 20), "p50_ms", "p50", "t", front=True)
+    lines = _key_lines(drawn.numbered)
+    hidden = len(drawn.numbered) - KEY_LINES
+    assert len(lines) == KEY_LINES + 1 and lines[-1] == f"... and {hidden} more, listed under the plot"
+
+    monkeypatch.setattr(report_html, "plot_accuracy_vs_latency", lambda results: drawn)
+    small = _scatter(_sweep_points(12), "p50_ms", "p50", "t", front=True)
+    monkeypatch.setattr(report_html, "plot_accuracy_vs_size", lambda results: small)
+    write_reports(tmp_path, load_report_run())
+    last_number, last_label = drawn.numbered[-1]
+    markdown, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    assert f"The plot's {len(drawn.numbered)} numbered points:" in markdown
+    assert f"{last_number:>4}  {last_label}" in markdown
+    assert f"The {len(drawn.numbered)} numbered points" in page and f"{last_number:>4}  {last_label}" in page
+    # A key the image holds whole is not repeated.
+    assert markdown.count("numbered points:") == 1 and page.count("numbered points</summary>") == 1
 
 
 def test_a_crowded_plot_is_drawn_wider_with_its_key():
@@ -193,6 +216,6 @@ def test_a_crowded_plot_is_drawn_wider_with_its_key():
 
     from harness.report_html import _scatter
 
-    crowded = imread(io.BytesIO(_scatter(_sweep_points(20), "p50_ms", "p50", "t", front=True)))
-    plain = imread(io.BytesIO(_scatter(_sweep_points(6), "p50_ms", "p50", "t", front=True)))
+    crowded = imread(io.BytesIO(_scatter(_sweep_points(20), "p50_ms", "p50", "t", front=True).png))
+    plain = imread(io.BytesIO(_scatter(_sweep_points(6), "p50_ms", "p50", "t", front=True).png))
     assert crowded.shape[0] == plain.shape[0] and crowded.shape[1] > plain.shape[1] * 1.2
