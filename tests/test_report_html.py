@@ -192,6 +192,7 @@ def test_a_key_longer_than_the_plot_shows_is_listed_under_the_plot_in_both_repor
     from harness.report_html import KEY_LINES, Drawing, _key_lines, _scatter
 
     drawn = _scatter(_sweep_points(KEY_LINES + 20), "p50_ms", "p50", "t", front=True)
+    assert isinstance(drawn, Drawing)
     lines = _key_lines(drawn.numbered)
     hidden = len(drawn.numbered) - KEY_LINES
     assert len(lines) == KEY_LINES + 1 and lines[-1] == f"... and {hidden} more, listed under the plot"
