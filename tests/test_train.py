@@ -9,7 +9,13 @@ from fixtures.data import bright_pixel_data as _data
 from harness.errors import StageError
 from harness.specs import ModelSpec, Recipe, Schedule
 from harness.train import (
-    TrainOptions, count_flops, count_parameters, input_adapter, predict, reset_peak_rss, train_model,
+    TrainOptions,
+    count_flops,
+    count_parameters,
+    input_adapter,
+    predict,
+    reset_peak_rss,
+    train_model,
 )
 
 
