@@ -19,6 +19,7 @@ import click
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.text import squeeze
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -523,7 +524,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {model, bytes, latency: [...]}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: {model, bytes, flops (per sample), latency: [...]}.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
                   opt_level: str, min_runs: int, min_time: float, warmup: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training. Inputs are generated from the graph."""
@@ -545,13 +547,20 @@ def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], 
         click.echo(f"harness: warning: skipped {message}", err=True)
     if not rows:
         raise HarnessError(f"nothing could be measured for {model_path}")
-    result = {"model": str(model_path), "bytes": onnx_bytes(model_path), "latency": rows}
+    from harness.onnx_flops import count_onnx_flops
+
+    counted = count_onnx_flops(model_path)
+    result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     from tabulate import tabulate
 
-    click.echo(f"{model_path} ({result['bytes']:,} bytes)")
+    compute = "" if counted.flops is None else f", {counted.flops / 1e6:,.2f} MFLOPs per sample"
+    click.echo(f"{model_path} ({result['bytes']:,} bytes{compute})")
+    if counted.uncounted:
+        click.echo(f"harness: note: the FLOPs leave out {len(counted.uncounted)} node(s) they cannot count: "
+                   f"{squeeze(', '.join(counted.uncounted), 200)}", err=True)
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}"] for r in rows],

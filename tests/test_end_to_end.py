@@ -92,6 +92,7 @@ def test_flops_per_sample_are_recorded_and_reported(demo_run):
     expected = sum(2 * m.in_features * m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear))
     for job in data["jobs"]:
         assert job["flops"] > 0, job["id"]
+        assert job["onnx"]["flops"] == job["flops"]  # the export's graph counts what the model counted
         if job["id"] == "mnist-mlp@synthetic":  # 1x28x28 inputs (demo-blobs has another shape)
             assert job["flops"] == expected
     with (run_dir / "results.csv").open(newline="") as f:

@@ -115,6 +115,12 @@ def test_two_models_whose_names_clean_alike_keep_their_own_exports(contract_run)
     assert nodes[0] < nodes[1]  # one linear layer vs two with a ReLU between: each file is its own model
 
 
+def test_a_model_the_flop_counter_cannot_run_takes_its_exports_count(contract_run):
+    _, jobs, _ = contract_run
+    job, plain = jobs["contract-uncounted@synthetic"], jobs["contract net@synthetic"]
+    assert job["status"] == "ok" and job["flops"] == job["onnx"]["flops"] == plain["flops"] == 2 * 28 * 28 * 10
+
+
 def test_plugins_selects_metrics_too_and_the_builtin_metrics_always_take_part(tmp_path):
     env = offline_cli_env(tmp_path, "harness-contract", {"contract": "contract_plugin"})
     SitePackages(tmp_path / "site").install("harness-faulty", {"faulty": "faulty_plugin"})  # registers fault-metric

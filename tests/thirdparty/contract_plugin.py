@@ -1,6 +1,7 @@
 """A plugin whose models and datasets break the contract in ways a plugin author could (tests/test_faults.py).
 
-``contract net`` and ``contract_net`` are fine models whose names clean to the same file name.
+``contract net`` and ``contract_net`` are fine models whose names clean to the same file name;
+``contract-uncounted`` is fine too, but cannot be counted by torch's FLOP counter.
 """
 
 from harness import DatasetSpec, ModelSpec, Recipe, hookimpl
@@ -47,6 +48,26 @@ def build_tuple(num_classes, input_shape, **kwargs):
     return Pair()
 
 
+def build_uncounted(num_classes, input_shape, **kwargs):
+    """A linear model whose forward refuses to run under torch.utils.flop_counter (as a model with an
+    operator the counter cannot handle would fail): the count from its ONNX export stands in."""
+    import torch.nn as nn
+
+    class Uncounted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _linear(num_classes, input_shape)
+
+        def forward(self, x):
+            from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+            if any("FlopCounter" in type(mode).__name__ for mode in _get_current_dispatch_mode_stack()):
+                raise RuntimeError("not under a FLOP counter")
+            return self.body(x)
+
+    return Uncounted()
+
+
 def _data(n=96, shape=(1, 28, 28), classes=10, x_dtype=None, y_dtype=None, label_shift=0):
     import torch
 
@@ -80,6 +101,7 @@ def harness_models():
         ModelSpec("contract_net", build_wider, "fine; its name cleans to the same file name", recipe=RECIPE),
         ModelSpec("contract-wide", build_too_many_logits, "num_classes + 3 logits", recipe=RECIPE),
         ModelSpec("contract-tuple", build_tuple, "returns a tuple", recipe=RECIPE),
+        ModelSpec("contract-uncounted", build_uncounted, "fine; torch's FLOP counter cannot run it", recipe=RECIPE),
     ]
 
 

@@ -1,0 +1,281 @@
+"""FLOPs of an ONNX graph per sample, counted as :func:`harness.train.count_flops` counts a PyTorch model.
+
+Convolutions (``Conv``, ``ConvTranspose``, their integer and quantised forms) and matrix products
+(``Gemm``, ``MatMul``, their integer and quantised forms) at two operations per multiply-add;
+element-wise work, normalisation and pooling are not counted. So an export counts what the model
+it came from counts, and ``harness bench`` gives the same figure for any ONNX file. In a quantised
+graph the multiply-adds are integer ones; they are counted all the same.
+
+Shapes come from ONNX shape inference with the batch dimension set to 1 (other symbolic dimensions
+to 1 as well, as ``harness bench`` feeds them). ONNX Runtime's fused operators (``FusedConv``,
+``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as the standard operator they
+fuse an activation or a scale into, which has the same shapes. A compute node whose shapes stay
+unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``) is listed in ``uncounted``
+rather than guessed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import onnx
+
+log = logging.getLogger(__name__)
+
+# op type -> (index of the data input, index of the weight input); outputs[0] is the result.
+CONVOLUTIONS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "FusedConv": (0, 1),
+                "NhwcConv": (0, 1)}
+TRANSPOSED = {"ConvTranspose": (0, 1)}
+MATRIX_PRODUCTS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1),
+                   "FusedMatMul": (0, 1), "FusedGemm": (0, 1)}
+COUNTED = set(CONVOLUTIONS) | set(TRANSPOSED) | set(MATRIX_PRODUCTS)
+DOMAINS = ("", "ai.onnx", "com.microsoft")  # not com.microsoft.nchwc: its blocked weights are padded
+# ONNX Runtime's fused operators as the standard one with the same shapes: (op, inputs kept, attributes kept)
+STANDARD_FORM = {
+    "FusedConv": ("Conv", 3, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}),
+    "FusedGemm": ("Gemm", 3, {"alpha", "beta", "transA", "transB"}),
+    "FusedMatMul": ("MatMul", 2, set()),  # only without transposes (see _standardise)
+}
+# ONNX Runtime's element-wise activations (a bias, where there is one, broadcast to the input): for
+# shapes, the identity of their first input.
+SHAPE_PRESERVING = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
+
+
+@dataclass
+class OnnxFlops:
+    """``flops``: per sample (None when no compute node could be counted); ``uncounted``: the compute
+    nodes left out, as ``"OpType name"``; ``batch``: the batch size the graph was counted at."""
+
+    flops: int | None
+    uncounted: list[str] = field(default_factory=list)
+    batch: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"flops": self.flops}
+        if self.uncounted:
+            out["flops_uncounted"] = self.uncounted
+        return out
+
+
+def count_onnx_flops(path: str | Path) -> OnnxFlops:
+    """:func:`onnx_flops` for reports: any failure to read or count is a None count, logged at debug level
+    (the figure is information, not a check; the export itself is checked elsewhere)."""
+    try:
+        return onnx_flops(path)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log.debug("counting the FLOPs of %s failed", path, exc_info=True)
+        return OnnxFlops(None, [f"not counted: {type(exc).__name__}"])
+
+
+def onnx_flops(model: "str | Path | onnx.ModelProto") -> OnnxFlops:
+    """Count the FLOPs of one forward pass per sample of ``model`` (a path or a loaded model)."""
+    import onnx
+
+    if isinstance(model, (str, Path)):
+        model = onnx.load(str(model), load_external_data=False)
+    else:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    batch = _fix_input_shapes(model.graph)
+    del model.graph.value_info[:]  # shapes recorded with a symbolic batch would win over the inferred ones
+    _standardise(model.graph)
+    _sort_nodes(model.graph)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
+        nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED]
+        return OnnxFlops(None, nodes or [f"shape inference failed: {type(exc).__name__}"], batch)
+    shapes = _known_shapes(inferred.graph)
+    total, counted, uncounted = 0, 0, []
+    for node in inferred.graph.node:
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            if _has_compute(node):
+                uncounted.append(f"{node.op_type} {node.name}".strip())
+            continue
+        if node.op_type not in COUNTED:
+            continue
+        if node.domain not in DOMAINS:
+            uncounted.append(f"{node.domain}.{node.op_type} {node.name}".strip())
+            continue
+        flops = _node_flops(node, shapes)
+        if flops is None:
+            uncounted.append(f"{node.op_type} {node.name}".strip())
+        else:
+            total += flops
+            counted += 1
+    if not counted and uncounted:
+        return OnnxFlops(None, uncounted, batch)
+    return OnnxFlops(round(total / batch), uncounted, batch)
+
+
+def _fix_input_shapes(graph: "onnx.GraphProto") -> int:
+    """Give every graph input concrete dimensions: batch (the first) 1 unless static, the others 1 when
+    symbolic. Returns the batch size counted at (a static first dimension's, else 1)."""
+    initializers = {t.name for t in graph.initializer}
+    batch = None
+    for value in graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            continue
+        for i, dim in enumerate(tensor_type.shape.dim):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                if i == 0 and batch is None:
+                    batch = dim.dim_value
+                continue
+            dim.Clear()
+            dim.dim_value = 1
+            if i == 0 and batch is None:
+                batch = 1
+    return batch or 1
+
+
+def _standardise(graph: "onnx.GraphProto") -> None:
+    """Rewrite ONNX Runtime's fused operators and activations in place as standard ones that ONNX's shape
+    inference knows (an element-wise activation or a scale changes neither a shape nor the multiply-adds)."""
+    for node in graph.node:
+        if node.domain != "com.microsoft":
+            continue
+        if node.op_type in SHAPE_PRESERVING and len(node.output) == 1:
+            del node.input[1:]
+            del node.attribute[:]
+            node.op_type, node.domain = "Identity", ""
+            continue
+        form = STANDARD_FORM.get(node.op_type)
+        if form is None:
+            continue
+        if node.op_type == "FusedMatMul" and any(
+                a.i for a in node.attribute if a.name in ("transA", "transB", "transBatchA", "transBatchB")):
+            continue  # transposed operands: left as it is, and uncounted
+        op, inputs, attributes = form
+        kept = [a for a in node.attribute if a.name in attributes]
+        del node.input[inputs:]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.op_type, node.domain = op, ""
+
+
+def _sort_nodes(graph: "onnx.GraphProto") -> None:
+    """Put the nodes in an order where each comes after what it reads (ONNX Runtime does not need that,
+    and tools that append nodes, such as the float16 converter's input casts, do not keep it; shape
+    inference goes in node order). Nodes whose inputs are never produced keep their place at the end."""
+    import onnx
+
+    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    missing: list[int] = []
+    waiting: dict[str, list[int]] = {}
+    ready: deque[int] = deque()
+    for index, node in enumerate(graph.node):
+        needed = {name for name in node.input if name not in available}
+        missing.append(len(needed))
+        for name in needed:
+            waiting.setdefault(name, []).append(index)
+        if not needed:
+            ready.append(index)
+    order: list[int] = []
+    while ready:
+        index = ready.popleft()
+        order.append(index)
+        for name in graph.node[index].output:
+            for consumer in waiting.pop(name, []):
+                missing[consumer] -= 1
+                if missing[consumer] == 0:
+                    ready.append(consumer)
+    placed = set(order)
+    order += [i for i in range(len(graph.node)) if i not in placed]
+    if order == list(range(len(graph.node))):
+        return
+    nodes = []
+    for index in order:
+        node = onnx.NodeProto()
+        node.CopyFrom(graph.node[index])
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = [d.dim_value for d in dims]
+    return shapes
+
+
+def _has_compute(node: "onnx.NodeProto") -> bool:
+    import onnx
+
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            for inner in graph.node:
+                if inner.op_type in COUNTED or _has_compute(inner):
+                    return True
+    return False
+
+
+def _attribute(node: "onnx.NodeProto", name: str, default: int = 0) -> int:
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return int(attribute.i)
+    return default
+
+
+def _shape(node: "onnx.NodeProto", shapes: dict[str, list[int]], index: int) -> list[int] | None:
+    return shapes.get(node.input[index]) if index < len(node.input) and node.input[index] else None
+
+
+def _node_flops(node: "onnx.NodeProto", shapes: dict[str, list[int]]) -> int | None:
+    op = node.op_type
+    if op in CONVOLUTIONS:
+        weight = _shape(node, shapes, CONVOLUTIONS[op][1])
+        out = shapes.get(node.output[0])
+        if weight is None or out is None:
+            return None
+        # Each output element (in any layout) is a dot product over (in_channels / groups) x kernel:
+        # weight.shape[1:].
+        return 2 * math.prod(out) * math.prod(weight[1:])
+    if op in TRANSPOSED:
+        data, weight = (_shape(node, shapes, i) for i in TRANSPOSED[op])
+        if data is None or weight is None:
+            return None
+        # Each input element is scattered over (out_channels / groups) x kernel outputs.
+        return 2 * math.prod(data) * math.prod(weight[1:])
+    a_index, b_index = MATRIX_PRODUCTS[op]
+    a, b = _shape(node, shapes, a_index), _shape(node, shapes, b_index)
+    if a is None or b is None or not a or not b:
+        return None
+    if op in ("Gemm", "FusedGemm", "FusedMatMul"):
+        if _attribute(node, "transA"):
+            a = a[:-2] + [a[-1], a[-2]] if len(a) >= 2 else a
+        if _attribute(node, "transB"):
+            b = b[:-2] + [b[-1], b[-2]] if len(b) >= 2 else b
+    a = [1, a[0]] if len(a) == 1 else a  # numpy's matmul: a vector is a row on the left...
+    b = [b[0], 1] if len(b) == 1 else b  # ...and a column on the right
+    m, k, n = a[-2], a[-1], b[-1]
+    batch = _broadcast(a[:-2], b[:-2])
+    if batch is None:
+        return None
+    return 2 * math.prod(batch) * m * k * n
+
+
+def _broadcast(x: list[int], y: list[int]) -> list[int] | None:
+    width = max(len(x), len(y))
+    x, y = [1] * (width - len(x)) + x, [1] * (width - len(y)) + y
+    out = []
+    for p, q in zip(x, y):
+        if p != q and 1 not in (p, q):
+            return None
+        out.append(max(p, q))
+    return out

@@ -1,0 +1,139 @@
+"""FLOPs from an ONNX graph: the same count as the PyTorch model's, for any file ``harness bench`` is given."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import run_cli
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.export import export_onnx
+from harness.onnx_flops import count_onnx_flops, onnx_flops
+from harness.registry import build_registry
+from harness.train import count_flops
+
+# One of each kind of layer the built-in families use: linear layers, attention gates, 3D and
+# residual convolutions, two pathways, GELU and a scaled matmul head.
+MODELS = {"mnist-mlp": (1, 28, 28), "mnist-lightweight-attention": (1, 28, 28), "cnn3d-resnet": (1, 16, 16, 16),
+          "mwnn-dual": (3, 28, 28), "mnist-fast": (1, 28, 28)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("flops")
+    models = build_registry().models
+    found = {}
+    for name, shape in MODELS.items():
+        torch.manual_seed(0)
+        model = models[name].build(num_classes=10, input_shape=shape).eval()
+        example = torch.randn(4, *shape)
+        export_onnx(model, example, folder / f"{name}.onnx", exporter="dynamo")
+        found[name] = (folder / f"{name}.onnx", count_flops(model, example))
+    return found
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_an_export_counts_what_its_model_counts(exported, name):
+    path, in_torch = exported[name]
+    counted = onnx_flops(path)
+    assert counted.uncounted == [] and in_torch and counted.flops == in_torch
+
+
+@pytest.mark.parametrize("variant", ["ort-opt", "int8-dynamic", "int8-static", "fp16"])
+@pytest.mark.parametrize("name", ["mnist-fast", "mnist-lightweight-attention", "cnn3d-resnet"])
+def test_every_variant_counts_what_its_fp32_export_counts(exported, name, variant, tmp_path):
+    from harness.variants import BUILDERS
+
+    path, in_torch = exported[name]
+    target = tmp_path / f"{variant}.onnx"
+    BUILDERS[variant](path, target, torch.randn(32, *MODELS[name]).numpy(), 0)
+    counted = onnx_flops(target)
+    assert counted.uncounted == [] and counted.flops == in_torch
+
+
+def _model(nodes, inputs, outputs, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _weight(name, shape):
+    return numpy_helper.from_array(np.zeros(shape, dtype=np.float32), name)
+
+
+def test_grouped_and_transposed_convolutions_gemm_and_broadcast_matmul():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8, 10, 10])
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, ["n", 3, 5, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], group=4, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["c1", "w2"], ["c2"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["c2"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3"], ["y"], transB=1),
+        helper.make_node("MatMul", ["q", "w4"], ["z"]),  # (n, 3, 5, 6) @ (6, 7)
+    ]
+    weights = [_weight("w1", (16, 2, 3, 3)), _weight("w2", (16, 4, 2, 2)), _weight("w3", (10, 4)),
+               _weight("w4", (6, 7))]
+    counted = onnx_flops(_model(nodes, [x, q], [y, z], weights))
+    conv = 2 * (16 * 10 * 10) * (2 * 3 * 3)  # each output: in_channels / groups x kernel multiply-adds
+    transposed = 2 * (16 * 10 * 10) * (4 * 2 * 2)  # each input element: out_channels x kernel
+    gemm = 2 * 4 * 10
+    matmul = 2 * 3 * 5 * 6 * 7
+    assert counted.uncounted == [] and counted.flops == conv + transposed + gemm + matmul
+
+
+def test_onnx_runtimes_fused_operators_count_as_the_standard_ones_and_node_order_does_not_matter():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    ms = "com.microsoft"
+    nodes = [  # listed backwards, as a tool that appends nodes may leave them
+        helper.make_node("FusedMatMul", ["g", "w3"], ["y"], domain=ms, alpha=0.5),
+        helper.make_node("FusedGemm", ["f", "w2"], ["g"], domain=ms, transB=1, activation="Relu"),
+        helper.make_node("Flatten", ["a"], ["f"]),
+        helper.make_node("Gelu", ["c"], ["a"], domain=ms),
+        helper.make_node("FusedConv", ["x", "w1"], ["c"], domain=ms, kernel_shape=[3, 3], activation="Relu"),
+    ]
+    model = _model(nodes, [x], [y], [_weight("w1", (4, 2, 3, 3)), _weight("w2", (5, 64)), _weight("w3", (5, 3))])
+    model.opset_import.append(helper.make_opsetid(ms, 1))
+    counted = onnx_flops(model)
+    conv, gemm, matmul = 2 * (4 * 4 * 4) * (2 * 3 * 3), 2 * 64 * 5, 2 * 5 * 3
+    assert counted.uncounted == [] and counted.flops == conv + gemm + matmul
+    assert [n.op_type for n in model.graph.node][0] == "FusedMatMul"  # the caller's model is left as it was
+
+
+def test_a_static_batch_is_divided_out_and_vectors_follow_numpy():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6])
+    v = helper.make_tensor_value_info("v", TensorProto.FLOAT, [6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("MatMul", ["v", "w"], ["z"])]
+    counted = onnx_flops(_model(nodes, [x, v], [y, z], [_weight("w", (6, 5))]))
+    assert counted.batch == 4 and counted.flops == round((2 * 4 * 6 * 5 + 2 * 6 * 5) / 4)
+
+
+def test_what_cannot_be_counted_is_named_not_guessed(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    blocked = helper.make_node("Conv", ["x", "w"], ["c"], domain="com.microsoft.nchwc", name="blocked")
+    unknown = helper.make_node("Mystery", ["x"], ["m"], domain="example.custom", name="mystery")
+    after = helper.make_node("MatMul", ["m", "w"], ["y"], name="after")  # its input's shape is unknown
+    model = _model([blocked, unknown, after], [x], [y], [_weight("w", (6, 5))])
+    model.opset_import.extend([helper.make_opsetid("com.microsoft.nchwc", 1), helper.make_opsetid("example.custom", 1)])
+    counted = onnx_flops(model)
+    assert counted.flops is None and counted.uncounted == ["com.microsoft.nchwc.Conv blocked", "MatMul after"]
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert count_onnx_flops(tmp_path / "bad.onnx").flops is None
+
+
+def test_bench_reports_the_flops_per_sample(exported):
+    path, in_torch = exported["mnist-mlp"]
+    result = run_cli("bench", str(path), "--min-runs", "3", "--min-time", "0", "--warmup", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["flops"] == in_torch
+    text = run_cli("bench", str(path), "--min-runs", "3", "--min-time", "0", "--warmup", "0")
+    assert f"{in_torch / 1e6:,.2f} MFLOPs per sample" in text.stdout
