@@ -85,6 +85,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         "min_ms": None,
         "bytes": None,
         "params": _int(job.get("params")),
+        "flops": _int(job.get("flops")),
         metric: None,
         "accuracy_drop": None,
         "fits_budget": None,
@@ -295,7 +296,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
     headers = ["model", "dataset", "variant", metric, "drop vs fp32", "size", "p50 ms", "p99 ms", "time vs fp32",
-               "params"]
+               "params", "MFLOPs"]
     if not same_threads:
         headers.insert(6, "threads")
     if budget is not None:
@@ -309,6 +310,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
             _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
             _size(r.get("bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
+            f"{r['flops'] / 1e6:,.2f}" if isinstance(r.get("flops"), int) else "-",
         ]
         if not same_threads:
             cells.insert(6, str(r.get("threads") if r.get("threads") is not None else "-"))

@@ -1022,22 +1022,22 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
-            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "threads", "p50 ms", "p99 ms", "params"]
-        first = len(headers) - 8
+            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "threads", "p50 ms", "p99 ms", "params", "MFLOPs"]
+        first = len(headers) - 9
         if per_run_settings:
             headers += ["run's floor", "run's budget ms", "fits"]
         elif budget is not None:
             headers.append(f"fits {budget:g} ms")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={first + i for i in range(1, 8)})
+        table = Table(headers, [], numeric={first + i for i in range(1, 9)})
         for r in rows:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or "none",
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
-                    _fmt(r.get("params"), ",")]
+                    _fmt(r.get("params"), ","), _mflops(r.get("flops"))]
             if per_run_settings:
                 line += [_fmt(r.get("accuracy_floor"), "g"), _fmt(r.get("latency_budget_ms"), "g")]
             if per_run_settings or budget is not None:

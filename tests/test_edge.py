@@ -33,6 +33,7 @@ RESULTS = {
     "jobs": [
         {   # int8-static is the fastest that keeps accuracy; int8-dynamic is faster but too inaccurate
             "id": "cnn@mnist", "model": "cnn", "dataset": "mnist", "status": "ok", "error": None, "params": 20000,
+            "flops": 3_514_000,
             "metrics": {"accuracy": 0.981},
             "onnx": {"path": "onnx/cnn.onnx", "bytes": 80000, "metrics": {"accuracy": 0.98}},
             "latency": [lat(0.50), lat(0.30, threads=2), lat(2.0, batch=32), lat(0.9, runtime="torch")],
@@ -69,7 +70,8 @@ def test_without_floor_the_fastest_variant_wins():
     assert cnn["variant"] == "int8-dynamic" and cnn["p50_ms"] == 0.20 and cnn["bytes"] == 25000
     assert cnn["provider"] == CPU and cnn["threads"] == 1 and cnn["batch_size"] == 1
     assert cnn["accuracy"] == 0.90 and cnn["accuracy_drop"] == pytest.approx(0.08)
-    assert cnn["params"] == 20000 and cnn["fits_budget"] is None
+    assert cnn["params"] == 20000 and cnn["flops"] == 3_514_000 and cnn["fits_budget"] is None
+    assert by_model(rows)["big"]["flops"] is None  # a job recorded before FLOPs were counted
     assert cnn["vs_fp32_ratio"] == pytest.approx(0.4) and cnn["vs_fp32_basis"] == "sequential"
 
 
@@ -142,6 +144,7 @@ def test_markdown_table():
     assert "fits budget" in header and "p99 ms" in header and "params" in header
     cnn = next(line for line in lines if line.startswith("| cnn"))
     assert "int8-static" in cnn and "0.3500" in cnn and "25.4 KiB" in cnn and "| yes |" in cnn
+    assert "| 20,000 | 3.51 |" in cnn and "MFLOPs" in header
     big = next(line for line in lines if line.startswith("| big"))
     assert "| no |" in big and "3.43 MiB" in big and "900,000" in big
     assert any(line.startswith("- bad on mnist: job failed") for line in lines)
