@@ -525,7 +525,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {model, bytes, flops (per sample), latency: [...]}.")
+              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
                   opt_level: str, min_runs: int, min_time: float, warmup: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training. Inputs are generated from the graph."""
@@ -547,17 +547,21 @@ def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], 
         click.echo(f"harness: warning: skipped {message}", err=True)
     if not rows:
         raise HarnessError(f"nothing could be measured for {model_path}")
-    from harness.onnx_flops import count_onnx_flops
+    from harness.onnx_cost import count_onnx_cost
 
-    counted = count_onnx_flops(model_path)
+    counted = count_onnx_cost(model_path)
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     from tabulate import tabulate
 
-    compute = "" if counted.flops is None else f", {counted.flops / 1e6:,.2f} MFLOPs per sample"
-    click.echo(f"{model_path} ({result['bytes']:,} bytes{compute})")
+    facts = [f"{result['bytes']:,} bytes"]
+    if counted.flops is not None:
+        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs per sample")
+    if counted.activation_bytes is not None:
+        facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}")
+    click.echo(f"{model_path} ({', '.join(facts)})")
     if counted.uncounted:
         click.echo(f"harness: note: the FLOPs leave out {len(counted.uncounted)} node(s) they cannot count: "
                    f"{squeeze(', '.join(counted.uncounted), 200)}", err=True)

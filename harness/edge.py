@@ -84,6 +84,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         "p99_ms": None,
         "min_ms": None,
         "bytes": None,
+        "activation_bytes": None,
         "params": _int(job.get("params")),
         "flops": _int(job.get("flops")),
         metric: None,
@@ -140,6 +141,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         p99_ms=_number(lat.get("p99_ms")),
         min_ms=_number(lat.get("min_ms")),
         bytes=cand["bytes"],
+        activation_bytes=cand["activation_bytes"],
         accuracy_drop=None if drop is None else round(drop, 6),
         vs_fp32_ratio=round(score, 4) if basis != "p50" else None,
         vs_fp32_basis=basis if basis != "p50" else None,
@@ -191,7 +193,8 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     out = []
     onnx = job.get("onnx")
     if isinstance(onnx, dict) and onnx:
-        out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")), "accuracy": _fp32_accuracy(job, metric),
+        out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")),
+                    "activation_bytes": _int(onnx.get("activation_bytes")), "accuracy": _fp32_accuracy(job, metric),
                     "latency": _ort_rows(job.get("latency"))})
     for variant in _dicts(job.get("variants")):
         name = variant.get("variant")
@@ -199,6 +202,7 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
             continue
         vs = variant.get("vs_fp32") if isinstance(variant.get("vs_fp32"), dict) else None
         out.append({"variant": name, "bytes": _int(variant.get("bytes")),
+                    "activation_bytes": _int(variant.get("activation_bytes")),
                     "accuracy": _metric(variant.get("metrics"), metric),
                     "latency": _ort_rows(variant.get("latency")), "vs_fp32": vs})
     return out
@@ -295,10 +299,10 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     intro = (f"Fastest qualifying variant per model: {', '.join(caption)}. \"time vs fp32\" is the variant's "
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
-    headers = ["model", "dataset", "variant", metric, "drop vs fp32", "size", "p50 ms", "p99 ms", "time vs fp32",
-               "params", "MFLOPs"]
+    headers = ["model", "dataset", "variant", metric, "drop vs fp32", "size", "activations", "p50 ms", "p99 ms",
+               "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
-        headers.insert(6, "threads")
+        headers.insert(7, "threads")
     if budget is not None:
         headers.append("fits budget")
     lines.append("| " + " | ".join(headers) + " |")
@@ -308,12 +312,12 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
-            _size(r.get("bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
+            _size(r.get("bytes")), _size(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             f"{r['flops'] / 1e6:,.2f}" if isinstance(r.get("flops"), int) else "-",
         ]
         if not same_threads:
-            cells.insert(6, str(r.get("threads") if r.get("threads") is not None else "-"))
+            cells.insert(7, str(r.get("threads") if r.get("threads") is not None else "-"))
         if budget is not None:
             cells.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

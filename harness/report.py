@@ -42,8 +42,9 @@ CSV_FIELDS = [
     # appended (existing consumers read the columns above by name and order): which ONNX model a row
     # measured, and a variant's own check against the fp32 export
     "variant", "max_abs_diff_vs_fp32", "variant_error",
-    # appended: the job's FLOPs per sample (see harness.train.count_flops)
-    "flops",
+    # appended: the job's FLOPs per sample (see harness.train.count_flops) and the ONNX model's peak
+    # activation memory at batch 1 (see harness.onnx_cost)
+    "flops", "activation_bytes",
 ]
 
 
@@ -191,6 +192,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
             "flops": job.get("flops"),
+            "activation_bytes": _get(job, "onnx", "activation_bytes"),
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
         fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:")}
@@ -206,6 +208,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 continue
             own = {**base, **_beyond_accuracy(variant.get("metrics"), "onnx_metric:"),
                    "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
+                   "activation_bytes": variant.get("activation_bytes"),
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
                    "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error")}
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
@@ -353,7 +356,8 @@ def results_table(results: dict[str, Any]) -> Table:
     keys = latency_keys(results)
     providers = {k[0] for k in keys}
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "settings", "status", "params", "MFLOPs", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KiB"]
+        "settings", "status", "params", "MFLOPs", "accuracy PyTorch", "accuracy ORT", "max |diff|", "ONNX KiB",
+        "activations KiB"]
     for provider, batch, threads in keys:
         where = "" if providers == {CPU} else f"{provider_short(provider)} "
         headers.append(f"{where}b{_text(batch, '?')} t{_text(threads, '?')} p50 / p99 ms")
@@ -365,7 +369,8 @@ def results_table(results: dict[str, Any]) -> Table:
                 _mflops(job.get("flops")),
                 _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "metrics", "accuracy")), ".4f"),
-                _fmt(_number(_get(job, "onnx", "max_abs_diff")), ".1e"), _kib(_get(job, "onnx", "bytes"))]
+                _fmt(_number(_get(job, "onnx", "max_abs_diff")), ".1e"), _kib(_get(job, "onnx", "bytes")),
+                _kib(_get(job, "onnx", "activation_bytes"))]
         for provider, batch, threads in keys:
             hit = pick_latency(job, provider=provider, batch_size=batch, threads=threads)
             row.append("-" if hit is None else f"{_fmt(_number(hit.get('p50_ms')), '.3f')} / "
@@ -945,7 +950,9 @@ TABLE_NOTE = (
     "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
     "median (p50) and 99th percentile. MFLOPs: millions of floating-point operations of one forward pass per "
     "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
-    "normalisation and pooling not counted). Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
+    "normalisation and pooling not counted). Activations: the ONNX model's peak activation memory at batch 1, "
+    "estimated from the graph (the most bytes of intermediate tensors alive at once when its nodes run in "
+    "order, each freed after its last reader; weights are the file size). Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
     "the peak resident set size of the process while this job trained (Linux; elsewhere the process's peak "
     "so far), which includes the Python process and the loaded data."
 )
@@ -1022,20 +1029,22 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
-            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "threads", "p50 ms", "p99 ms", "params", "MFLOPs"]
-        first = len(headers) - 9
+            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "activations KiB", "threads", "p50 ms", "p99 ms",
+            "params", "MFLOPs"]
+        first = len(headers) - 10
         if per_run_settings:
             headers += ["run's floor", "run's budget ms", "fits"]
         elif budget is not None:
             headers.append(f"fits {budget:g} ms")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={first + i for i in range(1, 9)})
+        table = Table(headers, [], numeric={first + i for i in range(1, 10)})
         for r in rows:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or "none",
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
+                    _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ","), _mflops(r.get("flops"))]
             if per_run_settings:

@@ -437,7 +437,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     import torch
 
     from harness.export import check_onnx, export_onnx
-    from harness.onnx_flops import count_onnx_flops
+    from harness.onnx_cost import count_onnx_cost
     from harness.latency import measure_onnx, measure_torch
     from harness.ort import make_session, max_abs_diff, run_batched
     from harness.train import (
@@ -528,7 +528,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         raise StageError("check", f"onnx.checker rejected the export: {one_line(exc)}") from exc
     # The export's own count, from its graph: it agrees with the model's, or stands in for it when
     # the model could not be counted in PyTorch.
-    row["onnx"].update(count_onnx_flops(onnx_path).to_dict())
+    row["onnx"].update(count_onnx_cost(onnx_path).to_dict())
     if row["flops"] is None:
         row["flops"] = row["onnx"]["flops"]
 

@@ -120,6 +120,7 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     import torch
 
     from harness.export import onnx_bytes
+    from harness.onnx_cost import count_onnx_cost
     from harness.ort import max_abs_diff, run_batched
     from harness.runner import compute_metrics
 
@@ -132,6 +133,8 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     notes = builder(fp32_path, target, calib_inputs, seed) or []
     row["path"] = _relative(target, run_dir)
     row["bytes"] = onnx_bytes(target)
+    # Its own activation memory (float16 or int8 tensors are smaller); the FLOPs are the fp32 export's.
+    row["activation_bytes"] = count_onnx_cost(target).activation_bytes
     if notes:
         row["notes"] = list(notes)
 

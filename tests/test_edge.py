@@ -21,6 +21,7 @@ def lat(p50, batch=1, threads=1, provider=CPU, runtime="onnxruntime", p99=None):
 
 def variant(name, accuracy, nbytes, rows, error=None, ratio=None):
     row = {"variant": name, "path": f"onnx/x.{name}.onnx", "bytes": nbytes, "metrics": {"accuracy": accuracy},
+           "activation_bytes": None if nbytes is None else nbytes // 2,
            "latency": rows, "error": error}
     if ratio is not None:
         row["vs_fp32"] = {"ratio": ratio, "provider": CPU, "batch_size": 1, "threads": 1}
@@ -35,7 +36,7 @@ RESULTS = {
             "id": "cnn@mnist", "model": "cnn", "dataset": "mnist", "status": "ok", "error": None, "params": 20000,
             "flops": 3_514_000,
             "metrics": {"accuracy": 0.981},
-            "onnx": {"path": "onnx/cnn.onnx", "bytes": 80000, "metrics": {"accuracy": 0.98}},
+            "onnx": {"path": "onnx/cnn.onnx", "bytes": 80000, "activation_bytes": 100_352, "metrics": {"accuracy": 0.98}},
             "latency": [lat(0.50), lat(0.30, threads=2), lat(2.0, batch=32), lat(0.9, runtime="torch")],
             "variants": [
                 variant("int8-dynamic", 0.90, 25000, [lat(0.20), lat(0.15, threads=2)]),
@@ -71,6 +72,7 @@ def test_without_floor_the_fastest_variant_wins():
     assert cnn["provider"] == CPU and cnn["threads"] == 1 and cnn["batch_size"] == 1
     assert cnn["accuracy"] == 0.90 and cnn["accuracy_drop"] == pytest.approx(0.08)
     assert cnn["params"] == 20000 and cnn["flops"] == 3_514_000 and cnn["fits_budget"] is None
+    assert cnn["activation_bytes"] == 25000 // 2  # the chosen variant's own
     assert by_model(rows)["big"]["flops"] is None  # a job recorded before FLOPs were counted
     assert cnn["vs_fp32_ratio"] == pytest.approx(0.4) and cnn["vs_fp32_basis"] == "sequential"
 
@@ -145,6 +147,7 @@ def test_markdown_table():
     cnn = next(line for line in lines if line.startswith("| cnn"))
     assert "int8-static" in cnn and "0.3500" in cnn and "25.4 KiB" in cnn and "| yes |" in cnn
     assert "| 20,000 | 3.51 |" in cnn and "MFLOPs" in header
+    assert "| 25.4 KiB | 12.7 KiB |" in cnn and "activations" in header  # int8-static: 26000 bytes, half of it
     big = next(line for line in lines if line.startswith("| big"))
     assert "| no |" in big and "3.43 MiB" in big and "900,000" in big
     assert any(line.startswith("- bad on mnist: job failed") for line in lines)

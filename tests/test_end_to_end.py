@@ -80,7 +80,7 @@ def test_third_party_metric_appears_in_results(demo_run):
         assert "demo-top2" in job["onnx"]["metrics"]
 
 
-def test_flops_per_sample_are_recorded_and_reported(demo_run):
+def test_flops_and_activation_memory_are_recorded_and_reported(demo_run):
     import torch
 
     from harness.registry import build_registry
@@ -93,11 +93,14 @@ def test_flops_per_sample_are_recorded_and_reported(demo_run):
     for job in data["jobs"]:
         assert job["flops"] > 0, job["id"]
         assert job["onnx"]["flops"] == job["flops"]  # the export's graph counts what the model counted
+        assert job["onnx"]["activation_bytes"] > 0
         if job["id"] == "mnist-mlp@synthetic":  # 1x28x28 inputs (demo-blobs has another shape)
             assert job["flops"] == expected
+            # The input and its flattened copy (784 floats each) are the most alive at once.
+            assert job["onnx"]["activation_bytes"] == 2 * 784 * 4
     with (run_dir / "results.csv").open(newline="") as f:
-        by_id = {r["id"]: r["flops"] for r in csv.DictReader(f)}
-    assert by_id == {j["id"]: str(j["flops"]) for j in data["jobs"]}
+        by_id = {r["id"]: (r["flops"], r["activation_bytes"]) for r in csv.DictReader(f)}
+    assert by_id == {j["id"]: (str(j["flops"]), str(j["onnx"]["activation_bytes"])) for j in data["jobs"]}
     assert "MFLOPs" in (run_dir / "report.md").read_text()
     assert "Accuracy vs compute" in (run_dir / "report.html").read_text()
 

@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.latency import LatencyConfig
+from harness.onnx_cost import onnx_cost
 from harness.specs import MetricSpec
 from harness.variants import VARIANTS, calibration_inputs, evaluate_variants, unknown_variants
 
@@ -92,6 +93,7 @@ def _check_common(row, trained, name):
     assert row["path"] == f"onnx/small-cnn.{name}.onnx"
     target = trained.run_dir / row["path"]
     assert target.is_file() and row["bytes"] == target.stat().st_size
+    assert row["activation_bytes"] == onnx_cost(target).activation_bytes > 0  # its own graph's
     assert 0.0 <= row["metrics"]["accuracy"] <= 1.0
     assert row["accuracy_drop"] == pytest.approx(trained.metrics["accuracy"] - row["metrics"]["accuracy"], abs=1e-6)
     assert row["max_abs_diff"] is not None and row["diff_samples"] == len(trained.test_x)
@@ -124,6 +126,7 @@ def test_fp16_is_evaluated_but_timed_on_gpu_providers_only(trained):
     assert row["accuracy_drop"] <= 0.01
     assert row["max_abs_diff"] < 0.05
     assert 0.4 < row["bytes"] / trained.fp32.stat().st_size < 0.75  # half-size weights
+    assert row["activation_bytes"] < onnx_cost(trained.fp32).activation_bytes  # and half-size tensors inside
     assert row["latency"] == []
     assert any("GPU providers only" in line for line in row["latency_skipped"])
 

@@ -1,4 +1,6 @@
-"""FLOPs of an ONNX graph per sample, counted as :func:`harness.train.count_flops` counts a PyTorch model.
+"""What one inference of an ONNX graph costs: FLOPs per sample, and the memory its activations need.
+
+FLOPs are counted as :func:`harness.train.count_flops` counts a PyTorch model.
 
 Convolutions (``Conv``, ``ConvTranspose``, their integer and quantised forms) and matrix products
 (``Gemm``, ``MatMul``, their integer and quantised forms) at two operations per multiply-add;
@@ -12,6 +14,14 @@ to 1 as well, as ``harness bench`` feeds them). ONNX Runtime's fused operators (
 fuse an activation or a scale into, which has the same shapes. A compute node whose shapes stay
 unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``) is listed in ``uncounted``
 rather than guessed.
+
+Activation memory is a static estimate from the graph as stored, at batch 1: the most bytes of
+tensors alive at once when the nodes run in order and each tensor is freed after its last reader.
+Graph inputs and outputs count; weights, and tensors computed from weights alone (a quantised
+graph's dequantised weights), do not: they are the file's size. A runtime that computes in place
+or fuses operators (ONNX Runtime fuses a QDQ graph's quantise/dequantise pairs) needs less; one
+that keeps every buffer, more. It is the figure to hold against a device's RAM beside the file size
+against its storage.
 """
 
 from __future__ import annotations
@@ -48,33 +58,39 @@ SHAPE_PRESERVING = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
 
 
 @dataclass
-class OnnxFlops:
+class OnnxCost:
     """``flops``: per sample (None when no compute node could be counted); ``uncounted``: the compute
-    nodes left out, as ``"OpType name"``; ``batch``: the batch size the graph was counted at."""
+    nodes left out, as ``"OpType name"``; ``activation_bytes``: the peak activation memory at ``batch``
+    (None when a tensor's size is unknown); ``batch``: the batch size counted at (1 unless the graph
+    fixes another)."""
 
     flops: int | None
     uncounted: list[str] = field(default_factory=list)
+    activation_bytes: int | None = None
     batch: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"flops": self.flops}
+        out: dict[str, Any] = {"flops": self.flops, "activation_bytes": self.activation_bytes}
+        if self.batch != 1:
+            out["activation_batch"] = self.batch
         if self.uncounted:
             out["flops_uncounted"] = self.uncounted
         return out
 
 
-def count_onnx_flops(path: str | Path) -> OnnxFlops:
-    """:func:`onnx_flops` for reports: any failure to read or count is a None count, logged at debug level
-    (the figure is information, not a check; the export itself is checked elsewhere)."""
+def count_onnx_cost(path: str | Path) -> OnnxCost:
+    """:func:`onnx_cost` for reports: any failure to read or count gives None figures, logged at debug
+    level (they are information, not a check; the export itself is checked elsewhere)."""
     try:
-        return onnx_flops(path)
+        return onnx_cost(path)
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        log.debug("counting the FLOPs of %s failed", path, exc_info=True)
-        return OnnxFlops(None, [f"not counted: {type(exc).__name__}"])
+        log.debug("counting the cost of %s failed", path, exc_info=True)
+        return OnnxCost(None, [f"not counted: {type(exc).__name__}"])
 
 
-def onnx_flops(model: "str | Path | onnx.ModelProto") -> OnnxFlops:
-    """Count the FLOPs of one forward pass per sample of ``model`` (a path or a loaded model)."""
+def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
+    """FLOPs per sample and peak activation bytes of one forward pass of ``model`` (a path or a loaded
+    model, which is left as it is)."""
     import onnx
 
     if isinstance(model, (str, Path)):
@@ -91,8 +107,9 @@ def onnx_flops(model: "str | Path | onnx.ModelProto") -> OnnxFlops:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
         nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED]
-        return OnnxFlops(None, nodes or [f"shape inference failed: {type(exc).__name__}"], batch)
+        return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch)
     shapes = _known_shapes(inferred.graph)
+    activations = _activation_bytes(inferred.graph, shapes)
     total, counted, uncounted = 0, 0, []
     for node in inferred.graph.node:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
@@ -110,9 +127,8 @@ def onnx_flops(model: "str | Path | onnx.ModelProto") -> OnnxFlops:
         else:
             total += flops
             counted += 1
-    if not counted and uncounted:
-        return OnnxFlops(None, uncounted, batch)
-    return OnnxFlops(round(total / batch), uncounted, batch)
+    flops = None if not counted and uncounted else round(total / batch)
+    return OnnxCost(flops, uncounted, activations, batch)
 
 
 def _fix_input_shapes(graph: "onnx.GraphProto") -> int:
@@ -211,6 +227,72 @@ def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:
         if all(d.HasField("dim_value") for d in dims):
             shapes[value.name] = [d.dim_value for d in dims]
     return shapes
+
+
+def _activation_bytes(graph: "onnx.GraphProto", shapes: dict[str, list[int]]) -> int | None:
+    """The peak activation memory of ``graph`` run in node order (see the module's docstring); None
+    when the size of a tensor that counts is unknown."""
+    import onnx
+
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info, *graph.output]
+             if v.type.HasField("tensor_type")}
+
+    def size(name: str) -> int | None:
+        shape, elem = shapes.get(name), types.get(name)
+        if shape is None or not elem:
+            return None
+        return math.prod(shape) * onnx.helper.tensor_dtype_to_np_dtype(elem).itemsize
+
+    weights = {t.name for t in graph.initializer} | {""}
+    last_reader: dict[str, int] = {}
+    reads: list[list[str]] = []
+    for index, node in enumerate(graph.node):
+        reads.append([name for name in node.input if name] + sorted(_outer_names(node)))
+        if node.op_type == "Constant" or (reads[index] and all(name in weights for name in reads[index])):
+            weights.update(node.output)
+            continue
+        for name in reads[index]:
+            last_reader[name] = index
+    outputs = {v.name for v in graph.output}
+    live: dict[str, int] = {}
+    for value in graph.input:
+        if value.name not in weights:
+            bytes_ = size(value.name)
+            if bytes_ is None:
+                return None
+            live[value.name] = bytes_
+    total = peak = sum(live.values())
+    for index, node in enumerate(graph.node):
+        if node.output and node.output[0] in weights:
+            continue
+        for name in node.output:
+            if name and name not in live:
+                bytes_ = size(name)
+                if bytes_ is None:
+                    return None
+                live[name] = bytes_
+                total += bytes_
+        peak = max(peak, total)
+        for name in [*reads[index], *node.output]:
+            if name in live and name not in outputs and last_reader.get(name, -1) <= index:
+                total -= live.pop(name)
+    return peak
+
+
+def _outer_names(node: "onnx.NodeProto") -> set[str]:
+    """Names a node's subgraphs (an ``If``'s branches, a ``Loop``'s body) read from the graph around them."""
+    import onnx
+
+    found: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            own = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+            for inner in graph.node:
+                own.update(inner.output)
+            for inner in graph.node:
+                found.update(name for name in [*inner.input, *_outer_names(inner)] if name and name not in own)
+    return found
 
 
 def _has_compute(node: "onnx.NodeProto") -> bool:

@@ -1,18 +1,17 @@
-"""FLOPs from an ONNX graph: the same count as the PyTorch model's, for any file ``harness bench`` is given."""
+"""The cost of an ONNX graph: FLOPs (the same count as the PyTorch model's) and peak activation memory."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.export import export_onnx
-from harness.onnx_flops import count_onnx_flops, onnx_flops
+from harness.onnx_cost import count_onnx_cost, onnx_cost
 from harness.registry import build_registry
 from harness.train import count_flops
 
@@ -39,7 +38,7 @@ def exported(tmp_path_factory):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_an_export_counts_what_its_model_counts(exported, name):
     path, in_torch = exported[name]
-    counted = onnx_flops(path)
+    counted = onnx_cost(path)
     assert counted.uncounted == [] and in_torch and counted.flops == in_torch
 
 
@@ -51,7 +50,7 @@ def test_every_variant_counts_what_its_fp32_export_counts(exported, name, varian
     path, in_torch = exported[name]
     target = tmp_path / f"{variant}.onnx"
     BUILDERS[variant](path, target, torch.randn(32, *MODELS[name]).numpy(), 0)
-    counted = onnx_flops(target)
+    counted = onnx_cost(target)
     assert counted.uncounted == [] and counted.flops == in_torch
 
 
@@ -79,7 +78,7 @@ def test_grouped_and_transposed_convolutions_gemm_and_broadcast_matmul():
     ]
     weights = [_weight("w1", (16, 2, 3, 3)), _weight("w2", (16, 4, 2, 2)), _weight("w3", (10, 4)),
                _weight("w4", (6, 7))]
-    counted = onnx_flops(_model(nodes, [x, q], [y, z], weights))
+    counted = onnx_cost(_model(nodes, [x, q], [y, z], weights))
     conv = 2 * (16 * 10 * 10) * (2 * 3 * 3)  # each output: in_channels / groups x kernel multiply-adds
     transposed = 2 * (16 * 10 * 10) * (4 * 2 * 2)  # each input element: out_channels x kernel
     gemm = 2 * 4 * 10
@@ -100,7 +99,7 @@ def test_onnx_runtimes_fused_operators_count_as_the_standard_ones_and_node_order
     ]
     model = _model(nodes, [x], [y], [_weight("w1", (4, 2, 3, 3)), _weight("w2", (5, 64)), _weight("w3", (5, 3))])
     model.opset_import.append(helper.make_opsetid(ms, 1))
-    counted = onnx_flops(model)
+    counted = onnx_cost(model)
     conv, gemm, matmul = 2 * (4 * 4 * 4) * (2 * 3 * 3), 2 * 64 * 5, 2 * 5 * 3
     assert counted.uncounted == [] and counted.flops == conv + gemm + matmul
     assert [n.op_type for n in model.graph.node][0] == "FusedMatMul"  # the caller's model is left as it was
@@ -112,7 +111,7 @@ def test_a_static_batch_is_divided_out_and_vectors_follow_numpy():
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("MatMul", ["v", "w"], ["z"])]
-    counted = onnx_flops(_model(nodes, [x, v], [y, z], [_weight("w", (6, 5))]))
+    counted = onnx_cost(_model(nodes, [x, v], [y, z], [_weight("w", (6, 5))]))
     assert counted.batch == 4 and counted.flops == round((2 * 4 * 6 * 5 + 2 * 6 * 5) / 4)
 
 
@@ -124,10 +123,11 @@ def test_what_cannot_be_counted_is_named_not_guessed(tmp_path):
     after = helper.make_node("MatMul", ["m", "w"], ["y"], name="after")  # its input's shape is unknown
     model = _model([blocked, unknown, after], [x], [y], [_weight("w", (6, 5))])
     model.opset_import.extend([helper.make_opsetid("com.microsoft.nchwc", 1), helper.make_opsetid("example.custom", 1)])
-    counted = onnx_flops(model)
+    counted = onnx_cost(model)
     assert counted.flops is None and counted.uncounted == ["com.microsoft.nchwc.Conv blocked", "MatMul after"]
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
-    assert count_onnx_flops(tmp_path / "bad.onnx").flops is None
+    assert counted.activation_bytes is None  # the custom operator's output has no known size
+    assert count_onnx_cost(tmp_path / "bad.onnx").flops is None
 
 
 def test_bench_reports_the_flops_per_sample(exported):
@@ -137,3 +137,49 @@ def test_bench_reports_the_flops_per_sample(exported):
     assert json.loads(result.stdout)["flops"] == in_torch
     text = run_cli("bench", str(path), "--min-runs", "3", "--min-time", "0", "--warmup", "0")
     assert f"{in_torch / 1e6:,.2f} MFLOPs per sample" in text.stdout
+
+
+def _activation_graph(batch):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 2, 4, 4])  # 128 bytes a sample
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    half = numpy_helper.from_array(np.ones((4, 2, 1, 1), dtype=np.float16), "w16")
+    nodes = [
+        helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),  # from a weight alone: a weight
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Conv", ["r", "w"], ["c"]),  # 256 bytes a sample
+        helper.make_node("Concat", ["x", "c"], ["s"], axis=1),  # 384
+        helper.make_node("Relu", ["s"], ["y"]),
+    ]
+    return _model(nodes, [x], [y], [half])
+
+
+def test_activation_memory_is_the_peak_of_the_tensors_alive_at_once():
+    # x stays alive until Concat reads it: x + r + c while Conv runs (512), x + c + s while Concat runs.
+    counted = onnx_cost(_activation_graph("n"))
+    assert counted.activation_bytes == 128 + 256 + 384 and counted.batch == 1
+    assert "activation_batch" not in counted.to_dict()
+    fixed = onnx_cost(_activation_graph(3))  # a graph with a static batch is measured at that batch
+    assert fixed.activation_bytes == 3 * (128 + 256 + 384) and fixed.to_dict()["activation_batch"] == 3
+
+
+def test_a_tensor_a_subgraph_reads_stays_alive_until_that_node():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])  # 128 bytes
+    cond = helper.make_tensor_value_info("cond", TensorProto.BOOL, [])  # 1 byte
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    branch_out = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2, 4, 4])
+    then = helper.make_graph([helper.make_node("Relu", ["x"], ["b"])], "then", [], [branch_out])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["b"])], "else", [], [branch_out])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("If", ["cond"], ["i"], then_branch=then, else_branch=other),
+             helper.make_node("Add", ["r", "i"], ["y"])]
+    counted = onnx_cost(_model(nodes, [x, cond], [y]))
+    # x (read inside the branches) + cond + r + the If's output, while the If runs
+    assert counted.activation_bytes == 128 + 1 + 128 + 128
+
+
+def test_bench_reports_activation_memory(exported):
+    path, _ = exported["mnist-mlp"]
+    result = run_cli("bench", str(path), "--min-runs", "3", "--min-time", "0", "--warmup", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    # The input (784 floats) and its flattened copy are the largest pair alive at once.
+    assert json.loads(result.stdout)["activation_bytes"] == 2 * 784 * 4
