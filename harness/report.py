@@ -653,16 +653,17 @@ def variants_table(results: dict[str, Any]) -> Table:
             rows.append([
                 job_label(job, run=is_joined(results)), _text(job.get("dataset")), _text(v.get("variant")),
                 str(status),
-                _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"), _fmt(v_acc, ".4f"),
+                _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"),
+                _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
                 "-" if drop is None else f"{drop * 100:.2f}", _fmt(p50, ".3f"),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
                 squeeze("; ".join(notes)) or "-",
             ])
-    headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "accuracy ORT",
-               "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
-    return Table(headers, rows, {4, 5, 6, 7, 8, 10})
+    headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
+               "accuracy ORT", "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
+    return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11})
 
 
 REFERENCE_ACCURACY_KEYS = ("test_accuracy", "val_accuracy", "train_accuracy")

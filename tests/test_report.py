@@ -452,10 +452,14 @@ def test_report_rebuilds_a_run_folder_in_place(results, tmp_path):
 
 
 def test_variants_table_reads_the_variant_stage_rows(results):
+    for variant in (v for j in results["jobs"] for v in j.get("variants") or []):
+        if variant.get("variant") == "int8-dynamic":
+            variant["activation_bytes"] = 2048
     table = report.variants_table(results)
     rows = {r[2]: dict(zip(table.headers, r)) for r in table.rows}
     assert set(rows) == {"int8-dynamic", "fp16", "int8-static"}
     int8 = rows["int8-dynamic"]
+    assert int8["activations KiB"] == "2.0" and rows["fp16"]["activations KiB"] == "-"  # fp16: not recorded
     assert (int8["status"], int8["size vs fp32"], int8["accuracy drop vs fp32 (points)"]) == ("ok", "0.25", "0.20")
     assert int8["speed-up vs fp32"] == "1.43" and int8["measured at"] == "CPU b1 t1"  # the A/B figure wins
     fp16 = rows["fp16"]
