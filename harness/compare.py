@@ -3,8 +3,9 @@
 Jobs are matched by id (``model@dataset`` plus sweep settings); latency rows
 by runtime, provider, batch size and thread count; variants by name. For
 every job in both runs the comparison lists each metric (PyTorch and ONNX
-Runtime), every p50 latency, the ONNX size and each variant's accuracy and
-latency, with the absolute and the relative change.
+Runtime), every p50 latency, the ONNX size, FLOPs and activation memory, and
+each variant's accuracy, latency, size and activation memory, with the
+absolute and the relative change (sizes and counts are shown, never gated).
 
 With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
 
@@ -161,6 +162,9 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         entry["latency"], entry["latency_only_in_base"], entry["latency_only_in_new"] = _latency_changes(
             job_id, old.get("latency") or [], cur.get("latency") or [], "", gate, not stopped)
         entry["bytes"] = _change((old.get("onnx") or {}).get("bytes"), (cur.get("onnx") or {}).get("bytes"))
+        entry["flops"] = _change(old.get("flops"), cur.get("flops"))
+        entry["activation_bytes"] = _change((old.get("onnx") or {}).get("activation_bytes"),
+                                            (cur.get("onnx") or {}).get("activation_bytes"))
         old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
@@ -175,6 +179,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                 "metrics": _metric_changes(job_id, ov.get("metrics"), nv.get("metrics"), f"{name} ", gate),
                 "latency": latency,
                 "bytes": _change(ov.get("bytes"), nv.get("bytes")),
+                "activation_bytes": _change(ov.get("activation_bytes"), nv.get("activation_bytes")),
             }
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
@@ -232,16 +237,18 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
         for lat in job["latency"]:
             rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
                              + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
-        if job.get("bytes") and job["bytes"].get("abs") is not None:
-            rows.append(_row(job_id, "onnx bytes", job["bytes"]))
+        for key, label in (("bytes", "onnx bytes"), ("flops", "flops"), ("activation_bytes", "activation bytes")):
+            if (job.get(key) or {}).get("abs") is not None:  # both runs recorded it
+                rows.append(_row(job_id, label, job[key]))
         for name, variant in (job.get("variants") or {}).items():
             for label, change in variant["metrics"].items():
                 rows.append(_row(job_id, label, change, points=_is_fraction_metric(label)))
             for lat in variant["latency"]:
                 rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
-            if variant["bytes"].get("abs") is not None:
-                rows.append(_row(job_id, f"{name} bytes", variant["bytes"]))
+            for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes")):
+                if (variant.get(key) or {}).get("abs") is not None:
+                    rows.append(_row(job_id, f"{name} {label}", variant[key]))
     return rows
 
 

@@ -192,3 +192,24 @@ def test_table_has_no_empty_flag_column():
     flagged = format_comparison(compare_runs(load("base"), load("regressed"), threshold=10)).splitlines()
     assert len(flagged[2].split()) == 7  # a flagged row: the column is back, with something in it
     assert any(line.startswith("mnist-mlp@synthetic") and line.endswith("REGRESSION") for line in flagged)
+
+
+def test_flops_and_activation_memory_changes_are_shown_and_never_gate():
+    from harness.compare import comparison_rows
+
+    base = load("base")
+    job = base["jobs"][0]
+    job["flops"], job["onnx"]["activation_bytes"] = 3_000_000, 100_000
+    job["variants"] = [{"variant": "int8-dynamic", "bytes": 240_000, "activation_bytes": 50_000,
+                        "metrics": {"accuracy": 0.99}, "latency": []}]
+    new = copy.deepcopy(base)
+    new["jobs"][0]["flops"], new["jobs"][0]["onnx"]["activation_bytes"] = 6_000_000, 200_000
+    new["jobs"][0]["variants"][0]["activation_bytes"] = 25_000
+    comparison = compare_runs(base, new, threshold=5)
+    assert comparison["regressions"] == []  # twice the compute is a design change, not a regression
+    rows = {(r[0], r[1]): r for r in comparison_rows(comparison)}
+    assert rows[(job["id"], "flops")][5] == "+100.0%"
+    assert rows[(job["id"], "activation bytes")][5] == "+100.0%"
+    assert rows[(job["id"], "int8-dynamic activation bytes")][5] == "-50.0%"
+    old = load("base")  # recorded before FLOPs were counted: no row rather than a change from nothing
+    assert not any(r[1] == "flops" for r in comparison_rows(compare_runs(old, new)))
