@@ -525,7 +525,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}.")
+              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}; "
+                   "flops_uncounted names the nodes a partial FLOP count leaves out.")
 def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
                   opt_level: str, min_runs: int, min_time: float, warmup: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training. Inputs are generated from the graph."""
@@ -565,6 +566,8 @@ def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], 
     if counted.uncounted:
         click.echo(f"harness: note: the FLOPs leave out {len(counted.uncounted)} node(s) they cannot count: "
                    f"{squeeze(', '.join(counted.uncounted), 200)}", err=True)
+    if counted.error:
+        click.echo(f"harness: note: FLOPs and activation memory could not be counted: {counted.error}", err=True)
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}"] for r in rows],

@@ -26,12 +26,14 @@ against its storage.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import onnx
@@ -43,8 +45,13 @@ CONVOLUTIONS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "F
                 "NhwcConv": (0, 1)}
 TRANSPOSED = {"ConvTranspose": (0, 1)}
 MATRIX_PRODUCTS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1),
-                   "FusedMatMul": (0, 1), "FusedGemm": (0, 1)}
+                   "FusedMatMul": (0, 1), "FusedGemm": (0, 1), "QGemm": (0, 3), "MatMulIntegerToFloat": (0, 1),
+                   "DynamicQuantizeMatMul": (0, 1)}
+TRANSPOSABLE = {"Gemm", "FusedGemm", "FusedMatMul", "QGemm"}  # take transA / transB
 COUNTED = set(CONVOLUTIONS) | set(TRANSPOSED) | set(MATRIX_PRODUCTS)
+# Operators that do multiply-adds this module does not count: listed in ``uncounted``, never silently 0.
+NOT_COUNTED = {"Einsum", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention", "QAttention", "MatMulNBits",
+               "GroupQueryAttention", "PackedAttention", "DecoderAttention", "MatMulBnb4", "QOrderedMatMul"}
 DOMAINS = ("", "ai.onnx", "com.microsoft")  # not com.microsoft.nchwc: its blocked weights are padded
 # ONNX Runtime's fused operators as the standard one with the same shapes: (op, inputs kept, attributes kept)
 STANDARD_FORM = {
@@ -60,7 +67,7 @@ SHAPE_PRESERVING = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
 @dataclass
 class OnnxCost:
     """``flops``: per sample (None when no compute node could be counted); ``uncounted``: the compute
-    nodes left out, as ``"OpType name"``; ``activation_bytes``: the peak activation memory at ``batch``
+    nodes left out, as ``"OpType name"`` (``flops`` is then a partial count); ``activation_bytes``: the peak activation memory at ``batch``
     (None when a tensor's size is unknown); ``batch``: the batch size counted at (1 unless the graph
     fixes another)."""
 
@@ -68,6 +75,7 @@ class OnnxCost:
     uncounted: list[str] = field(default_factory=list)
     activation_bytes: int | None = None
     batch: int = 1
+    error: str | None = None  # why nothing could be counted (an unreadable file...)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"flops": self.flops, "activation_bytes": self.activation_bytes}
@@ -75,6 +83,8 @@ class OnnxCost:
             out["activation_batch"] = self.batch
         if self.uncounted:
             out["flops_uncounted"] = self.uncounted
+        if self.error:
+            out["cost_error"] = self.error
         return out
 
 
@@ -85,7 +95,7 @@ def count_onnx_cost(path: str | Path) -> OnnxCost:
         return onnx_cost(path)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         log.debug("counting the cost of %s failed", path, exc_info=True)
-        return OnnxCost(None, [f"not counted: {type(exc).__name__}"])
+        return OnnxCost(None, error=squeeze(f"{type(exc).__name__}: {exc}", 200))
 
 
 def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
@@ -94,27 +104,37 @@ def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
     import onnx
 
     if isinstance(model, (str, Path)):
-        model = onnx.load(str(model), load_external_data=False)
+        path = Path(model)
+        model = onnx.load(str(path), load_external_data=False)
+        _load_small_external_data(model, path.parent)
     else:
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
+    _drop_weight_values(model.graph)
+    model = _inline_functions(model)
     batch = _fix_input_shapes(model.graph)
     del model.graph.value_info[:]  # shapes recorded with a symbolic batch would win over the inferred ones
-    _standardise(model.graph)
     _sort_nodes(model.graph)
+    # What each node reads, taken before _standardise drops a fused operator's extra inputs (FusedConv's
+    # residual Z is still read there, and must stay alive until then).
+    reads = [[name for name in node.input if name] + sorted(_outer_names(node)) for node in model.graph.node]
+    _standardise(model.graph)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
-        nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED]
+        nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED | NOT_COUNTED]
         return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch)
     shapes = _known_shapes(inferred.graph)
-    activations = _activation_bytes(inferred.graph, shapes)
+    activations = _activation_bytes(inferred.graph, shapes, reads)
     total, counted, uncounted = 0, 0, []
     for node in inferred.graph.node:
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             if _has_compute(node):
                 uncounted.append(f"{node.op_type} {node.name}".strip())
+            continue
+        if node.op_type in NOT_COUNTED:
+            uncounted.append(f"{node.op_type} {node.name}".strip())
             continue
         if node.op_type not in COUNTED:
             continue
@@ -127,8 +147,58 @@ def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
         else:
             total += flops
             counted += 1
-    flops = None if not counted and uncounted else round(total / batch)
+    flops = None if not counted and uncounted else (total + batch // 2) // batch
     return OnnxCost(flops, uncounted, activations, batch)
+
+
+SMALL_EXTERNAL = 1 << 16  # bytes: an external tensor this small or of an integer type is read (shapes live there)
+
+
+def _load_small_external_data(model: "onnx.ModelProto", base_dir: Path) -> None:
+    """Read the external data of integer and small tensors, which shape inference may need (a Reshape's
+    target shape); the large weights stay on disk, only their dimensions are needed."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+    integers = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        length = next((int(e.value) for e in tensor.external_data if e.key == "length"), None)
+        if tensor.data_type in integers or (length is not None and length <= SMALL_EXTERNAL):
+            try:
+                load_external_data_for_tensor(tensor, str(base_dir))
+                tensor.data_location = onnx.TensorProto.DEFAULT
+                del tensor.external_data[:]
+            except Exception:  # noqa: BLE001 - a missing file leaves that shape unknown, nothing worse
+                log.debug("could not read the external data of %s", tensor.name, exc_info=True)
+
+
+def _drop_weight_values(graph: "onnx.GraphProto") -> None:
+    """Forget the values of large floating-point weights: shape inference needs only their dimensions, and
+    it serialises the whole model (a copy of every weight) otherwise. Integer and small tensors, which
+    can hold shapes, are kept."""
+    import onnx
+
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+              onnx.TensorProto.DOUBLE}
+    for tensor in graph.initializer:
+        if tensor.data_type in floats and math.prod(tensor.dims) > 1024:
+            for field_name in ("raw_data", "float_data", "double_data", "int32_data"):
+                tensor.ClearField(field_name)
+
+
+def _inline_functions(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """The model with its local functions inlined, so their convolutions and products are counted."""
+    if not model.functions:
+        return model
+    try:
+        from onnx.inliner import inline_local_functions
+
+        return inline_local_functions(model)
+    except Exception:  # noqa: BLE001 - an older onnx or a function it cannot inline: counted as a node
+        log.debug("could not inline the model's local functions", exc_info=True)
+        return model
 
 
 def _fix_input_shapes(graph: "onnx.GraphProto") -> int:
@@ -170,7 +240,7 @@ def _standardise(graph: "onnx.GraphProto") -> None:
             continue
         if node.op_type == "FusedMatMul" and any(
                 a.i for a in node.attribute if a.name in ("transA", "transB", "transBatchA", "transBatchB")):
-            continue  # transposed operands: left as it is, and uncounted
+            continue  # transposed operands: counted as it is (see _node_flops); its output shape stays unknown
         op, inputs, attributes = form
         kept = [a for a in node.attribute if a.name in attributes]
         del node.input[inputs:]
@@ -188,23 +258,24 @@ def _sort_nodes(graph: "onnx.GraphProto") -> None:
     available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
     missing: list[int] = []
     waiting: dict[str, list[int]] = {}
-    ready: deque[int] = deque()
+    ready: list[int] = []  # a heap of indexes: of the nodes ready, the earliest stored goes first, so a
+    # graph already in order keeps its order exactly (the memory walk depends on it)
     for index, node in enumerate(graph.node):
-        needed = {name for name in node.input if name not in available}
+        needed = {name for name in [*node.input, *_outer_names(node)] if name not in available}
         missing.append(len(needed))
         for name in needed:
             waiting.setdefault(name, []).append(index)
         if not needed:
-            ready.append(index)
+            heapq.heappush(ready, index)
     order: list[int] = []
     while ready:
-        index = ready.popleft()
+        index = heapq.heappop(ready)
         order.append(index)
         for name in graph.node[index].output:
             for consumer in waiting.pop(name, []):
                 missing[consumer] -= 1
                 if missing[consumer] == 0:
-                    ready.append(consumer)
+                    heapq.heappush(ready, consumer)
     placed = set(order)
     order += [i for i in range(len(graph.node)) if i not in placed]
     if order == list(range(len(graph.node))):
@@ -229,54 +300,68 @@ def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:
     return shapes
 
 
-def _activation_bytes(graph: "onnx.GraphProto", shapes: dict[str, list[int]]) -> int | None:
+def _activation_bytes(graph: "onnx.GraphProto", shapes: dict[str, list[int]], reads: list[list[str]]) -> int | None:
     """The peak activation memory of ``graph`` run in node order (see the module's docstring); None
-    when the size of a tensor that counts is unknown."""
-    import onnx
-
-    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info, *graph.output]
-             if v.type.HasField("tensor_type")}
-
-    def size(name: str) -> int | None:
-        shape, elem = shapes.get(name), types.get(name)
-        if shape is None or not elem:
-            return None
-        return math.prod(shape) * onnx.helper.tensor_dtype_to_np_dtype(elem).itemsize
-
+    when the size of a tensor that counts is unknown. ``reads[i]``: every name node ``i`` reads, its
+    subgraphs' reads from outside them included."""
     weights = {t.name for t in graph.initializer} | {""}
+    weight_nodes: set[int] = set()
     last_reader: dict[str, int] = {}
-    reads: list[list[str]] = []
     for index, node in enumerate(graph.node):
-        reads.append([name for name in node.input if name] + sorted(_outer_names(node)))
         if node.op_type == "Constant" or (reads[index] and all(name in weights for name in reads[index])):
-            weights.update(node.output)
+            weights.update(node.output)  # computed from weights alone: folded into a weight by a runtime
+            weight_nodes.add(index)
             continue
         for name in reads[index]:
             last_reader[name] = index
+    sizes = _tensor_sizes(graph, shapes)
     outputs = {v.name for v in graph.output}
     live: dict[str, int] = {}
     for value in graph.input:
         if value.name not in weights:
-            bytes_ = size(value.name)
-            if bytes_ is None:
+            if sizes.get(value.name) is None:
                 return None
-            live[value.name] = bytes_
+            live[value.name] = sizes[value.name]
     total = peak = sum(live.values())
     for index, node in enumerate(graph.node):
-        if node.output and node.output[0] in weights:
+        if index in weight_nodes:
             continue
         for name in node.output:
             if name and name not in live:
-                bytes_ = size(name)
-                if bytes_ is None:
+                if sizes.get(name) is None:
                     return None
-                live[name] = bytes_
-                total += bytes_
+                live[name] = sizes[name]
+                total += sizes[name]
         peak = max(peak, total)
         for name in [*reads[index], *node.output]:
             if name in live and name not in outputs and last_reader.get(name, -1) <= index:
                 total -= live.pop(name)
     return peak
+
+
+SUB_BYTE_BITS = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}  # packed, several to a byte
+
+
+def _tensor_sizes(graph: "onnx.GraphProto", shapes: dict[str, list[int]]) -> dict[str, int | None]:
+    """Bytes of each tensor with a known shape and element type (None for an element type this onnx
+    does not know)."""
+    import onnx
+
+    sizes: dict[str, int | None] = {}
+    for value in [*graph.input, *graph.value_info, *graph.output]:
+        shape = shapes.get(value.name)
+        if shape is None or not value.type.HasField("tensor_type") or not value.type.tensor_type.elem_type:
+            continue
+        elem = value.type.tensor_type.elem_type
+        try:
+            bits = SUB_BYTE_BITS.get(onnx.TensorProto.DataType.Name(elem))
+            if bits is None:
+                bits = 8 * onnx.helper.tensor_dtype_to_np_dtype(elem).itemsize
+        except (KeyError, ValueError, TypeError):
+            sizes[value.name] = None
+            continue
+        sizes[value.name] = -(-math.prod(shape) * bits // 8)
+    return sizes
 
 
 def _outer_names(node: "onnx.NodeProto") -> set[str]:
@@ -338,7 +423,7 @@ def _node_flops(node: "onnx.NodeProto", shapes: dict[str, list[int]]) -> int | N
     a, b = _shape(node, shapes, a_index), _shape(node, shapes, b_index)
     if a is None or b is None or not a or not b:
         return None
-    if op in ("Gemm", "FusedGemm", "FusedMatMul"):
+    if op in TRANSPOSABLE:
         if _attribute(node, "transA"):
             a = a[:-2] + [a[-1], a[-2]] if len(a) >= 2 else a
         if _attribute(node, "transB"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from conftest import run_cli
@@ -183,3 +184,86 @@ def test_bench_reports_activation_memory(exported):
     assert result.returncode == 0, result.stderr
     # The input (784 floats) and its flattened copy are the largest pair alive at once.
     assert json.loads(result.stdout)["activation_bytes"] == 2 * 784 * 4
+
+
+def test_a_graph_in_order_is_walked_in_its_own_order():
+    # Two branches from x, each a large Tile then a small ReduceSum: stored branch after branch, one
+    # large tensor is alive at a time; interleaved (both Tiles first), both would be.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    repeats = numpy_helper.from_array(np.array([1000, 1], dtype=np.int64), "k")
+    nodes = [helper.make_node("Tile", ["x", "k"], ["a1"]), helper.make_node("ReduceSum", ["a1"], ["a2"], keepdims=0),
+             helper.make_node("Tile", ["x", "k"], ["b1"]), helper.make_node("ReduceSum", ["b1"], ["b2"], keepdims=0),
+             helper.make_node("Add", ["a2", "b2"], ["y"])]
+    counted = onnx_cost(_model(nodes, [x], [y], [repeats], opset=13))
+    tile = 1000 * 4 * 4
+    assert counted.activation_bytes == 16 + tile + 4  # x, one tile and its sum
+
+
+def test_a_node_with_an_omitted_first_output_still_holds_its_others():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 8])  # sequence, batch, features
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weights = [_weight("W", (1, 16, 8)), _weight("R", (1, 16, 4))]
+    nodes = [helper.make_node("LSTM", ["x", "W", "R"], ["", "h"], hidden_size=4),  # Y omitted, Y_h kept
+             helper.make_node("Relu", ["h"], ["y"])]
+    counted = onnx_cost(_model(nodes, [x], [y], weights))
+    assert counted.activation_bytes == 5 * 8 * 4 + 4 * 4  # x while the LSTM writes h
+    assert counted.uncounted and counted.uncounted[0].startswith("LSTM")  # its multiply-adds: named, not 0
+
+
+def test_a_fused_convolutions_residual_input_stays_alive_until_it_is_read():
+    ms = "com.microsoft"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])  # 512 bytes
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Relu", ["x"], ["z"]),
+             helper.make_node("Relu", ["x"], ["b"]),
+             helper.make_node("FusedConv", ["b", "w", "", "z"], ["y"], domain=ms, kernel_shape=[1, 1],
+                              activation="Relu")]
+    model = _model(nodes, [x], [y], [_weight("w", (2, 2, 1, 1))])
+    model.opset_import.append(helper.make_opsetid(ms, 1))
+    # x, z and b while the second Relu runs, then z, b and y: 3 x 512. Had z been let go after its Relu
+    # (the fused convolution's residual input dropped from its reads), the peak would be 2 x 512.
+    assert onnx_cost(model).activation_bytes == 3 * 512
+
+
+def test_einsum_and_local_functions_are_not_silently_zero():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    einsum = _model([helper.make_node("Einsum", ["x", "w"], ["y"], equation="bij,jk->bik")], [x], [y],
+                    [_weight("w", (4, 5))], opset=13)
+    assert onnx_cost(einsum).flops is None and onnx_cost(einsum).uncounted[0].startswith("Einsum")
+    function = helper.make_function("local", "Product", ["a", "b"], ["c"], [helper.make_node("MatMul", ["a", "b"], ["c"])],
+                                    [helper.make_opsetid("", 17)])
+    call = _model([helper.make_node("Product", ["x", "w"], ["y"], domain="local")], [x], [y], [_weight("w", (4, 5))])
+    call.opset_import.append(helper.make_opsetid("local", 1))
+    call.functions.append(function)
+    assert onnx_cost(call).flops == 2 * 3 * 4 * 5
+
+
+def test_shape_tensors_kept_in_external_data_are_read(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    shape = numpy_helper.from_array(np.array([-1, 2, 4], dtype=np.int64), "shape")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"]), helper.make_node("Reshape", ["a", "shape"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["y"])]
+    model = _model(nodes, [x], [y], [_weight("w", (4, 8)), shape, _weight("w2", (4, 3))])
+    inline = onnx_cost(model)
+    onnx.save(model, str(tmp_path / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="m.bin", size_threshold=0)
+    external = onnx_cost(tmp_path / "m.onnx")
+    assert external.flops == inline.flops == 2 * 4 * 8 + 2 * 2 * 4 * 3 and external.uncounted == []
+    assert external.activation_bytes == inline.activation_bytes is not None
+
+
+def test_packed_and_unknown_element_types():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    scale = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "s")
+    q = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"])]
+    int4_zero = helper.make_tensor("zp", TensorProto.INT4, [], [0])
+    packed = onnx_cost(_model(q, [x], [y], [scale, int4_zero], opset=21))
+    assert packed.activation_bytes == 24 + 3  # x and q, or q and y: six 4-bit values take 3 bytes
+    unknown = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [_weight("w", (6, 2))])
+    unknown.graph.output[0].type.tensor_type.elem_type = 999  # a type from a newer onnx
+    unknown.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+    assert onnx_cost(unknown).flops == 2 * 6 * 2  # the FLOPs survive an unknown element type
