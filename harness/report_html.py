@@ -465,7 +465,8 @@ def _figure_html(plot: Plot | None, caption: str = "") -> str:
     if plot.numbered:
         listed = (f"<details><summary>The {len(plot.numbered)} numbered points</summary><pre>"
                   + "\n".join(f"{n:>4}  {esc(label)}" for n, label in plot.numbered) + "</pre></details>")
-    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{cap}{listed}</figure>'
+    # figcaption must be a figure's first or last child: the list goes between the image and it
+    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{listed}{cap}</figure>'
 
 
 def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:

@@ -203,14 +203,11 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
 
     if len(example) == 0:
         return  # an empty training split fails in training, with its own message
+    from harness.train import eval_mode
+
     expected = (len(example), num_classes)
-    was_training = model.training
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        model.eval()
-        try:
-            out = model(example)
-        finally:
-            model.train(was_training)
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
+        out = model(example)
     if not torch.is_tensor(out):
         got = f"a {type(out).__name__}"
     elif tuple(out.shape) != expected or not out.is_floating_point():
@@ -528,9 +525,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         raise StageError("check", f"onnx.checker rejected the export: {one_line(exc)}") from exc
     # The export's own count, from its graph: it agrees with the model's, or stands in for it when
     # the model could not be counted in PyTorch.
-    row["onnx"].update(count_onnx_cost(onnx_path).to_dict())
-    if row["flops"] is None:
-        row["flops"] = row["onnx"]["flops"]
+    cost = count_onnx_cost(onnx_path)
+    row["onnx"].update(cost.to_dict())
+    if row["flops"] is None and not cost.uncounted:  # a complete count only
+        row["flops"] = cost.flops
 
     stage("onnx-eval")
     session = make_session(onnx_path, "CPUExecutionProvider", threads=None)
@@ -699,7 +697,7 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
     for job in finished:
         train = job.get("train")
         if job.get("status") == "ok" and isinstance(train, dict):
-            ran = train.get("amp") or "fp32"
+            ran = _precision_ran(train)
             if ran != now:
                 other[ran] = other.get(ran, 0) + 1
     if not other:
@@ -708,6 +706,15 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
     return (f"mixed precision in one run: finished jobs trained {then}, the jobs still to run train in {now} on "
             f"{device}, so accuracy and training time differ in kind across the run's jobs; a new run (without "
             f"--resume) trains them all alike")
+
+
+def _precision_ran(train: dict[str, Any]) -> str:
+    """The precision a finished job trained in. Records without ``amp_requested`` come from a harness
+    that stored the request in ``amp`` and ran autocast on CUDA only: on a CPU they trained in fp32."""
+    amp = train.get("amp") or "fp32"
+    if "amp_requested" not in train and str(train.get("device") or "").startswith("cpu"):
+        return "fp32"
+    return amp
 
 
 def execute(registry: Registry, options: RunOptions, progress: Progress,

@@ -9,13 +9,14 @@ model takes the dataset's raw [0, 1] inputs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from harness.errors import StageError
 from harness.specs import Recipe
@@ -157,19 +158,28 @@ def count_flops(model: "torch.nn.Module", example: "torch.Tensor") -> int | None
 
     if len(example) == 0:
         return None
-    was_training = model.training
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            model.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
             with FlopCounterMode(display=False) as counter:
                 model(example)
         total = int(counter.get_total_flops())
     except Exception:  # noqa: BLE001 - see the docstring
         log.debug("counting FLOPs failed", exc_info=True)
         return None
+    return (total + len(example) // 2) // len(example)
+
+
+@contextlib.contextmanager
+def eval_mode(model: "torch.nn.Module") -> Iterator[None]:
+    """``model.eval()`` for the block, then every submodule back in its own mode (``model.train(flag)``
+    would also switch a submodule a plugin keeps in eval mode, such as a frozen batch norm)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
     finally:
-        model.train(was_training)
-    return round(total / len(example))
+        for module, training in modes:
+            module.training = training
 
 
 @dataclass
@@ -418,13 +428,10 @@ def predict(model: "torch.nn.Module", inputs: "torch.Tensor", device: str, batch
     """Float32 CPU logits of ``model`` on every row of ``inputs``, in eval mode, batched."""
     import torch
 
-    was_training = model.training
-    model.eval()
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), eval_mode(model):
         for i in range(0, inputs.shape[0], batch_size):
             outputs.append(model(inputs[i : i + batch_size].to(device, non_blocking=True)).float())
-    model.train(was_training)
     # One copy back at the end (no host sync per batch on a GPU), outside inference mode so
     # callers get an ordinary tensor.
     return torch.cat(outputs).cpu() if outputs else torch.empty(0)

@@ -12,6 +12,7 @@ from harness.train import (
     TrainOptions,
     count_flops,
     count_parameters,
+    eval_mode,
     input_adapter,
     predict,
     reset_peak_rss,
@@ -363,3 +364,16 @@ def test_count_flops_is_none_when_it_cannot_count():
 
     assert count_flops(Broken(), torch.randn(2, 3)) is None
     assert count_flops(torch.nn.Linear(3, 2), torch.randn(0, 3)) is None
+
+
+def test_eval_mode_gives_each_submodule_back_its_own_mode():
+    frozen = torch.nn.BatchNorm1d(4)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), frozen)
+    model.train()
+    frozen.eval()  # a plugin keeping its batch norm statistics fixed while the rest trains
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[0].training and not frozen.training
+    count_flops(model, torch.randn(2, 4))
+    predict(model, torch.randn(3, 4), "cpu")
+    assert model.training and not frozen.training
