@@ -12,8 +12,9 @@ Shapes come from ONNX shape inference with the batch dimension set to 1 (other s
 to 1 as well, as ``harness bench`` feeds them). ONNX Runtime's fused operators (``FusedConv``,
 ``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as the standard operator they
 fuse an activation or a scale into, which has the same shapes. A compute node whose shapes stay
-unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``) is listed in ``uncounted``
-rather than guessed.
+unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one that does multiply-adds
+this module has no formula for (``Einsum``, recurrent and attention operators), is listed in
+``uncounted`` rather than guessed. Local functions are inlined first.
 
 Activation memory is a static estimate from the graph as stored, at batch 1: the most bytes of
 tensors alive at once when the nodes run in order and each tensor is freed after its last reader.
@@ -67,9 +68,9 @@ SHAPE_PRESERVING = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
 @dataclass
 class OnnxCost:
     """``flops``: per sample (None when no compute node could be counted); ``uncounted``: the compute
-    nodes left out, as ``"OpType name"`` (``flops`` is then a partial count); ``activation_bytes``: the peak activation memory at ``batch``
-    (None when a tensor's size is unknown); ``batch``: the batch size counted at (1 unless the graph
-    fixes another)."""
+    nodes left out, as ``"OpType name"`` (``flops`` is then a partial count); ``activation_bytes``:
+    the peak activation memory at ``batch`` (None when a tensor's size is unknown); ``batch``: the
+    batch size counted at (1 unless the graph fixes another)."""
 
     flops: int | None
     uncounted: list[str] = field(default_factory=list)
