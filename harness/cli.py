@@ -60,6 +60,16 @@ def positive_ints(name: str) -> CommaList:
 NAMES = CommaList(str, "NAMES")
 
 
+def _dim_item(text: str) -> tuple[str, int]:
+    name, _, size = text.partition("=")
+    if not name.strip() or int(size) < 1:
+        raise ValueError(text)
+    return name.strip(), int(size)
+
+
+DIMS = CommaList(_dim_item, "NAME=SIZE PAIRS")
+
+
 class Finite(click.FloatRange):
     """A float option that refuses ``nan`` and ``inf`` (which pass range checks or disable them)."""
 
@@ -513,8 +523,12 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 
 @main.command("bench")
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
-@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1", show_default=True,
-              help="Batch sizes to time (a static batch dimension skips the others, with a warning).")
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default=None,
+              help="Batch sizes to time. Default: 1, or the graph's batch size when its input fixes one "
+                   "(a static batch dimension skips other sizes, with a warning).")
+@click.option("--dims", type=DIMS, default=None,
+              help="Sizes of the graph's named open input dimensions other than the batch, e.g. h=224,w=224 "
+                   "(an unset one is 1, with a warning).")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
@@ -527,30 +541,42 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}; "
                    "flops_uncounted names the nodes a partial FLOP count leaves out.")
-def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], providers: list[str],
-                  opt_level: str, min_runs: int, min_time: float, warmup: int, as_json: bool) -> None:
-    """Latency of any ONNX file, no training. Inputs are generated from the graph."""
+def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
+                  threads: list[int], providers: list[str], opt_level: str, min_runs: int, min_time: float,
+                  warmup: int, as_json: bool) -> None:
+    """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
+    shaped as the graph declares (open dimensions from --dims)."""
     from harness.latency import LatencyConfig, measure_onnx
 
+    if model_path.is_dir():
+        raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
     if not model_path.is_file():
         raise HarnessError(f"{model_path}: no such file")
     if min_runs < 1 or min_time < 0 or warmup < 0:
         raise HarnessError("--min-runs must be >= 1, --min-time and --warmup >= 0")
-    _check_onnx_file(model_path)
+    proto = _check_onnx_file(model_path)
+    if batch_sizes is None:
+        batch_sizes = [_static_batch(proto) or 1]
+    sizes = dict(dims or [])
     from harness.export import onnx_bytes
 
+    from harness.onnx_cost import count_onnx_cost
+
+    counted = count_onnx_cost(model_path, sizes)
+    open_dims = ""
+    if counted.assumed:
+        open_dims = (f"open input dimension(s) {', '.join(counted.assumed)} set to 1; give their sizes with "
+                     f"--dims NAME=SIZE")
+        click.echo(f"harness: warning: {open_dims}", err=True)
     skipped: list[str] = []
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
                            max_time_s=max(10.0, min_time * 2))
     rows = measure_onnx(model_path, batch_sizes, threads, providers, config, opt_level=opt_level,
-                        on_skip=skipped.append)
+                        on_skip=skipped.append, dims=sizes)
     for message in skipped:
         click.echo(f"harness: warning: skipped {message}", err=True)
     if not rows:
-        raise HarnessError(f"nothing could be measured for {model_path}")
-    from harness.onnx_cost import count_onnx_cost
-
-    counted = count_onnx_cost(model_path)
+        raise HarnessError(f"nothing could be measured for {model_path}" + (f" ({open_dims})" if open_dims else ""))
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -576,13 +602,26 @@ def bench_command(model_path: Path, batch_sizes: list[int], threads: list[int], 
     ))
 
 
-def _check_onnx_file(path: Path) -> None:
+def _check_onnx_file(path: Path) -> Any:
+    """The model at ``path`` (weights in external files not read); a usage error when it is not one."""
     import onnx
 
     try:
-        onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
         raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def _static_batch(model: Any) -> int | None:
+    """The batch size the model's first input fixes (a static first dimension), or None."""
+    weights = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
+        first = dims[0] if len(dims) else None
+        return first.dim_value if first is not None and first.HasField("dim_value") and first.dim_value > 0 else None
+    return None
 
 
 # -- report / compare --------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ element-wise work, normalisation and pooling are not counted. So an export count
 it came from counts, and ``harness bench`` gives the same figure for any ONNX file. In a quantised
 graph the multiply-adds are integer ones; they are counted all the same.
 
-Shapes come from ONNX shape inference with the batch dimension set to 1 (other symbolic dimensions
-to 1 as well, as ``harness bench`` feeds them). ONNX Runtime's fused operators (``FusedConv``,
+Shapes come from ONNX shape inference with the batch dimension set to 1 and other open dimensions
+from ``dims`` (``harness bench --dims h=224,w=224``), else 1 and named in ``assumed``. ONNX Runtime's fused operators (``FusedConv``,
 ``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as the standard operator they
 fuse an activation or a scale into, which has the same shapes. A compute node whose shapes stay
 unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one that does multiply-adds
@@ -77,6 +77,9 @@ class OnnxCost:
     activation_bytes: int | None = None
     batch: int = 1
     error: str | None = None  # why nothing could be counted (an unreadable file...)
+    # Open input dimensions other than the batch that were counted at 1 for want of a value
+    # (``input[name]``): the figures are then for that size, e.g. a 1x1 image.
+    assumed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"flops": self.flops, "activation_bytes": self.activation_bytes}
@@ -86,22 +89,25 @@ class OnnxCost:
             out["flops_uncounted"] = self.uncounted
         if self.error:
             out["cost_error"] = self.error
+        if self.assumed:
+            out["assumed_dims_1"] = self.assumed
         return out
 
 
-def count_onnx_cost(path: str | Path) -> OnnxCost:
+def count_onnx_cost(path: str | Path, dims: dict[str, int] | None = None) -> OnnxCost:
     """:func:`onnx_cost` for reports: any failure to read or count gives None figures, logged at debug
     level (they are information, not a check; the export itself is checked elsewhere)."""
     try:
-        return onnx_cost(path)
+        return onnx_cost(path, dims)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         log.debug("counting the cost of %s failed", path, exc_info=True)
         return OnnxCost(None, error=squeeze(f"{type(exc).__name__}: {exc}", 200))
 
 
-def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
+def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None = None) -> OnnxCost:
     """FLOPs per sample and peak activation bytes of one forward pass of ``model`` (a path or a loaded
-    model, which is left as it is)."""
+    model, which is left as it is). ``dims`` sets named open input dimensions (``{"h": 224}``); any
+    other open dimension but the batch is counted at 1 and named in ``assumed``."""
     import onnx
 
     if isinstance(model, (str, Path)):
@@ -114,7 +120,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
         model = copy
     _drop_weight_values(model.graph)
     model = _inline_functions(model)
-    batch = _fix_input_shapes(model.graph)
+    batch, assumed = _fix_input_shapes(model.graph, dict(dims or {}))
     del model.graph.value_info[:]  # shapes recorded with a symbolic batch would win over the inferred ones
     _sort_nodes(model.graph)
     # What each node reads, taken before _standardise drops a fused operator's extra inputs (FusedConv's
@@ -125,7 +131,8 @@ def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
         nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED | NOT_COUNTED]
-        return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch)
+        return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch,
+                        assumed=assumed)
     shapes = _known_shapes(inferred.graph)
     activations = _activation_bytes(inferred.graph, shapes, reads)
     total, counted, uncounted = 0, 0, []
@@ -149,7 +156,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto") -> OnnxCost:
             total += flops
             counted += 1
     flops = None if not counted and uncounted else (total + batch // 2) // batch
-    return OnnxCost(flops, uncounted, activations, batch)
+    return OnnxCost(flops, uncounted, activations, batch, assumed=assumed)
 
 
 SMALL_EXTERNAL = 1 << 16  # bytes: an external tensor this small or of an integer type is read (shapes live there)
@@ -202,11 +209,13 @@ def _inline_functions(model: "onnx.ModelProto") -> "onnx.ModelProto":
         return model
 
 
-def _fix_input_shapes(graph: "onnx.GraphProto") -> int:
-    """Give every graph input concrete dimensions: batch (the first) 1 unless static, the others 1 when
-    symbolic. Returns the batch size counted at (a static first dimension's, else 1)."""
+def _fix_input_shapes(graph: "onnx.GraphProto", dims: dict[str, int]) -> tuple[int, list[str]]:
+    """Give every graph input concrete dimensions: batch (the first) 1 unless static; a named one from
+    ``dims``; any other open one 1. Returns the batch size counted at (a static first dimension's, else
+    1) and the open dimensions set to 1 for want of a value, as ``input[dimension]``."""
     initializers = {t.name for t in graph.initializer}
     batch = None
+    assumed = []
     for value in graph.input:
         if value.name in initializers or not value.type.HasField("tensor_type"):
             continue
@@ -218,11 +227,15 @@ def _fix_input_shapes(graph: "onnx.GraphProto") -> int:
                 if i == 0 and batch is None:
                     batch = dim.dim_value
                 continue
+            name = dim.dim_param if dim.HasField("dim_param") else ""
+            size = 1 if i == 0 else int(dims.get(name, 1)) if name else 1
+            if i > 0 and name not in dims:
+                assumed.append(f"{value.name}[{name or i}]")
             dim.Clear()
-            dim.dim_value = 1
+            dim.dim_value = size
             if i == 0 and batch is None:
                 batch = 1
-    return batch or 1
+    return batch or 1, assumed
 
 
 def _standardise(graph: "onnx.GraphProto") -> None:

@@ -24,13 +24,16 @@ import pytest
 
 @pytest.fixture
 def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
-    """Factory: ``(path, batch_size=1, threads=1, provider="cpu") -> call()`` with inputs bound once.
+    """Factory: ``(path, batch_size=1, threads=1, provider="cpu", dims=None) -> call()`` with inputs bound once.
 
     The call runs one ONNX Runtime inference on pre-allocated inputs generated
-    from the graph (IOBinding), so a benchmark times inference only.
+    from the graph (IOBinding), so a benchmark times inference only. ``dims``
+    sizes the graph's named open input dimensions other than the batch
+    (``{"h": 224, "w": 224}``); an open one left out is 1.
     """
 
-    def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu") -> Callable[[], Any]:
+    def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu",
+             dims: dict[str, int] | None = None) -> Callable[[], Any]:
         for what, value in (("batch_size", batch_size), ("threads", threads)):
             try:
                 number = operator.index(value)  # ints and numpy ints (from parametrize), not floats or str
@@ -44,7 +47,7 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         from harness.ort import input_feeds, make_session, provider_name
 
         session = make_session(Path(path), provider, threads=threads)
-        return onnx_call(session, input_feeds(session, batch_size), provider_name(provider))
+        return onnx_call(session, input_feeds(session, batch_size, dims=dims), provider_name(provider))
 
     return make
 

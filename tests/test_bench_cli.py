@@ -86,8 +86,47 @@ def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
     assert any("batch size 1000000000000" in line for line in result.stderr.splitlines() if "warning" in line)
 
 
-@pytest.mark.parametrize("bad", [["--min-runs", "0"], ["--batch-sizes", "0"]])
+@pytest.mark.parametrize("bad", [["--min-runs", "0"], ["--batch-sizes", "0"], ["--dims", "h=0"], ["--dims", "h"]])
 def test_bench_bad_options_exit_2(tmp_path, bad):
     path = _conv_onnx(tmp_path / "m.onnx")
     result = run_cli("bench", str(path), *bad, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def _open_size_onnx(path):
+    """A foreign model with an open image size: Conv 3x3 (no padding) on (N, 3, h, w)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["out"])], "open",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_bench_sizes_open_dimensions_with_dims_and_warns_when_they_are_left_at_1(tmp_path):
+    path = _open_size_onnx(tmp_path / "open.onnx")
+    sized = run_cli("bench", str(path), "--dims", "h=32,w=16", "--json", *FAST, timeout=300)
+    assert sized.returncode == 0 and "warning" not in sized.stderr, sized.stderr
+    assert json.loads(sized.stdout)["flops"] == 2 * (4 * 30 * 14) * (3 * 3 * 3)  # each output: 3x3x3 multiply-adds
+    unsized = run_cli("bench", str(path), *FAST, timeout=300)  # a 1x1 image: a 3x3 kernel cannot run on it
+    assert unsized.returncode == 2 and "Traceback" not in unsized.stderr
+    assert "image[h], image[w] set to 1" in unsized.stderr and "--dims" in unsized.stderr.splitlines()[-1]
+    assert "[E:onnxruntime" not in unsized.stderr  # ONNX Runtime's own log line does not leak out
+
+
+def test_bench_times_a_static_batch_by_default(tmp_path):
+    path = _conv_onnx(tmp_path / "static4.onnx", batch=4)
+    result = run_cli("bench", str(path), "--json", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["batch_size"] for r in data["latency"]] == [4] and data["activation_batch"] == 4
+
+
+def test_bench_on_a_folder_says_so(tmp_path):
+    result = run_cli("bench", str(tmp_path))
+    assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr

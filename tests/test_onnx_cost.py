@@ -267,3 +267,13 @@ def test_packed_and_unknown_element_types():
     unknown.graph.output[0].type.tensor_type.elem_type = 999  # a type from a newer onnx
     unknown.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
     assert onnx_cost(unknown).flops == 2 * 6 * 2  # the FLOPs survive an unknown element type
+
+
+def test_open_input_dimensions_take_dims_or_are_named_as_assumed():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "k"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [_weight("w", (6, 5))])
+    sized = onnx_cost(model, {"k": 6})
+    assert sized.flops == 2 * 6 * 5 and sized.assumed == [] and "assumed_dims_1" not in sized.to_dict()
+    unsized = onnx_cost(model)  # k = 1 cannot multiply a 6x5 matrix: nothing counted, and said why
+    assert unsized.assumed == ["x[k]"] and unsized.to_dict()["assumed_dims_1"] == ["x[k]"]
