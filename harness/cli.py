@@ -124,7 +124,19 @@ def main(debug: bool) -> None:
     Environment: HARNESS_OFFLINE=1 (no downloads), HARNESS_CACHE_DIR (decoded
     datasets; default ~/.cache/harness), HARNESS_DISABLE_PLUGINS=a,b.
     """
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The same "harness: warning: ..." lines as the CLI's own messages; --debug adds the module.
+    fmt = "harness: %(levelname)s: %(name)s: %(message)s" if debug else "harness: %(levelname)s: %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LowercaseLevel(fmt))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+
+
+class _LowercaseLevel(logging.Formatter):
+    """``warning``, ``error``: the level as the harness's own messages write it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(record)
 
 
 # -- plugins / list --------------------------------------------------------------------------------------

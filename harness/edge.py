@@ -333,13 +333,24 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
                   max_accuracy_drop: float | None = None) -> str:
     """The edge section of a report: batch 1 on 1 thread, then on every core measured."""
     parts = []
-    for title, threads in (("1 thread", 1), ("all cores", THREADS_MAX)):
+    for threads in (1, THREADS_MAX):
         rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
                                 max_accuracy_drop=max_accuracy_drop)
         if threads == THREADS_MAX and all(r["threads"] in (None, 1) for r in rows):
             continue  # nothing beyond 1 thread was measured
-        parts.append(f"### Edge deployment, batch 1, {title}\n\n{to_markdown(rows)}")
+        parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
     return "\n".join(parts)
+
+
+def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> str:
+    """How a table's thread count reads: ``1 thread``, or for :data:`THREADS_MAX` the count its rows were
+    measured at (``4 threads, the most measured``), which need not be the machine's core count."""
+    if threads != THREADS_MAX:
+        return f"{threads} thread" + ("" if threads == 1 else "s")
+    counts = sorted({r["threads"] for r in rows if isinstance(r.get("threads"), int)})
+    if len(counts) == 1:
+        return f"{counts[0]} threads, the most measured"
+    return "the most threads measured for each job"
 
 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,

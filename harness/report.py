@@ -1001,7 +1001,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and latency budget come from the run's options
     (``--accuracy-floor``, ``--latency-budget-ms``).
     """
-    from harness.edge import THREADS_MAX, as_fraction, deployment_table
+    from harness.edge import THREADS_MAX, as_fraction, deployment_table, threads_title
 
     config = results.get("config") or {}
     floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
@@ -1020,7 +1020,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         groups = [({"jobs": jobs}, (jobs[0].get("run_config") or {}).get("accuracy_floor"),
                    (jobs[0].get("run_config") or {}).get("latency_budget_ms")) for jobs in runs.values()]
     tables = []
-    for title, threads in (("batch 1, 1 thread", 1), ("batch 1, all cores", THREADS_MAX)):
+    for threads in (1, THREADS_MAX):
         rows = [r for document, own_floor, own_budget in groups
                 for r in deployment_table(document, own_floor, own_budget, 1, threads) if r.get("candidates")]
         per_run_settings = per_run and any(
@@ -1058,7 +1058,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
         # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
-        caption = title + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "") + (
+        caption = f"batch 1, {threads_title(rows, threads)}" + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "") + (
             ", each run's own accuracy floor and latency budget" if per_run_settings else "")
         tables.append((caption, table))
     return tables

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -708,6 +709,24 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
             f"--resume) trains them all alike")
 
 
+def check_device_options(options: RunOptions, device: str) -> None:
+    """Options the device cannot honour: a usage error when the user named the device, else a warning.
+
+    ``--amp fp16`` is CUDA-only (the CPU trains it in float32); ``--threads`` above the core count
+    oversubscribes the CPU, so those latency rows measure contention rather than the model.
+    """
+    if options.amp == "fp16" and not device.startswith("cuda"):
+        if options.device == "cpu":
+            raise HarnessError("--amp fp16 runs on CUDA only; on the CPU use --amp bf16")
+        log.warning("--amp fp16 needs CUDA and this run trains on %s: it trains in float32 "
+                    "(--amp bf16 runs on the CPU)", device)
+    cores = os.cpu_count() or 0
+    over = [t for t in options.threads if cores and t > cores]
+    if over and options.executor == "local":
+        log.warning("--threads %s: more threads than this machine's %d cores; those latency rows measure "
+                    "contention", ",".join(map(str, over)), cores)
+
+
 def _precision_ran(train: dict[str, Any]) -> str:
     """The precision a finished job trained in. Records without ``amp_requested`` come from a harness
     that stored the request in ``amp`` and ran autocast on CUDA only: on a CPU they trained in fp32."""
@@ -742,6 +761,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     executor = make_executor(options.executor, **(executor_options or {}))
     resolve = getattr(executor, "resolve_device", resolve_device)
     device = resolve(options.device)
+    check_device_options(options, device)
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:

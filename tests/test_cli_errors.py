@@ -43,6 +43,9 @@ def _assert_usage_error(result, *needles):
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--job-timeout", "inf"], ["--job-timeout"]),
         (["compare", "a", "b", "--fail-on-regression", "nan"], ["--fail-on-regression", "not a finite number"]),
         (["bench", "x.onnx", "--min-time", "inf"], ["--min-time", "not a finite number"]),
+        # fp16 autocast is CUDA-only: on a CPU it used to train in float32 without a word
+        (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--device", "cpu", "--amp", "fp16"],
+         ["--amp fp16 runs on CUDA only", "--amp bf16"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, needles):
@@ -157,3 +160,18 @@ def test_a_named_dataset_that_is_not_there_is_a_usage_error_before_any_job(tmp_p
                      "--epochs", "1", "--out", str(tmp_path / "out"), env=env)
     _assert_usage_error(result, "mnist", str(empty))
     assert not (tmp_path / "out").exists()  # refused before a run folder, so before any training
+
+
+def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count(tmp_path):
+    import os
+
+    over = (os.cpu_count() or 1) + 1
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--threads", f"1,{over}",
+                     "--epochs", "1", "--max-train-samples", "64", "--max-test-samples", "64", "--device", "cpu",
+                     "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+                     "--no-progress", "--out", str(tmp_path), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("harness: warning: --threads")]
+    assert len(warnings) == 1 and f"{over}" in warnings[0] and f"{over - 1} cores" in warnings[0], result.stderr
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert f"batch 1, {over} threads, the most measured" in report and "all cores" not in report

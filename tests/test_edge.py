@@ -156,9 +156,12 @@ def test_markdown_table():
 
 def test_edge_markdown_has_one_and_all_thread_sections():
     text = edge_markdown(RESULTS, accuracy_floor=0.97)
-    assert "batch 1, 1 thread" in text and "batch 1, all cores" in text
+    # cnn was timed on 2 threads at most, big on 1: the second table names no count of its own
+    assert "batch 1, 1 thread\n" in text and "batch 1, the most threads measured for each job" in text
     single = {"jobs": [RESULTS["jobs"][1]]}
-    assert "all cores" not in edge_markdown(single)
+    assert "most" not in edge_markdown(single)
+    only_cnn = edge_markdown({"jobs": [RESULTS["jobs"][0]]})
+    assert "batch 1, 2 threads, the most measured" in only_cnn  # the count it ran at, not "all cores"
 
 
 def test_edge_profile_is_batch_1_all_variants_one_and_all_threads():
