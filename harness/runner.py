@@ -508,7 +508,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     if options.save_weights:
         weights = Path("weights") / f"{job_file_stem(job.id)}.pt"
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, ctx.folder.path / weights)
+        # The plugin's own network (what build() returned), not the input adapter around it, so the file
+        # loads into build()'s model as is; the adapter holds no weights (its normalisation is in the recipe).
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, ctx.folder.path / weights)
         row["train"]["weights"] = str(weights)
 
     stage("export")

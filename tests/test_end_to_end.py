@@ -125,11 +125,16 @@ def test_csv_and_markdown_reports_are_written(demo_run):
 def test_weights_are_saved_and_load_with_weights_only(demo_run):
     import torch
 
+    from harness.registry import build_registry
+
     _, run_dir = demo_run
     data = json.loads((run_dir / "results.json").read_text())
-    job = data["jobs"][0]
+    job = next(j for j in data["jobs"] if j["id"] == "mnist-mlp@synthetic")
     state = torch.load(run_dir / job["train"]["weights"], weights_only=True)
-    assert sum(v.numel() for k, v in state.items()) >= job["params"]
+    assert sum(v.numel() for k, v in state.items()) == job["params"]
+    # It loads into the network the plugin builds, as the README says (no wrapper prefix on its keys).
+    net = build_registry().models["mnist-mlp"].build(num_classes=10, input_shape=(1, 28, 28))
+    net.load_state_dict(state)  # strict: every key matches
 
 
 def test_the_export_is_checked_on_at_least_64_inputs_when_few_test_samples_are_evaluated(tmp_path):
