@@ -111,6 +111,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "onnx_accuracy": _get(job, "onnx", "metrics", "accuracy"),
             "max_abs_diff": _get(job, "onnx", "max_abs_diff"),
             "onnx_kb": (_get(job, "onnx", "bytes") or 0) / 1024 if _get(job, "onnx", "bytes") else None,
+            "activation_bytes": _get(job, "onnx", "activation_bytes"),
             "p50_small": small.get("p50_ms") if small else None,
             "p99_small": small.get("p99_ms") if small else None,
             "small_bs": small.get("batch_size") if small else None,
@@ -133,7 +134,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
-        "status", "params", "MFLOPs", "acc", "onnx acc", "max|diff|", "onnx KiB",
+        "status", "params", "MFLOPs", "acc", "onnx acc", "max|diff|", "onnx KiB", "act KiB",
         f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
     if big_bs and big_bs != small_bs:
         headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs} (batch / mean)"]
@@ -144,6 +145,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
         line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
                 r["status"], _fmt(r["params"], ","), _mflops(r["flops"]), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
+                _kib(r["activation_bytes"]),
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
         if big_bs and big_bs != small_bs:
             line += [_fmt(r["p50_big"], ".3f"), _fmt(r["throughput_big"], ",.0f")]
@@ -201,8 +203,10 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
         if not latency:
             yield {**fp32, "variant": exported}
         for row in latency:
+            eager = row.get("runtime") == "torch"  # times no ONNX model: no ONNX activation figure
             yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row},
-                   "variant": exported if row.get("runtime") != "torch" else None}
+                   "variant": None if eager else exported,
+                   "activation_bytes": None if eager else fp32.get("activation_bytes")}
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue

@@ -99,7 +99,10 @@ def test_flops_and_activation_memory_are_recorded_and_reported(demo_run):
             # The input and its flattened copy (784 floats each) are the most alive at once.
             assert job["onnx"]["activation_bytes"] == 2 * 784 * 4
     with (run_dir / "results.csv").open(newline="") as f:
-        by_id = {r["id"]: (r["flops"], r["activation_bytes"]) for r in csv.DictReader(f) if r["variant"] == "fp32"}
+        rows = list(csv.DictReader(f))
+    by_id = {r["id"]: (r["flops"], r["activation_bytes"]) for r in rows if r["variant"] == "fp32"}
+    eager = [r for r in rows if r["runtime"] == "torch"]
+    assert eager and all(r["activation_bytes"] == "" and r["flops"] for r in eager)  # no ONNX model timed there
     assert by_id == {j["id"]: (str(j["flops"]), str(j["onnx"]["activation_bytes"])) for j in data["jobs"]}
     assert "MFLOPs" in (run_dir / "report.md").read_text()
     assert "Accuracy vs compute" in (run_dir / "report.html").read_text()
