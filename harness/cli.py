@@ -698,11 +698,12 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "threshold", type=Finite(), metavar="PCT",
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
-                   "drops by more than PCT percentage points, or when a job or a latency measurement of BASE "
-                   "is missing or failed in NEW.")
+                   "or macro-F1 drops by more than PCT percentage points, or when a job or a latency "
+                   "measurement of BASE is missing or failed in NEW. Sizes, MFLOPs and activation memory "
+                   "are shown, never gated.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, as_json: bool) -> None:
-    """Compare two runs job by job: accuracy, latency and size changes."""
+    """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes."""
     from harness.compare import compare_runs, format_comparison
     from harness.results import load_results
 

@@ -50,8 +50,11 @@ def _latency_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row.get("runtime"), row.get("provider"), row.get("batch_size"), row.get("threads"))
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _num(value: Any) -> float | int | None:
+    """A number as it was recorded (a count stays an int), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if isinstance(value, int) else float(value)
 
 
 def _change(old: Any, new: Any) -> dict[str, Any]:
@@ -237,9 +240,14 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
         for lat in job["latency"]:
             rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
                              + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
-        for key, label in (("bytes", "onnx bytes"), ("flops", "flops"), ("activation_bytes", "activation bytes")):
-            if (job.get(key) or {}).get("abs") is not None:  # both runs recorded it
-                rows.append(_row(job_id, label, job[key]))
+        # Sizes and counts: shown, never gated (a design change, not a regression)
+        for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes")):
+            change = job.get(key) or {}
+            if change.get("abs") is not None:  # both runs recorded it
+                if key == "flops":
+                    change = {k: (v / 1e6 if k in ("base", "new", "abs") and v is not None else v)
+                              for k, v in change.items()}
+                rows.append(_row(job_id, f"{label} (not gated)", change))
         for name, variant in (job.get("variants") or {}).items():
             for label, change in variant["metrics"].items():
                 rows.append(_row(job_id, label, change, points=_is_fraction_metric(label)))
@@ -248,7 +256,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
             for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes")):
                 if (variant.get(key) or {}).get("abs") is not None:
-                    rows.append(_row(job_id, f"{name} {label}", variant[key]))
+                    rows.append(_row(job_id, f"{name} {label} (not gated)", variant[key]))
     return rows
 
 
@@ -257,7 +265,7 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     rows = comparison_rows(comparison)
-    headers = ["job", "measure", "base", "new", "change", "change %", ""]
+    headers = ["job", "measure", "base", "new", "change", "change %", "flag"]
     if not any(row[-1] for row in rows):  # the flag column, empty: tabulate would still rule it with "--"
         rows, headers = [row[:-1] for row in rows], headers[:-1]
     lines = [f"compare {comparison['base']} -> {comparison['new']}",
@@ -273,10 +281,10 @@ def format_comparison(comparison: dict[str, Any]) -> str:
             if job.get(key):
                 lines.append(f"{job['id']}: {what}: {', '.join(map(str, job[key]))}")
     threshold = comparison["threshold_pct"]
+    rule = (f"p50 +{threshold:g}%, accuracy or macro-F1 -{threshold:g} points" if threshold is not None else "")
     if comparison["regressions"]:
-        lines.append(f"REGRESSIONS (threshold: p50 +{threshold:g}%, accuracy -{threshold:g} points):"
-                     if threshold is not None else "REGRESSIONS:")
+        lines.append(f"REGRESSIONS ({rule}):" if threshold is not None else "REGRESSIONS:")
         lines += [f"  {r}" for r in comparison["regressions"]]
     elif threshold is not None:
-        lines.append(f"no regression beyond {threshold:g} (p50 +{threshold:g}%, accuracy -{threshold:g} points)")
+        lines.append(f"no regression beyond the threshold ({rule})")
     return "\n".join(lines)
