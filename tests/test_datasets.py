@@ -327,6 +327,26 @@ def test_missing_data_reports_broken_torchvision(tmp_path: pathlib.Path,
     assert "--data-dir" in message and "network" in message
 
 
+def test_a_torchvision_built_for_another_torch_is_named_with_the_fix(tmp_path: pathlib.Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def mismatched(name, *args, **kwargs):  # what a CUDA torchvision wheel beside torch's CPU build raises
+        if name.startswith("torchvision"):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delenv("HARNESS_OFFLINE")
+    monkeypatch.setattr(builtins, "__import__", mismatched)
+    with pytest.raises(DataUnavailableError) as caught:
+        spec("mnist").load(data_dir=tmp_path, seed=0)
+    message = str(caught.value)
+    assert "torchvision was built for another torch" in message and "install both from one index" in message
+    assert "\n" not in message
+
+
 def test_partial_idx_set_is_pointed_out(tmp_path: pathlib.Path) -> None:
     make_idx_set(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
