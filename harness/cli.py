@@ -214,7 +214,10 @@ def list_command(kind: str, as_json: bool) -> None:
     from tabulate import tabulate
 
     if kind == "models":
-        table = [[r["name"], r["plugin"], r["reference"].get("params", "-"), _shape_text(r), r["description"]]
+        def published(params: Any) -> str:
+            return f"{params:,}" if isinstance(params, int) and not isinstance(params, bool) else str(params or "-")
+
+        table = [[r["name"], r["plugin"], published(r["reference"].get("params")), _shape_text(r), r["description"]]
                  for r in rows]
         headers = ["model", "plugin", "published params", "input", "description"]
     elif kind == "datasets":
@@ -596,8 +599,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from tabulate import tabulate
 
     facts = [f"{result['bytes']:,} bytes"]
-    if counted.flops is not None:
-        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs per sample")
+    if counted.flops is not None:  # MFLOPs, or FLOPs for a graph too small to show in millions
+        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs per sample" if counted.flops >= 10_000
+                     else f"{counted.flops:,} FLOPs per sample")
     if counted.activation_bytes is not None:
         facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}")
     click.echo(f"{model_path} ({', '.join(facts)})")

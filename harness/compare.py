@@ -201,7 +201,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    if abs(value) >= 10_000:
+    if abs(value) >= 10_000 or (isinstance(value, int) and abs(value) >= 1_000):  # counts with separators
         return f"{value:,.0f}"
     return f"{value:.4g}"
 

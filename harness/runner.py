@@ -706,9 +706,9 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
     if not other:
         return None
     then = ", ".join(f"{n} in {kind}" for kind, n in sorted(other.items()))
-    return (f"mixed precision in one run: finished jobs trained {then}, the jobs still to run train in {now} on "
-            f"{device}, so accuracy and training time differ in kind across the run's jobs; a new run (without "
-            f"--resume) trains them all alike")
+    return (f"mixed precision in one run: of the finished jobs, {then} trained; the jobs still to run "
+            f"train in {now} on {device}, so accuracy and training time differ in kind across the run's jobs; "
+            f"a new run (without --resume) trains them all alike")
 
 
 def check_device_options(options: RunOptions, device: str) -> None:

@@ -200,11 +200,11 @@ def test_mixed_precision_warning_names_what_each_side_ran():
     assert mixed_precision_warning([job(None), job(None, "failed")], None, "cuda") is None
     # fp16 is CUDA-only: resumed on a CPU, the jobs to run train in fp32 like the third finished one.
     text = mixed_precision_warning([job("fp16"), job("fp16"), job(None)], "fp16", "cpu")
-    assert "trained 2 in fp16, the jobs still to run train in fp32 on cpu" in text
+    assert "of the finished jobs, 2 in fp16 trained; the jobs still to run train in fp32 on cpu" in text
     text = mixed_precision_warning([job("fp16"), job(None)], "bf16", "cuda:0")
-    assert "trained 1 in fp16, 1 in fp32," in text and "train in bf16 on cuda:0" in text
+    assert "1 in fp16, 1 in fp32 trained;" in text and "train in bf16 on cuda:0" in text
     assert mixed_precision_warning([{"status": "skipped", "train": None}], "bf16", "cpu") is None
     # The oldest records kept the request in "amp" (no "amp_requested"): on a CPU that was fp32 training.
     oldest = {"status": "ok", "train": {"amp": "bf16", "device": "cpu"}}
-    assert "trained 1 in fp32" in mixed_precision_warning([oldest], "bf16", "cpu")
+    assert "1 in fp32 trained" in mixed_precision_warning([oldest], "bf16", "cpu")
     assert mixed_precision_warning([{**oldest, "train": {"amp": "bf16", "device": "cuda:0"}}], "bf16", "cuda") is None
