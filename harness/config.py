@@ -85,8 +85,10 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
                 raise HarnessError(f"{where}: {key} has the wrong type ({type(value).__name__})")
             config[name] = value
         else:
-            known = ", ".join(sorted(LIST_KEYS | set(SCALAR_TYPES) | {"sweep"}))
-            raise HarnessError(f"{where}: unknown setting {key!r}; known: {known}")
+            from harness.registry import unknown_name_message
+
+            raise HarnessError(f"{where}: " + unknown_name_message(
+                "setting", key, LIST_KEYS | set(SCALAR_TYPES) | {"sweep"}))
     return config
 
 

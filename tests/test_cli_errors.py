@@ -86,6 +86,7 @@ def test_python_dash_m_and_version():
     [
         ('batch_sizes = ["a"]', ["batch_sizes", "'a'"]),
         ("batch_sizes = [0]", ["batch_sizes"]),
+        ("epoch = 3", ["unknown setting 'epoch'", "did you mean: epochs?"]),
         ('device = "tpu"', ["device", "'tpu'"]),
         ('profile = "cloud"', ["profile", "'cloud'"]),
         ('amp = "fp8"', ["amp", "'fp8'"]),
