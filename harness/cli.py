@@ -314,11 +314,12 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     from harness.progress import make_progress
     from harness.report import comparison_table, failures, write_reports
 
-    values, explicit = _merge_config(ctx, kwargs)
+    values, explicit, from_config = _merge_config(ctx, kwargs)
     registry = _registry()
     for error in registry.errors:
         click.echo(f"harness: warning: {error}", err=True)
     options = _run_options(values, explicit)
+    _check_run_options(options, from_config)
     if options.plugins is not None:
         for name in options.plugins:
             if name not in registry.host.plugins:
@@ -457,13 +458,15 @@ def _reporters(registry: Any) -> list[Any]:
     return reporters
 
 
-def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    """(values, names given explicitly): the command line, filled from --config where it left the default."""
+def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str, Any], set[str], dict[str, Path]]:
+    """(values, names given explicitly, names taken from the config file -> that file): the command line,
+    filled from --config where it left the default."""
     values = dict(kwargs)
     config_file = values.pop("config_file")
     explicit = {k for k in values if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    from_config: dict[str, Path] = {}
     if config_file is None:
-        return values, explicit
+        return values, explicit, from_config
     from harness.config import load_config
 
     params = {param.name: param for param in ctx.command.params}
@@ -479,7 +482,24 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
                 raise HarnessError(f"config {config_file}: {key}: {exc.message}") from None
         values[key] = value
         explicit.add(key)
-    return values, explicit
+        from_config[key] = Path(config_file)
+    return values, explicit, from_config
+
+
+def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:
+    """The run options' checks before anything runs; a bad value from the config file is named as the
+    file's setting (``epochs (in sweep.toml) must be ...``), not as the flag the user did not type."""
+    from harness.runner import validate_options
+
+    try:
+        validate_options(options)
+    except HarnessError as exc:
+        message = str(exc)
+        flag = message.split(" ", 1)[0]
+        key = flag.lstrip("-").replace("-", "_")
+        if flag.startswith("--") and key in from_config:
+            message = message.replace(flag, f"{key} (in {from_config[key]})", 1)
+        raise HarnessError(message) from None
 
 
 # CLI option name -> RunOptions field, where they differ; and a config file's key -> CLI option name.

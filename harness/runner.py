@@ -754,7 +754,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.executors import make_executor
     from harness.train import resolve_device
 
-    _validate(options)
+    validate_options(options)
     # The built-in metrics (accuracy, nll, macro-f1) always take part; another plugin's only when
     # --plugins selects it, as for models and datasets.
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
@@ -824,7 +824,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             folder.unlock()
 
 
-def _validate(options: RunOptions) -> None:
+def validate_options(options: RunOptions) -> None:
+    """Refuse (:class:`HarnessError`, naming the option) run options no job could run with."""
     if options.epochs is not None and options.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {options.epochs}")
     if options.lr is not None and not options.lr > 0:

@@ -87,6 +87,8 @@ def test_python_dash_m_and_version():
         ('batch_sizes = ["a"]', ["batch_sizes", "'a'"]),
         ("batch_sizes = [0]", ["batch_sizes"]),
         ("epoch = 3", ["unknown setting 'epoch'", "did you mean: epochs?"]),
+        # a value the run's own checks refuse is named as the file's setting, not as a flag nobody typed
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\nepochs = 0', ["epochs (in ", "c.toml)", "at least 1"]),
         ('device = "tpu"', ["device", "'tpu'"]),
         ('profile = "cloud"', ["profile", "'cloud'"]),
         ('amp = "fp8"', ["amp", "'fp8'"]),

@@ -180,11 +180,11 @@ def test_slim_is_optional(trained, monkeypatch):
 
 def test_slim_without_onnxslim_is_refused_before_the_run(monkeypatch):
     from harness.errors import HarnessError
-    from harness.runner import RunOptions, _validate
+    from harness.runner import RunOptions, validate_options
 
     monkeypatch.setitem(sys.modules, "onnxslim", None)
     with pytest.raises(HarnessError, match=r"harness\[slim\]"):
-        _validate(RunOptions(variants=["fp32", "slim"]))
+        validate_options(RunOptions(variants=["fp32", "slim"]))
 
 
 def test_variant_names():
