@@ -594,7 +594,6 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         batch_sizes = [_static_batch(proto) or 1]
     sizes = dict(dims or [])
     from harness.export import onnx_bytes
-
     from harness.onnx_cost import count_onnx_cost
 
     counted = count_onnx_cost(model_path, sizes)
