@@ -118,10 +118,12 @@ def test_config_keys_reach_the_run_options(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('compile = true\nonnx_tolerance = 1e-3\nbatch_sizes = [1, 8]\ndevice = "cpu"\n')
     ctx = run_command.make_context("run", ["--config", str(config), "--threads", "2"])
-    values, explicit = _merge_config(ctx, dict(ctx.params))
+    values, explicit, from_config = _merge_config(ctx, dict(ctx.params))
     options = _run_options(values, explicit)
     assert options.compile is True and options.onnx_tolerance == 1e-3
     assert options.batch_sizes == [1, 8] and options.device == "cpu" and options.threads == [2]
+    assert set(from_config) == {"compile_model", "onnx_tolerance", "batch_sizes", "device"}  # not threads
+    assert set(from_config.values()) == {config}
 
 
 def test_providers_none_of_which_can_run_here_are_a_usage_error(tmp_path):
