@@ -28,7 +28,7 @@ import math
 import os
 from typing import Any, Sequence
 
-from harness.text import squeeze
+from harness.text import mflops, squeeze
 
 TIE_PCT = 3.0
 """Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
@@ -314,7 +314,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
             _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
             _size(r.get("bytes")), _size(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
-            f"{r['flops'] / 1e6:,.2f}" if isinstance(r.get("flops"), int) else "-",
+            mflops(r.get("flops")),
         ]
         if not same_threads:
             cells.insert(7, str(r.get("threads") if r.get("threads") is not None else "-"))

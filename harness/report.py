@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import atomic_write_text
-from harness.text import squeeze
+from harness.text import mflops, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -143,7 +143,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
     for r, job in zip(summary, results.get("jobs", [])):
         name = _text(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
         line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
-                r["status"], _fmt(r["params"], ","), _mflops(r["flops"]), _fmt(r["accuracy"], ".4f"),
+                r["status"], _fmt(r["params"], ","), mflops(r["flops"]), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
                 _kib(r["activation_bytes"]),
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
@@ -323,14 +323,6 @@ def _mib(value: Any) -> str:
     return "-" if number is None else f"{number / 2**20:,.0f}"
 
 
-def _mflops(value: Any) -> str:
-    """FLOPs per sample in millions: two decimals below 10 (small models differ there), one above."""
-    number = _number(value)
-    if number is None:
-        return "-"
-    return f"{number / 1e6:.2f}" if number < 1e7 else f"{number / 1e6:,.1f}"
-
-
 def _kib(value: Any) -> str:
     number = _number(value)
     return "-" if number is None else f"{number / 1024:,.1f}"
@@ -370,7 +362,7 @@ def results_table(results: dict[str, Any]) -> Table:
     for job in results.get("jobs", []):
         row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
         row += [point_text(job.get("point")) or "-", _status(job), _fmt(job.get("params"), ","),
-                _mflops(job.get("flops")),
+                mflops(job.get("flops")),
                 _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "metrics", "accuracy")), ".4f"),
                 _fmt(_number(_get(job, "onnx", "max_abs_diff")), ".1e"), _kib(_get(job, "onnx", "bytes")),
@@ -1051,7 +1043,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
-                    _fmt(r.get("params"), ","), _mflops(r.get("flops"))]
+                    _fmt(r.get("params"), ","), mflops(r.get("flops"))]
             if per_run_settings:
                 line += [_fmt(r.get("accuracy_floor"), "g"), _fmt(r.get("latency_budget_ms"), "g")]
             if per_run_settings or budget is not None:

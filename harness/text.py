@@ -16,3 +16,11 @@ def squeeze(text: Any, limit: int | None = None) -> str:
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat
+
+
+def mflops(flops: Any) -> str:
+    """FLOPs per sample as the tables show them, in millions: two decimals below 10 (small models differ
+    there), one above; ``-`` when not a number."""
+    if isinstance(flops, bool) or not isinstance(flops, (int, float)):
+        return "-"
+    return f"{flops / 1e6:.2f}" if flops < 1e7 else f"{flops / 1e6:,.1f}"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.registry import build_registry
-from harness.report import _mflops
+from harness.text import mflops
 from harness.train import count_flops
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -51,4 +51,4 @@ def test_the_readme_mflops_are_what_the_models_count(names, cells):
         shape = (1, 16, 16, 16) if spec.input_rank == 4 else (spec.input_channels or 1, 28, 28)
         torch.manual_seed(0)
         model = spec.build(num_classes=10, input_shape=shape)
-        assert _mflops(count_flops(model, torch.randn(2, *shape))) == cell, name
+        assert mflops(count_flops(model, torch.randn(2, *shape))) == cell, name
