@@ -561,14 +561,20 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "threads": vlat.get("threads") if vlat else None, "bytes": _number(variant.get("bytes")),
                 "flops": _number(job.get("flops")),
             })
-    for c in found:
-        c["pareto"] = False
-    for dataset in dict.fromkeys(c["dataset"] for c in found):
-        measured = [c for c in found if c["dataset"] == dataset and c["accuracy"] is not None
-                    and c["p50_ms"] is not None]
-        for i in pareto_front([(c["p50_ms"], c["accuracy"]) for c in measured]):
-            measured[i]["pareto"] = True
+    mark_pareto(found, "p50_ms")
     return found
+
+
+def mark_pareto(cands: list[dict[str, Any]], cost: str) -> None:
+    """Set each candidate's ``pareto``: on the front of lower ``cost`` (a key: ``p50_ms``, ``mflops``...)
+    and higher accuracy among the candidates of its dataset that have both figures."""
+    for c in cands:
+        c["pareto"] = False
+    for dataset in dict.fromkeys(c["dataset"] for c in cands):
+        measured = [c for c in cands if c["dataset"] == dataset and c["accuracy"] is not None
+                    and c[cost] is not None]
+        for i in pareto_front([(c[cost], c["accuracy"]) for c in measured]):
+            measured[i]["pareto"] = True
 
 
 def pareto_table(results: dict[str, Any]) -> Table:

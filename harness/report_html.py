@@ -48,7 +48,7 @@ from harness.report import (
     METRICS_NOTE,
     metrics_table,
     latency_table,
-    pareto_front,
+    mark_pareto,
     pareto_table,
     reference_notes,
     reference_table,
@@ -278,11 +278,7 @@ def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
     dataset (variants do the same arithmetic, so they would only stack on their job)."""
     cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
              for c in candidates(results) if c["kind"] == "fp32"]
-    for dataset in dict.fromkeys(c["dataset"] for c in cands):
-        measured = [c for c in cands if c["dataset"] == dataset and c["accuracy"] is not None and c["mflops"]]
-        front = set(pareto_front([(c["mflops"], c["accuracy"]) for c in measured]))
-        for i, c in enumerate(measured):
-            c["pareto"] = i in front
+    mark_pareto(cands, "mflops")
     return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention)",
                     "Accuracy vs compute (up and left is better; ringed: Pareto front)", front=True)
 
