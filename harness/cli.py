@@ -589,14 +589,14 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError(f"{model_path}: no such file")
     if min_runs < 1 or min_time < 0 or warmup < 0:
         raise HarnessError("--min-runs must be >= 1, --min-time and --warmup >= 0")
-    proto = _check_onnx_file(model_path)
-    if batch_sizes is None:
-        batch_sizes = [_static_batch(proto) or 1]
+    _check_onnx_file(model_path)
     sizes = dict(dims or [])
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
 
     counted = count_onnx_cost(model_path, sizes)
+    if batch_sizes is None:
+        batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     open_dims = ""
     if counted.assumed:
         open_dims = (f"open input dimension(s) {', '.join(counted.assumed)} set to 1; give their sizes with "
@@ -637,26 +637,13 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     ))
 
 
-def _check_onnx_file(path: Path) -> Any:
-    """The model at ``path`` (weights in external files not read); a usage error when it is not one."""
+def _check_onnx_file(path: Path) -> None:
     import onnx
 
     try:
-        return onnx.load(str(path), load_external_data=False)
+        onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
         raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
-
-
-def _static_batch(model: Any) -> int | None:
-    """The batch size the model's first input fixes (a static first dimension), or None."""
-    weights = {t.name for t in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in weights:
-            continue
-        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else []
-        first = dims[0] if len(dims) else None
-        return first.dim_value if first is not None and first.HasField("dim_value") and first.dim_value > 0 else None
-    return None
 
 
 # -- report / compare --------------------------------------------------------------------------------------
