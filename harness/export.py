@@ -139,6 +139,7 @@ def strip_debug_metadata(model: Any) -> int:
     ``pkg.torch.*``, ``pkg.onnxscript.*`` and ``namespace`` entries of the model, its graphs (subgraphs
     and functions included), their inputs, outputs, value annotations, weights and nodes. Other
     metadata stays. Returns how many entries went."""
+    from harness.onnx_cost import subgraphs
 
     def debug(entry: Any) -> bool:
         return entry.key in DEBUG_METADATA_KEYS or entry.key.startswith(DEBUG_METADATA_PREFIXES)
@@ -161,9 +162,8 @@ def strip_debug_metadata(model: Any) -> int:
         removed = 0
         for node in node_list:
             removed += strip(node)
-            for attribute in node.attribute:
-                for graph in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                    removed += graph_entries(graph)
+            for graph in subgraphs(node):
+                removed += graph_entries(graph)
         return removed
 
     removed = strip(model) + graph_entries(model.graph)

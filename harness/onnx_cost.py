@@ -130,28 +130,28 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
-        nodes = [f"{n.op_type} {n.name}".strip() for n in model.graph.node if n.op_type in COUNTED | NOT_COUNTED]
+        nodes = [_label(n) for n in model.graph.node if n.op_type in COUNTED | NOT_COUNTED]
         return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch,
                         assumed=assumed)
     shapes = _known_shapes(inferred.graph)
     activations = _activation_bytes(inferred.graph, shapes, reads)
     total, counted, uncounted = 0, 0, []
     for node in inferred.graph.node:
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if subgraphs(node):
             if _has_compute(node):
-                uncounted.append(f"{node.op_type} {node.name}".strip())
+                uncounted.append(_label(node))
             continue
         if node.op_type in NOT_COUNTED:
-            uncounted.append(f"{node.op_type} {node.name}".strip())
+            uncounted.append(_label(node))
             continue
         if node.op_type not in COUNTED:
             continue
         if node.domain not in DOMAINS:
-            uncounted.append(f"{node.domain}.{node.op_type} {node.name}".strip())
+            uncounted.append(f"{node.domain}.{_label(node)}")
             continue
         flops = _node_flops(node, shapes)
         if flops is None:
-            uncounted.append(f"{node.op_type} {node.name}".strip())
+            uncounted.append(_label(node))
         else:
             total += flops
             counted += 1
@@ -380,30 +380,36 @@ def _tensor_sizes(graph: "onnx.GraphProto", shapes: dict[str, list[int]]) -> dic
 
 def _outer_names(node: "onnx.NodeProto") -> set[str]:
     """Names a node's subgraphs (an ``If``'s branches, a ``Loop``'s body) read from the graph around them."""
-    import onnx
-
     found: set[str] = set()
-    for attribute in node.attribute:
-        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
-        for graph in graphs:
-            own = {v.name for v in graph.input} | {t.name for t in graph.initializer}
-            for inner in graph.node:
-                own.update(inner.output)
-            for inner in graph.node:
-                found.update(name for name in [*inner.input, *_outer_names(inner)] if name and name not in own)
+    for graph in subgraphs(node):
+        own = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+        for inner in graph.node:
+            own.update(inner.output)
+        for inner in graph.node:
+            found.update(name for name in [*inner.input, *_outer_names(inner)] if name and name not in own)
     return found
 
 
 def _has_compute(node: "onnx.NodeProto") -> bool:
+    return any(inner.op_type in COUNTED or _has_compute(inner) for graph in subgraphs(node) for inner in graph.node)
+
+
+def subgraphs(node: "onnx.NodeProto") -> list["onnx.GraphProto"]:
+    """The graphs a node's attributes hold (an ``If``'s branches, a ``Loop``'s or ``Scan``'s body)."""
     import onnx
 
+    found = []
     for attribute in node.attribute:
-        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
-        for graph in graphs:
-            for inner in graph.node:
-                if inner.op_type in COUNTED or _has_compute(inner):
-                    return True
-    return False
+        if attribute.type == onnx.AttributeProto.GRAPH:
+            found.append(attribute.g)
+        elif attribute.type == onnx.AttributeProto.GRAPHS:
+            found.extend(attribute.graphs)
+    return found
+
+
+def _label(node: "onnx.NodeProto") -> str:
+    """How an uncounted node is named: ``OpType name``."""
+    return f"{node.op_type} {node.name}".strip()
 
 
 def _attribute(node: "onnx.NodeProto", name: str, default: int = 0) -> int:
