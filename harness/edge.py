@@ -312,7 +312,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
-            _size(r.get("bytes")), _size(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")), _ratio_text(r),
+            _size(r.get("bytes")), _size(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")),
+            _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             mflops(r.get("flops")),
         ]

@@ -9,12 +9,12 @@ it came from counts, and ``harness bench`` gives the same figure for any ONNX fi
 graph the multiply-adds are integer ones; they are counted all the same.
 
 Shapes come from ONNX shape inference with the batch dimension set to 1 and other open dimensions
-from ``dims`` (``harness bench --dims h=224,w=224``), else 1 and named in ``assumed``. ONNX Runtime's fused operators (``FusedConv``,
-``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as the standard operator they
-fuse an activation or a scale into, which has the same shapes. A compute node whose shapes stay
-unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one that does multiply-adds
-this module has no formula for (``Einsum``, recurrent and attention operators), is listed in
-``uncounted`` rather than guessed. Local functions are inlined first.
+from ``dims`` (``harness bench --dims h=224,w=224``), else 1 and named in ``assumed``. ONNX Runtime's
+fused operators (``FusedConv``, ``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as
+the standard operator they fuse an activation or a scale into, which has the same shapes. A compute
+node whose shapes stay unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one
+that does multiply-adds this module has no formula for (``Einsum``, recurrent and attention
+operators), is listed in ``uncounted`` rather than guessed. Local functions are inlined first.
 
 Activation memory is a static estimate from the graph as stored, at batch 1: the most bytes of
 tensors alive at once when the nodes run in order and each tensor is freed after its last reader.

@@ -530,8 +530,8 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     Each is ``{"job", "label", "dataset", "kind", "accuracy", "p50_ms", "batch_size", "threads",
     "bytes", "flops", "pareto"}``; ``flops`` is the job's per sample (a variant does the same
-    arithmetic in its own precision); ``pareto`` marks the accuracy/latency front within the dataset (accuracy
-    is only comparable on one dataset). Figures that were not measured are None.
+    arithmetic in its own precision); ``pareto`` marks the accuracy/latency front within the dataset
+    (accuracy is only comparable on one dataset). Figures that were not measured are None.
     """
     joined = is_joined(results)
     found = []
@@ -955,9 +955,9 @@ TABLE_NOTE = (
     "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
     "normalisation and pooling not counted). Activations: the ONNX model's peak activation memory at batch 1, "
     "estimated from the graph (the most bytes of intermediate tensors alive at once when its nodes run in "
-    "order, each freed after its last reader; weights are the file size). Peak memory is training's: CUDA max allocated on a GPU; on a CPU "
-    "the peak resident set size of the process while this job trained (Linux; elsewhere the process's peak "
-    "so far), which includes the Python process and the loaded data."
+    "order, each freed after its last reader; weights are the file size). Peak memory is training's: CUDA max "
+    "allocated on a GPU; on a CPU the peak resident set size of the process while this job trained (Linux; "
+    "elsewhere the process's peak so far), which includes the Python process and the loaded data."
 )
 
 VARIANTS_NOTE = (
@@ -1060,8 +1060,9 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
         # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
-        caption = f"batch 1, {threads_title(rows, threads)}" + (f", accuracy floor {as_fraction(floor):g}" if floor is not None else "") + (
-            ", each run's own accuracy floor and latency budget" if per_run_settings else "")
+        caption = f"batch 1, {threads_title(rows, threads)}"
+        caption += f", accuracy floor {as_fraction(floor):g}" if floor is not None else ""
+        caption += ", each run's own accuracy floor and latency budget" if per_run_settings else ""
         tables.append((caption, table))
     return tables
 
