@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -81,18 +82,28 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           env=env, cwd=cwd, timeout=timeout)
 
 
+def save_onnx_graph(graph: Any, path: Path, check: bool = False, **model_fields: Any) -> Path:
+    """``graph`` (an ``onnx.GraphProto``) saved at ``path`` as a model of opset 17 and IR version 8, which
+    every supported ONNX Runtime loads; ``check`` runs ``onnx.checker`` on it first."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], **model_fields)
+    model.ir_version = 8
+    if check:
+        onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)
+
+
 def relu_onnx(path: Path, shape: list) -> Path:
     """A one-node ONNX graph (Relu) with input ``x`` and output ``y`` of ``shape`` (ints or symbolic names)."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return Path(path)
+    return save_onnx_graph(graph, path)
 
 
 def write_run(folder: Path, data: dict) -> Path:

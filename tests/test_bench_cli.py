@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, save_onnx_graph
 
 FAST = ["--min-runs", "5", "--min-time", "0.01", "--warmup", "1"]
 ROW_FIELDS = {"runtime", "provider", "batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
@@ -15,7 +15,6 @@ ROW_FIELDS = {"runtime", "provider", "batch_size", "threads", "runs", "p50_ms", 
 
 def _conv_onnx(path, batch="N"):
     """A foreign model: Conv -> Relu -> GlobalAveragePool -> Flatten, input (batch, 3, 8, 8)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -32,11 +31,7 @@ def _conv_onnx(path, batch="N"):
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, 4])],
         [w],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="not-harness")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx_graph(graph, path, check=True, producer_name="not-harness")
 
 
 def test_bench_json_on_a_foreign_model(tmp_path):
@@ -95,17 +90,13 @@ def test_bench_bad_options_exit_2(tmp_path, bad):
 
 def _open_size_onnx(path):
     """A foreign model with an open image size: Conv 3x3 (no padding) on (N, 3, h, w)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), dtype=np.float32), "w")
     graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["out"])], "open",
                               [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "h", "w"])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_onnx_graph(graph, path)
 
 
 def test_bench_sizes_open_dimensions_with_dims_and_warns_when_they_are_left_at_1(tmp_path):

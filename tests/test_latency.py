@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import relu_onnx
+from conftest import relu_onnx, save_onnx_graph
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -248,7 +248,6 @@ def test_compare_measurements_flags_disagreeing_estimates():
 
 def _linear_onnx(path, batch: int | str = "N", features: int = 16, classes: int = 4):
     """x (batch, features) @ W + b, with a static or symbolic batch dimension."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -261,10 +260,7 @@ def _linear_onnx(path, batch: int | str = "N", features: int = 16, classes: int 
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, classes])],
         [w, b],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_onnx_graph(graph, path)
 
 
 def test_measure_onnx_sweeps_batch_sizes_and_threads(tmp_path):
@@ -335,7 +331,6 @@ def test_quick_config_is_short():
 
 def test_measure_onnx_generates_inputs_of_every_declared_type(tmp_path):
     """A foreign graph with an int64 and a float input, dynamic batch and a dynamic inner dimension."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     table = numpy_helper.from_array(np.random.default_rng(0).random((2, 8), dtype=np.float32), "table")
@@ -351,10 +346,7 @@ def test_measure_onnx_generates_inputs_of_every_declared_type(tmp_path):
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 8])],
         [table],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "typed.onnx"
-    onnx.save(model, str(path))
+    path = save_onnx_graph(graph, tmp_path / "typed.onnx")
     rows = measure_onnx(path, [2, 3], config=TINY)
     assert [r["batch_size"] for r in rows] == [2, 3]
 
