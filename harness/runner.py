@@ -717,11 +717,14 @@ def check_device_options(options: RunOptions, device: str) -> None:
     ``--amp fp16`` is CUDA-only (the CPU trains it in float32); ``--threads`` above the core count
     oversubscribes the CPU, so those latency rows measure contention rather than the model.
     """
-    if options.amp == "fp16" and not device.startswith("cuda"):
+    from harness.train import resolve_amp
+
+    # resolve_amp decides what training will apply; a request it turns down (fp16 off CUDA) is said here
+    if options.amp and resolve_amp(options.amp, device) is None:
         if options.device == "cpu":
-            raise HarnessError("--amp fp16 runs on CUDA only; on the CPU use --amp bf16")
-        log.warning("--amp fp16 needs CUDA and this run trains on %s: it trains in float32 "
-                    "(--amp bf16 runs on the CPU)", device)
+            raise HarnessError(f"--amp {options.amp} runs on CUDA only; on the CPU use --amp bf16")
+        log.warning("--amp %s needs CUDA and this run trains on %s: it trains in float32 "
+                    "(--amp bf16 runs on the CPU)", options.amp, device)
     cores = os.cpu_count() or 0
     over = [t for t in options.threads if cores and t > cores]
     if over and options.executor == "local":
