@@ -87,6 +87,20 @@ class Finite(click.FloatRange):
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
+class ByteSize(click.ParamType):
+    """A size in bytes: ``65536``, ``64KiB``, ``1.5MB`` (see :func:`harness.text.parse_bytes`)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from harness.text import parse_bytes
+
+        try:
+            return parse_bytes(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class HarnessGroup(click.Group):
     """Turns :class:`HarnessError` into one line on stderr and exit status 2."""
 
@@ -300,6 +314,11 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--latency-budget-ms", type=Finite(), help="Mark which models meet this p50 latency at batch 1.")
 @click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy for the deployment table "
               "(0.99 or 99).")
+@click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Mark which models fit this size on disk (flash), e.g. 256KiB or 1MB.")
+@click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Mark which models' peak activation memory at batch 1 (a static estimate from the graph: "
+                   "working RAM beside the weights) fits SIZE, e.g. 64KiB.")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
@@ -376,11 +395,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         else:
             _restore_signals(previous)
     click.echo(comparison_table(folder.data))
-    from harness.edge import edge_answer
-
-    answer = edge_answer(folder.data, options.accuracy_floor, options.latency_budget_ms)
-    if answer:
-        click.echo(f"\n{answer}")
+    _echo_edge_answer(folder.data)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
     if failed:
@@ -470,8 +485,8 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
     from harness.config import load_config
 
     params = {param.name: param for param in ctx.command.params}
-    for key, value in load_config(config_file).items():
-        key = _PARAM_OF.get(key, key)
+    for setting, value in load_config(config_file).items():
+        key = _PARAM_OF.get(setting, setting)
         if key in explicit:
             continue
         param = params.get(key)
@@ -479,7 +494,7 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
             try:
                 value = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
-                raise HarnessError(f"config {config_file}: {key}: {exc.message}") from None
+                raise HarnessError(f"config {config_file}: {setting}: {exc.message}") from None
         values[key] = value
         explicit.add(key)
         from_config[key] = Path(config_file)
@@ -504,7 +519,8 @@ def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:
 
 # CLI option name -> RunOptions field, where they differ; and a config file's key -> CLI option name.
 _FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency", "compile_model": "compile"}
-_PARAM_OF = {"compile": "compile_model"}
+_PARAM_OF = {"compile": "compile_model", "size_budget": "size_budget_bytes",
+             "activation_budget": "activation_budget_bytes"}
 
 
 def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
@@ -528,6 +544,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
+        "size_budget_bytes": values["size_budget_bytes"],
+        "activation_budget_bytes": values["activation_budget_bytes"],
     }
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
@@ -649,16 +667,44 @@ def _check_onnx_file(path: Path) -> None:
 # -- report / compare --------------------------------------------------------------------------------------
 
 
+def _echo_edge_answer(results: dict[str, Any]) -> None:
+    """The edge question's one-line answer under the results table, when the run asked one."""
+    from harness.edge import Budget, edge_answer
+
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    budget = Budget.from_config(config)
+    answer = edge_answer(results, config.get("accuracy_floor"), budget.latency_ms,
+                         size_budget_bytes=budget.size_bytes, activation_budget_bytes=budget.activation_bytes)
+    if answer:
+        click.echo(f"\n{answer}")
+
+
 @main.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
               "(default: a folder 'joined' beside the first run; never a run folder).")
-def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
-    """Rebuild results.csv, report.md and report.html from results.json."""
+@click.option("--accuracy-floor", type=Finite(0, 100), help="Ask the edge question again with this accuracy "
+              "floor (0.99 or 99) instead of the run's own.")
+@click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Ask it with this p50 latency budget "
+              "at batch 1.")
+@click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Ask it with this budget for the model's size on disk, e.g. 256KiB.")
+@click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Ask it with this budget for peak activation memory at batch 1, e.g. 64KiB.")
+def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> None:
+    """Rebuild results.csv, report.md and report.html from results.json.
+
+    The edge options re-ask "which model fits?" of finished runs without running them again: the
+    reports' deployment tables and the answer printed here use them in place of the run's own
+    settings. results.json is not changed; a later report without them goes back to the run's own.
+    """
     from harness.report import comparison_table, write_reports
     from harness.results import load_results
 
     documents = [load_results(d) for d in run_dirs]
+    asked = {key: value for key, value in asked.items() if value is not None}
+    if asked:
+        documents = [{**d, "config": {**(d.get("config") or {}), **asked}} for d in documents]
     if len(documents) == 1 and out is None:
         target, results = Path(run_dirs[0]), documents[0]
     else:
@@ -681,7 +727,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
                       "run_config": d.get("config")} for d in documents for job in d["jobs"]],
         }
         shared = {}
-        for key in ("accuracy_floor", "latency_budget_ms"):  # numbers or None, as the options validate them
+        from harness.edge import Budget
+
+        for key in ("accuracy_floor", *Budget.KEYS):  # numbers or None, as the options validate them
             values = {(d.get("config") or {}).get(key) for d in documents}
             if len(values) == 1:
                 shared[key] = values.pop()
@@ -691,6 +739,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None) -> None:
     for path in write_reports(target, results):
         click.echo(str(path))
     click.echo(comparison_table(results))
+    _echo_edge_answer(results)
 
 
 def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:

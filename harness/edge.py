@@ -26,14 +26,66 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
 
-from harness.text import mflops, squeeze
+from harness.text import mflops, size_text, squeeze
 
 TIE_PCT = 3.0
 """Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
 THREADS_MAX = "max"
 """``threads=THREADS_MAX`` picks, per job, the largest thread count measured (all cores in the edge profile)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a deployment target allows; None is no limit.
+
+    ``latency_ms`` bounds the p50 latency at the table's batch size and thread count; ``size_bytes`` the
+    model on disk (the ``.onnx`` file and its external data: flash); ``activation_bytes`` the peak
+    activation memory at batch 1, the static estimate of :mod:`harness.onnx_cost` (the working RAM a
+    runtime needs beside the weights).
+    """
+
+    latency_ms: float | None = None
+    size_bytes: int | None = None
+    activation_bytes: int | None = None
+
+    KEYS: ClassVar[tuple[str, ...]] = ("latency_budget_ms", "size_budget_bytes", "activation_budget_bytes")
+    """The run options (and results.json ``config`` keys) that hold a budget."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Budget":
+        """The budget a run asked for, from its options (``results.json``'s ``config``)."""
+        config = config if isinstance(config, dict) else {}
+        return cls(_number(config.get("latency_budget_ms")), _int(config.get("size_budget_bytes")),
+                   _int(config.get("activation_budget_bytes")))
+
+    def __bool__(self) -> bool:
+        return any(value is not None for value in (self.latency_ms, self.size_bytes, self.activation_bytes))
+
+    def over(self, p50_ms: float | None, size: int | None, activations: int | None) -> list[str]:
+        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``. A figure that
+        was not recorded does not meet its budget: nothing says it fits."""
+        out = []
+        if self.latency_ms is not None and (p50_ms is None or p50_ms > self.latency_ms):
+            out.append("latency")
+        if self.size_bytes is not None and (size is None or size > self.size_bytes):
+            out.append("size")
+        if self.activation_bytes is not None and (activations is None or activations > self.activation_bytes):
+            out.append("activations")
+        return out
+
+    def text(self) -> str:
+        """``p50 <= 1 ms, size <= 256.0 KiB, activations <= 64.0 KiB`` (the budgets given)."""
+        parts = []
+        if self.latency_ms is not None:
+            parts.append(f"p50 <= {self.latency_ms:g} ms")
+        if self.size_bytes is not None:
+            parts.append(f"size <= {size_text(self.size_bytes)}")
+        if self.activation_bytes is not None:
+            parts.append(f"activations <= {size_text(self.activation_bytes)}")
+        return ", ".join(parts)
 
 
 def deployment_table(
@@ -46,24 +98,29 @@ def deployment_table(
     provider: str | None = "CPUExecutionProvider",
     max_accuracy_drop: float | None = None,
     metric: str = "accuracy",
+    size_budget_bytes: int | None = None,
+    activation_budget_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per job: the fastest qualifying variant (fp32 included) at ``batch_size`` / ``threads``.
 
     ``accuracy_floor`` is a fraction (a value above 1 is read as a percentage).
     ``threads``: a count, :data:`THREADS_MAX`, or None for any. ``provider``:
-    a full provider name, or None for any (the row says which).
+    a full provider name, or None for any (the row says which). The budgets (see :class:`Budget`) do
+    not disqualify: a variant within every budget beats a relatively faster one that is not, and where
+    none is, the row shows one over the fewest, with ``fits_budget`` false and ``over_budget`` naming
+    them.
     """
     floor = as_fraction(accuracy_floor)
+    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes)
     rows = []
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
             continue
-        rows.append(_job_row(job, floor, latency_budget_ms, batch_size, threads, provider, max_accuracy_drop,
-                             metric))
+        rows.append(_job_row(job, floor, budget, batch_size, threads, provider, max_accuracy_drop, metric))
     return rows
 
 
-def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, batch_size: int,
+def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_size: int,
              threads: int | str | None, provider: str | None, max_drop: float | None, metric: str) -> dict[str, Any]:
     base_accuracy = _fp32_accuracy(job, metric)
     wanted_threads = threads
@@ -90,11 +147,14 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         metric: None,
         "accuracy_drop": None,
         "fits_budget": None,
+        "over_budget": None,
         "vs_fp32_ratio": None,
         "vs_fp32_basis": None,
         "candidates": 0,
         "accuracy_floor": floor,
-        "latency_budget_ms": budget,
+        "latency_budget_ms": budget.latency_ms,
+        "size_budget_bytes": budget.size_bytes,
+        "activation_budget_bytes": budget.activation_bytes,
         "note": None,
     }
     if job.get("status") not in (None, "ok"):
@@ -121,8 +181,10 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
     if not timed:
         row["note"] = "no variant qualifies: " + ("; ".join(reasons) if reasons else "no ONNX model recorded")
         return row
-    if budget is not None:  # a variant that meets the budget beats a relatively faster one that does not
-        timed = [entry for entry in timed if float(entry[0]["p50_ms"]) <= float(budget)] or timed
+    if budget:  # a variant within every budget beats a relatively faster one that is not; else the fewest over
+        over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"]))
+                for lat, cand, _ in timed]
+        timed = [entry for entry, n in zip(timed, over) if n == min(over)]
     fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
     fp32_lat = _pick(fp32["latency"], batch_size, wanted_threads, provider) if fp32 else None
     scored = [(*_speed(lat, cand, fp32_lat, batch_size), lat, cand, drop) for lat, cand, drop in timed]
@@ -147,8 +209,9 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: float | None, bat
         vs_fp32_basis=basis if basis != "p50" else None,
     )
     row[metric] = cand["accuracy"]
-    if budget is not None:
-        row["fits_budget"] = bool(float(lat["p50_ms"]) <= float(budget))
+    if budget:
+        row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"])
+        row["fits_budget"] = not row["over_budget"]
     return row
 
 
@@ -262,22 +325,20 @@ def _num(value: Any, spec: str = ".4f") -> str:
     return "n/a" if _number(value) is None else format(float(value), spec)
 
 
-def _size(n: int | None) -> str:
-    if not isinstance(n, int):
-        return "-"
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 / 1024:.2f} MiB"
-
-
 def _ratio_text(row: dict[str, Any]) -> str:
     ratio = _number(row.get("vs_fp32_ratio"))
     if ratio is None or row.get("variant") in (None, "fp32"):
         return "-"
     basis = row.get("vs_fp32_basis")
     return f"{ratio:.2f}x" + (f" ({basis})" if basis in ("alternating", "alternating, unstable") else "")
+
+
+def fits_text(row: dict[str, Any]) -> str:
+    """A row's "fits budget" cell: ``yes``, ``no (size, activations)`` (what it is over), or ``-``."""
+    if row.get("fits_budget") is None:
+        return "-"
+    over = row.get("over_budget")
+    return "yes" if row["fits_budget"] else "no" + (f" ({', '.join(over)})" if over else "")
 
 
 def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str:
@@ -293,9 +354,9 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         caption.append(str(next(iter(providers))))
     if _number(first.get("accuracy_floor")) is not None:
         caption.append(f"{metric} floor {first['accuracy_floor']:g}")
-    budget = _number(first.get("latency_budget_ms"))
-    if budget is not None:
-        caption.append(f"latency budget {budget:g} ms (p50)")
+    budget = Budget.from_config(first)
+    if budget:
+        caption.append(f"budget {budget.text()}")
     intro = (f"Fastest qualifying variant per model: {', '.join(caption)}. \"time vs fp32\" is the variant's "
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
@@ -303,7 +364,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
                "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
         headers.insert(7, "threads")
-    if budget is not None:
+    if budget:
         headers.append("fits budget")
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join("---" for _ in headers) + "|")
@@ -312,15 +373,15 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
-            _size(r.get("bytes")), _size(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")),
+            size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             mflops(r.get("flops")),
         ]
         if not same_threads:
             cells.insert(7, str(r.get("threads") if r.get("threads") is not None else "-"))
-        if budget is not None:
-            cells.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
+        if budget:
+            cells.append(fits_text(r))
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if r.get("note"):
             notes.append(squeeze(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}"))
@@ -331,12 +392,14 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
 
 def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
                   latency_budget_ms: float | None = None, provider: str | None = "CPUExecutionProvider",
-                  max_accuracy_drop: float | None = None) -> str:
+                  max_accuracy_drop: float | None = None, size_budget_bytes: int | None = None,
+                  activation_budget_bytes: int | None = None) -> str:
     """The edge section of a report: batch 1 on 1 thread, then on every core measured."""
     parts = []
     for threads in (1, THREADS_MAX):
         rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
-                                max_accuracy_drop=max_accuracy_drop)
+                                max_accuracy_drop=max_accuracy_drop, size_budget_bytes=size_budget_bytes,
+                                activation_budget_bytes=activation_budget_bytes)
         if threads == THREADS_MAX and all(r["threads"] in (None, 1) for r in rows):
             continue  # nothing beyond 1 thread was measured
         parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
@@ -355,18 +418,20 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
 
 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
-                provider: str | None = "CPUExecutionProvider") -> str | None:
+                provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
+                activation_budget_bytes: int | None = None) -> str | None:
     """The edge question answered on one line for the terminal (None without a floor or a budget).
 
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
-    pick qualifies (and fits the budget when one is given), fastest first, or the nearest miss.
+    pick qualifies (and fits every budget given), fastest first, or the nearest miss.
     """
-    if accuracy_floor is None and latency_budget_ms is None:
+    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes)
+    if accuracy_floor is None and not budget:
         return None
     floor = as_fraction(accuracy_floor)
-    rows = deployment_table(results, floor, latency_budget_ms, 1, 1, provider=provider)
-    asked = ", ".join(x for x in (f"accuracy >= {floor:g}" if floor is not None else "",
-                                  f"p50 <= {latency_budget_ms:g} ms" if latency_budget_ms is not None else "") if x)
+    rows = deployment_table(results, floor, latency_budget_ms, 1, 1, provider=provider,
+                            size_budget_bytes=size_budget_bytes, activation_budget_bytes=activation_budget_bytes)
+    asked = ", ".join(x for x in (f"accuracy >= {floor:g}" if floor is not None else "", budget.text()) if x)
     where = "batch 1, 1 thread" + ("" if provider is None else f", {provider.replace('ExecutionProvider', '')}")
 
     from harness.report import job_label  # a row has the job's model, point and run_id
@@ -381,10 +446,16 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
         shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}" for r in fits[:5])
         more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
         return f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: {shown}{more}"
-    near = sorted((r for r in rows if r.get("p50_ms") is not None), key=lambda r: r["p50_ms"])
+    near = sorted((r for r in rows if r.get("p50_ms") is not None),
+                  key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
     if near:
-        hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
+        over = [x for x in near[0].get("over_budget") or () if x != "latency"]
+        if over:  # over a size or memory budget: the one over the fewest budgets, then the fastest
+            hint = (f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, over its "
+                    f"{' and '.join(near[0]['over_budget'])} budget{'s' if len(near[0]['over_budget']) > 1 else ''}")
+        else:
+            hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
     elif "below the floor" in notes:
         hint = "; none is accurate enough (see the report's Edge deployment table for why)"
     elif "no latency at batch" in notes:
@@ -403,7 +474,6 @@ def edge_profile() -> dict[str, Any]:
     accuracy and size only.
     """
     from harness.latency import default_thread_counts
-
     from harness.variants import slim_available
 
     variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"] + (["slim"] if slim_available() else [])

@@ -1000,33 +1000,36 @@ EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, .
 def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     """The edge-deployment question as tables: batch 1 on 1 thread, and on all cores when measured.
 
-    The accuracy floor and latency budget come from the run's options
-    (``--accuracy-floor``, ``--latency-budget-ms``).
+    The accuracy floor and the budgets come from the run's options (``--accuracy-floor``,
+    ``--latency-budget-ms``, ``--size-budget``, ``--activation-budget``).
     """
-    from harness.edge import THREADS_MAX, as_fraction, deployment_table, threads_title
+    from harness.edge import THREADS_MAX, Budget, as_fraction, deployment_table, fits_text, threads_title
 
-    config = results.get("config") or {}
-    floor, budget = config.get("accuracy_floor"), config.get("latency_budget_ms")
+    def asked(config: Any) -> tuple[Any, Budget]:
+        config = config if isinstance(config, dict) else {}
+        return config.get("accuracy_floor"), Budget.from_config(config)
+
+    floor, budget = asked(results.get("config"))
     joined = is_joined(results)
     # A joined report whose runs asked with different floors or budgets judges each run's jobs by that
     # run's own settings, shown per row.
-    asked = {((j.get("run_config") or {}).get("accuracy_floor"), (j.get("run_config") or {}).get("latency_budget_ms"))
-             for j in results.get("jobs", []) if isinstance(j, dict)}
-    per_run = joined and len(asked) > 1
+    per_run = joined and len({asked(j.get("run_config")) for j in results.get("jobs", [])
+                              if isinstance(j, dict)}) > 1
     # (document, floor, budget) to judge: the whole results, or each run's jobs with that run's settings.
-    groups: list[tuple[dict[str, Any], Any, Any]] = [(results, floor, budget)]
+    groups: list[tuple[dict[str, Any], Any, Budget]] = [(results, floor, budget)]
     if per_run:
         runs: dict[Any, list[dict[str, Any]]] = {}
         for job in results.get("jobs", []):
             runs.setdefault(job.get("run_id"), []).append(job)
-        groups = [({"jobs": jobs}, (jobs[0].get("run_config") or {}).get("accuracy_floor"),
-                   (jobs[0].get("run_config") or {}).get("latency_budget_ms")) for jobs in runs.values()]
+        groups = [({"jobs": jobs}, *asked(jobs[0].get("run_config"))) for jobs in runs.values()]
     tables = []
     for threads in (1, THREADS_MAX):
-        rows = [r for document, own_floor, own_budget in groups
-                for r in deployment_table(document, own_floor, own_budget, 1, threads) if r.get("candidates")]
+        rows = [r for document, own_floor, own in groups
+                for r in deployment_table(document, own_floor, own.latency_ms, 1, threads,
+                                          size_budget_bytes=own.size_bytes,
+                                          activation_budget_bytes=own.activation_bytes) if r.get("candidates")]
         per_run_settings = per_run and any(
-            r.get("accuracy_floor") is not None or r.get("latency_budget_ms") is not None for r in rows)
+            r.get("accuracy_floor") is not None or Budget.from_config(r) for r in rows)
         if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
@@ -1036,9 +1039,9 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             "params", "MFLOPs"]
         first = len(headers) - 10
         if per_run_settings:
-            headers += ["run's floor", "run's budget ms", "fits"]
-        elif budget is not None:
-            headers.append(f"fits {budget:g} ms")
+            headers += ["run's floor", "run's budget", "fits"]
+        elif budget:
+            headers.append("fits budget")
         if with_notes:
             headers.append("note")
         table = Table(headers, [], numeric={first + i for i in range(1, 10)})
@@ -1051,9 +1054,9 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ","), mflops(r.get("flops"))]
             if per_run_settings:
-                line += [_fmt(r.get("accuracy_floor"), "g"), _fmt(r.get("latency_budget_ms"), "g")]
-            if per_run_settings or budget is not None:
-                line.append("-" if r.get("fits_budget") is None else ("yes" if r["fits_budget"] else "no"))
+                line += [_fmt(r.get("accuracy_floor"), "g"), Budget.from_config(r).text() or "-"]
+            if per_run_settings or budget:
+                line.append(fits_text(r))
             if with_notes:
                 line.append(r.get("note") or "")
             table.rows.append(line)
@@ -1062,7 +1065,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
         caption = f"batch 1, {threads_title(rows, threads)}"
         caption += f", accuracy floor {as_fraction(floor):g}" if floor is not None else ""
-        caption += ", each run's own accuracy floor and latency budget" if per_run_settings else ""
+        caption += f", budget {budget.text()}" if budget and not per_run_settings else ""
+        caption += ", each run's own accuracy floor and budget" if per_run_settings else ""
         tables.append((caption, table))
     return tables
 

@@ -83,6 +83,8 @@ class RunOptions:
     profile: str | None = None
     latency_budget_ms: float | None = None
     accuracy_floor: float | None = None
+    size_budget_bytes: int | None = None
+    activation_budget_bytes: int | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
@@ -671,9 +673,10 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             return {k: v for k, v in (stored or {}).items() if k not in where}
 
         before, now = options_of(folder.data.get("config")), options_of(config)
-        if before != now:  # e.g. a larger sweep grid: the run's options are now these
-            changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
-                                if before.get(k) != now.get(k))
+        # An option that a run from an older version did not record reads as None, its default then.
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                            if before.get(k) != now.get(k))
+        if changed:  # e.g. a larger sweep grid: the run's options are now these
             log.warning("resuming %s with changed options (%s): the jobs still to run use them, the %d finished "
                         "job(s) keep the settings they ran with", folder.path.name, squeeze(changed, 300),
                         len(folder.finished_ids()))
@@ -863,6 +866,11 @@ def validate_options(options: RunOptions) -> None:
             raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'")
     if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
+    for name in ("size_budget_bytes", "activation_budget_bytes"):
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            flag = "--" + name.removesuffix("_bytes").replace("_", "-")
+            raise HarnessError(f"{flag} must be a positive number of bytes, got {value!r}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:
         raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
     if options.accuracy_floor is not None and 1 < options.accuracy_floor < 50:

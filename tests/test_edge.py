@@ -138,10 +138,48 @@ def test_the_table_does_not_change_its_input():
     assert RESULTS == before
 
 
+def test_size_and_activation_budgets_pick_the_variant_that_fits_and_name_what_does_not():
+    # cnn: fp32 80,000 B (activations 100,352), int8-static 26,000 B (13,000), int8-dynamic too inaccurate
+    rows = by_model(deployment_table(RESULTS, accuracy_floor=0.97, size_budget_bytes=30_000))
+    assert rows["cnn"]["variant"] == "int8-static" and rows["cnn"]["fits_budget"] is True
+    assert rows["cnn"]["over_budget"] == [] and rows["cnn"]["size_budget_bytes"] == 30_000
+    # big: nothing fits 30 kB; the row still shows its pick, over the size budget
+    assert rows["big"]["fits_budget"] is False and rows["big"]["over_budget"] == ["size"]
+    # within the budgets a slower variant beats a faster one that is not: fp32 is faster than int8-static
+    # for big only relatively (0.99, a tie), so take cnn with fp32 made the fastest
+    faster = copy.deepcopy(RESULTS)
+    faster["jobs"][0]["variants"][1]["vs_fp32"]["ratio"] = 1.5
+    assert by_model(deployment_table(faster, accuracy_floor=0.97))["cnn"]["variant"] == "fp32"
+    fit = by_model(deployment_table(faster, accuracy_floor=0.97, activation_budget_bytes=64 * 1024))["cnn"]
+    assert fit["variant"] == "int8-static" and fit["fits_budget"] is True
+    # the fewest budgets missed wins: int8-static misses only the latency budget, fp32 both
+    both = by_model(deployment_table(faster, accuracy_floor=0.97, latency_budget_ms=0.1,
+                                     activation_budget_bytes=64 * 1024))["cnn"]
+    assert both["variant"] == "int8-static" and both["over_budget"] == ["latency"]
+    # an activation figure that was not recorded does not fit (big's fp32 has none)
+    big = by_model(deployment_table(RESULTS, activation_budget_bytes=10 ** 9))["big"]
+    assert big["variant"] == "int8-static" and big["fits_budget"] is True
+    big = by_model(deployment_table(RESULTS, accuracy_floor=0.99, activation_budget_bytes=10 ** 9))["big"]
+    assert big["variant"] == "fp32" and big["over_budget"] == ["activations"]
+    text = to_markdown(list(rows.values()))
+    assert "budget size <= 29.3 KiB" in text.splitlines()[0]
+    assert "| no (size) |" in next(line for line in text.splitlines() if line.startswith("| big"))
+
+
+def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
+    from harness.edge import edge_answer
+
+    yes = edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000)
+    assert "size <= 29.3 KiB): 1 of 3 job(s) qualify" in yes and "cnn int8-static" in yes
+    assert edge_answer(RESULTS, None, None, activation_budget_bytes=1) is not None  # a budget alone asks
+    miss = edge_answer(RESULTS, 0.97, None, size_budget_bytes=1000)
+    assert "no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its size budget" in miss
+
+
 def test_markdown_table():
     text = to_markdown(deployment_table(RESULTS, accuracy_floor=0.97, latency_budget_ms=1.0))
     lines = text.splitlines()
-    assert "batch 1" in lines[0] and "accuracy floor 0.97" in lines[0] and "budget 1 ms" in lines[0]
+    assert "batch 1" in lines[0] and "accuracy floor 0.97" in lines[0] and "budget p50 <= 1 ms" in lines[0]
     header = next(line for line in lines if line.startswith("| model"))
     assert "fits budget" in header and "p99 ms" in header and "params" in header
     cnn = next(line for line in lines if line.startswith("| cnn"))
@@ -149,7 +187,7 @@ def test_markdown_table():
     assert "| 20,000 | 3.51 |" in cnn and "MFLOPs" in header
     assert "| 25.4 KiB | 12.7 KiB |" in cnn and "activations" in header  # int8-static: 26000 bytes, half of it
     big = next(line for line in lines if line.startswith("| big"))
-    assert "| no |" in big and "3.43 MiB" in big and "900,000" in big
+    assert "| no (latency) |" in big and "3.43 MiB" in big and "900,000" in big
     assert any(line.startswith("- bad on mnist: job failed") for line in lines)
     assert to_markdown([]).startswith("_No job")
 

@@ -81,7 +81,7 @@ def contract_run(tmp_path_factory):
                      "--datasets", "synthetic,contract-float64,contract-labels,contract-declared",
                      "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
                      "--exporter", "torchscript", "--out", str(root / "out"), "--run-id", "c",
-                     "--latency-budget-ms", "1000", "--accuracy-floor", "0", env=env)
+                     "--latency-budget-ms", "1000", "--accuracy-floor", "0", "--size-budget", "10MB", env=env)
     folder = root / "out" / "c"
     return result, {job["id"]: job for job in json.loads((folder / "results.json").read_text())["jobs"]}, folder
 
@@ -140,10 +140,13 @@ def test_plugins_selects_metrics_too_and_the_builtin_metrics_always_take_part(tm
 def test_with_a_budget_or_floor_the_run_answers_the_edge_question_on_the_terminal(contract_run):
     import re
 
-    result, jobs, _ = contract_run
-    found = re.search(r"edge \(batch 1, 1 thread, CPU; accuracy >= 0, p50 <= 1000 ms\): (\d+) of (\d+) job\(s\) "
+    result, jobs, folder = contract_run
+    found = re.search(r"edge \(batch 1, 1 thread, CPU; accuracy >= 0, p50 <= 1000 ms, size <= 9.54 MiB\): (\d+) of "
+                      r"(\d+) job\(s\) "
                       r"qualify, fastest first: (.*)", result.stdout)
     assert found, result.stdout[-2000:]
     ok = [j for j in jobs.values() if j["status"] == "ok"]
     assert (int(found[1]), int(found[2])) == (len(ok), len([j for j in jobs.values() if j["status"] != "skipped"]))
     assert "contract net on synthetic" in found[3]
+    config = json.loads((folder / "results.json").read_text())["config"]  # --size-budget 10MB, recorded
+    assert config["size_budget_bytes"] == 10_000_000 and config["activation_budget_bytes"] is None

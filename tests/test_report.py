@@ -41,8 +41,8 @@ def joined(*documents: dict) -> dict:
     """The document ``harness report A B --out DIR`` builds (see cli.report_command)."""
     return {"schema_version": 1, "run_id": "+".join(d["run_id"] for d in documents),
             "created": max(d["created"] for d in documents), "environment": documents[0]["environment"],
-            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"]}
-                     for d in documents for job in d["jobs"]]}
+            "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],
+                      "run_config": d.get("config")} for d in documents for job in d["jobs"]]}
 
 
 # -- seeds -------------------------------------------------------------------------------------------------
@@ -487,10 +487,11 @@ def test_deployment_table_names_each_sweep_job_and_reads_the_floor_as_a_fraction
     document = {"run_id": "r", "config": {"accuracy_floor": 50, "latency_budget_ms": 1.0},
                 "jobs": [job(0, 0.6), job(1, 0.4)]}
     ((caption, table),) = report.deployment_tables(document)
-    assert caption.endswith("accuracy floor 0.5")  # as the notes say it, not "50"
+    assert "accuracy floor 0.5," in caption  # as the notes say it, not "50"
     rows = [dict(zip(table.headers, row)) for row in table.rows]
     assert [(r["settings"], r["variant"]) for r in rows] == [("seed=0", "fp32"), ("seed=1", "none")]
-    assert rows[0]["accuracy"] == "0.6000" and rows[0]["fits 1 ms"] == "yes"
+    assert rows[0]["accuracy"] == "0.6000" and rows[0]["fits budget"] == "yes"
+    assert caption.endswith("accuracy floor 0.5, budget p50 <= 1 ms")
 
 
 def test_the_report_says_where_each_datasets_samples_came_from():
@@ -578,8 +579,50 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
                                        "--out", str(tmp_path / "j")])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "j" / "report.md").read_text()
-    edge = md.split("batch 1, 1 thread, each run's own accuracy floor and latency budget")[1].split("\n\n")[1]
+    edge = md.split("batch 1, 1 thread, each run's own accuracy floor and budget")[1].split("\n\n")[1]
     lax = next(line for line in edge.splitlines() if "| lax |" in line)
     strict = next(line for line in edge.splitlines() if "| strict |" in line)
     assert f"| fp32 | {accuracy:.4f} |" in lax and "| 0.5 |" in lax  # meets its run's floor
     assert "| none |" in strict and "| 0.9999 |" in strict and "below the floor 0.9999" in strict
+
+
+def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_json_alone(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    run = write_run(tmp_path / "r", results)
+    before = (run / "results.json").read_bytes()
+    asked = CliRunner().invoke(main, ["report", str(run), "--size-budget", "100KiB", "--accuracy-floor", "0"])
+    assert asked.exit_code == 0, asked.output
+    answer = asked.output.splitlines()[-1]
+    assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0, size <= 100.0 KiB): ")
+    # 81,200 and 82,000 bytes fit, 6,100 too; the MLP (952,780; int8 241,500) and the CNN do not
+    assert "mnist-baseline-20k on synthetic" in answer and "mnist-mlp" not in answer.split("qualify")[1]
+    md = (run / "report.md").read_text()
+    assert "budget size <= 100.0 KiB" in md
+    mlp = next(line for line in md.split("### batch 1, 1 thread")[1].splitlines() if line.startswith("| mnist-mlp"))
+    assert "| int8-dynamic |" in mlp and "| no (size) |" in mlp  # both over the size budget: the faster
+    assert (run / "results.json").read_bytes() == before
+    again = CliRunner().invoke(main, ["report", str(run)])  # without them: the run's own settings (none)
+    assert again.exit_code == 0 and "edge (" not in again.output
+    assert "budget size" not in (run / "report.md").read_text()
+    bad = CliRunner().invoke(main, ["report", str(run), "--latency-budget-ms", "0"])
+    assert bad.exit_code == 2 and "--latency-budget-ms" in bad.output
+
+
+def test_a_joined_report_of_runs_with_different_size_budgets_shows_each_runs_budget(results):
+    mlp = next(j for j in results["jobs"] if j["id"] == "mnist-mlp@synthetic")  # fp32 952,780 B, int8 241,500
+    runs = []
+    for name, budget in (("small", 300_000), ("tiny", 1000)):
+        data = copy.deepcopy(results)
+        data["run_id"], data["jobs"] = name, [copy.deepcopy(mlp)]
+        data["config"]["size_budget_bytes"] = budget
+        runs.append(data)
+    tables = report.deployment_tables(joined(*runs))
+    caption, table = tables[0]
+    assert caption.endswith("each run's own accuracy floor and budget")
+    rows = {r[2]: dict(zip(table.headers, r)) for r in table.rows}
+    assert rows["small"]["run's budget"] == "size <= 293.0 KiB" and rows["small"]["fits"] == "yes"
+    assert rows["small"]["variant"] == "int8-dynamic"
+    assert rows["tiny"]["run's budget"] == "size <= 1000 B" and rows["tiny"]["fits"] == "no (size)"

@@ -1,3 +1,5 @@
+import pytest
+
 from harness.manager import one_line
 from harness.text import squeeze
 
@@ -24,3 +26,28 @@ def test_mflops_is_the_tables_format():
     assert [mflops(v) for v in (469_504, 3_514_000, 14_904_832, 317_961_216, 1_234_567_890)] == \
         ["0.47", "3.51", "14.9", "318.0", "1,234.6"]
     assert mflops(None) == mflops("3") == mflops(True) == "-"
+
+
+@pytest.mark.parametrize("text, size", [
+    ("65536", 65536), (4096, 4096), ("64KiB", 65536), ("64 kib", 65536), ("64k", 65536), ("64kB", 64000),
+    ("1.5MB", 1_500_000), ("2MiB", 2 * 1024 ** 2), ("1G", 1024 ** 3), ("1_000 B", 1000), ("0.5KiB", 512),
+])
+def test_parse_bytes_reads_binary_and_decimal_units(text, size):
+    from harness.text import parse_bytes
+
+    assert parse_bytes(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "KiB", "64 apples", "-1", "0", "0.1", "nan", "inf", "1.2.3k", True, "64KiBs"])
+def test_parse_bytes_refuses_what_is_no_size(text):
+    from harness.text import parse_bytes
+
+    with pytest.raises(ValueError):
+        parse_bytes(text)
+
+
+def test_size_text_is_the_tables_format():
+    from harness.text import size_text
+
+    assert [size_text(n) for n in (512, 31_208, 25_480_000)] == ["512 B", "30.5 KiB", "24.30 MiB"]
+    assert size_text(None) == size_text(True) == size_text(1.5) == "-"
