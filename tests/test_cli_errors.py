@@ -24,7 +24,10 @@ def _assert_usage_error(result, *needles):
         (["run", "--plugins", "nosuchplugin"], ["unknown plugin 'nosuchplugin'"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "0"], ["--epochs"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "abc"], ["--epochs"]),
-        (["run", "--batch-sizes", "1,-4"], ["--batch-sizes"]),
+        (["run", "--batch-sizes", "1,-4"], ["--batch-sizes", "must be at least 1 (got -4)"]),
+        (["bench", "x.onnx", "--threads", "0"], ["--threads", "thread counts must be at least 1 (got 0)"]),
+        (["run", "--size-budget", "12 bananas"], ["--size-budget", "unknown unit 'bananas'"]),
+        (["report", "r", "--activation-budget", "-1"], ["--activation-budget", "'-1' is not a size"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--data-dir", "/no/such/dir"], ["--data-dir"]),
         (["run", "--config", "/no/such/config.toml"], ["/no/such/config.toml"]),
         (["bench", "/no/such/model.onnx"], ["no such file"]),
@@ -50,6 +53,14 @@ def _assert_usage_error(result, *needles):
 )
 def test_bad_input_exits_2_with_one_line(args, needles):
     _assert_usage_error(run_cli(*args, timeout=120), *needles)
+
+
+def test_an_unknown_tracker_in_the_environment_is_one_line(tmp_path):
+    import os
+
+    env = {**os.environ, "HARNESS_TRACK": "nosuch"}  # the trackers plugin's hook had warned of it first
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--out", str(tmp_path), env=env)
+    _assert_usage_error(result, "unknown tracker 'nosuch'; known: mlflow, tensorboard")
 
 
 def test_out_pointing_at_a_file_is_refused(tmp_path):

@@ -188,6 +188,15 @@ def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(t
     warning = [line for line in resumed.stderr.splitlines() if "mixed precision" in line]
     assert len(warning) == 1 and "1 in fp32" in warning[0] and "train in bf16" in warning[0], resumed.stderr
     assert "changed options" not in resumed.stderr
+    # --amp fp32 resumes a bf16 run in float32 (there was no way back to the default)
+    data = json.loads(results.read_text())
+    data["jobs"].pop()
+    results.write_text(json.dumps(data))
+    back = run_cli(*args, "--resume", "--amp", "fp32")  # the last --amp given wins
+    assert back.returncode == 0, back.stderr[-2000:]
+    data = json.loads(results.read_text())
+    assert data["config"]["amp"] is None and data["jobs"][-1]["train"]["amp"] is None
+    assert "amp 'bf16' -> None" in back.stderr
 
 
 def test_mixed_precision_warning_names_what_each_side_ran():
