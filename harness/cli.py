@@ -648,7 +648,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs per sample" if counted.flops >= 10_000
                      else f"{counted.flops:,} FLOPs per sample")
     if counted.activation_bytes is not None:
-        facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}")
+        facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}"
+                     + (" with its QDQ groups fused, as ONNX Runtime runs them"
+                        if counted.activation_basis == "onnxruntime-fused" else ""))
     click.echo(f"{model_path} ({', '.join(facts)})")
     if counted.uncounted:
         click.echo(f"harness: note: the FLOPs leave out {len(counted.uncounted)} node(s) they cannot count: "

@@ -16,13 +16,18 @@ node whose shapes stay unknown (a blocked ``NCHWc`` layout, an operator inside a
 that does multiply-adds this module has no formula for (``Einsum``, recurrent and attention
 operators), is listed in ``uncounted`` rather than guessed. Local functions are inlined first.
 
-Activation memory is a static estimate from the graph as stored, at batch 1: the most bytes of
-tensors alive at once when the nodes run in order and each tensor is freed after its last reader.
-Graph inputs and outputs count; weights, and tensors computed from weights alone (a quantised
-graph's dequantised weights), do not: they are the file's size. A runtime that computes in place
-or fuses operators (ONNX Runtime fuses a QDQ graph's quantise/dequantise pairs) needs less; one
-that keeps every buffer, more. It is the figure to hold against a device's RAM beside the file size
-against its storage.
+Activation memory is a static estimate at batch 1: the most bytes of tensors alive at once when the
+nodes run in order and each tensor is freed after its last reader. Graph inputs and outputs count;
+weights, and tensors computed from weights alone (a quantised graph's dequantised weights), do not:
+they are the file's size. It is the figure to hold against a device's RAM beside the file size
+against its storage. The walk is over the graph as stored, except for a QDQ graph (a static int8
+export, ``DequantizeLinear`` -> operator -> ``QuantizeLinear`` around each layer): as stored, its
+float tensors between the pairs would make it look no smaller than float32, but every integer
+runtime fuses each group into one integer operator, and the float tensors never exist. For such a
+graph the walk is over the graph ONNX Runtime makes of it (its extended optimisation level, which
+does that fusion), each tensor sized by running that graph once on zeros;
+``activation_basis`` then says ``onnxruntime-fused``. A runtime that computes in place needs less;
+one that keeps every buffer, more.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class OnnxCost:
     activation_bytes: int | None = None
     batch: int = 1
     error: str | None = None  # why nothing could be counted (an unreadable file...)
+    # "graph" (as stored) or "onnxruntime-fused" (a QDQ graph as ONNX Runtime fuses it; see the module)
+    activation_basis: str = "graph"
     # Open input dimensions other than the batch that were counted at 1 for want of a value
     # (``input[name]``): the figures are then for that size, e.g. a 1x1 image.
     assumed: list[str] = field(default_factory=list)
@@ -91,6 +98,8 @@ class OnnxCost:
             out["cost_error"] = self.error
         if self.assumed:
             out["assumed_dims_1"] = self.assumed
+        if self.activation_basis != "graph":
+            out["activation_basis"] = self.activation_basis
         return out
 
 
@@ -110,11 +119,14 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     other open dimension but the batch is counted at 1 and named in ``assumed``."""
     import onnx
 
+    source: "str | onnx.ModelProto"  # what ONNX Runtime loads for a QDQ graph's fused form
     if isinstance(model, (str, Path)):
         path = Path(model)
+        source = str(path)
         model = onnx.load(str(path), load_external_data=False)
         _load_small_external_data(model, path.parent)
     else:
+        source = model
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
@@ -134,7 +146,12 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
         return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch,
                         assumed=assumed)
     shapes = _known_shapes(inferred.graph)
-    activations = _activation_bytes(inferred.graph, shapes, reads)
+    sizes = _tensor_sizes(inferred.graph, shapes)
+    activations, basis = _activation_bytes(inferred.graph, sizes, reads), "graph"
+    if _is_qdq(inferred.graph):
+        fused = _fused_activation_bytes(source, model.graph)
+        if fused is not None:
+            activations, basis = fused, "onnxruntime-fused"
     total, counted, uncounted = 0, 0, []
     for node in inferred.graph.node:
         if subgraphs(node):
@@ -156,7 +173,64 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
             total += flops
             counted += 1
     flops = None if not counted and uncounted else (total + batch // 2) // batch
-    return OnnxCost(flops, uncounted, activations, batch, assumed=assumed)
+    return OnnxCost(flops, uncounted, activations, batch, assumed=assumed, activation_basis=basis)
+
+
+def _is_qdq(graph: "onnx.GraphProto") -> bool:
+    """True when an activation is quantised and dequantised in the graph (a QDQ graph), not only weights."""
+    quantised = {name for node in graph.node if node.op_type == "QuantizeLinear" for name in node.output}
+    return any(node.op_type == "DequantizeLinear" and node.input and node.input[0] in quantised
+               for node in graph.node)
+
+
+def _fused_activation_bytes(source: "str | onnx.ModelProto", inputs: "onnx.GraphProto") -> int | None:
+    """Peak activation bytes of the graph ONNX Runtime runs for a QDQ model (see the module's docstring);
+    None when ONNX Runtime cannot make or run it. ``inputs``: the stored graph with its inputs' shapes
+    fixed (batch 1, ``dims``). The fused graph has tensors of its own (a quantised copy moved across a
+    MaxPool); their sizes come from running it once on zeros, every tensor fetched."""
+    import tempfile
+
+    import numpy as np
+    import onnx
+
+    try:
+        import onnxruntime as ort
+
+        with tempfile.TemporaryDirectory(prefix="harness-cost-") as tmp:
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            options.optimized_model_filepath = str(Path(tmp) / "fused.onnx")
+            options.log_severity_level = 4
+            loaded = source if isinstance(source, str) else source.SerializeToString()
+            ort.InferenceSession(loaded, options, providers=["CPUExecutionProvider"])
+            fused = onnx.load(options.optimized_model_filepath)
+        _sort_nodes(fused.graph)
+        weights = {t.name for t in fused.graph.initializer}
+        tensors = [name for node in fused.graph.node for name in node.output if name]
+        probe = onnx.ModelProto()
+        probe.CopyFrom(fused)
+        declared = {v.name for v in probe.graph.output}
+        probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in tensors if name not in declared)
+        run_options = ort.SessionOptions()
+        run_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        run_options.log_severity_level = 4
+        session = ort.InferenceSession(probe.SerializeToString(), run_options, providers=["CPUExecutionProvider"])
+        feeds = {}
+        for value in inputs.input:
+            if value.name in weights or value.name not in {i.name for i in session.get_inputs()}:
+                continue
+            tensor_type = value.type.tensor_type
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
+            feeds[value.name] = np.zeros([d.dim_value for d in tensor_type.shape.dim], dtype=dtype)
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(names, feeds)
+    except Exception:  # noqa: BLE001 - the stored graph's figure stands
+        log.debug("could not make or run ONNX Runtime's fused graph", exc_info=True)
+        return None
+    sizes: dict[str, int | None] = {name: int(np.asarray(v).nbytes) for name, v in zip(names, values)}
+    sizes.update({name: int(feed.nbytes) for name, feed in feeds.items()})
+    reads = [[name for name in node.input if name] + sorted(_outer_names(node)) for node in fused.graph.node]
+    return _activation_bytes(fused.graph, sizes, reads)
 
 
 SMALL_EXTERNAL = 1 << 16  # bytes: an external tensor this small or of an integer type is read (shapes live there)
@@ -314,10 +388,11 @@ def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:
     return shapes
 
 
-def _activation_bytes(graph: "onnx.GraphProto", shapes: dict[str, list[int]], reads: list[list[str]]) -> int | None:
+def _activation_bytes(graph: "onnx.GraphProto", sizes: dict[str, int | None], reads: list[list[str]]) -> int | None:
     """The peak activation memory of ``graph`` run in node order (see the module's docstring); None
-    when the size of a tensor that counts is unknown. ``reads[i]``: every name node ``i`` reads, its
-    subgraphs' reads from outside them included."""
+    when the size of a tensor that counts is unknown. ``sizes``: bytes by tensor name (see
+    :func:`_tensor_sizes`); ``reads[i]``: every name node ``i`` reads, its subgraphs' reads from outside
+    them included."""
     weights = {t.name for t in graph.initializer} | {""}
     weight_nodes: set[int] = set()
     last_reader: dict[str, int] = {}
@@ -328,7 +403,6 @@ def _activation_bytes(graph: "onnx.GraphProto", shapes: dict[str, list[int]], re
             continue
         for name in reads[index]:
             last_reader[name] = index
-    sizes = _tensor_sizes(graph, shapes)
     outputs = {v.name for v in graph.output}
     live: dict[str, int] = {}
     for value in graph.input:

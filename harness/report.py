@@ -963,7 +963,9 @@ TABLE_NOTE = (
 VARIANTS_NOTE = (
     "Each job's ONNX variants next to its fp32 export. Speed-up: the alternating A/B timing against fp32 "
     "when the variant stage recorded one, else fp32 p50 / variant p50 at the same setting; accuracy drop: "
-    "fp32 ONNX accuracy minus the variant's, in percentage points."
+    "fp32 ONNX accuracy minus the variant's, in percentage points. Activations: each variant's own; for "
+    "int8-static (a QDQ graph) as ONNX Runtime runs it, each quantise-operator-dequantise group fused into "
+    "one integer operator, so only operators without an integer kernel hold float tensors."
 )
 
 PLOT_TITLES = {

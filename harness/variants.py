@@ -134,7 +134,10 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     row["path"] = _relative(target, run_dir)
     row["bytes"] = onnx_bytes(target)
     # Its own activation memory (float16 or int8 tensors are smaller); the FLOPs are the fp32 export's.
-    row["activation_bytes"] = count_onnx_cost(target).activation_bytes
+    cost = count_onnx_cost(target)
+    row["activation_bytes"] = cost.activation_bytes
+    if cost.activation_basis != "graph":  # a QDQ graph, walked as ONNX Runtime fuses it
+        row["activation_basis"] = cost.activation_basis
     if notes:
         row["notes"] = list(notes)
 

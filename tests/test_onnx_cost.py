@@ -277,3 +277,65 @@ def test_open_input_dimensions_take_dims_or_are_named_as_assumed():
     assert sized.flops == 2 * 6 * 5 and sized.assumed == [] and "assumed_dims_1" not in sized.to_dict()
     unsized = onnx_cost(model)  # k = 1 cannot multiply a 6x5 matrix: nothing counted, and said why
     assert unsized.assumed == ["x[k]"] and unsized.to_dict()["assumed_dims_1"] == ["x[k]"]
+
+
+def _qdq_conv_graph():
+    """x -> Q -> DQ -> Conv (8 channels) -> Q -> DQ -> Conv (1 channel) -> Q -> DQ -> y, int8 weights."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 8, 8])  # 256 bytes
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    scale = numpy_helper.from_array(np.array(0.05, dtype=np.float32), "s")
+    zero = numpy_helper.from_array(np.array(128, dtype=np.uint8), "z")
+    wzero = numpy_helper.from_array(np.array(0, dtype=np.int8), "wz")
+    w1 = numpy_helper.from_array(np.ones((8, 1, 3, 3), dtype=np.int8), "w1")
+    w2 = numpy_helper.from_array(np.ones((1, 8, 3, 3), dtype=np.int8), "w2")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"])]
+    for i, w in ((1, "w1"), (2, "w2")):
+        nodes += [helper.make_node("DequantizeLinear", [w, "s", "wz"], [f"{w}d"]),
+                  helper.make_node("Conv", ["xd" if i == 1 else "c1d", f"{w}d"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                  helper.make_node("QuantizeLinear", [f"c{i}", "s", "z"], [f"c{i}q"]),
+                  helper.make_node("DequantizeLinear", [f"c{i}q", "s", "z"], [f"c{i}d" if i == 1 else "y"])]
+    model = _model(nodes, [x], [y], [scale, zero, wzero, w1, w2])
+    model.ir_version = 8  # one every supported ONNX Runtime loads
+    return model
+
+
+def test_a_qdq_graph_holds_its_activations_as_integers_as_onnx_runtime_fuses_it(monkeypatch):
+    from harness import onnx_cost as module
+
+    counted = onnx_cost(_qdq_conv_graph())
+    # Fused: QLinearConv reads xq (64 B) and writes 8x8x8 uint8 (512 B); the float tensors between are gone.
+    assert counted.activation_bytes == 64 + 512 and counted.activation_basis == "onnxruntime-fused"
+    assert counted.to_dict()["activation_basis"] == "onnxruntime-fused"
+    # As stored, the first Conv's float output (2,048 B) and its quantised copy (512 B) are alive at once.
+    monkeypatch.setattr(module, "_fused_activation_bytes", lambda source, sizes: None)
+    stored = onnx_cost(_qdq_conv_graph())
+    assert stored.activation_bytes == 2048 + 512 and stored.activation_basis == "graph"
+    assert "activation_basis" not in stored.to_dict()
+    assert stored.flops == counted.flops == 2 * 8 * 9 * 64 * 2  # FLOPs do not depend on the fusion
+
+
+def test_a_static_int8_variant_needs_a_fraction_of_float32s_activation_memory(tmp_path):
+    # Conv, ReLU, MaxPool and Gemm all have integer kernels in ONNX Runtime (mnist-fast's GELU does not:
+    # its float tensors stay, and the fused walk counts them).
+    from harness.variants import BUILDERS
+
+    torch.manual_seed(0)
+    model = build_registry().models["mnist-cnn"].build(num_classes=10, input_shape=(1, 28, 28)).eval()
+    path, target = tmp_path / "fp32.onnx", tmp_path / "int8-static.onnx"
+    export_onnx(model, torch.randn(4, 1, 28, 28), path, exporter="auto")
+    BUILDERS["int8-static"](path, target, torch.randn(32, 1, 28, 28).numpy(), 0)
+    fp32, int8 = onnx_cost(path), onnx_cost(target)
+    assert int8.activation_basis == "onnxruntime-fused" and fp32.activation_basis == "graph"
+    assert int8.activation_bytes < fp32.activation_bytes / 2, (int8.activation_bytes, fp32.activation_bytes)
+    assert int8.flops == fp32.flops
+
+
+def test_bench_says_when_it_counted_a_qdq_graph_as_fused(tmp_path):
+    path = tmp_path / "qdq.onnx"
+    onnx.save(_qdq_conv_graph(), str(path))
+    result = run_cli("bench", str(path), "--min-time", "0.01")
+    assert result.returncode == 0, result.stderr
+    assert "0.6 KiB of activations at batch 1 with its QDQ groups fused" in result.stdout.splitlines()[0]
+    as_json = run_cli("bench", str(path), "--min-time", "0.01", "--json")
+    assert json.loads(as_json.stdout)["activation_basis"] == "onnxruntime-fused"
