@@ -678,15 +678,13 @@ def _check_onnx_file(path: Path) -> None:
 
 
 def _echo_edge_answer(results: dict[str, Any]) -> None:
-    """The edge question's one-line answer under the results table, when the run asked one."""
-    from harness.edge import Budget, edge_answer
+    """The edge question's one-line answer under the results table, when the run asked one (a line per
+    run for a joined report whose runs asked differently)."""
+    from harness.edge import edge_answers
 
-    config = results.get("config") if isinstance(results.get("config"), dict) else {}
-    budget = Budget.from_config(config)
-    answer = edge_answer(results, config.get("accuracy_floor"), budget.latency_ms,
-                         size_budget_bytes=budget.size_bytes, activation_budget_bytes=budget.activation_bytes)
-    if answer:
-        click.echo(f"\n{answer}")
+    lines = edge_answers(results)
+    if lines:
+        click.echo("\n" + "\n".join(lines))
 
 
 @main.command("report")
@@ -713,6 +711,11 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
 
     documents = [load_results(d) for d in run_dirs]
     asked = {key: value for key, value in asked.items() if value is not None}
+    from harness.edge import floor_warning
+
+    warning = floor_warning(asked.get("accuracy_floor"))
+    if warning:
+        click.echo(f"harness: warning: {warning}", err=True)
     if asked:
         documents = [{**d, "config": {**(d.get("config") or {}), **asked}} for d in documents]
     if len(documents) == 1 and out is None:

@@ -183,6 +183,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                 "latency": latency,
                 "bytes": _change(ov.get("bytes"), nv.get("bytes")),
                 "activation_bytes": _change(ov.get("activation_bytes"), nv.get("activation_bytes")),
+                "activation_basis": _basis_change(ov, nv),
             }
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
@@ -256,8 +257,17 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
             for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes")):
                 if (variant.get(key) or {}).get("abs") is not None:
+                    basis = variant.get("activation_basis") if key == "activation_bytes" else None
+                    label += f", counted {basis[0]} -> {basis[1]}" if basis else ""
                     rows.append(_row(job_id, f"{name} {label} (not gated)", variant[key]))
     return rows
+
+
+def _basis_change(old: dict[str, Any], new: dict[str, Any]) -> list[str] | None:
+    """``[old, new]`` when the two records counted activation memory differently (``graph`` vs
+    ``onnxruntime-fused``, see harness.onnx_cost): the change is then the counting's, not the model's."""
+    bases = [str(v.get("activation_basis") or "graph") for v in (old, new)]
+    return bases if bases[0] != bases[1] else None
 
 
 def format_comparison(comparison: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "onnx_tolerance": (int, float), "amp": str, "channels_last": bool, "executor": str, "profile": str,
     "latency_budget_ms": (int, float), "accuracy_floor": (int, float), "quick": bool,
     "job_timeout": (int, float), "no_torch_latency": bool, "compile": bool,
-    "cuda_graphs": bool, "size_budget": (int, str), "activation_budget": (int, str),
+    "cuda_graphs": bool, "size_budget": (int, float, str), "activation_budget": (int, float, str),
 }
 MAX_GRID = 10_000
 

@@ -65,15 +65,16 @@ class Budget:
         return any(value is not None for value in (self.latency_ms, self.size_bytes, self.activation_bytes))
 
     def over(self, p50_ms: float | None, size: int | None, activations: int | None) -> list[str]:
-        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``. A figure that
-        was not recorded does not meet its budget: nothing says it fits."""
+        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``; or, where the
+        figure was not recorded (an older run, a graph whose shapes are unknown), ``size unknown`` /
+        ``activations unknown``: nothing says it fits."""
         out = []
-        if self.latency_ms is not None and (p50_ms is None or p50_ms > self.latency_ms):
-            out.append("latency")
-        if self.size_bytes is not None and (size is None or size > self.size_bytes):
-            out.append("size")
-        if self.activation_bytes is not None and (activations is None or activations > self.activation_bytes):
-            out.append("activations")
+        for name, value, limit in (("latency", p50_ms, self.latency_ms), ("size", size, self.size_bytes),
+                                   ("activations", activations, self.activation_bytes)):
+            if limit is not None and value is None:
+                out.append(f"{name} unknown")
+            elif limit is not None and value > limit:
+                out.append(name)
         return out
 
     def text(self) -> str:
@@ -86,6 +87,29 @@ class Budget:
         if self.activation_bytes is not None:
             parts.append(f"activations <= {size_text(self.activation_bytes)}")
         return ", ".join(parts)
+
+
+def asked(config: Any) -> tuple[float | None, Budget]:
+    """(accuracy floor, budget) a run asked with, from its options (``results.json``'s ``config``)."""
+    config = config if isinstance(config, dict) else {}
+    floor = config.get("accuracy_floor")
+    return (_number(floor) if floor is not None else None), Budget.from_config(config)
+
+
+def asked_groups(results: dict[str, Any]) -> tuple[list[tuple[dict[str, Any], float | None, Budget]], bool]:
+    """What to judge with which settings: ``([(document, floor, budget), ...], per_run)``.
+
+    The whole results with its own settings; but a joined report (``harness report A B``) whose runs
+    asked with different floors or budgets is judged run by run, each with that run's settings (its
+    jobs' ``run_config``), and ``per_run`` is True.
+    """
+    jobs = _dicts(results.get("jobs"))
+    runs: dict[Any, list[dict[str, Any]]] = {}
+    for job in jobs:
+        runs.setdefault(job.get("run_id"), []).append(job)
+    if len([r for r in runs if r]) > 1 and len({asked(j.get("run_config")) for j in jobs}) > 1:
+        return [({"jobs": run_jobs}, *asked(run_jobs[0].get("run_config"))) for run_jobs in runs.values()], True
+    return [(results, *asked(results.get("config")))], False
 
 
 def deployment_table(
@@ -317,6 +341,14 @@ def as_fraction(value: float | None) -> float | None:
     return value / 100.0 if value > 1.0 else value
 
 
+def floor_warning(value: float | None) -> str | None:
+    """What to warn of an accuracy floor between 1 and 50: it is read as a percentage (5 is 5 %), which
+    is seldom what a floor that low means."""
+    if value is None or not 1 < value < 50:
+        return None
+    return f"--accuracy-floor {value:g} is read as a percentage: {value:g} % (a fraction is 0..1, a percentage 1..100)"
+
+
 def _threads_text(threads: int | None) -> str:
     return "any thread count" if threads is None else f"{threads} thread(s)"
 
@@ -331,6 +363,18 @@ def _ratio_text(row: dict[str, Any]) -> str:
         return "-"
     basis = row.get("vs_fp32_basis")
     return f"{ratio:.2f}x" + (f" ({basis})" if basis in ("alternating", "alternating, unstable") else "")
+
+
+def _over_text(over: Sequence[str]) -> str:
+    """``over its size and activations budgets``, ``with no activations figure recorded``, or both."""
+    known = [x for x in over if not x.endswith(" unknown")]
+    unknown = [x.removesuffix(" unknown") for x in over if x.endswith(" unknown")]
+    parts = []
+    if known:
+        parts.append(f"over its {' and '.join(known)} budget{'s' if len(known) > 1 else ''}")
+    if unknown:
+        parts.append(f"with no {' or '.join(unknown)} figure recorded")
+    return " and ".join(parts)
 
 
 def fits_text(row: dict[str, Any]) -> str:
@@ -436,9 +480,11 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
 
     from harness.report import job_label  # a row has the job's model, point and run_id
 
+    several_runs = len({r.get("run_id") for r in rows if r.get("run_id")}) > 1  # a joined report's jobs
+
     def name(r: dict[str, Any]) -> str:
         variant = "" if r.get("variant") in (None, "fp32") else f" {r['variant']}"
-        return f"{job_label(r)}{variant} on {r.get('dataset')}"
+        return f"{job_label(r, run=several_runs)}{variant} on {r.get('dataset')}"
 
     fits = sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
                   key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
@@ -450,10 +496,9 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
     if near:
-        over = [x for x in near[0].get("over_budget") or () if x != "latency"]
-        if over:  # over a size or memory budget: the one over the fewest budgets, then the fastest
-            hint = (f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, over its "
-                    f"{' and '.join(near[0]['over_budget'])} budget{'s' if len(near[0]['over_budget']) > 1 else ''}")
+        over = near[0].get("over_budget") or []
+        if [x for x in over if x != "latency"]:  # a size or memory budget: the one over the fewest, then the fastest
+            hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(over)}"
         else:
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
     elif "below the floor" in notes:
@@ -464,6 +509,20 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     else:
         hint = " (see the report's Edge deployment table for why)"
     return f"edge ({where}; {asked}): no job qualifies{hint}"
+
+
+def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> list[str]:
+    """:func:`edge_answer` for the settings the results asked with (``config``): one line, or for a joined
+    report whose runs asked differently one per run (``run NAME: edge (...)``), as its tables judge."""
+    groups, per_run = asked_groups(results)
+    lines = []
+    for document, floor, budget in groups:
+        answer = edge_answer(document, floor, budget.latency_ms, provider, size_budget_bytes=budget.size_bytes,
+                             activation_budget_bytes=budget.activation_bytes)
+        if answer:
+            run = next((j.get("run_id") for j in _dicts(document.get("jobs")) if j.get("run_id")), None)
+            lines.append(f"run {run}: {answer}" if per_run and run else answer)
+    return lines
 
 
 def edge_profile() -> dict[str, Any]:

@@ -25,7 +25,7 @@ export, ``DequantizeLinear`` -> operator -> ``QuantizeLinear`` around each layer
 float tensors between the pairs would make it look no smaller than float32, but every integer
 runtime fuses each group into one integer operator, and the float tensors never exist. For such a
 graph the walk is over the graph ONNX Runtime makes of it (its extended optimisation level, which
-does that fusion), each tensor sized by running that graph once on zeros;
+does that fusion), each tensor sized from ONNX Runtime's profile of one run on zeros;
 ``activation_basis`` then says ``onnxruntime-fused``. A runtime that computes in place needs less;
 one that keeps every buffer, more.
 """
@@ -183,11 +183,18 @@ def _is_qdq(graph: "onnx.GraphProto") -> bool:
                for node in graph.node)
 
 
+# Bytes per element of the element types ONNX Runtime's profiler names.
+PROFILE_ITEM_BYTES = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1, "int16": 2,
+                      "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1}
+
+
 def _fused_activation_bytes(source: "str | onnx.ModelProto", inputs: "onnx.GraphProto") -> int | None:
     """Peak activation bytes of the graph ONNX Runtime runs for a QDQ model (see the module's docstring);
-    None when ONNX Runtime cannot make or run it. ``inputs``: the stored graph with its inputs' shapes
-    fixed (batch 1, ``dims``). The fused graph has tensors of its own (a quantised copy moved across a
-    MaxPool); their sizes come from running it once on zeros, every tensor fetched."""
+    None when ONNX Runtime cannot make or run it, or a tensor of it stays unsized. ``inputs``: the stored
+    graph with its inputs' shapes fixed (batch 1, ``dims``). The fused graph has tensors of its own (a
+    quantised copy moved across a MaxPool), so each tensor is sized from ONNX Runtime's profile of one
+    run on zeros (a data-dependent shape, as of ``NonZero``, is then the zeros' one)."""
+    import json
     import tempfile
 
     import numpy as np
@@ -200,37 +207,80 @@ def _fused_activation_bytes(source: "str | onnx.ModelProto", inputs: "onnx.Graph
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             options.optimized_model_filepath = str(Path(tmp) / "fused.onnx")
+            # weights in a file of their own beside it (else a model with external data cannot be re-read)
+            options.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                             "fused.bin")
+            options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                             "1024")
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / "profile")
+            options.intra_op_num_threads = 1
             options.log_severity_level = 4
-            loaded = source if isinstance(source, str) else source.SerializeToString()
-            ort.InferenceSession(loaded, options, providers=["CPUExecutionProvider"])
-            fused = onnx.load(options.optimized_model_filepath)
-        _sort_nodes(fused.graph)
-        weights = {t.name for t in fused.graph.initializer}
-        tensors = [name for node in fused.graph.node for name in node.output if name]
-        probe = onnx.ModelProto()
-        probe.CopyFrom(fused)
-        declared = {v.name for v in probe.graph.output}
-        probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in tensors if name not in declared)
-        run_options = ort.SessionOptions()
-        run_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        run_options.log_severity_level = 4
-        session = ort.InferenceSession(probe.SerializeToString(), run_options, providers=["CPUExecutionProvider"])
-        feeds = {}
-        for value in inputs.input:
-            if value.name in weights or value.name not in {i.name for i in session.get_inputs()}:
-                continue
-            tensor_type = value.type.tensor_type
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-            feeds[value.name] = np.zeros([d.dim_value for d in tensor_type.shape.dim], dtype=dtype)
-        names = [o.name for o in session.get_outputs()]
-        values = session.run(names, feeds)
+            named = _with_node_names(source)
+            loaded = named if isinstance(named, str) else named.SerializeToString()
+            session = ort.InferenceSession(loaded, options, providers=["CPUExecutionProvider"])
+            wanted = {i.name for i in session.get_inputs()}
+            feeds = {}
+            for value in inputs.input:
+                if value.name in wanted:
+                    tensor_type = value.type.tensor_type
+                    feeds[value.name] = np.zeros([d.dim_value for d in tensor_type.shape.dim],
+                                                 dtype=onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+            session.run(None, feeds)
+            events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+            fused = onnx.load(options.optimized_model_filepath, load_external_data=False)
     except Exception:  # noqa: BLE001 - the stored graph's figure stands
-        log.debug("could not make or run ONNX Runtime's fused graph", exc_info=True)
+        log.debug("could not make or profile ONNX Runtime's fused graph", exc_info=True)
         return None
-    sizes: dict[str, int | None] = {name: int(np.asarray(v).nbytes) for name, v in zip(names, values)}
-    sizes.update({name: int(feed.nbytes) for name, feed in feeds.items()})
+    outputs: dict[str, list[Any]] = {}
+    for event in events if isinstance(events, list) else []:
+        name = str(event.get("name", ""))
+        if event.get("cat") == "Node" and name.endswith("_kernel_time"):
+            shapes = (event.get("args") or {}).get("output_type_shape")
+            outputs[name.removesuffix("_kernel_time")] = shapes if isinstance(shapes, list) else []
+    sizes: dict[str, int | None] = {name: int(feed.nbytes) for name, feed in feeds.items()}
+    names = [node.name for node in fused.graph.node]
+    for node in fused.graph.node:
+        produced = [name for name in node.output if name]
+        shapes = outputs.get(node.name) if names.count(node.name) == 1 else None
+        for index, name in enumerate(produced):
+            sizes[name] = _profiled_bytes(shapes[index]) if shapes and len(shapes) == len(produced) else None
+    _sort_nodes(fused.graph)
     reads = [[name for name in node.input if name] + sorted(_outer_names(node)) for node in fused.graph.node]
     return _activation_bytes(fused.graph, sizes, reads)
+
+
+def _with_node_names(source: "str | onnx.ModelProto") -> "str | onnx.ModelProto":
+    """``source``, or where a node has no name or another's a copy with every node named: ONNX Runtime's
+    profile tells nodes apart by name."""
+    import onnx
+
+    model = onnx.load(source, load_external_data=False) if isinstance(source, str) else source
+    names = [node.name for node in model.graph.node]
+    if all(names) and len(set(names)) == len(names):
+        return source
+    if isinstance(source, str):
+        model = onnx.load(source)  # its weights too: it goes to ONNX Runtime as bytes
+    else:
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+    seen: set[str] = set()
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{index}_harness"
+        seen.add(node.name)
+    return model
+
+
+def _profiled_bytes(entry: Any) -> int | None:
+    """Bytes of one output in ONNX Runtime's profile (``{"uint8": [1, 32, 28, 28]}``); None for what it
+    is not (a sequence, an unknown type)."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return None
+    ((kind, shape),) = entry.items()
+    if kind not in PROFILE_ITEM_BYTES or not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+        return None
+    return math.prod(shape) * PROFILE_ITEM_BYTES[kind]
 
 
 SMALL_EXTERNAL = 1 << 16  # bytes: an external tensor this small or of an integer type is read (shapes live there)

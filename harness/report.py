@@ -964,8 +964,9 @@ VARIANTS_NOTE = (
     "Each job's ONNX variants next to its fp32 export. Speed-up: the alternating A/B timing against fp32 "
     "when the variant stage recorded one, else fp32 p50 / variant p50 at the same setting; accuracy drop: "
     "fp32 ONNX accuracy minus the variant's, in percentage points. Activations: each variant's own; for "
-    "int8-static (a QDQ graph) as ONNX Runtime runs it, each quantise-operator-dequantise group fused into "
-    "one integer operator, so only operators without an integer kernel hold float tensors."
+    "int8-static (a QDQ graph), where its record says activation_basis onnxruntime-fused, as ONNX Runtime "
+    "runs it, each quantise-operator-dequantise group fused into one integer operator, so only operators "
+    "without an integer kernel hold float tensors (else as stored, float tensors between the pairs)."
 )
 
 PLOT_TITLES = {
@@ -1005,25 +1006,20 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and the budgets come from the run's options (``--accuracy-floor``,
     ``--latency-budget-ms``, ``--size-budget``, ``--activation-budget``).
     """
-    from harness.edge import THREADS_MAX, Budget, as_fraction, deployment_table, fits_text, threads_title
-
-    def asked(config: Any) -> tuple[Any, Budget]:
-        config = config if isinstance(config, dict) else {}
-        return config.get("accuracy_floor"), Budget.from_config(config)
+    from harness.edge import (
+        THREADS_MAX,
+        Budget,
+        as_fraction,
+        asked,
+        asked_groups,
+        deployment_table,
+        fits_text,
+        threads_title,
+    )
 
     floor, budget = asked(results.get("config"))
     joined = is_joined(results)
-    # A joined report whose runs asked with different floors or budgets judges each run's jobs by that
-    # run's own settings, shown per row.
-    per_run = joined and len({asked(j.get("run_config")) for j in results.get("jobs", [])
-                              if isinstance(j, dict)}) > 1
-    # (document, floor, budget) to judge: the whole results, or each run's jobs with that run's settings.
-    groups: list[tuple[dict[str, Any], Any, Budget]] = [(results, floor, budget)]
-    if per_run:
-        runs: dict[Any, list[dict[str, Any]]] = {}
-        for job in results.get("jobs", []):
-            runs.setdefault(job.get("run_id"), []).append(job)
-        groups = [({"jobs": jobs}, *asked(jobs[0].get("run_config"))) for jobs in runs.values()]
+    groups, per_run = asked_groups(results)
     tables = []
     for threads in (1, THREADS_MAX):
         rows = [r for document, own_floor, own in groups

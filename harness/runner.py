@@ -674,12 +674,17 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
 
         before, now = options_of(folder.data.get("config")), options_of(config)
         # An option that a run from an older version did not record reads as None, its default then.
-        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
-                            if before.get(k) != now.get(k))
+        differ = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        # The edge question's floor and budgets judge every job, finished or not: not worth a warning.
+        from harness.edge import Budget
+
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in differ
+                            if k not in ("accuracy_floor", *Budget.KEYS))
         if changed:  # e.g. a larger sweep grid: the run's options are now these
             log.warning("resuming %s with changed options (%s): the jobs still to run use them, the %d finished "
                         "job(s) keep the settings they ran with", folder.path.name, squeeze(changed, 300),
                         len(folder.finished_ids()))
+        if differ:
             resumed["config_before"] = folder.data.get("config")
             folder.data["config"] = {**config, **{k: (folder.data.get("config") or {}).get(k) for k in where}}
         folder.data.setdefault("resumed", []).append(resumed)
@@ -873,9 +878,11 @@ def validate_options(options: RunOptions) -> None:
             raise HarnessError(f"{flag} must be a positive number of bytes, got {value!r}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:
         raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
-    if options.accuracy_floor is not None and 1 < options.accuracy_floor < 50:
-        log.warning("--accuracy-floor %g is read as a percentage: %g %% (a fraction is 0..1, a percentage 1..100)",
-                    options.accuracy_floor, options.accuracy_floor)
+    from harness.edge import floor_warning
+
+    warning = floor_warning(options.accuracy_floor)
+    if warning:
+        log.warning("%s", warning)
     if options.job_timeout is not None and options.job_timeout <= 0:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:

@@ -26,42 +26,57 @@ def mflops(flops: Any) -> str:
     return f"{flops / 1e6:.2f}" if flops < 1e7 else f"{flops / 1e6:,.1f}"
 
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2, "mib": 1024 ** 2, "mb": 1000 ** 2,
-          "g": 1024 ** 3, "gib": 1024 ** 3, "gb": 1000 ** 3}
+_UNITS = {"": 0, "b": 0, "k": 1, "kb": 1, "kib": 1, "m": 2, "mb": 2, "mib": 2, "g": 3, "gb": 3, "gib": 3}
+MAX_BYTES = 1 << 60  # an exbibyte: a budget beyond it is a typo
 
 
 def parse_bytes(text: Any) -> int:
-    """A size as a user writes it, in bytes: ``65536``, ``64KiB``, ``64 k`` (binary), ``1.5MB`` (decimal).
+    """A size as a user writes it, in bytes: ``65536``, ``64KiB``, ``64 k``, ``1.5MB``, ``1e6``.
 
-    KiB/MiB/GiB and a bare K/M/G are powers of 1024, kB/MB/GB of 1000; case is ignored. Raises
-    ValueError for anything else, or a size below one byte.
+    Every unit is a power of 1024 (K, KB and KiB alike; M, MB, MiB; G, GB, GiB), as memory and
+    flash datasheets count; case is ignored. A count of bytes must be whole (``1.5`` is refused,
+    ``1.5KiB`` is 1,536; a fraction of a byte left by a unit is dropped). Raises ValueError for
+    anything else, a size below one byte or above :data:`MAX_BYTES`.
     """
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a size")
-    if isinstance(text, int):
-        number, unit = float(text), ""
-    else:
-        flat = str(text).strip().lower().replace(" ", "").replace("_", "")
-        digits = len(flat) - len(flat.lstrip("0123456789."))
-        number_text, unit = flat[:digits], flat[digits:]
-        try:
-            number = float(number_text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a size (e.g. 65536, 64KiB, 1.5MB)") from None
+    from decimal import Decimal, InvalidOperation
+
+    shown = squeeze(repr(text), 40)
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise ValueError(f"{shown} is not a size")
+    flat = str(text).strip().lower().replace(" ", "").replace("_", "")
+    unit = flat.lstrip("0123456789.e+-")
+    # an exponent's "e" belongs to the number only when digits follow it ("1e3"), not in "1.5mb"
+    digits = len(flat) - len(unit)
+    while digits and flat[digits - 1] in "e+-" and not flat[digits:digits + 1].isdigit():
+        digits -= 1
+    number_text, unit = flat[:digits], flat[digits:]
+    try:
+        number = Decimal(number_text)
+    except InvalidOperation:
+        raise ValueError(f"{shown} is not a size (e.g. 65536, 64KiB, 1.5MB)") from None
     if unit not in _UNITS:
-        raise ValueError(f"{text!r}: unknown unit {unit!r} (B, KiB, MiB, GiB, kB, MB, GB)")
-    size = round(number * _UNITS[unit])
+        raise ValueError(f"{shown}: unknown unit {unit!r} (B, K/KB/KiB, M/MB/MiB, G/GB/GiB)")
+    if not number.is_finite() or number > MAX_BYTES:
+        raise ValueError(f"{shown} is not a size up to {MAX_BYTES:,} bytes")
+    if _UNITS[unit] == 0 and number != number.to_integral_value():
+        raise ValueError(f"{shown} is not a whole number of bytes")
+    size = int(number * 1024 ** _UNITS[unit])
     if size < 1:
-        raise ValueError(f"{text!r} is not a size of at least one byte")
+        raise ValueError(f"{shown} is not a size of at least one byte")
+    if size > MAX_BYTES:
+        raise ValueError(f"{shown} is not a size up to {MAX_BYTES:,} bytes")
     return size
 
 
 def size_text(n: Any) -> str:
-    """Bytes as the tables show them: ``512 B``, ``61.2 KiB``, ``24.30 MiB``; ``-`` when not an int."""
+    """Bytes as the tables show them: ``512 B``, ``61.2 KiB``, ``24.30 MiB``, ``1.50 GiB``; ``-`` when not
+    an int."""
     if isinstance(n, bool) or not isinstance(n, int):
         return "-"
     if n < 1024:
         return f"{n} B"
-    if n < 1024 * 1024:
+    if n < 1024 ** 2:
         return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 / 1024:.2f} MiB"
+    if n < 1024 ** 3:
+        return f"{n / 1024 ** 2:.2f} MiB"
+    return f"{n / 1024 ** 3:.2f} GiB"

@@ -213,5 +213,9 @@ def test_flops_and_activation_memory_changes_are_shown_and_never_gate():
     assert rows[(job["id"], "activation bytes (not gated)")][5] == "+100.0%"
     assert rows[(job["id"], "int8-dynamic activation bytes (not gated)")][5] == "-50.0%"
     assert comparison["jobs"][0]["flops"]["base"] == 3_000_000 and isinstance(comparison["jobs"][0]["flops"]["new"], int)
+    # counted another way (a QDQ graph walked as ONNX Runtime fuses it): the row says so
+    new["jobs"][0]["variants"][0]["activation_basis"] = "onnxruntime-fused"
+    rows = {(r[0], r[1]): r for r in comparison_rows(compare_runs(base, new, threshold=5))}
+    assert (job["id"], "int8-dynamic activation bytes, counted graph -> onnxruntime-fused (not gated)") in rows
     old = load("base")  # recorded before FLOPs were counted: no row rather than a change from nothing
     assert not any(r[1].startswith("MFLOPs") for r in comparison_rows(compare_runs(old, new)))

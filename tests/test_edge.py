@@ -160,7 +160,8 @@ def test_size_and_activation_budgets_pick_the_variant_that_fits_and_name_what_do
     big = by_model(deployment_table(RESULTS, activation_budget_bytes=10 ** 9))["big"]
     assert big["variant"] == "int8-static" and big["fits_budget"] is True
     big = by_model(deployment_table(RESULTS, accuracy_floor=0.99, activation_budget_bytes=10 ** 9))["big"]
-    assert big["variant"] == "fp32" and big["over_budget"] == ["activations"]
+    assert big["variant"] == "fp32" and big["over_budget"] == ["activations unknown"]
+    assert "| no (activations unknown) |" in to_markdown([big])
     text = to_markdown(list(rows.values()))
     assert "budget size <= 29.3 KiB" in text.splitlines()[0]
     assert "| no (size) |" in next(line for line in text.splitlines() if line.startswith("| big"))
@@ -174,6 +175,12 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     assert edge_answer(RESULTS, None, None, activation_budget_bytes=1) is not None  # a budget alone asks
     miss = edge_answer(RESULTS, 0.97, None, size_budget_bytes=1000)
     assert "no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its size budget" in miss
+    # big's fp32 export has no activation figure (an older run): not "over" a budget, but unknown
+    only_big = {"jobs": [RESULTS["jobs"][1]]}
+    unknown = edge_answer(only_big, 0.99, None, activation_budget_bytes=10 ** 9)
+    assert unknown.endswith("the closest is big on mnist at 2.5000 ms, with no activations figure recorded")
+    both = edge_answer(only_big, 0.99, None, size_budget_bytes=1000, activation_budget_bytes=10 ** 9)
+    assert both.endswith("over its size budget and with no activations figure recorded")
 
 
 def test_markdown_table():

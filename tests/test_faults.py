@@ -141,7 +141,7 @@ def test_with_a_budget_or_floor_the_run_answers_the_edge_question_on_the_termina
     import re
 
     result, jobs, folder = contract_run
-    found = re.search(r"edge \(batch 1, 1 thread, CPU; accuracy >= 0, p50 <= 1000 ms, size <= 9.54 MiB\): (\d+) of "
+    found = re.search(r"edge \(batch 1, 1 thread, CPU; accuracy >= 0, p50 <= 1000 ms, size <= 10.00 MiB\): (\d+) of "
                       r"(\d+) job\(s\) "
                       r"qualify, fastest first: (.*)", result.stdout)
     assert found, result.stdout[-2000:]
@@ -149,4 +149,4 @@ def test_with_a_budget_or_floor_the_run_answers_the_edge_question_on_the_termina
     assert (int(found[1]), int(found[2])) == (len(ok), len([j for j in jobs.values() if j["status"] != "skipped"]))
     assert "contract net on synthetic" in found[3]
     config = json.loads((folder / "results.json").read_text())["config"]  # --size-budget 10MB, recorded
-    assert config["size_budget_bytes"] == 10_000_000 and config["activation_budget_bytes"] is None
+    assert config["size_budget_bytes"] == 10 * 1024 ** 2 and config["activation_budget_bytes"] is None

@@ -339,3 +339,20 @@ def test_bench_says_when_it_counted_a_qdq_graph_as_fused(tmp_path):
     assert "0.6 KiB of activations at batch 1 with its QDQ groups fused" in result.stdout.splitlines()[0]
     as_json = run_cli("bench", str(path), "--min-time", "0.01", "--json")
     assert json.loads(as_json.stdout)["activation_basis"] == "onnxruntime-fused"
+
+
+def test_a_qdq_graph_with_external_weights_is_fused_too_and_a_failed_fusion_keeps_the_flops(tmp_path):
+    model = _qdq_conv_graph()
+    for node in model.graph.node:  # named, as exports are: the file goes to ONNX Runtime as it is
+        node.name = f"{node.op_type}_{node.output[0]}"
+    path = tmp_path / "external.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin",
+              size_threshold=0)
+    counted = onnx_cost(path)
+    assert (counted.activation_bytes, counted.activation_basis) == (64 + 512, "onnxruntime-fused")
+    # a model ONNX Runtime cannot load (an IR version from the future): the stored walk and the FLOPs stand
+    broken = _qdq_conv_graph()
+    broken.ir_version = 99
+    kept = onnx_cost(broken)
+    assert (kept.activation_bytes, kept.activation_basis) == (2048 + 512, "graph")
+    assert kept.flops == counted.flops == 2 * 8 * 9 * 64 * 2

@@ -584,6 +584,10 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
     strict = next(line for line in edge.splitlines() if "| strict |" in line)
     assert f"| fp32 | {accuracy:.4f} |" in lax and "| 0.5 |" in lax  # meets its run's floor
     assert "| none |" in strict and "| 0.9999 |" in strict and "below the floor 0.9999" in strict
+    # the terminal answers as the tables judge: run by run, each with its own floor
+    answers = result.output.splitlines()[-2:]
+    assert answers[0].startswith("run lax: edge (batch 1, 1 thread, CPU; accuracy >= 0.5): 1 of 1 job(s) qualify")
+    assert answers[1].startswith("run strict: edge (batch 1, 1 thread, CPU; accuracy >= 0.9999): no job qualifies")
 
 
 def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_json_alone(results, tmp_path):
@@ -609,6 +613,8 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     assert "budget size" not in (run / "report.md").read_text()
     bad = CliRunner().invoke(main, ["report", str(run), "--latency-budget-ms", "0"])
     assert bad.exit_code == 2 and "--latency-budget-ms" in bad.output
+    low = CliRunner().invoke(main, ["report", str(run), "--accuracy-floor", "5"])  # as harness run warns of it
+    assert low.exit_code == 0 and "--accuracy-floor 5 is read as a percentage: 5 %" in low.output
 
 
 def test_a_joined_report_of_runs_with_different_size_budgets_shows_each_runs_budget(results):
@@ -626,3 +632,18 @@ def test_a_joined_report_of_runs_with_different_size_budgets_shows_each_runs_bud
     assert rows["small"]["run's budget"] == "size <= 293.0 KiB" and rows["small"]["fits"] == "yes"
     assert rows["small"]["variant"] == "int8-dynamic"
     assert rows["tiny"]["run's budget"] == "size <= 1000 B" and rows["tiny"]["fits"] == "no (size)"
+
+
+def test_the_edge_answer_of_runs_asked_alike_names_each_jobs_run(results):
+    from harness.edge import edge_answers
+
+    mlp = next(j for j in results["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    runs = []
+    for name in ("a", "b"):
+        data = copy.deepcopy(results)
+        data["run_id"], data["jobs"] = name, [copy.deepcopy(mlp)]
+        data["config"]["accuracy_floor"] = 0.5
+        runs.append(data)
+    document = {**joined(*runs), "config": {"accuracy_floor": 0.5}}  # as the CLI carries a shared setting
+    (answer,) = edge_answers(document)
+    assert "2 of 2 job(s) qualify" in answer and "a: mnist-mlp" in answer and "b: mnist-mlp" in answer

@@ -158,6 +158,12 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     assert unchanged.returncode == 0, unchanged.stderr[-2000:]
     data = json.loads((folder / "results.json").read_text())
     assert "config_before" not in data["resumed"][-1]  # nothing changed: nothing recorded
+    # a new budget judges every job, the finished ones too: recorded and used, with no warning
+    budget = run_cli("run", "--resume", "--out", str(out), "--size-budget", "1MiB", "--accuracy-floor", "0")
+    assert budget.returncode == 0 and "changed options" not in budget.stderr, budget.stderr[-2000:]
+    data = json.loads((folder / "results.json").read_text())
+    assert data["config"]["size_budget_bytes"] == 1024 ** 2 and "config_before" in data["resumed"][-1]
+    assert "\nedge (batch 1, 1 thread, CPU; accuracy >= 0, size <= 1.00 MiB): 1 of 1 job(s) qualify" in budget.stdout
     config.write_text("[sweep]\nseed = [0, 1]\n")
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -29,8 +29,10 @@ def test_mflops_is_the_tables_format():
 
 
 @pytest.mark.parametrize("text, size", [
-    ("65536", 65536), (4096, 4096), ("64KiB", 65536), ("64 kib", 65536), ("64k", 65536), ("64kB", 64000),
-    ("1.5MB", 1_500_000), ("2MiB", 2 * 1024 ** 2), ("1G", 1024 ** 3), ("1_000 B", 1000), ("0.5KiB", 512),
+    ("65536", 65536), (4096, 4096), ("64KiB", 65536), ("64 kib", 65536), ("64k", 65536), ("64kB", 65536),
+    ("1.5MB", 1_572_864), ("2MiB", 2 * 1024 ** 2), ("1G", 1024 ** 3), ("1_000 B", 1000), ("0.5KiB", 512),
+    ("1e3", 1000), ("1.5e1KB", 15_360), (1e6, 1_000_000), (2 ** 53 + 1, 2 ** 53 + 1), (" 64 KiB ", 65536),
+    ("0.1KiB", 102),
 ])
 def test_parse_bytes_reads_binary_and_decimal_units(text, size):
     from harness.text import parse_bytes
@@ -38,16 +40,18 @@ def test_parse_bytes_reads_binary_and_decimal_units(text, size):
     assert parse_bytes(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "KiB", "64 apples", "-1", "0", "0.1", "nan", "inf", "1.2.3k", True, "64KiBs"])
+@pytest.mark.parametrize("text", ["", "KiB", "64 apples", "-1", "0", "0.1", "1.5", 2.5, "nan", "inf", "1.2.3k", True,
+                                  "64KiBs", "1" + "0" * 400, "1e", None])
 def test_parse_bytes_refuses_what_is_no_size(text):
     from harness.text import parse_bytes
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as refused:
         parse_bytes(text)
+    assert len(str(refused.value)) < 120  # one readable line, even for a 400-digit number
 
 
 def test_size_text_is_the_tables_format():
     from harness.text import size_text
 
     assert [size_text(n) for n in (512, 31_208, 25_480_000)] == ["512 B", "30.5 KiB", "24.30 MiB"]
-    assert size_text(None) == size_text(True) == size_text(1.5) == "-"
+    assert size_text(None) == size_text(True) == size_text(1.5) == "-" and size_text(3 * 1024 ** 3 // 2) == "1.50 GiB"
