@@ -997,7 +997,9 @@ def md_table(table: Table) -> list[str]:
 
 EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, ...) that meets the accuracy floor, "
              "at batch 1 in ONNX Runtime on the CPU provider, ranked against float32 with alternating rounds where "
-             "recorded. 'none' means no variant qualified; the note says why.")
+             "recorded; with budgets (p50 latency, size on disk, activation memory), one within every budget comes "
+             "first, and 'fits budget' names what a row is over. 'none' means no variant qualified; the note says "
+             "why. Ask again with other figures: harness report RUN --accuracy-floor ... --size-budget ...")
 
 
 def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
