@@ -320,6 +320,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--latency-budget-ms", type=Finite(), help="Mark which models meet this p50 latency at batch 1.")
 @click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy for the deployment table "
               "(0.99 or 99).")
+@click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
+              help="Largest accuracy loss below float32 a variant (int8, fp16...) may have in the deployment "
+                   "table, in percentage points (0.5: half a point).")
 @click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Mark which models fit this size on disk (flash), e.g. 256KiB or 1MB.")
 @click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
@@ -552,7 +555,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
-        "size_budget_bytes": values["size_budget_bytes"],
+        "size_budget_bytes": values["size_budget_bytes"], "max_accuracy_drop": values["max_accuracy_drop"],
         "activation_budget_bytes": values["activation_budget_bytes"],
     }
     if values["onnx_tolerance"] is not None:
@@ -693,6 +696,8 @@ def _echo_edge_answer(results: dict[str, Any]) -> None:
               "(default: a folder 'joined' beside the first run; never a run folder).")
 @click.option("--accuracy-floor", type=Finite(0, 100), help="Ask the edge question again with this accuracy "
               "floor (0.99 or 99) instead of the run's own.")
+@click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
+              help="Ask it allowing a variant this many percentage points below float32.")
 @click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Ask it with this p50 latency budget "
               "at batch 1.")
 @click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
@@ -740,9 +745,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
                       "run_config": d.get("config")} for d in documents for job in d["jobs"]],
         }
         shared = {}
-        from harness.edge import Budget
+        from harness.edge import Question
 
-        for key in ("accuracy_floor", *Budget.KEYS):  # numbers or None, as the options validate them
+        for key in Question.KEYS:  # numbers or None, as the options validate them
             values = {(d.get("config") or {}).get(key) for d in documents}
             if len(values) == 1:
                 shared[key] = values.pop()

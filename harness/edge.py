@@ -89,27 +89,65 @@ class Budget:
         return ", ".join(parts)
 
 
-def asked(config: Any) -> tuple[float | None, Budget]:
-    """(accuracy floor, budget) a run asked with, from its options (``results.json``'s ``config``)."""
-    config = config if isinstance(config, dict) else {}
-    floor = config.get("accuracy_floor")
-    return (_number(floor) if floor is not None else None), Budget.from_config(config)
+@dataclass(frozen=True)
+class Question:
+    """What a run asks of its models (its options, ``results.json``'s ``config``): an accuracy floor (a
+    fraction; above 1, a percentage), the largest accuracy drop below float32 a variant may have, in
+    percentage points, and a :class:`Budget`."""
+
+    accuracy_floor: float | None = None
+    max_accuracy_drop: float | None = None
+    budget: Budget = Budget()
+
+    KEYS: ClassVar[tuple[str, ...]] = ("accuracy_floor", "max_accuracy_drop", *Budget.KEYS)
+    """The run options (and ``config`` keys) that make up the question; they judge every job, finished or not."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Question":
+        config = config if isinstance(config, dict) else {}
+        return cls(_number(config.get("accuracy_floor")), _number(config.get("max_accuracy_drop")),
+                   Budget.from_config(config))
+
+    def __bool__(self) -> bool:
+        return self.accuracy_floor is not None or self.max_accuracy_drop is not None or bool(self.budget)
+
+    def table(self, results: dict[str, Any], batch_size: int = 1, threads: int | str | None = 1,
+              provider: str | None = "CPUExecutionProvider") -> list[dict[str, Any]]:
+        """:func:`deployment_table` asked this question."""
+        drop = None if self.max_accuracy_drop is None else self.max_accuracy_drop / 100
+        return deployment_table(results, self.accuracy_floor, self.budget.latency_ms, batch_size, threads,
+                                provider=provider, max_accuracy_drop=drop, size_budget_bytes=self.budget.size_bytes,
+                                activation_budget_bytes=self.budget.activation_bytes)
+
+    def criteria_text(self) -> str:
+        """``accuracy >= 0.99, drop <= 0.5 points`` (the accuracy criteria given)."""
+        parts = []
+        if self.accuracy_floor is not None:
+            parts.append(f"accuracy >= {as_fraction(self.accuracy_floor):g}")
+        if self.max_accuracy_drop is not None:
+            parts.append(f"drop <= {self.max_accuracy_drop:g} points")
+        return ", ".join(parts)
+
+    def text(self) -> str:
+        """``accuracy >= 0.99, drop <= 0.5 points, p50 <= 1 ms, size <= 256.0 KiB`` (what was asked)."""
+        return ", ".join(x for x in (self.criteria_text(), self.budget.text()) if x)
 
 
-def asked_groups(results: dict[str, Any]) -> tuple[list[tuple[dict[str, Any], float | None, Budget]], bool]:
-    """What to judge with which settings: ``([(document, floor, budget), ...], per_run)``.
+def asked_groups(results: dict[str, Any]) -> tuple[list[tuple[dict[str, Any], Question]], bool]:
+    """What to judge with which question: ``([(document, question), ...], per_run)``.
 
-    The whole results with its own settings; but a joined report (``harness report A B``) whose runs
-    asked with different floors or budgets is judged run by run, each with that run's settings (its
-    jobs' ``run_config``), and ``per_run`` is True.
+    The whole results with its own question; but a joined report (``harness report A B``) whose runs
+    asked differently is judged run by run, each with that run's question (its jobs' ``run_config``),
+    and ``per_run`` is True.
     """
     jobs = _dicts(results.get("jobs"))
     runs: dict[Any, list[dict[str, Any]]] = {}
     for job in jobs:
         runs.setdefault(job.get("run_id"), []).append(job)
-    if len([r for r in runs if r]) > 1 and len({asked(j.get("run_config")) for j in jobs}) > 1:
-        return [({"jobs": run_jobs}, *asked(run_jobs[0].get("run_config"))) for run_jobs in runs.values()], True
-    return [(results, *asked(results.get("config")))], False
+    if len([r for r in runs if r]) > 1 and len({Question.from_config(j.get("run_config")) for j in jobs}) > 1:
+        return [({"jobs": run_jobs}, Question.from_config(run_jobs[0].get("run_config")))
+                for run_jobs in runs.values()], True
+    return [(results, Question.from_config(results.get("config")))], False
 
 
 def deployment_table(
@@ -176,6 +214,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "vs_fp32_basis": None,
         "candidates": 0,
         "accuracy_floor": floor,
+        "max_accuracy_drop": max_drop,
         "latency_budget_ms": budget.latency_ms,
         "size_budget_bytes": budget.size_bytes,
         "activation_budget_bytes": budget.activation_bytes,
@@ -198,8 +237,9 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         if floor is not None and (accuracy is None or accuracy < floor):
             reasons.append(f"{cand['variant']}: {metric} {_num(accuracy)} below the floor {floor:g}")
             continue
-        if max_drop is not None and (drop is None or drop > max_drop):
-            reasons.append(f"{cand['variant']}: {metric} drop {_num(drop)} above {max_drop:g}")
+        if max_drop is not None and (drop is None or drop > max_drop + 1e-12):
+            reasons.append(f"{cand['variant']}: {metric} drop "
+                           f"{'n/a' if drop is None else format(drop * 100, '.2f')} points above {max_drop * 100:g}")
             continue
         timed.append((lat, cand, drop))
     if not timed:
@@ -398,6 +438,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         caption.append(str(next(iter(providers))))
     if _number(first.get("accuracy_floor")) is not None:
         caption.append(f"{metric} floor {first['accuracy_floor']:g}")
+    if _number(first.get("max_accuracy_drop")) is not None:
+        caption.append(f"drop at most {first['max_accuracy_drop'] * 100:g} points")
     budget = Budget.from_config(first)
     if budget:
         caption.append(f"budget {budget.text()}")
@@ -463,19 +505,19 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
                 provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
-                activation_budget_bytes: int | None = None) -> str | None:
-    """The edge question answered on one line for the terminal (None without a floor or a budget).
+                activation_budget_bytes: int | None = None, max_accuracy_drop: float | None = None) -> str | None:
+    """The edge question answered on one line for the terminal (None when nothing was asked).
 
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
     pick qualifies (and fits every budget given), fastest first, or the nearest miss.
+    ``max_accuracy_drop`` is in percentage points.
     """
-    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes)
-    if accuracy_floor is None and not budget:
+    question = Question(accuracy_floor, max_accuracy_drop,
+                        Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes))
+    if not question:
         return None
-    floor = as_fraction(accuracy_floor)
-    rows = deployment_table(results, floor, latency_budget_ms, 1, 1, provider=provider,
-                            size_budget_bytes=size_budget_bytes, activation_budget_bytes=activation_budget_bytes)
-    asked = ", ".join(x for x in (f"accuracy >= {floor:g}" if floor is not None else "", budget.text()) if x)
+    rows = question.table(results, 1, 1, provider)
+    asked = question.text()
     where = "batch 1, 1 thread" + ("" if provider is None else f", {provider.replace('ExecutionProvider', '')}")
 
     from harness.report import job_label  # a row has the job's model, point and run_id
@@ -501,7 +543,7 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
             hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(over)}"
         else:
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
-    elif "below the floor" in notes:
+    elif "below the floor" in notes or "points above" in notes:
         hint = "; none is accurate enough (see the report's Edge deployment table for why)"
     elif "no latency at batch" in notes:
         hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
@@ -512,13 +554,15 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
 
 
 def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> list[str]:
-    """:func:`edge_answer` for the settings the results asked with (``config``): one line, or for a joined
+    """:func:`edge_answer` for the question the results asked (``config``): one line, or for a joined
     report whose runs asked differently one per run (``run NAME: edge (...)``), as its tables judge."""
     groups, per_run = asked_groups(results)
     lines = []
-    for document, floor, budget in groups:
-        answer = edge_answer(document, floor, budget.latency_ms, provider, size_budget_bytes=budget.size_bytes,
-                             activation_budget_bytes=budget.activation_bytes)
+    for document, question in groups:
+        answer = edge_answer(document, question.accuracy_floor, question.budget.latency_ms, provider,
+                             size_budget_bytes=question.budget.size_bytes,
+                             activation_budget_bytes=question.budget.activation_bytes,
+                             max_accuracy_drop=question.max_accuracy_drop)
         if answer:
             run = next((j.get("run_id") for j in _dicts(document.get("jobs")) if j.get("run_id")), None)
             lines.append(f"run {run}: {answer}" if per_run and run else answer)

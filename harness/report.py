@@ -1008,28 +1008,17 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and the budgets come from the run's options (``--accuracy-floor``,
     ``--latency-budget-ms``, ``--size-budget``, ``--activation-budget``).
     """
-    from harness.edge import (
-        THREADS_MAX,
-        Budget,
-        as_fraction,
-        asked,
-        asked_groups,
-        deployment_table,
-        fits_text,
-        threads_title,
-    )
+    from harness.edge import THREADS_MAX, Question, asked_groups, fits_text, threads_title
 
-    floor, budget = asked(results.get("config"))
+    question = Question.from_config(results.get("config"))
     joined = is_joined(results)
     groups, per_run = asked_groups(results)
     tables = []
     for threads in (1, THREADS_MAX):
-        rows = [r for document, own_floor, own in groups
-                for r in deployment_table(document, own_floor, own.latency_ms, 1, threads,
-                                          size_budget_bytes=own.size_bytes,
-                                          activation_budget_bytes=own.activation_bytes) if r.get("candidates")]
-        per_run_settings = per_run and any(
-            r.get("accuracy_floor") is not None or Budget.from_config(r) for r in rows)
+        judged = [(r, asked) for document, asked in groups for r in asked.table(document, 1, threads)
+                  if r.get("candidates")]
+        rows = [r for r, _ in judged]
+        per_run_settings = per_run and any(asked for _, asked in judged)
         if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
@@ -1039,13 +1028,13 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             "params", "MFLOPs"]
         first = len(headers) - 10
         if per_run_settings:
-            headers += ["run's floor", "run's budget", "fits"]
-        elif budget:
+            headers += ["run asked", "fits"]
+        elif question.budget:
             headers.append("fits budget")
         if with_notes:
             headers.append("note")
         table = Table(headers, [], numeric={first + i for i in range(1, 10)})
-        for r in rows:
+        for r, asked in judged:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or "none",
@@ -1054,19 +1043,20 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ","), mflops(r.get("flops"))]
             if per_run_settings:
-                line += [_fmt(r.get("accuracy_floor"), "g"), Budget.from_config(r).text() or "-"]
-            if per_run_settings or budget:
+                line.append(asked.text() or "-")
+            if per_run_settings or question.budget:
                 line.append(fits_text(r))
             if with_notes:
                 line.append(r.get("note") or "")
             table.rows.append(line)
             qualifies = r.get("variant") is not None and r.get("fits_budget") in (None, True)
             table.classes.append("ok" if qualifies else "failed")
-        # As a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
+        # The floor as a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
         caption = f"batch 1, {threads_title(rows, threads)}"
-        caption += f", accuracy floor {as_fraction(floor):g}" if floor is not None else ""
-        caption += f", budget {budget.text()}" if budget and not per_run_settings else ""
-        caption += ", each run's own accuracy floor and budget" if per_run_settings else ""
+        if per_run_settings:
+            caption += ", each run's own accuracy floor and budget"
+        elif question:
+            caption += f", {question.text()}"
         tables.append((caption, table))
     return tables
 

@@ -85,6 +85,7 @@ class RunOptions:
     accuracy_floor: float | None = None
     size_budget_bytes: int | None = None
     activation_budget_bytes: int | None = None
+    max_accuracy_drop: float | None = None  # percentage points below float32, for the edge table
 
     def to_config(self) -> dict[str, Any]:
         """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
@@ -676,10 +677,9 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         # An option that a run from an older version did not record reads as None, its default then.
         differ = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
         # The edge question's floor and budgets judge every job, finished or not: not worth a warning.
-        from harness.edge import Budget
+        from harness.edge import Question
 
-        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in differ
-                            if k not in ("accuracy_floor", *Budget.KEYS))
+        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in differ if k not in Question.KEYS)
         if changed:  # e.g. a larger sweep grid: the run's options are now these
             log.warning("resuming %s with changed options (%s): the jobs still to run use them, the %d finished "
                         "job(s) keep the settings they ran with", folder.path.name, squeeze(changed, 300),
@@ -871,6 +871,8 @@ def validate_options(options: RunOptions) -> None:
             raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'")
     if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
+    if options.max_accuracy_drop is not None and not 0 <= options.max_accuracy_drop <= 100:
+        raise HarnessError(f"--max-accuracy-drop must be percentage points in [0, 100], got {options.max_accuracy_drop}")
     for name in ("size_budget_bytes", "activation_budget_bytes"):
         value = getattr(options, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -313,3 +313,25 @@ def test_edge_answer_says_when_nothing_was_timed_at_batch_1_on_1_thread():
         job["variants"] = []
     answer = edge_answer(document, 0.5, None)
     assert "no job qualifies; nothing was timed at batch 1 on 1 thread" in answer and "accurate" not in answer
+
+
+def test_a_largest_accuracy_drop_in_points_keeps_lossy_variants_out():
+    from harness.edge import Question, edge_answer
+
+    # cnn: fp32 0.98; int8-static 0.975 is 0.5 points below, int8-dynamic 0.90 is 8 points below
+    exactly = by_model(Question(max_accuracy_drop=0.5).table(RESULTS))["cnn"]
+    assert exactly["variant"] == "int8-static"  # 0.5 points is within 0.5 (no float rounding against it)
+    strict = by_model(Question(max_accuracy_drop=0.4).table(RESULTS))["cnn"]
+    assert strict["variant"] == "fp32"  # the slower float32 export: both int8 variants lose too much
+    only_int8 = copy.deepcopy(RESULTS)
+    only_int8["jobs"][0]["onnx"]["metrics"]["accuracy"] = 0.99  # int8-static now 1.5 points below
+    none = by_model(Question(max_accuracy_drop=1.0).table({"jobs": [only_int8["jobs"][0]]}))["cnn"]
+    assert none["variant"] == "fp32"
+    only_int8["jobs"][0]["latency"] = []  # float32 untimed: only the variants could qualify
+    dropped = by_model(Question(max_accuracy_drop=1.0).table(only_int8))["cnn"]
+    assert dropped["variant"] is None and "int8-static: accuracy drop 1.50 points above 1" in dropped["note"]
+    assert "drop at most 0.4 points" in to_markdown([strict]).splitlines()[0]
+    answer = edge_answer(RESULTS, 0.97, None, max_accuracy_drop=0.4)
+    assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, drop <= 0.4 points): ")
+    assert "cnn on mnist 0.5000 ms" in answer
+    assert Question(max_accuracy_drop=0.0) and not Question()  # a drop of 0 is a question too

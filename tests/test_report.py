@@ -377,7 +377,7 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
     result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "j")])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "j" / "report.md").read_text()
-    assert "accuracy floor 0.9" in md  # both runs asked for it: the joined edge table keeps it
+    assert "accuracy >= 0.9" in md  # both runs asked for it: the joined edge table keeps it
     assert "run options not recorded" not in md and "not comparable: 512 samples" in md  # a's own options
     assert "30.0x" in md  # b's jobs: 5 published minutes over 10 s
     document = {"jobs": [{**job, "run_config": {"epochs": 3, "max_train_samples": 512}} for job in results["jobs"]]}
@@ -487,11 +487,11 @@ def test_deployment_table_names_each_sweep_job_and_reads_the_floor_as_a_fraction
     document = {"run_id": "r", "config": {"accuracy_floor": 50, "latency_budget_ms": 1.0},
                 "jobs": [job(0, 0.6), job(1, 0.4)]}
     ((caption, table),) = report.deployment_tables(document)
-    assert "accuracy floor 0.5," in caption  # as the notes say it, not "50"
+    assert "accuracy >= 0.5," in caption  # as the notes say it, not "50"
     rows = [dict(zip(table.headers, row)) for row in table.rows]
     assert [(r["settings"], r["variant"]) for r in rows] == [("seed=0", "fp32"), ("seed=1", "none")]
     assert rows[0]["accuracy"] == "0.6000" and rows[0]["fits budget"] == "yes"
-    assert caption.endswith("accuracy floor 0.5, budget p50 <= 1 ms")
+    assert caption.endswith("accuracy >= 0.5, p50 <= 1 ms")
 
 
 def test_the_report_says_where_each_datasets_samples_came_from():
@@ -582,8 +582,8 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
     edge = md.split("batch 1, 1 thread, each run's own accuracy floor and budget")[1].split("\n\n")[1]
     lax = next(line for line in edge.splitlines() if "| lax |" in line)
     strict = next(line for line in edge.splitlines() if "| strict |" in line)
-    assert f"| fp32 | {accuracy:.4f} |" in lax and "| 0.5 |" in lax  # meets its run's floor
-    assert "| none |" in strict and "| 0.9999 |" in strict and "below the floor 0.9999" in strict
+    assert f"| fp32 | {accuracy:.4f} |" in lax and "| accuracy \\>= 0.5 |" in lax  # meets its run's floor
+    assert "| none |" in strict and "| accuracy \\>= 0.9999 |" in strict and "below the floor 0.9999" in strict
     # the terminal answers as the tables judge: run by run, each with its own floor
     answers = result.output.splitlines()[-2:]
     assert answers[0].startswith("run lax: edge (batch 1, 1 thread, CPU; accuracy >= 0.5): 1 of 1 job(s) qualify")
@@ -604,7 +604,7 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     # 81,200 and 82,000 bytes fit, 6,100 too; the MLP (952,780; int8 241,500) and the CNN do not
     assert "mnist-baseline-20k on synthetic" in answer and "mnist-mlp" not in answer.split("qualify")[1]
     md = (run / "report.md").read_text()
-    assert "budget size <= 100.0 KiB" in md
+    assert "### batch 1, 1 thread, accuracy >= 0, size <= 100.0 KiB" in md
     mlp = next(line for line in md.split("### batch 1, 1 thread")[1].splitlines() if line.startswith("| mnist-mlp"))
     assert "| int8-dynamic |" in mlp and "| no (size) |" in mlp  # both over the size budget: the faster
     assert (run / "results.json").read_bytes() == before
@@ -613,6 +613,9 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     assert "budget size" not in (run / "report.md").read_text()
     bad = CliRunner().invoke(main, ["report", str(run), "--latency-budget-ms", "0"])
     assert bad.exit_code == 2 and "--latency-budget-ms" in bad.output
+    lossless = CliRunner().invoke(main, ["report", str(run), "--max-accuracy-drop", "0"])
+    assert lossless.exit_code == 0 and "edge (batch 1, 1 thread, CPU; drop <= 0 points): " in lossless.output
+    assert "| int8-dynamic |" not in (run / "report.md").read_text().split("## Edge deployment")[1].split("##")[0]
     low = CliRunner().invoke(main, ["report", str(run), "--accuracy-floor", "5"])  # as harness run warns of it
     assert low.exit_code == 0 and "--accuracy-floor 5 is read as a percentage: 5 %" in low.output
 
@@ -629,9 +632,9 @@ def test_a_joined_report_of_runs_with_different_size_budgets_shows_each_runs_bud
     caption, table = tables[0]
     assert caption.endswith("each run's own accuracy floor and budget")
     rows = {r[2]: dict(zip(table.headers, r)) for r in table.rows}
-    assert rows["small"]["run's budget"] == "size <= 293.0 KiB" and rows["small"]["fits"] == "yes"
+    assert rows["small"]["run asked"] == "size <= 293.0 KiB" and rows["small"]["fits"] == "yes"
     assert rows["small"]["variant"] == "int8-dynamic"
-    assert rows["tiny"]["run's budget"] == "size <= 1000 B" and rows["tiny"]["fits"] == "no (size)"
+    assert rows["tiny"]["run asked"] == "size <= 1000 B" and rows["tiny"]["fits"] == "no (size)"
 
 
 def test_the_edge_answer_of_runs_asked_alike_names_each_jobs_run(results):
