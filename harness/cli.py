@@ -618,7 +618,14 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError(f"{model_path}: no such file")
     if min_runs < 1 or min_time < 0 or warmup < 0:
         raise HarnessError("--min-runs must be >= 1, --min-time and --warmup >= 0")
-    _check_onnx_file(model_path)
+    model = _check_onnx_file(model_path)
+    if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
+        from harness.variants import FP16_CPU_NOTE
+
+        click.echo("harness: warning: a float16 model timed on the CPU provider, which casts to float32 around "
+                   f"float16 operators; the harness's own runs leave that out ({FP16_CPU_NOTE.split(': ')[1]})",
+                   err=True)
+    del model
     sizes = dict(dims or [])
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
@@ -668,13 +675,27 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     ))
 
 
-def _check_onnx_file(path: Path) -> None:
+def _check_onnx_file(path: Path) -> Any:
+    """The model at ``path`` without its external data, or :class:`HarnessError` when it is no ONNX file."""
     import onnx
 
     try:
-        onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
         raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def _mostly_float16(model: Any) -> bool:
+    """True when most of a model's floating-point weights (by count of values) are float16."""
+    import math
+
+    from onnx import TensorProto
+
+    counts = {TensorProto.FLOAT16: 0, TensorProto.FLOAT: 0, TensorProto.DOUBLE: 0, TensorProto.BFLOAT16: 0}
+    for tensor in model.graph.initializer:
+        if tensor.data_type in counts:
+            counts[tensor.data_type] += math.prod(tensor.dims)
+    return counts[TensorProto.FLOAT16] > sum(counts.values()) / 2
 
 
 # -- report / compare --------------------------------------------------------------------------------------
@@ -714,6 +735,12 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     from harness.report import comparison_table, write_reports
     from harness.results import load_results
 
+    seen: dict[Path, Path] = {}
+    for run_dir in run_dirs:  # the same run twice would count each of its jobs twice
+        resolved = Path(run_dir).resolve()
+        if resolved in seen:
+            raise HarnessError(f"{run_dir} is given twice (as {seen[resolved]})")
+        seen[resolved] = Path(run_dir)
     documents = [load_results(d) for d in run_dirs]
     asked = {key: value for key, value in asked.items() if value is not None}
     from harness.edge import floor_warning
@@ -722,7 +749,10 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     if warning:
         click.echo(f"harness: warning: {warning}", err=True)
     if asked:
-        documents = [{**d, "config": {**(d.get("config") or {}), **asked}} for d in documents]
+        from harness.edge import Question
+
+        documents = [{**d, "config": {**(d.get("config") or {}), **asked},
+                      "edge_reasked": Question.from_config(d.get("config")).text()} for d in documents]
     if len(documents) == 1 and out is None:
         target, results = Path(run_dirs[0]), documents[0]
     else:
@@ -753,9 +783,13 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
                 shared[key] = values.pop()
         if any(value is not None for value in shared.values()):
             results["config"] = shared
+        if asked:
+            results["edge_reasked"] = "; ".join(f"{d['run_id']}: {d['edge_reasked'] or 'nothing'}" for d in documents)
         target.mkdir(parents=True, exist_ok=True)
-    for path in write_reports(target, results):
-        click.echo(str(path))
+    written = write_reports(target, results)
+    plots = sum(1 for path in written if path.parent.name == "plots")
+    names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
+    click.echo(f"wrote {', '.join(names)} in {target}")
     click.echo(comparison_table(results))
     _echo_edge_answer(results)
 

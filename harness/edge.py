@@ -204,6 +204,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "min_ms": None,
         "bytes": None,
         "activation_bytes": None,
+        "path": None,
         "params": _int(job.get("params")),
         "flops": _int(job.get("flops")),
         metric: None,
@@ -225,12 +226,15 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         return row
     candidates = _candidates(job, metric)
     row["candidates"] = len(candidates)
+    row["best_" + metric] = max((c["accuracy"] for c in candidates if c["accuracy"] is not None), default=None)
     timed, reasons = [], []
     for cand in candidates:
         lat = _pick(cand["latency"], batch_size, wanted_threads, provider)
         if lat is None:
+            skipped = [x for x in cand.get("latency_skipped") or () if provider is None or provider in x]
+            why = (f" (left out on purpose: {skipped[0].split(': ', 1)[-1].split(':')[0]})" if skipped else "")
             reasons.append(f"{cand['variant']}: no latency at batch {batch_size}, "
-                           f"{_threads_text(wanted_threads)}{'' if provider is None else ' on ' + provider}")
+                           f"{_threads_text(wanted_threads)}{'' if provider is None else ' on ' + provider}{why}")
             continue
         accuracy = cand["accuracy"]
         drop = None if accuracy is None or base_accuracy is None else base_accuracy - accuracy
@@ -268,6 +272,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         min_ms=_number(lat.get("min_ms")),
         bytes=cand["bytes"],
         activation_bytes=cand["activation_bytes"],
+        path=cand.get("path"),
         accuracy_drop=None if drop is None else round(drop, 6),
         vs_fp32_ratio=round(score, 4) if basis != "p50" else None,
         vs_fp32_basis=basis if basis != "p50" else None,
@@ -320,7 +325,7 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     out = []
     onnx = job.get("onnx")
     if isinstance(onnx, dict) and onnx:
-        out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")),
+        out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")), "path": onnx.get("path"),
                     "activation_bytes": _int(onnx.get("activation_bytes")), "accuracy": _fp32_accuracy(job, metric),
                     "latency": _ort_rows(job.get("latency"))})
     for variant in _dicts(job.get("variants")):
@@ -328,8 +333,10 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
         if variant.get("error") or not isinstance(name, str) or name == "fp32":
             continue
         vs = variant.get("vs_fp32") if isinstance(variant.get("vs_fp32"), dict) else None
-        out.append({"variant": name, "bytes": _int(variant.get("bytes")),
+        skipped = variant.get("latency_skipped")
+        out.append({"variant": name, "bytes": _int(variant.get("bytes")), "path": variant.get("path"),
                     "activation_bytes": _int(variant.get("activation_bytes")),
+                    "latency_skipped": [str(x) for x in skipped] if isinstance(skipped, list) else [],
                     "accuracy": _metric(variant.get("metrics"), metric),
                     "latency": _ort_rows(variant.get("latency")), "vs_fp32": vs})
     return out
@@ -382,8 +389,10 @@ def as_fraction(value: float | None) -> float | None:
 
 
 def floor_warning(value: float | None) -> str | None:
-    """What to warn of an accuracy floor between 1 and 50: it is read as a percentage (5 is 5 %), which
-    is seldom what a floor that low means."""
+    """What to warn of an accuracy floor that may not say what was meant: between 1 and 50 it is read as a
+    percentage (5 is 5 %), seldom what a floor that low means; exactly 1 is read as a fraction (100 %)."""
+    if value == 1:
+        return "--accuracy-floor 1 is read as a fraction: 100 %, every test sample right (1 % is 0.01)"
     if value is None or not 1 < value < 50:
         return None
     return f"--accuracy-floor {value:g} is read as a percentage: {value:g} % (a fraction is 0..1, a percentage 1..100)"
@@ -405,13 +414,19 @@ def _ratio_text(row: dict[str, Any]) -> str:
     return f"{ratio:.2f}x" + (f" ({basis})" if basis in ("alternating", "alternating, unstable") else "")
 
 
-def _over_text(over: Sequence[str]) -> str:
-    """``over its size and activations budgets``, ``with no activations figure recorded``, or both."""
-    known = [x for x in over if not x.endswith(" unknown")]
+def _over_text(row: dict[str, Any], budget: Budget) -> str:
+    """``over its budget: size 234.4 KiB > 64.0 KiB``, ``with no activations figure recorded``, or both."""
+    over = row.get("over_budget") or []
+    amounts = {"latency": (f"p50 {_num(row.get('p50_ms'))} ms", f"{budget.latency_ms:g} ms"
+                           if budget.latency_ms is not None else "-"),
+               "size": (f"size {size_text(row.get('bytes'))}", size_text(budget.size_bytes)),
+               "activations": (f"activations {size_text(row.get('activation_bytes'))}",
+                               size_text(budget.activation_bytes))}
+    known = [f"{amounts[x][0]} > {amounts[x][1]}" for x in over if x in amounts]
     unknown = [x.removesuffix(" unknown") for x in over if x.endswith(" unknown")]
     parts = []
     if known:
-        parts.append(f"over its {' and '.join(known)} budget{'s' if len(known) > 1 else ''}")
+        parts.append(f"over its budget: {' and '.join(known)}")
     if unknown:
         parts.append(f"with no {' or '.join(unknown)} figure recorded")
     return " and ".join(parts)
@@ -446,7 +461,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     intro = (f"Fastest qualifying variant per model: {', '.join(caption)}. \"time vs fp32\" is the variant's "
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
-    headers = ["model", "dataset", "variant", metric, "drop vs fp32", "size", "activations", "p50 ms", "p99 ms",
+    headers = ["model", "dataset", "variant", metric, "drop vs fp32 (points)", "size", "activations", "p50 ms", "p99 ms",
                "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
         headers.insert(7, "threads")
@@ -458,7 +473,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     for r in rows:
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
-            _num(r.get(metric)), _num(r.get("accuracy_drop"), "+.4f") if r.get("accuracy_drop") is not None else "-",
+            _num(r.get(metric)),
+            "-" if _number(r.get("accuracy_drop")) is None else f"{r['accuracy_drop'] * 100:.2f}".replace("-0.00", "0.00"),
             size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
@@ -494,12 +510,12 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
 
 def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> str:
     """How a table's thread count reads: ``1 thread``, or for :data:`THREADS_MAX` the count its rows were
-    measured at (``4 threads, the most measured``), which need not be the machine's core count."""
+    measured at (``4 threads, the most threads measured``), which need not be the machine's core count."""
     if threads != THREADS_MAX:
         return f"{threads} thread" + ("" if threads == 1 else "s")
     counts = sorted({r["threads"] for r in rows if isinstance(r.get("threads"), int)})
     if len(counts) == 1:
-        return f"{counts[0]} threads, the most measured"
+        return f"{counts[0]} threads, the most threads measured"
     return "the most threads measured for each job"
 
 
@@ -525,32 +541,48 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     several_runs = len({r.get("run_id") for r in rows if r.get("run_id")}) > 1  # a joined report's jobs
 
     def name(r: dict[str, Any]) -> str:
-        variant = "" if r.get("variant") in (None, "fp32") else f" {r['variant']}"
+        variant = f" {r['variant']}" if r.get("variant") else ""
         return f"{job_label(r, run=several_runs)}{variant} on {r.get('dataset')}"
 
     fits = sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
                   key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
+    budget = question.budget
+
+    def figures(r: dict[str, Any]) -> str:  # what the question asked about, besides latency and accuracy
+        sizes = [f"{size_text(r.get('bytes'))} file" if budget.size_bytes is not None else "",
+                 f"{size_text(r.get('activation_bytes'))} activations" if budget.activation_bytes is not None else ""]
+        return "".join(f", {x}" for x in sizes if x)
+
+    only_fp32 = ""
+    if (budget.size_bytes is not None or budget.activation_bytes is not None) and all(
+            (r.get("candidates") or 0) <= 1 for r in rows):
+        only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
+                     "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}" for r in fits[:5])
+        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}{figures(r)}" for r in fits[:5])
         more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
-        return f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: {shown}{more}"
+        path = f"; fastest file: {fits[0]['path']}" if fits[0].get("path") and not several_runs else ""
+        return (f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: "
+                f"{shown}{more}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
     if near:
         over = near[0].get("over_budget") or []
         if [x for x in over if x != "latency"]:  # a size or memory budget: the one over the fewest, then the fastest
-            hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(over)}"
+            hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(near[0], budget)}"
         else:
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
     elif "below the floor" in notes or "points above" in notes:
-        hint = "; none is accurate enough (see the report's Edge deployment table for why)"
+        best = max((r["best_accuracy"] for r in rows if _number(r.get("best_accuracy")) is not None), default=None)
+        hint = ("; none is accurate enough" + (f" (the most accurate reaches {best:.4f})" if best is not None else "")
+                + " (see the report's Edge deployment table for why)")
     elif "no latency at batch" in notes:
         hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
                 "or --profile edge)")
     else:
         hint = " (see the report's Edge deployment table for why)"
-    return f"edge ({where}; {asked}): no job qualifies{hint}"
+    return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}"
 
 
 def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> list[str]:

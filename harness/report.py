@@ -20,7 +20,7 @@ import io
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -652,12 +652,15 @@ def variants_table(results: dict[str, Any]) -> Table:
             status = v.get("status") or ("failed" if v.get("error") else "ok")
             notes = [str(v["error"])] if v.get("error") else [str(n) for n in (v.get("notes") or [])] + [
                 str(n) for n in (v.get("latency_skipped") or [])]
+            disagree = _sequential_disagrees(job, v, lat, p50, speedup)
+            if disagree:
+                notes.append(disagree)
             rows.append([
                 job_label(job, run=is_joined(results)), _text(job.get("dataset")), _text(v.get("variant")),
                 str(status),
                 _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"),
                 _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
-                "-" if drop is None else f"{drop * 100:.2f}", _fmt(p50, ".3f"),
+                _points(drop), _fmt(p50, ".3f"),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
@@ -666,6 +669,23 @@ def variants_table(results: dict[str, Any]) -> Table:
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
                "accuracy ORT", "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
     return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11})
+
+
+def _sequential_disagrees(job: dict[str, Any], variant: dict[str, Any], lat: dict[str, Any] | None,
+                          p50: float | None, speedup: float | None) -> str | None:
+    """A note when the variant's own p50, beside fp32's from a separate measurement, tells another story
+    than the alternating rounds the speed-up comes from (by more than a quarter): the machine drifted
+    between the two measurements, and the rounds' own p50s are the ones to read."""
+    vs = variant.get("vs_fp32") if isinstance(variant.get("vs_fp32"), dict) else None
+    if not vs or lat is None or not p50 or not speedup:
+        return None
+    base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"), threads=lat.get("threads"))
+    base_p50 = _number(base.get("p50_ms")) if base else None
+    a_p50, b_p50 = _number(vs.get("a_p50_ms")), _number(vs.get("b_p50_ms"))
+    if not base_p50 or a_p50 is None or b_p50 is None or abs(base_p50 / p50 / speedup - 1) <= 0.25:
+        return None
+    return (f"separate p50s {p50:.3f} vs fp32 {base_p50:.3f} ms disagree with the alternating rounds "
+            f"({a_p50:.3f} vs {b_p50:.3f} ms), which the speed-up comes from")
 
 
 REFERENCE_ACCURACY_KEYS = ("test_accuracy", "val_accuracy", "train_accuracy")
@@ -854,6 +874,13 @@ def _value_text(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _points(drop: Any) -> str:
+    """An accuracy drop (a fraction) in percentage points, as every table shows it: ``0.12``, ``-0.26`` (a
+    gain); ``-`` when not a number."""
+    value = _number(drop)
+    return "-" if value is None else f"{value * 100:.2f}".replace("-0.00", "0.00")
+
+
 def environment_table(results: dict[str, Any]) -> Table:
     env = results.get("environment") or {}
     rows = [[str(k), _value_text(v)] for k, v in env.items()] if isinstance(env, dict) else []
@@ -861,7 +888,7 @@ def environment_table(results: dict[str, Any]) -> Table:
 
 
 CONFIG_KEYS = ("epochs", "batch_size", "lr", "device", "max_train_samples", "max_test_samples", "batch_sizes",
-               "threads", "providers", "seed", "variants", "exporter", "amp", "executor")
+               "threads", "providers", "seed", "variants", "exporter", "amp", "executor", "profile")
 
 
 def config_table(results: dict[str, Any]) -> Table:
@@ -870,6 +897,14 @@ def config_table(results: dict[str, Any]) -> Table:
     if not isinstance(config, dict):
         return Table(["option", "value"], [])
     rows = [[k, _value_text(config[k])] for k in CONFIG_KEYS if config.get(k) is not None]
+    from harness.edge import Question
+    from harness.latency import QUICK
+
+    if config.get("latency") == asdict(QUICK):
+        rows.append(["latency", "--quick: short measurements for smoke tests (noisier figures)"])
+    question = Question.from_config(config)
+    if question:
+        rows.append(["edge question", question.text()])
     sweep = config.get("sweep")
     if isinstance(sweep, list) and any(sweep):
         keys = sorted({k for p in sweep if isinstance(p, dict) for k in p})
@@ -899,6 +934,9 @@ def header_facts(results: dict[str, Any]) -> list[str]:
     sources = data_sources(results)
     if sources:
         facts.append("Data: " + "; ".join(sources) + ".")
+    if isinstance(results.get("edge_reasked"), str):
+        facts.append(f"The Edge deployment tables answer the question given to harness report; the run itself "
+                     f"asked: {results['edge_reasked'] or 'nothing'}.")
     runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
     if len(runs) > 1:
         facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} "
@@ -1024,7 +1062,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
-            "variant", "accuracy", "drop vs fp32", "ONNX KiB", "activations KiB", "threads", "p50 ms", "p99 ms",
+            "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms", "p99 ms",
             "params", "MFLOPs"]
         first = len(headers) - 10
         if per_run_settings:
@@ -1038,7 +1076,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or "none",
-                    _fmt(r.get("accuracy"), ".4f"), _fmt(r.get("accuracy_drop"), "+.4f"), _kib(r.get("bytes")),
+                    _fmt(r.get("accuracy"), ".4f"), _points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ","), mflops(r.get("flops"))]

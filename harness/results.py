@@ -141,6 +141,9 @@ def load_results(path: Path) -> dict[str, Any]:
     path = Path(path)
     file = path / RESULTS_FILE if path.is_dir() else path
     if not file.exists():
+        if path.is_dir() and (path / "report.md").exists():  # harness report A B --out DIR writes no results.json
+            raise HarnessError(f"no {RESULTS_FILE} in {path}: it looks like a joined report; give the run folders "
+                               f"it joined instead")
         raise HarnessError(f"no {RESULTS_FILE} in {path}")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

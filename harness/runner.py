@@ -766,6 +766,11 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.train import resolve_device
 
     validate_options(options)
+    from harness.edge import floor_warning
+
+    warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
+    if warning:
+        log.warning("%s", warning)
     # The built-in metrics (accuracy, nll, macro-f1) always take part; another plugin's only when
     # --plugins selects it, as for models and datasets.
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
@@ -880,11 +885,6 @@ def validate_options(options: RunOptions) -> None:
             raise HarnessError(f"{flag} must be a positive number of bytes, got {value!r}")
     if options.accuracy_floor is not None and not 0 <= options.accuracy_floor <= 100:
         raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
-    from harness.edge import floor_warning
-
-    warning = floor_warning(options.accuracy_floor)
-    if warning:
-        log.warning("%s", warning)
     if options.job_timeout is not None and options.job_timeout <= 0:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:

@@ -28,6 +28,7 @@ def _assert_usage_error(result, *needles):
         (["bench", "x.onnx", "--threads", "0"], ["--threads", "thread counts must be at least 1 (got 0)"]),
         (["run", "--size-budget", "12 bananas"], ["--size-budget", "unknown unit 'bananas'"]),
         (["run", "--max-accuracy-drop", "-1"], ["--max-accuracy-drop"]),
+        (["report", "r", "x/../r"], ["x/../r is given twice (as r)"]),
         (["report", "r", "--activation-budget", "-1"], ["--activation-budget", "'-1' is not a size"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--data-dir", "/no/such/dir"], ["--data-dir"]),
         (["run", "--config", "/no/such/config.toml"], ["/no/such/config.toml"]),
@@ -62,6 +63,24 @@ def test_an_unknown_tracker_in_the_environment_is_one_line(tmp_path):
     env = {**os.environ, "HARNESS_TRACK": "nosuch"}  # the trackers plugin's hook had warned of it first
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--out", str(tmp_path), env=env)
     _assert_usage_error(result, "unknown tracker 'nosuch'; known: mlflow, tensorboard")
+
+
+def test_a_joined_report_folder_given_as_a_run_says_what_it_is(tmp_path):
+    (tmp_path / "joined").mkdir()
+    (tmp_path / "joined" / "report.md").write_text("# joined\n")
+    _assert_usage_error(run_cli("report", str(tmp_path / "joined")), "looks like a joined report",
+                        "give the run folders")
+
+
+def test_a_low_accuracy_floor_is_warned_of_once(tmp_path):
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
+                     "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
+                     "--exporter", "torchscript", "--accuracy-floor", "5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("--accuracy-floor 5 is read as a percentage: 5 %") == 1, result.stderr
+    from harness.edge import floor_warning
+
+    assert "read as a fraction: 100 %" in floor_warning(1) and floor_warning(0.99) is None
 
 
 def test_out_pointing_at_a_file_is_refused(tmp_path):
@@ -195,4 +214,4 @@ def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count
     warnings = [line for line in result.stderr.splitlines() if line.startswith("harness: warning: --threads")]
     assert len(warnings) == 1 and f"{over}" in warnings[0] and f"{over - 1} cores" in warnings[0], result.stderr
     report = (tmp_path / "r" / "report.md").read_text()
-    assert f"batch 1, {over} threads, the most measured" in report and "all cores" not in report
+    assert f"batch 1, {over} threads, the most threads measured" in report and "all cores" not in report

@@ -174,13 +174,13 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     assert "size <= 29.3 KiB): 1 of 3 job(s) qualify" in yes and "cnn int8-static" in yes
     assert edge_answer(RESULTS, None, None, activation_budget_bytes=1) is not None  # a budget alone asks
     miss = edge_answer(RESULTS, 0.97, None, size_budget_bytes=1000)
-    assert "no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its size budget" in miss
+    assert "no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its budget: size 25.4 KiB > 1000 B" in miss
     # big's fp32 export has no activation figure (an older run): not "over" a budget, but unknown
     only_big = {"jobs": [RESULTS["jobs"][1]]}
     unknown = edge_answer(only_big, 0.99, None, activation_budget_bytes=10 ** 9)
-    assert unknown.endswith("the closest is big on mnist at 2.5000 ms, with no activations figure recorded")
+    assert unknown.endswith("the closest is big fp32 on mnist at 2.5000 ms, with no activations figure recorded")
     both = edge_answer(only_big, 0.99, None, size_budget_bytes=1000, activation_budget_bytes=10 ** 9)
-    assert both.endswith("over its size budget and with no activations figure recorded")
+    assert both.endswith("over its budget: size 3.43 MiB > 1000 B and with no activations figure recorded")
 
 
 def test_markdown_table():
@@ -191,6 +191,7 @@ def test_markdown_table():
     assert "fits budget" in header and "p99 ms" in header and "params" in header
     cnn = next(line for line in lines if line.startswith("| cnn"))
     assert "int8-static" in cnn and "0.3500" in cnn and "25.4 KiB" in cnn and "| yes |" in cnn
+    assert "| 0.9750 | 0.50 |" in cnn and "drop vs fp32 (points)" in header  # 0.98 - 0.975, in points as elsewhere
     assert "| 20,000 | 3.51 |" in cnn and "MFLOPs" in header
     assert "| 25.4 KiB | 12.7 KiB |" in cnn and "activations" in header  # int8-static: 26000 bytes, half of it
     big = next(line for line in lines if line.startswith("| big"))
@@ -206,7 +207,7 @@ def test_edge_markdown_has_one_and_all_thread_sections():
     single = {"jobs": [RESULTS["jobs"][1]]}
     assert "most" not in edge_markdown(single)
     only_cnn = edge_markdown({"jobs": [RESULTS["jobs"][0]]})
-    assert "batch 1, 2 threads, the most measured" in only_cnn  # the count it ran at, not "all cores"
+    assert "batch 1, 2 threads, the most threads measured" in only_cnn  # the count it ran at, not "all cores"
 
 
 def test_edge_profile_is_batch_1_all_variants_one_and_all_threads():
@@ -297,7 +298,7 @@ def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
     assert yes.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, p50 <= 1 ms): 1 of 3 job(s) qualify")
     assert "cnn int8-static on mnist 0.3500 ms, 0.9750" in yes and "big" not in yes
     both = edge_answer(RESULTS, 0.97, None)  # without a budget both accurate picks qualify, fastest first
-    assert both.index("cnn int8-static") < both.index("big on mnist 2.5000 ms")
+    assert both.index("cnn int8-static") < both.index("big fp32 on mnist 2.5000 ms")
     miss = edge_answer(RESULTS, 0.97, 0.1)
     assert "no job qualifies; the fastest accurate enough is cnn int8-static on mnist at 0.3500 ms" in miss
     none = edge_answer(RESULTS, 0.999, None)
@@ -333,5 +334,33 @@ def test_a_largest_accuracy_drop_in_points_keeps_lossy_variants_out():
     assert "drop at most 0.4 points" in to_markdown([strict]).splitlines()[0]
     answer = edge_answer(RESULTS, 0.97, None, max_accuracy_drop=0.4)
     assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, drop <= 0.4 points): ")
-    assert "cnn on mnist 0.5000 ms" in answer
+    assert "cnn fp32 on mnist 0.5000 ms" in answer
     assert Question(max_accuracy_drop=0.0) and not Question()  # a drop of 0 is a question too
+
+
+def test_the_answer_gives_the_figures_asked_about_the_file_and_what_was_not_measured():
+    from harness.edge import edge_answer
+
+    yes = edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000, activation_budget_bytes=64 * 1024)
+    assert "cnn int8-static on mnist 0.3500 ms, 0.9750, 25.4 KiB file, 12.7 KiB activations" in yes
+    assert yes.endswith("; fastest file: onnx/x.int8-static.onnx")
+    # a size budget asked of float32 exports alone: say that smaller variants were never measured
+    plain = {"jobs": [{**copy.deepcopy(RESULTS["jobs"][0]), "variants": []}]}
+    miss = edge_answer(plain, None, None, size_budget_bytes=1000)
+    assert miss.endswith("only float32 exports were measured: a run with --profile edge (or --variants "
+                         "int8-static,int8-dynamic) measures smaller ones")
+    assert "only float32" not in edge_answer(RESULTS, None, None, size_budget_bytes=1000)
+    # none accurate enough: how close the best came
+    assert "none is accurate enough (the most accurate reaches 0.9900)" in edge_answer(RESULTS, 0.999, None)
+
+
+def test_a_variant_left_untimed_on_purpose_says_why():
+    document = copy.deepcopy(RESULTS)
+    fp16 = document["jobs"][0]["variants"][2]
+    fp16["latency_skipped"] = ["provider CPUExecutionProvider: fp16 latency is measured on GPU providers only "
+                               "(CUDA/TensorRT): ONNX Runtime's CPU float16 kernels are not representative"]
+    document["jobs"][0]["latency"], document["jobs"][0]["variants"] = [], [fp16]
+    (row,) = [r for r in deployment_table(document) if r["model"] == "cnn"]
+    assert row["variant"] is None and ("fp16: no latency at batch 1, 1 thread(s) on CPUExecutionProvider (left out on "
+                                       "purpose: fp16 latency is measured on GPU providers only (CUDA/TensorRT))") \
+        in row["note"]

@@ -356,3 +356,16 @@ def test_a_qdq_graph_with_external_weights_is_fused_too_and_a_failed_fusion_keep
     kept = onnx_cost(broken)
     assert (kept.activation_bytes, kept.activation_basis) == (2048 + 512, "graph")
     assert kept.flops == counted.flops == 2 * 8 * 9 * 64 * 2
+
+
+def test_bench_warns_that_a_float16_model_on_the_cpu_is_not_what_a_gpu_would_run(exported, tmp_path):
+    from harness.variants import BUILDERS
+
+    path, _ = exported["mnist-mlp"]
+    half = tmp_path / "fp16.onnx"
+    BUILDERS["fp16"](path, half, None, 0)
+    warned = run_cli("bench", str(half), "--min-time", "0.01")
+    assert warned.returncode == 0, warned.stderr
+    assert "warning: a float16 model timed on the CPU provider" in warned.stderr
+    plain = run_cli("bench", str(path), "--min-time", "0.01")
+    assert plain.returncode == 0 and "float16" not in plain.stderr

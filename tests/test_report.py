@@ -602,9 +602,11 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     answer = asked.output.splitlines()[-1]
     assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0, size <= 100.0 KiB): ")
     # 81,200 and 82,000 bytes fit, 6,100 too; the MLP (952,780; int8 241,500) and the CNN do not
-    assert "mnist-baseline-20k on synthetic" in answer and "mnist-mlp" not in answer.split("qualify")[1]
+    assert "mnist-baseline-20k fp32 on synthetic" in answer and "mnist-mlp" not in answer.split("qualify")[1]
     md = (run / "report.md").read_text()
     assert "### batch 1, 1 thread, accuracy >= 0, size <= 100.0 KiB" in md
+    assert "the question given to harness report; the run itself asked: nothing." in md
+    assert "| edge question | accuracy \\>= 0, size \\<= 100.0 KiB |" in md  # the run options table
     mlp = next(line for line in md.split("### batch 1, 1 thread")[1].splitlines() if line.startswith("| mnist-mlp"))
     assert "| int8-dynamic |" in mlp and "| no (size) |" in mlp  # both over the size budget: the faster
     assert (run / "results.json").read_bytes() == before
@@ -650,3 +652,18 @@ def test_the_edge_answer_of_runs_asked_alike_names_each_jobs_run(results):
     document = {**joined(*runs), "config": {"accuracy_floor": 0.5}}  # as the CLI carries a shared setting
     (answer,) = edge_answers(document)
     assert "2 of 2 job(s) qualify" in answer and "a: mnist-mlp" in answer and "b: mnist-mlp" in answer
+
+
+def test_a_variant_whose_separate_p50_disagrees_with_its_alternating_rounds_says_so(results):
+    (int8,) = [v for j in results["jobs"] for v in j.get("variants") or [] if v.get("variant") == "int8-dynamic"]
+    # separate p50s: fp32 0.0173, int8 0.0121 ms (1.43x) - as the rounds say (ratio 0.7): no note
+    int8["vs_fp32"].update(a_p50_ms=0.0121, b_p50_ms=0.0173)
+
+    def note():
+        table = report.variants_table(results)
+        return next(dict(zip(table.headers, r)) for r in table.rows if r[2] == "int8-dynamic")["note"]
+
+    assert "disagree" not in note()
+    int8["latency"][0]["p50_ms"] = 0.0346  # measured while the machine was busy: 0.5x against fp32's 0.0173
+    assert ("separate p50s 0.035 vs fp32 0.017 ms disagree with the alternating rounds (0.012 vs 0.017 ms)"
+            in note())
