@@ -735,6 +735,12 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     from harness.report import comparison_table, write_reports
     from harness.results import load_results
 
+    from harness.text import SIZE_UNITS
+
+    for run_dir in run_dirs:  # --size-budget 64 KiB, unquoted: "KiB" arrives as a run folder
+        if not Path(run_dir).exists() and str(run_dir).lower() in SIZE_UNITS:
+            raise HarnessError(f"{run_dir}: no such run folder (a size with a space needs quotes: '64 {run_dir}', "
+                               f"or none: 64{run_dir})")
     seen: dict[Path, Path] = {}
     for run_dir in run_dirs:  # the same run twice would count each of its jobs twice
         resolved = Path(run_dir).resolve()

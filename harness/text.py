@@ -27,6 +27,8 @@ def mflops(flops: Any) -> str:
 
 
 _UNITS = {"": 0, "b": 0, "k": 1, "kb": 1, "kib": 1, "m": 2, "mb": 2, "mib": 2, "g": 3, "gb": 3, "gib": 3}
+SIZE_UNITS = frozenset(unit for unit in _UNITS if unit)
+"""The unit names :func:`parse_bytes` reads (lower case)."""
 MAX_BYTES = 1 << 60  # an exbibyte: a budget beyond it is a typo
 
 

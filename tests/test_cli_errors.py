@@ -29,6 +29,7 @@ def _assert_usage_error(result, *needles):
         (["run", "--size-budget", "12 bananas"], ["--size-budget", "unknown unit 'bananas'"]),
         (["run", "--max-accuracy-drop", "-1"], ["--max-accuracy-drop"]),
         (["report", "r", "x/../r"], ["x/../r is given twice (as r)"]),
+        (["report", "r", "--size-budget", "64", "KiB"], ["KiB: no such run folder", "'64 KiB'"]),
         (["report", "r", "--activation-budget", "-1"], ["--activation-budget", "'-1' is not a size"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--data-dir", "/no/such/dir"], ["--data-dir"]),
         (["run", "--config", "/no/such/config.toml"], ["/no/such/config.toml"]),
