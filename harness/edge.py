@@ -575,7 +575,7 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
     elif "below the floor" in notes or "points above" in notes:
         best = max((r["best_accuracy"] for r in rows if _number(r.get("best_accuracy")) is not None), default=None)
-        hint = ("; none is accurate enough" + (f" (the most accurate reaches {best:.4f})" if best is not None else "")
+        hint = ("; none is accurate enough" + (f": the most accurate reaches {best:.4f}" if best is not None else "")
                 + " (see the report's Edge deployment table for why)")
     elif "no latency at batch" in notes:
         hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
