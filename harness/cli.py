@@ -406,7 +406,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         else:
             _restore_signals(previous)
     click.echo(comparison_table(folder.data))
-    _echo_edge_answer(folder.data)
+    _echo_edge_answer(folder.data, folder.path)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
     if failed:
@@ -691,22 +691,33 @@ def _mostly_float16(model: Any) -> bool:
 
     from onnx import TensorProto
 
+    from harness.onnx_cost import subgraphs
+
     counts = {TensorProto.FLOAT16: 0, TensorProto.FLOAT: 0, TensorProto.DOUBLE: 0, TensorProto.BFLOAT16: 0}
-    for tensor in model.graph.initializer:
-        if tensor.data_type in counts:
-            counts[tensor.data_type] += math.prod(tensor.dims)
+
+    def count(graph: Any) -> None:  # initializers and Constant nodes' values, subgraphs' too
+        tensors = list(graph.initializer) + [a.t for node in graph.node if node.op_type == "Constant"
+                                             for a in node.attribute if a.name == "value"]
+        for tensor in tensors:
+            if tensor.data_type in counts:
+                counts[tensor.data_type] += math.prod(tensor.dims)
+        for node in graph.node:
+            for inner in subgraphs(node):
+                count(inner)
+
+    count(model.graph)
     return counts[TensorProto.FLOAT16] > sum(counts.values()) / 2
 
 
 # -- report / compare --------------------------------------------------------------------------------------
 
 
-def _echo_edge_answer(results: dict[str, Any]) -> None:
+def _echo_edge_answer(results: dict[str, Any], run_dir: Path | None) -> None:
     """The edge question's one-line answer under the results table, when the run asked one (a line per
-    run for a joined report whose runs asked differently)."""
+    run for a joined report whose runs asked differently). ``run_dir``: the one run's folder."""
     from harness.edge import edge_answers
 
-    lines = edge_answers(results)
+    lines = edge_answers(results, run_dir=run_dir)
     if lines:
         click.echo("\n" + "\n".join(lines))
 
@@ -733,10 +744,11 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     settings. results.json is not changed; a later report without them goes back to the run's own.
     """
     from harness.report import comparison_table, write_reports
-    from harness.results import load_results
-
+    from harness.results import RESULTS_FILE, load_results
     from harness.text import SIZE_UNITS
 
+    # A run's results.json stands for its folder (the reports go beside it).
+    run_dirs = [Path(d).parent if Path(d).name == RESULTS_FILE and Path(d).is_file() else Path(d) for d in run_dirs]
     for run_dir in run_dirs:  # --size-budget 64 KiB, unquoted: "KiB" arrives as a run folder
         if not Path(run_dir).exists() and str(run_dir).lower() in SIZE_UNITS:
             raise HarnessError(f"{run_dir}: no such run folder (a size with a space needs quotes: '64 {run_dir}', "
@@ -797,7 +809,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
     click.echo(comparison_table(results))
-    _echo_edge_answer(results)
+    _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else None)
 
 
 def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:

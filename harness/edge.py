@@ -125,7 +125,7 @@ class Question:
         if self.accuracy_floor is not None:
             parts.append(f"accuracy >= {as_fraction(self.accuracy_floor):g}")
         if self.max_accuracy_drop is not None:
-            parts.append(f"drop <= {self.max_accuracy_drop:g} points")
+            parts.append(f"drop <= {self.max_accuracy_drop:g} point{'' if self.max_accuracy_drop == 1 else 's'}")
         return ", ".join(parts)
 
     def text(self) -> str:
@@ -165,8 +165,9 @@ def deployment_table(
 ) -> list[dict[str, Any]]:
     """One row per job: the fastest qualifying variant (fp32 included) at ``batch_size`` / ``threads``.
 
-    ``accuracy_floor`` is a fraction (a value above 1 is read as a percentage).
-    ``threads``: a count, :data:`THREADS_MAX`, or None for any. ``provider``:
+    ``accuracy_floor`` is a fraction (a value above 1 is read as a percentage); ``max_accuracy_drop``
+    a fraction too (0.005 is half a percentage point; :class:`Question` takes points). ``threads``: a
+    count, :data:`THREADS_MAX`, or None for any. ``provider``:
     a full provider name, or None for any (the row says which). The budgets (see :class:`Budget`) do
     not disqualify: a variant within every budget beats a relatively faster one that is not, and where
     none is, the row shows one over the fewest, with ``fits_budget`` false and ``over_budget`` naming
@@ -214,6 +215,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "vs_fp32_ratio": None,
         "vs_fp32_basis": None,
         "candidates": 0,
+        "variants_tried": 0,
+        "best_" + metric: None,
         "accuracy_floor": floor,
         "max_accuracy_drop": max_drop,
         "latency_budget_ms": budget.latency_ms,
@@ -226,10 +229,13 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         return row
     candidates = _candidates(job, metric)
     row["candidates"] = len(candidates)
-    row["best_" + metric] = max((c["accuracy"] for c in candidates if c["accuracy"] is not None), default=None)
+    row["variants_tried"] = len(_dicts(job.get("variants")))  # failed ones too
     timed, reasons = [], []
     for cand in candidates:
         lat = _pick(cand["latency"], batch_size, wanted_threads, provider)
+        if lat is not None and cand["accuracy"] is not None:  # the most accurate of those timed here
+            best = row.get("best_" + metric)
+            row["best_" + metric] = cand["accuracy"] if best is None else max(best, cand["accuracy"])
         if lat is None:
             skipped = [x for x in cand.get("latency_skipped") or () if provider is None or provider in x]
             why = (f" (left out on purpose: {skipped[0].split(': ', 1)[-1].split(':')[0]})" if skipped else "")
@@ -461,7 +467,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     intro = (f"Fastest qualifying variant per model: {', '.join(caption)}. \"time vs fp32\" is the variant's "
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
-    headers = ["model", "dataset", "variant", metric, "drop vs fp32 (points)", "size", "activations", "p50 ms", "p99 ms",
+    headers = ["model", "dataset", "variant", metric, "drop vs fp32 (points)", "size", "activations", "p50 ms",
+               "p99 ms",
                "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
         headers.insert(7, "threads")
@@ -474,8 +481,10 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)),
-            "-" if _number(r.get("accuracy_drop")) is None else f"{r['accuracy_drop'] * 100:.2f}".replace("-0.00", "0.00"),
-            size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")), _num(r.get("p99_ms")),
+            "-" if _number(r.get("accuracy_drop")) is None
+            else f"{r['accuracy_drop'] * 100:.2f}".replace("-0.00", "0.00"),
+            size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
+            _num(r.get("p99_ms")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             mflops(r.get("flops")),
@@ -496,7 +505,8 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
                   latency_budget_ms: float | None = None, provider: str | None = "CPUExecutionProvider",
                   max_accuracy_drop: float | None = None, size_budget_bytes: int | None = None,
                   activation_budget_bytes: int | None = None) -> str:
-    """The edge section of a report: batch 1 on 1 thread, then on every core measured."""
+    """The edge section of a report: batch 1 on 1 thread, then on every core measured (``max_accuracy_drop``
+    is a fraction, as in :func:`deployment_table`)."""
     parts = []
     for threads in (1, THREADS_MAX):
         rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
@@ -521,14 +531,17 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
                 provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
-                activation_budget_bytes: int | None = None, max_accuracy_drop: float | None = None) -> str | None:
+                activation_budget_bytes: int | None = None, max_drop_points: float | None = None,
+                run_dir: "str | os.PathLike[str] | None" = None) -> str | None:
     """The edge question answered on one line for the terminal (None when nothing was asked).
 
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
     pick qualifies (and fits every budget given), fastest first, or the nearest miss.
-    ``max_accuracy_drop`` is in percentage points.
+    ``max_drop_points`` is in percentage points (``deployment_table``'s ``max_accuracy_drop`` is a
+    fraction). ``run_dir``: the run folder, to name the fastest file by a path that opens; without it
+    the path is the run folder's own (``onnx/...``), and a document joining several runs names none.
     """
-    question = Question(accuracy_floor, max_accuracy_drop,
+    question = Question(accuracy_floor, max_drop_points,
                         Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes))
     if not question:
         return None
@@ -554,14 +567,18 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
         return "".join(f", {x}" for x in sizes if x)
 
     only_fp32 = ""
-    if (budget.size_bytes is not None or budget.activation_bytes is not None) and all(
-            (r.get("candidates") or 0) <= 1 for r in rows):
+    measured = [r for r in rows if r.get("candidates")]
+    if (budget.size_bytes is not None or budget.activation_bytes is not None) and measured and all(
+            r.get("candidates") == 1 and not r.get("variants_tried") for r in measured):
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
         shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}{figures(r)}" for r in fits[:5])
         more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
-        path = f"; fastest file: {fits[0]['path']}" if fits[0].get("path") and not several_runs else ""
+        path = ""
+        if fits[0].get("path") and not several_runs:
+            path = (f"; fastest file: {os.path.join(run_dir, fits[0]['path'])}" if run_dir is not None
+                    else f"; fastest file: {fits[0]['path']} (in the run folder)")
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: "
                 f"{shown}{more}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
@@ -575,8 +592,9 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"
     elif "below the floor" in notes or "points above" in notes:
         best = max((r["best_accuracy"] for r in rows if _number(r.get("best_accuracy")) is not None), default=None)
-        hint = ("; none is accurate enough" + (f": the most accurate reaches {best:.4f}" if best is not None else "")
-                + " (see the report's Edge deployment table for why)")
+        untimed = " among those timed at batch 1 on 1 thread" if "no latency at batch" in notes else ""
+        hint = ("; none is accurate enough" + (f": the most accurate{untimed} reaches {best:.4f}" if best is not None
+                                              else "") + " (see the report's Edge deployment table for why)")
     elif "no latency at batch" in notes:
         hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
                 "or --profile edge)")
@@ -585,16 +603,18 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}"
 
 
-def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> list[str]:
+def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",
+                 run_dir: "str | os.PathLike[str] | None" = None) -> list[str]:
     """:func:`edge_answer` for the question the results asked (``config``): one line, or for a joined
-    report whose runs asked differently one per run (``run NAME: edge (...)``), as its tables judge."""
+    report whose runs asked differently one per run (``run NAME: edge (...)``), as its tables judge.
+    ``run_dir``: the run folder of a single run (its fastest file is then named by a path that opens)."""
     groups, per_run = asked_groups(results)
     lines = []
     for document, question in groups:
         answer = edge_answer(document, question.accuracy_floor, question.budget.latency_ms, provider,
                              size_budget_bytes=question.budget.size_bytes,
                              activation_budget_bytes=question.budget.activation_bytes,
-                             max_accuracy_drop=question.max_accuracy_drop)
+                             max_drop_points=question.max_accuracy_drop, run_dir=None if per_run else run_dir)
         if answer:
             run = next((j.get("run_id") for j in _dicts(document.get("jobs")) if j.get("run_id")), None)
             lines.append(f"run {run}: {answer}" if per_run and run else answer)

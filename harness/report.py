@@ -20,7 +20,7 @@ import io
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -679,6 +679,8 @@ def _sequential_disagrees(job: dict[str, Any], variant: dict[str, Any], lat: dic
     vs = variant.get("vs_fp32") if isinstance(variant.get("vs_fp32"), dict) else None
     if not vs or lat is None or not p50 or not speedup:
         return None
+    if any(vs.get(key) not in (None, lat.get(key)) for key in ("provider", "batch_size", "threads")):
+        return None  # the rounds ran at another setting: nothing to contradict
     base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"), threads=lat.get("threads"))
     base_p50 = _number(base.get("p50_ms")) if base else None
     a_p50, b_p50 = _number(vs.get("a_p50_ms")), _number(vs.get("b_p50_ms"))
@@ -900,7 +902,8 @@ def config_table(results: dict[str, Any]) -> Table:
     from harness.edge import Question
     from harness.latency import QUICK
 
-    if config.get("latency") == asdict(QUICK):
+    latency = config.get("latency") if isinstance(config.get("latency"), dict) else {}
+    if all(latency.get(key) == getattr(QUICK, key) for key in ("warmup_runs", "min_runs", "min_time_s")):
         rows.append(["latency", "--quick: short measurements for smoke tests (noisier figures)"])
     question = Question.from_config(config)
     if question:
@@ -1062,7 +1065,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
-            "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms", "p99 ms",
+            "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms",
+            "p99 ms",
             "params", "MFLOPs"]
         first = len(headers) - 10
         if per_run_settings:

@@ -877,7 +877,8 @@ def validate_options(options: RunOptions) -> None:
     if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
         raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
     if options.max_accuracy_drop is not None and not 0 <= options.max_accuracy_drop <= 100:
-        raise HarnessError(f"--max-accuracy-drop must be percentage points in [0, 100], got {options.max_accuracy_drop}")
+        raise HarnessError(
+            f"--max-accuracy-drop must be percentage points in [0, 100], got {options.max_accuracy_drop}")
     for name in ("size_budget_bytes", "activation_budget_bytes"):
         value = getattr(options, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -174,7 +174,8 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     assert "size <= 29.3 KiB): 1 of 3 job(s) qualify" in yes and "cnn int8-static" in yes
     assert edge_answer(RESULTS, None, None, activation_budget_bytes=1) is not None  # a budget alone asks
     miss = edge_answer(RESULTS, 0.97, None, size_budget_bytes=1000)
-    assert "no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its budget: size 25.4 KiB > 1000 B" in miss
+    assert ("no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its budget: "
+            "size 25.4 KiB > 1000 B") in miss
     # big's fp32 export has no activation figure (an older run): not "over" a budget, but unknown
     only_big = {"jobs": [RESULTS["jobs"][1]]}
     unknown = edge_answer(only_big, 0.99, None, activation_budget_bytes=10 ** 9)
@@ -332,7 +333,7 @@ def test_a_largest_accuracy_drop_in_points_keeps_lossy_variants_out():
     dropped = by_model(Question(max_accuracy_drop=1.0).table(only_int8))["cnn"]
     assert dropped["variant"] is None and "int8-static: accuracy drop 1.50 points above 1" in dropped["note"]
     assert "drop at most 0.4 points" in to_markdown([strict]).splitlines()[0]
-    answer = edge_answer(RESULTS, 0.97, None, max_accuracy_drop=0.4)
+    answer = edge_answer(RESULTS, 0.97, None, max_drop_points=0.4)
     assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, drop <= 0.4 points): ")
     assert "cnn fp32 on mnist 0.5000 ms" in answer
     assert Question(max_accuracy_drop=0.0) and not Question()  # a drop of 0 is a question too
@@ -343,15 +344,22 @@ def test_the_answer_gives_the_figures_asked_about_the_file_and_what_was_not_meas
 
     yes = edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000, activation_budget_bytes=64 * 1024)
     assert "cnn int8-static on mnist 0.3500 ms, 0.9750, 25.4 KiB file, 12.7 KiB activations" in yes
-    assert yes.endswith("; fastest file: onnx/x.int8-static.onnx")
+    assert yes.endswith("; fastest file: onnx/x.int8-static.onnx (in the run folder)")
+    assert edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000, run_dir="runs/r").endswith(
+        "; fastest file: runs/r/onnx/x.int8-static.onnx")
     # a size budget asked of float32 exports alone: say that smaller variants were never measured
     plain = {"jobs": [{**copy.deepcopy(RESULTS["jobs"][0]), "variants": []}]}
     miss = edge_answer(plain, None, None, size_budget_bytes=1000)
     assert miss.endswith("only float32 exports were measured: a run with --profile edge (or --variants "
                          "int8-static,int8-dynamic) measures smaller ones")
     assert "only float32" not in edge_answer(RESULTS, None, None, size_budget_bytes=1000)
+    tried = {"jobs": [{**plain["jobs"][0], "variants": [{"variant": "int8-static", "error": "RuntimeError: x"}]}]}
+    assert "only float32" not in edge_answer(tried, None, None, size_budget_bytes=1000)  # asked for, and failed
+    assert "only float32" not in edge_answer({"jobs": []}, None, None, size_budget_bytes=1000)
+    assert "drop <= 1 point," in edge_answer(RESULTS, None, None, size_budget_bytes=1000, max_drop_points=1)
     # none accurate enough: how close the best came
-    assert "none is accurate enough: the most accurate reaches 0.9900 (see" in edge_answer(RESULTS, 0.999, None)
+    assert ("none is accurate enough: the most accurate among those timed at batch 1 on 1 thread reaches 0.9900 (see"
+            in edge_answer(RESULTS, 0.999, None))  # cnn's fp16 was timed on CUDA only
 
 
 def test_a_variant_left_untimed_on_purpose_says_why():

@@ -369,3 +369,18 @@ def test_bench_warns_that_a_float16_model_on_the_cpu_is_not_what_a_gpu_would_run
     assert "warning: a float16 model timed on the CPU provider" in warned.stderr
     plain = run_cli("bench", str(path), "--min-time", "0.01")
     assert plain.returncode == 0 and "float16" not in plain.stderr
+
+
+def test_float16_weights_are_found_in_constant_nodes_and_subgraphs_too():
+    from harness.cli import _mostly_float16
+
+    half = numpy_helper.from_array(np.zeros((64, 64), dtype=np.float16), "w")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT16, None)
+    as_initializer = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [half])
+    as_constant = _model([helper.make_node("Constant", [], ["w"], value=half),
+                          helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y])
+    single = numpy_helper.from_array(np.zeros((64, 64), dtype=np.float32), "w")
+    as_float = _model([helper.make_node("Constant", [], ["w"], value=single),
+                       helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y])
+    assert _mostly_float16(as_initializer) and _mostly_float16(as_constant) and not _mostly_float16(as_float)

@@ -615,6 +615,10 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     assert "budget size" not in (run / "report.md").read_text()
     bad = CliRunner().invoke(main, ["report", str(run), "--latency-budget-ms", "0"])
     assert bad.exit_code == 2 and "--latency-budget-ms" in bad.output
+    twice = CliRunner().invoke(main, ["report", str(run), str(run / "results.json")])  # the same run, as its file
+    assert twice.exit_code == 2 and "is given twice" in twice.output
+    as_file = CliRunner().invoke(main, ["report", str(run / "results.json")])  # reports beside it, no traceback
+    assert as_file.exit_code == 0 and f"in {run}" in as_file.output.splitlines()[0]
     lossless = CliRunner().invoke(main, ["report", str(run), "--max-accuracy-drop", "0"])
     assert lossless.exit_code == 0 and "edge (batch 1, 1 thread, CPU; drop <= 0 points): " in lossless.output
     assert "| int8-dynamic |" not in (run / "report.md").read_text().split("## Edge deployment")[1].split("##")[0]
@@ -667,3 +671,5 @@ def test_a_variant_whose_separate_p50_disagrees_with_its_alternating_rounds_says
     int8["latency"][0]["p50_ms"] = 0.0346  # measured while the machine was busy: 0.5x against fp32's 0.0173
     assert ("separate p50s 0.035 vs fp32 0.017 ms disagree with the alternating rounds (0.012 vs 0.017 ms)"
             in note())
+    int8["vs_fp32"]["threads"] = 2  # rounds at another setting than the row shown: nothing to contradict
+    assert "disagree" not in note()
