@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
-from harness.text import mflops, size_text, squeeze
+from harness.text import mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
 """Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
@@ -480,10 +480,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     for r in rows:
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
-            _num(r.get(metric)),
-            "-" if _number(r.get("accuracy_drop")) is None
-            else f"{r['accuracy_drop'] * 100:.2f}".replace("-0.00", "0.00"),
-            size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
+            _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
             _num(r.get("p99_ms")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import atomic_write_text
-from harness.text import mflops, squeeze
+from harness.text import mflops, points, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -660,7 +660,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 str(status),
                 _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"),
                 _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
-                _points(drop), _fmt(p50, ".3f"),
+                points(drop), _fmt(p50, ".3f"),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
@@ -876,13 +876,6 @@ def _value_text(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _points(drop: Any) -> str:
-    """An accuracy drop (a fraction) in percentage points, as every table shows it: ``0.12``, ``-0.26`` (a
-    gain); ``-`` when not a number."""
-    value = _number(drop)
-    return "-" if value is None else f"{value * 100:.2f}".replace("-0.00", "0.00")
-
-
 def environment_table(results: dict[str, Any]) -> Table:
     env = results.get("environment") or {}
     rows = [[str(k), _value_text(v)] for k, v in env.items()] if isinstance(env, dict) else []
@@ -1080,7 +1073,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or "none",
-                    _fmt(r.get("accuracy"), ".4f"), _points(r.get("accuracy_drop")), _kib(r.get("bytes")),
+                    _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("params"), ","), mflops(r.get("flops"))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -24,6 +25,14 @@ def mflops(flops: Any) -> str:
     if isinstance(flops, bool) or not isinstance(flops, (int, float)):
         return "-"
     return f"{flops / 1e6:.2f}" if flops < 1e7 else f"{flops / 1e6:,.1f}"
+
+
+def points(drop: Any) -> str:
+    """An accuracy drop (a fraction) in percentage points, as every table shows it: ``0.12``, ``-0.26`` (a
+    gain); ``-`` when not a number."""
+    if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop):
+        return "-"
+    return f"{drop * 100:.2f}".replace("-0.00", "0.00")
 
 
 _UNITS = {"": 0, "b": 0, "k": 1, "kb": 1, "kib": 1, "m": 2, "mb": 2, "mib": 2, "g": 3, "gb": 3, "gib": 3}
