@@ -540,6 +540,12 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     """
     question = Question(accuracy_floor, max_drop_points,
                         Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes))
+    return _answer(results, question, provider, run_dir)
+
+
+def _answer(results: dict[str, Any], question: "Question", provider: str | None,
+            run_dir: "str | os.PathLike[str] | None") -> str | None:
+    """:func:`edge_answer` for ``question``."""
     if not question:
         return None
     rows = question.table(results, 1, 1, provider)
@@ -608,10 +614,7 @@ def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionPr
     groups, per_run = asked_groups(results)
     lines = []
     for document, question in groups:
-        answer = edge_answer(document, question.accuracy_floor, question.budget.latency_ms, provider,
-                             size_budget_bytes=question.budget.size_bytes,
-                             activation_budget_bytes=question.budget.activation_bytes,
-                             max_drop_points=question.max_accuracy_drop, run_dir=None if per_run else run_dir)
+        answer = _answer(document, question, provider, None if per_run else run_dir)
         if answer:
             run = next((j.get("run_id") for j in _dicts(document.get("jobs")) if j.get("run_id")), None)
             lines.append(f"run {run}: {answer}" if per_run and run else answer)
