@@ -32,6 +32,7 @@ one that keeps every buffer, more.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import logging
 import math
@@ -137,7 +138,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     _sort_nodes(model.graph)
     # What each node reads, taken before _standardise drops a fused operator's extra inputs (FusedConv's
     # residual Z is still read there, and must stay alive until then).
-    reads = [[name for name in node.input if name] + sorted(_outer_names(node)) for node in model.graph.node]
+    reads = _reads(model.graph)
     _standardise(model.graph)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
@@ -239,15 +240,14 @@ def _fused_activation_bytes(source: "str | onnx.ModelProto", inputs: "onnx.Graph
             shapes = (event.get("args") or {}).get("output_type_shape")
             outputs[name.removesuffix("_kernel_time")] = shapes if isinstance(shapes, list) else []
     sizes: dict[str, int | None] = {name: int(feed.nbytes) for name, feed in feeds.items()}
-    names = [node.name for node in fused.graph.node]
+    names = collections.Counter(node.name for node in fused.graph.node)
     for node in fused.graph.node:
         produced = [name for name in node.output if name]
-        shapes = outputs.get(node.name) if names.count(node.name) == 1 else None
+        shapes = outputs.get(node.name) if names[node.name] == 1 else None
         for index, name in enumerate(produced):
             sizes[name] = _profiled_bytes(shapes[index]) if shapes and len(shapes) == len(produced) else None
     _sort_nodes(fused.graph)
-    reads = [[name for name in node.input if name] + sorted(_outer_names(node)) for node in fused.graph.node]
-    return _activation_bytes(fused.graph, sizes, reads)
+    return _activation_bytes(fused.graph, sizes, _reads(fused.graph))
 
 
 def _with_node_names(source: "str | onnx.ModelProto") -> "str | onnx.ModelProto":
@@ -425,6 +425,11 @@ def _sort_nodes(graph: "onnx.GraphProto") -> None:
         nodes.append(node)
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def _reads(graph: "onnx.GraphProto") -> list[list[str]]:
+    """What each node of ``graph`` reads: its inputs, and the names its subgraphs read from outside them."""
+    return [[name for name in node.input if name] + sorted(_outer_names(node)) for node in graph.node]
 
 
 def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:
