@@ -743,40 +743,36 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     reports' deployment tables and the answer printed here use them in place of the run's own
     settings. results.json is not changed; a later report without them goes back to the run's own.
     """
+    from harness.edge import Question, floor_warning
     from harness.report import comparison_table, write_reports
     from harness.results import RESULTS_FILE, load_results
     from harness.text import SIZE_UNITS
 
     # A run's results.json stands for its folder (the reports go beside it).
     run_dirs = [Path(d).parent if Path(d).name == RESULTS_FILE and Path(d).is_file() else Path(d) for d in run_dirs]
-    for run_dir in run_dirs:  # --size-budget 64 KiB, unquoted: "KiB" arrives as a run folder
-        if not Path(run_dir).exists() and str(run_dir).lower() in SIZE_UNITS:
+    seen: dict[Path, Path] = {}
+    for run_dir in run_dirs:
+        if not run_dir.exists() and str(run_dir).lower() in SIZE_UNITS:  # --size-budget 64 KiB, unquoted
             raise HarnessError(f"{run_dir}: no such run folder (a size with a space needs quotes: '64 {run_dir}', "
                                f"or none: 64{run_dir})")
-    seen: dict[Path, Path] = {}
-    for run_dir in run_dirs:  # the same run twice would count each of its jobs twice
-        resolved = Path(run_dir).resolve()
+        resolved = run_dir.resolve()  # the same run twice would count each of its jobs twice
         if resolved in seen:
             raise HarnessError(f"{run_dir} is given twice (as {seen[resolved]})")
-        seen[resolved] = Path(run_dir)
+        seen[resolved] = run_dir
     documents = [load_results(d) for d in run_dirs]
     asked = {key: value for key, value in asked.items() if value is not None}
-    from harness.edge import floor_warning
-
     warning = floor_warning(asked.get("accuracy_floor"))
     if warning:
         click.echo(f"harness: warning: {warning}", err=True)
     if asked:
-        from harness.edge import Question
-
         documents = [{**d, "config": {**(d.get("config") or {}), **asked},
                       "edge_reasked": Question.from_config(d.get("config")).text()} for d in documents]
     if len(documents) == 1 and out is None:
-        target, results = Path(run_dirs[0]), documents[0]
+        target, results = run_dirs[0], documents[0]
     else:
         from harness.results import SCHEMA_VERSION
 
-        target = out or Path(run_dirs[0]).parent / "joined"
+        target = out or run_dirs[0].parent / "joined"
         if (target / "results.json").exists():  # a run's own reports would no longer match its results
             raise HarnessError(f"{target} is a run folder (it has results.json); pass --out with another folder "
                                f"for the joined report")
@@ -793,8 +789,6 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
                       "run_config": d.get("config")} for d in documents for job in d["jobs"]],
         }
         shared = {}
-        from harness.edge import Question
-
         for key in Question.KEYS:  # numbers or None, as the options validate them
             values = {(d.get("config") or {}).get(key) for d in documents}
             if len(values) == 1:
