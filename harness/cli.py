@@ -669,8 +669,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         click.echo(f"harness: note: FLOPs and activation memory could not be counted: {counted.error}", err=True)
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
-          f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}"] for r in rows],
-        headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s"],
+          f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}", f"{r['session_ms']:.1f}",
+          f"{r['first_call_ms']:.3f}"] for r in rows],
+        headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s",
+                 "session ms", "first call ms"],
         disable_numparse=True,
     ))
 

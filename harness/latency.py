@@ -22,6 +22,15 @@ Every row also says how far it can be trusted:
   and second half of the samples, i.e. how much the machine moved while
   measuring; ``stable`` is ``drift_pct <= 5``.
 
+Cold costs, one sample each, beside the warmed-up percentiles:
+
+- ``session_ms`` (ONNX Runtime rows): creating the session: reading the
+  file (from the OS page cache: the file was just written or read), graph
+  optimisation at ``opt_level`` and the provider's set-up. Rows of one
+  provider and thread count share one session, hence one figure;
+- ``first_call_ms``: the first call at the row's batch size in that session
+  (for PyTorch, in that process), before the warm-up.
+
 Shared machines drift (the same loop's median moves by up to 40 % between
 time windows on a busy 2-core box), so two figures measured one after the
 other are not comparable. :func:`compare_alternating` (calls) and
@@ -227,6 +236,18 @@ def time_calls(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig(),
     return samples
 
 
+def first_call_ms(fn: Callable[[], Any], clock: Callable[[], int] = time.perf_counter_ns) -> float:
+    """Milliseconds of one call of ``fn()``: the cold call, timed before any warm-up.
+
+    One sample, not a distribution: what a process pays the first time it
+    runs a model at a shape (memory planning, kernel selection, a GPU's
+    algorithm search), which the warmed-up percentiles leave out.
+    """
+    t0 = clock()
+    fn()
+    return round((clock() - t0) / 1e6, 6)
+
+
 def measure_call(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig(), batch_size: int = 1) -> dict[str, Any]:
     """A latency row (without runtime/provider fields) of ``fn()``."""
     return LatencyStats.from_ns(time_calls(fn, config)).row(batch_size)
@@ -415,6 +436,28 @@ def provider_skip_reason(provider: str) -> str | None:
     return reason if reason.startswith(provider) else f"{provider} is not usable here: {reason}"
 
 
+_WARMED_PROVIDERS: set[str] = set()
+
+
+def _warm_provider(provider: str) -> None:
+    """Pay ONNX Runtime's once-per-process costs for ``provider`` (kernel registries, a CUDA context) on a
+    one-node model, so that a row's ``session_ms`` is its own model's and not whichever was timed first."""
+    if provider in _WARMED_PROVIDERS:
+        return
+    from onnx import TensorProto, helper
+
+    from harness.ort import make_session
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7  # every onnxruntime this project supports reads it
+    with contextlib.suppress(Exception):  # a provider that fails here fails, with its reason, on the real model
+        make_session(model.SerializeToString(), provider, threads=1)
+    _WARMED_PROVIDERS.add(provider)
+
+
 def measure_onnx(
     path: Path,
     batch_sizes: Sequence[int],
@@ -447,8 +490,11 @@ def measure_onnx(
             _skip(on_skip, f"provider {reason}")
             continue
         for n_threads in threads:
+            _warm_provider(provider)
             try:
+                t0 = time.perf_counter_ns()
                 session = make_session(path, provider, threads=n_threads, opt_level=opt_level)
+                session_ms = round((time.perf_counter_ns() - t0) / 1e6, 6)
             except Exception as exc:  # noqa: BLE001
                 _skip(on_skip, f"{provider} with {n_threads} thread(s): {squeeze(exc, 200)}")
                 continue
@@ -460,6 +506,7 @@ def measure_onnx(
                     continue
                 try:
                     call = onnx_call(session, feeds, provider, iobinding)
+                    first_ms = first_call_ms(call)
                     samples = time_calls(call, config)
                 except Exception as exc:  # noqa: BLE001 - e.g. a graph whose shapes do not fit the batch
                     _skip(on_skip, f"batch size {batch_size} on {provider} with {n_threads} thread(s): "
@@ -475,6 +522,8 @@ def measure_onnx(
                         **stats.row(batch_size),
                         "opt_level": opt_level,
                         "iobinding": iobinding,
+                        "session_ms": session_ms,
+                        "first_call_ms": first_ms,
                     }
                 )
     return rows
@@ -584,6 +633,7 @@ def measure_torch(
                     def call(x: "torch.Tensor" = x) -> None:
                         model(x)
 
+                first_ms = first_call_ms(call)
                 stats = LatencyStats.from_ns(time_calls(call, config))
                 rows.append(
                     {
@@ -592,6 +642,7 @@ def measure_torch(
                         "batch_size": batch_size,
                         "threads": n_threads,
                         **stats.row(batch_size),
+                        "first_call_ms": first_ms,
                     }
                 )
     return rows

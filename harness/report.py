@@ -45,6 +45,8 @@ CSV_FIELDS = [
     # appended: the job's FLOPs per sample (see harness.train.count_flops) and the ONNX model's peak
     # activation memory at batch 1 (see harness.onnx_cost)
     "flops", "activation_bytes",
+    # appended: cold costs of the row, one sample each (see harness.latency)
+    "session_ms", "first_call_ms",
 ]
 
 
@@ -598,9 +600,10 @@ def latency_table(results: dict[str, Any]) -> Table:
                          provider_short(r.get("provider")), _fmt(r.get("batch_size")), _fmt(r.get("threads")),
                          _fmt(r.get("runs")), _fmt(_number(r.get("p50_ms")), ".4f"),
                          _fmt(_number(r.get("p90_ms")), ".4f"), _fmt(_number(r.get("p99_ms")), ".4f"),
-                         _fmt(_number(r.get("throughput_per_s")), ",.0f")])
+                         _fmt(_number(r.get("throughput_per_s")), ",.0f"),
+                         _fmt(_number(r.get("session_ms")), ".1f"), _fmt(_number(r.get("first_call_ms")), ".3f")])
     headers = ["model", "dataset", "runtime", "provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms",
-               "samples/s (batch / mean)"]
+               "samples/s (batch / mean)", "session ms", "first call ms"]
     return Table(headers, rows, set(range(4, len(headers))))
 
 
@@ -844,7 +847,10 @@ REFERENCE_NOTE = ("What the seed projects published for these models, next to th
                   "ours, shown only for a job that trained on the published dataset for the published epochs at the "
                   "recipe's batch size on the whole training split; otherwise '-', and a note below says why.")
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
-                "results.json and results.csv have mean_ms.")
+                "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
+                "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "
+                "is the first call at that batch size, before the warm-up. Both are one sample each: cold costs, "
+                "not part of the percentiles.")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "

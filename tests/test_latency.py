@@ -18,6 +18,7 @@ from harness.latency import (
     LatencyStats,
     compare_alternating,
     compare_measurements,
+    first_call_ms,
     half_drift_pct,
     measure_onnx,
     measure_torch,
@@ -273,6 +274,34 @@ def test_measure_onnx_sweeps_batch_sizes_and_threads(tmp_path):
         assert row["opt_level"] == "extended" and row["iobinding"] is True
         assert row["runs"] >= 5 and 0 < row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
         assert row["throughput_per_s"] > 0
+        assert row["session_ms"] > 0 and row["first_call_ms"] > 0
+    # one session per provider x thread count: its rows share its creation time
+    assert rows[0]["session_ms"] == rows[1]["session_ms"] and rows[2]["session_ms"] == rows[3]["session_ms"]
+
+
+def test_first_call_is_one_timed_call():
+    calls, ticks = [], iter([1_000_000, 3_500_000])
+    assert first_call_ms(lambda: calls.append(1), clock=lambda: next(ticks)) == 2.5
+    assert calls == [1]
+
+
+def test_once_per_process_provider_costs_are_paid_before_the_timed_session(tmp_path, monkeypatch):
+    import harness.latency as latency
+    import harness.ort
+
+    made = []
+    real = harness.ort.make_session
+
+    def spy(path, *args, **kwargs):
+        made.append(type(path).__name__)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(harness.ort, "make_session", spy)
+    monkeypatch.setattr(latency, "_WARMED_PROVIDERS", set())
+    path = _linear_onnx(tmp_path / "dyn.onnx")
+    measure_onnx(path, [1], threads=[1, 2], config=TINY)
+    measure_onnx(path, [1], config=TINY)
+    assert made == ["bytes", "PosixPath", "PosixPath", "PosixPath"]  # one warm-up session, before the first timed
 
 
 def test_measure_onnx_skips_a_batch_size_the_static_shape_refuses(tmp_path):
@@ -323,6 +352,7 @@ def test_measure_torch_rows():
     rows = measure_torch(model, torch.rand(2, 8), [1, 3], threads=[1], config=TINY)
     assert [(r["runtime"], r["provider"], r["batch_size"]) for r in rows] == [("torch", "cpu", 1), ("torch", "cpu", 3)]
     assert all(CONTRACT_FIELDS <= set(r) for r in rows)
+    assert all(r["first_call_ms"] > 0 and "session_ms" not in r for r in rows)
 
 
 def test_quick_config_is_short():
