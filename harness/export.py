@@ -15,6 +15,9 @@ file size is a figure this harness reports; so it is removed (:func:`strip_debug
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import time
 import warnings
@@ -26,6 +29,8 @@ from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+log = logging.getLogger(__name__)
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 DYNAMO_OPSET = 20
@@ -84,9 +89,9 @@ def export_onnx(
         except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
             if exporter == "dynamo":
                 raise
-            fallback_reason = squeeze(f"{type(exc).__name__}: {exc}", 300)
+            fallback_reason = export_failure_text(exc)
             _remove_partial(path)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _exporter_output_to_debug_log():
         warnings.simplefilter("ignore")
         used_opset = opset or TORCHSCRIPT_OPSET
         torch.onnx.export(
@@ -104,11 +109,37 @@ def export_onnx(
     )
 
 
+def export_failure_text(exc: BaseException, limit: int = 300) -> str:
+    """Why an export failed, on one line: the underlying error's first paragraph.
+
+    torch.onnx wraps the real cause (``exc.__cause__``) in a message that
+    starts with the same advice every time ("This is step 1/3 ...").
+    """
+    cause = exc.__cause__ or exc
+    first = str(cause).strip().split("\n\n")[0]
+    kind = type(exc).__name__ if cause is exc else f"{type(exc).__name__} ({type(cause).__name__})"
+    return squeeze(f"{kind}: {first}", limit)
+
+
+@contextlib.contextmanager
+def _exporter_output_to_debug_log() -> Any:
+    """Keep what the exporters print (torch.export dumps whole FX graphs to stderr when it gives up) out of
+    the terminal and the progress line; it goes to the debug log (``harness --debug``) instead. The
+    reason for a fallback is recorded on its own (``fallback_reason``)."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            yield
+    finally:
+        if printed.getvalue().strip():
+            log.debug("the ONNX exporter printed:\n%s", printed.getvalue().rstrip())
+
+
 def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> int:
     import torch
 
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _exporter_output_to_debug_log():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
@@ -209,7 +240,14 @@ def _all_initializers(graph: Any):
 
 
 def check_onnx(path: Path) -> None:
-    """Run ``onnx.checker`` with shape inference (``full_check``) on the file; raises on failure."""
+    """Run ``onnx.checker`` with shape inference (``full_check``) on the file; raises on failure, and on a
+    graph that takes no input (a trace that turned the input into a constant)."""
     import onnx
 
     onnx.checker.check_model(os.fspath(path), full_check=True)
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}
+    if not [i for i in graph.input if i.name not in weights]:
+        raise ValueError("the exported graph takes no input: the exporter turned the input into a constant "
+                         "(a forward that leaves torch, e.g. through .item(), .tolist() or numpy, cannot be "
+                         "traced)")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal colour and cursor codes, which torch's exporter messages carry."""
 
 
 def squeeze(text: Any, limit: int | None = None) -> str:
-    """``str(text)`` on one line (each run of whitespace, newlines included, becomes one space),
-    cut to at most ``limit`` characters with a trailing ``...`` when it was longer.
+    """``str(text)`` on one line (each run of whitespace, newlines included, becomes one space; terminal
+    colour codes are dropped), cut to at most ``limit`` characters with a trailing ``...`` when longer.
 
     Exception texts from torch, ONNX Runtime or urllib often span several lines; the CLI, the
     progress line and the report tables show them on one.
     """
-    flat = " ".join(str(text).split())
+    flat = " ".join(ANSI_ESCAPE.sub("", str(text)).split())
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat

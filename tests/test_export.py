@@ -9,7 +9,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper
 
-from harness.export import export_onnx, strip_debug_metadata
+from harness.export import check_onnx, export_onnx, strip_debug_metadata
 
 
 def test_a_dynamo_export_carries_no_debug_metadata_or_source_paths(tmp_path):
@@ -54,3 +54,30 @@ def test_strip_debug_metadata_keeps_other_entries_and_reaches_subgraphs():
     assert not model.graph.metadata_props and not model.graph.input[1].metadata_props
     assert all(not n.metadata_props for a in model.graph.node[0].attribute for n in a.g.node)
     assert strip_debug_metadata(model) == 0
+
+
+class _LeavesTorch(torch.nn.Module):
+    """A forward through .item() and numpy: torch.export refuses it, and a trace bakes the input in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = float(x.sum().item())
+        return self.fc(torch.from_numpy(np.full((x.shape[0], 4), total, dtype=np.float32)))
+
+
+def test_an_untraceable_forward_falls_back_quietly_and_fails_the_check_with_the_reason(tmp_path, capfd):
+    import pytest
+
+    result = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx")
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""  # torch.export's FX graph dumps stay in the debug log
+    assert result.exporter == "torchscript"
+    reason = result.fallback_reason
+    # the underlying error, not the wrapper's boilerplate; no terminal colour codes in results.json
+    assert reason.startswith("TorchExportError (") and "data-dependent" in reason, reason
+    assert "\x1b" not in reason and "step 1/3" not in reason
+    with pytest.raises(ValueError, match="takes no input"):
+        check_onnx(result.path)
