@@ -149,6 +149,15 @@ def main(debug: bool) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_LowercaseLevel(fmt))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+    if debug:  # the harness's and plugins' debug lines, without thousands from the exporter's libraries
+        for name in CHATTY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+CHATTY_LIBRARIES = ("onnxscript", "onnx_ir", "torch", "matplotlib", "PIL", "urllib3", "filelock", "fsspec",
+                    "asyncio")
+"""Libraries whose DEBUG logs would bury the harness's under ``--debug`` (onnxscript alone wrote about
+2,800 lines for one export, and a dozen at INFO); their warnings and errors still show."""
 
 
 class _LowercaseLevel(logging.Formatter):
@@ -214,6 +223,10 @@ def plugins_command(as_json: bool) -> None:
 def list_command(kind: str, as_json: bool) -> None:
     """List registered models, datasets or metrics with the plugin that registered each."""
     registry = _registry()
+    if registry.errors:  # a name missing from the list is most often a plugin that failed to load
+        failed = sorted({e.plugin for e in registry.errors})
+        click.echo(f"harness: warning: {len(failed)} plugin(s) failed to load or register: {', '.join(failed)} "
+                   "(see 'harness plugins')", err=True)
     specs = registry.specs[kind]
     rows = []
     for name, spec in specs.items():

@@ -10,12 +10,15 @@ the second plugin's error, naming both plugins.
 from __future__ import annotations
 
 import difflib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from harness.errors import UnknownNameError
 from harness.manager import LoadError, PluginHost, load_plugins, one_line
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+
+log = logging.getLogger(__name__)
 
 KINDS: dict[str, tuple[str, type]] = {
     "models": ("harness_models", ModelSpec),
@@ -65,6 +68,7 @@ class Registry:
         try:
             result = function()
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop the harness
+            log.debug("plugin %r: %s() raised", plugin, hook_name, exc_info=True)  # --debug: the traceback
             self.errors.append(LoadError(plugin, dist, f"{hook_name}() raised {one_line(exc)}"))
             return
         if not isinstance(result, (list, tuple)):

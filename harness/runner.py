@@ -28,7 +28,7 @@ from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
 from harness.progress import Progress
-from harness.registry import Registry
+from harness.registry import SINGULAR, Registry
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_file_stem, job_id, latest_run, new_run_id, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
@@ -247,8 +247,17 @@ def no_job_reason(registry: Registry, options: RunOptions, cache: DatasetCache, 
     models = registry.select("models", options.models, options.plugins)
     datasets = registry.select("datasets", options.datasets, options.plugins)
     if not models or not datasets:
-        kind = "model" if not models else "dataset"
-        return f"the selected plugins register no {kind} (add one that does to --plugins, e.g. 'datasets')"
+        kind = "models" if not models else "datasets"
+        hook = f"harness_{kind}()"
+        chosen = set(registry.host.plugins if options.plugins is None else options.plugins)
+        broken = [e for e in registry.errors if e.plugin in chosen
+                  and (hook in e.message or e.message.startswith(f"{SINGULAR[kind]} name "))]
+        if broken:  # the plugin meant to register them failed: that, not the selection, is the news
+            return "; ".join(f"plugin {e.plugin!r} failed: {e.message}" for e in broken[:3])
+        offering = sorted({registry.owners[kind][name] for name in registry.specs[kind]} - chosen)
+        hint = (f" (add one that does to --plugins, e.g. {', '.join(repr(p) for p in offering[:3])})"
+                if offering else "")
+        return f"the selected plugins register no {SINGULAR[kind]}{hint}"
     shapes = {d.name: cache.shape(d) for d in datasets}
     shown = ", ".join(f"{name} {'x'.join(map(str, shape)) if shape else '(shape unknown)'}"
                       for name, shape in list(shapes.items())[:6])

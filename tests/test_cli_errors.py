@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+
 import pytest
 from conftest import run_cli
 
@@ -106,6 +110,17 @@ def test_malformed_config_file(tmp_path):
 def test_debug_shows_the_traceback():
     result = run_cli("--debug", "run", "--models", "nope", "--datasets", "synthetic")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_debug_keeps_the_exporter_libraries_debug_logs_out():
+    code = ("import logging, sys\n"
+            "from harness.cli import CHATTY_LIBRARIES, main\n"
+            "main(['--debug', 'list', 'metrics'], standalone_mode=False)\n"
+            "print(logging.getLogger('harness.runner').getEffectiveLevel(), "
+            "{logging.getLogger(n).getEffectiveLevel() for n in CHATTY_LIBRARIES}, 'onnxscript' in CHATTY_LIBRARIES)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"{logging.DEBUG} {{{logging.WARNING}}} True"
 
 
 def test_python_dash_m_and_version():

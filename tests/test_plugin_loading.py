@@ -59,6 +59,24 @@ def test_raising_hook_and_wrong_return_type_are_reported_per_plugin(site):
     assert "mnist-cnn" in registry.models
 
 
+def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site):
+    site.install("harness-raising", {"raising": "raising_hook"})
+    run = run_cli("run", "--plugins", "raising,datasets", "--datasets", "synthetic", env=site.env())
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "no job to run" in last and "plugin 'raising' failed: harness_models() raised RuntimeError" in last
+    debug = run_cli("--debug", "plugins", env=site.env())  # where in the plugin the hook raised
+    assert "Traceback" in debug.stderr and "model zoo offline" in debug.stderr and "raising_hook.py" in debug.stderr
+    # harness list, where a user looks for the missing model, says that a plugin failed
+    listed = run_cli("list", "models", "--json", env=site.env())
+    assert listed.returncode == 0 and json.loads(listed.stdout)  # the JSON stays clean on stdout
+    assert "1 plugin(s) failed to load or register: raising (see 'harness plugins')" in listed.stderr
+    # a selection that registers no dataset is pointed at plugins that do, not at one already chosen
+    run = run_cli("run", "--plugins", "datasets", env=site.env())
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 2 and "register no model" in last and "e.g. 'cnn3d'" in last and "'datasets'" not in last
+
+
 def test_misspelt_hook_is_caught_by_check_pending(site):
     site.install("harness-typo", {"typo": "misspelt_hook"})
     registry = build_registry()
