@@ -134,7 +134,8 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None) -> dict[str, Any]:
     """The comparison document.
 
-    ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions"}``;
+    ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
+    "settings_differ"}`` (see :func:`setting_differences`);
     each job entry has ``status`` ([base, new]), ``metrics`` (label -> change), ``latency`` (rows with a
     ``p50_ms`` change), ``bytes`` (change), ``variants`` (name -> metrics/latency/bytes), and the latency
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
@@ -196,6 +197,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
         "regressions": gate.regressions,
+        "settings_differ": setting_differences(base, new),
     }
 
 
@@ -227,6 +229,12 @@ def _is_fraction_metric(label: str) -> bool:
     return label.split(" ")[-1] in GATED_METRICS
 
 
+def _metric_row(job_id: str, label: str, change: dict[str, Any]) -> list[str]:
+    """A metric's row; one the gate does not judge (nll, a plugin's metric) says so, as sizes do."""
+    gated = _is_fraction_metric(label)
+    return _row(job_id, label if gated else f"{label} (not gated)", change, points=gated)
+
+
 def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
     """The table :func:`format_comparison` prints: one row per job and measure."""
     rows = []
@@ -237,7 +245,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
             flag = "REGRESSION" if status[0] == "ok" else ""
             rows.append([job_id, "status", str(status[0]), str(status[1]), "-", "-", flag])
         for name, change in job["metrics"].items():
-            rows.append(_row(job_id, name, change, points=_is_fraction_metric(name)))
+            rows.append(_metric_row(job_id, name, change))
         for lat in job["latency"]:
             rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
                              + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
@@ -251,7 +259,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                 rows.append(_row(job_id, f"{label} (not gated)", change))
         for name, variant in (job.get("variants") or {}).items():
             for label, change in variant["metrics"].items():
-                rows.append(_row(job_id, label, change, points=_is_fraction_metric(label)))
+                rows.append(_metric_row(job_id, label, change))
             for lat in variant["latency"]:
                 rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
@@ -261,6 +269,38 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                     label += f", counted {basis[0]} -> {basis[1]}" if basis else ""
                     rows.append(_row(job_id, f"{name} {label} (not gated)", variant[key]))
     return rows
+
+
+MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", "max_test_samples", "device",
+                     "amp", "channels_last", "compile", "exporter", "latency")
+"""Run options that move accuracy or latency when they differ (``config`` in results.json)."""
+MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "torch", "onnxruntime")
+"""Environment facts that move latency when they differ."""
+
+
+def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Options and machine facts the two runs recorded differently, ``{"what", "base", "new"}`` each.
+
+    A change in these explains a change in the figures as well as the code does (another seed, fewer
+    test samples, ``--quick`` latency, another machine), so the comparison names them. A fact only one
+    run recorded (an older run, a joined report) is not a difference.
+    """
+    out = []
+    for section, keys in (("config", MEASURING_OPTIONS), ("environment", MACHINE_FACTS)):
+        old, cur = base.get(section), new.get(section)
+        if not isinstance(old, dict) or not isinstance(cur, dict):
+            continue
+        for key in keys:
+            if key not in old or key not in cur or old[key] == cur[key]:
+                continue
+            a, b = old[key], cur[key]
+            if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: only the parts that differ
+                for sub in sorted(set(a) | set(b)):
+                    if a.get(sub) != b.get(sub):
+                        out.append({"what": f"{key}.{sub}", "base": a.get(sub), "new": b.get(sub)})
+                continue
+            out.append({"what": key, "base": a, "new": b})
+    return out
 
 
 def _basis_change(old: dict[str, Any], new: dict[str, Any]) -> list[str] | None:
@@ -290,6 +330,10 @@ def format_comparison(comparison: dict[str, Any]) -> str:
                           ("variants_only_in_new", "variants only in new")):
             if job.get(key):
                 lines.append(f"{job['id']}: {what}: {', '.join(map(str, job[key]))}")
+    differ = comparison.get("settings_differ") or []
+    if differ:
+        lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
+            f"{d['what']} {d['base']} -> {d['new']}" for d in differ))
     threshold = comparison["threshold_pct"]
     rule = (f"p50 +{threshold:g}%, accuracy or macro-F1 -{threshold:g} points" if threshold is not None else "")
     if comparison["regressions"]:

@@ -219,3 +219,35 @@ def test_flops_and_activation_memory_changes_are_shown_and_never_gate():
     assert (job["id"], "int8-dynamic activation bytes, counted graph -> onnxruntime-fused (not gated)") in rows
     old = load("base")  # recorded before FLOPs were counted: no row rather than a change from nothing
     assert not any(r[1].startswith("MFLOPs") for r in comparison_rows(compare_runs(old, new)))
+
+
+def test_metrics_the_gate_does_not_judge_are_marked_not_gated():
+    from harness.compare import comparison_rows
+
+    new = load("base")
+    for job in new["jobs"]:
+        if job.get("metrics"):
+            job["metrics"]["nll"] = job["metrics"]["nll"] * 3  # three times worse: shown, not gated
+    comparison = compare_runs(load("base"), new, threshold=10)
+    assert comparison["regressions"] == []
+    labels = {r[1] for r in comparison_rows(comparison)}
+    assert "nll (not gated)" in labels and "nll" not in labels
+    assert "accuracy" in labels and "accuracy (not gated)" not in labels
+
+
+def test_runs_made_differently_are_named_beside_the_figures():
+    base, new = load("base"), load("base")
+    assert compare_runs(base, new)["settings_differ"] == []
+    new["config"] = {**new["config"], "seed": 3, "max_train_samples": 64,
+                     "latency": {**(new["config"].get("latency") or {}), "min_time_s": 0.05}}
+    new["environment"] = {**new["environment"], "hostname": "laptop"}
+    base["config"] = {**base["config"], "latency": {"min_time_s": 0.5}}
+    comparison = compare_runs(base, new)
+    differ = {d["what"]: (d["base"], d["new"]) for d in comparison["settings_differ"]}
+    assert differ == {"seed": (0, 3), "max_train_samples": (512, 64), "latency.min_time_s": (0.5, 0.05),
+                      "hostname": ("ci", "laptop")}
+    text = format_comparison(comparison)
+    assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
+    del new["config"]  # a joined report or an old run: nothing to compare against, nothing said
+    assert "hostname" in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
+    assert "seed" not in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
