@@ -42,7 +42,9 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
             if isinstance(value, bool) or number < 1:
                 raise ValueError(f"onnx_inference_call: {what} must be a positive integer, got {value!r}")
         if not Path(path).is_file():
-            raise FileNotFoundError(f"onnx_inference_call: no ONNX file at {path}")
+            where = "" if Path(path).is_absolute() else f" (relative to the working directory {Path.cwd()})"
+            raise FileNotFoundError(f"onnx_inference_call: no ONNX file at {path}{where}; a path beside the test "
+                                    "file is Path(__file__).parent / NAME")
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
 

@@ -27,12 +27,15 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
 
         @pytest.mark.parametrize("kwargs, error", [
             (dict(batch_size=0), ValueError), (dict(threads=0), ValueError), (dict(batch_size=True), ValueError),
-            (dict(batch_size=1.5), ValueError), (dict(path="nope.onnx"), FileNotFoundError),
+            (dict(batch_size=1.5), ValueError),
+            (dict(path="nope.onnx"), FileNotFoundError),  # and says where a relative path was looked for
         ])
         def test_bad_arguments(onnx_inference_call, kwargs, error):
             path = kwargs.pop("path", "model.onnx")
-            with pytest.raises(error, match="onnx_inference_call"):
+            with pytest.raises(error, match="onnx_inference_call") as raised:
                 onnx_inference_call(path, **kwargs)
+            if error is FileNotFoundError:
+                assert "relative to the working directory" in str(raised.value)
 
         def test_registry(harness_registry):
             assert "accuracy" in harness_registry.metrics
