@@ -839,8 +839,13 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
                    "or macro-F1 drops by more than PCT percentage points, or when a job or a latency "
                    "measurement of BASE is missing or failed in NEW. Sizes, MFLOPs and activation memory "
                    "are shown, never gated.")
+@click.option("--max-accuracy-drop", "accuracy_points", type=Finite(min=0), metavar="POINTS",
+              help="Gate accuracy and macro-F1 drops at POINTS percentage points instead of PCT (e.g. "
+                   "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "
+                   "measurements but not latency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-def compare_command(base: Path, new: Path, threshold: float | None, as_json: bool) -> None:
+def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
+                    as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes."""
     from harness.compare import compare_runs, format_comparison
     from harness.results import load_results
@@ -848,7 +853,7 @@ def compare_command(base: Path, new: Path, threshold: float | None, as_json: boo
     if threshold is not None and threshold < 0:
         raise HarnessError("--fail-on-regression must be >= 0")
     documents = [load_results(base), load_results(new)]
-    comparison = compare_runs(*documents, threshold)
+    comparison = compare_runs(*documents, threshold, accuracy_points)
     comparison["base"], comparison["new"] = run_labels([base, new], documents)
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
     if comparison["regressions"]:

@@ -12,7 +12,10 @@ With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
 - an ONNX Runtime p50 latency (any provider, batch size, thread count; the
   fp32 model or a variant) that grew by more than ``PCT`` percent;
 - an accuracy (or macro-F1), PyTorch or ONNX Runtime, fp32 or variant, that
-  dropped by more than ``PCT`` percentage points (0.99 -> 0.97 is 2 points);
+  dropped by more than ``PCT`` percentage points (0.99 -> 0.97 is 2 points), or by more than
+  ``POINTS`` when ``--max-accuracy-drop POINTS`` sets that bound on its own (a latency gate of
+  10 % is a loose accuracy gate of 10 points); ``--max-accuracy-drop`` alone gates accuracy,
+  lost jobs and lost rows, not latency;
 - a job that was ``ok`` and now is not;
 - a lost measurement: a job that was ``ok`` in base and is missing from new,
   or an ONNX Runtime latency row (fp32 or a variant, including every row of
@@ -72,16 +75,17 @@ def _latency_name(key: tuple[Any, ...]) -> str:
 class _Gate:
     """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged."""
 
-    def __init__(self, threshold: float | None):
+    def __init__(self, threshold: float | None, accuracy_points: float | None = None):
         self.threshold = threshold
+        self.accuracy_points = threshold if accuracy_points is None else accuracy_points
         self.regressions: list[str] = []
 
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
-        if self.threshold is None or change["abs"] is None or name not in GATED_METRICS:
+        if self.accuracy_points is None or change["abs"] is None or name not in GATED_METRICS:
             return
         drop_points = -change["abs"] * 100
-        if drop_points > self.threshold:
+        if drop_points > self.accuracy_points:
             change["regression"] = True
             self.regressions.append(f"{job_id}: {label} dropped {drop_points:.2f} points "
                                     f"({change['base']:.4f} -> {change['new']:.4f})")
@@ -97,7 +101,7 @@ class _Gate:
 
     def missing(self, job_id: str, what: str) -> None:
         """A measurement in base and not in new: with a threshold, a regression."""
-        if self.threshold is not None:
+        if self.threshold is not None or self.accuracy_points is not None:
             self.regressions.append(f"{job_id}: {what}")
 
 
@@ -131,7 +135,8 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
     return changes, only_base, only_new
 
 
-def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None) -> dict[str, Any]:
+def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,
+                 accuracy_points: float | None = None) -> dict[str, Any]:
     """The comparison document.
 
     ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
@@ -142,7 +147,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
     Raises :class:`HarnessError` when the runs have no job in common.
     """
-    gate = _Gate(threshold)
+    gate = _Gate(threshold, accuracy_points)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
     if not set(base_jobs) & set(new_jobs):
@@ -193,6 +198,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "base": base.get("run_id"),
         "new": new.get("run_id"),
         "threshold_pct": threshold,
+        "accuracy_points": gate.accuracy_points,
         "jobs": jobs,
         "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
@@ -334,11 +340,12 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     if differ:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
             f"{d['what']} {d['base']} -> {d['new']}" for d in differ))
-    threshold = comparison["threshold_pct"]
-    rule = (f"p50 +{threshold:g}%, accuracy or macro-F1 -{threshold:g} points" if threshold is not None else "")
+    threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
+    rule = ", ".join(([f"p50 +{threshold:g}%"] if threshold is not None else [])
+                     + ([f"accuracy or macro-F1 -{points:g} points"] if points is not None else []))
     if comparison["regressions"]:
-        lines.append(f"REGRESSIONS ({rule}):" if threshold is not None else "REGRESSIONS:")
+        lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")
         lines += [f"  {r}" for r in comparison["regressions"]]
-    elif threshold is not None:
+    elif rule:
         lines.append(f"no regression beyond the threshold ({rule})")
     return "\n".join(lines)

@@ -70,6 +70,22 @@ def test_planted_accuracy_drop_counts_in_percentage_points():
     assert "mnist-cnn@synthetic: onnx accuracy dropped 3.00 points" in result.output
 
 
+def test_accuracy_can_be_gated_tighter_than_latency():
+    def regressions(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), *args])
+        return result.exit_code, result.output.split("REGRESSIONS")[-1]
+
+    code, text = regressions("--fail-on-regression", "50", "--max-accuracy-drop", "1")  # latency +40 % passes
+    assert code == 1 and "accuracy dropped 3.00 points" in text and "grew" not in text
+    assert "(p50 +50%, accuracy or macro-F1 -1 points)" in text
+    code, text = regressions("--max-accuracy-drop", "1")  # alone: accuracy, not latency
+    assert code == 1 and "accuracy dropped 3.00 points" in text and "grew" not in text
+    code, text = regressions("--fail-on-regression", "10", "--max-accuracy-drop", "5")  # a looser accuracy gate
+    assert code == 1 and "grew 40.0%" in text and "dropped" not in text
+    assert regressions("--max-accuracy-drop", "5")[0] == 0
+    assert regressions("--max-accuracy-drop", "-1")[0] == 2
+
+
 @pytest.mark.parametrize("args", [["--fail-on-regression", "50"], []])
 def test_within_threshold_or_without_one_exits_zero(args):
     result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), *args])
