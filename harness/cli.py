@@ -179,9 +179,17 @@ def _registry() -> Any:
 
 @main.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins_command(as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when any plugin failed to load or register (for a plugin package's CI).")
+def plugins_command(as_json: bool, strict: bool) -> None:
     """List loaded plugins: distribution, version, hooks, what each registered, and load errors."""
     registry = _registry()
+    _show_plugins(registry, as_json)
+    if strict and registry.errors:
+        sys.exit(EXIT_JOB_FAILED)
+
+
+def _show_plugins(registry: Any, as_json: bool) -> None:
     entries = []
     for name, info in registry.host.plugins.items():
         entry = info.to_dict()

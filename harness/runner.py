@@ -344,14 +344,22 @@ def job_recipe(job: Job, options: RunOptions) -> Recipe:
     return recipe.replace(**{k: v for k, v in job.point.items() if k in RECIPE_OVERRIDES})
 
 
+_METRIC_FAILURES_SAID: set[tuple[str, str]] = set()
+
+
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
+    """Each metric's value (None where it raised or is not finite). A failing metric is said once per
+    process and message, not for every job, model and variant it is computed on."""
     values: dict[str, float | None] = {}
     for metric in metrics:
         try:
             value = float(metric.compute(logits, targets))
             values[metric.name] = value if math.isfinite(value) else None
         except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
-            log.warning("metric %s failed: %s", metric.name, one_line(exc))
+            said = (metric.name, one_line(exc))
+            if said not in _METRIC_FAILURES_SAID:
+                _METRIC_FAILURES_SAID.add(said)
+                log.warning("metric %s failed: %s (its value is null; the same failure is not repeated)", *said)
             values[metric.name] = None
     return values
 

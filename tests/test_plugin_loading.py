@@ -65,6 +65,8 @@ def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site
     assert run.returncode == 2 and "Traceback" not in run.stderr
     last = run.stderr.strip().splitlines()[-1]
     assert "no job to run" in last and "plugin 'raising' failed: harness_models() raised RuntimeError" in last
+    assert run_cli("plugins", env=site.env()).returncode == 0
+    assert run_cli("plugins", "--strict", "--json", env=site.env()).returncode == 1  # a plugin package's CI gate
     debug = run_cli("--debug", "plugins", env=site.env())  # where in the plugin the hook raised
     assert "Traceback" in debug.stderr and "model zoo offline" in debug.stderr and "raising_hook.py" in debug.stderr
     # harness list, where a user looks for the missing model, says that a plugin failed
