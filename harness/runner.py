@@ -477,9 +477,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     net = job.model.build(num_classes=splits.num_classes, input_shape=model_shape, **build_kwargs)
     if not isinstance(net, torch.nn.Module):
         raise StageError("build", f"build() returned {type(net).__name__}, expected a torch.nn.Module")
-    row["params"] = count_parameters(net)
     model = input_adapter(net, data_shape, model_shape, recipe.normalize)
     check_model_output(job.model.name, model, splits.train[0][:2], splits.num_classes)
+    row["params"] = count_parameters(net)  # after a forward: lazy modules (nn.LazyLinear) have their sizes now
     row["flops"] = count_flops(model, splits.train[0][:2])
     ctx.reporters.call("job_started", job.id, {"model": job.model.name, "dataset": job.dataset.name,
                                                "recipe": recipe.to_dict(), "params": row["params"],

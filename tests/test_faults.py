@@ -118,6 +118,13 @@ def test_two_models_whose_names_clean_alike_keep_their_own_exports(contract_run)
     assert nodes[0] < nodes[1]  # one linear layer vs two with a ReLU between: each file is its own model
 
 
+def test_a_model_with_lazy_layers_is_counted_after_they_take_their_sizes(contract_run):
+    _, jobs, _ = contract_run
+    lazy, plain = jobs["contract-lazy@synthetic"], jobs["contract net@synthetic"]
+    assert lazy["status"] == "ok", lazy["error"]
+    assert lazy["params"] == plain["params"] == 28 * 28 * 10 + 10
+
+
 def test_a_model_the_flop_counter_cannot_run_takes_its_exports_count(contract_run):
     _, jobs, _ = contract_run
     job, plain = jobs["contract-uncounted@synthetic"], jobs["contract net@synthetic"]

@@ -1,7 +1,8 @@
 """A plugin whose models and datasets break the contract in ways a plugin author could (tests/test_faults.py).
 
 ``contract net`` and ``contract_net`` are fine models whose names clean to the same file name;
-``contract-uncounted`` is fine too, but cannot be counted by torch's FLOP counter.
+``contract-uncounted`` is fine too, but cannot be counted by torch's FLOP counter; ``contract-lazy``
+has a lazy layer, sized by its first forward.
 """
 
 from harness import DatasetSpec, ModelSpec, Recipe, hookimpl
@@ -46,6 +47,12 @@ def build_tuple(num_classes, input_shape, **kwargs):
             return out, out
 
     return Pair()
+
+
+def build_lazy(num_classes, input_shape, **kwargs):
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))  # sized by its first forward
 
 
 def build_uncounted(num_classes, input_shape, **kwargs):
@@ -101,6 +108,7 @@ def harness_models():
         ModelSpec("contract_net", build_wider, "fine; its name cleans to the same file name", recipe=RECIPE),
         ModelSpec("contract-wide", build_too_many_logits, "num_classes + 3 logits", recipe=RECIPE),
         ModelSpec("contract-tuple", build_tuple, "returns a tuple", recipe=RECIPE),
+        ModelSpec("contract-lazy", build_lazy, "fine; a lazy layer, sized by the first forward", recipe=RECIPE),
         ModelSpec("contract-uncounted", build_uncounted, "fine; torch's FLOP counter cannot run it", recipe=RECIPE),
     ]
 
