@@ -118,6 +118,11 @@ class HarnessGroup(click.Group):
                 raise
             click.echo(f"harness: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
+        except KeyboardInterrupt:  # click's own "Aborted!" exits 1, which means "a job failed" here
+            if _debug(ctx):
+                raise
+            click.echo("\nharness: interrupted", err=True)
+            ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -396,11 +401,13 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     have = {getattr(r, "name", None) for r in reporters}
     reporters += [r for r in tracked if r.name not in have]
     progress = make_progress(values["progress"])
-    stop = _StopSignals()
+    stop = _StopSignals(holding=True)
     previous = stop.install()
     folder = None
     try:
         try:
+            _import_run_modules()
+            stop.release()  # a signal that came during the imports stops the run here
             folder = execute(registry, options, progress, reporters=reporters,
                              executor_options=executor_options, keep_lock=True)
         except KeyboardInterrupt as exc:
@@ -446,16 +453,24 @@ class _StopSignals:
     every signal; the first gives the exit status.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, holding: bool = False) -> None:
         self.received: list[int] = []
         self.deferring = False
+        self.holding = holding
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.received.append(signum)
-        if len(self.received) == 1 and not self.deferring:
+        if len(self.received) == 1 and not self.deferring and not self.holding:
             raise KeyboardInterrupt
         if len(self.received) == (1 if self.deferring else 2):
             click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
+
+    def release(self) -> None:
+        """End ``holding`` (signals only noted, see :func:`_import_run_modules`): raise the
+        KeyboardInterrupt a signal received meanwhile would have raised."""
+        self.holding = False
+        if self.received and not self.deferring:
+            raise KeyboardInterrupt
 
     def install(self) -> dict[int, Any] | None:
         """Handle SIGINT and SIGTERM; the previous handlers (None off the main thread: nothing changed)."""
@@ -471,6 +486,16 @@ class _StopSignals:
         import signal
 
         return 128 + int(self.received[0] if self.received else signal.SIGINT)
+
+
+def _import_run_modules() -> None:
+    """Import what every run needs, while signals are only noted: a KeyboardInterrupt raised inside
+    torch's or onnx's import left half-initialised C extensions behind, and the process then died
+    writing the interrupted run's reports (a RecursionError in numpy, or an abort from pybind11)."""
+    import numpy  # noqa: F401
+    import onnx  # noqa: F401
+    import onnxruntime  # noqa: F401
+    import torch  # noqa: F401
 
 
 def _restore_signals(previous: dict[int, Any] | None) -> None:
@@ -593,7 +618,15 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
     from harness.runner import resume_target
 
     folder = RunFolder.open(resume_target(fields["out"], fields["run_id"]))
-    stored = RunOptions.from_config(folder.data.get("config") or {})
+    config = folder.data.get("config")
+    if not config:  # resuming with defaults would widen the run to every plugin's jobs
+        raise HarnessError(f"{folder.results_path} records no run options (config), so what the run was is "
+                           "unknown; start a new run instead of resuming this one")
+    try:
+        stored = RunOptions.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"{folder.results_path}: the run's stored options were edited or damaged "
+                           f"(config.{squeeze(exc, 200)}); cannot resume it") from None
     given = {_FIELD_OF.get(name, name) for name in explicit} | {"resume", "run_id", "out"}
     for name, value in fields.items():
         if name in given:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.results import atomic_write_text
 from harness.text import mflops, points, squeeze
 from harness.train import amp_not_applied_reason
@@ -1197,8 +1198,17 @@ def write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
 
     Returns the paths written. The plots are drawn once and used by both
     reports; a plot that cannot be drawn is left out and named in the HTML.
+    A folder that refuses the files (read-only, full) is a :class:`HarnessError` naming the cause.
     """
-    run_dir = Path(run_dir)
+    try:
+        return _write_reports(Path(run_dir), results)
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise HarnessError(f"cannot write the reports in {run_dir}: {exc.strerror or exc}{where}; results.json "
+                           f"holds the figures, and 'harness report {run_dir}' rebuilds them") from None
+
+
+def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
     written = []
     atomic_write_text(run_dir / "results.csv", to_csv(results))
     written.append(run_dir / "results.csv")

@@ -154,7 +154,80 @@ def load_results(path: Path) -> dict[str, Any]:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise HarnessError(f"{file} has schema_version {version!r}; this harness reads {SCHEMA_VERSION}")
+    problem = damage(data)
+    if problem:
+        raise HarnessError(f"{file} was edited or damaged: {problem}")
     return data
+
+
+STATUSES = ("ok", "failed", "skipped")
+_NUMBER = (int, float)
+_LATENCY_NUMBERS = ("batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
+                    "throughput_per_s")
+
+
+def damage(data: dict[str, Any]) -> str | None:
+    """The first place where ``data`` breaks the types CONTRACT.md gives results.json, or None.
+
+    Checked where the reports, ``compare`` and ``--resume`` read: a hand-edited file then fails in
+    one line naming the field instead of deep inside a table. Fields the contract leaves open (and
+    plugins' extras) are not checked.
+    """
+    def kind(value: Any) -> str:
+        return "null" if value is None else type(value).__name__
+
+    def number(value: Any) -> bool:
+        return value is None or (isinstance(value, _NUMBER) and not isinstance(value, bool))
+
+    if not isinstance(data.get("config", {}), (dict, type(None))):
+        return f"config is {kind(data['config'])}, not an object"
+    for i, job in enumerate(data["jobs"], 1):
+        if not isinstance(job, dict):
+            return f"job {i} is {kind(job)}, not an object"
+        where = f"job {i} ({job.get('id') or job.get('model')})"
+        for key in ("id", "model", "dataset", "error", "stage"):
+            if not isinstance(job.get(key), (str, type(None))):
+                return f"{where}: {key} is {kind(job[key])}, not a string"
+        if job.get("status") not in (*STATUSES, None):
+            return f"{where}: status {job['status']!r} is none of {', '.join(STATUSES)}"
+        for key in ("train", "metrics", "onnx", "point", "reference"):
+            if not isinstance(job.get(key), (dict, type(None))):
+                return f"{where}: {key} is {kind(job[key])}, not an object"
+        for key in ("params", "flops", "seconds"):
+            if not number(job.get(key)):
+                return f"{where}: {key} is {kind(job[key])}, not a number"
+        onnx = job.get("onnx") or {}
+        blocks = [("metrics", job.get("metrics")), ("onnx.metrics", onnx.get("metrics"))]
+        rows = [("latency", job.get("latency"))]
+        for key in ("variants", "latency"):
+            if not isinstance(job.get(key), (list, type(None))):
+                return f"{where}: {key} is {kind(job[key])}, not a list"
+        for n, variant in enumerate(job.get("variants") or [], 1):
+            if not isinstance(variant, dict):
+                return f"{where}: variant {n} is {kind(variant)}, not an object"
+            blocks.append((f"variant {variant.get('variant')} metrics", variant.get("metrics")))
+            rows.append((f"variant {variant.get('variant')} latency", variant.get("latency")))
+        for key in ("bytes", "max_abs_diff"):
+            if not number(onnx.get(key)):
+                return f"{where}: onnx.{key} is {kind(onnx[key])}, not a number"
+        for label, block in blocks:
+            if block is None:
+                continue
+            if not isinstance(block, dict):
+                return f"{where}: {label} is {kind(block)}, not an object"
+            for name, value in block.items():
+                if not number(value):
+                    return f"{where}: {label} {name} is {kind(value)}, not a number"
+        for label, latency in rows:
+            if not isinstance(latency, (list, type(None))):
+                return f"{where}: {label} is {kind(latency)}, not a list"
+            for row in latency or []:
+                if not isinstance(row, dict):
+                    return f"{where}: a {label} row is {kind(row)}, not an object"
+                for key in _LATENCY_NUMBERS:
+                    if not number(row.get(key)):
+                        return f"{where}: {label} {key} is {kind(row[key])}, not a number"
+    return None
 
 
 class RunFolder:
@@ -178,7 +251,10 @@ class RunFolder:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX
             return self
-        handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+        try:
+            handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+        except OSError as exc:
+            raise HarnessError(f"cannot write in the run folder {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -207,19 +283,31 @@ class RunFolder:
             self._lock = None
 
     @classmethod
-    def create(cls, out: Path, run_id: str, environment: dict[str, Any], config: dict[str, Any]) -> "RunFolder":
+    def create(cls, out: Path, run_id: str | None, environment: dict[str, Any],
+               config: dict[str, Any]) -> "RunFolder":
+        """A new run folder ``out/run_id``; without a ``run_id``, one named after the time, with a
+        ``-2``, ``-3`` ... suffix when another run started in the same second."""
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise HarnessError(f"--out {out} is a file, not a folder")
-        path = out / safe_name(run_id)
-        exists = HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
-        if (path / RESULTS_FILE).exists():
-            raise exists
-        path.mkdir(parents=True, exist_ok=True)
-        folder = cls(path, {}).lock()
-        if (path / RESULTS_FILE).exists():  # another process created it meanwhile
-            folder.unlock()
-            raise exists
+        chosen = run_id is not None
+        base = run_id if chosen else new_run_id()
+        for attempt in range(1, 1000):
+            name = base if attempt == 1 else f"{base}-{attempt}"
+            path = out / safe_name(name)
+            if not (path / RESULTS_FILE).exists():
+                try:
+                    path.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise HarnessError(f"cannot make the run folder {path}: {exc.strerror or exc}") from None
+                folder = cls(path, {}).lock()
+                if not (path / RESULTS_FILE).exists():
+                    break
+                folder.unlock()  # another process created it meanwhile
+            if chosen:
+                raise HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
+        else:  # pragma: no cover - a thousand runs in one second
+            raise HarnessError(f"no free run id for {base!r} in {out}; give one with --run-id")
         folder.data = {
             "schema_version": SCHEMA_VERSION,
             "run_id": path.name,
@@ -260,7 +348,15 @@ class RunFolder:
         self.save()
 
     def save(self) -> None:
-        atomic_write_json(self.results_path, self.data)
+        """Rewrite ``results.json``; a :class:`HarnessError` naming the cause when the disk refuses (full,
+        read-only): the file keeps what the last good write held."""
+        written = self.results_path.exists()
+        try:
+            atomic_write_json(self.results_path, self.data)
+        except OSError as exc:
+            hint = (f"; it keeps the jobs written before: make room, then continue with: harness run --resume "
+                    f"--run-id {self.path.name} --out {self.path.parent}" if written else "")
+            raise HarnessError(f"cannot write {self.results_path}: {exc.strerror or exc}{hint}") from None
 
 
 def latest_run(out: Path) -> Path | None:

@@ -30,7 +30,7 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_file_stem, job_id, latest_run, new_run_id, safe_name
+from harness.results import RunFolder, job_file_stem, job_id, latest_run, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
 from harness.text import squeeze
 
@@ -96,15 +96,44 @@ class RunOptions:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RunOptions":
-        """Options stored by :meth:`to_config` (unknown keys from other versions are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in config.items() if k in names}
+        """Options stored by :meth:`to_config` (unknown keys from other versions are ignored); a
+        ``ValueError`` naming the first value of the wrong type (a hand-edited results.json)."""
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in config.items() if k in fields}
+        for name, value in values.items():
+            _check_stored_option(name, value, fields[name])
         if isinstance(values.get("latency"), dict):
-            values["latency"] = LatencyConfig(**values["latency"])
+            known = {f.name for f in dataclasses.fields(LatencyConfig)}
+            try:
+                values["latency"] = LatencyConfig(**{k: v for k, v in values["latency"].items() if k in known})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"latency: {exc}") from None
         for key in ("out", "data_dir"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(**values)
+
+
+_STORED_KINDS: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                              "Path": (str,), "LatencyConfig": (dict,), "dict[str, Any]": (dict,)}
+
+
+def _check_stored_option(name: str, value: Any, annotation: str) -> None:
+    """``value`` fits the :class:`RunOptions` field annotated ``annotation`` (as JSON stores it)."""
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None:
+        if optional:
+            return
+        raise ValueError(f"{name} is null")
+    inner = base[len("list["):-1] if base.startswith("list[") else None
+    items = value if inner is not None else [value]
+    if inner is not None and not isinstance(value, list):
+        raise ValueError(f"{name} is {type(value).__name__}, not a list")
+    kinds = _STORED_KINDS.get(inner or base)
+    for item in items:
+        if kinds is not None and (not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds)):
+            raise ValueError(f"{name} holds {item!r}, not {inner or base}")
 
 
 @dataclass
@@ -707,7 +736,7 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         folder.data.setdefault("resumed", []).append(resumed)
         folder.save()  # recorded even when every job had already finished
         return folder
-    return RunFolder.create(out, options.run_id or new_run_id(), environment, options.to_config())
+    return RunFolder.create(out, options.run_id, environment, options.to_config())
 
 
 def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None, device: str) -> str | None:

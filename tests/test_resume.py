@@ -223,3 +223,131 @@ def test_mixed_precision_warning_names_what_each_side_ran():
     oldest = {"status": "ok", "train": {"amp": "bf16", "device": "cpu"}}
     assert "1 in fp32 trained" in mixed_precision_warning([oldest], "bf16", "cpu")
     assert mixed_precision_warning([{**oldest, "train": {"amp": "bf16", "device": "cuda:0"}}], "bf16", "cuda") is None
+
+
+def _damaged(tmp_path, edit):
+    """A copy of the report fixture's run, edited by ``edit(data)``, as run folder ``tmp_path/r/d``."""
+    from fixtures.shared import load_report_run
+
+    data = load_report_run()
+    edit(data)
+    folder = tmp_path / "r" / "d"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(data))
+    return folder
+
+
+def _set(path: str, value):
+    def edit(data):
+        keys = path.split(".")
+        target = data
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        target[keys[-1] if not isinstance(target, list) else int(keys[-1])] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (_set("jobs.0", "oops"), "job 1 is str, not an object"),
+    (_set("jobs.0.onnx", "model.onnx"), "onnx is str, not an object"),
+    (_set("jobs.0.latency.0.p50_ms", "fast"), "latency p50_ms is str, not a number"),
+    (_set("jobs.0.metrics.accuracy", "0.9"), "metrics accuracy is str, not a number"),
+    (_set("jobs.0.status", "weird"), "status 'weird' is none of ok, failed, skipped"),
+    (_set("config", "x"), "config is str, not an object"),
+])
+def test_a_hand_edited_results_json_is_one_line_naming_the_field(tmp_path, edit, needle):
+    folder = _damaged(tmp_path, edit)
+    for args in (["report", str(folder)], ["compare", str(folder), str(folder)],
+                 ["run", "--resume", "--run-id", "d", "--out", str(folder.parent)]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr[-1500:])
+        assert "was edited or damaged" in result.stderr and needle in result.stderr, (args, result.stderr)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (_set("config", None), "records no run options"),
+    (_set("config.models", "mnist-mlp"), "config.models is str, not a list"),
+    (_set("config.epochs", "one"), "config.epochs holds 'one', not int"),
+    (_set("config.latency", {"min_runs": "x"}), "config.latency:"),
+])
+def test_resume_refuses_stored_options_it_cannot_trust_rather_than_widening_the_run(tmp_path, edit, needle):
+    folder = _damaged(tmp_path, edit)
+    result = run_cli("run", "--resume", "--run-id", "d", "--out", str(folder.parent))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert needle in result.stderr, result.stderr
+    assert "cannot resume" in result.stderr or "start a new run" in result.stderr, result.stderr
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    import harness.results as results
+
+    monkeypatch.setattr(results, "new_run_id", lambda: "20261130-120000")  # both in the same second
+    first, second, third = (results.RunFolder.create(tmp_path, None, {}, {}) for _ in range(3))
+    assert [f.path.name for f in (first, second, third)] == ["20261130-120000", "20261130-120000-2",
+                                                             "20261130-120000-3"]
+    with pytest.raises(results.HarnessError, match="already exists"):  # an id the user chose is kept as given
+        results.RunFolder.create(tmp_path, "20261130-120000", {}, {})
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--out", str(blocker / "sub"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert "cannot make the run folder" in result.stderr
+
+
+def test_results_json_that_cannot_be_written_says_so_and_how_to_continue(tmp_path, monkeypatch):
+    import harness.results as results
+
+    folder = results.RunFolder.create(tmp_path, "full", {}, {"models": ["m"]})
+    folder.record({"id": "a@b", "model": "a", "dataset": "b", "status": "ok"})
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results, "atomic_write_text", full)
+    with pytest.raises(results.HarnessError) as raised:
+        folder.record({"id": "c@b", "model": "c", "dataset": "b", "status": "ok"})
+    message = str(raised.value)
+    assert "No space left on device" in message and "--resume --run-id full" in message
+    assert [job["id"] for job in results.load_results(folder.path)["jobs"]] == ["a@b"]  # the last good write
+
+
+def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
+    from fixtures.shared import load_report_run
+
+    from harness.errors import HarnessError
+    from harness.report import write_reports
+
+    (tmp_path / "results.csv").mkdir()  # a folder where the CSV goes: the write is refused
+    with pytest.raises(HarnessError, match="cannot write the reports in .*'harness report"):
+        write_reports(tmp_path, load_report_run())
+
+
+def test_a_signal_during_the_heavy_imports_is_held_until_they_are_done(tmp_path):
+    # The signal arrives inside _import_run_modules (here: sent by it); it must not raise there, and the
+    # run must then stop before its first job with 130, not crash in a half-imported C extension.
+    code = ("import os, signal\n"
+            "import harness.cli as cli\n"
+            "real = cli._import_run_modules\n"
+            "def imports():\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    real()\n"
+            "    print('imports finished', flush=True)\n"
+            "cli._import_run_modules = imports\n"
+            "cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "imports finished" in result.stdout and "interrupted before the first job" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_in_another_command_exits_130_not_1():
+    code = ("import harness.cli as cli\n"
+            "def boom(*a, **k):\n"
+            "    raise KeyboardInterrupt\n"
+            "cli._registry = boom\n"
+            "cli.main(['list', 'models'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 130 and "harness: interrupted" in result.stderr and "Aborted" not in result.stderr
