@@ -303,12 +303,52 @@ def _accepted_input(model: ModelSpec) -> str:
     return f"{channels}x{'x'.join(map(str, spatial))} {kind}"
 
 
+def _sweep_value_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for a recipe field or ``seed`` (None when it fits; a model's own
+    arguments are the model's to check)."""
+    from harness.train import AUGMENTATIONS, OPTIMIZERS
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if key in ("epochs", "batch_size"):
+        return None if is_int(value) and value >= 1 else "must be a whole number, at least 1"
+    if key == "seed":
+        return None if is_int(value) else "must be a whole number"
+    if key == "lr":
+        return None if is_number(value) and value > 0 else "must be a positive number"
+    if key in ("momentum", "weight_decay", "val_size"):
+        return None if is_number(value) and value >= 0 else "must be a number, at least 0"
+    if key == "label_smoothing":
+        return None if is_number(value) and 0 <= value < 1 else "must be a number in [0, 1)"
+    if key == "target_accuracy":
+        return None if is_number(value) and 0 < value <= 1 else "must be a fraction in (0, 1]"
+    if key == "nesterov":
+        return None if isinstance(value, bool) else "must be true or false"
+    if key == "optimizer":
+        return None if value in OPTIMIZERS else f"must be one of {', '.join(OPTIMIZERS)}"
+    if key == "augment":
+        return None if value in AUGMENTATIONS else f"must be one of {', '.join(AUGMENTATIONS)}"
+    if key == "normalize":
+        return "cannot be swept (a (mean, std) pair, not one value)"
+    return None
+
+
 def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]]) -> None:
-    """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument.
+    """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument;
+    and a recipe field's or seed's value no job could train with (``batch_size = 0``, ``optimizer = "adamw9"``).
 
     A model's ``build`` drops keywords it does not take, so a misspelt key (``batchsize``) would
     otherwise give identical jobs under different labels.
     """
+    for point in sweep:
+        for key, value in point.items():
+            problem = _sweep_value_problem(key, value)
+            if problem:
+                raise HarnessError(f"sweep value {key} = {value!r}: {problem}")
     keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
     from_dataset = sorted(keys & {"num_classes", "input_shape"})  # the harness passes these to every build
     if from_dataset:

@@ -149,6 +149,13 @@ def test_python_dash_m_and_version():
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
         ('models = ["mnist-enhanced-20k"]\ndatasets = ["synthetic"]\n[sweep]\nnum_classes = [5]', ["'num_classes'"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nlr = [0.1, nan]', ["sweep.lr", "not a finite"]),
+        # values no job could train with: refused before any job runs, not failed one job at a time
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatch_size = [0]', ["batch_size = 0", "at least 1"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nlr = [-1]', ["lr = -1", "positive"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nepochs = ["x"]', ["epochs = 'x'"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nseed = ["a"]', ["seed = 'a'", "whole number"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\noptimizer = ["adamw9"]',
+         ["optimizer = 'adamw9'", "sgd, adam, adamw"]),
     ],
 )
 def test_config_file_values_get_the_command_line_checks(tmp_path, setting, needles):
