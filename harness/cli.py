@@ -414,7 +414,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = getattr(exc, "run_folder", None)
             if folder is not None:
                 write_reports(folder.path, folder.data)
-                click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}; "
+                failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
+                again = f" ({failed} failed, to run again)" if failed else ""
+                click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
                            f"continue with: harness run --resume --run-id {folder.path.name} "
                            f"--out {folder.path.parent}", err=True)
             else:
@@ -423,6 +425,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         stop.deferring = True  # the reports of a finished run are written whole
         write_reports(folder.path, folder.data)
         if stop.received:
+            click.echo(comparison_table(folder.data))
             click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
                        err=True)
             ctx.exit(stop.exit_code())

@@ -337,7 +337,7 @@ class RunFolder:
         return self.path / RESULTS_FILE
 
     def finished_ids(self) -> set[str]:
-        """Ids of jobs that ended (ok, failed or skipped): a resume does not repeat them."""
+        """Ids of jobs that are done (ok or skipped): a resume does not repeat them; it runs a failed job again."""
         return {job["id"] for job in self.data["jobs"] if job.get("status") in ("ok", "skipped") and "id" in job}
 
     def record(self, row: dict[str, Any]) -> None:
