@@ -781,6 +781,15 @@ def _echo_edge_answer(results: dict[str, Any], run_dir: Path | None) -> None:
         click.echo("\n" + "\n".join(lines))
 
 
+def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
+    """The ``onnx.path`` and variant ``path`` entries of a run that are not in its folder."""
+    listed = []
+    for job in document.get("jobs", []):
+        listed.append((job.get("onnx") or {}).get("path"))
+        listed += [v.get("path") for v in job.get("variants") or [] if isinstance(v, dict)]
+    return [p for p in listed if isinstance(p, str) and p and not (Path(run_dir) / p).is_file()]
+
+
 @main.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
@@ -819,6 +828,11 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
             raise HarnessError(f"{run_dir} is given twice (as {seen[resolved]})")
         seen[resolved] = run_dir
     documents = [load_results(d) for d in run_dirs]
+    for run_dir, document in zip(run_dirs, documents):
+        missing = _missing_model_files(run_dir, document)
+        if missing:  # the figures stand, but a deployment table's "fastest file" would point at nothing
+            click.echo(f"harness: warning: {len(missing)} ONNX file(s) results.json lists are not in {run_dir} "
+                       f"(moved or deleted?): {squeeze(', '.join(missing), 200)}", err=True)
     asked = {key: value for key, value in asked.items() if value is not None}
     warning = floor_warning(asked.get("accuracy_floor"))
     if warning:

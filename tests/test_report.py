@@ -689,3 +689,23 @@ def test_a_variant_whose_separate_p50_disagrees_with_its_alternating_rounds_says
             in note())
     int8["vs_fp32"]["threads"] = 2  # rounds at another setting than the row shown: nothing to contradict
     assert "disagree" not in note()
+
+
+def test_harness_report_warns_of_model_files_missing_from_the_run_folder(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for job in results["jobs"]:
+        job["train"] = None  # fewer plots to draw
+    folder = write_run(tmp_path / "run", results)
+    listed = [job["onnx"]["path"] for job in results["jobs"] if job.get("onnx")]
+    listed += [v["path"] for job in results["jobs"] for v in job.get("variants") or [] if v.get("path")]
+    assert listed
+    result = CliRunner().invoke(main, ["report", str(folder)])  # output: stdout and stderr
+    assert result.exit_code == 0 and f"{len(listed)} ONNX file(s) results.json lists are not in" in result.output
+    for path in listed:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(b"")
+    result = CliRunner().invoke(main, ["report", str(folder)])
+    assert result.exit_code == 0 and "ONNX file(s)" not in result.output
