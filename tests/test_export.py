@@ -68,16 +68,32 @@ class _LeavesTorch(torch.nn.Module):
         return self.fc(torch.from_numpy(np.full((x.shape[0], 4), total, dtype=np.float32)))
 
 
-def test_an_untraceable_forward_falls_back_quietly_and_fails_the_check_with_the_reason(tmp_path, capfd):
-    import pytest
-
+def test_exporters_print_nothing_on_the_terminal(tmp_path, capfd):
+    # torch >= 2.9's torch.export dumps the FX graph to stderr when it refuses this forward; it goes
+    # to the debug log instead (torch 2.5's exporter takes it and prints nothing anyway).
     result = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx")
     printed = capfd.readouterr()
-    assert printed.out == "" and printed.err == ""  # torch.export's FX graph dumps stay in the debug log
-    assert result.exporter == "torchscript"
-    reason = result.fallback_reason
-    # the underlying error, not the wrapper's boilerplate; no terminal colour codes in results.json
-    assert reason.startswith("TorchExportError (") and "data-dependent" in reason, reason
-    assert "\x1b" not in reason and "step 1/3" not in reason
-    with pytest.raises(ValueError, match="takes no input"):
+    assert printed.out == "" and printed.err == ""
+    if result.fallback_reason is not None:  # what results.json records: the cause, without colour codes
+        assert "\x1b" not in result.fallback_reason and "step 1/3" not in result.fallback_reason
+
+
+def test_a_trace_that_baked_the_input_in_fails_the_check_with_the_reason(tmp_path):
+    import pytest
+
+    result = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx", exporter="torchscript")
+    with pytest.raises(ValueError, match="takes no input.*cannot be traced"):
         check_onnx(result.path)
+
+
+def test_an_export_failure_is_its_underlying_cause_on_one_line():
+    from harness.export import export_failure_text
+
+    try:
+        try:
+            raise ValueError("Could not guard on data-dependent expression\n\nconsider using ...")
+        except ValueError as cause:
+            raise RuntimeError("Failed. \x1b[96mThis is step 1/3\x1b[0m of exporting the model") from cause
+    except RuntimeError as exc:
+        assert export_failure_text(exc) == "RuntimeError (ValueError): Could not guard on data-dependent expression"
+    assert export_failure_text(KeyError("x")) == "KeyError: 'x'"  # no cause: the error itself
