@@ -120,7 +120,9 @@ class HarnessGroup(click.Group):
             ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:  # click's own "Aborted!" exits 1, which means "a job failed" here
             if _debug(ctx):
-                raise
+                import traceback
+
+                traceback.print_exc()
             click.echo("\nharness: interrupted", err=True)
             ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
 
@@ -413,7 +415,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         except KeyboardInterrupt as exc:
             folder = getattr(exc, "run_folder", None)
             if folder is not None:
-                write_reports(folder.path, folder.data)
+                try:
+                    write_reports(folder.path, folder.data)
+                except HarnessError as error:  # a full disk: still the signal's status and the resume hint
+                    click.echo(f"\nharness: warning: {error}", err=True)
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
                 again = f" ({failed} failed, to run again)" if failed else ""
                 click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
@@ -465,7 +470,7 @@ class _StopSignals:
         self.received.append(signum)
         if len(self.received) == 1 and not self.deferring and not self.holding:
             raise KeyboardInterrupt
-        if len(self.received) == (1 if self.deferring else 2):
+        if len(self.received) == (1 if self.deferring else 2) and not self.holding:
             click.echo("\nharness: finishing the reports first (a few seconds)", err=True)
 
     def release(self) -> None:

@@ -16,7 +16,7 @@ With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
   ``POINTS`` when ``--max-accuracy-drop POINTS`` sets that bound on its own (a latency gate of
   10 % is a loose accuracy gate of 10 points); ``--max-accuracy-drop`` alone gates accuracy,
   lost jobs and lost rows, not latency;
-- a job that was ``ok`` and now is not;
+- a job that was ``ok`` and now is not (a regression without a threshold too);
 - a lost measurement: a job that was ``ok`` in base and is missing from new,
   or an ONNX Runtime latency row (fp32 or a variant, including every row of
   a variant missing from new) measured in base and not in new.
@@ -277,11 +277,12 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", "max_test_samples", "device",
-                     "amp", "channels_last", "compile", "exporter", "latency")
+MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", "max_test_samples", "amp",
+                     "channels_last", "compile", "exporter", "latency")
 """Run options that move accuracy or latency when they differ (``config`` in results.json)."""
-MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "torch", "onnxruntime")
-"""Environment facts that move latency when they differ."""
+MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnxruntime")
+"""Environment facts that move latency when they differ (``device`` is the one training used: ``--device
+auto`` and ``cpu`` on a machine without a GPU are the same)."""
 
 
 def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:

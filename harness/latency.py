@@ -28,8 +28,9 @@ Cold costs, one sample each, beside the warmed-up percentiles:
   file (from the OS page cache: the file was just written or read), graph
   optimisation at ``opt_level`` and the provider's set-up. Rows of one
   provider and thread count share one session, hence one figure;
-- ``first_call_ms``: the first call at the row's batch size in that session
-  (for PyTorch, in that process), before the warm-up.
+- ``first_call_ms``: the first call at the row's batch size in that session,
+  before the warm-up. PyTorch has no session: its rows at the first thread
+  count carry it, later thread counts' rows (warm by then) have None.
 
 Shared machines drift (the same loop's median moves by up to 40 % between
 time windows on a busy 2-core box), so two figures measured one after the
@@ -617,6 +618,7 @@ def measure_torch(
 
     model = model.eval().to(device)
     rows = []
+    cold = set(batch_sizes)  # a shape's first call is cold once per process, not once per thread count
     for n_threads in threads:
         with torch_threads(n_threads), torch.inference_mode():
             for batch_size in batch_sizes:
@@ -633,7 +635,8 @@ def measure_torch(
                     def call(x: "torch.Tensor" = x) -> None:
                         model(x)
 
-                first_ms = first_call_ms(call)
+                first_ms = first_call_ms(call) if batch_size in cold else None
+                cold.discard(batch_size)
                 stats = LatencyStats.from_ns(time_calls(call, config))
                 rows.append(
                     {

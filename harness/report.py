@@ -850,8 +850,8 @@ REFERENCE_NOTE = ("What the seed projects published for these models, next to th
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
                 "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
                 "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "
-                "is the first call at that batch size, before the warm-up. Both are one sample each: cold costs, "
-                "not part of the percentiles.")
+                "is the first call at that batch size, before the warm-up (eager PyTorch: at the first thread count "
+                "only). Both are one sample each: cold costs, not part of the percentiles.")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "

@@ -179,8 +179,12 @@ def damage(data: dict[str, Any]) -> str | None:
     def number(value: Any) -> bool:
         return value is None or (isinstance(value, _NUMBER) and not isinstance(value, bool))
 
-    if not isinstance(data.get("config", {}), (dict, type(None))):
-        return f"config is {kind(data['config'])}, not an object"
+    for key in ("config", "environment"):
+        if not isinstance(data.get(key, {}), (dict, type(None))):
+            return f"{key} is {kind(data[key])}, not an object"
+    planned = data.get("planned_jobs", [])
+    if not isinstance(planned, (list, type(None))) or not all(isinstance(p, str) for p in planned or []):
+        return "planned_jobs is not a list of job ids"
     for i, job in enumerate(data["jobs"], 1):
         if not isinstance(job, dict):
             return f"job {i} is {kind(job)}, not an object"
@@ -196,6 +200,10 @@ def damage(data: dict[str, Any]) -> str | None:
         for key in ("params", "flops", "seconds"):
             if not number(job.get(key)):
                 return f"{where}: {key} is {kind(job[key])}, not a number"
+        if not isinstance(job.get("latency_skipped", []), (list, type(None))):
+            return f"{where}: latency_skipped is {kind(job['latency_skipped'])}, not a list"
+        if not isinstance((job.get("train") or {}).get("history", []), (list, type(None))):
+            return f"{where}: train.history is {kind(job['train']['history'])}, not a list"
         onnx = job.get("onnx") or {}
         blocks = [("metrics", job.get("metrics")), ("onnx.metrics", onnx.get("metrics"))]
         rows = [("latency", job.get("latency"))]
@@ -205,6 +213,10 @@ def damage(data: dict[str, Any]) -> str | None:
         for n, variant in enumerate(job.get("variants") or [], 1):
             if not isinstance(variant, dict):
                 return f"{where}: variant {n} is {kind(variant)}, not an object"
+            if not isinstance(variant.get("variant"), (str, type(None))):
+                return f"{where}: variant {n}'s name is {kind(variant['variant'])}, not a string"
+            if not isinstance(variant.get("latency_skipped", []), (list, type(None))):
+                return f"{where}: variant {variant['variant']} latency_skipped is not a list"
             blocks.append((f"variant {variant.get('variant')} metrics", variant.get("metrics")))
             rows.append((f"variant {variant.get('variant')} latency", variant.get("latency")))
         for key in ("bytes", "max_abs_diff"):
@@ -227,7 +239,14 @@ def damage(data: dict[str, Any]) -> str | None:
                 for key in _LATENCY_NUMBERS:
                     if not number(row.get(key)):
                         return f"{where}: {label} {key} is {kind(row[key])}, not a number"
+                for key in ("runtime", "provider"):
+                    if not isinstance(row.get(key), (str, type(None))):
+                        return f"{where}: {label} {key} is {kind(row[key])}, not a string"
     return None
+
+
+class RunInUseError(HarnessError):
+    """The run folder is held by another harness process (see :meth:`RunFolder.lock`)."""
 
 
 class RunFolder:
@@ -267,7 +286,7 @@ class RunFolder:
             handle.seek(0)
             holder = squeeze(handle.read(), 40) or "unknown"
             handle.close()
-            raise HarnessError(f"run {self.path.name!r} in {self.path.parent} is in use by another harness process "
+            raise RunInUseError(f"run {self.path.name!r} in {self.path.parent} is in use by another harness process "
                                f"(pid {holder}); wait for it to end, or use another --run-id") from None
         handle.seek(0)
         handle.truncate()
@@ -290,7 +309,7 @@ class RunFolder:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise HarnessError(f"--out {out} is a file, not a folder")
-        chosen = run_id is not None
+        chosen = bool(run_id)  # "" (an unset $CI_ID) means no choice, as --resume reads it
         base = run_id if chosen else new_run_id()
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}-{attempt}"
@@ -300,7 +319,12 @@ class RunFolder:
                     path.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise HarnessError(f"cannot make the run folder {path}: {exc.strerror or exc}") from None
-                folder = cls(path, {}).lock()
+                try:
+                    folder = cls(path, {}).lock()
+                except RunInUseError:
+                    if chosen:
+                        raise
+                    continue  # another run took this name a moment ago and is still writing its results.json
                 if not (path / RESULTS_FILE).exists():
                     break
                 folder.unlock()  # another process created it meanwhile

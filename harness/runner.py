@@ -128,7 +128,7 @@ def _check_stored_option(name: str, value: Any, annotation: str) -> None:
         raise ValueError(f"{name} is null")
     inner = base[len("list["):-1] if base.startswith("list[") else None
     items = value if inner is not None else [value]
-    if inner is not None and not isinstance(value, list):
+    if inner is not None and not isinstance(value, (list, tuple)):  # a tuple: options built in Python
         raise ValueError(f"{name} is {type(value).__name__}, not a list")
     kinds = _STORED_KINDS.get(inner or base)
     for item in items:
@@ -323,15 +323,16 @@ def _sweep_value_problem(key: str, value: Any) -> str | None:
     if key in ("momentum", "weight_decay", "val_size"):
         return None if is_number(value) and value >= 0 else "must be a number, at least 0"
     if key == "label_smoothing":
-        return None if is_number(value) and 0 <= value < 1 else "must be a number in [0, 1)"
+        return None if is_number(value) and 0 <= value <= 1 else "must be a number in [0, 1]"
     if key == "target_accuracy":
         return None if is_number(value) and 0 < value <= 1 else "must be a fraction in (0, 1]"
     if key == "nesterov":
         return None if isinstance(value, bool) else "must be true or false"
-    if key == "optimizer":
-        return None if value in OPTIMIZERS else f"must be one of {', '.join(OPTIMIZERS)}"
-    if key == "augment":
-        return None if value in AUGMENTATIONS else f"must be one of {', '.join(AUGMENTATIONS)}"
+    if key == "optimizer":  # any case, as training reads it
+        return None if isinstance(value, str) and value.lower() in OPTIMIZERS else \
+            f"must be one of {', '.join(OPTIMIZERS)}"
+    if key == "augment":  # "" sweeps augmentation off
+        return None if value in (*AUGMENTATIONS, "") else f"must be one of {', '.join(AUGMENTATIONS)} or \"\" (none)"
     if key == "normalize":
         return "cannot be swept (a (mean, std) pair, not one value)"
     return None
@@ -418,7 +419,7 @@ _METRIC_FAILURES_SAID: set[tuple[str, str]] = set()
 
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
     """Each metric's value (None where it raised or is not finite). A failing metric is said once per
-    process and message, not for every job, model and variant it is computed on."""
+    run and message, not for every job, model and variant it is computed on."""
     values: dict[str, float | None] = {}
     for metric in metrics:
         try:
@@ -852,6 +853,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.train import resolve_device
 
     validate_options(options)
+    _METRIC_FAILURES_SAID.clear()  # said once per run, and again in the next run of this process
     from harness.edge import floor_warning
 
     warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too

@@ -238,3 +238,11 @@ def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count
     assert len(warnings) == 1 and f"{over}" in warnings[0] and f"{over - 1} cores" in warnings[0], result.stderr
     report = (tmp_path / "r" / "report.md").read_text()
     assert f"batch 1, {over} threads, the most threads measured" in report and "all cores" not in report
+
+
+def test_sweep_values_training_accepts_are_not_refused():
+    from harness.runner import check_sweep_keys
+
+    # any case of an optimizer name, and "" to sweep augmentation off, train fine
+    check_sweep_keys([], [{"optimizer": "SGD"}, {"optimizer": "adamw"}, {"augment": ""}, {"augment": "rotate7"},
+                          {"label_smoothing": 1.0}, {"lr": 1}, {"val_size": 0.1}])

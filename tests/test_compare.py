@@ -264,6 +264,9 @@ def test_runs_made_differently_are_named_beside_the_figures():
                       "hostname": ("ci", "laptop")}
     text = format_comparison(comparison)
     assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
+    same_device = load("base")
+    same_device["config"] = {**same_device["config"], "device": "auto"}  # auto resolved to the cpu both ran on
+    assert compare_runs(load("base"), same_device)["settings_differ"] == []
     del new["config"]  # a joined report or an old run: nothing to compare against, nothing said
     assert "hostname" in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
     assert "seed" not in {d["what"] for d in compare_runs(base, new)["settings_differ"]}

@@ -353,6 +353,8 @@ def test_measure_torch_rows():
     assert [(r["runtime"], r["provider"], r["batch_size"]) for r in rows] == [("torch", "cpu", 1), ("torch", "cpu", 3)]
     assert all(CONTRACT_FIELDS <= set(r) for r in rows)
     assert all(r["first_call_ms"] > 0 and "session_ms" not in r for r in rows)
+    two = measure_torch(model, torch.rand(2, 8), [1], threads=[1, 2], config=TINY)
+    assert two[0]["first_call_ms"] > 0 and two[1]["first_call_ms"] is None  # warm by the second thread count
 
 
 def test_quick_config_is_short():

@@ -254,6 +254,12 @@ def _set(path: str, value):
     (_set("jobs.0.metrics.accuracy", "0.9"), "metrics accuracy is str, not a number"),
     (_set("jobs.0.status", "weird"), "status 'weird' is none of ok, failed, skipped"),
     (_set("config", "x"), "config is str, not an object"),
+    (_set("environment", []), "environment is list, not an object"),
+    (_set("jobs.0.latency.0.provider", ["CPU"]), "latency provider is list, not a string"),
+    (_set("jobs.0.train.history", {}), "train.history is dict, not a list"),
+    (_set("jobs.0.variants.0.variant", {"a": 1}), "variant 1's name is dict, not a string"),
+    (_set("jobs.0.variants.0.latency_skipped", "fp16"), "latency_skipped is not a list"),
+    (_set("planned_jobs", [{"id": "x"}]), "planned_jobs is not a list of job ids"),
 ])
 def test_a_hand_edited_results_json_is_one_line_naming_the_field(tmp_path, edit, needle):
     folder = _damaged(tmp_path, edit)
@@ -287,6 +293,15 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(tmp_path, mon
                                                              "20261130-120000-3"]
     with pytest.raises(results.HarnessError, match="already exists"):  # an id the user chose is kept as given
         results.RunFolder.create(tmp_path, "20261130-120000", {}, {})
+    # a run that has taken the next name but not yet written its results.json: the next free name, not an error
+    (tmp_path / "20261130-120000-4").mkdir()
+    holder = results.RunFolder(tmp_path / "20261130-120000-4", {}).lock()
+    assert results.RunFolder.create(tmp_path, None, {}, {}).path.name == "20261130-120000-5"
+    with pytest.raises(results.RunInUseError):  # ... while a chosen id in use is refused
+        results.RunFolder.create(tmp_path, "20261130-120000-4", {}, {})
+    holder.unlock()
+    # "": no choice made; the name the holder left without a results.json is free again
+    assert results.RunFolder.create(tmp_path, "", {}, {}).path.name == "20261130-120000-4"
 
 
 def test_an_unwritable_output_folder_is_one_line(tmp_path):
@@ -343,11 +358,13 @@ def test_a_signal_during_the_heavy_imports_is_held_until_they_are_done(tmp_path)
     assert "Traceback" not in result.stderr
 
 
-def test_ctrl_c_in_another_command_exits_130_not_1():
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_ctrl_c_in_another_command_exits_130_not_1(debug):
     code = ("import harness.cli as cli\n"
             "def boom(*a, **k):\n"
             "    raise KeyboardInterrupt\n"
             "cli._registry = boom\n"
-            "cli.main(['list', 'models'])\n")
+            f"cli.main({debug + ['list', 'models']!r})\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 130 and "harness: interrupted" in result.stderr and "Aborted" not in result.stderr
+    assert ("Traceback" in result.stderr) == bool(debug)  # --debug shows where it was interrupted
