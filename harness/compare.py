@@ -285,6 +285,18 @@ MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnx
 auto`` and ``cpu`` on a machine without a GPU are the same)."""
 
 
+def _latency_settings_name(settings: dict[str, Any]) -> str | None:
+    """``--quick`` or ``default`` for the latency settings those give, else None."""
+    from dataclasses import asdict
+
+    from harness.latency import QUICK, LatencyConfig
+
+    for name, config in (("--quick", QUICK), ("default", LatencyConfig())):
+        if settings == asdict(config):
+            return name
+    return None
+
+
 def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     """Options and machine facts the two runs recorded differently, ``{"what", "base", "new"}`` each.
 
@@ -301,7 +313,11 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
             if key not in old or key not in cur or old[key] == cur[key]:
                 continue
             a, b = old[key], cur[key]
-            if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: only the parts that differ
+            if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: by name, else the parts that differ
+                names = [_latency_settings_name(a), _latency_settings_name(b)]
+                if None not in names:
+                    out.append({"what": key, "base": names[0], "new": names[1]})
+                    continue
                 for sub in sorted(set(a) | set(b)):
                     if a.get(sub) != b.get(sub):
                         out.append({"what": f"{key}.{sub}", "base": a.get(sub), "new": b.get(sub)})

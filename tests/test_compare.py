@@ -264,6 +264,14 @@ def test_runs_made_differently_are_named_beside_the_figures():
                       "hostname": ("ci", "laptop")}
     text = format_comparison(comparison)
     assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
+    from dataclasses import asdict
+
+    from harness.latency import QUICK, LatencyConfig
+
+    quick, full = load("base"), load("base")
+    quick["config"] = {**quick["config"], "latency": asdict(QUICK)}
+    full["config"] = {**full["config"], "latency": asdict(LatencyConfig())}
+    assert compare_runs(quick, full)["settings_differ"] == [{"what": "latency", "base": "--quick", "new": "default"}]
     same_device = load("base")
     same_device["config"] = {**same_device["config"], "device": "auto"}  # auto resolved to the cpu both ran on
     assert compare_runs(load("base"), same_device)["settings_differ"] == []
