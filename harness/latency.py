@@ -445,17 +445,10 @@ def _warm_provider(provider: str) -> None:
     one-node model, so that a row's ``session_ms`` is its own model's and not whichever was timed first."""
     if provider in _WARMED_PROVIDERS:
         return
-    from onnx import TensorProto, helper
+    from harness.ort import make_session, tiny_model_bytes
 
-    from harness.ort import make_session
-
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7  # every onnxruntime this project supports reads it
     with contextlib.suppress(Exception):  # a provider that fails here fails, with its reason, on the real model
-        make_session(model.SerializeToString(), provider, threads=1)
+        make_session(tiny_model_bytes(), provider, threads=1)
     _WARMED_PROVIDERS.add(provider)
 
 

@@ -123,7 +123,7 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
 
     # onnxruntime-gpu logs a multi-line warning per provider it cannot create; the reason is kept below.
     ort.set_default_logger_severity(4)
-    model = _tiny_model_bytes()
+    model = tiny_model_bytes()
     usable, reasons = [], {}
     for provider in ort.get_available_providers():
         try:
@@ -135,7 +135,8 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
     return tuple(usable), reasons
 
 
-def _tiny_model_bytes() -> bytes:
+def tiny_model_bytes() -> bytes:
+    """A one-node (Relu) model every supported ONNX Runtime loads: for probing and warming providers."""
     from onnx import TensorProto, helper
 
     node = helper.make_node("Relu", ["x"], ["y"])
