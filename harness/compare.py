@@ -44,6 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.latency import settings_name
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -285,18 +286,6 @@ MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnx
 auto`` and ``cpu`` on a machine without a GPU are the same)."""
 
 
-def _latency_settings_name(settings: dict[str, Any]) -> str | None:
-    """``--quick`` or ``default`` for the latency settings those give, else None."""
-    from dataclasses import asdict
-
-    from harness.latency import QUICK, LatencyConfig
-
-    for name, config in (("--quick", QUICK), ("default", LatencyConfig())):
-        if settings == asdict(config):
-            return name
-    return None
-
-
 def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     """Options and machine facts the two runs recorded differently, ``{"what", "base", "new"}`` each.
 
@@ -314,8 +303,8 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
                 continue
             a, b = old[key], cur[key]
             if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: by name, else the parts that differ
-                names = [_latency_settings_name(a), _latency_settings_name(b)]
-                if None not in names:
+                names = [settings_name(a), settings_name(b)]
+                if None not in names and names[0] != names[1]:
                     out.append({"what": key, "base": names[0], "new": names[1]})
                     continue
                 for sub in sorted(set(a) | set(b)):

@@ -202,6 +202,21 @@ def _gc_paused(pause: bool) -> Iterator[None]:
             gc.enable()
 
 
+SETTINGS_KEYS = ("warmup_runs", "min_runs", "min_time_s")
+"""The fields that tell ``--quick`` latency settings from the default ones."""
+
+
+def settings_name(settings: Any) -> str | None:
+    """``--quick`` or ``default`` for stored latency settings (``config.latency`` in results.json) that
+    match those on :data:`SETTINGS_KEYS`, else None."""
+    if not isinstance(settings, dict):
+        return None
+    for name, config in (("--quick", QUICK), ("default", LatencyConfig())):
+        if all(settings.get(key) == getattr(config, key) for key in SETTINGS_KEYS):
+            return name
+    return None
+
+
 def time_calls(fn: Callable[[], Any], config: LatencyConfig = LatencyConfig(),
                clock: Callable[[], int] = time.perf_counter_ns) -> list[int]:
     """Per-call durations in nanoseconds of ``fn()``, after the warm-up described by ``config``.

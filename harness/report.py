@@ -900,10 +900,9 @@ def config_table(results: dict[str, Any]) -> Table:
         return Table(["option", "value"], [])
     rows = [[k, _value_text(config[k])] for k in CONFIG_KEYS if config.get(k) is not None]
     from harness.edge import Question
-    from harness.latency import QUICK
+    from harness.latency import settings_name
 
-    latency = config.get("latency") if isinstance(config.get("latency"), dict) else {}
-    if all(latency.get(key) == getattr(QUICK, key) for key in ("warmup_runs", "min_runs", "min_time_s")):
+    if settings_name(config.get("latency")) == "--quick":
         rows.append(["latency", "--quick: short measurements for smoke tests (noisier figures)"])
     question = Question.from_config(config)
     if question:

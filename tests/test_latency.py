@@ -434,3 +434,13 @@ def test_benchmark_percentiles_from_pytest_benchmark_stats():
     info = benchmark_percentiles(fake)
     assert info == {"p50_ms": 2.0, "p90_ms": 2.8, "p99_ms": 2.98, "rounds": 2}
     assert benchmark_percentiles(SimpleNamespace(stats=None)) == {}
+
+
+def test_stored_latency_settings_are_named_by_the_fields_that_set_them_apart():
+    from dataclasses import asdict
+
+    from harness.latency import settings_name
+
+    assert settings_name(asdict(QUICK)) == "--quick" and settings_name(asdict(LatencyConfig())) == "default"
+    assert settings_name({**asdict(QUICK), "max_runs": 7}) == "--quick"  # a field that does not tell them apart
+    assert settings_name({**asdict(QUICK), "min_runs": 7}) is None and settings_name(None) is None

@@ -709,3 +709,16 @@ def test_harness_report_warns_of_model_files_missing_from_the_run_folder(results
         (folder / path).write_bytes(b"")
     result = CliRunner().invoke(main, ["report", str(folder)])
     assert result.exit_code == 0 and "ONNX file(s)" not in result.output
+
+
+def test_config_table_says_when_latency_was_measured_with_quick(results):
+    from dataclasses import asdict
+
+    from harness.latency import QUICK, LatencyConfig
+
+    def latency_row(settings):
+        config = {**results["config"], "latency": settings}
+        return [r for r in report.config_table({**results, "config": config}).rows if r[0] == "latency"]
+
+    assert latency_row(asdict(QUICK)) == [["latency", "--quick: short measurements for smoke tests (noisier figures)"]]
+    assert latency_row(asdict(LatencyConfig())) == [] and latency_row(None) == []
