@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -65,6 +64,9 @@ class LoadError:
     plugin: str
     distribution: str | None
     message: str
+    kind: str | None = None
+    """``models``, ``datasets`` or ``metrics`` when the error came from registering that kind (a hook that
+    raised, returned the wrong type, or a refused name); None for import and load errors."""
 
     def __str__(self) -> str:
         dist = f" (from {self.distribution})" if self.distribution else ""
@@ -74,12 +76,9 @@ class LoadError:
         return {"plugin": self.plugin, "distribution": self.distribution, "error": self.message}
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
 def one_line(exc: BaseException, limit: int = 400) -> str:
     """``Type: message`` squeezed onto a single line (colour codes removed, at most ``limit`` characters)."""
-    text = squeeze(_ANSI.sub("", str(exc)), limit)
+    text = squeeze(exc, limit)  # squeeze drops colour codes too
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -69,11 +69,11 @@ class Registry:
             result = function()
         except Exception as exc:  # noqa: BLE001 - a plugin's bug must not stop the harness
             log.debug("plugin %r: %s() raised", plugin, hook_name, exc_info=True)  # --debug: the traceback
-            self.errors.append(LoadError(plugin, dist, f"{hook_name}() raised {one_line(exc)}"))
+            self.errors.append(LoadError(plugin, dist, f"{hook_name}() raised {one_line(exc)}", kind))
             return
         if not isinstance(result, (list, tuple)):
             self.errors.append(
-                LoadError(plugin, dist, f"{hook_name}() must return a list, got {type(result).__name__}")
+                LoadError(plugin, dist, f"{hook_name}() must return a list, got {type(result).__name__}", kind)
             )
             return
         for item in result:
@@ -83,6 +83,7 @@ class Registry:
                         plugin,
                         dist,
                         f"{hook_name}() returned {type(item).__name__}, expected {spec_type.__name__}",
+                        kind,
                     )
                 )
                 continue
@@ -94,6 +95,7 @@ class Registry:
                         dist,
                         f"{SINGULAR[kind]} name {item.name!r} is already registered by plugin {owner!r}; "
                         f"the registration by {plugin!r} was refused",
+                        kind,
                     )
                 )
                 continue

@@ -277,10 +277,8 @@ def no_job_reason(registry: Registry, options: RunOptions, cache: DatasetCache, 
     datasets = registry.select("datasets", options.datasets, options.plugins)
     if not models or not datasets:
         kind = "models" if not models else "datasets"
-        hook = f"harness_{kind}()"
         chosen = set(registry.host.plugins if options.plugins is None else options.plugins)
-        broken = [e for e in registry.errors if e.plugin in chosen
-                  and (hook in e.message or e.message.startswith(f"{SINGULAR[kind]} name "))]
+        broken = [e for e in registry.errors if e.plugin in chosen and e.kind == kind]
         if broken:  # the plugin meant to register them failed: that, not the selection, is the news
             return "; ".join(f"plugin {e.plugin!r} failed: {e.message}" for e in broken[:3])
         offering = sorted({registry.owners[kind][name] for name in registry.specs[kind]} - chosen)

@@ -14,6 +14,9 @@ def test_squeeze_puts_text_on_one_line_and_cuts_it_with_an_ellipsis():
     assert squeeze("abcdef", 2) == "ab" and squeeze("abcdef", 4) == "a..."  # never longer than the limit
     # torch's exporter colours its messages; a table cell or results.json has no use for the codes
     assert squeeze("Failed. \x1b[96mThis is step 1/3\x1b[0m of exporting") == "Failed. This is step 1/3 of exporting"
+    from harness.manager import one_line
+
+    assert one_line(ValueError("\x1b[31mred\x1b[0m\nline")) == "ValueError: red line"  # plugin errors alike
 
 
 def test_one_line_names_the_exception_type_and_drops_colour_codes():
