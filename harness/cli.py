@@ -356,6 +356,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Mark which models' peak activation memory at batch 1 (a static estimate from the graph: "
                    "working RAM beside the weights) fits SIZE, e.g. 64KiB.")
+@click.option("--cold-budget-ms", type=Finite(), help="Mark which models start within this many milliseconds "
+              "at batch 1: a fresh ONNX Runtime session and its first call (a model loaded on demand).")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
@@ -610,7 +612,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
         "size_budget_bytes": values["size_budget_bytes"], "max_accuracy_drop": values["max_accuracy_drop"],
-        "activation_budget_bytes": values["activation_budget_bytes"],
+        "activation_budget_bytes": values["activation_budget_bytes"], "cold_budget_ms": values["cold_budget_ms"],
     }
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
@@ -664,12 +666,14 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
+@click.option("--cold-runs", type=int, default=3, show_default=True,
+              help="Fresh sessions per measurement for the cold start (session ms, first call ms: their medians).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}; "
                    "flops_uncounted names the nodes a partial FLOP count leaves out.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   threads: list[int], providers: list[str], opt_level: str, min_runs: int, min_time: float,
-                  warmup: int, as_json: bool) -> None:
+                  warmup: int, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims)."""
     from harness.latency import LatencyConfig, measure_onnx
@@ -678,8 +682,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
     if not model_path.is_file():
         raise HarnessError(f"{model_path}: no such file")
-    if min_runs < 1 or min_time < 0 or warmup < 0:
-        raise HarnessError("--min-runs must be >= 1, --min-time and --warmup >= 0")
+    if min_runs < 1 or cold_runs < 1 or min_time < 0 or warmup < 0:
+        raise HarnessError("--min-runs and --cold-runs must be >= 1, --min-time and --warmup >= 0")
     model = _check_onnx_file(model_path)
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
@@ -702,7 +706,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         click.echo(f"harness: warning: {open_dims}", err=True)
     skipped: list[str] = []
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
-                           max_time_s=max(10.0, min_time * 2))
+                           max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs)
     rows = measure_onnx(model_path, batch_sizes, threads, providers, config, opt_level=opt_level,
                         on_skip=skipped.append, dims=sizes)
     for message in skipped:
@@ -732,9 +736,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}", f"{r['session_ms']:.1f}",
-          f"{r['first_call_ms']:.3f}"] for r in rows],
+          f"{r['first_call_ms']:.3f}", f"{r['cold_ms']:.1f}"] for r in rows],
         headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s",
-                 "session ms", "first call ms"],
+                 "session ms", "first call ms", "cold ms"],
         disable_numparse=True,
     ))
 
@@ -809,6 +813,8 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
               help="Ask it with this budget for the model's size on disk, e.g. 256KiB.")
 @click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Ask it with this budget for peak activation memory at batch 1, e.g. 64KiB.")
+@click.option("--cold-budget-ms", type=Finite(0, min_open=True), help="Ask it with this budget for the cold "
+              "start at batch 1 (a fresh session and its first call).")
 def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> None:
     """Rebuild results.csv, report.md and report.html from results.json.
 

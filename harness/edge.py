@@ -7,8 +7,10 @@ not fail (``variants``). A candidate qualifies when it has an ONNX Runtime
 latency row at the requested batch size, thread count and provider, and its
 accuracy (ONNX Runtime, full test split) is at least ``accuracy_floor`` and,
 if given, no more than ``max_accuracy_drop`` below float32. The fastest by
-one wins. ``fits_budget`` is ``p50_ms <= latency_budget_ms`` (null without
-a budget). A job with no qualifying candidate still gets a row, with
+one wins. ``fits_budget`` says whether it is within every budget given
+(:class:`Budget`; null without one), ``cold_ms`` what its cold start took
+(a fresh session and its first call, the median of the row's ``cold_runs``;
+see :mod:`harness.latency`). A job with no qualifying candidate still gets a row, with
 ``variant: null`` and a ``note`` saying why.
 
 "Fastest" is judged relative to float32, because the latency rows of
@@ -44,14 +46,18 @@ class Budget:
     ``latency_ms`` bounds the p50 latency at the table's batch size and thread count; ``size_bytes`` the
     model on disk (the ``.onnx`` file and its external data: flash); ``activation_bytes`` the peak
     activation memory at batch 1, the static estimate of :mod:`harness.onnx_cost` (the working RAM a
-    runtime needs beside the weights).
+    runtime needs beside the weights); ``cold_ms`` the cold start at the table's setting: a fresh
+    session and its first call (``cold_ms`` of the latency row), what a model loaded on demand costs
+    before its first answer.
     """
 
     latency_ms: float | None = None
     size_bytes: int | None = None
     activation_bytes: int | None = None
+    cold_ms: float | None = None
 
-    KEYS: ClassVar[tuple[str, ...]] = ("latency_budget_ms", "size_budget_bytes", "activation_budget_bytes")
+    KEYS: ClassVar[tuple[str, ...]] = ("latency_budget_ms", "size_budget_bytes", "activation_budget_bytes",
+                                       "cold_budget_ms")
     """The run options (and results.json ``config`` keys) that hold a budget."""
 
     @classmethod
@@ -59,18 +65,21 @@ class Budget:
         """The budget a run asked for, from its options (``results.json``'s ``config``)."""
         config = config if isinstance(config, dict) else {}
         return cls(_number(config.get("latency_budget_ms")), _int(config.get("size_budget_bytes")),
-                   _int(config.get("activation_budget_bytes")))
+                   _int(config.get("activation_budget_bytes")), _number(config.get("cold_budget_ms")))
 
     def __bool__(self) -> bool:
-        return any(value is not None for value in (self.latency_ms, self.size_bytes, self.activation_bytes))
+        return any(value is not None for value in (self.latency_ms, self.size_bytes, self.activation_bytes,
+                                                   self.cold_ms))
 
-    def over(self, p50_ms: float | None, size: int | None, activations: int | None) -> list[str]:
-        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``; or, where the
-        figure was not recorded (an older run, a graph whose shapes are unknown), ``size unknown`` /
-        ``activations unknown``: nothing says it fits."""
+    def over(self, p50_ms: float | None, size: int | None, activations: int | None,
+             cold_ms: float | None = None) -> list[str]:
+        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``, ``cold start``; or,
+        where the figure was not recorded (an older run, a graph whose shapes are unknown), ``size
+        unknown`` and so on: nothing says it fits."""
         out = []
         for name, value, limit in (("latency", p50_ms, self.latency_ms), ("size", size, self.size_bytes),
-                                   ("activations", activations, self.activation_bytes)):
+                                   ("activations", activations, self.activation_bytes),
+                                   ("cold start", cold_ms, self.cold_ms)):
             if limit is not None and value is None:
                 out.append(f"{name} unknown")
             elif limit is not None and value > limit:
@@ -86,6 +95,8 @@ class Budget:
             parts.append(f"size <= {size_text(self.size_bytes)}")
         if self.activation_bytes is not None:
             parts.append(f"activations <= {size_text(self.activation_bytes)}")
+        if self.cold_ms is not None:
+            parts.append(f"cold start <= {self.cold_ms:g} ms")
         return ", ".join(parts)
 
 
@@ -117,7 +128,8 @@ class Question:
         drop = None if self.max_accuracy_drop is None else self.max_accuracy_drop / 100
         return deployment_table(results, self.accuracy_floor, self.budget.latency_ms, batch_size, threads,
                                 provider=provider, max_accuracy_drop=drop, size_budget_bytes=self.budget.size_bytes,
-                                activation_budget_bytes=self.budget.activation_bytes)
+                                activation_budget_bytes=self.budget.activation_bytes,
+                                cold_budget_ms=self.budget.cold_ms)
 
     def criteria_text(self) -> str:
         """``accuracy >= 0.99, drop <= 0.5 points`` (the accuracy criteria given)."""
@@ -162,6 +174,7 @@ def deployment_table(
     metric: str = "accuracy",
     size_budget_bytes: int | None = None,
     activation_budget_bytes: int | None = None,
+    cold_budget_ms: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per job: the fastest qualifying variant (fp32 included) at ``batch_size`` / ``threads``.
 
@@ -174,7 +187,7 @@ def deployment_table(
     them.
     """
     floor = as_fraction(accuracy_floor)
-    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes)
+    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms)
     rows = []
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
@@ -203,6 +216,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "p50_ms": None,
         "p99_ms": None,
         "min_ms": None,
+        "cold_ms": None,
         "bytes": None,
         "activation_bytes": None,
         "path": None,
@@ -222,6 +236,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "latency_budget_ms": budget.latency_ms,
         "size_budget_bytes": budget.size_bytes,
         "activation_budget_bytes": budget.activation_bytes,
+        "cold_budget_ms": budget.cold_ms,
         "note": None,
     }
     if job.get("status") not in (None, "ok"):
@@ -256,7 +271,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         row["note"] = "no variant qualifies: " + ("; ".join(reasons) if reasons else "no ONNX model recorded")
         return row
     if budget:  # a variant within every budget beats a relatively faster one that is not; else the fewest over
-        over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"]))
+        over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"], cold_ms(lat)))
                 for lat, cand, _ in timed]
         timed = [entry for entry, n in zip(timed, over) if n == min(over)]
     fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
@@ -276,6 +291,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         p50_ms=_number(lat.get("p50_ms")),
         p99_ms=_number(lat.get("p99_ms")),
         min_ms=_number(lat.get("min_ms")),
+        cold_ms=cold_ms(lat),
         bytes=cand["bytes"],
         activation_bytes=cand["activation_bytes"],
         path=cand.get("path"),
@@ -285,9 +301,19 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     )
     row[metric] = cand["accuracy"]
     if budget:
-        row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"])
+        row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"], row["cold_ms"])
         row["fits_budget"] = not row["over_budget"]
     return row
+
+
+def cold_ms(lat: dict[str, Any]) -> float | None:
+    """A latency row's cold start in milliseconds: its ``cold_ms``, or in a run from before it was recorded
+    the sum of its ``session_ms`` and ``first_call_ms`` (one sample each); None where neither was."""
+    recorded = _number(lat.get("cold_ms"))
+    if recorded is not None:
+        return recorded
+    session, first = _number(lat.get("session_ms")), _number(lat.get("first_call_ms"))
+    return None if session is None or first is None else round(session + first, 6)
 
 
 def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] | None,
@@ -427,7 +453,9 @@ def _over_text(row: dict[str, Any], budget: Budget) -> str:
                            if budget.latency_ms is not None else "-"),
                "size": (f"size {size_text(row.get('bytes'))}", size_text(budget.size_bytes)),
                "activations": (f"activations {size_text(row.get('activation_bytes'))}",
-                               size_text(budget.activation_bytes))}
+                               size_text(budget.activation_bytes)),
+               "cold start": (f"cold start {_num(row.get('cold_ms'), '.1f')} ms",
+                              f"{budget.cold_ms:g} ms" if budget.cold_ms is not None else "-")}
     known = [f"{amounts[x][0]} > {amounts[x][1]}" for x in over if x in amounts]
     unknown = [x.removesuffix(" unknown") for x in over if x.endswith(" unknown")]
     parts = []
@@ -468,7 +496,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
     headers = ["model", "dataset", "variant", metric, "drop vs fp32 (points)", "size", "activations", "p50 ms",
-               "p99 ms",
+               "p99 ms", "cold ms",
                "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
         headers.insert(7, "threads")
@@ -481,7 +509,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
-            _num(r.get("p99_ms")),
+            _num(r.get("p99_ms")), _num(r.get("cold_ms"), ".1f"),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             mflops(r.get("flops")),
@@ -501,14 +529,14 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
 def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
                   latency_budget_ms: float | None = None, provider: str | None = "CPUExecutionProvider",
                   max_accuracy_drop: float | None = None, size_budget_bytes: int | None = None,
-                  activation_budget_bytes: int | None = None) -> str:
+                  activation_budget_bytes: int | None = None, cold_budget_ms: float | None = None) -> str:
     """The edge section of a report: batch 1 on 1 thread, then on every core measured (``max_accuracy_drop``
     is a fraction, as in :func:`deployment_table`)."""
     parts = []
     for threads in (1, THREADS_MAX):
         rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
                                 max_accuracy_drop=max_accuracy_drop, size_budget_bytes=size_budget_bytes,
-                                activation_budget_bytes=activation_budget_bytes)
+                                activation_budget_bytes=activation_budget_bytes, cold_budget_ms=cold_budget_ms)
         if threads == THREADS_MAX and all(r["threads"] in (None, 1) for r in rows):
             continue  # nothing beyond 1 thread was measured
         parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
@@ -529,7 +557,7 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
                 provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
                 activation_budget_bytes: int | None = None, max_drop_points: float | None = None,
-                run_dir: "str | os.PathLike[str] | None" = None) -> str | None:
+                run_dir: "str | os.PathLike[str] | None" = None, cold_budget_ms: float | None = None) -> str | None:
     """The edge question answered on one line for the terminal (None when nothing was asked).
 
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
@@ -539,7 +567,7 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     the path is the run folder's own (``onnx/...``), and a document joining several runs names none.
     """
     question = Question(accuracy_floor, max_drop_points,
-                        Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes))
+                        Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms))
     return _answer(results, question, provider, run_dir)
 
 
@@ -566,7 +594,8 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
 
     def figures(r: dict[str, Any]) -> str:  # what the question asked about, besides latency and accuracy
         sizes = [f"{size_text(r.get('bytes'))} file" if budget.size_bytes is not None else "",
-                 f"{size_text(r.get('activation_bytes'))} activations" if budget.activation_bytes is not None else ""]
+                 f"{size_text(r.get('activation_bytes'))} activations" if budget.activation_bytes is not None else "",
+                 f"cold start {_num(r.get('cold_ms'), '.1f')} ms" if budget.cold_ms is not None else ""]
         return "".join(f", {x}" for x in sizes if x)
 
     only_fp32 = ""
@@ -589,7 +618,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     notes = " ".join(str(r.get("note") or "") for r in rows)
     if near:
         over = near[0].get("over_budget") or []
-        if [x for x in over if x != "latency"]:  # a size or memory budget: the one over the fewest, then the fastest
+        if [x for x in over if x != "latency"]:  # a size, memory or cold-start budget: the one over the fewest, then the fastest
             hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(near[0], budget)}"
         else:
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"

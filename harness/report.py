@@ -46,8 +46,9 @@ CSV_FIELDS = [
     # appended: the job's FLOPs per sample (see harness.train.count_flops) and the ONNX model's peak
     # activation memory at batch 1 (see harness.onnx_cost)
     "flops", "activation_bytes",
-    # appended: cold costs of the row, one sample each (see harness.latency)
-    "session_ms", "first_call_ms",
+    # appended: cold costs of the row (see harness.latency): medians of cold_runs fresh sessions on
+    # ONNX Runtime rows, one sample on PyTorch rows
+    "session_ms", "first_call_ms", "cold_ms", "cold_runs",
 ]
 
 
@@ -848,10 +849,11 @@ REFERENCE_NOTE = ("What the seed projects published for these models, next to th
                   "ours, shown only for a job that trained on the published dataset for the published epochs at the "
                   "recipe's batch size on the whole training split; otherwise '-', and a note below says why.")
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
-                "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
-                "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "
-                "is the first call at that batch size, before the warm-up (eager PyTorch: at the first thread count "
-                "only). Both are one sample each: cold costs, not part of the percentiles.")
+                "results.json and results.csv have mean_ms. Cold costs, not part of the percentiles: session ms "
+                "(ONNX Runtime) is the time to create a session: load the file from the OS cache, optimise the "
+                "graph, set up the provider; first call ms is its first call at that batch size, before any "
+                "warm-up. ONNX Runtime rows give the medians of a few fresh sessions (cold_runs in results.json; "
+                "one with --quick); eager PyTorch rows one sample, at the first thread count only.")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "
@@ -1037,7 +1039,8 @@ def md_table(table: Table) -> list[str]:
 
 EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, ...) that meets the accuracy floor, "
              "at batch 1 in ONNX Runtime on the CPU provider, ranked against float32 with alternating rounds where "
-             "recorded; with budgets (p50 latency, size on disk, activation memory), one within every budget comes "
+             "recorded; 'cold ms' is its cold start (a fresh session and its first call, the median of a few). With "
+             "budgets (p50 latency, size on disk, activation memory, cold start), one within every budget comes "
              "first, and 'fits budget' names what a row is over. 'none' means no variant qualified; the note says "
              "why. Ask again with other figures: harness report RUN --accuracy-floor ... --size-budget ...")
 
@@ -1065,16 +1068,16 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
             "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms",
-            "p99 ms",
+            "p99 ms", "cold ms",
             "params", "MFLOPs"]
-        first = len(headers) - 10
+        first = len(headers) - 11
         if per_run_settings:
             headers += ["run asked", "fits"]
         elif question.budget:
             headers.append("fits budget")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={first + i for i in range(1, 10)})
+        table = Table(headers, [], numeric={first + i for i in range(1, 11)})
         for r, asked in judged:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
@@ -1082,7 +1085,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
-                    _fmt(r.get("params"), ","), mflops(r.get("flops"))]
+                    _fmt(r.get("cold_ms"), ".1f"), _fmt(r.get("params"), ","), mflops(r.get("flops"))]
             if per_run_settings:
                 line.append(asked.text() or "-")
             if per_run_settings or question.budget:

@@ -85,6 +85,7 @@ class RunOptions:
     accuracy_floor: float | None = None
     size_budget_bytes: int | None = None
     activation_budget_bytes: int | None = None
+    cold_budget_ms: float | None = None  # cold start (a fresh session and its first call) at batch 1
     max_accuracy_drop: float | None = None  # percentage points below float32, for the edge table
 
     def to_config(self) -> dict[str, Any]:
@@ -960,8 +961,10 @@ def validate_options(options: RunOptions) -> None:
 
         if not slim_available():
             raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'")
-    if options.latency_budget_ms is not None and options.latency_budget_ms <= 0:
-        raise HarnessError(f"--latency-budget-ms must be positive, got {options.latency_budget_ms}")
+    for name in ("latency_budget_ms", "cold_budget_ms"):
+        value = getattr(options, name)
+        if value is not None and value <= 0:
+            raise HarnessError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if options.max_accuracy_drop is not None and not 0 <= options.max_accuracy_drop <= 100:
         raise HarnessError(
             f"--max-accuracy-drop must be percentage points in [0, 100], got {options.max_accuracy_drop}")

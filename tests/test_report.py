@@ -635,6 +635,13 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     assert twice.exit_code == 2 and "is given twice" in twice.output
     as_file = CliRunner().invoke(main, ["report", str(run / "results.json")])  # reports beside it, no traceback
     assert as_file.exit_code == 0 and f"in {run}" in as_file.output.splitlines()[0]
+    cold = CliRunner().invoke(main, ["report", str(run), "--cold-budget-ms", "4"])
+    assert cold.exit_code == 0, cold.output
+    # this fixture is from before cold_ms: session_ms + first_call_ms (mlp int8-dynamic 3.53, cnn 7.22 ms)
+    assert "edge (batch 1, 1 thread, CPU; cold start <= 4 ms): 2 of 11 job(s) qualify" in cold.output
+    assert "mnist-mlp int8-dynamic on synthetic" in cold.output and "cold start 3.5 ms" in cold.output
+    edge = (run / "report.md").read_text().split("## Edge deployment")[1].split("\n## ")[0]
+    assert "| cold ms |" in edge and "| 7.2 |" in next(x for x in edge.splitlines() if x.startswith("| mnist-cnn"))
     lossless = CliRunner().invoke(main, ["report", str(run), "--max-accuracy-drop", "0"])
     assert lossless.exit_code == 0 and "edge (batch 1, 1 thread, CPU; drop <= 0 points): " in lossless.output
     assert "| int8-dynamic |" not in (run / "report.md").read_text().split("## Edge deployment")[1].split("##")[0]
