@@ -667,7 +667,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--cold-runs", type=int, default=3, show_default=True,
-              help="Fresh sessions per measurement for the cold start (session ms, first call ms: their medians).")
+              help="New processes that time the cold start (the model's load and first answer, at the first "
+                   "provider, fewest threads and smallest batch; their medians). 0: none.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}; "
                    "flops_uncounted names the nodes a partial FLOP count leaves out.")
@@ -682,8 +683,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
     if not model_path.is_file():
         raise HarnessError(f"{model_path}: no such file")
-    if min_runs < 1 or cold_runs < 1 or min_time < 0 or warmup < 0:
-        raise HarnessError("--min-runs and --cold-runs must be >= 1, --min-time and --warmup >= 0")
+    if min_runs < 1 or cold_runs < 0 or min_time < 0 or warmup < 0:
+        raise HarnessError("--min-runs must be >= 1, --cold-runs, --min-time and --warmup >= 0")
     model = _check_onnx_file(model_path)
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
@@ -713,7 +714,12 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         click.echo(f"harness: warning: skipped {message}", err=True)
     if not rows:
         raise HarnessError(f"nothing could be measured for {model_path}" + (f" ({open_dims})" if open_dims else ""))
+    from harness.coldstart import cold_start_for
+
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
+    cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=sizes)
+    if cold is not None:
+        result["cold_start"] = cold
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -736,11 +742,15 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}", f"{r['session_ms']:.1f}",
-          f"{r['first_call_ms']:.3f}", f"{r['cold_ms']:.1f}"] for r in rows],
+          f"{r['first_call_ms']:.3f}"] for r in rows],
         headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s",
-                 "session ms", "first call ms", "cold ms"],
+                 "session ms", "first call ms"],
         disable_numparse=True,
     ))
+    if cold is not None:
+        from harness.coldstart import cold_start_text
+
+        click.echo(cold_start_text(cold))
 
 
 def _check_onnx_file(path: Path) -> Any:

@@ -9,8 +9,8 @@ accuracy (ONNX Runtime, full test split) is at least ``accuracy_floor`` and,
 if given, no more than ``max_accuracy_drop`` below float32. The fastest by
 one wins. ``fits_budget`` says whether it is within every budget given
 (:class:`Budget`; null without one), ``cold_ms`` what its cold start took
-(a fresh session and its first call, the median of the row's ``cold_runs``;
-see :mod:`harness.latency`). A job with no qualifying candidate still gets a row, with
+(its load and first answer in a new process, on the table's provider: see
+:mod:`harness.coldstart`). A job with no qualifying candidate still gets a row, with
 ``variant: null`` and a ``note`` saying why.
 
 "Fastest" is judged relative to float32, because the latency rows of
@@ -46,9 +46,9 @@ class Budget:
     ``latency_ms`` bounds the p50 latency at the table's batch size and thread count; ``size_bytes`` the
     model on disk (the ``.onnx`` file and its external data: flash); ``activation_bytes`` the peak
     activation memory at batch 1, the static estimate of :mod:`harness.onnx_cost` (the working RAM a
-    runtime needs beside the weights); ``cold_ms`` the cold start at the table's setting: a fresh
-    session and its first call (``cold_ms`` of the latency row), what a model loaded on demand costs
-    before its first answer.
+    runtime needs beside the weights); ``cold_ms`` the cold start: the model's load and first answer
+    in a new process (:mod:`harness.coldstart`), what a model loaded on demand costs before its first
+    answer.
     """
 
     latency_ms: float | None = None
@@ -271,8 +271,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         row["note"] = "no variant qualifies: " + ("; ".join(reasons) if reasons else "no ONNX model recorded")
         return row
     if budget:  # a variant within every budget beats a relatively faster one that is not; else the fewest over
-        over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"], cold_ms(lat)))
-                for lat, cand, _ in timed]
+        over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"],
+                                cold_ms(cand.get("cold_start"), lat.get("provider")))) for lat, cand, _ in timed]
         timed = [entry for entry, n in zip(timed, over) if n == min(over)]
     fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
     fp32_lat = _pick(fp32["latency"], batch_size, wanted_threads, provider) if fp32 else None
@@ -291,7 +291,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         p50_ms=_number(lat.get("p50_ms")),
         p99_ms=_number(lat.get("p99_ms")),
         min_ms=_number(lat.get("min_ms")),
-        cold_ms=cold_ms(lat),
+        cold_ms=cold_ms(cand.get("cold_start"), lat.get("provider")),
         bytes=cand["bytes"],
         activation_bytes=cand["activation_bytes"],
         path=cand.get("path"),
@@ -306,14 +306,14 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     return row
 
 
-def cold_ms(lat: dict[str, Any]) -> float | None:
-    """A latency row's cold start in milliseconds: its ``cold_ms``, or in a run from before it was recorded
-    the sum of its ``session_ms`` and ``first_call_ms`` (one sample each); None where neither was."""
-    recorded = _number(lat.get("cold_ms"))
-    if recorded is not None:
-        return recorded
-    session, first = _number(lat.get("session_ms")), _number(lat.get("first_call_ms"))
-    return None if session is None or first is None else round(session + first, 6)
+def cold_ms(record: Any, provider: str | None) -> float | None:
+    """The milliseconds of a model's cold start record (``cold_start``, see :mod:`harness.coldstart`)
+    measured on ``provider``; None where none was (a run from before them, a failed probe, another
+    provider). The in-process ``session_ms`` of latency rows is no stand-in: a model loads several
+    times faster in a process that has loaded it before."""
+    if not isinstance(record, dict) or (provider is not None and record.get("provider") != provider):
+        return None
+    return _number(record.get("ms"))
 
 
 def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] | None,
@@ -359,7 +359,7 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     if isinstance(onnx, dict) and onnx:
         out.append({"variant": "fp32", "bytes": _int(onnx.get("bytes")), "path": onnx.get("path"),
                     "activation_bytes": _int(onnx.get("activation_bytes")), "accuracy": _fp32_accuracy(job, metric),
-                    "latency": _ort_rows(job.get("latency"))})
+                    "latency": _ort_rows(job.get("latency")), "cold_start": onnx.get("cold_start")})
     for variant in _dicts(job.get("variants")):
         name = variant.get("variant")
         if variant.get("error") or not isinstance(name, str) or name == "fp32":
@@ -370,7 +370,8 @@ def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:
                     "activation_bytes": _int(variant.get("activation_bytes")),
                     "latency_skipped": [str(x) for x in skipped] if isinstance(skipped, list) else [],
                     "accuracy": _metric(variant.get("metrics"), metric),
-                    "latency": _ort_rows(variant.get("latency")), "vs_fp32": vs})
+                    "latency": _ort_rows(variant.get("latency")), "vs_fp32": vs,
+                    "cold_start": variant.get("cold_start")})
     return out
 
 

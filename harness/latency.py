@@ -22,23 +22,17 @@ Every row also says how far it can be trusted:
   and second half of the samples, i.e. how much the machine moved while
   measuring; ``stable`` is ``drift_pct <= 5``.
 
-Cold costs beside the warmed-up percentiles. An ONNX Runtime row's cold
-start is a fresh session and its first call at the row's batch size, taken
-``cold_runs`` times (:class:`LatencyConfig`; fewer when together they pass
-``max_time_s``), each session created and dropped in turn, in a process that
-has already paid ONNX Runtime's once-per-process costs, with the file in the
-OS page cache (it was just written or read): a model loaded on demand, not
-a device booting. The row records the medians:
+Cold costs in this process, one sample each, beside the warmed-up
+percentiles (a model's first load in a new process, the cold start that
+deployments pay, is :mod:`harness.coldstart`'s):
 
-- ``session_ms``: creating the session: reading the file, graph optimisation
-  at ``opt_level`` and the provider's set-up;
-- ``first_call_ms``: its first call, before any warm-up (memory planning; on
-  a GPU, kernel and algorithm selection);
-- ``cold_ms``: the two together (the median of the sums), from loading the
-  model to its first answer; ``cold_runs``: how many were taken.
-
-PyTorch has no session: its rows carry ``first_call_ms`` alone, one sample,
-at the first thread count; later thread counts' rows (warm by then) have None.
+- ``session_ms`` (ONNX Runtime rows): creating the session: reading the
+  file (from the OS page cache: the file was just written or read), graph
+  optimisation at ``opt_level`` and the provider's set-up. Rows of one
+  provider and thread count share one session, hence one figure;
+- ``first_call_ms``: the first call at the row's batch size in that session,
+  before the warm-up. PyTorch has no session: its rows at the first thread
+  count carry it, later thread counts' rows (warm by then) have None.
 
 Shared machines drift (the same loop's median moves by up to 40 % between
 time windows on a busy 2-core box), so two figures measured one after the
@@ -94,10 +88,11 @@ class LatencyConfig:
     warmup_time_s: float = 0.1
     disable_gc: bool = True
     cold_runs: int = 3
+    """New processes that time the model's cold start (:mod:`harness.coldstart`); 0: none."""
 
     def __post_init__(self) -> None:
-        if self.min_runs < 1 or self.warmup_runs < 0 or self.max_runs < 1 or self.cold_runs < 1:
-            raise ValueError("min_runs, max_runs and cold_runs must be >= 1 and warmup_runs >= 0")
+        if self.min_runs < 1 or self.warmup_runs < 0 or self.max_runs < 1 or self.cold_runs < 0:
+            raise ValueError("min_runs and max_runs must be >= 1, warmup_runs and cold_runs >= 0")
         if self.min_time_s < 0 or self.max_time_s <= 0 or self.warmup_time_s < 0:
             raise ValueError("min_time_s and warmup_time_s must be >= 0 and max_time_s > 0")
 
@@ -105,7 +100,7 @@ class LatencyConfig:
 QUICK = LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.05, max_time_s=2.0, warmup_time_s=0.0, cold_runs=1)
 """A short measurement for tests and smoke runs (figures are noisier; runs is recorded)."""
 
-ROUND = LatencyConfig(warmup_runs=5, min_runs=20, min_time_s=0.15, max_time_s=2.0, warmup_time_s=0.02, cold_runs=1)
+ROUND = LatencyConfig(warmup_runs=5, min_runs=20, min_time_s=0.15, max_time_s=2.0, warmup_time_s=0.02)
 """One short round of an alternating comparison."""
 
 
@@ -266,8 +261,7 @@ def first_call_ms(fn: Callable[[], Any], clock: Callable[[], int] = time.perf_co
 
     One sample, not a distribution: what a process pays the first time it
     runs a model at a shape (memory planning, kernel selection, a GPU's
-    algorithm search), which the warmed-up percentiles leave out
-    (:func:`cold_starts` takes several).
+    algorithm search), which the warmed-up percentiles leave out.
     """
     t0 = clock()
     fn()
@@ -477,42 +471,6 @@ def _warm_provider(provider: str) -> None:
     _WARMED_PROVIDERS.add(provider)
 
 
-def _timed_session(path: Path, provider: str, threads: int, opt_level: str) -> tuple[Any, float]:
-    """A session and the milliseconds its creation took."""
-    from harness.ort import make_session
-
-    t0 = time.perf_counter_ns()
-    session = make_session(path, provider, threads=threads, opt_level=opt_level)
-    return session, round((time.perf_counter_ns() - t0) / 1e6, 6)
-
-
-def cold_starts(path: Path, provider: str, threads: int, opt_level: str, feeds: dict[str, "np.ndarray"],
-                iobinding: bool, runs: int, max_time_s: float = math.inf,
-                taken: Sequence[tuple[float, float]] = ()) -> list[tuple[float, float]]:
-    """``(session_ms, first_call_ms)`` of fresh sessions of ``path``, each created, called once on ``feeds``
-    and dropped before the next, until there are ``runs`` of them counting ``taken`` (ones already made),
-    or sooner once they add up to ``max_time_s`` (a TensorRT engine build can take minutes). At least
-    one is taken."""
-    starts = list(taken)
-    spent_s = sum(a + b for a, b in starts) / 1e3
-    while not starts or (len(starts) < runs and spent_s < max_time_s):
-        session, created_ms = _timed_session(path, provider, threads, opt_level)
-        first_ms = first_call_ms(onnx_call(session, feeds, provider, iobinding))
-        del session
-        starts.append((created_ms, first_ms))
-        spent_s += (created_ms + first_ms) / 1e3
-    return starts
-
-
-def cold_fields(starts: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """A row's cold-start fields from :func:`cold_starts`: the medians of the session creations, the first
-    calls and their sums, and how many were taken."""
-    return {"session_ms": round(statistics.median(a for a, _ in starts), 6),
-            "first_call_ms": round(statistics.median(b for _, b in starts), 6),
-            "cold_ms": round(statistics.median(a + b for a, b in starts), 6),
-            "cold_runs": len(starts)}
-
-
 def measure_onnx(
     path: Path,
     batch_sizes: Sequence[int],
@@ -536,7 +494,7 @@ def measure_onnx(
     level (``opt_level``) and whether IOBinding was used.
     """
 
-    from harness.ort import input_feeds, provider_name
+    from harness.ort import input_feeds, make_session, provider_name
 
     rows = []
     for provider in dict.fromkeys(map(provider_name, providers)):
@@ -547,11 +505,12 @@ def measure_onnx(
         for n_threads in threads:
             _warm_provider(provider)
             try:
-                session, session_ms = _timed_session(path, provider, n_threads, opt_level)
+                t0 = time.perf_counter_ns()
+                session = make_session(path, provider, threads=n_threads, opt_level=opt_level)
+                session_ms = round((time.perf_counter_ns() - t0) / 1e6, 6)
             except Exception as exc:  # noqa: BLE001
                 _skip(on_skip, f"{provider} with {n_threads} thread(s): {squeeze(exc, 200)}")
                 continue
-            untouched = True  # the kept session not yet called: its creation and first call are a cold start
             for batch_size in batch_sizes:
                 try:
                     feeds = input_feeds(session, batch_size, dims=dims, sample=sample)
@@ -561,10 +520,6 @@ def measure_onnx(
                 try:
                     call = onnx_call(session, feeds, provider, iobinding)
                     first_ms = first_call_ms(call)
-                    kept = [(session_ms, first_ms)] if untouched else []
-                    untouched = False
-                    starts = cold_starts(path, provider, n_threads, opt_level, feeds, iobinding, config.cold_runs,
-                                         config.max_time_s, taken=kept)
                     samples = time_calls(call, config)
                 except Exception as exc:  # noqa: BLE001 - e.g. a graph whose shapes do not fit the batch
                     _skip(on_skip, f"batch size {batch_size} on {provider} with {n_threads} thread(s): "
@@ -580,7 +535,8 @@ def measure_onnx(
                         **stats.row(batch_size),
                         "opt_level": opt_level,
                         "iobinding": iobinding,
-                        **cold_fields(starts),
+                        "session_ms": session_ms,
+                        "first_call_ms": first_ms,
                     }
                 )
     return rows

@@ -46,9 +46,11 @@ CSV_FIELDS = [
     # appended: the job's FLOPs per sample (see harness.train.count_flops) and the ONNX model's peak
     # activation memory at batch 1 (see harness.onnx_cost)
     "flops", "activation_bytes",
-    # appended: cold costs of the row (see harness.latency): medians of cold_runs fresh sessions on
-    # ONNX Runtime rows, one sample on PyTorch rows
-    "session_ms", "first_call_ms", "cold_ms", "cold_runs",
+    # appended: cold costs of the row in the harness's process, one sample each (see harness.latency)
+    "session_ms", "first_call_ms",
+    # appended: the ONNX model's cold start, its load and first answer in a new process (the median of
+    # its runs; see harness.coldstart), the same on each of its rows
+    "cold_start_ms",
 ]
 
 
@@ -201,7 +203,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "activation_bytes": _get(job, "onnx", "activation_bytes"),
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
-        fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:")}
+        fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:"),
+                "cold_start_ms": _get(job, "onnx", "cold_start", "ms")}
         exported = "fp32" if isinstance(job.get("onnx"), dict) else None
         latency = [r for r in job.get("latency") or [] if isinstance(r, dict)]
         if not latency:
@@ -210,7 +213,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             eager = row.get("runtime") == "torch"  # times no ONNX model: no ONNX activation figure
             yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row},
                    "variant": None if eager else exported,
-                   "activation_bytes": None if eager else fp32.get("activation_bytes")}
+                   "activation_bytes": None if eager else fp32.get("activation_bytes"),
+                   "cold_start_ms": None if eager else fp32.get("cold_start_ms")}
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue
@@ -218,7 +222,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                    "variant": variant.get("variant"), "onnx_bytes": variant.get("bytes"),
                    "activation_bytes": variant.get("activation_bytes"),
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
-                   "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error")}
+                   "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error"),
+                   "cold_start_ms": _get(variant, "cold_start", "ms")}
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
             if not rows:
                 yield own
@@ -669,11 +674,13 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
+                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"),
                 squeeze("; ".join(notes)) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
-               "accuracy ORT", "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32", "note"]
-    return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11})
+               "accuracy ORT", "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32",
+               "cold start ms", "note"]
+    return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11, 12})
 
 
 def _sequential_disagrees(job: dict[str, Any], variant: dict[str, Any], lat: dict[str, Any] | None,
@@ -849,11 +856,12 @@ REFERENCE_NOTE = ("What the seed projects published for these models, next to th
                   "ours, shown only for a job that trained on the published dataset for the published epochs at the "
                   "recipe's batch size on the whole training split; otherwise '-', and a note below says why.")
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
-                "results.json and results.csv have mean_ms. Cold costs, not part of the percentiles: session ms "
-                "(ONNX Runtime) is the time to create a session: load the file from the OS cache, optimise the "
-                "graph, set up the provider; first call ms is its first call at that batch size, before any "
-                "warm-up. ONNX Runtime rows give the medians of a few fresh sessions (cold_runs in results.json; "
-                "one with --quick); eager PyTorch rows one sample, at the first thread count only.")
+                "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
+                "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "
+                "is the first call at that batch size, before the warm-up (eager PyTorch: at the first thread count "
+                "only). Both are one sample each, in the harness's own process, where a model loads faster than "
+                "in a new one: the cold start a deployment pays is the edge table's 'cold ms' (cold_start in "
+                "results.json).")
 TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "
@@ -1039,7 +1047,8 @@ def md_table(table: Table) -> list[str]:
 
 EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, ...) that meets the accuracy floor, "
              "at batch 1 in ONNX Runtime on the CPU provider, ranked against float32 with alternating rounds where "
-             "recorded; 'cold ms' is its cold start (a fresh session and its first call, the median of a few). With "
+             "recorded; 'cold ms' is its cold start: its load and first answer in a new process (the median of a few, at "
+             "the fewest threads measured). With "
              "budgets (p50 latency, size on disk, activation memory, cold start), one within every budget comes "
              "first, and 'fits budget' names what a row is over. 'none' means no variant qualified; the note says "
              "why. Ask again with other figures: harness report RUN --accuracy-floor ... --size-budget ...")

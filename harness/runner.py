@@ -523,6 +523,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                 stage: Callable[[str], None]) -> None:
     import torch
 
+    from harness.coldstart import cold_start_for
     from harness.export import check_onnx, export_onnx
     from harness.onnx_cost import count_onnx_cost
     from harness.latency import measure_onnx, measure_torch
@@ -658,6 +659,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                                             [1], ctx.device, options.latency)
     if skipped:
         row["latency_skipped"] = skipped
+    cold = cold_start_for(onnx_path, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
+    if cold is not None:
+        row["onnx"]["cold_start"] = cold
 
     variants = [v for v in options.variants if v != "fp32"]
     if variants:

@@ -34,6 +34,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from harness.coldstart import cold_start_for
 from harness.latency import GPU_PROVIDERS, ROUND, LatencyConfig, compare_alternating, measure_onnx, onnx_call
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -162,6 +163,9 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
                                   sample=sample, on_skip=skipped.append)
     if skipped:
         row["latency_skipped"] = skipped
+    cold = cold_start_for(target, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
+    if cold is not None:
+        row["cold_start"] = cold
     if compare and row["latency"]:
         first = row["latency"][0]
         row["vs_fp32"] = _compare_with_fp32(fp32_path, target, first["provider"], min(batch_sizes),

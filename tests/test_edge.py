@@ -184,34 +184,38 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     assert both.endswith("over its budget: size 3.43 MiB > 1000 B and with no activations figure recorded")
 
 
-def _with_cold(results, cnn_fp32, cnn_static, big_fp32=None):
-    """``results`` with cold starts on the batch-1, 1-thread rows of cnn's fp32 and int8-static, and big's."""
-    out = copy.deepcopy(results)
-    cnn, big = out["jobs"][0], out["jobs"][1]
-    cnn["latency"][0].update(cold_ms=cnn_fp32, session_ms=cnn_fp32 - 0.5, first_call_ms=0.5, cold_runs=3)
-    cnn["variants"][1]["latency"][0].update(cold_ms=cnn_static, cold_runs=3)
-    if big_fp32 is not None:  # an older run: the two parts, one sample each, and no cold_ms
-        big["latency"][0].update(session_ms=big_fp32 - 1.0, first_call_ms=1.0)
-    return out
+def cold_start(ms, provider=CPU):
+    return {"provider": provider, "threads": 1, "batch_size": 1, "opt_level": "all", "ms": ms,
+            "session_ms": ms - 0.5, "first_call_ms": 0.5, "runtime_ms": 100.0, "runs": 3, "samples_ms": [ms] * 3}
 
 
 def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_what_does_not():
     from harness.edge import edge_answer
 
     # cnn at floor 0.97: int8-static (0.7x fp32) wins on speed; a cold budget only it misses turns to fp32
-    results = _with_cold(RESULTS, cnn_fp32=4.0, cnn_static=9.0, big_fp32=30.0)
+    results = copy.deepcopy(RESULTS)
+    cnn, big = results["jobs"][0], results["jobs"][1]
+    cnn["onnx"]["cold_start"] = cold_start(4.0)
+    cnn["variants"][1]["cold_start"] = cold_start(9.0)
+    big["onnx"]["cold_start"] = cold_start(30.0)
+    big["variants"][0]["cold_start"] = {**cold_start(0), "ms": None, "error": "RuntimeError: boom"}
     assert by_model(deployment_table(results, accuracy_floor=0.97))["cnn"]["variant"] == "int8-static"
     rows = by_model(deployment_table(results, accuracy_floor=0.97, cold_budget_ms=5))
     assert rows["cnn"]["variant"] == "fp32" and rows["cnn"]["cold_ms"] == 4.0 and rows["cnn"]["fits_budget"]
     assert rows["cnn"]["cold_budget_ms"] == 5
-    # a run from before cold_ms was recorded: session_ms + first_call_ms
     assert rows["big"]["cold_ms"] == 30.0 and rows["big"]["over_budget"] == ["cold start"]
-    # nothing recorded at all (big's int8-static): unknown, not a fit
-    big = by_model(deployment_table(RESULTS, cold_budget_ms=5))["big"]
-    assert big["cold_ms"] is None and big["over_budget"] == ["cold start unknown"]
+    # a failed probe, a run from before cold starts, one measured on another provider: unknown, not a fit
+    big_rows = by_model(deployment_table(results, cold_budget_ms=50, accuracy_floor=0.98))["big"]
+    assert big_rows["variant"] == "fp32"  # int8-static's cold start is unknown
+    assert by_model(deployment_table(RESULTS, cold_budget_ms=5))["big"]["over_budget"] == ["cold start unknown"]
+    cnn["onnx"]["cold_start"] = cold_start(4.0, provider="CUDAExecutionProvider")
+    on_cpu = by_model(deployment_table(results, max_accuracy_drop=0, cold_budget_ms=5))["cnn"]  # fp32 only
+    assert on_cpu["variant"] == "fp32" and on_cpu["cold_ms"] is None
+    assert on_cpu["over_budget"] == ["cold start unknown"]
     text = to_markdown(list(rows.values()))
     assert "budget cold start <= 5 ms" in text.splitlines()[0] and "| cold ms |" in text
     assert "| no (cold start) |" in next(line for line in text.splitlines() if line.startswith("| big"))
+    cnn["onnx"]["cold_start"] = cold_start(4.0)
     answer = edge_answer(results, 0.97, None, cold_budget_ms=5)
     assert "cold start <= 5 ms): 1 of 3 job(s) qualify" in answer and "cnn fp32 on mnist 0.5000 ms, 0.9800, " \
         "cold start 4.0 ms" in answer

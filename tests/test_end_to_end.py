@@ -69,6 +69,8 @@ def test_results_json_follows_the_contract(demo_run):
             assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
             assert row["throughput_per_s"] > 0
         assert any(r["runtime"] == "torch" for r in job["latency"])
+        cold = onnx["cold_start"]  # --quick: one new process, at the smallest batch and fewest threads
+        assert (cold["runs"], cold["batch_size"], cold["threads"]) == (1, 1, 1) and cold["ms"] > 0, cold
 
 
 def test_third_party_metric_appears_in_results(demo_run):

@@ -606,6 +606,32 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
     assert answers[1].startswith("run strict: edge (batch 1, 1 thread, CPU; accuracy >= 0.9999): no job qualifies")
 
 
+def test_cold_starts_reach_the_edge_table_the_csv_and_a_re_asked_budget(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    for job in results["jobs"]:
+        if isinstance(job.get("onnx"), dict):
+            job["onnx"]["cold_start"] = {"provider": "CPUExecutionProvider", "threads": 1, "batch_size": 1,
+                                         "ms": 2.0 if job["model"] == "mnist-mlp" else 7.25, "runs": 3}
+    run = write_run(tmp_path / "r", results)
+    cold = CliRunner().invoke(main, ["report", str(run), "--cold-budget-ms", "4"])
+    assert cold.exit_code == 0, cold.output
+    answer = cold.output.splitlines()[-1]
+    assert answer.startswith("edge (batch 1, 1 thread, CPU; cold start <= 4 ms): 1 of 11 job(s) qualify")
+    assert "mnist-mlp fp32 on synthetic" in answer and "cold start 2.0 ms" in answer  # no variant has a figure
+    edge = (run / "report.md").read_text().split("## Edge deployment")[1].split("\n## ")[0]
+    assert "| cold ms |" in edge and "| 7.2 |" in next(x for x in edge.splitlines() if x.startswith("| mnist-cnn"))
+    variants = report.variants_table({"jobs": [{**results["jobs"][0], "variants": [
+        {**v, "cold_start": {"ms": 3.5}} for v in results["jobs"][0]["variants"]]}]})
+    assert {row[variants.headers.index("cold start ms")] for row in variants.rows} == {"3.5"}
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    mlp = [r for r in rows if r["model"] == "mnist-mlp"]
+    assert {r["cold_start_ms"] for r in mlp if r["variant"] == "fp32"} == {"2.0"}
+    assert {r["cold_start_ms"] for r in mlp if r["runtime"] == "torch" or r["variant"] != "fp32"} == {""}
+
+
 def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_json_alone(results, tmp_path):
     from click.testing import CliRunner
 
@@ -635,13 +661,9 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     assert twice.exit_code == 2 and "is given twice" in twice.output
     as_file = CliRunner().invoke(main, ["report", str(run / "results.json")])  # reports beside it, no traceback
     assert as_file.exit_code == 0 and f"in {run}" in as_file.output.splitlines()[0]
-    cold = CliRunner().invoke(main, ["report", str(run), "--cold-budget-ms", "4"])
-    assert cold.exit_code == 0, cold.output
-    # this fixture is from before cold_ms: session_ms + first_call_ms (mlp int8-dynamic 3.53, cnn 7.22 ms)
-    assert "edge (batch 1, 1 thread, CPU; cold start <= 4 ms): 2 of 11 job(s) qualify" in cold.output
-    assert "mnist-mlp int8-dynamic on synthetic" in cold.output and "cold start 3.5 ms" in cold.output
-    edge = (run / "report.md").read_text().split("## Edge deployment")[1].split("\n## ")[0]
-    assert "| cold ms |" in edge and "| 7.2 |" in next(x for x in edge.splitlines() if x.startswith("| mnist-cnn"))
+    unknown = CliRunner().invoke(main, ["report", str(run), "--cold-budget-ms", "4"])
+    assert unknown.exit_code == 0 and "no job qualifies" in unknown.output  # this fixture has no cold starts
+    assert "with no cold start figure recorded" in unknown.output
     lossless = CliRunner().invoke(main, ["report", str(run), "--max-accuracy-drop", "0"])
     assert lossless.exit_code == 0 and "edge (batch 1, 1 thread, CPU; drop <= 0 points): " in lossless.output
     assert "| int8-dynamic |" not in (run / "report.md").read_text().split("## Edge deployment")[1].split("##")[0]

@@ -109,6 +109,9 @@ def test_int8_variant_is_smaller_and_within_one_point(trained, name):
     assert [(r["provider"], r["batch_size"]) for r in row["latency"]] == [("CPUExecutionProvider", 1),
                                                                           ("CPUExecutionProvider", 4)]
     assert all(r["p50_ms"] > 0 for r in row["latency"])
+    # its own cold start, in new processes (TINY: the default three, within its max_time_s)
+    assert row["cold_start"]["batch_size"] == 1 and 1 <= row["cold_start"]["runs"] <= TINY.cold_runs == 3
+    assert row["cold_start"]["ms"] > 0
 
 
 def test_int8_static_calibrates_on_a_seeded_subset(trained):
@@ -127,7 +130,7 @@ def test_fp16_is_evaluated_but_timed_on_gpu_providers_only(trained):
     assert row["max_abs_diff"] < 0.05
     assert 0.4 < row["bytes"] / trained.fp32.stat().st_size < 0.75  # half-size weights
     assert row["activation_bytes"] < onnx_cost(trained.fp32).activation_bytes  # and half-size tensors inside
-    assert row["latency"] == []
+    assert row["latency"] == [] and "cold_start" not in row  # not timed on the CPU: no cold start either
     assert any("GPU providers only" in line for line in row["latency_skipped"])
 
 

@@ -1,0 +1,163 @@
+"""Cold start: what loading a model and its first answer cost in a new process.
+
+An app that loads a model on demand, or a device that wakes to answer,
+pays this before any warmed-up percentile applies. It cannot be timed inside
+the harness's own process: there the file has been loaded before, and the
+heap is already grown. On a 2-core CPU, mwnn-medium's session took 23 ms in
+a new process every time, 18 ms the first time in a long-lived one and 8 ms
+each time after that; a median of reloads would understate it threefold.
+
+So each sample is a new Python process (``python -m harness.coldstart``)
+that
+
+1. imports ONNX Runtime and creates a session of a one-node model on the
+   provider: the once-per-process costs (libraries, kernel registries; on a
+   GPU, the CUDA context), recorded apart as ``runtime_ms``, since every
+   model a process loads shares them;
+2. creates a session of the model (``session_ms``: read the file, from the OS
+   page cache, as it was just written or read; optimise the graph; set up
+   the provider);
+3. runs it once on generated inputs of the batch size (``first_call_ms``:
+   memory planning; on a GPU, kernel and algorithm selection).
+
+:func:`measure_cold_start` takes ``runs`` samples, one process after
+another, and records the medians; ``ms`` is the median of ``session_ms +
+first_call_ms``, from loading the model to its first answer. Processes
+start in a session of their own, so a Ctrl-C meant for the harness does not
+kill one half-way; each has a time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.text import squeeze
+
+PROBE_TIMEOUT_S = 300.0
+"""The longest one probe process may take (a TensorRT engine build can take minutes)."""
+
+
+def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider", threads: int = 1,
+                       batch_size: int = 1, runs: int = 3, opt_level: str = "all",
+                       dims: dict[str, int] | None = None, max_time_s: float = 10.0,
+                       timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """The cold start of ``path``: ``runs`` new processes, one after another, fewer once they have taken
+    ``max_time_s`` together (at least one). Returns the setting, the medians (``ms``, ``session_ms``,
+    ``first_call_ms``, ``runtime_ms``), ``runs`` and ``samples_ms`` (each process's load plus first
+    answer), or with ``error`` (and no figures) when no process got that far."""
+    record: dict[str, Any] = {"provider": provider, "threads": threads, "batch_size": batch_size,
+                              "opt_level": opt_level}
+    samples: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for _ in range(max(1, runs)):
+        try:
+            samples.append(_probe(Path(path), provider, threads, batch_size, opt_level, dims, timeout_s))
+        except ColdStartError as exc:
+            if not samples:
+                return {**record, "error": str(exc)}
+            break
+        if time.perf_counter() - started >= max_time_s:
+            break
+    return {**record, **summarise(samples)}
+
+
+def cold_start_for(path: str | Path, rows: Sequence[dict[str, Any]], runs: int, max_time_s: float = 10.0,
+                   dims: dict[str, int] | None = None) -> dict[str, Any] | None:
+    """The cold start of ``path`` at the setting its latency ``rows`` start with: the first ONNX Runtime
+    row's provider, and for it the fewest threads and the smallest batch size measured. None when
+    ``runs`` is 0 or no ONNX Runtime row was measured."""
+    ort_rows = [r for r in rows if r.get("runtime") == "onnxruntime"]
+    if runs < 1 or not ort_rows:
+        return None
+    provider = ort_rows[0]["provider"]
+    on_it = [r for r in ort_rows if r["provider"] == provider]
+    return measure_cold_start(path, provider, min(r["threads"] for r in on_it), min(r["batch_size"] for r in on_it),
+                              runs, on_it[0].get("opt_level", "all"), dims, max_time_s)
+
+
+def summarise(samples: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """The medians of probe samples, how many there were, and each one's load plus first answer."""
+    def median(key: str) -> float:
+        return round(statistics.median(s[key] for s in samples), 6)
+
+    totals = [round(s["session_ms"] + s["first_call_ms"], 6) for s in samples]
+    return {"ms": round(statistics.median(totals), 6), "session_ms": median("session_ms"),
+            "first_call_ms": median("first_call_ms"), "runtime_ms": median("runtime_ms"),
+            "runs": len(samples), "samples_ms": totals}
+
+
+def cold_start_text(record: dict[str, Any]) -> str:
+    """``cold start (new process, CPU, batch 1, 1 thread): 28.4 ms = session 26.5 ms + first call 1.93 ms,
+    median of 3; starting ONNX Runtime itself: 115 ms``, or why there is none."""
+    where = (f"new process, {str(record.get('provider')).replace('ExecutionProvider', '')}, "
+             f"batch {record.get('batch_size')}, {record.get('threads')} thread{'' if record.get('threads') == 1 else 's'}")
+    if record.get("error"):
+        return f"cold start ({where}): not measured: {record['error']}"
+    runs = record.get("runs")
+    return (f"cold start ({where}): {record['ms']:.1f} ms = session {record['session_ms']:.1f} ms + first call "
+            f"{record['first_call_ms']:.3g} ms, {'one run' if runs == 1 else f'median of {runs}'}; "
+            f"starting ONNX Runtime itself: {record['runtime_ms']:.0f} ms")
+
+
+class ColdStartError(RuntimeError):
+    """A probe process failed or took too long."""
+
+
+def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: str,
+           dims: dict[str, int] | None, timeout_s: float) -> dict[str, float]:
+    """One new process's figures (milliseconds)."""
+    request = json.dumps({"path": str(path.resolve()), "provider": provider, "threads": threads, "batch_size": batch_size,
+                          "opt_level": opt_level, "dims": dims or {}})
+    try:
+        done = subprocess.run([sys.executable, "-m", "harness.coldstart", request], capture_output=True,
+                              text=True, timeout=timeout_s, start_new_session=True, check=False)
+    except subprocess.TimeoutExpired:
+        raise ColdStartError(f"the probe process took longer than {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ColdStartError(f"could not start a probe process: {exc}") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        said = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise ColdStartError(squeeze(said[-1] if said else f"the probe process exited with {done.returncode}", 300))
+    try:
+        figures = json.loads(lines[-1])
+        return {key: float(figures[key]) for key in ("runtime_ms", "session_ms", "first_call_ms")}
+    except (ValueError, KeyError, TypeError):
+        raise ColdStartError(f"the probe process printed no figures: {squeeze(lines[-1], 200)}") from None
+
+
+def _run_probe(request: dict[str, Any]) -> dict[str, float]:
+    """In the probe process: pay the runtime's own costs, then time the model's load and first call."""
+    t0 = time.perf_counter_ns()
+    from harness.ort import input_feeds, make_session, tiny_model_bytes
+
+    make_session(tiny_model_bytes(), request["provider"], threads=1)
+    t1 = time.perf_counter_ns()
+    session = make_session(request["path"], request["provider"], threads=request["threads"],
+                           opt_level=request["opt_level"])
+    t2 = time.perf_counter_ns()
+    feeds = input_feeds(session, request["batch_size"], dims=request.get("dims") or None)
+    t3 = time.perf_counter_ns()
+    session.run(None, feeds)
+    t4 = time.perf_counter_ns()
+    return {"runtime_ms": (t1 - t0) / 1e6, "session_ms": (t2 - t1) / 1e6, "first_call_ms": (t4 - t3) / 1e6}
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        figures = _run_probe(json.loads(argv[0]))
+    except Exception as exc:  # noqa: BLE001 - one line for the parent's record
+        print(f"{type(exc).__name__}: {squeeze(exc, 300)}", file=sys.stderr)
+        return 1
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a probe process
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,65 @@
+"""Cold starts: a model's load and first answer timed in new processes (real ONNX Runtime, real processes)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import relu_onnx
+
+from harness.coldstart import cold_start_for, cold_start_text, measure_cold_start, summarise
+
+
+def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkeypatch):
+    import harness.ort
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cold start timed in the harness's own process")
+
+    monkeypatch.setattr(harness.ort, "make_session", refuse)  # the probes import their own harness.ort
+    path = relu_onnx(tmp_path / "relu.onnx", ["N", "C"])
+    record = measure_cold_start(path, batch_size=4, runs=2, dims={"C": 8})
+    assert "error" not in record, record
+    assert record["runs"] == 2 and len(record["samples_ms"]) == 2
+    assert record["session_ms"] > 0 and record["first_call_ms"] > 0 and record["runtime_ms"] > 0
+    assert record["ms"] == pytest.approx(sum(record["samples_ms"]) / 2)  # the median of two
+    assert (record["provider"], record["threads"], record["batch_size"]) == ("CPUExecutionProvider", 1, 4)
+    assert cold_start_text(record).startswith("cold start (new process, CPU, batch 4, 1 thread): ")
+    assert "median of 2" in cold_start_text(record)
+
+
+def test_the_runs_stop_once_they_have_taken_the_time_allowed(tmp_path):
+    path = relu_onnx(tmp_path / "relu.onnx", [1, 3])
+    assert measure_cold_start(path, runs=3, max_time_s=0)["runs"] == 1  # at least one, however short the time
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("missing", "NoSuchFile"),
+    ("static batch", "static batch dimension 1"),
+    ("timeout", "took longer than 0.001 s"),
+])
+def test_a_failed_probe_is_an_error_in_the_record_not_an_exception(tmp_path, case, needle):
+    path = relu_onnx(tmp_path / "relu.onnx", [1, 3])
+    if case == "missing":
+        path = tmp_path / "gone.onnx"
+    record = measure_cold_start(path, batch_size=2 if case == "static batch" else 1, runs=2,
+                                timeout_s=0.001 if case == "timeout" else 300)
+    assert needle in record["error"] and "ms" not in record
+    assert cold_start_text(record).endswith(f"not measured: {record['error']}")
+
+
+def test_the_setting_is_where_the_latency_rows_start(tmp_path):
+    path = relu_onnx(tmp_path / "relu.onnx", ["N", 3])
+    rows = [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "threads": t, "batch_size": b,
+             "opt_level": "basic"} for t in (2, 1) for b in (4, 2)]
+    torch_row = {"runtime": "torch", "provider": "cpu", "threads": 1, "batch_size": 1}
+    record = cold_start_for(path, [torch_row, *rows], runs=1)
+    assert (record["threads"], record["batch_size"], record["opt_level"], record["runs"]) == (1, 2, "basic", 1)
+    assert cold_start_for(path, rows, runs=0) is None
+    assert cold_start_for(path, [torch_row], runs=3) is None  # nothing timed in ONNX Runtime
+
+
+def test_summarise_takes_medians_of_each_part_and_of_the_sums():
+    samples = [{"runtime_ms": 100.0, "session_ms": 1.0, "first_call_ms": 9.0},
+               {"runtime_ms": 120.0, "session_ms": 5.0, "first_call_ms": 1.0},
+               {"runtime_ms": 110.0, "session_ms": 3.0, "first_call_ms": 2.0}]
+    assert summarise(samples) == {"ms": 6.0, "session_ms": 3.0, "first_call_ms": 2.0, "runtime_ms": 110.0,
+                                  "runs": 3, "samples_ms": [10.0, 6.0, 5.0]}
