@@ -69,13 +69,14 @@ def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider",
 
 def cold_start_for(path: str | Path, rows: Sequence[dict[str, Any]], runs: int, max_time_s: float = 10.0,
                    dims: dict[str, int] | None = None) -> dict[str, Any] | None:
-    """The cold start of ``path`` at the setting its latency ``rows`` start with: the first ONNX Runtime
-    row's provider, and for it the fewest threads and the smallest batch size measured. None when
-    ``runs`` is 0 or no ONNX Runtime row was measured."""
+    """The cold start of ``path`` at a setting its latency ``rows`` measured: on the CPU provider when it
+    has rows (the edge table's), else on the first row's provider, at the fewest threads and the smallest
+    batch size measured there. None when ``runs`` is 0 or no ONNX Runtime row was measured."""
     ort_rows = [r for r in rows if r.get("runtime") == "onnxruntime"]
     if runs < 1 or not ort_rows:
         return None
-    provider = ort_rows[0]["provider"]
+    providers = [r["provider"] for r in ort_rows]
+    provider = "CPUExecutionProvider" if "CPUExecutionProvider" in providers else providers[0]
     on_it = [r for r in ort_rows if r["provider"] == provider]
     return measure_cold_start(path, provider, min(r["threads"] for r in on_it), min(r["batch_size"] for r in on_it),
                               runs, on_it[0].get("opt_level", "all"), dims, max_time_s)

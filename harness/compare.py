@@ -175,6 +175,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         entry["flops"] = _change(old.get("flops"), cur.get("flops"))
         entry["activation_bytes"] = _change((old.get("onnx") or {}).get("activation_bytes"),
                                             (cur.get("onnx") or {}).get("activation_bytes"))
+        entry["cold_start_ms"] = _change(_cold_ms(old.get("onnx")), _cold_ms(cur.get("onnx")))
         old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
@@ -191,6 +192,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                 "bytes": _change(ov.get("bytes"), nv.get("bytes")),
                 "activation_bytes": _change(ov.get("activation_bytes"), nv.get("activation_bytes")),
                 "activation_basis": _basis_change(ov, nv),
+                "cold_start_ms": _change(_cold_ms(ov), _cold_ms(nv)),
             }
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
@@ -206,6 +208,12 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "regressions": gate.regressions,
         "settings_differ": setting_differences(base, new),
     }
+
+
+def _cold_ms(record: Any) -> float | None:
+    """The cold start (``cold_start.ms``, see :mod:`harness.coldstart`) of an ONNX block or a variant."""
+    cold = record.get("cold_start") if isinstance(record, dict) else None
+    return _num(cold.get("ms")) if isinstance(cold, dict) else None
 
 
 def _fmt(value: float | None) -> str:
@@ -256,8 +264,10 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
         for lat in job["latency"]:
             rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
                              + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
-        # Sizes and counts: shown, never gated (a design change, not a regression)
-        for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes")):
+        # Sizes and counts: shown, never gated (a design change, not a regression); nor is the cold start,
+        # one process per sample, a few samples
+        for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes"),
+                           ("cold_start_ms", "cold start ms")):
             change = job.get(key) or {}
             if change.get("abs") is not None:  # both runs recorded it
                 if key == "flops":
@@ -270,7 +280,8 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
             for lat in variant["latency"]:
                 rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
-            for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes")):
+            for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes"),
+                               ("cold_start_ms", "cold start ms")):
                 if (variant.get(key) or {}).get("abs") is not None:
                     basis = variant.get("activation_basis") if key == "activation_bytes" else None
                     label += f", counted {basis[0]} -> {basis[1]}" if basis else ""

@@ -51,7 +51,9 @@ def test_the_setting_is_where_the_latency_rows_start(tmp_path):
     rows = [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "threads": t, "batch_size": b,
              "opt_level": "basic"} for t in (2, 1) for b in (4, 2)]
     torch_row = {"runtime": "torch", "provider": "cpu", "threads": 1, "batch_size": 1}
-    record = cold_start_for(path, [torch_row, *rows], runs=1)
+    gpu_row = {**rows[0], "provider": "CUDAExecutionProvider", "threads": 1, "batch_size": 1}
+    record = cold_start_for(path, [torch_row, gpu_row, *rows], runs=1)  # the CPU provider's, where measured
+    assert record["provider"] == "CPUExecutionProvider" and "error" not in record
     assert (record["threads"], record["batch_size"], record["opt_level"], record["runs"]) == (1, 2, "basic", 1)
     assert cold_start_for(path, rows, runs=0) is None
     assert cold_start_for(path, [torch_row], runs=3) is None  # nothing timed in ONNX Runtime

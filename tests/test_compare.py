@@ -237,6 +237,26 @@ def test_flops_and_activation_memory_changes_are_shown_and_never_gate():
     assert not any(r[1].startswith("MFLOPs") for r in comparison_rows(compare_runs(old, new)))
 
 
+def test_cold_start_changes_are_shown_and_never_gate():
+    from harness.compare import comparison_rows
+
+    base = load("base")
+    job = base["jobs"][0]
+    job["onnx"]["cold_start"] = {"ms": 4.0, "runs": 3}
+    job["variants"] = [{"variant": "int8-static", "bytes": 240_000, "metrics": {"accuracy": 0.99}, "latency": [],
+                        "cold_start": {"ms": 5.0, "runs": 3}}]
+    new = copy.deepcopy(base)
+    new["jobs"][0]["onnx"]["cold_start"]["ms"] = 8.0
+    new["jobs"][0]["variants"][0]["cold_start"] = {"error": "the probe process took longer than 300 s"}
+    comparison = compare_runs(base, new, threshold=5)
+    assert comparison["regressions"] == [] and comparison["jobs"][0]["cold_start_ms"]["pct"] == 100.0
+    rows = {(r[0], r[1]): r for r in comparison_rows(comparison)}
+    assert rows[(job["id"], "cold start ms (not gated)")][2:6] == ["4", "8", "+4", "+100.0%"]
+    assert not any("int8-static cold start" in r[1] for r in comparison_rows(comparison))  # not in new: no row
+    assert comparison["jobs"][0]["variants"]["int8-static"]["cold_start_ms"] == \
+        {"base": 5.0, "new": None, "abs": None, "pct": None}
+
+
 def test_metrics_the_gate_does_not_judge_are_marked_not_gated():
     from harness.compare import comparison_rows
 
