@@ -357,7 +357,11 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Mark which models' peak activation memory at batch 1 (a static estimate from the graph: "
                    "working RAM beside the weights) fits SIZE, e.g. 64KiB.")
 @click.option("--cold-budget-ms", type=Finite(), help="Mark which models start within this many milliseconds "
-              "at batch 1: a fresh ONNX Runtime session and its first call (a model loaded on demand).")
+              "at batch 1: their load and first answer in a new process (a model loaded on demand).")
+@click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Mark which models add at most SIZE of resident memory to a process that loads them and "
+                   "answers once (measured: weights as ONNX Runtime holds them, its arena, the tensors), "
+                   "e.g. 4MiB.")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
@@ -587,7 +591,7 @@ def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:
 # CLI option name -> RunOptions field, where they differ; and a config file's key -> CLI option name.
 _FIELD_OF = {"no_torch_latency": "torch_latency", "quick": "latency", "compile_model": "compile"}
 _PARAM_OF = {"compile": "compile_model", "size_budget": "size_budget_bytes",
-             "activation_budget": "activation_budget_bytes"}
+             "activation_budget": "activation_budget_bytes", "memory_budget": "memory_budget_bytes"}
 
 
 def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
@@ -613,6 +617,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
         "size_budget_bytes": values["size_budget_bytes"], "max_accuracy_drop": values["max_accuracy_drop"],
         "activation_budget_bytes": values["activation_budget_bytes"], "cold_budget_ms": values["cold_budget_ms"],
+        "memory_budget_bytes": values["memory_budget_bytes"],
     }
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
@@ -824,7 +829,9 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
 @click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Ask it with this budget for peak activation memory at batch 1, e.g. 64KiB.")
 @click.option("--cold-budget-ms", type=Finite(0, min_open=True), help="Ask it with this budget for the cold "
-              "start at batch 1 (a fresh session and its first call).")
+              "start at batch 1 (the model's load and first answer in a new process).")
+@click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
+              help="Ask it with this budget for the resident memory a model adds to its process, e.g. 4MiB.")
 def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> None:
     """Rebuild results.csv, report.md and report.html from results.json.
 

@@ -10,7 +10,7 @@ each time after that; a median of reloads would understate it threefold.
 So each sample is a new Python process (``python -m harness.coldstart``)
 that
 
-1. imports ONNX Runtime and creates a session of a one-node model on the
+1. imports ONNX Runtime and numpy and runs a one-node model on the
    provider: the once-per-process costs (libraries, kernel registries; on a
    GPU, the CUDA context), recorded apart as ``runtime_ms``, since every
    model a process loads shares them;
@@ -18,7 +18,15 @@ that
    page cache, as it was just written or read; optimise the graph; set up
    the provider);
 3. runs it once on generated inputs of the batch size (``first_call_ms``:
-   memory planning; on a GPU, kernel and algorithm selection).
+   memory planning; on a GPU, kernel and algorithm selection);
+4. reads how much resident memory (RSS) the model added at its peak, from
+   before its session to after its first answer (``rss_bytes``): the weights
+   as ONNX Runtime holds them (parsed, and prepacked for its kernels, often
+   several times the file), its memory arena and the first call's tensors.
+   On Linux the peak is reset before the load (``/proc/self/clear_refs``) and
+   read from ``VmHWM``; elsewhere it is the growth of ``ru_maxrss``, which
+   misses what stays under an earlier peak; on Windows there is none. Host
+   memory only: a GPU provider's device memory is not in it.
 
 :func:`measure_cold_start` takes ``runs`` samples, one process after
 another, and records the medians; ``ms`` is the median of ``session_ms +
@@ -29,6 +37,7 @@ kill one half-way; each has a time limit.
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import subprocess
@@ -37,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.text import squeeze
+from harness.text import size_text, squeeze
 
 PROBE_TIMEOUT_S = 300.0
 """The longest one probe process may take (a TensorRT engine build can take minutes)."""
@@ -49,8 +58,8 @@ def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider",
                        timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     """The cold start of ``path``: ``runs`` new processes, one after another, fewer once they have taken
     ``max_time_s`` together (at least one). Returns the setting, the medians (``ms``, ``session_ms``,
-    ``first_call_ms``, ``runtime_ms``), ``runs`` and ``samples_ms`` (each process's load plus first
-    answer), or with ``error`` (and no figures) when no process got that far."""
+    ``first_call_ms``, ``runtime_ms``, ``rss_bytes``), ``runs`` and ``samples_ms`` (each process's load
+    plus first answer), or with ``error`` (and no figures) when no process got that far."""
     record: dict[str, Any] = {"provider": provider, "threads": threads, "batch_size": batch_size,
                               "opt_level": opt_level}
     samples: list[dict[str, float]] = []
@@ -88,21 +97,26 @@ def summarise(samples: Sequence[dict[str, float]]) -> dict[str, Any]:
         return round(statistics.median(s[key] for s in samples), 6)
 
     totals = [round(s["session_ms"] + s["first_call_ms"], 6) for s in samples]
+    rss = [s["rss_bytes"] for s in samples if s.get("rss_bytes") is not None]
     return {"ms": round(statistics.median(totals), 6), "session_ms": median("session_ms"),
             "first_call_ms": median("first_call_ms"), "runtime_ms": median("runtime_ms"),
+            "rss_bytes": int(statistics.median(rss)) if rss else None,
             "runs": len(samples), "samples_ms": totals}
 
 
 def cold_start_text(record: dict[str, Any]) -> str:
     """``cold start (new process, CPU, batch 1, 1 thread): 28.4 ms = session 26.5 ms + first call 1.93 ms,
-    median of 3; starting ONNX Runtime itself: 115 ms``, or why there is none."""
+    adding 18.5 MiB of resident memory, median of 3; starting ONNX Runtime itself: 78 ms``, or why there
+    is none."""
+    threads = record.get("threads")
     where = (f"new process, {str(record.get('provider')).replace('ExecutionProvider', '')}, "
-             f"batch {record.get('batch_size')}, {record.get('threads')} thread{'' if record.get('threads') == 1 else 's'}")
+             f"batch {record.get('batch_size')}, {threads} thread{'' if threads == 1 else 's'}")
     if record.get("error"):
         return f"cold start ({where}): not measured: {record['error']}"
     runs = record.get("runs")
+    memory = "" if record.get("rss_bytes") is None else f", adding {size_text(record['rss_bytes'])} of resident memory"
     return (f"cold start ({where}): {record['ms']:.1f} ms = session {record['session_ms']:.1f} ms + first call "
-            f"{record['first_call_ms']:.3g} ms, {'one run' if runs == 1 else f'median of {runs}'}; "
+            f"{record['first_call_ms']:.3g} ms{memory}, {'one run' if runs == 1 else f'median of {runs}'}; "
             f"starting ONNX Runtime itself: {record['runtime_ms']:.0f} ms")
 
 
@@ -113,7 +127,10 @@ class ColdStartError(RuntimeError):
 def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: str,
            dims: dict[str, int] | None, timeout_s: float) -> dict[str, float]:
     """One new process's figures (milliseconds)."""
-    request = json.dumps({"path": str(path.resolve()), "provider": provider, "threads": threads, "batch_size": batch_size,
+    from harness.ort import tiny_model_bytes  # built here: the probe need not import onnx
+
+    request = json.dumps({"tiny": base64.b64encode(tiny_model_bytes()).decode("ascii"),
+                          "path": str(path.resolve()), "provider": provider, "threads": threads, "batch_size": batch_size,
                           "opt_level": opt_level, "dims": dims or {}})
     try:
         done = subprocess.run([sys.executable, "-m", "harness.coldstart", request], capture_output=True,
@@ -128,17 +145,64 @@ def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: 
         raise ColdStartError(squeeze(said[-1] if said else f"the probe process exited with {done.returncode}", 300))
     try:
         figures = json.loads(lines[-1])
-        return {key: float(figures[key]) for key in ("runtime_ms", "session_ms", "first_call_ms")}
+        out: dict[str, Any] = {key: float(figures[key]) for key in ("runtime_ms", "session_ms", "first_call_ms")}
+        out["rss_bytes"] = None if figures.get("rss_bytes") is None else int(figures["rss_bytes"])
+        return out
     except (ValueError, KeyError, TypeError):
         raise ColdStartError(f"the probe process printed no figures: {squeeze(lines[-1], 200)}") from None
 
 
-def _run_probe(request: dict[str, Any]) -> dict[str, float]:
-    """In the probe process: pay the runtime's own costs, then time the model's load and first call."""
-    t0 = time.perf_counter_ns()
-    from harness.ort import input_feeds, make_session, tiny_model_bytes
+class _Memory:
+    """The process's resident memory: :meth:`start` marks the baseline (and on Linux resets the peak),
+    :meth:`added` the peak's growth since, in bytes (None where it cannot be read)."""
 
-    make_session(tiny_model_bytes(), request["provider"], threads=1)
+    def __init__(self) -> None:
+        self.base: int | None = None
+        self.linux = False
+
+    def start(self) -> None:
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+                refs.write("5")  # reset VmHWM to the current RSS
+            self.base, self.linux = _status_bytes("VmRSS"), True
+        except OSError:
+            self.base = _maxrss_bytes()
+
+    def added(self) -> int | None:
+        peak = _status_bytes("VmHWM") if self.linux else _maxrss_bytes()
+        return None if peak is None or self.base is None else max(0, peak - self.base)
+
+
+def _status_bytes(field: str) -> int | None:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    return None
+
+
+def _maxrss_bytes() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def _run_probe(request: dict[str, Any]) -> dict[str, Any]:
+    """In the probe process: pay the runtime's own costs, then time the model's load and first call and
+    read the memory they added."""
+    t0 = time.perf_counter_ns()
+    import numpy as np
+
+    from harness.ort import input_feeds, make_session
+
+    tiny = make_session(base64.b64decode(request["tiny"]), request["provider"], threads=1)
+    tiny.run(None, {"x": np.zeros((1, 4), dtype=np.float32)})
+    np.random.default_rng(0).standard_normal(4)  # numpy's random module, which input_feeds uses
+    memory = _Memory()
+    memory.start()
     t1 = time.perf_counter_ns()
     session = make_session(request["path"], request["provider"], threads=request["threads"],
                            opt_level=request["opt_level"])
@@ -147,7 +211,8 @@ def _run_probe(request: dict[str, Any]) -> dict[str, float]:
     t3 = time.perf_counter_ns()
     session.run(None, feeds)
     t4 = time.perf_counter_ns()
-    return {"runtime_ms": (t1 - t0) / 1e6, "session_ms": (t2 - t1) / 1e6, "first_call_ms": (t4 - t3) / 1e6}
+    return {"runtime_ms": (t1 - t0) / 1e6, "session_ms": (t2 - t1) / 1e6, "first_call_ms": (t4 - t3) / 1e6,
+            "rss_bytes": memory.added()}
 
 
 def main(argv: Sequence[str]) -> int:

@@ -175,7 +175,9 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         entry["flops"] = _change(old.get("flops"), cur.get("flops"))
         entry["activation_bytes"] = _change((old.get("onnx") or {}).get("activation_bytes"),
                                             (cur.get("onnx") or {}).get("activation_bytes"))
-        entry["cold_start_ms"] = _change(_cold_ms(old.get("onnx")), _cold_ms(cur.get("onnx")))
+        entry["cold_start_ms"] = _change(_cold(old.get("onnx"), "ms"), _cold(cur.get("onnx"), "ms"))
+        entry["cold_start_rss_bytes"] = _change(_cold(old.get("onnx"), "rss_bytes"),
+                                                _cold(cur.get("onnx"), "rss_bytes"))
         old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
@@ -192,7 +194,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                 "bytes": _change(ov.get("bytes"), nv.get("bytes")),
                 "activation_bytes": _change(ov.get("activation_bytes"), nv.get("activation_bytes")),
                 "activation_basis": _basis_change(ov, nv),
-                "cold_start_ms": _change(_cold_ms(ov), _cold_ms(nv)),
+                "cold_start_ms": _change(_cold(ov, "ms"), _cold(nv, "ms")),
+                "cold_start_rss_bytes": _change(_cold(ov, "rss_bytes"), _cold(nv, "rss_bytes")),
             }
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
@@ -210,10 +213,11 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     }
 
 
-def _cold_ms(record: Any) -> float | None:
-    """The cold start (``cold_start.ms``, see :mod:`harness.coldstart`) of an ONNX block or a variant."""
+def _cold(record: Any, key: str) -> float | int | None:
+    """A figure of the cold start (``cold_start``, see :mod:`harness.coldstart`) of an ONNX block or a
+    variant: ``ms``, or ``rss_bytes``, the memory it added."""
     cold = record.get("cold_start") if isinstance(record, dict) else None
-    return _num(cold.get("ms")) if isinstance(cold, dict) else None
+    return _num(cold.get(key)) if isinstance(cold, dict) else None
 
 
 def _fmt(value: float | None) -> str:
@@ -267,7 +271,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
         # Sizes and counts: shown, never gated (a design change, not a regression); nor is the cold start,
         # one process per sample, a few samples
         for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes"),
-                           ("cold_start_ms", "cold start ms")):
+                           ("cold_start_ms", "cold start ms"), ("cold_start_rss_bytes", "cold start RAM bytes")):
             change = job.get(key) or {}
             if change.get("abs") is not None:  # both runs recorded it
                 if key == "flops":
@@ -281,7 +285,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                 rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
                                  f"t{lat['threads']}", lat["p50_ms"], " ms"))
             for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes"),
-                               ("cold_start_ms", "cold start ms")):
+                               ("cold_start_ms", "cold start ms"), ("cold_start_rss_bytes", "cold start RAM bytes")):
                 if (variant.get(key) or {}).get("abs") is not None:
                     basis = variant.get("activation_basis") if key == "activation_bytes" else None
                     label += f", counted {basis[0]} -> {basis[1]}" if basis else ""
@@ -318,9 +322,9 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
                 if None not in names and names[0] != names[1]:
                     out.append({"what": key, "base": names[0], "new": names[1]})
                     continue
-                for sub in sorted(set(a) | set(b)):
-                    if a.get(sub) != b.get(sub):
-                        out.append({"what": f"{key}.{sub}", "base": a.get(sub), "new": b.get(sub)})
+                for sub in sorted(set(a) & set(b)):  # a setting only one run recorded: an older run
+                    if a[sub] != b[sub]:
+                        out.append({"what": f"{key}.{sub}", "base": a[sub], "new": b[sub]})
                 continue
             out.append({"what": key, "base": a, "new": b})
     return out

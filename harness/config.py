@@ -38,7 +38,7 @@ SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "latency_budget_ms": (int, float), "accuracy_floor": (int, float), "quick": bool,
     "job_timeout": (int, float), "no_torch_latency": bool, "compile": bool,
     "cuda_graphs": bool, "size_budget": (int, float, str), "activation_budget": (int, float, str),
-    "max_accuracy_drop": (int, float), "cold_budget_ms": (int, float),
+    "max_accuracy_drop": (int, float), "cold_budget_ms": (int, float), "memory_budget": (int, float, str),
 }
 MAX_GRID = 10_000
 

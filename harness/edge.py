@@ -9,8 +9,9 @@ accuracy (ONNX Runtime, full test split) is at least ``accuracy_floor`` and,
 if given, no more than ``max_accuracy_drop`` below float32. The fastest by
 one wins. ``fits_budget`` says whether it is within every budget given
 (:class:`Budget`; null without one), ``cold_ms`` what its cold start took
-(its load and first answer in a new process, on the table's provider: see
-:mod:`harness.coldstart`). A job with no qualifying candidate still gets a row, with
+(its load and first answer in a new process, on the table's provider) and
+``rss_bytes`` the resident memory that added (see :mod:`harness.coldstart`).
+A job with no qualifying candidate still gets a row, with
 ``variant: null`` and a ``note`` saying why.
 
 "Fastest" is judged relative to float32, because the latency rows of
@@ -48,16 +49,19 @@ class Budget:
     activation memory at batch 1, the static estimate of :mod:`harness.onnx_cost` (the working RAM a
     runtime needs beside the weights); ``cold_ms`` the cold start: the model's load and first answer
     in a new process (:mod:`harness.coldstart`), what a model loaded on demand costs before its first
-    answer.
+    answer; ``memory_bytes`` the resident memory the model adds to that process at its peak (weights as
+    ONNX Runtime holds them, its arena, the first call's tensors: measured, where ``activation_bytes``
+    is an estimate of the tensors alone).
     """
 
     latency_ms: float | None = None
     size_bytes: int | None = None
     activation_bytes: int | None = None
     cold_ms: float | None = None
+    memory_bytes: int | None = None
 
     KEYS: ClassVar[tuple[str, ...]] = ("latency_budget_ms", "size_budget_bytes", "activation_budget_bytes",
-                                       "cold_budget_ms")
+                                       "cold_budget_ms", "memory_budget_bytes")
     """The run options (and results.json ``config`` keys) that hold a budget."""
 
     @classmethod
@@ -65,21 +69,22 @@ class Budget:
         """The budget a run asked for, from its options (``results.json``'s ``config``)."""
         config = config if isinstance(config, dict) else {}
         return cls(_number(config.get("latency_budget_ms")), _int(config.get("size_budget_bytes")),
-                   _int(config.get("activation_budget_bytes")), _number(config.get("cold_budget_ms")))
+                   _int(config.get("activation_budget_bytes")), _number(config.get("cold_budget_ms")),
+                   _int(config.get("memory_budget_bytes")))
 
     def __bool__(self) -> bool:
         return any(value is not None for value in (self.latency_ms, self.size_bytes, self.activation_bytes,
-                                                   self.cold_ms))
+                                                   self.cold_ms, self.memory_bytes))
 
     def over(self, p50_ms: float | None, size: int | None, activations: int | None,
-             cold_ms: float | None = None) -> list[str]:
-        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``, ``cold start``; or,
-        where the figure was not recorded (an older run, a graph whose shapes are unknown), ``size
-        unknown`` and so on: nothing says it fits."""
+             cold_ms: float | None = None, memory: int | None = None) -> list[str]:
+        """The budgets a candidate does not meet: ``latency``, ``size``, ``activations``, ``cold start``,
+        ``memory``; or, where the figure was not recorded (an older run, a graph whose shapes are
+        unknown), ``size unknown`` and so on: nothing says it fits."""
         out = []
         for name, value, limit in (("latency", p50_ms, self.latency_ms), ("size", size, self.size_bytes),
                                    ("activations", activations, self.activation_bytes),
-                                   ("cold start", cold_ms, self.cold_ms)):
+                                   ("cold start", cold_ms, self.cold_ms), ("memory", memory, self.memory_bytes)):
             if limit is not None and value is None:
                 out.append(f"{name} unknown")
             elif limit is not None and value > limit:
@@ -97,6 +102,8 @@ class Budget:
             parts.append(f"activations <= {size_text(self.activation_bytes)}")
         if self.cold_ms is not None:
             parts.append(f"cold start <= {self.cold_ms:g} ms")
+        if self.memory_bytes is not None:
+            parts.append(f"memory <= {size_text(self.memory_bytes)}")
         return ", ".join(parts)
 
 
@@ -129,7 +136,7 @@ class Question:
         return deployment_table(results, self.accuracy_floor, self.budget.latency_ms, batch_size, threads,
                                 provider=provider, max_accuracy_drop=drop, size_budget_bytes=self.budget.size_bytes,
                                 activation_budget_bytes=self.budget.activation_bytes,
-                                cold_budget_ms=self.budget.cold_ms)
+                                cold_budget_ms=self.budget.cold_ms, memory_budget_bytes=self.budget.memory_bytes)
 
     def criteria_text(self) -> str:
         """``accuracy >= 0.99, drop <= 0.5 points`` (the accuracy criteria given)."""
@@ -175,6 +182,7 @@ def deployment_table(
     size_budget_bytes: int | None = None,
     activation_budget_bytes: int | None = None,
     cold_budget_ms: float | None = None,
+    memory_budget_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per job: the fastest qualifying variant (fp32 included) at ``batch_size`` / ``threads``.
 
@@ -187,7 +195,8 @@ def deployment_table(
     them.
     """
     floor = as_fraction(accuracy_floor)
-    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms)
+    budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms,
+                    memory_budget_bytes)
     rows = []
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
@@ -217,6 +226,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "p99_ms": None,
         "min_ms": None,
         "cold_ms": None,
+        "rss_bytes": None,
         "bytes": None,
         "activation_bytes": None,
         "path": None,
@@ -237,6 +247,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "size_budget_bytes": budget.size_bytes,
         "activation_budget_bytes": budget.activation_bytes,
         "cold_budget_ms": budget.cold_ms,
+        "memory_budget_bytes": budget.memory_bytes,
         "note": None,
     }
     if job.get("status") not in (None, "ok"):
@@ -272,7 +283,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         return row
     if budget:  # a variant within every budget beats a relatively faster one that is not; else the fewest over
         over = [len(budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"],
-                                cold_ms(cand.get("cold_start"), lat.get("provider")))) for lat, cand, _ in timed]
+                                *_cold(cand, lat))) for lat, cand, _ in timed]
         timed = [entry for entry, n in zip(timed, over) if n == min(over)]
     fp32 = next((c for c in candidates if c["variant"] == "fp32"), None)
     fp32_lat = _pick(fp32["latency"], batch_size, wanted_threads, provider) if fp32 else None
@@ -291,7 +302,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         p50_ms=_number(lat.get("p50_ms")),
         p99_ms=_number(lat.get("p99_ms")),
         min_ms=_number(lat.get("min_ms")),
-        cold_ms=cold_ms(cand.get("cold_start"), lat.get("provider")),
+        cold_ms=_cold(cand, lat)[0],
+        rss_bytes=_cold(cand, lat)[1],
         bytes=cand["bytes"],
         activation_bytes=cand["activation_bytes"],
         path=cand.get("path"),
@@ -301,19 +313,21 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     )
     row[metric] = cand["accuracy"]
     if budget:
-        row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"], row["cold_ms"])
+        row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"],
+                                         row["cold_ms"], row["rss_bytes"])
         row["fits_budget"] = not row["over_budget"]
     return row
 
 
-def cold_ms(record: Any, provider: str | None) -> float | None:
-    """The milliseconds of a model's cold start record (``cold_start``, see :mod:`harness.coldstart`)
-    measured on ``provider``; None where none was (a run from before them, a failed probe, another
-    provider). The in-process ``session_ms`` of latency rows is no stand-in: a model loads several
-    times faster in a process that has loaded it before."""
-    if not isinstance(record, dict) or (provider is not None and record.get("provider") != provider):
-        return None
-    return _number(record.get("ms"))
+def _cold(cand: dict[str, Any], lat: dict[str, Any]) -> tuple[float | None, int | None]:
+    """A candidate's cold start milliseconds and the resident memory it added (``cold_start``, see
+    :mod:`harness.coldstart`), where measured on the latency row's provider; None where not (a run from
+    before them, a failed probe, another provider). The in-process ``session_ms`` of latency rows is no
+    stand-in: a model loads several times faster in a process that has loaded it before."""
+    record = cand.get("cold_start")
+    if not isinstance(record, dict) or record.get("provider") != lat.get("provider"):
+        return None, None
+    return _number(record.get("ms")), _int(record.get("rss_bytes"))
 
 
 def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] | None,
@@ -456,7 +470,8 @@ def _over_text(row: dict[str, Any], budget: Budget) -> str:
                "activations": (f"activations {size_text(row.get('activation_bytes'))}",
                                size_text(budget.activation_bytes)),
                "cold start": (f"cold start {_num(row.get('cold_ms'), '.1f')} ms",
-                              f"{budget.cold_ms:g} ms" if budget.cold_ms is not None else "-")}
+                              f"{budget.cold_ms:g} ms" if budget.cold_ms is not None else "-"),
+               "memory": (f"memory {size_text(row.get('rss_bytes'))}", size_text(budget.memory_bytes))}
     known = [f"{amounts[x][0]} > {amounts[x][1]}" for x in over if x in amounts]
     unknown = [x.removesuffix(" unknown") for x in over if x.endswith(" unknown")]
     parts = []
@@ -497,7 +512,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
              "latency over float32's (below 1: faster), from alternating rounds where recorded.")
     lines = [intro, ""]
     headers = ["model", "dataset", "variant", metric, "drop vs fp32 (points)", "size", "activations", "p50 ms",
-               "p99 ms", "cold ms",
+               "p99 ms", "cold ms", "RAM",
                "time vs fp32", "params", "MFLOPs"]
     if not same_threads:
         headers.insert(7, "threads")
@@ -510,7 +525,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
-            _num(r.get("p99_ms")), _num(r.get("cold_ms"), ".1f"),
+            _num(r.get("p99_ms")), _num(r.get("cold_ms"), ".1f"), size_text(r.get("rss_bytes")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
             mflops(r.get("flops")),
@@ -530,14 +545,16 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
 def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
                   latency_budget_ms: float | None = None, provider: str | None = "CPUExecutionProvider",
                   max_accuracy_drop: float | None = None, size_budget_bytes: int | None = None,
-                  activation_budget_bytes: int | None = None, cold_budget_ms: float | None = None) -> str:
+                  activation_budget_bytes: int | None = None, cold_budget_ms: float | None = None,
+                  memory_budget_bytes: int | None = None) -> str:
     """The edge section of a report: batch 1 on 1 thread, then on every core measured (``max_accuracy_drop``
     is a fraction, as in :func:`deployment_table`)."""
     parts = []
     for threads in (1, THREADS_MAX):
         rows = deployment_table(results, accuracy_floor, latency_budget_ms, 1, threads, provider=provider,
                                 max_accuracy_drop=max_accuracy_drop, size_budget_bytes=size_budget_bytes,
-                                activation_budget_bytes=activation_budget_bytes, cold_budget_ms=cold_budget_ms)
+                                activation_budget_bytes=activation_budget_bytes, cold_budget_ms=cold_budget_ms,
+                                memory_budget_bytes=memory_budget_bytes)
         if threads == THREADS_MAX and all(r["threads"] in (None, 1) for r in rows):
             continue  # nothing beyond 1 thread was measured
         parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
@@ -558,7 +575,8 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
                 provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
                 activation_budget_bytes: int | None = None, max_drop_points: float | None = None,
-                run_dir: "str | os.PathLike[str] | None" = None, cold_budget_ms: float | None = None) -> str | None:
+                run_dir: "str | os.PathLike[str] | None" = None, cold_budget_ms: float | None = None,
+                memory_budget_bytes: int | None = None) -> str | None:
     """The edge question answered on one line for the terminal (None when nothing was asked).
 
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
@@ -568,7 +586,8 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     the path is the run folder's own (``onnx/...``), and a document joining several runs names none.
     """
     question = Question(accuracy_floor, max_drop_points,
-                        Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms))
+                        Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms,
+                               memory_budget_bytes))
     return _answer(results, question, provider, run_dir)
 
 
@@ -596,12 +615,14 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     def figures(r: dict[str, Any]) -> str:  # what the question asked about, besides latency and accuracy
         sizes = [f"{size_text(r.get('bytes'))} file" if budget.size_bytes is not None else "",
                  f"{size_text(r.get('activation_bytes'))} activations" if budget.activation_bytes is not None else "",
-                 f"cold start {_num(r.get('cold_ms'), '.1f')} ms" if budget.cold_ms is not None else ""]
+                 f"cold start {_num(r.get('cold_ms'), '.1f')} ms" if budget.cold_ms is not None else "",
+                 f"{size_text(r.get('rss_bytes'))} memory" if budget.memory_bytes is not None else ""]
         return "".join(f", {x}" for x in sizes if x)
 
     only_fp32 = ""
     measured = [r for r in rows if r.get("candidates")]
-    if (budget.size_bytes is not None or budget.activation_bytes is not None) and measured and all(
+    if (budget.size_bytes is not None or budget.activation_bytes is not None
+            or budget.memory_bytes is not None) and measured and all(
             r.get("candidates") == 1 and not r.get("variants_tried") for r in measured):
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
@@ -619,7 +640,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     notes = " ".join(str(r.get("note") or "") for r in rows)
     if near:
         over = near[0].get("over_budget") or []
-        if [x for x in over if x != "latency"]:  # a size, memory or cold-start budget: the one over the fewest, then the fastest
+        if [x for x in over if x != "latency"]:  # another budget: the one over the fewest, then the fastest
             hint = f"; the closest is {name(near[0])} at {_num(near[0]['p50_ms'])} ms, {_over_text(near[0], budget)}"
         else:
             hint = f"; the fastest accurate enough is {name(near[0])} at {_num(near[0]['p50_ms'])} ms"

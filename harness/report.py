@@ -50,7 +50,7 @@ CSV_FIELDS = [
     "session_ms", "first_call_ms",
     # appended: the ONNX model's cold start, its load and first answer in a new process (the median of
     # its runs; see harness.coldstart), the same on each of its rows
-    "cold_start_ms",
+    "cold_start_ms", "cold_start_rss_bytes",
 ]
 
 
@@ -204,7 +204,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
         fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:"),
-                "cold_start_ms": _get(job, "onnx", "cold_start", "ms")}
+                "cold_start_ms": _get(job, "onnx", "cold_start", "ms"),
+                "cold_start_rss_bytes": _get(job, "onnx", "cold_start", "rss_bytes")}
         exported = "fp32" if isinstance(job.get("onnx"), dict) else None
         latency = [r for r in job.get("latency") or [] if isinstance(r, dict)]
         if not latency:
@@ -214,7 +215,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row},
                    "variant": None if eager else exported,
                    "activation_bytes": None if eager else fp32.get("activation_bytes"),
-                   "cold_start_ms": None if eager else fp32.get("cold_start_ms")}
+                   "cold_start_ms": None if eager else fp32.get("cold_start_ms"),
+                   "cold_start_rss_bytes": None if eager else fp32.get("cold_start_rss_bytes")}
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue
@@ -223,7 +225,8 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                    "activation_bytes": variant.get("activation_bytes"),
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
                    "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error"),
-                   "cold_start_ms": _get(variant, "cold_start", "ms")}
+                   "cold_start_ms": _get(variant, "cold_start", "ms"),
+                   "cold_start_rss_bytes": _get(variant, "cold_start", "rss_bytes")}
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
             if not rows:
                 yield own
@@ -674,13 +677,13 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
-                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"),
+                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes")),
                 squeeze("; ".join(notes)) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
                "accuracy ORT", "accuracy drop vs fp32 (points)", "p50 ms", "measured at", "speed-up vs fp32",
-               "cold start ms", "note"]
-    return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11, 12})
+               "cold start ms", "RAM KiB", "note"]
+    return Table(headers, rows, {4, 5, 6, 7, 8, 9, 11, 12, 13})
 
 
 def _sequential_disagrees(job: dict[str, Any], variant: dict[str, Any], lat: dict[str, Any] | None,
@@ -1047,9 +1050,11 @@ def md_table(table: Table) -> list[str]:
 
 EDGE_NOTE = ("Which model to ship: per model, the fastest variant (fp32, int8, ...) that meets the accuracy floor, "
              "at batch 1 in ONNX Runtime on the CPU provider, ranked against float32 with alternating rounds where "
-             "recorded; 'cold ms' is its cold start: its load and first answer in a new process (the median of a few, at "
-             "the fewest threads measured). With "
-             "budgets (p50 latency, size on disk, activation memory, cold start), one within every budget comes "
+             "recorded. 'cold ms' is its cold start, its load and first answer in a new process (the median of a few, at "
+             "the fewest threads measured), and 'RAM KiB' the resident memory that added at its peak (weights as "
+             "ONNX Runtime holds them, its arena, the tensors; measured, where activations are an estimate). With "
+             "budgets (p50 latency, size on disk, activation memory, cold start, memory), one within every budget "
+             "comes "
              "first, and 'fits budget' names what a row is over. 'none' means no variant qualified; the note says "
              "why. Ask again with other figures: harness report RUN --accuracy-floor ... --size-budget ...")
 
@@ -1077,16 +1082,16 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
             "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms",
-            "p99 ms", "cold ms",
+            "p99 ms", "cold ms", "RAM KiB",
             "params", "MFLOPs"]
-        first = len(headers) - 11
+        first = len(headers) - 12
         if per_run_settings:
             headers += ["run asked", "fits"]
         elif question.budget:
             headers.append("fits budget")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={first + i for i in range(1, 11)})
+        table = Table(headers, [], numeric={first + i for i in range(1, 12)})
         for r, asked in judged:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
@@ -1094,7 +1099,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
-                    _fmt(r.get("cold_ms"), ".1f"), _fmt(r.get("params"), ","), mflops(r.get("flops"))]
+                    _fmt(r.get("cold_ms"), ".1f"), _kib(r.get("rss_bytes")), _fmt(r.get("params"), ","),
+                    mflops(r.get("flops"))]
             if per_run_settings:
                 line.append(asked.text() or "-")
             if per_run_settings or question.budget:

@@ -85,7 +85,8 @@ class RunOptions:
     accuracy_floor: float | None = None
     size_budget_bytes: int | None = None
     activation_budget_bytes: int | None = None
-    cold_budget_ms: float | None = None  # cold start (a fresh session and its first call) at batch 1
+    cold_budget_ms: float | None = None  # cold start (load and first answer in a new process) at batch 1
+    memory_budget_bytes: int | None = None  # resident memory that adds to its process
     max_accuracy_drop: float | None = None  # percentage points below float32, for the edge table
 
     def to_config(self) -> dict[str, Any]:
@@ -972,7 +973,7 @@ def validate_options(options: RunOptions) -> None:
     if options.max_accuracy_drop is not None and not 0 <= options.max_accuracy_drop <= 100:
         raise HarnessError(
             f"--max-accuracy-drop must be percentage points in [0, 100], got {options.max_accuracy_drop}")
-    for name in ("size_budget_bytes", "activation_budget_bytes"):
+    for name in ("size_budget_bytes", "activation_budget_bytes", "memory_budget_bytes"):
         value = getattr(options, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             flag = "--" + name.removesuffix("_bytes").replace("_", "-")

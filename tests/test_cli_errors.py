@@ -56,6 +56,7 @@ def _assert_usage_error(result, *needles):
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--cold-budget-ms", "0"],
          ["--cold-budget-ms must be positive, got 0"]),
         (["report", "r", "--cold-budget-ms", "-2"], ["--cold-budget-ms"]),
+        (["run", "--memory-budget", "lots"], ["--memory-budget", "'lots' is not a size"]),
         # fp16 autocast is CUDA-only: on a CPU it used to train in float32 without a word
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--device", "cpu", "--amp", "fp16"],
          ["--amp fp16 runs on CUDA only", "--amp bf16"]),
@@ -146,6 +147,7 @@ def test_python_dash_m_and_version():
         ("latency_budget_ms = nan", ["latency_budget_ms"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\ncold_budget_ms = -5', ["cold_budget_ms (in ", "positive"]),
         ('cold_budget_ms = "fast"', ["cold_budget_ms has the wrong type (str)"]),
+        ('memory_budget = "4 apples"', ["memory_budget:", "unknown unit 'apples'"]),
         ('size_budget = "64 apples"', ["size_budget:", "unknown unit 'apples'"]),
         ("activation_budget = 0", ["activation_budget:", "at least one byte"]),
         ("size_budget = true", ["size_budget", "boolean"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import relu_onnx
+from conftest import relu_onnx, save_onnx_graph
 
 from harness.coldstart import cold_start_for, cold_start_text, measure_cold_start, summarise
 
@@ -24,6 +24,26 @@ def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkey
     assert (record["provider"], record["threads"], record["batch_size"]) == ("CPUExecutionProvider", 1, 4)
     assert cold_start_text(record).startswith("cold start (new process, CPU, batch 4, 1 thread): ")
     assert "median of 2" in cold_start_text(record)
+
+
+def test_the_memory_a_model_adds_grows_with_its_weights(tmp_path):
+    """A model whose weights are 8 MiB adds at least that much resident memory, and more than one with
+    a few bytes of weights: the figure follows the model, not the process around it."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    def matmul(path, n):
+        w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32), "w")
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])], [w])
+        return save_onnx_graph(graph, path)
+
+    small = measure_cold_start(matmul(tmp_path / "small.onnx", 4), runs=1)
+    big = measure_cold_start(matmul(tmp_path / "big.onnx", 1448), runs=1)  # 1448^2 floats: 8.0 MiB
+    assert "error" not in big, big
+    assert big["rss_bytes"] >= 1448 * 1448 * 4 > 10 * small["rss_bytes"] > 0
+    assert "MiB of resident memory" in cold_start_text(big)
 
 
 def test_the_runs_stop_once_they_have_taken_the_time_allowed(tmp_path):
@@ -63,5 +83,7 @@ def test_summarise_takes_medians_of_each_part_and_of_the_sums():
     samples = [{"runtime_ms": 100.0, "session_ms": 1.0, "first_call_ms": 9.0},
                {"runtime_ms": 120.0, "session_ms": 5.0, "first_call_ms": 1.0},
                {"runtime_ms": 110.0, "session_ms": 3.0, "first_call_ms": 2.0}]
+    samples[1]["rss_bytes"] = 2048  # only where it could be read
     assert summarise(samples) == {"ms": 6.0, "session_ms": 3.0, "first_call_ms": 2.0, "runtime_ms": 110.0,
-                                  "runs": 3, "samples_ms": [10.0, 6.0, 5.0]}
+                                  "rss_bytes": 2048, "runs": 3, "samples_ms": [10.0, 6.0, 5.0]}
+    assert summarise(samples[:1])["rss_bytes"] is None

@@ -242,16 +242,17 @@ def test_cold_start_changes_are_shown_and_never_gate():
 
     base = load("base")
     job = base["jobs"][0]
-    job["onnx"]["cold_start"] = {"ms": 4.0, "runs": 3}
+    job["onnx"]["cold_start"] = {"ms": 4.0, "runs": 3, "rss_bytes": 2_000_000}
     job["variants"] = [{"variant": "int8-static", "bytes": 240_000, "metrics": {"accuracy": 0.99}, "latency": [],
                         "cold_start": {"ms": 5.0, "runs": 3}}]
     new = copy.deepcopy(base)
-    new["jobs"][0]["onnx"]["cold_start"]["ms"] = 8.0
+    new["jobs"][0]["onnx"]["cold_start"].update(ms=8.0, rss_bytes=1_000_000)
     new["jobs"][0]["variants"][0]["cold_start"] = {"error": "the probe process took longer than 300 s"}
     comparison = compare_runs(base, new, threshold=5)
     assert comparison["regressions"] == [] and comparison["jobs"][0]["cold_start_ms"]["pct"] == 100.0
     rows = {(r[0], r[1]): r for r in comparison_rows(comparison)}
     assert rows[(job["id"], "cold start ms (not gated)")][2:6] == ["4", "8", "+4", "+100.0%"]
+    assert rows[(job["id"], "cold start RAM bytes (not gated)")][5] == "-50.0%"
     assert not any("int8-static cold start" in r[1] for r in comparison_rows(comparison))  # not in new: no row
     assert comparison["jobs"][0]["variants"]["int8-static"]["cold_start_ms"] == \
         {"base": 5.0, "new": None, "abs": None, "pct": None}
@@ -292,6 +293,10 @@ def test_runs_made_differently_are_named_beside_the_figures():
     quick["config"] = {**quick["config"], "latency": asdict(QUICK)}
     full["config"] = {**full["config"], "latency": asdict(LatencyConfig())}
     assert compare_runs(quick, full)["settings_differ"] == [{"what": "latency", "base": "--quick", "new": "default"}]
+    older = load("base")  # recorded before cold_runs existed: not a difference from a run that has it
+    older["config"] = {**older["config"], "latency": {k: v for k, v in asdict(LatencyConfig()).items()
+                                                      if k != "cold_runs"}}
+    assert compare_runs(older, full)["settings_differ"] == []
     same_device = load("base")
     same_device["config"] = {**same_device["config"], "device": "auto"}  # auto resolved to the cpu both ran on
     assert compare_runs(load("base"), same_device)["settings_differ"] == []

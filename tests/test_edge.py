@@ -184,9 +184,10 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     assert both.endswith("over its budget: size 3.43 MiB > 1000 B and with no activations figure recorded")
 
 
-def cold_start(ms, provider=CPU):
+def cold_start(ms, provider=CPU, rss=1_000_000):
     return {"provider": provider, "threads": 1, "batch_size": 1, "opt_level": "all", "ms": ms,
-            "session_ms": ms - 0.5, "first_call_ms": 0.5, "runtime_ms": 100.0, "runs": 3, "samples_ms": [ms] * 3}
+            "session_ms": ms - 0.5, "first_call_ms": 0.5, "runtime_ms": 100.0, "rss_bytes": rss, "runs": 3,
+            "samples_ms": [ms] * 3}
 
 
 def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_what_does_not():
@@ -221,6 +222,30 @@ def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_wha
         "cold start 4.0 ms" in answer
     miss = edge_answer({"jobs": [results["jobs"][1]]}, 0.99, None, cold_budget_ms=5)
     assert miss.endswith("the closest is big fp32 on mnist at 2.5000 ms, over its budget: cold start 30.0 ms > 5 ms")
+
+
+def test_a_memory_budget_judges_the_resident_memory_each_model_adds():
+    from harness.edge import edge_answer
+
+    results = copy.deepcopy(RESULTS)
+    cnn, big = results["jobs"][0], results["jobs"][1]
+    cnn["onnx"]["cold_start"] = cold_start(4.0, rss=3_000_000)
+    cnn["variants"][1]["cold_start"] = cold_start(9.0, rss=900_000)  # int8-static: a third of fp32's
+    big["onnx"]["cold_start"] = cold_start(30.0, rss=40_000_000)
+    rows = by_model(deployment_table(results, accuracy_floor=0.97, memory_budget_bytes=1024 ** 2))
+    assert rows["cnn"]["variant"] == "int8-static" and rows["cnn"]["rss_bytes"] == 900_000
+    assert rows["cnn"]["fits_budget"] and rows["cnn"]["memory_budget_bytes"] == 1024 ** 2
+    assert rows["big"]["variant"] == "fp32" and rows["big"]["over_budget"] == ["memory"]
+    unknown = by_model(deployment_table(RESULTS, accuracy_floor=0.97, memory_budget_bytes=1024 ** 2))["cnn"]
+    assert unknown["rss_bytes"] is None and unknown["over_budget"] == ["memory unknown"]  # no cold starts run
+    big_fp32 = by_model(deployment_table(results, accuracy_floor=0.99, memory_budget_bytes=1024 ** 2))["big"]
+    assert big_fp32["variant"] == "fp32" and big_fp32["over_budget"] == ["memory"]
+    text = to_markdown([rows["cnn"], big_fp32])
+    assert "memory <= 1.00 MiB" in text.splitlines()[0] and "| RAM |" in text and "| 878.9 KiB |" in text
+    answer = edge_answer(results, 0.97, None, memory_budget_bytes=1024 ** 2)
+    assert "memory <= 1.00 MiB): 1 of 3 job(s) qualify" in answer and "878.9 KiB memory" in answer
+    miss = edge_answer({"jobs": [big]}, 0.99, None, memory_budget_bytes=1024 ** 2)
+    assert miss.endswith("over its budget: memory 38.15 MiB > 1.00 MiB")
 
 
 def test_markdown_table():

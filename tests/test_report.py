@@ -614,7 +614,8 @@ def test_cold_starts_reach_the_edge_table_the_csv_and_a_re_asked_budget(results,
     for job in results["jobs"]:
         if isinstance(job.get("onnx"), dict):
             job["onnx"]["cold_start"] = {"provider": "CPUExecutionProvider", "threads": 1, "batch_size": 1,
-                                         "ms": 2.0 if job["model"] == "mnist-mlp" else 7.25, "runs": 3}
+                                         "ms": 2.0 if job["model"] == "mnist-mlp" else 7.25, "runs": 3,
+                                         "rss_bytes": 3 * 1024 ** 2 if job["model"] == "mnist-mlp" else 512_000}
     run = write_run(tmp_path / "r", results)
     cold = CliRunner().invoke(main, ["report", str(run), "--cold-budget-ms", "4"])
     assert cold.exit_code == 0, cold.output
@@ -622,13 +623,20 @@ def test_cold_starts_reach_the_edge_table_the_csv_and_a_re_asked_budget(results,
     assert answer.startswith("edge (batch 1, 1 thread, CPU; cold start <= 4 ms): 1 of 11 job(s) qualify")
     assert "mnist-mlp fp32 on synthetic" in answer and "cold start 2.0 ms" in answer  # no variant has a figure
     edge = (run / "report.md").read_text().split("## Edge deployment")[1].split("\n## ")[0]
-    assert "| cold ms |" in edge and "| 7.2 |" in next(x for x in edge.splitlines() if x.startswith("| mnist-cnn"))
+    assert "| cold ms | RAM KiB |" in edge
+    assert "| 7.2 | 500.0 |" in next(x for x in edge.splitlines() if x.startswith("| mnist-cnn"))
+    memory = CliRunner().invoke(main, ["report", str(run), "--memory-budget", "1MiB"])
+    assert memory.exit_code == 0, memory.output
+    answer = memory.output.splitlines()[-1]  # mnist-mlp adds 3 MiB: not it, but the rest with a figure
+    assert answer.startswith("edge (batch 1, 1 thread, CPU; memory <= 1.00 MiB): ") and "500.0 KiB memory" in answer
+    assert "mnist-mlp" not in answer.split("qualify")[1]
     variants = report.variants_table({"jobs": [{**results["jobs"][0], "variants": [
         {**v, "cold_start": {"ms": 3.5}} for v in results["jobs"][0]["variants"]]}]})
     assert {row[variants.headers.index("cold start ms")] for row in variants.rows} == {"3.5"}
     rows = list(csv.DictReader((run / "results.csv").open()))
     mlp = [r for r in rows if r["model"] == "mnist-mlp"]
     assert {r["cold_start_ms"] for r in mlp if r["variant"] == "fp32"} == {"2.0"}
+    assert {r["cold_start_rss_bytes"] for r in mlp if r["variant"] == "fp32"} == {str(3 * 1024 ** 2)}
     assert {r["cold_start_ms"] for r in mlp if r["runtime"] == "torch" or r["variant"] != "fp32"} == {""}
 
 
