@@ -8,6 +8,7 @@ onnxruntime are imported only inside the commands that need them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -322,6 +323,9 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this "
                    "(default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
+@click.option("--cold-runs", type=click.IntRange(min=0), metavar="N",
+              help="New processes that time each ONNX model's cold start (load, first answer, memory); "
+                   "0: none. Default: 3, or 1 with --quick.")
 @click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16", "fp32"]),
               help="Mixed-precision training (autocast): bf16 on CUDA or the CPU, fp16 on CUDA only; fp32 "
@@ -357,7 +361,8 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Mark which models' peak activation memory at batch 1 (a static estimate from the graph: "
                    "working RAM beside the weights) fits SIZE, e.g. 64KiB.")
 @click.option("--cold-budget-ms", type=Finite(), help="Mark which models start within this many milliseconds "
-              "at batch 1: their load and first answer in a new process (a model loaded on demand).")
+              "at batch 1: their load and first answer in a new process (a model loaded on demand; timed at "
+              "the fewest threads measured).")
 @click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Mark which models add at most SIZE of resident memory to a process that loads them and "
                    "answers once (measured: weights as ONNX Runtime holds them, its arena, the tensors), "
@@ -619,6 +624,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "activation_budget_bytes": values["activation_budget_bytes"], "cold_budget_ms": values["cold_budget_ms"],
         "memory_budget_bytes": values["memory_budget_bytes"],
     }
+    if values["cold_runs"] is not None:
+        fields["latency"] = dataclasses.replace(fields["latency"], cold_runs=values["cold_runs"])
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
     if fields["profile"] == "edge":
@@ -646,6 +653,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
     for name, value in fields.items():
         if name in given:
             setattr(stored, name, value)
+    if values["cold_runs"] is not None:  # on top of the run's own latency settings
+        stored.latency = dataclasses.replace(stored.latency, cold_runs=values["cold_runs"])
     stored.run_id = folder.path.name
     stored.out = folder.path.parent
     return stored
@@ -672,11 +681,12 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
 @click.option("--cold-runs", type=int, default=3, show_default=True,
-              help="New processes that time the cold start (the model's load and first answer, at the first "
-                   "provider, fewest threads and smallest batch; their medians). 0: none.")
+              help="New processes that time the cold start (the model's load and first answer, on the CPU "
+                   "provider where timed, else the first; fewest threads, smallest batch; their medians). "
+                   "0: none.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...]}; "
-                   "flops_uncounted names the nodes a partial FLOP count leaves out.")
+              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...], "
+                   "cold_start: {...}}; flops_uncounted names the nodes a partial FLOP count leaves out.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   threads: list[int], providers: list[str], opt_level: str, min_runs: int, min_time: float,
                   warmup: int, cold_runs: int, as_json: bool) -> None:

@@ -32,13 +32,15 @@ that
 another, and records the medians; ``ms`` is the median of ``session_ms +
 first_call_ms``, from loading the model to its first answer. Processes
 start in a session of their own, so a Ctrl-C meant for the harness does not
-kill one half-way; each has a time limit.
+kill one half-way; each has a time limit, and leaves by itself when the
+harness is gone.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -130,11 +132,15 @@ def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: 
     from harness.ort import tiny_model_bytes  # built here: the probe need not import onnx
 
     request = json.dumps({"tiny": base64.b64encode(tiny_model_bytes()).decode("ascii"),
-                          "path": str(path.resolve()), "provider": provider, "threads": threads, "batch_size": batch_size,
-                          "opt_level": opt_level, "dims": dims or {}})
+                          "path": str(path.resolve()), "provider": provider, "threads": threads,
+                          "batch_size": batch_size, "opt_level": opt_level, "dims": dims or {},
+                          "parent": os.getpid(), "deadline_s": timeout_s})
+    # This harness, not whatever a "harness" folder in the working directory holds.
+    here = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     try:
-        done = subprocess.run([sys.executable, "-m", "harness.coldstart", request], capture_output=True,
-                              text=True, timeout=timeout_s, start_new_session=True, check=False)
+        done = subprocess.run([sys.executable, "-m", "harness.coldstart", request], capture_output=True, text=True,
+                              timeout=timeout_s, start_new_session=True, check=False, env=env)
     except subprocess.TimeoutExpired:
         raise ColdStartError(f"the probe process took longer than {timeout_s:g} s") from None
     except OSError as exc:
@@ -190,6 +196,24 @@ def _maxrss_bytes() -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
+def _watch(parent: int, deadline_s: float) -> None:
+    """In the probe process: leave when the harness that started it is gone or the deadline has passed.
+
+    The probe runs in a session of its own (a Ctrl-C meant for the harness does not kill it half-way),
+    so a harness killed outright (SIGKILL to its group) cannot end it: this does, within a second.
+    """
+    import threading
+
+    end = time.monotonic() + deadline_s
+
+    def watch() -> None:
+        while time.monotonic() < end and os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _run_probe(request: dict[str, Any]) -> dict[str, Any]:
     """In the probe process: pay the runtime's own costs, then time the model's load and first call and
     read the memory they added."""
@@ -217,7 +241,10 @@ def _run_probe(request: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: Sequence[str]) -> int:
     try:
-        figures = _run_probe(json.loads(argv[0]))
+        request = json.loads(argv[0])
+        if request.get("parent"):
+            _watch(int(request["parent"]), float(request.get("deadline_s") or PROBE_TIMEOUT_S))
+        figures = _run_probe(request)
     except Exception as exc:  # noqa: BLE001 - one line for the parent's record
         print(f"{type(exc).__name__}: {squeeze(exc, 300)}", file=sys.stderr)
         return 1

@@ -175,9 +175,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         entry["flops"] = _change(old.get("flops"), cur.get("flops"))
         entry["activation_bytes"] = _change((old.get("onnx") or {}).get("activation_bytes"),
                                             (cur.get("onnx") or {}).get("activation_bytes"))
-        entry["cold_start_ms"] = _change(_cold(old.get("onnx"), "ms"), _cold(cur.get("onnx"), "ms"))
-        entry["cold_start_rss_bytes"] = _change(_cold(old.get("onnx"), "rss_bytes"),
-                                                _cold(cur.get("onnx"), "rss_bytes"))
+        entry["cold_start_ms"] = _cold_change(old.get("onnx"), cur.get("onnx"), "ms")
+        entry["cold_start_rss_bytes"] = _cold_change(old.get("onnx"), cur.get("onnx"), "rss_bytes")
         old_variants = {v.get("variant"): v for v in old.get("variants") or [] if isinstance(v, dict)}
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
@@ -194,8 +193,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                 "bytes": _change(ov.get("bytes"), nv.get("bytes")),
                 "activation_bytes": _change(ov.get("activation_bytes"), nv.get("activation_bytes")),
                 "activation_basis": _basis_change(ov, nv),
-                "cold_start_ms": _change(_cold(ov, "ms"), _cold(nv, "ms")),
-                "cold_start_rss_bytes": _change(_cold(ov, "rss_bytes"), _cold(nv, "rss_bytes")),
+                "cold_start_ms": _cold_change(ov, nv, "ms"),
+                "cold_start_rss_bytes": _cold_change(ov, nv, "rss_bytes"),
             }
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
@@ -213,11 +212,15 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     }
 
 
-def _cold(record: Any, key: str) -> float | int | None:
-    """A figure of the cold start (``cold_start``, see :mod:`harness.coldstart`) of an ONNX block or a
-    variant: ``ms``, or ``rss_bytes``, the memory it added."""
-    cold = record.get("cold_start") if isinstance(record, dict) else None
-    return _num(cold.get(key)) if isinstance(cold, dict) else None
+def _cold_change(old: Any, new: Any, key: str) -> dict[str, Any]:
+    """The change in a cold-start figure (``cold_start``, see :mod:`harness.coldstart`) of an ONNX block or
+    a variant, ``ms`` or ``rss_bytes``; no change where either run lacks it or the two were measured at
+    different settings (provider, threads, batch size)."""
+    records = [r.get("cold_start") if isinstance(r, dict) else None for r in (old, new)]
+    if not all(isinstance(r, dict) for r in records) or any(
+            records[0].get(k) != records[1].get(k) for k in ("provider", "threads", "batch_size")):
+        return _change(None, None)
+    return _change(records[0].get(key), records[1].get(key))
 
 
 def _fmt(value: float | None) -> str:

@@ -658,11 +658,13 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         if ctx.device.startswith("cuda"):
             row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
                                             [1], ctx.device, options.latency)
-    if skipped:
-        row["latency_skipped"] = skipped
     cold = cold_start_for(onnx_path, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
     if cold is not None:
         row["onnx"]["cold_start"] = cold
+        if cold.get("error"):  # the figures stand without it; the reports say why it is missing
+            skipped.append(f"cold start not measured: {cold['error']}")
+    if skipped:
+        row["latency_skipped"] = skipped
 
     variants = [v for v in options.variants if v != "fp32"]
     if variants:
@@ -765,8 +767,14 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             return {k: v for k, v in (stored or {}).items() if k not in where}
 
         before, now = options_of(folder.data.get("config")), options_of(config)
+
+        def same(a: Any, b: Any) -> bool:  # a sub-setting only one side has (latency.cold_runs): an older run
+            if isinstance(a, dict) and isinstance(b, dict):
+                return all(a[k] == b[k] for k in set(a) & set(b))
+            return a == b
+
         # An option that a run from an older version did not record reads as None, its default then.
-        differ = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        differ = [k for k in sorted(set(before) | set(now)) if not same(before.get(k), now.get(k))]
         # The edge question's floor and budgets judge every job, finished or not: not worth a warning.
         from harness.edge import Question
 

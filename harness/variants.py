@@ -161,11 +161,13 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     sample = test_np[: max(batch_sizes)]
     row["latency"] = measure_onnx(target, batch_sizes, list(options.threads), latency_providers, options.latency,
                                   sample=sample, on_skip=skipped.append)
-    if skipped:
-        row["latency_skipped"] = skipped
     cold = cold_start_for(target, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
     if cold is not None:
         row["cold_start"] = cold
+        if cold.get("error"):
+            skipped.append(f"cold start not measured: {cold['error']}")
+    if skipped:
+        row["latency_skipped"] = skipped
     if compare and row["latency"]:
         first = row["latency"][0]
         row["vs_fp32"] = _compare_with_fp32(fp32_path, target, first["provider"], min(batch_sizes),

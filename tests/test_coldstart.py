@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import relu_onnx, save_onnx_graph
 
 from harness.coldstart import cold_start_for, cold_start_text, measure_cold_start, summarise
+
+LINUX = sys.platform.startswith("linux")
 
 
 def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkeypatch):
@@ -26,6 +30,7 @@ def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkey
     assert "median of 2" in cold_start_text(record)
 
 
+@pytest.mark.skipif(not LINUX, reason="the peak is reset and read exactly on Linux only (macOS: ru_maxrss growth)")
 def test_the_memory_a_model_adds_grows_with_its_weights(tmp_path):
     """A model whose weights are 8 MiB adds at least that much resident memory, and more than one with
     a few bytes of weights: the figure follows the model, not the process around it."""
@@ -87,3 +92,40 @@ def test_summarise_takes_medians_of_each_part_and_of_the_sums():
     assert summarise(samples) == {"ms": 6.0, "session_ms": 3.0, "first_call_ms": 2.0, "runtime_ms": 110.0,
                                   "rss_bytes": 2048, "runs": 3, "samples_ms": [10.0, 6.0, 5.0]}
     assert summarise(samples[:1])["rss_bytes"] is None
+
+
+@pytest.mark.skipif(not LINUX, reason="reads process states from /proc")
+def test_a_probe_leaves_by_itself_past_its_deadline_or_when_the_harness_is_gone(tmp_path):
+    import subprocess
+    import time
+
+    # past its deadline: the watchdog ends a probe stuck in a load (here, a sleep)
+    stuck = ("import os, time; from harness.coldstart import _watch; _watch(os.getppid(), 0.5); time.sleep(30)")
+    started = time.monotonic()
+    assert subprocess.run([sys.executable, "-c", stuck], timeout=20).returncode == 3
+    assert time.monotonic() - started < 15
+    # the harness gone (killed outright): the orphaned probe notices its parent changed and leaves
+    pid_file = tmp_path / "probe.pid"
+    orphan = (f"import os, time; from harness.coldstart import _watch; "
+              f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); _watch(os.getppid(), 300); time.sleep(30)")
+    parent = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {orphan!r}]); time.sleep(2)"
+    subprocess.run([sys.executable, "-c", parent], timeout=20)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone in all but name
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

@@ -213,6 +213,8 @@ def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_wha
     on_cpu = by_model(deployment_table(results, max_accuracy_drop=0, cold_budget_ms=5))["cnn"]  # fp32 only
     assert on_cpu["variant"] == "fp32" and on_cpu["cold_ms"] is None
     assert on_cpu["over_budget"] == ["cold start unknown"]
+    at_32 = by_model(deployment_table(results, batch_size=32, cold_budget_ms=5))["cnn"]  # measured at batch 1
+    assert at_32["variant"] == "fp32" and at_32["cold_ms"] is None
     text = to_markdown(list(rows.values()))
     assert "budget cold start <= 5 ms" in text.splitlines()[0] and "| cold ms |" in text
     assert "| no (cold start) |" in next(line for line in text.splitlines() if line.startswith("| big"))

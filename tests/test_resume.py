@@ -368,3 +368,20 @@ def test_ctrl_c_in_another_command_exits_130_not_1(debug):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 130 and "harness: interrupted" in result.stderr and "Aborted" not in result.stderr
     assert ("Traceback" in result.stderr) == bool(debug)  # --debug shows where it was interrupted
+
+
+def test_cold_runs_is_a_run_option_and_a_run_from_before_it_resumes_without_a_warning(tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
+                    "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter",
+                    "torchscript", "--cold-runs", "2", "--out", str(out), "--run-id", "r")
+    assert first.returncode == 0, first.stderr[-2000:]
+    path = out / "r" / "results.json"
+    data = json.loads(path.read_text())
+    assert data["config"]["latency"]["cold_runs"] == 2  # over --quick's one
+    assert data["jobs"][0]["onnx"]["cold_start"]["runs"] == 2
+    del data["config"]["latency"]["cold_runs"]  # as a run from before cold starts recorded it
+    path.write_text(json.dumps(data))
+    resumed = run_cli("run", "--resume", "--out", str(out), "--run-id", "r")
+    assert resumed.returncode == 0 and "changed options" not in resumed.stderr, resumed.stderr[-2000:]
+    assert "config_before" not in json.loads(path.read_text())["resumed"][-1]

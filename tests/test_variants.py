@@ -114,6 +114,16 @@ def test_int8_variant_is_smaller_and_within_one_point(trained, name):
     assert row["cold_start"]["ms"] > 0
 
 
+def test_a_cold_start_that_cannot_be_measured_is_said_and_the_variant_stands(trained, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))  # no probe process can start
+    (row,) = _evaluate(trained, ["int8-dynamic"], batch_sizes=[1])
+    assert row["error"] is None and row["latency"] and "ms" not in row["cold_start"]
+    assert row["cold_start"]["error"].startswith("could not start a probe process")
+    assert f"cold start not measured: {row['cold_start']['error']}" in row["latency_skipped"]
+
+
 def test_int8_static_calibrates_on_a_seeded_subset(trained):
     data = calibration_inputs(trained.train_x, n=128, seed=3)
     again = calibration_inputs(trained.train_x, n=128, seed=3)
