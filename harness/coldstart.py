@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from harness.text import size_text, squeeze
 
@@ -79,18 +79,25 @@ def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider",
 
 
 def cold_start_for(path: str | Path, rows: Sequence[dict[str, Any]], runs: int, max_time_s: float = 10.0,
-                   dims: dict[str, int] | None = None) -> dict[str, Any] | None:
+                   dims: dict[str, int] | None = None,
+                   on_skip: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """The cold start of ``path`` at a setting its latency ``rows`` measured: on the CPU provider when it
     has rows (the edge table's), else on the first row's provider, at the fewest threads and the smallest
-    batch size measured there. None when ``runs`` is 0 or no ONNX Runtime row was measured."""
+    batch size measured there. None when ``runs`` is 0 or no ONNX Runtime row was measured. A record
+    with an ``error`` is also said through ``on_skip``, as :func:`harness.latency.measure_onnx` says
+    what it left out."""
     ort_rows = [r for r in rows if r.get("runtime") == "onnxruntime"]
     if runs < 1 or not ort_rows:
         return None
     providers = [r["provider"] for r in ort_rows]
     provider = "CPUExecutionProvider" if "CPUExecutionProvider" in providers else providers[0]
     on_it = [r for r in ort_rows if r["provider"] == provider]
-    return measure_cold_start(path, provider, min(r["threads"] for r in on_it), min(r["batch_size"] for r in on_it),
-                              runs, on_it[0].get("opt_level", "all"), dims, max_time_s)
+    record = measure_cold_start(path, provider, min(r["threads"] for r in on_it),
+                                min(r["batch_size"] for r in on_it), runs, on_it[0].get("opt_level", "all"), dims,
+                                max_time_s)
+    if record.get("error") and on_skip is not None:  # the figures stand without it; the reports say why
+        on_skip(f"cold start not measured: {record['error']}")
+    return record
 
 
 def summarise(samples: Sequence[dict[str, float]]) -> dict[str, Any]:

@@ -658,11 +658,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         if ctx.device.startswith("cuda"):
             row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
                                             [1], ctx.device, options.latency)
-    cold = cold_start_for(onnx_path, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
+    cold = cold_start_for(onnx_path, row["latency"], options.latency.cold_runs, options.latency.max_time_s,
+                          on_skip=skipped.append)
     if cold is not None:
         row["onnx"]["cold_start"] = cold
-        if cold.get("error"):  # the figures stand without it; the reports say why it is missing
-            skipped.append(f"cold start not measured: {cold['error']}")
     if skipped:
         row["latency_skipped"] = skipped
 

@@ -161,11 +161,10 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     sample = test_np[: max(batch_sizes)]
     row["latency"] = measure_onnx(target, batch_sizes, list(options.threads), latency_providers, options.latency,
                                   sample=sample, on_skip=skipped.append)
-    cold = cold_start_for(target, row["latency"], options.latency.cold_runs, options.latency.max_time_s)
+    cold = cold_start_for(target, row["latency"], options.latency.cold_runs, options.latency.max_time_s,
+                          on_skip=skipped.append)
     if cold is not None:
         row["cold_start"] = cold
-        if cold.get("error"):
-            skipped.append(f"cold start not measured: {cold['error']}")
     if skipped:
         row["latency_skipped"] = skipped
     if compare and row["latency"]:
