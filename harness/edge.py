@@ -296,6 +296,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     score, basis, lat, cand, drop = min(
         ties, key=lambda e: (e[4] if e[4] is not None else 0.0, e[3]["bytes"] if e[3]["bytes"] is not None
                              else float("inf"), e[0]))
+    cold_ms, rss_bytes = _cold(cand, lat)
     row.update(
         variant=cand["variant"],
         provider=lat.get("provider"),
@@ -303,8 +304,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         p50_ms=_number(lat.get("p50_ms")),
         p99_ms=_number(lat.get("p99_ms")),
         min_ms=_number(lat.get("min_ms")),
-        cold_ms=_cold(cand, lat)[0],
-        rss_bytes=_cold(cand, lat)[1],
+        cold_ms=cold_ms,
+        rss_bytes=rss_bytes,
         bytes=cand["bytes"],
         activation_bytes=cand["activation_bytes"],
         path=cand.get("path"),
@@ -315,15 +316,15 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     row[metric] = cand["accuracy"]
     if budget:
         row["over_budget"] = budget.over(float(lat["p50_ms"]), cand["bytes"], cand["activation_bytes"],
-                                         row["cold_ms"], row["rss_bytes"])
+                                         cold_ms, rss_bytes)
         row["fits_budget"] = not row["over_budget"]
     return row
 
 
 def _cold(cand: dict[str, Any], lat: dict[str, Any]) -> tuple[float | None, int | None]:
     """A candidate's cold start milliseconds and the resident memory it added (``cold_start``, see
-    :mod:`harness.coldstart`), where measured on the latency row's provider; None where not (a run from
-    before them, a failed probe, another provider). The in-process ``session_ms`` of latency rows is no
+    :mod:`harness.coldstart`), where measured at the latency row's provider and batch size; None where
+    not (a run from before them, a failed probe, another provider or batch size). The in-process ``session_ms`` of latency rows is no
     stand-in: a model loads several times faster in a process that has loaded it before."""
     record = cand.get("cold_start")
     if not isinstance(record, dict) or any(record.get(key) != lat.get(key) for key in ("provider", "batch_size")):
