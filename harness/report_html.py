@@ -117,6 +117,22 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(max(n, 1))]
 
 
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
+SERIES_LINES = ("-", "--", ":", "-.")
+
+
+def _series_styles(n: int) -> list[tuple[Any, str, str]]:
+    """A ``(colour, marker, linestyle)`` for each of ``n`` line series, no two alike.
+
+    Colours come from tab10 only (tab20's light/dark pairs of one hue are too alike to tell apart); each
+    further ten series change both the marker and the line style, so the combinations stay distinct for up
+    to 120 series (markers and line styles repeat together only every 12 tens).
+    """
+    colors = _colors(min(n, 10))
+    return [(colors[i % 10], SERIES_MARKERS[(i // 10) % len(SERIES_MARKERS)],
+             SERIES_LINES[(i // 10) % len(SERIES_LINES)]) for i in range(n)]
+
+
 def _short(text: str, limit: int = 64) -> str:
     """``text`` cut in the middle (the end holds the sweep settings that tell jobs apart)."""
     if len(text) <= limit:
@@ -162,7 +178,8 @@ def _point_names(points: list[dict[str, Any]], x_key: str,
 
     A few points are all labelled. A crowded plot (a sweep) labels each model's best and the Pareto
     points, and numbers the rest (``numbered``) from left to right; ``key`` holds ``(number, label)``
-    for each number, so every point on the plot can be told apart.
+    for each number, so every point on the plot can be told apart. These are the names asked for: when
+    drawn (:func:`_draw_scatter`), a name with no room beside its point is numbered too.
     """
     labelled = _labelled(points, "accuracy", pareto)
     names = {i: _short(points[i]["label"], 48) for i in labelled}
@@ -185,23 +202,44 @@ def _key_lines(key: list[tuple[int, str]]) -> list[str]:
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v"}
 
+# Label placement on a scatter, in points (1/72 inch): labels sit GAP_X beside a point, a little above or
+# below it; one that would cover another label, a marker or the legend moves to the nearest free spot within
+# NAME_REACH (a thin leader line joins it to its point when it is further than LEADER_BEYOND), or else its
+# point is numbered in the key. A number looks for a free spot further out, NUMBER_REACH, then anywhere.
+GAP_X, GAP_Y, NAME_REACH, NUMBER_REACH, LEADER_BEYOND, GRID_STEP = 7.0, 1.0, 16.0, 72.0, 9.5, 2.0
+MARKER_HALF, RING_HALF, LABEL_PAD = 4.0, 6.3, 1.5  # half-widths of a marker's and a Pareto ring's box; px
+# A label must be AMBIGUOUS_BY nearer its own point than any other to read as its own; a number that
+# cannot be counts AMBIGUOUS_COST further away (and gets a leader line).
+AMBIGUOUS_BY, AMBIGUOUS_COST = 2.0, 30.0
+CROSSING_COST = 60.0  # how much further a spot counts whose leader line would cross a text (or one it)
 
-def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool) -> Drawing | None:
-    """Accuracy against ``x_key``, one point per candidate; None when no candidate has both figures."""
-    points = [c for c in cands if c["accuracy"] is not None and c[x_key] is not None and c[x_key] > 0]
-    if not points:
-        return None
+
+@dataclass
+class _Label:
+    """A text drawn beside a scatter point: its name, or its number in the key."""
+
+    index: int
+    text: str
+    number: bool
+    artist: Any
+
+
+def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool,
+                  wide: bool) -> tuple[Any, Any, Any]:
+    """The scatter's figure without its labels, laid out and frozen: ``(fig, ax, key_ax)``.
+
+    ``wide`` leaves a column beside the axes for the key (``key_ax``, else None). The layout and the legend's
+    place are fixed here, so labels placed afterwards by measuring stay where they were measured.
+    """
     datasets = list(dict.fromkeys(str(c["dataset"]) for c in points))
     colors = dict(zip(datasets, _colors(len(datasets))))
-    names, numbered, key = _point_names(points, x_key, front)
-    if key:  # a column beside the axes lists what the numbered points are
+    key_ax = None
+    if wide:  # a column beside the axes lists what the numbered points are
         fig = _figure(12.5, 5.2)
         grid = fig.add_gridspec(1, 2, width_ratios=[3.1, 1])
         ax = fig.add_subplot(grid[0])
         key_ax = fig.add_subplot(grid[1])
         key_ax.axis("off")
-        key_ax.text(0.0, 1.0, "\n".join(_key_lines(key)), va="top", ha="left", fontsize=6.5, family="monospace",
-                    color="0.2", transform=key_ax.transAxes)
     else:
         fig = _figure(9.5, 5.2)
         ax = fig.add_subplot()
@@ -232,16 +270,6 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
                     if fp32 is not None and c is not fp32:
                         ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
                                 linewidth=0.8, zorder=1)
-    chosen = sorted(names, key=lambda i: points[i][x_key])
-    right_end = max(c[x_key] for c in points)
-    for n, i in enumerate(chosen):  # alternate above and below so neighbours do not print over each other
-        c = points[i]
-        # Labels of the rightmost points go to their left, so they do not run off the plot's edge.
-        left = len(chosen) > 1 and c[x_key] >= right_end * 0.5
-        number = i in numbered
-        ax.annotate(names[i], (c[x_key], c["accuracy"]), textcoords="offset points",
-                    xytext=(-6 if left else 6, 4 if n % 2 == 0 else -11), fontsize=6 if number else 7,
-                    color="0.4" if number else "0.2", ha="right" if left else "left")
     for kind in kinds:
         if kind != "fp32" or len(kinds) > 1:
             ax.scatter([], [], marker=MARKERS.get(kind, "D"), color="0.45", label=kind)
@@ -255,8 +283,260 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
     ax.set_ylabel("test accuracy (ONNX Runtime)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
+    legend = ax.legend(fontsize=8, loc="best") if ax.get_legend_handles_labels()[0] else None
+    fig.draw_without_rendering()  # runs the layout and picks the legend's place
+    fig.set_layout_engine("none")
+    if legend is not None:  # "best" would look again at the labels drawn later, and might move onto one
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        # drawn again at the place it took (Legend.set_loc is matplotlib 3.8+; 3.7 is supported)
+        ax.legend(fontsize=8, loc=tuple(ax.transAxes.inverted().transform((box.x0, box.y0))))
+    return fig, ax, key_ax
+
+
+@dataclass
+class _Room:
+    """What is already on a scatter's axes, in pixels, that a new label must keep clear of.
+
+    ``boxes``: (x0, y0, x1, y1) a label may not cover (markers, the legend, labels); ``texts``: those a
+    leader line may not cross (the legend, labels); ``leaders``: (x0, y0, x1, y1) leader lines drawn.
+    """
+
+    boxes: list[tuple[float, float, float, float]]
+    texts: list[tuple[float, float, float, float]]
+    leaders: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+
+def _crossing(segments: Any, boxes: Any) -> Any:
+    """(k, m) bool: whether each of ``segments`` (k, 4: x0 y0 x1 y1) passes through each of ``boxes`` (m, 4)."""
+    import numpy as np
+
+    ax_, ay = segments[:, 0:1], segments[:, 1:2]
+    dx, dy = segments[:, 2:3] - ax_, segments[:, 3:4] - ay
+    low, high = np.zeros((len(segments), len(boxes))), np.ones((len(segments), len(boxes)))
+    inside = np.ones_like(low, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for p, q in ((-dx, ax_ - boxes[None, :, 0]), (dx, boxes[None, :, 2] - ax_),
+                     (-dy, ay - boxes[None, :, 1]), (dy, boxes[None, :, 3] - ay)):
+            p = np.broadcast_to(p, low.shape)
+            t = q / p
+            inside &= ~((p == 0) & (q < 0))
+            low = np.where(p < 0, np.maximum(low, t), low)
+            high = np.where(p > 0, np.minimum(high, t), high)
+    return inside & (low <= high)
+
+
+def _spot(size: tuple[float, float], at: tuple[float, float], room: _Room, area: tuple[float, float, float, float],
+          preferred: list[tuple[float, float]], reach: float | None, pt: float, others: Any,
+          strict: bool) -> tuple[float, float, bool] | None:
+    """Where a ``size`` (w, h) label of the point ``at`` goes: ``(x0, y0, leader)``, its lower-left corner in
+    pixels and whether it needs a leader line to its point; None if nowhere.
+
+    A spot is free when the label lies inside ``area`` and clear of ``room``'s boxes. The ``preferred``
+    corners are taken first, in order, when free and plainly their own point's (nearer it than any of the
+    ``others``, an (m, 2) array of the other points) with no leader line through them; else the free
+    corner of a grid around the point out to ``reach`` pixels from it (None: anywhere in ``area``) that is
+    nearest the point. A spot nearer another point is left out when ``strict``, else counts as further
+    away (and gets a leader line, as a far one does); one that a drawn leader line crosses, or whose own
+    would cross a text, counts as much further away.
+    """
+    import numpy as np
+
+    w, h = size
+    px, py = at
+    x0_area, y0_area, x1_area, y1_area = area
+    if reach is None:
+        xs = np.arange(x0_area, x1_area - w, GRID_STEP * pt)
+        ys = np.arange(y0_area, y1_area - h, GRID_STEP * pt)
+    else:
+        xs = px + np.arange(-reach - w, reach, GRID_STEP * pt)
+        ys = py + np.arange(-reach - h, reach, GRID_STEP * pt)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    corners = np.concatenate([np.asarray(preferred, dtype=float).reshape(-1, 2), grid])
+    x0, y0 = corners[:, 0], corners[:, 1]
+    x1, y1 = x0 + w, y0 + h
+    ok = (x0 >= x0_area) & (y0 >= y0_area) & (x1 <= x1_area) & (y1 <= y1_area)
+    dist = np.hypot(np.maximum(np.maximum(x0 - px, px - x1), 0), np.maximum(np.maximum(y0 - py, py - y1), 0))
+    if reach is not None:
+        ok &= dist <= reach
+    ambiguous = np.zeros_like(dist, dtype=bool)
+    if len(others):
+        ox, oy = others[:, 0][None, :], others[:, 1][None, :]
+        near = np.hypot(np.maximum(np.maximum(x0[:, None] - ox, ox - x1[:, None]), 0),
+                        np.maximum(np.maximum(y0[:, None] - oy, oy - y1[:, None]), 0)).min(axis=1)
+        ambiguous = near < dist + AMBIGUOUS_BY * pt
+    if strict:
+        ok &= ~ambiguous
+    if room.boxes:
+        t = np.asarray(room.boxes)
+        clash = ((x0[:, None] < t[None, :, 2] + LABEL_PAD) & (x1[:, None] > t[None, :, 0] - LABEL_PAD)
+                 & (y0[:, None] < t[None, :, 3] + LABEL_PAD) & (y1[:, None] > t[None, :, 1] - LABEL_PAD))
+        ok &= ~clash.any(axis=1)
+    crossed = np.zeros_like(ok)  # a leader line through the label, or its own through another's text
+    if room.leaders and ok.any():
+        pad = np.array([-LABEL_PAD, -LABEL_PAD, LABEL_PAD, LABEL_PAD])
+        crossed[ok] = _crossing(np.asarray(room.leaders), np.stack([x0, y0, x1, y1], axis=1)[ok] + pad).any(axis=0)
+    leader = (dist > LEADER_BEYOND * pt) | ambiguous
+    check = ok & leader
+    if room.texts and check.any():
+        segments = np.stack([(x0 + x1)[check] / 2, (y0 + y1)[check] / 2,
+                             np.full(check.sum(), px), np.full(check.sum(), py)], axis=1)
+        crossed[check] |= _crossing(segments, np.asarray(room.texts)).any(axis=1)
+    free = np.flatnonzero(ok)
+    if not len(free):
+        return None
+    clear = free[(free < len(preferred)) & ~ambiguous[free] & ~crossed[free]]
+    if len(clear):
+        first = clear[0]
+    else:  # the nearest, level with the point on a tie; a line crossing text only where nothing else is free
+        cost = (dist[free] + 0.05 * np.abs((y0[free] + y1[free]) / 2 - py)
+                + (ambiguous[free] * AMBIGUOUS_COST + crossed[free] * CROSSING_COST) * pt)
+        first = free[int(np.argmin(cost))]
+    return float(x0[first]), float(y0[first]), bool(leader[first])
+
+
+def _place_labels(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, front: bool,
+                  todo: list[tuple[int, str, bool]], room: _Room,
+                  sides: dict[int, tuple[bool, bool]]) -> tuple[list[_Label], list[int]]:
+    """Draw each ``(index, text, number)`` of ``todo`` at a free spot beside its point (see :func:`_spot`).
+
+    ``room`` grows with every label drawn; ``sides`` holds each point's preferred ``(left, below)``.
+    Returns the labels drawn and the indices of names that found no free spot nearby (a number is always
+    drawn: further out when it must, and at the least crowded spot near its point when nothing is free).
+    """
+    import numpy as np
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    pt = fig.dpi / 72
+    bbox = ax.bbox
+    area = (bbox.x0 + 2, bbox.y0 + 2, bbox.x1 - 2, bbox.y1 - 2)
+    where = ax.transData.transform([(c[x_key], c["accuracy"]) for c in points])
+    drawn, missed = [], []
+    for index, text, number in todo:
+        c = points[index]
+        px, py = where[index]
+        style = {"fontsize": 6 if number else 7, "color": "0.4" if number else "0.2", "ha": "left",
+                 "va": "bottom", "textcoords": "offset points", "annotation_clip": False}
+        probe = ax.annotate(text, (c[x_key], c["accuracy"]), xytext=(0, 0), **style)
+        extent = Text.get_window_extent(probe, renderer)
+        probe.remove()
+        w, h = extent.width, extent.height
+        left, below = sides.get(index, (False, False))
+        half = RING_HALF if front and c.get("pareto") else MARKER_HALF
+        gap_x = max(GAP_X, half + 1.5) * pt
+        preferred = []
+        for sx in ((-1, 1) if left else (1, -1)):
+            for sy in ((-1, 1) if below else (1, -1)):
+                preferred.append((px + gap_x if sx > 0 else px - gap_x - w,
+                                  py + GAP_Y * pt if sy > 0 else py - GAP_Y * pt - h))
+        others = np.delete(where, index, axis=0)
+        spot = None
+        for reach in ((NAME_REACH,) if not number else (NAME_REACH, NUMBER_REACH, None)):
+            spot = _spot((w, h), (px, py), room, area, preferred, None if reach is None else reach * pt, pt,
+                         others, strict=not number)
+            if spot is not None:
+                break
+        if spot is None and number:  # nothing free anywhere: the spot nearby that covers the fewest others
+            spot = _least_crowded((w, h), (px, py), room.boxes, pt)
+        if spot is None:
+            missed.append(index)
+            continue
+        x0, y0, leader = spot
+        if leader:  # far from its point, or as near another: a thin line says whose label it is
+            style["arrowprops"] = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": half - 0.5}
+            room.leaders.append((x0 + w / 2, y0 + h / 2, px, py))
+        artist = ax.annotate(text, (c[x_key], c["accuracy"]), xytext=((x0 - px) / pt, (y0 - py) / pt), **style)
+        artist.set_in_layout(False)
+        room.boxes.append((x0, y0, x0 + w, y0 + h))
+        room.texts.append((x0, y0, x0 + w, y0 + h))
+        drawn.append(_Label(index, text, number, artist))
+    return drawn, missed
+
+
+def _least_crowded(size: tuple[float, float], at: tuple[float, float], taken: list[tuple[float, float, float, float]],
+                   pt: float) -> tuple[float, float, bool]:
+    """A spot (as :func:`_spot` gives it) near ``at`` where a ``size`` label overlaps the fewest of ``taken``."""
+    w, h = size
+    px, py = at
+    best = None
+    for dy in range(-12, 13, 2):
+        for dx in range(-12, 13, 2):
+            x0, y0 = px + dx * pt - w / 2, py + dy * pt - h / 2
+            hits = sum(x0 < t[2] and x0 + w > t[0] and y0 < t[3] and y0 + h > t[1] for t in taken)
+            cost = (hits, abs(dx) + abs(dy), dy, dx)
+            if best is None or cost < best[0]:
+                best = (cost, (x0, y0, True))
+    return best[1]
+
+
+def _draw_scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str,
+                  title: str, front: bool) -> tuple[Any, list[_Label], list[tuple[int, str]]] | None:
+    """The scatter's figure, its labels and its key: ``(fig, labels, key)``; None when no point has both figures.
+
+    Which points get their name comes from :func:`_point_names`; each name is then placed where it
+    covers no other label, marker or the legend and reads as its own point's, and a name with no such
+    spot nearby turns its point into a number, like the points a crowded plot does not name. Numbers run
+    left to right; ``key`` lists them all.
+    """
+    points = [c for c in cands if c["accuracy"] is not None and c[x_key] is not None and c[x_key] > 0]
+    if not points:
+        return None
+    names, numbered, _ = _point_names(points, x_key, front)
+    named = sorted((i for i in names if i not in numbered), key=lambda i: points[i][x_key])
+    right_end = max(c[x_key] for c in points)
+
+    def sides(chosen: list[int]) -> dict[int, tuple[bool, bool]]:
+        # As before: the rightmost points' labels go to their left, so they do not run off the plot's edge,
+        # and neighbours alternate above and below.
+        return {i: (len(chosen) > 1 and points[i][x_key] >= right_end * 0.5, n % 2 == 1)
+                for n, i in enumerate(chosen)}
+
+    # The Pareto points' names first, then the most accurate.
+    order = sorted(named, key=lambda i: (not (front and points[i].get("pareto")), -points[i]["accuracy"],
+                                         points[i][x_key]))
+    wide = len(named) < len(points)
+    while True:
+        fig, ax, key_ax = _scatter_axes(points, x_key, xlabel, title, front, wide)
+        room = _point_boxes(fig, ax, points, x_key, front)
+        labels, missed = _place_labels(fig, ax, points, x_key, front, [(i, names[i], False) for i in order],
+                                       room, sides(named))
+        if missed and not wide:  # a name that found no room: its point is numbered, so the plot needs a key
+            wide = True
+            continue
+        break
+    rest = sorted((i for i in range(len(points)) if i in numbered or i in missed),
+                  key=lambda i: (points[i][x_key], -points[i]["accuracy"]))
+    key = [(number, str(points[i]["label"])) for number, i in enumerate(rest, 1)]
+    labels += _place_labels(fig, ax, points, x_key, front, [(i, str(n), True) for n, i in enumerate(rest, 1)],
+                            room, sides(rest))[0]
+    if key_ax is not None and key:
+        key_ax.text(0.0, 1.0, "\n".join(_key_lines(key)), va="top", ha="left", fontsize=6.5, family="monospace",
+                    color="0.2", transform=key_ax.transAxes)
+    return fig, labels, key
+
+
+def _point_boxes(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, front: bool) -> _Room:
+    """What a label must keep clear of before any is drawn: every marker (and Pareto ring), and the legend."""
+    pt = fig.dpi / 72
+    boxes = []
+    for c in points:
+        px, py = ax.transData.transform((c[x_key], c["accuracy"]))
+        half = (RING_HALF if front and c.get("pareto") else MARKER_HALF) * pt
+        boxes.append((px - half, py - half, px + half, py + half))
+    texts = []
+    legend = ax.get_legend()
+    if legend is not None:
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        texts.append((box.x0, box.y0, box.x1, box.y1))
+    return _Room(boxes + texts, texts)
+
+
+def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, front: bool) -> Drawing | None:
+    """Accuracy against ``x_key``, one point per candidate; None when no candidate has both figures."""
+    drawn = _draw_scatter(cands, x_key, xlabel, title, front)
+    if drawn is None:
+        return None
+    fig, _, key = drawn
     return Drawing(_png(fig), key)
 
 
@@ -299,15 +579,17 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
                        fewest, rows))
     if not series:
         return None
-    fig = _figure(13, 4.6)
+    # A legend row per series: more than about 24 rows need a taller figure to stay inside it.
+    fig = _figure(13, max(4.6, 1.0 + 0.15 * len(series)))
     left, right = fig.subplots(1, 2)
-    for (label, threads, rows), color in zip(series, _colors(len(series))):
+    for (label, threads, rows), (color, marker, line) in zip(series, _series_styles(len(series))):
+        style = {"color": color, "marker": marker, "linestyle": line, "markersize": 5}
         sizes = [r["batch_size"] for r in rows]
-        left.plot(sizes, [r["p50_ms"] for r in rows], marker="o", color=color, label=f"{_short(label)} (t{threads})")
+        left.plot(sizes, [r["p50_ms"] for r in rows], label=f"{_short(label)} (t{threads})", **style)
         through = [(r["batch_size"], _number(r.get("throughput_per_s"))) for r in rows]
         through = [(b, t) for b, t in through if t]
         if through:
-            right.plot([b for b, _ in through], [t for _, t in through], marker="o", color=color)
+            right.plot([b for b, _ in through], [t for _, t in through], **style)
     for ax, ylabel in ((left, "p50 ms per batch"), (right, "samples per second (batch / mean latency)")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -320,7 +602,7 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         ax.grid(True, which="both", alpha=0.3)
     left.set_title("Latency (ONNX Runtime CPU)", fontsize=11)
     right.set_title("Throughput", fontsize=11)
-    fig.legend(fontsize=7, loc="outside right upper")
+    fig.legend(fontsize=7, loc="outside right upper", handlelength=3)
     return _png(fig)
 
 

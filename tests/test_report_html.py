@@ -220,3 +220,155 @@ def test_a_crowded_plot_is_drawn_wider_with_its_key():
     crowded = imread(io.BytesIO(_scatter(_sweep_points(20), "p50_ms", "p50", "t", front=True).png))
     plain = imread(io.BytesIO(_scatter(_sweep_points(6), "p50_ms", "p50", "t", front=True).png))
     assert crowded.shape[0] == plain.shape[0] and crowded.shape[1] > plain.shape[1] * 1.2
+
+
+# -- labels that print over each other, series that look alike ------------------------------------------------
+
+# The points of a real run's accuracy-vs-latency plot whose labels printed over each other:
+# (label, dataset, p50 ms, accuracy, on the Pareto front).
+WALK_MATRIX = [
+    ("mnist-mlp", "synthetic", 0.017857, 0.798828125, True),
+    ("mnist-lightweight-attention", "synthetic", 0.03378, 0.208984375, False),
+    ("mnist-baseline-20k", "synthetic", 0.073534, 0.099609375, False),
+    ("mnist-ultralight-cnn", "synthetic", 0.076063, 0.099609375, False),
+    ("mnist-enhanced-20k", "synthetic", 0.076128, 0.1015625, False),
+    ("mnist-residual-20k", "synthetic", 0.076489, 0.140625, False),
+    ("mnist-wide-20k", "synthetic", 0.088912, 0.109375, False),
+    ("mnist-cnn", "synthetic", 0.096519, 0.861328125, True),
+    ("mnist-fast", "synthetic", 0.162111, 0.1015625, False),
+    ("mnist-cake-cnn", "synthetic", 0.190092, 0.1015625, False),
+    ("mwnn-rgb-only", "synthetic", 0.467193, 0.111328125, False),
+    ("mwnn-resnet-baseline", "synthetic", 0.467784, 0.146484375, False),
+    ("cnn3d-sequential", "synthetic3d", 0.479862, 0.62109375, True),
+    ("mwnn-medium", "synthetic", 0.89681, 0.1015625, False),
+    ("mwnn-dual", "synthetic", 0.933946, 0.1015625, False),
+    ("mwnn-shallow", "synthetic", 1.00376, 0.109375, False),
+    ("mnist-rough-cnn", "synthetic", 3.424597, 0.107421875, False),
+    ("cnn3d-resnet", "synthetic3d", 5.079898, 0.09765625, False),
+]
+
+
+def _points(rows) -> list[dict]:
+    return [{"label": label, "dataset": dataset, "kind": "fp32", "job": label, "accuracy": accuracy, "p50_ms": p50,
+             "pareto": pareto} for label, dataset, p50, accuracy, pareto in rows]
+
+
+def _cluster(n: int, far: int = 3) -> list[dict]:
+    """``n`` models within a few pixels of each other (each its own model, so each would be named), and a few
+    far from them so the axes do not zoom in on the cluster."""
+    rows = [(f"net-{i} [width={8 * i}]", "mnist", 0.08 + (i % 5) * 0.0004, 0.9 + (i % 4) * 0.0005, i == 0)
+            for i in range(n)]
+    rows += [(f"far-{i}", "mnist", 0.5 + i, 0.4 + i / 10, False) for i in range(far)]
+    return _points(rows)
+
+
+def _drawn(monkeypatch, draw):
+    """``draw()``'s result and the figures it turned into PNG images."""
+    from harness import report_html
+
+    figures, png = [], report_html._png
+
+    def keep(fig):
+        figures.append(fig)
+        return png(fig)
+
+    monkeypatch.setattr(report_html, "_png", keep)
+    return draw(), figures
+
+
+def _label_boxes(fig):
+    """The main axes and ``(text, box)`` of each label drawn on it: the text alone, not its leader line."""
+    from matplotlib.text import Text
+
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    return ax, [(t.get_text(), Text.get_window_extent(t, renderer)) for t in ax.texts]
+
+
+def _overlap(a, b) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+@pytest.mark.parametrize("points", [_points(WALK_MATRIX), _cluster(6, far=2), _cluster(14), _cluster(45)],
+                         ids=["walk-matrix", "six-in-a-cluster", "fourteen-in-a-cluster", "forty-five-in-a-cluster"])
+def test_no_two_labels_of_a_scatter_overlap_and_every_point_is_named_or_keyed(monkeypatch, points):
+    from harness.report_html import _scatter
+
+    drawing, figures = _drawn(monkeypatch, lambda: _scatter(points, "p50_ms", "p50 ms", "t", front=True))
+    ax, labels = _label_boxes(figures[0])
+    for n, (text, box) in enumerate(labels):
+        for other, other_box in labels[n + 1:]:
+            assert not _overlap(box, other_box), f"{text!r} prints over {other!r}"
+        assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1, text
+        legend = ax.get_legend()
+        if legend is not None:
+            assert not _overlap(box, legend.get_window_extent(figures[0].canvas.get_renderer())), text
+    # Each point is named on the plot, or numbered there and listed in the key under that number.
+    named = [text for text, _ in labels if not text.isdigit()]
+    numbers = sorted(int(text) for text, _ in labels if text.isdigit())
+    assert numbers == list(range(1, len(drawing.numbered) + 1)) == [n for n, _ in drawing.numbered]
+    assert len(named) + len(numbers) == len(points)
+    assert sorted(named + [label for _, label in drawing.numbered]) == sorted(p["label"] for p in points)
+    # A plot with numbers has the key column beside its axes.
+    assert (len(figures[0].axes) == 2) == bool(drawing.numbered)
+
+
+def test_a_label_that_has_room_stays_beside_its_point_and_an_uncrowded_plot_has_no_key(monkeypatch):
+    from harness.report_html import _scatter
+
+    points = _sweep_points(6)
+    drawing, figures = _drawn(monkeypatch, lambda: _scatter(points, "p50_ms", "p50 ms", "t", front=True))
+    ax, labels = _label_boxes(figures[0])
+    assert drawing.numbered == [] and len(figures[0].axes) == 1
+    assert sorted(text for text, _ in labels) == sorted(p["label"] for p in points)
+    # As before: each name just above or below its point, to its right or (near the right end) its left,
+    # with no leader line; neighbours alternate above and below.
+    above = []
+    for point in points:
+        x, y = ax.transData.transform((point["p50_ms"], point["accuracy"]))
+        box = dict(labels)[point["label"]]
+        assert 0 < box.x0 - x < 15 or 0 < x - box.x1 < 15, point["label"]
+        assert 0 < box.y0 - y < 10 or 0 < y - box.y1 < 10, point["label"]
+        above.append(box.y0 > y)
+    assert all(t.arrow_patch is None for t in ax.texts)
+    assert True in above and False in above
+
+
+def test_a_crowded_scatter_numbers_its_points_left_to_right(monkeypatch):
+    from harness.report_html import _scatter
+
+    points = _cluster(14)
+    drawing, _ = _drawn(monkeypatch, lambda: _scatter(points, "p50_ms", "p50 ms", "t", front=True))
+    by_label = {p["label"]: p for p in points}
+    xs = [(by_label[label]["p50_ms"], -by_label[label]["accuracy"]) for _, label in drawing.numbered]
+    assert xs == sorted(xs) and len(xs) >= 10  # the cluster's names found no room: most are numbered
+
+
+def _latency_run(n: int) -> dict:
+    def rows(p50):
+        return [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": b, "threads": 1,
+                 "p50_ms": p50 * b, "throughput_per_s": 1000 / p50} for b in (1, 8, 32)]
+
+    return {"run_id": "r", "jobs": [{"id": f"m{i}@d", "model": f"model-{i}", "dataset": "d",
+                                     "latency": rows(0.1 + i / 100)} for i in range(n)]}
+
+
+@pytest.mark.parametrize("n", [6, 12, 30, 40])
+def test_every_latency_series_has_its_own_colour_marker_and_line_style(monkeypatch, n):
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    from harness.report_html import plot_latency_vs_batch
+
+    _, figures = _drawn(monkeypatch, lambda: plot_latency_vs_batch(_latency_run(n)))
+    fig = figures[0]
+    tab10 = {to_hex(colormaps["tab10"](i)) for i in range(10)}
+    for ax in fig.axes:
+        styles = [(to_hex(line.get_color()), line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
+        assert len(styles) == n and len(set(styles)) == n
+        # Ten distinct hues: no light and dark shades of one hue (tab20's pairs) to tell apart.
+        assert {color for color, _, _ in styles} <= tab10
+    legend = fig.legends[0]
+    assert len(legend.get_texts()) == n
+    box, figure_box = legend.get_window_extent(fig.canvas.get_renderer()), fig.bbox
+    assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1  # every entry inside the image
