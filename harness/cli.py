@@ -423,6 +423,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             stop.release()  # a signal that came during the imports stops the run here
             folder = execute(registry, options, progress, reporters=reporters,
                              executor_options=executor_options, keep_lock=True)
+        except HarnessError as exc:  # the sweep's keys are checked against the models chosen: name its file
+            if str(exc).startswith("sweep ") and "sweep" in from_config:
+                raise HarnessError(f"{from_config['sweep']}: {exc}") from None
+            raise
         except KeyboardInterrupt as exc:
             folder = getattr(exc, "run_folder", None)
             if folder is not None:
@@ -563,6 +567,8 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
     params = {param.name: param for param in ctx.command.params}
     for setting, value in load_config(config_file).items():
         key = _PARAM_OF.get(setting, setting)
+        if key == "sweep":
+            value = _sweep_without(value, explicit, config_file)
         if key in explicit:
             continue
         param = params.get(key)
@@ -570,16 +576,28 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
             try:
                 value = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
-                raise HarnessError(f"config {config_file}: {setting}: {exc.message}") from None
+                raise HarnessError(f"{config_file}: {setting}: {exc.message}") from None
         values[key] = value
         explicit.add(key)
         from_config[key] = Path(config_file)
     return values, explicit, from_config
 
 
+def _sweep_without(points: list[dict[str, Any]], given: set[str], config_file: Path) -> list[dict[str, Any]]:
+    """The config's sweep grid less the keys the command line sets (it wins over the file), with a warning."""
+    dropped = sorted({key for point in points for key in point} & given)
+    if not dropped:
+        return points
+    flags = ", ".join("--" + key.replace("_", "-") for key in dropped)
+    click.echo(f"harness: warning: {flags} on the command line replaces the sweep over "
+               f"{', '.join(dropped)} in {config_file}", err=True)
+    kept = [{k: v for k, v in point.items() if k not in dropped} for point in points]
+    return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in kept)]
+
+
 def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:
     """The run options' checks before anything runs; a bad value from the config file is named as the
-    file's setting (``epochs (in sweep.toml) must be ...``), not as the flag the user did not type."""
+    file's setting (``sweep.toml: epochs must be ...``), not as the flag the user did not type."""
     from harness.runner import validate_options
 
     try:
@@ -589,7 +607,7 @@ def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:
         flag = message.split(" ", 1)[0]
         key = flag.lstrip("-").replace("-", "_")
         if flag.startswith("--") and key in from_config:
-            message = message.replace(flag, f"{key} (in {from_config[key]})", 1)
+            message = message.replace(flag, f"{from_config[key]}: {key}", 1)
         raise HarnessError(message) from None
 
 

@@ -15,15 +15,17 @@ anything else, which is passed to the model's ``build`` (e.g. ``dropout``)::
     dropout = [0.01, 0.05, 0.1]
     seed = [0, 1, 2]
 
-Options given on the command line win over the file. The file is data only:
+Options given on the command line win over the file (one given there replaces
+the sweep over it, with a warning). Relative paths (``out``, ``data_dir``) are
+read from the working directory, as on the command line. The file is data only:
 nothing in it is executed.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,18 @@ SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "cold_runs": int,
 }
 MAX_GRID = 10_000
+TYPE_TEXT = {int: "a whole number", (int, float): "a number", str: "a string", bool: "true or false",
+             (int, float, str): "a size (a number of bytes, or text such as \"64KiB\")"}
+
+
+def _kind(value: Any) -> str:
+    """What a config value is, in the file's own terms."""
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if value is None:
+        return "null"
+    return {int: "a whole number", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -61,7 +75,8 @@ def load_config(path: Path) -> dict[str, Any]:
                 import tomli as tomllib  # type: ignore[no-redef]
             raw = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
-        raise HarnessError(f"config {path} is malformed: {squeeze(exc)}") from None
+        read_as = "" if path.suffix.lower() in (".json", ".toml") else " (read as TOML: name it .toml or .json)"
+        raise HarnessError(f"config {path} is malformed{read_as}: {squeeze(exc)}") from None
     if not isinstance(raw, dict):
         raise HarnessError(f"config {path} must be a table of settings")
     return validate_config(raw, str(path))
@@ -81,10 +96,8 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
             config[name] = value
         elif name in SCALAR_TYPES:
             expected = SCALAR_TYPES[name]
-            if isinstance(value, bool) and expected is not bool:
-                raise HarnessError(f"{where}: {key} must not be a boolean")
-            if not isinstance(value, expected):
-                raise HarnessError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+                raise HarnessError(f"{where}: {key} must be {TYPE_TEXT[expected]}, not {_kind(value)}")
             config[name] = value
         else:
             from harness.registry import unknown_name_message

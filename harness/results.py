@@ -311,6 +311,8 @@ class RunFolder:
             raise HarnessError(f"--out {out} is a file, not a folder")
         chosen = bool(run_id)  # "" (an unset $CI_ID) means no choice, as --resume reads it
         base = run_id if chosen else new_run_id()
+        if chosen and safe_name(base) != base:
+            log.warning("--run-id %r is not a plain folder name: the run folder is %r", base, safe_name(base))
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}-{attempt}"
             path = out / safe_name(name)
@@ -329,7 +331,8 @@ class RunFolder:
                     break
                 folder.unlock()  # another process created it meanwhile
             if chosen:
-                raise HarnessError(f"run {run_id!r} already exists in {out}; use --resume or another --run-id")
+                what = repr(run_id) if path.name == run_id else f"{run_id!r} (folder {path.name!r})"
+                raise HarnessError(f"run {what} already exists in {out}; use --resume or another --run-id")
         else:  # pragma: no cover - a thousand runs in one second
             raise HarnessError(f"no free run id for {base!r} in {out}; give one with --run-id")
         folder.data = {

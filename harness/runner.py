@@ -343,7 +343,9 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
     and a recipe field's or seed's value no job could train with (``batch_size = 0``, ``optimizer = "adamw9"``).
 
     A model's ``build`` drops keywords it does not take, so a misspelt key (``batchsize``) would
-    otherwise give identical jobs under different labels.
+    otherwise give identical jobs under different labels. A build that takes ``**kwargs`` (as the
+    contract suggests, to ignore the rest) does not count as reading a key: one selected model must
+    name it. A run option that is not a recipe field (``models``, ``device``) is not sweepable.
     """
     for point in sweep:
         for key, value in point.items():
@@ -356,16 +358,27 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
         raise HarnessError(f"sweep key {from_dataset[0]!r} cannot be swept: it comes from the dataset")
     if not keys:
         return
-    taken: list[set[str] | None] = []
+    from harness.config import LIST_KEYS, SCALAR_TYPES
+
+    options = sorted(keys & (LIST_KEYS | set(SCALAR_TYPES)))
+    if options:
+        raise HarnessError(f"sweep key {options[0]!r} is a run option, not something a sweep can vary; set it "
+                           f"outside [sweep] (a sweep varies recipe fields, seed and models' build arguments)")
+    named: set[str] = set()
+    unreadable = False  # a build that cannot be imported fails its job with the reason; do not refuse for it
     for model in models:
         try:
-            taken.append(keyword_names(model.build))
-        except Exception:  # noqa: BLE001 - a build that cannot be imported fails its job with the reason
-            taken.append(None)
-    for key in sorted(keys):
-        if not any(names is None or key in names for names in taken):
+            names = keyword_names(model.build, explicit=True)
+        except Exception:  # noqa: BLE001
+            names = None
+        if names is None:  # no signature to read
+            unreadable = True
+        else:
+            named |= names
+    for key in sorted(keys - named):
+        if not unreadable:
             raise HarnessError(f"sweep key {key!r} is not a recipe field ({', '.join(sorted(RECIPE_OVERRIDES))}), "
-                               f"nor seed, nor an argument of any selected model's build")
+                               f"nor seed, nor an argument any selected model's build names (**kwargs does not count)")
 
 
 @dataclass

@@ -17,21 +17,22 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
-def keyword_names(function: Callable[..., Any]) -> set[str] | None:
+def keyword_names(function: Callable[..., Any], explicit: bool = False) -> set[str] | None:
     """The keyword arguments ``function`` takes; None when it takes any (``**kwargs``) or has no signature.
 
-    For a :class:`lazy` callable, those of its target (imported now).
+    With ``explicit``, the ones it names even when it also takes ``**kwargs`` (None only without a
+    signature). For a :class:`lazy` callable, those of its target (imported now).
     """
     if isinstance(function, lazy):
-        function._resolve()
-        return None if function._accepted is None else set(function._accepted)
+        function = function._resolve()
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+    if not explicit and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return {p.name for p in parameters}
+    return {p.name for p in parameters
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
 class lazy:

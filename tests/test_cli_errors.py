@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -139,22 +140,27 @@ def test_python_dash_m_and_version():
         ("batch_sizes = [0]", ["batch_sizes"]),
         ("epoch = 3", ["unknown setting 'epoch'", "did you mean: epochs?"]),
         # a value the run's own checks refuse is named as the file's setting, not as a flag nobody typed
-        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\nepochs = 0', ["epochs (in ", "c.toml)", "at least 1"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\nepochs = 0', ["c.toml: epochs must be at least 1"]),
         ('device = "tpu"', ["device", "'tpu'"]),
         ('profile = "cloud"', ["profile", "'cloud'"]),
         ('amp = "fp8"', ["amp", "'fp8'"]),
         ("lr = -1", ["lr"]),
         ("latency_budget_ms = nan", ["latency_budget_ms"]),
-        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\ncold_budget_ms = -5', ["cold_budget_ms (in ", "positive"]),
-        ('cold_budget_ms = "fast"', ["cold_budget_ms has the wrong type (str)"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\ncold_budget_ms = -5', ["c.toml: cold_budget_ms must be", "positive"]),
+        ('cold_budget_ms = "fast"', ["c.toml: cold_budget_ms must be a number, not a string"]),
         ('memory_budget = "4 apples"', ["memory_budget:", "unknown unit 'apples'"]),
         ('size_budget = "64 apples"', ["size_budget:", "unknown unit 'apples'"]),
         ("activation_budget = 0", ["activation_budget:", "at least one byte"]),
         ("size_budget = true", ["size_budget", "boolean"]),
+        ("epochs = 2.5", ["c.toml: epochs must be a whole number, not a number"]),
+        ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbogus = [1]', ["c.toml: sweep key 'bogus'"]),
         ("max_accuracy_drop = 200", ["max_accuracy_drop", "200"]),
         ('providers = [""]', ["providers"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatchsize = [16, 64]', ["'batchsize'", "batch_size"]),
         ('models = ["mnist-enhanced-20k"]\ndatasets = ["synthetic"]\n[sweep]\nnum_classes = [5]', ["'num_classes'"]),
+        # every model selected, mnist-fast's build among them takes **kwargs: that reads no key
+        ('datasets = ["synthetic"]\n[sweep]\nbogus = [1, 2]', ["'bogus'", "**kwargs does not count"]),
+        ('datasets = ["synthetic"]\n[sweep]\nmodels = ["mnist-mlp", "mnist-cnn"]', ["'models'", "run option"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nlr = [0.1, nan]', ["sweep.lr", "not a finite"]),
         # values no job could train with: refused before any job runs, not failed one job at a time
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatch_size = [0]', ["batch_size = 0", "at least 1"]),
@@ -253,3 +259,48 @@ def test_sweep_values_training_accepts_are_not_refused():
     # any case of an optimizer name, and "" to sweep augmentation off, train fine
     check_sweep_keys([], [{"optimizer": "SGD"}, {"optimizer": "adamw"}, {"augment": ""}, {"augment": "rotate7"},
                           {"label_smoothing": 1.0}, {"lr": 1}, {"val_size": 0.1}])
+
+
+def test_a_sweep_key_counts_only_when_some_selected_build_names_it():
+    from harness import ModelSpec, lazy
+    from harness.errors import HarnessError
+    from harness.runner import check_sweep_keys
+
+    def named(num_classes, input_shape, dropout=0.1, **kwargs):
+        return None
+
+    def open_ended(num_classes, input_shape, **kwargs):
+        return None
+
+    check_sweep_keys([ModelSpec("a", named), ModelSpec("b", open_ended)], [{"dropout": 0.2}])
+    with pytest.raises(HarnessError, match="'dropout'.*kwargs does not count"):
+        check_sweep_keys([ModelSpec("b", open_ended)], [{"dropout": 0.2}])
+    # a lazy build is read through to its target: mnist-fast's takes width (and **kwargs)
+    check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"width": 16}])
+    with pytest.raises(HarnessError, match="'widht'"):
+        check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"widht": 16}])
+
+
+def test_an_option_given_on_the_command_line_replaces_the_configs_sweep_over_it(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatch_size = [32, 64]\nseed = [0]\n')
+    result = run_cli("run", "--config", str(config), "--batch-size", "16", "--epochs", "1", "--max-train-samples",
+                     "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency", "--cold-runs", "0",
+                     "--exporter", "torchscript", "--out", str(tmp_path / "out"), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--batch-size on the command line replaces the sweep over batch_size in" in result.stderr
+    data = json.loads((tmp_path / "out" / "r" / "results.json").read_text())
+    assert data["config"]["sweep"] == [{"seed": 0}]
+    assert [j["train"]["recipe"]["batch_size"] for j in data["jobs"]] == [16]
+
+
+def test_a_run_id_that_is_no_plain_folder_name_is_said_and_named_by_its_folder(tmp_path, caplog):
+    from harness.errors import HarnessError
+    from harness.results import RunFolder
+
+    with caplog.at_level(logging.WARNING, logger="harness.results"):
+        folder = RunFolder.create(tmp_path, "a:b", {}, {})
+    folder.unlock()
+    assert folder.path.name == "a_b" and "the run folder is 'a_b'" in caplog.text
+    with pytest.raises(HarnessError, match=r"run 'a:b' \(folder 'a_b'\) already exists"):
+        RunFolder.create(tmp_path, "a:b", {}, {})
