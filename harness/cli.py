@@ -128,6 +128,19 @@ class HarnessGroup(click.Group):
             ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
 
 
+def _terminal_width() -> int | None:
+    """The width the comparison table must fit: $COLUMNS, else the terminal's; None when the output goes to
+    a file or pipe (a CI log keeps every column)."""
+    import shutil
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _debug(ctx: click.Context) -> bool:
     root = ctx.find_root()
     return bool((root.params or {}).get("debug")) or os.environ.get("HARNESS_DEBUG") == "1"
@@ -445,7 +458,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         stop.deferring = True  # the reports of a finished run are written whole
         write_reports(folder.path, folder.data)
         if stop.received:
-            click.echo(comparison_table(folder.data))
+            click.echo(comparison_table(folder.data, width=_terminal_width()))
             click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
                        err=True)
             ctx.exit(stop.exit_code())
@@ -456,7 +469,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             _ignore_signals(previous)  # the process exits now: a late Ctrl-C must not turn the status into -2
         else:
             _restore_signals(previous)
-    click.echo(comparison_table(folder.data))
+    click.echo(comparison_table(folder.data, width=_terminal_width()))
     _echo_edge_answer(folder.data, folder.path)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
@@ -896,8 +909,10 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     if asked:
         documents = [{**d, "config": {**(d.get("config") or {}), **asked},
                       "edge_reasked": Question.from_config(d.get("config")).text()} for d in documents]
+    held = None
     if len(documents) == 1 and out is None:
         target, results = run_dirs[0], documents[0]
+        held = _hold_for_report(target)
     else:
         from harness.results import SCHEMA_VERSION
 
@@ -927,12 +942,28 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
         if asked:
             results["edge_reasked"] = "; ".join(f"{d['run_id']}: {d['edge_reasked'] or 'nothing'}" for d in documents)
         target.mkdir(parents=True, exist_ok=True)
-    written = write_reports(target, results)
+    try:
+        written = write_reports(target, results)
+    finally:
+        if held is not None:
+            held.unlock()
     plots = sum(1 for path in written if path.parent.name == "plots")
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
-    click.echo(comparison_table(results))
+    click.echo(comparison_table(results, width=_terminal_width()))
     _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else None)
+
+
+def _hold_for_report(run_dir: Path) -> Any:
+    """The run folder, locked while its reports are rewritten: a run still writing it is refused (its own
+    reports follow when it ends, and these would be of a half-done run)."""
+    from harness.results import RunFolder, RunInUseError
+
+    try:
+        return RunFolder(run_dir, {}).lock()
+    except RunInUseError as exc:
+        raise HarnessError(f"{run_dir}: a harness run is still writing it (pid {exc.holder}); its reports are "
+                           f"written when it ends (or use --out DIR for a report of the jobs finished so far)") from None
 
 
 def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:

@@ -131,10 +131,40 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
-    """The comparison table printed at the end of a run."""
+# Left out first when the table must fit a terminal (``comparison_table(width=...)``), in this order.
+# "dataset" only when every job has the same one.
+NARROW_DROPS = ("max|diff|", "act KiB", "samples/s", "MFLOPs", "ORT vs eager", "p99 ms", "params", "onnx KiB",
+                "dataset")
+
+
+def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: int | None = None) -> str:
+    """The comparison table printed at the end of a run. With ``width`` (a terminal's), columns of
+    :data:`NARROW_DROPS` are left out until it fits, and a last line names them."""
     from tabulate import tabulate
 
+    headers, table = _comparison_rows(results)
+    text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    dropped: list[str] = []
+    one_dataset = len({job.get("dataset") for job in results.get("jobs", [])}) <= 1
+    for prefix in NARROW_DROPS:
+        if width is None or max(map(len, text.splitlines()), default=0) <= width:
+            break
+        if prefix == "dataset" and not one_dataset:
+            continue
+        keep = [i for i, h in enumerate(headers) if not h.startswith(prefix)]
+        if len(keep) == len(headers):
+            continue
+        dropped += [h for i, h in enumerate(headers) if i not in keep]
+        headers, table = [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
+        text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    if dropped:
+        text += f"\n({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; " \
+                "report.md has them all)"
+    return text
+
+
+def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The comparison table's headers and rows (see :func:`comparison_table`)."""
     summary = summary_rows(results)
     small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
@@ -155,9 +185,11 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple") -> str:
                 _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
         if big_bs and big_bs != small_bs:
             line += [_fmt(r["p50_big"], ".3f"), _fmt(r["throughput_big"], ",.0f")]
-        line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""), _fmt(r["train_seconds"], ".1f")]
+        seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
+        line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
+                 _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
         table.append(line)
-    return tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    return headers, table
 
 
 def failures(results: dict[str, Any]) -> list[str]:
@@ -723,7 +755,7 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
     Comparable only when the job trained on the dataset the seed published on, for the seed's epoch
     count (``reference["epochs"]``; without one, the recipe's own, not ``--epochs`` or a sweep's), with
     the recipe's batch size, on the whole training split (no ``--max-train-samples``). ``config`` is
-    the run's options (``results["config"]``, or the job's own ``run_config`` in a joined document);
+    the options the job ran with (:func:`job_options`);
     without them (a hand-made document) the budget is unknown, and so not comparable. Returns
     ``(None, None)`` when either time is missing.
     """
@@ -756,6 +788,14 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
     return their_min * 60 / ours_s, None
 
 
+def _figure_text(value: Any) -> str:
+    """A published figure: floats to 4 places; a range the same whether a plugin's tuple or results.json's
+    list (``[0.5, 0.6]``), so a rebuilt report matches the run's own."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_figure_text(v) for v in value) + "]"
+    return _fmt(value, ".4f") if isinstance(value, float) else str(value)
+
+
 def reference_table(results: dict[str, Any]) -> Table:
     """The seeds' published figures (``job["reference"]``) next to what this run measured."""
     rows = []
@@ -768,9 +808,9 @@ def reference_table(results: dict[str, Any]) -> Table:
         ref_params = ref.get("params")
         params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
-        published = ", ".join(f"{k}={_fmt(v, '.4f') if isinstance(v, float) else v}" for k, v in figures.items())
+        published = ", ".join(f"{k}={_figure_text(v)}" for k, v in figures.items())
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
-        speedup, _ = training_comparison(job, job.get("run_config", results.get("config")))
+        speedup, _ = training_comparison(job, job_options(job, results))
         rows.append([
             job_label(job, run=is_joined(results)), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
@@ -784,13 +824,19 @@ def reference_table(results: dict[str, Any]) -> Table:
     return Table(headers, rows, {3, 4, 6, 7, 8, 9, 10})
 
 
+def job_options(job: dict[str, Any], results: dict[str, Any]) -> Any:
+    """The run options a job ran with: ``trained_with`` when a resume changed them after it finished, else its
+    run's (``run_config`` in a joined document, else ``config``)."""
+    return job.get("trained_with") or job.get("run_config", results.get("config"))
+
+
 def reference_notes(results: dict[str, Any]) -> list[str]:
     """Why a job's training speed-up against the published time shows ``-`` (see :func:`training_comparison`)."""
     notes = []
     for job in results.get("jobs", []):
         if _shown_reference(job) is None:
             continue
-        _, why = training_comparison(job, job.get("run_config", results.get("config")))
+        _, why = training_comparison(job, job_options(job, results))
         if why:
             notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: training speed-up {why}")
     return notes
@@ -924,7 +970,32 @@ def config_table(results: dict[str, Any]) -> Table:
     if isinstance(sweep, list) and any(sweep):
         keys = sorted({k for p in sweep if isinstance(p, dict) for k in p})
         rows.append(["sweep", f"{len(sweep)} points over {', '.join(keys)}"])
+    rows += [["resumed with changes", text] for text in resume_changes(results)]
     return Table(["option", "value"], rows)
+
+
+def resume_changes(results: dict[str, Any]) -> list[str]:
+    """For each resume that changed the run's options: ``max_train_samples 2000 -> 1000 (11 job(s) before
+    it ran with the earlier options)``. The options shown above are the last ones."""
+    befores = [r["config_before"] for r in results.get("resumed") or []
+               if isinstance(r, dict) and isinstance(r.get("config_before"), dict)]
+    if not befores or not isinstance(results.get("config"), dict):
+        return []
+    texts = []
+    for before, after in zip(befores, [*befores[1:], results["config"]]):
+        keys = [k for k in (*CONFIG_KEYS, "models", "datasets", "plugins", "sweep")
+                if before.get(k) != after.get(k)]
+        if not keys:
+            continue
+        def shown(key: str, value: Any) -> str:
+            return "all" if value is None and key in ("models", "datasets", "plugins") else _value_text(value)
+
+        changes = "; ".join(
+            f"{k} {shown(k, before.get(k))} -> {shown(k, after.get(k))}" if k != "sweep"
+            else f"sweep {len(before.get(k) or [])} -> {len(after.get(k) or [])} points" for k in keys)
+        earlier = sum(1 for job in results.get("jobs", []) if job.get("trained_with") == before)
+        texts.append(f"{changes} ({earlier} job(s) ran with the earlier options)")
+    return texts
 
 
 def header_facts(results: dict[str, Any]) -> list[str]:
@@ -994,7 +1065,9 @@ def not_run_text(results: dict[str, Any], missing: list[str]) -> str:
     command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
     if config.get("out"):
         command += f" --out {config['out']}"
-    why = "interrupted" if results.get("interrupted") else "the run stopped before them"
+    why = "interrupted" if results.get("interrupted") else (
+        "left out when the run was resumed, or it stopped before them" if results.get("resumed")
+        else "the run stopped before them")
     listed = ", ".join(missing[:NOT_RUN_LISTED])
     if len(missing) > NOT_RUN_LISTED:
         listed += f" and {len(missing) - NOT_RUN_LISTED} more (planned_jobs in results.json)"

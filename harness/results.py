@@ -246,7 +246,9 @@ def damage(data: dict[str, Any]) -> str | None:
 
 
 class RunInUseError(HarnessError):
-    """The run folder is held by another harness process (see :meth:`RunFolder.lock`)."""
+    """The run folder is held by another harness process (see :meth:`RunFolder.lock`); ``holder``: its pid."""
+
+    holder = "unknown"
 
 
 class RunFolder:
@@ -286,8 +288,10 @@ class RunFolder:
             handle.seek(0)
             holder = squeeze(handle.read(), 40) or "unknown"
             handle.close()
-            raise RunInUseError(f"run {self.path.name!r} in {self.path.parent} is in use by another harness process "
-                               f"(pid {holder}); wait for it to end, or use another --run-id") from None
+            error = RunInUseError(f"run {self.path.name!r} in {self.path.parent} is in use by another harness "
+                                  f"process (pid {holder}); wait for it to end, or use another --run-id")
+            error.holder = holder
+            raise error from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

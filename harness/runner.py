@@ -779,6 +779,10 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             return {k: v for k, v in (stored or {}).items() if k not in where}
 
         before, now = options_of(folder.data.get("config")), options_of(config)
+        # A narrower selection runs fewer jobs now; the run still covers what it set out to (a later plain
+        # --resume runs the rest), so what it records is the union of both selections.
+        config.update(widened_selection(folder.data.get("config") or {}, config))
+        now = options_of(config)
 
         def same(a: Any, b: Any) -> bool:  # a sub-setting only one side has (latency.cold_runs): an older run
             if isinstance(a, dict) and isinstance(b, dict):
@@ -790,18 +794,46 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         # The edge question's floor and budgets judge every job, finished or not: not worth a warning.
         from harness.edge import Question
 
-        changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in differ if k not in Question.KEYS)
+        def change(key: str) -> str:
+            old, new = before.get(key), now.get(key)
+            if key == "sweep" and isinstance(old, list) and isinstance(new, list):  # grids are long: count them
+                return f"sweep {len(old)} -> {len(new)} points"
+            return f"{key} {old!r} -> {new!r}"
+
+        changed = ", ".join(change(k) for k in differ if k not in Question.KEYS)
         if changed:  # e.g. a larger sweep grid: the run's options are now these
-            log.warning("resuming %s with changed options (%s): the jobs still to run use them, the %d finished "
-                        "job(s) keep the settings they ran with", folder.path.name, squeeze(changed, 300),
-                        len(folder.finished_ids()))
+            finished = len(folder.finished_ids())
+            log.warning("resuming %s with changed options (%s): the jobs still to run use them%s", folder.path.name,
+                        squeeze(changed, 300), f", the {finished} finished job(s) keep the settings they ran with"
+                        if finished else "")
         if differ:
             resumed["config_before"] = folder.data.get("config")
+            for job in folder.data["jobs"]:  # the reports judge each job by the options it ran with
+                job.setdefault("trained_with", folder.data.get("config"))
             folder.data["config"] = {**config, **{k: (folder.data.get("config") or {}).get(k) for k in where}}
         folder.data.setdefault("resumed", []).append(resumed)
         folder.save()  # recorded even when every job had already finished
         return folder
     return RunFolder.create(out, options.run_id, environment, options.to_config())
+
+
+SELECTION_KEYS = ("plugins", "models", "datasets")  # None: all of them
+
+
+def widened_selection(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run covers: each selection key's names from both option sets (None, all, wins), and
+    the sweep points of both grids in their first order."""
+    merged: dict[str, Any] = {}
+    for key in SELECTION_KEYS:
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, list) and isinstance(new, list):
+            merged[key] = list(dict.fromkeys([*old, *new]))
+        elif key in before or key in now:
+            merged[key] = None
+    old_sweep, new_sweep = before.get("sweep"), now.get("sweep")
+    if isinstance(old_sweep, list) and isinstance(new_sweep, list):
+        merged["sweep"] = [*old_sweep, *(p for p in new_sweep if p not in old_sweep)]
+    return merged
 
 
 def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None, device: str) -> str | None:
@@ -824,8 +856,8 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
                 other[ran] = other.get(ran, 0) + 1
     if not other:
         return None
-    then = ", ".join(f"{n} in {kind}" for kind, n in sorted(other.items()))
-    return (f"mixed precision in one run: of the finished jobs, {then} trained; the jobs still to run "
+    then = ", ".join(f"{n} trained in {kind}" for kind, n in sorted(other.items()))
+    return (f"mixed precision in one run: of the finished jobs, {then}; the jobs still to run "
             f"train in {now} on {device}, so accuracy and training time differ in kind across the run's jobs; "
             f"a new run (without --resume) trains them all alike")
 
@@ -909,10 +941,18 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     try:  # the folder stays locked against a second harness process until this run ends
         reporter_set = ReporterSet(reporters)
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
-        # What this invocation set out to run, so a report of an interrupted run can say what never ran.
-        folder.data["planned_jobs"] = [job.id for job in plan.jobs]
-        folder.data.pop("interrupted", None)
+        # What the run set out to run, so a report of an interrupted run can say what never ran. A resume
+        # with a narrower selection keeps the run's other unfinished jobs planned, for a later --resume.
         done = folder.finished_ids() if options.resume else set()
+        planned = [job.id for job in plan.jobs]
+        before = [str(i) for i in folder.data.get("planned_jobs") or []] if options.resume else []
+        left = [i for i in before if i not in done and i not in planned]
+        if left:
+            log.warning("this resume's options leave out %d unfinished job(s) of the run (%s): they stay planned, "
+                        "and `harness run --resume --run-id %s --out %s` runs them later", len(left),
+                        squeeze(", ".join(left), 200), folder.path.name, folder.path.parent)
+        folder.data["planned_jobs"] = list(dict.fromkeys([*before, *planned]))
+        folder.data.pop("interrupted", None)
         todo = [job for job in plan.jobs if job.id not in done]
         if done:
             progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")

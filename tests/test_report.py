@@ -759,3 +759,31 @@ def test_config_table_says_when_latency_was_measured_with_quick(results):
 
     assert latency_row(asdict(QUICK)) == [["latency", "--quick: short measurements for smoke tests (noisier figures)"]]
     assert latency_row(asdict(LatencyConfig())) == [] and latency_row(None) == []
+
+
+def test_a_published_range_reads_the_same_from_a_plugin_tuple_and_from_results_json():
+    from harness.report import reference_table
+
+    def published(value):
+        job = {"id": "m@d", "model": "m", "dataset": "d", "status": "ok", "params": 10,
+               "reference": {"params": 10, "dataset": "d", "val_accuracy_range": value}}
+        table = reference_table({"jobs": [job]})
+        return next(cell for cell in table.rows[0] if "val_accuracy_range" in str(cell))
+
+    assert published((0.5, 0.6)) == published([0.5, 0.6])
+    assert "0.5" in published((0.5, 0.6)) and "(" not in published((0.5, 0.6))
+
+
+def test_the_terminal_table_fits_the_width_given_and_says_what_it_left_out(results):
+    full = report.comparison_table(results)
+    assert "max|diff|" in full and "left out" not in full
+    # the columns that always stay: as narrow as it gets (a long model name can still make it wider)
+    least = report.comparison_table(results, width=1).splitlines()
+    assert least[0].split()[:1] == ["model"] and " acc " in least[0] and "p50 ms b1" in least[0]
+    assert least[-1].startswith("(") and "max|diff|" in least[-1] and "report.md" in least[-1]
+    widest = max(len(line) for line in full.splitlines())
+    width = (max(len(line) for line in least[:-1]) + widest) // 2
+    narrow = report.comparison_table(results, width=width).splitlines()
+    assert all(len(line) <= width for line in narrow[:-1]), (width, narrow)
+    assert len(narrow[0].split()) > len(least[0].split())  # only as many left out as it takes
+    assert report.comparison_table(results, width=1000) == full

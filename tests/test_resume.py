@@ -115,6 +115,10 @@ def test_a_second_process_on_a_running_run_is_refused(env, tmp_path):
         second = run_cli("run", "--resume", "--run-id", "busy", "--out", str(out), env=env)
         assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
         assert f"in use by another harness process (pid {proc.pid})" in second.stderr
+        # harness report would rewrite the reports of a half-done run under it: refused too
+        report = run_cli("report", str(out / "busy"), env=env)
+        assert report.returncode == 2 and f"still writing it (pid {proc.pid})" in report.stderr, report.stderr
+        assert not (out / "busy" / "report.md").exists()
     finally:
         hold.unlink(missing_ok=True)
         proc.communicate(timeout=300)
@@ -192,7 +196,7 @@ def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(t
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     warning = [line for line in resumed.stderr.splitlines() if "mixed precision" in line]
-    assert len(warning) == 1 and "1 in fp32" in warning[0] and "train in bf16" in warning[0], resumed.stderr
+    assert len(warning) == 1 and "1 trained in fp32" in warning[0] and "train in bf16" in warning[0], resumed.stderr
     assert "changed options" not in resumed.stderr
     # --amp fp32 resumes a bf16 run in float32 (there was no way back to the default)
     data = json.loads(results.read_text())
@@ -215,13 +219,13 @@ def test_mixed_precision_warning_names_what_each_side_ran():
     assert mixed_precision_warning([job(None), job(None, "failed")], None, "cuda") is None
     # fp16 is CUDA-only: resumed on a CPU, the jobs to run train in fp32 like the third finished one.
     text = mixed_precision_warning([job("fp16"), job("fp16"), job(None)], "fp16", "cpu")
-    assert "of the finished jobs, 2 in fp16 trained; the jobs still to run train in fp32 on cpu" in text
+    assert "of the finished jobs, 2 trained in fp16; the jobs still to run train in fp32 on cpu" in text
     text = mixed_precision_warning([job("fp16"), job(None)], "bf16", "cuda:0")
-    assert "1 in fp16, 1 in fp32 trained;" in text and "train in bf16 on cuda:0" in text
+    assert "1 trained in fp16, 1 trained in fp32;" in text and "train in bf16 on cuda:0" in text
     assert mixed_precision_warning([{"status": "skipped", "train": None}], "bf16", "cpu") is None
     # The oldest records kept the request in "amp" (no "amp_requested"): on a CPU that was fp32 training.
     oldest = {"status": "ok", "train": {"amp": "bf16", "device": "cpu"}}
-    assert "1 in fp32 trained" in mixed_precision_warning([oldest], "bf16", "cpu")
+    assert "1 trained in fp32" in mixed_precision_warning([oldest], "bf16", "cpu")
     assert mixed_precision_warning([{**oldest, "train": {"amp": "bf16", "device": "cuda:0"}}], "bf16", "cuda") is None
 
 
@@ -385,3 +389,51 @@ def test_cold_runs_is_a_run_option_and_a_run_from_before_it_resumes_without_a_wa
     resumed = run_cli("run", "--resume", "--out", str(out), "--run-id", "r")
     assert resumed.returncode == 0 and "changed options" not in resumed.stderr, resumed.stderr[-2000:]
     assert "config_before" not in json.loads(path.read_text())["resumed"][-1]
+
+
+def test_a_resume_with_a_narrower_selection_keeps_the_other_jobs_for_a_later_resume(tmp_path):
+    out = tmp_path / "out"
+    common = ["--epochs", "1", "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick",
+              "--no-torch-latency", "--cold-runs", "0", "--exporter", "torchscript", "--out", str(out), "--run-id", "r"]
+    first = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", *common)
+    assert first.returncode == 0, first.stderr[-2000:]
+    results = out / "r" / "results.json"
+    data = json.loads(results.read_text())
+    # As an interrupted run leaves it: three jobs planned, one finished; and started with other options.
+    data["planned_jobs"] = ["mnist-mlp@synthetic", "mnist-ultralight-cnn@synthetic", "mnist-cnn@synthetic"]
+    data["config"]["models"] = None
+    data["config"]["max_train_samples"] = 128
+    data["interrupted"] = True
+    results.write_text(json.dumps(data))
+    narrow = run_cli("run", "--resume", "--run-id", "r", "--out", str(out), "--models", "mnist-ultralight-cnn",
+                     "--max-train-samples", "64")
+    assert narrow.returncode == 0, narrow.stderr[-2000:]
+    assert "leave out 1 unfinished job(s) of the run (mnist-cnn@synthetic)" in narrow.stderr
+    data = json.loads(results.read_text())
+    assert data["config"]["models"] is None  # the run still covers every model
+    assert data["planned_jobs"] == ["mnist-mlp@synthetic", "mnist-ultralight-cnn@synthetic", "mnist-cnn@synthetic"]
+    # the finished job keeps the options it ran with, and the report judges it by them
+    mlp = next(j for j in data["jobs"] if j["id"] == "mnist-mlp@synthetic")
+    assert mlp["trained_with"]["max_train_samples"] == 128
+    report = (out / "r" / "report.md").read_text()
+    assert "1 of 3 planned not run" in report and "mnist-cnn@synthetic" in report
+    assert "| resumed with changes | max_train_samples 128 -\\> 64 (1 job(s) ran with the earlier options) |" in report
+    rest = run_cli("run", "--resume", "--run-id", "r", "--out", str(out), "--models", "mnist-cnn")
+    assert rest.returncode == 0 and "leave out" not in rest.stderr, rest.stderr[-2000:]
+    data = json.loads(results.read_text())
+    assert sorted(j["id"] for j in data["jobs"]) == sorted(data["planned_jobs"])
+    assert "planned not run" not in (out / "r" / "report.md").read_text()
+
+
+def test_the_training_notes_read_the_options_each_job_ran_with():
+    from harness.report import reference_notes
+
+    job = {"id": "m@mnist", "model": "m", "dataset": "mnist", "status": "ok", "train": {"seconds": 60, "epochs": 20},
+           "reference": {"train_minutes": 10, "epochs": 20, "dataset": "mnist", "test_accuracy": 0.99}}
+    results = {"config": {"max_train_samples": 1000}, "jobs": [job]}
+    assert "1,000 samples" in reference_notes(results)[0]
+    # a job finished before a resume that changed the cap ran with its own (stored as trained_with)
+    results["jobs"] = [{**job, "trained_with": {"max_train_samples": 2000}}]
+    assert "2,000 samples" in reference_notes(results)[0]
+    results["jobs"] = [{**job, "trained_with": {"max_train_samples": None}}]
+    assert reference_notes(results) == []
