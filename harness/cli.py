@@ -316,9 +316,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset; "
               "default: all).")
 @click.option("--max-test-samples", type=int, help="Evaluate on at most N test samples (default: all).")
-@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default="1,32", show_default=True,
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default="1,32", show_default=True,
               help="Inference batch sizes to benchmark.")
-@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to benchmark.")
 @click.option("--providers", type=NAMES, help="ONNX Runtime providers (cpu, cuda, tensorrt or full names); "
               "default: CPU plus CUDA when usable.")
@@ -696,22 +696,22 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 
 @main.command("bench")
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
-@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), default=None,
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default=None,
               help="Batch sizes to time. Default: 1, or the graph's batch size when its input fixes one "
                    "(a static batch dimension skips other sizes, with a warning).")
-@click.option("--dims", type=DIMS, default=None,
+@click.option("--dims", type=DIMS, metavar="NAME=N,...", default=None,
               help="Sizes of the graph's named open input dimensions other than the batch, e.g. h=224,w=224 "
                    "(an unset one is 1, with a warning).")
-@click.option("--threads", type=positive_ints("THREAD COUNTS"), default="1", show_default=True,
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
               help="ONNX Runtime providers: cpu, cuda, tensorrt or full names.")
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
-@click.option("--min-runs", type=int, default=50, show_default=True, help="Timed runs per measurement, at least.")
-@click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, show_default=True, help="Seconds of timed runs per measurement, at least.")
-@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
-@click.option("--cold-runs", type=int, default=3, show_default=True,
+@click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True, metavar="N", help="Timed runs per measurement, at least.")
+@click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, metavar="SECONDS", show_default=True, help="Seconds of timed runs per measurement, at least.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, metavar="N", help="Untimed runs first.")
+@click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
               help="New processes that time the cold start (the model's load and first answer, on the CPU "
                    "provider where timed, else the first; fewest threads, smallest batch; their medians). "
                    "0: none.")
@@ -729,8 +729,6 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
     if not model_path.is_file():
         raise HarnessError(f"{model_path}: no such file")
-    if min_runs < 1 or cold_runs < 0 or min_time < 0 or warmup < 0:
-        raise HarnessError("--min-runs must be >= 1, --cold-runs, --min-time and --warmup >= 0")
     model = _check_onnx_file(model_path)
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
