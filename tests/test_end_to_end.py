@@ -130,6 +130,19 @@ def test_csv_and_markdown_reports_are_written(demo_run):
     assert "| mnist-mlp" in markdown and "## Latency" in markdown
 
 
+def test_harness_report_rebuilds_the_runs_own_reports_exactly(demo_run, tmp_path):
+    import shutil
+
+    _, run_dir = demo_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    rebuilt = run_cli("report", str(copy))
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    # what the run wrote from its objects in memory is what results.json gives back (no tuple turned list)
+    for name in ("report.md", "results.csv"):
+        assert (copy / name).read_text() == (run_dir / name).read_text(), name
+
+
 def test_weights_are_saved_and_load_with_weights_only(demo_run):
     import torch
 
