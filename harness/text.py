@@ -9,6 +9,10 @@ from typing import Any
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 """Terminal colour and cursor codes, which torch's exporter messages carry."""
 
+ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : |/\S*?onnxruntime_src/\S+:\d+ (?:[\w:~<>,*& ]*\([^()]*\) )?")
+"""What ONNX Runtime's errors put before their reason: the status code, and the C++ source line and function
+(``/onnxruntime_src/.../model.cc:256 onnxruntime::Model::Model(...)``), which a cut message kept instead."""
+
 
 def squeeze(text: Any, limit: int | None = None) -> str:
     """``str(text)`` on one line (each run of whitespace, newlines included, becomes one space; terminal
@@ -17,7 +21,7 @@ def squeeze(text: Any, limit: int | None = None) -> str:
     Exception texts from torch, ONNX Runtime or urllib often span several lines; the CLI, the
     progress line and the report tables show them on one.
     """
-    flat = " ".join(ANSI_ESCAPE.sub("", str(text)).split())
+    flat = " ".join(ORT_NOISE.sub(" ", ANSI_ESCAPE.sub("", str(text))).split())
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat

@@ -60,3 +60,17 @@ def test_size_text_is_the_tables_format():
 
     assert [size_text(n) for n in (512, 31_208, 25_480_000)] == ["512 B", "30.5 KiB", "24.30 MiB"]
     assert size_text(None) == size_text(True) == size_text(1.5) == "-" and size_text(3 * 1024 ** 3 // 2) == "1.50 GiB"
+
+
+def test_squeeze_keeps_the_reason_of_an_onnx_runtime_error_not_its_cpp_source_line():
+    from harness.text import squeeze
+
+    raw = ("[ONNXRuntimeError] : 1 : FAIL : Load model from /tmp/x/m.onnx failed:/onnxruntime_src/onnxruntime/core/graph/"
+           "model.cc:256 onnxruntime::Model::Model(onnx::ModelProto&&, const onnxruntime::PathString&, const "
+           "onnxruntime::logging::Logger&, const onnxruntime::ModelOptions&) Unsupported model IR version: 14, max "
+           "supported IR version: 13\n")
+    assert squeeze(raw, 120) == ("Load model from /tmp/x/m.onnx failed: Unsupported model IR version: 14, "
+                                 "max supported IR version: 13")
+    other = "failed:/onnxruntime_src/x/y.h:46 void a::b::C(const std::unordered_map<std::string, int>&, int) Opset 30"
+    assert squeeze(other) == "failed: Opset 30"
+    assert squeeze("a plain message (with parentheses) stays") == "a plain message (with parentheses) stays"
