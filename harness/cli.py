@@ -69,8 +69,10 @@ NAMES = CommaList(str, "NAMES")
 
 def _dim_item(text: str) -> tuple[str, int]:
     name, _, size = text.partition("=")
-    if not name.strip() or int(size) < 1:
+    if not name.strip():
         raise ValueError(text)
+    if int(size) < 1:
+        raise ItemError(f"{name.strip()}: a size must be at least 1, not {int(size)}")
     return name.strip(), int(size)
 
 
@@ -700,8 +702,9 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
               help="Batch sizes to time. Default: 1, or the graph's batch size when its input fixes one "
                    "(a static batch dimension skips other sizes, with a warning).")
 @click.option("--dims", type=DIMS, metavar="NAME=N,...", default=None,
-              help="Sizes of the graph's named open input dimensions other than the batch, e.g. h=224,w=224 "
-                   "(an unset one is 1, with a warning).")
+              help="Sizes of the graph's open input dimensions other than the batch, by name (h=224,w=224) or, "
+                   "unnamed, as INPUT[AXIS]=N (x[2]=32); an unset one is 1, with a warning. The batch is the "
+                   "dimension named like one (batch, batch_size, bs), else each input's open first one.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
@@ -716,28 +719,42 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
                    "provider where timed, else the first; fewest threads, smallest batch; their medians). "
                    "0: none.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (batch 1), latency: [...], "
-                   "cold_start: {...}}; flops_uncounted names the nodes a partial FLOP count leaves out.")
+              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (at activation_batch: 1, or the "
+                   "batch the graph fixes), latency: [...], cold_start: {...} or null}; flops_uncounted names the "
+                   "nodes a partial FLOP count leaves out, assumed_dims_1 the open dimensions set to 1.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   threads: list[int], providers: list[str], opt_level: str, min_runs: int, min_time: float,
                   warmup: int, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims)."""
-    from harness.latency import LatencyConfig, measure_onnx
+    from harness.latency import STABLE_DRIFT_PCT, LatencyConfig, measure_onnx
 
     if model_path.is_dir():
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
     if not model_path.is_file():
         raise HarnessError(f"{model_path}: no such file")
+    if providers:
+        from harness.runner import check_providers
+
+        providers = check_providers(providers, here=False)  # an unknown name; one that cannot run here is skipped
     model = _check_onnx_file(model_path)
+    sizes = dict(dims or [])
+    from harness.shapes import dims_problem, graph_shapes, plan_inputs
+
+    plan = plan_inputs(graph_shapes(model.graph))
+    twice = sorted({name for name, _ in dims or [] if sum(1 for other, _ in dims or [] if other == name) > 1})
+    if twice:
+        raise HarnessError(f"--dims gives {twice[0]!r} twice")
+    problem = dims_problem(plan, sizes)
+    if problem:
+        raise HarnessError(f"--dims: {problem}")
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
 
         click.echo("harness: warning: a float16 model timed on the CPU provider, which casts to float32 around "
-                   f"float16 operators; the harness's own runs leave that out ({FP16_CPU_NOTE.split(': ')[1]})",
-                   err=True)
+                   f"float16 operators (harness run times fp16 variants on GPU providers only: "
+                   f"{FP16_CPU_NOTE.split(': ')[1]})", err=True)
     del model
-    sizes = dict(dims or [])
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
 
@@ -745,25 +762,29 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     open_dims = ""
-    if counted.assumed:
-        open_dims = (f"open input dimension(s) {', '.join(counted.assumed)} set to 1; give their sizes with "
-                     f"--dims NAME=SIZE")
+    unset = [key for key in plan.open_keys if key not in sizes]
+    if unset:
+        open_dims = (f"open input dimension(s) {', '.join(unset)} set to 1; give their sizes with "
+                     f"--dims {','.join(f'{key}=N' for key in unset)}")
         click.echo(f"harness: warning: {open_dims}", err=True)
     skipped: list[str] = []
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
                            max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs)
-    rows = measure_onnx(model_path, batch_sizes, threads, providers, config, opt_level=opt_level,
-                        on_skip=skipped.append, dims=sizes)
+    rows = measure_onnx(model_path, list(dict.fromkeys(batch_sizes)), list(dict.fromkeys(threads)), providers,
+                        config, opt_level=opt_level, on_skip=skipped.append, dims=sizes)
+    skipped = list(dict.fromkeys(skipped))  # the same reason once, not once per thread count
+    if not rows:  # one line: the reason
+        why = f": {skipped[0]}" + (f" (and {len(skipped) - 1} more reason(s))" if len(skipped) > 1 else "") \
+            if skipped else ""
+        raise HarnessError(f"nothing could be measured for {model_path}{why}"
+                           + (f"; {open_dims}" if open_dims else ""))
     for message in skipped:
         click.echo(f"harness: warning: skipped {message}", err=True)
-    if not rows:
-        raise HarnessError(f"nothing could be measured for {model_path}" + (f" ({open_dims})" if open_dims else ""))
     from harness.coldstart import cold_start_for
 
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=sizes)
-    if cold is not None:
-        result["cold_start"] = cold
+    result["cold_start"] = cold  # null with --cold-runs 0
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -783,14 +804,23 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                    f"{squeeze(', '.join(counted.uncounted), 200)}", err=True)
     if counted.error:
         click.echo(f"harness: note: FLOPs and activation memory could not be counted: {counted.error}", err=True)
+    elif counted.activation_bytes is None:
+        click.echo("harness: note: activation memory not estimated: ONNX shape inference leaves some tensors' "
+                   "shapes unknown (data-dependent ones, or operators it cannot follow)", err=True)
+    unstable = [r for r in rows if r.get("stable") is False]
     click.echo(tabulate(
-        [[r["provider"], r["batch_size"], r["threads"], r["runs"], f"{r['p50_ms']:.4f}", f"{r['p90_ms']:.4f}",
+        [[r["provider"], r["batch_size"], r["threads"], r["runs"],
+          f"{r['p50_ms']:.4f}" + ("*" if r.get("stable") is False else ""), f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}", f"{r['session_ms']:.1f}",
           f"{r['first_call_ms']:.3f}"] for r in rows],
         headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s",
                  "session ms", "first call ms"],
         disable_numparse=True,
     ))
+    if unstable:
+        click.echo(f"* unstable: the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % from "
+                   f"the first (drift_pct up to {max(r.get('drift_pct') or 0 for r in unstable):.1f} %): a busy "
+                   "machine; give it a longer --min-time or a quieter moment", err=True)
     if cold is not None:
         from harness.coldstart import cold_start_text
 
@@ -802,9 +832,12 @@ def _check_onnx_file(path: Path) -> Any:
     import onnx
 
     try:
-        return onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
         raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.HasField("graph"):  # an empty file decodes as an empty message
+        raise HarnessError(f"{path} is not a readable ONNX model (it has no graph{'; the file is empty' if not path.stat().st_size else ''})")
+    return model
 
 
 def _mostly_float16(model: Any) -> bool:

@@ -334,32 +334,21 @@ def _inline_functions(model: "onnx.ModelProto") -> "onnx.ModelProto":
 
 
 def _fix_input_shapes(graph: "onnx.GraphProto", dims: dict[str, int]) -> tuple[int, list[str]]:
-    """Give every graph input concrete dimensions: batch (the first) 1 unless static; a named one from
-    ``dims``; any other open one 1. Returns the batch size counted at (a static first dimension's, else
-    1) and the open dimensions set to 1 for want of a value, as ``input[dimension]``."""
-    initializers = {t.name for t in graph.initializer}
-    batch = None
-    assumed = []
+    """Give every graph input concrete dimensions as :mod:`harness.shapes` rules: the batch axis 1 unless
+    the graph fixes it; other open ones from ``dims``, else 1. Returns the batch size counted at (the
+    graph's fixed one, else 1) and the open dimensions set to 1 for want of a value, as ``input[dimension]``."""
+    from harness.shapes import graph_shapes, plan_inputs
+
+    shapes = graph_shapes(graph)
+    plan = plan_inputs(shapes)
+    batch = plan.fixed_batch or 1
     for value in graph.input:
-        if value.name in initializers or not value.type.HasField("tensor_type"):
-            continue
-        tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
-            continue
-        for i, dim in enumerate(tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                if i == 0 and batch is None:
-                    batch = dim.dim_value
-                continue
-            name = dim.dim_param if dim.HasField("dim_param") else ""
-            size = 1 if i == 0 else int(dims.get(name, 1)) if name else 1
-            if i > 0 and name not in dims:
-                assumed.append(f"{value.name}[{name or i}]")
-            dim.Clear()
-            dim.dim_value = size
-            if i == 0 and batch is None:
-                batch = 1
-    return batch or 1, assumed
+        if value.name in shapes:
+            concrete = plan.shape(value.name, shapes[value.name], batch, dims)
+            for dim, size in zip(value.type.tensor_type.shape.dim, concrete):
+                dim.Clear()
+                dim.dim_value = size
+    return batch, plan.assumed(shapes, dims)
 
 
 def _standardise(graph: "onnx.GraphProto") -> None:

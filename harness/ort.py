@@ -171,32 +171,30 @@ def max_abs_diff(a: "np.ndarray", b: "np.ndarray") -> float:
 
 def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
                 dims: dict[str, int] | None = None, sample: "np.ndarray | None" = None) -> dict[str, "np.ndarray"]:
-    """Random inputs for every graph input, dynamic dimensions set to ``batch_size`` (first) or 1.
+    """Random inputs for every graph input: each input's batch axis at ``batch_size``, its other open
+    dimensions from ``dims`` or 1 (the rule is :mod:`harness.shapes`'s).
 
-    ``dims`` gives values for named symbolic dimensions (e.g. ``{"seq": 128}``);
-    a named first dimension still takes ``batch_size``. Raises ``ValueError``
-    when a static first dimension cannot take ``batch_size``. With ``sample``
-    (real inputs, ``(N, ...)``) and a graph of one input, that input is
-    ``sample`` repeated to ``batch_size`` rows instead, in the input's dtype.
+    ``dims`` gives values for named open dimensions (``{"seq": 128}``) or unnamed ones as
+    ``input[axis]``; the batch axis takes ``batch_size`` whatever ``dims`` says. Raises ``ValueError``
+    when the graph fixes its batch at another size. With ``sample`` (real inputs, ``(N, ...)``) and a
+    graph of one input, that input is ``sample`` repeated to ``batch_size`` rows instead, in the
+    input's dtype.
     """
     import numpy as np
 
+    from harness.shapes import plan_inputs
+
     dims_by_name = dict(dims or {})
     rng = np.random.default_rng(seed)
+    args = session.get_inputs()
+    shapes = {arg.name: list(arg.shape) for arg in args}
+    plan = plan_inputs(shapes)
+    if plan.fixed_batch is not None and plan.fixed_batch != batch_size:
+        batched = next(name for name, axis in plan.axes.items() if axis is not None)
+        raise ValueError(f"input {batched!r} has a static batch dimension {plan.fixed_batch}")
     feeds = {}
-    for arg in session.get_inputs():
-        declared = list(arg.shape)
-        if declared and isinstance(declared[0], int) and declared[0] > 0 and declared[0] != batch_size:
-            raise ValueError(f"input {arg.name!r} has a static batch dimension {declared[0]}")
-        shape = []
-        for i, d in enumerate(declared):
-            if i == 0:
-                shape.append(batch_size)
-            elif isinstance(d, int) and d > 0:
-                shape.append(d)
-            else:
-                shape.append(int(dims_by_name.get(d, 1)) if isinstance(d, str) else 1)
-        feeds[arg.name] = _random_array(rng, arg.type, shape)
+    for arg in args:
+        feeds[arg.name] = _random_array(rng, arg.type, plan.shape(arg.name, shapes[arg.name], batch_size, dims_by_name))
     if sample is not None and len(feeds) == 1 and len(sample):
         name = next(iter(feeds))
         reps = -(-batch_size // len(sample))

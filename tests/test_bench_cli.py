@@ -63,7 +63,7 @@ def test_bench_prints_the_cold_start_or_leaves_it_out(tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("cold start (new process, CPU, batch 1, 1 thread): ") and "median of 2" in last
     result = run_cli("bench", str(path), "--cold-runs", "0", "--json", *FAST, timeout=300)
-    assert result.returncode == 0 and "cold_start" not in json.loads(result.stdout)
+    assert result.returncode == 0 and json.loads(result.stdout)["cold_start"] is None
 
 
 def test_bench_skips_a_batch_size_the_static_shape_refuses(tmp_path):
@@ -80,8 +80,10 @@ def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
     result = run_cli("bench", str(path), "--batch-sizes", "4", "--json", *FAST, timeout=300)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and result.stdout.strip() == ""
-    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error")]
-    assert len(errors) == 1 and "nothing could be measured" in errors[0]
+    # one line, and it says why: the reason is not a warning above a bare error
+    assert result.stderr.strip().splitlines() == [
+        f"harness: error: nothing could be measured for {path}: batch size 4: input 'image' has a static batch "
+        "dimension 1"], result.stderr
 
 
 def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
@@ -118,7 +120,9 @@ def test_bench_sizes_open_dimensions_with_dims_and_warns_when_they_are_left_at_1
     assert json.loads(sized.stdout)["flops"] == 2 * (4 * 30 * 14) * (3 * 3 * 3)  # each output: 3x3x3 multiply-adds
     unsized = run_cli("bench", str(path), *FAST, timeout=300)  # a 1x1 image: a 3x3 kernel cannot run on it
     assert unsized.returncode == 2 and "Traceback" not in unsized.stderr
-    assert "image[h], image[w] set to 1" in unsized.stderr and "--dims" in unsized.stderr.splitlines()[-1]
+    assert "open input dimension(s) h, w set to 1" in unsized.stderr and "--dims h=N,w=N" in unsized.stderr
+    errors = [line for line in unsized.stderr.splitlines() if line.startswith("harness: error")]
+    assert len(errors) == 1 and "nothing could be measured" in errors[0] and "--dims" in errors[0]
     assert "[E:onnxruntime" not in unsized.stderr  # ONNX Runtime's own log line does not leak out
 
 
@@ -133,3 +137,75 @@ def test_bench_times_a_static_batch_by_default(tmp_path):
 def test_bench_on_a_folder_says_so(tmp_path):
     result = run_cli("bench", str(tmp_path))
     assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def _matmul_onnx(path, inputs, x_shape):
+    """``x @ w (+ bias)``: ``inputs`` orders ``x`` ((..., 4), shaped ``x_shape``) and, when named, a static
+    ``bias`` (4,) that is no batch; 32 FLOPs per row of x."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 4), dtype=np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y" if "bias" not in inputs else "m"])]
+    if "bias" in inputs:
+        nodes.append(helper.make_node("Add", ["m", "bias"], ["y"]))
+    declared = {"x": helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape),
+                "bias": helper.make_tensor_value_info("bias", TensorProto.FLOAT, [4])}
+    graph = helper.make_graph(nodes, "mm", [declared[name] for name in inputs],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    return save_onnx_graph(graph, path)
+
+
+@pytest.mark.parametrize("inputs", [["x", "bias"], ["bias", "x"]])
+def test_a_static_input_beside_an_open_batch_is_fed_as_declared_not_taken_for_the_batch(tmp_path, inputs):
+    path = _matmul_onnx(tmp_path / "bias.onnx", inputs, ["N", 4])
+    result = run_cli("bench", str(path), "--batch-sizes", "1,3", "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["batch_size"] for r in data["latency"]] == [1, 3] and "skipped" not in result.stderr
+    assert data["flops"] == 32 and data.get("activation_batch", 1) == 1
+
+
+def test_the_batch_is_the_dimension_named_so_even_when_not_first(tmp_path):
+    from harness.ort import input_feeds, make_session
+
+    path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "batch", 4])
+    result = run_cli("bench", str(path), "--dims", "seq=5", "--batch-sizes", "1,2", "--json", "--cold-runs", "0",
+                     *FAST, timeout=300)
+    assert result.returncode == 0 and "open input" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["flops"] == 5 * 32  # per sample: five time steps of one sequence
+    session = make_session(path, threads=1)
+    assert input_feeds(session, 2, dims={"seq": 5})["x"].shape == (5, 2, 4)
+
+
+@pytest.mark.parametrize("dims, needle", [
+    ("H=3", "--dims: no open input dimension is called 'H' (open, besides the batch: seq)"),
+    ("seq=3,seq=4", "--dims gives 'seq' twice"),
+    ("batch=4", "--dims: 'batch' is the batch dimension: give its sizes with --batch-sizes"),
+])
+def test_dims_that_match_no_open_dimension_are_refused_in_one_line(tmp_path, dims, needle):
+    path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "batch", 4])
+    result = run_cli("bench", str(path), "--dims", dims, *FAST, timeout=300)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"harness: error: {needle}"], result.stderr
+
+
+def test_an_unnamed_open_dimension_is_sized_as_input_and_axis(tmp_path):
+    path = _matmul_onnx(tmp_path / "unnamed.onnx", ["x"], ["N", None, 4])
+    warned = run_cli("bench", str(path), "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert warned.returncode == 0 and "--dims x[1]=N" in warned.stderr, warned.stderr
+    sized = run_cli("bench", str(path), "--dims", "x[1]=6", "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert sized.returncode == 0 and "open input" not in sized.stderr, sized.stderr
+    assert json.loads(sized.stdout)["flops"] == 6 * 32 and json.loads(warned.stdout)["flops"] == 32
+
+
+@pytest.mark.parametrize("content, needle", [(b"", "it has no graph; the file is empty")])
+def test_an_empty_file_is_not_a_readable_model(tmp_path, content, needle):
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(content)
+    result = run_cli("bench", str(path))
+    assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_provider_name_is_refused(tmp_path):
+    path = _conv_onnx(tmp_path / "m.onnx")
+    result = run_cli("bench", str(path), "--providers", "cpu,foo", *FAST)
+    assert result.returncode == 2 and "unknown ONNX Runtime provider(s) foo" in result.stderr

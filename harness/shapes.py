@@ -1,0 +1,128 @@
+"""Which dimension of each graph input is the batch, and what size every other open one takes.
+
+One rule for the inputs ``harness bench`` generates (:func:`harness.ort.input_feeds`), the FLOPs and
+activation count (:mod:`harness.onnx_cost`) and the cold-start probe, so that they agree:
+
+- an input's batch axis is the first dimension named like a batch (``batch``, ``batch_size``, ``bs``...),
+  else its first dimension when that is open (named or unnamed);
+- an input whose first dimension is static is not batched while another input has an open batch (a
+  bias, anchors or a config vector beside the images);
+- when no input has an open batch, the graph fixes it: the first input's static first dimension, and
+  the inputs that share it;
+- every other open dimension takes its size from ``dims`` by name (``{"h": 224}``) or, unnamed, as
+  ``input[axis]`` (``{"x[2]": 32}``); one given no size is 1 and reported as assumed.
+
+A shape is a list of ``int`` (static), ``str`` (a named open dimension) or ``None`` (unnamed open), as
+ONNX Runtime's ``NodeArg.shape`` gives it (0 and negative sizes count as open).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+Shape = Sequence["int | str | None"]
+
+
+def is_static(dim: int | str | None) -> bool:
+    return isinstance(dim, int) and dim > 0
+
+
+def is_batch_name(name: object) -> bool:
+    """A dimension name that says it is the batch: ``batch``, ``batch_size``, ``Batch``, ``bs``, ``nbatch``."""
+    if not isinstance(name, str):
+        return False
+    low = name.lower()
+    return low.startswith("batch") or low in ("bs", "nbatch", "n_batch")
+
+
+def dim_key(input_name: str, axis: int, dim: int | str | None) -> str:
+    """How ``--dims`` names an open dimension: its name, or ``input[axis]`` when it has none."""
+    return dim if isinstance(dim, str) and dim else f"{input_name}[{axis}]"
+
+
+@dataclass
+class InputPlan:
+    """The batch axis of each input (None: not batched) and the batch the graph fixes (None: open)."""
+
+    axes: dict[str, int | None]
+    fixed_batch: int | None
+    open_keys: list[str] = field(default_factory=list)  # every open dimension but the batch, as dim_key names it
+    batch_keys: list[str] = field(default_factory=list)  # the open batch dimensions, as dim_key names them
+
+    def shape(self, input_name: str, declared: Shape, batch_size: int, dims: dict[str, int]) -> list[int]:
+        """The concrete shape of ``input_name`` at ``batch_size``; open dimensions from ``dims`` or 1."""
+        axis = self.axes.get(input_name)
+        out = []
+        for i, dim in enumerate(declared):
+            if i == axis:
+                out.append(batch_size)
+            elif is_static(dim):
+                out.append(int(dim))  # type: ignore[arg-type]
+            else:
+                key = dim_key(input_name, i, dim)
+                out.append(int(dims.get(key, dims.get(f"{input_name}[{i}]", 1))))
+        return out
+
+    def assumed(self, shapes: dict[str, Shape], dims: dict[str, int]) -> list[str]:
+        """The open dimensions, batch aside, that ``dims`` gives no size (``input[name]`` / ``input[axis]``)."""
+        out = []
+        for name, declared in shapes.items():
+            for i, dim in enumerate(declared):
+                if i == self.axes.get(name) or is_static(dim):
+                    continue
+                key = dim_key(name, i, dim)
+                if key not in dims and f"{name}[{i}]" not in dims:
+                    out.append(f"{name}[{dim if isinstance(dim, str) and dim else i}]")
+        return out
+
+
+def graph_shapes(graph: Any) -> dict[str, list[int | str | None]]:
+    """The declared shapes of an ONNX ``GraphProto``'s inputs that are no initializer and have a shape."""
+    initializers = {t.name for t in graph.initializer}
+    shapes = {}
+    for value in graph.input:
+        if value.name in initializers or not value.type.HasField("tensor_type"):
+            continue
+        if value.type.tensor_type.HasField("shape"):
+            shapes[value.name] = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0
+                                  else (d.dim_param if d.HasField("dim_param") and d.dim_param else None)
+                                  for d in value.type.tensor_type.shape.dim]
+    return shapes
+
+
+def plan_inputs(shapes: dict[str, Shape]) -> InputPlan:
+    """The batch axes of ``shapes`` (input name -> declared shape, in the graph's order); see the module."""
+    axes: dict[str, int | None] = {}
+    for name, declared in shapes.items():
+        named = [i for i, dim in enumerate(declared) if is_batch_name(dim)]
+        if named:
+            axes[name] = named[0]
+        elif declared and not is_static(declared[0]):
+            axes[name] = 0
+        else:
+            axes[name] = None
+    fixed = None
+    if all(axis is None for axis in axes.values()):
+        first = next((declared[0] for declared in shapes.values() if declared and is_static(declared[0])), None)
+        if first is not None:
+            fixed = int(first)  # type: ignore[arg-type]
+            axes = {name: 0 if declared and declared[0] == first else None for name, declared in shapes.items()}
+    open_keys, batch_keys = [], []
+    for name, declared in shapes.items():
+        for i, dim in enumerate(declared):
+            if is_static(dim):
+                continue
+            (batch_keys if i == axes[name] else open_keys).append(dim_key(name, i, dim))
+    return InputPlan(axes, fixed, list(dict.fromkeys(open_keys)), list(dict.fromkeys(batch_keys)))
+
+
+def dims_problem(plan: InputPlan, dims: dict[str, int]) -> str | None:
+    """Why ``dims`` does not fit the graph (a name no open dimension has, or the batch's), else None."""
+    for key in dims:
+        if key in plan.batch_keys and key not in plan.open_keys:
+            return f"{key!r} is the batch dimension: give its sizes with --batch-sizes"
+        if key not in plan.open_keys:
+            names = ", ".join(plan.open_keys) or "none"
+            return f"no open input dimension is called {key!r} (open, besides the batch: {names})"
+    return None
