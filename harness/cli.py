@@ -599,8 +599,9 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
 
 
 def _sweep_without(points: list[dict[str, Any]], given: set[str], config_file: Path) -> list[dict[str, Any]]:
-    """The config's sweep grid less the keys the command line sets (it wins over the file), with a warning."""
-    dropped = sorted({key for point in points for key in point} & given)
+    """The config's sweep grid less the recipe fields the command line sets (it wins over the file), with a
+    warning. ``--seed`` stays beside a swept seed: it picks the data, the swept one what training draws."""
+    dropped = sorted({key for point in points for key in point} & given - {"seed"})
     if not dropped:
         return points
     flags = ", ".join("--" + key.replace("_", "-") for key in dropped)

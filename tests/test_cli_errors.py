@@ -304,3 +304,14 @@ def test_a_run_id_that_is_no_plain_folder_name_is_said_and_named_by_its_folder(t
     assert folder.path.name == "a_b" and "the run folder is 'a_b'" in caplog.text
     with pytest.raises(HarnessError, match=r"run 'a:b' \(folder 'a_b'\) already exists"):
         RunFolder.create(tmp_path, "a:b", {}, {})
+
+
+def test_seed_on_the_command_line_keeps_a_swept_seed():
+    from pathlib import Path
+
+    from harness.cli import _sweep_without
+
+    points = [{"seed": 0, "lr": 0.1}, {"seed": 1, "lr": 0.1}]
+    # --seed picks the data and subsets, a swept seed what training draws: both stay
+    assert _sweep_without(points, {"seed"}, Path("c.toml")) == points
+    assert _sweep_without(points, {"seed", "lr"}, Path("c.toml")) == [{"seed": 0}, {"seed": 1}]
