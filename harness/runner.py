@@ -447,8 +447,27 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[s
     return values
 
 
-class JobTimeout(Exception):
-    """Raised inside a job when ``--job-timeout`` seconds have passed."""
+class JobTimeout(BaseException):
+    """Raised inside a job when ``--job-timeout`` seconds have passed.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: the ``except Exception`` of a stage that falls back
+    on failure (the dynamo exporter to TorchScript, a provider to the next) must not take the time-out
+    for that stage's own failure and carry on, which left a job "ok" long after its limit.
+    """
+
+
+def preload_job_modules() -> None:
+    """Import the modules jobs import on first use (the exporters), before any time limit is armed: a
+    :class:`JobTimeout` raised inside an import leaves the module half-initialised for every later job
+    (``module 'torch._dynamo' has no attribute 'utils'``)."""
+    import importlib
+
+    for name in ("torch._dynamo", "torch.export", "torch.onnx", "onnxscript",
+                 "torch.onnx._internal.exporter._core", "onnxruntime.quantization"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional or renamed module: the job imports what it needs
+            log.debug("preloading %s failed", name, exc_info=True)
 
 
 @contextlib.contextmanager
@@ -490,6 +509,8 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         "onnx": None,
         "latency": [],
     }
+    if ctx.options.job_timeout:
+        preload_job_modules()  # once per process, outside the job's time
     stage = "load"
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -515,11 +536,14 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         row["stage"] = None
     except KeyboardInterrupt:
         raise
+    except JobTimeout as exc:
+        row["stage"] = row.get("stage") or stage
+        row["error"] = squeeze(exc)
     except StageError as exc:
         row["stage"], row["error"] = exc.stage, squeeze(exc)
     except Exception as exc:  # noqa: BLE001 - contained in this job's row
         row["stage"] = row.get("stage") or stage
-        row["error"] = squeeze(exc) if isinstance(exc, (HarnessError, JobTimeout)) else one_line(exc)
+        row["error"] = squeeze(exc) if isinstance(exc, HarnessError) else one_line(exc)
         log.debug("job %s failed", job.id, exc_info=True)
     finished = time.perf_counter()
     timings[current[0]] = round(timings.get(current[0], 0.0) + finished - current[1], 3)

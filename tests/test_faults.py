@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import SitePackages, offline_cli_env, run_cli
@@ -160,3 +162,25 @@ def test_with_a_budget_or_floor_the_run_answers_the_edge_question_on_the_termina
     assert "contract net fp32 on synthetic" in found[3]
     config = json.loads((folder / "results.json").read_text())["config"]  # --size-budget 10MB, recorded
     assert config["size_budget_bytes"] == 10 * 1024 ** 2 and config["activation_budget_bytes"] is None
+
+
+def test_a_time_out_during_the_export_fails_the_job_instead_of_falling_back(tmp_path):
+    """The dynamo exporter's failure falls back to TorchScript; --job-timeout's alarm inside it is no such
+    failure (it was, and the job ended "ok" with a TorchScript file long after its limit). In a process of
+    its own: an alarm can leave a module half-imported."""
+    script = """
+import torch
+from harness.export import export_onnx
+from harness.runner import JobTimeout, preload_job_modules, time_limit
+preload_job_modules()
+net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 4))
+try:
+    with time_limit(0.05):  # a dynamo export takes far longer
+        result = export_onnx(net, torch.rand(2, 1, 4, 4), __import__("pathlib").Path(r"%s"), exporter="auto")
+    print("exported", result.exporter, result.fallback_reason)
+except JobTimeout as exc:
+    print("timed out:", exc)
+""" % (tmp_path / "m.onnx")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("timed out: the job ran longer than --job-timeout 0.05 s"), result.stdout
