@@ -28,8 +28,11 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
 
     The call runs one ONNX Runtime inference on pre-allocated inputs generated
     from the graph (IOBinding), so a benchmark times inference only. ``dims``
-    sizes the graph's named open input dimensions other than the batch
-    (``{"h": 224, "w": 224}``); an open one left out is 1.
+    sizes the graph's open input dimensions other than the batch, by name
+    (``{"h": 224, "w": 224}``) or unnamed as ``{"x[2]": 32}``; a name no open
+    dimension has is a ``ValueError`` (a typo would time a far smaller input),
+    and an open one left out is 1, with a ``UserWarning``. The batch is chosen
+    as ``harness bench`` chooses it (:mod:`harness.shapes`).
     """
 
     def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu",
@@ -48,7 +51,19 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
 
+        from harness.shapes import dims_problem, plan_inputs
+
         session = make_session(Path(path), provider, threads=threads)
+        plan = plan_inputs({arg.name: list(arg.shape) for arg in session.get_inputs()})
+        problem = dims_problem(plan, dict(dims or {}))
+        if problem:
+            raise ValueError(f"onnx_inference_call: dims: {problem}")
+        unset = [key for key in plan.open_keys if key not in (dims or {})]
+        if unset:
+            import warnings
+
+            warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
+                          f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}", stacklevel=2)
         return onnx_call(session, input_feeds(session, batch_size, dims=dims), provider_name(provider))
 
     return make

@@ -12,6 +12,7 @@ pytest_plugins = ["pytester"]
 
 def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pytester):
     relu_onnx(pytester.path / "model.onnx", ["N", 4])
+    relu_onnx(pytester.path / "seq.onnx", ["batch", "seq"])
     pytester.makepyfile(test_user="""
         import pytest
 
@@ -39,9 +40,17 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
 
         def test_registry(harness_registry):
             assert "accuracy" in harness_registry.metrics
+
+        def test_dims_are_checked_against_the_graph(onnx_inference_call):
+            with pytest.raises(ValueError, match="no open input dimension is called 'seqlen'.*: seq"):
+                onnx_inference_call("seq.onnx", dims={"seqlen": 128})
+            with pytest.warns(UserWarning, match=r"seq set to 1; give their sizes with dims=\\{'seq': N\\}"):
+                onnx_inference_call("seq.onnx")
+            result = onnx_inference_call("seq.onnx", batch_size=2, dims={"seq": 5})()
+            assert result is None or result[0].shape == (2, 5)
     """)
     # In a subprocess: an in-process run restores sys.modules afterwards, and re-importing onnxruntime's
     # extension in this process later aborts it.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-min-rounds=3",
                                            "--benchmark-max-time=0.05")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
