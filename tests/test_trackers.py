@@ -150,7 +150,8 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
 def test_mlflow_uses_the_tracking_uri_from_the_environment(tmp_path, monkeypatch):
     store = tmp_path / "elsewhere"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    # a file store the user names is their opt-in to MLflow 3's file store, as the default one is
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "my-experiment")
     run_dir = tmp_path / "run-2"
     run_dir.mkdir()
@@ -172,7 +173,7 @@ def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp
 
     run_dir = tmp_path / "run-3"
     run_dir.mkdir()
-    (reporter,) = trackers.make_reporters(["tensorboard"])
+    (reporter,) = trackers.make_reporters(["TensorBoard"])  # any case, as $HARNESS_TRACK is read
     state = drive(reporter, run_dir)
     folders = sorted(p.name for p in (run_dir / "tensorboard").iterdir())
     assert folders == ["tiny_missing", "tiny_synthetic"]
@@ -190,3 +191,11 @@ def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp
     assert [h.step for h in conv] == [1, 2]
     assert conv[1].histogram_value.min == pytest.approx(conv[0].histogram_value.min + 0.5, abs=1e-5)
     assert conv[1].histogram_value.num == state["model"][0].weight.numel()
+
+
+def test_a_file_store_is_told_from_a_server_or_database():
+    from harness_plugins.trackers.mlflow_reporter import is_file_store
+
+    assert all(is_file_store(u) for u in ("file:///tmp/x", "/tmp/mlruns", "mlruns", "C:\\runs", "FILE:/x"))
+    assert not any(is_file_store(u) for u in ("http://mlflow:5000", "https://x", "sqlite:///db.sqlite",
+                                              "databricks", "postgresql://u@h/db"))

@@ -61,6 +61,7 @@ def make_reporters(names: list[str], **options: Any) -> list[Reporter]:
 
     Raises :class:`HarnessError` for an unknown name or a tracker whose package is not installed.
     """
+    names = [n.strip().lower() for n in names]  # --track MLflow, as $HARNESS_TRACK reads it
     unknown = [n for n in names if n not in TRACKERS]
     if unknown:
         raise HarnessError(f"unknown tracker {', '.join(map(repr, unknown))}; known: {', '.join(TRACKERS)}")

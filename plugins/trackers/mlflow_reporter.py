@@ -12,8 +12,13 @@ under ``onnx/variants/``. Tags: ``harness.run``,
 
 Store: ``tracking_uri`` given to the constructor, else
 ``$MLFLOW_TRACKING_URI``, else the local file store ``<run folder>/mlruns``.
-MLflow 3 keeps its file store behind ``MLFLOW_ALLOW_FILE_STORE``; for that
-default store the reporter sets it to ``true`` unless it is already set.
+MLflow 3 keeps its file store behind ``MLFLOW_ALLOW_FILE_STORE``; for a file
+store (the default one, or a ``file:`` URI or plain path the user names) the
+reporter sets it to ``true`` unless it is already set: naming one is the opt-in.
+To read such a store back (``mlflow ui --backend-store-uri <run>/mlruns``, or
+``MlflowClient``), set ``MLFLOW_ALLOW_FILE_STORE=true`` there too. The
+``[mlflow]`` extra installs ``mlflow-skinny``, which has no database backends:
+a ``sqlite:`` store needs the full ``mlflow`` package.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class MLflowReporter(Reporter):
         uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
             uri = (Path(run_dir) / "mlruns").resolve().as_uri()
+        if is_file_store(uri):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = uri
         self.client = MlflowClient(tracking_uri=uri)
@@ -136,3 +142,11 @@ class MLflowReporter(Reporter):
 def _param_text(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text[:MAX_PARAM]
+
+
+def is_file_store(uri: str) -> bool:
+    """True for MLflow's file store: a ``file:`` URI or a plain path (no ``scheme://``, a Windows drive aside)."""
+    if uri.lower().startswith("databricks"):  # "databricks" alone names the Databricks workspace
+        return False
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    return scheme in ("", "file") or len(scheme) == 1  # "C:\\runs" is a path

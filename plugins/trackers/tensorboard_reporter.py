@@ -1,7 +1,7 @@
 """TensorBoard reporter: one log folder per job under ``<run folder>/tensorboard/``.
 
 Each epoch: scalars ``loss/train``, ``loss/eval``, ``accuracy/train``,
-``accuracy/eval``, ``lr`` and ``time/epoch_seconds``, and a histogram of
+``accuracy/eval``, ``lr`` and ``time/elapsed_seconds`` (training time since its start), and a histogram of
 every parameter of the model (``weights/<parameter name>``; a BatchNorm's
 ``weight``/``bias`` are Keras's gamma/beta, a conv or linear ``weight`` its
 kernel: the histograms seed 004 shows). At the end of the job: the final
@@ -25,7 +25,7 @@ from ._common import epoch_scalars, final_scalars
 
 SCALAR_NAMES = {
     "train_loss": "loss/train", "eval_loss": "loss/eval", "train_accuracy": "accuracy/train",
-    "eval_accuracy": "accuracy/eval", "lr": "lr", "seconds": "time/epoch_seconds",
+    "eval_accuracy": "accuracy/eval", "lr": "lr", "seconds": "time/elapsed_seconds",
 }
 
 
