@@ -217,10 +217,11 @@ def _cold_change(old: Any, new: Any, key: str) -> dict[str, Any]:
     a variant, ``ms`` or ``rss_bytes``; no change where either run lacks it or the two were measured at
     different settings (provider, threads, batch size)."""
     records = [r.get("cold_start") if isinstance(r, dict) else None for r in (old, new)]
-    if not all(isinstance(r, dict) for r in records) or any(
-            records[0].get(k) != records[1].get(k) for k in ("provider", "threads", "batch_size")):
+    both = [r for r in records if isinstance(r, dict)]
+    if len(both) == 2 and any(both[0].get(k) != both[1].get(k) for k in ("provider", "threads", "batch_size")):
         return _change(None, None)
-    return _change(records[0].get(key), records[1].get(key))
+    # One side without the figure (a failed job, an older run) still shows the other's, as bytes does.
+    return _change(*(r.get(key) if isinstance(r, dict) else None for r in records))
 
 
 def _fmt(value: float | None) -> str:
@@ -333,6 +334,14 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
     return out
 
 
+def _setting_text(what: str, value: Any) -> str:
+    """A setting as the note shows it: an unset sample cap is ``all``, no GPU ``none``, another unset option
+    ``default`` (the recipe's, or float32 for ``amp``)."""
+    if value is None:
+        return "all" if what.startswith("max_") else "none" if what in MACHINE_FACTS else "default"
+    return str(value)
+
+
 def _basis_change(old: dict[str, Any], new: dict[str, Any]) -> list[str] | None:
     """``[old, new]`` when the two records counted activation memory differently (``graph`` vs
     ``onnxruntime-fused``, see harness.onnx_cost): the change is then the counting's, not the model's."""
@@ -363,7 +372,8 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     differ = comparison.get("settings_differ") or []
     if differ:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
-            f"{d['what']} {d['base']} -> {d['new']}" for d in differ))
+            f"{d['what']} {_setting_text(d['what'], d['base'])} -> {_setting_text(d['what'], d['new'])}"
+            for d in differ))
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
     rule = ", ".join(([f"p50 +{threshold:g}%"] if threshold is not None else [])
                      + ([f"accuracy or macro-F1 -{points:g} points"] if points is not None else []))

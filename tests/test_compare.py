@@ -256,6 +256,10 @@ def test_cold_start_changes_are_shown_and_never_gate():
     assert not any("int8-static cold start" in r[1] for r in comparison_rows(comparison))  # not in new: no row
     assert comparison["jobs"][0]["variants"]["int8-static"]["cold_start_ms"] == \
         {"base": 5.0, "new": None, "abs": None, "pct": None}
+    failed = copy.deepcopy(new)
+    failed["jobs"][0].update(status="failed", onnx=None)  # no export: the base's figure still shows, as bytes'
+    assert compare_runs(base, failed)["jobs"][0]["cold_start_ms"] == {"base": 4.0, "new": None, "abs": None,
+                                                                       "pct": None}
     new["jobs"][0]["onnx"]["cold_start"]["provider"] = "CUDAExecutionProvider"  # measured elsewhere: no change
     assert not any(r[1].startswith("cold start") for r in comparison_rows(compare_runs(base, new)))
 
@@ -287,6 +291,8 @@ def test_runs_made_differently_are_named_beside_the_figures():
                       "hostname": ("ci", "laptop")}
     text = format_comparison(comparison)
     assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
+    new["config"]["max_test_samples"], base["config"]["max_test_samples"] = 500, None
+    assert "max_test_samples all -> 500" in format_comparison(compare_runs(base, new))  # not Python's None
     from dataclasses import asdict
 
     from harness.latency import QUICK, LatencyConfig
