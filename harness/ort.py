@@ -62,6 +62,9 @@ def make_session(
     import onnxruntime as ort
 
     provider = provider_name(provider)
+    if provider not in ort.get_all_providers():  # a name ONNX Runtime does not have, not one unusable here
+        raise ValueError(f"unknown ONNX Runtime provider {provider!r}; use cpu, cuda, tensorrt or a full name "
+                         f"such as CUDAExecutionProvider")
     if provider == "CPUExecutionProvider":
         providers = [provider]
     elif provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():
