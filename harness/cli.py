@@ -645,7 +645,9 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "device": values["device"], "max_train_samples": values["max_train_samples"],
         "max_test_samples": values["max_test_samples"], "batch_sizes": values["batch_sizes"],
         "threads": values["threads"], "providers": values["providers"], "seed": values["seed"],
-        "data_dir": Path(values["data_dir"]) if values["data_dir"] else None, "out": Path(values["out"]),
+        # resolved: a resume from another folder finds it, and "~" in a config file (no shell) means home
+        "data_dir": Path(values["data_dir"]).expanduser().resolve() if values["data_dir"] else None,
+        "out": Path(values["out"]),
         "run_id": values["run_id"], "resume": values["resume"], "variants": values["variants"],
         "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
         "torch_latency": not values["no_torch_latency"], "amp": None if values["amp"] == "fp32" else values["amp"],

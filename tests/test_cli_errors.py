@@ -315,3 +315,19 @@ def test_seed_on_the_command_line_keeps_a_swept_seed():
     # --seed picks the data and subsets, a swept seed what training draws: both stay
     assert _sweep_without(points, {"seed"}, Path("c.toml")) == points
     assert _sweep_without(points, {"seed", "lr"}, Path("c.toml")) == [{"seed": 0}, {"seed": 1}]
+
+
+def test_data_dir_is_stored_resolved_with_home_expanded(tmp_path, monkeypatch):
+    from harness.cli import _merge_config, _run_options, run_command
+
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    (tmp_path / "work" / "gz").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "work")
+    config = tmp_path / "c.toml"
+    config.write_text('data_dir = "~/data"\n')  # a config file has no shell to expand "~"
+    for args, expected in ((["--config", str(config)], tmp_path / "home" / "data"),
+                           (["--data-dir", "gz"], tmp_path / "work" / "gz")):  # a resume from elsewhere finds it
+        ctx = run_command.make_context("run", args)
+        values, explicit, _ = _merge_config(ctx, dict(ctx.params))
+        assert _run_options(values, explicit).data_dir == expected.resolve()

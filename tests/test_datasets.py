@@ -222,7 +222,7 @@ def test_synthetic_rejects_bad_sizes() -> None:
 
 
 @pytest.mark.parametrize("gz", [True, False], ids=["gz", "plain"])
-@pytest.mark.parametrize("layout", ["", "mnist", "MNIST/raw"], ids=["root", "mnist", "MNIST-raw"])
+@pytest.mark.parametrize("layout", ["", "mnist", "MNIST/raw", "raw"], ids=["root", "mnist", "MNIST-raw", "raw"])  # raw: torchvision's MNIST/ given itself
 def test_mnist_reads_idx_files(tmp_path: pathlib.Path, gz: bool, layout: str) -> None:
     data_dir = tmp_path / "data"
     arrays = make_idx_set(data_dir / layout if layout else data_dir, gz=gz)

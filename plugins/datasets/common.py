@@ -69,7 +69,7 @@ def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
     ``HARNESS_OFFLINE=1``, or a network error are all just reasons.
     """
     if offline():
-        return "downloads are disabled by HARNESS_OFFLINE=1"
+        return "downloads are disabled by HARNESS_OFFLINE=1; unset it to download"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torchvision warns about its image extension on import

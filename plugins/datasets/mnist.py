@@ -78,7 +78,7 @@ class IdxDataset:
 MNIST = IdxDataset(
     name="mnist",
     title="MNIST",
-    subdirs=("", "mnist", "MNIST/raw", "MNIST"),
+    subdirs=("", "mnist", "MNIST/raw", "MNIST", "raw"),  # "raw": torchvision's MNIST/ folder given itself
     system_dirs=(),
     torchvision_class="MNIST",
     classes=tuple(str(digit) for digit in range(10)),
@@ -89,7 +89,7 @@ MNIST = IdxDataset(
 FASHION_MNIST = IdxDataset(
     name="fashion-mnist",
     title="Fashion-MNIST",
-    subdirs=("", "fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST"),
+    subdirs=("", "fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST", "raw"),
     system_dirs=(pathlib.Path("/usr/share/datasets/fashion-mnist"),),
     torchvision_class="FashionMNIST",
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
