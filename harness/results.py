@@ -245,6 +245,15 @@ def damage(data: dict[str, Any]) -> str | None:
     return None
 
 
+def run_taken(out: Path, run_id: str) -> HarnessError | None:
+    """The error for a new run whose ``--run-id`` names a finished or running run in ``out``; else None."""
+    path = Path(out) / safe_name(run_id)
+    if not (path / RESULTS_FILE).exists():
+        return None
+    what = repr(run_id) if path.name == run_id else f"{run_id!r} (folder {path.name!r})"
+    return HarnessError(f"run {what} already exists in {out}; use --resume or another --run-id")
+
+
 class RunInUseError(HarnessError):
     """The run folder is held by another harness process (see :meth:`RunFolder.lock`); ``holder``: its pid."""
 
@@ -334,9 +343,8 @@ class RunFolder:
                 if not (path / RESULTS_FILE).exists():
                     break
                 folder.unlock()  # another process created it meanwhile
-            if chosen:
-                what = repr(run_id) if path.name == run_id else f"{run_id!r} (folder {path.name!r})"
-                raise HarnessError(f"run {what} already exists in {out}; use --resume or another --run-id")
+            if chosen:  # results.json is there (it was, or another process wrote it meanwhile)
+                raise run_taken(out, run_id) or HarnessError(f"run {run_id!r} already exists in {out}")
         else:  # pragma: no cover - a thousand runs in one second
             raise HarnessError(f"no free run id for {base!r} in {out}; give one with --run-id")
         folder.data = {

@@ -30,7 +30,7 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_file_stem, job_id, latest_run, safe_name
+from harness.results import RunFolder, job_file_stem, job_id, latest_run, run_taken, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
 from harness.text import squeeze
 
@@ -948,6 +948,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     resolve = getattr(executor, "resolve_device", resolve_device)
     device = resolve(options.device)
     check_device_options(options, device)
+    taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
+    if taken:  # before the data is loaded, as RunFolder.create would after
+        raise taken
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:

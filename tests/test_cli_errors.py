@@ -331,3 +331,13 @@ def test_data_dir_is_stored_resolved_with_home_expanded(tmp_path, monkeypatch):
         ctx = run_command.make_context("run", args)
         values, explicit, _ = _merge_config(ctx, dict(ctx.params))
         assert _run_options(values, explicit).data_dir == expected.resolve()
+
+
+def test_a_taken_run_id_is_refused_before_the_data_is_loaded(tmp_path):
+    (tmp_path / "out" / "r").mkdir(parents=True)
+    (tmp_path / "out" / "r" / "results.json").write_text("{}")
+    # mnist from a folder that does not hold it: the run id is checked first, so that is not the error
+    (tmp_path / "empty").mkdir()
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "mnist", "--data-dir", str(tmp_path / "empty"),
+                     "--out", str(tmp_path / "out"), "--run-id", "r")
+    _assert_usage_error(result, "run 'r' already exists in")
