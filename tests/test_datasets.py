@@ -699,3 +699,28 @@ def test_mnist3d_corrupt_h5_is_named(tmp_path: pathlib.Path) -> None:
     with pytest.raises(DataUnavailableError) as caught:
         spec("mnist3d").load(data_dir=tmp_path, seed=0)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_fashion_mnist_says_when_it_passes_over_the_folder_named(tmp_path: pathlib.Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    mnist_labels = np.array(mnist_module.MNIST.fingerprint + (0, 1, 2, 3), dtype=np.uint8)
+    make_idx_set(tmp_path / "given", n_train=len(mnist_labels), train_labels=mnist_labels)
+    system = tmp_path / "system"  # stands in for /usr/share/datasets/fashion-mnist
+    make_idx_set(system, seed=5)
+    patched = dataclasses.replace(mnist_module.FASHION_MNIST, system_dirs=(system,))
+    monkeypatch.setitem(mnist_module.IDX_DATASETS, "fashion-mnist", patched)
+    monkeypatch.setattr(mnist_module, "FASHION_MNIST", patched)
+    with caplog.at_level(logging.WARNING):
+        splits = spec("fashion-mnist").load(data_dir=tmp_path / "given", seed=0)
+    assert splits.info["origin"] == "system"
+    assert "holds MNIST, not Fashion-MNIST" in caplog.text and f"using {system} instead" in caplog.text
+
+
+def test_an_incomplete_cifar10_folder_names_what_it_lacks(tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / cifar.FOLDER
+    make_cifar(folder)
+    (folder / "data_batch_3").unlink()
+    (folder / "test_batch").unlink()
+    with pytest.raises(DataUnavailableError, match=r"cifar-10-batches-py lacks data_batch_3, test_batch"):
+        spec("cifar10").load(data_dir=tmp_path, seed=0)

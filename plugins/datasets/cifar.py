@@ -129,9 +129,14 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
     """The folder holding the six batch files, and its origin; downloads when allowed."""
     data_path = as_path(data_dir)
     candidates = _candidate_dirs(data_path)
+    partial = []
     for folder, origin in candidates:
         if _complete(folder):
             return folder, origin
+        present = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if (folder / name).is_file()]
+        if present:  # a partial set is worth pointing out; an unrelated folder is not
+            partial.append(f"{folder} lacks " + ", ".join(
+                name for name in (*TRAIN_BATCHES, TEST_BATCH) if name not in present))
     download_root = dataset_cache_dir(NAME) / "download"
     reason = torchvision_download("CIFAR10", download_root)
     if reason is None:
@@ -143,6 +148,8 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
         searched += " (no --data-dir given)"
     elif not data_path.is_dir():
         searched += f" ({data_path} does not exist)"
+    if partial:
+        searched += f" ({'; '.join(partial)})"
     raise DataUnavailableError(
         f"{NAME}: no CIFAR-10 python batches ({_FILES_TEXT}) under {searched} and the download failed "
         f"({reason}); pass --data-dir with the extracted cifar-10-python.tar.gz, or run with network access"

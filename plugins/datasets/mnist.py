@@ -153,6 +153,8 @@ def locate(dataset: IdxDataset, data_dir: Any) -> tuple[dict[str, pathlib.Path],
             log.info("%s: skipping %s, which holds %s", dataset.name, folder, other.title)
             notes.append(f"{folder} holds {other.title}, not {dataset.title}")
             continue
+        if notes and data_path is not None and origin != "data_dir":  # the folder the user named was passed over
+            log.warning("%s: %s; using %s instead", dataset.name, "; ".join(notes), folder)
         return files, folder, origin
 
     reason = torchvision_download(dataset.torchvision_class, dataset.download_root)
