@@ -745,7 +745,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from harness.shapes import dims_problem, graph_shapes, plan_inputs
 
     plan = plan_inputs(graph_shapes(model.graph))
-    twice = sorted({name for name, _ in dims or [] if sum(1 for other, _ in dims or [] if other == name) > 1})
+    from collections import Counter
+
+    twice = sorted(name for name, count in Counter(name for name, _ in dims or []).items() if count > 1)
     if twice:
         raise HarnessError(f"--dims gives {twice[0]!r} twice")
     problem = dims_problem(plan, sizes)
@@ -765,7 +767,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     open_dims = ""
-    unset = [key for key in plan.open_keys if key not in sizes]
+    unset = plan.unset(sizes)
     if unset:
         open_dims = (f"open input dimension(s) {', '.join(unset)} set to 1; give their sizes with "
                      f"--dims {','.join(f'{key}=N' for key in unset)}")

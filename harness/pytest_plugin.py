@@ -58,7 +58,7 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         problem = dims_problem(plan, dict(dims or {}))
         if problem:
             raise ValueError(f"onnx_inference_call: dims: {problem}")
-        unset = [key for key in plan.open_keys if key not in (dims or {})]
+        unset = plan.unset(dict(dims or {}))
         if unset:
             import warnings
 

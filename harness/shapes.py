@@ -60,8 +60,8 @@ class InputPlan:
             elif is_static(dim):
                 out.append(int(dim))  # type: ignore[arg-type]
             else:
-                key = dim_key(input_name, i, dim)
-                out.append(int(dims.get(key, dims.get(f"{input_name}[{i}]", 1))))
+                given = _given(input_name, i, dim, dims)
+                out.append(1 if given is None else int(given))
         return out
 
     def assumed(self, shapes: dict[str, Shape], dims: dict[str, int]) -> list[str]:
@@ -69,12 +69,18 @@ class InputPlan:
         out = []
         for name, declared in shapes.items():
             for i, dim in enumerate(declared):
-                if i == self.axes.get(name) or is_static(dim):
-                    continue
-                key = dim_key(name, i, dim)
-                if key not in dims and f"{name}[{i}]" not in dims:
+                if i != self.axes.get(name) and not is_static(dim) and _given(name, i, dim, dims) is None:
                     out.append(f"{name}[{dim if isinstance(dim, str) and dim else i}]")
         return out
+
+    def unset(self, dims: dict[str, int]) -> list[str]:
+        """The open dimensions, batch aside, that ``dims`` gives no size, as ``dims`` would name them."""
+        return [key for key in self.open_keys if key not in dims]
+
+
+def _given(input_name: str, axis: int, dim: int | str | None, dims: dict[str, int]) -> int | None:
+    """The size ``dims`` gives an open dimension: by :func:`dim_key`, or as ``input[axis]``; None if none."""
+    return dims.get(dim_key(input_name, axis, dim), dims.get(f"{input_name}[{axis}]"))
 
 
 def graph_shapes(graph: Any) -> dict[str, list[int | str | None]]:
