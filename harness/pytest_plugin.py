@@ -50,7 +50,6 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
                                     "file is Path(__file__).parent / NAME")
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
-
         from harness.shapes import dims_problem, plan_inputs
 
         session = make_session(Path(path), provider, threads=threads)
