@@ -52,6 +52,10 @@ def session_options(threads: int | None = 1, opt_level: str = "all") -> "ort.Ses
     return options
 
 
+PROVIDER_NAMES_HINT = "use cpu, cuda, tensorrt or a full name such as CUDAExecutionProvider"
+"""What an unknown provider name is told (``make_session``, and ``--providers`` in the runner)."""
+
+
 def make_session(
     path: Path | str | bytes,
     provider: str = "CPUExecutionProvider",
@@ -63,8 +67,7 @@ def make_session(
 
     provider = provider_name(provider)
     if provider not in ort.get_all_providers():  # a name ONNX Runtime does not have, not one unusable here
-        raise ValueError(f"unknown ONNX Runtime provider {provider!r}; use cpu, cuda, tensorrt or a full name "
-                         f"such as CUDAExecutionProvider")
+        raise ValueError(f"unknown ONNX Runtime provider {provider!r}; {PROVIDER_NAMES_HINT}")
     if provider == "CPUExecutionProvider":
         providers = [provider]
     elif provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():

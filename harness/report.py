@@ -981,15 +981,15 @@ def resume_changes(results: dict[str, Any]) -> list[str]:
                if isinstance(r, dict) and isinstance(r.get("config_before"), dict)]
     if not befores or not isinstance(results.get("config"), dict):
         return []
+    def shown(key: str, value: Any) -> str:
+        return "all" if value is None and key in ("models", "datasets", "plugins") else _value_text(value)
+
     texts = []
     for before, after in zip(befores, [*befores[1:], results["config"]]):
         keys = [k for k in (*CONFIG_KEYS, "models", "datasets", "plugins", "sweep")
                 if before.get(k) != after.get(k)]
         if not keys:
             continue
-        def shown(key: str, value: Any) -> str:
-            return "all" if value is None and key in ("models", "datasets", "plugins") else _value_text(value)
-
         changes = "; ".join(
             f"{k} {shown(k, before.get(k))} -> {shown(k, after.get(k))}" if k != "sweep"
             else f"sweep {len(before.get(k) or [])} -> {len(after.get(k) or [])} points" for k in keys)

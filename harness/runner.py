@@ -740,13 +740,12 @@ def check_providers(names: Sequence[str], here: bool = True) -> list[str]:
     import onnxruntime as ort
 
     from harness.latency import provider_skip_reason
-    from harness.ort import provider_name
+    from harness.ort import PROVIDER_NAMES_HINT, provider_name
 
     full = list(dict.fromkeys(provider_name(name) for name in names))
     unknown = [name for name in full if name not in ort.get_all_providers()]
     if unknown:
-        raise HarnessError(f"unknown ONNX Runtime provider(s) {', '.join(unknown)}; use cpu, cuda, tensorrt "
-                           f"or a full name such as CUDAExecutionProvider")
+        raise HarnessError(f"unknown ONNX Runtime provider(s) {', '.join(unknown)}; {PROVIDER_NAMES_HINT}")
     if not here:
         return full
     reasons = {name: provider_skip_reason(name) for name in full}
