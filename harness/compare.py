@@ -298,8 +298,10 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
 
 
 MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", "max_test_samples", "amp",
-                     "channels_last", "compile", "exporter", "latency")
-"""Run options that move accuracy or latency when they differ (``config`` in results.json)."""
+                     "channels_last", "compile", "cuda_graphs", "exporter", "variants", "batch_sizes", "threads",
+                     "providers", "latency")
+"""Run options that move accuracy or latency, or decide which latency rows and variants a run has, when
+they differ (``config`` in results.json)."""
 MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnxruntime")
 """Environment facts that move latency when they differ (``device`` is the one training used: ``--device
 auto`` and ``cpu`` on a machine without a GPU are the same)."""
@@ -336,9 +338,11 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
 
 def _setting_text(what: str, value: Any) -> str:
     """A setting as the note shows it: an unset sample cap is ``all``, no GPU ``none``, another unset option
-    ``default`` (the recipe's, or float32 for ``amp``)."""
+    ``default`` (the recipe's, float32 for ``amp``, every available provider), a list as typed (``1,32``)."""
     if value is None:
         return "all" if what.startswith("max_") else "none" if what in MACHINE_FACTS else "default"
+    if isinstance(value, (list, tuple)):  # --batch-sizes 1,32 as it was typed, not Python's [1, 32]
+        return ",".join(map(str, value))
     return str(value)
 
 

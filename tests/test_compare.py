@@ -293,6 +293,13 @@ def test_runs_made_differently_are_named_beside_the_figures():
     assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
     new["config"]["max_test_samples"], base["config"]["max_test_samples"] = 500, None
     assert "max_test_samples all -> 500" in format_comparison(compare_runs(base, new))  # not Python's None
+    # options that decide which latency rows a run has: named, so "rows only in base" has its reason beside it
+    new["config"]["batch_sizes"], base["config"]["batch_sizes"] = [1], [1, 32]
+    new["config"]["threads"], base["config"]["threads"] = [1, 4], [1]
+    new["config"]["providers"], base["config"]["providers"] = ["CPUExecutionProvider"], None
+    text = format_comparison(compare_runs(base, new))
+    assert "batch_sizes 1,32 -> 1" in text and "threads 1 -> 1,4" in text
+    assert "providers default -> CPUExecutionProvider" in text
     from dataclasses import asdict
 
     from harness.latency import QUICK, LatencyConfig
