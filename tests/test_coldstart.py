@@ -32,7 +32,7 @@ def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkey
 
 @pytest.mark.skipif(not LINUX, reason="the peak is reset and read exactly on Linux only (macOS: ru_maxrss growth)")
 def test_the_memory_a_model_adds_grows_with_its_weights(tmp_path):
-    """A model whose weights are 8 MiB adds at least that much resident memory, and more than one with
+    """A model whose weights are 16 MiB adds at least that much resident memory, and more than one with
     a few bytes of weights: the figure follows the model, not the process around it."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -45,9 +45,11 @@ def test_the_memory_a_model_adds_grows_with_its_weights(tmp_path):
         return save_onnx_graph(graph, path)
 
     small = measure_cold_start(matmul(tmp_path / "small.onnx", 4), runs=1)
-    big = measure_cold_start(matmul(tmp_path / "big.onnx", 1448), runs=1)  # 1448^2 floats: 8.0 MiB
+    # 2048^2 floats, 16 MiB: the small model's figure is ONNX Runtime's own ~0.8 MiB, and at 8 MiB the
+    # tenfold margin below was within that figure's noise
+    big = measure_cold_start(matmul(tmp_path / "big.onnx", 2048), runs=1)
     assert "error" not in big, big
-    assert big["rss_bytes"] >= 1448 * 1448 * 4 > 10 * small["rss_bytes"] > 0
+    assert big["rss_bytes"] >= 2048 * 2048 * 4 > 10 * small["rss_bytes"] > 0
     assert "MiB of resident memory" in cold_start_text(big)
 
 
