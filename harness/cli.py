@@ -708,6 +708,10 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
               help="Sizes of the graph's open input dimensions other than the batch, by name (h=224,w=224) or, "
                    "unnamed, as INPUT[AXIS]=N (x[2]=32); an unset one is 1, with a warning. The batch is the "
                    "dimension named like one (batch, batch_size, bs), else each input's open first one.")
+@click.option("--batch-dim", metavar="NAME", default=None,
+              help="The batch dimension, by name or as INPUT[AXIS], when it is neither named like one nor each "
+                   "input's first (a time-major (seq, N, F) input: --batch-dim N); inputs without it are not "
+                   "batched.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
@@ -726,8 +730,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
                    "batch the graph fixes), latency: [...], cold_start: {...} or null}; flops_uncounted names the "
                    "nodes a partial FLOP count leaves out, assumed_dims_1 the open dimensions set to 1.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
-                  threads: list[int], providers: list[str], opt_level: str, min_runs: int, min_time: float,
-                  warmup: int, cold_runs: int, as_json: bool) -> None:
+                  batch_dim: str | None, threads: list[int], providers: list[str], opt_level: str, min_runs: int,
+                  min_time: float, warmup: int, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims)."""
     from harness.latency import STABLE_DRIFT_PCT, LatencyConfig, measure_onnx
@@ -742,9 +746,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         providers = check_providers(providers, here=False)  # an unknown name; one that cannot run here is skipped
     model = _check_onnx_file(model_path)
     sizes = dict(dims or [])
-    from harness.shapes import dims_problem, graph_shapes, plan_inputs
+    from harness.shapes import BATCH, dims_problem, graph_shapes, plan_inputs
 
-    plan = plan_inputs(graph_shapes(model.graph))
+    marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes  # what the stages below are given
+    plan = plan_inputs(graph_shapes(model.graph), marked)
     from collections import Counter
 
     twice = sorted(name for name, count in Counter(name for name, _ in dims or []).items() if count > 1)
@@ -753,6 +758,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     problem = dims_problem(plan, sizes)
     if problem:
         raise HarnessError(f"--dims: {problem}")
+    problem = dims_problem(plan, marked)
+    if problem:
+        raise HarnessError(f"--batch-dim: {problem}")
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
 
@@ -763,7 +771,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
 
-    counted = count_onnx_cost(model_path, sizes)
+    counted = count_onnx_cost(model_path, marked)
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     open_dims = ""
@@ -776,7 +784,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
                            max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs)
     rows = measure_onnx(model_path, list(dict.fromkeys(batch_sizes)), list(dict.fromkeys(threads)), providers,
-                        config, opt_level=opt_level, on_skip=skipped.append, dims=sizes)
+                        config, opt_level=opt_level, on_skip=skipped.append, dims=marked)
     skipped = list(dict.fromkeys(skipped))  # the same reason once, not once per thread count
     if not rows:  # one line: the reason
         why = f": {skipped[0]}" + (f" (and {len(skipped) - 1} more reason(s))" if len(skipped) > 1 else "") \
@@ -788,7 +796,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from harness.coldstart import cold_start_for
 
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
-    cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=sizes)
+    cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=marked)
     result["cold_start"] = cold  # null with --cold-runs 0
     if as_json:
         click.echo(json.dumps(result, indent=2))

@@ -340,7 +340,7 @@ def _fix_input_shapes(graph: "onnx.GraphProto", dims: dict[str, int]) -> tuple[i
     from harness.shapes import graph_shapes, plan_inputs
 
     shapes = graph_shapes(graph)
-    plan = plan_inputs(shapes)
+    plan = plan_inputs(shapes, dims)
     batch = plan.fixed_batch or 1
     for value in graph.input:
         if value.name in shapes:

@@ -194,7 +194,7 @@ def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     args = session.get_inputs()
     shapes = {arg.name: list(arg.shape) for arg in args}
-    plan = plan_inputs(shapes)
+    plan = plan_inputs(shapes, dims_by_name)
     if plan.fixed_batch is not None and plan.fixed_batch != batch_size:
         batched = next(name for name, axis in plan.axes.items() if axis is not None)
         raise ValueError(f"input {batched!r} has a static batch dimension {plan.fixed_batch}")

@@ -32,11 +32,13 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
     (``{"h": 224, "w": 224}``) or unnamed as ``{"x[2]": 32}``; a name no open
     dimension has is a ``ValueError`` (a typo would time a far smaller input),
     and an open one left out is 1, with a ``UserWarning``. The batch is chosen
-    as ``harness bench`` chooses it (:mod:`harness.shapes`).
+    as ``harness bench`` chooses it (:mod:`harness.shapes`); ``batch_dim``
+    names it when it is neither named like one nor first (``batch_dim="N"``
+    for a time-major ``(seq, N, F)`` input), as ``bench --batch-dim`` does.
     """
 
     def make(path: str | Path, batch_size: int = 1, threads: int = 1, provider: str = "cpu",
-             dims: dict[str, int] | None = None) -> Callable[[], Any]:
+             dims: dict[str, int] | None = None, batch_dim: str | None = None) -> Callable[[], Any]:
         for what, value in (("batch_size", batch_size), ("threads", threads)):
             try:
                 number = operator.index(value)  # ints and numpy ints (from parametrize), not floats or str
@@ -50,20 +52,22 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
                                     "file is Path(__file__).parent / NAME")
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
-        from harness.shapes import dims_problem, plan_inputs
+        from harness.shapes import BATCH, dims_problem, plan_inputs
 
         session = make_session(Path(path), provider, threads=threads)
-        plan = plan_inputs({arg.name: list(arg.shape) for arg in session.get_inputs()})
-        problem = dims_problem(plan, dict(dims or {}))
+        sizes = dict(dims or {})
+        marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes
+        plan = plan_inputs({arg.name: list(arg.shape) for arg in session.get_inputs()}, marked)
+        problem = dims_problem(plan, sizes) or dims_problem(plan, marked)
         if problem:
             raise ValueError(f"onnx_inference_call: dims: {problem}")
-        unset = plan.unset(dict(dims or {}))
+        unset = plan.unset(sizes)
         if unset:
             import warnings
 
             warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
                           f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}", stacklevel=2)
-        return onnx_call(session, input_feeds(session, batch_size, dims=dims), provider_name(provider))
+        return onnx_call(session, input_feeds(session, batch_size, dims=marked), provider_name(provider))
 
     return make
 

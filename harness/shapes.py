@@ -3,8 +3,10 @@
 One rule for the inputs ``harness bench`` generates (:func:`harness.ort.input_feeds`), the FLOPs and
 activation count (:mod:`harness.onnx_cost`) and the cold-start probe, so that they agree:
 
-- an input's batch axis is the first dimension named like a batch (``batch``, ``batch_size``, ``bs``...),
-  else its first dimension when that is open (named or unnamed);
+- an input's batch axis is the open dimension ``dims`` marks as the batch (``{"N": "batch"}``, from
+  ``harness bench --batch-dim N``), else the first dimension named like a batch (``batch``,
+  ``batch_size``, ``bs``...), else its first dimension when that is open (named or unnamed); with a
+  marked batch, an input that lacks that dimension is not batched;
 - an input whose first dimension is static is not batched while another input has an open batch (a
   bias, anchors or a config vector beside the images);
 - when no input has an open batch, the graph fixes it: the first input's static first dimension, and
@@ -22,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 Shape = Sequence["int | str | None"]
+
+
+BATCH = "batch"
+"""The value that marks a ``dims`` key as the batch dimension instead of giving it a size."""
 
 
 def is_static(dim: int | str | None) -> bool:
@@ -78,9 +84,16 @@ class InputPlan:
         return [key for key in self.open_keys if key not in dims]
 
 
-def _given(input_name: str, axis: int, dim: int | str | None, dims: dict[str, int]) -> int | None:
-    """The size ``dims`` gives an open dimension: by :func:`dim_key`, or as ``input[axis]``; None if none."""
-    return dims.get(dim_key(input_name, axis, dim), dims.get(f"{input_name}[{axis}]"))
+def _given(input_name: str, axis: int, dim: int | str | None, dims: dict[str, Any]) -> int | None:
+    """The size ``dims`` gives an open dimension: by :func:`dim_key`, or as ``input[axis]``; None if none
+    (or if ``dims`` marks it as the batch)."""
+    size = dims.get(dim_key(input_name, axis, dim), dims.get(f"{input_name}[{axis}]"))
+    return size if isinstance(size, int) else None
+
+
+def marked_batch(dims: dict[str, Any] | None) -> list[str]:
+    """The ``dims`` keys marked as the batch dimension (:data:`BATCH`)."""
+    return [key for key, value in (dims or {}).items() if value == BATCH]
 
 
 def graph_shapes(graph: Any) -> dict[str, list[int | str | None]]:
@@ -97,19 +110,25 @@ def graph_shapes(graph: Any) -> dict[str, list[int | str | None]]:
     return shapes
 
 
-def plan_inputs(shapes: dict[str, Shape]) -> InputPlan:
-    """The batch axes of ``shapes`` (input name -> declared shape, in the graph's order); see the module."""
+def plan_inputs(shapes: dict[str, Shape], dims: dict[str, Any] | None = None) -> InputPlan:
+    """The batch axes of ``shapes`` (input name -> declared shape, in the graph's order); see the module.
+    Of ``dims``, only a key marked as the batch (``{"N": "batch"}``) counts here."""
+    marked = marked_batch(dims)
     axes: dict[str, int | None] = {}
     for name, declared in shapes.items():
         named = [i for i, dim in enumerate(declared) if is_batch_name(dim)]
-        if named:
+        if marked:
+            chosen = [i for i, dim in enumerate(declared) if not is_static(dim)
+                      and (dim_key(name, i, dim) in marked or f"{name}[{i}]" in marked)]
+            axes[name] = chosen[0] if chosen else None
+        elif named:
             axes[name] = named[0]
         elif declared and not is_static(declared[0]):
             axes[name] = 0
         else:
             axes[name] = None
     fixed = None
-    if all(axis is None for axis in axes.values()):
+    if not marked and all(axis is None for axis in axes.values()):
         first = next((declared[0] for declared in shapes.values() if declared and is_static(declared[0])), None)
         if first is not None:
             fixed = int(first)  # type: ignore[arg-type]
@@ -123,9 +142,18 @@ def plan_inputs(shapes: dict[str, Shape]) -> InputPlan:
     return InputPlan(axes, fixed, list(dict.fromkeys(open_keys)), list(dict.fromkeys(batch_keys)))
 
 
-def dims_problem(plan: InputPlan, dims: dict[str, int]) -> str | None:
-    """Why ``dims`` does not fit the graph (a name no open dimension has, or the batch's), else None."""
+def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
+    """Why ``dims`` does not fit the graph (a name no open dimension has, or the batch's, given a size;
+    a batch mark on no open dimension, or on two), else None."""
+    marked = marked_batch(dims)
+    if len(marked) > 1:
+        return f"one batch dimension, not {len(marked)} ({', '.join(marked)})"
     for key in dims:
+        if key in marked:
+            if all(axis is None for axis in plan.axes.values()):
+                names = ", ".join(plan.batch_keys + plan.open_keys) or "none"
+                return f"no open input dimension is called {key!r} to be the batch (open: {names})"
+            continue
         if key in plan.batch_keys and key not in plan.open_keys:
             return f"{key!r} is the batch dimension: give its sizes with --batch-sizes"
         if key not in plan.open_keys:

@@ -177,6 +177,33 @@ def test_the_batch_is_the_dimension_named_so_even_when_not_first(tmp_path):
     assert input_feeds(session, 2, dims={"seq": 5})["x"].shape == (5, 2, 4)
 
 
+@pytest.mark.parametrize("batch_dim", ["N", "x[1]"])
+def test_batch_dim_names_a_batch_that_is_neither_named_so_nor_first(tmp_path, batch_dim):
+    from harness.ort import input_feeds, make_session
+
+    path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "N", 4])
+    guessed = run_cli("bench", str(path), "--dims", "N=1", "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert guessed.returncode == 0 and json.loads(guessed.stdout)["flops"] == 32  # seq taken for the batch
+    result = run_cli("bench", str(path), "--batch-dim", batch_dim, "--dims", "seq=5", "--batch-sizes", "1,2",
+                     "--json", "--cold-runs", "1", *FAST, timeout=300)
+    assert result.returncode == 0 and "open input" not in result.stderr, result.stderr
+    data = json.loads(result.stdout)
+    assert data["flops"] == 5 * 32 and [r["batch_size"] for r in data["latency"]] == [1, 2]
+    assert data["cold_start"]["runs"] == 1, data["cold_start"]  # the probe process shapes its inputs the same way
+    session = make_session(path, threads=1)
+    assert input_feeds(session, 2, dims={"seq": 5, batch_dim: "batch"})["x"].shape == (5, 2, 4)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--batch-dim", "M"], "--batch-dim: no open input dimension is called 'M' to be the batch (open: seq, N)"),
+    (["--batch-dim", "N", "--dims", "N=4"], "--dims: 'N' is the batch dimension: give its sizes with --batch-sizes"),
+])
+def test_a_batch_dim_the_graph_lacks_is_refused_in_one_line(tmp_path, args, needle):
+    path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "N", 4])
+    result = run_cli("bench", str(path), *args, *FAST, timeout=300)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"harness: error: {needle}"], result.stderr
+
+
 @pytest.mark.parametrize("dims, needle", [
     ("H=3", "--dims: no open input dimension is called 'H' (open, besides the batch: seq)"),
     ("seq=3,seq=4", "--dims gives 'seq' twice"),

@@ -13,6 +13,7 @@ pytest_plugins = ["pytester"]
 def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pytester):
     relu_onnx(pytester.path / "model.onnx", ["N", 4])
     relu_onnx(pytester.path / "seq.onnx", ["batch", "seq"])
+    relu_onnx(pytester.path / "time_major.onnx", ["seq", "N"])
     pytester.makepyfile(test_user="""
         import pytest
 
@@ -49,9 +50,15 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
                 onnx_inference_call("seq.onnx")
             result = onnx_inference_call("seq.onnx", batch_size=2, dims={"seq": 5})()
             assert result is None or result[0].shape == (2, 5)
+
+        def test_batch_dim_names_a_batch_that_is_not_first(onnx_inference_call):
+            result = onnx_inference_call("time_major.onnx", batch_size=2, dims={"seq": 5}, batch_dim="N")()
+            assert result is None or result[0].shape == (5, 2)
+            with pytest.raises(ValueError, match="no open input dimension is called 'M' to be the batch"):
+                onnx_inference_call("time_major.onnx", dims={"seq": 5}, batch_dim="M")
     """)
     # In a subprocess: an in-process run restores sys.modules afterwards, and re-importing onnxruntime's
     # extension in this process later aborts it.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-min-rounds=3",
                                            "--benchmark-max-time=0.05")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
