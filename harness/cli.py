@@ -232,7 +232,10 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
 
     rows = []
     for e in entries:
-        registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in e["registered"].items() if v) or "-"
+        parts = [f"{k}: {', '.join(v)}" for k, v in e["registered"].items() if v]
+        if "harness_reporters" in e["hooks"]:  # made per run (the trackers: by --track or $HARNESS_TRACK)
+            parts.append("reporters: made when a run starts")
+        registered = "; ".join(parts) or "-"
         rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
                      ", ".join(e["hooks"]) or "-", registered])
     click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"], maxcolwidths=[None, None, 30, 70]))

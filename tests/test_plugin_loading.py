@@ -109,6 +109,9 @@ def test_plugins_command_lists_third_party_and_errors_as_json(site):
     assert demo["distribution"] == "harness-demo-plugin" and demo["version"] == "0.9"
     assert demo["registered"]["models"] == ["demo-tiny"]
     assert any(e["plugin"] == "broken" and e["distribution"] == "harness-broken" for e in data["errors"])
+    table = run_cli("plugins", env=site.env()).stdout  # a reporter plugin registers nothing ahead of a run
+    trackers = next(line for line in table.splitlines() if line.startswith("trackers "))
+    assert trackers.rstrip().endswith("reporters: made when a run starts"), table
 
 
 def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
