@@ -298,6 +298,73 @@ def list_command(kind: str, as_json: bool) -> None:
     click.echo(tabulate(table, headers=headers, maxcolwidths=[None, None, None, None, 60]))
 
 
+@main.command("cache")
+@click.option("--clear", is_flag=True,
+              help="Delete the decoded datasets (rebuilt from their source files when next needed).")
+@click.option("--older-than", "older_than", type=Finite(min=0), metavar="DAYS", default=None,
+              help="With --clear: only entries no run has read for DAYS days.")
+@click.option("--downloads", is_flag=True,
+              help="With --clear: the files torchvision downloaded too (fetched again when next needed).")
+@click.option("--datasets", type=NAMES, default=None, help="Only these datasets' folders.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {root, items: [...], removed: [...]}.")
+def cache_command(clear: bool, older_than: float | None, downloads: bool, datasets: list[str] | None,
+                  as_json: bool) -> None:
+    """What the dataset cache holds ($HARNESS_CACHE_DIR, default ~/.cache/harness), and clearing it.
+
+    A decoded dataset is one entry per source folder and file stamp (about 55 MB for MNIST, 290 MB
+    for a voxelised mnist3d, per seed); only this command prunes them.
+
+    \b
+      harness cache                           # dataset, kind, items, size, last used
+      harness cache --clear --older-than 30   # entries no run has read for 30 days
+    """
+    import time
+
+    from harness.cache import cache_items, cache_root, removable, remove
+    from harness.text import size_text
+
+    if (older_than is not None or downloads) and not clear:
+        raise HarnessError("--older-than and --downloads choose what --clear deletes; add --clear")
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"the cache root {root} is a file, not a folder (HARNESS_CACHE_DIR)")
+    items = cache_items(datasets)
+    gone: list[Any] = []
+    failed: list[str] = []
+    if clear:
+        gone = removable(items, older_than, downloads)
+        _, failed = remove(gone)
+        gone = [item for item in gone if not Path(item.path).exists()]
+        items = [item for item in items if item not in gone]
+    if as_json:
+        click.echo(json.dumps({"root": str(root), "items": [i.to_dict() for i in items],
+                               "removed": [i.to_dict() for i in gone], "errors": failed}, indent=2))
+    else:
+        where = "HARNESS_CACHE_DIR" if os.environ.get("HARNESS_CACHE_DIR", "").strip() else "default"
+        click.echo(f"cache: {root} ({where})")
+        if gone:
+            click.echo(f"deleted {len(gone)} item(s), {size_text(sum(i.bytes for i in gone))}")
+        if items:
+            from tabulate import tabulate
+
+            rows = []
+            for dataset in dict.fromkeys(i.dataset for i in items):
+                for kind in ("decoded", "download", "unfinished", "other"):
+                    mine = [i for i in items if i.dataset == dataset and i.kind == kind]
+                    if mine:
+                        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(i.last_used for i in mine)))
+                        rows.append([dataset, kind, len(mine), size_text(sum(i.bytes for i in mine)), used])
+            click.echo(tabulate(rows, headers=["dataset", "kind", "items", "size", "last used"],
+                                colalign=("left", "left", "right", "right", "left")))
+            click.echo(f"total {size_text(sum(i.bytes for i in items))}"
+                       + ("" if clear else "; free it with: harness cache --clear [--older-than DAYS]"))
+        elif not gone:
+            click.echo("empty" if not datasets else f"nothing for {', '.join(datasets)}")
+    if failed:
+        raise HarnessError(f"could not delete {len(failed)} item(s): {failed[0]}"
+                           + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
+
+
 def _shape_text(row: dict[str, Any]) -> str:
     channels = row["input_channels"] if row["input_channels"] is not None else "C"
     spatial = "x".join(map(str, row["spatial_shape"])) if row["spatial_shape"] else ("HxW" if row["input_rank"] == 3 else "DxHxW")

@@ -33,6 +33,7 @@ import pathlib
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from harness.cache import mark_used
 from harness.text import squeeze
 from harness_plugins.datasets.common import dataset_cache_dir
 
@@ -153,6 +154,7 @@ def cached(
         tensors = _read(path, key_text)
         if tensors is not None:
             log.debug("dataset %s: cache hit %s", name, path)
+            mark_used(path)  # for harness cache --clear --older-than
             return tensors, {"cache": "hit", "cache_path": str(path)}
     tensors = dict(build())
     written = _write(path, key_text, tensors)

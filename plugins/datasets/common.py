@@ -33,17 +33,11 @@ def offline() -> bool:
     return os.environ.get("HARNESS_OFFLINE", "").strip().lower() in _TRUE
 
 
-def cache_root() -> pathlib.Path:
-    """The harness cache root: ``$HARNESS_CACHE_DIR`` or ``~/.cache/harness``."""
-    configured = os.environ.get("HARNESS_CACHE_DIR", "").strip()
-    if configured:
-        return pathlib.Path(configured).expanduser()
-    return pathlib.Path.home() / ".cache" / "harness"
-
-
 def dataset_cache_dir(name: str) -> pathlib.Path:
-    """``<cache root>/datasets/<name>`` (not created here)."""
-    return cache_root() / "datasets" / name
+    """``<cache root>/datasets/<name>`` (not created here); ``harness cache`` lists and clears it."""
+    from harness.cache import datasets_dir
+
+    return datasets_dir() / name
 
 
 def as_path(data_dir: Any) -> pathlib.Path | None:

@@ -1,0 +1,128 @@
+"""The harness's cache folder: what the dataset plugins keep there, and clearing it (``harness cache``).
+
+``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``) holds ``datasets/<name>/``: decoded tensors, one
+``<hash>.pt`` entry per source folder and file stamp (and per seed for a voxelised ``mnist3d``), and,
+in ``download/``, the files torchvision fetched. A cache entry's modification time is refreshed each
+time a run reads it, so it says when the entry was last used. No torch here: listing and clearing
+only look at files.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+UNFINISHED_AGE_S = 3600.0
+"""A ``.tmp`` file younger than this may be a run's entry being written: clearing leaves it."""
+
+
+def cache_root() -> pathlib.Path:
+    """The harness cache root: ``$HARNESS_CACHE_DIR`` or ``~/.cache/harness``."""
+    configured = os.environ.get("HARNESS_CACHE_DIR", "").strip()
+    if configured:
+        return pathlib.Path(configured).expanduser()
+    return pathlib.Path.home() / ".cache" / "harness"
+
+
+def datasets_dir() -> pathlib.Path:
+    return cache_root() / "datasets"
+
+
+def mark_used(path: pathlib.Path) -> None:
+    """Record that ``path`` was just read (its modification time), for ``harness cache --older-than``."""
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves its entries
+        pass
+
+
+@dataclass
+class CacheItem:
+    """One thing in the cache: a decoded entry, a dataset's download folder, or an unfinished write."""
+
+    dataset: str
+    kind: str  # "decoded", "download" or "unfinished"
+    path: str
+    bytes: int
+    last_used: float  # seconds since the epoch: the entry's mtime; a download folder's newest file's
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tree_size(folder: pathlib.Path) -> tuple[int, float]:
+    size, newest = 0, folder.stat().st_mtime
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                stat = (pathlib.Path(root) / name).stat()
+            except OSError:
+                continue
+            size += stat.st_size
+            newest = max(newest, stat.st_mtime)
+    return size, newest
+
+
+def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
+    """What ``datasets/`` holds (only these datasets' folders when given), by dataset then path."""
+    root = datasets_dir()
+    if not root.is_dir():
+        return []
+    wanted = set(datasets) if datasets is not None else None
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if wanted is not None and folder.name not in wanted:
+            continue
+        for path in sorted(folder.iterdir()):
+            try:
+                if path.is_dir():
+                    size, used = _tree_size(path)
+                    items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
+                                           str(path), size, used))
+                elif path.is_file():
+                    stat = path.stat()
+                    kind = "unfinished" if path.name.endswith(".tmp") else "decoded"
+                    items.append(CacheItem(folder.name, kind, str(path), stat.st_size, stat.st_mtime))
+            except OSError:  # gone while we looked (another process cleared it)
+                continue
+    return items
+
+
+def removable(items: list[CacheItem], older_than_days: float | None = None, downloads: bool = False,
+              now: float | None = None) -> list[CacheItem]:
+    """The items ``harness cache --clear`` deletes: decoded entries (unused for ``older_than_days`` when
+    given), downloads only with ``downloads``, unfinished writes once an hour old, never anything else."""
+    now = time.time() if now is None else now
+    out = []
+    for item in items:
+        age = now - item.last_used
+        if item.kind == "unfinished":
+            keep = age < UNFINISHED_AGE_S
+        elif item.kind in ("decoded", "download") and (item.kind == "decoded" or downloads):
+            keep = older_than_days is not None and age < older_than_days * 86400
+        else:
+            keep = True
+        if not keep:
+            out.append(item)
+    return out
+
+
+def remove(items: list[CacheItem]) -> tuple[int, list[str]]:
+    """Delete ``items``: the bytes freed and a line per item that could not be deleted."""
+    import shutil
+
+    freed, failed = 0, []
+    for item in items:
+        path = pathlib.Path(item.path)
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+            freed += item.bytes
+        except OSError as exc:
+            failed.append(f"{path}: {exc.strerror or exc}")
+    return freed, failed

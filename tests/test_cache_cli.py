@@ -1,0 +1,108 @@
+"""``harness cache``: what the dataset cache holds, and clearing it, on entries the real cache wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache root with two decoded mnist entries (one unused for 40 days), a synthetic3d entry, mnist's
+    download folder, an unfinished write from two hours ago and one being written now."""
+    import torch
+
+    from harness_plugins.datasets import cache as dataset_cache
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(root))
+    paths = {}
+    for label, name, n in (("old", "mnist", 1000), ("new", "mnist", 2000), ("3d", "synthetic3d", 500)):
+        _, info = dataset_cache.cached(name, {"n": n}, lambda n=n: {"x": torch.zeros(n)})
+        assert info["cache"] == "miss"
+        paths[label] = info["cache_path"]
+    month_ago = time.time() - 40 * 86400
+    os.utime(paths["old"], (month_ago, month_ago))
+    download = root / "datasets" / "mnist" / "download" / "MNIST" / "raw"
+    download.mkdir(parents=True)
+    (download / "train-images-idx3-ubyte.gz").write_bytes(b"\0" * 3000)
+    stale, fresh = root / "datasets" / "mnist" / ".abc.tmp", root / "datasets" / "mnist" / ".def.tmp"
+    stale.write_bytes(b"\0" * 10)
+    fresh.write_bytes(b"\0" * 10)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    return root, paths, {"stale": str(stale), "fresh": str(fresh), "download": str(download.parents[1])}
+
+
+def _env(root):
+    return {**os.environ, "HARNESS_CACHE_DIR": str(root)}
+
+
+def test_the_listing_counts_what_is_there(cache):
+    root, paths, other = cache
+    result = run_cli("cache", "--json", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["root"] == str(root) and data["removed"] == []
+    kinds = {item["path"]: (item["dataset"], item["kind"], item["bytes"]) for item in data["items"]}
+    assert kinds[paths["old"]][:2] == ("mnist", "decoded") and kinds[paths["3d"]][:2] == ("synthetic3d", "decoded")
+    assert kinds[paths["new"]][2] == os.path.getsize(paths["new"]) > kinds[paths["old"]][2]
+    assert kinds[other["download"]] == ("mnist", "download", 3000)
+    assert kinds[other["stale"]][1] == kinds[other["fresh"]][1] == "unfinished"
+    table = run_cli("cache", env=_env(root))
+    assert table.returncode == 0 and f"cache: {root} (HARNESS_CACHE_DIR)" in table.stdout
+    assert "harness cache --clear" in table.stdout.splitlines()[-1]
+
+
+def test_a_cache_hit_marks_the_entry_used(cache):
+    import torch
+
+    from harness_plugins.datasets import cache as dataset_cache
+
+    root, paths, _ = cache
+    before = os.path.getmtime(paths["old"])
+    _, info = dataset_cache.cached("mnist", {"n": 1000}, lambda: {"x": torch.ones(1)})
+    assert info["cache"] == "hit" and info["cache_path"] == paths["old"]
+    assert os.path.getmtime(paths["old"]) > before + 30 * 86400  # read today, not 40 days ago
+
+
+def test_clear_older_than_keeps_what_runs_use_and_what_is_being_written(cache):
+    root, paths, other = cache
+    result = run_cli("cache", "--clear", "--older-than", "30", "--json", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    removed = {item["path"] for item in json.loads(result.stdout)["removed"]}
+    assert removed == {paths["old"], other["stale"]}
+    assert not os.path.exists(paths["old"]) and not os.path.exists(other["stale"])
+    for kept in (paths["new"], paths["3d"], other["fresh"], other["download"]):
+        assert os.path.exists(kept), kept
+
+
+def test_clear_one_dataset_with_its_downloads(cache):
+    root, paths, other = cache
+    result = run_cli("cache", "--clear", "--downloads", "--datasets", "mnist", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    assert "deleted 4 item(s)" in result.stdout  # two entries, the download folder, the stale write
+    assert not os.path.exists(other["download"]) and not os.path.exists(paths["new"])
+    assert os.path.exists(paths["3d"]) and os.path.exists(other["fresh"])
+    listing = json.loads(run_cli("cache", "--json", env=_env(root)).stdout)
+    assert [item["path"] for item in listing["items"]] == [other["fresh"], paths["3d"]]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--older-than", "3"], "--older-than and --downloads choose what --clear deletes; add --clear"),
+    (["--clear", "--older-than", "-1"], "--older-than"),
+])
+def test_bad_cache_options_are_one_line(tmp_path, args, needle):
+    result = run_cli("cache", *args, env=_env(tmp_path))
+    assert result.returncode == 2 and needle in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_cache_root_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = run_cli("cache", env=_env(tmp_path / "file"))
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
