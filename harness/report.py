@@ -157,10 +157,16 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         dropped += [h for i, h in enumerate(headers) if i not in keep]
         headers, table = [headers[i] for i in keep], [[row[i] for i in keep] for row in table]
         text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
-    if dropped:
-        text += f"\n({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; " \
-                "report.md has them all)"
-    return text
+    lines = [f"({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; "
+             "report.md has them all)"] if dropped else []
+    note = shortened_note(results)
+    if note:
+        lines.append(note)
+    if width:  # wrapped to the terminal, as the table is fitted to it (never narrower than 60)
+        import textwrap
+
+        lines = ["\n".join(textwrap.wrap(line, max(width, 60), subsequent_indent="  ")) for line in lines]
+    return "\n".join([text, *lines])
 
 
 def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -763,6 +769,16 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
     ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
     if not ours_s or not their_min:
         return None, None
+    reasons = budget_differences(job, config)
+    if reasons:
+        return None, "not comparable: " + ", ".join(reasons)
+    return their_min * 60 / ours_s, None
+
+
+def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
+    """How a job's training differs from the published run's (see :func:`training_comparison`), e.g.
+    ``["1 of 20 epochs", "256 training samples", "synthetic"]``; empty when it matches."""
+    ref = job.get("reference") if isinstance(job.get("reference"), dict) else {}
     reasons = []
     epochs, published = _get(job, "train", "epochs"), ref.get("epochs")
     if not isinstance(config, dict):
@@ -778,14 +794,22 @@ def training_comparison(job: dict[str, Any], config: Any) -> tuple[float | None,
         reasons.append(f"batch size {batch}, not the recipe's")
     cap = config.get("max_train_samples") if isinstance(config, dict) else None
     if cap is not None:
-        reasons.append(f"{_fmt(cap, ',')} samples")
+        reasons.append(f"{_fmt(cap, ',')} training samples")
     if ref.get("dataset") is None:
         reasons.append("published dataset not recorded")
     elif ref.get("dataset") != job.get("dataset"):
         reasons.append(_text(job.get("dataset")))
-    if reasons:
-        return None, "not comparable: " + ", ".join(reasons)
-    return their_min * 60 / ours_s, None
+    return reasons
+
+
+def comparability(job: dict[str, Any], config: Any) -> list[str]:
+    """Why a job's figures, accuracy included, do not compare with its published ones: the training budget
+    (:func:`budget_differences`) and a ``--max-test-samples`` cap; empty when they compare."""
+    reasons = budget_differences(job, config)
+    cap = config.get("max_test_samples") if isinstance(config, dict) else None
+    if cap is not None:
+        reasons.append(f"{_fmt(cap, ',')} test samples")
+    return reasons
 
 
 def _figure_text(value: Any) -> str:
@@ -831,15 +855,30 @@ def job_options(job: dict[str, Any], results: dict[str, Any]) -> Any:
 
 
 def reference_notes(results: dict[str, Any]) -> list[str]:
-    """Why a job's training speed-up against the published time shows ``-`` (see :func:`training_comparison`)."""
+    """Why a job's figures do not compare with its published ones (:func:`comparability`): its accuracy, and
+    its training speed-up, shown as ``-``."""
     notes = []
     for job in results.get("jobs", []):
         if _shown_reference(job) is None:
             continue
-        _, why = training_comparison(job, job_options(job, results))
+        why = comparability(job, job_options(job, results))
         if why:
-            notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: training speed-up {why}")
+            notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: not comparable with the "
+                         f"published figures: {', '.join(why)}")
     return notes
+
+
+def shortened_note(results: dict[str, Any]) -> str | None:
+    """One line under the terminal table when jobs with published figures ran on less than the published
+    budget: their accuracy is not the seed's to compare with (report.md lists each job's reasons)."""
+    short = [job for job in results.get("jobs", []) if job.get("status") == "ok" and _shown_reference(job)
+             and comparability(job, job_options(job, results))]
+    if not short:
+        return None
+    example = comparability(short[0], job_options(short[0], results))
+    return (f"note: {len(short)} job(s) with published figures ran on less than the published budget "
+            f"({', '.join(example)}{' ...' if len(short) > 1 else ''}): their accuracy does not compare "
+            "with the published one (report.md, 'Published reference figures')")
 
 
 def failed_table(results: dict[str, Any]) -> Table:
@@ -900,10 +939,12 @@ def training_table(results: dict[str, Any]) -> Table:
 
 SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation over the seeds (n-1), "
               "finished jobs only.")
-REFERENCE_NOTE = ("What the seed projects published for these models, next to this run (comparable only when "
-                  "the datasets and training budget match). Training speed-up: the published training time over "
-                  "ours, shown only for a job that trained on the published dataset for the published epochs at the "
-                  "recipe's batch size on the whole training split; otherwise '-', and a note below says why.")
+REFERENCE_NOTE = ("What the seed projects published for these models, next to this run: comparable only for a "
+                  "job that trained on the published dataset for the published epochs at the recipe's batch size "
+                  "on the whole training split and was tested on the whole test split; a note below names what "
+                  "differs for each other job. Training speed-up: the published training time over ours, shown "
+                  "only when comparable, otherwise '-'. The published figures keep the seed's own names: a "
+                  "val_accuracy or train_accuracy is not our test accuracy beside it.")
 LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
                 "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
                 "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "

@@ -204,10 +204,17 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     document = {**results, "config": {**results["config"], "max_train_samples": 256}, "jobs": [job]}
     table = report.reference_table(document)
     assert table.rows[0][table.headers.index("training speed-up")] == "-"
-    why = "not comparable: 1 of 20 epochs, 256 samples, synthetic"
-    assert report.reference_notes(document) == [f"mnist-mlp@synthetic: training speed-up {why}"]
+    why = "not comparable with the published figures: 1 of 20 epochs, 256 training samples, synthetic"
+    assert report.reference_notes(document) == [f"mnist-mlp@synthetic: {why}"]
     reference = to_markdown(document).split("## Published reference figures")[1].split("\n## ")[0]
-    assert f"- mnist-mlp@synthetic: training speed-up {why}" in reference and "82." not in reference
+    assert f"- mnist-mlp@synthetic: {why}" in reference and "82." not in reference
+    terminal = report.comparison_table(document).splitlines()[-1]  # the accuracy too, where a run looks first
+    assert terminal.startswith("note: 1 job(s) with published figures ran on less than the published budget "
+                               "(1 of 20 epochs, 256 training samples, synthetic)"), terminal
+    untimed = {**job, "reference": {k: v for k, v in job["reference"].items() if k != "train_minutes"}}
+    assert report.reference_notes({**document, "jobs": [untimed]}) == [f"mnist-mlp@synthetic: {why}"]
+    tested_on_less = {**document, "config": {**document["config"], "max_test_samples": 500}}
+    assert report.reference_notes(tested_on_less)[0].endswith("synthetic, 500 test samples")
     full = {**results, "config": {**results["config"], "max_train_samples": None}}  # the seed's budget
     job.update(dataset="mnist")
     job["train"]["epochs"] = 20
@@ -217,7 +224,8 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     (row,) = report.reference_table({"jobs": [job]}).rows  # no run options (a joined report): budget unknown
     assert row[table.headers.index("training speed-up")] == "-"
     assert report.reference_notes({"jobs": [job]}) == [
-        "mnist-mlp@mnist: training speed-up not comparable: run options not recorded"]
+        "mnist-mlp@mnist: not comparable with the published figures: run options not recorded"]
+    assert "note:" not in report.comparison_table({**full, "jobs": [job]})  # the published budget: no note
     without = {k: v for k, v in job["reference"].items() if k != "epochs"}  # the recipe's own count
     overridden = report.training_comparison({**job, "reference": without}, full["config"])  # config epochs: 3
     assert overridden == (None, "not comparable: 20 epochs, not the recipe's")
@@ -394,7 +402,7 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
     assert result.exit_code == 0, result.output
     md = (tmp_path / "j" / "report.md").read_text()
     assert "accuracy >= 0.9" in md  # both runs asked for it: the joined edge table keeps it
-    assert "run options not recorded" not in md and "not comparable: 512 samples" in md  # a's own options
+    assert "run options not recorded" not in md and "512 training samples" in md  # a's own options
     assert "30.0x" in md  # b's jobs: 5 published minutes over 10 s
     document = {"jobs": [{**job, "run_config": {"epochs": 3, "max_train_samples": 512}} for job in results["jobs"]]}
     for job in document["jobs"]:
@@ -402,7 +410,7 @@ def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(
             job["train"] = {"seconds": 10.0, "epochs": 3}
             job["reference"] = {**job["reference"], "train_minutes": 5, "dataset": job["dataset"], "epochs": 3}
     notes = report.reference_notes(document)
-    assert notes and all("512 samples" in note for note in notes)  # each job judged by its own run's options
+    assert notes and all("512 training samples" in note for note in notes)  # each job judged by its own run's options
 
 
 def test_reports_survive_documents_with_nothing_in_them(tmp_path):
@@ -775,15 +783,22 @@ def test_a_published_range_reads_the_same_from_a_plugin_tuple_and_from_results_j
 
 
 def test_the_terminal_table_fits_the_width_given_and_says_what_it_left_out(results):
-    full = report.comparison_table(results)
+    def table(width=None):  # the table and its left-out line, without the note on training budgets below
+        text, _, note = report.comparison_table(results, width=width).partition("\nnote: ")
+        assert note and all(len(line) <= max(width or 0, 60) for line in note.splitlines()[1:]), note
+        return text
+
+    full = table()
     assert "max|diff|" in full and "left out" not in full
     # the columns that always stay: as narrow as it gets (a long model name can still make it wider)
-    least = report.comparison_table(results, width=1).splitlines()
+    body, _, left_out = table(width=1).partition("\n(")
+    least = body.splitlines()
     assert least[0].split()[:1] == ["model"] and " acc " in least[0] and "p50 ms b1" in least[0]
-    assert least[-1].startswith("(") and "max|diff|" in least[-1] and "report.md" in least[-1]
+    assert "max|diff|" in left_out and "report.md" in left_out  # wrapped at 60, the narrowest it wraps to
+    assert all(len(line) <= 60 for line in left_out.splitlines()), left_out
     widest = max(len(line) for line in full.splitlines())
-    width = (max(len(line) for line in least[:-1]) + widest) // 2
-    narrow = report.comparison_table(results, width=width).splitlines()
-    assert all(len(line) <= width for line in narrow[:-1]), (width, narrow)
-    assert len(narrow[0].split()) > len(least[0].split())  # only as many left out as it takes
-    assert report.comparison_table(results, width=1000) == full
+    width = (max(len(line) for line in least) + widest) // 2
+    narrow, _, left_out = table(width=width).partition("\n(")
+    assert all(len(line) <= width for line in narrow.splitlines()) and left_out, (width, narrow)
+    assert len(narrow.splitlines()[0].split()) > len(least[0].split())  # only as many left out as it takes
+    assert table(width=1000) == full

@@ -431,9 +431,9 @@ def test_the_training_notes_read_the_options_each_job_ran_with():
     job = {"id": "m@mnist", "model": "m", "dataset": "mnist", "status": "ok", "train": {"seconds": 60, "epochs": 20},
            "reference": {"train_minutes": 10, "epochs": 20, "dataset": "mnist", "test_accuracy": 0.99}}
     results = {"config": {"max_train_samples": 1000}, "jobs": [job]}
-    assert "1,000 samples" in reference_notes(results)[0]
+    assert "1,000 training samples" in reference_notes(results)[0]
     # a job finished before a resume that changed the cap ran with its own (stored as trained_with)
     results["jobs"] = [{**job, "trained_with": {"max_train_samples": 2000}}]
-    assert "2,000 samples" in reference_notes(results)[0]
+    assert "2,000 training samples" in reference_notes(results)[0]
     results["jobs"] = [{**job, "trained_with": {"max_train_samples": None}}]
     assert reference_notes(results) == []
