@@ -382,7 +382,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
 @click.option("--epochs", type=int, help="Override every recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override every recipe's training batch size.")
-@click.option("--lr", type=Finite(min=0, min_open=True), help="Override every recipe's learning rate.")
+@click.option("--lr", type=Finite(min=0, min_open=True),
+              help="Override every recipe's learning rate; a piecewise schedule's rates scale with it (a sweep's "
+                   "schedule = [\"constant\"] holds it instead).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Training device; auto picks CUDA when available.")
 @click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset; "

@@ -31,7 +31,7 @@ from harness.progress import Progress
 from harness.registry import SINGULAR, Registry
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_file_stem, job_id, latest_run, run_taken, safe_name
-from harness.specs import DatasetSpec, ModelSpec, Recipe, Splits, keyword_names
+from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
 from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +40,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 BUILTIN_METRICS_PLUGIN = "metrics"  # the entry point of harness_plugins.metrics
-RECIPE_OVERRIDES = {f.name for f in dataclasses.fields(Recipe)} - {"schedule", "source"}
+RECIPE_OVERRIDES = {f.name for f in dataclasses.fields(Recipe)} - {"source"}
+SCHEDULE_CHOICES = ("recipe", "constant")
+"""What a sweep's ``schedule`` may say: the recipe's own, or the (swept or --lr) learning rate throughout
+(seed 003's single-LR runs beside its piecewise one)."""
 FP32_TOLERANCE = 1e-4
 DIFF_SAMPLES = 256  # the contract asks for at least 64; a few hundred cost next to nothing
 
@@ -335,6 +338,9 @@ def _sweep_value_problem(key: str, value: Any) -> str | None:
         return None if value in (*AUGMENTATIONS, "") else f"must be one of {', '.join(AUGMENTATIONS)} or \"\" (none)"
     if key == "normalize":
         return "cannot be swept (a (mean, std) pair, not one value)"
+    if key == "schedule":
+        return None if value in SCHEDULE_CHOICES else \
+            f"must be {' or '.join(map(repr, SCHEDULE_CHOICES))} (the learning rate throughout)"
     return None
 
 
@@ -424,7 +430,10 @@ def split_validation(splits: Splits, recipe: Recipe, seed: int) -> tuple[tuple[A
 
 def job_recipe(job: Job, options: RunOptions) -> Recipe:
     recipe = job.model.recipe.replace(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr)
-    return recipe.replace(**{k: v for k, v in job.point.items() if k in RECIPE_OVERRIDES})
+    point = {k: v for k, v in job.point.items() if k in RECIPE_OVERRIDES}
+    schedule = point.pop("schedule", "recipe")
+    recipe = recipe.replace(**point)
+    return dataclasses.replace(recipe, schedule=Schedule()) if schedule == "constant" else recipe
 
 
 _METRIC_FAILURES_SAID: set[tuple[str, str]] = set()

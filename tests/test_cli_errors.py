@@ -261,6 +261,27 @@ def test_sweep_values_training_accepts_are_not_refused():
                           {"label_smoothing": 1.0}, {"lr": 1}, {"val_size": 0.1}])
 
 
+def test_a_swept_constant_schedule_holds_the_swept_lr_throughout():
+    """Seed 003's single-LR runs beside its four-phase schedule: schedule = ["recipe", "constant"]."""
+    from types import SimpleNamespace
+
+    import harness_plugins.mnist_20k as plugin
+
+    from harness.errors import HarnessError
+    from harness.runner import RunOptions, check_sweep_keys, job_recipe
+
+    spec = next(m for m in plugin.harness_models() if m.name == "mnist-enhanced-20k")
+    sweep = [{"lr": 0.001, "schedule": "recipe"}, {"lr": 0.001, "schedule": "constant"}]
+    check_sweep_keys([spec], sweep)
+    scaled, constant = (job_recipe(SimpleNamespace(model=spec, point=p), RunOptions()) for p in sweep)
+    assert [scaled.schedule.lr_at(e, scaled.lr) for e in (0, 5, 12)] == pytest.approx([0.001, 0.001 / 3, 0.0001])
+    assert [constant.schedule.lr_at(e, constant.lr) for e in (0, 5, 12, 19)] == pytest.approx([0.001] * 4)
+    flat = job_recipe(SimpleNamespace(model=spec, point={"schedule": "constant"}), RunOptions(lr=0.002))
+    assert flat.schedule.kind == "constant" and flat.lr == 0.002  # --lr with a swept constant schedule
+    with pytest.raises(HarnessError, match="schedule = 'step'.*'recipe' or 'constant'"):
+        check_sweep_keys([spec], [{"schedule": "step"}])
+
+
 def test_a_sweep_key_counts_only_when_some_selected_build_names_it():
     from harness import ModelSpec, lazy
     from harness.errors import HarnessError
