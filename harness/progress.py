@@ -24,8 +24,8 @@ class Progress:
 
 def describe_epoch(record: dict[str, Any], epochs: int) -> str:
     text = f"epoch {record['epoch']}/{epochs} loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f}"
-    if "eval_accuracy" in record:
-        text += f" eval acc {record['eval_accuracy']:.4f}"
+    if "eval_accuracy" in record:  # "val acc" or "test acc" when the caller says which split it was
+        text += f" {record.get('evaluated_on') or 'eval'} acc {record['eval_accuracy']:.4f}"
     return text + f" ({record['seconds']:.1f}s)"
 
 

@@ -611,8 +611,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
     evaluate_on = val_split if val_split is not None else (test_x, test_y)
 
-    def on_epoch(record: dict[str, Any]) -> None:
-        ctx.progress.epoch(job.id, record, recipe.epochs)
+    def on_epoch(record: dict[str, Any]) -> None:  # the progress line says which split "eval" scored
+        ctx.progress.epoch(job.id, {**record, "evaluated_on": "val" if val_split is not None else "test"},
+                           recipe.epochs)
         ctx.reporters.call("epoch_ended", job.id, record, model)
 
     result = train_model(

@@ -73,3 +73,19 @@ def test_a_finished_job_line_names_a_failed_variant():
                         {"variant": "slim", "error": "RuntimeError: the slim\n variant broke"}]}
     assert describe_row(row).endswith("variant slim FAILED: RuntimeError: the slim variant broke")
     assert "int8-dynamic" not in describe_row(row)
+
+
+def test_the_epoch_line_names_the_split_it_scored(tmp_path):
+    """A seed-003 model scores a validation split each epoch, the others the test split: "eval acc" said
+    neither, and the last epoch's figure then differed from the test accuracy reported for the job."""
+    from conftest import run_cli
+
+    result = run_cli("run", "--models", "mnist-mlp,mnist-baseline-20k", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "96", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1",
+                     "--quick", "--no-torch-latency", "--cold-runs", "0", "--exporter", "torchscript",
+                     "--out", str(tmp_path), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    epochs = {line.split("]")[1].split(":")[0].strip(): line for line in result.stderr.splitlines()
+              if ": epoch 1/1 " in line}
+    assert " test acc " in epochs["mnist-mlp@synthetic"], epochs
+    assert " val acc " in epochs["mnist-baseline-20k@synthetic"], epochs
