@@ -44,7 +44,8 @@ def harness_models():
             input_rank=3,
             input_channels=1,
             recipe=FAST_RECIPE,
-            reference={"test_accuracy": 0.99, "source": "harness speed-run target (99 % in <= 1 s on an H100)"},
+            # No published figures: its 99 % is the recipe's target (timed as time to target), not a seed's
+            # result, so it stays out of the published-figures table and results.csv's reference column.
             tags=("fast",),
         )
     ]

@@ -60,7 +60,7 @@ def harness_models() -> list[ModelSpec]:
             "mnist-rough-cnn",
             lazy("harness_plugins.mnist_cnns.nets:rough_cnn"),
             "Rough CNN: 7 biased 3x3 convs 1-32-64 | 128-256 | 512-1024-10 ending in a 1x1 map, "
-            "no FC; 6,379,786 params; seed 002 Setup-1",
+            "no FC; 6,379,786 params; seed 002 Setup-1-Run2",
             {
                 "params": 6_379_786,
                 "test_accuracy": 0.9951,

@@ -48,7 +48,7 @@ Ablation ladder (the seed's "Progressive Testing Strategy", shallow config)
     Each step adds one thing: the MWNN head, then the luminance pathway, then
     the continuous integration.
 
-Everything exports to ONNX with static control flow (opset 17); the adaptive
+Everything exports to ONNX with static control flow (at the opset the exporter picks); the adaptive
 pooling makes the input size free.
 """
 
