@@ -268,7 +268,7 @@ def list_command(kind: str, as_json: bool) -> None:
         if kind == "models":
             item.update(input_rank=spec.input_rank, input_channels=spec.input_channels,
                         spatial_shape=list(spec.spatial_shape) if spec.spatial_shape else None,
-                        reference=dict(spec.reference), tags=list(spec.tags))
+                        reference=dict(spec.reference), recipe=spec.recipe.to_dict(), tags=list(spec.tags))
         elif kind == "datasets":
             item.update(input_shape=list(spec.input_shape) if spec.input_shape else None,
                         num_classes=spec.num_classes, tags=list(spec.tags))

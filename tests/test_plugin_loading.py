@@ -72,6 +72,8 @@ def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site
     # harness list, where a user looks for the missing model, says that a plugin failed
     listed = run_cli("list", "models", "--json", env=site.env())
     assert listed.returncode == 0 and json.loads(listed.stdout)  # the JSON stays clean on stdout
+    recipes = {m["name"]: m["recipe"] for m in json.loads(listed.stdout)}  # what training will do, before a run
+    assert recipes["mnist-ultralight-cnn"]["augment"] == "rotate7" and "seed 002" in recipes["mnist-ultralight-cnn"]["source"]
     assert "1 plugin(s) failed to load or register: raising (see 'harness plugins')" in listed.stderr
     # a selection that registers no dataset is pointed at plugins that do, not at one already chosen
     run = run_cli("run", "--plugins", "datasets", env=site.env())
