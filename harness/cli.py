@@ -113,12 +113,22 @@ class ByteSize(click.ParamType):
 class HarnessGroup(click.Group):
     """Turns :class:`HarnessError` into one line on stderr and exit status 2."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``harness run --debug ...`` as ``harness --debug run ...``: the flag is the group's, but it is
+        natural to add it at the end of a command that just failed."""
+        head = args[:args.index("--")] if "--" in args else args
+        if "--debug" in head[1:]:
+            args = ["--debug"] + [a for i, a in enumerate(args) if not (a == "--debug" and i < len(head))]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
-            if _debug(ctx):
-                raise
+            if _debug(ctx):  # the traceback, and still the usage status: --debug must not turn 2 into 1
+                import traceback
+
+                traceback.print_exc()
             click.echo(f"harness: error: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:  # click's own "Aborted!" exits 1, which means "a job failed" here
@@ -380,16 +390,16 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--models", type=NAMES, help="Only these models (comma-separated).")
 @click.option("--datasets", type=NAMES, help="Only these datasets (comma-separated).")
 @click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
-@click.option("--epochs", type=int, help="Override every recipe's epochs.")
-@click.option("--batch-size", type=int, help="Override every recipe's training batch size.")
+@click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Override every recipe's epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Override every recipe's training batch size.")
 @click.option("--lr", type=Finite(min=0, min_open=True),
               help="Override every recipe's learning rate; a piecewise schedule's rates scale with it (a sweep's "
                    "schedule = [\"constant\"] holds it instead).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Training device; auto picks CUDA when available.")
-@click.option("--max-train-samples", type=int, help="Train on at most N samples (a seeded random subset; "
+@click.option("--max-train-samples", type=click.IntRange(min=1), metavar="N", help="Train on at most N samples (a seeded random subset; "
               "default: all).")
-@click.option("--max-test-samples", type=int, help="Evaluate on at most N test samples (default: all).")
+@click.option("--max-test-samples", type=click.IntRange(min=1), metavar="N", help="Evaluate on at most N test samples (default: all).")
 @click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default="1,32", show_default=True,
               help="Inference batch sizes to benchmark.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
@@ -430,13 +440,13 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")
 @click.option("--ray-address", help="Ray cluster to join (ray://HEAD:10001, HOST:6379 or auto); "
               "default $RAY_ADDRESS, else a local Ray instance.")
-@click.option("--jobs", type=click.IntRange(min=1), help="With --executor ray: at most N jobs at once "
+@click.option("--jobs", type=click.IntRange(min=1), metavar="N", help="With --executor ray: at most N jobs at once "
               "(the local Ray instance's CPUs).")
-@click.option("--job-timeout", type=Finite(), help="Fail a job that runs longer than this many seconds "
+@click.option("--job-timeout", type=Finite(0, min_open=True), metavar="SECONDS", help="Fail a job that runs longer than this many seconds "
               "(default: no limit).")
 @click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
               "variant, and a deployment table in the reports.")
-@click.option("--latency-budget-ms", type=Finite(), help="Mark which models meet this p50 latency at batch 1.")
+@click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Mark which models meet this p50 latency at batch 1.")
 @click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy for the deployment table "
               "(0.99 or 99).")
 @click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
@@ -447,7 +457,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Mark which models' peak activation memory at batch 1 (a static estimate from the graph: "
                    "working RAM beside the weights) fits SIZE, e.g. 64KiB.")
-@click.option("--cold-budget-ms", type=Finite(), help="Mark which models start within this many milliseconds "
+@click.option("--cold-budget-ms", type=Finite(0, min_open=True), help="Mark which models start within this many milliseconds "
               "at batch 1: their load and first answer in a new process (a model loaded on demand; timed at "
               "the fewest threads measured).")
 @click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
@@ -663,11 +673,26 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
             try:
                 value = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
-                raise HarnessError(f"{config_file}: {setting}: {exc.message}") from None
+                bounds = _range_text(param.type) if not isinstance(value, bool) and isinstance(value, (int, float)) \
+                    else None  # a number out of range reads as the other config errors do
+                raise HarnessError(f"{config_file}: {setting} must be {bounds}, not {value!r}" if bounds
+                                   else f"{config_file}: {setting}: {exc.message}") from None
         values[key] = value
         explicit.add(key)
         from_config[key] = Path(config_file)
     return values, explicit, from_config
+
+
+def _range_text(kind: Any) -> str | None:
+    """A click number range in words: ``at least 1``, ``positive``, ``between 0 and 100``; None if no range."""
+    low, high = getattr(kind, "min", None), getattr(kind, "max", None)
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    if low is not None:
+        return "positive" if low == 0 and getattr(kind, "min_open", False) else f"at least {low:g}"
+    if high is not None:
+        return f"at most {high:g}"
+    return None
 
 
 def _sweep_without(points: list[dict[str, Any]], given: set[str], config_file: Path) -> list[dict[str, Any]]:
@@ -811,8 +836,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
 
     if model_path.is_dir():
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
-    if not model_path.is_file():
+    if not model_path.exists():
         raise HarnessError(f"{model_path}: no such file")
+    if not model_path.is_file():
+        raise HarnessError(f"{model_path} is not a regular file; give an .onnx file")
     if providers:
         from harness.runner import check_providers
 
@@ -1058,7 +1085,12 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
             results["config"] = shared
         if asked:
             results["edge_reasked"] = "; ".join(f"{d['run_id']}: {d['edge_reasked'] or 'nothing'}" for d in documents)
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise HarnessError(f"--out {target} is not a folder (it, or a folder above it, is a file)") from None
+        except OSError as exc:
+            raise HarnessError(f"--out {target}: cannot make the folder ({exc.strerror or exc})") from None
     try:
         written = write_reports(target, results)
     finally:
@@ -1098,10 +1130,10 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "threshold", type=Finite(), metavar="PCT",
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
-                   "or macro-F1 drops by more than PCT percentage points, or when a job or a latency "
-                   "measurement of BASE is missing or failed in NEW. Sizes, MFLOPs and activation memory "
-                   "are shown, never gated.")
-@click.option("--max-accuracy-drop", "accuracy_points", type=Finite(min=0), metavar="POINTS",
+                   "or macro-F1 drops by more than PCT percentage points, or when a job of BASE or one of its "
+                   "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. Eager PyTorch "
+                   "rows, sizes, MFLOPs and activation memory are shown, never gated.")
+@click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100), metavar="POINTS",
               help="Gate accuracy and macro-F1 drops at POINTS percentage points instead of PCT (e.g. "
                    "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "
                    "measurements but not latency.")
@@ -1114,6 +1146,8 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
 
     if threshold is not None and threshold < 0:
         raise HarnessError("--fail-on-regression must be >= 0")
+    if base.resolve() == new.resolve():
+        click.echo(f"harness: warning: BASE and NEW are the same run ({base}): every change is 0", err=True)
     documents = [load_results(base), load_results(new)]
     comparison = compare_runs(*documents, threshold, accuracy_points)
     comparison["base"], comparison["new"] = run_labels([base, new], documents)

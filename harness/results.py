@@ -141,9 +141,16 @@ def load_results(path: Path) -> dict[str, Any]:
     path = Path(path)
     file = path / RESULTS_FILE if path.is_dir() else path
     if not file.exists():
+        if not path.exists():
+            raise HarnessError(f"{path}: no such run folder")
         if path.is_dir() and (path / "report.md").exists():  # harness report A B --out DIR writes no results.json
             raise HarnessError(f"no {RESULTS_FILE} in {path}: it looks like a joined report; give the run folders "
                                f"it joined instead")
+        runs = sorted(found.parent.name for found in path.glob(f"*/{RESULTS_FILE}")) if path.is_dir() else []
+        if runs:  # --out's folder, which holds the runs: name them
+            shown = ", ".join(str(path / name) for name in runs[:3]) + (" ..." if len(runs) > 3 else "")
+            raise HarnessError(f"no {RESULTS_FILE} in {path}: it holds {len(runs)} run folder(s); give one "
+                               f"(e.g. {shown})")
         raise HarnessError(f"no {RESULTS_FILE} in {path}")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -39,7 +40,9 @@ def _assert_usage_error(result, *needles):
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--data-dir", "/no/such/dir"], ["--data-dir"]),
         (["run", "--config", "/no/such/config.toml"], ["/no/such/config.toml"]),
         (["bench", "/no/such/model.onnx"], ["no such file"]),
-        (["report", "/no/such/run"], ["results.json"]),
+        (["report", "/no/such/run"], ["/no/such/run: no such run folder"]),
+        (["compare", "/no/such/run", "b"], ["/no/such/run: no such run folder"]),
+        (["bench", "/dev/null"], ["/dev/null is not a regular file"]),
         (["list", "widgets"], ["widgets"]),
         (["run", "--models", "cnn3d-sequential", "--datasets", "synthetic"], ["no job to run"]),
         (["run", "--plugins", "cnn3d,datasets", "--datasets", "synthetic"],
@@ -55,7 +58,8 @@ def _assert_usage_error(result, *needles):
         (["compare", "a", "b", "--fail-on-regression", "nan"], ["--fail-on-regression", "not a finite number"]),
         (["bench", "x.onnx", "--min-time", "inf"], ["--min-time", "not a finite number"]),
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--cold-budget-ms", "0"],
-         ["--cold-budget-ms must be positive, got 0"]),
+         ["--cold-budget-ms", "0 is not in the range x>0"]),
+        (["compare", "a", "b", "--max-accuracy-drop", "200"], ["--max-accuracy-drop", "0<=x<=100"]),
         (["report", "r", "--cold-budget-ms", "-2"], ["--cold-budget-ms"]),
         (["run", "--memory-budget", "lots"], ["--memory-budget", "'lots' is not a size"]),
         # fp16 autocast is CUDA-only: on a CPU it used to train in float32 without a word
@@ -112,9 +116,26 @@ def test_malformed_config_file(tmp_path):
     _assert_usage_error(run_cli("run", "--config", str(config)), "malformed")
 
 
-def test_debug_shows_the_traceback():
-    result = run_cli("--debug", "run", "--models", "nope", "--datasets", "synthetic")
-    assert result.returncode != 0 and "Traceback" in result.stderr
+@pytest.mark.parametrize("args", [["--debug", "run", "--models", "nope"], ["run", "--models", "nope", "--debug"],
+                                  ["bench", "--debug", "/no/such.onnx"]])
+def test_debug_shows_the_traceback_and_keeps_the_usage_status(args):
+    result = run_cli(*args)  # anywhere on the line: added at the end of a command that just failed
+    assert result.returncode == 2 and "Traceback" in result.stderr, result.stderr[-1000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("harness: error: ")
+
+
+def test_report_out_that_is_a_file_is_a_usage_error(tmp_path):
+    from conftest import write_run
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
+    runs = [write_run(tmp_path / name, {**fixture, "run_id": name}) for name in ("a", "b")]
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    for out in (target, target / "sub"):
+        result = run_cli("report", *map(str, runs), "--out", str(out))  # warnings first: the runs' ONNX files
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"harness: error: --out {out} is not a folder (it, or a " \
+                                                         "folder above it, is a file)"
 
 
 def test_debug_keeps_the_exporter_libraries_debug_logs_out():
