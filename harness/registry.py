@@ -108,7 +108,11 @@ class Registry:
         try:
             return self.specs[kind][name]
         except KeyError:
-            raise UnknownNameError(unknown_name_message(SINGULAR[kind], name, self.specs[kind])) from None
+            message = unknown_name_message(SINGULAR[kind], name, self.specs[kind])
+            disabled = list(getattr(self.host, "disabled", []))
+            if disabled:  # the likeliest reason when the name is a built-in one
+                message += f" (HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)})"
+            raise UnknownNameError(message) from None
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What ``plugin`` registered, per kind."""

@@ -150,6 +150,10 @@ def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
     assert "plugin 'broken' failed to load: failed to import broken_import: ModuleNotFoundError" in run.stderr
     disabled = run_cli("run", "--plugins", "demo", env=env)
     assert disabled.returncode == 2 and "plugin 'demo' is disabled by HARNESS_DISABLE_PLUGINS" in disabled.stderr
+    by_name = run_cli("run", "--models", "demo-tiny", env=env)  # named by what it registers: the same reason
+    assert by_name.returncode == 2 and "HARNESS_DISABLE_PLUGINS keeps out plugin(s) demo" in by_name.stderr
+    listed = run_cli("list", "models", env=env)
+    assert "HARNESS_DISABLE_PLUGINS keeps out plugin(s) demo" in listed.stderr and "demo-tiny" not in listed.stdout
     # --debug shows where the import failed.
     debug = run_cli("--debug", "plugins", env=env)
     assert "Traceback" in debug.stderr and "harness_this_module_does_not_exist" in debug.stderr
