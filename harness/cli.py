@@ -420,8 +420,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
               help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
 @click.option("--onnx-tolerance", type=Finite(min=0, min_open=True),
-              help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this "
-                   "(default: 1e-4).")
+              help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this, times the "
+                   "largest |logit| when that is above 1 (default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
 @click.option("--cold-runs", type=click.IntRange(min=0), metavar="N",
               help="New processes that time each ONNX model's cold start (load, first answer, memory); "

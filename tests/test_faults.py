@@ -184,3 +184,20 @@ except JobTimeout as exc:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("timed out: the job ran longer than --job-timeout 0.05 s"), result.stdout
+
+
+def test_the_onnx_tolerance_grows_with_the_logits_beyond_1():
+    """Logits near 1040 (a net trained at lr 0.1) differ by float32 rounding alone, 1.2e-4 a step: that is
+    agreement. Near 1 the same difference is a wrong export."""
+    import numpy as np
+
+    from harness.runner import onnx_agreement
+
+    big = np.array([[1040.0, -3.0]], dtype=np.float32)
+    diff, mismatch = onnx_agreement(big, big + np.float32(3.7e-4), 1e-4)
+    assert diff > 1e-4 and mismatch is None
+    small = np.array([[0.9, -0.3]], dtype=np.float32)
+    _, mismatch = onnx_agreement(small, small + np.float32(3.7e-4), 1e-4)
+    assert mismatch.startswith("ONNX Runtime output differs from PyTorch by 0.00037 (> 0.0001)"), mismatch
+    _, mismatch = onnx_agreement(big, big + np.float32(0.5), 1e-4)  # far beyond rounding, even at this scale
+    assert mismatch and "(> 0.0001 x 1040, the largest |logit|)" in mismatch, mismatch
