@@ -846,6 +846,14 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             old, new = before.get(key), now.get(key)
             if key == "sweep" and isinstance(old, list) and isinstance(new, list):  # grids are long: count them
                 return f"sweep {len(old)} -> {len(new)} points"
+            if isinstance(old, dict) and isinstance(new, dict):  # the latency settings: by name, else what differs
+                from harness.latency import settings_name
+
+                names = (settings_name(old), settings_name(new))
+                if None not in names and names[0] != names[1]:
+                    return f"{key} {names[0]} -> {names[1]}"
+                return ", ".join(f"{key}.{k} {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new))
+                                 if old[k] != new[k])
             return f"{key} {old!r} -> {new!r}"
 
         changed = ", ".join(change(k) for k in differ if k not in Question.KEYS)

@@ -177,6 +177,10 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     warning = [line for line in resumed.stderr.splitlines() if "changed options" in line]
     assert len(warning) == 1 and "sweep" in warning[0] and "1 finished job(s) keep" in warning[0], resumed.stderr
     assert "changed options" not in unchanged.stderr
+    config.write_text("[sweep]\nseed = [0, 1, 2]\n")
+    colder = run_cli(*args, "--cold-runs", "2", "--resume")  # latency settings: what differs, not two dicts
+    warning = [line for line in colder.stderr.splitlines() if "changed options" in line]
+    assert len(warning) == 1 and "(latency.cold_runs 1 -> 2, sweep 2 -> 3 points)" in warning[0], colder.stderr
 
 
 def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(tmp_path):
