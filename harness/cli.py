@@ -175,7 +175,8 @@ def main(debug: bool) -> None:
       reports' "Edge deployment" table answers)
     \b
     Environment: HARNESS_OFFLINE=1 (no downloads), HARNESS_CACHE_DIR (decoded
-    datasets; default ~/.cache/harness), HARNESS_DISABLE_PLUGINS=a,b.
+    datasets; default ~/.cache/harness), HARNESS_DISABLE_PLUGINS=a,b,
+    HARNESS_TRACK=mlflow,tensorboard (as --track), RAY_ADDRESS (--executor ray).
     """
     # The same "harness: warning: ..." lines as the CLI's own messages; --debug adds the module.
     fmt = "harness: %(levelname)s: %(name)s: %(message)s" if debug else "harness: %(levelname)s: %(message)s"
@@ -210,7 +211,7 @@ def _registry() -> Any:
     return build_registry()
 
 
-@main.command("plugins")
+@main.command("plugins", short_help="Loaded plugins: what each registered, and load errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--strict", is_flag=True,
               help="Exit 1 when any plugin failed to load or register (for a plugin package's CI).")
@@ -261,7 +262,7 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
             click.echo(f"  {error}", err=True)
 
 
-@main.command("list")
+@main.command("list", short_help="Registered models, datasets or metrics.")
 @click.argument("kind", type=click.Choice(["models", "datasets", "metrics"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(kind: str, as_json: bool) -> None:
@@ -311,7 +312,7 @@ def list_command(kind: str, as_json: bool) -> None:
     click.echo(tabulate(table, headers=headers, maxcolwidths=[None, None, None, None, 60]))
 
 
-@main.command("cache")
+@main.command("cache", short_help="The decoded-dataset cache: list it, or clear it.")
 @click.option("--clear", is_flag=True,
               help="Delete the decoded datasets (rebuilt from their source files when next needed).")
 @click.option("--older-than", "older_than", type=Finite(min=0), metavar="DAYS", default=None,
@@ -387,7 +388,7 @@ def _shape_text(row: dict[str, Any]) -> str:
 # -- run ---------------------------------------------------------------------------------------------------
 
 
-@main.command("run")
+@main.command("run", short_help="Train, export, check and benchmark models x datasets.")
 @click.option("--plugins", "plugins", type=NAMES, default="all", show_default=True,
               help="'all' or comma-separated plugin (entry-point) names whose registrations take part.")
 @click.option("--models", type=NAMES, help="Only these models (comma-separated).")
@@ -799,7 +800,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 # -- bench -------------------------------------------------------------------------------------------------
 
 
-@main.command("bench")
+@main.command("bench", short_help="Latency, FLOPs and memory of any ONNX file.")
 @click.argument("model_path", metavar="MODEL.onnx", type=click.Path(path_type=Path))
 @click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default=None,
               help="Batch sizes to time. Default: 1, or the graph's batch size when its input fixes one "
@@ -1002,7 +1003,7 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
     return [p for p in listed if isinstance(p, str) and p and not (Path(run_dir) / p).is_file()]
 
 
-@main.command("report")
+@main.command("report", short_help="Rebuild a run's reports, or join runs into one.")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
               "(default: a folder 'joined' beside the first run; never a run folder).")
@@ -1128,7 +1129,7 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
     return [path if ids.count(run_id) > 1 else run_id for path, run_id in zip(paths, ids)]
 
 
-@main.command("compare")
+@main.command("compare", short_help="Compare two runs job by job (a CI gate with --fail-on-regression).")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "threshold", type=Finite(), metavar="PCT",

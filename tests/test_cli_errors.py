@@ -383,3 +383,10 @@ def test_a_taken_run_id_is_refused_before_the_data_is_loaded(tmp_path):
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "mnist", "--data-dir", str(tmp_path / "empty"),
                      "--out", str(tmp_path / "out"), "--run-id", "r")
     _assert_usage_error(result, "run 'r' already exists in")
+
+
+def test_the_command_list_in_help_is_not_cut_off():
+    result = run_cli("--help", env={**__import__("os").environ, "COLUMNS": "80"})
+    commands = result.stdout.split("Commands:")[1].strip().splitlines()
+    assert len(commands) >= 7 and not [line for line in commands if line.endswith("...")], commands
+    assert "HARNESS_TRACK" in result.stdout and "RAY_ADDRESS" in result.stdout
