@@ -386,7 +386,9 @@ def test_a_taken_run_id_is_refused_before_the_data_is_loaded(tmp_path):
 
 
 def test_the_command_list_in_help_is_not_cut_off():
-    result = run_cli("--help", env={**__import__("os").environ, "COLUMNS": "80"})
+    import os
+
+    result = run_cli("--help", env={**os.environ, "COLUMNS": "80"})
     commands = result.stdout.split("Commands:")[1].strip().splitlines()
     assert len(commands) >= 7 and not [line for line in commands if line.endswith("...")], commands
     assert "HARNESS_TRACK" in result.stdout and "RAY_ADDRESS" in result.stdout
