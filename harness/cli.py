@@ -884,6 +884,11 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         open_dims = (f"open input dimension(s) {', '.join(unset)} set to 1; give their sizes with "
                      f"--dims {','.join(f'{key}=N' for key in unset)}")
         click.echo(f"harness: warning: {open_dims}", err=True)
+    from harness.latency import threads_over_cores
+
+    over = threads_over_cores(threads)
+    if over:
+        click.echo(f"harness: warning: {over}", err=True)
     skipped: list[str] = []
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
                            max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs)
@@ -930,8 +935,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
           f"{r['p50_ms']:.4f}" + ("*" if r.get("stable") is False else ""), f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['throughput_per_s']:,.0f}", f"{r['session_ms']:.1f}",
           f"{r['first_call_ms']:.3f}"] for r in rows],
-        headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "samples/s",
-                 "session ms", "first call ms"],
+        headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms",
+                 "samples/s (batch / mean)", "session ms", "first call ms"],
         disable_numparse=True,
     ))
     if unstable:

@@ -210,6 +210,18 @@ SETTINGS_KEYS = ("warmup_runs", "min_runs", "min_time_s")
 """The fields that tell ``--quick`` latency settings from the default ones."""
 
 
+def threads_over_cores(threads: Sequence[int]) -> str | None:
+    """A warning for thread counts above this machine's cores (their rows time contention), else None."""
+    import os
+
+    cores = os.cpu_count() or 0
+    over = [t for t in threads if cores and t > cores]
+    if not over:
+        return None
+    return (f"--threads {','.join(map(str, over))}: more threads than this machine's {cores} cores; those latency "
+            "rows measure contention")
+
+
 def settings_name(settings: Any) -> str | None:
     """``--quick`` or ``default`` for stored latency settings (``config.latency`` in results.json) that
     match those on :data:`SETTINGS_KEYS`, else None."""

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -932,11 +931,11 @@ def check_device_options(options: RunOptions, device: str) -> None:
             raise HarnessError(f"--amp {options.amp} runs on CUDA only; on the CPU use --amp bf16")
         log.warning("--amp %s needs CUDA and this run trains on %s: it trains in float32 "
                     "(--amp bf16 runs on the CPU)", options.amp, device)
-    cores = os.cpu_count() or 0
-    over = [t for t in options.threads if cores and t > cores]
-    if over and options.executor == "local":
-        log.warning("--threads %s: more threads than this machine's %d cores; those latency rows measure "
-                    "contention", ",".join(map(str, over)), cores)
+    from harness.latency import threads_over_cores
+
+    over = threads_over_cores(options.threads)
+    if over and options.executor == "local":  # a Ray worker's cores are not this machine's
+        log.warning("%s", over)
 
 
 def _precision_ran(train: dict[str, Any]) -> str:

@@ -236,3 +236,14 @@ def test_an_unknown_provider_name_is_refused(tmp_path):
     path = _conv_onnx(tmp_path / "m.onnx")
     result = run_cli("bench", str(path), "--providers", "cpu,foo", *FAST)
     assert result.returncode == 2 and "unknown ONNX Runtime provider(s) foo" in result.stderr
+
+
+def test_more_threads_than_cores_is_said_as_run_says_it(tmp_path):
+    import os
+
+    over = (os.cpu_count() or 1) + 1
+    path = _conv_onnx(tmp_path / "m.onnx")
+    result = run_cli("bench", str(path), "--threads", f"1,{over}", "--cold-runs", "0", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"harness: warning: --threads {over}: more threads than this machine's {over - 1} cores" in result.stderr
+    assert "samples/s (batch / mean)" in result.stdout  # the throughput is the mean's, not the p50's beside it
