@@ -898,7 +898,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if not rows:  # one line: the reason
         why = f": {skipped[0]}" + (f" (and {len(skipped) - 1} more reason(s))" if len(skipped) > 1 else "") \
             if skipped else ""
-        raise HarnessError(f"nothing could be measured for {model_path}{why}"
+        fixed = f"; the graph fixes its batch at {plan.fixed_batch}: --batch-sizes {plan.fixed_batch}" \
+            if plan.fixed_batch is not None and plan.fixed_batch not in batch_sizes else ""
+        raise HarnessError(f"nothing could be measured for {model_path}{why}{fixed}"
                            + (f"; {open_dims}" if open_dims else ""))
     for message in skipped:
         click.echo(f"harness: warning: skipped {message}", err=True)

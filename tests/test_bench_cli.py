@@ -83,7 +83,7 @@ def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
     # one line, and it says why: the reason is not a warning above a bare error
     assert result.stderr.strip().splitlines() == [
         f"harness: error: nothing could be measured for {path}: batch size 4: input 'image' has a static batch "
-        "dimension 1"], result.stderr
+        "dimension 1; the graph fixes its batch at 1: --batch-sizes 1"], result.stderr
 
 
 def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
