@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -98,12 +99,22 @@ class RichProgress(Progress):
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as Bar
 
         self.console = Console(stderr=True)
+        # Without colour (NO_COLOR) rich draws the bar's done and to-do parts alike, a solid line that says
+        # nothing: the counts and the percentage carry it instead.
+        plain = bool(os.environ.get("NO_COLOR"))
         self.bar = Bar(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            TextColumn("{task.description}" if plain else "[bold]{task.description}"),
+            TaskProgressColumn() if plain else BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[status]}"),

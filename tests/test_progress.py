@@ -89,3 +89,15 @@ def test_the_epoch_line_names_the_split_it_scored(tmp_path):
               if ": epoch 1/1 " in line}
     assert " test acc " in epochs["mnist-mlp@synthetic"], epochs
     assert " val acc " in epochs["mnist-baseline-20k@synthetic"], epochs
+
+
+def test_without_colour_the_live_display_shows_a_percentage_not_a_bar(monkeypatch):
+    from rich.progress import BarColumn, TaskProgressColumn
+
+    from harness.progress import RichProgress
+
+    monkeypatch.setenv("NO_COLOR", "1")  # rich then draws a bar's done and to-do parts alike
+    kinds = {type(c) for c in RichProgress().bar.columns}
+    assert TaskProgressColumn in kinds and BarColumn not in kinds
+    monkeypatch.delenv("NO_COLOR")
+    assert BarColumn in {type(c) for c in RichProgress().bar.columns}
