@@ -341,7 +341,7 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
         raise HarnessError("--older-than and --downloads choose what --clear deletes; add --clear")
     root = cache_root()
     if root.exists() and not root.is_dir():
-        raise HarnessError(f"the cache root {root} is a file, not a folder (HARNESS_CACHE_DIR)")
+        raise HarnessError(f"the cache folder {root} is a file (HARNESS_CACHE_DIR); point it at a folder")
     items = cache_items(datasets)
     gone: list[Any] = []
     failed: list[str] = []

@@ -986,6 +986,10 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
     if taken:  # before the data is loaded, as RunFolder.create would after
         raise taken
+    from harness.cache import cache_root
+
+    if cache_root().exists() and not cache_root().is_dir():  # else every dataset's error would blame its files
+        raise HarnessError(f"the cache folder {cache_root()} is a file (HARNESS_CACHE_DIR); point it at a folder")
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:

@@ -104,5 +104,8 @@ def test_bad_cache_options_are_one_line(tmp_path, args, needle):
 
 def test_a_cache_root_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
-    result = run_cli("cache", env=_env(tmp_path / "file"))
-    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    for args in (["cache"], ["run", "--models", "mnist-mlp", "--datasets", "mnist", "--out", str(tmp_path / "o")]):
+        result = run_cli(*args, env=_env(tmp_path / "file"))  # run: before any dataset blames its own files
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+            f"harness: error: the cache folder {tmp_path / 'file'} is a file (HARNESS_CACHE_DIR); point it at a "
+            "folder"], result.stderr
