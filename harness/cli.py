@@ -499,6 +499,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 if name in registry.host.disabled:
                     raise HarnessError(f"plugin {name!r} is disabled by HARNESS_DISABLE_PLUGINS")
                 raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
+    for kind in ("models", "datasets", "metrics"):  # a typo is said before torch's second of importing
+        for name in getattr(options, kind) or []:
+            registry.get(kind, name)
     from harness.runner import execute
 
     executor_options = None

@@ -131,6 +131,19 @@ def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
     assert result.returncode == 0, result.stderr
 
 
+def test_a_misspelt_name_is_refused_before_torch_is_imported():
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom harness.cli import main\n"
+        "for args in (['run', '--models', 'mnist-mpl'], ['run', '--datasets', 'mnis'], ['run', '--metrics', 'acc']):\n"
+        "    r = CliRunner().invoke(main, args)\n    assert r.exit_code == 2 and 'did you mean' in r.output, r.output\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
     site.install("harness-broken", {"broken": "broken_import"})
     site.install("harness-unmarked", {"unmarked": "unmarked_plugin"})
