@@ -781,31 +781,65 @@ def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
     ref = job.get("reference") if isinstance(job.get("reference"), dict) else {}
     reasons = []
     epochs, published = _get(job, "train", "epochs"), ref.get("epochs")
+    point = job.get("point") or {}
+    # What the job's options and sweep point changed in its model's recipe (runs since it was recorded);
+    # an older run's record says only which options were given.
+    changes = _get(job, "train", "recipe_changes")
+    changes = changes if isinstance(changes, dict) else None
     if not isinstance(config, dict):
         reasons.append("run options not recorded")
     if isinstance(published, int):
         if epochs != published:
             reasons.append(f"{_text(epochs, '?')} of {published} epochs")
-    elif isinstance(config, dict) and (config.get("epochs") is not None or "epochs" in (job.get("point") or {})):
+    elif changes is not None:
+        if "epochs" in changes:
+            reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's {changes['epochs'][0]}")
+    elif isinstance(config, dict) and (config.get("epochs") is not None or "epochs" in point):
         reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's")
-    point = job.get("point") or {}
-    batch = point.get("batch_size", config.get("batch_size") if isinstance(config, dict) else None)
-    if batch is not None:  # another batch size is another number of steps
-        reasons.append(f"batch size {batch}, not the recipe's")
+    if changes is not None:
+        for key, (own, used) in changes.items():  # another batch size is another number of steps, etc.
+            if key not in ("epochs", "target_accuracy"):  # the epochs above; a target only times training
+                reasons.append(_change_text(key, own, used))
+    else:
+        batch = point.get("batch_size", config.get("batch_size") if isinstance(config, dict) else None)
+        if batch is not None:
+            reasons.append(f"batch size {batch}, not the recipe's")
+        lr = point.get("lr", config.get("lr") if isinstance(config, dict) else None)
+        if lr is not None:
+            reasons.append(f"lr {lr:g}, not the recipe's" if isinstance(lr, (int, float)) else f"lr {lr}")
+    recipe_fields = set(_get(job, "train", "recipe") or {}) | {"epochs", "batch_size", "lr", "schedule"}
+    for key in sorted(set(point) - recipe_fields - {"seed"}):  # a build argument: another model
+        reasons.append(f"{key}={point[key]} (a build argument)")
     cap = config.get("max_train_samples") if isinstance(config, dict) else None
     if cap is not None:
         reasons.append(f"{_fmt(cap, ',')} training samples")
     if ref.get("dataset") is None:
-        reasons.append("published dataset not recorded")
+        reasons.append(DATASET_NOT_RECORDED)
     elif ref.get("dataset") != job.get("dataset"):
-        reasons.append(_text(job.get("dataset")))
+        reasons.append(f"{_text(job.get('dataset'))}, not {ref['dataset']}")
     return reasons
+
+
+DATASET_NOT_RECORDED = "published dataset not recorded"
+
+
+def _change_text(key: str, own: Any, used: Any) -> str:
+    """One recipe change as a reason: ``batch size 128, not the recipe's 32``, ``constant schedule, not the
+    recipe's piecewise``."""
+    if key == "schedule" and isinstance(own, dict) and isinstance(used, dict):
+        if own.get("kind") != used.get("kind"):
+            return f"{used.get('kind')} schedule, not the recipe's {own.get('kind')}"
+        return "the schedule's rates scaled with the lr"
+    def shown(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else "none" if value is None else str(value)
+    return f"{key.replace('_', ' ')} {shown(used)}, not the recipe's {shown(own)}"
 
 
 def comparability(job: dict[str, Any], config: Any) -> list[str]:
     """Why a job's figures, accuracy included, do not compare with its published ones: the training budget
     (:func:`budget_differences`) and a ``--max-test-samples`` cap; empty when they compare."""
-    reasons = budget_differences(job, config)
+    # the published dataset unrecorded makes a training time uncheckable; the accuracy is still the seed's
+    reasons = [r for r in budget_differences(job, config) if r != DATASET_NOT_RECORDED]
     cap = config.get("max_test_samples") if isinstance(config, dict) else None
     if cap is not None:
         reasons.append(f"{_fmt(cap, ',')} test samples")
@@ -869,14 +903,14 @@ def reference_notes(results: dict[str, Any]) -> list[str]:
 
 
 def shortened_note(results: dict[str, Any]) -> str | None:
-    """One line under the terminal table when jobs with published figures ran on less than the published
-    budget: their accuracy is not the seed's to compare with (report.md lists each job's reasons)."""
+    """One line under the terminal table when jobs with published figures ran differently from the published
+    run: their accuracy is not the seed's to compare with (report.md lists each job's reasons)."""
     short = [job for job in results.get("jobs", []) if job.get("status") == "ok" and _shown_reference(job)
              and comparability(job, job_options(job, results))]
     if not short:
         return None
     example = comparability(short[0], job_options(short[0], results))
-    return (f"note: {len(short)} job(s) with published figures ran on less than the published budget "
+    return (f"note: {len(short)} job(s) with published figures ran differently from the published run "
             f"({', '.join(example)}{' ...' if len(short) > 1 else ''}): their accuracy does not compare "
             "with the published one (report.md, 'Published reference figures')")
 

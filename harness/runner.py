@@ -445,6 +445,14 @@ def onnx_agreement(torch_logits: Any, ort_logits: Any, tolerance: float) -> tupl
     return diff, f"ONNX Runtime output differs from PyTorch by {diff:.3g} (> {allowed})"
 
 
+def recipe_changes(default: Recipe, used: Recipe) -> dict[str, list[Any]]:
+    """``{field: [the model's own, what the job trained with]}`` for each recipe field an option or a sweep
+    changed (``--epochs``, ``--lr``, a swept ``schedule``...): the reports judge by it whether a job trained as
+    the published run did."""
+    before, after = default.to_dict(), used.to_dict()
+    return {key: [before[key], after[key]] for key in after if key != "source" and before.get(key) != after[key]}
+
+
 def job_recipe(job: Job, options: RunOptions) -> Recipe:
     recipe = job.model.recipe.replace(epochs=options.epochs, batch_size=options.batch_size, lr=options.lr)
     point = {k: v for k, v in job.point.items() if k in RECIPE_OVERRIDES}
@@ -646,6 +654,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         evaluate_on=evaluate_on,
     )
     row["train"] = result.to_dict(recipe)
+    row["train"]["recipe_changes"] = recipe_changes(job.model.recipe, recipe)
     # "amp" is what the result says ran (bf16 on CUDA or the CPU, fp16 on CUDA); the request is kept beside it.
     # Likewise "channels_last" is what ran (2D inputs only); the request (None: automatic) is kept beside it.
     row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,

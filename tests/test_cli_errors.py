@@ -334,6 +334,8 @@ def test_an_option_given_on_the_command_line_replaces_the_configs_sweep_over_it(
     data = json.loads((tmp_path / "out" / "r" / "results.json").read_text())
     assert data["config"]["sweep"] == [{"seed": 0}]
     assert [j["train"]["recipe"]["batch_size"] for j in data["jobs"]] == [16]
+    changes = data["jobs"][0]["train"]["recipe_changes"]  # what the reports judge comparability by
+    assert changes["batch_size"] == [64, 16] and changes["epochs"] == [5, 1] and "lr" not in changes
 
 
 def test_a_run_id_that_is_no_plain_folder_name_is_said_and_named_by_its_folder(tmp_path, caplog):

@@ -204,17 +204,17 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     document = {**results, "config": {**results["config"], "max_train_samples": 256}, "jobs": [job]}
     table = report.reference_table(document)
     assert table.rows[0][table.headers.index("training speed-up")] == "-"
-    why = "not comparable with the published figures: 1 of 20 epochs, 256 training samples, synthetic"
+    why = "not comparable with the published figures: 1 of 20 epochs, 256 training samples, synthetic, not mnist"
     assert report.reference_notes(document) == [f"mnist-mlp@synthetic: {why}"]
     reference = to_markdown(document).split("## Published reference figures")[1].split("\n## ")[0]
     assert f"- mnist-mlp@synthetic: {why}" in reference and "82." not in reference
     terminal = report.comparison_table(document).splitlines()[-1]  # the accuracy too, where a run looks first
-    assert terminal.startswith("note: 1 job(s) with published figures ran on less than the published budget "
-                               "(1 of 20 epochs, 256 training samples, synthetic)"), terminal
+    assert terminal.startswith("note: 1 job(s) with published figures ran differently from the published run "
+                               "(1 of 20 epochs, 256 training samples, synthetic, not mnist)"), terminal
     untimed = {**job, "reference": {k: v for k, v in job["reference"].items() if k != "train_minutes"}}
     assert report.reference_notes({**document, "jobs": [untimed]}) == [f"mnist-mlp@synthetic: {why}"]
     tested_on_less = {**document, "config": {**document["config"], "max_test_samples": 500}}
-    assert report.reference_notes(tested_on_less)[0].endswith("synthetic, 500 test samples")
+    assert report.reference_notes(tested_on_less)[0].endswith("synthetic, not mnist, 500 test samples")
     full = {**results, "config": {**results["config"], "max_train_samples": None}}  # the seed's budget
     job.update(dataset="mnist")
     job["train"]["epochs"] = 20
@@ -233,6 +233,31 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     assert report.training_comparison(job, other_batch) == (None, "not comparable: batch size 256, not the recipe's")
     swept = {**job, "point": {"batch_size": 128}}
     assert report.training_comparison(swept, full["config"])[1] == "not comparable: batch size 128, not the recipe's"
+
+
+def test_what_a_job_changed_in_its_recipe_decides_whether_it_compares(results):
+    """Judged by the recipe fields the job's options and sweep point changed (train.recipe_changes), not by
+    which options were given: --batch-size 32 on a batch-32 recipe changes nothing."""
+    job = _published_job(results)
+    job.update(dataset="mnist")
+    job["train"].update(epochs=20, recipe_changes={})
+    full = {**results, "config": {**results["config"], "max_train_samples": None, "max_test_samples": None,
+                                  "batch_size": 32}}
+    assert report.comparability(job, full["config"]) == []
+    assert report.training_comparison(job, full["config"])[0] == pytest.approx(7 * 60 / 5.1)
+    piecewise = {"kind": "piecewise", "milestones": [[0, 0.003], [5, 0.001]]}
+    job["train"]["recipe_changes"] = {"lr": [0.003, 0.001], "schedule": [piecewise, {"kind": "constant"}],
+                                      "batch_size": [32, 64], "target_accuracy": [0.994, 0.99]}
+    job["point"] = {"lr": 0.001, "schedule": "constant", "dropout": 0.01, "seed": 2}
+    assert report.comparability(job, full["config"]) == [
+        "lr 0.001, not the recipe's 0.003", "constant schedule, not the recipe's piecewise",
+        "batch size 64, not the recipe's 32", "dropout=0.01 (a build argument)"]
+    assert report.training_comparison(job, full["config"])[0] is None
+    unrecorded = {**job, "point": None, "train": {**job["train"], "recipe_changes": {}},
+                  "reference": {k: v for k, v in job["reference"].items() if k != "dataset"}}
+    assert report.comparability(unrecorded, full["config"]) == []  # the accuracy is still the seed's to read
+    assert report.training_comparison(unrecorded, full["config"]) == (
+        None, "not comparable: published dataset not recorded")
 
 
 def test_throughput_columns_say_they_come_from_the_mean_latency(results):

@@ -142,7 +142,7 @@ def test_a_speed_up_not_comparable_is_a_dash_with_the_reason():
     results.update(jobs=[job], config={**results["config"], "max_train_samples": 256})
     reference = to_html(results, plots=[]).split('<section id="reference">')[1].split("</section>")[0]
     assert "82.4x" not in reference
-    assert "<li>mnist-mlp@synthetic: not comparable with the published figures: 1 of 20 epochs, 256 training samples, synthetic</li>" \
+    assert "<li>mnist-mlp@synthetic: not comparable with the published figures: 1 of 20 epochs, 256 training samples, synthetic, not mnist</li>" \
         in reference
 
 
