@@ -31,12 +31,33 @@ def datasets_dir() -> pathlib.Path:
     return cache_root() / "datasets"
 
 
+USED_MARK = ".last-used"
+"""A file a dataset plugin touches in a download folder each time a run reads from it: the downloaded
+files' own times must not change (decoded entries are keyed on them), so the folder's use is kept here."""
+
+
 def mark_used(path: pathlib.Path) -> None:
-    """Record that ``path`` was just read (its modification time), for ``harness cache --older-than``."""
+    """Record that ``path`` was just read (its modification time), for ``harness cache --older-than``. For a
+    download folder, pass ``folder / USED_MARK``: it is made if missing."""
     try:
-        os.utime(path)
+        if path.name == USED_MARK:
+            path.touch()
+        else:
+            os.utime(path)
     except OSError:  # a read-only cache still serves its entries
         pass
+
+
+def root_problem() -> str | None:
+    """Why the cache root cannot be a folder (it, or a folder above it, is a file), else None."""
+    root = cache_root()
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return None
+            where = "HARNESS_CACHE_DIR" if os.environ.get("HARNESS_CACHE_DIR", "").strip() else "the default"
+            return f"the cache folder {root} cannot be made: {folder} is a file ({where})"
+    return None
 
 
 @dataclass
@@ -73,12 +94,15 @@ def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
         return []
     wanted = set(datasets) if datasets is not None else None
     items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in _listing(root) if p.is_dir()):
         if wanted is not None and folder.name not in wanted:
             continue
-        for path in sorted(folder.iterdir()):
+        for path in sorted(_listing(folder)):
             try:
-                if path.is_dir():
+                if path.is_symlink():  # a download folder linked to a shared copy: the link is ours, not its files
+                    items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
+                                           str(path), 0, path.lstat().st_mtime))
+                elif path.is_dir():
                     size, used = _tree_size(path)
                     items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
                                            str(path), size, used))
@@ -89,6 +113,14 @@ def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
             except OSError:  # gone while we looked (another process cleared it)
                 continue
     return items
+
+
+def _listing(folder: pathlib.Path) -> list[pathlib.Path]:
+    """A folder's entries; none when it cannot be read (gone meanwhile, or not ours to read)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def removable(items: list[CacheItem], older_than_days: float | None = None, downloads: bool = False,
@@ -118,9 +150,9 @@ def remove(items: list[CacheItem]) -> tuple[int, list[str]]:
     for item in items:
         path = pathlib.Path(item.path)
         try:
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            else:
+            else:  # a file, or a link (to a shared download folder: the link goes, its target stays)
                 path.unlink(missing_ok=True)
             freed += item.bytes
         except OSError as exc:

@@ -320,7 +320,7 @@ def list_command(kind: str, as_json: bool) -> None:
 @click.option("--downloads", is_flag=True,
               help="With --clear: the files torchvision downloaded too (fetched again when next needed).")
 @click.option("--datasets", type=NAMES, default=None, help="Only these datasets' folders.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {root, items: [...], removed: [...]}.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {root, items: [...], removed: [...], errors: [...]}.")
 def cache_command(clear: bool, older_than: float | None, downloads: bool, datasets: list[str] | None,
                   as_json: bool) -> None:
     """What the dataset cache holds ($HARNESS_CACHE_DIR, default ~/.cache/harness), and clearing it.
@@ -334,14 +334,15 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
     """
     import time
 
-    from harness.cache import cache_items, cache_root, removable, remove
+    from harness.cache import cache_items, cache_root, removable, remove, root_problem
     from harness.text import size_text
 
     if (older_than is not None or downloads) and not clear:
         raise HarnessError("--older-than and --downloads choose what --clear deletes; add --clear")
     root = cache_root()
-    if root.exists() and not root.is_dir():
-        raise HarnessError(f"the cache folder {root} is a file (HARNESS_CACHE_DIR); point it at a folder")
+    problem = root_problem()
+    if problem:
+        raise HarnessError(problem)
     items = cache_items(datasets)
     gone: list[Any] = []
     failed: list[str] = []

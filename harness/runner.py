@@ -995,10 +995,11 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
     if taken:  # before the data is loaded, as RunFolder.create would after
         raise taken
-    from harness.cache import cache_root
+    from harness.cache import root_problem
 
-    if cache_root().exists() and not cache_root().is_dir():  # else every dataset's error would blame its files
-        raise HarnessError(f"the cache folder {cache_root()} is a file (HARNESS_CACHE_DIR); point it at a folder")
+    problem = root_problem()  # a dataset without its files would otherwise blame them, not this
+    if problem:
+        log.warning("%s: datasets are decoded on every run and cannot be downloaded", problem)
     cache = DatasetCache(options.data_dir, options.seed)
     plan = plan_jobs(registry, options, cache)
     if not plan.jobs:

@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+from pathlib import Path
+
 import pytest
 from conftest import run_cli
 
@@ -92,6 +94,37 @@ def test_clear_one_dataset_with_its_downloads(cache):
     assert [item["path"] for item in listing["items"]] == [other["fresh"], paths["3d"]]
 
 
+def test_clear_older_than_keeps_a_download_a_run_read_lately(cache):
+    """A download's files keep the time they were fetched (entries are keyed on them); its .last-used mark,
+    touched by the dataset plugin on every read, says whether a run still uses it."""
+    from harness.cache import USED_MARK
+
+    root, _, other = cache
+    old = time.time() - 40 * 86400
+    for path in [Path(other["download"]), *Path(other["download"]).rglob("*")]:
+        os.utime(path, (old, old))
+    from harness.cache import cache_items, removable
+
+    assert [i.path for i in removable(cache_items(), 30, downloads=True) if i.kind == "download"] == [
+        other["download"]]  # fetched 40 days ago and never marked: it would go
+    (Path(other["download"]) / USED_MARK).touch()
+    result = run_cli("cache", "--clear", "--downloads", "--older-than", "30", "--json", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    assert os.path.isdir(other["download"]), json.loads(result.stdout)["removed"]
+
+
+def test_a_linked_download_folder_is_unlinked_not_emptied(cache, tmp_path):
+    root, _, _ = cache
+    shared = tmp_path / "shared-mnist"
+    (shared / "MNIST" / "raw").mkdir(parents=True)
+    (shared / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\0" * 100)
+    link = root / "datasets" / "synthetic3d" / "download"
+    link.symlink_to(shared, target_is_directory=True)
+    result = run_cli("cache", "--clear", "--downloads", "--datasets", "synthetic3d", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    assert not os.path.lexists(link) and (shared / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").is_file()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--older-than", "3"], "--older-than and --downloads choose what --clear deletes; add --clear"),
     (["--clear", "--older-than", "-1"], "--older-than"),
@@ -104,8 +137,12 @@ def test_bad_cache_options_are_one_line(tmp_path, args, needle):
 
 def test_a_cache_root_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("x")
-    for args in (["cache"], ["run", "--models", "mnist-mlp", "--datasets", "mnist", "--out", str(tmp_path / "o")]):
-        result = run_cli(*args, env=_env(tmp_path / "file"))  # run: before any dataset blames its own files
-        assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-            f"harness: error: the cache folder {tmp_path / 'file'} is a file (HARNESS_CACHE_DIR); point it at a "
-            "folder"], result.stderr
+    why = f"the cache folder {tmp_path / 'file' / 'sub'} cannot be made: {tmp_path / 'file'} is a file (HARNESS_CACHE_DIR)"
+    result = run_cli("cache", env=_env(tmp_path / "file" / "sub"))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"harness: error: {why}"]
+    # a run says so first (a dataset without its files would blame them), and one that needs no cache runs
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
+                     "64", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick",
+                     "--no-torch-latency", "--cold-runs", "0", "--exporter", "torchscript", "--out",
+                     str(tmp_path / "o"), env=_env(tmp_path / "file" / "sub"))
+    assert result.returncode == 0 and f"harness: warning: {why}: datasets are decoded on every run" in result.stderr

@@ -237,6 +237,25 @@ def test_mnist_reads_idx_files(tmp_path: pathlib.Path, gz: bool, layout: str) ->
     assert pathlib.Path(splits.info["source"]) == (data_dir / layout if layout else data_dir)
 
 
+def test_a_download_that_a_run_reads_is_marked_used(isolated_environment: pathlib.Path) -> None:
+    """harness cache --clear --older-than must not delete the downloaded files a run still reads (the decoded
+    entry is keyed on their times, which therefore stay as they are): the folder gets a .last-used mark."""
+    from harness.cache import USED_MARK, cache_items, removable
+
+    download = isolated_environment / "datasets" / "mnist" / "download"
+    make_idx_set(download / "MNIST" / "raw")
+    month_ago = time.time() - 40 * 86400
+    for path in download.rglob("*"):
+        os.utime(path, (month_ago, month_ago))
+    stamps = {path: path.stat().st_mtime for path in download.rglob("*.gz")}
+    splits = spec("mnist").load(data_dir=None, seed=0)
+    assert splits.info["origin"] == "download" and (download / USED_MARK).is_file()
+    assert {path: path.stat().st_mtime for path in download.rglob("*.gz")} == stamps  # the sources untouched
+    items = cache_items(["mnist"])
+    assert [i.kind for i in items if i.path == str(download)] == ["download"]
+    assert not [i for i in removable(items, older_than_days=30, downloads=True) if i.kind == "download"]
+
+
 def test_mnist_accepts_str_data_dir_and_limits(tmp_path: pathlib.Path) -> None:
     arrays = make_idx_set(tmp_path, gz=False)
     splits = spec("mnist").load(data_dir=str(tmp_path), seed=3, num_train=5, num_test=4, unknown="x")

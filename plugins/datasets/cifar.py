@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness import Splits
+from harness.cache import USED_MARK, mark_used
 from harness.errors import DataUnavailableError
 from harness.text import squeeze
 from harness_plugins.datasets.cache import cached, file_stamp
@@ -132,6 +133,8 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
     partial = []
     for folder, origin in candidates:
         if _complete(folder):
+            if origin == "download":  # for harness cache --clear --older-than: a download still in use
+                mark_used(dataset_cache_dir(NAME) / "download" / USED_MARK)
             return folder, origin
         present = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if (folder / name).is_file()]
         if present:  # a partial set is worth pointing out; an unrelated folder is not
@@ -141,6 +144,7 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
     reason = torchvision_download("CIFAR10", download_root)
     if reason is None:
         if _complete(download_root / FOLDER):
+            mark_used(download_root / USED_MARK)
             return download_root / FOLDER, "download"
         reason = f"torchvision finished but {download_root / FOLDER} is incomplete"
     searched = ", ".join(str(folder) for folder, _ in candidates)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness import Splits
+from harness.cache import USED_MARK, mark_used
 from harness.errors import DataUnavailableError
 from harness_plugins.datasets.cache import cached, file_stamp
 from harness_plugins.datasets.common import (
@@ -155,12 +156,15 @@ def locate(dataset: IdxDataset, data_dir: Any) -> tuple[dict[str, pathlib.Path],
             continue
         if notes and data_path is not None and origin != "data_dir":  # the folder the user named was passed over
             log.warning("%s: %s; using %s instead", dataset.name, "; ".join(notes), folder)
+        if origin == "download":  # for harness cache --clear --older-than: a download still in use
+            mark_used(dataset.download_root / USED_MARK)
         return files, folder, origin
 
     reason = torchvision_download(dataset.torchvision_class, dataset.download_root)
     if reason is None:
         files, missing = find_idx_files(dataset.download_dir)
         if not missing:
+            mark_used(dataset.download_root / USED_MARK)
             return files, dataset.download_dir, "download"
         reason = f"torchvision finished but {dataset.download_dir} lacks {', '.join(missing)}"
 
