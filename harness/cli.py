@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -423,7 +424,7 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="ONNX exporter; auto tries dynamo and falls back to TorchScript.")
 @click.option("--onnx-tolerance", type=Finite(min=0, min_open=True),
               help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this, times the "
-                   "largest |logit| when that is above 1 (default: 1e-4).")
+                   "logit's size where that is above 1 (default: 1e-4).")
 @click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
 @click.option("--cold-runs", type=click.IntRange(min=0), metavar="N",
               help="New processes that time each ONNX model's cold start (load, first answer, memory); "
@@ -681,8 +682,8 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
             try:
                 value = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
-                bounds = _range_text(param.type) if not isinstance(value, bool) and isinstance(value, (int, float)) \
-                    else None  # a number out of range reads as the other config errors do
+                finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+                bounds = _range_text(param.type) if finite else None  # out of range: as other config errors read
                 raise HarnessError(f"{config_file}: {setting} must be {bounds}, not {value!r}" if bounds
                                    else f"{config_file}: {setting}: {exc.message}") from None
         values[key] = value

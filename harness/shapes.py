@@ -20,6 +20,7 @@ ONNX Runtime's ``NodeArg.shape`` gives it (0 and negative sizes count as open).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -88,7 +89,9 @@ def _given(input_name: str, axis: int, dim: int | str | None, dims: dict[str, An
     """The size ``dims`` gives an open dimension: by :func:`dim_key`, or as ``input[axis]``; None if none
     (or if ``dims`` marks it as the batch)."""
     size = dims.get(dim_key(input_name, axis, dim), dims.get(f"{input_name}[{axis}]"))
-    return size if isinstance(size, int) else None
+    if size is None or size == BATCH:
+        return None
+    return operator.index(size)  # numpy ints from a parametrize too; a float or a string is a TypeError
 
 
 def marked_batch(dims: dict[str, Any] | None) -> list[str]:

@@ -175,6 +175,7 @@ def test_the_batch_is_the_dimension_named_so_even_when_not_first(tmp_path):
     assert json.loads(result.stdout)["flops"] == 5 * 32  # per sample: five time steps of one sequence
     session = make_session(path, threads=1)
     assert input_feeds(session, 2, dims={"seq": 5})["x"].shape == (5, 2, 4)
+    assert input_feeds(session, 2, dims={"seq": np.int64(5)})["x"].shape == (5, 2, 4)  # from a parametrize
 
 
 @pytest.mark.parametrize("batch_dim", ["N", "x[1]"])

@@ -166,6 +166,7 @@ def test_python_dash_m_and_version():
         ('profile = "cloud"', ["profile", "'cloud'"]),
         ('amp = "fp8"', ["amp", "'fp8'"]),
         ("lr = -1", ["lr"]),
+        ("lr = inf", ["lr: inf is not a finite number"]),  # not "must be positive"
         ("latency_budget_ms = nan", ["latency_budget_ms"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\ncold_budget_ms = -5', ["c.toml: cold_budget_ms must be", "positive"]),
         ('cold_budget_ms = "fast"', ["c.toml: cold_budget_ms must be a number, not a string"]),

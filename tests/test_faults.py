@@ -194,10 +194,16 @@ def test_the_onnx_tolerance_grows_with_the_logits_beyond_1():
     from harness.runner import onnx_agreement
 
     big = np.array([[1040.0, -3.0]], dtype=np.float32)
-    diff, mismatch = onnx_agreement(big, big + np.float32(3.7e-4), 1e-4)
+    diff, mismatch = onnx_agreement(big, big + np.array([[3.7e-4, 1e-5]], dtype=np.float32), 1e-4)
     assert diff > 1e-4 and mismatch is None
     small = np.array([[0.9, -0.3]], dtype=np.float32)
     _, mismatch = onnx_agreement(small, small + np.float32(3.7e-4), 1e-4)
     assert mismatch.startswith("ONNX Runtime output differs from PyTorch by 0.00037 (> 0.0001)"), mismatch
     _, mismatch = onnx_agreement(big, big + np.float32(0.5), 1e-4)  # far beyond rounding, even at this scale
-    assert mismatch and "(> 0.0001 x 1040, the largest |logit|)" in mismatch, mismatch
+    assert mismatch and "(> 0.0001 x 1040, that logit's size)" in mismatch, mismatch
+    # a large logit in one row does not excuse a small one elsewhere (here its argmax flips)
+    mixed = np.array([[5000.0, 0.0], [0.1, 0.5]], dtype=np.float32)
+    flipped = mixed.copy()
+    flipped[1, 0] = 0.55
+    _, mismatch = onnx_agreement(mixed, flipped, 1e-4)
+    assert mismatch and mismatch.startswith("ONNX Runtime output differs from PyTorch by 0.45 (> 0.0001)"), mismatch
