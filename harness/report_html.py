@@ -699,12 +699,13 @@ td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 tr.failed td { background: var(--bad); }
 tr.skipped td { background: var(--skip); color: var(--muted); }
-td.error { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; max-width: 720px; }
+td.error { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; max-width: 720px;
+  overflow-wrap: anywhere; }
 .note { color: var(--muted); font-size: 13px; }
 figure { margin: 8px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px 20px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(560px, 100%), 1fr)); gap: 14px 20px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px 4px; }
 .card h3 { margin: 0 0 4px; font-size: 14px; word-break: break-word; }
 details summary { cursor: pointer; color: var(--accent); font-size: 13px; }
