@@ -187,10 +187,13 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
         line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
                 r["status"], _fmt(r["params"], ","), mflops(r["flops"]), _fmt(r["accuracy"], ".4f"),
                 _fmt(r["onnx_accuracy"], ".4f"), _fmt(r["max_abs_diff"], ".1e"), _fmt(r["onnx_kb"], ".1f"),
-                _kib(r["activation_bytes"]),
-                _fmt(r["p50_small"], ".3f"), _fmt(r["p99_small"], ".3f")]
+                _kib(r["activation_bytes"])]
+        # a job timed at other batch sizes (a joined run's) shows '-' under a header that is not its own
+        small = r["small_bs"] == small_bs
+        line += [_fmt(r["p50_small"] if small else None, ".3f"), _fmt(r["p99_small"] if small else None, ".3f")]
         if big_bs and big_bs != small_bs:
-            line += [_fmt(r["p50_big"], ".3f"), _fmt(r["throughput_big"], ",.0f")]
+            big = r["big_bs"] == big_bs
+            line += [_fmt(r["p50_big"] if big else None, ".3f"), _fmt(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
         line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]

@@ -377,6 +377,13 @@ def test_joined_documents_show_the_run_of_each_job(results):
     rows = list(csv.DictReader(io.StringIO(to_csv(document))))
     assert {r["run_id"] for r in rows} == {"fixture-report", "other"}
     assert len(summary_rows(document)) == 2 * len(results["jobs"])
+    # a run timed at batch 1 only: its b1 figures are not shown under the other run's batch-32 header
+    for job in other["jobs"]:
+        job["latency"] = [row for row in job.get("latency") or [] if row.get("batch_size") == 1]
+    headers, rows = report._comparison_rows(joined(results, other))
+    big, run = headers.index("p50 ms b32"), headers.index("run")
+    shown = {(row[run], row[big]) for row in rows if row[headers.index("status")] == "ok"}
+    assert {b for r, b in shown if r == "other"} == {"-"} and {b for r, b in shown if r != "other"} - {"-"}
 
 
 def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
