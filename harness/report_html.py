@@ -200,7 +200,17 @@ def _key_lines(key: list[tuple[int, str]]) -> list[str]:
     return lines
 
 
-MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v"}
+MARKERS = {"fp32": "o", "fp16": "s", "int8-dynamic": "^", "int8-static": "v", "ort-opt": "D", "slim": "P"}
+"""Each variant's marker; another (a plugin's) takes the next of :data:`OTHER_MARKERS` not in use."""
+OTHER_MARKERS = ("X", "*", "h", "<", ">", "p")
+
+
+def variant_marker(kind: str, kinds: list[str]) -> str:
+    """The marker of variant ``kind`` among the plotted ``kinds``: its own, else one no other kind has."""
+    if kind in MARKERS:
+        return MARKERS[kind]
+    others = [k for k in kinds if k not in MARKERS]
+    return OTHER_MARKERS[others.index(kind) % len(OTHER_MARKERS)] if kind in others else "X"
 
 # Label placement on a scatter, in points (1/72 inch): labels sit GAP_X beside a point, a little above or
 # below it; one that would cover another label, a marker or the legend moves to the nearest free spot within
@@ -251,7 +261,7 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
             if not pts:
                 continue
             ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, color=colors[dataset],
-                       marker=MARKERS.get(kind, "D"), alpha=0.85, edgecolors="white", linewidths=0.6,
+                       marker=variant_marker(kind, kinds), alpha=0.85, edgecolors="white", linewidths=0.6,
                        label=dataset if kind == kinds[0] and len(datasets) > 1 else None, zorder=3)
         if front:
             best = sorted((c for c in mine if c["pareto"]), key=lambda c: c[x_key])
@@ -272,7 +282,7 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
                                 linewidth=0.8, zorder=1)
     for kind in kinds:
         if kind != "fp32" or len(kinds) > 1:
-            ax.scatter([], [], marker=MARKERS.get(kind, "D"), color="0.45", label=kind)
+            ax.scatter([], [], marker=variant_marker(kind, kinds), color="0.45", label=kind)
     xs = [c[x_key] for c in points]
     ax.margins(x=0.08, y=0.06)
     if max(xs) / min(xs) > 4:  # spread over decades: log scale; else linear reads better

@@ -372,3 +372,11 @@ def test_every_latency_series_has_its_own_colour_marker_and_line_style(monkeypat
     assert len(legend.get_texts()) == n
     box, figure_box = legend.get_window_extent(fig.canvas.get_renderer()), fig.bbox
     assert figure_box.y0 <= box.y0 and box.y1 <= figure_box.y1  # every entry inside the image
+
+
+def test_every_variant_kind_plotted_gets_its_own_marker():
+    from harness.report_html import variant_marker
+
+    kinds = ["fp32", "fp16", "int8-dynamic", "int8-static", "ort-opt", "slim", "plugin-a", "plugin-b"]
+    markers = [variant_marker(kind, kinds) for kind in kinds]
+    assert len(set(markers)) == len(kinds), dict(zip(kinds, markers))  # ort-opt and slim were both "D"
