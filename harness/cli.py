@@ -855,6 +855,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         providers = check_providers(providers, here=False)  # an unknown name; one that cannot run here is skipped
     model = _check_onnx_file(model_path)
     sizes = dict(dims or [])
+    if batch_dim is not None and not batch_dim.strip():
+        raise HarnessError("--batch-dim needs a dimension's name, or INPUT[AXIS]")
     from harness.shapes import BATCH, dims_problem, graph_shapes, plan_inputs
 
     marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes  # what the stages below are given
@@ -1104,9 +1106,11 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
         try:
             target.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise HarnessError(f"--out {target} is not a folder (it, or a folder above it, is a file)") from None
+            raise HarnessError(f"{'--out ' if out else 'the joined report folder '}{target} is not a folder (it, "
+                               "or a folder above it, is a file)") from None
         except OSError as exc:
-            raise HarnessError(f"--out {target}: cannot make the folder ({exc.strerror or exc})") from None
+            raise HarnessError(f"{'--out ' if out else 'the joined report folder '}{target}: cannot make the folder "
+                               f"({exc.strerror or exc})") from None
     try:
         written = write_reports(target, results)
     finally:

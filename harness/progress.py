@@ -109,9 +109,9 @@ class RichProgress(Progress):
         from rich.progress import Progress as Bar
 
         self.console = Console(stderr=True)
-        # Without colour (NO_COLOR) rich draws the bar's done and to-do parts alike, a solid line that says
-        # nothing: the counts and the percentage carry it instead.
-        plain = bool(os.environ.get("NO_COLOR"))
+        # Without colour (NO_COLOR, TERM=dumb) rich draws the bar's done and to-do parts alike, a solid line
+        # that says nothing: the counts and the percentage carry it instead.
+        plain = bool(os.environ.get("NO_COLOR")) or self.console.no_color or self.console.color_system is None
         self.bar = Bar(
             TextColumn("{task.description}" if plain else "[bold]{task.description}"),
             TaskProgressColumn() if plain else BarColumn(),

@@ -24,7 +24,8 @@ import pytest
 
 @pytest.fixture
 def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
-    """Factory: ``(path, batch_size=1, threads=1, provider="cpu", dims=None) -> call()`` with inputs bound once.
+    """Factory: ``(path, batch_size=1, threads=1, provider="cpu", dims=None, batch_dim=None) -> call()`` with
+    inputs bound once.
 
     The call runs one ONNX Runtime inference on pre-allocated inputs generated
     from the graph (IOBinding), so a benchmark times inference only. ``dims``
@@ -58,9 +59,12 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         sizes = dict(dims or {})
         marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes
         plan = plan_inputs({arg.name: list(arg.shape) for arg in session.get_inputs()}, marked)
-        problem = dims_problem(plan, sizes) or dims_problem(plan, marked)
+        problem = dims_problem(plan, sizes)
         if problem:
             raise ValueError(f"onnx_inference_call: dims: {problem}")
+        problem = dims_problem(plan, marked)
+        if problem:
+            raise ValueError(f"onnx_inference_call: batch_dim: {problem}")
         unset = plan.unset(sizes)
         if unset:
             import warnings

@@ -111,7 +111,8 @@ class Registry:
             message = unknown_name_message(SINGULAR[kind], name, self.specs[kind])
             disabled = list(getattr(self.host, "disabled", []))
             if disabled:  # the likeliest reason when the name is a built-in one
-                message += f" (HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)})"
+                message += (f" (HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)}: if the name is "
+                            "one of theirs, leave them in)")
             raise UnknownNameError(message) from None
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:

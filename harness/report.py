@@ -945,12 +945,19 @@ def _train_settings(train: dict[str, Any]) -> str:
     return ", ".join(parts) or "eager"
 
 
+def _eval_text(history: list[dict[str, Any]], split: Any) -> str:
+    """The last epoch's evaluation accuracy and the split it scored: ``0.0762 val`` (a seed-003 model's
+    validation split) is not the test accuracy of the results table."""
+    value = _number(history[-1].get("eval_accuracy")) if history else None
+    return "-" if value is None else f"{value:.4f}" + (f" {split}" if split in ("val", "test") else "")
+
+
 def training_table(results: dict[str, Any]) -> Table:
     """Training cost per job: device, speed options, time, time to the recipe's target accuracy."""
     joined = is_joined(results)
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "settings", "device", "training options", "epochs", "train s", "s / epoch", "target", "time to target s",
-        "final eval accuracy", "peak memory MiB", "above start MiB", "job s"]
+        "final eval accuracy (split)", "peak memory MiB", "above start MiB", "job s"]
     rows = []
     for job in results.get("jobs", []):
         train = job.get("train")
@@ -965,9 +972,9 @@ def training_table(results: dict[str, Any]) -> Table:
                     + [point_text(job.get("point")) or "-", str(train.get("device") or "-"), _train_settings(train),
                        _fmt(train.get("epochs")), _fmt(seconds, ".2f"),
                        _fmt(seconds / epochs if seconds is not None and epochs else None, ".2f"),
-                       "-" if target is None else f"{target:.2%}",
+                       _fmt(target, ".4f"),  # a fraction, as every accuracy in the reports
                        _fmt(reached, ".2f") if reached is not None else ("not reached" if target is not None else "-"),
-                       _fmt(_number(history[-1].get("eval_accuracy")) if history else None, ".4f"),
+                       _eval_text(history, train.get("evaluated_on")),
                        _mib(train.get("peak_memory_bytes")), _mib(memory_growth(train)),
                        _fmt(_number(job.get("seconds")), ".1f")])
     first = headers.index("epochs")

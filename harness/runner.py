@@ -641,10 +641,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     train_split = _subset(train_split, options.max_train_samples, options.seed)
     test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
     evaluate_on = val_split if val_split is not None else (test_x, test_y)
+    evaluated_on = "val" if val_split is not None else "test"
 
     def on_epoch(record: dict[str, Any]) -> None:  # the progress line says which split "eval" scored
-        ctx.progress.epoch(job.id, {**record, "evaluated_on": "val" if val_split is not None else "test"},
-                           recipe.epochs)
+        ctx.progress.epoch(job.id, {**record, "evaluated_on": evaluated_on}, recipe.epochs)
         ctx.reporters.call("epoch_ended", job.id, record, model)
 
     result = train_model(
@@ -666,7 +666,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,
                         compile=options.compile,
                         train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
-                        evaluated_on="val" if val_split is not None else "test")
+                        evaluated_on=evaluated_on)
 
     stage("evaluate")
     if val_split is None and result.final_eval_logits is not None:

@@ -197,6 +197,7 @@ def test_batch_dim_names_a_batch_that_is_neither_named_so_nor_first(tmp_path, ba
 
 @pytest.mark.parametrize("args, needle", [
     (["--batch-dim", "M"], "--batch-dim: no open input dimension is called 'M' to be the batch (open: seq, N)"),
+    (["--batch-dim", " "], "--batch-dim needs a dimension's name, or INPUT[AXIS]"),
     (["--batch-dim", "N", "--dims", "N=4"], "--dims: 'N' is the batch dimension: give its sizes with --batch-sizes"),
 ])
 def test_a_batch_dim_the_graph_lacks_is_refused_in_one_line(tmp_path, args, needle):

@@ -100,4 +100,9 @@ def test_without_colour_the_live_display_shows_a_percentage_not_a_bar(monkeypatc
     kinds = {type(c) for c in RichProgress().bar.columns}
     assert TaskProgressColumn in kinds and BarColumn not in kinds
     monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a colour terminal, as rich sees one (pytest's stderr is not)
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert BarColumn in {type(c) for c in RichProgress().bar.columns}
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.delenv("FORCE_COLOR")
+    assert BarColumn not in {type(c) for c in RichProgress().bar.columns}

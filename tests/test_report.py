@@ -85,6 +85,13 @@ def test_markdown_shows_the_seed_summary(results):
 # -- training cost ----------------------------------------------------------------------------------------
 
 
+def test_the_last_epochs_accuracy_names_the_split_it_scored(results):
+    job = next(j for j in results["jobs"] if isinstance(j.get("train"), dict))
+    job["train"].update(history=[{"epoch": 1, "eval_accuracy": 0.0762}], evaluated_on="val")
+    table = report.training_table({**results, "jobs": [job]})
+    assert table.rows[0][table.headers.index("final eval accuracy (split)")] == "0.0762 val"
+
+
 def test_training_table_shows_speed_options_and_time_to_target(results):
     jobs = [j for j in results["jobs"] if isinstance(j.get("train"), dict)]
     fast, slow = copy.deepcopy(jobs[0]), copy.deepcopy(jobs[0])
@@ -98,7 +105,7 @@ def test_training_table_shows_speed_options_and_time_to_target(results):
     col = {name: i for i, name in enumerate(table.headers)}
     first, second = table.rows
     assert first[col["device"]] == "cuda" and first[col["training options"]] == "bf16, CUDA graph"
-    assert first[col["time to target s"]] == "0.60" and first[col["target"]] == "99.00%"
+    assert first[col["time to target s"]] == "0.60" and first[col["target"]] == "0.9900"  # a fraction, as elsewhere
     assert second[col["training options"]] == "channels-last, no CUDA graph (CUDA graphs need a CUDA device)"
     assert second[col["time to target s"]] == "not reached" and second[col["s / epoch"]] == "15.00"
     assert (second[col["peak memory MiB"]], second[col["above start MiB"]]) == ("900", "250")
