@@ -1345,6 +1345,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     deployment = deployment_tables(results)
     if deployment:
         lines += ["", "## Edge deployment", "", EDGE_NOTE]
+        from harness.edge import edge_answers
+
+        lines += [""] + [f"**{_md_cell(answer)}**" for answer in edge_answers(results)]  # the terminal's answer
         for caption, table in deployment:
             lines += ["", f"### {caption}", ""] + md_table(table)
     variants = variants_table(results)

@@ -829,7 +829,10 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         sections.append(("latency", "Latency", body))
     deployment = deployment_tables(results)
     if deployment:
-        sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + "".join(
+        from harness.edge import edge_answers
+
+        answers = "".join(f"<p><strong>{esc(answer)}</strong></p>" for answer in edge_answers(results))
+        sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + answers + "".join(
             f"<h3>{esc(caption)}</h3>{html_table(table)}" for caption, table in deployment)))
     variants = variants_table(results)
     if variants:

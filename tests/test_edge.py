@@ -438,3 +438,17 @@ def test_a_variant_left_untimed_on_purpose_says_why():
     assert row["variant"] is None and ("fp16: no latency at batch 1, 1 thread(s) on CPUExecutionProvider (left out on "
                                        "purpose: fp16 latency is measured on GPU providers only (CUDA/TensorRT))") \
         in row["note"]
+
+
+def test_the_reports_edge_section_opens_with_the_answer_the_terminal_gives():
+    from harness.edge import edge_answers
+    from harness.report import to_markdown as report_markdown
+    from harness.report_html import to_html
+
+    asked = {**RESULTS, "schema_version": 1, "run_id": "r", "created": "", "environment": {},
+             "config": {**(RESULTS.get("config") or {}), "accuracy_floor": 0.97, "latency_budget_ms": 1.0}}
+    (answer,) = edge_answers(asked)
+    assert "job(s) qualify" in answer
+    section = report_markdown(asked).split("## Edge deployment")[1].split("\n## ")[0]
+    assert section.split("\n\n")[2].startswith("**edge (batch 1, 1 thread, CPU; accuracy \\>= 0.97")
+    assert "<p><strong>edge (batch 1, 1 thread, CPU; accuracy &gt;= 0.97" in to_html(asked, plots=[])
