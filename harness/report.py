@@ -1049,8 +1049,11 @@ def config_table(results: dict[str, Any]) -> Table:
     if settings_name(config.get("latency")) == "--quick":
         rows.append(["latency", "--quick: short measurements for smoke tests (noisier figures)"])
     question = Question.from_config(config)
+    reasked = isinstance(results.get("edge_reasked"), str)  # by harness report's options, not the run's
     if question:
-        rows.append(["edge question", question.text()])
+        rows.append(["edge question (asked by harness report)" if reasked else "edge question", question.text()])
+    if reasked:
+        rows.append(["edge question (the run's own)", results["edge_reasked"] or "none"])
     sweep = config.get("sweep")
     if isinstance(sweep, list) and any(sweep):
         keys = sorted({k for p in sweep if isinstance(p, dict) for k in p})

@@ -703,7 +703,9 @@ def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_js
     md = (run / "report.md").read_text()
     assert "### batch 1, 1 thread, accuracy >= 0, size <= 100.0 KiB" in md
     assert "the question given to harness report; the run itself asked: nothing." in md
-    assert "| edge question | accuracy \\>= 0, size \\<= 100.0 KiB |" in md  # the run options table
+    # the run options table: which question is whose
+    assert "| edge question (asked by harness report) | accuracy \\>= 0, size \\<= 100.0 KiB |" in md
+    assert "| edge question (the run's own) | none |" in md
     mlp = next(line for line in md.split("### batch 1, 1 thread")[1].splitlines() if line.startswith("| mnist-mlp"))
     assert "| int8-dynamic |" in mlp and "| no (size) |" in mlp  # both over the size budget: the faster
     assert (run / "results.json").read_bytes() == before
