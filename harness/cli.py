@@ -857,21 +857,16 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     sizes = dict(dims or [])
     if batch_dim is not None and not batch_dim.strip():
         raise HarnessError("--batch-dim needs a dimension's name, or INPUT[AXIS]")
-    from harness.shapes import BATCH, dims_problem, graph_shapes, plan_inputs
-
-    marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes  # what the stages below are given
-    plan = plan_inputs(graph_shapes(model.graph), marked)
     from collections import Counter
 
     twice = sorted(name for name, count in Counter(name for name, _ in dims or []).items() if count > 1)
     if twice:
         raise HarnessError(f"--dims gives {twice[0]!r} twice")
-    problem = dims_problem(plan, sizes)
+    from harness.shapes import graph_shapes, plan_with
+
+    plan, marked, problem = plan_with(graph_shapes(model.graph), sizes, batch_dim)  # marked: the stages' dims
     if problem:
-        raise HarnessError(f"--dims: {problem}")
-    problem = dims_problem(plan, marked)
-    if problem:
-        raise HarnessError(f"--batch-dim: {problem}")
+        raise HarnessError(f"--{problem[0].replace('_', '-')}: {problem[1]}")
     if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
 

@@ -53,18 +53,14 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
                                     "file is Path(__file__).parent / NAME")
         from harness.latency import onnx_call
         from harness.ort import input_feeds, make_session, provider_name
-        from harness.shapes import BATCH, dims_problem, plan_inputs
+        from harness.shapes import plan_with
 
         session = make_session(Path(path), provider, threads=threads)
         sizes = dict(dims or {})
-        marked = {**sizes, batch_dim: BATCH} if batch_dim else sizes
-        plan = plan_inputs({arg.name: list(arg.shape) for arg in session.get_inputs()}, marked)
-        problem = dims_problem(plan, sizes)
+        plan, marked, problem = plan_with({arg.name: list(arg.shape) for arg in session.get_inputs()}, sizes,
+                                          batch_dim)
         if problem:
-            raise ValueError(f"onnx_inference_call: dims: {problem}")
-        problem = dims_problem(plan, marked)
-        if problem:
-            raise ValueError(f"onnx_inference_call: batch_dim: {problem}")
+            raise ValueError(f"onnx_inference_call: {problem[0]}: {problem[1]}")
         unset = plan.unset(sizes)
         if unset:
             import warnings

@@ -163,3 +163,17 @@ def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
             names = ", ".join(plan.open_keys) or "none"
             return f"no open input dimension is called {key!r} (open, besides the batch: {names})"
     return None
+
+
+def plan_with(shapes: dict[str, Shape], dims: dict[str, Any],
+              batch_dim: str | None = None) -> tuple[InputPlan, dict[str, Any], tuple[str, str] | None]:
+    """The plan of ``shapes`` with ``batch_dim`` marked as the batch, the ``dims`` the later stages are given
+    (``dims`` plus that mark), and what does not fit: ``("dims", reason)`` or ``("batch_dim", reason)``,
+    else None. ``harness bench`` and ``onnx_inference_call`` check their arguments with it."""
+    marked = {**dims, batch_dim: BATCH} if batch_dim else dict(dims)
+    plan = plan_inputs(shapes, marked)
+    for what, given in (("dims", dims), ("batch_dim", marked)):
+        problem = dims_problem(plan, given)
+        if problem:
+            return plan, marked, (what, problem)
+    return plan, marked, None
