@@ -99,11 +99,9 @@ def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
             continue
         for path in sorted(_listing(folder)):
             try:
-                if path.is_symlink():  # a download folder linked to a shared copy: the link is ours, not its files
-                    items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
-                                           str(path), 0, path.lstat().st_mtime))
-                elif path.is_dir():
-                    size, used = _tree_size(path)
+                if path.is_symlink() or path.is_dir():
+                    # a download folder linked to a shared copy: the link is ours, not its files
+                    size, used = (0, path.lstat().st_mtime) if path.is_symlink() else _tree_size(path)
                     items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
                                            str(path), size, used))
                 elif path.is_file():
@@ -133,7 +131,7 @@ def removable(items: list[CacheItem], older_than_days: float | None = None, down
         age = now - item.last_used
         if item.kind == "unfinished":
             keep = age < UNFINISHED_AGE_S
-        elif item.kind in ("decoded", "download") and (item.kind == "decoded" or downloads):
+        elif item.kind == "decoded" or (item.kind == "download" and downloads):
             keep = older_than_days is not None and age < older_than_days * 86400
         else:
             keep = True
@@ -142,11 +140,11 @@ def removable(items: list[CacheItem], older_than_days: float | None = None, down
     return out
 
 
-def remove(items: list[CacheItem]) -> tuple[int, list[str]]:
-    """Delete ``items``: the bytes freed and a line per item that could not be deleted."""
+def remove(items: list[CacheItem]) -> tuple[list[CacheItem], list[str]]:
+    """Delete ``items``: those deleted, and a line per item that could not be."""
     import shutil
 
-    freed, failed = 0, []
+    removed, failed = [], []
     for item in items:
         path = pathlib.Path(item.path)
         try:
@@ -154,7 +152,7 @@ def remove(items: list[CacheItem]) -> tuple[int, list[str]]:
                 shutil.rmtree(path)
             else:  # a file, or a link (to a shared download folder: the link goes, its target stays)
                 path.unlink(missing_ok=True)
-            freed += item.bytes
+            removed.append(item)
         except OSError as exc:
             failed.append(f"{path}: {exc.strerror or exc}")
-    return freed, failed
+    return removed, failed

@@ -348,9 +348,7 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
     gone: list[Any] = []
     failed: list[str] = []
     if clear:
-        gone = removable(items, older_than, downloads)
-        _, failed = remove(gone)
-        gone = [item for item in gone if not Path(item.path).exists()]
+        gone, failed = remove(removable(items, older_than, downloads))
         items = [item for item in items if item not in gone]
     if as_json:
         click.echo(json.dumps({"root": str(root), "items": [i.to_dict() for i in items],
