@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.latency import settings_name
+from harness.latency import settings_differences
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -324,13 +324,8 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[
                 continue
             a, b = old[key], cur[key]
             if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: by name, else the parts that differ
-                names = [settings_name(a), settings_name(b)]
-                if None not in names and names[0] != names[1]:
-                    out.append({"what": key, "base": names[0], "new": names[1]})
-                    continue
-                for sub in sorted(set(a) & set(b)):  # a setting only one run recorded: an older run
-                    if a[sub] != b[sub]:
-                        out.append({"what": f"{key}.{sub}", "base": a[sub], "new": b[sub]})
+                out += [{"what": key + sub, "base": old_value, "new": new_value}
+                        for sub, old_value, new_value in settings_differences(a, b)]
                 continue
             out.append({"what": key, "base": a, "new": b})
     return out

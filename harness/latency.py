@@ -210,6 +210,16 @@ SETTINGS_KEYS = ("warmup_runs", "min_runs", "min_time_s")
 """The fields that tell ``--quick`` latency settings from the default ones."""
 
 
+def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """How two stored latency settings differ: by name when each has one and they are not the same
+    (``[("", "default", "--quick")]``), else each sub-setting both recorded that differs
+    (``[(".cold_runs", 1, 2)]``); a sub-setting only one recorded (an older run's) is no difference."""
+    names = (settings_name(old), settings_name(new))
+    if None not in names and names[0] != names[1]:
+        return [("", *names)]
+    return [(f".{key}", old[key], new[key]) for key in sorted(set(old) & set(new)) if old[key] != new[key]]
+
+
 def threads_over_cores(threads: Sequence[int]) -> str | None:
     """A warning for thread counts above this machine's cores (their rows time contention), else None."""
     import os

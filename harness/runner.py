@@ -846,9 +846,11 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
         config.update(widened_selection(folder.data.get("config") or {}, config))
         now = options_of(config)
 
+        from harness.latency import settings_differences
+
         def same(a: Any, b: Any) -> bool:  # a sub-setting only one side has (latency.cold_runs): an older run
             if isinstance(a, dict) and isinstance(b, dict):
-                return all(a[k] == b[k] for k in set(a) & set(b))
+                return not settings_differences(a, b)
             return a == b
 
         # An option that a run from an older version did not record reads as None, its default then.
@@ -861,13 +863,8 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             if key == "sweep" and isinstance(old, list) and isinstance(new, list):  # grids are long: count them
                 return f"sweep {len(old)} -> {len(new)} points"
             if isinstance(old, dict) and isinstance(new, dict):  # the latency settings: by name, else what differs
-                from harness.latency import settings_name
-
-                names = (settings_name(old), settings_name(new))
-                if None not in names and names[0] != names[1]:
-                    return f"{key} {names[0]} -> {names[1]}"
-                return ", ".join(f"{key}.{k} {old[k]!r} -> {new[k]!r}" for k in sorted(set(old) & set(new))
-                                 if old[k] != new[k])
+                return ", ".join(f"{key}{sub} {a if not sub else repr(a)} -> {b if not sub else repr(b)}"
+                                 for sub, a, b in settings_differences(old, new))
             return f"{key} {old!r} -> {new!r}"
 
         changed = ", ".join(change(k) for k in differ if k not in Question.KEYS)
