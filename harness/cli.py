@@ -273,9 +273,8 @@ def list_command(kind: str, as_json: bool) -> None:
         failed = sorted({e.plugin for e in registry.errors})
         click.echo(f"harness: warning: {len(failed)} plugin(s) failed to load or register: {', '.join(failed)} "
                    "(see 'harness plugins')", err=True)
-    if registry.host.disabled:  # the other reason a name is missing
-        click.echo(f"harness: warning: HARNESS_DISABLE_PLUGINS keeps out plugin(s) "
-                   f"{', '.join(registry.host.disabled)}", err=True)
+    if registry.disabled_text():  # the other reason a name is missing
+        click.echo(f"harness: warning: {registry.disabled_text()}", err=True)
     specs = registry.specs[kind]
     rows = []
     for name, spec in specs.items():

@@ -109,11 +109,15 @@ class Registry:
             return self.specs[kind][name]
         except KeyError:
             message = unknown_name_message(SINGULAR[kind], name, self.specs[kind])
-            disabled = list(getattr(self.host, "disabled", []))
+            disabled = self.disabled_text()
             if disabled:  # the likeliest reason when the name is a built-in one
-                message += (f" (HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)}: if the name is "
-                            "one of theirs, leave them in)")
+                message += f" ({disabled}: if the name is one of theirs, leave them in)"
             raise UnknownNameError(message) from None
+
+    def disabled_text(self) -> str | None:
+        """``HARNESS_DISABLE_PLUGINS keeps out plugin(s) a, b``, or None when it keeps out none."""
+        disabled = list(getattr(self.host, "disabled", []))
+        return f"HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)}" if disabled else None
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What ``plugin`` registered, per kind."""

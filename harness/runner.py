@@ -987,9 +987,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
     metrics = registry.select("metrics", options.metrics, metric_plugins)
     if not metrics:  # every job would report no accuracy, and the edge question could not be answered
-        disabled = list(getattr(registry.host, "disabled", []))
-        log.warning("no metric is registered, so no job gets an accuracy%s", (
-            f" (HARNESS_DISABLE_PLUGINS keeps out plugin(s) {', '.join(disabled)})" if disabled else ""))
+        disabled = registry.disabled_text()
+        log.warning("no metric is registered, so no job gets an accuracy%s", f" ({disabled})" if disabled else "")
     # Made first: a missing extra or an unreachable cluster is a usage error before any run folder exists.
     executor = make_executor(options.executor, **(executor_options or {}))
     resolve = getattr(executor, "resolve_device", resolve_device)
