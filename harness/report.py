@@ -908,13 +908,16 @@ def reference_notes(results: dict[str, Any]) -> list[str]:
 def shortened_note(results: dict[str, Any]) -> str | None:
     """One line under the terminal table when jobs with published figures ran differently from the published
     run: their accuracy is not the seed's to compare with (report.md lists each job's reasons)."""
-    short = [job for job in results.get("jobs", []) if job.get("status") == "ok" and _shown_reference(job)
-             and comparability(job, job_options(job, results))]
+    short = []  # each such job's reasons
+    for job in results.get("jobs", []):
+        if job.get("status") == "ok" and _shown_reference(job):
+            why = comparability(job, job_options(job, results))
+            if why:
+                short.append(why)
     if not short:
         return None
-    example = comparability(short[0], job_options(short[0], results))
     return (f"note: {len(short)} job(s) with published figures ran differently from the published run "
-            f"({', '.join(example)}{' ...' if len(short) > 1 else ''}): their accuracy does not compare "
+            f"({', '.join(short[0])}{' ...' if len(short) > 1 else ''}): their accuracy does not compare "
             "with the published one (report.md, 'Published reference figures')")
 
 
