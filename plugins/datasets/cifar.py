@@ -130,17 +130,17 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
     """The folder holding the six batch files, and its origin; downloads when allowed."""
     data_path = as_path(data_dir)
     candidates = _candidate_dirs(data_path)
+    download_root = dataset_cache_dir(NAME) / "download"
     partial = []
     for folder, origin in candidates:
         if _complete(folder):
             if origin == "download":  # for harness cache --clear --older-than: a download still in use
-                mark_used(dataset_cache_dir(NAME) / "download" / USED_MARK)
+                mark_used(download_root / USED_MARK)
             return folder, origin
         present = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if (folder / name).is_file()]
         if present:  # a partial set is worth pointing out; an unrelated folder is not
             partial.append(f"{folder} lacks " + ", ".join(
                 name for name in (*TRAIN_BATCHES, TEST_BATCH) if name not in present))
-    download_root = dataset_cache_dir(NAME) / "download"
     reason = torchvision_download("CIFAR10", download_root)
     if reason is None:
         if _complete(download_root / FOLDER):

@@ -21,6 +21,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
+from harness.cache import datasets_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -35,8 +36,6 @@ def offline() -> bool:
 
 def dataset_cache_dir(name: str) -> pathlib.Path:
     """``<cache root>/datasets/<name>`` (not created here); ``harness cache`` lists and clears it."""
-    from harness.cache import datasets_dir
-
     return datasets_dir() / name
 
 
