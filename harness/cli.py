@@ -672,10 +672,8 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
         key = _PARAM_OF.get(setting, setting)
         if key == "sweep":
             value = _sweep_without(value, explicit, config_file)
-        if key in explicit:
-            continue
         param = params.get(key)
-        if param is not None:  # the command line's own checks: choices, ranges, list items
+        if param is not None:  # the command line's own checks, also on a value the command line overrides
             try:
                 value = param.type.convert(value, param, ctx)
             except click.BadParameter as exc:
@@ -683,6 +681,8 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
                 bounds = _range_text(param.type) if finite else None  # out of range: as other config errors read
                 raise HarnessError(f"{config_file}: {setting} must be {bounds}, not {value!r}" if bounds
                                    else f"{config_file}: {setting}: {exc.message}") from None
+        if key in explicit:
+            continue
         values[key] = value
         explicit.add(key)
         from_config[key] = Path(config_file)

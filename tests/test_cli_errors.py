@@ -205,6 +205,17 @@ def test_non_positive_rates_are_usage_errors(tmp_path, args, needles):
     _assert_usage_error(result, *needles)
 
 
+@pytest.mark.parametrize("setting, flag, needles", [
+    ('device = "tpu"', ["--device", "cpu"], ["c.toml: device", "'tpu'"]),
+    ("epochs = 0", ["--epochs", "1"], ["c.toml: epochs must be at least 1, not 0"]),
+])
+def test_a_bad_config_value_is_refused_even_where_the_command_line_overrides_it(tmp_path, setting, flag, needles):
+    # the file is wrong whichever wins: running would leave it to fail the day the flag is dropped
+    config = tmp_path / "c.toml"
+    config.write_text('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n' + setting + "\n")
+    _assert_usage_error(run_cli("run", "--config", str(config), *flag, "--out", str(tmp_path / "out")), *needles)
+
+
 def test_config_keys_reach_the_run_options(tmp_path):
     from harness.cli import _merge_config, _run_options, run_command
 
