@@ -27,6 +27,24 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path.home() / ".cache" / "harness"
 
 
+_ON, _OFF = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def offline() -> bool:
+    """Whether ``HARNESS_OFFLINE`` forbids downloads. A value that is neither on nor off counts as on: a
+    download nobody asked for is the worse mistake (``harness run`` refuses such a value, see
+    :func:`offline_problem`)."""
+    return os.environ.get("HARNESS_OFFLINE", "").strip().lower() not in _OFF
+
+
+def offline_problem() -> str | None:
+    """Why ``HARNESS_OFFLINE`` cannot be read as on or off, else None."""
+    value = os.environ.get("HARNESS_OFFLINE", "")
+    if value.strip().lower() in _ON | _OFF:
+        return None
+    return f"HARNESS_OFFLINE must be 1, true, yes or on (no downloads) or 0, false, no or off, not {value!r}"
+
+
 def datasets_dir() -> pathlib.Path:
     return cache_root() / "datasets"
 

@@ -997,8 +997,10 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
     if taken:  # before the data is loaded, as RunFolder.create would after
         raise taken
-    from harness.cache import root_problem
+    from harness.cache import offline_problem, root_problem
 
+    if offline_problem():
+        raise HarnessError(offline_problem())
     problem = root_problem()  # a dataset without its files would otherwise blame them, not this
     if problem:
         log.warning("%s: datasets are decoded on every run and cannot be downloaded", problem)

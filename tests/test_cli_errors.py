@@ -271,6 +271,27 @@ def test_a_named_dataset_that_is_not_there_is_a_usage_error_before_any_job(tmp_p
     assert not (tmp_path / "out").exists()  # refused before a run folder, so before any training
 
 
+def test_a_harness_offline_value_that_is_neither_on_nor_off_is_a_usage_error(tmp_path):
+    import os
+
+    env = dict(os.environ, HARNESS_OFFLINE="maybe", HARNESS_CACHE_DIR=str(tmp_path / "cache"))
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--out", str(tmp_path / "out"), env=env)
+    _assert_usage_error(result, "HARNESS_OFFLINE must be", "'maybe'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_harness_offline_reads_the_usual_spellings_and_counts_an_unknown_one_as_on(monkeypatch):
+    from harness.cache import offline, offline_problem
+
+    for value, expected in [("1", True), (" Yes", True), ("on", True), ("0", False), ("off", False), ("", False),
+                            ("maybe", True)]:
+        monkeypatch.setenv("HARNESS_OFFLINE", value)
+        assert offline() is expected, value
+        assert (offline_problem() is None) is (value != "maybe"), value
+    monkeypatch.delenv("HARNESS_OFFLINE")
+    assert offline() is False and offline_problem() is None
+
+
 def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count(tmp_path):
     import os
 

@@ -9,7 +9,8 @@ Environment variables read here:
 
 - ``HARNESS_CACHE_DIR``: the cache root (default ``~/.cache/harness``);
   datasets use ``<root>/datasets/<name>/``.
-- ``HARNESS_OFFLINE``: ``1`` (or ``true``/``yes``) disables every download.
+- ``HARNESS_OFFLINE``: ``1`` (or ``true``/``yes``/``on``) disables every download (read by
+  :func:`harness.cache.offline`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,10 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
-from harness.cache import datasets_dir
+from harness.cache import datasets_dir, offline
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def offline() -> bool:
-    """Whether ``HARNESS_OFFLINE`` forbids downloads."""
-    return os.environ.get("HARNESS_OFFLINE", "").strip().lower() in _TRUE
-
 
 def dataset_cache_dir(name: str) -> pathlib.Path:
     """``<cache root>/datasets/<name>`` (not created here); ``harness cache`` lists and clears it."""
@@ -62,7 +55,7 @@ def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
     ``HARNESS_OFFLINE=1``, or a network error are all just reasons.
     """
     if offline():
-        return "downloads are disabled by HARNESS_OFFLINE=1; unset it to download"
+        return f"downloads are disabled by HARNESS_OFFLINE={os.environ['HARNESS_OFFLINE'].strip()}; unset it to download"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torchvision warns about its image extension on import
