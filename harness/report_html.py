@@ -24,6 +24,7 @@ from harness.report import (
     CPU,
     EDGE_NOTE,
     LATENCY_NOTE,
+    METRICS_NOTE,
     ORT,
     PLOT_TITLES,
     REFERENCE_NOTE,
@@ -37,6 +38,7 @@ from harness.report import (
     candidates,
     config_table,
     deployment_tables,
+    edge_lines,
     environment_table,
     failed_table,
     header_facts,
@@ -44,11 +46,10 @@ from harness.report import (
     is_joined,
     job_label,
     latency_notes,
-    memory_growth,
-    METRICS_NOTE,
-    metrics_table,
     latency_table,
     mark_pareto,
+    memory_growth,
+    metrics_table,
     pareto_table,
     reference_notes,
     reference_table,
@@ -686,7 +687,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
 
 CSS = """
 :root { --fg: #1d2330; --muted: #5b6474; --line: #d9dee7; --head: #eef1f6; --accent: #2f5fb3;
-        --bad: #fbe9e9; --skip: #f3f3f3; }
+        --bad: #fbe9e9; --skip: #f3f3f3; --miss: #fdf6e3; }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 24px 32px 48px; color: var(--fg); background: #fff;
        font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
@@ -709,6 +710,7 @@ td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 tr.failed td { background: var(--bad); }
 tr.skipped td { background: var(--skip); color: var(--muted); }
+tr.miss td { background: var(--miss); }
 td.error { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; max-width: 720px;
   overflow-wrap: anywhere; }
 .note { color: var(--muted); font-size: 13px; }
@@ -738,7 +740,7 @@ def html_table(table: Table, error_column: int | None = None) -> str:
     body = []
     for n, row in enumerate(table.rows):
         row_class = table.classes[n] if n < len(table.classes) else ""
-        attr = f' class="{esc(row_class)}"' if row_class in ("failed", "skipped") else ""
+        attr = f' class="{esc(row_class)}"' if row_class in ("failed", "skipped", "miss") else ""
         body.append(f"<tr{attr}>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>")
@@ -829,9 +831,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         sections.append(("latency", "Latency", body))
     deployment = deployment_tables(results)
     if deployment:
-        from harness.edge import edge_answers
-
-        answers = "".join(f"<p><strong>{esc(answer)}</strong></p>" for answer in edge_answers(results))
+        answers = "".join(f"<p><strong>{esc(line)}</strong></p>" for line in edge_lines(results))
         sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + answers + "".join(
             f"<h3>{esc(caption)}</h3>{html_table(table)}" for caption, table in deployment)))
     variants = variants_table(results)

@@ -452,3 +452,33 @@ def test_the_reports_edge_section_opens_with_the_answer_the_terminal_gives():
     section = report_markdown(asked).split("## Edge deployment")[1].split("\n## ")[0]
     assert section.split("\n\n")[2].startswith("**edge (batch 1, 1 thread, CPU; accuracy \\>= 0.97")
     assert "<p><strong>edge (batch 1, 1 thread, CPU; accuracy &gt;= 0.97" in to_html(asked, plots=[])
+
+
+def test_the_reports_edge_tables_put_what_qualifies_first_fastest_first_and_mark_the_rest_as_misses():
+    from harness.report import deployment_tables
+    from harness.report_html import to_html
+
+    def job(name, p50, accuracy):
+        return {"id": f"{name}@d", "model": name, "dataset": "d", "status": "ok", "params": 10,
+                "onnx": {"path": f"onnx/{name}.onnx", "bytes": 2048, "metrics": {"accuracy": accuracy}},
+                "latency": [lat(p50)]}
+
+    document = {"schema_version": 1, "run_id": "r", "created": "", "environment": {},
+                "config": {"accuracy_floor": 0.9},
+                "jobs": [job("slow", 0.9, 0.95), job("inaccurate", 0.1, 0.5), job("fast", 0.2, 0.97)]}
+    ((_, table),) = deployment_tables(document)
+    assert [row[0] for row in table.rows] == ["fast", "slow", "inaccurate"]
+    assert table.classes == ["ok", "ok", "miss"]  # measured but below the floor: not a failed job's pink
+    page = to_html(document, plots=[])
+    assert '<tr class="miss"><td>inaccurate</td>' in page and 'class="failed"' not in page
+
+
+def test_with_nothing_asked_the_edge_section_says_so_instead_of_naming_a_floor():
+    from harness.report import NO_QUESTION
+    from harness.report import to_markdown as report_markdown
+
+    section = report_markdown(copy.deepcopy(RESULTS)).split("## Edge deployment")[1].split("\n## ")[0]
+    assert f"**{NO_QUESTION}**" in section.replace("\\", "")
+    tables = section.split("### ")[1:]
+    # nothing asked, so every measured job qualifies with its fastest variant: cnn's int8 (0.20 ms) before big
+    assert [line.split(" | ")[0] for line in tables[0].splitlines() if line.startswith("| ")][1:] == ["| cnn", "| big"]
