@@ -850,11 +850,12 @@ def comparability(job: dict[str, Any], config: Any) -> list[str]:
 
 
 def _figure_text(value: Any) -> str:
-    """A published figure: floats to 4 places; a range the same whether a plugin's tuple or results.json's
-    list (``[0.5, 0.6]``), so a rebuilt report matches the run's own."""
+    """A published figure: a float as published (up to 6 significant digits: 24.3, not 24.3000); a range the
+    same whether a plugin's tuple or results.json's list (``[0.5, 0.6]``), so a rebuilt report matches the
+    run's own."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_figure_text(v) for v in value) + "]"
-    return _fmt(value, ".4f") if isinstance(value, float) else str(value)
+    return _fmt(value, ".6g") if isinstance(value, float) else str(value)
 
 
 def reference_table(results: dict[str, Any]) -> Table:
@@ -869,7 +870,7 @@ def reference_table(results: dict[str, Any]) -> Table:
         ref_params = ref.get("params")
         params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
-        published = ", ".join(f"{k}={_figure_text(v)}" for k, v in figures.items())
+        published = ", ".join(f"{k}={_figure_text(v)}{_ours_beside(k, job)}" for k, v in figures.items())
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
         speedup, _ = training_comparison(job, job_options(job, results))
         rows.append([
@@ -883,6 +884,15 @@ def reference_table(results: dict[str, Any]) -> Table:
                "accuracy PyTorch", "accuracy ORT", "train s (ours)", "train min (published)",
                "training speed-up", "published figures", "source"]
     return Table(headers, rows, {3, 4, 6, 7, 8, 9, 10})
+
+
+def _ours_beside(figure: str, job: dict[str, Any]) -> str:
+    """Our own figure beside a published one that has no column: ``model_size_mb`` (the seeds' size of the
+    float32 weights in MiB for two models, something larger for the third) next to our weights' size."""
+    params = job.get("params")
+    if figure == "model_size_mb" and isinstance(params, int) and not isinstance(params, bool):
+        return f" (our float32 weights: {params * 4 / 2**20:.4g} MiB)"
+    return ""
 
 
 def job_options(job: dict[str, Any], results: dict[str, Any]) -> Any:

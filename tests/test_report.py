@@ -197,6 +197,15 @@ def test_reference_table_compares_training_time_with_the_published_one(results):
     assert "train_minutes" not in row[col["published figures"]]
 
 
+def test_a_published_model_size_has_our_weights_size_beside_it(results):
+    # seed 002 gives 24.3 MB for 6,379,786 params (their float32 weights in MiB) but 0.45 MB for 6,008
+    job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
+    job.update(params=6_379_786, reference={"params": 6_379_786, "model_size_mb": 24.3, "source": "seed 002"})
+    table = report.reference_table({**results, "jobs": [job]})
+    (row,) = table.rows
+    assert "model_size_mb=24.3 (our float32 weights: 24.34 MiB)" in row[table.headers.index("published figures")]
+
+
 def _published_job(results: dict) -> dict:
     """A trained job with a seed's published training time (7 min, 20 epochs, on MNIST)."""
     job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
