@@ -1081,6 +1081,8 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
             "run_id": "+".join(d["run_id"] for d in documents),
             "created": max(d.get("created", "") for d in documents),
             "environment": documents[0].get("environment", {}),
+            "joined_runs": [{"run_id": d["run_id"], "created": d.get("created"),
+                             "environment": d.get("environment") or {}} for d in documents],
             # Each job keeps its run's options (what its training budget was); the edge settings carry
             # over when every run had the same.
             "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],

@@ -1099,6 +1099,10 @@ def resume_changes(results: dict[str, Any]) -> list[str]:
     return texts
 
 
+ENVIRONMENT_FACTS = ("cpu", "cpu_count", "gpu", "torch", "onnxruntime", "onnx")
+"""The environment keys a report's first line names (a joined report says which of them its runs differ in)."""
+
+
 def header_facts(results: dict[str, Any]) -> list[str]:
     """Short sentences for the top of a report: what ran where, and how many jobs finished (and, when the
     run set out to run jobs that have no row, which: ``planned_jobs``, ``interrupted``)."""
@@ -1106,8 +1110,12 @@ def header_facts(results: dict[str, Any]) -> list[str]:
     jobs = results.get("jobs", [])
     counts = {s: sum(1 for j in jobs if j.get("status") == s) for s in ("ok", "failed", "skipped")}
     unknown = len(jobs) - sum(counts.values())
+    parts = [r for r in results.get("joined_runs") or [] if isinstance(r, dict)]
+    created = sorted(str(r["created"]) for r in parts if r.get("created"))
+    when = (f"Runs created {created[0]} to {created[-1]}" if len(set(created)) > 1
+            else f"Created {_text(results.get('created'), 'unknown')}")
     facts = [
-        f"Created {_text(results.get('created'), 'unknown')} on {_text(env.get('cpu'), '?')} "
+        f"{when} on {_text(env.get('cpu'), '?')} "
         f"({_text(env.get('cpu_count'), '?')} cores)"
         + (f", GPU {env['gpu']}" if env.get("gpu") else "")
         + f"; torch {_text(env.get('torch'), '?')}, onnxruntime {_text(env.get('onnxruntime'), '?')}, "
@@ -1126,8 +1134,10 @@ def header_facts(results: dict[str, Any]) -> list[str]:
                      f"asked: {results['edge_reasked'] or 'nothing'}.")
     runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
     if len(runs) > 1:
-        facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} "
-                     "(the environment shown is the first run's).")
+        differ = [key for key in ENVIRONMENT_FACTS
+                  if len({str((r.get("environment") or {}).get(key)) for r in parts}) > 1]
+        facts.append(f"Joins {len(runs)} runs: {', '.join(map(str, runs))} (the environment shown is the first "
+                     f"run's{'; the runs differ in ' + ', '.join(differ) if differ else ''}).")
     return facts
 
 

@@ -407,9 +407,9 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
 
     from harness.cli import main
 
-    for name in ("a", "b"):
+    for name, created, torch in (("a", "2026-11-01T10:00:00", "2.5.1"), ("b", "2026-11-30T09:00:00", "2.13.0")):
         data = copy.deepcopy(results)
-        data["run_id"] = name
+        data.update(run_id=name, created=created, environment={**data["environment"], "torch": torch})
         for job in data["jobs"]:  # fewer plots to draw: the join is what is tested here
             job["train"] = None
         write_run(tmp_path / name, data)
@@ -418,6 +418,9 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
     assert result.exit_code == 0, result.output
     html = (tmp_path / "joined" / "report.html").read_text()
     assert "Joins 2 runs: a, b" in html and html.count('src="data:image/png;base64,') >= 3
+    # not the latest run's date and the first run's versions as if they were all of it
+    assert "Runs created 2026-11-01T10:00:00 to 2026-11-30T09:00:00 on" in html
+    assert "the environment shown is the first run&#x27;s; the runs differ in torch)" in html
     # The default folder, beside the first run; a run folder there is never overwritten.
     again = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
     assert again.exit_code == 0 and (tmp_path / "joined" / "report.md").exists(), again.output
