@@ -655,7 +655,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
             device=ctx.device, seed=seed, amp=options.amp,
             channels_last=resolve_channels_last(options.channels_last, ctx.device),
             compile=options.compile, cuda_graphs=options.cuda_graphs,
-            on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n),
+            on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n), label=job.model.name,
         ),
         evaluate_on=evaluate_on,
     )

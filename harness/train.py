@@ -182,6 +182,32 @@ def eval_mode(model: "torch.nn.Module") -> Iterator[None]:
             module.training = training
 
 
+_warned_view: set[str] = set()
+
+
+def channels_last_works(model: "torch.nn.Module", example: "torch.Tensor", label: str = "the model") -> bool:
+    """Whether ``model`` (already moved to channels-last) runs on channels-last inputs; if not, it is moved
+    back to the default format with a warning, and False returned. A model that flattens with ``.view``
+    (``x.view(x.size(0), -1)``) fails on a channels-last tensor, which ``.reshape`` or ``flatten`` handle;
+    the same model trains in the default format. Any other failure is left for training to report."""
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
+            model(example.contiguous(memory_format=torch.channels_last))
+        return True
+    except RuntimeError as exc:
+        if "view size is not compatible" not in str(exc):
+            return True  # not the memory format's doing: training says what it is
+    model.to(memory_format=torch.contiguous_format)
+    if label not in _warned_view:  # once per model, not once per job of a sweep
+        _warned_view.add(label)
+        log.warning("%s: its .view() cannot read channels-last tensors, so it trains in the default memory "
+                    "format (slower on the CPU); .reshape() or .flatten() in the model lift this "
+                    "(--no-channels-last silences this warning)", label)
+    return False
+
+
 @dataclass
 class TrainOptions:
     device: str = "cpu"
@@ -194,6 +220,7 @@ class TrainOptions:
     eval_batch_size: int = 1024
     on_epoch: Callable[[dict[str, Any]], None] | None = None
     on_batch: Callable[[int, int], None] | None = None
+    label: str = "the model"  # how a warning names the model (the runner gives the model's name)
 
 
 @dataclass
@@ -286,6 +313,7 @@ def train_model(
     channels_last = options.channels_last and train[0].dim() == 4
     if channels_last:
         model.to(memory_format=torch.channels_last)
+        channels_last = channels_last_works(model, train[0][:2].to(device), options.label)
     forward = torch.compile(model) if options.compile else model
     x_all = train[0].to(device, non_blocking=True)
     y_all = train[1].to(device, non_blocking=True)

@@ -279,6 +279,30 @@ def test_channels_last_is_not_applied_to_inputs_that_are_not_images():
     assert result.channels_last is False
 
 
+class _ViewFlatten(torch.nn.Module):
+    """The textbook CNN's flatten, ``x.view(x.size(0), -1)``, which cannot read a channels-last tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(1, 8, 3), torch.nn.Linear(8 * 6 * 6, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_model_whose_view_cannot_read_channels_last_trains_in_the_default_format_with_a_warning(caplog):
+    recipe = Recipe(optimizer="sgd", lr=0.05, batch_size=64, epochs=1)
+    torch.manual_seed(0)
+    model = _ViewFlatten()
+    with caplog.at_level("WARNING", logger="harness.train"):
+        result = train_model(model, _data(), recipe, TrainOptions(channels_last=True, label="classic-cnn"))
+    assert result.channels_last is False and result.history  # trained, and says it was not channels-last
+    assert "classic-cnn: its .view() cannot read channels-last tensors" in caplog.text
+    assert "--no-channels-last" in caplog.text
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
 def test_rotate7_augmentation_is_seeded_small_and_shape_preserving():
     from harness.train import augment_batch
 
