@@ -2,7 +2,8 @@
 
 The public surface for plugin authors is importable from here without pulling
 in torch: :data:`hookimpl`, :class:`ModelSpec`, :class:`DatasetSpec`,
-:class:`MetricSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`.
+:class:`MetricSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`, and
+:class:`DataUnavailableError`, which a dataset's ``load`` raises when its files are not there.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pluggy
 
 from harness._names import NAME
+from harness.errors import DataUnavailableError
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, lazy
 
 __version__ = "0.1.0"
@@ -18,6 +20,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 """Marker for plugin hook implementations: ``@hookimpl def harness_models(): ...``."""
 
 __all__ = [
+    "DataUnavailableError",
     "DatasetSpec",
     "MetricSpec",
     "ModelSpec",

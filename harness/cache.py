@@ -45,6 +45,13 @@ def offline_problem() -> str | None:
     return f"HARNESS_OFFLINE must be 1, true, yes or on (no downloads) or 0, false, no or off, not {value!r}"
 
 
+def default_data_dir() -> pathlib.Path:
+    """The ``data_dir`` a dataset plugin's ``load`` gets when ``--data-dir`` is not given:
+    ``<cache root>/data`` (the contract passes a path, never None). It need not exist; the built-in
+    loaders search it like a ``--data-dir`` when it does, so it can hold files for every run."""
+    return cache_root() / "data"
+
+
 def datasets_dir() -> pathlib.Path:
     return cache_root() / "datasets"
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
+from harness.cache import default_data_dir
 from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
@@ -158,7 +159,8 @@ class Plan:
 
 
 class DatasetCache:
-    """Loads each dataset once per run; a failed load is remembered and re-raised for every job."""
+    """Loads each dataset once per run; a failed load is remembered and re-raised for every job. ``load`` gets
+    ``data_dir`` as a path: ``--data-dir``, else :func:`harness.cache.default_data_dir`."""
 
     def __init__(self, data_dir: Path | None, seed: int):
         self.data_dir = data_dir
@@ -168,7 +170,8 @@ class DatasetCache:
     def get(self, spec: DatasetSpec) -> Splits:
         if spec.name not in self._loaded:
             try:
-                splits = spec.load(data_dir=self.data_dir, seed=self.seed)
+                data_dir = Path(self.data_dir) if self.data_dir is not None else default_data_dir()
+                splits = spec.load(data_dir=data_dir, seed=self.seed)
                 if not isinstance(splits, Splits):
                     raise TypeError(f"load() returned {type(splits).__name__}, expected Splits")
                 check_splits(spec, splits)
@@ -758,13 +761,17 @@ def check_named_datasets(plan: Plan, cache: DatasetCache) -> None:
     Without this, ``--datasets mnist,cifar10`` with no CIFAR-10 files trained every MNIST job first
     and then failed the CIFAR-10 ones. Other load errors (a plugin's bug) still fail only their jobs.
     The loaded splits stay in ``cache`` for the jobs, so this loading is outside any job: not under
-    ``--job-timeout``, and not in the first job's ``stage_seconds["load"]``.
+    ``--job-timeout``, and not in the first job's ``stage_seconds["load"]``. A plugin says its data is
+    missing with :class:`harness.DataUnavailableError` (a ``FileNotFoundError`` counts the same).
     """
     for spec in {job.dataset.name: job.dataset for job in plan.jobs}.values():
         try:
             cache.get(spec)
         except DataUnavailableError:
             raise
+        except FileNotFoundError as exc:  # a plugin's files missing, said the plain way
+            raise DataUnavailableError(f"dataset {spec.name!r}: {one_line(exc)} (--data-dir names where the "
+                                       "data is)") from None
         except Exception:  # noqa: BLE001 - recorded in each job's row
             pass
 

@@ -334,6 +334,26 @@ def test_missing_data_without_data_dir(no_system_fashion: None) -> None:
     assert "no --data-dir given" in str(caught.value)
 
 
+def test_a_run_without_data_dir_passes_a_path_and_the_loaders_read_the_default_as_not_given(
+        tmp_path: pathlib.Path, no_system_fashion: None) -> None:
+    # CONTRACT.md: load gets data_dir: pathlib.Path, so a plugin may write data_dir / "x" without --data-dir
+    from harness import DatasetSpec
+    from harness.cache import default_data_dir
+    from harness.runner import DatasetCache
+
+    given = []
+
+    def load(data_dir, seed, **kwargs):
+        given.append(data_dir)
+        return synthetic.load("synthetic", data_dir=data_dir, seed=seed, num_train=64, num_test=32)
+
+    DatasetCache(None, 0).get(DatasetSpec("recorder", load))
+    assert given == [default_data_dir()] and isinstance(given[0], pathlib.Path)
+    assert default_data_dir() == tmp_path / "cache" / "data"
+    with pytest.raises(DataUnavailableError, match="no --data-dir given"):  # as with None: it does not exist
+        spec("mnist").load(data_dir=default_data_dir(), seed=0)
+
+
 def test_missing_data_reports_broken_torchvision(tmp_path: pathlib.Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HARNESS_OFFLINE")

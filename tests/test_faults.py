@@ -78,6 +78,18 @@ def test_job_timeout_fails_only_the_slow_job(tmp_path):
     assert jobs["fault-ok"]["status"] == "ok"
 
 
+def test_a_plugin_dataset_whose_files_are_missing_is_a_usage_error_naming_the_file(tmp_path):
+    # no --data-dir: load still gets a path (CONTRACT.md), and its FileNotFoundError stops the run up front
+    env = offline_cli_env(tmp_path, "harness-contract", {"contract": "contract_plugin"})
+    result = run_cli("run", "--plugins", "contract", "--models", "contract net", "--datasets", "contract-files",
+                     "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    expected = tmp_path / "cache" / "data" / "contract-files" / "train.csv"
+    assert line.startswith("harness: error: dataset 'contract-files': FileNotFoundError") and str(expected) in line
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def contract_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")

@@ -22,7 +22,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
-from harness.cache import datasets_dir, offline
+from harness.cache import datasets_dir, default_data_dir, offline
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -33,10 +33,15 @@ def dataset_cache_dir(name: str) -> pathlib.Path:
 
 
 def as_path(data_dir: Any) -> pathlib.Path | None:
-    """``data_dir`` as an expanded :class:`pathlib.Path`, or ``None`` when not given."""
+    """``data_dir`` as an expanded :class:`pathlib.Path`, or ``None`` when not given: the harness's default
+    data folder (:func:`harness.cache.default_data_dir`, passed when there is no ``--data-dir``) counts as
+    not given unless it exists."""
     if data_dir is None or data_dir == "":
         return None
-    return pathlib.Path(data_dir).expanduser()
+    path = pathlib.Path(data_dir).expanduser()
+    if path == default_data_dir() and not path.is_dir():
+        return None
+    return path
 
 
 def describe_exception(exc: BaseException) -> str:

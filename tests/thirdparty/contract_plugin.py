@@ -101,6 +101,12 @@ def load_other_shape(data_dir, seed, **kwargs):
     return _data(shape=(1, 8, 8))
 
 
+def load_files(data_dir, seed, **kwargs):
+    """Reads a file from data_dir, which the contract makes a pathlib.Path even without --data-dir."""
+    with open(data_dir / "contract-files" / "train.csv") as handle:
+        handle.read()
+
+
 @hookimpl
 def harness_models():
     return [
@@ -120,4 +126,5 @@ def harness_datasets():
         DatasetSpec("contract-float64", load_float64, "float64 inputs, int32 targets", **spec),
         DatasetSpec("contract-labels", load_labels_out_of_range, "labels 5..14 for 10 classes", **spec),
         DatasetSpec("contract-declared", load_other_shape, "declares 1x28x28, loads 1x8x8", **spec),
+        DatasetSpec("contract-files", load_files, "reads data_dir/contract-files/train.csv", **spec),
     ]
