@@ -215,6 +215,8 @@ def check_splits(spec: DatasetSpec, splits: Splits) -> None:
             problems.append(f"{part} inputs are {x.dtype}, expected torch.float32")
         if y.dtype != torch.int64:
             problems.append(f"{part} targets are {y.dtype}, expected torch.int64")
+        if part in ("train", "test") and len(x) == 0:  # the test split scores every job; train trains it
+            problems.append(f"the {part} split is empty")
         if y.dim() != 1 or len(y) != len(x):
             problems.append(f"{part} has {len(x)} inputs but targets of shape {tuple(y.shape)}")
         elif len(y) and not y.is_floating_point():

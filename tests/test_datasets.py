@@ -337,7 +337,6 @@ def test_missing_data_without_data_dir(no_system_fashion: None) -> None:
 def test_a_run_without_data_dir_passes_a_path_and_the_loaders_read_the_default_as_not_given(
         tmp_path: pathlib.Path, no_system_fashion: None) -> None:
     # CONTRACT.md: load gets data_dir: pathlib.Path, so a plugin may write data_dir / "x" without --data-dir
-    from harness import DatasetSpec
     from harness.cache import default_data_dir
     from harness.runner import DatasetCache
 
@@ -763,3 +762,18 @@ def test_an_incomplete_cifar10_folder_names_what_it_lacks(tmp_path: pathlib.Path
     (folder / "test_batch").unlink()
     with pytest.raises(DataUnavailableError, match=r"cifar-10-batches-py lacks data_batch_3, test_batch"):
         spec("cifar10").load(data_dir=tmp_path, seed=0)
+
+
+def test_a_dataset_with_an_empty_test_split_is_refused_at_load_naming_the_split() -> None:
+    # it failed later inside training with "Expected floating point type for target ..., got Long"
+    import torch
+
+    from harness.errors import StageError
+    from harness.runner import DatasetCache
+
+    def load(data_dir, seed, **kwargs):
+        x, y = torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.int64)
+        return Splits(train=(x, y), test=(x[:0], y[:0]), num_classes=2)
+
+    with pytest.raises(StageError, match="dataset 'hollow' breaks the Splits contract: the test split is empty"):
+        DatasetCache(None, 0).get(DatasetSpec("hollow", load))
