@@ -248,8 +248,12 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
     from harness.train import eval_mode
 
     expected = (len(example), num_classes)
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
-        out = model(example)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
+            out = model(example)
+    except Exception as exc:  # noqa: BLE001 - the input it was given is what the author needs to see
+        raise StageError("build", f"{name} fails on inputs of shape {tuple(example.shape)} (N, *input_shape): "
+                                  f"{one_line(exc)}") from exc
     if not torch.is_tensor(out):
         got = f"a {type(out).__name__}"
     elif tuple(out.shape) != expected or not out.is_floating_point():

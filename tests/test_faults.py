@@ -107,6 +107,8 @@ def contract_run(tmp_path_factory):
     ("contract-wide@synthetic", "build", ["contract-wide returns a torch.float32 tensor of shape (2, 13)",
                                           "(N, num_classes)", "(2, 10)"]),
     ("contract-tuple@synthetic", "build", ["contract-tuple returns a tuple"]),
+    ("contract-fixed@synthetic", "build", ["contract-fixed fails on inputs of shape (2, 1, 28, 28) (N, *input_shape): "
+                                           "RuntimeError: mat1 and mat2 shapes cannot be multiplied"]),
     ("contract net@contract-float64", "load", ["dataset 'contract-float64' breaks the Splits contract",
                                                "train inputs are torch.float64, expected torch.float32",
                                                "test targets are torch.int32, expected torch.int64"]),

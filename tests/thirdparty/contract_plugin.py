@@ -49,6 +49,13 @@ def build_tuple(num_classes, input_shape, **kwargs):
     return Pair()
 
 
+def build_fixed(num_classes, input_shape, **kwargs):
+    """Written for 10x10 inputs whatever input_shape says: its first forward fails."""
+    import torch.nn as nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(100, num_classes))
+
+
 def build_lazy(num_classes, input_shape, **kwargs):
     import torch.nn as nn
 
@@ -114,6 +121,7 @@ def harness_models():
         ModelSpec("contract_net", build_wider, "fine; its name cleans to the same file name", recipe=RECIPE),
         ModelSpec("contract-wide", build_too_many_logits, "num_classes + 3 logits", recipe=RECIPE),
         ModelSpec("contract-tuple", build_tuple, "returns a tuple", recipe=RECIPE),
+        ModelSpec("contract-fixed", build_fixed, "takes 10x10 inputs only", recipe=RECIPE),
         ModelSpec("contract-lazy", build_lazy, "fine; a lazy layer, sized by the first forward", recipe=RECIPE),
         ModelSpec("contract-uncounted", build_uncounted, "fine; torch's FLOP counter cannot run it", recipe=RECIPE),
     ]
