@@ -485,7 +485,11 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[s
     values: dict[str, float | None] = {}
     for metric in metrics:
         try:
-            value = float(metric.compute(logits, targets))
+            raw = metric.compute(logits, targets)
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise TypeError(f"compute returned {squeeze(repr(raw), 60)}, expected a number") from None
             values[metric.name] = value if math.isfinite(value) else None
         except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
             said = (metric.name, one_line(exc))

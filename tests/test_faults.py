@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -221,3 +222,19 @@ def test_the_onnx_tolerance_grows_with_the_logits_beyond_1():
     flipped[1, 0] = 0.55
     _, mismatch = onnx_agreement(mixed, flipped, 1e-4)
     assert mismatch and mismatch.startswith("ONNX Runtime output differs from PyTorch by 0.45 (> 0.0001)"), mismatch
+
+
+def test_a_metric_that_returns_no_number_says_what_it_returned(caplog):
+    import torch
+
+    from harness import MetricSpec
+    from harness.runner import compute_metrics
+
+    logits, targets = torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64)
+    metrics = [MetricSpec("none-metric", lambda lo, ta: None), MetricSpec("list-metric", lambda lo, ta: [1, 2]),
+               MetricSpec("tensor-metric", lambda lo, ta: torch.tensor(0.5))]
+    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+        values = compute_metrics(metrics, logits, targets)
+    assert values == {"none-metric": None, "list-metric": None, "tensor-metric": 0.5}
+    assert "metric none-metric failed: TypeError: compute returned None, expected a number" in caplog.text
+    assert "metric list-metric failed: TypeError: compute returned [1, 2], expected a number" in caplog.text
