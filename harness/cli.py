@@ -617,11 +617,15 @@ class _StopSignals:
 def _import_run_modules() -> None:
     """Import what every run needs, while signals are only noted: a KeyboardInterrupt raised inside
     torch's or onnx's import left half-initialised C extensions behind, and the process then died
-    writing the interrupted run's reports (a RecursionError in numpy, or an abort from pybind11)."""
+    writing the interrupted run's reports (a RecursionError in numpy, or an abort from pybind11). The
+    report modules too: loaded now, they match each other when the reports are written hours later,
+    even if harness was upgraded in between (the HTML page's import then failed, and was skipped)."""
     import numpy  # noqa: F401
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
     import torch  # noqa: F401
+
+    import harness.report_html  # noqa: F401
 
 
 def _restore_signals(previous: dict[int, Any] | None) -> None:

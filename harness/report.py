@@ -1432,11 +1432,8 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
     written = []
     atomic_write_text(run_dir / "results.csv", to_csv(results))
     written.append(run_dir / "results.csv")
-    try:
-        from harness.report_html import render_plots, write_html
-    except ImportError:  # the HTML page is optional until its module exists
-        atomic_write_text(run_dir / "report.md", to_markdown(results))
-        return written + [run_dir / "report.md"]
+    from harness.report_html import render_plots, write_html
+
     plots = render_plots(results)
     links = {}
     for plot in plots:

@@ -380,3 +380,19 @@ def test_every_variant_kind_plotted_gets_its_own_marker():
     kinds = ["fp32", "fp16", "int8-dynamic", "int8-static", "ort-opt", "slim", "plugin-a", "plugin-b"]
     markers = [variant_marker(kind, kinds) for kind in kinds]
     assert len(set(markers)) == len(kinds), dict(zip(kinds, markers))  # ort-opt and slim were both "D"
+
+
+def test_a_run_loads_the_report_modules_up_front_and_the_page_is_never_skipped_quietly():
+    # A run that lasts hours: an upgrade in between must not leave report.py and report_html.py out of step
+    # (report_html's import failed at the end, and a fallback wrote report.md alone, without a word).
+    import inspect
+    import subprocess
+    import sys
+
+    from harness import report
+
+    code = ("import sys; from harness.cli import _import_run_modules; _import_run_modules(); "
+            "print('harness.report_html' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+    assert "except ImportError" not in inspect.getsource(report._write_reports)
