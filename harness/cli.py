@@ -1150,14 +1150,20 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
                    "or macro-F1 drops by more than PCT percentage points, or when a job of BASE or one of its "
                    "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. Eager PyTorch "
-                   "rows, sizes, MFLOPs and activation memory are shown, never gated.")
+                   "rows, rows either run marked unstable, sizes, MFLOPs and activation memory are shown, "
+                   "never gated.")
 @click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100), metavar="POINTS",
               help="Gate accuracy and macro-F1 drops at POINTS percentage points instead of PCT (e.g. "
                    "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "
                    "measurements but not latency.")
+@click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default=None,
+              help="Gate only the latency rows measured at these thread counts (e.g. 1 on a shared CI "
+                   "machine, where all-core rows are noisy); the others are shown, not gated.")
+@click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default=None,
+              help="Gate only the latency rows measured at these batch sizes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
-                    as_json: bool) -> None:
+                    threads: list[int] | None, batch_sizes: list[int] | None, as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes."""
     from harness.compare import compare_runs, format_comparison
     from harness.results import load_results
@@ -1167,7 +1173,7 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
     if base.resolve() == new.resolve():
         click.echo(f"harness: warning: BASE and NEW are the same run ({base}): every change is 0", err=True)
     documents = [load_results(base), load_results(new)]
-    comparison = compare_runs(*documents, threshold, accuracy_points)
+    comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes)
     comparison["base"], comparison["new"] = run_labels([base, new], documents)
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
     if comparison["regressions"]:

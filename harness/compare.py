@@ -41,7 +41,7 @@ spread you observe (10-20% is typical for sub-millisecond models).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from harness.errors import HarnessError
 from harness.latency import settings_differences
@@ -74,12 +74,33 @@ def _latency_name(key: tuple[Any, ...]) -> str:
 
 
 class _Gate:
-    """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged."""
+    """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged.
 
-    def __init__(self, threshold: float | None, accuracy_points: float | None = None):
+    ``threads`` / ``batch_sizes``: gate only the latency rows measured at these (None: all); the other rows
+    are shown as not gated, and a lost one is no regression. A row either run marked unstable (``stable``
+    false: its first and second half disagree, see :mod:`harness.latency`) is shown, never gated: the
+    harness itself said the figure does not repeat. ``unstable`` counts those rows.
+    """
+
+    def __init__(self, threshold: float | None, accuracy_points: float | None = None,
+                 threads: set[int] | None = None, batch_sizes: set[int] | None = None):
         self.threshold = threshold
         self.accuracy_points = threshold if accuracy_points is None else accuracy_points
+        self.threads, self.batch_sizes = threads, batch_sizes
         self.regressions: list[str] = []
+        self.unstable = 0
+
+    def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = ()) -> str | None:
+        """Why a latency row is shown but not gated (``eager``, ``threads``, ``batch``, ``unstable``), or None."""
+        if key[0] != GATED_RUNTIME:
+            return "eager"
+        if self.threads is not None and key[3] not in self.threads:
+            return "threads"
+        if self.batch_sizes is not None and key[2] not in self.batch_sizes:
+            return "batch"
+        if any(row.get("stable") is False for row in rows):
+            return "unstable"
+        return None
 
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
@@ -91,9 +112,10 @@ class _Gate:
             self.regressions.append(f"{job_id}: {label} dropped {drop_points:.2f} points "
                                     f"({change['base']:.4f} -> {change['new']:.4f})")
 
-    def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any]) -> None:
+    def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any],
+                not_gated: str | None = None) -> None:
         change["regression"] = False
-        if self.threshold is None or change["pct"] is None or key[0] != GATED_RUNTIME:
+        if self.threshold is None or change["pct"] is None or not_gated is not None:
             return
         if change["pct"] > self.threshold:
             change["regression"] = True
@@ -126,18 +148,21 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
     changes = []
     for key in [k for k in new if k in old]:
         change = _change(old[key].get("p50_ms"), new[key].get("p50_ms"))
-        gate.latency(job_id, prefix, key, change)
+        why = gate.why_not_gated(key, (old[key], new[key]))
+        gate.unstable += why == "unstable"
+        gate.latency(job_id, prefix, key, change, why)
         changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
-                        "p50_ms": change, "gated": key[0] == GATED_RUNTIME})
+                        "p50_ms": change, "gated": why is None, **({"not_gated": why} if why else {})})
     only_base = [_latency_name(k) for k in old if k not in new]
-    for key in [k for k in old if k not in new and k[0] == GATED_RUNTIME and gate_missing]:
+    for key in [k for k in old if k not in new and gate.why_not_gated(k) is None and gate_missing]:
         gate.missing(job_id, f"{prefix}p50 {_latency_name(key)} missing in new")
     only_new = [_latency_name(k) for k in new if k not in old]
     return changes, only_base, only_new
 
 
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,
-                 accuracy_points: float | None = None) -> dict[str, Any]:
+                 accuracy_points: float | None = None, threads: Sequence[int] | None = None,
+                 batch_sizes: Sequence[int] | None = None) -> dict[str, Any]:
     """The comparison document.
 
     ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
@@ -146,9 +171,12 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     ``p50_ms`` change), ``bytes`` (change), ``variants`` (name -> metrics/latency/bytes), and the latency
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
-    Raises :class:`HarnessError` when the runs have no job in common.
+    Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
+    the latency rows that gate (see :class:`_Gate`); ``unstable_rows`` counts the rows left ungated as
+    unstable.
     """
-    gate = _Gate(threshold, accuracy_points)
+    gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
+                 None if batch_sizes is None else set(batch_sizes))
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
     if not set(base_jobs) & set(new_jobs):
@@ -208,6 +236,9 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
         "regressions": gate.regressions,
+        "unstable_rows": gate.unstable,
+        "gated_threads": None if threads is None else sorted(set(threads)),
+        "gated_batch_sizes": None if batch_sizes is None else sorted(set(batch_sizes)),
         "settings_differ": setting_differences(base, new),
     }
 
@@ -258,6 +289,15 @@ def _metric_row(job_id: str, label: str, change: dict[str, Any]) -> list[str]:
     return _row(job_id, label if gated else f"{label} (not gated)", change, points=gated)
 
 
+def _not_gated_text(lat: dict[str, Any]) -> str:
+    """A latency row's label suffix when the gate does not judge it (older comparisons: ``gated`` only)."""
+    if lat.get("gated", True):
+        return ""
+    why = {"unstable": "unstable", "threads": "other threads", "batch": "other batch size"}.get(
+        lat.get("not_gated") or "")
+    return f" (not gated: {why})" if why else " (not gated)"
+
+
 def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
     """The table :func:`format_comparison` prints: one row per job and measure."""
     rows = []
@@ -271,7 +311,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
             rows.append(_metric_row(job_id, name, change))
         for lat in job["latency"]:
             rows.append(_row(job_id, f"p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} t{lat['threads']}"
-                             + ("" if lat.get("gated", True) else " (not gated)"), lat["p50_ms"], " ms"))
+                             + _not_gated_text(lat), lat["p50_ms"], " ms"))
         # Sizes and counts: shown, never gated (a design change, not a regression); nor is the cold start,
         # one process per sample, a few samples
         for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes"),
@@ -287,7 +327,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                 rows.append(_metric_row(job_id, label, change))
             for lat in variant["latency"]:
                 rows.append(_row(job_id, f"{name} p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
-                                 f"t{lat['threads']}", lat["p50_ms"], " ms"))
+                                 f"t{lat['threads']}" + _not_gated_text(lat), lat["p50_ms"], " ms"))
             for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes"),
                                ("cold_start_ms", "cold start ms"), ("cold_start_rss_bytes", "cold start RAM bytes")):
                 if (variant.get(key) or {}).get("abs") is not None:
@@ -373,8 +413,14 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
             f"{d['what']} {_setting_text(d['what'], d['base'])} -> {_setting_text(d['what'], d['new'])}"
             for d in differ))
+    if comparison.get("unstable_rows"):
+        lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
+                     "unstable (their first and second half disagree by more than 5 %); measure on a quieter "
+                     "machine, without --quick, or gate one thread count with --threads 1")
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
-    rule = ", ".join(([f"p50 +{threshold:g}%"] if threshold is not None else [])
+    where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
+        ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)
+    rule = ", ".join(([f"p50 +{threshold:g}%" + (f" at{where}" if where else "")] if threshold is not None else [])
                      + ([f"accuracy or macro-F1 -{points:g} points"] if points is not None else []))
     if comparison["regressions"]:
         lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")

@@ -179,6 +179,37 @@ def test_lost_onnxruntime_latency_rows_are_regressions_with_a_threshold():
     assert compare_runs(new, base, threshold=10)["regressions"] == []  # rows only in new are informational
 
 
+def test_a_latency_row_either_run_marked_unstable_is_shown_but_never_gates():
+    # two identical --profile edge runs failed CI on an all-core row the harness had marked unstable
+    base, new = load("base"), load("regressed")
+    (row,) = [r for r in new["jobs"][0]["latency"] if (r["runtime"], r["batch_size"], r["threads"]) ==
+              ("onnxruntime", 1, 1)]
+    assert any("grew 40.0%" in r for r in compare_runs(base, new, threshold=10)["regressions"])
+    row["stable"] = False
+    comparison = compare_runs(base, new, threshold=10)
+    assert not any("batch 1 threads 1 grew" in r for r in comparison["regressions"] if r.startswith("mnist-mlp"))
+    assert comparison["unstable_rows"] == 1
+    text = format_comparison(comparison)
+    assert "p50 onnxruntime/CPUExecutionProvider b1 t1 (not gated: unstable)" in text
+    assert "note: 1 latency row(s) not gated: base or new marked them unstable" in text
+
+
+def test_compare_can_gate_one_thread_count_and_batch_size_only(tmp_path):
+    base, new = load("base"), load("regressed")
+    for job in new["jobs"]:  # every ORT row 40 % slower, except batch 1 on 1 thread
+        for row in job["latency"]:
+            if row["runtime"] == "onnxruntime" and (row["batch_size"], row["threads"]) != (1, 1):
+                row["p50_ms"] *= 1.4
+    gated = compare_runs(base, new, threshold=10, threads=[1], batch_sizes=[32])
+    assert all("batch 32 threads 1" in r for r in gated["regressions"] if " p50 " in r), gated["regressions"]
+    lost = copy.deepcopy(new)
+    lost["jobs"][0]["latency"] = [r for r in lost["jobs"][0]["latency"] if r["threads"] == 1]
+    assert not any("threads 2 missing" in r for r in compare_runs(base, lost, threshold=10, threads=[1])["regressions"])
+    result = CliRunner().invoke(main, ["compare", str(write_run(tmp_path / "b", base)), str(write_run(tmp_path / "n", new)),
+                                       "--fail-on-regression", "10", "--threads", "1", "--batch-sizes", "32"])
+    assert "t2 (not gated: other threads)" in result.output and "REGRESSIONS (p50 +10% at threads 1 batch 32" in result.output
+
+
 @pytest.mark.parametrize("threshold", [10, None])
 def test_runs_with_no_job_in_common_are_an_error(threshold):
     run3d = load("base")
