@@ -1133,6 +1133,26 @@ def _hold_for_report(run_dir: Path) -> Any:
                            f"written when it ends (or use --out DIR for a report of the jobs finished so far)") from None
 
 
+def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
+    """Why a run compared is not a whole run: still being written by a harness run, or it stopped before some
+    of its planned jobs (interrupted); None for a finished run."""
+    from harness.report import not_run
+    from harness.results import RunFolder, RunInUseError
+
+    try:
+        RunFolder(run_dir, {}).lock().unlock()
+    except RunInUseError as exc:
+        return f"is still being written by a harness run (pid {exc.holder}): its jobs to come count as missing"
+    except HarnessError:  # a read-only folder (a CI artifact) cannot be locked, nor be being written
+        pass
+    missing = not_run(results)
+    if missing:
+        why = "was interrupted" if results.get("interrupted") else "stopped"
+        return (f"{why} before {len(missing)} of its planned jobs: they count as missing "
+                f"(harness run --resume --run-id {results.get('run_id')} finishes it)")
+    return None
+
+
 def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:
     """A name per run for joined reports and comparisons: its run id, or where two runs share an id
     (the same ``--run-id`` under two ``--out`` folders) its folder as given, so rows stay apart."""
@@ -1175,6 +1195,12 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
     documents = [load_results(base), load_results(new)]
     comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes)
     comparison["base"], comparison["new"] = run_labels([base, new], documents)
+    comparison["incomplete"] = {}
+    for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1])):
+        state = _incomplete(path, document)
+        if state:  # its missing jobs are missing because of this, not the change under test
+            comparison["incomplete"][name.lower()] = state
+            click.echo(f"harness: warning: {name} ({path}) {state}", err=True)
     click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
     if comparison["regressions"]:
         sys.exit(EXIT_JOB_FAILED)

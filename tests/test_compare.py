@@ -349,3 +349,24 @@ def test_runs_made_differently_are_named_beside_the_figures():
     del new["config"]  # a joined report or an old run: nothing to compare against, nothing said
     assert "hostname" in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
     assert "seed" not in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
+
+
+def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(tmp_path):
+    from harness.results import RunFolder
+
+    base = write_run(tmp_path / "base", load("base"))
+    cut = load("same")
+    cut.update(planned_jobs=[j["id"] for j in load("base")["jobs"]], interrupted=True)
+    new = write_run(tmp_path / "new", cut)
+    result = compare_cli(str(base), str(new), "--fail-on-regression", "10")
+    assert result.returncode == 1 and "job missing in new" in result.stdout  # still a regression: nothing ran
+    assert (f"harness: warning: NEW ({new}) was interrupted before 1 of its planned jobs: they count as missing "
+            "(harness run --resume --run-id same finishes it)") in result.stderr
+    held = RunFolder(new, {}).lock()
+    try:
+        result = compare_cli(str(base), str(new), "--json")
+    finally:
+        held.unlock()
+    assert f"NEW ({new}) is still being written by a harness run (pid" in result.stderr
+    assert "still being written" in json.loads(result.stdout)["incomplete"]["new"]
+    assert "BASE" not in result.stderr
