@@ -250,6 +250,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "cold_budget_ms": budget.cold_ms,
         "memory_budget_bytes": budget.memory_bytes,
         "note": None,
+        "status": job.get("status"),
+        "stage": job.get("stage"),
     }
     if job.get("status") not in (None, "ok"):
         row["note"] = f"job {job.get('status')}: {job.get('error') or 'no error recorded'}"
@@ -621,6 +623,10 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
                  f"{size_text(r.get('rss_bytes'))} memory" if budget.memory_bytes is not None else ""]
         return "".join(f", {x}" for x in sizes if x)
 
+    broken = [r for r in rows if r.get("status") == "failed"]
+    failed = ("; not judged, failed: " + ", ".join(
+        f"{job_label(r, run=several_runs)}" + (f" ({r['stage']})" if r.get("stage") else "") for r in broken[:5])
+        + (f" (+{len(broken) - 5} more)" if len(broken) > 5 else "")) if broken else ""
     only_fp32 = ""
     measured = [r for r in rows if r.get("candidates")]
     if (budget.size_bytes is not None or budget.activation_bytes is not None
@@ -636,7 +642,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
             path = (f"; fastest file: {os.path.join(run_dir, fits[0]['path'])}" if run_dir is not None
                     else f"; fastest file: {fits[0]['path']} (in the run folder)")
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: "
-                f"{shown}{more}{path}")
+                f"{shown}{more}{failed}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
@@ -656,7 +662,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
                 "or --profile edge)")
     else:
         hint = " (see the report's Edge deployment table for why)"
-    return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}"
+    return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
 
 
 def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",

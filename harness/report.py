@@ -1269,12 +1269,13 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     tables = []
     for threads in (1, THREADS_MAX):
         judged = [(r, asked) for document, asked in groups for r in asked.table(document, 1, threads)
-                  if r.get("candidates")]
+                  if r.get("candidates") or r.get("status") == "failed"]  # a failed job: said, not judged
         judged.sort(key=lambda pair: (not _qualifies(pair[0]), pair[0].get("p50_ms") is None,
                                       pair[0].get("p50_ms") or 0.0))  # what to ship first; ties in job order
         rows = [r for r, _ in judged]
         per_run_settings = per_run and any(asked for _, asked in judged)
-        if not rows or (threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
+        if not any(r.get("candidates") for r in rows) or (
+                threads == THREADS_MAX and all(r.get("threads") in (None, 1) for r in rows)):
             continue
         with_notes = any(r.get("note") for r in rows)
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
@@ -1293,7 +1294,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         for r, asked in judged:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
-                    r.get("variant") or "none",
+                    r.get("variant") or _failed_text(r) or "none",
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
@@ -1306,7 +1307,8 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             if with_notes:
                 line.append(r.get("note") or "")
             table.rows.append(line)
-            table.classes.append("ok" if _qualifies(r) else "miss")  # measured, but not what was asked
+            # measured but not what was asked ("miss"), or a job that failed and was not measured
+            table.classes.append("ok" if _qualifies(r) else "failed" if r.get("status") == "failed" else "miss")
         # The floor as a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
         caption = f"batch 1, {threads_title(rows, threads)}"
         if per_run_settings:
@@ -1315,6 +1317,13 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             caption += f", {question.text()}"
         tables.append((caption, table))
     return tables
+
+
+def _failed_text(row: dict[str, Any]) -> str | None:
+    """An edge row's variant cell for a job that failed: ``failed (onnx-eval)``; None for any other row."""
+    if row.get("status") != "failed":
+        return None
+    return "failed" + (f" ({row['stage']})" if row.get("stage") else "")
 
 
 def _qualifies(row: dict[str, Any]) -> bool:

@@ -481,4 +481,16 @@ def test_with_nothing_asked_the_edge_section_says_so_instead_of_naming_a_floor()
     assert f"**{NO_QUESTION}**" in section.replace("\\", "")
     tables = section.split("### ")[1:]
     # nothing asked, so every measured job qualifies with its fastest variant: cnn's int8 (0.20 ms) before big
-    assert [line.split(" | ")[0] for line in tables[0].splitlines() if line.startswith("| ")][1:] == ["| cnn", "| big"]
+    assert [line.split(" | ")[0] for line in tables[0].splitlines() if line.startswith("| ")][1:] == [
+        "| cnn", "| big", "| bad"]  # the failed job last, said so rather than left out
+    assert "| bad | mnist | failed |" in tables[0]
+
+
+def test_a_failed_job_is_named_in_the_edge_answer_not_left_out():
+    from harness.edge import edge_answer
+
+    document = copy.deepcopy(RESULTS)
+    document["jobs"][2]["stage"] = "onnx-eval"
+    answer = edge_answer(document, 0.97, 1.0)
+    assert "1 of 3 job(s) qualify" in answer and "; not judged, failed: bad (onnx-eval); fastest file:" in answer
+    assert edge_answer(document, 0.999, None).endswith("; not judged, failed: bad (onnx-eval)")
