@@ -843,8 +843,9 @@ def resume_target(out: Path, run_id: str | None) -> Path:
     return found
 
 
-def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFolder:
-    """A new run folder, or with ``--resume`` the named (or latest) one."""
+def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: Sequence[str] = ()) -> RunFolder:
+    """A new run folder, or with ``--resume`` the named (or latest) one. ``planned``: the job ids the options
+    select; when every one has finished, a resume runs nothing, so its options are not recorded as the run's."""
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise HarnessError(f"--out {out} exists and is not a folder")
@@ -885,11 +886,18 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any]) -> RunFold
             return f"{key} {old!r} -> {new!r}"
 
         changed = ", ".join(change(k) for k in differ if k not in Question.KEYS)
-        if changed:  # e.g. a larger sweep grid: the run's options are now these
+        idle = not set(planned) - folder.finished_ids()  # every job selected has finished: nothing will run
+        if idle and changed:  # options no job runs with are not the run's: only the edge question is re-asked
+            log.warning("nothing to resume in %s: its job(s) have all finished, so the changed options (%s) are "
+                        "not recorded", folder.path.name, squeeze(changed, 300))
+        elif changed:  # e.g. a larger sweep grid: the run's options are now these
             finished = len(folder.finished_ids())
             log.warning("resuming %s with changed options (%s): the jobs still to run use them%s", folder.path.name,
                         squeeze(changed, 300), f", the {finished} finished job(s) keep the settings they ran with"
                         if finished else "")
+        if idle:
+            config = {**(folder.data.get("config") or {}), **{k: config.get(k) for k in differ if k in Question.KEYS}}
+            differ = [k for k in differ if k in Question.KEYS]
         if differ:
             resumed["config_before"] = folder.data.get("config")
             for job in folder.data["jobs"]:  # the reports judge each job by the options it ran with
@@ -1033,7 +1041,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     else:
         providers = default_providers(device)
     environment = collect_environment(device)
-    folder = open_run_folder(options, environment)
+    folder = open_run_folder(options, environment, [job.id for job in plan.jobs])
     handed_over = False
     try:  # the folder stays locked against a second harness process until this run ends
         reporter_set = ReporterSet(reporters)

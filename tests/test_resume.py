@@ -183,6 +183,22 @@ def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     assert len(warning) == 1 and "(latency.cold_runs 1 -> 2, sweep 2 -> 3 points)" in warning[0], colder.stderr
 
 
+def test_a_resume_with_nothing_left_to_run_does_not_record_options_no_job_ran_with(tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+            "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
+            "--cold-runs", "0", "--out", str(out), "--run-id", "r"]
+    assert run_cli(*args).returncode == 0
+    path = out / "r" / "results.json"
+    before = json.loads(path.read_text())["config"]
+    again = run_cli(*args[:5], "--epochs", "2", *args[7:], "--threads", "2", "--accuracy-floor", "0.5", "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing to resume in r: its job(s) have all finished, so the changed options (epochs 1 -> 2, " \
+           "threads [1] -> [2]) are not recorded" in again.stderr
+    config = json.loads(path.read_text())["config"]
+    assert config == {**before, "accuracy_floor": 0.5}  # the edge question is re-asked; epochs 2 never ran
+
+
 def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(tmp_path):
     out, config = tmp_path / "out", tmp_path / "sweep.toml"
     args = ["run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
