@@ -99,8 +99,9 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for job in results.get("jobs", []):
         small = pick_latency(job, threads=1) or pick_latency(job)
+        threads = small.get("threads") if small else 1  # 1 where measured, else the fewest: both columns alike
         big_bs = largest_batch(job)
-        big = pick_latency(job, batch_size=big_bs, threads=1) if big_bs else None
+        big = pick_latency(job, batch_size=big_bs, threads=threads) if big_bs else None
         eager = pick_latency(job, runtime="torch", provider="cpu", batch_size=small.get("batch_size") if small else None,
                              threads=small.get("threads") if small else None)
         speedup = None
@@ -121,6 +122,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "p50_small": small.get("p50_ms") if small else None,
             "p99_small": small.get("p99_ms") if small else None,
             "small_bs": small.get("batch_size") if small else None,
+            "threads": threads if small else None,
             "p50_big": big.get("p50_ms") if big else None,
             "big_bs": big_bs,
             "throughput_big": big.get("throughput_per_s") if big else None,
@@ -175,11 +177,16 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
     joined = is_joined(results)
+    # The thread count the latency columns read at: 1 unless a job was timed without it. One count for every
+    # job goes in the headers (t1 is left unsaid); jobs that differ each say theirs in the cell.
+    counts = {r["threads"] for r in summary if r["threads"] is not None}
+    common = counts.pop() if len(counts) == 1 else None
+    t = f" t{common}" if common not in (None, 1) else ""
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "status", "params", "MFLOPs", "acc", "onnx acc", "max|diff|", "onnx KiB", "act KiB",
-        f"p50 ms b{small_bs}", f"p99 ms b{small_bs}"]
+        f"p50 ms b{small_bs}{t}", f"p99 ms b{small_bs}{t}"]
     if big_bs and big_bs != small_bs:
-        headers += [f"p50 ms b{big_bs}", f"samples/s b{big_bs} (batch / mean)"]
+        headers += [f"p50 ms b{big_bs}{t}", f"samples/s b{big_bs}{t} (batch / mean)"]
     headers += ["ORT vs eager", "train s"]
     table = []
     for r, job in zip(summary, results.get("jobs", [])):
@@ -190,10 +197,15 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
                 _kib(r["activation_bytes"])]
         # a job timed at other batch sizes (a joined run's) shows '-' under a header that is not its own
         small = r["small_bs"] == small_bs
-        line += [_fmt(r["p50_small"] if small else None, ".3f"), _fmt(r["p99_small"] if small else None, ".3f")]
+        own = f" t{r['threads']}" if common is None and r["threads"] not in (None, 1) else ""
+
+        def cell(value: Any, spec: str) -> str:
+            return _fmt(value, spec) + (own if value is not None else "")
+
+        line += [cell(r["p50_small"] if small else None, ".3f"), cell(r["p99_small"] if small else None, ".3f")]
         if big_bs and big_bs != small_bs:
             big = r["big_bs"] == big_bs
-            line += [_fmt(r["p50_big"] if big else None, ".3f"), _fmt(r["throughput_big"] if big else None, ",.0f")]
+            line += [cell(r["p50_big"] if big else None, ".3f"), cell(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
         line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]

@@ -276,6 +276,24 @@ def test_what_a_job_changed_in_its_recipe_decides_whether_it_compares(results):
         None, "not comparable: published dataset not recorded")
 
 
+def test_the_terminal_table_names_the_thread_count_when_a_run_did_not_time_one_thread():
+    def job(name, threads):
+        rows = [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": b, "threads": t,
+                 "p50_ms": 0.01 * b * t, "p99_ms": 0.02 * b * t, "throughput_per_s": 100.0 / t}
+                for b in (1, 32) for t in threads]
+        return {"id": f"{name}@d", "model": name, "dataset": "d", "status": "ok", "latency": rows}
+
+    # --threads 2: the b1 figures were the 2-thread ones under an unlabelled header, and b32 read '-'
+    headers, rows = report._comparison_rows({"jobs": [job("m", [2])]})
+    assert {"p50 ms b1 t2", "p50 ms b32 t2", "samples/s b32 t2 (batch / mean)"} <= set(headers)
+    line = dict(zip(headers, rows[0]))
+    assert (line["p50 ms b1 t2"], line["p50 ms b32 t2"]) == ("0.020", "0.640")
+    # jobs timed at different counts each say theirs; 1 thread is left unsaid
+    headers, rows = report._comparison_rows({"jobs": [job("m", [2, 4]), job("n", [1, 2])]})
+    cells = [dict(zip(headers, row))["p50 ms b32"] for row in rows]
+    assert cells == ["0.640 t2", "0.320"]
+
+
 def test_throughput_columns_say_they_come_from_the_mean_latency(results):
     assert "samples/s (batch / mean)" in report.latency_table(results).headers
     assert "samples/s b32 (batch / mean)" in report.comparison_table(results)
