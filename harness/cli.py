@@ -469,6 +469,9 @@ def _shape_text(row: dict[str, Any]) -> str:
                    "e.g. 4MiB.")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
               "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
+@click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the accuracy "
+              "floor and budgets asked): a CI check that some model still fits. results.json's 'edge' holds "
+              "the answer either way.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress on stderr.")
 @click.pass_context
 def run_command(ctx: click.Context, **kwargs: Any) -> None:
@@ -487,6 +490,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         click.echo(f"harness: warning: {error}", err=True)
     options = _run_options(values, explicit)
     _check_run_options(options, from_config)
+    edge_gate = values.get("edge_gate")
+    if edge_gate and not _asks_edge_question(options):
+        raise HarnessError("--edge-gate needs an edge question to judge: --accuracy-floor, --latency-budget-ms, "
+                           "--size-budget ...")
     if options.plugins is not None:
         for name in options.plugins:
             if name not in registry.host.plugins:
@@ -546,6 +553,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
+        from harness.edge import edge_record
+
+        folder.data["edge"] = edge_record(folder.data)
+        folder.save()
         write_reports(folder.path, folder.data)
         if stop.received:
             click.echo(comparison_table(folder.data, width=_terminal_width()))
@@ -567,6 +578,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         click.echo(f"{len(failed)} job(s) failed:", err=True)
         for line in failed:
             click.echo(f"  {line}", err=True)
+    closed = edge_gate and not (folder.data.get("edge") or {}).get("qualifying")
+    if closed:
+        click.echo("harness: --edge-gate: no job answers the edge question", err=True)
+    if failed or closed:
         ctx.exit(EXIT_JOB_FAILED)
 
 
@@ -994,12 +1009,23 @@ def _mostly_float16(model: Any) -> bool:
 # -- report / compare --------------------------------------------------------------------------------------
 
 
+def _asks_edge_question(options: Any) -> bool:
+    """Whether the run options ask the edge question (a floor, a drop limit or a budget)."""
+    from harness.edge import Question
+
+    return bool(Question.from_config(options.to_config()))
+
+
 def _echo_edge_answer(results: dict[str, Any], run_dir: Path | None) -> None:
     """The edge question's one-line answer under the results table, when the run asked one (a line per
     run for a joined report whose runs asked differently). ``run_dir``: the one run's folder."""
     from harness.edge import edge_answers
 
     lines = edge_answers(results, run_dir=run_dir)
+    if not lines and (results.get("config") or {}).get("profile") == "edge":  # asked to look, with no question
+        from harness.report import NO_QUESTION
+
+        lines = [f"edge (batch 1, 1 thread, CPU): {NO_QUESTION[0].lower()}{NO_QUESTION[1:]}"]
     if lines:
         click.echo("\n" + "\n".join(lines))
 
@@ -1031,7 +1057,9 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
               "start at batch 1 (the model's load and first answer in a new process).")
 @click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
               help="Ask it with this budget for the resident memory a model adds to its process, e.g. 4MiB.")
-def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> None:
+@click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the run's own, "
+              "or the one these options ask).")
+def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, **asked: Any) -> None:
     """Rebuild results.csv, report.md and report.html from results.json.
 
     The edge options re-ask "which model fits?" of finished runs without running them again: the
@@ -1119,6 +1147,16 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, **asked: Any) -> 
     click.echo(f"wrote {', '.join(names)} in {target}")
     click.echo(comparison_table(results, width=_terminal_width()))
     _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else None)
+    if edge_gate:
+        from harness.edge import answered
+
+        verdict = answered(results)
+        if verdict is None:
+            raise HarnessError("--edge-gate needs an edge question to judge: the run asked none; add "
+                               "--accuracy-floor, --latency-budget-ms, --size-budget ...")
+        if not verdict:
+            click.echo("harness: --edge-gate: no job answers the edge question", err=True)
+            sys.exit(EXIT_JOB_FAILED)
 
 
 def _hold_for_report(run_dir: Path) -> Any:

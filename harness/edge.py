@@ -612,8 +612,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         variant = f" {r['variant']}" if r.get("variant") else ""
         return f"{job_label(r, run=several_runs)}{variant} on {r.get('dataset')}"
 
-    fits = sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
-                  key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
+    fits = _fastest_first(rows)
     budget = question.budget
 
     def figures(r: dict[str, Any]) -> str:  # what the question asked about, besides latency and accuracy
@@ -663,6 +662,40 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     else:
         hint = " (see the report's Edge deployment table for why)"
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
+
+
+def _fastest_first(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that answer the question (a variant met the floor, within every budget), fastest first."""
+    return sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
+                  key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
+
+
+def answered(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> bool | None:
+    """Whether some job answers the edge question the results ask (each run's own, in a joined report whose
+    runs asked differently), at batch 1 on 1 thread; None when no question was asked."""
+    groups = [(document, question) for document, question in asked_groups(results)[0] if question]
+    if not groups:
+        return None
+    return any(_fastest_first(question.table(document, 1, 1, provider)) for document, question in groups)
+
+
+def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",
+                run_dir: "str | os.PathLike[str] | None" = None) -> dict[str, Any] | None:
+    """The run's own edge question answered for machines (``edge`` in results.json; None when it asked
+    none): ``question``, where it was judged (batch 1, 1 thread, ``provider``), ``jobs`` judged,
+    ``qualifying`` (fastest first: job, model, dataset, variant, p50_ms, accuracy, bytes, path) and the
+    terminal's ``answer`` line, so CI can read the choice without parsing text."""
+    question = Question.from_config(results.get("config"))
+    if not question:
+        return None
+    rows = question.table(results, 1, 1, provider)
+    return {
+        "question": question.text(), "batch_size": 1, "threads": 1, "provider": provider, "jobs": len(rows),
+        "qualifying": [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"),
+                        "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy"),
+                        "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)],
+        "answer": _answer(results, question, provider, run_dir),
+    }
 
 
 def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",

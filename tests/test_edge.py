@@ -494,3 +494,49 @@ def test_a_failed_job_is_named_in_the_edge_answer_not_left_out():
     answer = edge_answer(document, 0.97, 1.0)
     assert "1 of 3 job(s) qualify" in answer and "; not judged, failed: bad (onnx-eval); fastest file:" in answer
     assert edge_answer(document, 0.999, None).endswith("; not judged, failed: bad (onnx-eval)")
+
+
+def test_edge_gate_fails_a_run_none_of_whose_jobs_answers_and_results_json_holds_the_answer(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    args = ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+            "--max-test-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
+            "--cold-runs", "0", "--exporter", "torchscript", "--no-progress", "--out", str(tmp_path)]
+    refused = run_cli(*args, "--edge-gate", "--run-id", "x")
+    assert refused.returncode == 2 and "--edge-gate needs an edge question" in refused.stderr
+    result = run_cli(*args, "--edge-gate", "--accuracy-floor", "0.999", "--run-id", "r")
+    assert result.returncode == 1 and "--edge-gate: no job answers the edge question" in result.stderr
+    edge = json.loads((tmp_path / "r" / "results.json").read_text())["edge"]
+    assert edge["question"] == "accuracy >= 0.999" and edge["jobs"] == 1 and edge["qualifying"] == []
+    assert edge["answer"].startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.999): no job qualifies")
+    # the same run asked again with a floor it meets: the gate opens, and results.json is left as it was
+    report = run_cli("report", str(tmp_path / "r"), "--accuracy-floor", "0", "--edge-gate")
+    assert report.returncode == 0, report.stderr
+    assert run_cli("report", str(tmp_path / "r"), "--edge-gate").returncode == 1
+    again = run_cli(*args, "--accuracy-floor", "0", "--run-id", "q")
+    assert again.returncode == 0
+    (best,) = json.loads((tmp_path / "q" / "results.json").read_text())["edge"]["qualifying"]
+    assert best["model"] == "mnist-mlp" and best["variant"] == "fp32" and best["p50_ms"] > 0
+    assert (tmp_path / "q" / best["path"]).is_file()
+
+
+def test_the_edge_profile_without_a_question_says_so_under_the_table(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from conftest import write_run
+
+    from harness.cli import main
+
+    document = {**copy.deepcopy(RESULTS), "created": "", "environment": {}, "config": {"profile": "edge"}}
+    for job in document["jobs"]:
+        job["train"] = None
+    run = write_run(tmp_path / "r", document)
+    result = CliRunner().invoke(main, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "\nedge (batch 1, 1 thread, CPU): no accuracy floor or budget was asked" in result.output
+    document["config"] = {}
+    (run / "results.json").write_text(json.dumps(document))
+    assert "no accuracy floor" not in CliRunner().invoke(main, ["report", str(run)]).output
