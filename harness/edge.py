@@ -634,7 +634,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, {_num(r.get('accuracy'))}{figures(r)}" for r in fits[:5])
+        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}{figures(r)}" for r in fits[:5])
         more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
         path = ""
         if fits[0].get("path") and not several_runs:

@@ -220,7 +220,7 @@ def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_wha
     assert "| no (cold start) |" in next(line for line in text.splitlines() if line.startswith("| big"))
     cnn["onnx"]["cold_start"] = cold_start(4.0)
     answer = edge_answer(results, 0.97, None, cold_budget_ms=5)
-    assert "cold start <= 5 ms): 1 of 3 job(s) qualify" in answer and "cnn fp32 on mnist 0.5000 ms, 0.9800, " \
+    assert "cold start <= 5 ms): 1 of 3 job(s) qualify" in answer and "cnn fp32 on mnist 0.5000 ms, accuracy 0.9800, " \
         "cold start 4.0 ms" in answer
     miss = edge_answer({"jobs": [results["jobs"][1]]}, 0.99, None, cold_budget_ms=5)
     assert miss.endswith("the closest is big fp32 on mnist at 2.5000 ms, over its budget: cold start 30.0 ms > 5 ms")
@@ -363,7 +363,7 @@ def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
     assert edge_answer(RESULTS, None, None) is None  # no question asked
     yes = edge_answer(RESULTS, 97, 1.0)  # a percentage floor, as on the command line
     assert yes.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, p50 <= 1 ms): 1 of 3 job(s) qualify")
-    assert "cnn int8-static on mnist 0.3500 ms, 0.9750" in yes and "big" not in yes
+    assert "cnn int8-static on mnist 0.3500 ms, accuracy 0.9750" in yes and "big" not in yes
     both = edge_answer(RESULTS, 0.97, None)  # without a budget both accurate picks qualify, fastest first
     assert both.index("cnn int8-static") < both.index("big fp32 on mnist 2.5000 ms")
     miss = edge_answer(RESULTS, 0.97, 0.1)
@@ -409,7 +409,7 @@ def test_the_answer_gives_the_figures_asked_about_the_file_and_what_was_not_meas
     from harness.edge import edge_answer
 
     yes = edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000, activation_budget_bytes=64 * 1024)
-    assert "cnn int8-static on mnist 0.3500 ms, 0.9750, 25.4 KiB file, 12.7 KiB activations" in yes
+    assert "cnn int8-static on mnist 0.3500 ms, accuracy 0.9750, 25.4 KiB file, 12.7 KiB activations" in yes
     assert yes.endswith("; fastest file: onnx/x.int8-static.onnx (in the run folder)")
     assert edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000, run_dir="runs/r").endswith(
         "; fastest file: runs/r/onnx/x.int8-static.onnx")
