@@ -449,8 +449,11 @@ def test_the_reports_edge_section_opens_with_the_answer_the_terminal_gives():
              "config": {**(RESULTS.get("config") or {}), "accuracy_floor": 0.97, "latency_budget_ms": 1.0}}
     (answer,) = edge_answers(asked)
     assert "job(s) qualify" in answer
-    section = report_markdown(asked).split("## Edge deployment")[1].split("\n## ")[0]
+    markdown = report_markdown(asked)
+    section = markdown.split("## Edge deployment")[1].split("\n## ")[0]
     assert section.split("\n\n")[2].startswith("**edge (batch 1, 1 thread, CPU; accuracy \\>= 0.97")
+    top = markdown.split("## Results")[0]  # and at the top, where a deployer looks first
+    assert "edge (batch 1, 1 thread, CPU; accuracy \\>= 0.97" in top and "(Edge deployment below)." in top
     assert "<p><strong>edge (batch 1, 1 thread, CPU; accuracy &gt;= 0.97" in to_html(asked, plots=[])
 
 
