@@ -55,7 +55,15 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         from harness.ort import input_feeds, make_session, provider_name
         from harness.shapes import plan_with
 
-        session = make_session(Path(path), provider, threads=threads)
+        try:
+            session = make_session(Path(path), provider, threads=threads)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):  # ours: an unknown or unusable provider
+                raise
+            from harness.text import squeeze  # ONNX Runtime's InvalidProtobuf, Fail...: not a model it loads
+
+            raise ValueError(f"onnx_inference_call: {path} is not a model ONNX Runtime can load: "
+                             f"{squeeze(exc, 300)}") from None
         sizes = dict(dims or {})
         plan, marked, problem = plan_with({arg.name: list(arg.shape) for arg in session.get_inputs()}, sizes,
                                           batch_dim)

@@ -14,6 +14,7 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
     relu_onnx(pytester.path / "model.onnx", ["N", 4])
     relu_onnx(pytester.path / "seq.onnx", ["batch", "seq"])
     relu_onnx(pytester.path / "time_major.onnx", ["seq", "N"])
+    (pytester.path / "notes.onnx").write_text("not a model")
     pytester.makepyfile(test_user="""
         import pytest
 
@@ -32,6 +33,7 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
             (dict(batch_size=1.5), ValueError),
             (dict(path="nope.onnx"), FileNotFoundError),  # and says where a relative path was looked for
             (dict(provider="tpu"), ValueError),  # a name ONNX Runtime lacks, not "fell back to the CPU"
+            (dict(path="notes.onnx"), ValueError),  # not ONNX Runtime's raw InvalidProtobuf
         ])
         def test_bad_arguments(onnx_inference_call, kwargs, error):
             path = kwargs.pop("path", "model.onnx")
@@ -39,6 +41,9 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
                 onnx_inference_call(path, **kwargs)
             if error is FileNotFoundError:
                 assert "relative to the working directory" in str(raised.value)
+            if path == "notes.onnx":
+                assert "notes.onnx is not a model ONNX Runtime can load: " in str(raised.value)
+                assert "Protobuf parsing failed" in str(raised.value)
 
         def test_registry(harness_registry):
             assert "accuracy" in harness_registry.metrics
@@ -61,4 +66,4 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
     # extension in this process later aborts it.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-min-rounds=3",
                                            "--benchmark-max-time=0.05")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=12)
