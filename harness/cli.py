@@ -1175,14 +1175,11 @@ def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
     """Why a run compared is not a whole run: still being written by a harness run, or it stopped before some
     of its planned jobs (interrupted); None for a finished run."""
     from harness.report import not_run
-    from harness.results import RunFolder, RunInUseError
+    from harness.results import RunFolder
 
-    try:
-        RunFolder(run_dir, {}).lock().unlock()
-    except RunInUseError as exc:
-        return f"is still being written by a harness run (pid {exc.holder}): its jobs to come count as missing"
-    except HarnessError:  # a read-only folder (a CI artifact) cannot be locked, nor be being written
-        pass
+    holder = RunFolder.holder(run_dir)
+    if holder:
+        return f"is still being written by a harness run (pid {holder}): its jobs to come count as missing"
     missing = not_run(results)
     if missing:
         why = "was interrupted" if results.get("interrupted") else "stopped"

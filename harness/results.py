@@ -277,6 +277,26 @@ class RunFolder:
         self.data = data
         self._lock: Any = None
 
+    @classmethod
+    def holder(cls, path: Path) -> str | None:
+        """The pid a harness process holding the run folder ``path`` wrote, or None when none holds it. Only
+        looks: no ``.lock`` file is made (a run always has one while it runs)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return None
+        try:
+            handle = open(Path(path) / cls.LOCK_FILE, encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return squeeze(handle.read(), 40) or "unknown"
+            return None
+
     def lock(self) -> "RunFolder":
         """Hold this run folder for this process, so a second ``harness run`` on it (say a ``--resume``
         started while the run still goes) is refused instead of both writing ``results.json``.

@@ -370,3 +370,4 @@ def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(t
     assert f"NEW ({new}) is still being written by a harness run (pid" in result.stderr
     assert "still being written" in json.loads(result.stdout)["incomplete"]["new"]
     assert "BASE" not in result.stderr
+    assert not (base / ".lock").exists()  # looking leaves no lock file in a run folder (a CI artifact)
