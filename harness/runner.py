@@ -457,7 +457,8 @@ def onnx_agreement(torch_logits: Any, ort_logits: Any, tolerance: float) -> tupl
     worst = np.unravel_index(np.argmax(np.where(np.isnan(gap), np.inf, gap / allowed)), a.shape)
     size = abs(float(a[worst]))
     limit = f"{tolerance:g}" if size <= 1 else f"{tolerance:g} x {size:.4g}, that logit's size"
-    return diff, f"ONNX Runtime output differs from PyTorch by {float(gap[worst]):.3g} (> {limit})"
+    largest = "" if float(gap[worst]) >= diff else f"; the largest difference, {diff:.3g}, is within its own"
+    return diff, f"ONNX Runtime output differs from PyTorch by {float(gap[worst]):.3g} (> {limit}{largest})"
 
 
 def recipe_changes(default: Recipe, used: Recipe) -> dict[str, list[Any]]:

@@ -222,6 +222,10 @@ def test_the_onnx_tolerance_grows_with_the_logits_beyond_1():
     flipped[1, 0] = 0.55
     _, mismatch = onnx_agreement(mixed, flipped, 1e-4)
     assert mismatch and mismatch.startswith("ONNX Runtime output differs from PyTorch by 0.45 (> 0.0001)"), mismatch
+    # the figure the message names is the worst for its tolerance: a larger max_abs_diff is said beside it
+    flipped[0, 0], flipped[1, 0] = 5000.25, 0.1 + 3e-4
+    diff, mismatch = onnx_agreement(mixed, flipped, 1e-4)
+    assert diff == np.float32(0.25) and mismatch.endswith("; the largest difference, 0.25, is within its own)"), mismatch
 
 
 def test_a_metric_that_returns_no_number_says_what_it_returned(caplog):
