@@ -14,6 +14,7 @@ skips entry points altogether (tests register plugin objects directly).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
@@ -120,13 +121,18 @@ class PluginHost:
         return True
 
     def _check_pending(self, name: str, info: PluginInfo) -> bool:
-        """Refuse a plugin that implements a hook no spec declares (usually a typo)."""
+        """Refuse a plugin that implements a hook no spec declares (usually a typo), saying which hook was meant.
+
+        pluggy's own message names the plugin by its module's repr, an absolute path that says nothing here."""
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
+            plugin = self.pm.get_plugin(name)
+            unknown = sorted(caller.name for caller in (self.pm.get_hookcallers(plugin) or []) if not caller.has_spec())
             self.pm.unregister(name=name)
             del self.plugins[name]
-            self.errors.append(LoadError(name, info.distribution, one_line(exc)))
+            message = "; ".join(unknown_hook_message(hook, info.module) for hook in unknown) or one_line(exc)
+            self.errors.append(LoadError(name, info.distribution, message))
             return False
         return True
 
@@ -181,6 +187,15 @@ class PluginHost:
         for name in sorted(blocked - names_seen):
             self.errors.append(LoadError(name, None, "HARNESS_DISABLE_PLUGINS names it, but no installed plugin "
                                                      "has that entry-point name"))
+
+
+def unknown_hook_message(hook: str, module: str | None) -> str:
+    """``unknown hook 'harness_model' in my_pkg.plugin (did you mean harness_models?)``."""
+    known = sorted(n for n in dir(hookspecs) if n.startswith(f"{NAME}_"))
+    close = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
+    where = f" in {module}" if module else ""
+    hint = f" (did you mean {close[0]}?)" if close else f" (the hooks are {', '.join(known)})"
+    return f"unknown hook {hook!r}{where}{hint}"
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str | None:

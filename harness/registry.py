@@ -2,7 +2,9 @@
 
 Each plugin's hook implementation is called on its own so that a hook that
 raises, or returns something other than a list of the right spec type, is
-reported against that plugin and the rest still registers. The first plugin
+reported against that plugin and the rest still registers. A spec with a
+field of the wrong type (``spatial_shape=28``, ``build="pkg.mod:fn"``) is
+refused the same way, naming the plugin, the spec and the field. The first plugin
 to register a name keeps it; a second registration is refused and reported as
 the second plugin's error, naming both plugins.
 """
@@ -16,7 +18,7 @@ from typing import Any, Iterable
 
 from harness.errors import UnknownNameError
 from harness.manager import LoadError, PluginHost, load_plugins, one_line
-from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec, call_problem, spec_problem
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,14 @@ KINDS: dict[str, tuple[str, type]] = {
     "metrics": ("harness_metrics", MetricSpec),
 }
 SINGULAR = {"models": "model", "datasets": "dataset", "metrics": "metric"}
+ROLES = {"models": "build", "datasets": "load", "metrics": "compute"}  # the callable each kind's spec holds
+
+
+def spec_label(kind: str, spec: Any, index: int, hook_name: str) -> str:
+    """``model 'm'``, or ``model #2 of harness_models()`` when its name is no name."""
+    if isinstance(spec.name, str) and spec.name.strip():
+        return f"{SINGULAR[kind]} {spec.name!r}"
+    return f"{SINGULAR[kind]} #{index + 1} of {hook_name}()"
 
 
 @dataclass
@@ -76,7 +86,7 @@ class Registry:
                 LoadError(plugin, dist, f"{hook_name}() must return a list, got {type(result).__name__}", kind)
             )
             return
-        for item in result:
+        for index, item in enumerate(result):
             if not isinstance(item, spec_type):
                 self.errors.append(
                     LoadError(
@@ -87,20 +97,49 @@ class Registry:
                     )
                 )
                 continue
+            try:
+                problem = spec_problem(item)
+            except Exception as exc:  # noqa: BLE001 - a field whose own methods raise (an odd __eq__, __len__)
+                log.debug("plugin %r: checking %r raised", plugin, item, exc_info=True)
+                problem = f"its fields cannot be checked: {one_line(exc)}"
+            if problem is not None:  # refused now, rather than a traceback wherever the field is first read
+                label = spec_label(kind, item, index, hook_name)
+                self.errors.append(LoadError(plugin, dist, f"{label}: {problem}", kind))
+                continue
             owner = self.owners[kind].get(item.name)
             if owner is not None:
-                self.errors.append(
-                    LoadError(
-                        plugin,
-                        dist,
-                        f"{SINGULAR[kind]} name {item.name!r} is already registered by plugin {owner!r}; "
-                        f"the registration by {plugin!r} was refused",
-                        kind,
-                    )
-                )
+                said = (f"is registered twice by plugin {plugin!r}; the second registration was refused"
+                        if owner == plugin else
+                        f"is already registered by plugin {owner!r}; the registration by {plugin!r} was refused")
+                self.errors.append(LoadError(plugin, dist, f"{SINGULAR[kind]} name {item.name!r} {said}", kind))
                 continue
             self.specs[kind][item.name] = item
             self.owners[kind][item.name] = plugin
+
+    def check_targets(self) -> None:
+        """Import every lazy target and read every build/load/compute signature, recording what the harness's
+        call would trip over as the owning plugin's error (``harness plugins --strict``).
+
+        Not done on every command: importing the targets imports torch, which ``harness plugins`` and
+        ``harness list`` are kept free of. A spec found wrong stays registered (its jobs fail as before)."""
+        for kind, specs in self.specs.items():
+            role = ROLES[kind]
+            for name, spec in specs.items():
+                plugin = self.owners[kind][name]
+                info = self.host.plugins.get(plugin)
+                try:
+                    problem = call_problem(role, getattr(spec, role))
+                except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything, SystemExit too
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    log.debug("plugin %r: checking %s %r's %s raised", plugin, SINGULAR[kind], name, role,
+                              exc_info=True)  # --debug: the traceback
+                    target = getattr(getattr(spec, role), "target", None)
+                    where = f"{role} target {target} cannot be imported" if target else f"{role} cannot be checked"
+                    problem = f"{where}: {one_line(exc)}"
+                if problem is not None:
+                    self.errors.append(LoadError(plugin, info.distribution if info else None,
+                                                 f"{SINGULAR[kind]} {name!r}: {problem}", kind))
 
     # -- lookup -------------------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Any:

@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -35,6 +35,56 @@ def keyword_names(function: Callable[..., Any], explicit: bool = False) -> set[s
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
+_MISSING = object()
+DOCUMENTED_KEYWORDS = {"build": ("num_classes", "input_shape"), "load": ("data_dir", "seed")}
+"""The keyword arguments the harness passes to every ``ModelSpec.build`` and ``DatasetSpec.load``."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _and(names: Iterable[str]) -> str:
+    names = list(names)
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _parameters_text(function: Callable[..., Any]) -> str:
+    """``n, shape`` (with ``*args``, ``**kwargs`` and a ``/`` after positional-only ones): what it takes."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return "no readable signature"
+    parts = []
+    for i, p in enumerate(parameters):
+        parts.append({p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name)
+        if p.kind is p.POSITIONAL_ONLY and (i + 1 == len(parameters) or parameters[i + 1].kind is not p.kind):
+            parts.append("/")
+    return ", ".join(parts) or "no arguments"
+
+
+def _binding_problem(function: Callable[..., Any], args: tuple, kwargs: dict[str, Any], dropped: list[str],
+                     target: str) -> str | None:
+    """Why ``function(*args, **kwargs)`` cannot be called now that the documented keywords among ``dropped``
+    were left out; None when it binds, or when only extras were dropped (its own error says it then).
+
+    lazy() drops keyword arguments its target does not name, which is right for a sweep's extras but
+    turns ``build(n, shape)`` into a "missing 2 required positional arguments" that hides the cause."""
+    documented = [k for names in DOCUMENTED_KEYWORDS.values() for k in names if k in dropped]
+    if not documented:
+        return None
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+        return None
+    except (TypeError, ValueError):
+        pass
+    role = next(r for r, names in DOCUMENTED_KEYWORDS.items() if set(names) & set(documented))
+    return (f"{role} target {target} must take keyword argument{'s' if len(documented) > 1 else ''} "
+            f"{_and(documented)} (it takes {_parameters_text(function)})")
+
+
 class lazy:
     """A callable named ``"package.module:function"``, imported on its first call.
 
@@ -42,10 +92,14 @@ class lazy:
     torch: ``ModelSpec("my-net", build=lazy("my_pkg.nets:my_net"))``. Keyword
     arguments the target does not accept are dropped (unless it takes
     ``**kwargs``), so a plain ``my_net(num_classes, input_shape)`` ignores the
-    extra settings a sweep may pass.
+    extra settings a sweep may pass. A target that cannot then be called because
+    it does not name the documented ones (``my_net(n, shape)``) gets a TypeError
+    saying so, not Python's "missing 2 required positional arguments".
     """
 
     def __init__(self, target: str):
+        if not isinstance(target, str):
+            raise TypeError(f"lazy() wants a 'package.module:function' string, got {_short(target)}")
         module, sep, name = target.partition(":")
         if not sep or not module or not name:
             raise ValueError(f"lazy() wants 'package.module:function', got {target!r}")
@@ -53,10 +107,22 @@ class lazy:
         self._function: Callable[..., Any] | None = None
         self._accepted: set[str] | None = None
 
+    def _lookup(self) -> tuple[Callable[..., Any] | None, Exception | None]:
+        """The target, imported now, or what is wrong with it (not raised, so that ``--strict`` can word it);
+        an import that fails raises."""
+        module, _, name = self.target.partition(":")
+        function = getattr(importlib.import_module(module), name, _MISSING)
+        if function is _MISSING:
+            return None, AttributeError(f"module {module!r} has no attribute {name!r}")
+        if not callable(function):
+            return None, TypeError(f"not callable (it is {_short(function)})")
+        return function, None
+
     def _resolve(self) -> Callable[..., Any]:
         if self._function is None:
-            module, _, name = self.target.partition(":")
-            function = getattr(importlib.import_module(module), name)
+            function, problem = self._lookup()
+            if problem is not None:  # getattr's own message names neither lazy() nor the target
+                raise type(problem)(f"lazy target {self.target}: {problem}")
             self._accepted = keyword_names(function)
             self._function = function
         return self._function
@@ -64,7 +130,12 @@ class lazy:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         function = self._resolve()
         if self._accepted is not None:
+            dropped = [k for k in kwargs if k not in self._accepted]
             kwargs = {k: v for k, v in kwargs.items() if k in self._accepted}
+            if dropped:  # dropping is meant for extras; a target that now misses arguments gets told why
+                problem = _binding_problem(function, args, kwargs, dropped, self.target)
+                if problem:
+                    raise TypeError(problem)
         return function(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -244,3 +315,164 @@ class MetricSpec:
     compute: Callable[["torch.Tensor", "torch.Tensor"], float]
     higher_is_better: bool = True
     description: str = ""
+
+
+# -- field checks, run when a plugin registers a spec ------------------------------------------------------
+# A frozen dataclass takes any value; a wrong type then failed in whichever command first read the field
+# (a traceback in `harness list`, or a job failing at build time). These say it once, at registration,
+# as that plugin's error. Cheap: no import, no call.
+
+SCHEDULE_KINDS = ("constant", "step", "piecewise", "onecycle")
+CALLS = {"build": DOCUMENTED_KEYWORDS["build"], "load": DOCUMENTED_KEYWORDS["load"], "compute": 2}
+"""How the harness calls each spec callable: with these keyword arguments, or with this many positional ones."""
+
+
+def _is_int(value: Any, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) > 0 and all(_is_int(d) for d in value)
+
+
+def _is_str_tuple(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(t, str) for t in value)
+
+
+def _must(field_name: str, value: Any, ok: bool, what: str) -> str | None:
+    return None if ok else f"{field_name} must be {what}, not {_short(value)}"
+
+
+def _callable_problem(field_name: str, value: Any) -> str | None:
+    if callable(value):
+        return None
+    hint = (f" (wrap it: {field_name}=harness.lazy({value!r}))"
+            if isinstance(value, str) and ":" in value else "")
+    return f"{field_name} must be callable, not {_short(value)}{hint}"
+
+
+def _first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p), None)
+
+
+def _recipe_problem(recipe: Any) -> str | None:
+    if not isinstance(recipe, Recipe):
+        return f"recipe must be a harness.Recipe, not {_short(recipe)}"
+    from harness.train import AUGMENTATIONS, OPTIMIZERS  # no torch at import
+
+    r, s = recipe, recipe.schedule
+    problem = _first(
+        _must("optimizer", r.optimizer, isinstance(r.optimizer, str) and r.optimizer.lower() in OPTIMIZERS,
+              f"one of {', '.join(OPTIMIZERS)}"),
+        _must("lr", r.lr, _is_number(r.lr) and r.lr > 0, "a positive number"),
+        _must("momentum", r.momentum, _is_number(r.momentum) and r.momentum >= 0, "a number, at least 0"),
+        _must("nesterov", r.nesterov, isinstance(r.nesterov, bool), "True or False"),
+        _must("weight_decay", r.weight_decay, _is_number(r.weight_decay) and r.weight_decay >= 0,
+              "a number, at least 0"),
+        _must("batch_size", r.batch_size, _is_int(r.batch_size), "a positive int"),
+        _must("epochs", r.epochs, _is_int(r.epochs), "a positive int"),
+        _must("schedule", s, isinstance(s, Schedule), "a harness.Schedule"),
+        _must("normalize", r.normalize, r.normalize is None or (
+            isinstance(r.normalize, (tuple, list)) and len(r.normalize) == 2 and all(map(_is_number, r.normalize))
+            and r.normalize[1] != 0), "None or a (mean, std) pair of numbers, std not 0"),
+        _must("val_size", r.val_size, _is_number(r.val_size) and r.val_size >= 0,
+              "a number of samples or a fraction < 1, at least 0"),
+        _must("label_smoothing", r.label_smoothing, _is_number(r.label_smoothing) and 0 <= r.label_smoothing <= 1,
+              "a number in [0, 1]"),
+        _must("target_accuracy", r.target_accuracy, r.target_accuracy is None or (
+            _is_number(r.target_accuracy) and 0 < r.target_accuracy <= 1), "None or a fraction in (0, 1]"),
+        _must("augment", r.augment, r.augment in (None, "", *AUGMENTATIONS),
+              f"None or one of {', '.join(AUGMENTATIONS)}"),
+        _must("source", r.source, isinstance(r.source, str), "a str"),
+    )
+    if problem is None and isinstance(s, Schedule):
+        problem = _first(
+            _must("schedule.kind", s.kind, s.kind in SCHEDULE_KINDS, f"one of {', '.join(SCHEDULE_KINDS)}"),
+            _must("schedule.step_size", s.step_size, _is_int(s.step_size), "a positive int"),
+            _must("schedule.gamma", s.gamma, _is_number(s.gamma) and s.gamma > 0, "a positive number"),
+            _must("schedule.milestones", s.milestones, isinstance(s.milestones, (tuple, list)) and all(
+                isinstance(m, (tuple, list)) and len(m) == 2 and _is_int(m[0], 0) and _is_number(m[1]) and m[1] > 0
+                for m in s.milestones), "a tuple of (epoch, lr) pairs"),
+        )
+    return f"recipe.{problem}" if problem else None
+
+
+def spec_problem(spec: Any) -> str | None:
+    """The first field of ``spec`` whose value does not fit its declared type, as ``field must be ..., not
+    X``; None when every field fits. Types and ranges only: nothing is called, no lazy target imported."""
+    name = _must("name", spec.name, isinstance(spec.name, str) and spec.name.strip() != "", "a non-empty str")
+    description = _must("description", spec.description, isinstance(spec.description, str), "a str")
+    if isinstance(spec, ModelSpec):
+        rank_ok = _is_int(spec.input_rank)
+        spatial = spec.spatial_shape
+        return _first(
+            name,
+            _callable_problem("build", spec.build),
+            description,
+            _must("input_rank", spec.input_rank, rank_ok, "a positive int (3 for CxHxW images, 4 for CxDxHxW volumes)"),
+            _must("input_channels", spec.input_channels, spec.input_channels is None or _is_int(spec.input_channels),
+                  "None or a positive int"),
+            _must("spatial_shape", spatial, spatial is None or _is_shape(spatial), "None or a tuple of positive ints"),
+            None if not (rank_ok and _is_shape(spatial)) or len(spatial) == spec.input_rank - 1 else
+            f"spatial_shape {_short(spatial)} has {len(spatial)} sizes, but input_rank {spec.input_rank} wants "
+            f"{spec.input_rank - 1} (the sizes after the channels)",
+            _must("accepts", spec.accepts, spec.accepts is None or callable(spec.accepts), "None or callable"),
+            _recipe_problem(spec.recipe),
+            _must("reference", spec.reference, isinstance(spec.reference, Mapping), "a dict"),
+            _must("tags", spec.tags, _is_str_tuple(spec.tags), "a tuple of str"),
+        )
+    if isinstance(spec, DatasetSpec):
+        return _first(
+            name,
+            _callable_problem("load", spec.load),
+            description,
+            _must("input_shape", spec.input_shape, spec.input_shape is None or _is_shape(spec.input_shape),
+                  "None or a tuple of positive ints (channels first)"),
+            _must("num_classes", spec.num_classes, spec.num_classes is None or _is_int(spec.num_classes),
+                  "None or a positive int"),
+            _must("tags", spec.tags, _is_str_tuple(spec.tags), "a tuple of str"),
+        )
+    if isinstance(spec, MetricSpec):
+        return _first(
+            name,
+            _callable_problem("compute", spec.compute),
+            _must("higher_is_better", spec.higher_is_better, isinstance(spec.higher_is_better, bool), "True or False"),
+            description,
+        )
+    return None
+
+
+def call_problem(role: str, function: Callable[..., Any]) -> str | None:
+    """Why the harness's call of ``function`` as a spec's ``role`` (build, load, compute) would fail, read
+    from its signature; None when it fits or has no signature to read. A lazy target is imported first
+    (an import that fails raises): for ``harness plugins --strict``, not for every command."""
+    target = function.target if isinstance(function, lazy) else None
+    where = f"{role} target {target}" if target else role
+    if target is not None:
+        function, wrong = function._lookup()
+        if wrong is not None:
+            return f"{where}: {wrong}"
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    call = CALLS[role]
+    if isinstance(call, int):  # compute(logits, targets)
+        try:
+            signature.bind(*(None,) * call)
+        except TypeError:
+            takes = _parameters_text(function)
+            return f"{where} must take two positional arguments, logits and targets (it takes {takes})"
+        return None
+    accepted = keyword_names(function)
+    missing = [k for k in call if accepted is not None and k not in accepted]
+    if not missing:
+        return None
+    if target is not None:  # lazy drops what its target does not name: wrong only if the call then cannot bind
+        return _binding_problem(function, (), {k: None for k in call if k not in missing}, missing, target)
+    return (f"{where} must take keyword argument{'s' if len(missing) > 1 else ''} {_and(missing)} "
+            f"(it takes {_parameters_text(function)})")
