@@ -1,10 +1,17 @@
 """Stage: export a trained ``torch.nn.Module`` to one ONNX file and check it.
 
 The dynamo exporter (``torch.export`` + onnxscript) is tried first; when it
-fails the TorchScript exporter is used and the reason recorded. Weights are
-embedded in the ``.onnx`` file (a deployable single file); ``onnx_bytes``
-still counts any external-data file a model references, so sizes are honest
-for files the harness did not write.
+fails, or its graph fixes the batch size, the TorchScript exporter is used and
+the reason recorded. Weights are embedded in the ``.onnx`` file (a deployable
+single file); ``onnx_bytes`` still counts any external-data file a model
+references, so sizes are honest for files the harness did not write.
+
+A trace freezes whatever Python made of tensor values (an ``if`` on them,
+``int()``, ``len()``): the tracer warns, and its warnings are kept
+(``trace_warnings``). Under ``auto`` such a trace fails the export, since the
+agreement check after it cannot see a branch that no test input takes;
+``torchscript``, asked for by name, keeps it with a warning. A trace is also run
+on a batch of another size: it declares the batch open whatever it recorded.
 
 The dynamo exporter annotates every node with debugging metadata (the FX node,
 module path, class hierarchy and the Python stack trace, with the exporting
@@ -19,12 +26,14 @@ import contextlib
 import io
 import logging
 import os
+import re
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import StageError
 from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +48,13 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+class ExportError(StageError):
+    """The export failed; the message says why on one line (under ``auto``: ``dynamo: ...; torchscript: ...``)."""
+
+    def __init__(self, message: str):
+        super().__init__("export", message)
+
+
 @dataclass
 class ExportResult:
     path: Path
@@ -47,6 +63,10 @@ class ExportResult:
     exporter: str
     seconds: float
     fallback_reason: str | None = None
+    trace_warnings: list[str] | None = None
+    """What the TorchScript tracer warned, one distinct line each (``file.py:LINE: message``); None for dynamo."""
+    notes: list[str] = field(default_factory=list)
+    """One-line warnings for the user: a fallback to TorchScript and why, a trace that may hold one branch only."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +75,7 @@ class ExportResult:
             "exporter": self.exporter,
             "export_seconds": round(self.seconds, 3),
             "fallback_reason": self.fallback_reason,
+            "trace_warnings": self.trace_warnings,
         }
 
 
@@ -69,10 +90,9 @@ def export_onnx(
 
     ``example`` is a CPU batch of real inputs (two or more rows, so the batch
     dimension is not specialised to 1). ``exporter`` is ``auto`` (dynamo,
-    then TorchScript on failure), ``dynamo`` or ``torchscript``.
+    then TorchScript on failure), ``dynamo`` or ``torchscript``. Raises
+    :class:`ExportError` with the reason (each exporter's, under ``auto``).
     """
-    import torch
-
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     path = Path(path)
@@ -84,58 +104,193 @@ def export_onnx(
     fallback_reason = None
     if exporter in ("auto", "dynamo"):
         try:
-            used_opset = _export_dynamo(model, example, path, opset or DYNAMO_OPSET)
-            return ExportResult(path, onnx_bytes(path), used_opset, "dynamo", time.perf_counter() - start)
+            used_opset, proto = _export_dynamo(model, example, path, opset or DYNAMO_OPSET)
+            fixed = fixed_batch_text(proto)
         except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
-            if exporter == "dynamo":
-                raise
-            fallback_reason = export_failure_text(exc)
             _remove_partial(path)
-    with torch.no_grad(), warnings.catch_warnings(), _exporter_output_to_debug_log():
-        warnings.simplefilter("ignore")
-        used_opset = opset or TORCHSCRIPT_OPSET
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=used_opset,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        )
-    return ExportResult(
-        path, onnx_bytes(path), used_opset, "torchscript", time.perf_counter() - start, fallback_reason
-    )
+            if exporter == "dynamo":
+                raise ExportError(export_failure_text(exc)) from exc
+            fallback_reason = export_failure_text(exc)
+        else:
+            if fixed is None:
+                return ExportResult(path, onnx_bytes(path), used_opset, "dynamo", time.perf_counter() - start)
+            _remove_partial(path)
+            if exporter == "dynamo":
+                raise ExportError(fixed)
+            fallback_reason = fixed  # a trace may record x.size(0) where torch.export specialised: it is run below
+
+    def failed(reason: str) -> ExportError:
+        _remove_partial(path)
+        return ExportError(f"dynamo: {fallback_reason}; torchscript: {reason}" if fallback_reason else reason)
+
+    used_opset = opset or TORCHSCRIPT_OPSET
+    try:
+        traced = _export_torchscript(model, example, path, used_opset)
+        fixed = other_batch_text(path, example)
+    except Exception as exc:  # noqa: BLE001 - said with the dynamo exporter's reason
+        raise failed(export_failure_text(exc)) from exc
+    doubts = [w for w in traced if w.split(": ", 1)[-1].startswith(UNSAFE_TRACE_WARNINGS)]
+    if fixed:
+        said = fallback_reason and BATCH_ADVICE in fallback_reason  # dynamo's fixed batch, said first
+        raise failed(fixed + ("" if said else f": {BATCH_ADVICE}")
+                     + (f"; the tracer warned: {squeeze(doubts[0], 200)}" if doubts else ""))
+    if doubts and exporter == "auto":
+        raise failed(f"{trace_doubt_text(doubts)} (--exporter torchscript keeps such a trace)")
+    notes = []
+    if fallback_reason:
+        notes.append(f"the dynamo exporter failed, so the ONNX file is a TorchScript trace: {fallback_reason}")
+    if doubts:
+        notes.append(f"{trace_doubt_text(doubts)} (the ONNX check saw only the test split's inputs)")
+    return ExportResult(path, onnx_bytes(path), used_opset, "torchscript", time.perf_counter() - start,
+                        fallback_reason, traced, notes)
+
+
+UNSAFE_TRACE_WARNINGS = ("Converting a tensor to a Python", "Using len to get tensor shape",
+                         "Iterating over a tensor")
+"""How the tracer's warnings begin when Python took a tensor's value or size as a constant: a branch
+(``if x.mean() > 0``, a Python boolean), ``int()``/``float()``, ``len(x)``, ``for row in x``. The trace
+holds what the example made of them. Others (``torch.tensor results are registered as constants``)
+are kept in ``trace_warnings`` but do not doubt the trace."""
+
+BATCH_ADVICE = ("the model turns the batch size into a Python int (len(x), int(x.shape[0]), a loop over the "
+                "batch); use x.flatten(1) or x.reshape(x.shape[0], -1)")
+
+
+def trace_doubt_text(doubts: list[str]) -> str:
+    """One line: the trace may hold one branch only, and the first of the tracer's ``doubts``."""
+    more = f" (and {len(doubts) - 1} more in onnx.trace_warnings)" if len(doubts) > 1 else ""
+    return (f"the trace may hold one branch only and be wrong for other inputs; the tracer warned: "
+            f"{squeeze(doubts[0], 200)}{more}")
+
+
+def fixed_batch_text(model: Any) -> str | None:
+    """Why the graph cannot take another batch size, or None: its input's first dimension is a number.
+
+    ``model`` is an ``onnx.ModelProto`` or a path. torch.export specialises the batch it was asked to
+    keep dynamic, without a word, once the forward makes a Python int of it; ONNX Runtime then
+    refused every other batch at evaluation with "Got invalid dimensions".
+    """
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(os.fspath(model), load_external_data=False)
+    weights = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not dims or dims[0].dim_param or not dims[0].HasField("dim_value"):
+            return None
+        shape = ", ".join(d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in dims)
+        return f"the exported graph fixes the batch size at {dims[0].dim_value} (input {value.name!r}: [{shape}]): " \
+               f"{BATCH_ADVICE}"
+    return None
+
+
+ORT_NODE_FAILED = re.compile(r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' Status Message: ")
+"""How ONNX Runtime starts the error of a node that failed; said as ``Reshape node '/Reshape': ...``."""
+
+
+def other_batch_text(path: Path, example: "torch.Tensor") -> str | None:
+    """What goes wrong when the graph gets a batch one larger than ``example``'s, or None; run in ONNX Runtime.
+
+    A trace declares the batch dynamic whatever it recorded: ``len(x)`` or a loop over the batch freezes
+    the example's size inside (a Reshape to 8 rows; 8 rows answered to 9), which the declared shapes do
+    not show. A graph that fails at the example's own size too is left to the later stages to say why.
+    """
+    import numpy as np
+
+    from harness.ort import make_session
+
+    try:
+        session = make_session(path, "CPUExecutionProvider", threads=1)
+    except Exception:  # noqa: BLE001 - the check stage says why
+        return None
+    if [i.name for i in session.get_inputs()] != [INPUT_NAME]:
+        return None  # a trace that baked the input in: check_onnx says so
+    rows = example.detach().cpu().numpy()
+    n = len(rows) + 1
+    try:
+        got = session.run(None, {INPUT_NAME: np.concatenate([rows, rows[:1]])})[0]
+    except Exception as exc:  # noqa: BLE001
+        try:
+            session.run(None, {INPUT_NAME: rows})
+        except Exception:  # noqa: BLE001 - not the batch: onnx-eval says why
+            return None
+        said = ORT_NODE_FAILED.sub(r"\1 node '\2': ", squeeze(exc))
+        return f"the exported graph fails on a batch of {n}, having been traced on {n - 1} ({squeeze(said, 120)})"
+    if getattr(got, "shape", (n,))[:1] != (n,):
+        return f"the exported graph answers a batch of {n} with {got.shape[0] if got.ndim else 'no'} rows, having " \
+               f"been traced on {n - 1}"
+    return None
+
+
+GUARD_NOISE = re.compile(r"\s*\((?:unhinted|Size-like symbols):[^()]*(?:\([^()]*\)[^()]*)*\)")
+"""What torch.export adds to a data-dependent guard's expression: the same expression again, "unhinted", and
+its size-like symbols (``Eq(u0, 1) (unhinted: Eq(u0, 1)).  (Size-like symbols: none)``)."""
 
 
 def export_failure_text(exc: BaseException, limit: int = 300) -> str:
     """Why an export failed, on one line: the underlying error's first paragraph.
 
-    torch.onnx wraps the real cause (``exc.__cause__``) in a message that
-    starts with the same advice every time ("This is step 1/3 ...").
+    torch.onnx wraps the real cause in a message that starts with the same advice every time ("This
+    is step 1/3 ..."), sometimes twice (ConversionError, then "Error when translating node ...", then
+    the DispatchError that names the operator): the innermost ``__cause__`` is the one said. Where that
+    is a plain Python error from inside the exporter (torch 2.5: ``TypeError: unhashable type: 'list'``),
+    the torch error above it, which names the node, is said first.
     """
-    cause = exc.__cause__ or exc
-    first = str(cause).strip().split("\n\n")[0]
-    kind = type(exc).__name__ if cause is exc else f"{type(exc).__name__} ({type(cause).__name__})"
-    return squeeze(f"{kind}: {first}", limit)
+    if isinstance(exc, ExportError):  # already the cause, said
+        return squeeze(exc, limit)
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    cause, inner = chain[-1], ""
+    torch_errors = [e for e in chain[1:-1] if type(e).__module__ != "builtins"]
+    if type(cause).__module__ == "builtins" and torch_errors:
+        cause, inner = torch_errors[-1], f" ({type(chain[-1]).__name__}: {_first_paragraph(chain[-1])})"
+    first = _first_paragraph(cause)
+    names = (type(exc).__name__, type(cause).__name__)
+    kind = names[0] if cause is exc or names[0] == names[1] else f"{names[0]} ({names[1]})"
+    hint = ""
+    if names[1] == "GuardOnDataDependentSymNode" or "data-dependent" in first:
+        hint = " (the forward takes a tensor's value into Python, e.g. `if x.mean() > 0` or .item(): keep it in " \
+               "tensor ops such as torch.where)"
+    return squeeze(f"{kind}: {first}{inner}", max(limit - len(hint), 40)) + hint
+
+
+def _first_paragraph(exc: BaseException) -> str:
+    text = GUARD_NOISE.sub("", str(exc).strip().split("\n\n")[0])
+    return text.replace(" See the stack trace for more information.", "").strip()
 
 
 @contextlib.contextmanager
 def _exporter_output_to_debug_log() -> Any:
     """Keep what the exporters print (torch.export dumps whole FX graphs to stderr when it gives up) out of
     the terminal and the progress line; it goes to the debug log (``harness --debug``) instead. The
-    reason for a fallback is recorded on its own (``fallback_reason``)."""
+    reason for a fallback is recorded on its own (``fallback_reason``). torch's own log handlers write to
+    the stderr they were made with ("Unable to find user code corresponding to {u0}" on a data-dependent
+    guard): they write here too meanwhile. (The TorchScript exporter's C++ dump of its graph on an
+    unsupported operator goes to the process's stderr and is not caught.)"""
     printed = io.StringIO()
+    loggers = [logger for name, logger in list(logging.Logger.manager.loggerDict.items())
+               if (name == "torch" or name.startswith("torch.")) and isinstance(logger, logging.Logger)]
+    handlers = list({id(h): h for logger in loggers for h in logger.handlers
+                     if type(h) is logging.StreamHandler}.values())  # not a FileHandler
+    streams = [h.stream for h in handlers]
+    for handler in handlers:  # not setStream, which flushes the old stream: a test's may be closed by now
+        handler.stream = printed
     try:
         with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             yield
     finally:
+        for handler, stream in zip(handlers, streams):
+            handler.stream = stream
         if printed.getvalue().strip():
             log.debug("the ONNX exporter printed:\n%s", printed.getvalue().rstrip())
 
 
-def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> int:
+def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> tuple[int, Any]:
+    """Export with torch.export; returns the opset written and the saved ``onnx.ModelProto``."""
     import torch
 
     batch = torch.export.Dim("batch", min=1)
@@ -158,7 +313,41 @@ def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path
     model_proto = onnx.load(str(path))
     if strip_debug_metadata(model_proto):
         onnx.save(model_proto, str(path))
-    return next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    used = next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    return used, model_proto
+
+
+def _export_torchscript(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> list[str]:
+    """Export with the TorchScript tracer; returns what it warned, one distinct ``file.py:LINE: message`` each.
+
+    Its warnings were once silenced with the rest; a "Converting a tensor to a Python boolean" among
+    them is the only sign that the file holds one branch of the forward.
+    """
+    import torch
+
+    tracer_warning = getattr(torch.jit, "TracerWarning", None)
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _exporter_output_to_debug_log():
+        warnings.simplefilter("ignore")
+        if tracer_warning is not None:
+            warnings.filterwarnings("always", category=tracer_warning)
+            # as torch does: its own modules' tracer warnings are known to be harmless
+            warnings.filterwarnings("ignore", category=tracer_warning, module=r"torch\.(?!jit)")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    said: dict[str, None] = {}
+    for record in caught:
+        if tracer_warning is not None and issubclass(record.category, tracer_warning):
+            first = squeeze(record.message).split(". ")[0].rstrip(".")
+            said.setdefault(f"{Path(record.filename).name}:{record.lineno}: {first}")
+    return list(said)[:20]
 
 
 DEBUG_METADATA_PREFIXES = ("pkg.torch.", "pkg.onnxscript.")

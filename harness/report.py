@@ -1347,6 +1347,24 @@ def _qualifies(row: dict[str, Any]) -> bool:
     return row.get("variant") is not None and row.get("fits_budget") in (None, True)
 
 
+def export_notes(results: dict[str, Any]) -> list[str]:
+    """A line per job whose ONNX file is a TorchScript trace because the dynamo exporter failed, or whose
+    trace the tracer doubted (``onnx.fallback_reason``, ``onnx.trace_warnings``): the terminal said so once,
+    the report keeps it beside the figures."""
+    notes = []
+    for job in results.get("jobs", []):
+        onnx = job.get("onnx") if isinstance(job.get("onnx"), dict) else {}
+        label = job_label(job, dataset=True, run=is_joined(results))
+        if onnx.get("fallback_reason"):
+            notes.append(f"{label}: the ONNX file is a TorchScript trace; the dynamo exporter failed: "
+                         f"{squeeze(onnx['fallback_reason'], 300)}")
+        warned = [w for w in onnx.get("trace_warnings") or [] if isinstance(w, str)]
+        if warned:
+            notes.append(f"{label}: the tracer warned ({len(warned)}): {squeeze(warned[0], 200)}"
+                         + (" ..." if len(warned) > 1 else ""))
+    return notes
+
+
 def _md_numbered(numbered: Sequence[tuple[int, str]] | None) -> list[str]:
     """A crowded plot's numbered points, under its image (when there were more than the image's key shows)."""
     if not numbered:
@@ -1368,6 +1386,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
+    exported = export_notes(results)
+    if exported:
+        lines += [""] + [f"- {_md_cell(n)}" for n in exported]
     metrics = metrics_table(results)
     if metrics is not None:
         lines += ["", "## Metrics", "", METRICS_NOTE, ""] + md_table(metrics)

@@ -40,6 +40,7 @@ from harness.report import (
     deployment_tables,
     edge_lines,
     environment_table,
+    export_notes,
     failed_table,
     header_facts,
     history_table,
@@ -768,8 +769,10 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     joined = is_joined(results)
     sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
 
+    exported = export_notes(results)
     sections.append(("results", "Results", html_table(results_table(results))
-                     + f'<p class="note">{esc(TABLE_NOTE)}</p>'))
+                     + f'<p class="note">{esc(TABLE_NOTE)}</p>'
+                     + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in exported) + "</ul>" if exported else "")))
     metrics = metrics_table(results)
     if metrics is not None:
         sections.append(("metrics", "Metrics", f'<p class="note">{esc(METRICS_NOTE)}</p>' + html_table(metrics)))

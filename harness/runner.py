@@ -702,8 +702,11 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     onnx_rel = Path("onnx") / f"{job_file_stem(job.id)}.onnx"
     onnx_path = ctx.folder.path / onnx_rel
     example = test_x[: max(2, min(8, len(test_x)))].cpu()
+    # Its failure is an ExportError, a StageError whose one line holds the cause (each exporter's, under auto).
     exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
     row["onnx"] = {"path": str(onnx_rel), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
+    for note in exported.notes:  # a fallback to TorchScript, a trace that may hold one branch: said, not only recorded
+        log.warning("%s: %s", job.id, note)
 
     stage("check")
     try:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from onnx import TensorProto, helper
 
-from harness.export import check_onnx, export_onnx, strip_debug_metadata
+from harness.export import ExportError, check_onnx, export_onnx, strip_debug_metadata
 
 
 def test_a_dynamo_export_carries_no_debug_metadata_or_source_paths(tmp_path):
@@ -69,18 +71,45 @@ class _LeavesTorch(torch.nn.Module):
 
 
 def test_exporters_print_nothing_on_the_terminal(tmp_path, capfd):
-    # torch >= 2.9's torch.export dumps the FX graph to stderr when it refuses this forward; it goes
-    # to the debug log instead (torch 2.5's exporter takes it and prints nothing anyway).
-    result = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx")
+    # torch >= 2.9's torch.export dumps the FX graph to stderr when it refuses this forward, and torch's
+    # own log handler a line on the data-dependent guard; they go to the debug log instead (torch 2.5's
+    # exporter takes it and prints nothing anyway). The trace then warns that it froze the sum: refused.
+    try:
+        reason = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx").fallback_reason
+    except ExportError as exc:
+        reason = str(exc)
+        assert "torchscript: the trace may hold one branch only" in reason, reason
     printed = capfd.readouterr()
     assert printed.out == "" and printed.err == ""
-    if result.fallback_reason is not None:  # what results.json records: the cause, without colour codes
-        assert "\x1b" not in result.fallback_reason and "step 1/3" not in result.fallback_reason
+    if reason is not None:  # what results.json records: the cause, without colour codes
+        assert "\x1b" not in reason and "step 1/3" not in reason and "\n" not in reason
+
+
+def test_torchs_own_log_handlers_write_to_the_debug_log_during_an_export(caplog):
+    """torch's loggers have handlers of their own, on the stderr of when they were made: on a data-dependent
+    guard, torch 2.13 printed "W1130 ... symbolic_shapes.py:8866] Unable to find user code corresponding to
+    {u0}" above the run's table."""
+    import io
+    import logging
+
+    from harness.export import _exporter_output_to_debug_log
+
+    terminal = io.StringIO()
+    handler = logging.StreamHandler(terminal)
+    torch_logger = logging.getLogger("torch.harness_test_export")
+    torch_logger.addHandler(handler)
+    torch_logger.propagate = False  # as torch's own
+    try:
+        with caplog.at_level(logging.DEBUG, logger="harness.export"), _exporter_output_to_debug_log():
+            torch_logger.warning("Unable to find user code corresponding to {u0}")
+        assert terminal.getvalue() == "" and handler.stream is terminal  # and given back
+        assert "Unable to find user code" in caplog.text
+    finally:
+        torch_logger.removeHandler(handler)
+        torch_logger.propagate = True
 
 
 def test_a_trace_that_baked_the_input_in_fails_the_check_with_the_reason(tmp_path):
-    import pytest
-
     result = export_onnx(_LeavesTorch(), torch.rand(4, 4), tmp_path / "m.onnx", exporter="torchscript")
     with pytest.raises(ValueError, match="takes no input.*cannot be traced"):
         check_onnx(result.path)
@@ -95,5 +124,212 @@ def test_an_export_failure_is_its_underlying_cause_on_one_line():
         except ValueError as cause:
             raise RuntimeError("Failed. \x1b[96mThis is step 1/3\x1b[0m of exporting the model") from cause
     except RuntimeError as exc:
-        assert export_failure_text(exc) == "RuntimeError (ValueError): Could not guard on data-dependent expression"
+        assert export_failure_text(exc).startswith("RuntimeError (ValueError): Could not guard on data-dependent "
+                                                   "expression (the forward takes a tensor's value into Python")
     assert export_failure_text(KeyError("x")) == "KeyError: 'x'"  # no cause: the error itself
+
+
+class GuardOnDataDependentSymNode(RuntimeError):
+    """Named as torch's."""
+
+
+def test_an_export_failure_says_the_innermost_cause_and_the_fix_for_a_branch_on_values():
+    """torch 2.13 wraps an unsupported operator twice: ConversionError, "Error when translating node", and
+    only then the DispatchError that names the operator and why."""
+    from harness.export import export_failure_text
+
+    class DispatchError(RuntimeError):
+        pass
+
+    def chain(*errors):
+        for inner, outer in zip(errors, errors[1:]):
+            outer.__cause__ = inner
+        return errors[-1]
+
+    svd = chain(DispatchError("No ONNX function found for aten._linalg_svd"),
+                RuntimeError("Error when translating node %_linalg_svd. See the stack trace"),
+                RuntimeError("Failed to convert. This is step 3/3 of exporting the model"))
+    assert export_failure_text(svd) == "RuntimeError (DispatchError): No ONNX function found for aten._linalg_svd"
+    guard = chain(GuardOnDataDependentSymNode("Could not guard on data-dependent expression Eq(u0, 1) (unhinted: "
+                                              "Eq(u0, 1)).  (Size-like symbols: none)\n\nconsider using ..."),
+                  RuntimeError("Failed to export the model with torch.export. This is step 1/3"))
+    assert export_failure_text(guard) == (
+        "RuntimeError (GuardOnDataDependentSymNode): Could not guard on data-dependent expression Eq(u0, 1). (the "
+        "forward takes a tensor's value into Python, e.g. `if x.mean() > 0` or .item(): keep it in tensor ops "
+        "such as torch.where)")
+    assert export_failure_text(ExportError("dynamo: a; torchscript: b")) == "dynamo: a; torchscript: b"
+    # torch 2.5: a plain Python error inside the exporter; the node it failed on is said first
+    old = chain(TypeError("unhashable type: 'list'"),
+                DispatchError("Error when translating node %view : call_function[target=aten.view.default]. See "
+                              "the stack trace for more information."),
+                DispatchError("Failed to convert. This is step 2/2 of exporting the model"))
+    assert export_failure_text(old) == ("DispatchError: Error when translating node %view : call_function"
+                                        "[target=aten.view.default]. (TypeError: unhashable type: 'list')")
+
+
+class _Branchy(torch.nn.Module):
+    """A Python branch on the input's values: a trace holds the branch its example took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.mean() > 0.6:
+            return self.a(x)
+        return self.b(x)
+
+
+BRANCH_WARNING = (f"test_export.py:{_Branchy.forward.__code__.co_firstlineno + 1}: Converting a tensor to a Python "
+                  "boolean might cause the trace to be incorrect")
+
+
+def test_auto_refuses_a_trace_that_holds_one_branch_and_says_both_exporters_reasons(tmp_path, capfd):
+    """It was exported by the silent TorchScript fallback, one branch in the file, and passed the agreement
+    check because no test input took the other."""
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ExportError) as raised:
+        export_onnx(_Branchy(), torch.rand(8, 4) * 0.5, path)
+    message = str(raised.value)
+    assert raised.value.stage == "export" and "\n" not in message
+    assert message.startswith("dynamo: ") and "step 1/3" not in message, message
+    assert message.endswith(f"; torchscript: the trace may hold one branch only and be wrong for other inputs; the "
+                            f"tracer warned: {BRANCH_WARNING} (--exporter torchscript keeps such a trace)"), message
+    assert not path.exists()  # no wrong file left beside the run's good ones
+    assert capfd.readouterr().err == ""
+
+
+def test_torchscript_by_name_keeps_a_branchy_trace_with_the_tracers_warnings(tmp_path):
+    filters = list(warnings.filters)
+    for attempt in range(2):  # the second time too: a warning once shown is not swallowed by the registry
+        result = export_onnx(_Branchy(), torch.rand(8, 4) * 0.5, tmp_path / "m.onnx", exporter="torchscript")
+        assert result.exporter == "torchscript" and result.fallback_reason is None
+        assert result.trace_warnings == [BRANCH_WARNING] == result.to_dict()["trace_warnings"]
+        assert result.notes == [f"the trace may hold one branch only and be wrong for other inputs; the tracer "
+                                f"warned: {BRANCH_WARNING} (the ONNX check saw only the test split's inputs)"]
+    assert warnings.filters == filters  # the exporter's filters do not outlive it
+
+
+class _TensorConstant(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tensor([2.0, 3.0])
+
+
+def test_a_traced_constant_is_recorded_without_doubting_the_trace(tmp_path):
+    result = export_onnx(_TensorConstant(), torch.rand(4, 2), tmp_path / "m.onnx", exporter="torchscript")
+    (said,) = result.trace_warnings
+    assert "torch.tensor results are registered as constants in the trace" in said
+    assert result.notes == []
+    assert export_onnx(_TensorConstant(), torch.rand(4, 2), tmp_path / "d.onnx").trace_warnings is None  # dynamo
+
+
+class _BatchAsInt(torch.nn.Module):
+    """Two ways of making a Python int of the batch: torch.export fixes the batch it was asked to keep open."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how, self.fc = how, torch.nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "len":
+            return self.fc(x.view(len(x), -1))
+        return torch.stack([self.fc(x[i].flatten()) for i in range(x.shape[0])])
+
+
+BATCH_ADVICE = ("the model turns the batch size into a Python int (len(x), int(x.shape[0]), a loop over the batch); "
+                "use x.flatten(1) or x.reshape(x.shape[0], -1)")
+
+
+def test_a_graph_that_fixes_the_batch_fails_the_export_with_the_fix(tmp_path):
+    """It was written without a word, and ONNX Runtime refused the test split at onnx-eval ("Got invalid
+    dimensions ... Got: 128 Expected: 8")."""
+    with pytest.raises(ExportError) as raised:
+        export_onnx(_BatchAsInt("loop"), torch.rand(8, 3, 4), tmp_path / "m.onnx", exporter="dynamo")
+    assert str(raised.value) == f"the exported graph fixes the batch size at 8 (input 'input': [8, 3, 4]): {BATCH_ADVICE}"
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_trace_that_froze_the_batch_is_refused_after_a_run_on_another_batch(tmp_path):
+    """A trace declares its batch open whatever it recorded: its len(x) is a Reshape to 8 rows, its loop 8
+    rows answered to any batch. Neither the declared shapes nor the test split's agreement showed it."""
+    with pytest.raises(ExportError) as raised:
+        export_onnx(_BatchAsInt("loop"), torch.rand(8, 3, 4), tmp_path / "m.onnx", exporter="torchscript")
+    assert str(raised.value) == f"the exported graph answers a batch of 9 with 8 rows, having been traced on 8: " \
+                                f"{BATCH_ADVICE}"
+    with pytest.raises(ExportError) as raised:  # under auto: why each exporter failed, the advice once
+        export_onnx(_BatchAsInt("len"), torch.rand(8, 3, 4), tmp_path / "m.onnx")
+    message = str(raised.value)
+    assert message.startswith("dynamo: ") and message.count(BATCH_ADVICE) == 1, message
+    line = _BatchAsInt.forward.__code__.co_firstlineno + 2
+    assert "; torchscript: the exported graph fails on a batch of 9, having been traced on 8 (" in message, message
+    assert message.endswith(f"; the tracer warned: test_export.py:{line}: Using len to get tensor shape might cause "
+                            "the trace to be incorrect"), message
+
+
+def test_fixed_batch_text_reads_the_graphs_declared_batch():
+    from harness.export import fixed_batch_text
+
+    def graph(first):
+        value = helper.make_tensor_value_info("input", TensorProto.FLOAT, [first, 1, 28, 28])
+        weight = helper.make_tensor("w", TensorProto.FLOAT, [1], [1.0])
+        node = helper.make_node("Mul", ["input", "w"], ["logits"])
+        out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)
+        weight_input = helper.make_tensor_value_info("w", TensorProto.FLOAT, [1])  # a weight listed as an input
+        return helper.make_model(helper.make_graph([node], "g", [weight_input, value], [out], [weight]))
+
+    assert fixed_batch_text(graph(8)) == f"the exported graph fixes the batch size at 8 (input 'input': " \
+                                         f"[8, 1, 28, 28]): {BATCH_ADVICE}"
+    assert fixed_batch_text(graph("batch")) is None and fixed_batch_text(graph(None)) is None
+
+
+def test_a_dynamo_failure_falls_back_to_a_trace_and_says_so(tmp_path, monkeypatch):
+    import harness.export as export
+
+    def refuses(model, example, path, opset):
+        raise RuntimeError("No ONNX function found for aten::frobnicate")
+
+    monkeypatch.setattr(export, "_export_dynamo", refuses)
+    result = export_onnx(torch.nn.Linear(4, 3), torch.rand(8, 4), tmp_path / "m.onnx")
+    assert (result.exporter, result.fallback_reason) == ("torchscript", "RuntimeError: No ONNX function found for "
+                                                                        "aten::frobnicate")
+    assert result.trace_warnings == [] and result.notes == [
+        "the dynamo exporter failed, so the ONNX file is a TorchScript trace: RuntimeError: No ONNX function found "
+        "for aten::frobnicate"]
+
+    def fixes_the_batch(model, example, path, opset):  # as torch.export does where a trace records x.size(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch >= 2.9 calls this exporter legacy
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"])
+        return 17, onnx.load(str(path))
+
+    monkeypatch.setattr(export, "_export_dynamo", fixes_the_batch)
+    result = export_onnx(torch.nn.Linear(4, 3), torch.rand(8, 4), tmp_path / "m.onnx")
+    assert result.exporter == "torchscript" and result.fallback_reason.startswith(
+        "the exported graph fixes the batch size at 8 (input 'input': [8, 4])")
+    assert result.notes == [f"the dynamo exporter failed, so the ONNX file is a TorchScript trace: "
+                            f"{result.fallback_reason}"]
+
+
+class _Unsupported(torch.nn.Module):
+    """torch.linalg.svdvals: neither exporter has it (torch 2.5 to 2.13)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y + torch.linalg.svdvals(y.reshape(y.shape[0], -1, 1).expand(-1, -1, 2)).sum(dim=1, keepdim=True) * 0
+
+
+def test_when_both_exporters_fail_the_error_keeps_each_ones_cause(tmp_path):
+    """Only TorchScript's error was kept, and with --exporter dynamo torch's generic "Failed to export the model
+    with torch.export. This is step 1/3 ..." cut at 400 characters, before the cause."""
+    with pytest.raises(ExportError) as raised:
+        export_onnx(_Unsupported(), torch.rand(8, 4), tmp_path / "m.onnx")
+    dynamo, torchscript = str(raised.value).split("; torchscript: ")
+    assert dynamo.startswith("dynamo: ") and "step " not in dynamo and "Failed to" not in dynamo, dynamo
+    assert torchscript.startswith("UnsupportedOperatorError: Exporting the operator 'aten::linalg_svdvals'")
+    with pytest.raises(ExportError) as raised:
+        export_onnx(_Unsupported(), torch.rand(8, 4), tmp_path / "m.onnx", exporter="dynamo")
+    assert f"dynamo: {raised.value}" == dynamo

@@ -873,3 +873,22 @@ def test_the_terminal_table_fits_the_width_given_and_says_what_it_left_out(resul
     assert all(len(line) <= width for line in narrow.splitlines()) and left_out, (width, narrow)
     assert len(narrow.splitlines()[0].split()) > len(least[0].split())  # only as many left out as it takes
     assert table(width=1000) == full
+
+
+def test_the_report_keeps_why_an_onnx_file_is_a_trace_beside_the_figures(results):
+    from harness.report_html import to_html
+
+    job = copy.deepcopy(next(j for j in results["jobs"] if j.get("onnx")))
+    job["onnx"].update(exporter="torchscript", fallback_reason="TorchExportError (GuardOnDataDependentSymNode): x",
+                       trace_warnings=["net.py:12: Converting a tensor to a Python boolean might cause the trace "
+                                       "to be incorrect"])
+    document = {**results, "jobs": [job]}
+    notes = report.export_notes(document)
+    assert notes == [f"{job['model']}@{job['dataset']}: the ONNX file is a TorchScript trace; the dynamo exporter "
+                     "failed: TorchExportError (GuardOnDataDependentSymNode): x",
+                     f"{job['model']}@{job['dataset']}: the tracer warned (1): net.py:12: Converting a tensor to a "
+                     "Python boolean might cause the trace to be incorrect"]
+    results_section = to_markdown(document).split("## Results")[1].split("\n## ")[0]
+    assert f"- {notes[0]}" in results_section
+    assert "the ONNX file is a TorchScript trace" in to_html(document, plots=[])
+    assert report.export_notes(results) == []  # dynamo exports: nothing to say
