@@ -119,9 +119,10 @@ def test_plugins_command_lists_third_party_and_errors_as_json(site):
 
 def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
     site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    site.install("harness-spec-bad", {"spec-bad": "spec_bad_fields"})  # checking spec fields imports nothing
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom harness.cli import main\n"
-        "for args in (['--help'], ['plugins'], ['list', 'models'], ['run', '--help']):\n"
+        "for args in (['--help'], ['plugins'], ['list', 'models'], ['list', 'datasets'], ['run', '--help']):\n"
         "    r = CliRunner().invoke(main, args)\n    assert r.exit_code == 0, (args, r.output)\n"
         "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
