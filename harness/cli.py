@@ -1094,6 +1094,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
             click.echo(f"harness: warning: {len(missing)} ONNX file(s) results.json lists are not in {run_dir} "
                        f"(moved or deleted?): {squeeze(', '.join(missing), 200)}", err=True)
     asked = {key: value for key, value in asked.items() if value is not None}
+    if edge_gate and not asked and not any(Question.from_config(d.get("config")) for d in documents):
+        raise HarnessError("--edge-gate needs an edge question to judge: the run asked none; add "
+                           "--accuracy-floor, --latency-budget-ms, --size-budget ...")
     warning = floor_warning(asked.get("accuracy_floor"))
     if warning:
         click.echo(f"harness: warning: {warning}", err=True)
@@ -1155,11 +1158,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     if edge_gate:
         from harness.edge import answered
 
-        verdict = answered(results)
-        if verdict is None:
-            raise HarnessError("--edge-gate needs an edge question to judge: the run asked none; add "
-                               "--accuracy-floor, --latency-budget-ms, --size-budget ...")
-        if not verdict:
+        if not answered(results):  # None (nothing asked) was refused above
             click.echo("harness: --edge-gate: no job answers the edge question", err=True)
             sys.exit(EXIT_JOB_FAILED)
 

@@ -537,6 +537,9 @@ def test_the_edge_profile_without_a_question_says_so_under_the_table(tmp_path):
     for job in document["jobs"]:
         job["train"] = None
     run = write_run(tmp_path / "r", document)
+    gated = CliRunner().invoke(main, ["report", str(run), "--edge-gate"])  # nothing to judge: refused up front
+    assert gated.exit_code == 2 and "--edge-gate needs an edge question" in gated.output
+    assert not (run / "report.md").exists()
     result = CliRunner().invoke(main, ["report", str(run)])
     assert result.exit_code == 0, result.output
     assert "\nedge (batch 1, 1 thread, CPU): no accuracy floor or budget was asked" in result.output
