@@ -340,7 +340,8 @@ def _is_shape(value: Any) -> bool:
 
 
 def _is_str_tuple(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and all(isinstance(t, str) for t in value)
+    """Tags: any collection of str (a tuple, a list, a set: only iterated), not one str (its letters)."""
+    return isinstance(value, (tuple, list, set, frozenset)) and all(isinstance(t, str) for t in value)
 
 
 def _must(field_name: str, value: Any, ok: bool, what: str) -> str | None:
@@ -395,8 +396,8 @@ def _recipe_problem(recipe: Any) -> str | None:
             _must("schedule.step_size", s.step_size, _is_int(s.step_size), "a positive int"),
             _must("schedule.gamma", s.gamma, _is_number(s.gamma) and s.gamma > 0, "a positive number"),
             _must("schedule.milestones", s.milestones, isinstance(s.milestones, (tuple, list)) and all(
-                isinstance(m, (tuple, list)) and len(m) == 2 and _is_int(m[0], 0) and _is_number(m[1]) and m[1] > 0
-                for m in s.milestones), "a tuple of (epoch, lr) pairs"),
+                isinstance(m, (tuple, list)) and len(m) == 2 and _is_int(m[0], 0) and _is_number(m[1]) and m[1] >= 0
+                for m in s.milestones), "a tuple of (epoch, lr) pairs, lr at least 0"),
         )
     return f"recipe.{problem}" if problem else None
 
@@ -405,7 +406,9 @@ def spec_problem(spec: Any) -> str | None:
     """The first field of ``spec`` whose value does not fit its declared type, as ``field must be ..., not
     X``; None when every field fits. Types and ranges only: nothing is called, no lazy target imported."""
     name = _must("name", spec.name, isinstance(spec.name, str) and spec.name.strip() != "", "a non-empty str")
-    description = _must("description", spec.description, isinstance(spec.description, str), "a str")
+    # None too: description=fn.__doc__ is a common idiom, and None where the function has no docstring
+    description = _must("description", spec.description, spec.description is None or isinstance(spec.description, str),
+                        "a str")
     if isinstance(spec, ModelSpec):
         rank_ok = _is_int(spec.input_rank)
         spatial = spec.spatial_shape
