@@ -145,12 +145,15 @@ def export_onnx(
                         fallback_reason, traced, notes)
 
 
-UNSAFE_TRACE_WARNINGS = ("Converting a tensor to a Python", "Using len to get tensor shape",
+UNSAFE_TRACE_WARNINGS = ("Converting a tensor to a Python boolean", "Using len to get tensor shape",
                          "Iterating over a tensor")
-"""How the tracer's warnings begin when Python took a tensor's value or size as a constant: a branch
-(``if x.mean() > 0``, a Python boolean), ``int()``/``float()``, ``len(x)``, ``for row in x``. The trace
-holds what the example made of them. Others (``torch.tensor results are registered as constants``)
-are kept in ``trace_warnings`` but do not doubt the trace."""
+"""How the tracer's warnings begin when the trace may hold one path of the forward: a branch on a tensor
+(``if x.mean() > 0``, a Python boolean), ``len(x)``, ``for row in x``. The agreement check cannot see a
+branch that no test input takes. ``int()``/``float()`` of a tensor are kept in ``trace_warnings`` but do
+not doubt the trace: mostly sizes (``math.sqrt(q.size(-1))`` in attention, fixed for the model), where a
+frozen batch is caught by running the trace on another batch size, and a frozen value of the input differs
+from input to input, which the agreement check over many inputs sees. Others (``torch.tensor results are
+registered as constants``) are kept too."""
 
 BATCH_ADVICE = ("the model turns the batch size into a Python int (len(x), int(x.shape[0]), a loop over the "
                 "batch); use x.flatten(1) or x.reshape(x.shape[0], -1)")

@@ -223,6 +223,24 @@ def test_a_traced_constant_is_recorded_without_doubting_the_trace(tmp_path):
     assert export_onnx(_TensorConstant(), torch.rand(4, 2), tmp_path / "d.onnx").trace_warnings is None  # dynamo
 
 
+class _ScaledByItsWidth(torch.nn.Module):
+    """Attention's scaling, math.sqrt of a size (a Python float in a trace), beside an operator the dynamo
+    exporter cannot convert (cdist), so auto falls back to the tracer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import math
+
+        return torch.cdist(x, x[:1].detach() * 0 + 1) / math.sqrt(x.size(-1))
+
+
+def test_a_size_made_a_python_number_is_recorded_without_failing_the_fallback(tmp_path):
+    # a size is fixed for the model; a frozen batch is caught by the run on another batch size
+    result = export_onnx(_ScaledByItsWidth(), torch.rand(8, 4), tmp_path / "m.onnx")
+    assert result.exporter == "torchscript" and result.fallback_reason
+    assert any("Converting a tensor to a Python float" in w for w in result.trace_warnings), result.trace_warnings
+    assert not any("one branch" in n for n in result.notes), result.notes
+
+
 class _BatchAsInt(torch.nn.Module):
     """Two ways of making a Python int of the batch: torch.export fixes the batch it was asked to keep open."""
 
