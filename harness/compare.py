@@ -177,6 +177,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     """
     gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
                  None if batch_sizes is None else set(batch_sizes))
+    _check_gated_rows(base, threads, batch_sizes)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
     if not set(base_jobs) & set(new_jobs):
@@ -241,6 +242,22 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "gated_batch_sizes": None if batch_sizes is None else sorted(set(batch_sizes)),
         "settings_differ": setting_differences(base, new),
     }
+
+
+def _check_gated_rows(base: dict[str, Any], threads: Sequence[int] | None, batch_sizes: Sequence[int] | None) -> None:
+    """Refuse ``--threads`` / ``--batch-sizes`` values that no ONNX Runtime row of ``base`` was measured at: a
+    typo would gate no latency at all and pass every time."""
+    rows = [r for job in base.get("jobs", []) for part in [job, *(v for v in job.get("variants") or []
+                                                                 if isinstance(v, dict))]
+            for r in part.get("latency") or [] if isinstance(r, dict) and r.get("runtime") == GATED_RUNTIME]
+    for option, wanted, key in (("--threads", threads, "threads"), ("--batch-sizes", batch_sizes, "batch_size")):
+        measured = sorted({r.get(key) for r in rows if isinstance(r.get(key), int)})
+        unknown = [n for n in wanted or [] if n not in measured]
+        if unknown:
+            what = "batch size" if key == "batch_size" else "threads"
+            raise HarnessError(f"compare {option} {','.join(map(str, unknown))}: BASE has no ONNX Runtime latency row "
+                               f"at {what} {','.join(map(str, unknown))}, so the gate would judge none (its rows: "
+                               f"{what} {', '.join(map(str, measured)) or 'none'})")
 
 
 def _cold_change(old: Any, new: Any, key: str) -> dict[str, Any]:

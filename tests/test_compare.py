@@ -208,6 +208,11 @@ def test_compare_can_gate_one_thread_count_and_batch_size_only(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(write_run(tmp_path / "b", base)), str(write_run(tmp_path / "n", new)),
                                        "--fail-on-regression", "10", "--threads", "1", "--batch-sizes", "32"])
     assert "t2 (not gated: other threads)" in result.output and "REGRESSIONS (p50 +10% at threads 1 batch 32" in result.output
+    # a count BASE never measured would gate nothing and pass every time: refused
+    typo = CliRunner().invoke(main, ["compare", str(tmp_path / "b"), str(tmp_path / "n"), "--fail-on-regression", "10",
+                                     "--threads", "4"])
+    assert typo.exit_code == 2 and "compare --threads 4: BASE has no ONNX Runtime latency row at threads 4, so the " \
+        "gate would judge none (its rows: threads 1, 2)" in typo.output, typo.output
 
 
 @pytest.mark.parametrize("threshold", [10, None])
