@@ -1187,8 +1187,9 @@ def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
     missing = not_run(results)
     if missing:
         why = "was interrupted" if results.get("interrupted") else "stopped"
-        return (f"{why} before {len(missing)} of its planned jobs: they count as missing "
-                f"(harness run --resume --run-id {results.get('run_id')} finishes it)")
+        out = (results.get("config") or {}).get("out") if isinstance(results.get("config"), dict) else None
+        return (f"{why} before {len(missing)} of its planned jobs: they count as missing (harness run --resume "
+                f"--run-id {results.get('run_id')}{f' --out {out}' if out else ''} finishes it)")
     return None
 
 

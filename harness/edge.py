@@ -640,7 +640,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         if fits[0].get("path") and not several_runs:
             path = (f"; fastest file: {os.path.join(run_dir, fits[0]['path'])}" if run_dir is not None
                     else f"; fastest file: {fits[0]['path']} (in the run folder)")
-        return (f"edge ({where}; {asked}): {len(fits)} of {len(rows)} job(s) qualify, fastest first: "
+        return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
                 f"{shown}{more}{failed}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))

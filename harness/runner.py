@@ -892,8 +892,8 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
         changed = ", ".join(change(k) for k in differ if k not in Question.KEYS)
         idle = not set(planned) - folder.finished_ids()  # every job selected has finished: nothing will run
         if idle and changed:  # options no job runs with are not the run's: only the edge question is re-asked
-            log.warning("nothing to resume in %s: its job(s) have all finished, so the changed options (%s) are "
-                        "not recorded", folder.path.name, squeeze(changed, 300))
+            log.warning("nothing to resume in %s: the job(s) these options select have all finished, so the "
+                        "changed options (%s) are not recorded", folder.path.name, squeeze(changed, 300))
         elif changed:  # e.g. a larger sweep grid: the run's options are now these
             finished = len(folder.finished_ids())
             log.warning("resuming %s with changed options (%s): the jobs still to run use them%s", folder.path.name,

@@ -171,7 +171,7 @@ def test_edge_answer_with_a_size_budget_names_what_the_closest_is_over():
     from harness.edge import edge_answer
 
     yes = edge_answer(RESULTS, 0.97, None, size_budget_bytes=30_000)
-    assert "size <= 29.3 KiB): 1 of 3 job(s) qualify" in yes and "cnn int8-static" in yes
+    assert "size <= 29.3 KiB): 1 of 2 job(s) qualify" in yes and "cnn int8-static" in yes
     assert edge_answer(RESULTS, None, None, activation_budget_bytes=1) is not None  # a budget alone asks
     miss = edge_answer(RESULTS, 0.97, None, size_budget_bytes=1000)
     assert ("no job qualifies; the closest is cnn int8-static on mnist at 0.3500 ms, over its budget: "
@@ -220,7 +220,7 @@ def test_a_cold_start_budget_picks_the_variant_that_starts_in_time_and_names_wha
     assert "| no (cold start) |" in next(line for line in text.splitlines() if line.startswith("| big"))
     cnn["onnx"]["cold_start"] = cold_start(4.0)
     answer = edge_answer(results, 0.97, None, cold_budget_ms=5)
-    assert "cold start <= 5 ms): 1 of 3 job(s) qualify" in answer and "cnn fp32 on mnist 0.5000 ms, accuracy 0.9800, " \
+    assert "cold start <= 5 ms): 1 of 2 job(s) qualify" in answer and "cnn fp32 on mnist 0.5000 ms, accuracy 0.9800, " \
         "cold start 4.0 ms" in answer
     miss = edge_answer({"jobs": [results["jobs"][1]]}, 0.99, None, cold_budget_ms=5)
     assert miss.endswith("the closest is big fp32 on mnist at 2.5000 ms, over its budget: cold start 30.0 ms > 5 ms")
@@ -245,7 +245,7 @@ def test_a_memory_budget_judges_the_resident_memory_each_model_adds():
     text = to_markdown([rows["cnn"], big_fp32])
     assert "memory <= 1.00 MiB" in text.splitlines()[0] and "| RAM |" in text and "| 878.9 KiB |" in text
     answer = edge_answer(results, 0.97, None, memory_budget_bytes=1024 ** 2)
-    assert "memory <= 1.00 MiB): 1 of 3 job(s) qualify" in answer and "878.9 KiB memory" in answer
+    assert "memory <= 1.00 MiB): 1 of 2 job(s) qualify" in answer and "878.9 KiB memory" in answer
     miss = edge_answer({"jobs": [big]}, 0.99, None, memory_budget_bytes=1024 ** 2)
     assert miss.endswith("over its budget: memory 38.15 MiB > 1.00 MiB")
 
@@ -362,7 +362,7 @@ def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
 
     assert edge_answer(RESULTS, None, None) is None  # no question asked
     yes = edge_answer(RESULTS, 97, 1.0)  # a percentage floor, as on the command line
-    assert yes.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, p50 <= 1 ms): 1 of 3 job(s) qualify")
+    assert yes.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.97, p50 <= 1 ms): 1 of 2 job(s) qualify")
     assert "cnn int8-static on mnist 0.3500 ms, accuracy 0.9750" in yes and "big" not in yes
     both = edge_answer(RESULTS, 0.97, None)  # without a budget both accurate picks qualify, fastest first
     assert both.index("cnn int8-static") < both.index("big fp32 on mnist 2.5000 ms")
@@ -495,7 +495,7 @@ def test_a_failed_job_is_named_in_the_edge_answer_not_left_out():
     document = copy.deepcopy(RESULTS)
     document["jobs"][2]["stage"] = "onnx-eval"
     answer = edge_answer(document, 0.97, 1.0)
-    assert "1 of 3 job(s) qualify" in answer and "; not judged, failed: bad (onnx-eval); fastest file:" in answer
+    assert "1 of 2 job(s) qualify" in answer and "; not judged, failed: bad (onnx-eval); fastest file:" in answer
     assert edge_answer(document, 0.999, None).endswith("; not judged, failed: bad (onnx-eval)")
 
 

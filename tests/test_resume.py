@@ -193,8 +193,8 @@ def test_a_resume_with_nothing_left_to_run_does_not_record_options_no_job_ran_wi
     before = json.loads(path.read_text())["config"]
     again = run_cli(*args[:5], "--epochs", "2", *args[7:], "--threads", "2", "--accuracy-floor", "0.5", "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "nothing to resume in r: its job(s) have all finished, so the changed options (epochs 1 -> 2, " \
-           "threads [1] -> [2]) are not recorded" in again.stderr
+    assert "nothing to resume in r: the job(s) these options select have all finished, so the changed options " \
+           "(epochs 1 -> 2, threads [1] -> [2]) are not recorded" in again.stderr
     config = json.loads(path.read_text())["config"]
     assert config == {**before, "accuracy_floor": 0.5}  # the edge question is re-asked; epochs 2 never ran
 
