@@ -362,11 +362,12 @@ def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(t
     base = write_run(tmp_path / "base", load("base"))
     cut = load("same")
     cut.update(planned_jobs=[j["id"] for j in load("base")["jobs"]], interrupted=True)
+    cut["config"] = {**(cut.get("config") or {}), "out": "ci/reports"}
     new = write_run(tmp_path / "new", cut)
     result = compare_cli(str(base), str(new), "--fail-on-regression", "10")
     assert result.returncode == 1 and "job missing in new" in result.stdout  # still a regression: nothing ran
     assert (f"harness: warning: NEW ({new}) was interrupted before 1 of its planned jobs: they count as missing "
-            "(harness run --resume --run-id same finishes it)") in result.stderr
+            "(harness run --resume --run-id same --out ci/reports finishes it)") in result.stderr
     held = RunFolder(new, {}).lock()
     try:
         result = compare_cli(str(base), str(new), "--json")
