@@ -1178,7 +1178,7 @@ def _hold_for_report(run_dir: Path) -> Any:
 def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
     """Why a run compared is not a whole run: still being written by a harness run, or it stopped before some
     of its planned jobs (interrupted); None for a finished run."""
-    from harness.report import not_run
+    from harness.report import not_run, resume_command
     from harness.results import RunFolder
 
     holder = RunFolder.holder(run_dir)
@@ -1187,9 +1187,8 @@ def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
     missing = not_run(results)
     if missing:
         why = "was interrupted" if results.get("interrupted") else "stopped"
-        out = (results.get("config") or {}).get("out") if isinstance(results.get("config"), dict) else None
-        return (f"{why} before {len(missing)} of its planned jobs: they count as missing (harness run --resume "
-                f"--run-id {results.get('run_id')}{f' --out {out}' if out else ''} finishes it)")
+        return f"{why} before {len(missing)} of its planned jobs: they count as missing ({resume_command(results)} " \
+               "finishes it)"
     return None
 
 

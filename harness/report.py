@@ -1185,13 +1185,17 @@ def not_run(results: dict[str, Any]) -> list[str]:
     return [str(job_id) for job_id in dict.fromkeys(planned) if job_id not in ran]
 
 
+def resume_command(results: dict[str, Any]) -> str:
+    """``harness run --resume --run-id ID --out OUT``: what finishes the run ``results`` holds."""
+    config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
+    return command + (f" --out {config['out']}" if config.get("out") else "")
+
+
 def not_run_text(results: dict[str, Any], missing: list[str]) -> str:
     """``2 of 3 planned not run (interrupted; continue with ...): a, b.``"""
     planned = len(dict.fromkeys(results.get("planned_jobs") or []))
-    config = results.get("config") if isinstance(results.get("config"), dict) else {}
-    command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
-    if config.get("out"):
-        command += f" --out {config['out']}"
+    command = resume_command(results)
     why = "interrupted" if results.get("interrupted") else (
         "left out when the run was resumed, or it stopped before them" if results.get("resumed")
         else "the run stopped before them")
