@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from harness.errors import HarnessError
-from harness.latency import settings_differences
+from harness.latency import STABLE_DRIFT_PCT, settings_differences
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -432,8 +432,8 @@ def format_comparison(comparison: dict[str, Any]) -> str:
             for d in differ))
     if comparison.get("unstable_rows"):
         lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
-                     "unstable (their first and second half disagree by more than 5 %); measure on a quieter "
-                     "machine, without --quick, or gate one thread count with --threads 1")
+                     f"unstable (their first and second half disagree by more than {STABLE_DRIFT_PCT:g} %); measure "
+                     "on a quieter machine, without --quick, or gate one thread count with --threads 1")
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
     where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
         ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)
