@@ -664,10 +664,15 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
 
 
+def qualifies(row: dict[str, Any]) -> bool:
+    """Whether a :func:`deployment_table` row answers the question: a variant met the floor, within every
+    budget given."""
+    return row.get("variant") is not None and row.get("fits_budget") is not False
+
+
 def _fastest_first(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows that answer the question (a variant met the floor, within every budget), fastest first."""
-    return sorted((r for r in rows if r.get("variant") is not None and r.get("fits_budget") is not False),
-                  key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
+    """The rows that answer the question, fastest first."""
+    return sorted(filter(qualifies, rows), key=lambda r: r["p50_ms"] if r.get("p50_ms") is not None else math.inf)
 
 
 def answered(results: dict[str, Any], provider: str | None = "CPUExecutionProvider") -> bool | None:

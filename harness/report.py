@@ -1281,7 +1281,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and the budgets come from the run's options (``--accuracy-floor``,
     ``--latency-budget-ms``, ``--size-budget``, ``--activation-budget``).
     """
-    from harness.edge import THREADS_MAX, Question, asked_groups, fits_text, threads_title
+    from harness.edge import THREADS_MAX, Question, asked_groups, fits_text, qualifies, threads_title
 
     question = Question.from_config(results.get("config"))
     joined = is_joined(results)
@@ -1290,7 +1290,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     for threads in (1, THREADS_MAX):
         judged = [(r, asked) for document, asked in groups for r in asked.table(document, 1, threads)
                   if r.get("candidates") or r.get("status") == "failed"]  # a failed job: said, not judged
-        judged.sort(key=lambda pair: (not _qualifies(pair[0]), pair[0].get("p50_ms") is None,
+        judged.sort(key=lambda pair: (not qualifies(pair[0]), pair[0].get("p50_ms") is None,
                                       pair[0].get("p50_ms") or 0.0))  # what to ship first; ties in job order
         rows = [r for r, _ in judged]
         per_run_settings = per_run and any(asked for _, asked in judged)
@@ -1328,7 +1328,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                 line.append(r.get("note") or "")
             table.rows.append(line)
             # measured but not what was asked ("miss"), or a job that failed and was not measured
-            table.classes.append("ok" if _qualifies(r) else "failed" if r.get("status") == "failed" else "miss")
+            table.classes.append("ok" if qualifies(r) else "failed" if r.get("status") == "failed" else "miss")
         # The floor as a fraction, as the notes and the edge module read it (--accuracy-floor 99 means 0.99).
         caption = f"batch 1, {threads_title(rows, threads)}"
         if per_run_settings:
@@ -1344,11 +1344,6 @@ def _failed_text(row: dict[str, Any]) -> str | None:
     if row.get("status") != "failed":
         return None
     return "failed" + (f" ({row['stage']})" if row.get("stage") else "")
-
-
-def _qualifies(row: dict[str, Any]) -> bool:
-    """Whether an edge row answers the question: a variant met the floor and fits every budget given."""
-    return row.get("variant") is not None and row.get("fits_budget") in (None, True)
 
 
 def export_notes(results: dict[str, Any]) -> list[str]:
