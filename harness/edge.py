@@ -596,11 +596,11 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
 
 
 def _answer(results: dict[str, Any], question: "Question", provider: str | None,
-            run_dir: "str | os.PathLike[str] | None") -> str | None:
-    """:func:`edge_answer` for ``question``."""
+            run_dir: "str | os.PathLike[str] | None", rows: list[dict[str, Any]] | None = None) -> str | None:
+    """:func:`edge_answer` for ``question``; ``rows``: its table at batch 1 on 1 thread, when already made."""
     if not question:
         return None
-    rows = question.table(results, 1, 1, provider)
+    rows = question.table(results, 1, 1, provider) if rows is None else rows
     asked = question.text()
     where = "batch 1, 1 thread" + ("" if provider is None else f", {provider.replace('ExecutionProvider', '')}")
 
@@ -699,7 +699,7 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
         "qualifying": [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"),
                         "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy"),
                         "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)],
-        "answer": _answer(results, question, provider, run_dir),
+        "answer": _answer(results, question, provider, run_dir, rows),
     }
 
 
