@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from harness.cache import default_data_dir
+from harness.cache import default_data_dir, offline_problem, root_problem
 from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
@@ -1026,10 +1026,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
     if taken:  # before the data is loaded, as RunFolder.create would after
         raise taken
-    from harness.cache import offline_problem, root_problem
-
-    if offline_problem():
-        raise HarnessError(offline_problem())
+    problem = offline_problem()
+    if problem:
+        raise HarnessError(problem)
     problem = root_problem()  # a dataset without its files would otherwise blame them, not this
     if problem:
         log.warning("%s: datasets are decoded on every run and cannot be downloaded", problem)
