@@ -140,6 +140,7 @@ class StaticTrainStep:
         self.fallback_reason: str | None = None
         self.shapes: dict[int, _Shape] = {}
         self.replays = 0
+        self._side_stream: Any = None  # the one stream every uncaptured CUDA step runs on
         group = schedule_optimizer.param_groups[0]
         # The parameters' dtype: CUDA's single-kernel foreach ops need the scalar tensor to match
         # (float32 training); a float64 model gets the schedule's Python floats exactly.
@@ -228,16 +229,20 @@ class StaticTrainStep:
         import torch
 
         if self.device.type == "cuda" and self.capture and self.fallback_reason is None:
-            # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes).
-            stream = torch.cuda.Stream()
+            # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes): always the
+            # same one, so the parameters' gradient accumulators are never met from two streams.
+            if self._side_stream is None:
+                self._side_stream = torch.cuda.Stream()
+            stream = self._side_stream
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 self._zero_grad()
                 loss, logits = self._body(shape)
             torch.cuda.current_stream().wait_stream(stream)
-            return loss, logits
+            return loss.detach(), logits.detach()
         self._zero_grad()
-        return self._body(shape)
+        loss, logits = self._body(shape)
+        return loss.detach(), logits.detach()
 
     def _capture_and_replay(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
@@ -258,10 +263,13 @@ class StaticTrainStep:
             for other in self.shapes.values():  # one training loop: all eager from here on
                 other.graph = None
             return self._eager(shape)
-        shape.graph, shape.loss, shape.logits = graph, loss, logits
+        # Detached: a kept autograd graph would keep the parameters' gradient accumulators alive from
+        # the capture stream into a later step on another stream, and torch warns of the mismatch
+        # ("The AccumulateGrad node's stream does not match ...", seen on an H200 before this).
+        shape.graph, shape.loss, shape.logits = graph, loss.detach(), logits.detach()
         graph.replay()  # capture records the step without running it
         self.replays += 1
-        return loss, logits
+        return shape.loss, shape.logits
 
     def describe(self) -> dict[str, Any]:
         """What ran, for the job's train block."""
