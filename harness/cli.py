@@ -442,6 +442,10 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Capture each training step (forward, backward, optimizer update) as a CUDA graph "
                    "and replay it. Falls back to the eager loop, with the reason recorded, where it "
                    "cannot apply.")
+@click.option("--warmup-steps", type=click.IntRange(min=0), metavar="N",
+              help="Untimed training steps on a copy of each model, at each batch size, before its training "
+                   "clock starts, so one-time GPU costs (kernel loading, cuDNN autotuning) do not land in "
+                   "whichever job runs first. Default: 2 on CUDA, 0 on the CPU.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")
@@ -778,7 +782,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
         "torch_latency": not values["no_torch_latency"], "amp": None if values["amp"] == "fp32" else values["amp"],
         "channels_last": values["channels_last"], "compile": values["compile_model"],
-        "cuda_graphs": values["cuda_graphs"],
+        "cuda_graphs": values["cuda_graphs"], "warmup_steps": values["warmup_steps"],
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],

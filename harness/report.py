@@ -1021,7 +1021,10 @@ LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / m
                 "only). Both are one sample each, in the harness's own process, where a model loads faster than "
                 "in a new one: the cold start a deployment pays is the edge table's 'cold ms' (cold_start in "
                 "results.json).")
-TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
+TRAINING_NOTE = ("Training time excludes the per-epoch evaluation and the warm-up: untimed steps on a copy of the "
+                 "model, by default 2 per batch size on CUDA and none on the CPU (--warmup-steps), so one-time "
+                 "GPU costs such as cuDNN's autotuning do not land in whichever job runs first; results.json "
+                 "has their time in train.warmup_s. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "
                  "the model, its activations, gradients and optimizer state took). Job s: the whole job "

@@ -79,6 +79,7 @@ class RunOptions:
     channels_last: bool | None = None  # None: on when training on the CPU (see resolve_channels_last)
     compile: bool = False
     cuda_graphs: bool = False
+    warmup_steps: int | None = None  # None: 2 on CUDA, 0 on the CPU (see harness.train.resolve_warmup_steps)
     save_weights: bool = True
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
@@ -668,7 +669,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         TrainOptions(
             device=ctx.device, seed=seed, amp=options.amp,
             channels_last=resolve_channels_last(options.channels_last, ctx.device),
-            compile=options.compile, cuda_graphs=options.cuda_graphs,
+            compile=options.compile, cuda_graphs=options.cuda_graphs, warmup_steps=options.warmup_steps,
             on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n), label=job.model.name,
         ),
         evaluate_on=evaluate_on,

@@ -34,6 +34,7 @@ def _assert_usage_error(result, *needles):
         (["bench", "x.onnx", "--threads", "0"], ["--threads", "thread counts must be at least 1 (got 0)"]),
         (["run", "--size-budget", "12 bananas"], ["--size-budget", "unknown unit 'bananas'"]),
         (["run", "--max-accuracy-drop", "-1"], ["--max-accuracy-drop"]),
+        (["run", "--warmup-steps", "-1"], ["--warmup-steps"]),
         (["report", "r", "x/../r"], ["x/../r is given twice (as r)"]),
         (["report", "r", "--size-budget", "64", "KiB"], ["KiB: no such run folder", "'64 KiB'"]),
         (["report", "r", "--activation-budget", "-1"], ["--activation-budget", "'-1' is not a size"]),

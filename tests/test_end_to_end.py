@@ -20,7 +20,7 @@ def demo_run(tmp_path_factory):
     result = run_cli(
         "run", "--plugins", "all", "--models", "mnist-mlp,demo-tiny", "--datasets", "synthetic,demo-blobs",
         "--epochs", "1", "--max-train-samples", "256", "--device", "cpu", "--batch-sizes", "1,8", "--quick",
-        "--cuda-graphs", "--out", str(root / "out"), "--run-id", "e2e", env=env,
+        "--cuda-graphs", "--warmup-steps", "1", "--out", str(root / "out"), "--run-id", "e2e", env=env,
     )
     return result, root / "out" / "e2e"
 
@@ -54,6 +54,8 @@ def test_results_json_follows_the_contract(demo_run):
         assert job["train"]["channels_last"] is True and job["train"]["channels_last_requested"] is None
         # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
         assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device"}
+        # --warmup-steps 1 (none by default on the CPU): one untimed step per batch size, its time apart
+        assert job["train"]["warmup_steps"] == 1 and job["train"]["warmup_s"] > 0
         assert 0 <= job["metrics"]["accuracy"] <= 1
         if job["train"]["evaluated_on"] == "test":  # the final evaluation is the last epoch's, not a second pass
             assert job["metrics"]["accuracy"] == pytest.approx(job["train"]["history"][-1]["eval_accuracy"], abs=1e-6)

@@ -131,6 +131,40 @@ def test_seeded_cpu_training_is_reproducible():
     assert [h["train_loss"] for h in other] != [h["train_loss"] for h in runs[0]]
 
 
+def test_warm_up_runs_on_a_copy_and_leaves_the_training_as_it_would_have_been():
+    # Dropout and batch norm (global RNG, running statistics), augmentation, and a partial last batch
+    # (250 = 7 x 32 + 26): the warm-up must touch none of the job's state.
+    def model():
+        torch.manual_seed(5)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                   torch.nn.Flatten(), torch.nn.Dropout(0.3), torch.nn.Linear(4 * 6 * 6, 4))
+
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=32, epochs=2, augment="rotate7")
+    runs = {}
+    for steps in (0, 2):
+        net, batches = model(), []
+        net.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))  # the copy keeps it
+        result = train_model(net, _data(250), recipe, TrainOptions(seed=4, warmup_steps=steps))
+        runs[steps] = (net, result, batches)
+    (cold, cold_result, cold_batches), (warm, warm_result, warm_batches) = runs[0], runs[2]
+    assert warm_batches[:4] == [32, 32, 26, 26] and warm_batches[4:] == cold_batches  # each size twice, first
+    assert [h["train_loss"] for h in warm_result.history] == [h["train_loss"] for h in cold_result.history]
+    for a, b in zip(cold.state_dict().values(), warm.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (warm_result.warmup_steps, cold_result.warmup_steps) == (2, 0)
+    assert warm_result.warmup_seconds > 0 and cold_result.warmup_seconds is None
+    recorded = warm_result.to_dict(recipe)
+    assert recorded["warmup_steps"] == 2 and recorded["warmup_s"] >= 0
+
+
+def test_warm_up_is_automatic_on_cuda_only_and_an_explicit_count_wins():
+    from harness.train import CUDA_WARMUP_STEPS, resolve_warmup_steps
+
+    assert resolve_warmup_steps(None, "cpu") == 0
+    assert resolve_warmup_steps(None, "cuda") == resolve_warmup_steps(None, "cuda:1") == CUDA_WARMUP_STEPS > 0
+    assert resolve_warmup_steps(3, "cpu") == 3 and resolve_warmup_steps(0, "cuda") == 0
+
+
 def test_divergence_is_a_train_stage_error():
     recipe = Recipe(optimizer="sgd", lr=1e30, momentum=0.9, batch_size=64, epochs=2)
     with pytest.raises(StageError) as info:
