@@ -407,6 +407,7 @@ class RunContext:
     progress: Progress
     reporters: ReporterSet
     providers: list[str]
+    said: set[tuple[str, str]] = field(default_factory=set)  # (model, export note) already warned of this run
 
 
 def _subset(pair: tuple[Any, Any], n: int | None, seed: int) -> tuple[Any, Any]:
@@ -707,7 +708,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
     row["onnx"] = {"path": str(onnx_rel), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
     for note in exported.notes:  # a fallback to TorchScript, a trace that may hold one branch: said, not only recorded
-        log.warning("%s: %s", job.id, note)
+        if (job.model.name, note) not in ctx.said:  # once per model: a sweep's five seeds fall back alike
+            ctx.said.add((job.model.name, note))
+            log.warning("%s: %s (said once per model)", job.id, note)
 
     stage("check")
     try:

@@ -42,4 +42,22 @@ def test_a_run_says_why_each_export_failed_or_fell_back(tmp_path):
         assert cdist["onnx"]["trace_warnings"] == [] and reason
         said = [line for line in result.stderr.splitlines() if line.startswith("harness: warning: export-cdist")]
         assert said == [f"harness: warning: export-cdist@synthetic: the dynamo exporter failed, so the ONNX file is "
-                        f"a TorchScript trace: {reason}"], result.stderr[-3000:]
+                        f"a TorchScript trace: {reason} (said once per model)"], result.stderr[-3000:]
+
+
+def test_a_fallback_is_said_once_per_model_not_once_per_seed(tmp_path):
+    """On an H200 (torch 2.11) five mnist-fast seeds printed five identical fallback warnings."""
+    env = offline_cli_env(tmp_path, "harness-export-doubts", {"export-doubts": "export_doubts_plugin"})
+    config = tmp_path / "seeds.toml"
+    config.write_text("[sweep]\nseed = [0, 1]\n")
+    result = run_cli("run", "--plugins", "export-doubts,datasets", "--models", "export-cdist", "--datasets",
+                     "synthetic", "--epochs", "1", "--max-train-samples", "64", "--max-test-samples", "64",
+                     "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency", "--cold-runs", "0",
+                     "--config", str(config), "--out", str(tmp_path / "out"), "--run-id", "s", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = json.loads((tmp_path / "out" / "s" / "results.json").read_text())["jobs"]
+    fell_back = [j["id"] for j in jobs if j["onnx"]["exporter"] == "torchscript"]
+    said = [line for line in result.stderr.splitlines() if "the dynamo exporter failed" in line]
+    assert len(said) == min(1, len(fell_back)), result.stderr[-3000:]
+    if fell_back:  # both seeds fell back alike: both recorded, the first named
+        assert len(fell_back) == 2 and said[0].startswith(f"harness: warning: {fell_back[0]}: ")
