@@ -351,3 +351,18 @@ def test_when_both_exporters_fail_the_error_keeps_each_ones_cause(tmp_path):
     with pytest.raises(ExportError) as raised:
         export_onnx(_Unsupported(), torch.rand(8, 4), tmp_path / "m.onnx", exporter="dynamo")
     assert f"dynamo: {raised.value}" == dynamo
+
+
+def test_the_speed_run_cnn_exports_with_dynamo_and_pools_as_adaptive_max_pooling_did(tmp_path):
+    # torch 2.11's dynamo exporter (the GPU machine's, and tox -e gpu-image) had no adaptive_max_pool2d
+    from harness_plugins.fast.nets import FastCNN, GlobalMaxPool
+
+    x = torch.randn(4, 8, 7, 7)
+    torch.testing.assert_close(GlobalMaxPool()(x), torch.nn.AdaptiveMaxPool2d(1)(x), rtol=0, atol=0)
+    torch.manual_seed(0)
+    model = FastCNN().eval()
+    result = export_onnx(model, torch.rand(2, 1, 28, 28), tmp_path / "fast.onnx", exporter="auto")
+    assert "adaptive_max_pool2d" not in (result.fallback_reason or "")
+    if tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 11):  # 2.5 cannot write its Flatten
+        assert result.exporter == "dynamo", result.fallback_reason
+
