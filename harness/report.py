@@ -388,9 +388,9 @@ def _mib(value: Any) -> str:
     return "-" if number is None else f"{number / 2**20:,.0f}"
 
 
-def _kib(value: Any) -> str:
+def _kib(value: Any, digits: int = 1) -> str:
     number = _number(value)
-    return "-" if number is None else f"{number / 1024:,.1f}"
+    return "-" if number is None else f"{number / 1024:,.{digits}f}"
 
 
 def _status(job: dict[str, Any]) -> str:
@@ -730,7 +730,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
-                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes")),
+                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes"), 0),  # whole pages
                 squeeze("; ".join(notes)) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
@@ -1321,7 +1321,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
                     _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
-                    _fmt(r.get("cold_ms"), ".1f"), _kib(r.get("rss_bytes")), _fmt(r.get("params"), ","),
+                    _fmt(r.get("cold_ms"), ".1f"), _kib(r.get("rss_bytes"), 0), _fmt(r.get("params"), ","),
                     mflops(r.get("flops"))]
             if per_run_settings:
                 line.append(asked.text() or "-")
