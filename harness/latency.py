@@ -635,6 +635,24 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool = True) -> Iterator[None]:
+    """cuDNN's per-shape autotuning (``torch.backends.cudnn.benchmark``) set for a block, then put back.
+
+    Training turns it on; eager CUDA latency rows are measured with it on, as ONNX Runtime's CUDA
+    provider autotunes its convolutions by default (``cudnn_conv_algo_search=EXHAUSTIVE``): so a
+    shape's ``first_call_ms`` includes its autotuning, on both runtimes.
+    """
+    import torch
+
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def measure_torch(
     model: "torch.nn.Module",
     sample: "torch.Tensor",
@@ -646,15 +664,18 @@ def measure_torch(
     """Eager PyTorch latency rows of ``model`` measured exactly like :func:`measure_onnx`.
 
     On CUDA each timed call ends with ``torch.cuda.synchronize()`` so the
-    kernel time is inside the measurement.
+    kernel time is inside the measurement, and cuDNN autotunes each shape
+    (:func:`cudnn_benchmark`; the rows say ``cudnn_benchmark: true``).
     """
     import torch
 
     model = model.eval().to(device)
+    on_cuda = device.startswith("cuda")
     rows = []
     cold = set(batch_sizes)  # a shape's first call is cold once per process, not once per thread count
     for n_threads in threads:
-        with torch_threads(n_threads), torch.inference_mode():
+        with torch_threads(n_threads), torch.inference_mode(), \
+                cudnn_benchmark(True) if on_cuda else contextlib.nullcontext():
             for batch_size in batch_sizes:
                 reps = math.ceil(batch_size / len(sample))
                 x = sample.repeat(reps, *([1] * (sample.dim() - 1)))[:batch_size].contiguous().to(device)
@@ -680,6 +701,7 @@ def measure_torch(
                         "threads": n_threads,
                         **stats.row(batch_size),
                         "first_call_ms": first_ms,
+                        **({"cudnn_benchmark": True} if on_cuda else {}),
                     }
                 )
     return rows

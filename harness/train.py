@@ -381,15 +381,29 @@ def train_model(
 
     ``evaluate_on`` (validation, else test inputs) is scored after every epoch
     for the training curves and time-to-accuracy; its time is not counted in
-    ``seconds``, nor is the warm-up on a copy of the model (:func:`warm_up`). A non-finite loss stops training with ``StageError('train')``.
+    ``seconds``, nor is the warm-up on a copy of the model (:func:`warm_up`).
+    A non-finite loss stops training with ``StageError('train')``. On CUDA,
+    cuDNN autotunes each shape during training; the setting is put back after.
     """
+    from harness.latency import cudnn_benchmark
+
+    with cudnn_benchmark(True) if options.device.startswith("cuda") else contextlib.nullcontext():
+        return _train(model, train, recipe, options, evaluate_on)
+
+
+def _train(
+    model: "torch.nn.Module",
+    train: tuple["torch.Tensor", "torch.Tensor"],
+    recipe: Recipe,
+    options: TrainOptions,
+    evaluate_on: tuple["torch.Tensor", "torch.Tensor"] | None,
+) -> TrainResult:
     import torch
     import torch.nn.functional as F
 
     device = options.device
     on_cuda = device.startswith("cuda")
     if on_cuda:
-        torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
     rss_at_start = None if on_cuda else reset_peak_rss()  # CPU: so the peak read after training is this job's
     model.to(device)

@@ -355,6 +355,26 @@ def test_measure_torch_rows():
     assert all(r["first_call_ms"] > 0 and "session_ms" not in r for r in rows)
     two = measure_torch(model, torch.rand(2, 8), [1], threads=[1, 2], config=TINY)
     assert two[0]["first_call_ms"] > 0 and two[1]["first_call_ms"] is None  # warm by the second thread count
+    assert not any("cudnn_benchmark" in r for r in rows + two)  # a CUDA row's setting, not said on the CPU
+
+
+def test_cudnn_benchmark_is_set_for_a_block_and_put_back_even_after_an_error():
+    import torch
+
+    from harness.latency import cudnn_benchmark
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        for start in (False, True):
+            torch.backends.cudnn.benchmark = start
+            with cudnn_benchmark(not start):
+                assert torch.backends.cudnn.benchmark is (not start)
+            assert torch.backends.cudnn.benchmark is start
+            with pytest.raises(KeyError), cudnn_benchmark(not start):
+                raise KeyError("a failing measurement")
+            assert torch.backends.cudnn.benchmark is start
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def test_quick_config_is_short():

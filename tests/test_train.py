@@ -212,12 +212,15 @@ def test_cuda_training_with_amp_and_channels_last(amp):
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(8 * 6 * 6, 4))
     recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=64, epochs=3)
+    torch.backends.cudnn.benchmark = False
     result = train_model(model, _data(), recipe, TrainOptions(device="cuda", amp=amp, channels_last=True),
                          evaluate_on=_data(256, 1))
     assert result.device == "cuda" and result.peak_memory_kind == "cuda_max_allocated" and result.amp == amp
     assert result.history[-1]["eval_accuracy"] > 0.5
+    assert torch.backends.cudnn.benchmark is False  # training's autotuning does not leak into later stages
     rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
     assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
+    assert all(r["cudnn_benchmark"] is True for r in rows) and torch.backends.cudnn.benchmark is False
 
 
 def test_bf16_autocast_runs_on_the_cpu_and_fp16_is_recorded_as_not_applied():
