@@ -407,7 +407,6 @@ class RunContext:
     progress: Progress
     reporters: ReporterSet
     providers: list[str]
-    said: set[tuple[str, str]] = field(default_factory=set)  # (model, export note) already warned of this run
 
 
 def _subset(pair: tuple[Any, Any], n: int | None, seed: int) -> tuple[Any, Any]:
@@ -480,6 +479,7 @@ def job_recipe(job: Job, options: RunOptions) -> Recipe:
 
 
 _METRIC_FAILURES_SAID: set[tuple[str, str]] = set()
+_EXPORT_NOTES_SAID: set[tuple[str, str]] = set()  # (model, note): a sweep's seeds fall back alike
 
 
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
@@ -708,8 +708,8 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
     row["onnx"] = {"path": str(onnx_rel), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
     for note in exported.notes:  # a fallback to TorchScript, a trace that may hold one branch: said, not only recorded
-        if (job.model.name, note) not in ctx.said:  # once per model: a sweep's five seeds fall back alike
-            ctx.said.add((job.model.name, note))
+        if (job.model.name, note) not in _EXPORT_NOTES_SAID:  # once per model (per Ray worker under Ray)
+            _EXPORT_NOTES_SAID.add((job.model.name, note))
             log.warning("%s: %s (said once per model)", job.id, note)
 
     stage("check")
@@ -1010,6 +1010,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
 
     validate_options(options)
     _METRIC_FAILURES_SAID.clear()  # said once per run, and again in the next run of this process
+    _EXPORT_NOTES_SAID.clear()
     from harness.edge import floor_warning
 
     warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
