@@ -38,6 +38,17 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 WARMUP_STEPS = 3
+_SIDE_STREAMS: dict[Any, Any] = {}  # device -> the one side stream every uncaptured CUDA step runs on
+
+
+def _side_stream(device: "torch.device") -> "torch.cuda.Stream":
+    """One stream per device for the whole process: cuBLAS keeps a workspace for each stream it meets
+    until the process ends, so a new stream per job (or per step) would add one every time."""
+    import torch
+
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device=device)
+    return _SIDE_STREAMS[device]
 
 
 def unsupported_reason(recipe: Recipe, device: str, amp: str | None, compile: bool, steps: int) -> str | None:
@@ -140,7 +151,6 @@ class StaticTrainStep:
         self.fallback_reason: str | None = None
         self.shapes: dict[int, _Shape] = {}
         self.replays = 0
-        self._side_stream: Any = None  # the one stream every uncaptured CUDA step runs on
         group = schedule_optimizer.param_groups[0]
         # The parameters' dtype: CUDA's single-kernel foreach ops need the scalar tensor to match
         # (float32 training); a float64 model gets the schedule's Python floats exactly.
@@ -231,9 +241,7 @@ class StaticTrainStep:
         if self.device.type == "cuda" and self.capture and self.fallback_reason is None:
             # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes): always the
             # same one, so the parameters' gradient accumulators are never met from two streams.
-            if self._side_stream is None:
-                self._side_stream = torch.cuda.Stream()
-            stream = self._side_stream
+            stream = _side_stream(self.device)
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
                 self._zero_grad()
@@ -270,6 +278,14 @@ class StaticTrainStep:
         graph.replay()  # capture records the step without running it
         self.replays += 1
         return shape.loss, shape.logits
+
+    def release(self) -> None:
+        """Drop the graphs, their outputs and the gradients made in their memory pools: once training is
+        over, so each graph's private pool can go back to the allocator (on an H200, each graphed job of a
+        five-seed sweep peaked 256 MiB higher than the one before; eager jobs did not)."""
+        for shape in self.shapes.values():
+            shape.graph = shape.loss = shape.logits = None
+        self._zero_grad()
 
     def describe(self) -> dict[str, Any]:
         """What ran, for the job's train block."""

@@ -75,7 +75,7 @@ def resolve_warmup_steps(requested: int | None, device: str) -> int:
 
     On a GPU the first steps of a process pay once for lazy kernel loading, cuBLAS and cuDNN handles
     and cuDNN's autotuning of each new shape: measured on an H200, the first of five identical
-    mnist-fast jobs took 4.85 s to train against 1.35 s for the others. Without a warm-up, a job's
+    mnist-fast jobs took 4.85 s to train against 1.27-1.68 s for the others. Without a warm-up, a job's
     training time would depend on its place in the run.
     """
     if requested is not None:
@@ -103,7 +103,6 @@ def warm_up(
     import copy
 
     import torch
-    import torch.nn.functional as F
 
     if steps <= 0 or x.shape[0] == 0:
         return None
@@ -131,17 +130,36 @@ def warm_up(
                     xb = augment_batch(xb, recipe.augment, generator)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.bfloat16,
-                                    enabled=amp_dtype is not None):
-                    loss = F.cross_entropy(shadow(xb).float(), yb, label_smoothing=recipe.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                eager_train_step(shadow, optimizer, scaler, xb, yb, recipe, amp_dtype)
         if on_cuda:
             torch.cuda.synchronize(device)
-    del shadow, optimizer, loss
+    del shadow, optimizer
     return time.perf_counter() - start
+
+
+def eager_train_step(
+    forward: Callable[["torch.Tensor"], "torch.Tensor"],
+    optimizer: "torch.optim.Optimizer",
+    scaler: "torch.amp.GradScaler",
+    xb: "torch.Tensor",
+    yb: "torch.Tensor",
+    recipe: Recipe,
+    amp_dtype: "torch.dtype | None",
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """One ordinary training step: forward under autocast when ``amp_dtype`` is set, cross-entropy
+    with the recipe's label smoothing, backward through ``scaler`` (fp16's; a no-op otherwise) and
+    the optimizer's update. Returns (loss, logits)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.autocast(device_type=xb.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        logits = forward(xb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, logits
 
 
 def resolve_channels_last(requested: bool | None, device: str) -> bool:
@@ -441,11 +459,11 @@ def _train(
     warmup_steps = resolve_warmup_steps(options.warmup_steps, device)
     warmup_seconds = warm_up(model, x_all, y_all, recipe, warmup_steps, batch_size=batch_size,
                              amp_dtype=amp_dtype if use_amp else None, channels_last=channels_last)
-    if warmup_seconds is not None:  # the copy's memory is not this job's training peak
+    if warmup_seconds is not None:  # the copy's peak is not this job's training peak
         if on_cuda:
             torch.cuda.reset_peak_memory_stats()
         elif rss_at_start is not None:
-            rss_at_start = reset_peak_rss()
+            reset_peak_rss()  # the high-water mark only: the baseline stays the one from before the copy
 
     optimizer = make_optimizer(recipe, model.parameters())
     per_batch_scheduler = make_batch_scheduler(recipe, optimizer, steps_per_epoch)
@@ -461,14 +479,7 @@ def _train(
         )
 
     def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        with torch.autocast(device_type=device.split(":")[0], dtype=amp_dtype or torch.bfloat16, enabled=use_amp):
-            logits = forward(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        return loss, logits
+        return eager_train_step(forward, optimizer, scaler, xb, yb, recipe, amp_dtype if use_amp else None)
 
     # With the static step the schedule's optimizer only holds the values and is never stepped itself;
     # torch warns about that on the scheduler's first step (only then), wrongly here.
@@ -551,9 +562,13 @@ def _train(
         model.to(memory_format=torch.contiguous_format)
     if static_step is not None:
         result.cuda_graphs = static_step.describe()
+        static_step.release()
     elif options.cuda_graphs:
         result.cuda_graphs = {"used": False, "reason": graph_reason}
     result.peak_memory_bytes, result.peak_memory_kind = peak_memory(device, rss_reset=rss_at_start is not None)
+    # The last step's gradients are not part of the trained model; under CUDA graphs they live in the
+    # graphs' private memory pool, which they would keep from being freed after the job.
+    model.zero_grad(set_to_none=True)
     if result.peak_memory_kind == "job_peak_rss":
         result.memory_at_start_bytes = rss_at_start
     return result

@@ -55,7 +55,7 @@ def test_results_json_follows_the_contract(demo_run):
         # --cuda-graphs on a CPU run: the eager loop, and the reason recorded.
         assert job["train"]["cuda_graphs"] == {"used": False, "reason": "CUDA graphs need a CUDA device"}
         # --warmup-steps 1 (none by default on the CPU): one untimed step per batch size, its time apart
-        assert job["train"]["warmup_steps"] == 1 and job["train"]["warmup_s"] > 0
+        assert job["train"]["warmup_steps"] == 1 and job["train"]["warmup_s"] >= 0  # rounded to ms: may read 0
         assert 0 <= job["metrics"]["accuracy"] <= 1
         if job["train"]["evaluated_on"] == "test":  # the final evaluation is the last epoch's, not a second pass
             assert job["metrics"]["accuracy"] == pytest.approx(job["train"]["history"][-1]["eval_accuracy"], abs=1e-6)

@@ -157,6 +157,18 @@ def test_warm_up_runs_on_a_copy_and_leaves_the_training_as_it_would_have_been():
     assert recorded["warmup_steps"] == 2 and recorded["warmup_s"] >= 0
 
 
+def test_a_cpu_warm_up_keeps_the_memory_baseline_from_before_the_copy(monkeypatch):
+    # The copy's memory stays with the allocator: a baseline read after it hid most of the training's growth.
+    import harness.train as train
+
+    readings = iter([100 * 2**20, 400 * 2**20, 500 * 2**20])
+    monkeypatch.setattr(train, "reset_peak_rss", lambda: next(readings))
+    recipe = Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1)
+    result = train_model(_model(), _data(64), recipe, TrainOptions(warmup_steps=1))
+    if result.peak_memory_kind == "job_peak_rss":  # Linux: the kernel's high-water mark was reset
+        assert result.memory_at_start_bytes == 100 * 2**20
+
+
 def test_warm_up_is_automatic_on_cuda_only_and_an_explicit_count_wins():
     from harness.train import CUDA_WARMUP_STEPS, resolve_warmup_steps
 
@@ -212,15 +224,20 @@ def test_cuda_training_with_amp_and_channels_last(amp):
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(8 * 6 * 6, 4))
     recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=64, epochs=3)
-    torch.backends.cudnn.benchmark = False
-    result = train_model(model, _data(), recipe, TrainOptions(device="cuda", amp=amp, channels_last=True),
-                         evaluate_on=_data(256, 1))
+    before, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, False
+    try:
+        result = train_model(model, _data(), recipe, TrainOptions(device="cuda", amp=amp, channels_last=True),
+                             evaluate_on=_data(256, 1))
+        flag_after_training = torch.backends.cudnn.benchmark
+        rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
+        flag_after_latency = torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cudnn.benchmark = before
     assert result.device == "cuda" and result.peak_memory_kind == "cuda_max_allocated" and result.amp == amp
     assert result.history[-1]["eval_accuracy"] > 0.5
-    assert torch.backends.cudnn.benchmark is False  # training's autotuning does not leak into later stages
-    rows = measure_torch(model, _data(8)[0], [1, 8], [1], "cuda", QUICK)
+    assert flag_after_training is False  # training's autotuning does not leak into later stages
     assert {r["provider"] for r in rows} == {"cuda"} and all(r["p50_ms"] > 0 for r in rows)
-    assert all(r["cudnn_benchmark"] is True for r in rows) and torch.backends.cudnn.benchmark is False
+    assert all(r["cudnn_benchmark"] is True for r in rows) and flag_after_latency is False
 
 
 def test_bf16_autocast_runs_on_the_cpu_and_fp16_is_recorded_as_not_applied():
