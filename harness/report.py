@@ -730,7 +730,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
-                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes"), 0),  # whole pages
+                _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes"), 0),  # whole KiB
                 squeeze("; ".join(notes)) or "-",
             ])
     headers = ["model", "dataset", "variant", "status", "ONNX KiB", "size vs fp32", "activations KiB",
@@ -1021,15 +1021,26 @@ LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / m
                 "only). Both are one sample each, in the harness's own process, where a model loads faster than "
                 "in a new one: the cold start a deployment pays is the edge table's 'cold ms' (cold_start in "
                 "results.json).")
-TRAINING_NOTE = ("Training time excludes the per-epoch evaluation and the warm-up: untimed steps on a copy of the "
-                 "model, by default 2 per batch size on CUDA and none on the CPU (--warmup-steps), so one-time "
-                 "GPU costs such as cuDNN's autotuning do not land in whichever job runs first; results.json "
-                 "has their time in train.warmup_s. Time to target: training seconds at the end of "
+TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
                  "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
                  "how far the process's resident set grew above its size when the job began training (what "
                  "the model, its activations, gradients and optimizer state took). Job s: the whole job "
                  "(data, training, export, checks, ONNX evaluation, latency); results.json has it per stage "
                  "in stage_seconds.")
+
+
+def training_note(results: dict[str, Any]) -> str:
+    """:data:`TRAINING_NOTE`, saying also what was left out of the training time as warm-up when any job had one."""
+    steps = sorted({int(n) for job in results.get("jobs", []) if isinstance(job.get("train"), dict)
+                    for n in [_number(job["train"].get("warmup_steps"))] if n})
+    if not steps:
+        return TRAINING_NOTE
+    counts = " or ".join(map(str, steps))
+    return TRAINING_NOTE.replace(
+        "per-epoch evaluation.",
+        f"per-epoch evaluation and the warm-up: {counts} untimed step(s) per batch size on a copy of the model "
+        "(--warmup-steps; 2 by default on CUDA, none on the CPU), so one-time GPU costs such as cuDNN's "
+        "autotuning do not land in whichever job runs first; results.json has their time in train.warmup_s.", 1)
 
 
 def history_table(job: dict[str, Any]) -> Table:
@@ -1415,7 +1426,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += _md_numbered(numbered.get("accuracy_vs_flops"))
     training = training_table(results)
     if training:
-        lines += ["", "## Training", "", TRAINING_NOTE, ""] + md_table(training)
+        lines += ["", "## Training", "", training_note(results), ""] + md_table(training)
     lines += ["", "## Training curves"]
     for job in results.get("jobs", []):
         history = history_table(job)

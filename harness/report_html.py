@@ -30,7 +30,6 @@ from harness.report import (
     REFERENCE_NOTE,
     SEEDS_NOTE,
     TABLE_NOTE,
-    TRAINING_NOTE,
     VARIANTS_NOTE,
     Table,
     _get,
@@ -56,6 +55,7 @@ from harness.report import (
     reference_table,
     results_table,
     seed_table,
+    training_note,
     training_table,
     variants_table,
 )
@@ -798,7 +798,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
             "front per dataset.")))
     training = training_table(results)
     if training:
-        sections.append(("training", "Training", f'<p class="note">{esc(TRAINING_NOTE)}</p>' + html_table(training)))
+        sections.append(("training", "Training", f'<p class="note">{esc(training_note(results))}</p>' + html_table(training)))
     cards = []
     for job in results.get("jobs", []):
         history = history_table(job)

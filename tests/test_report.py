@@ -892,3 +892,19 @@ def test_the_report_keeps_why_an_onnx_file_is_a_trace_beside_the_figures(results
     assert f"- {notes[0]}" in results_section
     assert "the ONNX file is a TorchScript trace" in to_html(document, plots=[])
     assert report.export_notes(results) == []  # dynamo exports: nothing to say
+
+
+def test_the_training_note_speaks_of_a_warm_up_only_when_a_job_had_one(results):
+    from harness.report_html import to_html
+
+    assert "warm-up" not in report.training_note(results)  # made before warm-ups, or with none: not claimed
+    assert report.training_note(results) == report.TRAINING_NOTE
+    warmed = copy.deepcopy(results)
+    for job in warmed["jobs"]:
+        if isinstance(job.get("train"), dict):
+            job["train"].update(warmup_steps=2, warmup_s=0.25)
+    note = report.training_note(warmed)
+    assert "per-epoch evaluation and the warm-up: 2 untimed step(s) per batch size" in note
+    assert note.endswith(report.TRAINING_NOTE.split("per-epoch evaluation.", 1)[1])
+    assert "warm-up: 2 untimed" in to_markdown(warmed, plots={}) and "warm-up: 2 untimed" in to_html(warmed, plots=[])
+    assert "untimed step" not in to_markdown(results, plots={})
