@@ -135,9 +135,11 @@ def main() -> None:
     initial = spec.build(num_classes=splits.num_classes, input_shape=tuple(train_x.shape[1:]))
 
     if device.startswith("cuda"):
-        # Every round alike: train_model turns cuDNN autotuning on for the whole process, so the naive side
-        # gets it from the first round too (a conservative ratio), and CUDA's lazy start-up (context,
-        # cuBLAS/cuDNN handles) is paid here, untimed, not inside the first naive round.
+        # Every round alike: cuDNN autotuning on for both sides (train_model turns it on for its training
+        # and puts this value back), and CUDA's lazy start-up (context, cuBLAS/cuDNN handles) is paid here,
+        # untimed, not inside the first naive round. The harness side also runs its untimed warm-up steps
+        # (--warmup-steps, 2 on CUDA) each round; the naive side is as warm from its second round on, and
+        # each side's best round is the one compared.
         torch.backends.cudnn.benchmark = True
         warm = copy.deepcopy(initial).to(device)
         warm(train_x[:recipe.batch_size].to(device)).sum().backward()
