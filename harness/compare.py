@@ -240,7 +240,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "unstable_rows": gate.unstable,
         "gated_threads": None if threads is None else sorted(set(threads)),
         "gated_batch_sizes": None if batch_sizes is None else sorted(set(batch_sizes)),
-        "settings_differ": setting_differences(base, new),
+        "settings_differ": setting_differences(base, new, [(base_jobs[j["id"]], new_jobs[j["id"]]) for j in jobs]),
     }
 
 
@@ -364,28 +364,60 @@ MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnx
 auto`` and ``cpu`` on a machine without a GPU are the same)."""
 
 
-def setting_differences(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+def setting_differences(base: dict[str, Any], new: dict[str, Any],
+                        pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]] = ()) -> list[dict[str, Any]]:
     """Options and machine facts the two runs recorded differently, ``{"what", "base", "new"}`` each.
 
     A change in these explains a change in the figures as well as the code does (another seed, fewer
     test samples, ``--quick`` latency, another machine), so the comparison names them. A fact only one
-    run recorded (an older run, a joined report) is not a difference.
+    run recorded (an older run, a joined report) is not a difference. With ``pairs`` (the compared
+    jobs, base's and new's) each job is judged by the options it ran with: a resume that changed them
+    left ``trained_with`` on the jobs finished before. A difference that holds for some of the pairs
+    only lists their ids in ``jobs``.
     """
-    out = []
-    for section, keys in (("config", MEASURING_OPTIONS), ("environment", MACHINE_FACTS)):
-        old, cur = base.get(section), new.get(section)
-        if not isinstance(old, dict) or not isinstance(cur, dict):
-            continue
-        for key in keys:
-            if key not in old or key not in cur or old[key] == cur[key]:
-                continue
-            a, b = old[key], cur[key]
-            if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: by name, else the parts that differ
-                out += [{"what": key + sub, "base": old_value, "new": new_value}
-                        for sub, old_value, new_value in settings_differences(a, b)]
-                continue
-            out.append({"what": key, "base": a, "new": b})
+    out: list[dict[str, Any]] = []
+    if pairs:
+        from harness.report import job_options
+
+        seen: dict[str, tuple[dict[str, Any], list[Any]]] = {}
+        for old_job, new_job in pairs:
+            for difference in _option_differences(job_options(old_job, base), job_options(new_job, new)):
+                key = repr(sorted(difference.items()))
+                seen.setdefault(key, (difference, []))[1].append(new_job.get("id"))
+        for difference, ids in seen.values():
+            out.append(difference if len(ids) == len(pairs) else {**difference, "jobs": ids})
+    else:
+        out += _option_differences(base.get("config"), new.get("config"))
+    old, cur = base.get("environment"), new.get("environment")
+    if isinstance(old, dict) and isinstance(cur, dict):
+        out += [{"what": key, "base": old[key], "new": cur[key]} for key in MACHINE_FACTS
+                if key in old and key in cur and old[key] != cur[key]]
     return out
+
+
+def _option_differences(old: Any, cur: Any) -> list[dict[str, Any]]:
+    """The :data:`MEASURING_OPTIONS` two run configs recorded differently (none when either is missing)."""
+    if not isinstance(old, dict) or not isinstance(cur, dict):
+        return []
+    out = []
+    for key in MEASURING_OPTIONS:
+        if key not in old or key not in cur or old[key] == cur[key]:
+            continue
+        a, b = old[key], cur[key]
+        if isinstance(a, dict) and isinstance(b, dict):  # the latency settings: by name, else the parts that differ
+            out += [{"what": key + sub, "base": old_value, "new": new_value}
+                    for sub, old_value, new_value in settings_differences(a, b)]
+            continue
+        out.append({"what": key, "base": a, "new": b})
+    return out
+
+
+def _jobs_text(ids: list[Any] | None, total: int) -> str:
+    """`` (2 of 5 jobs: a, b)`` for a difference that holds for some compared jobs only, else nothing."""
+    if not ids:
+        return ""
+    shown = ", ".join(map(str, ids[:3])) + (", ..." if len(ids) > 3 else "")
+    return f" ({len(ids)} of {total} jobs: {shown})"
 
 
 def _setting_text(what: str, value: Any) -> str:
@@ -429,7 +461,7 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     if differ:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
             f"{d['what']} {_setting_text(d['what'], d['base'])} -> {_setting_text(d['what'], d['new'])}"
-            for d in differ))
+            + _jobs_text(d.get("jobs"), len(comparison["jobs"])) for d in differ))
     if comparison.get("unstable_rows"):
         lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
                      f"unstable (their first and second half disagree by more than {STABLE_DRIFT_PCT:g} %); measure "

@@ -356,6 +356,25 @@ def test_runs_made_differently_are_named_beside_the_figures():
     assert "seed" not in {d["what"] for d in compare_runs(base, new)["settings_differ"]}
 
 
+def test_a_resumed_run_is_judged_job_by_job_by_the_options_each_ran_with():
+    # NEW was resumed with --max-train-samples 64 after its first job had finished with base's 512: the
+    # run's config says 64, that job's trained_with says 512. Only the other jobs were made differently.
+    base, new = load("base"), load("base")
+    first, *others = [job["id"] for job in new["jobs"] if job["id"] in {j["id"] for j in base["jobs"]}]
+    assert others
+    new["config"] = {**new["config"], "max_train_samples": 64}
+    for job in new["jobs"]:
+        if job["id"] == first:
+            job["trained_with"] = base["config"]
+    comparison = compare_runs(base, new)
+    assert comparison["settings_differ"] == [{"what": "max_train_samples", "base": 512, "new": 64, "jobs": others}]
+    total = len(comparison["jobs"])
+    assert f"max_train_samples 512 -> 64 ({len(others)} of {total} jobs: " in format_comparison(comparison)
+    for job in new["jobs"]:  # every job resumed alike: the plain note, no list of jobs
+        job.pop("trained_with", None)
+    assert compare_runs(base, new)["settings_differ"] == [{"what": "max_train_samples", "base": 512, "new": 64}]
+
+
 def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(tmp_path):
     from harness.results import RunFolder
 
