@@ -181,7 +181,7 @@ for _ in range(3):  # 1000 samples: 15 full batches of 64 and a partial one of 4
     torch.cuda.synchronize()
     used.append(torch.cuda.memory_allocated())
 print("allocated after each job:", used)
-assert used[2] <= used[0] + 2**20, used
+assert used[2] <= used[1] + 2**20, used  # the second and third jobs alike: nothing kept per job
 """
 
 
