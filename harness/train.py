@@ -443,8 +443,7 @@ def _train(
         _warned_bf16 = True
         log.warning("--amp bf16 on a CPU without native bfloat16 (no AVX512-BF16 or AMX): oneDNN emulates it, "
                     "and training may be slower than float32 (compare with benchmarks/train_ab.py --option bf16)")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
-    use_amp = amp_dtype is not None
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")  # None: no autocast
 
     graph_reason = None
     if options.cuda_graphs or options.static_step:
@@ -458,7 +457,7 @@ def _train(
 
     warmup_steps = resolve_warmup_steps(options.warmup_steps, device)
     warmup_seconds = warm_up(model, x_all, y_all, recipe, warmup_steps, batch_size=batch_size,
-                             amp_dtype=amp_dtype if use_amp else None, channels_last=channels_last)
+                             amp_dtype=amp_dtype, channels_last=channels_last)
     if warmup_seconds is not None:  # the copy's peak is not this job's training peak
         if on_cuda:
             torch.cuda.reset_peak_memory_stats()
@@ -469,17 +468,17 @@ def _train(
     per_batch_scheduler = make_batch_scheduler(recipe, optimizer, steps_per_epoch)
     # On CUDA the generator lives on the GPU, so shuffling and augmentation never wait on the host.
     generator = torch.Generator(device=device if on_cuda else "cpu").manual_seed(options.seed)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     static_step = None
     if use_static:
         static_step = cudagraph.StaticTrainStep(
-            model, recipe, optimizer, amp_dtype=amp_dtype if use_amp else None, channels_last=channels_last,
+            model, recipe, optimizer, amp_dtype=amp_dtype, channels_last=channels_last,
             capture=on_cuda and options.cuda_graphs and graph_reason is None,
         )
 
     def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        return eager_train_step(forward, optimizer, scaler, xb, yb, recipe, amp_dtype if use_amp else None)
+        return eager_train_step(forward, optimizer, scaler, xb, yb, recipe, amp_dtype)
 
     # With the static step the schedule's optimizer only holds the values and is never stepped itself;
     # torch warns about that on the scheduler's first step (only then), wrongly here.
