@@ -1021,12 +1021,12 @@ LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / m
                 "only). Both are one sample each, in the harness's own process, where a model loads faster than "
                 "in a new one: the cold start a deployment pays is the edge table's 'cold ms' (cold_start in "
                 "results.json).")
-TRAINING_NOTE = ("Training time excludes the per-epoch evaluation. Time to target: training seconds at the end of "
-                 "the first epoch whose evaluation accuracy reached the recipe's target. Above start: on a CPU, "
-                 "how far the process's resident set grew above its size when the job began training (what "
-                 "the model, its activations, gradients and optimizer state took). Job s: the whole job "
-                 "(data, training, export, checks, ONNX evaluation, latency); results.json has it per stage "
-                 "in stage_seconds.")
+_TRAINING_REST = ("Time to target: training seconds at the end of the first epoch whose evaluation accuracy "
+                  "reached the recipe's target. Above start: on a CPU, how far the process's resident set grew "
+                  "above its size when the job began training (what the model, its activations, gradients and "
+                  "optimizer state took). Job s: the whole job (data, training, export, checks, ONNX evaluation, "
+                  "latency); results.json has it per stage in stage_seconds.")
+TRAINING_NOTE = f"Training time excludes the per-epoch evaluation. {_TRAINING_REST}"
 
 
 def training_note(results: dict[str, Any]) -> str:
@@ -1035,12 +1035,10 @@ def training_note(results: dict[str, Any]) -> str:
                     for n in [_number(job["train"].get("warmup_steps"))] if n})
     if not steps:
         return TRAINING_NOTE
-    counts = " or ".join(map(str, steps))
-    return TRAINING_NOTE.replace(
-        "per-epoch evaluation.",
-        f"per-epoch evaluation and the warm-up: {counts} untimed step(s) per batch size on a copy of the model "
-        "(--warmup-steps; 2 by default on CUDA, none on the CPU), so one-time GPU costs such as cuDNN's "
-        "autotuning do not land in whichever job runs first; results.json has their time in train.warmup_s.", 1)
+    return (f"Training time excludes the per-epoch evaluation and the warm-up: {' or '.join(map(str, steps))} "
+            "untimed step(s) per batch size on a copy of the model (--warmup-steps; 2 by default on CUDA, none on "
+            "the CPU), so one-time GPU costs such as cuDNN's autotuning do not land in whichever job runs first; "
+            f"results.json has their time in train.warmup_s. {_TRAINING_REST}")
 
 
 def history_table(job: dict[str, Any]) -> Table:
