@@ -25,7 +25,7 @@
 # every stage in priority order and still bring back what finished, e.g.
 #   HARNESS_GPU_BUDGET=540 bash benchmarks/gpu_session.sh check fast graphs002 all
 # (seed002 and speed were measured on an H200 on 2026-11-30: reports/example/README.md). Timings
-# there: check 40 s, fast 105 s, seed002 300 s, speed 245 s.
+# there: check 40 s, fast 105 s (mnist-fast's earlier 4-epoch recipe), seed002 300 s, speed 245 s.
 #
 # A dry run of the script's logic on a CPU machine, with tiny work:
 #   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from harness import ModelSpec, Recipe, Schedule, hookimpl
 
+# Two epochs of one-cycle at batch 384 and peak lr 0.4: of the recipes tried, the one with the fewest
+# steps that ends every seed above 99 % with room to spare. Test accuracy after 2 epochs (real MNIST,
+# CPU, seeds 0-4; eval accuracy is what the GPU run should see too, give or take a seed's noise):
+#   batch 512, lr 0.2: 0.9900-0.9907 (seeds 0-2)   batch 512, lr 0.4: 0.9906-0.9924, mean 0.9916
+#   batch 384, lr 0.4: 0.9918-0.9929, mean 0.9922   batch 256, lr 0.4: 0.9929-0.9933, mean 0.9931
+# The previous recipe (batch 512, lr 0.2, 4 epochs) first reached 99 % after epoch 3, its 354th
+# step; this one does after its 314th and last. Steps are what cost on a GPU, where an eager step
+# of a model this small waits on kernel launches more than on arithmetic (reports/example).
 FAST_RECIPE = Recipe(
     optimizer="sgd",
-    lr=0.2,
+    lr=0.4,
     momentum=0.9,
     nesterov=True,
     weight_decay=5e-4,
-    batch_size=512,
-    epochs=4,
+    batch_size=384,
+    epochs=2,
     schedule=Schedule(kind="onecycle"),
     normalize=(0.1307, 0.3081),
     label_smoothing=0.1,
@@ -39,8 +47,8 @@ def harness_models():
         ModelSpec(
             "mnist-fast",
             build_fast,
-            "Speed-run CNN (conv 32-64-128 with BatchNorm, global max pool): 99 % MNIST in a few epochs; "
-            "one-cycle SGD, batch 512",
+            "Speed-run CNN (conv 32-64-128 with BatchNorm, global max pool): 99 % MNIST in 2 epochs; "
+            "one-cycle SGD, batch 384, 2 epochs",
             input_rank=3,
             input_channels=1,
             recipe=FAST_RECIPE,
