@@ -25,6 +25,11 @@ module provides it (following PyTorch's "whole network capture" recipe):
 fp16 autocast needs a GradScaler, which synchronises with the host every
 step, and one-cycle schedules cycle Adam's beta1, which torch bakes into the
 captured kernels; both fall back to the eager loop with the reason recorded.
+So does a model whose forward pass changes a plain Python attribute (a step
+counter, a growing list) in its warm-up steps: a replay would run the step
+with that value frozen at capture, training wrongly without an error. A
+change only in its very first step (setting itself up) is allowed; one every
+hundred steps is not seen.
 """
 
 from __future__ import annotations
@@ -102,6 +107,36 @@ def sgd_update_(
         torch._foreach_add_(params, torch._foreach_mul(direction, lr), alpha=-1.0)
 
 
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def python_state(model: "torch.nn.Module") -> dict[str, Any]:
+    """Each module's plain Python attributes: numbers, strings, flags and tuples of them by value, lists,
+    dicts and sets by length. A forward pass that changes one (a step counter, a list of past outputs)
+    does something a CUDA graph does not record: replays would run the captured step as if frozen at
+    that value, and train wrongly without an error. Tensors are left out: a replay updates them."""
+    state: dict[str, Any] = {}
+    for prefix, module in model.named_modules():
+        for key, value in vars(module).items():
+            if key.startswith("_") or key == "training":
+                continue
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
+                state[name] = value
+            elif isinstance(value, (list, dict, set)):
+                state[name] = f"{type(value).__name__} of {len(value)}"
+    return state
+
+
+def python_state_change(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The first attribute that differs, said as ``name: old -> new``; None when none does."""
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name, "unset"), after.get(name, "unset")
+        if old != new:
+            return f"{name}: {old!r} -> {new!r}"
+    return None
+
+
 class _Shape:
     """The fixed buffers, and once captured the graph, of one batch size."""
 
@@ -149,6 +184,7 @@ class StaticTrainStep:
         self.channels_last = channels_last
         self.capture = capture
         self.fallback_reason: str | None = None
+        self.eager_calls = 0
         self.shapes: dict[int, _Shape] = {}
         self.replays = 0
         group = schedule_optimizer.param_groups[0]
@@ -238,7 +274,13 @@ class StaticTrainStep:
     def _eager(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
 
-        if self.device.type == "cuda" and self.capture and self.fallback_reason is None:
+        capturing = self.capture and self.fallback_reason is None
+        # While a capture is still ahead, each eager step but the very first (where a model may set itself
+        # up once) checks that the model keeps its Python state: a graph would replay the step as captured,
+        # with the value frozen (see python_state).
+        before = python_state(self.model) if capturing and self.eager_calls else None
+        self.eager_calls += 1
+        if self.device.type == "cuda" and capturing:
             # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes): always the
             # same one, so the parameters' gradient accumulators are never met from two streams.
             stream = _side_stream(self.device)
@@ -247,10 +289,25 @@ class StaticTrainStep:
                 self._zero_grad()
                 loss, logits = self._body(shape)
             torch.cuda.current_stream().wait_stream(stream)
-            return loss.detach(), logits.detach()
-        self._zero_grad()
-        loss, logits = self._body(shape)
+        else:
+            self._zero_grad()
+            loss, logits = self._body(shape)
+        if before is not None:
+            change = python_state_change(before, python_state(self.model))
+            if change is not None:
+                self._fall_back(f"the model changes a Python attribute in each training step ({change}), which "
+                                f"a CUDA graph would not repeat")
         return loss.detach(), logits.detach()
+
+    def _fall_back(self, reason: str) -> None:
+        """Train eagerly from here on, every batch size: one training loop, not a mix."""
+        import torch
+
+        self.fallback_reason = reason
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        for shape in self.shapes.values():
+            shape.graph = shape.loss = shape.logits = None
 
     def _capture_and_replay(self, shape: _Shape) -> tuple["torch.Tensor", "torch.Tensor"]:
         import torch
@@ -266,10 +323,7 @@ class StaticTrainStep:
             # anything else (--job-timeout's JobTimeout, a model's own bug) propagates as in the eager loop
             from harness.manager import one_line
 
-            self.fallback_reason = f"capture failed: {one_line(exc)}"
-            torch.cuda.synchronize()
-            for other in self.shapes.values():  # one training loop: all eager from here on
-                other.graph = None
+            self._fall_back(f"capture failed: {one_line(exc)}")
             return self._eager(shape)
         # Detached: a kept autograd graph would keep the parameters' gradient accumulators alive from
         # the capture stream into a later step on another stream, and torch warns of the mismatch

@@ -14,7 +14,14 @@ import pytest
 import torch
 from fixtures.data import bright_pixel_data as _data
 
-from harness.cudagraph import WARMUP_STEPS, sgd_update_, unsupported_reason
+from harness.cudagraph import (
+    WARMUP_STEPS,
+    StaticTrainStep,
+    python_state,
+    python_state_change,
+    sgd_update_,
+    unsupported_reason,
+)
 from harness.registry import build_registry
 from harness.specs import Recipe, Schedule
 from harness.train import TrainOptions, input_adapter, train_model
@@ -131,6 +138,57 @@ def test_unsupported_reasons_name_the_obstacle():
     assert "optimizer" in unsupported_reason(Recipe(optimizer="lbfgs"), "cuda", None, False, 100)
 
 
+class _Counting(torch.nn.Module):
+    """A model with Python-side state: the step count, kept in a plain attribute, scales its output."""
+
+    def __init__(self, set_up_once: bool = False):
+        super().__init__()
+        self.layer = torch.nn.Linear(64, 4)
+        self.count = 0
+        self.set_up_once = set_up_once
+        self.ready = False
+        self.seen: list[int] = []
+
+    def forward(self, x):
+        if self.set_up_once:
+            self.ready = True  # set once, on the first call: the same in every later step
+        else:
+            self.count += 1
+        return self.layer(x.flatten(1)) * (1.0 + 0.1 * self.count)
+
+
+def _step(model, capture=True):
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=8, epochs=1)
+    return StaticTrainStep(model, recipe, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                           amp_dtype=None, channels_last=False, capture=capture)
+
+
+def test_a_model_that_changes_python_state_each_step_is_never_captured():
+    # A captured graph replays the step as it was at capture: count frozen at 3, with no error said.
+    step, (x, y) = _step(_Counting()), _data(8)
+    for _ in range(WARMUP_STEPS + 3):  # past the warm-up: capture (impossible on the CPU) is never tried
+        step(x, y)
+    info = step.describe()
+    assert info["used"] is False and info["eager_steps"] == WARMUP_STEPS + 3
+    assert info["reason"].startswith("the model changes a Python attribute in each training step (count: 1 -> 2)")
+
+
+def test_python_state_set_once_in_the_first_step_does_not_stop_capture():
+    step, (x, y) = _step(_Counting(set_up_once=True)), _data(8)
+    for _ in range(WARMUP_STEPS):
+        step(x, y)
+    assert step.fallback_reason is None
+
+
+def test_python_state_reads_plain_attributes_and_container_sizes():
+    model = torch.nn.Sequential(_Counting())
+    before = python_state(model)
+    assert before["0.count"] == 0 and before["0.seen"] == "list of 0" and "0.layer.in_features" in before
+    assert not any(name.endswith("training") or "weight" in name for name in before)
+    model[0].seen.append(1)
+    assert python_state_change(before, python_state(model)) == "0.seen: 'list of 0' -> 'list of 1'"
+
+
 BUILT_IN = build_registry().models
 
 
@@ -144,14 +202,17 @@ def test_every_built_in_model_trains_alike_through_the_graph_step(name):
     recipe = spec.recipe.replace(batch_size=8, epochs=1)
     generator = torch.Generator().manual_seed(0)
     x, y = torch.rand(20, *shape, generator=generator).double(), torch.randint(0, 10, (20,), generator=generator)
-    trained = []
+    trained, states = [], []
     for static in (False, True):
         torch.manual_seed(0)
         model = input_adapter(spec.build(num_classes=10, input_shape=shape), shape, shape, recipe.normalize).double()
+        states.append(python_state(model))
         torch.manual_seed(1)  # dropout's draws
         result = train_model(model, (x, y), recipe, TrainOptions(seed=2, static_step=static))
         trained.append((model, result))
     (eager_model, eager), (static_model, static) = trained
+    # Nothing a captured step would freeze: under --cuda-graphs on a GPU it would keep the graph.
+    assert python_state_change(states[1], python_state(static_model)) is None
     assert static.cuda_graphs["eager_steps"] == 3
     assert static.history[0]["train_loss"] == pytest.approx(eager.history[0]["train_loss"], rel=1e-9)
     for (key, a), b in zip(eager_model.state_dict().items(), static_model.state_dict().values()):
@@ -187,6 +248,17 @@ def test_captured_step_trains_like_the_uncaptured_one_on_cuda(recipe, amp):
         # cuDNN picks algorithms per run, so allow float noise, not different training.
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-2, abs=2e-3)
     assert captured.history[-1]["eval_accuracy"] > 0.9
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_a_model_with_python_state_trains_eagerly_on_cuda_and_says_why():
+    model = _Counting()
+    result = train_model(model, _data(200), Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=2),
+                         TrainOptions(device="cuda", cuda_graphs=True))
+    graphs = result.cuda_graphs
+    assert graphs["used"] is False and "(count: 1 -> 2)" in graphs["reason"], graphs
+    assert graphs["replayed_steps"] == 0 and model.count == graphs["eager_steps"] == 8
 
 
 CAPTURED_TWICE = """
