@@ -295,7 +295,7 @@ class StaticTrainStep:
         if before is not None:
             change = python_state_change(before, python_state(self.model))
             if change is not None:
-                self._fall_back(f"the model changes a Python attribute in each training step ({change}), which "
+                self._fall_back(f"the model changes a Python attribute in its training steps ({change}), which "
                                 f"a CUDA graph would not repeat")
         return loss.detach(), logits.detach()
 

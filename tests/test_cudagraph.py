@@ -170,7 +170,7 @@ def test_a_model_that_changes_python_state_each_step_is_never_captured():
         step(x, y)
     info = step.describe()
     assert info["used"] is False and info["eager_steps"] == WARMUP_STEPS + 3
-    assert info["reason"].startswith("the model changes a Python attribute in each training step (count: 1 -> 2)")
+    assert info["reason"].startswith("the model changes a Python attribute in its training steps (count: 1 -> 2)")
 
 
 def test_python_state_set_once_in_the_first_step_does_not_stop_capture():
