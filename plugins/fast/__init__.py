@@ -17,8 +17,9 @@ from harness import ModelSpec, Recipe, Schedule, hookimpl
 #   batch 512, lr 0.2: 0.9900-0.9907 (seeds 0-2)   batch 512, lr 0.4: 0.9906-0.9924, mean 0.9916
 #   batch 384, lr 0.4: 0.9918-0.9929, mean 0.9922   batch 256, lr 0.4: 0.9929-0.9933, mean 0.9931
 # The previous recipe (batch 512, lr 0.2, 4 epochs) first reached 99 % after epoch 3, its 354th
-# step; this one does after its 314th and last. Steps are what cost on a GPU, where an eager step
-# of a model this small waits on kernel launches more than on arithmetic (reports/example).
+# step; this one does after its 314th and last. Steps are what cost on a GPU when a step waits on
+# kernel launches rather than arithmetic, as the 002 models' eager steps did on an H200 (about 3 ms
+# each whatever the model's size: reports/example); this model's time there is still to be measured.
 FAST_RECIPE = Recipe(
     optimizer="sgd",
     lr=0.4,
