@@ -184,7 +184,6 @@ class StaticTrainStep:
         self.channels_last = channels_last
         self.capture = capture
         self.fallback_reason: str | None = None
-        self.eager_calls = 0
         self.shapes: dict[int, _Shape] = {}
         self.replays = 0
         group = schedule_optimizer.param_groups[0]
@@ -278,8 +277,8 @@ class StaticTrainStep:
         # While a capture is still ahead, each eager step but the very first (where a model may set itself
         # up once) checks that the model keeps its Python state: a graph would replay the step as captured,
         # with the value frozen (see python_state).
-        before = python_state(self.model) if capturing and self.eager_calls else None
-        self.eager_calls += 1
+        first_step = sum(other.calls for other in self.shapes.values()) == 1  # this call is counted already
+        before = python_state(self.model) if capturing and not first_step else None
         if self.device.type == "cuda" and capturing:
             # Warm-up runs on a side stream, as capture requires (PyTorch CUDA-graph notes): always the
             # same one, so the parameters' gradient accumulators are never met from two streams.
@@ -306,6 +305,9 @@ class StaticTrainStep:
         self.fallback_reason = reason
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        self._drop_graphs()
+
+    def _drop_graphs(self) -> None:
         for shape in self.shapes.values():
             shape.graph = shape.loss = shape.logits = None
 
@@ -337,8 +339,7 @@ class StaticTrainStep:
         """Drop the graphs, their outputs and the gradients made in their memory pools: once training is
         over, so each graph's private pool can go back to the allocator (on an H200, each graphed job of a
         five-seed sweep peaked 256 MiB higher than the one before; eager jobs did not)."""
-        for shape in self.shapes.values():
-            shape.graph = shape.loss = shape.logits = None
+        self._drop_graphs()
         self._zero_grad()
 
     def describe(self) -> dict[str, Any]:
