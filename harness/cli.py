@@ -396,7 +396,7 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="'all' or comma-separated plugin (entry-point) names whose registrations take part.")
 @click.option("--models", type=NAMES, help="Only these models (comma-separated).")
 @click.option("--datasets", type=NAMES, help="Only these datasets (comma-separated).")
-@click.option("--metrics", type=NAMES, help="Only these metrics (default: all registered).")
+@click.option("--metrics", type=NAMES, help="Only these metrics, and accuracy, which every job reports (default: all registered).")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Override every recipe's epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Override every recipe's training batch size.")
 @click.option("--lr", type=Finite(min=0, min_open=True),
@@ -1131,6 +1131,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
             # over when every run had the same.
             "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],
                       "run_config": d.get("config")} for d in documents for job in d["jobs"]],
+            "metric_specs": {name: spec for d in documents for name, spec in (d.get("metric_specs") or {}).items()},
         }
         shared = {}
         for key in Question.KEYS:  # numbers or None, as the options validate them

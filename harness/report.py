@@ -468,8 +468,21 @@ def metrics_table(results: dict[str, Any]) -> Table | None:
     return Table(headers, rows, set(range(first, len(headers))), classes)
 
 
-METRICS_NOTE = ("Metrics beyond accuracy, from the built-in metrics plugin (nll: mean negative log-likelihood, "
-                "lower is better; macro-f1) and any other selected plugin, on the same test samples as accuracy.")
+def metrics_note(results: dict[str, Any]) -> str:
+    """What opens the Metrics table: each metric's description and direction, as the run recorded them
+    (``metric_specs``; a results.json from before it names them only)."""
+    specs = results.get("metric_specs") if isinstance(results.get("metric_specs"), dict) else {}
+    said = []
+    for name in extra_metric_names(results):
+        spec = specs.get(name) if isinstance(specs.get(name), dict) else {}
+        about = [str(spec["description"]).rstrip(".")] if spec.get("description") else []
+        if spec.get("higher_is_better") is False and not any("lower is better" in a for a in about):
+            about.append("lower is better")
+        plugin = spec.get("plugin")
+        if plugin and plugin != "metrics":
+            about.append(f"plugin {plugin}")
+        said.append(f"{name} ({'; '.join(about)})" if about else name)
+    return f"Metrics beyond accuracy, on the same test samples as accuracy: {', '.join(said)}."
 
 
 # -- sweeps: repeated seeds as mean and standard deviation ---------------------------------------------------
@@ -1402,7 +1415,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += [""] + [f"- {_md_cell(n)}" for n in exported]
     metrics = metrics_table(results)
     if metrics is not None:
-        lines += ["", "## Metrics", "", METRICS_NOTE, ""] + md_table(metrics)
+        lines += ["", "## Metrics", "", metrics_note(results), ""] + md_table(metrics)
     seeds = seed_table(results)
     if seeds:
         lines += ["", "## Seeds (mean ± standard deviation)", "", SEEDS_NOTE, ""] + md_table(seeds)

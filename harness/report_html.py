@@ -24,7 +24,6 @@ from harness.report import (
     CPU,
     EDGE_NOTE,
     LATENCY_NOTE,
-    METRICS_NOTE,
     ORT,
     PLOT_TITLES,
     REFERENCE_NOTE,
@@ -49,6 +48,7 @@ from harness.report import (
     latency_table,
     mark_pareto,
     memory_growth,
+    metrics_note,
     metrics_table,
     pareto_table,
     reference_notes,
@@ -775,7 +775,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
                      + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in exported) + "</ul>" if exported else "")))
     metrics = metrics_table(results)
     if metrics is not None:
-        sections.append(("metrics", "Metrics", f'<p class="note">{esc(METRICS_NOTE)}</p>' + html_table(metrics)))
+        sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics)))
     seeds = seed_table(results)
     if seeds:
         sections.append(("seeds", "Seeds (mean ± standard deviation)",

@@ -482,6 +482,12 @@ _METRIC_FAILURES_SAID: set[tuple[str, str]] = set()
 _EXPORT_NOTES_SAID: set[tuple[str, str]] = set()  # (model, note): a sweep's seeds fall back alike
 
 
+def metric_specs(registry: Any, metrics: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """``metric_specs`` in results.json: each computed metric's plugin, direction and description."""
+    return {m.name: {"plugin": registry.owners["metrics"].get(m.name), "higher_is_better": m.higher_is_better,
+                     "description": m.description} for m in metrics}
+
+
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
     """Each metric's value (None where it raised or is not finite). A failing metric is said once per
     run and message, not for every job, model and variant it is computed on."""
@@ -1016,10 +1022,13 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
     if warning:
         log.warning("%s", warning)
-    # The built-in metrics (accuracy, nll, macro-f1) always take part; another plugin's only when
-    # --plugins selects it, as for models and datasets.
+    # The built-in metrics (accuracy, nll, macro-f1) take part whatever --plugins selects; another plugin's
+    # only when --plugins selects it, as for models and datasets. --metrics narrows them, accuracy aside.
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
     metrics = registry.select("metrics", options.metrics, metric_plugins)
+    accuracy = registry.specs["metrics"].get("accuracy")
+    if accuracy is not None and accuracy not in metrics:  # --metrics names the others: every job reports accuracy
+        metrics = [accuracy, *metrics]  # (the edge question, the gates and the Pareto table judge by it)
     if not metrics:  # every job would report no accuracy, and the edge question could not be answered
         disabled = registry.disabled_text()
         log.warning("no metric is registered, so no job gets an accuracy%s", f" ({disabled})" if disabled else "")
@@ -1065,6 +1074,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
                         "and `harness run --resume --run-id %s --out %s` runs them later", len(left),
                         squeeze(", ".join(left), 200), folder.path.name, folder.path.parent)
         folder.data["planned_jobs"] = list(dict.fromkeys([*before, *planned]))
+        # What each metric is, for reports rebuilt where its plugin is not installed (a resume adds its own)
+        folder.data["metric_specs"] = {**(folder.data.get("metric_specs") or {}), **metric_specs(registry, metrics)}
         folder.data.pop("interrupted", None)
         todo = [job for job in plan.jobs if job.id not in done]
         if done:

@@ -149,6 +149,7 @@ def test_a_model_the_flop_counter_cannot_run_takes_its_exports_count(contract_ru
 
 
 def test_plugins_selects_metrics_too_and_the_builtin_metrics_always_take_part(tmp_path):
+    """--plugins does not drop the built-in metrics; --metrics narrows them, but never drops accuracy."""
     env = offline_cli_env(tmp_path, "harness-contract", {"contract": "contract_plugin"})
     SitePackages(tmp_path / "site").install("harness-faulty", {"faulty": "faulty_plugin"})  # registers fault-metric
     common = ["--models", "contract net", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
@@ -162,6 +163,15 @@ def test_plugins_selects_metrics_too_and_the_builtin_metrics_always_take_part(tm
                       "--run-id", "m2", env=env)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "metric 'fault-metric' comes from plugin 'faulty', which --plugins does not include" in refused.stderr
+    # --metrics narrows the others; accuracy, which the edge question judges by, stays
+    narrowed = run_cli("run", "--plugins", "contract,datasets", "--metrics", "nll", *common, "--accuracy-floor", "0",
+                       "--edge-gate", "--run-id", "m3", env=env)
+    assert narrowed.returncode == 0, narrowed.stderr[-2000:]
+    narrowed_run = json.loads((tmp_path / "out" / "m3" / "results.json").read_text())
+    (job,) = narrowed_run["jobs"]
+    assert set(job["metrics"]) == set(job["onnx"]["metrics"]) == {"accuracy", "nll"}
+    assert narrowed_run["metric_specs"]["nll"]["higher_is_better"] is False  # for reports rebuilt elsewhere
+    assert set(narrowed_run["metric_specs"]) == {"accuracy", "nll"}
 
 
 def test_with_a_budget_or_floor_the_run_answers_the_edge_question_on_the_terminal(contract_run):

@@ -629,6 +629,23 @@ def test_metrics_beyond_accuracy_reach_every_report(results, tmp_path):
     assert '<section id="metrics">' in page and "0.8000 / 0.8100" in page.split('<section id="metrics">')[1]
 
 
+def test_the_metrics_note_says_what_each_computed_metric_is_and_its_direction(results):
+    from harness.report import metrics_note
+
+    job = results["jobs"][0]
+    job["metrics"] = {"accuracy": 0.9, "error-rate": 0.1}  # --metrics error-rate: no nll, no macro-f1
+    job["onnx"]["metrics"] = {"accuracy": 0.9, "error-rate": 0.1}
+    for other in results["jobs"][1:]:
+        other["metrics"] = other["onnx"] = None
+    results["metric_specs"] = {"accuracy": {"plugin": "metrics", "higher_is_better": True, "description": "top-1"},
+                               "error-rate": {"plugin": "stripes", "higher_is_better": False,
+                                              "description": "1 - accuracy."}}
+    assert metrics_note(results) == ("Metrics beyond accuracy, on the same test samples as accuracy: "
+                                     "error-rate (1 - accuracy; lower is better; plugin stripes).")
+    del results["metric_specs"]  # a results.json from before they were recorded: the names only
+    assert metrics_note(results).endswith("as accuracy: error-rate.")
+
+
 def test_runs_that_share_a_run_id_are_told_apart_by_their_folders(results, tmp_path):
     from click.testing import CliRunner
 
