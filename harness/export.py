@@ -27,6 +27,7 @@ import io
 import logging
 import os
 import re
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -272,8 +273,10 @@ def _exporter_output_to_debug_log() -> Any:
     the terminal and the progress line; it goes to the debug log (``harness --debug``) instead. The
     reason for a fallback is recorded on its own (``fallback_reason``). torch's own log handlers write to
     the stderr they were made with ("Unable to find user code corresponding to {u0}" on a data-dependent
-    guard): they write here too meanwhile. (The TorchScript exporter's C++ dump of its graph on an
-    unsupported operator goes to the process's stderr and is not caught.)"""
+    guard): they write here too meanwhile. So does what native code writes to the process's standard
+    output: the TorchScript exporter's C++ dump of its whole graph on an unsupported operator ("Torch IR
+    graph at exception: ..."), which torch prints once its exporter has switched its ONNX log on, as every
+    export does (torch 2.x reads the log's on-switch function for its state)."""
     printed = io.StringIO()
     loggers = [logger for name, logger in list(logging.Logger.manager.loggerDict.items())
                if (name == "torch" or name.startswith("torch.")) and isinstance(logger, logging.Logger)]
@@ -283,13 +286,57 @@ def _exporter_output_to_debug_log() -> Any:
     for handler in handlers:  # not setStream, which flushes the old stream: a test's may be closed by now
         handler.stream = printed
     try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        with _native_stdout_to(printed), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
             yield
     finally:
         for handler, stream in zip(handlers, streams):
             handler.stream = stream
         if printed.getvalue().strip():
             log.debug("the ONNX exporter printed:\n%s", printed.getvalue().rstrip())
+
+
+@contextlib.contextmanager
+def _native_stdout_to(printed: io.StringIO) -> Any:
+    """Point the process's file descriptor 1 at a temporary file while the block runs, then append what
+    landed there to ``printed``: C and C++ code write to it directly, past ``sys.stdout``. The terminal's
+    progress display writes to standard error, and is left alone."""
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output at all (a service): nothing to keep clean
+        yield
+        return
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile() as caught:
+            _flush_standard_output()
+            os.dup2(caught.fileno(), 1)
+            try:
+                yield
+            finally:
+                _flush_standard_output()  # C's buffer still holds what a pipe's full buffering kept back
+                os.dup2(saved, 1)
+                caught.seek(0)
+                printed.write(caught.read().decode(errors="replace"))
+    finally:
+        os.close(saved)
+
+
+def _flush_standard_output() -> None:
+    """Flush Python's standard output and the C library's buffers, so each write lands on the file it was
+    meant for when file descriptor 1 is switched."""
+    for stream in (sys.__stdout__, sys.stdout):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # closed
+            pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, TypeError, AttributeError):  # Windows has no CDLL(None): its C runtime's buffers stay
+        pass
 
 
 def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> tuple[int, Any]:
