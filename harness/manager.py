@@ -29,6 +29,7 @@ from harness._names import ENTRY_POINT_GROUP, NAME
 from harness.text import squeeze
 
 BUILTIN_DISTRIBUTION = NAME
+HOOK_NAMES = sorted(name for name in vars(hookspecs) if name.startswith(f"{NAME}_"))
 SLOW_IMPORT_S = 0.5  # `harness plugins` points at a plugin whose import takes longer
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,12 @@ class PluginHost:
         if not info.hooks:  # loaded, yet it can contribute nothing: say so rather than list it silently
             self.errors.append(LoadError(name, info.distribution, "implements no harness hook: are its hook "
                                          "functions decorated with harness.hookimpl (not another project's marker)?"))
+            return True
+        # a hook left undecorated beside decorated ones is never called: what it registers would just be missing
+        plain = [hook for hook in HOOK_NAMES if hook not in info.hooks and callable(getattr(plugin, hook, None))]
+        if plain:
+            self.errors.append(LoadError(name, info.distribution, f"{', '.join(plain)} is not decorated with "
+                                         "harness.hookimpl, so it is never called"))
         return True
 
     def _check_pending(self, name: str, info: PluginInfo) -> bool:

@@ -406,6 +406,10 @@ def spec_problem(spec: Any) -> str | None:
     """The first field of ``spec`` whose value does not fit its declared type, as ``field must be ..., not
     X``; None when every field fits. Types and ranges only: nothing is called, no lazy target imported."""
     name = _must("name", spec.name, isinstance(spec.name, str) and spec.name.strip() != "", "a non-empty str")
+    if name is None and (spec.name != spec.name.strip() or "," in spec.name or "@" in spec.name):
+        # --models a,b splits at commas and strips each name; a job's id is MODEL@DATASET
+        name = (f"name must have no comma, no '@' and no space at either end (--models and job ids could not "
+                f"name it), not {_short(spec.name)}")
     # None too: description=fn.__doc__ is a common idiom, and None where the function has no docstring
     description = _must("description", spec.description, spec.description is None or isinstance(spec.description, str),
                         "a str")

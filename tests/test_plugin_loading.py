@@ -149,6 +149,7 @@ def test_a_misspelt_name_is_refused_before_torch_is_imported():
 def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
     site.install("harness-broken", {"broken": "broken_import"})
     site.install("harness-unmarked", {"unmarked": "unmarked_plugin"})
+    site.install("harness-half-marked", {"half": "half_marked_plugin"})
     site.install("harness-demo-plugin", {"demo": "demo_plugin"})
     env = {**site.env(), "HARNESS_DISABLE_PLUGINS": "demo,demmo"}
     listed = run_cli("plugins", "--json", env=env)
@@ -156,6 +157,9 @@ def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
     data = json.loads(listed.stdout)
     errors = {e["plugin"]: e["error"] for e in data["errors"]}
     assert "implements no harness hook" in errors["unmarked"]  # loaded, but nothing it defines is a hook
+    # its models hook works, its datasets hook lacks the marker: the dataset would just be missing
+    assert errors["half"] == "harness_datasets is not decorated with harness.hookimpl, so it is never called"
+    assert next(p for p in data["plugins"] if p["name"] == "half")["hooks"] == ["harness_models"]
     assert "no installed plugin has that entry-point name" in errors["demmo"]  # a typo in the variable
     assert data["disabled"] == ["demo"]
     assert all(isinstance(p["import_seconds"], float) for p in data["plugins"])  # what each costs at start-up

@@ -92,6 +92,9 @@ def test_commands_keep_working_beside_a_plugin_with_bad_fields(site):
     (ModelSpec("m", _build, reference=[1]), "reference must be a dict, not [1]"),
     (ModelSpec("m", _build, description=1), "description must be a str, not 1"),
     (ModelSpec("", _build), "name must be a non-empty str, not ''"),
+    (ModelSpec("my,net", _build), "name must have no comma, no '@' and no space at either end"),
+    (DatasetSpec("at@data", _build), "name must have no comma, no '@' and no space at either end"),
+    (MetricSpec(" top2", max), "name must have no comma, no '@' and no space at either end"),
     (ModelSpec("m", _build, recipe=Recipe(lr="1e-3")), "recipe.lr must be a positive number, not '1e-3'"),
     (ModelSpec("m", _build, recipe=Recipe(batch_size=64.0)), "recipe.batch_size must be a positive int, not 64.0"),
     (ModelSpec("m", _build, recipe=Recipe(schedule=Schedule(kind="cosine"))), "recipe.schedule.kind must be one of"),
@@ -111,6 +114,7 @@ def test_specs_as_plugins_and_the_built_ins_write_them_pass():
     assert spec_problem(ModelSpec("v", _build, input_rank=4, spatial_shape=(16, 16, 16))) is None
     assert spec_problem(DatasetSpec("d", _build, input_shape=[1, 28, 28], num_classes=10)) is None
     assert spec_problem(MetricSpec("x", max, False)) is None
+    assert spec_problem(ModelSpec("my net_v2.1+ft", _build)) is None  # a space inside, as --models 'my net' names it
     # what worked before the checks keeps working: a docstring-less description, a set of tags, a zero lr phase
     assert spec_problem(ModelSpec("n", _build, description=None, tags=frozenset({"mlp"}))) is None
     from harness.specs import Recipe, Schedule
