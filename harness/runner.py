@@ -496,10 +496,14 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[s
         try:
             raw = metric.compute(logits, targets)
             try:
+                if isinstance(raw, (str, bytes)):  # float("0.5") would pass a type slip unnoticed
+                    raise TypeError
                 value = float(raw)
             except (TypeError, ValueError):
                 raise TypeError(f"compute returned {squeeze(repr(raw), 60)}, expected a number") from None
-            values[metric.name] = value if math.isfinite(value) else None
+            if not math.isfinite(value):
+                raise ValueError(f"compute returned {value}")
+            values[metric.name] = value
         except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
             said = (metric.name, one_line(exc))
             if said not in _METRIC_FAILURES_SAID:

@@ -248,9 +248,13 @@ def test_a_metric_that_returns_no_number_says_what_it_returned(caplog):
 
     logits, targets = torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64)
     metrics = [MetricSpec("none-metric", lambda lo, ta: None), MetricSpec("list-metric", lambda lo, ta: [1, 2]),
-               MetricSpec("tensor-metric", lambda lo, ta: torch.tensor(0.5))]
+               MetricSpec("tensor-metric", lambda lo, ta: torch.tensor(0.5)),
+               MetricSpec("text-metric", lambda lo, ta: "0.5"), MetricSpec("nan-metric", lambda lo, ta: float("nan"))]
     with caplog.at_level(logging.WARNING, logger="harness.runner"):
         values = compute_metrics(metrics, logits, targets)
-    assert values == {"none-metric": None, "list-metric": None, "tensor-metric": 0.5}
+    assert values == {"none-metric": None, "list-metric": None, "tensor-metric": 0.5, "text-metric": None,
+                      "nan-metric": None}
+    assert "metric text-metric failed: TypeError: compute returned '0.5', expected a number" in caplog.text
+    assert "metric nan-metric failed: ValueError: compute returned nan (its value is null" in caplog.text
     assert "metric none-metric failed: TypeError: compute returned None, expected a number" in caplog.text
     assert "metric list-metric failed: TypeError: compute returned [1, 2], expected a number" in caplog.text
