@@ -253,7 +253,10 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
         with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
             out = model(example)
     except Exception as exc:  # noqa: BLE001 - the input it was given is what the author needs to see
-        raise StageError("build", f"{name} fails on inputs of shape {tuple(example.shape)} (N, *input_shape): "
+        shape = tuple(example.shape)
+        hint = (" (these look channels-last: a dataset gives N x C x H x W)"
+                if len(shape) == 4 and shape[-1] in (1, 3) and min(shape[1:3]) > shape[-1] else "")
+        raise StageError("build", f"{name} fails on inputs of shape {shape} (N, *input_shape){hint}: "
                                   f"{one_line(exc)}") from exc
     if not torch.is_tensor(out):
         got = f"a {type(out).__name__}"

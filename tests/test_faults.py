@@ -258,3 +258,20 @@ def test_a_metric_that_returns_no_number_says_what_it_returned(caplog):
     assert "metric nan-metric failed: ValueError: compute returned nan (its value is null" in caplog.text
     assert "metric none-metric failed: TypeError: compute returned None, expected a number" in caplog.text
     assert "metric list-metric failed: TypeError: compute returned [1, 2], expected a number" in caplog.text
+
+
+def test_a_model_that_fails_on_channels_last_inputs_is_told_the_layout():
+    import torch
+
+    from harness.errors import StageError
+    from harness.runner import check_model_output
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.MaxPool2d(2), torch.nn.Flatten(1),
+                              torch.nn.LazyLinear(3))
+    with pytest.raises(StageError) as raised:  # a dataset of (N, 16, 16, 1): read as 16 channels of 16 x 1
+        check_model_output("net", net, torch.rand(2, 16, 16, 1), 3)
+    assert "(2, 16, 16, 1) (N, *input_shape) (these look channels-last: a dataset gives N x C x H x W)" \
+        in str(raised.value)
+    with pytest.raises(StageError) as raised:  # channels-first and still failing: no such hint
+        check_model_output("net", torch.nn.Conv2d(3, 4, 3), torch.rand(2, 1, 16, 16), 3)
+    assert "channels-last" not in str(raised.value)
