@@ -458,8 +458,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
               "variant, and a deployment table in the reports.")
 @click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Mark which models meet this p50 latency at batch 1.")
-@click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy for the deployment table "
-              "(0.99 or 99).")
+@click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy (0.99 or 99) in the edge "
+              "question: the deployment table, the answer under the results table and --edge-gate.")
 @click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
               help="Largest accuracy loss below float32 a variant (int8, fp16...) may have in the deployment "
                    "table, in percentage points (0.5: half a point).")
@@ -502,6 +502,12 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     if edge_gate and not _asks_edge_question(options):
         raise HarnessError("--edge-gate needs an edge question to judge: --accuracy-floor, --latency-budget-ms, "
                            "--size-budget ...")
+    if edge_gate:
+        from harness.runner import edge_unmeasured
+
+        unmeasured = edge_unmeasured(options)
+        if unmeasured:  # the gate would close on every run, as if no model fitted
+            raise HarnessError(f"--edge-gate: {unmeasured}")
     if options.plugins is not None:
         for name in options.plugins:
             if name not in registry.host.plugins:
@@ -549,6 +555,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = getattr(exc, "run_folder", None)
             if folder is not None:
                 try:
+                    from harness.edge import edge_record
+
+                    folder.data["edge"] = edge_record(folder.data)  # of the jobs that finished, as the reports say
+                    folder.save()
                     write_reports(folder.path, folder.data)
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
@@ -800,6 +810,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         for name, value in edge_profile().items():
             if name not in explicit:
                 fields[name] = value
+            elif name in ("batch_sizes", "threads"):  # given ones are timed too, beside the question's batch 1, 1 thread
+                fields[name] = sorted({1, *fields[name]})
     if not values["resume"]:
         return RunOptions(**fields)
     from harness.results import RunFolder
@@ -1228,7 +1240,11 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
                     threads: list[int] | None, batch_sizes: list[int] | None, as_json: bool) -> None:
-    """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes."""
+    """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes.
+
+    Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
+    regression or a lost job or row; 2 for bad input (a folder without results.json); else 0.
+    """
     from harness.compare import compare_runs, format_comparison
     from harness.results import load_results
 

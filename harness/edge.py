@@ -576,6 +576,10 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
     return "the most threads measured for each job"
 
 
+SEE_TABLE = " (see the report's Edge deployment table for why)"
+"""Where the terminal's answer points for the reasons; the report's own header, above that table, leaves it out."""
+
+
 def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_budget_ms: float | None,
                 provider: str | None = "CPUExecutionProvider", *, size_budget_bytes: int | None = None,
                 activation_budget_bytes: int | None = None, max_drop_points: float | None = None,
@@ -626,6 +630,10 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     failed = ("; not judged, failed: " + ", ".join(
         f"{job_label(r, run=several_runs)}" + (f" ({r['stage']})" if r.get("stage") else "") for r in broken[:5])
         + (f" (+{len(broken) - 5} more)" if len(broken) > 5 else "")) if broken else ""
+    recorded = {job.get("id") for job in _dicts(results.get("jobs"))}
+    never = [str(i) for i in results.get("planned_jobs") or [] if i not in recorded]  # an interrupted run's
+    failed += ("; not judged, not run yet: " + ", ".join(never[:5]) + (f" (+{len(never) - 5} more)" if len(never) > 5
+                                                                      else "")) if never else ""
     only_fp32 = ""
     measured = [r for r in rows if r.get("candidates")]
     if (budget.size_bytes is not None or budget.activation_bytes is not None
@@ -655,12 +663,12 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         best = max((r["best_accuracy"] for r in rows if _number(r.get("best_accuracy")) is not None), default=None)
         untimed = " among those timed at batch 1 on 1 thread" if "no latency at batch" in notes else ""
         hint = ("; none is accurate enough" + (f": the most accurate{untimed} reaches {best:.4f}" if best is not None
-                                              else "") + " (see the report's Edge deployment table for why)")
+                                              else "") + SEE_TABLE)
     elif "no latency at batch" in notes:
         hint = ("; nothing was timed at batch 1 on 1 thread on this provider (run with --batch-sizes 1 --threads 1, "
                 "or --profile edge)")
     else:
-        hint = " (see the report's Edge deployment table for why)"
+        hint = SEE_TABLE
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
 
 
@@ -687,7 +695,8 @@ def answered(results: dict[str, Any], provider: str | None = "CPUExecutionProvid
 def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",
                 run_dir: "str | os.PathLike[str] | None" = None) -> dict[str, Any] | None:
     """The run's own edge question answered for machines (``edge`` in results.json; None when it asked
-    none): ``question``, where it was judged (batch 1, 1 thread, ``provider``), ``jobs`` judged,
+    none): ``question``, ``accuracy_floor`` as a fraction (``config`` keeps it as given: 99 or 0.99), where
+    it was judged (batch 1, 1 thread, ``provider``), ``jobs`` judged,
     ``qualifying`` (fastest first: job, model, dataset, variant, p50_ms, accuracy, bytes, path) and the
     terminal's ``answer`` line, so CI can read the choice without parsing text."""
     question = Question.from_config(results.get("config"))
@@ -695,7 +704,8 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
         return None
     rows = question.table(results, 1, 1, provider)
     return {
-        "question": question.text(), "batch_size": 1, "threads": 1, "provider": provider, "jobs": len(rows),
+        "question": question.text(), "accuracy_floor": as_fraction(question.accuracy_floor),  # config's as typed
+        "batch_size": 1, "threads": 1, "provider": provider, "jobs": len(rows),
         "qualifying": [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"),
                         "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy"),
                         "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)],

@@ -1169,10 +1169,10 @@ def header_facts(results: dict[str, Any]) -> list[str]:
     if isinstance(results.get("edge_reasked"), str):
         facts.append(f"The Edge deployment tables answer the question given to harness report; the run itself "
                      f"asked: {results['edge_reasked'] or 'nothing'}.")
-    from harness.edge import edge_answers
+    from harness.edge import SEE_TABLE, edge_answers
 
     # the answer a deployer opens the report for, at the top as well as in its section further down
-    facts += [f"{answer} (Edge deployment below)." for answer in edge_answers(results)]
+    facts += [f"{answer.replace(SEE_TABLE, '')} (Edge deployment below)." for answer in edge_answers(results)]
     runs = list(dict.fromkeys(j.get("run_id") for j in jobs if j.get("run_id")))
     if len(runs) > 1:
         differ = [key for key in ENVIRONMENT_FACTS

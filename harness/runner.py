@@ -1029,6 +1029,11 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
     if warning:
         log.warning("%s", warning)
+    from harness.edge import Question
+
+    unmeasured = edge_unmeasured(options) if Question.from_config(options.to_config()) else None
+    if unmeasured:
+        log.warning("%s: no job will answer it (add 1 to them, or use --profile edge)", unmeasured)
     # The built-in metrics (accuracy, nll, macro-f1) take part whatever --plugins selects; another plugin's
     # only when --plugins selects it, as for models and datasets. --metrics narrows them, accuracy aside.
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
@@ -1175,3 +1180,22 @@ def validate_options(options: RunOptions) -> None:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
     if options.exporter not in EXPORTERS:
         raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")
+    if options.latency.cold_runs == 0:
+        for value, flag in ((options.cold_budget_ms, "--cold-budget-ms"), (options.memory_budget_bytes, "--memory-budget")):
+            if value is not None:
+                raise HarnessError(f"{flag} judges each model's cold start, which --cold-runs 0 does not measure")
+
+
+def edge_unmeasured(options: RunOptions) -> str | None:
+    """Why the edge question (judged at batch 1 on 1 thread, on the CPU provider) cannot be answered by
+    what these options measure, or None."""
+    missing = [flag for flag, values in (("--batch-sizes", options.batch_sizes), ("--threads", options.threads))
+               if 1 not in values]
+    if missing:
+        given = " ".join(f"{flag} {','.join(map(str, getattr(options, flag[2:].replace('-', '_'))))}"
+                         for flag in missing)
+        return f"the edge question is judged at batch 1 on 1 thread, which {given} does not time"
+    if options.providers and not any(str(p).lower() in ("cpu", "cpuexecutionprovider") for p in options.providers):
+        return (f"the edge question is judged on the CPU provider, which --providers {','.join(options.providers)} "
+                f"does not time")
+    return None

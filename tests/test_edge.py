@@ -499,6 +499,44 @@ def test_a_failed_job_is_named_in_the_edge_answer_not_left_out():
     assert edge_answer(document, 0.999, None).endswith("; not judged, failed: bad (onnx-eval)")
 
 
+def test_an_interrupted_runs_answer_names_the_jobs_not_run_yet():
+    from harness.edge import edge_answer
+
+    document = copy.deepcopy(RESULTS)
+    document["planned_jobs"] = [job["id"] for job in document["jobs"]] + ["late@synthetic", "later@synthetic"]
+    answer = edge_answer(document, 0.999, None)  # "none is accurate enough" of the jobs that ran, not of the run
+    assert answer.endswith("; not judged, not run yet: late@synthetic, later@synthetic"), answer
+    assert "not run yet" not in edge_answer(copy.deepcopy(RESULTS), 0.999, None)
+
+
+def test_the_reports_header_points_to_the_edge_section_once():
+    from harness.report import header_facts
+
+    document = {**copy.deepcopy(RESULTS), "config": {"accuracy_floor": 0.9999}}  # none is accurate enough
+    (fact,) = [f for f in header_facts(document) if f.startswith("edge (")]
+    assert "none is accurate enough" in fact and fact.endswith("(Edge deployment below).")
+    assert "for why" not in fact  # the terminal's pointer to the table, beside the header's own
+
+
+def test_the_edge_profile_times_given_batch_sizes_and_threads_beside_batch_1_on_1_thread(monkeypatch):
+    from click.testing import CliRunner
+
+    import harness.runner
+    from harness.cli import main
+
+    captured = {}
+
+    def keep(registry, options, *args, **kwargs):  # the options the run would have run with
+        captured["options"] = options
+        raise SystemExit(0)
+
+    monkeypatch.setattr(harness.runner, "execute", keep)
+    CliRunner().invoke(main, ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--profile", "edge",
+                              "--threads", "2", "--batch-sizes", "32", "--accuracy-floor", "0.5", "--edge-gate"])
+    options = captured["options"]
+    assert (options.threads, options.batch_sizes) == ([1, 2], [1, 32])
+
+
 def test_edge_gate_fails_a_run_none_of_whose_jobs_answers_and_results_json_holds_the_answer(tmp_path):
     import json
 
@@ -509,10 +547,19 @@ def test_edge_gate_fails_a_run_none_of_whose_jobs_answers_and_results_json_holds
             "--cold-runs", "0", "--exporter", "torchscript", "--no-progress", "--out", str(tmp_path)]
     refused = run_cli(*args, "--edge-gate", "--run-id", "x")
     assert refused.returncode == 2 and "--edge-gate needs an edge question" in refused.stderr
+    # a gate that could never open: refused before any job, not a run that ends as if no model fitted
+    for more, said in ((["--threads", "2"], "judged at batch 1 on 1 thread, which --threads 2 does not time"),
+                       (["--batch-sizes", "8,32"], "which --batch-sizes 8,32 does not time"),
+                       (["--cold-runs", "0", "--cold-budget-ms", "20"],
+                        "--cold-budget-ms judges each model's cold start, which --cold-runs 0 does not measure")):
+        never = run_cli(*args, *more, "--edge-gate", "--accuracy-floor", "0.5", "--run-id", "x")
+        assert never.returncode == 2 and said in never.stderr and "Traceback" not in never.stderr, never.stderr
+        assert not (tmp_path / "x").exists()
     result = run_cli(*args, "--edge-gate", "--accuracy-floor", "0.999", "--run-id", "r")
     assert result.returncode == 1 and "--edge-gate: no job answers the edge question" in result.stderr
     edge = json.loads((tmp_path / "r" / "results.json").read_text())["edge"]
     assert edge["question"] == "accuracy >= 0.999" and edge["jobs"] == 1 and edge["qualifying"] == []
+    assert edge["accuracy_floor"] == 0.999
     assert edge["answer"].startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.999): no job qualifies")
     # the same run asked again with a floor it meets: the gate opens, and results.json is left as it was
     report = run_cli("report", str(tmp_path / "r"), "--accuracy-floor", "0", "--edge-gate")

@@ -22,11 +22,11 @@ def env(tmp_path):
     return offline_cli_env(tmp_path, "harness-demo-plugin", {"demo": "demo_plugin"})
 
 
-def _start(env, out, run_id, hold=None):
+def _start(env, out, run_id, hold=None, more=()):
     if hold is not None:  # the demo model's second build waits while this file exists
         hold.touch()
         env = {**env, "HARNESS_DEMO_HOLD": str(hold)}
-    return subprocess.Popen([sys.executable, "-m", "harness", *RUN_ARGS, "--out", str(out), "--run-id", run_id],
+    return subprocess.Popen([sys.executable, "-m", "harness", *RUN_ARGS, *more, "--out", str(out), "--run-id", run_id],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,7 +73,8 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
 
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     out = tmp_path / "out"
-    proc = _start(env, out, "c", hold=tmp_path / "hold")  # still running when the signal comes
+    # still running when the signal comes; asking the edge question of the jobs that finish by then
+    proc = _start(env, out, "c", hold=tmp_path / "hold", more=["--accuracy-floor", "1"])
     _wait_for_jobs(out / "c" / "results.json", 1, proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
@@ -85,6 +86,8 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     # The report can tell an interrupted run from a finished one, and name the jobs that never ran.
     assert data["interrupted"] is True
     assert len(data["planned_jobs"]) == 4 and {job["id"] for job in data["jobs"]} < set(data["planned_jobs"])
+    # its answer is in results.json, as a finished run's, and says it is of part of the run
+    assert data["edge"]["jobs"] == len(data["jobs"]) and "; not judged, not run yet: " in data["edge"]["answer"]
 
 
 def test_sigterm_exits_143_and_a_second_ctrl_c_still_gets_the_reports(env, tmp_path):
