@@ -181,7 +181,9 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     # job goes in the headers (t1 is left unsaid); jobs that differ each say theirs in the cell.
     counts = {r["threads"] for r in summary if r["threads"] is not None}
     common = counts.pop() if len(counts) == 1 else None
-    t = f" t{common}" if common not in (None, 1) else ""
+    timed = (results.get("config") or {}).get("threads")
+    several = isinstance(timed, list) and len(timed) > 1  # --threads 1,4: say which one the columns show
+    t = f" t{common}" if common is not None and (common != 1 or several) else ""
     headers = ["model", "dataset"] + (["run"] if joined else []) + [
         "status", "params", "MFLOPs", "acc", "onnx acc", "max|diff|", "onnx KiB", "act KiB",
         f"p50 ms b{small_bs}{t}", f"p99 ms b{small_bs}{t}"]

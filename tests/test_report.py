@@ -292,11 +292,16 @@ def test_the_terminal_table_names_the_thread_count_when_a_run_did_not_time_one_t
     headers, rows = report._comparison_rows({"jobs": [job("m", [2, 4]), job("n", [1, 2])]})
     cells = [dict(zip(headers, row))["p50 ms b32"] for row in rows]
     assert cells == ["0.640 t2", "0.320"]
+    # --threads 1,4 (--profile edge's 1 and all cores): the columns show the 1-thread figures, and say so
+    headers, _ = report._comparison_rows({"config": {"threads": [1, 4]}, "jobs": [job("m", [1, 4])]})
+    assert "p50 ms b1 t1" in headers
+    headers, _ = report._comparison_rows({"config": {"threads": [1]}, "jobs": [job("m", [1])]})
+    assert "p50 ms b1" in headers
 
 
 def test_throughput_columns_say_they_come_from_the_mean_latency(results):
     assert "samples/s (batch / mean)" in report.latency_table(results).headers
-    assert "samples/s b32 (batch / mean)" in report.comparison_table(results)
+    assert "samples/s b32 t1 (batch / mean)" in report.comparison_table(results)  # the fixture timed 1 and 2 threads
     latency = to_markdown(results).split("## Latency")[1].split("\n## ")[0]
     assert "| samples/s (batch / mean) |" in latency and report.LATENCY_NOTE in latency
 
