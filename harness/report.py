@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.results import atomic_write_text
-from harness.text import mflops, points, squeeze
+from harness.text import mflops, ms_text, points, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -201,13 +201,13 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
         small = r["small_bs"] == small_bs
         own = f" t{r['threads']}" if common is None and r["threads"] not in (None, 1) else ""
 
-        def cell(value: Any, spec: str) -> str:
-            return _fmt(value, spec) + (own if value is not None else "")
+        def cell(value: Any, spec: str | None = None) -> str:  # no spec: a latency
+            return (ms_text(value) if spec is None else _fmt(value, spec)) + (own if value is not None else "")
 
-        line += [cell(r["p50_small"] if small else None, ".3f"), cell(r["p99_small"] if small else None, ".3f")]
+        line += [cell(r["p50_small"] if small else None), cell(r["p99_small"] if small else None)]
         if big_bs and big_bs != small_bs:
             big = r["big_bs"] == big_bs
-            line += [cell(r["p50_big"] if big else None, ".3f"), cell(r["throughput_big"] if big else None, ",.0f")]
+            line += [cell(r["p50_big"] if big else None), cell(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
         line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
@@ -436,8 +436,8 @@ def results_table(results: dict[str, Any]) -> Table:
                 _kib(_get(job, "onnx", "activation_bytes"))]
         for provider, batch, threads in keys:
             hit = pick_latency(job, provider=provider, batch_size=batch, threads=threads)
-            row.append("-" if hit is None else f"{_fmt(_number(hit.get('p50_ms')), '.3f')} / "
-                                               f"{_fmt(_number(hit.get('p99_ms')), '.3f')}")
+            row.append("-" if hit is None else f"{ms_text(_number(hit.get('p50_ms')))} / "
+                                               f"{ms_text(_number(hit.get('p99_ms')))}")
         row += [_fmt(_number(_get(job, "train", "seconds")), ".1f"), _fmt(_get(job, "train", "epochs")),
                 _mib(_get(job, "train", "peak_memory_bytes"))]
         rows.append(row)
@@ -658,7 +658,7 @@ def mark_pareto(cands: list[dict[str, Any]], cost: str) -> None:
 
 
 def pareto_table(results: dict[str, Any]) -> Table:
-    rows = [[_text(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), _fmt(c["p50_ms"], ".3f"),
+    rows = [[_text(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), ms_text(c["p50_ms"]),
              f"b{_text(c['batch_size'], '?')} t{_text(c['threads'], '?')}", _kib(c["bytes"])]
             for c in sorted((c for c in candidates(results) if c["pareto"]),
                             key=lambda c: (str(c["dataset"]), c["p50_ms"]))]
@@ -741,7 +741,7 @@ def variants_table(results: dict[str, Any]) -> Table:
                 str(status),
                 _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"),
                 _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
-                points(drop), _fmt(p50, ".3f"),
+                points(drop), ms_text(p50),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
                 _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),

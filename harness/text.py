@@ -99,3 +99,11 @@ def size_text(n: Any) -> str:
     if n < 1024 ** 3:
         return f"{n / 1024 ** 2:.2f} MiB"
     return f"{n / 1024 ** 3:.2f} GiB"
+
+
+def ms_text(value: Any) -> str:
+    """A latency in milliseconds for a table: three decimals, or three significant digits below 0.1 ms, where
+    three decimals would leave one (0.009 for 9.34 microseconds); ``-`` for None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    return f"{value:.3f}" if abs(value) >= 0.1 or value == 0 else f"{value:#.3g}"

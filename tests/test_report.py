@@ -162,7 +162,7 @@ def test_results_table_has_every_job_and_latency_per_batch_and_threads(results):
         assert heading in table.headers
     rows = {(r[0], r[1], r[2]): dict(zip(table.headers, r)) for r in table.rows}
     mlp = rows[("mnist-mlp", "synthetic", "-")]
-    assert mlp["b1 t1 p50 / p99 ms"] == "0.017 / 0.033" and mlp["accuracy ORT"] == "0.9922"
+    assert mlp["b1 t1 p50 / p99 ms"] == "0.0173 / 0.0329" and mlp["accuracy ORT"] == "0.9922"
     failed = rows[("cnn3d-resnet", "synthetic3d", "-")]
     assert failed["status"] == "failed (export)" and failed["accuracy ORT"] == "-" and failed["ONNX KiB"] == "-"
     skipped = rows[("mnist-cnn", "synthetic3d", "-")]
@@ -287,7 +287,7 @@ def test_the_terminal_table_names_the_thread_count_when_a_run_did_not_time_one_t
     headers, rows = report._comparison_rows({"jobs": [job("m", [2])]})
     assert {"p50 ms b1 t2", "p50 ms b32 t2", "samples/s b32 t2 (batch / mean)"} <= set(headers)
     line = dict(zip(headers, rows[0]))
-    assert (line["p50 ms b1 t2"], line["p50 ms b32 t2"]) == ("0.020", "0.640")
+    assert (line["p50 ms b1 t2"], line["p50 ms b32 t2"]) == ("0.0200", "0.640")
     # jobs timed at different counts each say theirs; 1 thread is left unsaid
     headers, rows = report._comparison_rows({"jobs": [job("m", [2, 4]), job("n", [1, 2])]})
     cells = [dict(zip(headers, row))["p50 ms b32"] for row in rows]

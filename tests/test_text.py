@@ -74,3 +74,11 @@ def test_squeeze_keeps_the_reason_of_an_onnx_runtime_error_not_its_cpp_source_li
     other = "failed:/onnxruntime_src/x/y.h:46 void a::b::C(const std::unordered_map<std::string, int>&, int) Opset 30"
     assert squeeze(other) == "failed: Opset 30"
     assert squeeze("a plain message (with parentheses) stays") == "a plain message (with parentheses) stays"
+
+
+def test_ms_text_keeps_three_significant_digits_below_a_tenth_of_a_millisecond():
+    from harness.text import ms_text
+
+    # three decimals left 9.34 microseconds as 0.009: one digit, beside the edge table's 0.0093
+    assert [ms_text(v) for v in (0.00934, 0.0173, 0.02, 0.161, 12.0, 0, None)] == [
+        "0.00934", "0.0173", "0.0200", "0.161", "12.000", "0.000", "-"]
