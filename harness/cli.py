@@ -705,10 +705,16 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
     from harness.config import load_config
 
     params = {param.name: param for param in ctx.command.params}
-    for setting, value in load_config(config_file).items():
+    settings = load_config(config_file)
+    on_command_line = set(explicit)  # the file's own keys join `explicit` below: they are not the command line's
+    swept = {key for point in settings.get("sweep") or [] for key in point}
+    both = sorted(swept & {_PARAM_OF.get(setting, setting) for setting in settings if setting != "sweep"} - {"seed"})
+    if both:  # which one wins would depend on the order of the file's keys
+        raise HarnessError(f"{config_file}: {', '.join(both)} is set both as an option and in [sweep]; keep one")
+    for setting, value in settings.items():
         key = _PARAM_OF.get(setting, setting)
         if key == "sweep":
-            value = _sweep_without(value, explicit, config_file)
+            value = _sweep_without(value, on_command_line, config_file)
         param = params.get(key)
         if param is not None:  # the command line's own checks, also on a value the command line overrides
             try:

@@ -181,8 +181,10 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
     if not set(base_jobs) & set(new_jobs):
+        examples = (f" (jobs match by id, sweep point and seed included: {next(iter(base_jobs))} vs "
+                    f"{next(iter(new_jobs))})" if base_jobs and new_jobs else "")
         raise HarnessError(f"runs {base.get('run_id')} ({len(base_jobs)} job(s)) and {new.get('run_id')} "
-                           f"({len(new_jobs)} job(s)) have no job in common: nothing to compare")
+                           f"({len(new_jobs)} job(s)) have no job in common: nothing to compare{examples}")
     for job_id in [j for j in base_jobs if j not in new_jobs and base_jobs[j].get("status") == "ok"]:
         gate.missing(job_id, "job missing in new (was ok in base)")
     jobs = []

@@ -111,17 +111,29 @@ def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:
     """The cross product of a ``[sweep]`` table's lists, in a stable order."""
     if not isinstance(table, dict):
         raise HarnessError(f"{where}: [sweep] must be a table of lists")
-    keys = sorted(table)
+    named = {}
+    for key in table:  # dashes or underscores, as for the options (a build keyword cannot have a dash)
+        name = str(key).replace("-", "_")
+        if name in named:
+            raise HarnessError(f"{where}: sweep.{named[name]} and sweep.{key} are the same setting")
+        named[name] = key
+    keys = sorted(named)
     values = []
     for key in keys:
-        options = table[key]
+        options = table[named[key]]
         if not isinstance(options, list) or not options:
             raise HarnessError(f"{where}: sweep.{key} must be a non-empty list")
+        seen: list[Any] = []
         for option in options:
             if not isinstance(option, (int, float, str, bool)):
                 raise HarnessError(f"{where}: sweep.{key} values must be numbers, strings or booleans")
             if isinstance(option, float) and not math.isfinite(option):
                 raise HarnessError(f"{where}: sweep.{key} has {option}, not a finite number")
+            twice = next((s for s in seen if s == option and isinstance(s, bool) == isinstance(option, bool)), None)
+            if twice is not None:  # one training under two labels (1 and 1.0), or a point silently run once
+                raise HarnessError(f"{where}: sweep.{key} lists {option!r} twice"
+                                   + (f" (as {twice!r} too)" if repr(twice) != repr(option) else ""))
+            seen.append(option)
         values.append(options)
     size = 1
     for options in values:

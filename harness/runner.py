@@ -281,9 +281,25 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
                 if options.models is not None and options.datasets is not None:
                     skipped.append((model.name, dataset.name, f"{model.name} does not accept input {shape}"))
                 continue
-            for point in options.sweep or [{}]:
-                jobs.append(Job(model, dataset, dict(point)))
+            for point in _model_points(model, options.sweep or [{}]):
+                jobs.append(Job(model, dataset, point))
     return Plan(jobs, skipped)
+
+
+def _model_points(model: ModelSpec, sweep: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sweep points as ``model`` trains them: less the build arguments it does not take (one that takes
+    ``**kwargs`` keeps them all), each distinct point once. Else ``width = [8, 16]`` beside a model without a
+    width trained that model twice alike, under two labels."""
+    keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
+    if not keys:
+        return [dict(point) for point in sweep]
+    try:
+        takes = keyword_names(model.build)
+    except Exception:  # noqa: BLE001 - a build that cannot be imported fails its job with the reason
+        takes = None
+    unread = set() if takes is None else keys - takes
+    kept = [{k: v for k, v in point.items() if k not in unread} for point in sweep]
+    return [dict(items) for items in dict.fromkeys(tuple(point.items()) for point in kept)]
 
 
 def no_job_reason(registry: Registry, options: RunOptions, cache: DatasetCache, plan: Plan) -> str:

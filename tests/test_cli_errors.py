@@ -192,6 +192,11 @@ def test_python_dash_m_and_version():
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nseed = ["a"]', ["seed = 'a'", "whole number"]),
         ('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\noptimizer = ["adamw9"]',
          ["optimizer = 'adamw9'", "sgd, adam, adamw"]),
+        # which of the two won depended on the order of the file's keys; the warning blamed the command line
+        ('epochs = 1\n[sweep]\nepochs = [0, 1]', ["c.toml: epochs is set both as an option and in [sweep]"]),
+        ('[sweep]\nseed = [0, 0]', ["c.toml: sweep.seed lists 0 twice"]),  # ran once, silently
+        ('[sweep]\nlr = [1, 1.0]', ["sweep.lr lists 1.0 twice (as 1 too)"]),  # one training, two labels
+        ('[sweep]\nbatch-size = [8]\nbatch_size = [16]', ["sweep.batch-size and sweep.batch_size are the same"]),
     ],
 )
 def test_config_file_values_get_the_command_line_checks(tmp_path, setting, needles):
@@ -355,6 +360,20 @@ def test_a_sweep_key_counts_only_when_some_selected_build_names_it():
     check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"width": 16}])
     with pytest.raises(HarnessError, match="'widht'"):
         check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"widht": 16}])
+
+
+def test_a_sweep_key_is_dropped_from_the_jobs_of_models_that_do_not_take_it():
+    from harness.config import sweep_points
+    from harness.registry import build_registry
+    from harness.runner import DatasetCache, RunOptions, plan_jobs
+
+    sweep = sweep_points({"width": [8, 16], "batch-size": [32]})  # dashes, as the run options take them
+    options = RunOptions(models=["mnist-fast", "mnist-mlp"], datasets=["synthetic"], sweep=sweep)
+    plan = plan_jobs(build_registry(), options, DatasetCache(None, 0))
+    # mnist-mlp has no width: it trained twice alike, labelled width=8 and width=16
+    assert sorted(job.id for job in plan.jobs) == sorted(
+        ["mnist-fast@synthetic#batch_size=32,width=8", "mnist-fast@synthetic#batch_size=32,width=16",
+         "mnist-mlp@synthetic#batch_size=32"])
 
 
 def test_an_option_given_on_the_command_line_replaces_the_configs_sweep_over_it(tmp_path):

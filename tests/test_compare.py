@@ -220,8 +220,11 @@ def test_runs_with_no_job_in_common_are_an_error(threshold):
     run3d = load("base")
     run3d["run_id"] = "run3d"
     run3d["jobs"] = [{**run3d["jobs"][0], "id": "cnn3d-sequential@synthetic3d"}]
-    with pytest.raises(HarnessError, match=r"base \(3 job\(s\)\) and run3d \(1 job\(s\)\) have no job in "):
+    with pytest.raises(HarnessError, match=r"base \(3 job\(s\)\) and run3d \(1 job\(s\)\) have no job in ") as raised:
         compare_runs(load("base"), run3d, threshold)
+    first = load("base")["jobs"][0]["id"]  # a sweep against a plain run: ids that differ in the seed
+    assert str(raised.value).endswith(f"(jobs match by id, sweep point and seed included: {first} vs "
+                                      f"cnn3d-sequential@synthetic3d)")
     with pytest.raises(HarnessError, match=r"\(3 job\(s\)\) and empty \(0 job\(s\)\)"):
         compare_runs(load("base"), {"run_id": "empty", "jobs": []}, threshold)
 
