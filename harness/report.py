@@ -507,6 +507,21 @@ def _mean_std(values: Sequence[float]) -> dict[str, Any]:
             "n": len(values), "min": min(values), "max": max(values)}
 
 
+SEED_GROUP_OPTIONS = ("epochs", "batch_size", "lr", "max_train_samples", "max_test_samples", "amp", "device",
+                      "compile", "cuda_graphs", "seed")
+"""Run options that change what a job trains on or how (with its model and sweep point, its recipe): the
+seeds averaged together share them. A resume with other ``--epochs`` leaves them on the jobs before it."""
+
+
+def _trained_as(job: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """The options of :data:`SEED_GROUP_OPTIONS` a job ran with (known for a failed job too), for grouping."""
+    options = job_options(job, results)
+    if not isinstance(options, dict):
+        return {}
+    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+            for k, v in options.items() if k in SEED_GROUP_OPTIONS}
+
+
 def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Sweep jobs that differ only in ``seed``, summarised as mean and standard deviation.
 
@@ -519,16 +534,25 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     accuracy (so a missing time to target means it was not reached).
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    trained: dict[tuple[Any, ...], dict[str, Any]] = {}
     for job in results.get("jobs", []):
         point = job.get("point")
         if not isinstance(point, dict) or "seed" not in point:
             continue
         rest = tuple(sorted((k, repr(v)) for k, v in point.items() if k != "seed"))
-        groups.setdefault((job.get("run_id"), job.get("model"), job.get("dataset"), rest), []).append(job)
+        how = _trained_as(job, results)  # a resume with other epochs: its seeds are not the same experiment's
+        key = (job.get("run_id"), job.get("model"), job.get("dataset"), rest, repr(sorted(how.items())))
+        groups.setdefault(key, []).append(job)
+        trained[key] = how
     summaries = []
-    for (run_id, model, dataset, _), jobs in groups.items():
+    for key, jobs in groups.items():
+        run_id, model, dataset, rest, _ = key
         if len(jobs) < 2:
             continue
+        # what sets this group apart from others of the same sweep point, said beside its settings
+        others = [trained[k] for k in groups if k[:4] == key[:4] and k != key]
+        apart = {name: value for name, value in trained[key].items()
+                 if any(other.get(name) != value for other in others)}
         ok = [j for j in jobs if j.get("status") == "ok"]
         values: dict[str, list[float]] = {key: [] for key, _, _ in SEED_MEASURES}
         for job in ok:
@@ -545,7 +569,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                     values[key].append(float(value))
         summaries.append({
             "run_id": run_id, "model": model, "dataset": dataset,
-            "settings": {k: v for k, v in (jobs[0].get("point") or {}).items() if k != "seed"},
+            "settings": {**{k: v for k, v in (jobs[0].get("point") or {}).items() if k != "seed"}, **apart},
             "seeds": [j["point"]["seed"] for j in jobs], "n": len(jobs), "n_ok": len(ok),
             "has_target": any(_number(_get(j, "train", "target_accuracy")) is not None for j in ok),
             "measures": {key: _mean_std(vals) for key, vals in values.items()},
@@ -841,8 +865,11 @@ def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
     for key in sorted(set(point) - recipe_fields - {"seed"}):  # a build argument: another model
         reasons.append(f"{key}={point[key]} (a build argument)")
     cap = config.get("max_train_samples") if isinstance(config, dict) else None
-    if cap is not None:
-        reasons.append(f"{_fmt(cap, ',')} training samples")
+    used, available = _get(job, "train", "train_samples"), _get(job, "train", "train_samples_available")
+    if cap is not None and not (isinstance(used, int) and isinstance(available, int) and used >= available):
+        # what the cap left (a cap at or above the split's size cuts nothing); an older record: the cap
+        reasons.append(f"{used:,} of {available:,} training samples" if isinstance(used, int) and isinstance(
+            available, int) else f"{_fmt(cap, ',')} training samples")
     if ref.get("dataset") is None:
         reasons.append(DATASET_NOT_RECORDED)
     elif ref.get("dataset") != job.get("dataset"):
@@ -871,8 +898,10 @@ def comparability(job: dict[str, Any], config: Any) -> list[str]:
     # the published dataset unrecorded makes a training time uncheckable; the accuracy is still the seed's
     reasons = [r for r in budget_differences(job, config) if r != DATASET_NOT_RECORDED]
     cap = config.get("max_test_samples") if isinstance(config, dict) else None
-    if cap is not None:
-        reasons.append(f"{_fmt(cap, ',')} test samples")
+    used, available = job.get("test_samples"), job.get("test_samples_available")
+    if cap is not None and not (isinstance(used, int) and isinstance(available, int) and used >= available):
+        reasons.append(f"{used:,} of {available:,} test samples" if isinstance(used, int) and isinstance(
+            available, int) else f"{_fmt(cap, ',')} test samples")
     return reasons
 
 

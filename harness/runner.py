@@ -683,6 +683,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     # the same samples and are scored on the same ones, so they differ only in training randomness
     # (initialisation, shuffling, augmentation), which is what the seeds table summarises.
     train_split, val_split = split_validation(splits, recipe, options.seed)
+    available = len(train_split[0])  # before --max-train-samples: whether the cap cut anything
     train_split = _subset(train_split, options.max_train_samples, options.seed)
     test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
     evaluate_on = val_split if val_split is not None else (test_x, test_y)
@@ -710,7 +711,8 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     # Likewise "channels_last" is what ran (2D inputs only); the request (None: automatic) is kept beside it.
     row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,
                         compile=options.compile,
-                        train_samples=len(train_split[0]), val_samples=None if val_split is None else len(val_split[0]),
+                        train_samples=len(train_split[0]), train_samples_available=available,
+                        val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on=evaluated_on)
 
     stage("evaluate")
@@ -720,6 +722,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         logits = predict(model, test_x, ctx.device)
     row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
     row["test_samples"] = len(test_x)
+    row["test_samples_available"] = len(splits.test[0])
     if options.save_weights:
         weights = Path("weights") / f"{job_file_stem(job.id)}.pt"
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,18 @@ def test_seed_summary_keeps_joined_runs_apart(results):
     assert all(g["n"] == 3 for g in groups)
 
 
+def test_seed_summary_keeps_seeds_trained_with_other_options_apart(results):
+    """A seed sweep at --epochs 1, resumed with --epochs 3 and more seeds: one row had averaged them all."""
+    jobs = [j for j in results["jobs"] if (j.get("point") or {}).get("dropout") == 0.1]
+    earlier = {**results["config"], "epochs": 1}
+    for job in jobs[:2]:
+        job["trained_with"] = earlier
+    results["config"] = {**results["config"], "epochs": 3}
+    (row,) = [s for s in seed_summary(results) if s["settings"].get("dropout") == 0.1]  # seed 2 alone: no row
+    assert (row["seeds"], row["settings"]) == ([0, 1], {"dropout": 0.1, "epochs": 1})  # said apart from seed 2's
+    assert [s["n"] for s in seed_summary(results) if s["settings"].get("dropout") == 0.05] == [3]  # untouched
+
+
 def test_markdown_shows_the_seed_summary(results):
     markdown = to_markdown(results)
     section = markdown.split("## Seeds")[1].split("\n## ")[0]
@@ -231,6 +243,17 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     assert report.reference_notes({**document, "jobs": [untimed]}) == [f"mnist-mlp@synthetic: {why}"]
     tested_on_less = {**document, "config": {**document["config"], "max_test_samples": 500}}
     assert report.reference_notes(tested_on_less)[0].endswith("synthetic, not mnist, 500 test samples")
+    # a cap at or above a split's size cut nothing: the samples used, not the cap, decide and are said
+    counted = copy.deepcopy(job)
+    counted["train"].update(train_samples=2048, train_samples_available=2048)
+    counted.update(test_samples=512, test_samples_available=512)
+    huge = {**document, "config": {**document["config"], "max_train_samples": 10_000_000, "max_test_samples": 10**7},
+            "jobs": [counted]}
+    assert report.reference_notes(huge) == ["mnist-mlp@synthetic: not comparable with the published figures: "
+                                            "1 of 20 epochs, synthetic, not mnist"]
+    counted["train"]["train_samples"], counted["test_samples"] = 256, 100
+    assert report.reference_notes(huge)[0].endswith(
+        "1 of 20 epochs, 256 of 2,048 training samples, synthetic, not mnist, 100 of 512 test samples")
     full = {**results, "config": {**results["config"], "max_train_samples": None}}  # the seed's budget
     job.update(dataset="mnist")
     job["train"]["epochs"] = 20
