@@ -335,6 +335,7 @@ class TrainResult:
     channels_last: bool = False  # whether training really ran channels-last (2D inputs only)
     warmup_steps: int = 0  # untimed steps per batch size on a copy of the model before the clock started
     warmup_seconds: float | None = None  # what they took (None: no warm-up ran)
+    batch_size: int | None = None  # what each step took: the recipe's, or all the samples when there are fewer
     # Logits of the final model on ``evaluate_on`` (the last epoch's evaluation), so a caller that
     # evaluates on the same inputs need not predict again. Not serialised.
     final_eval_logits: "torch.Tensor | None" = field(default=None, repr=False)
@@ -345,6 +346,7 @@ class TrainResult:
             "seconds": round(self.seconds, 3),
             "device": self.device,
             "recipe": recipe.to_dict(),
+            "batch_size": self.batch_size,
             "target_accuracy": recipe.target_accuracy,
             "time_to_target_s": None if self.time_to_target_s is None else round(self.time_to_target_s, 3),
             "peak_memory_bytes": self.peak_memory_bytes,
@@ -436,6 +438,9 @@ def _train(
     if n == 0:
         raise StageError("train", "the training split is empty")
     batch_size = min(recipe.batch_size, n)
+    if batch_size < recipe.batch_size:
+        log.info("%s: batch size %d is more than the %d training samples: each step trains on all of them "
+                 "(train.batch_size says so)", options.label, recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     amp = resolve_amp(options.amp, device)
     global _warned_bf16
@@ -497,7 +502,7 @@ def _train(
     # The evaluation inputs go to the device once, not in slices after every epoch (on a GPU each
     # slice from pageable host memory is a synchronous copy).
     eval_x = None if evaluate_on is None else evaluate_on[0].to(device, non_blocking=True)
-    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=amp,
+    result = TrainResult(epochs=recipe.epochs, seconds=0.0, device=device, amp=amp, batch_size=batch_size,
                          channels_last=channels_last, warmup_steps=warmup_steps if warmup_seconds is not None else 0,
                          warmup_seconds=warmup_seconds)
     train_seconds = 0.0

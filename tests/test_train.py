@@ -62,6 +62,14 @@ def test_training_learns_and_time_to_target_is_recorded():
     assert result.time_to_target_s is not None and 0 < result.time_to_target_s <= result.seconds
 
 
+def test_a_batch_larger_than_the_training_set_is_recorded_as_the_batch_each_step_took():
+    recipe = Recipe(optimizer="sgd", lr=0.1, batch_size=100_000, epochs=1)
+    result = train_model(_model(), _data(96), recipe, TrainOptions(), evaluate_on=_data(32, 1))
+    record = result.to_dict(recipe)
+    assert (record["batch_size"], record["recipe"]["batch_size"]) == (96, 100_000)  # asked for, and what ran
+    assert train_model(_model(), _data(96), Recipe(batch_size=32, epochs=1), TrainOptions()).batch_size == 32
+
+
 def test_unreached_target_stays_null():
     recipe = Recipe(optimizer="sgd", lr=1e-6, batch_size=64, epochs=1, target_accuracy=0.999)
     result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(128, 1))
