@@ -40,7 +40,9 @@ class CommaList(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> list[Any]:
         if isinstance(value, list):  # from a config file: each item checked like a typed one
             items = [str(v).strip() for v in value]
-            if not items or not all(items):
+            if not items:
+                self.fail("is an empty list", param, ctx)
+            if not all(items):
                 self.fail(f"{value!r} is not a list of {self.name.lower()}", param, ctx)
         else:
             items = [v.strip() for v in str(value).split(",") if v.strip()]
@@ -521,7 +523,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
     for kind in ("models", "datasets", "metrics"):  # a typo is said before torch's second of importing
         for name in getattr(options, kind) or []:
-            registry.get(kind, name)
+            try:
+                registry.get(kind, name)
+            except HarnessError as exc:  # named as the file's setting when it came from there
+                raise HarnessError(f"{from_config[kind]}: {kind}: {exc}" if kind in from_config else str(exc)) \
+                    from None
     from harness.runner import execute
 
     executor_options = None

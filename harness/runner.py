@@ -385,7 +385,8 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
         for key, value in point.items():
             problem = _sweep_value_problem(key, value)
             if problem:
-                raise HarnessError(f"sweep value {key} = {value!r}: {problem}")
+                shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as the file spells it
+                raise HarnessError(f"sweep value {key} = {shown}: {problem}")
     keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
     from_dataset = sorted(keys & {"num_classes", "input_shape"})  # the harness passes these to every build
     if from_dataset:
@@ -1175,7 +1176,7 @@ def validate_options(options: RunOptions) -> None:
     if unknown:
         from harness.variants import VARIANTS
 
-        raise HarnessError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+        raise HarnessError(f"--variants has unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     if "slim" in options.variants and options.executor == "local":  # Ray workers have their own packages
         from harness.variants import slim_available
 

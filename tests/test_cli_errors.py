@@ -195,6 +195,10 @@ def test_python_dash_m_and_version():
         # which of the two won depended on the order of the file's keys; the warning blamed the command line
         ('epochs = 1\n[sweep]\nepochs = [0, 1]', ["c.toml: epochs is set both as an option and in [sweep]"]),
         ('[sweep]\nseed = [0, 0]', ["c.toml: sweep.seed lists 0 twice"]),  # ran once, silently
+        ("models = []", ["c.toml: models: is an empty list"]),  # not "is not a list of names"
+        ('models = ["mnist-mpl"]', ["c.toml: models: unknown model 'mnist-mpl'; did you mean: mnist-mlp"]),
+        ('variants = ["int9"]', ["c.toml: variants has unknown variant(s) int9"]),
+        ('models = ["mnist-mlp"]\n[sweep]\nlr = [true]', ["sweep value lr = true:"]),  # the file's spelling
         ('[sweep]\nlr = [1, 1.0]', ["sweep.lr lists 1.0 twice (as 1 too)"]),  # one training, two labels
         ('[sweep]\nbatch-size = [8]\nbatch_size = [16]', ["sweep.batch-size and sweep.batch_size are the same"]),
     ],
