@@ -470,15 +470,23 @@ def metrics_table(results: dict[str, Any]) -> Table | None:
     return Table(headers, rows, set(range(first, len(headers))), classes)
 
 
+BUILTIN_METRIC_SPECS = {
+    "macro-f1": {"plugin": "metrics", "higher_is_better": True, "description": "F1 score averaged over classes"},
+    "nll": {"plugin": "metrics", "higher_is_better": False, "description": "mean cross-entropy of the targets"},
+}
+"""The built-in metrics as their plugin describes them, for a results.json from before ``metric_specs``."""
+
+
 def metrics_note(results: dict[str, Any]) -> str:
     """What opens the Metrics table: each metric's description and direction, as the run recorded them
     (``metric_specs``; a results.json from before it names them only)."""
     specs = results.get("metric_specs") if isinstance(results.get("metric_specs"), dict) else {}
     said = []
     for name in extra_metric_names(results):
-        spec = specs.get(name) if isinstance(specs.get(name), dict) else {}
-        about = [str(spec["description"]).rstrip(".")] if spec.get("description") else []
-        if spec.get("higher_is_better") is False and not any("lower is better" in a for a in about):
+        spec = specs.get(name) if isinstance(specs.get(name), dict) else BUILTIN_METRIC_SPECS.get(name, {})
+        text = str(spec.get("description") or "").replace("(lower is better)", "").strip().rstrip(".").strip()
+        about = [text] if text else []  # the direction said once, as its own part, not in parentheses within
+        if spec.get("higher_is_better") is False:
             about.append("lower is better")
         plugin = spec.get("plugin")
         if plugin and plugin != "metrics":
@@ -632,8 +640,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every deployable model (each finished job's fp32 ONNX and each of its variants) with its figures.
 
-    Each is ``{"job", "label", "dataset", "kind", "accuracy", "p50_ms", "batch_size", "threads",
-    "bytes", "flops", "pareto"}``; ``flops`` is the job's per sample (a variant does the same
+    Each is ``{"job", "label", "run", "dataset", "kind", "accuracy", "p50_ms", "batch_size", "threads",
+    "bytes", "flops", "pareto"}``; ``run`` is the job's run in a joined report (else None); ``flops`` is the job's per sample (a variant does the same
     arithmetic in its own precision); ``pareto`` marks the accuracy/latency front within the dataset
     (accuracy is only comparable on one dataset). Figures that were not measured are None.
     """
@@ -644,7 +652,8 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         latency = headline_latency(job)
         found.append({
-            "job": job.get("id"), "label": job_label(job, run=joined), "dataset": job.get("dataset"), "kind": "fp32",
+            "job": job.get("id"), "label": job_label(job, run=joined), "run": job.get("run_id") if joined else None,
+            "dataset": job.get("dataset"), "kind": "fp32",
             "accuracy": accuracy_of(job), "p50_ms": _number(latency.get("p50_ms")) if latency else None,
             "batch_size": latency.get("batch_size") if latency else None,
             "threads": latency.get("threads") if latency else None, "bytes": _number(_get(job, "onnx", "bytes")),
@@ -658,7 +667,8 @@ def candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
             vlat = headline_latency(variant)
             found.append({
                 "job": job.get("id"), "label": f"{job_label(job, run=joined)} {variant.get('variant')}",
-                "dataset": job.get("dataset"), "kind": str(variant.get("variant")),
+                "run": job.get("run_id") if joined else None, "dataset": job.get("dataset"),
+                "kind": str(variant.get("variant")),
                 "accuracy": _number(_get(variant, "metrics", "accuracy")),
                 "p50_ms": _number(vlat.get("p50_ms")) if vlat else None,
                 "batch_size": vlat.get("batch_size") if vlat else None,
@@ -1421,7 +1431,7 @@ def export_notes(results: dict[str, Any]) -> list[str]:
 
 
 def _md_numbered(numbered: Sequence[tuple[int, str]] | None) -> list[str]:
-    """A crowded plot's numbered points, under its image (when there were more than the image's key shows)."""
+    """A crowded plot's numbered points, whole, under its image (its key shortens them)."""
     if not numbered:
         return []
     return ["", f"The plot's {len(numbered)} numbered points:", "", "```"] + \
@@ -1545,6 +1555,10 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         path.write_bytes(plot.png)
         links[plot.key] = f"plots/{plot.file_name}"
         written.append(path)
+    # a plot an earlier build drew and this one does not (one batch size now, or a job gone): nothing links it
+    for stale in sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").is_dir() else []:
+        if stale not in written:
+            stale.unlink()
     numbered = {plot.key: plot.numbered for plot in plots if plot.numbered}
     atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links, numbered=numbered))
     written.append(run_dir / "report.md")

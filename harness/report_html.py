@@ -15,6 +15,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
+import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +77,8 @@ class Plot:
     png: bytes | None = None
     error: str | None = None
     job: str | None = None
-    # A crowded scatter's numbered points, (number, label), when there were more than its key shows
-    # (:data:`KEY_LINES`): the reports list them under the image.
+    # A crowded scatter's numbered points, (number, label): the reports list them whole under the image
+    # (the key beside it shortens names, and holds :data:`KEY_LINES` lines at most).
     numbered: list[tuple[int, str]] = field(default_factory=list)
 
     def data_uri(self) -> str:
@@ -124,38 +127,87 @@ SERIES_LINES = ("-", "--", ":", "-.")
 
 
 def _series_styles(n: int) -> list[tuple[Any, str, str]]:
-    """A ``(colour, marker, linestyle)`` for each of ``n`` line series, no two alike.
+    """A ``(colour, marker, linestyle)`` for each of ``n`` series, no two alike.
 
-    Colours come from tab10 only (tab20's light/dark pairs of one hue are too alike to tell apart); each
-    further ten series change both the marker and the line style, so the combinations stay distinct for up
-    to 120 series (markers and line styles repeat together only every 12 tens).
+    Colours come from tab10 only (tab20's light/dark pairs of one hue are too alike to tell apart). The
+    marker and the line style change from one series to the next as well, not only after ten, so series
+    differ in shape for a reader who cannot tell the hues apart. The line style also moves on one step
+    every ten series, so the combinations stay distinct for up to 120 series.
     """
     colors = _colors(min(n, 10))
-    return [(colors[i % 10], SERIES_MARKERS[(i // 10) % len(SERIES_MARKERS)],
-             SERIES_LINES[(i // 10) % len(SERIES_LINES)]) for i in range(n)]
+    return [(colors[i % 10], SERIES_MARKERS[i % len(SERIES_MARKERS)],
+             SERIES_LINES[(i + i // 10) % len(SERIES_LINES)]) for i in range(n)]
 
 
-def _short(text: str, limit: int = 64) -> str:
-    """``text`` cut in the middle (the end holds the sweep settings that tell jobs apart)."""
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut in the middle to ``limit`` characters at most."""
     if len(text) <= limit:
         return text
     keep = limit - 1
     return text[: keep - keep // 2] + "…" + text[len(text) - keep // 2:]
 
 
+MIN_HEAD = 8  # characters of a label's run and model name kept when its sweep settings need the room
+
+
+def _settings_at(label: str) -> int:
+    """Where a job's label (``run: model [settings] variant``) starts its `` [settings]``; -1 without."""
+    start = label.find(" [")
+    return start if start > 0 and "]" in label[start:] else -1
+
+
+def _short(text: str, limit: int = 64) -> str:
+    """``text`` in ``limit`` characters; a job's label loses the middle of its run and model name before
+    any of its settings: in a sweep the settings are what tell the points apart (cut in the middle,
+    ``model [batch_size=…seed=0]`` read alike for every batch size), and one model name is shared by
+    many. Settings too long even so are cut in the middle after all."""
+    start = _settings_at(text)
+    if len(text) <= limit or start < 0:
+        return _cut(text, limit)
+    head, rest = text[:start], text[start:]
+    if limit - len(rest) >= MIN_HEAD:
+        return _cut(head, limit - len(rest)) + rest
+    return _cut(_cut(head, MIN_HEAD) + rest, limit)
+
+
+def _name(label: str, limit: int = 48) -> str:
+    """A scatter point's name: a label longer than ``limit`` on two lines, its model and its settings, each
+    cut to ``limit`` only if longer (the names are each model's best, so the model part tells them apart
+    as much as the settings do)."""
+    start = _settings_at(label)
+    if len(label) <= limit or start < 0:
+        return _cut(label, limit)
+    return _cut(label[:start], limit) + "\n" + _short(label[start + 1:], limit)
+
+
+LABELLED_DIGITS = ("1", "125", "1235", "123456789")
+"""The leading digits of the ticks labelled on a short log axis, fewest first (see :func:`_plain_log_axis`)."""
+
+
 def _plain_log_axis(ax: Any, axis: str = "x") -> None:
-    """Log-scale ticks as plain numbers (``0.05``, ``200``), minor ones labelled only when few decades show."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Log-scale ticks as plain numbers (``0.05``, ``200``), with at least two (three where there are)
+    labelled on an axis of less than about a decade and a half.
+
+    Past that the powers of ten are enough. On a shorter axis, the ticks at 2 and 5 are labelled too, and
+    more digits when that still shows fewer than three numbers (11,000 to 45,000 had only "20000"); an
+    axis too short to hold three such ticks at all gets evenly spaced ones.
+    """
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
     target = ax.xaxis if axis == "x" else ax.yaxis
     low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    if low > 0 and high / low < 30:  # label some minor ticks too, or a short range shows no number at all
-        few = high / low > 4
-        target.set_minor_formatter(FuncFormatter(
-            lambda v, _: f"{v:g}" if not few or f"{v:.0e}"[0] in "25" else ""))
-    else:
-        target.set_minor_formatter(NullFormatter())
+    target.set_minor_formatter(NullFormatter())
+    if low <= 0 or high / low >= 30:
+        return
+    ticks = [d * 10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+             for d in range(1, 10) if low <= d * 10.0 ** e <= high]
+    if len(ticks) < 3:
+        target.set_major_locator(MaxNLocator(nbins=4))
+        target.set_minor_locator(NullLocator())
+        return
+    digits = next((d for d in LABELLED_DIGITS if sum(f"{t:.0e}"[0] in d for t in ticks) >= 3), LABELLED_DIGITS[-1])
+    target.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in digits else ""))
 
 
 def _labelled(points: list[dict[str, Any]], value: str, pareto: bool) -> set[int]:
@@ -171,7 +223,7 @@ def _labelled(points: list[dict[str, Any]], value: str, pareto: bool) -> set[int
     return chosen | set(best.values())
 
 
-KEY_LINES = 40  # numbered points listed beside a crowded plot; when there are more, under it in the reports
+KEY_LINES = 40  # lines of the key beside a crowded plot; the reports list every numbered point under it
 
 
 def _point_names(points: list[dict[str, Any]], x_key: str,
@@ -184,7 +236,7 @@ def _point_names(points: list[dict[str, Any]], x_key: str,
     drawn (:func:`_draw_scatter`), a name with no room beside its point is numbered too.
     """
     labelled = _labelled(points, "accuracy", pareto)
-    names = {i: _short(points[i]["label"], 48) for i in labelled}
+    names = {i: _name(points[i]["label"]) for i in labelled}
     rest = sorted((i for i in range(len(points)) if i not in labelled),
                   key=lambda i: (points[i][x_key], -points[i]["accuracy"]))
     key = []
@@ -194,11 +246,29 @@ def _point_names(points: list[dict[str, Any]], x_key: str,
     return names, set(rest), key
 
 
+KEY_WIDTH = 48  # characters of a label on one line of the key beside a crowded plot (its column's width)
+
+
 def _key_lines(key: list[tuple[int, str]]) -> list[str]:
-    """The key drawn beside a crowded plot: :data:`KEY_LINES` numbers at most, then where the rest are."""
-    lines = [f"{number:>3}  {_short(label, 44)}" for number, label in key[:KEY_LINES]]
-    if len(key) > KEY_LINES:
-        lines.append(f"... and {len(key) - KEY_LINES} more, listed under the plot")
+    """The key drawn beside a crowded plot: :data:`KEY_LINES` lines at most, then where the rest are.
+
+    An entry keeps all its sweep settings: a label too long for a line loses the middle of its model name
+    (:func:`_short`), and one whose settings alone are too long runs on to further lines, since cut
+    there, points that differ only in a setting would read alike. The reports list every entry whole
+    under the plot.
+    """
+    lines: list[str] = []
+    for n, (number, label) in enumerate(key):
+        start = _settings_at(label)
+        if len(label) > KEY_WIDTH and start > 0 and len(label) - start + MIN_HEAD > KEY_WIDTH:
+            entry = textwrap.wrap(_cut(label[:start], MIN_HEAD) + label[start:], KEY_WIDTH,
+                                  subsequent_indent="  ", break_on_hyphens=False)
+        else:
+            entry = [_short(label, KEY_WIDTH)]
+        if len(lines) + len(entry) > KEY_LINES:
+            lines.append(f"... and {len(key) - n} more, listed under the plot")
+            break
+        lines += [f"{number:>3}  {entry[0]}"] + [f"     {more}" for more in entry[1:]]
     return lines
 
 
@@ -242,9 +312,25 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
 
     ``wide`` leaves a column beside the axes for the key (``key_ax``, else None). The layout and the legend's
     place are fixed here, so labels placed afterwards by measuring stay where they were measured.
+
+    Colour tells the points' groups apart: their dataset, and in a report that joins runs their run (a
+    candidate's ``run``), which is what such a report compares. The marker tells
+    variants apart; with no variants it is the group's too, so groups differ in more than hue.
     """
     datasets = list(dict.fromkeys(str(c["dataset"]) for c in points))
-    colors = dict(zip(datasets, _colors(len(datasets))))
+    runs = list(dict.fromkeys(c["run"] for c in points if c.get("run") is not None))
+
+    def group(c: dict[str, Any]) -> tuple[str, ...]:
+        return ((str(c.get("run")),) if len(runs) > 1 else ()) + ((str(c["dataset"]),) if len(datasets) > 1 else ())
+
+    groups = list(dict.fromkeys(group(c) for c in points))
+    styles = dict(zip(groups, _series_styles(len(groups))))
+    kinds = list(dict.fromkeys(c["kind"] for c in points))
+    plain = kinds == ["fp32"]
+
+    def marker(c: dict[str, Any]) -> str:
+        return styles[group(c)][1] if plain else variant_marker(c["kind"], kinds)
+
     key_ax = None
     if wide:  # a column beside the axes lists what the numbered points are
         fig = _figure(12.5, 5.2)
@@ -255,30 +341,31 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
     else:
         fig = _figure(9.5, 5.2)
         ax = fig.add_subplot()
-    kinds = list(dict.fromkeys(c["kind"] for c in points))
+    for g in groups if len(groups) > 1 else []:
+        ax.scatter([], [], color=styles[g][0], marker=styles[g][1] if plain else "o", label=" · ".join(g))
+    for g in groups:
+        for kind in kinds:
+            pts = [c for c in points if group(c) == g and c["kind"] == kind]
+            if pts:
+                ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, color=styles[g][0],
+                           marker=marker(pts[0]), alpha=0.85, edgecolors="white", linewidths=0.6, zorder=3)
     for dataset in datasets:
         mine = [c for c in points if str(c["dataset"]) == dataset]
-        for kind in kinds:
-            pts = [c for c in mine if c["kind"] == kind]
-            if not pts:
-                continue
-            ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, color=colors[dataset],
-                       marker=variant_marker(kind, kinds), alpha=0.85, edgecolors="white", linewidths=0.6,
-                       label=dataset if kind == kinds[0] and len(datasets) > 1 else None, zorder=3)
         if front:
             best = sorted((c for c in mine if c["pareto"]), key=lambda c: c[x_key])
-            if best:
+            if best:  # a dataset's front spans its runs: its line takes the dataset's colour, or grey
                 xs, ys = [c[x_key] for c in best], [c["accuracy"] for c in best]
-                ax.step(xs, ys, where="post", color=colors[dataset], linewidth=1.4, alpha=0.8, zorder=2)
+                color = "0.35" if len(runs) > 1 else styles[group(best[0])][0]
+                ax.step(xs, ys, where="post", color=color, linewidth=1.4, alpha=0.8, zorder=2)
                 ax.scatter(xs, ys, s=130, facecolors="none", edgecolors="black", linewidths=1.2, zorder=4,
                            label="Pareto front" if dataset == datasets[0] else None)
         else:  # connect each variant to its fp32 model
             by_job: dict[Any, list[dict[str, Any]]] = {}
-            for c in mine:
-                by_job.setdefault(c["job"], []).append(c)
-            for group in by_job.values():
-                fp32 = next((c for c in group if c["kind"] == "fp32"), None)
-                for c in group:
+            for c in mine:  # a joined report can hold one job id once per run
+                by_job.setdefault((c.get("run"), c["job"]), []).append(c)
+            for exports in by_job.values():
+                fp32 = next((c for c in exports if c["kind"] == "fp32"), None)
+                for c in exports:
                     if fp32 is not None and c is not fp32:
                         ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
                                 linewidth=0.8, zorder=1)
@@ -589,7 +676,8 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         rows = sorted((r for r in rows if (r.get("threads") or 0) == fewest), key=lambda r: r["batch_size"])
         series.append((job_label(job, dataset=len({j.get("dataset") for j in results["jobs"]}) > 1, run=joined),
                        fewest, rows))
-    if not series:
+    sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
+    if len(sizes) < 2:  # one batch size: a column of dots that says no more than the latency table
         return None
     # A legend row per series: more than about 24 rows need a taller figure to stay inside it.
     fig = _figure(13, max(4.6, 1.0 + 0.15 * len(series)))
@@ -602,14 +690,14 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         through = [(b, t) for b, t in through if t]
         if through:
             right.plot([b for b, _ in through], [t for _, t in through], **style)
-    for ax, ylabel in ((left, "p50 ms per batch"), (right, "samples per second (batch / mean latency)")):
+    for ax, ylabel in ((left, "p50 ms per batch, log scale"),
+                       (right, "samples per second (batch / mean latency), log scale")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
         ax.set_xticks(sizes, [str(b) for b in sizes])
         ax.xaxis.set_minor_formatter(NullFormatter())
         _plain_log_axis(ax, "y")
-        ax.set_xlabel("batch size")
+        ax.set_xlabel("batch size, log scale")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     left.set_title("Latency (ONNX Runtime CPU)", fontsize=11)
@@ -620,7 +708,7 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
 
 def plot_curves(job: dict[str, Any]) -> bytes | None:
     history = [r for r in _get(job, "train", "history") or [] if isinstance(r, dict) and r.get("epoch") is not None]
-    if not history:
+    if len({r["epoch"] for r in history}) < 2:  # one epoch is a dot per line: its table says it (see to_html)
         return None
     evaluated = _get(job, "train", "evaluated_on") or "eval"
     fig = _figure(6.4, 2.6, layout=None)  # fixed margins: one of these per job, and layout costs time
@@ -677,8 +765,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
             continue
         used.add(name)
         if isinstance(drawn, Drawing):
-            numbered = drawn.numbered if len(drawn.numbered) > KEY_LINES else []
-            plots.append(Plot(key, title, name, drawn.png, None, job_id, numbered))
+            plots.append(Plot(key, title, name, drawn.png, None, job_id, drawn.numbered))
         else:
             plots.append(Plot(key, title, name, drawn, None, job_id))
     return plots
@@ -698,13 +785,18 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 p { margin: 6px 0; max-width: 1100px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.95em; }
 .facts { color: var(--muted); }
+.facts a { color: var(--accent); }
+.facts a.bad { color: #a02020; font-weight: 600; }
 nav { margin: 12px 0 4px; display: flex; flex-wrap: wrap; gap: 6px 14px; }
 nav a { color: var(--accent); text-decoration: none; }
 nav a:hover { text-decoration: underline; }
-.scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; margin: 6px 0 10px; font-size: 12.5px; }
+/* A table scrolls in its own box: overflow-x alone would make that box the sticky header's container
+   without ever scrolling it, so the header would leave with the page; with a height limit it stays in view. */
+.scroll { overflow: auto; max-width: 100%; max-height: 80vh; margin: 6px 0 10px; }
+table { border-collapse: collapse; font-size: 12.5px; }
 th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: var(--head); font-weight: 600; position: sticky; top: 0; font-size: 12px; }
+th { background: var(--head); font-weight: 600; position: sticky; top: 0; z-index: 1; font-size: 12px;
+     box-shadow: 0 1px 0 var(--line); }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
@@ -724,6 +816,12 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
 details summary { cursor: pointer; color: var(--accent); font-size: 13px; }
 .plot-error { color: #a02020; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+/* A phone: the width goes to the tables and plots, not the margins; a plot opens whole from its link. */
+@media (max-width: 600px) {
+  body { padding: 14px 10px 32px; }
+  td:first-child { min-width: 96px; }
+  .card { padding: 6px 6px 2px; }
+}
 """
 
 
@@ -748,6 +846,12 @@ def html_table(table: Table, error_column: int | None = None) -> str:
 
 
 def _figure_html(plot: Plot | None, caption: str = "") -> str:
+    """A plot as a ``<figure>``: its image, the whole list of its numbered points, and ``caption``.
+
+    The image links to its PNG file in ``plots/`` (written beside report.html by
+    :func:`harness.report.write_reports`), to be opened at full size where the page shrinks it, as on a
+    phone: browsers refuse to open a ``data:`` link from a page, so the embedded copy cannot serve.
+    """
     if plot is None:
         return ""
     if plot.png is None:
@@ -755,10 +859,26 @@ def _figure_html(plot: Plot | None, caption: str = "") -> str:
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     listed = ""
     if plot.numbered:
-        listed = (f"<details><summary>The {len(plot.numbered)} numbered points</summary><pre>"
+        listed = (f"<details><summary>The {len(plot.numbered)} numbered points, in full</summary><pre>"
                   + "\n".join(f"{n:>4}  {esc(label)}" for n, label in plot.numbered) + "</pre></details>")
     # figcaption must be a figure's first or last child: the list goes between the image and it
-    return f'<figure><img alt="{esc(plot.title)}" src="{plot.data_uri()}">{listed}{cap}</figure>'
+    return (f'<figure><a href="plots/{esc(plot.file_name)}"><img alt="{esc(plot.title)}" src="{plot.data_uri()}">'
+            f"</a>{listed}{cap}</figure>")
+
+
+def _linked_facts(facts: list[str], failed: Table) -> list[str]:
+    """The header ``facts``, escaped, with the ``N failed`` and ``N skipped`` counts (when not 0) made links
+    to the section that lists those jobs, failures in the error colour: the header is where a reader learns
+    that some jobs have no figures, and a muted count in a sentence is easy to read past."""
+    out = [esc(f) for f in facts]
+    for status, attr in (("failed", ' class="bad"'), ("skipped", "")):
+        count = failed.classes.count(status)
+        for n, fact in enumerate(out if count else []):
+            out[n], found = re.subn(rf"(?<![\w.]){count} {status}\b",
+                                    f'<a{attr} href="#failed">{count} {status}</a>', fact, count=1)
+            if found:
+                break
+    return out
 
 
 def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
@@ -773,6 +893,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     sections.append(("results", "Results", html_table(results_table(results))
                      + f'<p class="note">{esc(TABLE_NOTE)}</p>'
                      + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in exported) + "</ul>" if exported else "")))
+    failed = failed_table(results)
+    if failed:  # right after the results: a reader looking for why a job has no figures finds it first
+        sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
     metrics = metrics_table(results)
     if metrics is not None:
         sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics)))
@@ -782,15 +905,17 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
                          f'<p class="note">{esc(SEEDS_NOTE)}</p>' + html_table(seeds)))
     front = pareto_table(results)
     body = _figure_html(by_key.get("accuracy_vs_latency"),
-                        "Each point is a finished job's ONNX model (variants as other markers), coloured by dataset. "
+                        "Each point is a finished job's ONNX model (variants as other markers), coloured by "
+                        f"{'run and ' if joined else ''}dataset. "
                         "Ringed points and the step line: the Pareto front per dataset. In a crowded plot the points "
-                        "without a name carry a number, listed beside it.")
+                        "without a name carry a number, listed beside it and, in full, under it.")
     body += ("<h3>Pareto front</h3>" + html_table(front)) if front else \
         '<p class="note">No finished job with both accuracy and latency.</p>'
     sections.append(("pareto", "Accuracy vs latency", body))
     if by_key.get("accuracy_vs_size"):
+        varied = any(c["kind"] != "fp32" for c in candidates(results))  # else there are no grey lines
         sections.append(("size", "Accuracy vs ONNX size", _figure_html(
-            by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export.")))
+            by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export." if varied else "")))
     if by_key.get("accuracy_vs_flops"):
         sections.append(("compute", "Accuracy vs compute", _figure_html(
             by_key["accuracy_vs_flops"], "Each finished job's fp32 export at its FLOPs per sample (one forward pass; "
@@ -818,8 +943,8 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         cards.append(f'<div class="card"><h3>{esc(title)}</h3>'
                      + (f'<p class="note">{esc(facts)}</p>' if facts else "")
                      + _figure_html(plot)
-                     + (f"<details><summary>per-epoch figures</summary>{html_table(history)}</details>"
-                        if history else "") + "</div>")
+                     + (f"<details{'' if plot else ' open'}><summary>per-epoch figures</summary>"
+                        f"{html_table(history)}</details>" if history else "") + "</div>")
     if cards:
         sections.append(("curves", "Training curves", f'<div class="grid">{"".join(cards)}</div>'))
     latency = latency_table(results)
@@ -827,8 +952,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         notes = latency_notes(results)
         body = _figure_html(by_key.get("latency_vs_batch"), "ONNX Runtime, CPU provider, fewest threads measured.")
         opened = " open" if len(latency.rows) <= 24 else ""
+        # the note explains the table's columns: it folds away with the table
         body += (f"<details{opened}><summary>every latency measurement ({len(latency.rows)} rows)</summary>"
-                 f'{html_table(latency)}</details><p class="note">{esc(LATENCY_NOTE)}</p>')
+                 f'{html_table(latency)}<p class="note">{esc(LATENCY_NOTE)}</p></details>')
         if notes:
             body += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
         sections.append(("latency", "Latency", body))
@@ -847,9 +973,6 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
         sections.append(("reference", "Published reference figures",
                          f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference)
                          + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in why) + "</ul>" if why else "")))
-    failed = failed_table(results)
-    if failed:
-        sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
     if results.get("reporter_errors"):
         sections.append(("reporter-errors", "Reporter errors",
                          "<ul>" + "".join(f"<li>{esc(e)}</li>" for e in results["reporter_errors"]) + "</ul>"))
@@ -865,7 +988,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
 
     title = f"harness run {results.get('run_id')}"
     nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in sections)
-    facts = "".join(f'<p class="facts">{esc(f)}</p>' for f in header_facts(results))
+    facts = "".join(f'<p class="facts">{f}</p>' for f in _linked_facts(header_facts(results), failed))
     main = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in sections)
     version = (results.get("environment") or {}).get("harness", "")
     return (

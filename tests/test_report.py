@@ -385,6 +385,18 @@ def test_write_reports_writes_every_file_and_links_existing_plots(results):
         assert (tmp_path / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
 
 
+def test_a_rebuild_removes_the_plots_it_no_longer_draws(results, tmp_path):
+    from harness.report import write_reports
+
+    write_reports(tmp_path, results)
+    assert (tmp_path / "plots" / "latency_vs_batch.png").is_file()
+    for job in results["jobs"]:  # batch 1 only now: no latency-per-batch figure to draw
+        job["latency"] = [r for r in job.get("latency") or [] if r.get("batch_size") == 1]
+    written = write_reports(tmp_path, results)
+    assert not (tmp_path / "plots" / "latency_vs_batch.png").exists()
+    assert sorted((tmp_path / "plots").glob("*.png")) == sorted(p for p in written if p.parent.name == "plots")
+
+
 def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     rows = list(csv.DictReader(io.StringIO(to_csv(results))))
     expected = sum(max(1, len(j.get("latency") or [])) for j in results["jobs"]) + sum(
@@ -672,6 +684,9 @@ def test_the_metrics_note_says_what_each_computed_metric_is_and_its_direction(re
                                      "error-rate (1 - accuracy; lower is better; plugin stripes).")
     del results["metric_specs"]  # a results.json from before they were recorded: the names only
     assert metrics_note(results).endswith("as accuracy: error-rate.")
+    job["metrics"]["nll"] = 0.3  # ... but the built-in ones are known
+    assert metrics_note(results).endswith("as accuracy: error-rate, nll (mean cross-entropy of the targets; "
+                                          "lower is better).")
 
 
 def test_runs_that_share_a_run_id_are_told_apart_by_their_folders(results, tmp_path):

@@ -29,7 +29,11 @@ def test_page_has_a_row_per_job_with_its_figures(page):
     assert len(rows) == len(results["jobs"])
     first = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
     assert first[:2] == ["mnist-mlp", "synthetic"]
-    assert "0.9922" in first and "930.4" in first and "0.017 / 0.033" in first and "235,146" in first
+    assert "0.9922" in first and "930.4" in first and "235,146" in first
+    from harness.report import results_table
+
+    # every cell as the table shared with report.md has it (its number formats are report.py's to test)
+    assert first == [html.escape(cell, quote=True) for cell in results_table(results).rows[0]]
     assert '<tr class="failed"><td>cnn3d-resnet</td>' in body and '<tr class="skipped"><td>mnist-cnn</td>' in body
 
 
@@ -206,8 +210,9 @@ def test_a_key_longer_than_the_plot_shows_is_listed_under_the_plot_in_both_repor
     assert f"The plot's {len(drawn.numbered)} numbered points:" in markdown
     assert f"{last_number:>4}  {last_label}" in markdown
     assert f"The {len(drawn.numbered)} numbered points" in page and f"{last_number:>4}  {last_label}" in page
-    # A key the image holds whole is not repeated.
-    assert markdown.count("numbered points:") == 1 and page.count("numbered points</summary>") == 1
+    # A key the image holds is listed in full too: the image shortens names.
+    assert f"The plot's {len(small.numbered)} numbered points:" in markdown
+    assert markdown.count("numbered points:") == 2 and page.count("numbered points, in full</summary>") == 2
 
 
 def test_a_crowded_plot_is_drawn_wider_with_its_key():
@@ -396,3 +401,229 @@ def test_a_run_loads_the_report_modules_up_front_and_the_page_is_never_skipped_q
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
     assert "except ImportError" not in inspect.getsource(report._write_reports)
+
+
+
+# -- the review of the page (findings A1-A10) ----------------------------------------------------------------
+
+
+def _section_ids(page: str) -> list[str]:
+    return re.findall(r'<section id="([^"]+)">', page)
+
+
+def _css_rule(selector: str) -> str:
+    from harness.report_html import CSS
+
+    return re.search(rf"^{re.escape(selector)} \{{([^}}]*)\}}", CSS, re.MULTILINE).group(1)
+
+
+def test_a_table_header_sticks_inside_a_box_that_scrolls_up_and_down():
+    # overflow-x alone made the box the sticky header's container without ever scrolling it: the header
+    # left the screen with the page.
+    box, header = _css_rule(".scroll"), _css_rule("th")
+    assert "overflow: auto" in box and "max-height:" in box
+    assert "position: sticky" in header and "top: 0" in header
+
+
+def test_a_long_table_keeps_its_header_in_view_in_chromium(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from screenshot_report import find_chromium
+    finally:
+        sys.path.pop(0)
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium here (apt-get install chromium) to scroll a table")
+    from harness.report import Table
+    from harness.report_html import CSS, html_table
+
+    table = html_table(Table(["model", "p50 ms"], [[f"m{i}", f"{i}.0"] for i in range(200)], {1}))
+    # The probe scrolls the table's box to row 150 and says where the header and that row are.
+    probe = ("<script>const box = document.querySelector('.scroll'); const rows = box.querySelectorAll('tbody tr');"
+             "box.scrollTop = rows[150].offsetTop; const p = document.createElement('pre'); p.id = 'probe';"
+             "p.textContent = [box.scrollTop, box.getBoundingClientRect().top, box.getBoundingClientRect().height,"
+             "box.querySelector('th').getBoundingClientRect().top, innerHeight].join(' ');"
+             "document.body.appendChild(p);</script>")
+    page = tmp_path / "table.html"
+    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table}{probe}</body></html>")
+    out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                          "--window-size=1000,800", "--dump-dom", page.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    probed = re.search(r'<pre id="probe">([^<]*)', out).group(1)
+    scrolled, box_top, box_height, header_top, view = map(float, probed.split())
+    assert scrolled > 1000 and box_height <= view  # the box scrolled, and fits the window
+    assert abs(header_top - box_top) < 1  # and its header stayed at its top
+
+
+def test_failed_jobs_come_right_after_the_results_and_the_header_links_them(page):
+    assert _section_ids(page)[:2] == ["results", "failed"]
+    header = page.split("<nav>")[0]
+    assert '<a class="bad" href="#failed">2 failed</a>' in header and '<a href="#failed">1 skipped</a>' in header
+    assert "color: #a02020" in _css_rule(".facts a.bad")
+    assert 'href="#failed">0' not in header  # a count of none links nowhere
+
+
+def test_a_header_with_no_failures_has_no_link():
+    from harness.report import Table
+    from harness.report_html import _linked_facts
+
+    facts = ["3 job(s): 3 ok, 0 failed, 0 skipped.", "Data: 10 failed attempts & more."]
+    assert _linked_facts(facts, Table([], [])) == ["3 job(s): 3 ok, 0 failed, 0 skipped.",
+                                                   "Data: 10 failed attempts &amp; more."]
+    assert _linked_facts(["4 job(s): 1 ok, 1 failed, 2 skipped.", "1 failed"],
+                         Table(["status"], [["failed"]], classes=["failed"])) == \
+        ['4 job(s): 1 ok, <a class="bad" href="#failed">1 failed</a>, 2 skipped.', "1 failed"]
+
+
+def _grid_labels(model: str = "mnist-mlp") -> list[str]:
+    return [f"{model} [batch_size={b}, dropout={d}, seed={s}]"
+            for b in (16, 32, 64, 128) for d in (0.01, 0.05, 0.1) for s in (0, 1, 2)]
+
+
+@pytest.mark.parametrize("model", ["mnist-mlp", "mnist-ultralight-cnn", "run-2026-eager: mnist-ultralight-cnn"])
+def test_the_key_beside_a_crowded_plot_keeps_every_sweep_setting(model):
+    # Cut in the middle at 44 characters, 'mnist-mlp [batch_size=…dropout=0.05, seed=0]' read the same for
+    # every batch size.
+    from harness.report_html import KEY_LINES, _key_lines
+
+    labels = _grid_labels(model)
+    lines = _key_lines(list(enumerate(labels, 1)))
+    assert len(lines) <= KEY_LINES + 1
+    entries, shown = [], 0
+    for line in lines:
+        if line.startswith("... and "):
+            assert line == f"... and {len(labels) - shown} more, listed under the plot"
+        elif line[:3].strip():
+            entries.append(line[5:])
+            shown += 1
+        else:
+            entries[-1] += " " + line.strip()
+    assert len(set(entries)) == len(entries) == shown > 0
+    for entry, label in zip(entries, labels):
+        assert label[label.index(" ["):] in entry.replace("  ", " ")
+
+
+def test_a_long_name_on_a_scatter_keeps_its_settings():
+    from harness.report_html import _name, _short
+
+    label = "mnist-ultralight-cnn [batch_size=64, dropout=0.01, seed=1]"
+    assert _name(label) == "mnist-ultralight-cnn\n[batch_size=64, dropout=0.01, seed=1]"
+    assert _short(label, 48) == "mnist…-cnn [batch_size=64, dropout=0.01, seed=1]"
+    assert _short(label + " int8-dynamic", 60).endswith("[batch_size=64, dropout=0.01, seed=1] int8-dynamic")
+    assert _short("x" * 70, 10) == "xxxxx…xxxx" and _name("short [a=1]") == "short [a=1]"
+
+
+def test_every_numbered_plot_lists_its_points_in_full_under_it(tmp_path, monkeypatch):
+    from harness import report_html
+
+    drawn = report_html._scatter(_sweep_points(12), "p50_ms", "p50", "t", front=True)
+    assert 0 < len(drawn.numbered) <= report_html.KEY_LINES
+    monkeypatch.setattr(report_html, "plot_accuracy_vs_latency", lambda results: drawn)
+    results = load_report_run()
+    for job in results["jobs"]:
+        job["train"] = None
+    plots = report_html.render_plots(results)
+    assert next(p for p in plots if p.key == "accuracy_vs_latency").numbered == drawn.numbered
+    page = report_html.to_html(results, plots)
+    assert f"The {len(drawn.numbered)} numbered points, in full</summary>" in page
+
+
+def _joined_run() -> dict:
+    results = load_report_run()
+    jobs = [j for j in results["jobs"] if j.get("status") == "ok" and j["dataset"] == "synthetic"][:3]
+    # no variants: the marker, which tells them apart, is the run's then
+    results["jobs"] = [{**j, "run_id": run, "variants": []} for run in ("fast-eager", "fast-graphs") for j in jobs]
+    return results
+
+
+def test_a_joined_report_colours_and_marks_each_point_by_its_run(monkeypatch):
+    from harness.report import candidates
+    from harness.report_html import plot_accuracy_vs_latency, plot_accuracy_vs_size
+
+    results = _joined_run()
+    assert {c["run"] for c in candidates(results)} == {"fast-eager", "fast-graphs"}
+    assert {c["run"] for c in candidates(load_report_run())} == {None}
+    for plot in (plot_accuracy_vs_latency, plot_accuracy_vs_size):
+        _, figures = _drawn(monkeypatch, lambda: plot(results))  # noqa: B023 - called at once
+        ax = figures[-1].axes[0]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert {"fast-eager", "fast-graphs"} <= set(legend)
+        drawn = [c for c in ax.collections if len(c.get_offsets()) and c.get_facecolors().any()
+                 and c.get_facecolors()[0][3] > 0]
+        assert len(drawn) == 2 and sum(len(c.get_offsets()) for c in drawn) == 6  # a group of 3 per run
+        colours = {tuple(c.get_facecolors()[0][:3]) for c in drawn}
+        shapes = {c.get_paths()[0].vertices.tobytes() for c in drawn}
+        assert len(colours) == 2 and len(shapes) == 2
+
+
+def test_neighbouring_series_differ_in_marker_and_line_style_not_only_hue():
+    from harness.report_html import _series_styles
+
+    styles = _series_styles(6)
+    assert len({marker for _, marker, _ in styles}) == 6
+    assert len({line for _, _, line in styles[:4]}) == 4
+
+
+@pytest.mark.parametrize("low, high", [(11000, 45000), (5100, 7900), (11000, 19000), (0.05, 1), (0.3, 2)])
+def test_a_short_log_axis_labels_at_least_three_ticks(low, high):
+    from harness.report_html import _figure, _plain_log_axis
+
+    fig = _figure(4, 4)
+    ax = fig.add_subplot()
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    _plain_log_axis(ax, "y")
+    fig.draw_without_rendering()
+    shown = [t.get_text() for t in ax.yaxis.get_ticklabels(which="both")
+             if t.get_text() and low <= t.get_position()[1] <= high]
+    assert len(shown) >= 3, shown  # 11,000 to 45,000 had one label, "20000"
+    assert all(float(text) > 0 for text in shown)
+
+
+def test_the_latency_figure_says_its_axes_are_logarithmic(monkeypatch):
+    from harness.report_html import plot_latency_vs_batch
+
+    _, figures = _drawn(monkeypatch, lambda: plot_latency_vs_batch(_latency_run(3)))
+    for ax in figures[0].axes:
+        assert ax.get_ylabel().endswith(", log scale") and ax.get_xlabel() == "batch size, log scale"
+
+
+def test_no_figure_is_drawn_that_would_hold_one_value_per_line():
+    from harness.report_html import plot_curves, plot_latency_vs_batch, to_html
+
+    one_batch = _latency_run(3)
+    for job in one_batch["jobs"]:
+        job["latency"] = [r for r in job["latency"] if r["batch_size"] == 1]
+    assert plot_latency_vs_batch(one_batch) is None
+    results = load_report_run()
+    job = next(j for j in results["jobs"] if (j.get("train") or {}).get("history"))
+    job["train"]["history"] = job["train"]["history"][:1]
+    assert plot_curves(job) is None
+    # the card shows its one epoch's figures open instead
+    results["jobs"] = [job]
+    card = to_html(results).split('<section id="curves">')[1].split("</section>")[0]
+    assert "<details open><summary>per-epoch figures</summary>" in card and "<img" not in card
+
+
+def test_each_plot_links_to_its_png_and_a_phone_gets_the_width(page):
+    folder, _ = rendered_report_run()
+    linked = re.findall(r'<a href="(plots/[^"]+\.png)"><img ', page)
+    assert len(linked) == len(re.findall(r"<img ", page)) > 0
+    assert all((folder / href).is_file() for href in linked)
+    from harness.report_html import CSS
+
+    phone = CSS.split("@media (max-width: 600px) {")[1]
+    assert re.search(r"body \{ padding: \d+px \d+px", phone) and "td:first-child { min-width: 96px; }" in phone
+
+
+def test_captions_and_notes_say_only_what_the_reader_can_see():
+    from harness.report_html import to_html
+
+    results = load_report_run()
+    for job in results["jobs"]:
+        job["variants"] = []
+    page = to_html(results)
+    assert "Grey lines join" not in page.split('<section id="size">')[1].split("</section>")[0]
+    # the long latency table folds away with the note that explains its columns
+    latency = page.split('<section id="latency">')[1].split("</section>")[0]
+    assert "throughput at the mean latency" in latency.split("<details")[1].split("</details>")[0]
