@@ -89,6 +89,11 @@ def _fmt(value: Any, spec: str = "") -> str:
         return str(value)
 
 
+def _times(ratio: float | None) -> str:
+    """A ratio as ``0.26x`` (``-`` for None), as the table's other ratios read."""
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _text(value: Any, missing: str = "-") -> str:
     """``value`` as display text; ``missing`` where it is null or absent (never the word ``None``)."""
     return missing if value is None else str(value)
@@ -164,11 +169,29 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     note = shortened_note(results)
     if note:
         lines.append(note)
+    elsewhere = _only_in_the_reports(results)
+    if elsewhere:
+        lines.append(elsewhere)
     if width:  # wrapped to the terminal, as the table is fitted to it (never narrower than 60)
         import textwrap
 
         lines = ["\n".join(textwrap.wrap(line, max(width, 60), subsequent_indent="  ")) for line in lines]
     return "\n".join([text, *lines])
+
+
+def _only_in_the_reports(results: dict[str, Any]) -> str | None:
+    """A line under the terminal's table naming what a run measured that only the reports show (the seeds'
+    mean and spread, the variants), or None: the table has one row per job and fp32 exports only."""
+    parts = []
+    groups = seed_summary(results)
+    if groups:
+        parts.append(f"Seeds (mean ± std over {len(groups)} group(s) of seeds)")
+    kinds = list(dict.fromkeys(str(v.get("variant")) for job in results.get("jobs", [])
+                               for v in job.get("variants") or [] if isinstance(v, dict)
+                               and v.get("variant") not in (None, "fp32")))
+    if kinds:
+        parts.append(f"Variants ({', '.join(kinds)})")
+    return f"in report.md and report.html: {'; '.join(parts)}" if parts else None
 
 
 def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -773,12 +796,12 @@ def variants_table(results: dict[str, Any]) -> Table:
             rows.append([
                 job_label(job, run=is_joined(results)), _text(job.get("dataset")), _text(v.get("variant")),
                 str(status),
-                _kib(size), _fmt(size / base_bytes if size and base_bytes else None, ".2f"),
+                _kib(size), _times(size / base_bytes if size and base_bytes else None),
                 _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
                 points(drop), ms_text(p50),
                 "-" if lat is None else f"{provider_short(lat.get('provider'))} "
                                         f"b{_text(lat.get('batch_size'), '?')} t{_text(lat.get('threads'), '?')}",
-                _fmt(speedup, ".2f") + (" (unstable)" if unstable and speedup is not None else ""),
+                _times(speedup) + (" (unstable)" if unstable and speedup is not None else ""),
                 _fmt(_number(_get(v, "cold_start", "ms")), ".1f"), _kib(_get(v, "cold_start", "rss_bytes"), 0),  # whole KiB
                 squeeze("; ".join(notes)) or "-",
             ])

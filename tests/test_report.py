@@ -88,6 +88,13 @@ def test_seed_summary_keeps_seeds_trained_with_other_options_apart(results):
     assert [s["n"] for s in seed_summary(results) if s["settings"].get("dropout") == 0.05] == [3]  # untouched
 
 
+def test_the_terminal_table_says_what_only_the_reports_show(results):
+    last = report.comparison_table(results).splitlines()[-1]
+    assert last.startswith("in report.md and report.html: Seeds (mean ± std over 2 group(s) of seeds); Variants (")
+    plain = {**results, "jobs": [{**j, "variants": [], "point": None} for j in results["jobs"]]}
+    assert "in report.md and report.html" not in report.comparison_table(plain)
+
+
 def test_markdown_shows_the_seed_summary(results):
     markdown = to_markdown(results)
     section = markdown.split("## Seeds")[1].split("\n## ")[0]
@@ -236,7 +243,8 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
     assert report.reference_notes(document) == [f"mnist-mlp@synthetic: {why}"]
     reference = to_markdown(document).split("## Published reference figures")[1].split("\n## ")[0]
     assert f"- mnist-mlp@synthetic: {why}" in reference and "82." not in reference
-    terminal = report.comparison_table(document).splitlines()[-1]  # the accuracy too, where a run looks first
+    (terminal,) = [line for line in report.comparison_table(document).splitlines() if line.startswith("note: ")]
+    # the accuracy too, where a run looks first
     assert terminal.startswith("note: 1 job(s) with published figures ran differently from the published run "
                                "(1 of 20 epochs, 256 training samples, synthetic, not mnist)"), terminal
     untimed = {**job, "reference": {k: v for k, v in job["reference"].items() if k != "train_minutes"}}
@@ -593,8 +601,8 @@ def test_variants_table_reads_the_variant_stage_rows(results):
     assert set(rows) == {"int8-dynamic", "fp16", "int8-static"}
     int8 = rows["int8-dynamic"]
     assert int8["activations KiB"] == "2.0" and rows["fp16"]["activations KiB"] == "-"  # fp16: not recorded
-    assert (int8["status"], int8["size vs fp32"], int8["accuracy drop vs fp32 (points)"]) == ("ok", "0.25", "0.20")
-    assert int8["speed-up vs fp32"] == "1.43" and int8["measured at"] == "CPU b1 t1"  # the A/B figure wins
+    assert (int8["status"], int8["size vs fp32"], int8["accuracy drop vs fp32 (points)"]) == ("ok", "0.25x", "0.20")
+    assert int8["speed-up vs fp32"] == "1.43x" and int8["measured at"] == "CPU b1 t1"  # the A/B figure wins
     fp16 = rows["fp16"]
     assert fp16["p50 ms"] == "-" and "timed on GPU providers only" in fp16["note"]
     static = rows["int8-static"]
@@ -607,7 +615,7 @@ def test_an_unstable_variant_speed_up_is_the_per_round_median_and_says_so(result
     (int8,) = [v for j in results["jobs"] for v in j.get("variants") or [] if v.get("variant") == "int8-dynamic"]
     int8["vs_fp32"].update(stability="unstable", ratio_paired_median=0.8)
     rows = {r[2]: dict(zip(report.variants_table(results).headers, r)) for r in report.variants_table(results).rows}
-    assert rows["int8-dynamic"]["speed-up vs fp32"] == "1.25 (unstable)"
+    assert rows["int8-dynamic"]["speed-up vs fp32"] == "1.25x (unstable)"
 
 
 def test_deployment_table_names_each_sweep_job_and_reads_the_floor_as_a_fraction():
@@ -916,6 +924,7 @@ def test_a_published_range_reads_the_same_from_a_plugin_tuple_and_from_results_j
 def test_the_terminal_table_fits_the_width_given_and_says_what_it_left_out(results):
     def table(width=None):  # the table and its left-out line, without the note on training budgets below
         text, _, note = report.comparison_table(results, width=width).partition("\nnote: ")
+        note = note.partition("\nin report.md")[0]  # and the line naming what only the reports show
         assert note and all(len(line) <= max(width or 0, 60) for line in note.splitlines()[1:]), note
         return text
 
