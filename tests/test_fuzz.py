@@ -78,12 +78,17 @@ def test_config_validation_accepts_or_raises_harness_error_only(raw):
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["batch_size", "lr", "seed", "dropout"]),
                        st.lists(st.integers(1, 100), min_size=1, max_size=4), min_size=1, max_size=4))
-def test_sweep_grid_is_the_cross_product(table):
+def test_sweep_grid_is_the_cross_product_of_distinct_values(table):
+    repeated = [key for key, values in table.items() if len(set(values)) < len(values)]
+    if repeated:  # a value listed twice would run once silently, or twice alike under two labels
+        with pytest.raises(HarnessError, match=r"sweep\.\w+ lists \d+ twice"):
+            sweep_points(table)
+        return
     points = sweep_points(table)
     expected = 1
     for values in table.values():
         expected *= len(values)
-    assert len(points) == expected
+    assert len(points) == expected == len({tuple(sorted(p.items())) for p in points})
     assert all(set(point) == set(table) for point in points)
 
 
