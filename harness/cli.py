@@ -866,7 +866,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--batch-dim", metavar="NAME", default=None,
               help="The batch dimension, by name or as INPUT[AXIS], when it is neither named like one nor each "
                    "input's first (a time-major (seq, N, F) input: --batch-dim N); inputs without it are not "
-                   "batched.")
+                   "batched. 'none': the graph has no batch (an unbatched [3, 32, 32] image); it is timed and "
+                   "counted per call, at batch size 1.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
@@ -928,6 +929,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     counted = count_onnx_cost(model_path, marked)
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
+    elif not plan.batched and batch_sizes != [1]:
+        raise HarnessError("--batch-sizes: no input has a batch dimension"
+                           + (" (--batch-dim none)" if batch_dim else "") + ", so the graph is timed per call, "
+                           "at batch size 1")
     open_dims = ""
     unset = plan.unset(sizes)
     if unset:
@@ -966,8 +971,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
 
     facts = [f"{result['bytes']:,} bytes"]
     if counted.flops is not None:  # MFLOPs, or FLOPs for a graph too small to show in millions
-        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs per sample" if counted.flops >= 10_000
-                     else f"{counted.flops:,} FLOPs per sample")
+        per = "per sample" if plan.batched else "per call"  # an unbatched graph's call is its one sample
+        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs {per}" if counted.flops >= 10_000
+                     else f"{counted.flops:,} FLOPs {per}")
     if counted.activation_bytes is not None:
         facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}"
                      + (" with its QDQ groups fused, as ONNX Runtime runs them"

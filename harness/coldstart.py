@@ -55,13 +55,25 @@ PROBE_TIMEOUT_S = 300.0
 
 
 def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider", threads: int = 1,
-                       batch_size: int = 1, runs: int = 3, opt_level: str = "all",
+                       batch_size: int | None = None, runs: int = 3, opt_level: str = "all",
                        dims: dict[str, int] | None = None, max_time_s: float = 10.0,
-                       timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+                       timeout_s: float = PROBE_TIMEOUT_S, batch_dim: str | None = None) -> dict[str, Any]:
     """The cold start of ``path``: ``runs`` new processes, one after another, fewer once they have taken
     ``max_time_s`` together (at least one). Returns the setting, the medians (``ms``, ``session_ms``,
     ``first_call_ms``, ``runtime_ms``, ``rss_bytes``), ``runs`` and ``samples_ms`` (each process's load
-    plus first answer), or with ``error`` (and no figures) when no process got that far."""
+    plus first answer), or with ``error`` (and no figures) when no process got that far.
+
+    ``batch_size``: None for the batch the graph fixes, else 1. ``dims`` and ``batch_dim`` as for
+    ``harness bench``; a ``dims`` name no open dimension has is a ValueError, not a size left at 1."""
+    if dims or batch_dim or batch_size is None:
+        import onnx
+
+        from harness.shapes import checked_dims, graph_shapes, plan_inputs
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+        dims = checked_dims(graph, dims, batch_dim) if dims or batch_dim else dims
+        if batch_size is None:
+            batch_size = plan_inputs(graph_shapes(graph), dims).fixed_batch or 1
     record: dict[str, Any] = {"provider": provider, "threads": threads, "batch_size": batch_size,
                               "opt_level": opt_level}
     samples: list[dict[str, float]] = []

@@ -58,7 +58,20 @@ TRANSPOSABLE = {"Gemm", "FusedGemm", "FusedMatMul", "QGemm"}  # take transA / tr
 COUNTED = set(CONVOLUTIONS) | set(TRANSPOSED) | set(MATRIX_PRODUCTS)
 # Operators that do multiply-adds this module does not count: listed in ``uncounted``, never silently 0.
 NOT_COUNTED = {"Einsum", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention", "QAttention", "MatMulNBits",
-               "GroupQueryAttention", "PackedAttention", "DecoderAttention", "MatMulBnb4", "QOrderedMatMul"}
+               "GroupQueryAttention", "PackedAttention", "DecoderAttention", "MatMulBnb4", "QOrderedMatMul",
+               "DynamicQuantizeLSTM"}
+# Operators outside the standard domain known to do no multiply-adds worth counting (element-wise work,
+# normalisation, (de)quantisation, layout, pooling), as the standard ones this module leaves out. Any other
+# operator of another domain (a custom op, a contrib op not listed) is listed in ``uncounted``: its cost is
+# unknown, and a silent 0 would pass a FLOPs gate.
+FREE_ELSEWHERE = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "BiasSoftmax", "BiasDropout",
+                  "BiasSplitGelu", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+                  "SimplifiedLayerNormalization", "LayerNormalization", "EmbedLayerNormalization",
+                  "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul",
+                  "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearGlobalAveragePool",
+                  "QLinearConcat", "QLinearSoftmax", "QLinearReduceMean", "NhwcMaxPool", "ReorderInput",
+                  "ReorderOutput", "MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool", "Upsample",
+                  "Transpose", "Range"}
 DOMAINS = ("", "ai.onnx", "com.microsoft")  # not com.microsoft.nchwc: its blocked weights are padded
 # ONNX Runtime's fused operators as the standard one with the same shapes: (op, inputs kept, attributes kept)
 STANDARD_FORM = {
@@ -114,10 +127,13 @@ def count_onnx_cost(path: str | Path, dims: dict[str, int] | None = None) -> Onn
         return OnnxCost(None, error=squeeze(f"{type(exc).__name__}: {exc}", 200))
 
 
-def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None = None) -> OnnxCost:
+def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None = None,
+              batch_dim: str | None = None) -> OnnxCost:
     """FLOPs per sample and peak activation bytes of one forward pass of ``model`` (a path or a loaded
     model, which is left as it is). ``dims`` sets named open input dimensions (``{"h": 224}``); any
-    other open dimension but the batch is counted at 1 and named in ``assumed``."""
+    other open dimension but the batch is counted at 1 and named in ``assumed``. ``batch_dim`` names the
+    batch as ``harness bench --batch-dim`` does (``"N"`` for a time-major input; ``"none"``: the graph has
+    no batch, counted per call). A ``dims`` name no open dimension has, or the batch's, is a ValueError."""
     import onnx
 
     source: "str | onnx.ModelProto"  # what ONNX Runtime loads for a QDQ graph's fused form
@@ -131,6 +147,12 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
         copy = onnx.ModelProto()
         copy.CopyFrom(model)
         model = copy
+    if not model.graph.node and not model.graph.output:  # b"" parses as an empty model
+        raise ValueError(f"{source if isinstance(source, str) else 'the model'} holds no ONNX graph")
+    if dims or batch_dim:
+        from harness.shapes import checked_dims
+
+        dims = checked_dims(model.graph, dims, batch_dim)
     _drop_weight_values(model.graph)
     model = _inline_functions(model)
     batch, assumed = _fix_input_shapes(model.graph, dict(dims or {}))
@@ -163,6 +185,8 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
             uncounted.append(_label(node))
             continue
         if node.op_type not in COUNTED:
+            if node.domain not in ("", "ai.onnx") and node.op_type not in FREE_ELSEWHERE:
+                uncounted.append(f"{node.domain}.{_label(node)}")
             continue
         if node.domain not in DOMAINS:
             uncounted.append(f"{node.domain}.{_label(node)}")

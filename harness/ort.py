@@ -198,6 +198,8 @@ def input_feeds(session: "ort.InferenceSession", batch_size: int, seed: int = 0,
     if plan.fixed_batch is not None and plan.fixed_batch != batch_size:
         batched = next(name for name, axis in plan.axes.items() if axis is not None)
         raise ValueError(f"input {batched!r} has a static batch dimension {plan.fixed_batch}")
+    if not plan.batched and batch_size != 1:
+        raise ValueError(f"no input has a batch dimension (timed per call, as batch 1), so not batch {batch_size}")
     feeds = {}
     for arg in args:
         feeds[arg.name] = _random_array(rng, arg.type, plan.shape(arg.name, shapes[arg.name], batch_size, dims_by_name))

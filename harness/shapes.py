@@ -9,8 +9,10 @@ activation count (:mod:`harness.onnx_cost`) and the cold-start probe, so that th
   marked batch, an input that lacks that dimension is not batched;
 - an input whose first dimension is static is not batched while another input has an open batch (a
   bias, anchors or a config vector beside the images);
-- when no input has an open batch, the graph fixes it: the first input's static first dimension, and
-  the inputs that share it;
+- when no input has an open batch, the graph fixes it: the first input's static first dimension (of an
+  input of two or more dimensions: ``[256]`` is one sample's features), and the inputs that share it;
+  with none such, or ``dims`` marking :data:`UNBATCHED` (``--batch-dim none``), no input is batched and
+  the graph is run and counted per call;
 - every other open dimension takes its size from ``dims`` by name (``{"h": 224}``) or, unnamed, as
   ``input[axis]`` (``{"x[2]": 32}``); one given no size is 1 and reported as assumed.
 
@@ -29,6 +31,12 @@ Shape = Sequence["int | str | None"]
 
 BATCH = "batch"
 """The value that marks a ``dims`` key as the batch dimension instead of giving it a size."""
+
+NO_BATCH = "none"
+"""``--batch-dim none``: no input has a batch; the graph is timed and counted per call."""
+
+UNBATCHED = "-"
+"""The ``dims`` key that :data:`NO_BATCH` becomes (``{"-": "batch"}``), as the stages pass ``dims`` on."""
 
 
 def is_static(dim: int | str | None) -> bool:
@@ -80,6 +88,11 @@ class InputPlan:
                     out.append(f"{name}[{dim if isinstance(dim, str) and dim else i}]")
         return out
 
+    @property
+    def batched(self) -> bool:
+        """Whether any input has a batch axis (else the graph is run and counted per call)."""
+        return any(axis is not None for axis in self.axes.values())
+
     def unset(self, dims: dict[str, int]) -> list[str]:
         """The open dimensions, batch aside, that ``dims`` gives no size, as ``dims`` would name them."""
         return [key for key in self.open_keys if key not in dims]
@@ -118,6 +131,10 @@ def plan_inputs(shapes: dict[str, Shape], dims: dict[str, Any] | None = None) ->
     Of ``dims``, only a key marked as the batch (``{"N": "batch"}``) counts here."""
     marked = marked_batch(dims)
     axes: dict[str, int | None] = {}
+    if UNBATCHED in marked:  # --batch-dim none: every open dimension is one to size
+        keys = [dim_key(name, i, dim) for name, declared in shapes.items() for i, dim in enumerate(declared)
+                if not is_static(dim)]
+        return InputPlan({name: None for name in shapes}, None, list(dict.fromkeys(keys)), [])
     for name, declared in shapes.items():
         named = [i for i, dim in enumerate(declared) if is_batch_name(dim)]
         if marked:
@@ -132,10 +149,13 @@ def plan_inputs(shapes: dict[str, Shape], dims: dict[str, Any] | None = None) ->
             axes[name] = None
     fixed = None
     if not marked and all(axis is None for axis in axes.values()):
-        first = next((declared[0] for declared in shapes.values() if declared and is_static(declared[0])), None)
+        # an input of one dimension ([256] features) is a sample, not a batch of scalars
+        first = next((declared[0] for declared in shapes.values() if len(declared) > 1 and is_static(declared[0])),
+                     None)
         if first is not None:
             fixed = int(first)  # type: ignore[arg-type]
-            axes = {name: 0 if declared and declared[0] == first else None for name, declared in shapes.items()}
+            axes = {name: 0 if len(declared) > 1 and declared[0] == first else None
+                    for name, declared in shapes.items()}
     open_keys, batch_keys = [], []
     for name, declared in shapes.items():
         for i, dim in enumerate(declared):
@@ -153,12 +173,17 @@ def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
         return f"one batch dimension, not {len(marked)} ({', '.join(marked)})"
     for key in dims:
         if key in marked:
+            if key == UNBATCHED:
+                continue
             if all(axis is None for axis in plan.axes.values()):
                 names = ", ".join(plan.batch_keys + plan.open_keys) or "none"
                 return f"no open input dimension is called {key!r} to be the batch (open: {names})"
             continue
+        size = dims[key]
+        if isinstance(size, bool) or not isinstance(size, int) and not hasattr(size, "__index__") or size < 1:
+            return f"{key!r} needs a whole size of at least 1, not {size!r}"
         if key in plan.batch_keys and key not in plan.open_keys:
-            return f"{key!r} is the batch dimension: give its sizes with --batch-sizes"
+            return f"{key!r} is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"
         if key not in plan.open_keys:
             names = ", ".join(plan.open_keys) or "none"
             return f"no open input dimension is called {key!r} (open, besides the batch: {names})"
@@ -170,6 +195,8 @@ def plan_with(shapes: dict[str, Shape], dims: dict[str, Any],
     """The plan of ``shapes`` with ``batch_dim`` marked as the batch, the ``dims`` the later stages are given
     (``dims`` plus that mark), and what does not fit: ``("dims", reason)`` or ``("batch_dim", reason)``,
     else None. ``harness bench`` and ``onnx_inference_call`` check their arguments with it."""
+    if batch_dim is not None and batch_dim.strip().lower() == NO_BATCH:
+        batch_dim = UNBATCHED
     marked = {**dims, batch_dim: BATCH} if batch_dim else dict(dims)
     plan = plan_inputs(shapes, marked)
     for what, given in (("dims", dims), ("batch_dim", marked)):
@@ -177,3 +204,14 @@ def plan_with(shapes: dict[str, Shape], dims: dict[str, Any],
         if problem:
             return plan, marked, (what, problem)
     return plan, marked, None
+
+
+def checked_dims(graph: Any, dims: dict[str, Any] | None, batch_dim: str | None = None) -> dict[str, Any]:
+    """``dims`` with ``batch_dim`` marked, for the stages that take a graph's ``dims``; a ``ValueError`` saying
+    what does not fit the ONNX ``graph`` (a name no open dimension has, the batch given a size): the Python
+    API's :func:`~harness.onnx_cost.onnx_cost` and :func:`~harness.coldstart.measure_cold_start` check
+    their arguments as ``harness bench`` does, so that a typo is not counted at 1 in silence."""
+    _, marked, problem = plan_with(graph_shapes(graph), dict(dims or {}), batch_dim)
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
+    return marked

@@ -134,6 +134,21 @@ def test_bench_times_a_static_batch_by_default(tmp_path):
     assert [r["batch_size"] for r in data["latency"]] == [4] and data["activation_batch"] == 4
 
 
+def test_bench_times_an_unbatched_graph_per_call(tmp_path):
+    """A [256] input was read as a batch of 256 scalars: 1/256 of the FLOPs 'per sample', samples/s 256x;
+    an unbatched [3, 8] one is said so with --batch-dim none, and refuses batch sizes it cannot have."""
+    vector = _matmul_onnx(tmp_path / "vec.onnx", ["x"], [4])
+    data = json.loads(run_cli("bench", str(vector), "--json", *FAST, timeout=300).stdout)
+    assert data["flops"] == 32 and [r["batch_size"] for r in data["latency"]] == [1]
+    image = _matmul_onnx(tmp_path / "img.onnx", ["x"], [3, 4])
+    as_batch = json.loads(run_cli("bench", str(image), "--json", *FAST, timeout=300).stdout)
+    assert as_batch["flops"] == 32 and as_batch["latency"][0]["batch_size"] == 3  # the graph's fixed batch
+    result = run_cli("bench", str(image), "--batch-dim", "none", *FAST, timeout=300)
+    assert result.returncode == 0 and "96 FLOPs per call" in result.stdout, result.stdout + result.stderr
+    refused = run_cli("bench", str(image), "--batch-dim", "none", "--batch-sizes", "1,8")
+    assert refused.returncode == 2 and "no input has a batch dimension (--batch-dim none)" in refused.stderr
+
+
 def test_bench_on_a_folder_says_so(tmp_path):
     result = run_cli("bench", str(tmp_path))
     assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr
@@ -198,7 +213,7 @@ def test_batch_dim_names_a_batch_that_is_neither_named_so_nor_first(tmp_path, ba
 @pytest.mark.parametrize("args, needle", [
     (["--batch-dim", "M"], "--batch-dim: no open input dimension is called 'M' to be the batch (open: seq, N)"),
     (["--batch-dim", " "], "--batch-dim needs a dimension's name, or INPUT[AXIS]"),
-    (["--batch-dim", "N", "--dims", "N=4"], "--dims: 'N' is the batch dimension: give its sizes with --batch-sizes"),
+    (["--batch-dim", "N", "--dims", "N=4"], "--dims: 'N' is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"),
 ])
 def test_a_batch_dim_the_graph_lacks_is_refused_in_one_line(tmp_path, args, needle):
     path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "N", 4])
@@ -209,7 +224,7 @@ def test_a_batch_dim_the_graph_lacks_is_refused_in_one_line(tmp_path, args, need
 @pytest.mark.parametrize("dims, needle", [
     ("H=3", "--dims: no open input dimension is called 'H' (open, besides the batch: seq)"),
     ("seq=3,seq=4", "--dims gives 'seq' twice"),
-    ("batch=4", "--dims: 'batch' is the batch dimension: give its sizes with --batch-sizes"),
+    ("batch=4", "--dims: 'batch' is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"),
 ])
 def test_dims_that_match_no_open_dimension_are_refused_in_one_line(tmp_path, dims, needle):
     path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "batch", 4])

@@ -28,6 +28,13 @@ def test_a_cold_start_is_timed_in_new_processes_not_in_this_one(tmp_path, monkey
     assert (record["provider"], record["threads"], record["batch_size"]) == ("CPUExecutionProvider", 1, 4)
     assert cold_start_text(record).startswith("cold start (new process, CPU, batch 4, 1 thread): ")
     assert "median of 2" in cold_start_text(record)
+    with pytest.raises(ValueError, match="no open input dimension is called 'c'"):  # was run at 1, silently
+        measure_cold_start(path, runs=1, dims={"c": 8})
+
+
+def test_a_cold_start_takes_the_batch_the_graph_fixes(tmp_path):
+    record = measure_cold_start(relu_onnx(tmp_path / "fixed.onnx", [4, 8]), runs=1)  # failed at batch 1
+    assert "error" not in record and record["batch_size"] == 4, record
 
 
 @pytest.mark.skipif(not LINUX, reason="the peak is reset and read exactly on Linux only (macOS: ru_maxrss growth)")

@@ -125,7 +125,12 @@ def test_what_cannot_be_counted_is_named_not_guessed(tmp_path):
     model = _model([blocked, unknown, after], [x], [y], [_weight("w", (6, 5))])
     model.opset_import.extend([helper.make_opsetid("com.microsoft.nchwc", 1), helper.make_opsetid("example.custom", 1)])
     counted = onnx_cost(model)
-    assert counted.flops is None and counted.uncounted == ["com.microsoft.nchwc.Conv blocked", "MatMul after"]
+    # a custom operator's cost is unknown: named, not counted as 0 (a FLOPs gate would pass it)
+    assert counted.flops is None and counted.uncounted == ["com.microsoft.nchwc.Conv blocked",
+                                                           "example.custom.Mystery mystery", "MatMul after"]
+    (tmp_path / "empty.onnx").write_bytes(b"")  # parses as an empty model: not 0 FLOPs
+    with pytest.raises(ValueError, match="holds no ONNX graph"):
+        onnx_cost(tmp_path / "empty.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     assert counted.activation_bytes is None  # the custom operator's output has no known size
     assert count_onnx_cost(tmp_path / "bad.onnx").flops is None
@@ -384,3 +389,22 @@ def test_float16_weights_are_found_in_constant_nodes_and_subgraphs_too():
     as_float = _model([helper.make_node("Constant", [], ["w"], value=single),
                        helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y])
     assert _mostly_float16(as_initializer) and _mostly_float16(as_constant) and not _mostly_float16(as_float)
+
+
+def test_dims_are_checked_and_the_batch_can_be_named_or_absent():
+    """A time-major (seq, N, F) graph counted with dims={"seq": 20} took seq for the batch and counted
+    per 'sample' of one step, 20x low, while harness bench refused the same --dims; a typo was set to 1."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", "N", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [_weight("w", (8, 4))])
+    with pytest.raises(ValueError, match="'seq' is the batch dimension"):
+        onnx_cost(model, {"seq": 20})
+    with pytest.raises(ValueError, match="no open input dimension is called 'sqe'"):
+        onnx_cost(model, {"sqe": 20}, batch_dim="N")
+    assert onnx_cost(model, {"seq": 20}, batch_dim="N").flops == 20 * 2 * 8 * 4  # per sample of 20 steps
+    vector = helper.make_tensor_value_info("v", TensorProto.FLOAT, [256])  # one sample's features, no batch
+    flat = _model([helper.make_node("MatMul", ["v", "w"], ["y"])], [vector], [y], [_weight("w", (256, 4))])
+    assert onnx_cost(flat).flops == 2 * 256 * 4  # it was 8: 'per sample' of a batch of 256
+    image = helper.make_tensor_value_info("i", TensorProto.FLOAT, [3, 8])  # an unbatched input, first dim 3
+    fixed = _model([helper.make_node("MatMul", ["i", "w"], ["y"])], [image], [y], [_weight("w", (8, 4))])
+    assert onnx_cost(fixed).flops == 2 * 8 * 4 and onnx_cost(fixed, batch_dim="none").flops == 3 * 2 * 8 * 4

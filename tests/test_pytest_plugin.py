@@ -67,3 +67,13 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-min-rounds=3",
                                            "--benchmark-max-time=0.05")
     result.assert_outcomes(passed=12)
+
+
+def test_a_size_below_1_is_refused_when_the_call_is_made_not_when_it_is_timed():
+    from harness.shapes import plan_with
+
+    _, _, problem = plan_with({"x": ["N", "h"]}, {"h": 0})
+    assert problem == ("dims", "'h' needs a whole size of at least 1, not 0")
+    _, _, problem = plan_with({"x": ["N", "h"]}, {"h": 2.5})
+    assert problem is not None and "not 2.5" in problem[1]
+    assert plan_with({"x": ["N", "h"]}, {"h": 3})[2] is None
