@@ -537,6 +537,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         raise HarnessError("--ray-address and --jobs need --executor ray")
     tracked = []
     if values.get("track"):  # first: a bad name in $HARNESS_TRACK is this one line, not also the hook's warning
+        if TRACKERS_PLUGIN in registry.host.disabled:
+            raise HarnessError(f"--track (or $HARNESS_TRACK): the {TRACKERS_PLUGIN} plugin is disabled by "
+                               "HARNESS_DISABLE_PLUGINS")
         from harness_plugins.trackers import make_reporters
 
         tracked = make_reporters(values["track"])
@@ -686,11 +689,18 @@ def _ignore_signals(previous: dict[int, Any] | None) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+TRACKERS_PLUGIN = "trackers"
+"""The built-in plugin of the experiment trackers; ``run`` makes them itself, from ``--track``, which reads
+``$HARNESS_TRACK`` when not given: its hook (for other programs) would add the variable's on top."""
+
+
 def _reporters(registry: Any) -> list[Any]:
     from harness.manager import one_line
 
     reporters = []
     for impl in registry.host.pm.hook.harness_reporters.get_hookimpls():
+        if impl.plugin_name == TRACKERS_PLUGIN:
+            continue
         try:
             reporters.extend(impl.function() or [])
         except Exception as exc:  # noqa: BLE001

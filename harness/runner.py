@@ -268,6 +268,13 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
                               f"floating-point logits, here {expected}")
 
 
+def _keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
+    """Put the reporters' errors in the results (``reporter_errors``); whether there were any."""
+    if reporters.errors:
+        folder.data["reporter_errors"] = list(reporters.errors)
+    return bool(reporters.errors)
+
+
 def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> Plan:
     """The compatible model x dataset (x sweep point) jobs the options select."""
     models: list[ModelSpec] = registry.select("models", options.models, options.plugins)
@@ -1132,15 +1139,17 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         except KeyboardInterrupt as exc:
             progress.stop()
             folder.data["interrupted"] = True
+            # the trackers close what the interrupted jobs opened (an MLflow run marked KILLED, not left running)
+            reporter_set.call("run_ended", folder.data, folder.path)
+            _keep_reporter_errors(folder, reporter_set)
             folder.save()
             exc.run_folder = folder  # type: ignore[attr-defined]
             handed_over = keep_lock
             raise
         progress.stop()
-        if reporter_set.errors:
-            folder.data["reporter_errors"] = reporter_set.errors
-            folder.save()
         reporter_set.call("run_ended", folder.data, folder.path)
+        if _keep_reporter_errors(folder, reporter_set):  # run_ended's own too
+            folder.save()
         handed_over = keep_lock
         return folder
     finally:

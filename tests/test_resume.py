@@ -72,6 +72,10 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
 
 
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
+    from conftest import SitePackages
+
+    SitePackages(tmp_path / "site").install("harness-ending", {"ending": "ending_reporter"})  # a tracker
+    env = {**env, "ENDING_LOG": str(tmp_path / "calls.jsonl")}
     out = tmp_path / "out"
     # still running when the signal comes; asking the edge question of the jobs that finish by then
     proc = _start(env, out, "c", hold=tmp_path / "hold", more=["--accuracy-floor", "1"])
@@ -88,6 +92,12 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     assert len(data["planned_jobs"]) == 4 and {job["id"] for job in data["jobs"]} < set(data["planned_jobs"])
     # its answer is in results.json, as a finished run's, and says it is of part of the run
     assert data["edge"]["jobs"] == len(data["jobs"]) and "; not judged, not run yet: " in data["edge"]["answer"]
+    # the trackers were told the run ended (an MLflow run of the interrupted job was left RUNNING), and what
+    # failed in that is kept
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert calls == ["run_started", ["run_ended", True]]
+    assert data["reporter_errors"] == ["reporter 'ending' failed in run_ended: RuntimeError: the tracking server "
+                                       "went away"]
 
 
 def test_sigterm_exits_143_and_a_second_ctrl_c_still_gets_the_reports(env, tmp_path):

@@ -199,3 +199,38 @@ def test_a_file_store_is_told_from_a_server_or_database():
     assert all(is_file_store(u) for u in ("file:///tmp/x", "/tmp/mlruns", "mlruns", "C:\\runs", "FILE:/x"))
     assert not any(is_file_store(u) for u in ("http://mlflow:5000", "https://x", "sqlite:///db.sqlite",
                                               "databricks", "postgresql://u@h/db"))
+
+
+def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_refuses_it(tmp_path):
+    """--track tensorboard with HARNESS_TRACK=mlflow set ran both: the trackers plugin's hook read the
+    variable again beside the CLI's option."""
+    import os
+
+    from conftest import run_cli
+
+    args = ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+            "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick", "--cold-runs", "0",
+            "--no-torch-latency", "--exporter", "torchscript", "--out", str(tmp_path)]
+    env = {**os.environ, "HARNESS_TRACK": "mlflow", "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri()}
+    result = run_cli(*args, "--track", "tensorboard", "--run-id", "r", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((tmp_path / "r").rglob("events.out.tfevents.*"))  # tensorboard's, and not mlflow's:
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "r" / "mlruns").exists()
+    off = run_cli(*args, "--track", "tensorboard", "--run-id", "s", env={**env, "HARNESS_DISABLE_PLUGINS": "trackers"})
+    assert off.returncode == 2 and "the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
+
+
+def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path):
+    import json
+
+    from conftest import offline_cli_env, run_cli
+
+    env = {**offline_cli_env(tmp_path, "harness-ending", {"ending": "ending_reporter"}),
+           "ENDING_LOG": str(tmp_path / "calls.jsonl")}
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
+                     "64", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick",
+                     "--cold-runs", "0", "--no-torch-latency", "--exporter", "torchscript", "--out",
+                     str(tmp_path / "out"), "--run-id", "r", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    errors = json.loads((tmp_path / "out" / "r" / "results.json").read_text())["reporter_errors"]
+    assert errors == ["reporter 'ending' failed in run_ended: RuntimeError: the tracking server went away"]
