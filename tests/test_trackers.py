@@ -234,3 +234,20 @@ def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     errors = json.loads((tmp_path / "out" / "r" / "results.json").read_text())["reporter_errors"]
     assert errors == ["reporter 'ending' failed in run_ended: RuntimeError: the tracking server went away"]
+
+
+def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, monkeypatch):
+    """MLflow's client retried an unreachable server for about 4 minutes before the first job."""
+    import socket
+    import time
+
+    from harness_plugins.trackers.mlflow_reporter import MLflowReporter
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}/")
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}/"):
+        MLflowReporter().run_started(tmp_path, {}, {})
+    assert time.monotonic() - started < 10

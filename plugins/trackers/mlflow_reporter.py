@@ -60,6 +60,7 @@ class MLflowReporter(Reporter):
         if is_file_store(uri):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = uri
+        _check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
         name = self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "harness"
         found = self.client.get_experiment_by_name(name)
@@ -150,3 +151,21 @@ def is_file_store(uri: str) -> bool:
         return False
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
     return scheme in ("", "file") or len(scheme) == 1  # "C:\\runs" is a path
+
+
+def _check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Raise ConnectionError when an http(s) tracking server does not accept a connection within
+    ``timeout_s``: MLflow's client retries for minutes first (a run stalled some 4 minutes, printing
+    urllib3's retries), and the reporter is switched off with the reason either way."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the MLflow tracking server at {uri}: "
+                              f"{exc.strerror or exc or 'timed out'}") from None
