@@ -632,6 +632,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     except JobTimeout as exc:
         row["stage"] = row.get("stage") or stage
         row["error"] = squeeze(exc)
+        row["timed_out"] = True  # for scripts: the job was stopped, not broken
     except StageError as exc:
         row["stage"], row["error"] = exc.stage, squeeze(exc)
     except Exception as exc:  # noqa: BLE001 - contained in this job's row

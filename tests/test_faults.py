@@ -75,8 +75,8 @@ def test_job_timeout_fails_only_the_slow_job(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     jobs = {j["model"]: j for j in json.loads((tmp_path / "out" / "t" / "results.json").read_text())["jobs"]}
     assert jobs["fault-slow"]["status"] == "failed" and jobs["fault-slow"]["stage"] == "build"
-    assert "--job-timeout 20" in jobs["fault-slow"]["error"]
-    assert jobs["fault-ok"]["status"] == "ok"
+    assert "--job-timeout 20" in jobs["fault-slow"]["error"] and jobs["fault-slow"]["timed_out"] is True
+    assert jobs["fault-ok"]["status"] == "ok" and "timed_out" not in jobs["fault-ok"]
 
 
 def test_a_plugin_dataset_whose_files_are_missing_is_a_usage_error_naming_the_file(tmp_path):
