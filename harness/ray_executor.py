@@ -480,7 +480,12 @@ class RayExecutor:
                     ctx.progress.job(finished, len(jobs), job.id)
                     on_done(job, row)
         except BaseException:  # Ctrl-C (or a driver-side error): stop what is still queued or running
-            for ref in pending:
+            try:  # not the tasks that have just finished: cancelling one as it completes aborted Ray's
+                # driver once in four Ctrl-Cs (task_manager "Tried to complete task that was not pending")
+                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            except BaseException:  # noqa: BLE001 - best effort (a second Ctrl-C too): the first is re-raised below
+                done = []
+            for ref in [r for r in pending if r not in set(done)]:
                 try:
                     ray.cancel(ref, force=False)
                 except Exception as exc:  # noqa: BLE001 - best effort: the run is stopping anyway

@@ -242,6 +242,26 @@ def test_a_worker_crash_is_a_failed_row(cluster, tmp_path):
     assert row["onnx"] is None and row["latency"] == []
 
 
+def test_ctrl_c_leaves_a_task_that_has_just_finished_uncancelled(cluster, tmp_path, monkeypatch):
+    """Cancelling a task as it completed aborted Ray's driver (task_manager: "Tried to complete task that
+    was not pending") once in four Ctrl-Cs, leaving results.json empty and no resume line."""
+    import ray
+
+    cancelled, asked = [], []
+
+    def wait(refs, num_returns=1, timeout=None):
+        asked.append(timeout)
+        if len(asked) == 1:
+            raise KeyboardInterrupt  # in the loop
+        return refs[:1], refs[1:]  # the cleanup's look: the first one is done
+
+    monkeypatch.setattr(ray, "wait", wait)
+    monkeypatch.setattr(ray, "cancel", lambda ref, **kwargs: cancelled.append(ref))
+    with pytest.raises(KeyboardInterrupt):
+        execute(cluster, _options(tmp_path, "ray", ["mnist-mlp", "fault-build"]), Progress())
+    assert asked[1] == 0 and len(cancelled) == 1
+
+
 def test_ctrl_c_cancels_pending_tasks_and_reraises(cluster, tmp_path, monkeypatch):
     import ray
 
