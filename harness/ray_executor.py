@@ -195,6 +195,21 @@ class _RecordingReporters:
         self.events.append((method, list(args), kwargs))
 
 
+WARNING_EVENT = "_warning"
+"""The recorded event that carries a warning the job logged on its worker (not a reporter method)."""
+
+
+class _WarningsKept(logging.Handler):
+    """Records the job's warnings (a failing metric, an exporter's fallback) as events for the driver."""
+
+    def __init__(self, reporters: _RecordingReporters) -> None:
+        super().__init__(logging.WARNING)
+        self.reporters = reporters
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.reporters.events.append((WARNING_EVENT, [record.getMessage()], {}))
+
+
 # -- the task (runs in a Ray worker) ----------------------------------------------------------------------
 
 _REGISTRY: Any = None  # one registry per worker process: Ray reuses workers across tasks of a run
@@ -265,6 +280,13 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
         lock, isolation = _NoLock(), "none"
     gate = _BenchGate(lock)
     reporters = _RecordingReporters()
+    said = _WarningsKept(reporters)  # the driver says them: a worker's log does not reach it
+    from harness import runner
+
+    # said once per process there: a worker lives on across jobs and runs, and the driver says each once a run
+    runner._METRIC_FAILURES_SAID.clear()
+    runner._EXPORT_NOTES_SAID.clear()
+    logging.getLogger("harness").addHandler(said)
     try:
         lock.shared()
         with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
@@ -280,6 +302,7 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
                 gate.window[1] = time.time()
             files = _collect_files(Path(tmp))
     finally:
+        logging.getLogger("harness").removeHandler(said)
         lock.release()
         lock.close()
     row.update(where)
@@ -383,6 +406,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self.init_kwargs = init_kwargs
         self._started = False
+        self.warned: set[str] = set()  # the jobs' warnings said, once per run (see _collect)
 
     # -- connection ---------------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -507,6 +531,11 @@ class RayExecutor:
                        latency_isolation=None)
             return row
         for method, args, kwargs in events:  # the reporters' job_started / epoch_ended, late but complete
+            if method == WARNING_EVENT:  # said once per run, as a local run says them, not once per worker
+                if args and args[0] not in self.warned:
+                    self.warned.add(args[0])
+                    log.warning("%s", args[0])
+                continue
             ctx.reporters.call(method, *args, **kwargs)
         try:
             write_artifacts(ctx.folder.path, files)

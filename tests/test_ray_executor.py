@@ -282,3 +282,15 @@ def test_ctrl_c_cancels_pending_tasks_and_reraises(cluster, tmp_path, monkeypatc
     assert len(cancelled) == 2
     folder = info.value.run_folder
     assert json.loads(folder.results_path.read_text())["jobs"] == []
+
+
+def test_a_jobs_warnings_on_a_worker_are_said_by_the_driver_once(cluster, tmp_path, caplog):
+    """With log_to_driver off, a failing metric said nothing under Ray: its value was just null."""
+    options = _options(tmp_path, "ray", ["mnist-mlp", "fault-ok"])
+    options.metrics = ["accuracy", "fault-metric"]
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        folder = execute(cluster, options, Progress())
+    jobs = json.loads(folder.results_path.read_text())["jobs"]
+    assert len(jobs) == 2 and all(job["metrics"]["fault-metric"] is None for job in jobs)
+    said = [r.getMessage() for r in caplog.records if "metric fault-metric failed" in r.getMessage()]
+    assert len(said) == 1, said  # each worker says it once per process; the driver once per run
