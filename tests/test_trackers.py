@@ -33,7 +33,8 @@ def drive(reporter: Reporter, run_dir: Path) -> dict:
     onnx = run_dir / "onnx" / "tiny_synthetic.onnx"
     onnx.parent.mkdir(parents=True)
     onnx.write_bytes(b"not really onnx, but a file to upload" * 10)
-    reporter.run_started(run_dir, {"epochs": 2}, {"torch": "2.x", "device": "cpu"})
+    reporter.run_started(run_dir, {"epochs": 2, "max_train_samples": 512, "device": "cpu"},
+                         {"torch": "2.x", "device": "cpu"})
     reporter.job_started("tiny@synthetic", {"model": "tiny", "dataset": "synthetic", "params": 1234,
                                             "recipe": {"optimizer": "adam", "lr": 0.001, "schedule": {"kind": "step"}},
                                             "point": {"dropout": 0.1}})
@@ -135,6 +136,8 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
     assert ok.data.params["model"] == "tiny" and ok.data.params["params"] == "1234"
     assert ok.data.params["recipe.optimizer"] == "adam" and ok.data.params["recipe.schedule.kind"] == "step"
     assert ok.data.params["point.dropout"] == "0.1" and ok.data.tags["harness.run"] == "run-1"
+    # the run options that change the figures: two runs at other sample caps read apart
+    assert (ok.data.params["run.max_train_samples"], ok.data.params["run.device"]) == ("512", "cpu")
     history = client.get_metric_history(ok.info.run_id, "train_loss")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 2.0), (2, 1.0)]
     assert ok.data.metrics["test/accuracy"] == pytest.approx(0.9)

@@ -37,6 +37,12 @@ MAX_PARAM = 500
 MAX_TAG = 5000
 
 
+RUN_OPTIONS = ("seed", "max_train_samples", "max_test_samples", "device", "amp", "exporter", "compile",
+               "cuda_graphs", "variants", "batch_sizes", "threads")
+"""Run options that change a job's figures beside its recipe: params ``run.NAME`` of each job's MLflow run
+(without them two runs of one model at other sample caps or devices read alike)."""
+
+
 class MLflowReporter(Reporter):
     name = "mlflow"
 
@@ -48,6 +54,7 @@ class MLflowReporter(Reporter):
         self.runs: dict[str, str] = {}  # harness job id -> MLflow run id
         self.run_name = ""
         self.environment: dict[str, Any] = {}
+        self.options: dict[str, Any] = {}  # the run options of RUN_OPTIONS, logged as each job's params
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -67,6 +74,7 @@ class MLflowReporter(Reporter):
         self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         self.run_name = Path(run_dir).name
         self.environment = environment or {}
+        self.options = {name: (config or {}).get(name) for name in RUN_OPTIONS}
 
     def job_started(self, job_id: str, info: dict[str, Any]) -> None:
         params = {"model": info.get("model"), "dataset": info.get("dataset"), "params": info.get("params"),
@@ -133,6 +141,7 @@ class MLflowReporter(Reporter):
                 tags[f"env.{name}"] = str(self.environment[name])
         run = self.client.create_run(self.experiment_id, run_name=job_id, tags=tags)
         run_id = run.info.run_id
+        params = {**{f"run.{k}": v for k, v in self.options.items()}, **params}
         values = [Param(key(k), _param_text(v)) for k, v in params.items() if v is not None]
         if values:
             self.client.log_batch(run_id, params=values, tags=[RunTag("harness.job", job_id)])
