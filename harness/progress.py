@@ -155,10 +155,12 @@ class RichProgress(Progress):
 
 
 def make_progress(enabled: bool = True) -> Progress:
-    """Rich in a terminal, lines otherwise, nothing when ``enabled`` is False."""
+    """Rich in a terminal, lines otherwise (also in CI, ``$CI`` set, whose runners may give a terminal that
+    records every redraw, and with ``TERM=dumb``, which cannot redraw), nothing when ``enabled`` is False."""
     if not enabled:
         return Progress()
-    if sys.stderr.isatty():
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    if sys.stderr.isatty() and not in_ci and os.environ.get("TERM") != "dumb":
         try:
             return RichProgress()
         except ImportError:  # pragma: no cover - rich is a dependency

@@ -106,3 +106,20 @@ def test_without_colour_the_live_display_shows_a_percentage_not_a_bar(monkeypatc
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.delenv("FORCE_COLOR")
     assert BarColumn not in {type(c) for c in RichProgress().bar.columns}
+
+
+def test_a_terminal_gets_the_live_display_except_in_ci_or_a_dumb_terminal(monkeypatch):
+    """A CI runner that gives the job a terminal recorded thousands of redraws of the live bar."""
+    import sys
+
+    from harness.progress import RichProgress, make_progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    for name in ("CI", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(make_progress(), RichProgress)
+    monkeypatch.setenv("CI", "true")
+    assert isinstance(make_progress(), LineProgress)
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.setenv("TERM", "dumb")  # cannot redraw: nothing showed until the end
+    assert isinstance(make_progress(), LineProgress)
