@@ -665,8 +665,11 @@ def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
 def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     from matplotlib.ticker import NullFormatter
 
-    series = []
     joined = is_joined(results)
+    several = len({j.get("dataset") for j in results["jobs"]}) > 1
+    # A seed sweep's jobs are one model timed again: one line each, the median over its seeds, or 72 jobs
+    # drew 72 tangled lines and a legend that squeezed both panels.
+    groups: dict[tuple[Any, ...], list[tuple[dict[str, Any], int, list[dict[str, Any]]]]] = {}
     for job in results.get("jobs", []):
         rows = [r for r in job.get("latency") or [] if r.get("runtime") == ORT and r.get("provider") == CPU
                 and _number(r.get("p50_ms")) is not None and r.get("batch_size")]
@@ -674,8 +677,18 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
             continue
         fewest = min(r.get("threads") or 0 for r in rows)
         rows = sorted((r for r in rows if (r.get("threads") or 0) == fewest), key=lambda r: r["batch_size"])
-        series.append((job_label(job, dataset=len({j.get("dataset") for j in results["jobs"]}) > 1, run=joined),
-                       fewest, rows))
+        rest = sorted((k, repr(v)) for k, v in (job.get("point") or {}).items() if k != "seed")
+        key = (job.get("run_id"), job.get("model"), job.get("dataset"), repr(rest), fewest)
+        groups.setdefault(key, []).append((job, fewest, rows))
+    series = []
+    for members in groups.values():
+        job, fewest, rows = members[0]
+        if len(members) == 1:
+            series.append((job_label(job, dataset=several, run=joined), fewest, rows))
+            continue
+        unseeded = {**job, "point": {k: v for k, v in (job.get("point") or {}).items() if k != "seed"} or None}
+        series.append((f"{job_label(unseeded, dataset=several, run=joined)} (median of {len(members)} seeds)",
+                       fewest, _median_rows([rows for _, _, rows in members])))
     sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
     if len(sizes) < 2:  # one batch size: a column of dots that says no more than the latency table
         return None
@@ -704,6 +717,22 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     right.set_title("Throughput", fontsize=11)
     fig.legend(fontsize=7, loc="outside right upper", handlelength=3)
     return _png(fig)
+
+
+def _median_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per batch size, the median p50 and throughput of several jobs' latency rows."""
+    import statistics
+
+    by_batch: dict[int, list[dict[str, Any]]] = {}
+    for rows in runs:
+        for row in rows:
+            by_batch.setdefault(row["batch_size"], []).append(row)
+    out = []
+    for batch, rows in sorted(by_batch.items()):
+        through = [t for t in (_number(r.get("throughput_per_s")) for r in rows) if t]
+        out.append({"batch_size": batch, "p50_ms": statistics.median(float(r["p50_ms"]) for r in rows),
+                    "throughput_per_s": statistics.median(through) if through else None})
+    return out
 
 
 def plot_curves(job: dict[str, Any]) -> bytes | None:
@@ -950,7 +979,8 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     latency = latency_table(results)
     if latency or by_key.get("latency_vs_batch"):
         notes = latency_notes(results)
-        body = _figure_html(by_key.get("latency_vs_batch"), "ONNX Runtime, CPU provider, fewest threads measured.")
+        body = _figure_html(by_key.get("latency_vs_batch"), "ONNX Runtime, CPU provider, fewest threads measured; the seeds of a "
+                            "sweep point as one line, their median.")
         opened = " open" if len(latency.rows) <= 24 else ""
         # the note explains the table's columns: it folds away with the table
         body += (f"<details{opened}><summary>every latency measurement ({len(latency.rows)} rows)</summary>"

@@ -627,3 +627,19 @@ def test_captions_and_notes_say_only_what_the_reader_can_see():
     # the long latency table folds away with the note that explains its columns
     latency = page.split('<section id="latency">')[1].split("</section>")[0]
     assert "throughput at the mean latency" in latency.split("<details")[1].split("</details>")[0]
+
+
+def test_a_seed_sweep_draws_one_latency_line_per_point_the_median_of_its_seeds(monkeypatch):
+    """72 jobs of a seed sweep drew 72 tangled lines and a 72-row legend that squeezed both panels."""
+    from harness.report_html import plot_latency_vs_batch
+
+    def job(model, seed, p50):
+        return {"id": f"{model}@d#seed={seed}", "model": model, "dataset": "d", "point": {"seed": seed},
+                "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": b,
+                             "threads": 1, "p50_ms": p50 * b, "throughput_per_s": 1000 / p50} for b in (1, 8)]}
+
+    swept = {"run_id": "r", "jobs": [job("a", s, p) for s, p in enumerate((1.0, 2.0, 9.0))] + [job("b", 0, 3.0)]}
+    _, figures = _drawn(monkeypatch, lambda: plot_latency_vs_batch(swept))
+    left = figures[0].axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in left.get_lines()}
+    assert lines == {"a (median of 3 seeds) (t1)": [2.0, 16.0], "b [seed=0] (t1)": [3.0, 24.0]}
