@@ -492,7 +492,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     Exit status 1 when any job failed.
     """
     from harness.progress import make_progress
-    from harness.report import comparison_table, failures, write_reports
+    from harness.report import comparison_table, failures
 
     values, explicit, from_config = _merge_config(ctx, kwargs)
     registry = _registry()
@@ -564,11 +564,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = getattr(exc, "run_folder", None)
             if folder is not None:
                 try:
-                    from harness.edge import edge_record
-
-                    folder.data["edge"] = edge_record(folder.data)  # of the jobs that finished, as the reports say
-                    folder.save()
-                    write_reports(folder.path, folder.data)
+                    _write_run_reports(folder)  # of the jobs that finished
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
@@ -580,11 +576,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
-        from harness.edge import edge_record
-
-        folder.data["edge"] = edge_record(folder.data)
-        folder.save()
-        write_reports(folder.path, folder.data)
+        _write_run_reports(folder)
         if stop.received:
             click.echo(comparison_table(folder.data, width=_terminal_width()))
             click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
@@ -926,7 +918,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     plan, marked, problem = plan_with(graph_shapes(model.graph), sizes, batch_dim)  # marked: the stages' dims
     if problem:
         raise HarnessError(f"--{problem[0].replace('_', '-')}: {problem[1]}")
-    if _mostly_float16(model) and any(p.lower() in ("cpu", "cpuexecutionprovider") for p in providers or ["cpu"]):
+    from harness.ort import is_cpu_provider
+
+    if _mostly_float16(model) and any(is_cpu_provider(p) for p in providers or ["cpu"]):
         from harness.variants import FP16_CPU_NOTE
 
         click.echo("harness: warning: a float16 model timed on the CPU provider, which casts to float32 around "
@@ -1206,6 +1200,16 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
         if not answered(results):  # None (nothing asked) was refused above
             click.echo("harness: --edge-gate: no job answers the edge question", err=True)
             sys.exit(EXIT_JOB_FAILED)
+
+
+def _write_run_reports(folder: Any) -> None:
+    """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it."""
+    from harness.edge import edge_record
+    from harness.report import write_reports
+
+    folder.data["edge"] = edge_record(folder.data)
+    folder.save()
+    write_reports(folder.path, folder.data)
 
 
 def _hold_for_report(run_dir: Path) -> Any:

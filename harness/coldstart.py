@@ -74,6 +74,13 @@ def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider",
         dims = checked_dims(graph, dims, batch_dim) if dims or batch_dim else dims
         if batch_size is None:
             batch_size = plan_inputs(graph_shapes(graph), dims).fixed_batch or 1
+    return _measure(path, provider, threads, batch_size, runs, opt_level, dims, max_time_s, timeout_s)
+
+
+def _measure(path: str | Path, provider: str, threads: int, batch_size: int, runs: int, opt_level: str,
+             dims: dict[str, Any] | None, max_time_s: float, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """:func:`measure_cold_start` at a setting already checked (the run's and bench's own: their ``dims`` were
+    checked against the graph, with the batch marked)."""
     record: dict[str, Any] = {"provider": provider, "threads": threads, "batch_size": batch_size,
                               "opt_level": opt_level}
     samples: list[dict[str, float]] = []
@@ -104,9 +111,8 @@ def cold_start_for(path: str | Path, rows: Sequence[dict[str, Any]], runs: int, 
     providers = [r["provider"] for r in ort_rows]
     provider = "CPUExecutionProvider" if "CPUExecutionProvider" in providers else providers[0]
     on_it = [r for r in ort_rows if r["provider"] == provider]
-    record = measure_cold_start(path, provider, min(r["threads"] for r in on_it),
-                                min(r["batch_size"] for r in on_it), runs, on_it[0].get("opt_level", "all"), dims,
-                                max_time_s)
+    record = _measure(path, provider, min(r["threads"] for r in on_it), min(r["batch_size"] for r in on_it), runs,
+                      on_it[0].get("opt_level", "all"), dims, max_time_s)
     if record.get("error") and on_skip is not None:  # the figures stand without it; the reports say why
         on_skip(f"cold start not measured: {record['error']}")
     return record

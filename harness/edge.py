@@ -627,13 +627,12 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         return "".join(f", {x}" for x in sizes if x)
 
     broken = [r for r in rows if r.get("status") == "failed"]
-    failed = ("; not judged, failed: " + ", ".join(
-        f"{job_label(r, run=several_runs)}" + (f" ({r['stage']})" if r.get("stage") else "") for r in broken[:5])
-        + (f" (+{len(broken) - 5} more)" if len(broken) > 5 else "")) if broken else ""
+    failed = ("; not judged, failed: " + _first_five(
+        [f"{job_label(r, run=several_runs)}" + (f" ({r['stage']})" if r.get("stage") else "") for r in broken])
+        ) if broken else ""
     recorded = {job.get("id") for job in _dicts(results.get("jobs"))}
     never = [str(i) for i in results.get("planned_jobs") or [] if i not in recorded]  # an interrupted run's
-    failed += ("; not judged, not run yet: " + ", ".join(never[:5]) + (f" (+{len(never) - 5} more)" if len(never) > 5
-                                                                      else "")) if never else ""
+    failed += ("; not judged, not run yet: " + _first_five(never)) if never else ""
     only_fp32 = ""
     measured = [r for r in rows if r.get("candidates")]
     if (budget.size_bytes is not None or budget.activation_bytes is not None
@@ -642,14 +641,14 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = "; ".join(f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}{figures(r)}" for r in fits[:5])
-        more = f" (+{len(fits) - 5} more)" if len(fits) > 5 else ""
+        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}{figures(r)}"
+                             for r in fits], "; ")
         path = ""
         if fits[0].get("path") and not several_runs:
             path = (f"; fastest file: {os.path.join(run_dir, fits[0]['path'])}" if run_dir is not None
                     else f"; fastest file: {fits[0]['path']} (in the run folder)")
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
-                f"{shown}{more}{failed}{path}")
+                f"{shown}{failed}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
@@ -670,6 +669,12 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     else:
         hint = SEE_TABLE
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
+
+
+def _first_five(items: Sequence[str], separator: str = ", ") -> str:
+    """The first five of ``items`` joined, and how many more there are: an answer stays one readable line."""
+    more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+    return separator.join(items[:5]) + more
 
 
 def qualifies(row: dict[str, Any]) -> bool:

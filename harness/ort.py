@@ -34,6 +34,11 @@ def provider_name(name: str) -> str:
     return SHORT_PROVIDERS.get(name.lower(), name)
 
 
+def is_cpu_provider(name: str) -> bool:
+    """Whether ``name`` (short or full, any case) is ONNX Runtime's CPU provider."""
+    return provider_name(str(name)).lower() == "cpuexecutionprovider"
+
+
 def session_options(threads: int | None = 1, opt_level: str = "all") -> "ort.SessionOptions":
     import onnxruntime as ort
 

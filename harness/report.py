@@ -553,6 +553,17 @@ def _trained_as(job: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
             for k, v in options.items() if k in SEED_GROUP_OPTIONS}
 
 
+def seedless_point(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's sweep point without its ``seed``: what the seeds of one sweep point share."""
+    return {k: v for k, v in (job.get("point") or {}).items() if k != "seed"}
+
+
+def seed_group(job: dict[str, Any]) -> tuple[Any, ...]:
+    """What a job shares with the other seeds of its sweep point: run, model, dataset and the point's rest."""
+    rest = tuple(sorted((k, repr(v)) for k, v in seedless_point(job).items()))
+    return job.get("run_id"), job.get("model"), job.get("dataset"), rest
+
+
 def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Sweep jobs that differ only in ``seed``, summarised as mean and standard deviation.
 
@@ -570,14 +581,13 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         point = job.get("point")
         if not isinstance(point, dict) or "seed" not in point:
             continue
-        rest = tuple(sorted((k, repr(v)) for k, v in point.items() if k != "seed"))
         how = _trained_as(job, results)  # a resume with other epochs: its seeds are not the same experiment's
-        key = (job.get("run_id"), job.get("model"), job.get("dataset"), rest, repr(sorted(how.items())))
+        key = (*seed_group(job), repr(sorted(how.items())))
         groups.setdefault(key, []).append(job)
         trained[key] = how
     summaries = []
     for key, jobs in groups.items():
-        run_id, model, dataset, rest, _ = key
+        run_id, model, dataset, _, _ = key
         if len(jobs) < 2:
             continue
         # what sets this group apart from others of the same sweep point, said beside its settings
@@ -600,7 +610,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                     values[key].append(float(value))
         summaries.append({
             "run_id": run_id, "model": model, "dataset": dataset,
-            "settings": {**{k: v for k, v in (jobs[0].get("point") or {}).items() if k != "seed"}, **apart},
+            "settings": {**seedless_point(jobs[0]), **apart},
             "seeds": [j["point"]["seed"] for j in jobs], "n": len(jobs), "n_ok": len(ok),
             "has_target": any(_number(_get(j, "train", "target_accuracy")) is not None for j in ok),
             "measures": {key: _mean_std(vals) for key, vals in values.items()},
@@ -897,12 +907,10 @@ def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
     recipe_fields = set(_get(job, "train", "recipe") or {}) | {"epochs", "batch_size", "lr", "schedule"}
     for key in sorted(set(point) - recipe_fields - {"seed"}):  # a build argument: another model
         reasons.append(f"{key}={point[key]} (a build argument)")
-    cap = config.get("max_train_samples") if isinstance(config, dict) else None
-    used, available = _get(job, "train", "train_samples"), _get(job, "train", "train_samples_available")
-    if cap is not None and not (isinstance(used, int) and isinstance(available, int) and used >= available):
-        # what the cap left (a cap at or above the split's size cuts nothing); an older record: the cap
-        reasons.append(f"{used:,} of {available:,} training samples" if isinstance(used, int) and isinstance(
-            available, int) else f"{_fmt(cap, ',')} training samples")
+    cut = _cap_cut(config, "max_train_samples", _get(job, "train", "train_samples"),
+                   _get(job, "train", "train_samples_available"), "training samples")
+    if cut:
+        reasons.append(cut)
     if ref.get("dataset") is None:
         reasons.append(DATASET_NOT_RECORDED)
     elif ref.get("dataset") != job.get("dataset"):
@@ -930,12 +938,23 @@ def comparability(job: dict[str, Any], config: Any) -> list[str]:
     (:func:`budget_differences`) and a ``--max-test-samples`` cap; empty when they compare."""
     # the published dataset unrecorded makes a training time uncheckable; the accuracy is still the seed's
     reasons = [r for r in budget_differences(job, config) if r != DATASET_NOT_RECORDED]
-    cap = config.get("max_test_samples") if isinstance(config, dict) else None
-    used, available = job.get("test_samples"), job.get("test_samples_available")
-    if cap is not None and not (isinstance(used, int) and isinstance(available, int) and used >= available):
-        reasons.append(f"{used:,} of {available:,} test samples" if isinstance(used, int) and isinstance(
-            available, int) else f"{_fmt(cap, ',')} test samples")
+    cut = _cap_cut(config, "max_test_samples", job.get("test_samples"), job.get("test_samples_available"),
+                   "test samples")
+    if cut:
+        reasons.append(cut)
     return reasons
+
+
+def _cap_cut(config: Any, option: str, used: Any, available: Any, what: str) -> str | None:
+    """What a ``--max-*-samples`` cap left, as a reason (``256 of 2,048 training samples``), or None when no
+    cap was given or it cut nothing (at or above the split's size). An older record, without the split's
+    size, is judged by the cap."""
+    cap = config.get(option) if isinstance(config, dict) else None
+    if cap is None:
+        return None
+    if isinstance(used, int) and isinstance(available, int):
+        return None if used >= available else f"{used:,} of {available:,} {what}"
+    return f"{_fmt(cap, ',')} {what}"
 
 
 def _figure_text(value: Any) -> str:

@@ -57,7 +57,9 @@ from harness.report import (
     reference_notes,
     reference_table,
     results_table,
+    seed_group,
     seed_table,
+    seedless_point,
     training_note,
     training_table,
     variants_table,
@@ -677,16 +679,14 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
             continue
         fewest = min(r.get("threads") or 0 for r in rows)
         rows = sorted((r for r in rows if (r.get("threads") or 0) == fewest), key=lambda r: r["batch_size"])
-        rest = sorted((k, repr(v)) for k, v in (job.get("point") or {}).items() if k != "seed")
-        key = (job.get("run_id"), job.get("model"), job.get("dataset"), repr(rest), fewest)
-        groups.setdefault(key, []).append((job, fewest, rows))
+        groups.setdefault((*seed_group(job), fewest), []).append((job, fewest, rows))
     series = []
     for members in groups.values():
         job, fewest, rows = members[0]
         if len(members) == 1:
             series.append((job_label(job, dataset=several, run=joined), fewest, rows))
             continue
-        unseeded = {**job, "point": {k: v for k, v in (job.get("point") or {}).items() if k != "seed"} or None}
+        unseeded = {**job, "point": seedless_point(job) or None}
         series.append((f"{job_label(unseeded, dataset=several, run=joined)} (median of {len(members)} seeds)",
                        fewest, _median_rows([rows for _, _, rows in members])))
     sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})

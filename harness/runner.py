@@ -1225,7 +1225,9 @@ def edge_unmeasured(options: RunOptions) -> str | None:
         given = " ".join(f"{flag} {','.join(map(str, getattr(options, flag[2:].replace('-', '_'))))}"
                          for flag in missing)
         return f"the edge question is judged at batch 1 on 1 thread, which {given} does not time"
-    if options.providers and not any(str(p).lower() in ("cpu", "cpuexecutionprovider") for p in options.providers):
+    from harness.ort import is_cpu_provider
+
+    if options.providers and not any(is_cpu_provider(p) for p in options.providers):
         return (f"the edge question is judged on the CPU provider, which --providers {','.join(options.providers)} "
                 f"does not time")
     return None

@@ -175,7 +175,7 @@ def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
         if key in marked:
             if key == UNBATCHED:
                 continue
-            if all(axis is None for axis in plan.axes.values()):
+            if not plan.batched:
                 names = ", ".join(plan.batch_keys + plan.open_keys) or "none"
                 return f"no open input dimension is called {key!r} to be the batch (open: {names})"
             continue
