@@ -1061,7 +1061,8 @@ def _asks_edge_question(options: Any) -> bool:
 
 def _echo_edge_answer(results: dict[str, Any], run_dir: Path | None) -> None:
     """The edge question's one-line answer under the results table, when the run asked one (a line per
-    run for a joined report whose runs asked differently). ``run_dir``: the one run's folder."""
+    run for a joined report whose runs asked differently). ``run_dir``: the run's folder, or the joined
+    report's."""
     from harness.edge import edge_answers
 
     lines = edge_answers(results, run_dir=run_dir)
@@ -1071,6 +1072,14 @@ def _echo_edge_answer(results: dict[str, Any], run_dir: Path | None) -> None:
         lines = [f"edge (batch 1, 1 thread, CPU): {NO_QUESTION[0].lower()}{NO_QUESTION[1:]}"]
     if lines:
         click.echo("\n" + "\n".join(lines))
+
+
+def _relative_folder(run_dir: Path, report_dir: Path) -> str:
+    """``run_dir`` as a path from ``report_dir`` (absolute where there is none, as across Windows drives)."""
+    try:
+        return Path(os.path.relpath(Path(run_dir).resolve(), Path(report_dir).resolve())).as_posix()
+    except ValueError:
+        return Path(run_dir).resolve().as_posix()
 
 
 def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
@@ -1159,8 +1168,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
             "run_id": "+".join(d["run_id"] for d in documents),
             "created": max(d.get("created", "") for d in documents),
             "environment": documents[0].get("environment", {}),
-            "joined_runs": [{"run_id": d["run_id"], "created": d.get("created"),
-                             "environment": d.get("environment") or {}} for d in documents],
+            # Each run's folder relative to the joined report's, so that its files can be named.
+            "joined_runs": [{"run_id": d["run_id"], "created": d.get("created"), "folder": _relative_folder(run_dir, target),
+                             "environment": d.get("environment") or {}} for d, run_dir in zip(documents, run_dirs)],
             # Each job keeps its run's options (what its training budget was); the edge settings carry
             # over when every run had the same.
             "jobs": [{**job, "id": f"{d['run_id']}:{job.get('id')}", "run_id": d["run_id"],
@@ -1193,7 +1203,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
     click.echo(comparison_table(results, width=_terminal_width()))
-    _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else None)
+    _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else target)
     if edge_gate:
         from harness.edge import answered
 

@@ -165,8 +165,8 @@ def asked_groups(results: dict[str, Any]) -> tuple[list[tuple[dict[str, Any], Qu
     for job in jobs:
         runs.setdefault(job.get("run_id"), []).append(job)
     if len([r for r in runs if r]) > 1 and len({Question.from_config(j.get("run_config")) for j in jobs}) > 1:
-        return [({"jobs": run_jobs}, Question.from_config(run_jobs[0].get("run_config")))
-                for run_jobs in runs.values()], True
+        return [({"jobs": run_jobs, "joined_runs": results.get("joined_runs")},
+                 Question.from_config(run_jobs[0].get("run_config"))) for run_jobs in runs.values()], True
     return [(results, Question.from_config(results.get("config")))], False
 
 
@@ -590,8 +590,8 @@ def edge_answer(results: dict[str, Any], accuracy_floor: float | None, latency_b
     "Which model meets the budget at batch 1 on 1 thread with at least the floor?": the jobs whose
     pick qualifies (and fits every budget given), fastest first, or the nearest miss.
     ``max_drop_points`` is in percentage points (``deployment_table``'s ``max_accuracy_drop`` is a
-    fraction). ``run_dir``: the run folder, to name the fastest file by a path that opens; without it
-    the path is the run folder's own (``onnx/...``), and a document joining several runs names none.
+    fraction). ``run_dir``: the run folder (or a joined report's), to name the fastest file by a path
+    that opens; without it the path is the run folder's own (``onnx/...``), or a joined report's.
     """
     question = Question(accuracy_floor, max_drop_points,
                         Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms,
@@ -643,10 +643,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     if fits:
         shown = _first_five([f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}{figures(r)}"
                              for r in fits], "; ")
-        path = ""
-        if fits[0].get("path") and not several_runs:
-            path = (f"; fastest file: {os.path.join(run_dir, fits[0]['path'])}" if run_dir is not None
-                    else f"; fastest file: {fits[0]['path']} (in the run folder)")
+        path = _file_text(results, fits[0], run_dir)
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
                 f"{shown}{failed}{path}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
@@ -669,6 +666,28 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     else:
         hint = SEE_TABLE
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
+
+
+def _file_text(results: dict[str, Any], row: dict[str, Any], run_dir: "str | os.PathLike[str] | None") -> str:
+    """The answer's "; fastest file: ..." for ``row``, by a path that opens from where it is read.
+
+    A single run's file is named under ``run_dir`` (the run folder as the user gave it), or as the run
+    folder's own path. A joined report's jobs sit in their runs' folders, which ``joined_runs`` records
+    relative to the joined report's folder: the path is then under ``run_dir`` (that folder as given),
+    or relative to it when the line is read inside the report."""
+    file = row.get("path")
+    if not file:
+        return ""
+    folder = next((r.get("folder") for r in _dicts(results.get("joined_runs"))
+                   if r.get("run_id") == row.get("run_id") and isinstance(r.get("folder"), str)), None)
+    if folder is None:
+        if results.get("joined_runs"):
+            return ""  # joined without the runs' folders: no path that opens
+        return (f"; fastest file: {os.path.join(run_dir, file)}" if run_dir is not None
+                else f"; fastest file: {file} (in the run folder)")
+    if run_dir is not None:
+        return f"; fastest file: {os.path.normpath(os.path.join(run_dir, folder, file))}"
+    return f"; fastest file: {os.path.normpath(os.path.join(folder, file))} (from the joined report's folder)"
 
 
 def _first_five(items: Sequence[str], separator: str = ", ") -> str:
@@ -722,11 +741,12 @@ def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionPr
                  run_dir: "str | os.PathLike[str] | None" = None) -> list[str]:
     """:func:`edge_answer` for the question the results asked (``config``): one line, or for a joined
     report whose runs asked differently one per run (``run NAME: edge (...)``), as its tables judge.
-    ``run_dir``: the run folder of a single run (its fastest file is then named by a path that opens)."""
+    ``run_dir``: the run's folder, or a joined report's, as the user gave it (the fastest file is then
+    named by a path that opens from where the user is)."""
     groups, per_run = asked_groups(results)
     lines = []
     for document, question in groups:
-        answer = _answer(document, question, provider, None if per_run else run_dir)
+        answer = _answer(document, question, provider, run_dir)
         if answer:
             run = next((j.get("run_id") for j in _dicts(document.get("jobs")) if j.get("run_id")), None)
             lines.append(f"run {run}: {answer}" if per_run and run else answer)

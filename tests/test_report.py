@@ -749,6 +749,19 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
     answers = result.output.splitlines()[-2:]
     assert answers[0].startswith("run lax: edge (batch 1, 1 thread, CPU; accuracy >= 0.5): 1 of 1 job(s) qualify")
     assert answers[1].startswith("run strict: edge (batch 1, 1 thread, CPU; accuracy >= 0.9999): no job qualifies")
+    # the qualifying file is named in its own run's folder, by a path that opens from where the user is
+    onnx = job["onnx"]["path"]
+    assert answers[0].endswith(f"; fastest file: {tmp_path / 'lax' / onnx}")
+    # inside the joined report the path is from its folder
+    assert f"fastest file: ../lax/{onnx} (from the joined report's folder)" in md
+    # one question shared by both runs: the fastest file is still named in its run's folder
+    shared = CliRunner().invoke(main, ["report", str(tmp_path / "lax"), str(tmp_path / "strict"), "--out",
+                                       str(tmp_path / "j2"), "--accuracy-floor", "0.5"])
+    assert shared.exit_code == 0, shared.output
+    line = shared.output.splitlines()[-1]
+    assert line.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0.5): 2 of 2 job(s) qualify"), line
+    assert line.endswith(f"; fastest file: {tmp_path / 'lax' / onnx}") or line.endswith(
+        f"; fastest file: {tmp_path / 'strict' / onnx}"), line
 
 
 def test_cold_starts_reach_the_edge_table_the_csv_and_a_re_asked_budget(results, tmp_path):
