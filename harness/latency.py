@@ -433,7 +433,7 @@ def onnx_call(session: Any, feeds: dict[str, "np.ndarray"], provider: str, iobin
     """
     import onnxruntime as ort
 
-    if not iobinding:
+    if not iobinding or any(array.dtype == object for array in feeds.values()):  # strings cannot be bound
         return lambda: session.run(None, feeds)
     on_gpu = provider in GPU_PROVIDERS
     device = "cuda" if on_gpu else "cpu"

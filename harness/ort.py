@@ -222,10 +222,17 @@ _ORT_TYPES = {
     "tensor(double)": "float64",
     "tensor(int64)": "int64",
     "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
     "tensor(int8)": "int8",
+    "tensor(uint64)": "uint64",
+    "tensor(uint32)": "uint32",
+    "tensor(uint16)": "uint16",
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
+    "tensor(string)": "object",
 }
+"""The numpy dtype of each ONNX Runtime input type :func:`input_feeds` can make. ``bfloat16`` and the
+float8 types are left out: numpy has no such dtype ONNX Runtime's ``run`` accepts."""
 
 
 def _random_array(rng: Any, ort_type: str, shape: Sequence[int]) -> "np.ndarray":
@@ -233,9 +240,12 @@ def _random_array(rng: Any, ort_type: str, shape: Sequence[int]) -> "np.ndarray"
 
     dtype = _ORT_TYPES.get(ort_type)
     if dtype is None:
-        raise ValueError(f"cannot generate inputs of type {ort_type}")
+        raise ValueError(f"cannot generate inputs of type {ort_type}: numpy has no such type that ONNX Runtime "
+                         "takes")
     if dtype.startswith("float"):
         return rng.random(shape, dtype=np.float32).astype(dtype)
     if dtype == "bool":
         return rng.random(shape) > 0.5
+    if dtype == "object":  # strings: short digit strings, as a text model's tokens might read
+        return rng.integers(0, 10, size=shape).astype(str).astype(object)
     return rng.integers(0, 2, size=shape).astype(dtype)

@@ -86,6 +86,32 @@ def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
         "dimension 1; the graph fixes its batch at 1: --batch-sizes 1"], result.stderr
 
 
+def test_bench_feeds_integer_and_string_inputs_and_refuses_bfloat16_in_one_line(tmp_path):
+    from onnx import TensorProto, helper
+
+    types = {"i16": TensorProto.INT16, "u16": TensorProto.UINT16, "u32": TensorProto.UINT32,
+             "u64": TensorProto.UINT64, "text": TensorProto.STRING}
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], [f"{name}_out"]) for name in types], "typed",
+        [helper.make_tensor_value_info(name, t, ["N", 3]) for name, t in types.items()],
+        [helper.make_tensor_value_info(f"{name}_out", t, ["N", 3]) for name, t in types.items()])
+    path = save_onnx_graph(graph, tmp_path / "typed.onnx", check=True)
+    result = run_cli("bench", str(path), "--batch-sizes", "1,2", "--json", "--cold-runs", "1", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [r["batch_size"] for r in data["latency"]] == [1, 2] and data["cold_start"]["ms"] > 0
+
+    bf16 = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], "bf16",
+                             [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, ["N", 3])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])])
+    path = save_onnx_graph(bf16, tmp_path / "bf16.onnx", check=True)
+    refused = run_cli("bench", str(path), *FAST, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"harness: error: nothing could be measured for {path}: batch size 1: cannot generate inputs of type "
+        "tensor(bfloat16): numpy has no such type that ONNX Runtime takes"]
+
+
 def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
     path = _conv_onnx(tmp_path / "dynamic.onnx")
     # 10**12 images are petabytes: beyond any address space, so the allocation fails even with overcommit.
