@@ -30,7 +30,8 @@ class Reporter:
         """Called when a job begins; ``info`` has model, dataset, recipe and params once known."""
 
     def epoch_ended(self, job_id: str, record: dict[str, Any], model: Any = None) -> None:
-        """Called after every training epoch with its history record (and the torch model)."""
+        """Called after every training epoch with its history record and the plugin's torch model (as its
+        ``build`` made it, without the input adapter the harness wraps around it)."""
 
     def job_ended(self, job_id: str, row: dict[str, Any], run_dir: Path) -> None:
         """Called with the job's finished ``results.json`` row (artifact paths are relative to ``run_dir``)."""

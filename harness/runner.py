@@ -700,7 +700,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
 
     def on_epoch(record: dict[str, Any]) -> None:  # the progress line says which split "eval" scored
         ctx.progress.epoch(job.id, {**record, "evaluated_on": evaluated_on}, recipe.epochs)
-        ctx.reporters.call("epoch_ended", job.id, record, model)
+        ctx.reporters.call("epoch_ended", job.id, record, net)  # the plugin's model: its own parameter names
 
     result = train_model(
         model,

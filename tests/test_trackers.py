@@ -217,8 +217,18 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
     env = {**os.environ, "HARNESS_TRACK": "mlflow", "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri()}
     result = run_cli(*args, "--track", "tensorboard", "--run-id", "r", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert list((tmp_path / "r").rglob("events.out.tfevents.*"))  # tensorboard's, and not mlflow's:
-    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "r" / "mlruns").exists()
+    events = list((tmp_path / "r").rglob("events.out.tfevents.*"))  # tensorboard's, and not mlflow's:
+    assert events and not (tmp_path / "mlruns").exists() and not (tmp_path / "r" / "mlruns").exists()
+    if importlib.util.find_spec("tensorboard") is not None:  # histograms named as the plugin's model names them
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        import harness_plugins.mnist_attention as plugin
+
+        accumulator = EventAccumulator(str(events[0].parent), size_guidance={"histograms": 0})
+        accumulator.Reload()
+        spec = next(m for m in plugin.harness_models() if m.name == "mnist-mlp")
+        net = spec.build(num_classes=10, input_shape=(1, 28, 28))
+        assert set(accumulator.Tags()["histograms"]) == {f"weights/{n}" for n, _ in net.named_parameters()}
     off = run_cli(*args, "--track", "tensorboard", "--run-id", "s", env={**env, "HARNESS_DISABLE_PLUGINS": "trackers"})
     assert off.returncode == 2 and "the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
 
