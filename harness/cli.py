@@ -537,12 +537,16 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         raise HarnessError("--ray-address and --jobs need --executor ray")
     tracked = []
     if values.get("track"):  # first: a bad name in $HARNESS_TRACK is this one line, not also the hook's warning
+        source = ("$HARNESS_TRACK" if ctx.get_parameter_source("track") == click.core.ParameterSource.ENVIRONMENT
+                  else f"{from_config['track']}: track" if "track" in from_config else "--track")
         if TRACKERS_PLUGIN in registry.host.disabled:
-            raise HarnessError(f"--track (or $HARNESS_TRACK): the {TRACKERS_PLUGIN} plugin is disabled by "
-                               "HARNESS_DISABLE_PLUGINS")
+            raise HarnessError(f"{source}: the {TRACKERS_PLUGIN} plugin is disabled by HARNESS_DISABLE_PLUGINS")
         from harness_plugins.trackers import make_reporters
 
-        tracked = make_reporters(values["track"])
+        try:
+            tracked = make_reporters(values["track"])
+        except HarnessError as exc:  # which setting named it: a variable set long ago reads as a mystery
+            raise HarnessError(f"{source}: {exc}") from None
     reporters = _reporters(registry)
     have = {getattr(r, "name", None) for r in reporters}
     reporters += [r for r in tracked if r.name not in have]

@@ -77,7 +77,9 @@ def test_an_unknown_tracker_in_the_environment_is_one_line(tmp_path):
 
     env = {**os.environ, "HARNESS_TRACK": "nosuch"}  # the trackers plugin's hook had warned of it first
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--out", str(tmp_path), env=env)
-    _assert_usage_error(result, "unknown tracker 'nosuch'; known: mlflow, tensorboard")
+    _assert_usage_error(result, "$HARNESS_TRACK: unknown tracker 'nosuch'; known: mlflow, tensorboard")
+    given = run_cli("run", "--track", "nosuch", "--models", "mnist-mlp", "--out", str(tmp_path), env=env)
+    _assert_usage_error(given, "--track: unknown tracker 'nosuch'")  # the option names it, not the variable
 
 
 def test_a_joined_report_folder_given_as_a_run_says_what_it_is(tmp_path):

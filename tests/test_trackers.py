@@ -230,7 +230,7 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
         net = spec.build(num_classes=10, input_shape=(1, 28, 28))
         assert set(accumulator.Tags()["histograms"]) == {f"weights/{n}" for n, _ in net.named_parameters()}
     off = run_cli(*args, "--track", "tensorboard", "--run-id", "s", env={**env, "HARNESS_DISABLE_PLUGINS": "trackers"})
-    assert off.returncode == 2 and "the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
+    assert off.returncode == 2 and "--track: the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
 
 
 def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path):
