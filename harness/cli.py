@@ -880,9 +880,19 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
               help="ONNX Runtime providers: cpu, cuda, tensorrt or full names.")
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
-@click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True, metavar="N", help="Timed runs per measurement, at least.")
+@click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
+              help="Timed runs per measurement, at least, within the time limit (twice --min-time, and at least "
+                   "10 s; a row that stops short is warned of).")
 @click.option("--min-time", "min_time", type=Finite(min=0), default=0.5, metavar="SECONDS", show_default=True, help="Seconds of timed runs per measurement, at least.")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, metavar="N", help="Untimed runs first.")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="Untimed runs first, and at least 0.1 s of them; 0: no warm-up.")
+@click.option("--spin/--no-spin", default=True, show_default=True,
+              help="Whether ONNX Runtime's intra-op threads spin-wait for work (its default). Above 1 thread on a "
+                   "busy machine, spinning threads compete for the cores: --no-spin times without.")
+@click.option("--iobinding/--no-iobinding", default=True, show_default=True,
+              help="Bind inputs and outputs once (on a GPU provider, on the device) and time the inference "
+                   "alone; --no-iobinding times session.run on numpy arrays, conversions (and host-device "
+                   "copies) included, as an application calling run() pays.")
 @click.option("--cold-runs", type=click.IntRange(min=0), default=3, show_default=True, metavar="N",
               help="New processes that time the cold start (the model's load and first answer, on the CPU "
                    "provider where timed, else the first; fewest threads, smallest batch; their medians). "
@@ -893,10 +903,10 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
                    "nodes a partial FLOP count leaves out, assumed_dims_1 the open dimensions set to 1.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   batch_dim: str | None, threads: list[int], providers: list[str], opt_level: str, min_runs: int,
-                  min_time: float, warmup: int, cold_runs: int, as_json: bool) -> None:
+                  min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims)."""
-    from harness.latency import STABLE_DRIFT_PCT, LatencyConfig, measure_onnx
+    from harness.latency import UNSTABLE_MARK, LatencyConfig, measure_onnx, unstable_note
 
     if model_path.is_dir():
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
@@ -954,9 +964,11 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         click.echo(f"harness: warning: {over}", err=True)
     skipped: list[str] = []
     config = LatencyConfig(warmup_runs=warmup, min_runs=min_runs, min_time_s=min_time,
-                           max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs)
+                           max_time_s=max(10.0, min_time * 2), cold_runs=cold_runs,
+                           warmup_time_s=LatencyConfig.warmup_time_s if warmup else 0.0)
     rows = measure_onnx(model_path, list(dict.fromkeys(batch_sizes)), list(dict.fromkeys(threads)), providers,
-                        config, opt_level=opt_level, on_skip=skipped.append, dims=marked)
+                        config, opt_level=opt_level, on_skip=skipped.append, dims=marked, spinning=spin,
+                        iobinding=iobinding)
     skipped = list(dict.fromkeys(skipped))  # the same reason once, not once per thread count
     if not rows:  # one line: the reason
         why = f": {skipped[0]}" + (f" (and {len(skipped) - 1} more reason(s))" if len(skipped) > 1 else "") \
@@ -967,6 +979,11 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                            + (f"; {open_dims}" if open_dims else ""))
     for message in skipped:
         click.echo(f"harness: warning: skipped {message}", err=True)
+    short = [r for r in rows if r["runs"] < min_runs]
+    if short:  # a slow model: p99 of fewer runs than asked is close to the slowest one
+        click.echo(f"harness: warning: {len(short)} row(s) stopped at the time limit ({config.max_time_s:g} s) with "
+                   f"fewer than --min-runs {min_runs} runs (as few as {min(r['runs'] for r in short)}); give a "
+                   f"longer --min-time for more", err=True)
     from harness.coldstart import cold_start_for
 
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
@@ -998,7 +1015,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     unstable = [r for r in rows if r.get("stable") is False]
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"],
-          f"{r['p50_ms']:.4f}" + ("*" if r.get("stable") is False else ""), f"{r['p90_ms']:.4f}",
+          f"{r['p50_ms']:.4f}" + (UNSTABLE_MARK if r.get("stable") is False else ""), f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['mean_ms']:.4f}", f"{r['throughput_per_s']:,.0f}",
           f"{r['session_ms']:.1f}", f"{r['first_call_ms']:.3f}"] for r in rows],
         # the mean beside the throughput it gives: a few stalls move it (and the throughput) far from the p50
@@ -1007,9 +1024,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         disable_numparse=True,
     ))
     if unstable:
-        click.echo(f"* unstable: the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % from "
-                   f"the first (drift_pct up to {max(r.get('drift_pct') or 0 for r in unstable):.1f} %): a busy "
-                   "machine; give it a longer --min-time or a quieter moment", err=True)
+        click.echo(unstable_note(unstable), err=True)
     if cold is not None:
         from harness.coldstart import cold_start_text
 

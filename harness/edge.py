@@ -226,6 +226,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "p50_ms": None,
         "p99_ms": None,
         "min_ms": None,
+        "stable": None,
+        "drift_pct": None,
         "cold_ms": None,
         "rss_bytes": None,
         "bytes": None,
@@ -305,6 +307,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         threads=lat.get("threads"),
         p50_ms=_number(lat.get("p50_ms")),
         p99_ms=_number(lat.get("p99_ms")),
+        stable=lat.get("stable"),
+        drift_pct=_number(lat.get("drift_pct")),
         min_ms=_number(lat.get("min_ms")),
         cold_ms=cold_ms,
         rss_bytes=rss_bytes,
@@ -528,7 +532,8 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
     for r in rows:
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
-            _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")), size_text(r.get("activation_bytes")), _num(r.get("p50_ms")),
+            _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")),
+            size_text(r.get("activation_bytes")), _num(r.get("p50_ms")) + _unstable_mark(r),
             _num(r.get("p99_ms")), _num(r.get("cold_ms"), ".1f"), size_text(r.get("rss_bytes")),
             _ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
@@ -541,6 +546,11 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if r.get("note"):
             notes.append(squeeze(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}"))
+    from harness.latency import unstable_note
+
+    unstable = unstable_note(rows)
+    if unstable:
+        notes.append(f"- {unstable}")
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
@@ -563,6 +573,13 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
             continue  # nothing beyond 1 thread was measured
         parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
     return "\n".join(parts)
+
+
+def _unstable_mark(row: dict[str, Any]) -> str:
+    """:data:`~harness.latency.UNSTABLE_MARK` after a row's p50 when its latency row was marked unstable."""
+    from harness.latency import UNSTABLE_MARK
+
+    return UNSTABLE_MARK if row.get("stable") is False and row.get("p50_ms") is not None else ""
 
 
 def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> str:

@@ -178,6 +178,22 @@ class LatencyStats:
         return data
 
 
+UNSTABLE_MARK = "*"
+"""What follows a p50 whose row is marked unstable, in every table that shows one."""
+
+
+def unstable_note(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable)."""
+    drifts = [r.get("drift_pct") for r in rows if isinstance(r, dict) and r.get("stable") is False]
+    if not drifts:
+        return None
+    worst = max((d for d in drifts if isinstance(d, (int, float))), default=None)
+    up_to = f" (drift_pct up to {worst:.1f} %)" if worst is not None else ""
+    return (f"{UNSTABLE_MARK} unstable: the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % "
+            f"from the first{up_to}: a busy machine; its p50 and p99 do not repeat (measure again with a longer "
+            "--min-time or at a quieter moment)")
+
+
 def half_drift_pct(samples: Sequence[float]) -> float:
     """``100 * |p50(second half) - p50(first half)| / p50(all)``; 0 for fewer than 4 samples."""
     import numpy as np
@@ -478,19 +494,20 @@ def provider_skip_reason(provider: str) -> str | None:
     return reason if reason.startswith(provider) else f"{provider} is not usable here: {reason}"
 
 
-_WARMED_PROVIDERS: set[str] = set()
+_WARMED_PROVIDERS: set[tuple[str, int | None]] = set()
 
 
-def _warm_provider(provider: str) -> None:
-    """Pay ONNX Runtime's once-per-process costs for ``provider`` (kernel registries, a CUDA context) on a
-    one-node model, so that a row's ``session_ms`` is its own model's and not whichever was timed first."""
-    if provider in _WARMED_PROVIDERS:
+def _warm_provider(provider: str, threads: int | None = 1) -> None:
+    """Pay ONNX Runtime's once-per-process costs for ``provider`` (kernel registries, a CUDA context) and for
+    a pool of ``threads`` on a one-node model, so that a row's ``session_ms`` is its own model's and not
+    whichever was timed first (the first 2-thread session took twice as long as the next)."""
+    if (provider, threads) in _WARMED_PROVIDERS:
         return
     from harness.ort import make_session, tiny_model_bytes
 
     with contextlib.suppress(Exception):  # a provider that fails here fails, with its reason, on the real model
-        make_session(tiny_model_bytes(), provider, threads=1)
-    _WARMED_PROVIDERS.add(provider)
+        make_session(tiny_model_bytes(), provider, threads=threads)
+    _WARMED_PROVIDERS.add((provider, threads))
 
 
 def measure_onnx(
@@ -504,6 +521,7 @@ def measure_onnx(
     iobinding: bool = True,
     on_skip: Callable[[str], None] | None = None,
     dims: dict[str, int] | None = None,
+    spinning: bool = True,
 ) -> list[dict[str, Any]]:
     """Latency rows of an ONNX file for every provider x thread count x batch size.
 
@@ -513,7 +531,8 @@ def measure_onnx(
     that cannot run here, is skipped and reported through ``on_skip`` (one
     line naming it and why). ``dims`` sets named symbolic dimensions other
     than the batch (default 1). Each row records the graph optimisation
-    level (``opt_level``) and whether IOBinding was used.
+    level (``opt_level``), whether IOBinding was used and whether the intra-op
+    threads spin-waited (``allow_spinning``; ``spinning=False`` turns it off).
     """
 
     from harness.ort import input_feeds, make_session, provider_name
@@ -525,10 +544,10 @@ def measure_onnx(
             _skip(on_skip, f"provider {reason}")
             continue
         for n_threads in threads:
-            _warm_provider(provider)
+            _warm_provider(provider, n_threads)
             try:
                 t0 = time.perf_counter_ns()
-                session = make_session(path, provider, threads=n_threads, opt_level=opt_level)
+                session = make_session(path, provider, threads=n_threads, opt_level=opt_level, spinning=spinning)
                 session_ms = round((time.perf_counter_ns() - t0) / 1e6, 6)
             except Exception as exc:  # noqa: BLE001
                 _skip(on_skip, f"{provider} with {n_threads} thread(s): {squeeze(exc, 200)}")
@@ -557,6 +576,7 @@ def measure_onnx(
                         **stats.row(batch_size),
                         "opt_level": opt_level,
                         "iobinding": iobinding,
+                        "allow_spinning": spinning,
                         "session_ms": session_ms,
                         "first_call_ms": first_ms,
                     }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.latency import UNSTABLE_MARK, unstable_note
 from harness.results import atomic_write_text
 from harness.text import mflops, ms_text, points, squeeze
 from harness.train import amp_not_applied_reason
@@ -51,6 +52,8 @@ CSV_FIELDS = [
     # appended: the ONNX model's cold start, its load and first answer in a new process (the median of
     # its runs; see harness.coldstart), the same on each of its rows
     "cold_start_ms", "cold_start_rss_bytes",
+    # appended: whether the row's median held from its first half of runs to its second (see harness.latency)
+    "stable", "drift_pct",
 ]
 
 
@@ -126,9 +129,11 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "activation_bytes": _get(job, "onnx", "activation_bytes"),
             "p50_small": small.get("p50_ms") if small else None,
             "p99_small": small.get("p99_ms") if small else None,
+            "small_unstable": bool(small) and small.get("stable") is False,
             "small_bs": small.get("batch_size") if small else None,
             "threads": threads if small else None,
             "p50_big": big.get("p50_ms") if big else None,
+            "big_unstable": bool(big) and big.get("stable") is False,
             "big_bs": big_bs,
             "throughput_big": big.get("throughput_per_s") if big else None,
             "ort_speedup": speedup,
@@ -166,6 +171,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     lines = [f"({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; "
              "report.md has them all)"] if dropped else []
+    if any(UNSTABLE_MARK in cell for row in table for cell in row):
+        lines.append(unstable_note(_shown_latency(results)) or "")
     note = shortened_note(results)
     if note:
         lines.append(note)
@@ -177,6 +184,11 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
 
         lines = ["\n".join(textwrap.wrap(line, max(width, 60), subsequent_indent="  ")) for line in lines]
     return "\n".join([text, *lines])
+
+
+def _shown_latency(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every latency row of the fp32 exports (what the results and latency tables show)."""
+    return [r for job in results.get("jobs", []) for r in job.get("latency") or [] if isinstance(r, dict)]
 
 
 def _only_in_the_reports(results: dict[str, Any]) -> str | None:
@@ -224,13 +236,16 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
         small = r["small_bs"] == small_bs
         own = f" t{r['threads']}" if common is None and r["threads"] not in (None, 1) else ""
 
-        def cell(value: Any, spec: str | None = None) -> str:  # no spec: a latency
-            return (ms_text(value) if spec is None else _fmt(value, spec)) + (own if value is not None else "")
+        def cell(value: Any, spec: str | None = None, unstable: bool = False) -> str:  # no spec: a latency
+            mark = UNSTABLE_MARK if unstable and value is not None else ""
+            return (ms_text(value) if spec is None else _fmt(value, spec)) + mark + (own if value is not None else "")
 
-        line += [cell(r["p50_small"] if small else None), cell(r["p99_small"] if small else None)]
+        line += [cell(r["p50_small"] if small else None, unstable=r["small_unstable"]),
+                 cell(r["p99_small"] if small else None)]
         if big_bs and big_bs != small_bs:
             big = r["big_bs"] == big_bs
-            line += [cell(r["p50_big"] if big else None), cell(r["throughput_big"] if big else None, ",.0f")]
+            line += [cell(r["p50_big"] if big else None, unstable=r["big_unstable"]),
+                     cell(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
         line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
@@ -431,6 +446,7 @@ class Table:
     rows: list[list[str]]
     numeric: set[int] = field(default_factory=set)  # column indexes to right-align
     classes: list[str] = field(default_factory=list)  # per-row CSS class (HTML only), e.g. the status
+    footnote: str | None = None  # a line under the table, where its renderer shows one
 
     def __bool__(self) -> bool:
         return bool(self.rows)
@@ -459,8 +475,7 @@ def results_table(results: dict[str, Any]) -> Table:
                 _kib(_get(job, "onnx", "activation_bytes"))]
         for provider, batch, threads in keys:
             hit = pick_latency(job, provider=provider, batch_size=batch, threads=threads)
-            row.append("-" if hit is None else f"{ms_text(_number(hit.get('p50_ms')))} / "
-                                               f"{ms_text(_number(hit.get('p99_ms')))}")
+            row.append("-" if hit is None else f"{p50_text(hit)} / {ms_text(_number(hit.get('p99_ms')))}")
         row += [_fmt(_number(_get(job, "train", "seconds")), ".1f"), _fmt(_get(job, "train", "epochs")),
                 _mib(_get(job, "train", "peak_memory_bytes"))]
         rows.append(row)
@@ -743,7 +758,7 @@ def latency_table(results: dict[str, Any]) -> Table:
             rows.append([job_label(job, run=is_joined(results)), _text(job.get("dataset")),
                          _text(r.get("runtime")),
                          provider_short(r.get("provider")), _fmt(r.get("batch_size")), _fmt(r.get("threads")),
-                         _fmt(r.get("runs")), _fmt(_number(r.get("p50_ms")), ".4f"),
+                         _fmt(r.get("runs")), p50_text(r, ".4f"),
                          _fmt(_number(r.get("p90_ms")), ".4f"), _fmt(_number(r.get("p99_ms")), ".4f"),
                          _fmt(_number(r.get("throughput_per_s")), ",.0f"),
                          _fmt(_number(r.get("session_ms")), ".1f"), _fmt(_number(r.get("first_call_ms")), ".3f")])
@@ -753,9 +768,19 @@ def latency_table(results: dict[str, Any]) -> Table:
 
 
 def latency_notes(results: dict[str, Any]) -> list[str]:
-    """Batch sizes a job's graph could not take (``latency_skipped``)."""
-    return [f"{job_label(job, dataset=True)}: {note}" for job in results.get("jobs", [])
-            for note in job.get("latency_skipped") or []]
+    """Batch sizes a job's graph could not take (``latency_skipped``), and what a p50 marked unstable means."""
+    notes = [f"{job_label(job, dataset=True)}: {note}" for job in results.get("jobs", [])
+             for note in job.get("latency_skipped") or []]
+    unstable = unstable_note(_shown_latency(results))
+    return notes + ([unstable] if unstable else [])
+
+
+def p50_text(row: dict[str, Any], spec: str | None = None) -> str:
+    """A latency row's p50 (``ms_text``, or ``spec``), followed by :data:`UNSTABLE_MARK` when the row is
+    marked unstable: its figures did not hold from the first half of its runs to the second."""
+    value = _number(row.get("p50_ms"))
+    text = ms_text(value) if spec is None else _fmt(value, spec)
+    return text + (UNSTABLE_MARK if value is not None and row.get("stable") is False else "")
 
 
 def _variant_failed(variant: dict[str, Any]) -> bool:
@@ -1425,7 +1450,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
                     r.get("variant") or _failed_text(r) or "none",
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
-                    _fmt(r.get("threads")), _fmt(r.get("p50_ms"), ".4f"), _fmt(r.get("p99_ms"), ".4f"),
+                    _fmt(r.get("threads")), p50_text(r, ".4f"), _fmt(r.get("p99_ms"), ".4f"),
                     _fmt(r.get("cold_ms"), ".1f"), _kib(r.get("rss_bytes"), 0), _fmt(r.get("params"), ","),
                     mflops(r.get("flops"))]
             if per_run_settings:
@@ -1443,6 +1468,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             caption += ", each run's own accuracy floor and budget"
         elif question:
             caption += f", {question.text()}"
+        table.footnote = unstable_note([r for r in rows if r.get("p50_ms") is not None])
         tables.append((caption, table))
     return tables
 
@@ -1544,7 +1570,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += ["", "## Edge deployment", "", EDGE_NOTE]
         lines += [""] + [f"**{_md_cell(line)}**" for line in edge_lines(results)]  # the terminal's answer
         for caption, table in deployment:
-            lines += ["", f"### {caption}", ""] + md_table(table)
+            lines += ["", f"### {caption}", ""] + md_table(table) + (["", table.footnote] if table.footnote else [])
     variants = variants_table(results)
     if variants:
         lines += ["", "## Variants", "", VARIANTS_NOTE, ""] + md_table(variants)

@@ -992,7 +992,8 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
     if deployment:
         answers = "".join(f"<p><strong>{esc(line)}</strong></p>" for line in edge_lines(results))
         sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + answers + "".join(
-            f"<h3>{esc(caption)}</h3>{html_table(table)}" for caption, table in deployment)))
+            f"<h3>{esc(caption)}</h3>{html_table(table)}"
+            + (f'<p class="note">{esc(table.footnote)}</p>' if table.footnote else "") for caption, table in deployment)))
     variants = variants_table(results)
     if variants:
         sections.append(("variants", "Variants", f'<p class="note">{esc(VARIANTS_NOTE)}</p>'

@@ -112,6 +112,20 @@ def test_bench_feeds_integer_and_string_inputs_and_refuses_bfloat16_in_one_line(
         "tensor(bfloat16): numpy has no such type that ONNX Runtime takes"]
 
 
+def test_bench_times_without_spinning_or_iobinding_when_asked_and_rows_say_how_they_were_timed(tmp_path):
+    from harness.ort import session_options
+
+    assert session_options(2, spinning=False).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    path = _conv_onnx(tmp_path / "m.onnx")
+    plain = json.loads(run_cli("bench", str(path), "--json", "--cold-runs", "0", *FAST, timeout=300).stdout)
+    assert [(r["allow_spinning"], r["iobinding"]) for r in plain["latency"]] == [(True, True)]
+    asked = run_cli("bench", str(path), "--threads", "1,2", "--no-spin", "--no-iobinding", "--warmup", "0", "--json",
+                    "--cold-runs", "0", *FAST[:4], timeout=300)
+    assert asked.returncode == 0, asked.stderr
+    rows = json.loads(asked.stdout)["latency"]
+    assert [(r["threads"], r["allow_spinning"], r["iobinding"]) for r in rows] == [(1, False, False), (2, False, False)]
+
+
 def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
     path = _conv_onnx(tmp_path / "dynamic.onnx")
     # 10**12 images are petabytes: beyond any address space, so the allocation fails even with overcommit.

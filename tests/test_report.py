@@ -990,3 +990,40 @@ def test_the_training_note_speaks_of_a_warm_up_only_when_a_job_had_one(results):
     assert note.endswith(report.TRAINING_NOTE.split("per-epoch evaluation.", 1)[1])
     assert "warm-up: 2 untimed" in to_markdown(warmed, plots={}) and "warm-up: 2 untimed" in to_html(warmed, plots=[])
     assert "untimed step" not in to_markdown(results, plots={})
+
+
+def test_a_p50_marked_unstable_is_starred_in_every_table_that_shows_it(results, tmp_path):
+    """A row whose median moved between the halves of its runs was said only by `harness bench`: the run's
+    tables, the edge table and the CSV showed its p50 as if it were as good as any other."""
+    from harness.edge import edge_markdown
+    from harness.report import comparison_table, to_csv, write_reports
+
+    job = next(j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic")
+    row = next(r for r in job["latency"] if (r["runtime"], r["batch_size"], r["threads"]) == ("onnxruntime", 1, 1))
+    row.update(stable=False, drift_pct=12.34)
+    for other in (j for j in results["jobs"] if j is not job):  # the mark and its note are this row's alone
+        for r in other.get("latency") or []:
+            r.update(stable=True, drift_pct=0.5)
+    results["config"]["accuracy_floor"] = 0.0
+    p50 = f"{row['p50_ms']:.4f}*"
+    note = "* unstable: the second half of the runs' median moved more than 5 % from the first (drift_pct up to 12.3 %)"
+
+    terminal = comparison_table(results)
+    line = next(x for x in terminal.splitlines() if x.startswith("mnist-cnn "))
+    assert "*" in line and terminal.count("*") == 1 + note.count("*") and note in terminal
+    write_reports(tmp_path, results)
+    md = (tmp_path / "report.md").read_text()
+    latency = md.split("## Latency")[1].split("## ")[0]
+    md_p50, md_note = p50.replace("*", "\\*"), note.replace("*", "\\*")  # Markdown's escapes
+    assert latency.count(md_p50) == 1 and md_note in latency
+    edge = md.split("## Edge deployment")[1].split("\n## ")[0]
+    cnn = next(x for x in edge.splitlines() if x.startswith("| mnist-cnn | synthetic |"))
+    assert f"| {md_p50} |" in cnn and (note in edge or md_note in edge)
+    api = edge_markdown(results, 0.0)  # the edge module's own Markdown, for other programs
+    assert p50 in api and note in api
+    html = (tmp_path / "report.html").read_text()
+    assert html.count(__import__("html").escape(note)) >= 2  # under the latency table and the edge table
+    csv_rows = list(csv.DictReader(io.StringIO(to_csv(results))))
+    flagged = [r for r in csv_rows if r["stable"] == "False"]
+    assert [(r["id"], r["batch_size"], r["threads"], r["drift_pct"]) for r in flagged] == [
+        ("mnist-cnn@synthetic", "1", "1", "12.34")]
