@@ -786,4 +786,6 @@ def edge_profile() -> dict[str, Any]:
 
 def all_cores() -> int:
     """The thread count the edge profile uses for "all cores"."""
-    return os.cpu_count() or 1
+    from harness.latency import usable_cores
+
+    return usable_cores()

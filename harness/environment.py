@@ -27,7 +27,7 @@ def collect_environment(device: str) -> dict[str, Any]:
     import onnxruntime
     import torch
 
-    from harness.latency import timer_overhead_ns
+    from harness.latency import timer_overhead_ns, usable_cores
     from harness.ort import usable_providers
 
     usable, unusable = usable_providers()
@@ -38,6 +38,7 @@ def collect_environment(device: str) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "usable_cores": usable_cores(),  # the affinity's: a container may get fewer than cpu_count
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "onnx": onnx.__version__,

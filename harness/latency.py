@@ -236,16 +236,23 @@ def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple
     return [(f".{key}", old[key], new[key]) for key in sorted(set(old) & set(new)) if old[key] != new[key]]
 
 
-def threads_over_cores(threads: Sequence[int]) -> str | None:
-    """A warning for thread counts above this machine's cores (their rows time contention), else None."""
-    import os
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's cpuset or ``taskset`` limits it),
+    else the machine's count: "all cores" beyond them would time threads waiting for a core."""
+    try:
+        return len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
-    cores = os.cpu_count() or 0
+
+def threads_over_cores(threads: Sequence[int]) -> str | None:
+    """A warning for thread counts above the cores this process may use (their rows time contention), else None."""
+    cores = usable_cores()
     over = [t for t in threads if cores and t > cores]
     if not over:
         return None
-    return (f"--threads {','.join(map(str, over))}: more threads than this machine's {cores} cores; those latency "
-            "rows measure contention")
+    return (f"--threads {','.join(map(str, over))}: more threads than the {cores} cores this process may use; "
+            "those latency rows measure contention")
 
 
 def settings_name(settings: Any) -> str | None:
@@ -748,6 +755,6 @@ def torch_call(model: "torch.nn.Module", x: "torch.Tensor", threads: int = 1) ->
 
 
 def default_thread_counts() -> list[int]:
-    """1 thread (edge-like) and every core, without duplicates."""
-    cores = os.cpu_count() or 1
+    """1 thread (edge-like) and every core this process may use, without duplicates."""
+    cores = usable_cores()
     return sorted({1, cores})

@@ -296,13 +296,28 @@ def test_an_unknown_provider_name_is_refused(tmp_path):
 
 
 def test_more_threads_than_cores_is_said_as_run_says_it(tmp_path):
-    import os
+    from harness.latency import usable_cores
 
-    over = (os.cpu_count() or 1) + 1
+    over = usable_cores() + 1
     path = _conv_onnx(tmp_path / "m.onnx")
     result = run_cli("bench", str(path), "--threads", f"1,{over}", "--cold-runs", "0", *FAST, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert f"harness: warning: --threads {over}: more threads than this machine's {over - 1} cores" in result.stderr
+    assert f"harness: warning: --threads {over}: more threads than the {over - 1} cores this process may use" in result.stderr
     assert "samples/s (batch / mean)" in result.stdout  # the throughput is the mean's, not the p50's beside it
     header = next(line for line in result.stdout.splitlines() if line.startswith("provider"))
     assert header.index("mean ms") < header.index("samples/s")  # the mean it comes from is shown beside it
+
+
+def test_the_cores_are_those_the_process_may_run_on_not_the_machines():
+    """Under a container's cpuset (or taskset) os.cpu_count() is the host's: "all cores" timed oversubscribed."""
+    import os
+    import subprocess
+    import sys
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from harness.latency import usable_cores, default_thread_counts, threads_over_cores; "
+            "print(usable_cores(), default_thread_counts(), threads_over_cores([2]) is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "[1]", "True"]
