@@ -296,7 +296,9 @@ def list_command(kind: str, as_json: bool) -> None:
             item.update(higher_is_better=spec.higher_is_better)
         rows.append(item)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        from harness.results import json_text
+
+        click.echo(json_text(rows))
         return
     from tabulate import tabulate
 
@@ -990,7 +992,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=marked)
     result["cold_start"] = cold  # null with --cold-runs 0
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        from harness.results import json_text
+
+        click.echo(json_text(result))
         return
     from tabulate import tabulate
 
@@ -1322,7 +1326,9 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
         if state:  # its missing jobs are missing because of this, not the change under test
             comparison["incomplete"][name.lower()] = state
             click.echo(f"harness: warning: {name} ({path}) {state}", err=True)
-    click.echo(json.dumps(comparison, indent=2) if as_json else format_comparison(comparison))
+    from harness.results import json_text
+
+    click.echo(json_text(comparison) if as_json else format_comparison(comparison))
     if comparison["regressions"]:
         sys.exit(EXIT_JOB_FAILED)
 

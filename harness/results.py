@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -119,8 +120,31 @@ class _suppress_os_error:
         return exc_type is not None and issubclass(exc_type, OSError)
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON can hold it: NaN and infinities become null (JSON has neither, and strict
+    parsers such as jq refuse Python's ``NaN``), numpy scalars and arrays their Python numbers and lists,
+    tuples and sets lists, keys strings, anything else its ``str``. A plugin's ``reference`` or ``info``
+    holding ``float("nan")`` or a ``numpy.float32`` would otherwise stop a run at its first save."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_ready(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # numpy scalars and arrays
+        return json_ready(value.tolist())
+    return str(value)
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """``data`` as strict JSON text (see :func:`json_ready`)."""
+    return json.dumps(json_ready(data), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=False, default=str) + "\n")
+    atomic_write_text(path, json_text(data) + "\n")
 
 
 def new_run_id(now: _dt.datetime | None = None) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import signal
@@ -30,7 +29,7 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_file_stem, job_id, latest_run, run_taken, safe_name
+from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_taken, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
 from harness.text import squeeze
 
@@ -596,7 +595,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         "error": None,
         "params": None,
         "flops": None,
-        "reference": dict(job.model.reference) or None,
+        "reference": json_ready(dict(job.model.reference)) or None,
         "train": None,
         "metrics": None,
         "onnx": None,
@@ -622,7 +621,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
             ctx.progress.stage(job.id, "loading data")
             splits = ctx.cache.get(job.dataset)
             if splits.info:  # where the data came from (folder, download, a stand-in dataset...)
-                row["data"] = json.loads(json.dumps(dict(splits.info), default=str))
+                row["data"] = json_ready(dict(splits.info))
             stage = "build"
             _run_stages(job, ctx, splits, row, enter)
         row["status"] = "ok"

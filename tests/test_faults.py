@@ -124,6 +124,26 @@ def test_contract_breaches_fail_their_job_at_the_right_stage_with_what_is_wrong(
     assert all(n in job["error"] for n in needles), job["error"]
 
 
+def test_published_figures_json_cannot_hold_are_null_and_the_job_is_kept(contract_run, tmp_path):
+    """A NaN in a plugin's reference stopped the run at its first save with a traceback, the finished job
+    lost; `harness list --json` printed a bare NaN, which strict JSON parsers refuse."""
+    result, jobs, folder = contract_run
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    strict = json.loads((folder / "results.json").read_text(), parse_constant=refuse)
+    job = next(j for j in strict["jobs"] if j["id"] == "contract net@synthetic")
+    assert job["status"] == "ok"
+    assert job["reference"] == {"test_accuracy": None, "val_accuracy": None, "train_accuracy": 0.5, "epochs": 1}
+    env = offline_cli_env(tmp_path, "harness-contract", {"contract": "contract_plugin"})
+    listed = run_cli("list", "models", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = next(m for m in json.loads(listed.stdout, parse_constant=refuse) if m["name"] == "contract net")
+    assert row["reference"]["test_accuracy"] is None and row["reference"]["train_accuracy"] == 0.5
+
+
 def test_two_models_whose_names_clean_alike_keep_their_own_exports(contract_run):
     import onnx
 
