@@ -2,7 +2,9 @@
 
 Exit status: 0 all good; 1 the run finished but a job failed (or
 ``compare`` found a regression); 2 bad usage or input, with a one-line
-message on stderr and no traceback (``--debug`` shows it). torch, onnx and
+message on stderr and no traceback (``--debug`` shows it); 74 a run folder
+that stopped taking files during a run (full, made read-only); 130/143 a
+run stopped by Ctrl-C/SIGTERM. torch, onnx and
 onnxruntime are imported only inside the commands that need them.
 """
 
@@ -133,7 +135,7 @@ class HarnessGroup(click.Group):
 
                 traceback.print_exc()
             click.echo(f"harness: error: {exc}", err=True)
-            ctx.exit(EXIT_USAGE)
+            ctx.exit(getattr(exc, "exit_code", EXIT_USAGE))  # a run folder that stopped taking files: 74
         except KeyboardInterrupt:  # click's own "Aborted!" exits 1, which means "a job failed" here
             if _debug(ctx):
                 import traceback

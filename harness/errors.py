@@ -14,6 +14,18 @@ class HarnessError(Exception):
     """An error caused by input the user can fix; shown as one line, exit status 2."""
 
 
+EXIT_STORAGE = 74
+"""The exit status of a :class:`StorageError`: sysexits' EX_IOERR."""
+
+
+class StorageError(HarnessError):
+    """A run folder that took the run's first files but refuses later ones (a full disk, a folder made
+    read-only): not the user's input, so exit status :data:`EXIT_STORAGE` (74), not 2. The message names
+    the cause and how to go on."""
+
+    exit_code = EXIT_STORAGE
+
+
 class UnknownNameError(HarnessError, KeyError):
     """A model, dataset, metric or plugin name that nothing registered."""
 

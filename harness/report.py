@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import StorageError
 from harness.latency import UNSTABLE_MARK, unstable_note
 from harness.results import atomic_write_text
 from harness.text import mflops, ms_text, points, squeeze
@@ -1603,7 +1603,7 @@ def write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         return _write_reports(Path(run_dir), results)
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        raise HarnessError(f"cannot write the reports in {run_dir}: {exc.strerror or exc}{where}; results.json "
+        raise StorageError(f"cannot write the reports in {run_dir}: {exc.strerror or exc}{where}; results.json "
                            f"holds the figures, and 'harness report {run_dir}' rebuilds them") from None
 
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, StorageError
 from harness.text import squeeze
 
 log = logging.getLogger(__name__)
@@ -444,9 +444,12 @@ class RunFolder:
         try:
             atomic_write_json(self.results_path, self.data)
         except OSError as exc:
-            hint = (f"; it keeps the jobs written before: make room, then continue with: harness run --resume "
-                    f"--run-id {self.path.name} --out {self.path.parent}" if written else "")
-            raise HarnessError(f"cannot write {self.results_path}: {exc.strerror or exc}{hint}") from None
+            if not written:  # the folder refused the run from the start: the --out given
+                raise HarnessError(f"cannot write {self.results_path}: {exc.strerror or exc}") from None
+            fix = "make room" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make the folder writable"
+            raise StorageError(f"cannot write {self.results_path}: {exc.strerror or exc}; it keeps the jobs written "
+                               f"before: {fix}, then continue with: harness run --resume --run-id {self.path.name} "
+                               f"--out {self.path.parent}") from None
 
 
 def latest_run(out: Path) -> Path | None:

@@ -359,21 +359,48 @@ def test_results_json_that_cannot_be_written_says_so_and_how_to_continue(tmp_pat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(results, "atomic_write_text", full)
-    with pytest.raises(results.HarnessError) as raised:
+    with pytest.raises(results.StorageError) as raised:  # exit status 74: the disk, not the user's input
         folder.record({"id": "c@b", "model": "c", "dataset": "b", "status": "ok"})
     message = str(raised.value)
-    assert "No space left on device" in message and "--resume --run-id full" in message
+    assert "No space left on device; it keeps the jobs written before: make room, then continue with" in message
+    assert "--resume --run-id full" in message and raised.value.exit_code == 74
     assert [job["id"] for job in results.load_results(folder.path)["jobs"]] == ["a@b"]  # the last good write
+
+    def read_only(path, text):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(results, "atomic_write_text", read_only)
+    with pytest.raises(results.StorageError, match="Read-only file system; .*: make the folder writable, then"):
+        folder.record({"id": "c@b", "model": "c", "dataset": "b", "status": "ok"})
+
+
+def test_a_run_folder_that_stops_taking_files_mid_run_exits_74_not_2(tmp_path):
+    """2 says "your input was wrong": a CI script could not tell a full disk after an hour of jobs from a
+    typo in --models."""
+    code = ("import harness.results as results, harness.cli as cli\n"
+            "real, calls = results.atomic_write_text, []\n"
+            "def write(path, text):\n"
+            "    calls.append(path)\n"
+            "    if len(calls) > 1: raise OSError(28, 'No space left on device')\n"
+            "    real(path, text)\n"
+            "results.atomic_write_text = write\n"
+            "cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic', '--epochs', '1', "
+            "'--max-train-samples', '64', '--device', 'cpu', '--batch-sizes', '1', '--quick', '--no-torch-latency', "
+            "'--cold-runs', '0', '--exporter', 'torchscript', '--out', 'out', '--run-id', 'r'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 74, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("harness: error: cannot write out/r/results.json: No space")
 
 
 def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
     from fixtures.shared import load_report_run
 
-    from harness.errors import HarnessError
+    from harness.errors import StorageError
     from harness.report import write_reports
 
     (tmp_path / "results.csv").mkdir()  # a folder where the CSV goes: the write is refused
-    with pytest.raises(HarnessError, match="cannot write the reports in .*'harness report"):
+    with pytest.raises(StorageError, match="cannot write the reports in .*'harness report"):
         write_reports(tmp_path, load_report_run())
 
 
