@@ -274,6 +274,40 @@ def _keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
     return bool(reporters.errors)
 
 
+def remove_unlisted_files(folder: RunFolder, jobs: Sequence[Job]) -> list[Path]:
+    """Delete the files of ``jobs`` in ``onnx/`` and ``weights/`` that no row of results.json lists: what a
+    job stopped by Ctrl-C, SIGTERM or ``--job-timeout`` left half-done (an export cut off mid-write, the
+    weights of a job that never finished, a variant), which a script globbing ``onnx/*.onnx`` would take
+    for a checked export. A file is a job's when its name is the job's file stem and a dot-suffix; of two
+    stems that both fit (``a`` and ``a.b``) the longer owns it. Returns the files removed."""
+    mine = {job_file_stem(job.id) for job in jobs}
+    stems = mine | {job_file_stem(str(row["id"])) for row in folder.data["jobs"] if row.get("id")}
+    listed = set()
+    for row in folder.data["jobs"]:
+        variants = [v.get("path") for v in row.get("variants") or [] if isinstance(v, dict)]
+        for path in ((row.get("onnx") or {}).get("path"), (row.get("train") or {}).get("weights"), *variants):
+            if isinstance(path, str) and path:
+                listed.add(Path(path).name)
+    removed = []
+    for kind in ("onnx", "weights"):
+        folder_of_kind = folder.path / kind
+        if not folder_of_kind.is_dir():
+            continue
+        for file in sorted(folder_of_kind.iterdir()):
+            owner = max((stem for stem in stems if file.name.startswith(stem + ".")), key=len, default=None)
+            if owner not in mine or not file.is_file():
+                continue
+            if file.name in listed or any(file.name.startswith(name + ".") for name in listed):  # x.onnx.data
+                continue
+            with contextlib.suppress(OSError):
+                file.unlink()
+                removed.append(file)
+    if removed:
+        log.info("removed %d file(s) of jobs that did not finish: %s", len(removed),
+                 ", ".join(f"{p.parent.name}/{p.name}" for p in removed))
+    return removed
+
+
 def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> Plan:
     """The compatible model x dataset (x sweep point) jobs the options select."""
     models: list[ModelSpec] = registry.select("models", options.models, options.plugins)
@@ -1138,6 +1172,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             executor.run(todo, ctx, on_done)
         except KeyboardInterrupt as exc:
             progress.stop()
+            remove_unlisted_files(folder, todo)
             folder.data["interrupted"] = True
             # the trackers close what the interrupted jobs opened (an MLflow run marked KILLED, not left running)
             reporter_set.call("run_ended", folder.data, folder.path)
@@ -1147,6 +1182,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             handed_over = keep_lock
             raise
         progress.stop()
+        remove_unlisted_files(folder, todo)  # a timed-out job's half-written export
         reporter_set.call("run_ended", folder.data, folder.path)
         if _keep_reporter_errors(folder, reporter_set):  # run_ended's own too
             folder.save()

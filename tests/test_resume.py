@@ -79,7 +79,15 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     out = tmp_path / "out"
     # still running when the signal comes; asking the edge question of the jobs that finish by then
     proc = _start(env, out, "c", hold=tmp_path / "hold", more=["--accuracy-floor", "1"])
-    _wait_for_jobs(out / "c" / "results.json", 1, proc)
+    done = {job["id"] for job in _wait_for_jobs(out / "c" / "results.json", 1, proc)}
+    # what an unfinished job leaves when stopped mid-export: a half-written file no row lists
+    from harness.results import job_file_stem
+
+    planted = [out / "c" / "onnx" / f"{job_file_stem(f'{m}@{d}')}.onnx" for m in ("demo-tiny", "mnist-mlp")
+               for d in ("demo-blobs", "synthetic") if f"{m}@{d}" not in done]
+    for file in planted:
+        file.parent.mkdir(exist_ok=True)
+        file.write_bytes(b"half an export")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -87,6 +95,8 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     assert "harness run --resume --run-id c" in stderr
     data = json.loads((out / "c" / "results.json").read_text())
     assert data["jobs"] and all(job["status"] == "ok" for job in data["jobs"])
+    assert planted and not any(file.exists() for file in planted)  # gone; the finished jobs' exports stay:
+    assert all((out / "c" / job["onnx"]["path"]).is_file() for job in data["jobs"])
     # The report can tell an interrupted run from a finished one, and name the jobs that never ran.
     assert data["interrupted"] is True
     assert len(data["planned_jobs"]) == 4 and {job["id"] for job in data["jobs"]} < set(data["planned_jobs"])
@@ -402,6 +412,35 @@ def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
     (tmp_path / "results.csv").mkdir()  # a folder where the CSV goes: the write is refused
     with pytest.raises(StorageError, match="cannot write the reports in .*'harness report"):
         write_reports(tmp_path, load_report_run())
+
+
+def test_files_no_row_lists_are_removed_for_the_jobs_run_only(tmp_path):
+    from types import SimpleNamespace
+
+    import harness.results as results
+    from harness.runner import remove_unlisted_files
+
+    folder = results.RunFolder.create(tmp_path, "r", {}, {})
+    folder.record({"id": "a@d", "status": "ok", "onnx": {"path": "onnx/a_d.onnx"}, "train": {"weights": "weights/a_d.pt"},
+                   "variants": [{"variant": "int8-dynamic", "path": "onnx/a_d.int8-dynamic.onnx"}]})
+    folder.record({"id": "t@d", "status": "failed", "timed_out": True, "onnx": None, "train": None})
+    folder.record({"id": "a_d.x@d", "status": "failed", "onnx": None, "train": None})  # an earlier run's
+    files = {name: folder.path / name for name in (
+        "onnx/a_d.onnx", "onnx/a_d.onnx.data", "onnx/a_d.int8-dynamic.onnx", "weights/a_d.pt",  # listed: kept
+        "onnx/a_d.int8-static.onnx",  # a variant cut off before its row listed it
+        "onnx/t_d.onnx", "weights/t_d.pt",  # the timed-out job's
+        f"onnx/{results.job_file_stem('a_d.x@d')}.onnx",  # job a_d.x@d's (a longer stem that fits): not run now
+        "onnx/o_d.onnx",  # a job not run now (a narrower resume): kept for its own resume
+        "onnx/notes.txt")}  # the user's
+    for file in files.values():
+        file.parent.mkdir(exist_ok=True)
+        file.write_bytes(b"x")
+    jobs = [SimpleNamespace(id=i) for i in ("a@d", "t@d")]
+    removed = remove_unlisted_files(folder, jobs)
+    assert sorted(p.relative_to(folder.path).as_posix() for p in removed) == [
+        "onnx/a_d.int8-static.onnx", "onnx/t_d.onnx", "weights/t_d.pt"]
+    assert all(file.exists() for name, file in files.items() if name not in {
+        "onnx/a_d.int8-static.onnx", "onnx/t_d.onnx", "weights/t_d.pt"})
 
 
 def test_a_signal_during_the_heavy_imports_is_held_until_they_are_done(tmp_path):
