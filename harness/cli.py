@@ -570,6 +570,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             raise
         except KeyboardInterrupt as exc:
             folder = getattr(exc, "run_folder", None)
+            if folder is not None and getattr(exc, "complete", False):  # after the last job (Ray shutting down)
+                stop.deferring = True
+                _write_run_reports(folder)
+                _end_finished_run_after_signal(ctx, folder, stop)
             if folder is not None:
                 try:
                     _write_run_reports(folder)  # of the jobs that finished
@@ -586,10 +590,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         stop.deferring = True  # the reports of a finished run are written whole
         _write_run_reports(folder)
         if stop.received:
-            click.echo(comparison_table(folder.data, width=_terminal_width()))
-            click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete",
-                       err=True)
-            ctx.exit(stop.exit_code())
+            _end_finished_run_after_signal(ctx, folder, stop)
     finally:
         if folder is not None:
             folder.unlock()  # only now: a --resume waits until the reports are written
@@ -1235,6 +1236,16 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
         if not answered(results):  # None (nothing asked) was refused above
             click.echo("harness: --edge-gate: no job answers the edge question", err=True)
             sys.exit(EXIT_JOB_FAILED)
+
+
+def _end_finished_run_after_signal(ctx: click.Context, folder: Any, stop: Any) -> None:
+    """A run whose every job had finished when a signal came, its reports written: the table, a line that
+    says the reports are complete, and the signal's exit status."""
+    from harness.report import comparison_table
+
+    click.echo(comparison_table(folder.data, width=_terminal_width()))
+    click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete", err=True)
+    ctx.exit(stop.exit_code())
 
 
 def _write_run_reports(folder: Any) -> None:

@@ -414,6 +414,28 @@ def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
         write_reports(tmp_path, load_report_run())
 
 
+def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
+    """As Ray shuts down after the last job, a Ctrl-C used to mark a complete run "interrupted" and print a
+    --resume command that had nothing to run."""
+    code = ("import os, signal\n"
+            "import harness.cli as cli, harness.executors as executors\n"
+            "class ThenSignal(executors.LocalExecutor):\n"
+            "    def run(self, jobs, ctx, on_done):\n"
+            "        super().run(jobs, ctx, on_done)\n"
+            "        os.kill(os.getpid(), signal.SIGINT)  # while the executor closes down\n"
+            "executors.EXECUTORS['local'] = ThenSignal\n"
+            "cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic', '--epochs', '1', "
+            "'--max-train-samples', '64', '--device', 'cpu', '--batch-sizes', '1', '--quick', '--no-torch-latency', "
+            "'--cold-runs', '0', '--exporter', 'torchscript', '--out', 'out', '--run-id', 'r'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "interrupted after every job had finished; the reports in out/r are complete" in result.stderr
+    assert "--resume" not in result.stderr and "mnist-mlp" in result.stdout  # the table, as a finished run's
+    data = json.loads((tmp_path / "out" / "r" / "results.json").read_text())
+    assert "interrupted" not in data and [job["status"] for job in data["jobs"]] == ["ok"]
+    assert (tmp_path / "out" / "r" / "report.html").is_file()
+
+
 def test_files_no_row_lists_are_removed_for_the_jobs_run_only(tmp_path):
     from types import SimpleNamespace
 
