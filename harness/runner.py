@@ -802,15 +802,19 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     session = make_session(onnx_path, "CPUExecutionProvider", threads=None)
     test_np = test_x.cpu().numpy()
     ort_logits = run_batched(session, test_np)
-    # The logits are compared on DIFF_SAMPLES inputs: the evaluated test inputs first, then, when
-    # --max-test-samples left fewer, more of the test split and of the training split.
-    diff_x = torch.cat([test_x[:DIFF_SAMPLES].cpu(), splits.test[0][:DIFF_SAMPLES].cpu(),
-                        train_split[0][:DIFF_SAMPLES].cpu()])[:DIFF_SAMPLES]
+    # The logits are compared on DIFF_SAMPLES inputs: test inputs first (the evaluated ones, whose logits are
+    # at hand, unless --max-test-samples left fewer than the split has), then training inputs when the
+    # test split itself is smaller. Never one input twice.
+    reuse = len(test_x) >= min(DIFF_SAMPLES, len(splits.test[0]))
+    test_part = (test_x if reuse else splits.test[0])[:DIFF_SAMPLES].cpu()
+    diff_x = torch.cat([test_part, train_split[0][:DIFF_SAMPLES - len(test_part)].cpu()])
     torch_logits = predict(model, diff_x, "cpu").numpy()
-    ort_diff_logits = ort_logits[:len(diff_x)] if len(test_x) >= len(diff_x) else run_batched(session, diff_x.numpy())
+    ort_diff_logits = ort_logits[:len(diff_x)] if reuse and len(diff_x) == len(test_part) \
+        else run_batched(session, diff_x.numpy())
     diff, mismatch = onnx_agreement(torch_logits, ort_diff_logits, options.onnx_tolerance)
     row["onnx"]["max_abs_diff"] = diff
     row["onnx"]["diff_samples"] = len(diff_x)
+    row["onnx"]["diff_test_samples"] = len(test_part)  # of them from the test split; the rest are training inputs
     row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y)
     if mismatch:
         raise StageError("onnx-eval", f"{mismatch} on {len(diff_x)} inputs: a wrong export, or looser numerics "

@@ -170,6 +170,8 @@ def test_the_export_is_checked_on_at_least_64_inputs_when_few_test_samples_are_e
     assert job["test_samples"] == 16
     assert round(job["onnx"]["metrics"]["accuracy"] * 16, 6).is_integer()  # accuracy over the 16 evaluated
     assert job["onnx"]["diff_samples"] >= 64 and job["onnx"]["max_abs_diff"] <= 1e-4
+    # all of them test inputs (the split has 2,048): training inputs only make up a test split below 256
+    assert job["onnx"]["diff_test_samples"] == job["onnx"]["diff_samples"] == 256
 
 
 def test_a_seed_sweep_scores_every_seed_on_the_same_test_samples(tmp_path):
