@@ -1282,7 +1282,7 @@ def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
     missing = not_run(results)
     if missing:
         why = "was interrupted" if results.get("interrupted") else "stopped"
-        return f"{why} before {len(missing)} of its planned jobs: they count as missing ({resume_command(results)} " \
+        return f"{why} before {len(missing)} of its planned jobs: they count as missing ({resume_command(results, run_dir)} " \
                "finishes it)"
     return None
 

@@ -1248,9 +1248,10 @@ ENVIRONMENT_FACTS = ("cpu", "cpu_count", "gpu", "torch", "onnxruntime", "onnx")
 """The environment keys a report's first line names (a joined report says which of them its runs differ in)."""
 
 
-def header_facts(results: dict[str, Any]) -> list[str]:
+def header_facts(results: dict[str, Any], run_dir: "str | Path | None" = None) -> list[str]:
     """Short sentences for the top of a report: what ran where, and how many jobs finished (and, when the
-    run set out to run jobs that have no row, which: ``planned_jobs``, ``interrupted``)."""
+    run set out to run jobs that have no row, which: ``planned_jobs``, ``interrupted``, with the command
+    that finishes them: see :func:`resume_command` for ``run_dir``)."""
     env = results.get("environment") or {}
     jobs = results.get("jobs", [])
     counts = {s: sum(1 for j in jobs if j.get("status") == s) for s in ("ok", "failed", "skipped")}
@@ -1270,7 +1271,7 @@ def header_facts(results: dict[str, Any]) -> list[str]:
     ]
     missing = not_run(results)
     if missing:
-        facts[-1] = facts[-1][:-1] + "; " + not_run_text(results, missing)
+        facts[-1] = facts[-1][:-1] + "; " + not_run_text(results, missing, run_dir)
     sources = data_sources(results)
     if sources:
         facts.append("Data: " + "; ".join(sources) + ".")
@@ -1318,17 +1319,21 @@ def not_run(results: dict[str, Any]) -> list[str]:
     return [str(job_id) for job_id in dict.fromkeys(planned) if job_id not in ran]
 
 
-def resume_command(results: dict[str, Any]) -> str:
-    """``harness run --resume --run-id ID --out OUT``: what finishes the run ``results`` holds."""
+def resume_command(results: dict[str, Any], run_dir: "str | Path | None" = None) -> str:
+    """``harness run --resume --run-id ID --out OUT``: what finishes the run ``results`` holds. ``run_dir``:
+    the run's folder where it is now, whose name and place the command takes (a folder moved or copied,
+    a CI artifact downloaded, is not where its results.json says it was written); else the recorded ones."""
+    if run_dir is not None and not results.get("joined_runs"):
+        return f"harness run --resume --run-id {Path(run_dir).name} --out {Path(run_dir).parent}"
     config = results.get("config") if isinstance(results.get("config"), dict) else {}
     command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
     return command + (f" --out {config['out']}" if config.get("out") else "")
 
 
-def not_run_text(results: dict[str, Any], missing: list[str]) -> str:
+def not_run_text(results: dict[str, Any], missing: list[str], run_dir: "str | Path | None" = None) -> str:
     """``2 of 3 planned not run (interrupted; continue with ...): a, b.``"""
     planned = len(dict.fromkeys(results.get("planned_jobs") or []))
-    command = resume_command(results)
+    command = resume_command(results, run_dir)
     why = "interrupted" if results.get("interrupted") else (
         "left out when the run was resumed, or it stopped before them" if results.get("resumed")
         else "the run stopped before them")
@@ -1507,8 +1512,10 @@ def _md_numbered(numbered: Sequence[tuple[int, str]] | None) -> list[str]:
 
 
 def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
-                numbered: dict[str, Sequence[tuple[int, str]]] | None = None) -> str:
-    """report.md: the same sections as report.html, as text.
+                numbered: dict[str, Sequence[tuple[int, str]]] | None = None,
+                run_dir: "str | Path | None" = None) -> str:
+    """report.md: the same sections as report.html, as text (``run_dir``: the folder it goes in, which an
+    unfinished run's resume command names).
 
     ``plots`` maps plot keys (``accuracy_vs_latency``, ``accuracy_vs_size``, ``accuracy_vs_flops``,
     ``latency_vs_batch``, ``curves:<job id>``) to image paths relative to the
@@ -1517,7 +1524,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     """
     plots, numbered = plots or {}, numbered or {}
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
-    lines += [" ".join(_md_cell(f) for f in header_facts(results)), ""]
+    lines += [" ".join(_md_cell(f) for f in header_facts(results, run_dir)), ""]
     lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
     exported = export_notes(results)
     if exported:
@@ -1628,7 +1635,7 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         if stale not in written:
             stale.unlink()
     numbered = {plot.key: plot.numbered for plot in plots if plot.numbered}
-    atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links, numbered=numbered))
+    atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links, numbered=numbered, run_dir=run_dir))
     written.append(run_dir / "report.md")
     written.append(write_html(run_dir, results, plots=plots))
     return written

@@ -910,8 +910,9 @@ def _linked_facts(facts: list[str], failed: Table) -> list[str]:
     return out
 
 
-def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
-    """The whole page as a string (``plots`` drawn here when not given)."""
+def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "str | Path | None" = None) -> str:
+    """The whole page as a string (``plots`` drawn here when not given; ``run_dir``: the folder it goes in,
+    which an unfinished run's resume command names)."""
     if plots is None:
         plots = render_plots(results)
     by_key = {p.key: p for p in plots}
@@ -1019,7 +1020,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
 
     title = f"harness run {results.get('run_id')}"
     nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in sections)
-    facts = "".join(f'<p class="facts">{f}</p>' for f in _linked_facts(header_facts(results), failed))
+    facts = "".join(f'<p class="facts">{f}</p>' for f in _linked_facts(header_facts(results, run_dir), failed))
     main = "".join(f'<section id="{a}"><h2>{esc(t)}</h2>{b}</section>' for a, t, b in sections)
     version = (results.get("environment") or {}).get("harness", "")
     return (
@@ -1037,5 +1038,5 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None) -> str:
 def write_html(run_dir: Path, results: dict[str, Any], plots: list[Plot] | None = None) -> Path:
     """Write ``run_dir/report.html`` (self-contained, opens offline) and return its path."""
     path = Path(run_dir) / "report.html"
-    atomic_write_text(path, to_html(results, plots))
+    atomic_write_text(path, to_html(results, plots, run_dir))
     return path

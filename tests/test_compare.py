@@ -388,8 +388,9 @@ def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(t
     new = write_run(tmp_path / "new", cut)
     result = compare_cli(str(base), str(new), "--fail-on-regression", "10")
     assert result.returncode == 1 and "job missing in new" in result.stdout  # still a regression: nothing ran
+    # the folder where it is now (a CI artifact downloaded elsewhere), not the id and --out it was written with
     assert (f"harness: warning: NEW ({new}) was interrupted before 1 of its planned jobs: they count as missing "
-            "(harness run --resume --run-id same --out ci/reports finishes it)") in result.stderr
+            f"(harness run --resume --run-id new --out {tmp_path} finishes it)") in result.stderr
     held = RunFolder(new, {}).lock()
     try:
         result = compare_cli(str(base), str(new), "--json")

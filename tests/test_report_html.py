@@ -159,6 +159,8 @@ def test_the_header_names_planned_jobs_that_never_ran_and_no_field_reads_none():
     header = to_html(results, plots=[]).split("<nav>")[0]
     assert ("2 job(s): 1 ok, 0 failed, 0 skipped, 1 unknown; 1 of 2 planned not run (interrupted; "
             "continue with harness run --resume --run-id fixture-report): late@a.") in header
+    moved = to_html(results, plots=[], run_dir="downloads/copy-of-run").split("<nav>")[0]  # as report.html gets it
+    assert "continue with harness run --resume --run-id copy-of-run --out downloads): late@a." in moved
     page = to_html({"run_id": "bare", "jobs": [{"model": "m", "dataset": "d"}]}, plots=[])
     assert "None" not in page and "<td>unknown</td>" in page
 
