@@ -423,8 +423,10 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where dataset plugins look for files first.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Folder that receives the run folder.")
-@click.option("--run-id", help="Name of the run folder (default: a timestamp).")
-@click.option("--resume", is_flag=True, help="Continue the run named by --run-id (or the latest in --out).")
+@click.option("--run-id", help="Name of the run folder (default: a timestamp; an empty one, as an unset variable "
+                                "gives, counts as none).")
+@click.option("--resume", is_flag=True, help="Continue the run named by --run-id, or without one (or with an empty "
+                                              "one) the latest in --out; it says which.")
 @click.option("--variants", type=NAMES, default="fp32", show_default=True,
               help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16, ort-opt, slim.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
