@@ -54,6 +54,9 @@ CSV_FIELDS = [
     "cold_start_ms", "cold_start_rss_bytes",
     # appended: whether the row's median held from its first half of runs to its second (see harness.latency)
     "stable", "drift_pct",
+    # appended: how far training grew the process above its size when the job began (CPU): the peak above
+    # includes the interpreter, the data and what earlier jobs left, so it depends on the order of the jobs
+    "memory_growth_bytes",
 ]
 
 
@@ -292,6 +295,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "device": _get(job, "train", "device"),
             "time_to_target_s": _get(job, "train", "time_to_target_s"),
             "peak_memory_bytes": _get(job, "train", "peak_memory_bytes"),
+            "memory_growth_bytes": memory_growth(job["train"]) if isinstance(job.get("train"), dict) else None,
             "flops": job.get("flops"),
             "activation_bytes": _get(job, "onnx", "activation_bytes"),
         }
@@ -416,11 +420,11 @@ def latency_keys(results: dict[str, Any], runtime: str = ORT) -> list[tuple[str,
     return sorted(keys, key=lambda k: (k[0] != CPU, str(k[0]), k[1] or 0, k[2] or 0))
 
 
-def memory_growth(train: dict[str, Any]) -> float | None:
+def memory_growth(train: dict[str, Any]) -> int | None:
     """How far training grew the process above its size when the job began (CPU, ``job_peak_rss``); None
     where the job has no start figure (on a GPU, or without the kernel's peak reset)."""
     peak, at_start = _number(train.get("peak_memory_bytes")), _number(train.get("memory_at_start_bytes"))
-    return None if peak is None or at_start is None else peak - at_start
+    return None if peak is None or at_start is None else int(peak - at_start)
 
 
 def _mib(value: Any) -> str:

@@ -412,6 +412,12 @@ def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     assert len(rows) == expected
     assert {r["point"] for r in rows if r["model"] == "mnist-enhanced-20k"} == {
         f"dropout={d}, seed={s}" for d in (0.1, 0.05) for s in range(3)}
+    # a job's own memory growth beside the process's peak (which depends on the jobs before it)
+    job = results["jobs"][0]
+    job["train"]["memory_at_start_bytes"] = job["train"]["peak_memory_bytes"] - 5 * 2**20
+    rows = list(csv.DictReader(io.StringIO(to_csv(results))))
+    assert {r["memory_growth_bytes"] for r in rows if r["id"] == job["id"]} == {str(5 * 2**20)}
+    assert {r["memory_growth_bytes"] for r in rows if r["id"] == results["jobs"][1]["id"]} == {""}  # no start figure
 
 
 OLD_CSV_COLUMNS = [
