@@ -148,6 +148,9 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     session, eval_provider = _session_anywhere(target, order)
     logits = run_batched(session, test_np)
     row["eval_provider"] = eval_provider
+    if name == "fp16" and eval_provider == "CPUExecutionProvider":  # its accuracy is not a GPU's
+        row.setdefault("notes", []).append("accuracy scored on the CPU provider, which computes in float32 between float16 tensors: "
+                     "it shows the rounding of weights and activations to float16, not float16 accumulation")
     row["metrics"] = compute_metrics(metrics, torch.from_numpy(logits.astype("float32")), test_y)
     row["max_abs_diff"] = max_abs_diff(logits, fp32_logits)
     row["diff_samples"] = len(test_np)
