@@ -5,7 +5,7 @@ model on one dataset, plus sweep settings) the candidates are the float32
 export (``onnx`` and the job's ``latency`` rows) and every variant that did
 not fail (``variants``). A candidate qualifies when it has an ONNX Runtime
 latency row at the requested batch size, thread count and provider, and its
-accuracy (ONNX Runtime, full test split) is at least ``accuracy_floor`` and,
+accuracy (ONNX Runtime, on the test split or its ``--max-test-samples`` subset) is at least ``accuracy_floor`` and,
 if given, no more than ``max_accuracy_drop`` below float32. The fastest by
 one wins. ``fits_budget`` says whether it is within every budget given
 (:class:`Budget`; null without one), ``cold_ms`` what its cold start took
@@ -219,6 +219,11 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "job": job.get("id"),
         "point": job.get("point") or None,
         "run_id": job.get("run_id"),
+        # on how many test samples the accuracy stands, where --max-test-samples cut the split
+        "test_samples": _int(job.get("test_samples")),
+        "test_samples_capped": _int(job.get("test_samples")) is not None
+        and _int(job.get("test_samples_available")) is not None
+        and job["test_samples"] < job["test_samples_available"],
         "variant": None,
         "provider": provider,
         "batch_size": batch_size,
@@ -658,8 +663,8 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}{figures(r)}"
-                             for r in fits], "; ")
+        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}"
+                             f"{_on_samples(r)}{figures(r)}" for r in fits], "; ")
         path = _file_text(results, fits[0], run_dir)
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
                 f"{shown}{failed}{path}")
@@ -683,6 +688,12 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     else:
         hint = SEE_TABLE
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
+
+
+def _on_samples(row: dict[str, Any]) -> str:
+    """`` on 128 test samples`` where --max-test-samples cut the job's test split (127 of 128 right is 99.2 %,
+    give or take a point and a half), else nothing."""
+    return f" on {row['test_samples']:,} test samples" if row.get("test_samples_capped") else ""
 
 
 def _file_text(results: dict[str, Any], row: dict[str, Any], run_dir: "str | os.PathLike[str] | None") -> str:

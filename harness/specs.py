@@ -309,7 +309,8 @@ class Splits:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric computed on the whole test split: ``compute(logits, targets) -> float``."""
+    """A metric computed on the whole test split (or its ``--max-test-samples`` subset):
+    ``compute(logits, targets) -> float``."""
 
     name: str
     compute: Callable[["torch.Tensor", "torch.Tensor"], float]

@@ -17,7 +17,7 @@ Variants (``--variants``; ``fp32`` is the job's own export and not built here):
 - ``slim``: ``onnxslim``'s graph simplification, when that package is installed.
 
 Each variant is one row: ``variant``, ``path`` (relative to the run folder),
-``bytes``, ``metrics`` on the full test split in ONNX Runtime,
+``bytes``, ``metrics`` on the test split (or its ``--max-test-samples`` subset) in ONNX Runtime,
 ``accuracy_drop`` (float32 accuracy minus the variant's), ``max_abs_diff``
 against the float32 ONNX Runtime logits, ``latency`` rows, ``vs_fp32`` (an
 alternating A/B comparison against float32 at the smallest batch size:

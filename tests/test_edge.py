@@ -405,6 +405,18 @@ def test_a_largest_accuracy_drop_in_points_keeps_lossy_variants_out():
     assert Question(max_accuracy_drop=0.0) and not Question()  # a drop of 0 is a question too
 
 
+def test_an_accuracy_on_a_capped_test_split_says_on_how_many_samples():
+    """127 of 128 right passes a 99 % floor give or take a point and a half: the answer names the 128."""
+    from harness.edge import edge_answer
+
+    capped = copy.deepcopy(RESULTS)
+    capped["jobs"][0].update(test_samples=128, test_samples_available=10_000)
+    assert "accuracy 0.9750 on 128 test samples" in edge_answer(capped, 0.97, None)
+    whole = copy.deepcopy(RESULTS)
+    whole["jobs"][0].update(test_samples=10_000, test_samples_available=10_000)
+    assert "test samples" not in edge_answer(whole, 0.97, None)
+
+
 def test_the_answer_gives_the_figures_asked_about_the_file_and_what_was_not_measured():
     from harness.edge import edge_answer
 
