@@ -394,3 +394,149 @@ def test_cnn3d_recipe_and_reference_are_the_seeds():
     assert SPECS["cnn3d-resnet"].reference["train_accuracy"] == 0.99
     assert SPECS["cnn3d-sequential"].spatial_shape == (16, 16, 16)
     assert SPECS["cnn3d-resnet"].spatial_shape is None
+
+
+# --- published figures: the dataset they were measured on ---------------------------------------------
+
+
+def _full_recipe_job(name: str, dataset: str, point: dict | None = None) -> dict:
+    """A results.json job that trained ``name`` on ``dataset`` with the recipe as published: every epoch, the
+    whole training and test splits, nothing changed; only the dataset can make it not comparable."""
+    spec = SPECS[name]
+    return {
+        "id": f"{name}@{dataset}", "model": name, "dataset": dataset, "status": "ok", "point": point,
+        "params": RECORDED_PARAMS[name], "reference": dict(spec.reference),
+        "train": {"epochs": spec.recipe.epochs, "recipe_changes": {}, "seconds": 100.0,
+                  "train_samples": 60_000, "train_samples_available": 60_000},
+        "metrics": {"accuracy": 0.97}, "test_samples": 10_000, "test_samples_available": 10_000,
+    }
+
+
+FULL_RUN_CONFIG = {"max_train_samples": None, "max_test_samples": None}
+
+
+def test_published_figures_measured_on_other_data_name_that_data():
+    """Seed 004's train/val accuracies are the original 3D MNIST's (Kaggle), not our voxelised digits';
+    mwnn-medium's 0 % is ImageNet's. Without a dataset, the report showed them beside a full-recipe job on
+    mnist3d / mnist with no "not comparable" note."""
+    for name in CNN3D_NAMES:
+        assert SPECS[name].reference["dataset"] == "3d-mnist-point-clouds"
+    assert SPECS["mwnn-medium"].reference["dataset"] == "imagenet"
+    assert SPECS["mwnn-shallow"].reference["dataset"] == "mnist"  # the seed's 97.60 % is on MNIST
+
+
+@pytest.mark.parametrize("name,dataset,published", [
+    ("cnn3d-sequential", "mnist3d", "3d-mnist-point-clouds"),
+    ("cnn3d-resnet", "mnist3d", "3d-mnist-point-clouds"),
+    ("mwnn-medium", "mnist", "imagenet"),
+    ("mwnn-medium", "cifar10", "imagenet"),
+])
+def test_a_full_recipe_job_on_our_data_is_reported_not_comparable(name, dataset, published):
+    from harness import report
+
+    job = _full_recipe_job(name, dataset)
+    assert report.comparability(job, FULL_RUN_CONFIG) == [f"{dataset}, not {published}"]
+    document = {"config": FULL_RUN_CONFIG, "jobs": [job]}
+    (note,) = report.reference_notes(document)
+    assert note.endswith(f"not comparable with the published figures: {dataset}, not {published}"), note
+    assert f"{dataset}, not {published}" in report.shortened_note(document)
+    table = report.reference_table(document)
+    (row,) = table.rows
+    assert row[table.headers.index("published on")] == published
+
+
+def test_a_full_recipe_job_on_the_published_data_still_compares():
+    """The control for the test above: the dataset, not the job's shape, makes those not comparable."""
+    from harness import report
+
+    job = _full_recipe_job("mwnn-shallow", "mnist")
+    assert report.comparability(job, FULL_RUN_CONFIG) == []
+    assert report.reference_notes({"config": FULL_RUN_CONFIG, "jobs": [job]}) == []
+    # the ladder's depth is a build argument: another network than the published one
+    medium = _full_recipe_job("mwnn-shallow", "mnist", point={"depth": "medium"})
+    assert report.comparability(medium, FULL_RUN_CONFIG) == ["depth=medium (a build argument)"]
+
+
+def test_every_builtin_reference_with_an_accuracy_names_its_dataset():
+    """A published accuracy without its dataset would be shown as comparable with any job's."""
+    from harness.registry import build_registry
+
+    registry = build_registry()
+    for name, spec in registry.models.items():
+        if registry.owners["models"][name] not in {"mwnn", "mnist-attention", "cnn3d", "mnist-cnns", "mnist-20k",
+                                                   "fast"}:
+            continue
+        if any(key.endswith("accuracy") for key in spec.reference):
+            assert spec.reference.get("dataset"), name
+
+
+# --- the MWNN ablation ladder at the seed's medium depth ----------------------------------------------
+
+
+LADDER = ["mwnn-resnet-baseline", "mwnn-rgb-only", "mwnn-dual", "mwnn-shallow"]
+MEDIUM_LADDER_PARAMS = {
+    "mwnn-resnet-baseline": pathway(3, **MEDIUM) + linear(128, 10),
+    "mwnn-rgb-only": pathway(3, **MEDIUM) + mwnn_head(128, 128),
+    "mwnn-dual": pathway(3, **MEDIUM) + pathway(1, **MEDIUM) + mwnn_head(2 * 128, 128),
+    "mwnn-shallow": EXPECTED_PARAMS["mwnn-medium"],  # the full model at medium depth is mwnn-medium
+}
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_the_ladder_builds_take_a_depth_that_defaults_to_shallow(name):
+    from harness.specs import keyword_names
+
+    assert "depth" in keyword_names(SPECS[name].build)
+    shallow = SPECS[name].build(num_classes=10, input_shape=MNIST_RGB, depth="shallow")
+    assert _params(shallow) == _params(_model(name)) == RECORDED_PARAMS[name]  # the default is unchanged
+    medium = SPECS[name].build(num_classes=10, input_shape=MNIST_RGB, depth="medium")
+    assert _params(medium) == MEDIUM_LADDER_PARAMS[name] != RECORDED_PARAMS[name]
+
+
+def test_the_medium_ladder_grows_one_component_at_a_time():
+    counts = [MEDIUM_LADDER_PARAMS[name] for name in LADDER]
+    assert counts == sorted(counts)
+
+
+@pytest.mark.parametrize("name", LADDER)
+@pytest.mark.parametrize("data", [MNIST, CIFAR], ids=["1x28x28", "3x32x32"])
+def test_the_medium_ladder_gives_logits_on_mnist_and_cifar(name, data):
+    shape = SPECS[name].model_input_shape(data)
+    torch.manual_seed(0)
+    model = SPECS[name].build(num_classes=7, input_shape=shape, depth="medium").eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, *shape))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    body = model.body if name == "mwnn-resnet-baseline" else model.color
+    assert len(body.stages) == 3 and body.stem[0].stride == (2, 2)  # blocks [2, 2, 2], stride-2 stem
+
+
+@pytest.mark.parametrize("name", LADDER)
+@pytest.mark.parametrize("depth", ["deep", "Medium", "", None, 2])
+def test_an_unknown_depth_is_refused_naming_the_allowed_values(name, depth):
+    with pytest.raises(ValueError, match="depth must be 'shallow' or 'medium'"):
+        SPECS[name].build(num_classes=10, input_shape=MNIST_RGB, depth=depth)
+
+
+def test_a_depth_sweep_runs_the_ladder_at_both_depths_end_to_end(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    config = tmp_path / "ladder.toml"
+    config.write_text('[sweep]\ndepth = ["shallow", "medium"]\n')
+    result = run_cli("run", "--config", str(config), "--models", "mwnn-resnet-baseline,mwnn-medium",
+                     "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "256",
+                     "--max-test-samples", "128", "--device", "cpu", "--batch-sizes", "1", "--quick",
+                     "--no-torch-latency", "--exporter", "torchscript", "--no-progress",
+                     "--out", str(tmp_path), "--run-id", "d", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = json.loads((tmp_path / "d" / "results.json").read_text())["jobs"]
+    got = sorted((job["model"], (job.get("point") or {}).get("depth"), job["status"], job["params"])
+                 for job in jobs)
+    assert got == [  # mwnn-medium takes no depth: it trains once, not twice alike
+        ("mwnn-medium", None, "ok", RECORDED_PARAMS["mwnn-medium"]),
+        ("mwnn-resnet-baseline", "medium", "ok", MEDIUM_LADDER_PARAMS["mwnn-resnet-baseline"]),
+        ("mwnn-resnet-baseline", "shallow", "ok", RECORDED_PARAMS["mwnn-resnet-baseline"]),
+    ]

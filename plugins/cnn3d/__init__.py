@@ -24,6 +24,14 @@ RECIPE = Recipe(
 
 TAGS = ("seed:004", "3d", "mnist3d")
 
+# What the seed measured on: the original 3D MNIST (Kaggle's point-cloud digits, as its voxelised
+# ``full_dataset_vectors.h5``), not our ``mnist3d`` voxelised 2D digits, which are cleaner: the seed's
+# ~0.6 validation accuracy does not carry over. Named so that a job on ``mnist3d`` (or anything else)
+# is reported "not comparable: mnist3d, not 3d-mnist-point-clouds" beside the published figures.
+# The report compares dataset *names*, so this holds even when ``mnist3d`` read the Kaggle file itself
+# (``info["source"]`` = full_dataset_vectors.h5): a conservative "not comparable" rather than a false match.
+PUBLISHED_DATASET = "3d-mnist-point-clouds"
+
 
 @hookimpl
 def harness_models() -> list[ModelSpec]:
@@ -37,7 +45,12 @@ def harness_models() -> list[ModelSpec]:
             input_channels=1,
             spatial_shape=(16, 16, 16),
             recipe=RECIPE,
-            reference={"train_accuracy": 0.95, "val_accuracy": 0.6, "source": SEED_SOURCE},
+            reference={
+                "train_accuracy": 0.95,
+                "val_accuracy": 0.6,
+                "dataset": PUBLISHED_DATASET,
+                "source": SEED_SOURCE,
+            },
             tags=TAGS + ("sequential",),
         ),
         ModelSpec(
@@ -54,6 +67,7 @@ def harness_models() -> list[ModelSpec]:
                 "train_accuracy": 0.99,
                 "val_accuracy": 0.6,
                 "val_accuracy_range": (0.5, 0.6),
+                "dataset": PUBLISHED_DATASET,
                 "source": SEED_SOURCE,
             },
             tags=TAGS + ("resnet",),

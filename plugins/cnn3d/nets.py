@@ -17,9 +17,10 @@ reconstruction:
 
 ``ResNet3D`` (``cnn3d-resnet``)
     stem conv3d 3x3x3 1->16 + BN + ReLU; three residual stages of one basic
-    block each at 16, 32, 64 channels (two 3x3x3 conv + BN, ReLU after each
-    BN as in ResNet, identity skip, or a 1x1x1 conv + BN projection where the
-    channels or the stride change; stages 2 and 3 halve the resolution:
+    block each at 16, 32, 64 channels (two 3x3x3 conv + BN, as in ResNet:
+    a ReLU after the first BN, none after the second, one after the residual
+    sum; identity skip, or a 1x1x1 conv + BN projection where the channels or
+    the stride change; stages 2 and 3 halve the resolution:
     16^3 -> 16 -> 8 -> 4); global average pooling; then the "compact dense
     section 512 -> 128 -> 10", read like the sequential network's
     "2048 -> 512 -> 10" as the widths of the dense layers: 64 -> 512 -> 128

@@ -20,15 +20,35 @@ what was chosen:
     The convs are bias-free (the table's 144 = 9*16) and the FC layers have
     biases (313,700 = 3136*100 + 100); this reproduces the seed's total
     exactly. (The seed's breakdown rows "74,872" / "313,710" are typos for
-    73,872 / 314,710; the total 388,582 agrees with the layer rows.) The seed
-    mentions BatchNorm in passing, but any affine BatchNorm would add
-    parameters the total does not have, so there is none. The ReLU between
-    the two FC layers is assumed (the table lists bare ``Linear`` rows).
+    73,872 / 314,710; the total 388,582 agrees with the layer rows.) The ReLU
+    between the two FC layers is assumed (the table lists bare ``Linear``
+    rows).
 
 ``UltraLightCNN`` (``mnist-ultralight-cnn``, Setup-3): 6,008 params
     conv 3x3 p1 + ReLU 1-10-10-10 | pool | 10-8-8 | pool | conv p0 8-8-8
     (7 -> 5 -> 3), flatten (8*3*3 = 72), FC 72->20, ReLU, FC 20->10.
     Bias-free convs (90 = 9*10), FC layers with bias (1,460 = 72*20 + 20).
+
+BatchNorm and dropout (Setup-2 and Setup-3)
+    The seed's changelog says both were added ("Fixed NaN loss issue with
+    proper LR and BN"; "Implement proper BatchNorm throughout" and "Add
+    dropout for regularization" ticked as completed), but the layer tables
+    list neither. The parameter totals rule out only *affine* BatchNorm (its
+    weight and bias would add parameters the totals do not have); a
+    non-affine BatchNorm and dropout add none, so the counts cannot decide.
+    The choice follows the tables: the cake and ultra-light CNNs have no
+    BatchNorm and no dropout.
+
+Inconsistencies in the seed, and how they were read
+    * Setup-2's breakdown rows "74,872" / "313,710": typos for 73,872 /
+      314,710 (see ``CakeCNN`` above).
+    * "Model Size 24.3MB | 1.48MB | 0.45MB" mixes two measures. 24.3 and 1.48
+      are the float32 weights in MiB (6,379,786 and 388,582 x 4 bytes); 0.45
+      is not: 6,008 weights are 0.023 MiB. It is torchsummary's "Estimated
+      Total Size" for a 1x28x28 input (parameters + 2 x every layer's output
+      + the input: 0.023 + 0.430 + 0.003 = about 0.46 MiB here). On the same
+      measure the other two would be about 27.2 and 2.4 MiB. The reference
+      keeps the seed's 0.45 as published (see ``harness_plugins.mnist_cnns``).
 
 All three have fully connected heads (or a final conv sized for a 3x3 map),
 so they need exactly 28x28 inputs. They return raw logits; normalisation is

@@ -3,6 +3,14 @@
 The networks live in :mod:`harness_plugins.mwnn.nets` (imported only when a
 model is built, so listing plugins never imports torch); its docstring says
 how "continuous integration" and the ablation ladder were read.
+
+The ladder (``mwnn-resnet-baseline`` -> ``mwnn-rgb-only`` -> ``mwnn-dual`` ->
+``mwnn-shallow``) is built in the shallow layout by default; the build
+argument ``depth`` ("shallow" | "medium") builds it in the seed's medium
+(ImageNet) layout instead, the configuration the seed proposes the ladder to
+diagnose, e.g. with ``[sweep] depth = ["shallow", "medium"]`` in a config
+file. A job with ``depth`` set is another model than the published one, and
+the report says so.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ def harness_models() -> list[ModelSpec]:
             lazy("harness_plugins.mwnn.nets:mwnn_shallow"),
             "MWNN shallow (ablation 4/4, full model; base 32, blocks [1,1], channels [32,64]): "
             "RGB + luminance pathways exchanging features after every stage; "
-            "169,130 params at 3x28x28; seed 000",
+            "169,130 params at 3x28x28 (build argument depth: shallow | medium); seed 000",
             {"test_accuracy": 0.976, "dataset": "mnist"},
             ("full", "shallow", "ablation"),
         ),
@@ -60,31 +68,33 @@ def harness_models() -> list[ModelSpec]:
             lazy("harness_plugins.mwnn.nets:mwnn_medium"),
             "MWNN medium, ImageNet-style (base 64, blocks [2,2,2], channels [32,64,128], stride-2 stem): "
             "RGB + luminance pathways with continuous integration; 1,475,466 params at 3x28x28; seed 000",
-            # The seed's only figure for this configuration: it did not converge on ImageNet-1k.
-            {"imagenet_test_accuracy": 0.0},
+            # The seed's only figure for this configuration: it did not converge on ImageNet-1k. Recorded
+            # with its dataset, so that a job on mnist or cifar10 is reported
+            # "not comparable: mnist, not imagenet" beside it.
+            {"imagenet_test_accuracy": 0.0, "dataset": "imagenet"},
             ("full", "medium"),
         ),
         _spec(
             "mwnn-resnet-baseline",
             lazy("harness_plugins.mwnn.nets:mwnn_resnet_baseline"),
-            "Ablation 1/4: standard ResNet-like single RGB pathway (shallow layout), global pool + linear; "
-            "77,866 params at 3x28x28; seed 000",
+            "Ablation 1/4: standard ResNet-like single RGB pathway, global pool + linear; "
+            "77,866 params at 3x28x28 (shallow layout; build argument depth: shallow | medium); seed 000",
             {},
             ("ablation", "shallow"),
         ),
         _spec(
             "mwnn-rgb-only",
             lazy("harness_plugins.mwnn.nets:mwnn_rgb_only"),
-            "Ablation 2/4: the MWNN colour pathway alone with the MWNN head (shallow layout); "
-            "79,626 params at 3x28x28; seed 000",
+            "Ablation 2/4: the MWNN colour pathway alone with the MWNN head; "
+            "79,626 params at 3x28x28 (shallow layout; build argument depth: shallow | medium); seed 000",
             {},
             ("ablation", "shallow"),
         ),
         _spec(
             "mwnn-dual",
             lazy("harness_plugins.mwnn.nets:mwnn_dual"),
-            "Ablation 3/4: RGB + luminance pathways fused once before the head, no per-stage integration "
-            "(shallow layout); 158,314 params at 3x28x28; seed 000",
+            "Ablation 3/4: RGB + luminance pathways fused once before the head, no per-stage integration; "
+            "158,314 params at 3x28x28 (shallow layout; build argument depth: shallow | medium); seed 000",
             {},
             ("ablation", "shallow"),
         ),

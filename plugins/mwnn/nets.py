@@ -33,9 +33,12 @@ Continuous integration
     the mixing is active from the first step and training can turn it up or
     down per channel. At the end both pathways are globally average-pooled,
     concatenated and classified by the MWNN head
-    (dropout, linear to half the width, ReLU, dropout, linear).
+    (dropout 0.2, linear to half the width, ReLU, dropout 0.2, linear). The
+    seed names no dropout: the head, and its rate of 0.2, are this plugin's
+    choice (every model but ``mwnn-resnet-baseline``, whose single linear layer
+    has none).
 
-Ablation ladder (the seed's "Progressive Testing Strategy", shallow config)
+Ablation ladder (the seed's "Progressive Testing Strategy")
     1. ``mwnn-resnet-baseline``: "standard ResNet-like architecture": the same
        stem and stages on RGB, global average pooling and a single linear
        layer, as torchvision's ResNet ends.
@@ -46,7 +49,13 @@ Ablation ladder (the seed's "Progressive Testing Strategy", shallow config)
     4. ``mwnn-shallow`` (and ``mwnn-medium``): the full model, with an
        exchange after every stage.
     Each step adds one thing: the MWNN head, then the luminance pathway, then
-    the continuous integration.
+    the continuous integration. The seed proposes the ladder to find out why
+    the *medium* (ImageNet) configuration failed, so the four ladder builds
+    take ``depth``: ``"shallow"`` (the default, the layout of the parameter
+    counts and names above) or ``"medium"`` (base 64, blocks [2, 2, 2],
+    channels [32, 64, 128], stride-2 stem, as ``mwnn-medium``); a sweep can
+    vary it (``[sweep] depth = ["shallow", "medium"]``). ``mwnn-shallow`` at
+    ``depth="medium"`` is the same network as ``mwnn-medium``.
 
 Everything exports to ONNX with static control flow (at the opset the exporter picks); the adaptive
 pooling makes the input size free.
@@ -252,9 +261,21 @@ def _check_rgb(input_shape: Sequence[int]) -> None:
         raise ValueError(f"MWNN models take RGB images (3, H, W); got input_shape {tuple(input_shape)}")
 
 
-def mwnn_shallow(num_classes: int, input_shape: Sequence[int]) -> MWNN:
+LAYOUTS = {"shallow": SHALLOW, "medium": MEDIUM}
+"""The layouts a ladder build's ``depth`` picks from (the seed's ``depth = 'shallow'`` / ``'medium'``)."""
+
+
+def _layout(depth: str) -> dict:
+    """The layout named ``depth``; a ValueError naming the allowed values for anything else."""
+    if not isinstance(depth, str) or depth not in LAYOUTS:
+        allowed = " or ".join(repr(name) for name in LAYOUTS)
+        raise ValueError(f"MWNN depth must be {allowed}; got {depth!r}")
+    return LAYOUTS[depth]
+
+
+def mwnn_shallow(num_classes: int, input_shape: Sequence[int], *, depth: str = "shallow") -> MWNN:
     _check_rgb(input_shape)
-    return MWNN(num_classes, **SHALLOW, luminance=True, integration="continuous")
+    return MWNN(num_classes, **_layout(depth), luminance=True, integration="continuous")
 
 
 def mwnn_medium(num_classes: int, input_shape: Sequence[int]) -> MWNN:
@@ -262,16 +283,18 @@ def mwnn_medium(num_classes: int, input_shape: Sequence[int]) -> MWNN:
     return MWNN(num_classes, **MEDIUM, luminance=True, integration="continuous")
 
 
-def mwnn_resnet_baseline(num_classes: int, input_shape: Sequence[int]) -> ResNetBaseline:
+def mwnn_resnet_baseline(
+    num_classes: int, input_shape: Sequence[int], *, depth: str = "shallow"
+) -> ResNetBaseline:
     _check_rgb(input_shape)
-    return ResNetBaseline(num_classes, **SHALLOW)
+    return ResNetBaseline(num_classes, **_layout(depth))
 
 
-def mwnn_rgb_only(num_classes: int, input_shape: Sequence[int]) -> MWNN:
+def mwnn_rgb_only(num_classes: int, input_shape: Sequence[int], *, depth: str = "shallow") -> MWNN:
     _check_rgb(input_shape)
-    return MWNN(num_classes, **SHALLOW, luminance=False, integration="none")
+    return MWNN(num_classes, **_layout(depth), luminance=False, integration="none")
 
 
-def mwnn_dual(num_classes: int, input_shape: Sequence[int]) -> MWNN:
+def mwnn_dual(num_classes: int, input_shape: Sequence[int], *, depth: str = "shallow") -> MWNN:
     _check_rgb(input_shape)
-    return MWNN(num_classes, **SHALLOW, luminance=True, integration="late")
+    return MWNN(num_classes, **_layout(depth), luminance=True, integration="late")
