@@ -109,6 +109,10 @@ def test_the_last_epochs_accuracy_names_the_split_it_scored(results):
     job["train"].update(history=[{"epoch": 1, "eval_accuracy": 0.0762}], evaluated_on="val")
     table = report.training_table({**results, "jobs": [job]})
     assert table.rows[0][table.headers.index("final eval accuracy (split)")] == "0.0762 val"
+    # and the best epoch's, which the seeds' sweep tables report (the first of equals)
+    job["train"]["history"] = [{"epoch": e, "eval_accuracy": a} for e, a in ((1, 0.9), (2, 0.95), (3, 0.95), (4, 0.93))]
+    table = report.training_table({**results, "jobs": [job]})
+    assert table.rows[0][table.headers.index("best (epoch)")] == "0.9500 (2)"
 
 
 def test_training_table_shows_speed_options_and_time_to_target(results):
