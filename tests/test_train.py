@@ -220,7 +220,9 @@ def test_predict_is_batched_and_in_eval_mode():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.9), torch.nn.Linear(64, 4))
     x = _data(100)[0]
     first, second = predict(model, x, "cpu", batch_size=7), predict(model, x, "cpu", batch_size=100)
-    assert first.shape == (100, 4) and torch.equal(first, second) and model.training
+    # equal up to float rounding (a batch of 7 and one of 100 may take different matmul kernels on some CPUs);
+    # dropout left on would differ by far more
+    assert first.shape == (100, 4) and torch.allclose(first, second, rtol=1e-5, atol=1e-7) and model.training
 
 
 @pytest.mark.gpu
