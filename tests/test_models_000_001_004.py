@@ -527,9 +527,9 @@ def test_a_depth_sweep_runs_the_ladder_at_both_depths_end_to_end(tmp_path):
     config = tmp_path / "ladder.toml"
     config.write_text('[sweep]\ndepth = ["shallow", "medium"]\n')
     result = run_cli("run", "--config", str(config), "--models", "mwnn-resnet-baseline,mwnn-medium",
-                     "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "256",
-                     "--max-test-samples", "128", "--device", "cpu", "--batch-sizes", "1", "--quick",
-                     "--no-torch-latency", "--exporter", "torchscript", "--no-progress",
+                     "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+                     "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick",
+                     "--cold-runs", "0", "--no-torch-latency", "--exporter", "torchscript", "--no-progress",
                      "--out", str(tmp_path), "--run-id", "d", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = json.loads((tmp_path / "d" / "results.json").read_text())["jobs"]
