@@ -229,11 +229,18 @@ SETTINGS_KEYS = ("warmup_runs", "min_runs", "min_time_s")
 def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """How two stored latency settings differ: by name when each has one and they are not the same
     (``[("", "default", "--quick")]``), else each sub-setting both recorded that differs
-    (``[(".cold_runs", 1, 2)]``); a sub-setting only one recorded (an older run's) is no difference."""
+    (``[(".cold_runs", 1, 2)]``); a sub-setting only one recorded (an older run's) is no difference. Beside
+    a change of name, a sub-setting the name does not imply is said too (``--quick --cold-runs 0`` after a
+    plain run: ``[("", "default", "--quick"), (".cold_runs", 3, 0)]``)."""
     names = (settings_name(old), settings_name(new))
+    both = sorted(set(old) & set(new))
     if None not in names and names[0] != names[1]:
-        return [("", *names)]
-    return [(f".{key}", old[key], new[key]) for key in sorted(set(old) & set(new)) if old[key] != new[key]]
+        presets = {"--quick": QUICK, "default": LatencyConfig()}
+        implied = [presets[str(names[0])], presets[str(names[1])]]
+        return [("", *names)] + [(f".{key}", old[key], new[key]) for key in both if key not in SETTINGS_KEYS
+                                 and old[key] != new[key] and (old[key], new[key]) != tuple(
+                                     getattr(config, key, None) for config in implied)]
+    return [(f".{key}", old[key], new[key]) for key in both if old[key] != new[key]]
 
 
 def usable_cores() -> int:

@@ -465,3 +465,16 @@ def test_stored_latency_settings_are_named_by_the_fields_that_set_them_apart():
     assert settings_name(asdict(QUICK)) == "--quick" and settings_name(asdict(LatencyConfig())) == "default"
     assert settings_name({**asdict(QUICK), "max_runs": 7}) == "--quick"  # a field that does not tell them apart
     assert settings_name({**asdict(QUICK), "min_runs": 7}) is None and settings_name(None) is None
+
+
+def test_a_change_of_latency_settings_names_what_the_new_name_does_not_imply():
+    """A resume with --quick --cold-runs 0 after a plain run was said as 'default -> --quick' alone."""
+    from dataclasses import asdict
+
+    from harness.latency import settings_differences
+
+    plain, quick = asdict(LatencyConfig()), asdict(QUICK)
+    assert settings_differences(plain, quick) == [("", "default", "--quick")]  # its cold_runs 1 goes with it
+    assert settings_differences(plain, {**quick, "cold_runs": 0}) == [("", "default", "--quick"),
+                                                                      (".cold_runs", plain["cold_runs"], 0)]
+    assert settings_differences(quick, {**quick, "cold_runs": 0}) == [(".cold_runs", 1, 0)]
