@@ -556,6 +556,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     reporters = _reporters(registry)
     have = {getattr(r, "name", None) for r in reporters}
     reporters += [r for r in tracked if r.name not in have]
+    from harness.reporters import ReporterSet
+
+    reporter_set = ReporterSet(reporters)  # one set: a tracker switched off in the run is not called after it
     progress = make_progress(values["progress"])
     stop = _StopSignals(holding=True)
     previous = stop.install()
@@ -564,7 +567,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         try:
             _import_run_modules()
             stop.release()  # a signal that came during the imports stops the run here
-            folder = execute(registry, options, progress, reporters=reporters,
+            folder = execute(registry, options, progress, reporters=reporter_set,
                              executor_options=executor_options, keep_lock=True)
         except HarnessError as exc:  # the sweep's keys are checked against the models chosen: name its file
             if str(exc).startswith("sweep ") and "sweep" in from_config:
@@ -574,11 +577,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = getattr(exc, "run_folder", None)
             if folder is not None and getattr(exc, "complete", False):  # after the last job (Ray shutting down)
                 stop.deferring = True
-                _write_run_reports(folder)
+                _write_run_reports(folder, reporter_set)
                 _end_finished_run_after_signal(ctx, folder, stop)
             if folder is not None:
                 try:
-                    _write_run_reports(folder)  # of the jobs that finished
+                    _write_run_reports(folder, reporter_set)  # of the jobs that finished
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
@@ -590,7 +593,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
-        _write_run_reports(folder)
+        _write_run_reports(folder, reporter_set)
         if stop.received:
             _end_finished_run_after_signal(ctx, folder, stop)
     finally:
@@ -1250,14 +1253,22 @@ def _end_finished_run_after_signal(ctx: click.Context, folder: Any, stop: Any) -
     ctx.exit(stop.exit_code())
 
 
-def _write_run_reports(folder: Any) -> None:
-    """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it."""
+def _write_run_reports(folder: Any, reporters: Any = None) -> None:
+    """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it;
+    then the reporters are told (``reports_written``: a tracker keeps the files), and results.json keeps
+    what failed in that (``reporter_errors``)."""
     from harness.edge import edge_record
     from harness.report import write_reports
 
     folder.data["edge"] = edge_record(folder.data)
     folder.save()
-    write_reports(folder.path, folder.data)
+    written = write_reports(folder.path, folder.data)
+    if reporters:
+        before = len(reporters.errors)
+        reporters.call("reports_written", folder.path, [folder.results_path, *written])
+        if len(reporters.errors) > before:
+            folder.data["reporter_errors"] = list(reporters.errors)
+            folder.save()
 
 
 def _hold_for_report(run_dir: Path) -> Any:

@@ -82,7 +82,8 @@ def harness_reporters() -> "list[Reporter]":
 
     Called once per run. Each :class:`harness.reporters.Reporter` is told when
     a run starts, after each epoch of each job, when a job ends (with its
-    result row and artifacts) and when the run ends. A reporter that raises
+    result row and artifacts), when the run ends and, under ``harness run``,
+    when the reports are written (``reports_written``). A reporter that raises
     is reported and switched off for the rest of the run; it never fails a job.
 
     :returns: a list of ``Reporter`` instances.

@@ -37,7 +37,12 @@ class Reporter:
         """Called with the job's finished ``results.json`` row (artifact paths are relative to ``run_dir``)."""
 
     def run_ended(self, results: dict[str, Any], run_dir: Path) -> None:
-        """Called once after the last job with the whole results document."""
+        """Called once after the last job with the whole results document (also when the run was
+        interrupted: ``results["interrupted"]``)."""
+
+    def reports_written(self, run_dir: Path, paths: list[Path]) -> None:
+        """Called by ``harness run`` after ``run_ended``, once results.json holds its final figures (the edge
+        answer) and the reports (results.csv, report.md, report.html, the plots) are written: ``paths``."""
 
 
 class ReporterSet:

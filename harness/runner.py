@@ -1138,7 +1138,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     folder = open_run_folder(options, environment, [job.id for job in plan.jobs])
     handed_over = False
     try:  # the folder stays locked against a second harness process until this run ends
-        reporter_set = ReporterSet(reporters)
+        # the caller's own set (harness run's, which tells the reporters of the reports written after this)
+        reporter_set = reporters if isinstance(reporters, ReporterSet) else ReporterSet(reporters)
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
         # What the run set out to run, so a report of an interrupted run can say what never ran. A resume
         # with a narrower selection keeps the run's other unfinished jobs planned, for a later --resume.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,12 @@ def drive(reporter: Reporter, run_dir: Path) -> dict:
               "onnx": None, "latency": []}
     reporter.job_ended("tiny@missing", failed, run_dir)
     results = {"run_id": run_dir.name, "jobs": [row, failed]}
+    (run_dir / "results.json").write_text(json.dumps(results))
     reporter.run_ended(results, run_dir)
+    reports = [run_dir / "report.html", run_dir / "results.csv"]  # what harness run writes after run_ended
+    for path in reports:
+        path.write_text("report")
+    reporter.reports_written(run_dir, [run_dir / "results.json", *reports])
     return {"model": model, "row": row}
 
 
@@ -128,8 +134,18 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
 
     client = MlflowClient(tracking_uri=(run_dir / "mlruns").as_uri())
     experiment = client.get_experiment_by_name("harness")
-    runs = {r.data.tags["harness.job"]: r for r in client.search_runs([experiment.experiment_id])}
+    found = client.search_runs([experiment.experiment_id])
+    runs = {r.data.tags["harness.job"]: r for r in found if "harness.job" in r.data.tags}
     assert set(runs) == {"tiny@synthetic", "tiny@missing"}
+    # the harness run's own MLflow run, each job's nested under it
+    (parent,) = [r for r in found if r.data.tags.get("harness.kind") == "run"]
+    assert parent.info.run_name == "run-1" and parent.info.status == "FAILED"  # a job failed
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {parent.info.run_id}
+    assert parent.data.params["run.max_train_samples"] == "512"
+    assert (parent.data.metrics["jobs/ok"], parent.data.metrics["jobs/failed"]) == (1, 1)
+    kept = {a.path for a in client.list_artifacts(parent.info.run_id)} | {
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"results.json", "report/report.html", "report/results.csv"} <= kept
     ok, failed = runs["tiny@synthetic"], runs["tiny@missing"]
     assert ok.info.status == "FINISHED" and failed.info.status == "FAILED"
     assert failed.data.tags["harness.stage"] == "load" and "no files" in failed.data.tags["harness.error"]
@@ -233,20 +249,25 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
     assert off.returncode == 2 and "--track: the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
 
 
-def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path):
-    import json
-
+@pytest.mark.parametrize("fails_in", ["run_ended", "reports_written"])
+def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path, fails_in):
     from conftest import offline_cli_env, run_cli
 
     env = {**offline_cli_env(tmp_path, "harness-ending", {"ending": "ending_reporter"}),
-           "ENDING_LOG": str(tmp_path / "calls.jsonl")}
+           "ENDING_LOG": str(tmp_path / "calls.jsonl"), "ENDING_FAILS_IN": fails_in}
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
                      "64", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick",
                      "--cold-runs", "0", "--no-torch-latency", "--exporter", "torchscript", "--out",
                      str(tmp_path / "out"), "--run-id", "r", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     errors = json.loads((tmp_path / "out" / "r" / "results.json").read_text())["reporter_errors"]
-    assert errors == ["reporter 'ending' failed in run_ended: RuntimeError: the tracking server went away"]
+    assert errors == [f"reporter 'ending' failed in {fails_in}: RuntimeError: the tracking server went away"]
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    if fails_in == "reports_written":  # told of the files once they are written: results.json final, the reports
+        assert calls == ["run_started", ["run_ended", False], ["reports_written", [
+            "report.html", "report.md", "results.csv", "results.json"]]]
+    else:  # switched off when it failed: not called again
+        assert calls == ["run_started", ["run_ended", False]]
 
 
 def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, monkeypatch):

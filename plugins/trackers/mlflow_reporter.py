@@ -1,4 +1,10 @@
-"""MLflow reporter: one MLflow run per harness job.
+"""MLflow reporter: one MLflow run per harness run, with a nested run per job.
+
+The harness run's own MLflow run (named after the run folder, tag ``harness.kind=run``) holds the run
+options as params (``run.*``), the job counts as metrics (``jobs/ok``, ``jobs/failed``...) and, as
+artifacts, ``results.json`` and the reports (``report/``: results.csv, report.md, report.html and the
+plots); it ends FINISHED, FAILED when a job failed, or KILLED when the run was interrupted. Each job's
+run is nested under it (``mlflow.parentRunId``):
 
 Params: model, dataset, parameter count, the training recipe (``recipe.*``)
 and sweep settings (``point.*``). Metrics: every history record each epoch
@@ -55,6 +61,7 @@ class MLflowReporter(Reporter):
         self.run_name = ""
         self.environment: dict[str, Any] = {}
         self.options: dict[str, Any] = {}  # the run options of RUN_OPTIONS, logged as each job's params
+        self.parent: str | None = None  # the harness run's own MLflow run
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -75,6 +82,14 @@ class MLflowReporter(Reporter):
         self.run_name = Path(run_dir).name
         self.environment = environment or {}
         self.options = {name: (config or {}).get(name) for name in RUN_OPTIONS}
+        from mlflow.entities import Param
+
+        parent = self.client.create_run(self.experiment_id, run_name=self.run_name,
+                                        tags={**self._tags(), "harness.kind": "run"})
+        self.parent = parent.info.run_id
+        values = [Param(key(f"run.{k}"), _param_text(v)) for k, v in self.options.items() if v is not None]
+        if values:
+            self.client.log_batch(self.parent, params=values)
 
     def job_started(self, job_id: str, info: dict[str, Any]) -> None:
         params = {"model": info.get("model"), "dataset": info.get("dataset"), "params": info.get("params"),
@@ -126,19 +141,49 @@ class MLflowReporter(Reporter):
         self.runs.pop(job_id, None)
 
     def run_ended(self, results: dict[str, Any], run_dir: Path) -> None:
+        from mlflow.entities import Metric
+
         for run_id in self.runs.values():  # jobs that never reported an end (interrupted)
             self.client.set_terminated(run_id, "KILLED")
         self.runs.clear()
+        if self.parent is None:
+            return
+        jobs = [j for j in results.get("jobs") or [] if isinstance(j, dict)]
+        counts = {status: sum(1 for j in jobs if j.get("status") == status) for status in ("ok", "failed", "skipped")}
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.parent, metrics=[Metric(f"jobs/{k}", v, now, 0) for k, v in counts.items()])
+        self._log_file(Path(run_dir) / "results.json", "")  # reports_written logs it again once final
+        status = "KILLED" if results.get("interrupted") else "FAILED" if counts["failed"] else "FINISHED"
+        self.client.set_terminated(self.parent, status)
+
+    def reports_written(self, run_dir: Path, paths: list[Path]) -> None:
+        if self.parent is None:
+            return
+        for path in paths:  # results.json at the top, the reports under report/ (plots under report/plots)
+            path = Path(path)
+            where = "" if path.name == "results.json" else "report/plots" if path.parent.name == "plots" else "report"
+            self._log_file(path, where)
 
     # -- helpers -----------------------------------------------------------------------------------------
+
+    def _tags(self) -> dict[str, str]:
+        """The tags every MLflow run of this harness run carries: its name, the source, the environment."""
+        tags = {"harness.run": self.run_name, "mlflow.source.name": "harness"}
+        for name in ("torch", "onnxruntime", "device", "cpu", "gpu"):
+            if self.environment.get(name):
+                tags[f"env.{name}"] = str(self.environment[name])
+        return tags
+
+    def _log_file(self, path: Path, artifact_path: str) -> None:
+        if path.is_file():
+            self.client.log_artifact(self.parent, str(path), artifact_path=artifact_path or None)
 
     def _start(self, job_id: str, params: dict[str, Any]) -> str:
         from mlflow.entities import Param, RunTag
 
-        tags = {"harness.run": self.run_name, "harness.job": job_id, "mlflow.source.name": "harness"}
-        for name in ("torch", "onnxruntime", "device", "cpu", "gpu"):
-            if self.environment.get(name):
-                tags[f"env.{name}"] = str(self.environment[name])
+        tags = {**self._tags(), "harness.job": job_id}
+        if self.parent is not None:
+            tags["mlflow.parentRunId"] = self.parent  # nested under the harness run's MLflow run
         run = self.client.create_run(self.experiment_id, run_name=job_id, tags=tags)
         run_id = run.info.run_id
         params = {**{f"run.{k}": v for k, v in self.options.items()}, **params}

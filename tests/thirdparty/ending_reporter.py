@@ -1,4 +1,7 @@
-"""A reporter plugin whose run_ended fails, and which records the calls it gets (in $ENDING_LOG)."""
+"""A reporter plugin that fails as the run ends, and records the calls it gets (in $ENDING_LOG).
+
+It fails in ``run_ended``, or in the method ``$ENDING_FAILS_IN`` names (``reports_written``).
+"""
 
 import json
 import os
@@ -14,12 +17,20 @@ class Ending(Reporter):
         with open(os.environ["ENDING_LOG"], "a") as log:
             log.write(json.dumps(what) + "\n")
 
+    def _maybe_fail(self, method):
+        if os.environ.get("ENDING_FAILS_IN", "run_ended") == method:
+            raise RuntimeError("the tracking server went away")
+
     def run_started(self, run_dir, config, environment):
         self._say("run_started")
 
     def run_ended(self, results, run_dir):
         self._say(["run_ended", bool(results.get("interrupted"))])
-        raise RuntimeError("the tracking server went away")
+        self._maybe_fail("run_ended")
+
+    def reports_written(self, run_dir, paths):
+        self._say(["reports_written", sorted(p.name for p in paths if p.parent.name != "plots")])
+        self._maybe_fail("reports_written")
 
 
 @hookimpl
