@@ -938,6 +938,9 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
     if options.resume:
         folder = RunFolder.open(resume_target(out, options.run_id), lock=True)
         resumed = dict(environment)
+        if folder.data.get("run_id") != folder.path.name:  # a copied or renamed run folder: its name is its id
+            resumed["run_id_before"] = folder.data.get("run_id")
+            folder.data["run_id"] = folder.path.name
         config = options.to_config()
         where = ("resume", "run_id", "out")  # how this call found the run, not how the run trains
 

@@ -220,6 +220,15 @@ def test_a_resume_with_nothing_left_to_run_does_not_record_options_no_job_ran_wi
            "(epochs 1 -> 2, threads [1] -> [2]) are not recorded" in again.stderr
     config = json.loads(path.read_text())["config"]
     assert config == {**before, "accuracy_floor": 0.5}  # the edge question is re-asked; epochs 2 never ran
+    # a copy of the run folder resumed under its own name takes that name as its run id
+    import shutil
+
+    shutil.copytree(out / "r", out / "copy")
+    copied = run_cli(*args[:-1], "copy", "--resume")
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    data = json.loads((out / "copy" / "results.json").read_text())
+    assert data["run_id"] == "copy" and data["resumed"][-1]["run_id_before"] == "r"
+    assert json.loads(path.read_text())["run_id"] == "r"
 
 
 def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(tmp_path):
