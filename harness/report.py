@@ -1433,7 +1433,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
     The accuracy floor and the budgets come from the run's options (``--accuracy-floor``,
     ``--latency-budget-ms``, ``--size-budget``, ``--activation-budget``).
     """
-    from harness.edge import THREADS_MAX, Question, asked_groups, fits_text, qualifies, threads_title
+    from harness.edge import THREADS_MAX, Question, asked_groups, fits_text, qualifies, ratio_text, threads_title
 
     question = Question.from_config(results.get("config"))
     joined = is_joined(results)
@@ -1453,23 +1453,23 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
         settings = any(r.get("point") for r in rows)  # a sweep: which of its jobs each row is
         headers = ["model", "dataset"] + (["run"] if joined else []) + (["settings"] if settings else []) + [
             "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB", "threads", "p50 ms",
-            "p99 ms", "cold ms", "RAM KiB",
+            "p99 ms", "time vs fp32", "cold ms", "RAM KiB",
             "params", "MFLOPs"]
-        first = len(headers) - 12
+        first = len(headers) - 13
         if per_run_settings:
             headers += ["run asked", "fits"]
         elif question.budget:
             headers.append("fits budget")
         if with_notes:
             headers.append("note")
-        table = Table(headers, [], numeric={first + i for i in range(1, 12)})
+        table = Table(headers, [], numeric={first + i for i in range(1, 13)})
         for r, asked in judged:
             line = [_text(r.get("model")), _text(r.get("dataset"))] + ([_text(r.get("run_id"))] if joined else []) + (
                 [point_text(r.get("point")) or "-"] if settings else []) + [
                     r.get("variant") or _failed_text(r) or "none",
                     _fmt(r.get("accuracy"), ".4f"), points(r.get("accuracy_drop")), _kib(r.get("bytes")),
                     _kib(r.get("activation_bytes")),
-                    _fmt(r.get("threads")), p50_text(r, ".4f"), _fmt(r.get("p99_ms"), ".4f"),
+                    _fmt(r.get("threads")), p50_text(r, ".4f"), _fmt(r.get("p99_ms"), ".4f"), ratio_text(r),
                     _fmt(r.get("cold_ms"), ".1f"), _kib(r.get("rss_bytes"), 0), _fmt(r.get("params"), ","),
                     mflops(r.get("flops"))]
             if per_run_settings:

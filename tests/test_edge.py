@@ -357,6 +357,21 @@ def test_an_unstable_alternating_comparison_ranks_by_its_per_round_median():
     assert "(alternating, unstable)" in to_markdown([row])
 
 
+def test_an_unstable_ratio_does_not_outrank_a_steady_variant_that_is_faster_on_its_own_p50():
+    """mobilenet-v3-small: ort-opt read 0.76x fp32 in unstable rounds, int8-static a steady 0.82x, and the
+    edge table picked ort-opt, slower (0.361 ms against 0.288) and three times the size."""
+    ort_opt = variant("ort-opt", 0.99, 6000, [lat(0.361)], ratio=0.9)
+    ort_opt["vs_fp32"].update(stability="unstable", ratio_paired_median=0.76)
+    int8 = variant("int8-static", 0.99, 1800, [lat(0.288)], ratio=0.82)
+    (row,) = deployment_table(_one_job(0.40, [ort_opt, int8]))
+    assert row["variant"] == "int8-static" and row["vs_fp32_basis"] == "alternating"
+    assert "not ranked by an unstable ratio to fp32: ort-opt" in row["note"]
+    # where the unstable one is also faster on its own p50, nothing contradicts its ratio
+    ort_opt["latency"] = [lat(0.25)]
+    (row,) = deployment_table(_one_job(0.40, [ort_opt, int8]))
+    assert row["variant"] == "ort-opt" and not row["note"]
+
+
 def test_edge_answer_names_what_qualifies_fastest_first_or_the_nearest_miss():
     from harness.edge import edge_answer
 
