@@ -274,6 +274,18 @@ def _keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
     return bool(reporters.errors)
 
 
+def cpu_state_dict(net: "torch.nn.Module") -> Any:
+    """``net.state_dict()`` with its tensors on the CPU, keeping the state dict's ``_metadata``: the module
+    versions a model's ``_load_from_state_dict`` may read (torchvision's MNASNet refuses a state dict
+    without them: "version should be set to 1 or 2 instead of None")."""
+    state = net.state_dict()
+    out = type(state)((key, value.detach().cpu()) for key, value in state.items())
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        out._metadata = metadata  # type: ignore[attr-defined]
+    return out
+
+
 def remove_unlisted_files(folder: RunFolder, jobs: Sequence[Job]) -> list[Path]:
     """Delete the files of ``jobs`` in ``onnx/`` and ``weights/`` that no row of results.json lists: what a
     job stopped by Ctrl-C, SIGTERM or ``--job-timeout`` left half-done (an export cut off mid-write, the
@@ -770,7 +782,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
         # The plugin's own network (what build() returned), not the input adapter around it, so the file
         # loads into build()'s model as is; the adapter holds no weights (its normalisation is in the recipe).
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, ctx.folder.path / weights)
+        torch.save(cpu_state_dict(net), ctx.folder.path / weights)
         row["train"]["weights"] = str(weights)
 
     stage("export")

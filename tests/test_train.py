@@ -465,3 +465,28 @@ def test_eval_mode_gives_each_submodule_back_its_own_mode():
     count_flops(model, torch.randn(2, 4))
     predict(model, torch.randn(3, 4), "cpu")
     assert model.training and not frozen.training
+
+
+def test_saved_weights_keep_the_module_versions_a_model_may_need_to_load_them(tmp_path):
+    """torchvision's MNASNet reads its version from the state dict's metadata: the weights a run saved
+    as a plain dict of tensors failed to load with 'version should be set to 1 or 2 instead of None'."""
+    from harness.runner import cpu_state_dict
+
+    class Versioned(torch.nn.Module):
+        _version = 2
+
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+            if local_metadata.get("version") != 2:
+                raise ValueError(f"version should be set to 1 or 2 instead of {local_metadata.get('version')}")
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    torch.save(cpu_state_dict(Versioned()), tmp_path / "w.pt")
+    fresh = Versioned()
+    fresh.load_state_dict(torch.load(tmp_path / "w.pt"))  # strict, and the version is there
+    plain = {k: v for k, v in Versioned().state_dict().items()}  # what was saved before
+    with pytest.raises(ValueError, match="instead of None"):
+        Versioned().load_state_dict(plain)
