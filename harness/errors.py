@@ -43,3 +43,18 @@ class StageError(Exception):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage = stage
+
+
+def known_cause(exc: BaseException) -> str:
+    """A hint for errors whose message hides a known cause ("" for any other): torchvision's compiled
+    operators that do not load ("operator torchvision::nms does not exist") mean a torchvision built for
+    another torch, typically torch's CPU build beside torchvision's CUDA wheel from PyPI."""
+    if "torchvision::" not in str(exc):
+        return ""
+    import sys
+
+    torch = sys.modules.get("torch")  # imported already where torchvision failed: never imported here
+    version = f" {torch.__version__}" if torch is not None and hasattr(torch, "__version__") else ""
+    return (f" (torchvision was built for another torch than this{version}: install both from one index, e.g. "
+            "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu)")
+

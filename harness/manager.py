@@ -81,7 +81,9 @@ class LoadError:
 def one_line(exc: BaseException, limit: int = 400) -> str:
     """``Type: message`` squeezed onto a single line (colour codes removed, at most ``limit`` characters)."""
     text = squeeze(exc, limit)  # squeeze drops colour codes too
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    from harness.errors import known_cause
+
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__) + known_cause(exc)
 
 
 class PluginHost:

@@ -176,3 +176,15 @@ def test_plugin_mistakes_are_said_not_silent(site, monkeypatch):
     # --debug shows where the import failed.
     debug = run_cli("--debug", "plugins", env=env)
     assert "Traceback" in debug.stderr and "harness_this_module_does_not_exist" in debug.stderr
+
+
+def test_a_torchvision_built_for_another_torch_is_named_where_a_plugin_or_job_fails_on_it():
+    """A plugin wrapping torchvision models failed with a bare 'operator torchvision::nms does not exist'; only
+    the dataset loaders said what it means."""
+    from harness.manager import one_line
+
+    said = one_line(RuntimeError("operator torchvision::nms does not exist"))
+    assert said.startswith("RuntimeError: operator torchvision::nms does not exist (torchvision was built for "
+                           "another torch than this ")
+    assert "pip install torch torchvision --index-url" in said
+    assert one_line(RuntimeError("nms does not exist")) == "RuntimeError: nms does not exist"  # no hint elsewhere

@@ -22,6 +22,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
+from harness.errors import known_cause
 from harness.cache import datasets_dir, default_data_dir, offline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +67,7 @@ def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
             warnings.simplefilter("ignore")  # torchvision warns about its image extension on import
             import torchvision.datasets as tv_datasets
     except Exception as exc:  # any import failure means "no downloader", not a crash
-        return f"torchvision is unavailable: {describe_exception(exc)}{_mismatch_hint(exc)}"
+        return f"torchvision is unavailable: {describe_exception(exc)}{known_cause(exc)}"
     try:
         root.mkdir(parents=True, exist_ok=True)
         dataset_class = getattr(tv_datasets, class_name)
@@ -75,17 +76,6 @@ def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
     except Exception as exc:  # network errors, checksum mismatches, a read-only cache...
         return describe_exception(exc)
     return None
-
-
-def _mismatch_hint(exc: BaseException) -> str:
-    """What to do when torchvision's compiled operators do not load: a torchvision built for another torch
-    (typically torch's CPU build beside torchvision's CUDA wheel from PyPI)."""
-    if "torchvision::" not in str(exc):
-        return ""
-    import torch
-
-    return (f" (torchvision was built for another torch than this {torch.__version__}: install both from one "
-            "index, e.g. pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu)")
 
 
 def check_count(value: Any, name: str) -> int | None:
