@@ -331,7 +331,7 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
             compatible = shape is None or model.model_input_shape(shape) is not None
             if not compatible:
                 if options.models is not None and options.datasets is not None:
-                    skipped.append((model.name, dataset.name, f"{model.name} does not accept input {shape}"))
+                    skipped.append((model.name, dataset.name, _refusal(model, shape)))
                 continue
             for point in _model_points(model, options.sweep or [{}]):
                 jobs.append(Job(model, dataset, point))
@@ -376,6 +376,18 @@ def no_job_reason(registry: Registry, options: RunOptions, cache: DatasetCache, 
     takes = ", ".join(f"{m.name} takes {_accepted_input(m)}" for m in models[:6])
     more = " ..." if len(models) > 6 or len(datasets) > 6 else ""
     return f"no selected model accepts the selected datasets' inputs ({shown}); models: {takes}{more}"
+
+
+def _refusal(model: ModelSpec, shape: tuple[int, ...]) -> str:
+    """Why ``model`` is not paired with data of ``shape``: ``m takes 3x32x32 images, not 1x28x28``, or its
+    ``accepts`` refused it."""
+    data = "x".join(map(str, shape))
+    relaxed = dataclasses.replace(model, accepts=None)
+    if relaxed.model_input_shape(shape) is not None:  # only the plugin's own check refused it
+        return f"{model.name} does not accept {data} inputs (its accepts() refused them)"
+    channels_only = dataclasses.replace(model, accepts=None, input_channels=None).model_input_shape(shape) is not None
+    adapted = " (only 1 and 3 channels are adapted to each other)" if channels_only else ""
+    return f"{model.name} takes {_accepted_input(model)}, not {data}{adapted}"
 
 
 def _accepted_input(model: ModelSpec) -> str:

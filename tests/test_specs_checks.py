@@ -206,3 +206,22 @@ def test_plugins_strict_fails_on_a_misspelt_lazy_target(site, tmp_path):
     assert result.returncode == 1 and mark.exists()
     assert "build target spec_lazy_nest:good_net cannot be imported: ModuleNotFoundError" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_pair_left_out_says_what_the_model_takes():
+    """'does not accept input (1, 28, 28)' left the user to guess: a fixed size, a rank, the channels?"""
+    from harness import ModelSpec
+    from harness.runner import _refusal
+
+    def build(**kwargs):
+        raise AssertionError("not built")
+
+    fixed = ModelSpec("fixed", build, input_channels=3, spatial_shape=(32, 32))
+    assert _refusal(fixed, (1, 28, 28)) == "fixed takes 3x32x32 images, not 1x28x28"
+    volumes = ModelSpec("vol", build, input_rank=4)
+    assert _refusal(volumes, (3, 32, 32)) == "vol takes CxDxHxW volumes, not 3x32x32"
+    rgb = ModelSpec("rgb", build, input_channels=3)
+    assert _refusal(rgb, (2, 28, 28)) == "rgb takes 3xHxW images, not 2x28x28 (only 1 and 3 channels are adapted " \
+                                        "to each other)"
+    picky = ModelSpec("picky", build, accepts=lambda shape: shape[1] >= 64)
+    assert _refusal(picky, (1, 28, 28)) == "picky does not accept 1x28x28 inputs (its accepts() refused them)"
