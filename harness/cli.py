@@ -255,10 +255,11 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
         parts = [f"{k}: {', '.join(v)}" for k, v in e["registered"].items() if v]
         if "harness_reporters" in e["hooks"]:  # made per run (the trackers: by --track or $HARNESS_TRACK)
             parts.append("reporters: made when a run starts")
-        registered = "; ".join(parts) or "-"
+        registered = _wrapped_names("; ".join(parts) or "-")
         rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
                      ", ".join(e["hooks"]) or "-", registered])
-    click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"], maxcolwidths=[None, None, 30, 70]))
+    click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"],
+                        maxcolwidths=[None, None, 30, None]))
     slow = [e for e in entries if (e["import_seconds"] or 0) > SLOW_IMPORT_S]
     for e in sorted(slow, key=lambda e: -e["import_seconds"]):
         click.echo(f"\nslow start: importing plugin {e['name']!r} ({e['module']}) took {e['import_seconds']:.1f} s, "
@@ -271,6 +272,14 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
             click.echo(f"  {error}", err=True)
 
 
+def _wrapped_names(text: str, width: int = 70) -> str:
+    """``text`` wrapped at spaces only: tabulate's own wrapping breaks names at hyphens (``tv-`` /
+    ``mobilenet-v3-small``), and names are what users copy into ``--models``."""
+    import textwrap
+
+    return textwrap.fill(text, width, break_on_hyphens=False, break_long_words=False)
+
+
 @main.command("list", short_help="Registered models, datasets or metrics.")
 @click.argument("kind", type=click.Choice(["models", "datasets", "metrics"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -279,7 +288,7 @@ def list_command(kind: str, as_json: bool) -> None:
     registry = _registry()
     if registry.errors:  # a name missing from the list is most often a plugin that failed to load
         failed = sorted({e.plugin for e in registry.errors})
-        click.echo(f"harness: warning: {len(failed)} plugin(s) failed to load or register: {', '.join(failed)} "
+        click.echo(f"harness: warning: {len(failed)} plugin(s) had errors loading or registering: {', '.join(failed)} "
                    "(see 'harness plugins')", err=True)
     if registry.disabled_text():  # the other reason a name is missing
         click.echo(f"harness: warning: {registry.disabled_text()}", err=True)

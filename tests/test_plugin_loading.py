@@ -74,7 +74,7 @@ def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site
     assert listed.returncode == 0 and json.loads(listed.stdout)  # the JSON stays clean on stdout
     recipes = {m["name"]: m["recipe"] for m in json.loads(listed.stdout)}  # what training will do, before a run
     assert recipes["mnist-ultralight-cnn"]["augment"] == "rotate7" and "seed 002" in recipes["mnist-ultralight-cnn"]["source"]
-    assert "1 plugin(s) failed to load or register: raising (see 'harness plugins')" in listed.stderr
+    assert "1 plugin(s) had errors loading or registering: raising (see 'harness plugins')" in listed.stderr
     # a selection that registers no dataset is pointed at plugins that do, not at one already chosen
     run = run_cli("run", "--plugins", "datasets", env=site.env())
     last = run.stderr.strip().splitlines()[-1]
@@ -115,6 +115,13 @@ def test_plugins_command_lists_third_party_and_errors_as_json(site):
     table = run_cli("plugins", env=site.env()).stdout  # a reporter plugin registers nothing ahead of a run
     trackers = next(line for line in table.splitlines() if line.startswith("trackers "))
     assert trackers.rstrip().endswith("reporters: made when a run starts"), table
+    names = [name for p in data["plugins"] for kind in p["registered"].values() for name in kind]
+    assert all(name in table for name in names), table  # wrapped at spaces, never inside a hyphenated name
+    from harness.cli import _wrapped_names
+
+    long = "models: " + ", ".join(f"tv-mobilenet-v{i}-small" for i in range(6))
+    lines = _wrapped_names(long).splitlines()
+    assert len(lines) > 1 and all(any(f"tv-mobilenet-v{i}-small" in line for line in lines) for i in range(6))
 
 
 def test_plugins_and_help_do_not_import_torch_onnx_or_onnxruntime(site):
