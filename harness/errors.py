@@ -54,7 +54,7 @@ def known_cause(exc: BaseException) -> str:
     import sys
 
     torch = sys.modules.get("torch")  # imported already where torchvision failed: never imported here
-    version = f" {torch.__version__}" if torch is not None and hasattr(torch, "__version__") else ""
-    return (f" (torchvision was built for another torch than this{version}: install both from one index, e.g. "
+    version = f" ({torch.__version__})" if torch is not None and hasattr(torch, "__version__") else ""
+    return (f" (torchvision was built for another torch than the one installed{version}: install both from one index, e.g. "
             "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu)")
 

@@ -192,6 +192,6 @@ def test_a_torchvision_built_for_another_torch_is_named_where_a_plugin_or_job_fa
 
     said = one_line(RuntimeError("operator torchvision::nms does not exist"))
     assert said.startswith("RuntimeError: operator torchvision::nms does not exist (torchvision was built for "
-                           "another torch than this ")
+                           "another torch than the one installed")
     assert "pip install torch torchvision --index-url" in said
     assert one_line(RuntimeError("nms does not exist")) == "RuntimeError: nms does not exist"  # no hint elsewhere
