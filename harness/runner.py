@@ -274,6 +274,21 @@ def _keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
     return bool(reporters.errors)
 
 
+CONSTANT_OUTPUT_TEXT = ("the model gives the same logits for every test input: its accuracy is one class's share, "
+                        "and the ONNX agreement check and the variants' accuracy drops cannot tell a wrong export "
+                        "from a right one (train it longer?)")
+
+
+def constant_output(logits: "torch.Tensor") -> bool:
+    """Whether ``logits`` (N, classes) hardly vary across the N inputs: every logit's spread over the inputs is
+    below a millionth of the largest logit (or of 1)."""
+    if logits.ndim != 2 or logits.shape[0] < 2:
+        return False
+    values = logits.detach().float()
+    spread = float(values.std(dim=0).max())
+    return spread <= 1e-6 * max(1.0, float(values.abs().max()))
+
+
 def cpu_state_dict(net: "torch.nn.Module") -> Any:
     """``net.state_dict()`` with its tensors on the CPU, keeping the state dict's ``_metadata``: the module
     versions a model's ``_load_from_state_dict`` may read (torchvision's MNASNet refuses a state dict
@@ -787,6 +802,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     else:
         logits = predict(model, test_x, ctx.device)
     row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
+    if constant_output(logits):  # an untrained or collapsed model: figures that cannot tell anything apart
+        row["constant_output"] = True
+        log.warning("%s: %s", job.id, CONSTANT_OUTPUT_TEXT)
     row["test_samples"] = len(test_x)
     row["test_samples_available"] = len(splits.test[0])
     if options.save_weights:

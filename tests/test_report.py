@@ -1037,3 +1037,12 @@ def test_a_p50_marked_unstable_is_starred_in_every_table_that_shows_it(results, 
     flagged = [r for r in csv_rows if r["stable"] == "False"]
     assert [(r["id"], r["batch_size"], r["threads"], r["drift_pct"]) for r in flagged] == [
         ("mnist-cnn@synthetic", "1", "1", "12.34")]
+
+
+def test_a_model_whose_logits_never_vary_is_said_under_the_results(results):
+    job = next(j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic")
+    job["constant_output"] = True
+    md = to_markdown(results)
+    notes = md.split("## Results")[1].split("\n## ")[0]
+    assert "- mnist-cnn@synthetic: the model gives the same logits for every test input" in notes
+
