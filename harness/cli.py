@@ -1018,8 +1018,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     facts = [f"{result['bytes']:,} bytes"]
     if counted.flops is not None:  # MFLOPs, or FLOPs for a graph too small to show in millions
         per = "per sample" if plan.batched else "per call"  # an unbatched graph's call is its one sample
-        facts.append(f"{counted.flops / 1e6:,.2f} MFLOPs {per}" if counted.flops >= 10_000
-                     else f"{counted.flops:,} FLOPs {per}")
+        floor = "at least " if counted.uncounted else ""  # a partial count (the note below names what it lacks)
+        facts.append(f"{floor}{counted.flops / 1e6:,.2f} MFLOPs {per}" if counted.flops >= 10_000
+                     else f"{floor}{counted.flops:,} FLOPs {per}")
     if counted.activation_bytes is not None:
         facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}"
                      + (" with its QDQ groups fused, as ONNX Runtime runs them"

@@ -126,6 +126,23 @@ def test_bench_times_without_spinning_or_iobinding_when_asked_and_rows_say_how_t
     assert [(r["threads"], r["allow_spinning"], r["iobinding"]) for r in rows] == [(1, False, False), (2, False, False)]
 
 
+def test_a_partial_flop_count_is_headlined_as_a_floor(tmp_path):
+    """A ShuffleNet trace counted half its convolutions, and bench headlined the half as the model's FLOPs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 5), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Einsum", ["m", "w2"], ["y"], equation="bij,jk->bik")],
+        "partial", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 5])],
+        [w, numpy_helper.from_array(np.ones((5, 5), dtype=np.float32), "w2")])
+    path = save_onnx_graph(graph, tmp_path / "partial.onnx", check=True)
+    result = run_cli("bench", str(path), "--cold-runs", "0", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"at least {2 * 3 * 4 * 5:,} FLOPs per sample" in result.stdout.splitlines()[0]
+    assert "the FLOPs leave out 1 node(s) they cannot count: Einsum" in result.stderr
+
+
 def test_bench_skips_a_batch_size_whose_inputs_cannot_be_allocated(tmp_path):
     path = _conv_onnx(tmp_path / "dynamic.onnx")
     # 10**12 images are petabytes: beyond any address space, so the allocation fails even with overcommit.
