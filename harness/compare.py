@@ -298,6 +298,16 @@ def _row(job_id: str, measure: str, change: dict[str, Any] | None, unit: str = "
     return [job_id, measure, _fmt(change.get("base")), _fmt(change.get("new")), delta, pct, flag]
 
 
+def _shown(key: str, change: dict[str, Any]) -> bool:
+    """Whether a not-gated measure gets a row: when both runs recorded it, and for the model's own figures
+    (size, FLOPs, activations) also when NEW lost one BASE had (an export whose shapes could not be
+    followed). BASE without it (a run from before it was counted) or a cold start one run did not time
+    (``--cold-runs 0``) is no row."""
+    if change.get("abs") is not None:
+        return True
+    return key in ("bytes", "flops", "activation_bytes") and change.get("base") is not None and change.get("new") is None
+
+
 def _is_fraction_metric(label: str) -> bool:
     return label.split(" ")[-1] in GATED_METRICS
 
@@ -336,7 +346,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
         for key, label in (("bytes", "onnx bytes"), ("flops", "MFLOPs"), ("activation_bytes", "activation bytes"),
                            ("cold_start_ms", "cold start ms"), ("cold_start_rss_bytes", "cold start RAM bytes")):
             change = job.get(key) or {}
-            if change.get("abs") is not None:  # both runs recorded it
+            if _shown(key, change):
                 if key == "flops":
                     change = {k: (v / 1e6 if k in ("base", "new", "abs") and v is not None else v)
                               for k, v in change.items()}
@@ -349,7 +359,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                                  f"t{lat['threads']}" + _not_gated_text(lat), lat["p50_ms"], " ms"))
             for key, label in (("bytes", "bytes"), ("activation_bytes", "activation bytes"),
                                ("cold_start_ms", "cold start ms"), ("cold_start_rss_bytes", "cold start RAM bytes")):
-                if (variant.get(key) or {}).get("abs") is not None:
+                if _shown(key, variant.get(key) or {}):
                     basis = variant.get("activation_basis") if key == "activation_bytes" else None
                     label += f", counted {basis[0]} -> {basis[1]}" if basis else ""
                     rows.append(_row(job_id, f"{name} {label} (not gated)", variant[key]))

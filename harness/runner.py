@@ -1223,16 +1223,11 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         except KeyboardInterrupt as exc:
             progress.stop()
             recorded = {row.get("id") for row in folder.data["jobs"]}
+            remove_unlisted_files(folder, todo)
             if all(job.id in recorded for job in todo):  # the signal came after the last job (Ray shutting down)
                 exc.complete = True  # type: ignore[attr-defined]
-                reporter_set.call("run_ended", folder.data, folder.path)
-                _keep_reporter_errors(folder, reporter_set)
-                folder.save()
-                exc.run_folder = folder  # type: ignore[attr-defined]
-                handed_over = keep_lock
-                raise
-            remove_unlisted_files(folder, todo)
-            folder.data["interrupted"] = True
+            else:
+                folder.data["interrupted"] = True
             # the trackers close what the interrupted jobs opened (an MLflow run marked KILLED, not left running)
             reporter_set.call("run_ended", folder.data, folder.path)
             _keep_reporter_errors(folder, reporter_set)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import offline_cli_env, run_cli
@@ -393,6 +394,20 @@ def test_results_json_that_cannot_be_written_says_so_and_how_to_continue(tmp_pat
         folder.record({"id": "c@b", "model": "c", "dataset": "b", "status": "ok"})
 
 
+TINY_RUN_CALL = ("cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic', '--epochs', '1', "
+                 "'--max-train-samples', '64', '--device', 'cpu', '--batch-sizes', '1', '--quick', "
+                 "'--no-torch-latency', '--cold-runs', '0', '--exporter', 'torchscript', '--out', 'out', "
+                 "'--run-id', 'r'])\n")
+"""The last line of a ``python -c`` script: one small run into ``out/r``, after the script's own changes."""
+
+
+def _tiny_run_after(setup: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``setup`` (Python lines that change the harness for this run), then :data:`TINY_RUN_CALL`, in a new
+    process in ``cwd``."""
+    return subprocess.run([sys.executable, "-c", setup + TINY_RUN_CALL], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
 def test_a_run_folder_that_stops_taking_files_mid_run_exits_74_not_2(tmp_path):
     """2 says "your input was wrong": a CI script could not tell a full disk after an hour of jobs from a
     typo in --models."""
@@ -402,11 +417,8 @@ def test_a_run_folder_that_stops_taking_files_mid_run_exits_74_not_2(tmp_path):
             "    calls.append(path)\n"
             "    if len(calls) > 1: raise OSError(28, 'No space left on device')\n"
             "    real(path, text)\n"
-            "results.atomic_write_text = write\n"
-            "cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic', '--epochs', '1', "
-            "'--max-train-samples', '64', '--device', 'cpu', '--batch-sizes', '1', '--quick', '--no-torch-latency', "
-            "'--cold-runs', '0', '--exporter', 'torchscript', '--out', 'out', '--run-id', 'r'])\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+            "results.atomic_write_text = write\n")
+    result = _tiny_run_after(code, tmp_path)
     assert result.returncode == 74, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("harness: error: cannot write out/r/results.json: No space")
@@ -432,11 +444,8 @@ def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
             "    def run(self, jobs, ctx, on_done):\n"
             "        super().run(jobs, ctx, on_done)\n"
             "        os.kill(os.getpid(), signal.SIGINT)  # while the executor closes down\n"
-            "executors.EXECUTORS['local'] = ThenSignal\n"
-            "cli.main(['run', '--models', 'mnist-mlp', '--datasets', 'synthetic', '--epochs', '1', "
-            "'--max-train-samples', '64', '--device', 'cpu', '--batch-sizes', '1', '--quick', '--no-torch-latency', "
-            "'--cold-runs', '0', '--exporter', 'torchscript', '--out', 'out', '--run-id', 'r'])\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+            "executors.EXECUTORS['local'] = ThenSignal\n")
+    result = _tiny_run_after(code, tmp_path)
     assert result.returncode == 130, result.stderr[-2000:]
     assert "interrupted after every job had finished; the reports in out/r are complete" in result.stderr
     assert "--resume" not in result.stderr and "mnist-mlp" in result.stdout  # the table, as a finished run's
