@@ -1501,9 +1501,9 @@ def _failed_text(row: dict[str, Any]) -> str | None:
 
 def export_notes(results: dict[str, Any]) -> list[str]:
     """A line per job whose ONNX file is a TorchScript trace because the dynamo exporter failed, or whose
-    trace the tracer doubted (``onnx.fallback_reason``, ``onnx.trace_warnings``), or whose model gave the same
-    logits for every test input (``constant_output``): the terminal said so once, the report keeps it beside
-    the figures."""
+    trace the tracer doubted (``onnx.fallback_reason``, ``onnx.trace_warnings``), whose graph adapts the
+    dataset's channels (``input_adapted``), or whose model gave the same logits for every test input
+    (``constant_output``): the terminal said so once, the report keeps it beside the figures."""
     notes = []
     for job in results.get("jobs", []):
         onnx = job.get("onnx") if isinstance(job.get("onnx"), dict) else {}
@@ -1511,6 +1511,9 @@ def export_notes(results: dict[str, Any]) -> list[str]:
         if onnx.get("fallback_reason"):
             notes.append(f"{label}: the ONNX file is a TorchScript trace; the dynamo exporter failed: "
                          f"{squeeze(onnx['fallback_reason'], 300)}")
+        if job.get("input_adapted"):
+            notes.append(f"{label}: the ONNX graph takes the dataset's inputs and adapts them first: "
+                         f"{job['input_adapted']}")
         if job.get("constant_output"):
             from harness.runner import CONSTANT_OUTPUT_TEXT
 

@@ -752,6 +752,9 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     if not isinstance(net, torch.nn.Module):
         raise StageError("build", f"build() returned {type(net).__name__}, expected a torch.nn.Module")
     model = input_adapter(net, data_shape, model_shape, recipe.normalize)
+    if data_shape[0] != model_shape[0]:  # done inside the exported graph: a deployment feeds the data's channels
+        row["input_adapted"] = (f"{data_shape[0]} -> {model_shape[0]} channels ("
+                                + ("gray duplicated to RGB" if model_shape[0] == 3 else "the channels' mean") + ")")
     check_model_output(job.model.name, model, splits.train[0][:2], splits.num_classes)
     row["params"] = count_parameters(net)  # after a forward: lazy modules (nn.LazyLinear) have their sizes now
     row["flops"] = count_flops(model, splits.train[0][:2])

@@ -535,6 +535,8 @@ def test_a_depth_sweep_runs_the_ladder_at_both_depths_end_to_end(tmp_path):
     jobs = json.loads((tmp_path / "d" / "results.json").read_text())["jobs"]
     got = sorted((job["model"], (job.get("point") or {}).get("depth"), job["status"], job["params"])
                  for job in jobs)
+    # MWNN takes RGB: the 1-channel synthetic digits are duplicated inside the graph, and the row says so
+    assert {job.get("input_adapted") for job in jobs} == {"1 -> 3 channels (gray duplicated to RGB)"}
     assert got == [  # mwnn-medium takes no depth: it trains once, not twice alike
         ("mwnn-medium", None, "ok", RECORDED_PARAMS["mwnn-medium"]),
         ("mwnn-resnet-baseline", "medium", "ok", MEDIUM_LADDER_PARAMS["mwnn-resnet-baseline"]),

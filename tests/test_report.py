@@ -1045,4 +1045,8 @@ def test_a_model_whose_logits_never_vary_is_said_under_the_results(results):
     md = to_markdown(results)
     notes = md.split("## Results")[1].split("\n## ")[0]
     assert "- mnist-cnn@synthetic: the model gives the same logits for every test input" in notes
+    job["input_adapted"] = "1 -> 3 channels (gray duplicated to RGB)"
+    assert ("mnist-cnn@synthetic: the ONNX graph takes the dataset's inputs and adapts them first: 1 -> 3 "
+            "channels (gray duplicated to RGB)") in report.export_notes(results)
+    assert "adapts them first" in to_markdown(results).split("## Results")[1].split("\n## ")[0]
 
