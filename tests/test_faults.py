@@ -65,6 +65,7 @@ def test_failed_stages_leave_later_fields_null_not_invented(fault_run):
     assert export["onnx"] is None
 
 
+@pytest.mark.slow  # 14-25 s of separate runs: kept out of CI's ten minutes (pytest -m slow)
 def test_job_timeout_fails_only_the_slow_job(tmp_path):
     env = offline_cli_env(tmp_path, "harness-faulty", {"faulty": "faulty_plugin"})
     env["FAULT_SLOW_SECONDS"] = "120"

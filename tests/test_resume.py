@@ -174,6 +174,7 @@ def test_resume_with_nothing_to_resume_is_a_usage_error_saying_what_to_do(tmp_pa
     assert result.returncode == 2 and "has no results.json" in result.stderr
 
 
+@pytest.mark.slow  # 14-25 s of separate runs: kept out of CI's ten minutes (pytest -m slow)
 def test_resuming_with_a_larger_sweep_records_the_new_grid(tmp_path):
     out, config = tmp_path / "out", tmp_path / "sweep.toml"
     args = ["run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
@@ -232,6 +233,7 @@ def test_a_resume_with_nothing_left_to_run_does_not_record_options_no_job_ran_wi
     assert json.loads(path.read_text())["run_id"] == "r"
 
 
+@pytest.mark.slow  # 14-25 s of separate runs: kept out of CI's ten minutes (pytest -m slow)
 def test_resuming_a_run_whose_finished_jobs_trained_in_another_precision_warns(tmp_path):
     out, config = tmp_path / "out", tmp_path / "sweep.toml"
     args = ["run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
@@ -530,6 +532,7 @@ def test_cold_runs_is_a_run_option_and_a_run_from_before_it_resumes_without_a_wa
     assert "config_before" not in json.loads(path.read_text())["resumed"][-1]
 
 
+@pytest.mark.slow  # 14-25 s of separate runs: kept out of CI's ten minutes (pytest -m slow)
 def test_a_resume_with_a_narrower_selection_keeps_the_other_jobs_for_a_later_resume(tmp_path):
     out = tmp_path / "out"
     common = ["--epochs", "1", "--max-train-samples", "64", "--device", "cpu", "--batch-sizes", "1", "--quick",
