@@ -1235,8 +1235,12 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
         except OSError as exc:
             raise HarnessError(f"{'--out ' if out else 'the joined report folder '}{target}: cannot make the folder "
                                f"({exc.strerror or exc})") from None
+    from harness.errors import StorageError
+
     try:
         written = write_reports(target, results)
+    except StorageError as exc:  # the folder given refuses the files: bad input here (nothing ran), status 2
+        raise HarnessError(str(exc)) from None
     finally:
         if held is not None:
             held.unlock()

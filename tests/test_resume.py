@@ -435,6 +435,10 @@ def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
     (tmp_path / "results.csv").mkdir()  # a folder where the CSV goes: the write is refused
     with pytest.raises(StorageError, match="cannot write the reports in .*'harness report"):
         write_reports(tmp_path, load_report_run())
+    # harness report on such a folder: the folder given is the input, nothing ran: status 2, not 74
+    (tmp_path / "results.json").write_text(json.dumps(load_report_run()))
+    refused = run_cli("report", str(tmp_path))
+    assert refused.returncode == 2 and "harness: error: cannot write the reports in" in refused.stderr, refused.stderr
 
 
 def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
