@@ -504,7 +504,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
 
     Writes <out>/<run-id>/ with results.json, results.csv, report.md,
     report.html and the ONNX files, and prints a comparison table.
-    Exit status 1 when any job failed.
+    Exit status: 0 every job ok; 1 a job failed (or --edge-gate closed);
+    2 bad input, before any job runs; 74 the run folder stopped taking
+    files (full disk, read-only), the jobs written before kept; 130/143
+    stopped by Ctrl-C/SIGTERM, the finished jobs kept (--resume goes on).
     """
     from harness.progress import make_progress
     from harness.report import comparison_table, failures
