@@ -113,11 +113,13 @@ class RichProgress(Progress):
         # that says nothing: the counts and the percentage carry it instead.
         plain = bool(os.environ.get("NO_COLOR")) or self.console.no_color or self.console.color_system is None
         self.bar = Bar(
-            TextColumn("{task.description}" if plain else "[bold]{task.description}"),
+            # job ids, stages and errors are text, never rich markup: an error holding "[/data/x]" ended a run
+            # with rich's MarkupError, and "[tag]" in a sweep value vanished
+            TextColumn("{task.description}", markup=False, style="" if plain else "bold"),
             TaskProgressColumn() if plain else BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             console=self.console,
             transient=False,
         )
@@ -143,8 +145,10 @@ class RichProgress(Progress):
                         status=describe_epoch(record, epochs))
 
     def job_done(self, row: dict[str, Any]) -> None:
+        from rich.text import Text
+
         style = "green" if row.get("status") == "ok" else "red"
-        self.console.print(f"[{style}]{row['id']}[/]: {describe_row(row)}", highlight=False, markup=True)
+        self.console.print(Text.assemble((str(row["id"]), style), f": {describe_row(row)}"), highlight=False)
         self.bar.advance(self.jobs_task)
 
     def note(self, message: str) -> None:

@@ -123,3 +123,24 @@ def test_a_terminal_gets_the_live_display_except_in_ci_or_a_dumb_terminal(monkey
     monkeypatch.setenv("CI", "false")
     monkeypatch.setenv("TERM", "dumb")  # cannot redraw: nothing showed until the end
     assert isinstance(make_progress(), LineProgress)
+
+
+def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
+    """An error holding '[/data/x]' ended a run with rich's MarkupError in a terminal; '[tag]' vanished."""
+    import io
+
+    from rich.console import Console
+
+    from harness.progress import RichProgress
+
+    shown = RichProgress()
+    shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
+    shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
+    shown.start(1)
+    shown.job(1, 1, "m@d#tags=[red]")
+    shown.stage("m@d#tags=[red]", "export [/data/x]")
+    shown.job_done({"id": "m@d#tags=[red]", "status": "failed", "stage": "export",
+                    "error": "OSError: cannot open [/data/x] [bold]"})
+    shown.stop()
+    text = shown.console.file.getvalue()
+    assert "m@d#tags=[red]" in text and "cannot open [/data/x] [bold]" in text
