@@ -62,9 +62,16 @@ def load_config(path: Path) -> dict[str, Any]:
     """Parse and validate ``path``; returns option names (underscored) -> values, ``sweep`` -> grid points."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise HarnessError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    # Windows PowerShell 5.1's '>' writes UTF-16 with a byte-order mark, and its UTF-8 has one too
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"config {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                           "save it as UTF-8") from None
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(text)

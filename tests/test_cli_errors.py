@@ -242,6 +242,24 @@ def test_config_keys_reach_the_run_options(tmp_path):
     assert set(from_config.values()) == {config}
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_a_config_saved_by_windows_powershell_is_read(tmp_path, encoding):
+    """PowerShell 5.1's '>' writes UTF-16 with a BOM (a traceback, exit 1), its UTF-8 a BOM ('Invalid
+    statement (at line 1, column 1)')."""
+    from harness.config import load_config
+
+    config = tmp_path / "c.toml"
+    config.write_bytes('epochs = 2\nseed = 7\n'.encode(encoding))
+    assert load_config(config) == {"epochs": 2, "seed": 7}
+
+
+def test_a_config_in_another_encoding_is_one_line(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_bytes('# r\xe9glages\nepochs = 2\n'.encode("cp1252"))
+    result = run_cli("run", "--config", str(config), "--models", "mnist-mlp", "--datasets", "synthetic")
+    _assert_usage_error(result, f"config {config} is not UTF-8 text (byte 3: b'\\xe9'); save it as UTF-8")
+
+
 def test_providers_none_of_which_can_run_here_are_a_usage_error(tmp_path):
     from harness.latency import provider_skip_reason
 
