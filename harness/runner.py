@@ -816,7 +816,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         # The plugin's own network (what build() returned), not the input adapter around it, so the file
         # loads into build()'s model as is; the adapter holds no weights (its normalisation is in the recipe).
         torch.save(cpu_state_dict(net), ctx.folder.path / weights)
-        row["train"]["weights"] = str(weights)
+        row["train"]["weights"] = weights.as_posix()  # '/' on every OS: a Windows run read elsewhere
 
     stage("export")
     model = model.cpu().eval()
@@ -825,7 +825,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     example = test_x[: max(2, min(8, len(test_x)))].cpu()
     # Its failure is an ExportError, a StageError whose one line holds the cause (each exporter's, under auto).
     exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
-    row["onnx"] = {"path": str(onnx_rel), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
+    row["onnx"] = {"path": onnx_rel.as_posix(), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
     for note in exported.notes:  # a fallback to TorchScript, a trace that may hold one branch: said, not only recorded
         if (job.model.name, note) not in _EXPORT_NOTES_SAID:  # once per model (per Ray worker under Ray)
             _EXPORT_NOTES_SAID.add((job.model.name, note))

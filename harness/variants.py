@@ -421,9 +421,9 @@ def _numpy(values: Any) -> "np.ndarray":
 
 def _relative(path: Path, root: Path) -> str:
     try:
-        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()  # '/' on every OS
     except ValueError:
-        return str(path)
+        return Path(path).as_posix()
 
 
 def _one_line(exc: BaseException) -> str:
