@@ -1300,6 +1300,10 @@ def validate_options(options: RunOptions) -> None:
         raise HarnessError(f"--accuracy-floor must be a fraction in [0, 1] or a percentage, got {options.accuracy_floor}")
     if options.job_timeout is not None and options.job_timeout <= 0:
         raise HarnessError(f"--job-timeout must be positive, got {options.job_timeout}")
+    if options.job_timeout is not None and not hasattr(signal, "setitimer"):
+        # Windows has no interval timer: the limit would be silently ignored, a job running on unbounded
+        raise HarnessError("--job-timeout needs an interval timer (signal.setitimer), which this platform "
+                           "(Windows) lacks; run without it")
     if options.exporter not in EXPORTERS:
         raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")
     if options.latency.cold_runs == 0:

@@ -296,3 +296,17 @@ def test_a_model_that_fails_on_channels_last_inputs_is_told_the_layout():
     with pytest.raises(StageError) as raised:  # channels-first and still failing: no such hint
         check_model_output("net", torch.nn.Conv2d(3, 4, 3), torch.rand(2, 1, 16, 16), 3)
     assert "channels-last" not in str(raised.value)
+
+
+def test_a_job_timeout_where_there_is_no_interval_timer_is_refused_not_ignored(monkeypatch):
+    """On Windows (no signal.setitimer) --job-timeout did nothing, and nothing said so."""
+    import signal
+
+    from harness.errors import HarnessError
+    from harness.runner import RunOptions, validate_options
+
+    validate_options(RunOptions(job_timeout=5))  # here (POSIX): fine
+    monkeypatch.delattr(signal, "setitimer")
+    with pytest.raises(HarnessError, match=r"--job-timeout needs an interval timer \(signal.setitimer\)"):
+        validate_options(RunOptions(job_timeout=5))
+    validate_options(RunOptions())  # without it: nothing to refuse
