@@ -782,7 +782,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
     for key, title, job_id, draw in jobs:
         stem = safe_name(key.replace("curves:", "curves_"))
         name, n = f"{stem}.png", 1
-        while name in used:
+        while name.casefold() in used:  # curves_CNN and curves_cnn are one file on Windows and macOS
             n += 1
             name = f"{stem}_{n}.png"
         try:
@@ -792,7 +792,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
             continue
         if drawn is None:
             continue
-        used.add(name)
+        used.add(name.casefold())
         if isinstance(drawn, Drawing):
             plots.append(Plot(key, title, name, drawn.png, None, job_id, drawn.numbered))
         else:

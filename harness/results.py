@@ -46,10 +46,12 @@ def job_file_stem(job_id: str, max_length: int = 80) -> str:
 
     ``safe_name`` alone maps ``odd net@d`` and ``odd_net@d`` to the same name, so one job's export
     would overwrite the other's. A plain id (names of letters, digits, ``.-``) keeps the readable
-    form (``mnist-fast_mnist``); any other id gets the first 8 hex digits of its SHA-1 appended.
+    form (``mnist-fast_mnist``); any other id, one with upper case letters too (a case-insensitive file
+    system would take ``CNN_d`` and ``cnn_d`` for one file), gets the first 8 hex digits of its SHA-1 appended.
     """
     stem = safe_name(job_id, max_length)
-    if _PLAIN_JOB_ID.fullmatch(job_id) and len(stem) == len(job_id):
+    # lower case too: on a case-insensitive file system (Windows, macOS) CNN@d and cnn@d would be one file
+    if _PLAIN_JOB_ID.fullmatch(job_id) and len(stem) == len(job_id) and job_id == job_id.lower():
         return stem
     digest = hashlib.sha1(job_id.encode("utf-8")).hexdigest()[:8]
     return f"{stem[: max_length - 9]}-{digest}"

@@ -33,20 +33,22 @@ def test_safe_name_examples():
     assert safe_name("...") == "unnamed"
 
 
-_id_part = st.text(alphabet="ab_ .+@#=,-", min_size=1, max_size=6)
+_id_part = st.text(alphabet="abAB_ .+@#=,-", min_size=1, max_size=6)
 
 
 @given(st.tuples(_id_part, _id_part, _id_part), st.tuples(_id_part, _id_part, _id_part))
 def test_distinct_job_ids_get_distinct_file_stems(a, b):
+    """Distinct even to a case-insensitive file system (Windows, macOS): CNN@d and cnn@d were one file."""
     ids = [f"{m}@{d}" + (f"#lr={v}" if v != "-" else "") for m, d, v in (a, b)]
     if ids[0] != ids[1]:
-        assert job_file_stem(ids[0]) != job_file_stem(ids[1])
+        assert job_file_stem(ids[0]).casefold() != job_file_stem(ids[1]).casefold()
 
 
 def test_job_file_stem_examples():
     assert job_file_stem("mnist-fast@mnist") == "mnist-fast_mnist"  # plain ids stay readable
     assert job_file_stem("mnist-fast@mnist#batch_size=64,lr=0.1") == "mnist-fast_mnist_batch_size_64_lr_0.1"
     assert job_file_stem("a+b@d") != job_file_stem("a@b+d")  # '+' is cleaned to '_' too
+    assert job_file_stem("CNN@mnist").casefold() != job_file_stem("cnn@mnist").casefold()  # one file on Windows
     clashing = job_file_stem("odd net@d"), job_file_stem("odd_net@d")
     assert clashing[0] != clashing[1] and all(s.startswith("odd_net_d-") for s in clashing)
     long = job_file_stem("m" * 100 + "@d")
