@@ -240,14 +240,17 @@ def _watch(parent: int, deadline_s: float) -> None:
     """In the probe process: leave when the harness that started it is gone or the deadline has passed.
 
     The probe runs in a session of its own (a Ctrl-C meant for the harness does not kill it half-way),
-    so a harness killed outright (SIGKILL to its group) cannot end it: this does, within a second.
+    so a harness killed outright (SIGKILL to its group) cannot end it: this does, within a second. On
+    Windows the deadline alone: a venv's python.exe starts the interpreter as its own child, so the parent
+    is never the harness (every probe left at once), and a dead parent's id is not told apart there.
     """
     import threading
 
     end = time.monotonic() + deadline_s
+    parent_known = os.name != "nt"
 
     def watch() -> None:
-        while time.monotonic() < end and os.getppid() == parent:
+        while time.monotonic() < end and (not parent_known or os.getppid() == parent):
             time.sleep(0.5)
         os._exit(3)
 

@@ -128,6 +128,19 @@ def test_a_probe_leaves_by_itself_past_its_deadline_or_when_the_harness_is_gone(
     assert not _alive(pid)
 
 
+def test_on_windows_a_probe_keeps_to_its_deadline_whoever_its_parent_is():
+    """A venv's python.exe on Windows starts the interpreter as its child: the probe's parent was never the
+    harness, and every probe left at once (exit 3), so no cold start was ever measured there."""
+    import subprocess
+
+    code = ("import os, time; from harness.coldstart import _watch\n"
+            "os.name = 'nt'  # as on Windows, where the parent is the venv's launcher\n"
+            "_watch(os.getppid() + 12345, 5)\n"
+            "time.sleep(1.2); print('measured', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "measured", (done.returncode, done.stderr)
+
+
 def _alive(pid: int) -> bool:
     import os
 
