@@ -16,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -85,6 +86,26 @@ def temp_file_beside(target: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+REPLACE_TRIES = 5
+"""How often :func:`atomic_write_text` tries to replace a file another program holds open (0.1 s apart)."""
+
+
+def _replace(tmp: str, path: Path) -> None:
+    """``os.replace``, tried again for a moment where the target is open in another program: on Windows
+    replacing a file fails while a reader holds it (Excel on results.csv, a virus scan, a sync client, a
+    harness report reading results.json). Then the error names the target, not the temporary file."""
+    for attempt in range(REPLACE_TRIES):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError as exc:
+            if attempt + 1 < REPLACE_TRIES:
+                time.sleep(0.1)
+                continue
+            raise PermissionError(exc.errno, f"{exc.strerror or exc}; is it open in another program?",
+                                  str(path)) from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers only ever see the old or the new content."""
     path = Path(path)
@@ -95,7 +116,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         with _suppress_os_error():
             os.unlink(tmp)

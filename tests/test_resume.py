@@ -583,3 +583,28 @@ def test_the_training_notes_read_the_options_each_job_ran_with():
     assert "2,000 training samples" in reference_notes(results)[0]
     results["jobs"] = [{**job, "trained_with": {"max_train_samples": None}}]
     assert reference_notes(results) == []
+
+
+def test_a_file_held_open_elsewhere_is_replaced_once_it_is_let_go_or_named(tmp_path, monkeypatch):
+    """On Windows replacing a file fails while another program holds it (Excel on results.csv, a virus
+    scan): the run stopped at once, and the message named the temporary file."""
+    import harness.results as results
+
+    real, tries = os.replace, []
+
+    def held(source, target):
+        tries.append(target)
+        if len(tries) <= 2:
+            raise PermissionError(13, "The process cannot access the file", source)
+        real(source, target)
+
+    monkeypatch.setattr(results.os, "replace", held)
+    monkeypatch.setattr(results.time, "sleep", lambda s: None)
+    results.atomic_write_text(tmp_path / "results.csv", "a,b\n")  # let go on the third try
+    assert (tmp_path / "results.csv").read_text() == "a,b\n" and len(tries) == 3
+    tries.clear()
+    monkeypatch.setattr(results, "REPLACE_TRIES", 2)
+    with pytest.raises(PermissionError) as raised:
+        results.atomic_write_text(tmp_path / "report.md", "x")
+    assert raised.value.filename == str(tmp_path / "report.md") and "open in another program" in str(raised.value)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
