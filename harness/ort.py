@@ -25,6 +25,10 @@ SHORT_PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
     "trt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",  # the macOS wheel's
+    "dml": "DmlExecutionProvider",  # onnxruntime-directml's, on Windows
+    "directml": "DmlExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
 }
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -62,7 +66,8 @@ def session_options(threads: int | None = 1, opt_level: str = "all", spinning: b
     return options
 
 
-PROVIDER_NAMES_HINT = "use cpu, cuda, tensorrt or a full name such as CUDAExecutionProvider"
+PROVIDER_NAMES_HINT = ("use cpu, cuda, tensorrt, coreml, dml, openvino or a full name such as "
+                       "CUDAExecutionProvider")
 """What an unknown provider name is told (``make_session``, and ``--providers`` in the runner)."""
 
 
@@ -97,7 +102,7 @@ def make_session(
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
         if session.get_providers()[0] != provider:
             said = " ".join(line for line in printed.getvalue().splitlines() if line.startswith("EP Error"))
-            said = re.sub(r"^EP Error\s*(/\S+:\d+ .*?\) )?", "", " ".join(said.split()))
+            said = re.sub(r"^EP Error\s*((?:[A-Za-z]:)?[\\/]\S+:\d+ .*?\) )?", "", " ".join(said.split()))
             said = re.sub(r" when using \[.*$", "", said)
             why = f": {said[:240]}" if said else ""
             raise RuntimeError(f"{provider} is not usable here (session fell back to "

@@ -9,9 +9,13 @@ from typing import Any
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 """Terminal colour and cursor codes, which torch's exporter messages carry."""
 
-ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : |/\S*?onnxruntime_src/\S+:\d+ (?:[\w:~<>,*& ]*\([^()]*\) )?")
+ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : "
+                       r"|(?:(?<![A-Za-z])[A-Za-z]:)?[\\/]\S*?(?:onnxruntime_src[\\/]|onnxruntime[\\/](?:\S*?[\\/])?core[\\/])\S+:\d+ "
+                       r"(?:[\w:~<>,*&\[\] ]*\([^()]*\) )?")
 """What ONNX Runtime's errors put before their reason: the status code, and the C++ source line and function
-(``/onnxruntime_src/.../model.cc:256 onnxruntime::Model::Model(...)``), which a cut message kept instead."""
+(``/onnxruntime_src/.../model.cc:256 onnxruntime::Model::Model(...)``; the Windows wheel's
+``C:\\__w\\1\\s\\onnxruntime\\onnxruntime\\core\\graph\\model.cc:180 ...``, the macOS wheel's
+``/Users/runner/work/1/s/onnxruntime/core/...``), which a cut message kept instead."""
 
 
 def squeeze(text: Any, limit: int | None = None) -> str:

@@ -74,6 +74,14 @@ def test_squeeze_keeps_the_reason_of_an_onnx_runtime_error_not_its_cpp_source_li
     other = "failed:/onnxruntime_src/x/y.h:46 void a::b::C(const std::unordered_map<std::string, int>&, int) Opset 30"
     assert squeeze(other) == "failed: Opset 30"
     assert squeeze("a plain message (with parentheses) stays") == "a plain message (with parentheses) stays"
+    # the Windows and macOS wheels' build paths: the reason was cut off behind them
+    tail = (" onnxruntime::Model::Model(ModelProto &&, const PathString &, const logging::Logger &, const "
+            "ModelOptions &) Unsupported model IR version: 14, max supported IR version: 10")
+    for where in (r"C:\__w\1\s\onnxruntime\onnxruntime\core\graph\model.cc:180",
+                  "/Users/runner/work/1/s/onnxruntime/core/graph/model.cc:182"):
+        assert squeeze(f"Load model from m.onnx failed:{where}{tail}", 120) == (
+            "Load model from m.onnx failed: Unsupported model IR version: 14, max supported IR version: 10")
+    assert squeeze("no file /home/u/onnxruntime/core/m.onnx here") == "no file /home/u/onnxruntime/core/m.onnx here"
 
 
 def test_ms_text_keeps_three_significant_digits_below_a_tenth_of_a_millisecond():
