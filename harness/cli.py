@@ -928,7 +928,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                   min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims)."""
-    from harness.latency import UNSTABLE_MARK, LatencyConfig, measure_onnx, unstable_note
+    from harness.latency import LatencyConfig, measure_onnx, unstable_mark, unstable_note
 
     if model_path.is_dir():
         raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
@@ -1040,7 +1040,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     unstable = [r for r in rows if r.get("stable") is False]
     click.echo(tabulate(
         [[r["provider"], r["batch_size"], r["threads"], r["runs"],
-          f"{r['p50_ms']:.4f}" + (UNSTABLE_MARK if r.get("stable") is False else ""), f"{r['p90_ms']:.4f}",
+          f"{r['p50_ms']:.4f}" + unstable_mark(r), f"{r['p90_ms']:.4f}",
           f"{r['p99_ms']:.4f}", f"{r['min_ms']:.4f}", f"{r['mean_ms']:.4f}", f"{r['throughput_per_s']:,.0f}",
           f"{r['session_ms']:.1f}", f"{r['first_call_ms']:.3f}"] for r in rows],
         # the mean beside the throughput it gives: a few stalls move it (and the throughput) far from the p50
@@ -1281,10 +1281,11 @@ def _write_run_reports(folder: Any, reporters: Any = None) -> None:
     folder.save()
     written = write_reports(folder.path, folder.data)
     if reporters:
+        from harness.runner import keep_reporter_errors
+
         before = len(reporters.errors)
         reporters.call("reports_written", folder.path, [folder.results_path, *written])
-        if len(reporters.errors) > before:
-            folder.data["reporter_errors"] = list(reporters.errors)
+        if len(reporters.errors) > before and keep_reporter_errors(folder, reporters):
             folder.save()
 
 

@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
+from harness.latency import default_thread_counts, unstable_mark, unstable_note, usable_cores
 from harness.text import mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
@@ -221,9 +222,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "run_id": job.get("run_id"),
         # on how many test samples the accuracy stands, where --max-test-samples cut the split
         "test_samples": _int(job.get("test_samples")),
-        "test_samples_capped": _int(job.get("test_samples")) is not None
-        and _int(job.get("test_samples_available")) is not None
-        and job["test_samples"] < job["test_samples_available"],
+        "test_samples_available": _int(job.get("test_samples_available")),
         "variant": None,
         "provider": provider,
         "batch_size": batch_size,
@@ -308,7 +307,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
     if doubted and len(doubted) < len(scored):
         scored = [e for e in scored if e not in doubted]
         row["note"] = (f"not ranked by an unstable ratio to fp32: {', '.join(e[3]['variant'] for e in doubted)} "
-                               f"(slower on its own p50 than a variant measured steadily)")
+                       f"(slower on its own p50 than a variant measured steadily)")
     best = min(score for score, *_ in scored)
     # Within TIE_PCT of the fastest is a tie (the figures' own noise): prefer the smaller accuracy drop,
     # then the smaller file.
@@ -550,7 +549,7 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         cells = [
             str(r.get("model")), str(r.get("dataset")), r.get("variant") or "none",
             _num(r.get(metric)), points(r.get("accuracy_drop")), size_text(r.get("bytes")),
-            size_text(r.get("activation_bytes")), _num(r.get("p50_ms")) + _unstable_mark(r),
+            size_text(r.get("activation_bytes")), _num(r.get("p50_ms")) + unstable_mark(r),
             _num(r.get("p99_ms")), _num(r.get("cold_ms"), ".1f"), size_text(r.get("rss_bytes")),
             ratio_text(r),
             f"{r['params']:,}" if isinstance(r.get("params"), int) else "-",
@@ -563,8 +562,6 @@ def to_markdown(rows: Sequence[dict[str, Any]], metric: str = "accuracy") -> str
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         if r.get("note"):
             notes.append(squeeze(f"- {r.get('model')} on {r.get('dataset')}: {r['note']}"))
-    from harness.latency import unstable_note
-
     unstable = unstable_note(rows)
     if unstable:
         notes.append(f"- {unstable}")
@@ -590,13 +587,6 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
             continue  # nothing beyond 1 thread was measured
         parts.append(f"### Edge deployment, batch 1, {threads_title(rows, threads)}\n\n{to_markdown(rows)}")
     return "\n".join(parts)
-
-
-def _unstable_mark(row: dict[str, Any]) -> str:
-    """:data:`~harness.latency.UNSTABLE_MARK` after a row's p50 when its latency row was marked unstable."""
-    from harness.latency import UNSTABLE_MARK
-
-    return UNSTABLE_MARK if row.get("stable") is False and row.get("p50_ms") is not None else ""
 
 
 def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> str:
@@ -705,7 +695,8 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
 def _on_samples(row: dict[str, Any]) -> str:
     """`` on 128 test samples`` where --max-test-samples cut the job's test split (127 of 128 right is 99.2 %,
     give or take a point and a half), else nothing."""
-    return f" on {row['test_samples']:,} test samples" if row.get("test_samples_capped") else ""
+    used, available = row.get("test_samples"), row.get("test_samples_available")
+    return f" on {used:,} test samples" if used is not None and available is not None and used < available else ""
 
 
 def _file_text(results: dict[str, Any], row: dict[str, Any], run_dir: "str | os.PathLike[str] | None") -> str:
@@ -800,7 +791,6 @@ def edge_profile() -> dict[str, Any]:
     latency (see :mod:`harness.variants`), so on a CPU-only machine they show
     accuracy and size only.
     """
-    from harness.latency import default_thread_counts
     from harness.variants import slim_available
 
     variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"] + (["slim"] if slim_available() else [])
@@ -809,6 +799,4 @@ def edge_profile() -> dict[str, Any]:
 
 def all_cores() -> int:
     """The thread count the edge profile uses for "all cores"."""
-    from harness.latency import usable_cores
-
     return usable_cores()

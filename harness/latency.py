@@ -182,6 +182,11 @@ UNSTABLE_MARK = "*"
 """What follows a p50 whose row is marked unstable, in every table that shows one."""
 
 
+def unstable_mark(row: dict[str, Any]) -> str:
+    """:data:`UNSTABLE_MARK` for a latency row (or a row made from one) marked unstable that has a p50, else ""."""
+    return UNSTABLE_MARK if row.get("stable") is False and row.get("p50_ms") is not None else ""
+
+
 def unstable_note(rows: Sequence[dict[str, Any]]) -> str | None:
     """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable)."""
     drifts = [r.get("drift_pct") for r in rows if isinstance(r, dict) and r.get("stable") is False]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StorageError
-from harness.latency import UNSTABLE_MARK, unstable_note
+from harness.latency import UNSTABLE_MARK, unstable_mark, unstable_note
 from harness.results import atomic_write_text
 from harness.text import mflops, ms_text, points, squeeze
 from harness.train import amp_not_applied_reason
@@ -174,7 +174,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     lines = [f"({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; "
              "report.md has them all)"] if dropped else []
-    if any(UNSTABLE_MARK in cell for row in table for cell in row):
+    p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
+    if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results)) or "")
     note = shortened_note(results)
     if note:
@@ -784,7 +785,7 @@ def p50_text(row: dict[str, Any], spec: str | None = None) -> str:
     marked unstable: its figures did not hold from the first half of its runs to the second."""
     value = _number(row.get("p50_ms"))
     text = ms_text(value) if spec is None else _fmt(value, spec)
-    return text + (UNSTABLE_MARK if value is not None and row.get("stable") is False else "")
+    return text + (unstable_mark(row) if value is not None else "")
 
 
 def _variant_failed(variant: dict[str, Any]) -> bool:

@@ -153,7 +153,7 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else k: json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [json_ready(v) for v in value]
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # numpy scalars and arrays

@@ -267,7 +267,7 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
                               f"floating-point logits, here {expected}")
 
 
-def _keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
+def keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
     """Put the reporters' errors in the results (``reporter_errors``); whether there were any."""
     if reporters.errors:
         folder.data["reporter_errors"] = list(reporters.errors)
@@ -1233,7 +1233,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
                 folder.data["interrupted"] = True
             # the trackers close what the interrupted jobs opened (an MLflow run marked KILLED, not left running)
             reporter_set.call("run_ended", folder.data, folder.path)
-            _keep_reporter_errors(folder, reporter_set)
+            keep_reporter_errors(folder, reporter_set)
             folder.save()
             exc.run_folder = folder  # type: ignore[attr-defined]
             handed_over = keep_lock
@@ -1241,7 +1241,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         progress.stop()
         remove_unlisted_files(folder, todo)  # a timed-out job's half-written export
         reporter_set.call("run_ended", folder.data, folder.path)
-        if _keep_reporter_errors(folder, reporter_set):  # run_ended's own too
+        if keep_reporter_errors(folder, reporter_set):  # run_ended's own too
             folder.save()
         handed_over = keep_lock
         return folder
