@@ -1346,9 +1346,14 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
                    "machine, where all-core rows are noisy); the others are shown, not gated.")
 @click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default=None,
               help="Gate only the latency rows measured at these batch sizes.")
+@click.option("--per-seed", is_flag=True,
+              help="Gate every seed of a sweep on its own. By default the jobs of a sweep point that differ "
+                   "only in seed gate as one, on their mean accuracy and median p50 over the seeds both runs "
+                   "have; each seed's rows are then shown, not gated.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
-                    threads: list[int] | None, batch_sizes: list[int] | None, as_json: bool) -> None:
+                    threads: list[int] | None, batch_sizes: list[int] | None, per_seed: bool,
+                    as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes.
 
     Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
@@ -1362,7 +1367,7 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
     if base.resolve() == new.resolve():
         click.echo(f"harness: warning: BASE and NEW are the same run ({base}): every change is 0", err=True)
     documents = [load_results(base), load_results(new)]
-    comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes)
+    comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed)
     comparison["base"], comparison["new"] = run_labels([base, new], documents)
     comparison["incomplete"] = {}
     for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1])):

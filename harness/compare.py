@@ -21,6 +21,13 @@ With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
   or an ONNX Runtime latency row (fp32 or a variant, including every row of
   a variant missing from new) measured in base and not in new.
 
+Sweeps with repeated seeds: jobs that differ only in ``seed`` (two or more found in both runs) gate as
+one, on each metric's mean and each ONNX Runtime row's median p50 over the seeds both runs have (rows
+either run marked unstable left out). One seed's accuracy moves by chance more than a change of code
+does, so each seed's own accuracy and latency rows are shown, not gated; ``per_seed=True``
+(``--per-seed``) gates every seed's job on its own instead. A seed that stopped working or lost a
+measurement is still a regression of its own.
+
 Eager PyTorch latency rows are shown but never gate: they are the
 reference the ONNX model is measured against, not what ships. Jobs, latency
 rows and variants found only in new, and anything found only in base when
@@ -41,6 +48,7 @@ spread you observe (10-20% is typical for sub-millisecond models).
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Sequence
 
 from harness.errors import HarnessError
@@ -89,15 +97,20 @@ class _Gate:
         self.threads, self.batch_sizes = threads, batch_sizes
         self.regressions: list[str] = []
         self.unstable = 0
+        self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
 
-    def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = ()) -> str | None:
-        """Why a latency row is shown but not gated (``eager``, ``threads``, ``batch``, ``unstable``), or None."""
+    def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = (),
+                      job_id: Any = None) -> str | None:
+        """Why a latency row is shown but not gated (``eager``, ``threads``, ``batch``, ``seeds``: its seed
+        group gates, ``unstable``), or None."""
         if key[0] != GATED_RUNTIME:
             return "eager"
         if self.threads is not None and key[3] not in self.threads:
             return "threads"
         if self.batch_sizes is not None and key[2] not in self.batch_sizes:
             return "batch"
+        if job_id is not None and job_id in self.grouped:
+            return "seeds"
         if any(row.get("stable") is False for row in rows):
             return "unstable"
         return None
@@ -105,6 +118,9 @@ class _Gate:
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
         if self.accuracy_points is None or change["abs"] is None or name not in GATED_METRICS:
+            return
+        if job_id in self.grouped:
+            change["not_gated"] = "seeds"
             return
         drop_points = -change["abs"] * 100
         if drop_points > self.accuracy_points:
@@ -148,7 +164,7 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
     changes = []
     for key in [k for k in new if k in old]:
         change = _change(old[key].get("p50_ms"), new[key].get("p50_ms"))
-        why = gate.why_not_gated(key, (old[key], new[key]))
+        why = gate.why_not_gated(key, (old[key], new[key]), job_id)
         gate.unstable += why == "unstable"
         gate.latency(job_id, prefix, key, change, why)
         changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
@@ -160,9 +176,98 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
     return changes, only_base, only_new
 
 
+def _seed_groups(base_jobs: dict[Any, dict[str, Any]], new_jobs: dict[Any, dict[str, Any]]
+                 ) -> dict[str, list[Any]]:
+    """Jobs found in both runs that differ only in their sweep point's ``seed``, two or more to a group:
+    ``{group id: [job ids]}`` in first-seen order, the group id being the job id without the seed."""
+    from harness.results import job_id
+
+    groups: dict[str, list[Any]] = {}
+    for jid, job in base_jobs.items():
+        point = job.get("point")
+        if jid not in new_jobs or not isinstance(point, dict) or "seed" not in point:
+            continue
+        rest = {k: v for k, v in point.items() if k != "seed"}
+        groups.setdefault(job_id(str(job.get("model")), str(job.get("dataset")), rest), []).append(jid)
+    return {group: ids for group, ids in groups.items() if len(ids) > 1}
+
+
+def _seed_values(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]], get: Any) -> tuple[list[float], list[float]]:
+    """``get(job)``'s numbers in base and in new over the seeds where both runs have one (like with like)."""
+    old, new = [], []
+    for a, b in pairs:
+        x, y = _num(get(a)), _num(get(b))
+        if x is not None and y is not None:
+            old.append(x)
+            new.append(y)
+    return old, new
+
+
+def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str, Any]],
+                      new_jobs: dict[Any, dict[str, Any]], gate: _Gate) -> dict[str, Any]:
+    """One seed group's comparison: each metric's mean over the seeds (with the standard deviations) and
+    each latency row's median p50, gated as one job would be; only seeds ``ok`` in both runs count."""
+    pairs = [(base_jobs[i], new_jobs[i]) for i in ids
+             if base_jobs[i].get("status") == "ok" and new_jobs[i].get("status") == "ok"]
+    seeds = [base_jobs[i]["point"]["seed"] for i in ids]
+    label = f"{group} [seeds {','.join(map(str, seeds))}]"
+    entry: dict[str, Any] = {"id": group, "jobs": ids, "seeds": seeds, "n_ok": len(pairs), "metrics": {},
+                             "latency": []}
+
+    def parts(job: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(prefix, record) of the fp32 model's PyTorch and ONNX metrics and each variant's."""
+        variants = [(f"{v.get('variant')} ", v) for v in job.get("variants") or [] if isinstance(v, dict)]
+        return [("", {"metrics": job.get("metrics"), "latency": job.get("latency")}),
+                ("onnx ", {"metrics": (job.get("onnx") or {}).get("metrics")}), *variants]
+
+    names: dict[str, tuple[str, str]] = {}  # label -> (prefix, metric name), in the order first met
+    rows: dict[tuple[str, tuple[Any, ...]], None] = {}
+    for old, _ in pairs:
+        for prefix, record in parts(old):
+            for name in record.get("metrics") or {}:
+                names.setdefault(f"{prefix}{name}", (prefix, name))
+            for row in record.get("latency") or []:
+                if isinstance(row, dict):
+                    rows.setdefault((prefix, _latency_key(row)), None)
+
+    def record(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+        return next((r for p, r in parts(job) if p == prefix), {})
+
+    for metric_label, (prefix, name) in names.items():
+        old_values, new_values = _seed_values(pairs, lambda j: (record(j, prefix).get("metrics") or {}).get(name))
+        if not old_values:
+            continue
+        change = _change(statistics.fmean(old_values), statistics.fmean(new_values))
+        change.update(n=len(old_values), std=[statistics.stdev(v) if len(v) > 1 else None
+                                              for v in (old_values, new_values)])
+        gate.metric(label, f"{metric_label} (mean of {len(old_values)} seeds)", name, change)
+        entry["metrics"][metric_label] = change
+    for prefix, key in rows:
+        def p50(job: dict[str, Any], stable_only: bool) -> Any:
+            row = next((r for r in record(job, prefix).get("latency") or []
+                        if isinstance(r, dict) and _latency_key(r) == key), None)
+            return None if row is None or (stable_only and row.get("stable") is False) else row.get("p50_ms")
+
+        old_values, new_values = _seed_values(pairs, lambda j: p50(j, True))  # rows either run found unstable: out
+        why = gate.why_not_gated(key)
+        if not old_values:
+            old_values, new_values = _seed_values(pairs, lambda j: p50(j, False))
+            if not old_values:
+                continue
+            why = why or "unstable"
+            gate.unstable += why == "unstable"
+        change = _change(statistics.median(old_values), statistics.median(new_values))
+        change["n"] = len(old_values)
+        gate.latency(label, f"{prefix}median of {len(old_values)} seeds' ", key, change, why)
+        entry["latency"].append({"prefix": prefix.strip(), "runtime": key[0], "provider": key[1],
+                                 "batch_size": key[2], "threads": key[3], "p50_ms": change, "gated": why is None,
+                                 **({"not_gated": why} if why else {})})
+    return entry
+
+
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,
                  accuracy_points: float | None = None, threads: Sequence[int] | None = None,
-                 batch_sizes: Sequence[int] | None = None) -> dict[str, Any]:
+                 batch_sizes: Sequence[int] | None = None, per_seed: bool = False) -> dict[str, Any]:
     """The comparison document.
 
     ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
@@ -173,7 +278,9 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
     Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
     the latency rows that gate (see :class:`_Gate`); ``unstable_rows`` counts the rows left ungated as
-    unstable.
+    unstable. ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
+    ``{"id", "jobs", "seeds", "n_ok", "metrics", "latency"}``, a metric change being the seeds' means
+    (with ``n`` and ``std``: base's and new's), a latency row's their median p50.
     """
     gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
                  None if batch_sizes is None else set(batch_sizes))
@@ -185,6 +292,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                     f"{next(iter(new_jobs))})" if base_jobs and new_jobs else "")
         raise HarnessError(f"runs {base.get('run_id')} ({len(base_jobs)} job(s)) and {new.get('run_id')} "
                            f"({len(new_jobs)} job(s)) have no job in common: nothing to compare{examples}")
+    groups = {} if per_seed else _seed_groups(base_jobs, new_jobs)
+    gate.grouped = {jid for ids in groups.values() for jid in ids}
     for job_id in [j for j in base_jobs if j not in new_jobs and base_jobs[j].get("status") == "ok"]:
         gate.missing(job_id, "job missing in new (was ok in base)")
     jobs = []
@@ -230,6 +339,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         entry["variants_only_in_base"] = [n for n in old_variants if n not in new_variants]
         entry["variants_only_in_new"] = [n for n in new_variants if n not in old_variants]
         jobs.append(entry)
+    seed_groups = [_seed_group_entry(group, ids, base_jobs, new_jobs, gate) for group, ids in groups.items()]
     return {
         "base": base.get("run_id"),
         "new": new.get("run_id"),
@@ -240,6 +350,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
         "regressions": gate.regressions,
         "unstable_rows": gate.unstable,
+        "seed_groups": seed_groups,
+        "per_seed": per_seed,
         "gated_threads": None if threads is None else sorted(set(threads)),
         "gated_batch_sizes": None if batch_sizes is None else sorted(set(batch_sizes)),
         "settings_differ": setting_differences(base, new, [(base_jobs[j["id"]], new_jobs[j["id"]]) for j in jobs]),
@@ -313,16 +425,46 @@ def _is_fraction_metric(label: str) -> bool:
 
 
 def _metric_row(job_id: str, label: str, change: dict[str, Any]) -> list[str]:
-    """A metric's row; one the gate does not judge (nll, a plugin's metric) says so, as sizes do."""
+    """A metric's row; one the gate does not judge (nll, a plugin's metric) says so, as sizes do, and so
+    does one whose seed group's mean gates instead."""
     gated = _is_fraction_metric(label)
+    if change.get("not_gated") == "seeds":
+        return _row(job_id, f"{label} (not gated: seed mean)", change, points=True)
     return _row(job_id, label if gated else f"{label} (not gated)", change, points=gated)
+
+
+def _spread(change: dict[str, Any], row: list[str]) -> list[str]:
+    """A seed group's row with each mean's standard deviation beside it (``0.9812 ± 0.0011``)."""
+    for column, std in zip((2, 3), change.get("std") or ()):
+        if std is not None and row[column] != "-":
+            row[column] += f" ± {std:.2g}"
+    return row
+
+
+def seed_group_rows(comparison: dict[str, Any]) -> list[list[str]]:
+    """The rows of the sweep points whose seeds gate as one: metric means (± standard deviation) and
+    median p50s over the seeds both runs have."""
+    rows = []
+    for group in comparison.get("seed_groups") or []:
+        label = f"{group['id']} [seeds {','.join(map(str, group['seeds']))}]"
+        for name, change in group["metrics"].items():
+            gated = _is_fraction_metric(name)
+            measure = f"{name}, mean of {change.get('n')}" + ("" if gated else " (not gated)")
+            rows.append(_spread(change, _row(label, measure, change, points=gated)))
+        for lat in group["latency"]:
+            prefix = f"{lat['prefix']} " if lat.get("prefix") else ""
+            rows.append(_row(label, f"{prefix}median p50 {lat['runtime']}/{lat['provider']} b{lat['batch_size']} "
+                             f"t{lat['threads']} of {lat['p50_ms'].get('n')}" + _not_gated_text(lat), lat["p50_ms"],
+                             " ms"))
+    return rows
 
 
 def _not_gated_text(lat: dict[str, Any]) -> str:
     """A latency row's label suffix when the gate does not judge it (older comparisons: ``gated`` only)."""
     if lat.get("gated", True):
         return ""
-    why = {"unstable": "unstable", "threads": "other threads", "batch": "other batch size"}.get(
+    why = {"unstable": "unstable", "threads": "other threads", "batch": "other batch size",
+           "seeds": "seed median"}.get(
         lat.get("not_gated") or "")
     return f" (not gated: {why})" if why else " (not gated)"
 
@@ -363,7 +505,7 @@ def comparison_rows(comparison: dict[str, Any]) -> list[list[str]]:
                     basis = variant.get("activation_basis") if key == "activation_bytes" else None
                     label += f", counted {basis[0]} -> {basis[1]}" if basis else ""
                     rows.append(_row(job_id, f"{name} {label} (not gated)", variant[key]))
-    return rows
+    return rows + seed_group_rows(comparison)
 
 
 MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", "max_test_samples", "amp",
@@ -474,6 +616,11 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
             f"{d['what']} {_setting_text(d['what'], d['base'])} -> {_setting_text(d['what'], d['new'])}"
             + _jobs_text(d.get("jobs"), len(comparison["jobs"])) for d in differ))
+    groups = comparison.get("seed_groups") or []
+    if groups:
+        lines.append(f"note: {len(groups)} sweep point(s) with repeated seeds gate on the seeds' mean accuracy and "
+                     "median p50 (the rows marked [seeds ...]); each seed's own rows are shown, not gated "
+                     "(--per-seed gates each)")
     if comparison.get("unstable_rows"):
         lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
                      f"unstable (their first and second half disagree by more than {STABLE_DRIFT_PCT:g} %); measure "

@@ -404,3 +404,102 @@ def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(t
     assert "still being written" in json.loads(result.stdout)["incomplete"]["new"]
     assert "BASE" not in result.stderr
     assert not (base / ".lock").exists()  # looking leaves no lock file in a run folder (a CI artifact)
+
+
+# -- sweeps with repeated seeds: a sweep point's seeds gate as one ---------------------------------------------
+
+SWEEP_RUN = Path(__file__).parent / "fixtures" / "report_run" / "results.json"
+POINT = "mnist-enhanced-20k@synthetic#dropout=0.1"  # seeds 0, 1 and 2, all ok, in the fixture
+
+
+def sweep_pair() -> tuple[dict, dict]:
+    base = json.loads(SWEEP_RUN.read_text())
+    return base, copy.deepcopy(base)
+
+
+def seed_job(run: dict, seed: int) -> dict:
+    return next(j for j in run["jobs"] if j["id"] == f"{POINT},seed={seed}")
+
+
+def ort_row(job: dict, batch: int = 1, threads: int = 1) -> dict:
+    return next(r for r in job["latency"] if (r["runtime"], r["batch_size"], r["threads"]) == ("onnxruntime", batch, threads))
+
+
+def test_one_seed_moving_by_chance_does_not_gate_a_sweep_point_but_its_mean_does():
+    base, new = sweep_pair()
+    seed_job(new, 0)["metrics"]["accuracy"] -= 0.01  # one seed 1 point down, another 1 point up: mean unchanged
+    seed_job(new, 1)["metrics"]["accuracy"] += 0.01
+    comparison = compare_runs(base, new, threshold=10, accuracy_points=0.5)
+    assert comparison["regressions"] == []
+    (group,) = [g for g in comparison["seed_groups"] if g["id"] == POINT]
+    assert group["seeds"] == [0, 1, 2] and group["n_ok"] == 3
+    assert group["metrics"]["accuracy"]["abs"] == pytest.approx(0) and group["metrics"]["accuracy"]["n"] == 3
+    text = format_comparison(comparison)
+    assert f"{POINT},seed=0" in text and "accuracy (not gated: seed mean)" in text
+    assert f"{POINT} [seeds 0,1,2]" in text and "note: 2 sweep point(s) with repeated seeds" in text
+    # --per-seed: the old judgement, seed by seed
+    per_seed = compare_runs(base, new, threshold=10, accuracy_points=0.5, per_seed=True)
+    assert per_seed["seed_groups"] == []
+    assert [r.split(":")[0] for r in per_seed["regressions"]] == [f"{POINT},seed=0"]
+
+    for seed in (0, 1, 2):  # every seed down 0.6 points: the mean is
+        seed_job(new, seed)["metrics"]["accuracy"] = seed_job(base, seed)["metrics"]["accuracy"] - 0.006
+    comparison = compare_runs(base, new, threshold=10, accuracy_points=0.5)
+    (regression,) = comparison["regressions"]
+    assert regression.startswith(f"{POINT} [seeds 0,1,2]: accuracy (mean of 3 seeds) dropped 0.60 points")
+    row = next(line for line in format_comparison(comparison).splitlines()
+               if line.startswith(f"{POINT} [seeds") and "accuracy, mean of 3" in line and "onnx" not in line)
+    assert "REGRESSION" in row and "±" in row and "-0.60 pts" in row
+
+
+def test_a_sweep_point_gates_on_the_median_p50_over_its_seeds():
+    base, new = sweep_pair()
+    ort_row(seed_job(new, 2))["p50_ms"] *= 1.5  # one seed's row 50 % slower: noise, the median holds
+    comparison = compare_runs(base, new, threshold=10)
+    assert comparison["regressions"] == []
+    assert "(not gated: seed median)" in format_comparison(comparison)
+    assert compare_runs(base, new, threshold=10, per_seed=True)["regressions"]
+    for seed in (0, 1):  # two of three slower: the median is
+        ort_row(seed_job(new, seed))["p50_ms"] *= 1.3
+    (regression,) = compare_runs(base, new, threshold=10)["regressions"]
+    assert regression.startswith(f"{POINT} [seeds 0,1,2]: median of 3 seeds' p50 onnxruntime/CPUExecutionProvider "
+                                 "batch 1 threads 1 grew")
+    # a row either run marked unstable sits out; with every seed's unstable the row is not gated at all
+    for seed in (0, 1, 2):
+        ort_row(seed_job(new, seed))["stable"] = False
+    comparison = compare_runs(base, new, threshold=10)
+    assert comparison["regressions"] == [] and comparison["unstable_rows"] == 1
+
+
+def test_a_seed_that_failed_or_lost_a_row_is_still_a_regression_of_its_own():
+    base, new = sweep_pair()
+    failed = seed_job(new, 1)
+    failed.update(status="failed", stage="export", error="boom")
+    regressions = compare_runs(base, new, threshold=10)["regressions"]
+    assert regressions == [f"{POINT},seed=1: was ok, now failed at export (boom)"]
+    base, new = sweep_pair()
+    seed_job(new, 2)["latency"].remove(ort_row(seed_job(new, 2), batch=32, threads=2))
+    regressions = compare_runs(base, new, threshold=10)["regressions"]
+    assert regressions == [f"{POINT},seed=2: p50 onnxruntime/CPUExecutionProvider batch 32 threads 2 missing in new"]
+
+
+def test_a_sweep_point_compares_the_seeds_both_runs_have(tmp_path):
+    base, new = sweep_pair()
+    new["jobs"].remove(seed_job(new, 2))  # NEW ran seeds 0 and 1 only
+    seed_job(base, 2)["metrics"]["accuracy"] = 0.5  # base's seed 2, an outlier NEW has no counterpart for
+    comparison = compare_runs(base, new)
+    (group,) = [g for g in comparison["seed_groups"] if g["id"] == POINT]
+    assert group["seeds"] == [0, 1] and group["metrics"]["accuracy"]["abs"] == pytest.approx(0)
+    # with a gate, the seed NEW lacks is a lost job
+    assert compare_runs(base, new, accuracy_points=1)["regressions"] == [
+        f"{POINT},seed=2: job missing in new (was ok in base)"]
+
+
+def test_compare_per_seed_option(tmp_path):
+    base, new = sweep_pair()
+    seed_job(new, 0)["metrics"]["accuracy"] -= 0.02
+    seed_job(new, 1)["metrics"]["accuracy"] += 0.02
+    paths = [write_run(tmp_path / name, run) for name, run in (("base", base), ("new", new))]
+    keep = ["--max-accuracy-drop", "1"]
+    assert compare_cli(*map(str, paths), *keep).returncode == 0
+    assert compare_cli(*map(str, paths), *keep, "--per-seed").returncode == 1
