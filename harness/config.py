@@ -121,6 +121,8 @@ def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:
     named = {}
     for key in table:  # dashes or underscores, as for the options (a build keyword cannot have a dash)
         name = str(key).replace("-", "_")
+        if not name.isidentifier():  # no recipe field or build argument is named so; and keep the error one line
+            raise HarnessError(f"{where}: sweep key {str(key)!r} is no setting name (letters, digits, _ or -)")
         if name in named:
             raise HarnessError(f"{where}: sweep.{named[name]} and sweep.{key} are the same setting")
         named[name] = key

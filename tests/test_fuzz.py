@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.config import sweep_points, validate_config
@@ -66,6 +66,8 @@ known_keys = st.sampled_from(["epochs", "models", "batch_sizes", "lr", "seed", "
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(known_keys | st.text(max_size=12), json_values, max_size=6))
+@example({"sweep": {"\n": None}})  # a sweep key with a line break broke the one-line error
+@example({"sweep": {"2lr": [1]}})
 def test_config_validation_accepts_or_raises_harness_error_only(raw):
     try:
         config = validate_config(raw)
