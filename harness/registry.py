@@ -67,8 +67,11 @@ class Registry:
         registry = cls(host=host)
         for kind, (hook_name, spec_type) in KINDS.items():
             caller = getattr(host.pm.hook, hook_name)
-            # get_hookimpls() is in registration order: built-ins were registered first.
-            for impl in caller.get_hookimpls():
+            # In plugin registration order (built-ins were registered first, so their names win a clash).
+            # get_hookimpls() is not that order: pluggy puts a trylast implementation first and a tryfirst
+            # one last, which let a third-party trylast hook take "accuracy" from the built-ins.
+            order = {name: index for index, name in enumerate(host.plugins)}
+            for impl in sorted(caller.get_hookimpls(), key=lambda i: order.get(i.plugin_name, len(order))):
                 registry._collect(kind, spec_type, impl.plugin_name, impl.function)
         return registry
 

@@ -50,6 +50,16 @@ def test_duplicate_name_is_refused_naming_both_plugins_and_the_builtin_keeps_it(
     assert registry.owners["metrics"]["clash-own"] == "clash"  # its other registration still counts
 
 
+def test_a_trylast_or_tryfirst_hook_does_not_take_a_builtin_name(site):
+    # pluggy calls a trylast implementation first: collecting in its order handed "accuracy" to the plugin
+    site.install("harness-clash-ordered", {"ordered": "clash_ordered_plugin"})
+    registry = build_registry()
+    assert registry.owners["metrics"]["accuracy"] == "metrics"
+    assert registry.owners["datasets"]["synthetic"] == "datasets"
+    assert sorted(e.kind for e in registry.errors if e.plugin == "ordered") == ["datasets", "metrics"]
+    assert not [e for e in registry.errors if e.plugin in ("metrics", "datasets")]
+
+
 def test_raising_hook_and_wrong_return_type_are_reported_per_plugin(site):
     site.install("harness-raising", {"raising": "raising_hook"})
     registry = build_registry()
