@@ -868,6 +868,10 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         raise HarnessError(f"{folder.results_path}: the run's stored options were edited or damaged "
                            f"(config.{squeeze(exc, 200)}); cannot resume it") from None
     given = {_FIELD_OF.get(name, name) for name in explicit} | {"resume", "run_id", "out"}
+    if "profile" in given and fields["profile"] == "edge":  # what the profile implies comes with it, as for a new run
+        from harness.edge import edge_profile
+
+        given |= set(edge_profile())
     for name, value in fields.items():
         if name in given:
             setattr(stored, name, value)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, write_run
 
 
 def _assert_usage_error(result, *needles):
@@ -471,3 +471,21 @@ def test_the_command_list_in_help_is_not_cut_off():
     commands = result.stdout.split("Commands:")[1].strip().splitlines()
     assert len(commands) >= 7 and not [line for line in commands if line.endswith("...")], commands
     assert "HARNESS_TRACK" in result.stdout and "RAY_ADDRESS" in result.stdout
+
+
+def test_resume_with_profile_edge_brings_what_the_profile_implies(tmp_path):
+    """--resume --profile edge recorded profile: edge but kept batch sizes [1, 32], 1 thread and fp32 only:
+    the edge table had nothing to choose from."""
+    from harness.cli import _merge_config, _run_options, run_command
+    from harness.edge import edge_profile
+    from harness.runner import RunOptions
+
+    stored = RunOptions(models=["mnist-mlp"], datasets=["synthetic"], out=tmp_path, run_id="r")
+    write_run(tmp_path / "r", {"schema_version": 1, "run_id": "r", "config": stored.to_config(), "jobs": []})
+    ctx = run_command.make_context("run", ["--resume", "--run-id", "r", "--out", str(tmp_path), "--profile", "edge"])
+    values, explicit, _ = _merge_config(ctx, dict(ctx.params))
+    options = _run_options(values, explicit)
+    profile = edge_profile()
+    assert options.profile == "edge" and options.models == ["mnist-mlp"]
+    assert (options.batch_sizes, options.threads, options.variants) == (
+        profile["batch_sizes"], profile["threads"], profile["variants"])
