@@ -339,12 +339,72 @@ def _flush_standard_output() -> None:
         pass
 
 
+_TORCHLIB_REGISTRIES: dict[Any, Any] = {}
+
+
+def warm_up_exporter(exporter: str = "auto") -> None:
+    """Export a one-layer model once, so that the exporter's one-time costs (its imports, tracing caches,
+    the op table) fall before the first job's clock rather than in its ``export_seconds``: the first job
+    of a process took 1.7 s to export a model the next ones exported in 0.4 s. Best effort: a failure
+    here is the job's to meet and say."""
+    if exporter not in ("auto", "dynamo"):
+        return
+    import tempfile
+
+    import torch
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="harness-warm-") as folder, torch.random.fork_rng():
+            model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)).eval()
+            _export_dynamo(model, torch.zeros(2, 1, 4, 4), Path(folder) / "warm.onnx", DYNAMO_OPSET)
+    except Exception:  # noqa: BLE001
+        log.debug("warming the exporter up failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def _reused_torchlib_registry() -> Any:
+    """Build the dynamo exporter's ONNX op table once per process instead of once per export.
+
+    ``torch.onnx.export(dynamo=True)`` calls ``ONNXRegistry.from_torchlib()`` on every export; it re-reads
+    the source of about 500 onnxscript functions, 0.6 s a model on a laptop CPU (a third of a small
+    job's wall time). The table depends only on its arguments (the opset) and the exporter adds to it
+    only for a ``custom_translation_table``, which the harness never passes, so for the harness's own
+    export call the first table is handed out again; the files are byte for byte the same. This is
+    torch's private API: where it is not there or not as expected, every export builds its own.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        registry_class = _registration.ONNXRegistry
+        original = registry_class.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def from_torchlib(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (cls, args, tuple(sorted(kwargs.items())))
+            hash(key)
+        except TypeError:  # an argument that cannot key a cache (a table of its own): build afresh
+            return build(cls, *args, **kwargs)
+        if key not in _TORCHLIB_REGISTRIES:
+            _TORCHLIB_REGISTRIES[key] = build(cls, *args, **kwargs)
+        return _TORCHLIB_REGISTRIES[key]
+
+    registry_class.from_torchlib = classmethod(from_torchlib)
+    try:
+        yield
+    finally:
+        registry_class.from_torchlib = original
+
+
 def _export_dynamo(model: "torch.nn.Module", example: "torch.Tensor", path: Path, opset: int) -> tuple[int, Any]:
     """Export with torch.export; returns the opset written and the saved ``onnx.ModelProto``."""
     import torch
 
     batch = torch.export.Dim("batch", min=1)
-    with warnings.catch_warnings(), _exporter_output_to_debug_log():
+    with warnings.catch_warnings(), _exporter_output_to_debug_log(), _reused_torchlib_registry():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,

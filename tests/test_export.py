@@ -33,6 +33,34 @@ def test_a_dynamo_export_carries_no_debug_metadata_or_source_paths(tmp_path):
     assert np.abs(got - model(example).detach().numpy()).max() < 1e-5  # still the same model
 
 
+def test_the_dynamo_exporters_op_table_is_built_once_and_the_files_are_the_same(tmp_path, monkeypatch):
+    """torch rebuilt the op table on every export (0.6 s a model); the harness hands out the first."""
+    import harness.export as export
+
+    _registration = pytest.importorskip("torch.onnx._internal.exporter._registration")
+    if "from_torchlib" not in vars(_registration.ONNXRegistry):
+        pytest.skip(f"torch {torch.__version__} builds no torchlib table to reuse")
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 10, 26)).eval()
+
+    example = torch.randn(4, 1, 28, 28)
+    built = []
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    counting = classmethod(lambda cls, *a, **k: built.append(1) or original.__func__(cls, *a, **k))
+    monkeypatch.setattr(_registration.ONNXRegistry, "from_torchlib", counting)
+    monkeypatch.setattr(export, "_TORCHLIB_REGISTRIES", {})
+    for name in ("a.onnx", "b.onnx"):
+        export_onnx(net(), example, tmp_path / name, exporter="dynamo")
+    assert len(built) == 1  # the second export reused the first's table
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting  # put back after each export
+    export._TORCHLIB_REGISTRIES.clear()  # a fresh table writes the same file
+    export_onnx(net(), example, tmp_path / "c.onnx", exporter="dynamo")
+    assert len(built) == 2
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes() == (tmp_path / "c.onnx").read_bytes()
+
+
 def test_strip_debug_metadata_keeps_other_entries_and_reaches_subgraphs():
     def annotated(node, **entries):
         for key, value in entries.items():
@@ -374,3 +402,18 @@ def test_the_speed_run_cnn_exports_with_dynamo_and_pools_as_adaptive_max_pooling
     if tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 11):  # 2.5 cannot write its Flatten
         assert result.exporter == "dynamo", result.fallback_reason
 
+
+
+def test_warming_the_exporter_up_builds_its_op_table_before_any_job(monkeypatch):
+    """The first job of a process exported in 1.7 s what later ones did in 0.4 s: the exporter's one-time
+    costs are paid by warm_up_exporter, outside every job's clock (runner.preload_job_modules)."""
+    import harness.export as export
+
+    monkeypatch.setattr(export, "_TORCHLIB_REGISTRIES", {})
+    export.warm_up_exporter("torchscript")  # the trace exporter has nothing of the kind to warm
+    assert export._TORCHLIB_REGISTRIES == {}
+    state = torch.random.get_rng_state()
+    export.warm_up_exporter("auto")
+    if "from_torchlib" in vars(getattr(torch.onnx._internal.exporter, "_registration", object)):
+        assert export._TORCHLIB_REGISTRIES
+    assert torch.equal(torch.random.get_rng_state(), state)  # jobs draw the same numbers with or without it
