@@ -50,7 +50,8 @@ class ReporterSet:
 
     def __init__(self, reporters: Iterable[Reporter] = ()):
         self.reporters = list(reporters)
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # this session's
+        self.earlier_errors: list[str] = []  # a resumed run's, recorded by its earlier sessions
 
     def __bool__(self) -> bool:
         return bool(self.reporters)

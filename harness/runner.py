@@ -268,9 +268,10 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
 
 
 def keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
-    """Put the reporters' errors in the results (``reporter_errors``); whether there were any."""
+    """Put the reporters' errors in the results (``reporter_errors``) after those of the run's earlier
+    sessions (a resumed run's: its first jobs' tracking failed all the same); whether this session had any."""
     if reporters.errors:
-        folder.data["reporter_errors"] = list(reporters.errors)
+        folder.data["reporter_errors"] = [*reporters.earlier_errors, *reporters.errors]
     return bool(reporters.errors)
 
 
@@ -1201,6 +1202,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     try:  # the folder stays locked against a second harness process until this run ends
         # the caller's own set (harness run's, which tells the reporters of the reports written after this)
         reporter_set = reporters if isinstance(reporters, ReporterSet) else ReporterSet(reporters)
+        reporter_set.earlier_errors = list(folder.data.get("reporter_errors") or []) if options.resume else []
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
         # What the run set out to run, so a report of an interrupted run can say what never ran. A resume
         # with a narrower selection keeps the run's other unfinished jobs planned, for a later --resume.

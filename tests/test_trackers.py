@@ -268,6 +268,11 @@ def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path, fails_i
             "report.html", "report.md", "results.csv", "results.json"]]]
     else:  # switched off when it failed: not called again
         assert calls == ["run_started", ["run_ended", False]]
+        # a resume's own reporter errors come after the earlier session's (they replaced them)
+        again = run_cli("run", "--resume", "--run-id", "r", "--out", str(tmp_path / "out"), env=env)
+        assert again.returncode == 0, again.stderr[-2000:]
+        kept = json.loads((tmp_path / "out" / "r" / "results.json").read_text())["reporter_errors"]
+        assert kept == errors * 2
 
 
 def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, monkeypatch):
