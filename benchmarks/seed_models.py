@@ -38,7 +38,7 @@ def measure_model(name: str, folder: Path, threads: int, rounds: int) -> dict:
     import torch
 
     from harness.export import export_onnx, onnx_bytes
-    from harness.latency import ROUND, compare_alternating, onnx_call, torch_call
+    from harness.latency import ROUND, compare_alternating, onnx_call, torch_threads
     from harness.ort import input_feeds, make_session
     from harness.registry import build_registry
     from harness.train import count_parameters
@@ -62,8 +62,12 @@ def measure_model(name: str, folder: Path, threads: int, rounds: int) -> dict:
 
     result = {"model": name, "params": count_parameters(model), "exporter": exported.exporter,
               "threads": threads, "fp32_bytes": onnx_bytes(fp32)}
-    eager = compare_alternating(torch_call(model, x, threads), ort_call(fp32), rounds=rounds, config=ROUND,
-                                names=("eager", "onnxruntime"))
+    def eager_call() -> None:
+        model(x)
+
+    with torch_threads(threads), torch.inference_mode():
+        eager = compare_alternating(eager_call, ort_call(fp32), rounds=rounds, config=ROUND,
+                                    names=("eager", "onnxruntime"))
     result["eager_vs_ort"] = eager
     calib = torch.rand(128, *shape)
     for variant, build in (("int8-dynamic", build_int8_dynamic), ("int8-static", build_int8_static)):

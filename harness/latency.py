@@ -746,24 +746,42 @@ def measure_torch(
     return rows
 
 
-def torch_call(model: "torch.nn.Module", x: "torch.Tensor", threads: int = 1) -> Callable[[], Any]:
-    """A zero-argument eager call of ``model(x)`` under ``inference_mode`` on ``threads`` threads (CPU).
+def round_config(config: LatencyConfig) -> tuple[LatencyConfig, int]:
+    """The rounds of an alternating comparison made under ``config``: :data:`ROUND` five times, or shorter
+    ones three times for a ``--quick`` run."""
+    if config.min_time_s < ROUND.min_time_s:
+        return LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0), 3
+    return ROUND, 5
 
-    For alternating comparisons against :func:`onnx_call`; the thread count is
-    set on each call (cheap) so the two sides of a comparison cannot leak
-    settings into each other.
+
+def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "torch.Tensor", batch_size: int,
+                            threads: int, config: LatencyConfig = LatencyConfig()) -> dict[str, Any]:
+    """ONNX Runtime (CPU provider) against eager PyTorch (CPU) at one batch size and thread count, in
+    alternating rounds (:func:`compare_alternating`): the "ORT vs eager" ratio. Their own latency rows are
+    measured one after another, so a ratio of those carries the machine's drift between the two windows.
+
+    Returns the comparison (``ratio`` = ONNX Runtime / eager, < 1: ONNX Runtime faster; ``stable``) with
+    ``speedup`` (eager / ONNX Runtime), ``provider``, ``batch_size`` and ``threads``. ``model`` must be in
+    eval mode on the CPU; its inputs and the session's are ``sample`` repeated to ``batch_size`` rows.
     """
     import torch
 
-    model = model.eval()
+    from harness.ort import input_feeds, make_session
 
-    def call() -> None:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        with torch.inference_mode():
-            model(x)
+    provider = "CPUExecutionProvider"
+    session = make_session(onnx_path, provider, threads=threads)
+    ort_call = onnx_call(session, input_feeds(session, batch_size, sample=sample.numpy()), provider)
+    x = sample.repeat(math.ceil(batch_size / len(sample)), *([1] * (sample.dim() - 1)))[:batch_size].contiguous()
 
-    return call
+    def eager_call() -> None:
+        model(x)
+
+    config, rounds = round_config(config)
+    with torch_threads(threads), torch.inference_mode():
+        result = compare_alternating(ort_call, eager_call, rounds=rounds, config=config, names=("onnxruntime", "torch"))
+    result.update(provider=provider, batch_size=batch_size, threads=threads,
+                  speedup=round(1.0 / result["ratio"], 4) if result["ratio"] else None)
+    return result
 
 
 def default_thread_counts() -> list[int]:

@@ -115,9 +115,14 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         big = pick_latency(job, batch_size=big_bs, threads=threads) if big_bs else None
         eager = pick_latency(job, runtime="torch", provider="cpu", batch_size=small.get("batch_size") if small else None,
                              threads=small.get("threads") if small else None)
-        speedup = None
-        if small and eager and small.get("p50_ms"):
+        speedup, speedup_unstable = None, False
+        paired = job.get("ort_vs_eager")
+        if small and isinstance(paired, dict) and _number(paired.get("speedup")) and all(
+                paired.get(k) == small.get(k) for k in ("provider", "batch_size", "threads")):
+            speedup, speedup_unstable = paired["speedup"], paired.get("stable") is False  # alternating rounds
+        elif small and eager and small.get("p50_ms"):  # a run from before the paired ratio: its rows' ratio
             speedup = eager["p50_ms"] / small["p50_ms"]
+            speedup_unstable = small.get("stable") is False or eager.get("stable") is False
         rows.append({
             "model": job.get("model"),
             "dataset": job.get("dataset"),
@@ -140,6 +145,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "big_bs": big_bs,
             "throughput_big": big.get("throughput_per_s") if big else None,
             "ort_speedup": speedup,
+            "ort_speedup_unstable": speedup_unstable and speedup is not None,
             "train_seconds": _get(job, "train", "seconds"),
             "error": job.get("error"),
         })
@@ -177,6 +183,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results)) or "")
+    if "ORT vs eager" in headers and any(UNSTABLE_MARK in row[headers.index("ORT vs eager")] for row in table):
+        lines.append(RATIO_UNSTABLE_NOTE)
     note = shortened_note(results)
     if note:
         lines.append(note)
@@ -188,6 +196,11 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
 
         lines = ["\n".join(textwrap.wrap(line, max(width, 60), subsequent_indent="  ")) for line in lines]
     return "\n".join([text, *lines])
+
+
+RATIO_UNSTABLE_NOTE = (f"{UNSTABLE_MARK} on ORT vs eager: ONNX Runtime against eager PyTorch at the p50 column's "
+                       "batch size and threads, timed in alternating rounds whose ratios spread by more than 10 % "
+                       "or whose estimates disagreed (or, in an older run, a ratio of two rows of which one is unstable): it does not repeat")
 
 
 def _shown_latency(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -251,7 +264,8 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
             line += [cell(r["p50_big"] if big else None, unstable=r["big_unstable"]),
                      cell(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
-        line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else ""),
+        line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else "")
+                 + (UNSTABLE_MARK if r["ort_speedup_unstable"] else ""),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
         table.append(line)
     return headers, table

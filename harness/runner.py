@@ -744,7 +744,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     from harness.coldstart import cold_start_for
     from harness.export import check_onnx, export_onnx
     from harness.onnx_cost import count_onnx_cost
-    from harness.latency import measure_onnx, measure_torch
+    from harness.latency import compare_onnx_with_eager, measure_onnx, measure_torch
     from harness.ort import make_session, run_batched
     from harness.train import (
         TrainOptions, count_flops, count_parameters, input_adapter, predict, resolve_channels_last, train_model,
@@ -892,6 +892,14 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         if ctx.device.startswith("cuda"):
             row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
                                             [1], ctx.device, options.latency)
+        if "CPUExecutionProvider" in ctx.providers:  # the table's "ORT vs eager", timed in alternating rounds
+            threads = 1 if 1 in options.threads else min(options.threads)
+            try:
+                smallest = min(options.batch_sizes)
+                row["ort_vs_eager"] = compare_onnx_with_eager(onnx_path, model.cpu().eval(), test_x[:smallest],
+                                                              smallest, threads, options.latency)
+            except Exception as exc:  # noqa: BLE001 - the rows stand; only the paired ratio is missing
+                skipped.append(f"ORT vs eager in alternating rounds: {one_line(exc)}")
     cold = cold_start_for(onnx_path, row["latency"], options.latency.cold_runs, options.latency.max_time_s,
                           on_skip=skipped.append)
     if cold is not None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from harness.coldstart import cold_start_for
-from harness.latency import GPU_PROVIDERS, ROUND, LatencyConfig, compare_alternating, measure_onnx, onnx_call
+from harness.latency import GPU_PROVIDERS, LatencyConfig, compare_alternating, measure_onnx, onnx_call, round_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -205,11 +205,8 @@ def _compare_with_fp32(fp32_path: Path, target: Path, provider: str, batch_size:
         session = make_session(path, provider, threads=threads)
         feeds = input_feeds(session, batch_size, sample=sample)
         calls.append(onnx_call(session, feeds, provider))
-    quick = config.min_time_s < ROUND.min_time_s
-    round_config = (LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0)
-                    if quick else ROUND)
-    result = compare_alternating(calls[0], calls[1], rounds=3 if quick else 5, config=round_config,
-                                 names=(name, "fp32"))
+    rounds_config, rounds = round_config(config)
+    result = compare_alternating(calls[0], calls[1], rounds=rounds, config=rounds_config, names=(name, "fp32"))
     result.update(provider=provider, batch_size=batch_size, threads=threads,
                   speedup=round(1.0 / result["ratio"], 4) if result["ratio"] else None)
     return result

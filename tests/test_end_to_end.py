@@ -67,6 +67,12 @@ def test_results_json_follows_the_contract(demo_run):
         assert abs(onnx["metrics"]["accuracy"] - job["metrics"]["accuracy"]) <= 0.01
         ort_rows = [r for r in job["latency"] if r["runtime"] == "onnxruntime"]
         assert {(r["batch_size"], r["threads"]) for r in ort_rows} == {(1, 1), (8, 1)}
+        # "ORT vs eager" timed in alternating rounds at the smallest batch, 1 thread (3 short ones: --quick)
+        paired = job["ort_vs_eager"]
+        assert (paired["provider"], paired["batch_size"], paired["threads"], paired["rounds"]) == (
+            "CPUExecutionProvider", 1, 1, 3)
+        assert (paired["a"], paired["b"]) == ("onnxruntime", "torch") and isinstance(paired["stable"], bool)
+        assert paired["speedup"] == pytest.approx(1 / paired["ratio"], rel=1e-3)
         for row in job["latency"]:
             assert row["runs"] >= 10
             assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]

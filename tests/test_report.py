@@ -1050,3 +1050,26 @@ def test_a_model_whose_logits_never_vary_is_said_under_the_results(results):
             "channels (gray duplicated to RGB)") in report.export_notes(results)
     assert "adapts them first" in to_markdown(results).split("## Results")[1].split("\n## ")[0]
 
+
+
+def test_ort_vs_eager_is_the_alternating_rounds_ratio_and_starred_when_it_does_not_repeat():
+    results = json.loads((FIXTURES / "report_run" / "results.json").read_text())
+    results["jobs"] = [j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic"]
+    job = results["jobs"][0]
+    rows = {r["runtime"]: r for r in job["latency"] if r["batch_size"] == 1 and r["threads"] == 1}
+    sequential = rows["torch"]["p50_ms"] / rows["onnxruntime"]["p50_ms"]  # 3.00x: two windows, one after the other
+    (row,) = report.summary_rows(results)
+    assert row["ort_speedup"] == pytest.approx(sequential) and not row["ort_speedup_unstable"]
+    rows["torch"]["stable"] = False  # a ratio of an unstable row is starred too
+    assert report.summary_rows(results)[0]["ort_speedup_unstable"]
+    rows["torch"]["stable"] = True
+    job["ort_vs_eager"] = {"provider": "CPUExecutionProvider", "batch_size": 1, "threads": 1, "ratio": 0.5,
+                           "speedup": 2.0, "stable": True}
+    (row,) = report.summary_rows(results)
+    assert row["ort_speedup"] == 2.0 and not row["ort_speedup_unstable"]  # the paired figure wins
+    assert "2.00x" in report.comparison_table(results) and report.RATIO_UNSTABLE_NOTE not in report.comparison_table(results)
+    job["ort_vs_eager"]["stable"] = False
+    text = report.comparison_table(results)
+    assert f"2.00x{report.UNSTABLE_MARK}" in text and report.RATIO_UNSTABLE_NOTE in text
+    job["ort_vs_eager"]["threads"] = 2  # measured at another setting than the p50 column: not this column's ratio
+    assert report.summary_rows(results)[0]["ort_speedup"] == pytest.approx(sequential)
