@@ -69,8 +69,9 @@ def harness_metrics() -> "list[MetricSpec]":
     """Return the metrics this plugin offers.
 
     Called once when the registry is built. Each :class:`harness.MetricSpec`
-    has ``compute(logits, targets) -> float`` evaluated on the whole test
-    split, both for the PyTorch model and for the exported ONNX model.
+    has ``compute(logits, targets) -> float`` evaluated on the test split
+    (all of it, or the seeded subset ``--max-test-samples`` asks for), both
+    for the PyTorch model and for the exported ONNX model.
 
     :returns: a list of ``MetricSpec``.
     """

@@ -147,13 +147,15 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
     ort.set_default_logger_severity(4)
     model = tiny_model_bytes()
     usable, reasons = [], {}
-    for provider in ort.get_available_providers():
-        try:
-            make_session(model, provider, threads=1)
-            usable.append(provider)
-        except Exception as exc:  # noqa: BLE001
-            reasons[provider] = squeeze(exc, 400) or type(exc).__name__
-    ort.set_default_logger_severity(3)
+    try:
+        for provider in ort.get_available_providers():
+            try:
+                make_session(model, provider, threads=1)
+                usable.append(provider)
+            except Exception as exc:  # noqa: BLE001
+                reasons[provider] = squeeze(exc, 400) or type(exc).__name__
+    finally:  # errors only (the harness's level), also when a Ctrl-C comes during the probe
+        ort.set_default_logger_severity(3)
     return tuple(usable), reasons
 
 

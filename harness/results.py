@@ -476,9 +476,19 @@ class RunFolder:
 
 
 def latest_run(out: Path) -> Path | None:
-    """The most recently created run folder under ``out`` (by its results.json mtime)."""
+    """The most recently created run folder under ``out``: by the ``created`` time its results.json records
+    (a resume that only saved an older run must not make it the latest), then by the file's mtime."""
     out = Path(out)
     if not out.is_dir():
         return None
     candidates: Iterable[Path] = (p for p in out.iterdir() if (p / RESULTS_FILE).is_file())
-    return max(candidates, key=lambda p: (p / RESULTS_FILE).stat().st_mtime, default=None)
+
+    def created(folder: Path) -> tuple[str, float]:
+        file = folder / RESULTS_FILE
+        try:
+            stamp = json.loads(file.read_text(encoding="utf-8")).get("created")
+        except (OSError, ValueError, AttributeError):
+            stamp = None
+        return (stamp if isinstance(stamp, str) else "", file.stat().st_mtime)
+
+    return max(candidates, key=created, default=None)

@@ -915,6 +915,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         row["variants"] = evaluate_variants(
             variants, onnx_path, ctx.folder.path, train_split[0], test_x, test_y, ctx.metrics,
             options, ctx.providers, fp32_metrics=row["onnx"]["metrics"],
+            seed=options.seed,  # int8-static's calibration subset: a data choice, so the run's --seed as the splits
         )
 
 
@@ -968,7 +969,9 @@ def check_providers(names: Sequence[str], here: bool = True) -> list[str]:
 
 
 def default_providers(device: str) -> list[str]:
-    """CPU always; CUDA/TensorRT too when ONNX Runtime can really run them here."""
+    """CPU always; CUDA too when ONNX Runtime can really run it here, whatever ``device`` trains on (the
+    ONNX model is what ships: its GPU rows are wanted from a CPU-trained run too). TensorRT only when
+    asked for (``--providers tensorrt``): its engines are slow to build."""
     from harness.ort import usable_providers
 
     usable, _ = usable_providers()

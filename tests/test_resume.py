@@ -608,3 +608,20 @@ def test_a_file_held_open_elsewhere_is_replaced_once_it_is_let_go_or_named(tmp_p
         results.atomic_write_text(tmp_path / "report.md", "x")
     assert raised.value.filename == str(tmp_path / "report.md") and "open in another program" in str(raised.value)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_the_latest_run_is_the_last_created_not_the_last_saved(tmp_path):
+    """An idle --resume --run-id A saves A; a plain --resume after it must still go on with the newer B."""
+    import os
+
+    from harness.results import latest_run
+
+    for name, created, mtime in (("a", "2026-12-01T09:00:00+00:00", 2_000), ("b", "2026-12-01T10:00:00+00:00", 1_000)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps({"run_id": name, "created": created}))
+        os.utime(folder / "results.json", (mtime, mtime))
+    assert latest_run(tmp_path) == tmp_path / "b"
+    (tmp_path / "b" / "results.json").write_text("{broken")  # unreadable: its mtime still counts
+    os.utime(tmp_path / "b" / "results.json", (3_000, 3_000))
+    assert latest_run(tmp_path) == tmp_path / "a"

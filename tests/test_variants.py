@@ -131,6 +131,12 @@ def test_int8_static_calibrates_on_a_seeded_subset(trained):
     assert (data == again).all()
     (row,) = _evaluate(trained, ["int8-static"], batch_sizes=[1])
     assert any("256 training samples" in note for note in row["notes"])
+    assert row["calibration"] == {"samples": 256, "seed": 0}
+    # the run's --seed picks the subset (it was always seed 0), as it picks the splits' subsets
+    (row,) = evaluate_variants(["int8-static"], trained.fp32, trained.run_dir, trained.train_x, trained.test_x,
+                               trained.test_y, [ACCURACY], _options(batch_sizes=[1]), ["CPUExecutionProvider"],
+                               fp32_metrics=trained.metrics, seed=3)
+    assert row["calibration"] == {"samples": 256, "seed": 3}
 
 
 def test_fp16_is_evaluated_but_timed_on_gpu_providers_only(trained):
