@@ -382,6 +382,7 @@ def test_a_torchvision_built_for_another_torch_is_named_with_the_fix(tmp_path: p
         spec("mnist").load(data_dir=tmp_path, seed=0)
     message = str(caught.value)
     assert "torchvision was built for another torch" in message and "install both from one index" in message
+    assert message.count("torchvision was built for another torch") == 1  # it was said twice
     assert "\n" not in message
 
 

@@ -22,7 +22,6 @@ import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness import Splits
-from harness.errors import known_cause
 from harness.cache import datasets_dir, default_data_dir, offline
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +66,7 @@ def torchvision_download(class_name: str, root: pathlib.Path) -> str | None:
             warnings.simplefilter("ignore")  # torchvision warns about its image extension on import
             import torchvision.datasets as tv_datasets
     except Exception as exc:  # any import failure means "no downloader", not a crash
-        return f"torchvision is unavailable: {describe_exception(exc)}{known_cause(exc)}"
+        return f"torchvision is unavailable: {describe_exception(exc)}"  # its one_line names a known cause
     try:
         root.mkdir(parents=True, exist_ok=True)
         dataset_class = getattr(tv_datasets, class_name)
