@@ -171,7 +171,8 @@ def main(debug: bool) -> None:
 
     \b
     Quick start (offline, a few minutes on a laptop CPU):
-      harness run --plugins all --datasets synthetic --epochs 1 --device cpu
+      harness run --plugins all --datasets synthetic,synthetic3d --epochs 1 --max-train-samples 512
+      (a smoke test of the pipeline: with 512 samples most models stay near chance accuracy)
     \b
     Which model meets 1 ms at batch 1 on 1 thread with at least 99 % accuracy?
       harness run --models mnist-ultralight-cnn,mnist-enhanced-20k --datasets mnist \\
@@ -1370,12 +1371,21 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
         raise HarnessError("--fail-on-regression must be >= 0")
     if base.resolve() == new.resolve():
         click.echo(f"harness: warning: BASE and NEW are the same run ({base}): every change is 0", err=True)
+    if not base.exists():  # the CI recipe's first stumble: where a baseline comes from
+        raise HarnessError(f"{base}: no such run folder; BASE is an earlier run to compare against: make it once with "
+                           f"harness run ... --out {base.parent} --run-id {base.name} (on main), or restore it "
+                           "from that build's artifacts")
     documents = [load_results(base), load_results(new)]
-    comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed)
+    states = {name: (path, _incomplete(path, document))
+              for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1]))}
+    try:
+        comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed)
+    except HarnessError as exc:  # no job in common: a run still at its first job says why
+        why = "; ".join(f"{name} ({path}) {state}" for name, (path, state) in states.items() if state)
+        raise HarnessError(f"{exc}; {why}" if why else str(exc)) from None
     comparison["base"], comparison["new"] = run_labels([base, new], documents)
     comparison["incomplete"] = {}
-    for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1])):
-        state = _incomplete(path, document)
+    for name, (path, state) in states.items():
         if state:  # its missing jobs are missing because of this, not the change under test
             comparison["incomplete"][name.lower()] = state
             click.echo(f"harness: warning: {name} ({path}) {state}", err=True)

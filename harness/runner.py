@@ -156,6 +156,7 @@ class Job:
 class Plan:
     jobs: list[Job]
     skipped: list[tuple[str, str, str]]  # (model, dataset, why) for explicitly chosen incompatible pairs
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # (model, what it takes): no dataset chosen fits
 
 
 class DatasetCache:
@@ -351,7 +352,9 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
                 continue
             for point in _model_points(model, options.sweep or [{}]):
                 jobs.append(Job(model, dataset, point))
-    return Plan(jobs, skipped)
+    paired = {job.model.name for job in jobs} | {name for name, _, _ in skipped}
+    unmatched = [(model.name, _accepted_input(model)) for model in models if model.name not in paired]
+    return Plan(jobs, skipped, unmatched if datasets else [])
 
 
 def _model_points(model: ModelSpec, sweep: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1235,6 +1238,11 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             mixed = mixed_precision_warning(folder.data["jobs"], options.amp, device) if todo else None
             if mixed:
                 log.warning("%s", mixed)
+        if plan.unmatched and plan.jobs:  # said, not silently dropped (with no job at all, the error says why)
+            takes = "; ".join(dict.fromkeys(f"{what}: {', '.join(m for m, w in plan.unmatched if w == what)}"
+                                            for _, what in plan.unmatched))
+            progress.note(f"{len(plan.unmatched)} model(s) fit none of the datasets chosen and are left out "
+                          f"(they take {takes})")
         for model, dataset, why in plan.skipped:
             folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
                            "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,

@@ -400,6 +400,28 @@ def test_a_sweep_key_is_dropped_from_the_jobs_of_models_that_do_not_take_it():
          "mnist-mlp@synthetic#batch_size=32"])
 
 
+def test_models_no_chosen_dataset_fits_are_named_not_dropped_silently(tmp_path):
+    from harness.registry import build_registry
+    from harness.runner import DatasetCache, RunOptions, plan_jobs
+
+    plan = plan_jobs(build_registry(), RunOptions(datasets=["synthetic"]), DatasetCache(None, 0))
+    assert sorted(plan.unmatched) == [("cnn3d-resnet", "1xDxHxW volumes"), ("cnn3d-sequential", "1x16x16x16 volumes")]
+    assert not plan_jobs(build_registry(), RunOptions(datasets=["synthetic", "synthetic3d"]),
+                         DatasetCache(None, 0)).unmatched
+    # an explicit pair is a skipped row with its reason instead
+    explicit = plan_jobs(build_registry(), RunOptions(models=["mnist-mlp", "cnn3d-resnet"], datasets=["synthetic"]),
+                         DatasetCache(None, 0))
+    assert not explicit.unmatched and [s[0] for s in explicit.skipped] == ["cnn3d-resnet"]
+    # said on stderr by a run, which goes on with the rest
+    result = run_cli("run", "--plugins", "cnn3d,fast,datasets", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "64", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1",
+                     "--quick", "--cold-runs", "0", "--no-torch-latency", "--exporter", "torchscript",
+                     "--out", str(tmp_path), "--run-id", "r")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 model(s) fit none of the datasets chosen and are left out (they take 1x16x16x16 volumes: " \
+           "cnn3d-sequential; 1xDxHxW volumes: cnn3d-resnet)" in result.stderr
+
+
 def test_an_option_given_on_the_command_line_replaces_the_configs_sweep_over_it(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\nbatch_size = [32, 64]\nseed = [0]\n')

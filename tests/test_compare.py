@@ -404,6 +404,22 @@ def test_a_run_that_stopped_before_some_jobs_or_is_still_being_written_is_said(t
     assert "still being written" in json.loads(result.stdout)["incomplete"]["new"]
     assert "BASE" not in result.stderr
     assert not (base / ".lock").exists()  # looking leaves no lock file in a run folder (a CI artifact)
+    # a run still at its first job has no job in common yet: the error says it is still being written
+    starting = write_run(tmp_path / "starting", {**load("same"), "jobs": []})
+    held = RunFolder(starting, {}).lock()
+    try:
+        result = compare_cli(str(starting), str(base))
+    finally:
+        held.unlock()
+    assert result.returncode == 2 and "have no job in common" in result.stderr
+    assert f"; BASE ({starting}) is still being written by a harness run (pid" in result.stderr
+
+
+def test_a_missing_base_says_where_a_baseline_comes_from(tmp_path):
+    result = compare_cli(str(tmp_path / "reports" / "base"), str(RUNS / "same"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"no such run folder; BASE is an earlier run to compare against: make it once with harness run ... "
+            f"--out {tmp_path / 'reports'} --run-id base") in result.stderr
 
 
 # -- sweeps with repeated seeds: a sweep point's seeds gate as one ---------------------------------------------
