@@ -597,6 +597,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                     _write_run_reports(folder, reporter_set)  # of the jobs that finished
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
+                if folder.data["jobs"]:  # standard output holds the table, of the jobs that finished
+                    click.echo(comparison_table(folder.data, width=_terminal_width()))
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
                 again = f" ({failed} failed, to run again)" if failed else ""
                 click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
@@ -680,13 +682,28 @@ def _import_run_modules() -> None:
     torch's or onnx's import left half-initialised C extensions behind, and the process then died
     writing the interrupted run's reports (a RecursionError in numpy, or an abort from pybind11). The
     report modules too: loaded now, they match each other when the reports are written hours later,
-    even if harness was upgraded in between (the HTML page's import then failed, and was skipped)."""
-    import numpy  # noqa: F401
-    import onnx  # noqa: F401
-    import onnxruntime  # noqa: F401
-    import torch  # noqa: F401
+    even if harness was upgraded in between (the HTML page's import then failed, and was skipped).
 
-    import harness.report_html  # noqa: F401
+    The garbage collector sits out the imports (it walked torch's and the exporter's new objects again and
+    again, ~0.3 s) and their objects are frozen after them, out of every later collection; and the
+    collections of the interpreter's shutdown, which walked them all once more after the run had ended
+    (~1 s of every ``harness run``), skip what is alive when the last exit handler runs. Timing is not
+    touched: the collector is paused while latency is measured (:mod:`harness.latency`)."""
+    import atexit
+    import gc
+
+    gc.disable()
+    try:
+        import numpy  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import torch  # noqa: F401
+
+        import harness.report_html  # noqa: F401
+    finally:
+        gc.enable()
+    gc.freeze()
+    atexit.register(gc.freeze)  # registered first, so run last: after the trackers' and Ray's own handlers
 
 
 def _restore_signals(previous: dict[int, Any] | None) -> None:

@@ -511,3 +511,12 @@ def test_resume_with_profile_edge_brings_what_the_profile_implies(tmp_path):
     assert options.profile == "edge" and options.models == ["mnist-mlp"]
     assert (options.batch_sizes, options.threads, options.variants) == (
         profile["batch_sizes"], profile["threads"], profile["variants"])
+
+
+def test_the_run_imports_leave_the_garbage_collector_on_with_their_objects_frozen():
+    """The collector sits out the heavy imports and the interpreter's shutdown (~1.3 s a run), and must be
+    back on for the run itself."""
+    code = ("import gc; from harness.cli import _import_run_modules; _import_run_modules(); "
+            "print(gc.isenabled(), gc.get_freeze_count() > 10000)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]

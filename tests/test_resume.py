@@ -90,10 +90,11 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
         file.parent.mkdir(exist_ok=True)
         file.write_bytes(b"half an export")
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     assert "harness run --resume --run-id c" in stderr
+    assert "onnx acc" in stdout and all(job_id.split("@")[0] in stdout for job_id in done)  # the finished jobs' table
     data = json.loads((out / "c" / "results.json").read_text())
     assert data["jobs"] and all(job["status"] == "ok" for job in data["jobs"])
     assert planted and not any(file.exists() for file in planted)  # gone; the finished jobs' exports stay:
