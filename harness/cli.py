@@ -364,6 +364,17 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
     if problem:
         raise HarnessError(problem)
     items = cache_items(datasets)
+    if datasets:  # a misspelt name matched nothing, and with --clear read like success
+        from harness.registry import build_registry, unknown_name_message
+
+        from harness.cache import datasets_dir
+
+        folder = datasets_dir()
+        cached = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+        known = cached | set(build_registry().datasets)
+        unknown = [name for name in datasets if name not in known]
+        if unknown:
+            raise HarnessError(unknown_name_message("dataset", unknown[0], known))
     gone: list[Any] = []
     failed: list[str] = []
     if clear:
@@ -377,6 +388,9 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
         click.echo(f"cache: {root} ({where})")
         if gone:
             click.echo(f"deleted {len(gone)} item(s), {size_text(sum(i.bytes for i in gone))}")
+        elif clear and items:
+            click.echo("deleted nothing" + (f": every entry was used in the last {older_than:g} day(s)"
+                                            if older_than is not None else ""))
         if items:
             from tabulate import tabulate
 

@@ -128,6 +128,7 @@ def test_a_linked_download_folder_is_unlinked_not_emptied(cache, tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--older-than", "3"], "--older-than and --downloads choose what --clear deletes; add --clear"),
     (["--clear", "--older-than", "-1"], "--older-than"),
+    (["--clear", "--datasets", "mnsit"], "unknown dataset 'mnsit'; did you mean: mnist"),  # a typo read as done
 ])
 def test_bad_cache_options_are_one_line(tmp_path, args, needle):
     result = run_cli("cache", *args, env=_env(tmp_path))
@@ -146,3 +147,12 @@ def test_a_cache_root_that_is_a_file_is_refused(tmp_path):
                      "--no-torch-latency", "--cold-runs", "0", "--exporter", "torchscript", "--out",
                      str(tmp_path / "o"), env=_env(tmp_path / "file" / "sub"))
     assert result.returncode == 0 and f"harness: warning: {why}: datasets are decoded on every run" in result.stderr
+
+
+def test_a_clear_that_deletes_nothing_says_so_and_a_cached_unregistered_name_is_known(cache):
+    root, _, _ = cache
+    run_cli("cache", "--clear", "--older-than", "365", env=_env(root))  # the stale unfinished write goes first
+    result = run_cli("cache", "--clear", "--older-than", "365", env=_env(root))
+    assert result.returncode == 0 and "deleted nothing: every entry was used in the last 365 day(s)" in result.stdout
+    (root / "datasets" / "gone-plugin").mkdir()  # a dataset whose plugin was uninstalled: still listable
+    assert run_cli("cache", "--datasets", "gone-plugin", env=_env(root)).returncode == 0
