@@ -495,8 +495,13 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
             named |= names
     for key in sorted(keys - named):
         if not unreadable:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(RECIPE_OVERRIDES | named | {"seed"}), n=2, cutoff=0.7)
+            hint = f"; did you mean: {', '.join(close)}?" if close else ""
             raise HarnessError(f"sweep key {key!r} is not a recipe field ({', '.join(sorted(RECIPE_OVERRIDES))}), "
-                               f"nor seed, nor an argument any selected model's build names (**kwargs does not count)")
+                               f"nor seed, nor an argument any selected model's build names (**kwargs does not count)"
+                               f"{hint}")
 
 
 @dataclass
@@ -1119,7 +1124,8 @@ def mixed_precision_warning(finished: Iterable[dict[str, Any]], amp: str | None,
 def check_device_options(options: RunOptions, device: str) -> None:
     """Options the device cannot honour: a usage error when the user named the device, else a warning.
 
-    ``--amp fp16`` is CUDA-only (the CPU trains it in float32); ``--threads`` above the core count
+    ``--amp fp16`` is CUDA-only (the CPU trains it in float32), and so is ``--cuda-graphs`` (the eager loop
+    trains); ``--threads`` above the core count
     oversubscribes the CPU, so those latency rows measure contention rather than the model.
     """
     from harness.train import resolve_amp
@@ -1130,6 +1136,9 @@ def check_device_options(options: RunOptions, device: str) -> None:
             raise HarnessError(f"--amp {options.amp} runs on CUDA only; on the CPU use --amp bf16")
         log.warning("--amp %s needs CUDA and this run trains on %s: it trains in float32 "
                     "(--amp bf16 runs on the CPU)", options.amp, device)
+    if options.cuda_graphs and not device.startswith("cuda"):  # an explicit flag that would do nothing unsaid
+        log.warning("--cuda-graphs needs a CUDA device and this run trains on %s: the eager loop trains, "
+                    "and each job records why (train.cuda_graphs)", device)
     from harness.latency import threads_over_cores
 
     over = threads_over_cores(options.threads)

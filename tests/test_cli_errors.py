@@ -382,8 +382,10 @@ def test_a_sweep_key_counts_only_when_some_selected_build_names_it():
         check_sweep_keys([ModelSpec("b", open_ended)], [{"dropout": 0.2}])
     # a lazy build is read through to its target: mnist-fast's takes width (and **kwargs)
     check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"width": 16}])
-    with pytest.raises(HarnessError, match="'widht'"):
+    with pytest.raises(HarnessError, match="'widht'.*; did you mean: width\\?$"):
         check_sweep_keys([ModelSpec("f", lazy("harness_plugins.fast:build_fast"))], [{"widht": 16}])
+    with pytest.raises(HarnessError, match="; did you mean: dropout\\?$"):  # a build argument, as a recipe field
+        check_sweep_keys([ModelSpec("a", named)], [{"droput": 0.2}])
 
 
 def test_a_sweep_key_is_dropped_from_the_jobs_of_models_that_do_not_take_it():

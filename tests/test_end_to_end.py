@@ -30,6 +30,7 @@ def test_run_exits_zero_and_prints_the_comparison_table(demo_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "onnx acc" in result.stdout and "mnist-mlp" in result.stdout and "demo-tiny" in result.stdout
     assert "[1/4]" in result.stderr  # progress lines when stderr is not a terminal
+    assert "--cuda-graphs needs a CUDA device and this run trains on cpu: the eager loop trains" in result.stderr
 
 
 def test_results_json_follows_the_contract(demo_run):
