@@ -1266,6 +1266,17 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
             results["config"] = shared
         if asked:
             results["edge_reasked"] = "; ".join(f"{d['run_id']}: {d['edge_reasked'] or 'nothing'}" for d in documents)
+        if len(documents) == 1:  # one run's report written elsewhere: what it planned, and whether it still runs
+            from harness.results import RunFolder
+
+            only = documents[0]
+            results["snapshot_of"] = str(run_dirs[0])
+            if isinstance(only.get("planned_jobs"), list):
+                results["planned_jobs"] = [f"{only['run_id']}:{job_id}" for job_id in only["planned_jobs"]]
+            results.update({key: only[key] for key in ("interrupted", "resumed") if key in only})
+            holder = RunFolder.holder(run_dirs[0])
+            if holder:
+                results["running_pid"] = holder
         try:
             target.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):

@@ -1352,7 +1352,11 @@ def resume_command(results: dict[str, Any], run_dir: "str | Path | None" = None)
     """``harness run --resume --run-id ID --out OUT``: what finishes the run ``results`` holds. ``run_dir``:
     the run's folder where it is now, whose name and place the command takes (a folder moved or copied,
     a CI artifact downloaded, is not where its results.json says it was written); else the recorded ones."""
-    if run_dir is not None and not results.get("joined_runs"):
+    if results.get("snapshot_of"):  # a report of one run written elsewhere (harness report RUN --out DIR)
+        run_dir = results["snapshot_of"]
+    elif results.get("joined_runs"):
+        run_dir = None
+    if run_dir is not None:
         return f"harness run --resume --run-id {Path(run_dir).name} --out {Path(run_dir).parent}"
     config = results.get("config") if isinstance(results.get("config"), dict) else {}
     command = f"harness run --resume --run-id {_text(results.get('run_id'), 'RUN_ID')}"
@@ -1362,13 +1366,16 @@ def resume_command(results: dict[str, Any], run_dir: "str | Path | None" = None)
 def not_run_text(results: dict[str, Any], missing: list[str], run_dir: "str | Path | None" = None) -> str:
     """``2 of 3 planned not run (interrupted; continue with ...): a, b.``"""
     planned = len(dict.fromkeys(results.get("planned_jobs") or []))
+    listed = ", ".join(missing[:NOT_RUN_LISTED])
+    if len(missing) > NOT_RUN_LISTED:
+        listed += f" and {len(missing) - NOT_RUN_LISTED} more (planned_jobs in results.json)"
+    if results.get("running_pid"):  # a snapshot of a run still going: nothing to resume
+        return (f"{len(missing)} of {planned} planned not run yet (the run was still running, pid "
+                f"{results['running_pid']}, when this report was made): {listed}.")
     command = resume_command(results, run_dir)
     why = "interrupted" if results.get("interrupted") else (
         "left out when the run was resumed, or it stopped before them" if results.get("resumed")
         else "the run stopped before them")
-    listed = ", ".join(missing[:NOT_RUN_LISTED])
-    if len(missing) > NOT_RUN_LISTED:
-        listed += f" and {len(missing) - NOT_RUN_LISTED} more (planned_jobs in results.json)"
     return f"{len(missing)} of {planned} planned not run ({why}; continue with {command}): {listed}."
 
 

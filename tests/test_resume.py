@@ -144,6 +144,11 @@ def test_a_second_process_on_a_running_run_is_refused(env, tmp_path):
         report = run_cli("report", str(out / "busy"), env=env)
         assert report.returncode == 2 and f"still writing it (pid {proc.pid})" in report.stderr, report.stderr
         assert not (out / "busy" / "report.md").exists()
+        # a report of the jobs so far, elsewhere, says the run is still going and what it has yet to run
+        snapshot = run_cli("report", str(out / "busy"), "--out", str(tmp_path / "snap"), env=env)
+        assert snapshot.returncode == 0, snapshot.stderr[-2000:]
+        header = (tmp_path / "snap" / "report.md").read_text().splitlines()[2]
+        assert f"planned not run yet (the run was still running, pid {proc.pid}, when this report was made)" in header
     finally:
         hold.unlink(missing_ok=True)
         proc.communicate(timeout=300)
