@@ -185,6 +185,11 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         lines.append(unstable_note(_shown_latency(results)) or "")
     if "ORT vs eager" in headers and any(UNSTABLE_MARK in row[headers.index("ORT vs eager")] for row in table):
         lines.append(RATIO_UNSTABLE_NOTE)
+    stand_ins = sorted({str(job.get("dataset")) for job in results.get("jobs", [])
+                        if isinstance(job.get("data"), dict) and job["data"].get("mnist_unavailable")})
+    if stand_ins:  # the table's "mnist3d" is voxelised Fashion-MNIST: said where the figures are pasted from
+        source = next(t for t in data_sources(results) if t.startswith(f"{stand_ins[0]} from "))
+        lines.append(f"note: {', '.join(stand_ins)} here is a stand-in: {source} (pass --data-dir with MNIST)")
     note = shortened_note(results)
     if note:
         lines.append(note)

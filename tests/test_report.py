@@ -657,6 +657,11 @@ def test_the_report_says_where_each_datasets_samples_came_from():
     (line,) = [fact for fact in report.header_facts(document) if fact.startswith("Data:")]
     assert line == ("Data: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found; "
                     "fashion-mnist from /usr/share/datasets/fashion-mnist (system).")
+    # the terminal's table, what people paste, says it under the rows labelled mnist3d
+    assert ("note: mnist3d here is a stand-in: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found "
+            "(pass --data-dir with MNIST)") in report.comparison_table(document)
+    document["jobs"][0]["data"].pop("mnist_unavailable")
+    assert "stand-in" not in report.comparison_table(document)
 
 
 def test_metrics_beyond_accuracy_reach_every_report(results, tmp_path):
