@@ -165,9 +165,10 @@ def plan_inputs(shapes: dict[str, Shape], dims: dict[str, Any] | None = None) ->
     return InputPlan(axes, fixed, list(dict.fromkeys(open_keys)), list(dict.fromkeys(batch_keys)))
 
 
-def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
+def dims_problem(plan: InputPlan, dims: dict[str, Any], batch_named: bool = True) -> str | None:
     """Why ``dims`` does not fit the graph (a name no open dimension has, or the batch's, given a size;
-    a batch mark on no open dimension, or on two), else None."""
+    a batch mark on no open dimension, or on two), else None. ``batch_named``: whether the caller named the
+    batch (``--batch-dim``); if not, a size given to the batch the default rule chose says how to name another."""
     marked = marked_batch(dims)
     if len(marked) > 1:
         return f"one batch dimension, not {len(marked)} ({', '.join(marked)})"
@@ -183,7 +184,9 @@ def dims_problem(plan: InputPlan, dims: dict[str, Any]) -> str | None:
         if isinstance(size, bool) or not isinstance(size, int) and not hasattr(size, "__index__") or size < 1:
             return f"{key!r} needs a whole size of at least 1, not {size!r}"
         if key in plan.batch_keys and key not in plan.open_keys:
-            return f"{key!r} is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"
+            return (f"{key!r} is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"
+                    + ("" if batch_named else "; if another dimension is the batch (a time-major input), name it "
+                                              "(--batch-dim, batch_dim=)"))
         if key not in plan.open_keys:
             names = ", ".join(plan.open_keys) or "none"
             return f"no open input dimension is called {key!r} (open, besides the batch: {names})"
@@ -200,7 +203,7 @@ def plan_with(shapes: dict[str, Shape], dims: dict[str, Any],
     marked = {**dims, batch_dim: BATCH} if batch_dim else dict(dims)
     plan = plan_inputs(shapes, marked)
     for what, given in (("dims", dims), ("batch_dim", marked)):
-        problem = dims_problem(plan, given)
+        problem = dims_problem(plan, given, batch_named=batch_dim is not None)
         if problem:
             return plan, marked, (what, problem)
     return plan, marked, None

@@ -281,7 +281,8 @@ def test_a_batch_dim_the_graph_lacks_is_refused_in_one_line(tmp_path, args, need
 @pytest.mark.parametrize("dims, needle", [
     ("H=3", "--dims: no open input dimension is called 'H' (open, besides the batch: seq)"),
     ("seq=3,seq=4", "--dims gives 'seq' twice"),
-    ("batch=4", "--dims: 'batch' is the batch dimension: its size is the batch size (--batch-sizes, batch_size=)"),
+    ("batch=4", "--dims: 'batch' is the batch dimension: its size is the batch size (--batch-sizes, batch_size=); "
+                "if another dimension is the batch (a time-major input), name it (--batch-dim, batch_dim=)"),
 ])
 def test_dims_that_match_no_open_dimension_are_refused_in_one_line(tmp_path, dims, needle):
     path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "batch", 4])
