@@ -591,6 +591,15 @@ def _basis_change(old: dict[str, Any], new: dict[str, Any]) -> list[str] | None:
     return bases if bases[0] != bases[1] else None
 
 
+def _several_thread_counts(comparison: dict[str, Any]) -> bool:
+    """Whether the compared ONNX Runtime rows were timed at more than one thread count (and none is gated
+    alone yet): only then is ``--threads 1`` advice."""
+    counts = {row.get("threads") for job in comparison["jobs"]
+              for row in [*job["latency"], *(r for v in (job.get("variants") or {}).values() for r in v["latency"])]
+              if row.get("runtime") == GATED_RUNTIME}
+    return len(counts) > 1 and not comparison.get("gated_threads")
+
+
 def format_comparison(comparison: dict[str, Any]) -> str:
     """Human-readable comparison: the change table, jobs in one run only, and the verdict."""
     from tabulate import tabulate
@@ -624,7 +633,8 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     if comparison.get("unstable_rows"):
         lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
                      f"unstable (their first and second half disagree by more than {STABLE_DRIFT_PCT:g} %); measure "
-                     "on a quieter machine, without --quick, or gate one thread count with --threads 1")
+                     "on a quieter machine, without --quick"
+                     + (", or gate one thread count with --threads 1" if _several_thread_counts(comparison) else ""))
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
     where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
         ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)

@@ -1332,7 +1332,9 @@ def data_sources(results: dict[str, Any]) -> list[str]:
         data = job.get("data")
         if not isinstance(data, dict) or not data.get("source") or str(job.get("dataset")) in seen:
             continue
-        text = f"{_text(job.get('dataset'))} from {data['source']}"
+        source = str(data["source"])
+        # a folder or a dataset it came from; a made-up one says how ("generated in memory")
+        text = f"{_text(job.get('dataset'))} {'' if source.startswith('generated') else 'from '}{_text(source)}"
         if data.get("origin"):
             text += f" ({data['origin']})"
         if data.get("mnist_unavailable"):  # mnist3d voxelised Fashion-MNIST: say it loudly

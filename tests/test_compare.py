@@ -192,6 +192,9 @@ def test_a_latency_row_either_run_marked_unstable_is_shown_but_never_gates():
     text = format_comparison(comparison)
     assert "p50 onnxruntime/CPUExecutionProvider b1 t1 (not gated: unstable)" in text
     assert "note: 1 latency row(s) not gated: base or new marked them unstable" in text
+    assert text.split("marked them unstable")[1].split("\n")[0].endswith("or gate one thread count with --threads 1")
+    # advice only where there is another thread count to leave out
+    assert "--threads 1" not in format_comparison(compare_runs(base, new, threshold=10, threads=[1]))
 
 
 def test_compare_can_gate_one_thread_count_and_batch_size_only(tmp_path):

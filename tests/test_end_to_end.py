@@ -46,7 +46,7 @@ def test_results_json_follows_the_contract(demo_run):
         assert job["status"] == "ok" and job["error"] is None, job
         assert job["params"] > 0
         if job["dataset"] == "synthetic":  # the dataset's own account of its samples (Splits.info)
-            assert job["data"]["source"] == "generated in memory"
+            assert job["data"]["source"] == "generated in memory"  # report.md: "synthetic generated in memory"
         assert job["train"]["epochs"] == 1 and job["train"]["device"] == "cpu" and job["train"]["seconds"] > 0
         stages = job["stage_seconds"]
         assert set(stages) == {"load", "build", "train", "evaluate", "export", "check", "onnx-eval", "latency"}

@@ -653,10 +653,12 @@ def test_the_report_says_where_each_datasets_samples_came_from():
         {"id": "a@fashion-mnist", "model": "a", "dataset": "fashion-mnist", "status": "ok",
          "data": {"source": "/usr/share/datasets/fashion-mnist", "origin": "system"}},
         {"id": "c@old", "model": "c", "dataset": "old", "status": "ok"},  # results.json of an older version
+        {"id": "a@synthetic", "model": "a", "dataset": "synthetic", "status": "ok",
+         "data": {"source": "generated in memory"}},
     ]}
     (line,) = [fact for fact in report.header_facts(document) if fact.startswith("Data:")]
     assert line == ("Data: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found; "
-                    "fashion-mnist from /usr/share/datasets/fashion-mnist (system).")
+                    "fashion-mnist from /usr/share/datasets/fashion-mnist (system); synthetic generated in memory.")
     # the terminal's table, what people paste, says it under the rows labelled mnist3d
     assert ("note: mnist3d here is a stand-in: mnist3d from fashion-mnist INSTEAD OF MNIST, which was not found "
             "(pass --data-dir with MNIST)") in report.comparison_table(document)
