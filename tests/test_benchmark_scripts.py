@@ -98,3 +98,11 @@ def test_gpu_session_refuses_an_unknown_stage_before_doing_anything(tmp_path):
     result = _gpu_session(tmp_path, "fast", "fastt")
     assert result.returncode == 2 and "unknown stage fastt" in result.stdout
     assert not (tmp_path / "runs" / "logs" / "install.log").exists()
+
+
+def test_export_speed_prints_both_sides_the_ratio_and_that_the_files_match():
+    result = _script("--model", "mnist-ultralight-cnn", "--rounds", "1", name="export_speed.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"op table rebuilt per export \(torch's way\): [\d.]+ s", result.stdout)
+    assert re.search(r"op table reused \(the harness\):\s+[\d.]+ s", result.stdout)
+    assert re.search(r"speed-up x[\d.]+; files byte for byte the same: yes", result.stdout)
