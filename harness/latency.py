@@ -757,8 +757,8 @@ def round_config(config: LatencyConfig) -> tuple[LatencyConfig, int]:
 def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "torch.Tensor", batch_size: int,
                             threads: int, config: LatencyConfig = LatencyConfig()) -> dict[str, Any]:
     """ONNX Runtime (CPU provider) against eager PyTorch (CPU) at one batch size and thread count, in
-    alternating rounds (:func:`compare_alternating`): the "ORT vs eager" ratio. Their own latency rows are
-    measured one after another, so a ratio of those carries the machine's drift between the two windows.
+    alternating rounds (:func:`compare_alternating`, three of them): the "ORT vs eager" ratio. Their own
+    latency rows are measured one after another, so a ratio of those carries the machine's drift between the two windows.
 
     Returns the comparison (``ratio`` = ONNX Runtime / eager, < 1: ONNX Runtime faster; ``stable``) with
     ``speedup`` (eager / ONNX Runtime), ``provider``, ``batch_size`` and ``threads``. ``model`` must be in
@@ -777,6 +777,7 @@ def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "
         model(x)
 
     config, rounds = round_config(config)
+    rounds = min(rounds, 3)  # a table column, not a deployment choice: three rounds, half the time of five
     with torch_threads(threads), torch.inference_mode():
         result = compare_alternating(ort_call, eager_call, rounds=rounds, config=config, names=("onnxruntime", "torch"))
     result.update(provider=provider, batch_size=batch_size, threads=threads,
