@@ -758,7 +758,8 @@ def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "
                             threads: int, config: LatencyConfig = LatencyConfig()) -> dict[str, Any]:
     """ONNX Runtime (CPU provider) against eager PyTorch (CPU) at one batch size and thread count, in
     alternating rounds (:func:`compare_alternating`, three of them): the "ORT vs eager" ratio. Their own
-    latency rows are measured one after another, so a ratio of those carries the machine's drift between the two windows.
+    latency rows are measured one after another, so a ratio of those carries the machine's drift between
+    the two windows.
 
     Returns the comparison (``ratio`` = ONNX Runtime / eager, < 1: ONNX Runtime faster; ``stable``) with
     ``speedup`` (eager / ONNX Runtime), ``provider``, ``batch_size`` and ``threads``. ``model`` must be in
