@@ -220,6 +220,7 @@ def test_a_file_store_is_told_from_a_server_or_database():
                                               "databricks", "postgresql://u@h/db"))
 
 
+@needs_tensorboard
 def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_refuses_it(tmp_path):
     """--track tensorboard with HARNESS_TRACK=mlflow set ran both: the trackers plugin's hook read the
     variable again beside the CLI's option."""
@@ -275,6 +276,7 @@ def test_a_reporter_failing_as_the_run_ends_is_in_results_json(tmp_path, fails_i
         assert kept == errors * 2
 
 
+@needs_mlflow
 def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, monkeypatch):
     """MLflow's client retried an unreachable server for about 4 minutes before the first job."""
     import socket
