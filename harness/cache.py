@@ -138,6 +138,11 @@ def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
     return items
 
 
+def cached_datasets() -> set[str]:
+    """The datasets the cache has a folder for (an empty one, or one whose plugin is gone, included)."""
+    return {p.name for p in _listing(datasets_dir()) if p.is_dir()}
+
+
 def _listing(folder: pathlib.Path) -> list[pathlib.Path]:
     """A folder's entries; none when it cannot be read (gone meanwhile, or not ours to read)."""
     try:

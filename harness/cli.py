@@ -365,13 +365,10 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
         raise HarnessError(problem)
     items = cache_items(datasets)
     if datasets:  # a misspelt name matched nothing, and with --clear read like success
+        from harness.cache import cached_datasets
         from harness.registry import build_registry, unknown_name_message
 
-        from harness.cache import datasets_dir
-
-        folder = datasets_dir()
-        cached = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
-        known = cached | set(build_registry().datasets)
+        known = cached_datasets() | set(build_registry().datasets)
         unknown = [name for name in datasets if name not in known]
         if unknown:
             raise HarnessError(unknown_name_message("dataset", unknown[0], known))

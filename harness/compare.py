@@ -180,6 +180,7 @@ def _seed_groups(base_jobs: dict[Any, dict[str, Any]], new_jobs: dict[Any, dict[
                  ) -> dict[str, list[Any]]:
     """Jobs found in both runs that differ only in their sweep point's ``seed``, two or more to a group:
     ``{group id: [job ids]}`` in first-seen order, the group id being the job id without the seed."""
+    from harness.report import seedless_point
     from harness.results import job_id
 
     groups: dict[str, list[Any]] = {}
@@ -187,13 +188,18 @@ def _seed_groups(base_jobs: dict[Any, dict[str, Any]], new_jobs: dict[Any, dict[
         point = job.get("point")
         if jid not in new_jobs or not isinstance(point, dict) or "seed" not in point:
             continue
-        rest = {k: v for k, v in point.items() if k != "seed"}
-        groups.setdefault(job_id(str(job.get("model")), str(job.get("dataset")), rest), []).append(jid)
+        group = job_id(str(job.get("model")), str(job.get("dataset")), seedless_point(job))
+        groups.setdefault(group, []).append(jid)
     return {group: ids for group, ids in groups.items() if len(ids) > 1}
 
 
-def _seed_values(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]], get: Any) -> tuple[list[float], list[float]]:
-    """``get(job)``'s numbers in base and in new over the seeds where both runs have one (like with like)."""
+def _group_label(group: str, seeds: Sequence[Any]) -> str:
+    """A seed group as its rows and regressions name it: ``m@d#lr=0.1 [seeds 0,1,2]``."""
+    return f"{group} [seeds {','.join(map(str, seeds))}]"
+
+
+def _seed_values(pairs: Sequence[tuple[Any, Any]], get: Any) -> tuple[list[float], list[float]]:
+    """``get(side)``'s numbers in base and in new over the seeds where both runs have one (like with like)."""
     old, new = [], []
     for a, b in pairs:
         x, y = _num(get(a)), _num(get(b))
@@ -207,34 +213,31 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
                       new_jobs: dict[Any, dict[str, Any]], gate: _Gate) -> dict[str, Any]:
     """One seed group's comparison: each metric's mean over the seeds (with the standard deviations) and
     each latency row's median p50, gated as one job would be; only seeds ``ok`` in both runs count."""
-    pairs = [(base_jobs[i], new_jobs[i]) for i in ids
+    def parts(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """prefix -> record: the fp32 model's PyTorch metrics and latency, its ONNX metrics, each variant's."""
+        variants = {f"{v.get('variant')} ": v for v in job.get("variants") or [] if isinstance(v, dict)}
+        return {"": {"metrics": job.get("metrics"), "latency": job.get("latency")},
+                "onnx ": {"metrics": (job.get("onnx") or {}).get("metrics")}, **variants}
+
+    # each seed finished in both runs, as (base's parts, new's parts)
+    pairs = [(parts(base_jobs[i]), parts(new_jobs[i])) for i in ids
              if base_jobs[i].get("status") == "ok" and new_jobs[i].get("status") == "ok"]
     seeds = [base_jobs[i]["point"]["seed"] for i in ids]
-    label = f"{group} [seeds {','.join(map(str, seeds))}]"
+    label = _group_label(group, seeds)
     entry: dict[str, Any] = {"id": group, "jobs": ids, "seeds": seeds, "n_ok": len(pairs), "metrics": {},
                              "latency": []}
-
-    def parts(job: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """(prefix, record) of the fp32 model's PyTorch and ONNX metrics and each variant's."""
-        variants = [(f"{v.get('variant')} ", v) for v in job.get("variants") or [] if isinstance(v, dict)]
-        return [("", {"metrics": job.get("metrics"), "latency": job.get("latency")}),
-                ("onnx ", {"metrics": (job.get("onnx") or {}).get("metrics")}), *variants]
-
     names: dict[str, tuple[str, str]] = {}  # label -> (prefix, metric name), in the order first met
     rows: dict[tuple[str, tuple[Any, ...]], None] = {}
     for old, _ in pairs:
-        for prefix, record in parts(old):
+        for prefix, record in old.items():
             for name in record.get("metrics") or {}:
                 names.setdefault(f"{prefix}{name}", (prefix, name))
             for row in record.get("latency") or []:
                 if isinstance(row, dict):
                     rows.setdefault((prefix, _latency_key(row)), None)
 
-    def record(job: dict[str, Any], prefix: str) -> dict[str, Any]:
-        return next((r for p, r in parts(job) if p == prefix), {})
-
     for metric_label, (prefix, name) in names.items():
-        old_values, new_values = _seed_values(pairs, lambda j: (record(j, prefix).get("metrics") or {}).get(name))
+        old_values, new_values = _seed_values(pairs, lambda p: ((p.get(prefix) or {}).get("metrics") or {}).get(name))
         if not old_values:
             continue
         change = _change(statistics.fmean(old_values), statistics.fmean(new_values))
@@ -243,15 +246,15 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
         gate.metric(label, f"{metric_label} (mean of {len(old_values)} seeds)", name, change)
         entry["metrics"][metric_label] = change
     for prefix, key in rows:
-        def p50(job: dict[str, Any], stable_only: bool) -> Any:
-            row = next((r for r in record(job, prefix).get("latency") or []
+        def p50(side: dict[str, dict[str, Any]], stable_only: bool) -> Any:
+            row = next((r for r in (side.get(prefix) or {}).get("latency") or []
                         if isinstance(r, dict) and _latency_key(r) == key), None)
             return None if row is None or (stable_only and row.get("stable") is False) else row.get("p50_ms")
 
-        old_values, new_values = _seed_values(pairs, lambda j: p50(j, True))  # rows either run found unstable: out
+        old_values, new_values = _seed_values(pairs, lambda p: p50(p, True))  # rows either run found unstable: out
         why = gate.why_not_gated(key)
         if not old_values:
-            old_values, new_values = _seed_values(pairs, lambda j: p50(j, False))
+            old_values, new_values = _seed_values(pairs, lambda p: p50(p, False))
             if not old_values:
                 continue
             why = why or "unstable"
@@ -446,7 +449,7 @@ def seed_group_rows(comparison: dict[str, Any]) -> list[list[str]]:
     median p50s over the seeds both runs have."""
     rows = []
     for group in comparison.get("seed_groups") or []:
-        label = f"{group['id']} [seeds {','.join(map(str, group['seeds']))}]"
+        label = _group_label(group["id"], group["seeds"])
         for name, change in group["metrics"].items():
             gated = _is_fraction_metric(name)
             measure = f"{name}, mean of {change.get('n')}" + ("" if gated else " (not gated)")
@@ -464,8 +467,7 @@ def _not_gated_text(lat: dict[str, Any]) -> str:
     if lat.get("gated", True):
         return ""
     why = {"unstable": "unstable", "threads": "other threads", "batch": "other batch size",
-           "seeds": "seed median"}.get(
-        lat.get("not_gated") or "")
+           "seeds": "seed median"}.get(lat.get("not_gated") or "")
     return f" (not gated: {why})" if why else " (not gated)"
 
 

@@ -716,8 +716,7 @@ def measure_torch(
         with torch_threads(n_threads), torch.inference_mode(), \
                 cudnn_benchmark(True) if on_cuda else contextlib.nullcontext():
             for batch_size in batch_sizes:
-                reps = math.ceil(batch_size / len(sample))
-                x = sample.repeat(reps, *([1] * (sample.dim() - 1)))[:batch_size].contiguous().to(device)
+                x = _batch_of(sample, batch_size).to(device)
                 if device.startswith("cuda"):
 
                     def call(x: "torch.Tensor" = x) -> None:
@@ -746,6 +745,21 @@ def measure_torch(
     return rows
 
 
+def _batch_of(sample: "torch.Tensor", batch_size: int) -> "torch.Tensor":
+    """``sample`` repeated to ``batch_size`` rows, contiguous (what :func:`harness.ort.input_feeds` feeds ONNX
+    Runtime from the same sample)."""
+    reps = math.ceil(batch_size / len(sample))
+    return sample.repeat(reps, *([1] * (sample.dim() - 1)))[:batch_size].contiguous()
+
+
+def at_setting(result: dict[str, Any], provider: str, batch_size: int, threads: int) -> dict[str, Any]:
+    """An alternating comparison's ``result`` (:func:`compare_alternating`) with where it was made and its
+    ``speedup`` (``1 / ratio``: how many times faster the first side is)."""
+    result.update(provider=provider, batch_size=batch_size, threads=threads,
+                  speedup=round(1.0 / result["ratio"], 4) if result["ratio"] else None)
+    return result
+
+
 def round_config(config: LatencyConfig) -> tuple[LatencyConfig, int]:
     """The rounds of an alternating comparison made under ``config``: :data:`ROUND` five times, or shorter
     ones three times for a ``--quick`` run."""
@@ -772,7 +786,7 @@ def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "
     provider = "CPUExecutionProvider"
     session = make_session(onnx_path, provider, threads=threads)
     ort_call = onnx_call(session, input_feeds(session, batch_size, sample=sample.numpy()), provider)
-    x = sample.repeat(math.ceil(batch_size / len(sample)), *([1] * (sample.dim() - 1)))[:batch_size].contiguous()
+    x = _batch_of(sample, batch_size)
 
     def eager_call() -> None:
         model(x)
@@ -781,9 +795,7 @@ def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "
     rounds = min(rounds, 3)  # a table column, not a deployment choice: three rounds, half the time of five
     with torch_threads(threads), torch.inference_mode():
         result = compare_alternating(ort_call, eager_call, rounds=rounds, config=config, names=("onnxruntime", "torch"))
-    result.update(provider=provider, batch_size=batch_size, threads=threads,
-                  speedup=round(1.0 / result["ratio"], 4) if result["ratio"] else None)
-    return result
+    return at_setting(result, provider, batch_size, threads)
 
 
 def default_thread_counts() -> list[int]:

@@ -65,12 +65,12 @@ class Registry:
     @classmethod
     def from_host(cls, host: PluginHost) -> "Registry":
         registry = cls(host=host)
+        # In plugin registration order (built-ins were registered first, so their names win a clash).
+        # get_hookimpls() is not that order: pluggy puts a trylast implementation first and a tryfirst
+        # one last, which let a third-party trylast hook take "accuracy" from the built-ins.
+        order = {name: index for index, name in enumerate(host.plugins)}
         for kind, (hook_name, spec_type) in KINDS.items():
             caller = getattr(host.pm.hook, hook_name)
-            # In plugin registration order (built-ins were registered first, so their names win a clash).
-            # get_hookimpls() is not that order: pluggy puts a trylast implementation first and a tryfirst
-            # one last, which let a third-party trylast hook take "accuracy" from the built-ins.
-            order = {name: index for index, name in enumerate(host.plugins)}
             for impl in sorted(caller.get_hookimpls(), key=lambda i: order.get(i.plugin_name, len(order))):
                 registry._collect(kind, spec_type, impl.plugin_name, impl.function)
         return registry
@@ -193,12 +193,18 @@ class Registry:
         return chosen
 
 
+def did_you_mean(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``; did you mean: a, b?`` for the names of ``known`` close to ``name``, or "" when none is."""
+    close = difflib.get_close_matches(name, sorted(known), n=n, cutoff=cutoff)
+    return f"; did you mean: {', '.join(close)}?" if close else ""
+
+
 def unknown_name_message(what: str, name: str, known: Iterable[str]) -> str:
     """``unknown model 'x'; did you mean: a, b`` (or the full list when nothing is close)."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = did_you_mean(name, known)
     if close:
-        return f"unknown {what} {name!r}; did you mean: {', '.join(close)}?"
+        return f"unknown {what} {name!r}{close}"
     listing = ", ".join(known) if known else "none registered"
     return f"unknown {what} {name!r}; known: {listing}"
 

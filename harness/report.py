@@ -185,11 +185,10 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         lines.append(unstable_note(_shown_latency(results)) or "")
     if "ORT vs eager" in headers and any(UNSTABLE_MARK in row[headers.index("ORT vs eager")] for row in table):
         lines.append(RATIO_UNSTABLE_NOTE)
-    stand_ins = sorted({str(job.get("dataset")) for job in results.get("jobs", [])
-                        if isinstance(job.get("data"), dict) and job["data"].get("mnist_unavailable")})
+    stand_ins = {dataset: text for dataset, (text, stand_in) in _sources(results).items() if stand_in}
     if stand_ins:  # the table's "mnist3d" is voxelised Fashion-MNIST: said where the figures are pasted from
-        source = next(t for t in data_sources(results) if t.startswith(f"{stand_ins[0]} from "))
-        lines.append(f"note: {', '.join(stand_ins)} here is a stand-in: {source} (pass --data-dir with MNIST)")
+        lines.append(f"note: {', '.join(stand_ins)} here is a stand-in: {'; '.join(stand_ins.values())} "
+                     "(pass --data-dir with MNIST)")
     note = shortened_note(results)
     if note:
         lines.append(note)
@@ -205,7 +204,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
 
 RATIO_UNSTABLE_NOTE = (f"{UNSTABLE_MARK} on ORT vs eager: ONNX Runtime against eager PyTorch at the p50 column's "
                        "batch size and threads, timed in alternating rounds whose ratios spread by more than 10 % "
-                       "or whose estimates disagreed (or, in an older run, a ratio of two rows of which one is unstable): it does not repeat")
+                       "or whose estimates disagreed (or, in an older run, a ratio of two rows of which one is "
+                       "unstable): it does not repeat")
 
 
 def _shown_latency(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1327,7 +1327,13 @@ def header_facts(results: dict[str, Any], run_dir: "str | Path | None" = None) -
 
 def data_sources(results: dict[str, Any]) -> list[str]:
     """Where each dataset's samples came from (the jobs' ``data``: folder, download, or a stand-in)."""
-    seen: dict[str, str] = {}
+    return [text for text, _ in _sources(results).values()]
+
+
+def _sources(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """dataset -> (where its samples came from, whether that is a stand-in for the data named), from the
+    first job of each dataset that says (its ``data``)."""
+    seen: dict[str, tuple[str, bool]] = {}
     for job in results.get("jobs", []):
         data = job.get("data")
         if not isinstance(data, dict) or not data.get("source") or str(job.get("dataset")) in seen:
@@ -1339,8 +1345,8 @@ def data_sources(results: dict[str, Any]) -> list[str]:
             text += f" ({data['origin']})"
         if data.get("mnist_unavailable"):  # mnist3d voxelised Fashion-MNIST: say it loudly
             text += " INSTEAD OF MNIST, which was not found"
-        seen[str(job.get("dataset"))] = text
-    return list(seen.values())
+        seen[str(job.get("dataset"))] = (text, bool(data.get("mnist_unavailable")))
+    return seen
 
 
 NOT_RUN_LISTED = 20  # ids named in the summary line; the rest are counted

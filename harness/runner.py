@@ -27,7 +27,7 @@ from harness.errors import DataUnavailableError, HarnessError, StageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
 from harness.progress import Progress
-from harness.registry import SINGULAR, Registry
+from harness.registry import SINGULAR, Registry, did_you_mean
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_taken, safe_name
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
@@ -495,10 +495,7 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
             named |= names
     for key in sorted(keys - named):
         if not unreadable:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(RECIPE_OVERRIDES | named | {"seed"}), n=2, cutoff=0.7)
-            hint = f"; did you mean: {', '.join(close)}?" if close else ""
+            hint = did_you_mean(key, RECIPE_OVERRIDES | named | {"seed"}, n=2, cutoff=0.7)
             raise HarnessError(f"sweep key {key!r} is not a recipe field ({', '.join(sorted(RECIPE_OVERRIDES))}), "
                                f"nor seed, nor an argument any selected model's build names (**kwargs does not count)"
                                f"{hint}")

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from harness.coldstart import cold_start_for
-from harness.latency import GPU_PROVIDERS, LatencyConfig, compare_alternating, measure_onnx, onnx_call, round_config
+from harness.latency import (GPU_PROVIDERS, LatencyConfig, at_setting, compare_alternating, measure_onnx, onnx_call,
+                             round_config)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -209,9 +210,7 @@ def _compare_with_fp32(fp32_path: Path, target: Path, provider: str, batch_size:
         calls.append(onnx_call(session, feeds, provider))
     rounds_config, rounds = round_config(config)
     result = compare_alternating(calls[0], calls[1], rounds=rounds, config=rounds_config, names=(name, "fp32"))
-    result.update(provider=provider, batch_size=batch_size, threads=threads,
-                  speedup=round(1.0 / result["ratio"], 4) if result["ratio"] else None)
-    return result
+    return at_setting(result, provider, batch_size, threads)
 
 
 def _session_anywhere(path: Path, providers: Sequence[str]) -> tuple[Any, str]:
