@@ -2,7 +2,7 @@
 
 The public surface for plugin authors is importable from here without pulling
 in torch: :data:`hookimpl`, :class:`ModelSpec`, :class:`DatasetSpec`,
-:class:`MetricSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`, and
+:class:`MetricSpec`, :class:`TrackerSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`, and
 :class:`DataUnavailableError`, which a dataset's ``load`` raises when its files are not there.
 """
 
@@ -12,7 +12,7 @@ import pluggy
 
 from harness._names import NAME
 from harness.errors import DataUnavailableError
-from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, lazy
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, TrackerSpec, lazy
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "Recipe",
     "Schedule",
     "Splits",
+    "TrackerSpec",
     "__version__",
     "hookimpl",
     "lazy",

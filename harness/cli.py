@@ -254,7 +254,7 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
     rows = []
     for e in entries:
         parts = [f"{k}: {', '.join(v)}" for k, v in e["registered"].items() if v]
-        if "harness_reporters" in e["hooks"]:  # made per run (the trackers: by --track or $HARNESS_TRACK)
+        if "harness_reporters" in e["hooks"]:  # made per run: nothing to list ahead of it
             parts.append("reporters: made when a run starts")
         registered = _wrapped_names("; ".join(parts) or "-")
         rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
@@ -281,11 +281,11 @@ def _wrapped_names(text: str, width: int = 70) -> str:
     return textwrap.fill(text, width, break_on_hyphens=False, break_long_words=False)
 
 
-@main.command("list", short_help="Registered models, datasets or metrics.")
-@click.argument("kind", type=click.Choice(["models", "datasets", "metrics"]))
+@main.command("list", short_help="Registered models, datasets, metrics or trackers.")
+@click.argument("kind", type=click.Choice(["models", "datasets", "metrics", "trackers"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(kind: str, as_json: bool) -> None:
-    """List registered models, datasets or metrics with the plugin that registered each."""
+    """List registered models, datasets, metrics or trackers with the plugin that registered each."""
     registry = _registry()
     if registry.errors:  # a name missing from the list is most often a plugin that failed to load
         failed = sorted({e.plugin for e in registry.errors})
@@ -304,6 +304,11 @@ def list_command(kind: str, as_json: bool) -> None:
         elif kind == "datasets":
             item.update(input_shape=list(spec.input_shape) if spec.input_shape else None,
                         num_classes=spec.num_classes, tags=list(spec.tags))
+        elif kind == "trackers":
+            from harness.reporters import missing_packages
+
+            item.update(requires=list(spec.requires), install=spec.install or None,
+                        missing=missing_packages(spec))
         else:
             item.update(higher_is_better=spec.higher_is_better)
         rows.append(item)
@@ -325,6 +330,14 @@ def list_command(kind: str, as_json: bool) -> None:
         table = [[r["name"], r["plugin"], "x".join(map(str, r["input_shape"] or [])) or "?", r["num_classes"] or "?",
                   r["description"]] for r in rows]
         headers = ["dataset", "plugin", "input", "classes", "description"]
+    elif kind == "trackers":
+        def needs(r: dict[str, Any]) -> str:
+            if not r["missing"]:
+                return "installed" if r["requires"] else "-"
+            return f"pip install '{r['install'] or ' '.join(r['missing'])}'"
+
+        table = [[r["name"], r["plugin"], needs(r), r["description"]] for r in rows]
+        headers = ["tracker", "plugin", "packages", "description"]
     else:
         table = [[r["name"], r["plugin"], "higher" if r["higher_is_better"] else "lower", r["description"]]
                  for r in rows]
@@ -504,8 +517,9 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Mark which models add at most SIZE of resident memory to a process that loads them and "
                    "answers once (measured: weights as ONNX Runtime holds them, its arena, the tensors), "
                    "e.g. 4MiB.")
-@click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers: mlflow,tensorboard "
-              "(also $HARNESS_TRACK; pip install 'harness[mlflow]' / 'harness[tensorboard]').")
+@click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers by name: mlflow,tensorboard "
+              "built in, others from plugins (harness list trackers; also $HARNESS_TRACK; pip install "
+              "'harness[mlflow]' / 'harness[tensorboard]').")
 @click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the accuracy "
               "floor and budgets asked): a CI check that some model still fits. results.json's 'edge' holds "
               "the answer either way.")
@@ -566,15 +580,13 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     elif values["ray_address"] or values["jobs"]:
         raise HarnessError("--ray-address and --jobs need --executor ray")
     tracked = []
-    if values.get("track"):  # first: a bad name in $HARNESS_TRACK is this one line, not also the hook's warning
+    if values.get("track"):  # made now: a bad name or a missing package is this one line, before any job
         source = ("$HARNESS_TRACK" if ctx.get_parameter_source("track") == click.core.ParameterSource.ENVIRONMENT
                   else f"{from_config['track']}: track" if "track" in from_config else "--track")
-        if TRACKERS_PLUGIN in registry.host.disabled:
-            raise HarnessError(f"{source}: the {TRACKERS_PLUGIN} plugin is disabled by HARNESS_DISABLE_PLUGINS")
-        from harness_plugins.trackers import make_reporters
+        from harness.reporters import make_trackers
 
         try:
-            tracked = make_reporters(values["track"])
+            tracked = make_trackers(registry, values["track"])
         except HarnessError as exc:  # which setting named it: a variable set long ago reads as a mystery
             raise HarnessError(f"{source}: {exc}") from None
     reporters = _reporters(registry)
@@ -736,18 +748,11 @@ def _ignore_signals(previous: dict[int, Any] | None) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-TRACKERS_PLUGIN = "trackers"
-"""The built-in plugin of the experiment trackers; ``run`` makes them itself, from ``--track``, which reads
-``$HARNESS_TRACK`` when not given: its hook (for other programs) would add the variable's on top."""
-
-
 def _reporters(registry: Any) -> list[Any]:
     from harness.manager import one_line
 
     reporters = []
     for impl in registry.host.pm.hook.harness_reporters.get_hookimpls():
-        if impl.plugin_name == TRACKERS_PLUGIN:
-            continue
         try:
             reporters.extend(impl.function() or [])
         except Exception as exc:  # noqa: BLE001

@@ -32,7 +32,7 @@ from harness._names import NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.reporters import Reporter
-    from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+    from harness.specs import DatasetSpec, MetricSpec, ModelSpec, TrackerSpec
 
 hookspec = pluggy.HookspecMarker(NAME)
 
@@ -88,4 +88,22 @@ def harness_reporters() -> "list[Reporter]":
     is reported and switched off for the rest of the run; it never fails a job.
 
     :returns: a list of ``Reporter`` instances.
+    """
+
+
+@hookspec
+def harness_trackers() -> "list[TrackerSpec]":
+    """Return the experiment trackers this plugin offers, switched on by name.
+
+    Called once when the registry is built. Each :class:`harness.TrackerSpec`
+    is made (``make()`` returns a :class:`harness.reporters.Reporter`) only
+    when a run names it: ``harness run --track NAME``, ``$HARNESS_TRACK`` or
+    ``track`` in a config file; names match in any case. A tracker whose
+    ``requires`` packages are missing stops that run before it starts, with
+    the ``pip install`` line. ``harness list trackers`` shows them all.
+
+    Use :func:`harness_reporters` instead for an observer that watches every
+    run without being named.
+
+    :returns: a list of ``TrackerSpec``.
     """

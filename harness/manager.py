@@ -67,7 +67,7 @@ class LoadError:
     distribution: str | None
     message: str
     kind: str | None = None
-    """``models``, ``datasets`` or ``metrics`` when the error came from registering that kind (a hook that
+    """``models``, ``datasets``, ``metrics`` or ``trackers`` when the error came from registering that kind (a hook that
     raised, returned the wrong type, or a refused name); None for import and load errors."""
 
     def __str__(self) -> str:

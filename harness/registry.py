@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from harness.errors import UnknownNameError
 from harness.manager import LoadError, PluginHost, load_plugins, one_line
-from harness.specs import DatasetSpec, MetricSpec, ModelSpec, call_problem, spec_problem
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec, TrackerSpec, call_problem, spec_problem
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,10 @@ KINDS: dict[str, tuple[str, type]] = {
     "models": ("harness_models", ModelSpec),
     "datasets": ("harness_datasets", DatasetSpec),
     "metrics": ("harness_metrics", MetricSpec),
+    "trackers": ("harness_trackers", TrackerSpec),
 }
-SINGULAR = {"models": "model", "datasets": "dataset", "metrics": "metric"}
-ROLES = {"models": "build", "datasets": "load", "metrics": "compute"}  # the callable each kind's spec holds
+SINGULAR = {"models": "model", "datasets": "dataset", "metrics": "metric", "trackers": "tracker"}
+ROLES = {"models": "build", "datasets": "load", "metrics": "compute", "trackers": "make"}  # the callable each kind's spec holds
 
 
 def spec_label(kind: str, spec: Any, index: int, hook_name: str) -> str:
@@ -40,7 +41,7 @@ def spec_label(kind: str, spec: Any, index: int, hook_name: str) -> str:
 
 @dataclass
 class Registry:
-    """Every model, dataset and metric the loaded plugins offer, by name."""
+    """Every model, dataset, metric and tracker the loaded plugins offer, by name."""
 
     host: PluginHost
     specs: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
@@ -61,6 +62,10 @@ class Registry:
     @property
     def metrics(self) -> dict[str, MetricSpec]:
         return self.specs["metrics"]
+
+    @property
+    def trackers(self) -> dict[str, TrackerSpec]:
+        return self.specs["trackers"]
 
     @classmethod
     def from_host(cls, host: PluginHost) -> "Registry":

@@ -1,4 +1,4 @@
-"""Run observers: the objects plugins return from ``harness_reporters``.
+"""Run observers: the objects plugins return from ``harness_reporters``, or make for a ``TrackerSpec``.
 
 A reporter sees a run as it happens (for experiment trackers such as MLflow
 or TensorBoard). Every method has a do-nothing default, so a reporter
@@ -43,6 +43,53 @@ class Reporter:
     def reports_written(self, run_dir: Path, paths: list[Path]) -> None:
         """Called by ``harness run`` after ``run_ended``, once results.json holds its final figures (the edge
         answer) and the reports (results.csv, report.md, report.html, the plots) are written: ``paths``."""
+
+
+def make_trackers(registry: Any, names: Iterable[str]) -> list[Reporter]:
+    """The reporters of the trackers called ``names`` (in any case; each once), made now.
+
+    Raises :class:`harness.errors.UnknownNameError` for a name no plugin registers, and
+    :class:`harness.errors.HarnessError` for a tracker whose ``requires`` packages are not installed
+    (with the ``pip install`` line) or whose ``make`` raises."""
+    from harness.errors import HarnessError
+    from harness.manager import one_line
+
+    by_lower = {name.lower(): name for name in registry.trackers}
+    reporters = []
+    for asked in dict.fromkeys(n.strip().lower() for n in names if n.strip()):
+        spec = registry.get("trackers", by_lower.get(asked, asked))
+        missing = missing_packages(spec)
+        if missing:
+            install = spec.install or " ".join(missing)
+            raise HarnessError(f"the {spec.name} tracker needs the {', '.join(missing)} "
+                               f"package{'s' if len(missing) > 1 else ''}: pip install '{install}'")
+        try:
+            reporter = spec.make()
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug: one line naming the tracker, exit 2
+            log.debug("tracker %r: make() raised", spec.name, exc_info=True)
+            raise HarnessError(f"the {spec.name} tracker could not be made: {one_line(exc)}") from None
+        if not getattr(reporter, "name", None) or reporter.name == Reporter.name:
+            try:  # told apart from others in messages and reporter_errors by the name it was asked by
+                reporter.name = spec.name
+            except AttributeError:
+                pass
+        reporters.append(reporter)
+    return reporters
+
+
+def missing_packages(spec: Any) -> list[str]:
+    """The packages of a ``TrackerSpec``'s ``requires`` that cannot be imported here (found, not imported)."""
+    import importlib.util
+
+    def importable(package: str) -> bool:
+        try:
+            return importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            return False
+
+    return [package for package in spec.requires if not importable(package)]
 
 
 class ReporterSet:

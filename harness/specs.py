@@ -318,13 +318,28 @@ class MetricSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class TrackerSpec:
+    """An experiment tracker a user switches on by name (``--track NAME``, ``$HARNESS_TRACK`` or ``track``
+    in a config file): ``make() -> Reporter``, called once when such a run starts.
+
+    ``requires`` names the packages the tracker imports; when one is missing the run stops before it
+    starts, saying ``pip install`` of ``install`` (or of the missing package when ``install`` is empty)."""
+
+    name: str
+    make: Callable[[], Any]
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+
+
 # -- field checks, run when a plugin registers a spec ------------------------------------------------------
 # A frozen dataclass takes any value; a wrong type then failed in whichever command first read the field
 # (a traceback in `harness list`, or a job failing at build time). These say it once, at registration,
 # as that plugin's error. Cheap: no import, no call.
 
 SCHEDULE_KINDS = ("constant", "step", "piecewise", "onecycle")
-CALLS = {"build": DOCUMENTED_KEYWORDS["build"], "load": DOCUMENTED_KEYWORDS["load"], "compute": 2}
+CALLS = {"build": DOCUMENTED_KEYWORDS["build"], "load": DOCUMENTED_KEYWORDS["load"], "compute": 2, "make": 0}
 """How the harness calls each spec callable: with these keyword arguments, or with this many positional ones."""
 
 
@@ -451,6 +466,14 @@ def spec_problem(spec: Any) -> str | None:
             _must("higher_is_better", spec.higher_is_better, isinstance(spec.higher_is_better, bool), "True or False"),
             description,
         )
+    if isinstance(spec, TrackerSpec):
+        return _first(
+            name,
+            _callable_problem("make", spec.make),
+            _must("requires", spec.requires, _is_str_tuple(spec.requires), "a tuple of str (package names)"),
+            _must("install", spec.install, isinstance(spec.install, str), "a str"),
+            description,
+        )
     return None
 
 
@@ -469,12 +492,13 @@ def call_problem(role: str, function: Callable[..., Any]) -> str | None:
     except (TypeError, ValueError):
         return None
     call = CALLS[role]
-    if isinstance(call, int):  # compute(logits, targets)
+    if isinstance(call, int):  # compute(logits, targets), make()
         try:
             signature.bind(*(None,) * call)
         except TypeError:
             takes = _parameters_text(function)
-            return f"{where} must take two positional arguments, logits and targets (it takes {takes})"
+            wanted = "two positional arguments, logits and targets" if call == 2 else "no arguments"
+            return f"{where} must take {wanted} (it takes {takes})"
         return None
     accepted = keyword_names(function)
     missing = [k for k in call if accepted is not None and k not in accepted]

@@ -25,7 +25,7 @@ def test_third_party_distribution_is_discovered_with_its_name_and_version(site):
     assert (info.distribution, info.version, info.builtin) == ("harness-demo-plugin", "2.3", False)
     assert info.hooks == ["harness_datasets", "harness_metrics", "harness_models"]
     assert registry.registered_by("demo") == {
-        "models": ["demo-tiny"], "datasets": ["demo-blobs"], "metrics": ["demo-top2"]}
+        "models": ["demo-tiny"], "datasets": ["demo-blobs"], "metrics": ["demo-top2"], "trackers": []}
     assert not [e for e in registry.errors if e.plugin == "demo"]
 
 
@@ -122,9 +122,12 @@ def test_plugins_command_lists_third_party_and_errors_as_json(site):
     assert demo["distribution"] == "harness-demo-plugin" and demo["version"] == "0.9"
     assert demo["registered"]["models"] == ["demo-tiny"]
     assert any(e["plugin"] == "broken" and e["distribution"] == "harness-broken" for e in data["errors"])
+    site.install("harness-ending", {"ending": "ending_reporter"})
     table = run_cli("plugins", env=site.env()).stdout  # a reporter plugin registers nothing ahead of a run
+    ending = next(line for line in table.splitlines() if line.startswith("ending "))
+    assert ending.rstrip().endswith("reporters: made when a run starts"), table
     trackers = next(line for line in table.splitlines() if line.startswith("trackers "))
-    assert trackers.rstrip().endswith("reporters: made when a run starts"), table
+    assert trackers.rstrip().endswith("trackers: mlflow, tensorboard"), table
     names = [name for p in data["plugins"] for kind in p["registered"].values() for name in kind]
     assert all(name in table for name in names), table  # wrapped at spaces, never inside a hyphenated name
     from harness.cli import _wrapped_names

@@ -43,6 +43,8 @@ def test_wrongly_typed_fields_refuse_only_that_spec_naming_plugin_spec_and_field
         "dataset 'spec-shape-ds': input_shape must be None or a tuple of positive ints (channels first), not 16",
         "dataset 'spec-classes-ds': num_classes must be None or a positive int, not '4'",
         "metric 'spec-str-metric': compute must be callable, not 'spec_bad_fields:metric'",
+        "tracker 'spec-requires-str': requires must be a tuple of str (package names), not 'wandb'",
+        "tracker 'spec-make-str': make must be callable, not 'spec_bad_fields:make_tracker'",
     ]
     for text in expected:
         assert any(m.startswith(text) for m in errors), (text, errors)
@@ -50,7 +52,8 @@ def test_wrongly_typed_fields_refuse_only_that_spec_naming_plugin_spec_and_field
     assert "not '3'" in next(m for m in errors if "spec-rank" in m)  # the value as written, quotes and all
     # Just the bad specs are refused: the good ones and the other plugins keep theirs.
     assert registry.registered_by("spec-bad") == {
-        "models": ["spec-dup", "spec-good"], "datasets": ["spec-good-ds"], "metrics": ["spec-good-metric"]}
+        "models": ["spec-dup", "spec-good"], "datasets": ["spec-good-ds"], "metrics": ["spec-good-metric"],
+        "trackers": ["spec-good-tracker"]}
     assert "demo-tiny" in registry.models and "synthetic" in registry.datasets
     assert not _errors(registry, "demo")
 
@@ -69,7 +72,7 @@ def test_commands_keep_working_beside_a_plugin_with_bad_fields(site):
     assert plugins.returncode == 0 and "Traceback" not in plugins.stderr, plugins.stderr
     assert "plugin 'spec-bad' (from harness-spec-bad): model 'spec-spatial': spatial_shape" in plugins.stderr
     assert run_cli("plugins", "--strict", env=env).returncode == 1
-    for kind in ("models", "datasets", "metrics"):
+    for kind in ("models", "datasets", "metrics", "trackers"):
         listed = run_cli("list", kind, "--json", env=env)
         assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
         assert json.loads(listed.stdout)
@@ -185,6 +188,7 @@ def test_check_targets_imports_lazy_targets_and_reads_signatures(site):
         "data_dir and seed (it takes path, rng)",
         "dataset 'plain-load-ds': load must take keyword arguments data_dir and seed (it takes path, rng)",
         "metric 'plain-one-arg': compute must take two positional arguments, logits and targets (it takes logits)",
+        "tracker 'plain-keyed-tracker': make must take no arguments (it takes api_key)",
     ]
     assert sorted(errors) == sorted(expected), errors
     assert registry.registered_by("spec-lazy")["models"]  # checked, not refused: their jobs fail as before

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import harness_plugins.trackers as trackers
 import pytest
 
 from harness.errors import HarnessError
-from harness.reporters import Reporter
+from harness.registry import build_registry
+from harness.reporters import Reporter, make_trackers
 
 needs_mlflow = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
                                   reason="mlflow not installed (pip install 'harness[mlflow]')")
@@ -72,48 +73,83 @@ def drive(reporter: Reporter, run_dir: Path) -> dict:
 # -- factory and hook --------------------------------------------------------------------------------------------
 
 
-def test_names_are_parsed_from_a_comma_list():
-    assert trackers.parse_names(" MLflow, tensorboard,,mlflow ") == ["mlflow", "tensorboard"]
-    assert trackers.parse_names(None) == [] and trackers.parse_names("") == []
+@pytest.fixture(scope="module")
+def registry():
+    from harness.registry import build_registry
+
+    return build_registry()
 
 
-def test_unknown_tracker_is_a_harness_error_naming_the_known_ones():
+def test_the_built_in_trackers_are_registered_as_tracker_specs(registry):
+    assert registry.owners["trackers"] == {"mlflow": "trackers", "tensorboard": "trackers"}
+    assert all(spec.requires == (name,) and spec.install == f"harness[{name}]"
+               for name, spec in registry.trackers.items())
+
+
+def test_unknown_tracker_is_a_harness_error_naming_the_known_ones(registry):
     with pytest.raises(HarnessError, match="unknown tracker 'wandb'; known: mlflow, tensorboard"):
-        trackers.make_reporters(["wandb"])
+        make_trackers(registry, ["wandb"])
+    with pytest.raises(HarnessError, match="unknown tracker 'mlflw'; did you mean: mlflow"):
+        make_trackers(registry, ["mlflw"])
 
 
 @pytest.mark.parametrize("name", ["mlflow", "tensorboard"])
-def test_missing_package_says_how_to_install_it(name, monkeypatch):
-    monkeypatch.setattr(trackers, "_installed", lambda package: False)
+def test_missing_package_says_how_to_install_it(registry, name, monkeypatch):
+    spec = dataclasses.replace(registry.trackers[name], requires=("harness_no_such_package",))
+    monkeypatch.setitem(registry.specs["trackers"], name, spec)
     with pytest.raises(HarnessError) as error:
-        trackers.make_reporters([name])
+        make_trackers(registry, [name])
     message = str(error.value)
-    assert f"pip install 'harness[{name}]'" in message and "\n" not in message
+    assert message == (f"the {name} tracker needs the harness_no_such_package package: "
+                       f"pip install 'harness[{name}]'")
 
 
-def test_hook_reads_harness_track_from_the_environment(monkeypatch):
-    monkeypatch.delenv(trackers.ENV_VAR, raising=False)
-    assert trackers.harness_reporters() == []
-    made = []
-    monkeypatch.setattr(trackers, "make_reporters", lambda names: made.append(names) or [])
-    monkeypatch.setenv(trackers.ENV_VAR, "tensorboard,mlflow")
-    trackers.harness_reporters()
-    assert made == [["tensorboard", "mlflow"]]
+@needs_tensorboard
+def test_names_match_in_any_case_and_each_is_made_once(registry, tmp_path):
+    (reporter,) = make_trackers(registry, ["TensorBoard", " tensorboard", ""])
+    assert reporter.name == "tensorboard"
 
 
 def test_plugin_module_imports_neither_torch_nor_the_trackers():
-    code = ("import sys, harness_plugins.trackers; "
+    code = ("import sys, harness_plugins.trackers as t; t.harness_trackers(); "
             "bad = [m for m in ('torch', 'mlflow', 'tensorboard') if m in sys.modules]; "
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
-def test_the_trackers_plugin_offers_the_hook():
+def test_a_third_party_tracker_is_switched_on_by_name(tmp_path):
+    from conftest import offline_cli_env, run_cli
+
+    env = {**offline_cli_env(tmp_path, "harness-jsonlog", {"jsonlog": "named_tracker"}),
+           "JSONLOG_PATH": str(tmp_path / "calls.jsonl")}
+    listed = run_cli("list", "trackers", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:]}
+    assert "pip install 'jsonlog[extra]'" in rows["needs-extra"] and rows["jsonlog"].split()[1] == "jsonlog"
+    args = ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+            "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick", "--cold-runs", "0",
+            "--no-torch-latency", "--exporter", "torchscript", "--out", str(tmp_path / "out")]
+    for name, said in [("needs-extra", "--track: the needs-extra tracker needs the harness_no_such_package package: "
+                                       "pip install 'jsonlog[extra]'"),
+                       ("broken", "--track: the broken tracker could not be made: RuntimeError: no API key in "
+                                  "$JSONLOG_KEY")]:
+        refused = run_cli(*args, "--track", name, env=env)  # before any job: no run folder
+        assert refused.returncode == 2 and refused.stderr.strip() == f"harness: error: {said}", refused.stderr
+        assert not (tmp_path / "out").exists()
+    result = run_cli(*args, "--run-id", "r", env={**env, "HARNESS_TRACK": "JsonLog"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert calls == [["run_started", "jsonlog"], ["job_ended", "mnist-mlp@synthetic", "ok"]]
+    assert json.loads((tmp_path / "out" / "r" / "results.json").read_text()).get("reporter_errors", []) == []
+
+
+def test_the_trackers_plugin_registers_through_its_hook():
     result = subprocess.run([sys.executable, "-m", "harness", "plugins", "--json"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "harness_reporters" in result.stdout and '"trackers"' in result.stdout
+    (plugin,) = [p for p in json.loads(result.stdout)["plugins"] if p["name"] == "trackers"]
+    assert plugin["hooks"] == ["harness_trackers"] and plugin["registered"]["trackers"] == ["mlflow", "tensorboard"]
 
 
 # -- MLflow ------------------------------------------------------------------------------------------------------
@@ -126,7 +162,7 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     run_dir = tmp_path / "run-1"
     run_dir.mkdir()
-    (reporter,) = trackers.make_reporters(["mlflow"])
+    (reporter,) = make_trackers(build_registry(), ["mlflow"])
     drive(reporter, run_dir)
     assert (run_dir / "mlruns").is_dir()
 
@@ -174,7 +210,7 @@ def test_mlflow_uses_the_tracking_uri_from_the_environment(tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "my-experiment")
     run_dir = tmp_path / "run-2"
     run_dir.mkdir()
-    (reporter,) = trackers.make_reporters(["mlflow"])
+    (reporter,) = make_trackers(build_registry(), ["mlflow"])
     drive(reporter, run_dir)
     assert not (run_dir / "mlruns").exists() and store.is_dir()
 
@@ -192,7 +228,7 @@ def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp
 
     run_dir = tmp_path / "run-3"
     run_dir.mkdir()
-    (reporter,) = trackers.make_reporters(["TensorBoard"])  # any case, as $HARNESS_TRACK is read
+    (reporter,) = make_trackers(build_registry(), ["TensorBoard"])  # any case, as $HARNESS_TRACK is read
     state = drive(reporter, run_dir)
     folders = sorted(p.name for p in (run_dir / "tensorboard").iterdir())
     assert folders == ["tiny_missing", "tiny_synthetic"]
@@ -247,7 +283,8 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
         net = spec.build(num_classes=10, input_shape=(1, 28, 28))
         assert set(accumulator.Tags()["histograms"]) == {f"weights/{n}" for n, _ in net.named_parameters()}
     off = run_cli(*args, "--track", "tensorboard", "--run-id", "s", env={**env, "HARNESS_DISABLE_PLUGINS": "trackers"})
-    assert off.returncode == 2 and "--track: the trackers plugin is disabled by HARNESS_DISABLE_PLUGINS" in off.stderr
+    assert off.returncode == 2 and "--track: unknown tracker 'tensorboard'" in off.stderr
+    assert "HARNESS_DISABLE_PLUGINS keeps out plugin(s) trackers" in off.stderr
 
 
 @pytest.mark.parametrize("fails_in", ["run_ended", "reports_written"])

@@ -3,7 +3,7 @@
 Only the bad specs may be refused: the good ones and every other plugin keep working.
 """
 
-from harness import DatasetSpec, MetricSpec, ModelSpec, Recipe, hookimpl, lazy
+from harness import DatasetSpec, MetricSpec, ModelSpec, Recipe, TrackerSpec, hookimpl, lazy
 
 
 def build(num_classes, input_shape, **kwargs):
@@ -52,3 +52,14 @@ def harness_datasets():
 @hookimpl
 def harness_metrics():
     return [MetricSpec("spec-good-metric", metric), MetricSpec("spec-str-metric", "spec_bad_fields:metric")]
+
+
+def make_tracker():
+    raise NotImplementedError("never made by these tests")
+
+
+@hookimpl
+def harness_trackers():
+    return [TrackerSpec("spec-good-tracker", make_tracker, requires=("json",)),
+            TrackerSpec("spec-requires-str", make_tracker, requires="wandb"),
+            TrackerSpec("spec-make-str", "spec_bad_fields:make_tracker")]

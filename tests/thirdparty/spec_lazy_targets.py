@@ -4,7 +4,7 @@ The targets live in spec_lazy_nets (copied beside it by the test), so a test can
 ``harness plugins`` never imports them.
 """
 
-from harness import DatasetSpec, MetricSpec, ModelSpec, hookimpl, lazy
+from harness import DatasetSpec, MetricSpec, ModelSpec, TrackerSpec, hookimpl, lazy
 
 
 def positional_build(n, shape):
@@ -41,3 +41,12 @@ def harness_datasets():
 @hookimpl
 def harness_metrics():
     return [MetricSpec("lazy-good-metric", lazy("spec_lazy_nets:metric")), MetricSpec("plain-one-arg", one_arg_metric)]
+
+
+def tracker_with_a_key(api_key):
+    raise AssertionError("never made")
+
+
+@hookimpl
+def harness_trackers():
+    return [TrackerSpec("plain-keyed-tracker", tracker_with_a_key)]
