@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from harness import rss
 from harness.text import size_text, squeeze
 
 PROBE_TIMEOUT_S = 300.0
@@ -202,38 +203,19 @@ class _Memory:
         self.linux = False
 
     def start(self) -> None:
-        try:
-            with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-                refs.write("5")  # reset VmHWM to the current RSS
-            self.base, self.linux = _status_bytes("VmRSS"), True
-        except OSError:
-            self.base = _maxrss_bytes()
+        self.base = rss.reset_peak()  # VmHWM back to the current RSS, where Linux offers it
+        self.linux = self.base is not None
+        if not self.linux:
+            self.base = rss.process_peak_bytes()
 
     def added(self) -> int | None:
-        peak = _status_bytes("VmHWM") if self.linux else _maxrss_bytes()
+        peak = rss.status_bytes("VmHWM") if self.linux else rss.process_peak_bytes()
         return None if peak is None or self.base is None else max(0, peak - self.base)
 
     def held(self) -> int | None:
         """The growth of the resident memory now, since :meth:`start` (Linux only; None elsewhere)."""
-        now = _status_bytes("VmRSS") if self.linux else None
+        now = rss.status_bytes("VmRSS") if self.linux else None
         return None if now is None or self.base is None else max(0, now - self.base)
-
-
-def _status_bytes(field: str) -> int | None:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024  # kB
-    return None
-
-
-def _maxrss_bytes() -> int | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
 def _watch(parent: int, deadline_s: float) -> None:

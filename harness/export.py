@@ -89,6 +89,9 @@ def export_onnx(
 ) -> ExportResult:
     """Write ``model`` (in eval mode, on CPU) to ``path`` with a dynamic batch dimension.
 
+    ``model`` itself is switched to eval mode and moved to the CPU (``nn.Module.eval``/``cpu`` work in
+    place): a caller that goes on with it on a GPU moves it back.
+
     ``example`` is a CPU batch of real inputs (two or more rows, so the batch
     dimension is not specialised to 1). ``exporter`` is ``auto`` (dynamo,
     then TorchScript on failure), ``dynamo`` or ``torchscript``. Raises

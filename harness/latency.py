@@ -702,6 +702,8 @@ def measure_torch(
 ) -> list[dict[str, Any]]:
     """Eager PyTorch latency rows of ``model`` measured exactly like :func:`measure_onnx`.
 
+    ``model`` itself is switched to eval mode and moved to ``device`` (in place, as ``nn.Module.to`` does).
+
     On CUDA each timed call ends with ``torch.cuda.synchronize()`` so the
     kernel time is inside the measurement, and cuDNN autotunes each shape
     (:func:`cudnn_benchmark`; the rows say ``cudnn_benchmark: true``).

@@ -13,12 +13,13 @@ import contextlib
 import functools
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from harness import rss
 from harness.errors import StageError
+from harness.rss import reset_peak as reset_peak_rss
 from harness.specs import Recipe
 
 log = logging.getLogger(__name__)
@@ -599,40 +600,8 @@ def peak_memory(device: str, rss_reset: bool = False) -> tuple[int | None, str |
     if device.startswith("cuda"):
         return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
     if rss_reset:
-        peak = _proc_status_bytes("VmHWM")
+        peak = rss.status_bytes("VmHWM")
         if peak is not None:
             return peak, "job_peak_rss"
-    try:
-        import resource
-
-        # The peak of the whole process so far: kilobytes on Linux and the BSDs, bytes on macOS.
-        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        return (peak if sys.platform == "darwin" else peak * 1024), "process_peak_rss"
-    except (ImportError, OSError):  # pragma: no cover - not on Windows
-        return None, None
-
-
-def reset_peak_rss() -> int | None:
-    """Reset this process's peak resident set size to the current one (Linux); that size in bytes.
-
-    Without it every job after the largest of a run would report the largest one's peak. None
-    where the kernel does not offer the reset (not Linux, or /proc read-only).
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # 5: reset the peak RSS ("high water mark"), see proc(5)
-    except OSError:
-        return None
-    return _proc_status_bytes("VmRSS")
-
-
-def _proc_status_bytes(field_name: str) -> int | None:
-    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; None when unreadable."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    peak = rss.process_peak_bytes()
+    return (peak, "process_peak_rss") if peak is not None else (None, None)
