@@ -85,14 +85,28 @@ DIMS = CommaList(_dim_item, "NAME=SIZE PAIRS")
 
 
 class Finite(click.FloatRange):
-    """A float option that refuses ``nan`` and ``inf`` (which pass range checks or disable them)."""
+    """A float option that refuses ``nan`` and ``inf`` (which pass range checks or disable them).
+
+    With ``percent``, a trailing ``%`` is allowed and dropped (``10%`` is 10), as people write percentages."""
 
     name = "float"
+
+    def __init__(self, *args: Any, percent: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.percent = percent
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import math
 
-        number = super().convert(value, param, ctx)
+        if self.percent and isinstance(value, str) and value.strip().endswith("%"):
+            number_text = value.strip()[:-1].strip()
+            try:
+                float(number_text)
+            except ValueError:
+                self.fail(f"{value!r} is not a valid number (or percentage).", param, ctx)
+            number = super().convert(number_text, param, ctx)
+        else:
+            number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
@@ -500,9 +514,9 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--profile", type=click.Choice(["edge"]), help="edge: batch 1 on 1 thread and on all cores, every "
               "variant, and a deployment table in the reports.")
 @click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Mark which models meet this p50 latency at batch 1.")
-@click.option("--accuracy-floor", type=Finite(), help="Lowest acceptable accuracy (0.99 or 99) in the edge "
+@click.option("--accuracy-floor", type=Finite(percent=True), help="Lowest acceptable accuracy (0.99 or 99) in the edge "
               "question: the deployment table, the answer under the results table and --edge-gate.")
-@click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
+@click.option("--max-accuracy-drop", type=Finite(0, 100, percent=True), metavar="POINTS",
               help="Largest accuracy loss below float32 a variant (int8, fp16...) may have in the deployment "
                    "table, in percentage points (0.5: half a point).")
 @click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
@@ -1177,9 +1191,9 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
               "(default: a folder 'joined' beside the first run; never a run folder).")
-@click.option("--accuracy-floor", type=Finite(0, 100), help="Ask the edge question again with this accuracy "
+@click.option("--accuracy-floor", type=Finite(0, 100, percent=True), help="Ask the edge question again with this accuracy "
               "floor (0.99 or 99) instead of the run's own.")
-@click.option("--max-accuracy-drop", type=Finite(0, 100), metavar="POINTS",
+@click.option("--max-accuracy-drop", type=Finite(0, 100, percent=True), metavar="POINTS",
               help="Ask it allowing a variant this many percentage points below float32.")
 @click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Ask it with this p50 latency budget "
               "at batch 1.")
@@ -1380,13 +1394,13 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
 @main.command("compare", short_help="Compare two runs job by job (a CI gate with --fail-on-regression).")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
-@click.option("--fail-on-regression", "threshold", type=Finite(), metavar="PCT",
+@click.option("--fail-on-regression", "threshold", type=Finite(percent=True), metavar="PCT",
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
                    "or macro-F1 drops by more than PCT percentage points, or when a job of BASE or one of its "
                    "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. Eager PyTorch "
                    "rows, rows either run marked unstable, sizes, MFLOPs and activation memory are shown, "
                    "never gated.")
-@click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100), metavar="POINTS",
+@click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100, percent=True), metavar="POINTS",
               help="Gate accuracy and macro-F1 drops at POINTS percentage points instead of PCT (e.g. "
                    "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "
                    "measurements but not latency.")

@@ -86,6 +86,17 @@ def test_accuracy_can_be_gated_tighter_than_latency():
     assert regressions("--max-accuracy-drop", "-1")[0] == 2
 
 
+def test_thresholds_may_be_written_with_a_percent_sign():
+    def run(*args: str):
+        return CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), *args])
+
+    assert run("--fail-on-regression", "10%").output == run("--fail-on-regression", "10").output
+    said = run("--fail-on-regression", "50 %", "--max-accuracy-drop", "1%").output
+    assert "(p50 +50%, accuracy or macro-F1 -1 points)" in said
+    for wrong in ("10%%", "%", "ten%"):
+        assert run("--fail-on-regression", wrong).exit_code == 2
+
+
 @pytest.mark.parametrize("args", [["--fail-on-regression", "50"], []])
 def test_within_threshold_or_without_one_exits_zero(args):
     result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), *args])
