@@ -198,6 +198,9 @@ def load_results(path: Path) -> dict[str, Any]:
             shown = ", ".join(str(path / name) for name in runs[:3]) + (" ..." if len(runs) > 3 else "")
             raise HarnessError(f"no {RESULTS_FILE} in {path}: it holds {len(runs)} run folder(s); give one "
                                f"(e.g. {shown})")
+        above = next((parent for parent in path.resolve().parents if (parent / RESULTS_FILE).is_file()), None)
+        if above is not None:  # a folder inside a run (its onnx/, plots/ or logs/): name the run
+            raise HarnessError(f"no {RESULTS_FILE} in {path}: it is inside the run folder {above}; give that")
         raise HarnessError(f"no {RESULTS_FILE} in {path}")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_run
 
+from harness.errors import HarnessError
+
 
 def _assert_usage_error(result, *needles):
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
@@ -87,6 +89,20 @@ def test_a_joined_report_folder_given_as_a_run_says_what_it_is(tmp_path):
     (tmp_path / "joined" / "report.md").write_text("# joined\n")
     _assert_usage_error(run_cli("report", str(tmp_path / "joined")), "looks like a joined report",
                         "give the run folders")
+
+
+def test_a_folder_inside_a_run_names_the_run(tmp_path):
+    from harness.results import load_results
+
+    run = tmp_path / "run1"
+    (run / "onnx").mkdir(parents=True)
+    (run / "results.json").write_text("{}")
+    with pytest.raises(HarnessError, match=f"no results.json in {run / 'onnx'}: it is inside the run folder {run}; "
+                                           "give that$"):
+        load_results(run / "onnx")
+    with pytest.raises(HarnessError, match=f"no results.json in {tmp_path / 'elsewhere'}$"):
+        (tmp_path / "elsewhere").mkdir()
+        load_results(tmp_path / "elsewhere")
 
 
 def test_a_low_accuracy_floor_is_warned_of_once(tmp_path):
