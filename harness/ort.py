@@ -97,19 +97,75 @@ def make_session(
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
     else:
         # onnxruntime's Python layer print()s "EP Error ... Falling back" to stdout when a GPU provider
-        # cannot start; that would corrupt `harness bench --json`. The reason is raised below instead.
-        with contextlib.redirect_stdout(io.StringIO()) as printed:
+        # cannot start (that would corrupt `harness bench --json`), and onnxruntime-gpu's C++ logger writes
+        # why a provider library did not load to the stderr file descriptor. Both are kept, not shown: the
+        # reason is raised below.
+        with contextlib.redirect_stdout(io.StringIO()) as printed, _native_stderr() as logged:
             session = ort.InferenceSession(source, sess_options=options, providers=providers)
         if session.get_providers()[0] != provider:
-            said = " ".join(line for line in printed.getvalue().splitlines() if line.startswith("EP Error"))
-            said = re.sub(r"^EP Error\s*((?:[A-Za-z]:)?[\\/]\S+:\d+ .*?\) )?", "", " ".join(said.split()))
-            said = re.sub(r" when using \[.*$", "", said)
-            why = f": {said[:240]}" if said else ""
+            said = fallback_reason(printed.getvalue(), "".join(logged))
+            why = f": {said}" if said else ""
             raise RuntimeError(f"{provider} is not usable here (session fell back to "
                                f"{session.get_providers()[0]}){why}")
+        if logged and logged[0].strip():  # it runs: what ONNX Runtime said is not a reason, so shown as it was
+            import sys
+
+            sys.stderr.write(logged[0])
     if session.get_providers()[0] != provider:
         raise RuntimeError(f"{provider} is not usable here (session fell back to {session.get_providers()[0]})")
     return session
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Any:
+    """What native code writes to file descriptor 2 inside the block, as a list holding one string on exit
+    (empty where the descriptor cannot be redirected)."""
+    import os
+    import sys
+    import tempfile
+
+    logged: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, AttributeError, ValueError):  # no descriptor 2 (a pythonw process)
+        yield logged
+        return
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            yield logged
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            logged.append(file.read().decode("utf-8", "replace"))
+
+
+_LOG_LINE_PREFIX = re.compile(r"^\S+ \S+ \[\w:onnxruntime:[^\]]*\] ")  # "2026-12-02 00:59:50.09 [E:onnxruntime:...] "
+
+
+def fallback_reason(printed: str, logged: str, limit: int = 240) -> str:
+    """Why ONNX Runtime fell back from a provider, in one line, from what it printed to stdout ("EP Error
+    ...") and what its logger wrote to stderr ("Failed to load library ... with error: libcublasLt.so.13:
+    cannot open shared object file"); "" when neither says."""
+    said = [line for line in printed.splitlines() if line.startswith("EP Error")]
+    for line in _log_lines(logged):
+        level = re.search(r"\[([EWF]):onnxruntime:", line)
+        if level and level.group(1) in "EF":  # errors; the warnings repeat the install page's advice
+            said.append(_LOG_LINE_PREFIX.sub("", line))
+    text = squeeze(" ".join(said))
+    text = re.sub(r"^EP Error\s*", "", text)
+    text = re.sub(r" when using \[.*$", "", text)
+    text = re.sub(r"(?:[A-Za-z]:)?[\\/]\S*[\\/]([^\\/\s]+\.(?:so|dll|dylib))\b", r"\1", text)  # the library, not its path
+    return squeeze(text, limit)
+
+
+def _log_lines(text: str) -> list[str]:
+    """``text``'s non-empty lines, colour codes dropped (ONNX Runtime colours its log lines)."""
+    from harness.text import ANSI_ESCAPE
+
+    return [line.strip() for line in ANSI_ESCAPE.sub("", text).splitlines() if line.strip()]
 
 
 def save_optimized_model(
@@ -143,8 +199,8 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
     """(providers that really run a tiny model here, {provider: why not} for the rest)."""
     import onnxruntime as ort
 
-    # onnxruntime-gpu logs a multi-line warning per provider it cannot create; the reason is kept below.
-    ort.set_default_logger_severity(4)
+    # onnxruntime-gpu logs why it cannot create a provider; make_session keeps that as the reason below.
+    ort.set_default_logger_severity(3)
     model = tiny_model_bytes()
     usable, reasons = [], {}
     try:

@@ -3,7 +3,7 @@
 Use with pytest-benchmark::
 
     def test_model_latency(benchmark, onnx_inference_call):
-        call = onnx_inference_call("model.onnx", batch_size=1, threads=1)
+        call = onnx_inference_call(Path(__file__).parent / "model.onnx", batch_size=1, threads=1)
         benchmark(call)
 
 save a baseline once with ``pytest --benchmark-only --benchmark-autosave``, then gate changes on the
@@ -59,6 +59,8 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
             session = make_session(Path(path), provider, threads=threads)
         except Exception as exc:
             if not type(exc).__module__.startswith("onnxruntime"):  # ours: an unknown or unusable provider
+                if isinstance(exc, (ValueError, RuntimeError)):  # with the reason (a GPU library missing...)
+                    raise type(exc)(f"onnx_inference_call: {exc}") from None
                 raise
             from harness.text import squeeze  # ONNX Runtime's InvalidProtobuf, Fail...: not a model it loads
 
@@ -75,14 +77,33 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
 
             warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
                           f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}", stacklevel=2)
-        return onnx_call(session, input_feeds(session, batch_size, dims=marked), provider_name(provider))
+        if plan.fixed_batch is not None and plan.fixed_batch != batch_size:  # a bare ValueError from the feeds
+            batched = next(name for name, axis in plan.axes.items() if axis is not None)
+            raise ValueError(f"onnx_inference_call: input {batched!r} has a static batch dimension "
+                             f"{plan.fixed_batch}: the graph fixes its batch at {plan.fixed_batch}, so pass "
+                             f"batch_size={plan.fixed_batch} (or batch_dim=\"none\" when that dimension is no batch)")
+        try:
+            feeds = input_feeds(session, batch_size, dims=marked)
+        except ValueError as exc:
+            raise ValueError(f"onnx_inference_call: {exc}") from None
+        return onnx_call(session, feeds, provider_name(provider))
 
     return make
 
 
 @pytest.fixture
 def harness_registry() -> Any:
-    """The registry of every installed harness plugin (models, datasets, metrics)."""
+    """The registry of every installed harness plugin (models, datasets, metrics, trackers).
+
+    A plugin that failed to load or register is a ``UserWarning`` naming it and why (the test's own
+    lookup of one of its names would fail without a cause otherwise); ``registry.errors`` holds them all."""
     from harness.registry import build_registry
 
-    return build_registry()
+    registry = build_registry()
+    if registry.errors:
+        import warnings
+
+        shown = "; ".join(str(error) for error in registry.errors[:3])
+        more = f" (and {len(registry.errors) - 3} more)" if len(registry.errors) > 3 else ""
+        warnings.warn(f"harness_registry: {len(registry.errors)} plugin error(s): {shown}{more}", stacklevel=2)
+    return registry

@@ -159,6 +159,10 @@ class Registry:
             disabled = self.disabled_text()
             if disabled:  # the likeliest reason when the name is a built-in one
                 message += f" ({disabled}: if the name is one of theirs, leave them in)"
+            failed = list(dict.fromkeys(e.plugin for e in self.errors if e.kind in (None, kind)))
+            if failed:  # the other likely reason: the plugin that registers it did not load
+                message += (f" (plugin{'s' if len(failed) > 1 else ''} {', '.join(map(repr, failed))} failed to "
+                            f"load or register {kind}: see 'harness plugins')")
             raise UnknownNameError(message) from None
 
     def disabled_text(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 
 import numpy as np
 import pytest
@@ -326,6 +327,33 @@ def test_measure_onnx_skips_unusable_providers_with_the_reason(tmp_path):
     else:
         assert providers == ["CPUExecutionProvider"]
         assert len(skipped) == 1 and "CUDAExecutionProvider" in skipped[0]
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():  # onnxruntime-gpu without a usable GPU:
+            # why, from what its C++ logger wrote to stderr (it was "fell back to CPUExecutionProvider" alone)
+            assert re.search(r"fell back to CPUExecutionProvider\): \S", skipped[0]), skipped[0]
+
+
+def test_the_fallback_reason_is_read_from_onnx_runtimes_log_and_print():
+    from harness.ort import fallback_reason
+
+    logged = ("\x1b[1;31m2026-12-02 00:59:50.096385780 [E:onnxruntime:Default, provider_bridge_ort.cc:2458 "
+              "operator()] /onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 "
+              "onnxruntime::Provider& onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed "
+              "to load library /venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime_providers_cuda.so "
+              "with error: libcublasLt.so.13: cannot open shared object file: No such file or directory\n\x1b[m\n"
+              "\x1b[0;93m2026-12-02 00:59:50.096422565 [W:onnxruntime:Default, onnxruntime_pybind_state.cc:1295 "
+              "CreateExecutionProviderFactoryInstance] Failed to create CUDAExecutionProvider. Require cuDNN 9.* "
+              "and CUDA 13.*. Please install all dependencies\x1b[m\n")
+    assert fallback_reason("", logged) == ("Failed to load library libonnxruntime_providers_cuda.so with error: "
+                                           "libcublasLt.so.13: cannot open shared object file: No such file or "
+                                           "directory")
+    printed = ("EP Error /onnxruntime_src/onnxruntime/python/onnxruntime_pybind_state.cc:505 void "
+               "onnxruntime::python::RegisterTensorRTPluginsAsCustomOps(PySessionOptions&, const ProviderOptions&) "
+               "Please install TensorRT libraries as mentioned in the GPU requirements page when using "
+               "['TensorrtExecutionProvider']\nFalling back to ['CPUExecutionProvider'] and retrying.\n")
+    assert fallback_reason(printed, "") == "Please install TensorRT libraries as mentioned in the GPU requirements page"
+    assert fallback_reason("", "") == "" and len(fallback_reason(printed, logged * 5)) <= 240
 
 
 def test_measure_onnx_tiles_a_real_sample_and_can_run_without_iobinding(tmp_path):

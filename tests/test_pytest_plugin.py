@@ -14,6 +14,7 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
     relu_onnx(pytester.path / "model.onnx", ["N", 4])
     relu_onnx(pytester.path / "seq.onnx", ["batch", "seq"])
     relu_onnx(pytester.path / "time_major.onnx", ["seq", "N"])
+    relu_onnx(pytester.path / "static8.onnx", [8, 4])
     (pytester.path / "notes.onnx").write_text("not a model")
     pytester.makepyfile(test_user="""
         import pytest
@@ -61,12 +62,36 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
             assert result is None or result[0].shape == (5, 2)
             with pytest.raises(ValueError, match="no open input dimension is called 'M' to be the batch"):
                 onnx_inference_call("time_major.onnx", dims={"seq": 5}, batch_dim="M")
+
+        def test_a_static_batch_says_the_size_to_pass(onnx_inference_call):
+            with pytest.raises(ValueError, match="^onnx_inference_call: input 'x' has a static batch dimension 8: "
+                                                 "the graph fixes its batch at 8, so pass batch_size=8"):
+                onnx_inference_call("static8.onnx")
+            result = onnx_inference_call("static8.onnx", batch_size=8)()
+            assert result is None or result[0].shape == (8, 4)
     """)
     # In a subprocess: an in-process run restores sys.modules afterwards, and re-importing onnxruntime's
     # extension in this process later aborts it.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-min-rounds=3",
                                            "--benchmark-max-time=0.05")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=13)
+
+
+def test_harness_registry_warns_of_a_plugin_that_failed_to_load(pytester, site, monkeypatch):
+    """A test's lookup of a broken plugin's model failed with a bare KeyError, the cause unsaid."""
+    site.install("harness-broken", {"broken": "broken_import"})
+    monkeypatch.setenv("PYTHONPATH", site.env()["PYTHONPATH"])
+    pytester.makepyfile(test_user="""
+        import pytest
+
+        def test_registry(harness_registry):
+            with pytest.raises(KeyError, match="failed to load or register models"):
+                harness_registry.get("models", "broken-net")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*UserWarning: harness_registry: 1 plugin error(s): plugin 'broken' "
+                                 "(from harness-broken): *"])
 
 
 def test_a_size_below_1_is_refused_when_the_call_is_made_not_when_it_is_timed():

@@ -10,13 +10,13 @@ overrides the ``--benchmark-disable`` of the default options)::
     pytest tests/benchmarks --benchmark-enable --benchmark-only --benchmark-autosave
 
 Gate a change against the latest saved baseline (exit status 1 when a
-benchmark's median got more than 10 % slower)::
+benchmark's fastest round got more than 10 % slower)::
 
     pytest tests/benchmarks --benchmark-enable --benchmark-only \\
-        --benchmark-compare --benchmark-compare-fail=median:10%
+        --benchmark-compare --benchmark-compare-fail=min:10%
 
-Compare on the same machine, and on a shared one prefer ``min:10%`` (floors
-move less than medians between time windows). Each round times one call
+Compare on the same machine. ``min`` rather than ``median``: floors move less
+than medians between time windows on a shared machine. Each round times one call
 (``iterations=1``), so rounds are per-call latencies, and p90/p99 (which
 pytest-benchmark does not report) are stored in each benchmark's
 ``extra_info`` together with the model, its parameter count and file size.
