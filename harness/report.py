@@ -532,6 +532,25 @@ def metrics_table(results: dict[str, Any]) -> Table | None:
     return Table(headers, rows, set(range(first, len(headers))), classes)
 
 
+def metric_failures(results: dict[str, Any]) -> list[str]:
+    """Why metrics are null, one line per metric and reason: ``ece failed on 2 job(s) (PyTorch and ORT):
+    ValueError: ...`` (a run's own ``metric_errors``; none in a run from before them)."""
+    seen: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for job in results.get("jobs", []):
+        for side, errors in (("PyTorch", job.get("metric_errors")), ("ORT", _get(job, "onnx", "metric_errors"))):
+            if not isinstance(errors, dict):
+                continue
+            for name, reason in errors.items():
+                jobs, sides = seen.setdefault((str(name), str(reason)), (set(), set()))
+                jobs.add(str(job.get("id")))
+                sides.add(side)
+    lines = []
+    for (name, reason), (jobs, sides) in seen.items():
+        where = " and ".join(s for s in ("PyTorch", "ORT") if s in sides)
+        lines.append(f"{name} failed on {len(jobs)} job(s) ({where}), so its value is empty there: {reason}")
+    return lines
+
+
 BUILTIN_METRIC_SPECS = {
     "macro-f1": {"plugin": "metrics", "higher_is_better": True, "description": "F1 score averaged over classes"},
     "nll": {"plugin": "metrics", "higher_is_better": False, "description": "mean cross-entropy of the targets"},
@@ -1589,6 +1608,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     metrics = metrics_table(results)
     if metrics is not None:
         lines += ["", "## Metrics", "", metrics_note(results), ""] + md_table(metrics)
+        failures = metric_failures(results)
+        if failures:
+            lines += [""] + [f"- {_md_cell(line)}" for line in failures]
     seeds = seed_table(results)
     if seeds:
         lines += ["", "## Seeds (mean ± standard deviation)", "", SEEDS_NOTE, ""] + md_table(seeds)

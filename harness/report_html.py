@@ -51,6 +51,7 @@ from harness.report import (
     latency_table,
     mark_pareto,
     memory_growth,
+    metric_failures,
     metrics_note,
     metrics_table,
     pareto_table,
@@ -928,7 +929,9 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
         sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
     metrics = metrics_table(results)
     if metrics is not None:
-        sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics)))
+        failures = "".join(f'<p class="note">{esc(line)}</p>' for line in metric_failures(results))
+        sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics)
+                         + failures))
     seeds = seed_table(results)
     if seeds:
         sections.append(("seeds", "Seeds (mean ± standard deviation)",

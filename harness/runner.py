@@ -593,13 +593,17 @@ def metric_specs(registry: Any, metrics: Sequence[Any]) -> dict[str, dict[str, A
                      "description": m.description} for m in metrics}
 
 
-def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[str, float | None]:
-    """Each metric's value (None where it raised or is not finite). A failing metric is said once per
-    run and message, not for every job, model and variant it is computed on."""
+def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,
+                    errors: dict[str, str] | None = None) -> dict[str, float | None]:
+    """Each metric's value (None where it raised or is not finite; why, in ``errors`` by name, when given).
+
+    Each metric gets its own copy of ``logits`` and ``targets``: one that changed them in place (a
+    ``softmax_``) changed every metric computed after it, other plugins' and the gated macro-F1 too. A
+    failing metric is said once per run and message, not for every job, model and variant."""
     values: dict[str, float | None] = {}
     for metric in metrics:
         try:
-            raw = metric.compute(logits, targets)
+            raw = metric.compute(_own_copy(logits), _own_copy(targets))
             try:
                 if isinstance(raw, (str, bytes)):  # float("0.5") would pass a type slip unnoticed
                     raise TypeError
@@ -611,11 +615,18 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any) -> dict[s
             values[metric.name] = value
         except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
             said = (metric.name, one_line(exc))
+            if errors is not None:
+                errors[metric.name] = squeeze(said[1], 200)
             if said not in _METRIC_FAILURES_SAID:
                 _METRIC_FAILURES_SAID.add(said)
                 log.warning("metric %s failed: %s (its value is null; the same failure is not repeated)", *said)
             values[metric.name] = None
     return values
+
+
+def _own_copy(tensor: Any) -> Any:
+    clone = getattr(tensor, "clone", None)
+    return clone() if callable(clone) else tensor
 
 
 class JobTimeout(BaseException):
@@ -823,7 +834,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         logits = result.final_eval_logits  # the last epoch already scored this model on the test split
     else:
         logits = predict(model, test_x, ctx.device)
-    row["metrics"] = compute_metrics(ctx.metrics, logits, test_y)
+    metric_errors: dict[str, str] = {}
+    row["metrics"] = compute_metrics(ctx.metrics, logits, test_y, metric_errors)
+    if metric_errors:  # why a metric is null, kept with the run (the warning is said once, on stderr)
+        row["metric_errors"] = metric_errors
     if constant_output(logits):  # an untrained or collapsed model: figures that cannot tell anything apart
         row["constant_output"] = True
         log.warning("%s: %s", job.id, CONSTANT_OUTPUT_TEXT)
@@ -879,7 +893,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     row["onnx"]["max_abs_diff"] = diff
     row["onnx"]["diff_samples"] = len(diff_x)
     row["onnx"]["diff_test_samples"] = len(test_part)  # of them from the test split; the rest are training inputs
-    row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y)
+    metric_errors = {}
+    row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y, metric_errors)
+    if metric_errors:
+        row["onnx"]["metric_errors"] = metric_errors
     if mismatch:
         raise StageError("onnx-eval", f"{mismatch} on {len(diff_x)} inputs: a wrong export, or looser numerics "
                                       f"than --onnx-tolerance allows")

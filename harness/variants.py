@@ -154,7 +154,10 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     if name == "fp16" and eval_provider == "CPUExecutionProvider":  # its accuracy is not a GPU's
         row.setdefault("notes", []).append("accuracy scored on the CPU provider, which computes in float32 between float16 tensors: "
                      "it shows the rounding of weights and activations to float16, not float16 accumulation")
-    row["metrics"] = compute_metrics(metrics, torch.from_numpy(logits.astype("float32")), test_y)
+    metric_errors: dict[str, str] = {}
+    row["metrics"] = compute_metrics(metrics, torch.from_numpy(logits.astype("float32")), test_y, metric_errors)
+    if metric_errors:
+        row["metric_errors"] = metric_errors
     row["max_abs_diff"] = max_abs_diff(logits, fp32_logits)
     row["diff_samples"] = len(test_np)
     accuracy = (row["metrics"] or {}).get("accuracy")

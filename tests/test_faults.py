@@ -19,6 +19,7 @@ def fault_run(tmp_path_factory):
                      "--epochs", "1", "--max-train-samples", "128", "--device", "cpu", "--batch-sizes", "1",
                      "--quick", "--no-torch-latency", "--out", str(root / "out"), "--run-id", "f", env=env)
     data = json.loads((root / "out" / "f" / "results.json").read_text())
+    result.run_folder = root / "out" / "f"
     return result, {job["id"]: job for job in data["jobs"]}
 
 
@@ -51,9 +52,23 @@ def test_other_jobs_are_ok_and_a_failing_metric_is_null(fault_run):
     assert ok["status"] == "ok", ok
     assert ok["metrics"]["fault-metric"] is None and ok["metrics"]["accuracy"] is not None
     assert ok["latency"] and ok["onnx"]["max_abs_diff"] <= 1e-4
-    # computed for every job, in PyTorch and ONNX Runtime, yet said once
+    # computed for every job, in PyTorch and ONNX Runtime, yet said once, and why is kept with the job
     result, _ = fault_run
     assert result.stderr.count("metric fault-metric failed") == 1, result.stderr[-3000:]
+    said = "ZeroDivisionError: bad metric"
+    assert ok["metric_errors"] == {"fault-metric": said} and ok["onnx"]["metric_errors"] == {"fault-metric": said}
+    report = (result.run_folder / "report.md").read_text()
+    computed = sum(1 for job in jobs.values() if job.get("metrics"))  # the jobs that got as far as the metrics
+    assert f"- fault-metric failed on {computed} job(s) (PyTorch and ORT), so its value is empty there: {said}" \
+        in report
+    assert said in (result.run_folder / "report.html").read_text()
+
+
+def test_a_metric_changing_its_inputs_in_place_changes_no_other_metric(fault_run):
+    _, jobs = fault_run
+    ok = jobs["fault-ok@synthetic"]  # fault-mutates negated the logits and zeroed the targets it was given
+    for side in (ok["metrics"], ok["onnx"]["metrics"]):
+        assert side["fault-mutates"] == 0.0 and side["fault-accuracy-again"] == pytest.approx(side["accuracy"])
 
 
 def test_failed_stages_leave_later_fields_null_not_invented(fault_run):

@@ -108,6 +108,16 @@ def metric_raises(logits, targets):
     raise ZeroDivisionError("bad metric")
 
 
+def metric_mutates(logits, targets):
+    logits.neg_()  # a plugin's in-place slip: the metrics after it must not see it
+    targets.zero_()
+    return 0.0
+
+
+def metric_accuracy_again(logits, targets):
+    return (logits.argmax(1) == targets).float().mean().item()
+
+
 def _spec(name, build):
     return ModelSpec(name, build, f"fault matrix: {name}", recipe=RECIPE)
 
@@ -132,4 +142,5 @@ def harness_datasets():
 
 @hookimpl
 def harness_metrics():
-    return [MetricSpec("fault-metric", metric_raises)]
+    return [MetricSpec("fault-mutates", metric_mutates), MetricSpec("fault-metric", metric_raises),
+            MetricSpec("fault-accuracy-again", metric_accuracy_again)]
