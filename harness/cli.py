@@ -437,9 +437,9 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
 
 
 def _shape_text(row: dict[str, Any]) -> str:
-    channels = row["input_channels"] if row["input_channels"] is not None else "C"
-    spatial = "x".join(map(str, row["spatial_shape"])) if row["spatial_shape"] else ("HxW" if row["input_rank"] == 3 else "DxHxW")
-    return f"{channels}x{spatial}"
+    from harness.specs import input_text
+
+    return input_text(row["input_rank"], row["input_channels"], row["spatial_shape"], kind=False)
 
 
 # -- run ---------------------------------------------------------------------------------------------------

@@ -195,9 +195,13 @@ class Registry:
             spec = self.get(kind, name)
             owner = self.owners[kind][name]
             if allowed is not None and owner not in allowed:
-                raise UnknownNameError(
-                    f"{SINGULAR[kind]} {name!r} comes from plugin {owner!r}, which --plugins does not include"
-                )
+                message = f"{SINGULAR[kind]} {name!r} comes from plugin {owner!r}, which --plugins does not include"
+                refused = [e.plugin for e in self.errors if e.plugin in allowed and e.kind == kind
+                           and e.message.startswith(f"{SINGULAR[kind]} name {name!r} is already registered")]
+                if refused:  # the selected plugin's own registration lost the name to one not selected
+                    message += (f"; plugin {refused[0]!r} registers it too, but {owner!r} took it first (plugins "
+                                f"load in entry-point name order): HARNESS_DISABLE_PLUGINS={owner} keeps {owner!r} out")
+                raise UnknownNameError(message)
             chosen.append(spec)
         return chosen
 

@@ -1576,6 +1576,10 @@ def export_notes(results: dict[str, Any]) -> list[str]:
         if warned:
             notes.append(f"{label}: the tracer warned ({len(warned)}): {squeeze(warned[0], 200)}"
                          + (" ..." if len(warned) > 1 else ""))
+    left_out = results.get("unmatched_models")
+    if isinstance(left_out, dict) and left_out:
+        notes.append(f"{len(left_out)} model(s) fit none of the datasets chosen and were left out: "
+                     + "; ".join(f"{model} (takes {takes})" for model, takes in left_out.items()))
     return notes
 
 

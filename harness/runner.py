@@ -405,16 +405,16 @@ def _refusal(model: ModelSpec, shape: tuple[int, ...]) -> str:
     if relaxed.model_input_shape(shape) is not None:  # only the plugin's own check refused it
         return f"{model.name} does not accept {data} inputs (its accepts() refused them)"
     channels_only = dataclasses.replace(model, accepts=None, input_channels=None).model_input_shape(shape) is not None
-    adapted = " (only 1 and 3 channels are adapted to each other)" if channels_only else ""
+    adapted = (" (only 1 and 3 channels are adapted to each other)" if channels_only and model.input_rank > 1 else
+               " (features are not adapted)" if channels_only else "")
     return f"{model.name} takes {_accepted_input(model)}, not {data}{adapted}"
 
 
 def _accepted_input(model: ModelSpec) -> str:
-    """``1xHxW images`` / ``1x28x28 images`` / ``CxDxHxW volumes``: what a model's spec accepts."""
-    channels = "C" if model.input_channels is None else str(model.input_channels)
-    spatial = model.spatial_shape or (("H", "W") if model.input_rank == 3 else ("D", "H", "W"))
-    kind = {3: "images", 4: "volumes"}.get(model.input_rank, f"rank-{model.input_rank} inputs")
-    return f"{channels}x{'x'.join(map(str, spatial))} {kind}"
+    """``1xHxW images`` / ``1x28x28 images`` / ``CxL sequences``: what a model's spec accepts."""
+    from harness.specs import input_text
+
+    return input_text(model.input_rank, model.input_channels, model.spatial_shape)
 
 
 def _sweep_value_problem(key: str, value: Any) -> str | None:
@@ -783,8 +783,10 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         raise StageError("build", f"build() returned {type(net).__name__}, expected a torch.nn.Module")
     model = input_adapter(net, data_shape, model_shape, recipe.normalize)
     if data_shape[0] != model_shape[0]:  # done inside the exported graph: a deployment feeds the data's channels
+        images = len(data_shape) == 3  # gray and RGB are images' channels; a sequence's are just channels
         row["input_adapted"] = (f"{data_shape[0]} -> {model_shape[0]} channels ("
-                                + ("gray duplicated to RGB" if model_shape[0] == 3 else "the channels' mean") + ")")
+                                + (("gray duplicated to RGB" if images else "the channel duplicated") if model_shape[0] == 3
+                                   else ("RGB averaged to gray" if images else "the channels' mean")) + ")")
     check_model_output(job.model.name, model, splits.train[0][:2], splits.num_classes)
     row["params"] = count_parameters(net)  # after a forward: lazy modules (nn.LazyLinear) have their sizes now
     row["flops"] = count_flops(model, splits.train[0][:2])
@@ -1265,7 +1267,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             takes = "; ".join(dict.fromkeys(f"{what}: {', '.join(m for m, w in plan.unmatched if w == what)}"
                                             for _, what in plan.unmatched))
             progress.note(f"{len(plan.unmatched)} model(s) fit none of the datasets chosen and are left out "
-                          f"(they take {takes})")
+                          f"(they take {takes})")  # (a model named in --models is a skipped job instead)
+            # kept with the run and said in its reports: under --no-progress a CI log showed a green run, a model short
+            folder.data["unmatched_models"] = {**(folder.data.get("unmatched_models") or {}), **dict(plan.unmatched)}
         for model, dataset, why in plan.skipped:
             folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
                            "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,

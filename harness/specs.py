@@ -223,6 +223,19 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+_SIZE_NAMES = {1: (), 2: ("L",), 3: ("H", "W"), 4: ("D", "H", "W")}
+_RANK_KINDS = {1: "feature vectors", 2: "sequences", 3: "images", 4: "volumes"}
+
+
+def input_text(rank: int, channels: int | None, spatial: Iterable[int] | None, kind: bool = True) -> str:
+    """What a model of this ``input_rank`` takes: ``1x28x28 images``, ``CxL sequences``, ``F feature vectors``
+    (``CxHxW`` alone without ``kind``)."""
+    first = str(channels) if channels is not None else ("F" if rank == 1 else "C")
+    sizes = tuple(spatial) if spatial else _SIZE_NAMES.get(rank, tuple(f"S{i + 1}" for i in range(rank - 1)))
+    shape = "x".join([first, *map(str, sizes)])
+    return f"{shape} {_RANK_KINDS.get(rank, f'rank-{rank} inputs')}" if kind else shape
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model a plugin offers.
@@ -231,12 +244,15 @@ class ModelSpec:
     ``torch.nn.Module`` mapping ``(N, *input_shape)`` float32 to ``(N,
     num_classes)`` logits. ``input_shape`` is channels first, without batch.
 
-    Compatibility with a dataset is decided from ``input_rank`` (3 for images,
-    4 for volumes), ``input_channels`` (``None``: any; otherwise the harness
-    adapts 1 <-> 3 channels as the seeds do, grayscale duplicated to RGB) and
-    ``spatial_shape`` (``None``: any size; otherwise exactly this size,
-    e.g. ``(28, 28)`` for a network with a fixed fully connected head).
-    ``accepts`` may refine that further.
+    Compatibility with a dataset is decided from ``input_rank`` (1 for
+    ``(F,)`` feature vectors, 2 for ``(C, L)`` sequences, 3 for ``(C, H, W)``
+    images, 4 for ``(C, D, H, W)`` volumes), ``input_channels`` (``None``: any;
+    otherwise the harness adapts 1 <-> 3 channels as the seeds do, grayscale
+    duplicated to RGB; at rank 1 it is the number of features, never adapted)
+    and ``spatial_shape`` (``None``: any size; otherwise exactly this size,
+    e.g. ``(28, 28)`` for a network with a fixed fully connected head; a
+    feature vector's size is ``input_channels``). ``accepts`` may refine that
+    further.
 
     ``recipe`` is the default training recipe; ``reference`` holds published
     figures (``params``, ``test_accuracy``, ``source``...) that reports
@@ -265,7 +281,7 @@ class ModelSpec:
         if self.spatial_shape is not None and tuple(self.spatial_shape) != spatial:
             return None
         if self.input_channels is not None and channels != self.input_channels:
-            if {channels, self.input_channels} != {1, 3}:
+            if {channels, self.input_channels} != {1, 3} or self.input_rank < 2:  # features are no channels
                 return None
             channels = self.input_channels
         shape = (channels, *spatial)
@@ -436,7 +452,7 @@ def spec_problem(spec: Any) -> str | None:
             name,
             _callable_problem("build", spec.build),
             description,
-            _must("input_rank", spec.input_rank, rank_ok, "a positive int (3 for CxHxW images, 4 for CxDxHxW volumes)"),
+            _must("input_rank", spec.input_rank, rank_ok, "a positive int (1 for F features, 2 for CxL sequences, 3 for CxHxW images, 4 for CxDxHxW volumes)"),
             _must("input_channels", spec.input_channels, spec.input_channels is None or _is_int(spec.input_channels),
                   "None or a positive int"),
             _must("spatial_shape", spatial, spatial is None or _is_shape(spatial), "None or a tuple of positive ints"),
@@ -445,6 +461,10 @@ def spec_problem(spec: Any) -> str | None:
             f"{spec.input_rank - 1} (the sizes after the channels)",
             _must("accepts", spec.accepts, spec.accepts is None or callable(spec.accepts), "None or callable"),
             _recipe_problem(spec.recipe),
+            None if not (rank_ok and isinstance(spec.recipe, Recipe) and spec.recipe.augment and spec.input_rank != 3)
+            else f"recipe.augment {spec.recipe.augment!r} works on images (input_rank 3) only, not "
+                 f"{_RANK_KINDS.get(spec.input_rank, f'rank-{spec.input_rank} inputs')} (every job would fail "
+                 "when it trains)",
             _must("reference", spec.reference, isinstance(spec.reference, Mapping), "a dict"),
             _must("tags", spec.tags, _is_str_tuple(spec.tags), "a tuple of str"),
         )

@@ -438,6 +438,29 @@ def test_models_no_chosen_dataset_fits_are_named_not_dropped_silently(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 model(s) fit none of the datasets chosen and are left out (they take 1x16x16x16 volumes: " \
            "cnn3d-sequential; 1xDxHxW volumes: cnn3d-resnet)" in result.stderr
+    # and kept with the run, for a log without progress lines: results.json and the reports
+    left_out = {"cnn3d-sequential": "1x16x16x16 volumes", "cnn3d-resnet": "1xDxHxW volumes"}
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["unmatched_models"] == left_out
+    said = ("2 model(s) fit none of the datasets chosen and were left out: cnn3d-sequential (takes 1x16x16x16 "
+            "volumes); cnn3d-resnet (takes 1xDxHxW volumes)")
+    assert said in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_inputs_of_every_rank_are_named_for_what_they_are():
+    """A rank-1 or rank-2 model read 'takes CxDxHxW rank-1 inputs' in errors and 'CxDxHxW' in harness list."""
+    from harness import ModelSpec
+    from harness.runner import _refusal
+
+    def spec(rank, **fields):
+        return ModelSpec("m", print, input_rank=rank, **fields)
+
+    assert _refusal(spec(1), (1, 28, 28)) == "m takes F feature vectors, not 1x28x28"
+    assert _refusal(spec(2, spatial_shape=(128,)), (1, 64)) == "m takes Cx128 sequences, not 1x64"
+    assert _refusal(spec(3, input_channels=3), (1, 5)) == "m takes 3xHxW images, not 1x5"
+    assert _refusal(spec(4), (1, 5)) == "m takes CxDxHxW volumes, not 1x5"
+    # features are not channels: a 3-feature model is not fed one feature three times
+    assert spec(1, input_channels=3).model_input_shape((1,)) is None
+    assert spec(2, input_channels=3).model_input_shape((1, 64)) == (3, 64)
 
 
 def test_an_option_given_on_the_command_line_replaces_the_configs_sweep_over_it(tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
 from conftest import run_cli
 
+from harness.errors import UnknownNameError
 from harness.registry import build_registry
 
 
@@ -48,6 +50,19 @@ def test_duplicate_name_is_refused_naming_both_plugins_and_the_builtin_keeps_it(
     (error,) = [e for e in registry.errors if e.plugin == "clash"]
     assert "'accuracy'" in error.message and "'metrics'" in error.message and "'clash'" in error.message
     assert registry.owners["metrics"]["clash-own"] == "clash"  # its other registration still counts
+
+
+def test_a_name_lost_to_an_unselected_plugin_says_which_and_how_to_keep_it_out(site):
+    site.install("harness-demo-plugin", {"demo": "demo_plugin"})
+    site.install("harness-adupe", {"adupe": "takes_demo_name"})  # "adupe" sorts first: it takes demo-tiny
+    registry = build_registry()
+    assert registry.owners["models"]["demo-tiny"] == "adupe"
+    with pytest.raises(UnknownNameError) as raised:
+        registry.select("models", ["demo-tiny"], ["demo"])
+    assert str(raised.value) == (
+        "model 'demo-tiny' comes from plugin 'adupe', which --plugins does not include; plugin 'demo' registers it "
+        "too, but 'adupe' took it first (plugins load in entry-point name order): HARNESS_DISABLE_PLUGINS=adupe "
+        "keeps 'adupe' out")
 
 
 def test_a_trylast_or_tryfirst_hook_does_not_take_a_builtin_name(site):

@@ -37,6 +37,7 @@ def test_wrongly_typed_fields_refuse_only_that_spec_naming_plugin_spec_and_field
         "model 'spec-recipe': recipe must be a harness.Recipe, not {'lr': 0.01, 'epochs': 1}",
         "model 'spec-recipe-field': recipe.optimizer must be one of sgd, adam, adamw, not 'adamw9'",
         "model 'spec-rank': input_rank must be a positive int",
+        "model 'spec-augment-rank': recipe.augment 'rotate7' works on images (input_rank 3) only, not sequences",
         "model 'spec-build-str': build must be callable, not 'spec_bad_fields:build' "
         "(wrap it: build=harness.lazy('spec_bad_fields:build'))",
         "model 'spec-tags': tags must be a tuple of str, not 'image'",

@@ -33,6 +33,7 @@ def harness_models():
         ModelSpec("spec-recipe", build, recipe={"lr": 0.01, "epochs": 1}),
         ModelSpec("spec-recipe-field", build, recipe=Recipe(optimizer="adamw9")),
         ModelSpec("spec-rank", build, input_rank="3"),
+        ModelSpec("spec-augment-rank", build, input_rank=2, recipe=Recipe(augment="rotate7")),
         ModelSpec("spec-build-str", "spec_bad_fields:build"),
         ModelSpec("spec-tags", lazy("spec_bad_fields:build"), tags="image"),
         ModelSpec("spec-dup", build, "registered twice by this plugin"),
