@@ -81,6 +81,20 @@ def _latency_name(key: tuple[Any, ...]) -> str:
     return f"{key[0]}/{key[1]} batch {key[2]} threads {key[3]}"
 
 
+def metric_directions(*runs: dict[str, Any]) -> dict[str, bool]:
+    """Metric name -> whether higher is better, from the runs' ``metric_specs`` (the later run's word wins),
+    the built-in metrics' own for a run from before them."""
+    from harness.report import BUILTIN_METRIC_SPECS
+
+    directions = {"accuracy": True, **{n: s["higher_is_better"] for n, s in BUILTIN_METRIC_SPECS.items()}}
+    for run in runs:
+        specs = run.get("metric_specs") if isinstance(run.get("metric_specs"), dict) else {}
+        for name, spec in specs.items():
+            if isinstance(spec, dict) and isinstance(spec.get("higher_is_better"), bool):
+                directions[name] = spec["higher_is_better"]
+    return directions
+
+
 class _Gate:
     """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged.
 
@@ -98,6 +112,7 @@ class _Gate:
         self.regressions: list[str] = []
         self.unstable = 0
         self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
+        self.higher_is_better: dict[str, bool] = {}  # metric name -> its direction, where a run recorded it
 
     def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = (),
                       job_id: Any = None) -> str | None:
@@ -117,6 +132,9 @@ class _Gate:
 
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
+        higher = self.higher_is_better.get(name)
+        if higher is not None and change["abs"] and name not in GATED_METRICS:  # never gated (nll, a plugin's
+            change["worse"] = (change["abs"] < 0) == higher  # ece): which way it moved, as the gate would say
         if self.accuracy_points is None or change["abs"] is None or name not in GATED_METRICS:
             return
         if job_id in self.grouped:
@@ -287,6 +305,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     """
     gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
                  None if batch_sizes is None else set(batch_sizes))
+    gate.higher_is_better = metric_directions(base, new)
     _check_gated_rows(base, threads, batch_sizes)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
@@ -409,7 +428,7 @@ def _row(job_id: str, measure: str, change: dict[str, Any] | None, unit: str = "
     else:
         delta = (f"{absolute:+,.0f}" if abs(absolute) >= 10_000 else f"{absolute:+.4g}") + unit
     pct = "-" if change.get("pct") is None else f"{change['pct']:+.1f}%"
-    flag = "REGRESSION" if change.get("regression") else ""
+    flag = "REGRESSION" if change.get("regression") else "worse" if change.get("worse") else ""
     return [job_id, measure, _fmt(change.get("base")), _fmt(change.get("new")), delta, pct, flag]
 
 

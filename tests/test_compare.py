@@ -333,6 +333,18 @@ def test_metrics_the_gate_does_not_judge_are_marked_not_gated():
     labels = {r[1] for r in comparison_rows(comparison)}
     assert "nll (not gated)" in labels and "nll" not in labels
     assert "accuracy" in labels and "accuracy (not gated)" not in labels
+    # which way a never-gated metric moved, by its recorded direction (nll: lower is better)
+    flags = {r[-1] for r in comparison_rows(comparison) if r[1] == "nll (not gated)"}
+    assert flags == {"worse"}
+    better = load("base")
+    for job in better["jobs"]:
+        if job.get("metrics"):
+            job["metrics"]["nll"] = job["metrics"]["nll"] / 3
+    better["metric_specs"] = {"nll": {"higher_is_better": True}}  # a plugin's word for its metric wins
+    flags = {r[-1] for r in comparison_rows(compare_runs(load("base"), better)) if r[1] == "nll (not gated)"}
+    assert flags == {"worse"}
+    assert {r[-1] for r in comparison_rows(compare_runs(load("base"), better))
+            if r[1].startswith("accuracy")} <= {""}  # gated metrics say REGRESSION or nothing
 
 
 def test_runs_made_differently_are_named_beside_the_figures():
