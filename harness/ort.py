@@ -84,6 +84,9 @@ def make_session(
     provider = provider_name(provider)
     if provider not in ort.get_all_providers():  # a name ONNX Runtime does not have, not one unusable here
         raise ValueError(f"unknown ONNX Runtime provider {provider!r}; {PROVIDER_NAMES_HINT}")
+    if provider not in ort.get_available_providers():  # ONNX Runtime would only warn and fall back
+        raise RuntimeError(f"{provider} is not usable here: this onnxruntime build ({ort.__version__}) does not "
+                           f"include it (it has {', '.join(ort.get_available_providers())})")
     if provider == "CPUExecutionProvider":
         providers = [provider]
     elif provider == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -111,8 +114,6 @@ def make_session(
             import sys
 
             sys.stderr.write(logged[0])
-    if session.get_providers()[0] != provider:
-        raise RuntimeError(f"{provider} is not usable here (session fell back to {session.get_providers()[0]})")
     return session
 
 

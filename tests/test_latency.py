@@ -334,6 +334,18 @@ def test_measure_onnx_skips_unusable_providers_with_the_reason(tmp_path):
             assert re.search(r"fell back to CPUExecutionProvider\): \S", skipped[0]), skipped[0]
 
 
+def test_a_provider_the_build_lacks_is_refused_with_what_it_has(tmp_path):
+    import onnxruntime as ort
+
+    from harness.ort import make_session
+
+    if "DmlExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has DirectML")
+    with pytest.raises(RuntimeError, match=r"^DmlExecutionProvider is not usable here: this onnxruntime build "
+                                           r"\(.*\) does not include it \(it has .*CPUExecutionProvider\)$"):
+        make_session(_linear_onnx(tmp_path / "dyn.onnx"), "dml")
+
+
 def test_the_fallback_reason_is_read_from_onnx_runtimes_log_and_print():
     from harness.ort import fallback_reason
 
