@@ -331,46 +331,38 @@ class RunFolder:
     def holder(cls, path: Path) -> str | None:
         """The pid a harness process holding the run folder ``path`` wrote, or None when none holds it. Only
         looks: no ``.lock`` file is made (a run always has one while it runs)."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return None
+        from harness.filelock import held_elsewhere
+
         try:
             handle = open(Path(path) / cls.LOCK_FILE, encoding="utf-8")  # noqa: SIM115 - closed below
         except OSError:
             return None
         with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    return squeeze(handle.read(), 40) or "unknown"
+            if held_elsewhere(handle):
+                return squeeze(handle.read(), 40) or "unknown"
             return None
 
     def lock(self) -> "RunFolder":
         """Hold this run folder for this process, so a second ``harness run`` on it (say a ``--resume``
         started while the run still goes) is refused instead of both writing ``results.json``.
 
-        An advisory ``flock`` on ``.lock`` in the folder, released when the process ends, however it
-        ends (a killed run leaves no stale lock). Where ``fcntl`` is missing (Windows) nothing is locked.
+        An advisory lock on ``.lock`` in the folder (:mod:`harness.filelock`: ``flock``, or ``msvcrt`` on
+        Windows), released when the process ends, however it ends (a killed run leaves no stale lock).
         """
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return self
+        from harness.filelock import Unsupported, try_lock
+
         try:
             handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
         except OSError as exc:
             raise HarnessError(f"cannot write in the run folder {self.path}: {exc.strerror or exc}") from None
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                # A file system without flock (some NFS, CIFS or FUSE mounts): run unlocked, as before.
-                handle.close()
-                log.warning("cannot lock %s (%s); running without the lock that refuses a second harness "
-                            "process on this run", self.path, exc)
-                return self
+            taken = try_lock(handle)
+        except Unsupported as exc:  # a file system without flock (some NFS, CIFS or FUSE mounts): run unlocked
+            handle.close()
+            log.warning("cannot lock %s (%s); running without the lock that refuses a second harness "
+                        "process on this run", self.path, exc)
+            return self
+        if not taken:
             handle.seek(0)
             holder = squeeze(handle.read(), 40) or "unknown"
             handle.close()
