@@ -196,7 +196,8 @@ def main(debug: bool) -> None:
     \b
     Environment: HARNESS_OFFLINE=1 (no downloads), HARNESS_CACHE_DIR (decoded
     datasets; default ~/.cache/harness), HARNESS_DISABLE_PLUGINS=a,b,
-    HARNESS_TRACK=mlflow,tensorboard (as --track), RAY_ADDRESS (--executor ray).
+    HARNESS_TRACK=mlflow,tensorboard (as --track), RAY_ADDRESS (--executor ray),
+    HARNESS_DEBUG=1 (as --debug).
     """
     # The same "harness: warning: ..." lines as the CLI's own messages; --debug adds the module.
     fmt = "harness: %(levelname)s: %(name)s: %(message)s" if debug else "harness: %(levelname)s: %(message)s"
@@ -372,8 +373,8 @@ def cache_command(clear: bool, older_than: float | None, downloads: bool, datase
                   as_json: bool) -> None:
     """What the dataset cache holds ($HARNESS_CACHE_DIR, default ~/.cache/harness), and clearing it.
 
-    A decoded dataset is one entry per source folder and file stamp (about 55 MB for MNIST, 290 MB
-    for a voxelised mnist3d, per seed); only this command prunes them.
+    A decoded dataset is one entry per source folder and file stamp (about 55 MB for MNIST; 290 MB
+    per seed for a voxelised mnist3d); only this command prunes them.
 
     \b
       harness cache                           # dataset, kind, items, size, last used
@@ -450,7 +451,7 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="'all' or comma-separated plugin (entry-point) names whose registrations take part.")
 @click.option("--models", type=NAMES, help="Only these models (comma-separated).")
 @click.option("--datasets", type=NAMES, help="Only these datasets (comma-separated).")
-@click.option("--metrics", type=NAMES, help="Only these metrics, and accuracy, which every job reports (default: all registered).")
+@click.option("--metrics", type=NAMES, help="Only these metrics, and accuracy, which every job reports (default: the built-in ones and those of the plugins --plugins selects).")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Override every recipe's epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), metavar="N", help="Override every recipe's training batch size.")
 @click.option("--lr", type=Finite(min=0, min_open=True),
@@ -1189,8 +1190,8 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
 
 @main.command("report", short_help="Rebuild a run's reports, or join runs into one.")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Where to write a report joining several runs "
-              "(default: a folder 'joined' beside the first run; never a run folder).")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the reports instead: of several runs "
+              "joined (default: a folder 'joined' beside the first run), or a copy of one run's; never a run folder.")
 @click.option("--accuracy-floor", type=Finite(0, 100, percent=True), help="Ask the edge question again with this accuracy "
               "floor (0.99 or 99) instead of the run's own.")
 @click.option("--max-accuracy-drop", type=Finite(0, 100, percent=True), metavar="POINTS",
