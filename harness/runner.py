@@ -755,25 +755,54 @@ def _set_stage(ctx: RunContext, job: Job, row: dict[str, Any], stage: str) -> No
 
 def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                 stage: Callable[[str], None]) -> None:
-    import torch
-
-    from harness.coldstart import cold_start_for
-    from harness.export import check_onnx, export_onnx
-    from harness.onnx_cost import count_onnx_cost
-    from harness.latency import compare_onnx_with_eager, measure_onnx, measure_torch
-    from harness.ort import make_session, run_batched
-    from harness.train import (
-        TrainOptions, count_flops, count_parameters, input_adapter, predict, resolve_channels_last, train_model,
-    )
-
+    """The stages of one job, in order, each filling its part of ``row``; a failure raises
+    :class:`StageError` naming the stage (``stage`` is told each one as it starts)."""
     options = ctx.options
     seed = int(job.point.get("seed", options.seed))
-    data_shape = splits.input_shape
     stage("build")
+    recipe = job_recipe(job, options)
+    net, model = _build(job, ctx, splits, row, recipe, seed)
+    stage("train")
+    # Splits and subsets follow the run's --seed, not a swept seed: the jobs of a seed sweep train on
+    # the same samples and are scored on the same ones, so they differ only in training randomness
+    # (initialisation, shuffling, augmentation), which is what the seeds table summarises.
+    train_split, val_split = split_validation(splits, recipe, options.seed)
+    test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
+    result, train_split = _train(job, ctx, row, recipe, seed, net, model, train_split, val_split, (test_x, test_y))
+    stage("evaluate")
+    _evaluate(job, ctx, splits, row, net, model, result, val_split is None, test_x, test_y)
+    stage("export")
+    model = model.cpu().eval()
+    onnx_path = _export(job, ctx, row, model, test_x)
+    stage("check")
+    _check(row, onnx_path)
+    stage("onnx-eval")
+    test_np = _onnx_eval(ctx, splits, row, model, onnx_path, train_split, test_x, test_y)
+    stage("latency")
+    _latency(ctx, row, model, onnx_path, test_x, test_np)
+    variants = [v for v in options.variants if v != "fp32"]
+    if variants:
+        stage("variants")
+        from harness.variants import evaluate_variants
+
+        row["variants"] = evaluate_variants(
+            variants, onnx_path, ctx.folder.path, train_split[0], test_x, test_y, ctx.metrics,
+            options, ctx.providers, fp32_metrics=row["onnx"]["metrics"],
+            seed=options.seed,  # int8-static's calibration subset: a data choice, so the run's --seed as the splits
+        )
+
+
+def _build(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], recipe: Recipe,
+           seed: int) -> tuple[Any, Any]:
+    """(the plugin's network, that network inside the input adapter the harness trains and exports)."""
+    import torch
+
+    from harness.train import count_flops, count_parameters, input_adapter
+
+    data_shape = splits.input_shape
     model_shape = job.model.model_input_shape(data_shape)
     if model_shape is None:
         raise StageError("build", f"{job.model.name} does not accept inputs of shape {data_shape}")
-    recipe = job_recipe(job, options)
     if recipe.epochs < 0:
         raise StageError("train", f"epochs must be >= 0, got {recipe.epochs}")
     build_kwargs = {k: v for k, v in job.point.items() if k not in RECIPE_OVERRIDES and k != "seed"}
@@ -793,16 +822,18 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     ctx.reporters.call("job_started", job.id, {"model": job.model.name, "dataset": job.dataset.name,
                                                "recipe": recipe.to_dict(), "params": row["params"],
                                                "flops": row["flops"], "point": job.point})
+    return net, model
 
-    stage("train")
-    # Splits and subsets follow the run's --seed, not a swept seed: the jobs of a seed sweep train on
-    # the same samples and are scored on the same ones, so they differ only in training randomness
-    # (initialisation, shuffling, augmentation), which is what the seeds table summarises.
-    train_split, val_split = split_validation(splits, recipe, options.seed)
+
+def _train(job: Job, ctx: RunContext, row: dict[str, Any], recipe: Recipe, seed: int, net: Any, model: Any,
+           train_split: Any, val_split: Any, test: Any) -> tuple[Any, Any]:
+    """(the training result, the training split as trained on: ``--max-train-samples`` applied)."""
+    from harness.train import TrainOptions, resolve_channels_last, train_model
+
+    options = ctx.options
     available = len(train_split[0])  # before --max-train-samples: whether the cap cut anything
     train_split = _subset(train_split, options.max_train_samples, options.seed)
-    test_x, test_y = _subset(splits.test, options.max_test_samples, options.seed)
-    evaluate_on = val_split if val_split is not None else (test_x, test_y)
+    evaluate_on = val_split if val_split is not None else test
     evaluated_on = "val" if val_split is not None else "test"
 
     def on_epoch(record: dict[str, Any]) -> None:  # the progress line says which split "eval" scored
@@ -830,9 +861,17 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
                         train_samples=len(train_split[0]), train_samples_available=available,
                         val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on=evaluated_on)
+    return result, train_split
 
-    stage("evaluate")
-    if val_split is None and result.final_eval_logits is not None:
+
+def _evaluate(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], net: Any, model: Any, result: Any,
+              scored_test: bool, test_x: Any, test_y: Any) -> None:
+    """The trained model's metrics on the test split (and its weights saved, with --save-weights)."""
+    import torch
+
+    from harness.train import predict
+
+    if scored_test and result.final_eval_logits is not None:
         logits = result.final_eval_logits  # the last epoch already scored this model on the test split
     else:
         logits = predict(model, test_x, ctx.device)
@@ -845,7 +884,7 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         log.warning("%s: %s", job.id, CONSTANT_OUTPUT_TEXT)
     row["test_samples"] = len(test_x)
     row["test_samples_available"] = len(splits.test[0])
-    if options.save_weights:
+    if ctx.options.save_weights:
         weights = Path("weights") / f"{job_file_stem(job.id)}.pt"
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
         # The plugin's own network (what build() returned), not the input adapter around it, so the file
@@ -853,20 +892,29 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         torch.save(cpu_state_dict(net), ctx.folder.path / weights)
         row["train"]["weights"] = weights.as_posix()  # '/' on every OS: a Windows run read elsewhere
 
-    stage("export")
-    model = model.cpu().eval()
+
+def _export(job: Job, ctx: RunContext, row: dict[str, Any], model: Any, test_x: Any) -> Path:
+    """The ONNX file of ``model`` (eval mode, on the CPU), in the run's ``onnx/``."""
+    from harness.export import export_onnx
+
     onnx_rel = Path("onnx") / f"{job_file_stem(job.id)}.onnx"
     onnx_path = ctx.folder.path / onnx_rel
     example = test_x[: max(2, min(8, len(test_x)))].cpu()
     # Its failure is an ExportError, a StageError whose one line holds the cause (each exporter's, under auto).
-    exported = export_onnx(model, example, onnx_path, exporter=options.exporter)
+    exported = export_onnx(model, example, onnx_path, exporter=ctx.options.exporter)
     row["onnx"] = {"path": onnx_rel.as_posix(), **exported.to_dict(), "max_abs_diff": None, "metrics": None}
     for note in exported.notes:  # a fallback to TorchScript, a trace that may hold one branch: said, not only recorded
         if (job.model.name, note) not in _EXPORT_NOTES_SAID:  # once per model (per Ray worker under Ray)
             _EXPORT_NOTES_SAID.add((job.model.name, note))
             log.warning("%s: %s (said once per model)", job.id, note)
+    return onnx_path
 
-    stage("check")
+
+def _check(row: dict[str, Any], onnx_path: Path) -> None:
+    """onnx.checker's verdict, and the export's own FLOPs and activation count."""
+    from harness.export import check_onnx
+    from harness.onnx_cost import count_onnx_cost
+
     try:
         check_onnx(onnx_path)
     except Exception as exc:  # noqa: BLE001
@@ -878,7 +926,15 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     if row["flops"] is None and not cost.uncounted:  # a complete count only
         row["flops"] = cost.flops
 
-    stage("onnx-eval")
+
+def _onnx_eval(ctx: RunContext, splits: Splits, row: dict[str, Any], model: Any, onnx_path: Path,
+               train_split: Any, test_x: Any, test_y: Any) -> Any:
+    """The exported model's metrics in ONNX Runtime and its agreement with PyTorch; the test inputs as numpy."""
+    import torch
+
+    from harness.ort import make_session, run_batched
+    from harness.train import predict
+
     session = make_session(onnx_path, "CPUExecutionProvider", threads=None)
     test_np = test_x.cpu().numpy()
     ort_logits = run_batched(session, test_np)
@@ -891,19 +947,26 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
     torch_logits = predict(model, diff_x, "cpu").numpy()
     ort_diff_logits = ort_logits[:len(diff_x)] if reuse and len(diff_x) == len(test_part) \
         else run_batched(session, diff_x.numpy())
-    diff, mismatch = onnx_agreement(torch_logits, ort_diff_logits, options.onnx_tolerance)
+    diff, mismatch = onnx_agreement(torch_logits, ort_diff_logits, ctx.options.onnx_tolerance)
     row["onnx"]["max_abs_diff"] = diff
     row["onnx"]["diff_samples"] = len(diff_x)
     row["onnx"]["diff_test_samples"] = len(test_part)  # of them from the test split; the rest are training inputs
-    metric_errors = {}
+    metric_errors: dict[str, str] = {}
     row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y, metric_errors)
     if metric_errors:
         row["onnx"]["metric_errors"] = metric_errors
     if mismatch:
         raise StageError("onnx-eval", f"{mismatch} on {len(diff_x)} inputs: a wrong export, or looser numerics "
                                       f"than --onnx-tolerance allows")
+    return test_np
 
-    stage("latency")
+
+def _latency(ctx: RunContext, row: dict[str, Any], model: Any, onnx_path: Path, test_x: Any, test_np: Any) -> None:
+    """ONNX Runtime latency rows (eager PyTorch's too, with the paired ORT-vs-eager ratio) and the cold start."""
+    from harness.coldstart import cold_start_for
+    from harness.latency import compare_onnx_with_eager, measure_onnx, measure_torch
+
+    options = ctx.options
     sample = test_np[: max(options.batch_sizes)]
     skipped: list[str] = []
     row["latency"] = measure_onnx(
@@ -930,17 +993,6 @@ def _run_stages(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any],
         row["onnx"]["cold_start"] = cold
     if skipped:
         row["latency_skipped"] = skipped
-
-    variants = [v for v in options.variants if v != "fp32"]
-    if variants:
-        stage("variants")
-        from harness.variants import evaluate_variants
-
-        row["variants"] = evaluate_variants(
-            variants, onnx_path, ctx.folder.path, train_split[0], test_x, test_y, ctx.metrics,
-            options, ctx.providers, fp32_metrics=row["onnx"]["metrics"],
-            seed=options.seed,  # int8-static's calibration subset: a data choice, so the run's --seed as the splits
-        )
 
 
 def check_named_datasets(plan: Plan, cache: DatasetCache) -> None:
