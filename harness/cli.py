@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import click
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import EXIT_STORAGE, HarnessError
 from harness.text import squeeze
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
@@ -157,6 +157,42 @@ class HarnessGroup(click.Group):
                 traceback.print_exc()
             click.echo("\nharness: interrupted", err=True)
             ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
+        except OSError as exc:  # a path the user cannot reach (no permission, a name too long), a closed pipe
+            import errno
+
+            if _debug(ctx):
+                import traceback
+
+                traceback.print_exc()
+            if exc.errno == errno.EPIPE:  # `harness list models | head -1`: the reader left, as for grep
+                _quiet_stdout()
+                ctx.exit(128 + 13)  # 141, a shell's status for SIGPIPE
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"harness: error: {exc.strerror or exc}{where}", err=True)
+            storage = exc.errno in (errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC))
+            ctx.exit(EXIT_STORAGE if storage else EXIT_USAGE)
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at the null device: what is still buffered for a reader that left would
+    raise again at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _echo_out(text: str) -> None:
+    """``text`` on standard output, where a missing, full or closed stdout is a warning, not the run's
+    failure: the run's figures are on disk and its exit status must stay what the jobs make it."""
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except (OSError, AttributeError, ValueError) as exc:
+        _quiet_stdout()
+        why = "standard output is closed" if sys.stdout is None else getattr(exc, "strerror", None) or exc
+        click.echo(f"harness: warning: the table could not be printed ({why}); report.md holds it", err=True)
 
 
 def _terminal_width() -> int | None:
@@ -167,7 +203,7 @@ def _terminal_width() -> int | None:
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
-    if sys.stdout.isatty():
+    if sys.stdout is not None and sys.stdout.isatty():  # None: started with standard output closed
         return shutil.get_terminal_size().columns
     return None
 
@@ -636,7 +672,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
                 if folder.data["jobs"]:  # standard output holds the table, of the jobs that finished
-                    click.echo(comparison_table(folder.data, width=_terminal_width()))
+                    _echo_out(comparison_table(folder.data, width=_terminal_width()))
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
                 again = f" ({failed} failed, to run again)" if failed else ""
                 click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
@@ -646,7 +682,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
-        _write_run_reports(folder, reporter_set)
+        try:
+            _write_run_reports(folder, reporter_set)
+        except HarnessError:  # a full disk: the figures are known, and a CI log keeps them
+            _echo_out(comparison_table(folder.data, width=_terminal_width()))
+            raise
         if stop.received:
             _end_finished_run_after_signal(ctx, folder, stop)
     finally:
@@ -656,7 +696,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             _ignore_signals(previous)  # the process exits now: a late Ctrl-C must not turn the status into -2
         else:
             _restore_signals(previous)
-    click.echo(comparison_table(folder.data, width=_terminal_width()))
+    _echo_out(comparison_table(folder.data, width=_terminal_width()))
     _echo_edge_answer(folder.data, folder.path)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
@@ -672,7 +712,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
 
 
 class _StopSignals:
-    """Ctrl-C and SIGTERM (CI time-outs, ``kill``) during ``harness run``.
+    """Ctrl-C, SIGTERM (CI time-outs, ``kill``) and SIGHUP (a closed terminal) during ``harness run``.
 
     The first signal stops the run (KeyboardInterrupt: the finished jobs are kept and resumable),
     unless ``deferring`` is set (the reports of a finished run are being written). Any other signal is
@@ -700,16 +740,19 @@ class _StopSignals:
             raise KeyboardInterrupt
 
     def install(self) -> dict[int, Any] | None:
-        """Handle SIGINT and SIGTERM; the previous handlers (None off the main thread: nothing changed)."""
+        """Handle SIGINT, SIGTERM and SIGHUP; the previous handlers (None off the main thread: nothing changed)."""
         import signal
         import threading
 
         if threading.current_thread() is not threading.main_thread():
             return None
-        return {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP: the terminal or ssh session went away; stopped as SIGTERM stops a run, not killed outright
+        hangup = [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []  # not on Windows
+        return {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM, *hangup)}
 
     def exit_code(self) -> int:
-        """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+        """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for
+        SIGHUP."""
         import signal
 
         return 128 + int(self.received[0] if self.received else signal.SIGINT)
@@ -1314,7 +1357,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     plots = sum(1 for path in written if path.parent.name == "plots")
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
-    click.echo(comparison_table(results, width=_terminal_width()))
+    _echo_out(comparison_table(results, width=_terminal_width()))
     _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else target)
     if edge_gate:
         from harness.edge import answered
@@ -1329,7 +1372,7 @@ def _end_finished_run_after_signal(ctx: click.Context, folder: Any, stop: Any) -
     says the reports are complete, and the signal's exit status."""
     from harness.report import comparison_table
 
-    click.echo(comparison_table(folder.data, width=_terminal_width()))
+    _echo_out(comparison_table(folder.data, width=_terminal_width()))
     click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete", err=True)
     ctx.exit(stop.exit_code())
 

@@ -61,8 +61,10 @@ def _kind(value: Any) -> str:
 def load_config(path: Path) -> dict[str, Any]:
     """Parse and validate ``path``; returns option names (underscored) -> values, ``sweep`` -> grid points."""
     path = Path(path)
+    from harness.results import read_regular_file
+
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
     except OSError as exc:
         raise HarnessError(f"cannot read config {path}: {exc.strerror or exc}") from None
     # Windows PowerShell 5.1's '>' writes UTF-16 with a byte-order mark, and its UTF-8 has one too

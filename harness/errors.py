@@ -26,6 +26,21 @@ class StorageError(HarnessError):
     exit_code = EXIT_STORAGE
 
 
+def storage_failure(exc: BaseException | None) -> OSError | None:
+    """The ``OSError`` of a full disk, an exhausted quota or file-size limit, a read-only file system or a
+    refused write (``EACCES``) in ``exc`` or the exceptions it was raised from; None when there is none."""
+    import errno
+
+    refused = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in refused:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class UnknownNameError(HarnessError, KeyError):
     """A model, dataset, metric or plugin name that nothing registered."""
 

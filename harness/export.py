@@ -112,6 +112,7 @@ def export_onnx(
             fixed = fixed_batch_text(proto)
         except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
             _remove_partial(path)
+            _raise_if_storage(exc, path)  # a full disk: the other exporter would fail alike, and no model is at fault
             if exporter == "dynamo":
                 raise ExportError(export_failure_text(exc)) from exc
             fallback_reason = export_failure_text(exc)
@@ -132,6 +133,8 @@ def export_onnx(
         traced = _export_torchscript(model, example, path, used_opset)
         fixed = other_batch_text(path, example)
     except Exception as exc:  # noqa: BLE001 - said with the dynamo exporter's reason
+        _remove_partial(path)
+        _raise_if_storage(exc, path)
         raise failed(export_failure_text(exc)) from exc
     doubts = [w for w in traced if w.split(": ", 1)[-1].startswith(UNSAFE_TRACE_WARNINGS)]
     if fixed:
@@ -147,6 +150,15 @@ def export_onnx(
         notes.append(f"{trace_doubt_text(doubts)} (the ONNX check saw only the test split's inputs)")
     return ExportResult(path, onnx_bytes(path), used_opset, "torchscript", time.perf_counter() - start,
                         fallback_reason, traced, notes)
+
+
+def _raise_if_storage(exc: BaseException, path: Path) -> None:
+    """A :class:`StorageError` when ``exc`` is the file system refusing ``path`` (full, read-only)."""
+    from harness.errors import StorageError, storage_failure
+
+    refused = storage_failure(exc)
+    if refused is not None:
+        raise StorageError(f"cannot write {path}: {refused.strerror or refused}") from exc
 
 
 UNSAFE_TRACE_WARNINGS = ("Converting a tensor to a Python boolean", "Using len to get tensor shape",
@@ -546,7 +558,11 @@ def check_onnx(path: Path) -> None:
     graph that takes no input (a trace that turned the input into a constant)."""
     import onnx
 
-    onnx.checker.check_model(os.fspath(path), full_check=True)
+    try:
+        os.fspath(path).encode("utf-8")
+        onnx.checker.check_model(os.fspath(path), full_check=True)
+    except UnicodeEncodeError:  # a non-UTF-8 locale's undecodable path, which onnx's C++ binding refuses
+        onnx.checker.check_model(onnx.load(os.fspath(path)), full_check=True)
     graph = onnx.load(os.fspath(path), load_external_data=False).graph
     weights = {t.name for t in graph.initializer}
     if not [i for i in graph.input if i.name not in weights]:

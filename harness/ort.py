@@ -95,6 +95,8 @@ def make_session(
     else:
         providers = [provider, "CPUExecutionProvider"]
     source = path if isinstance(path, bytes) else str(path)
+    if isinstance(source, str) and not _utf8(source):  # a non-UTF-8 locale's path, which the C++ binding refuses
+        source = Path(source).read_bytes()  # the harness's files embed their weights: the bytes are the model
     options = session_options(threads, opt_level, spinning)
     if provider == "CPUExecutionProvider":
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
@@ -115,6 +117,14 @@ def make_session(
 
             sys.stderr.write(logged[0])
     return session
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import StorageError
 from harness.latency import UNSTABLE_MARK, unstable_mark, unstable_note
-from harness.results import atomic_write_text
+from harness.results import atomic_write_bytes, atomic_write_text
 from harness.text import mflops, ms_text, points, squeeze
 from harness.train import amp_not_applied_reason
 
@@ -1694,7 +1694,8 @@ def write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         raise StorageError(f"cannot write the reports in {run_dir}: {exc.strerror or exc}{where}; results.json "
-                           f"holds the figures, and 'harness report {run_dir}' rebuilds them") from None
+                           f"holds the figures: 'harness report {run_dir}' rebuilds them when the folder takes "
+                           f"files again, 'harness report {run_dir} --out DIR' elsewhere now") from None
 
 
 def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
@@ -1709,8 +1710,7 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         if plot.png is None:
             continue
         path = run_dir / "plots" / plot.file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(plot.png)
+        atomic_write_bytes(path, plot.png)
         links[plot.key] = f"plots/{plot.file_name}"
         written.append(path)
     # a plot an earlier build drew and this one does not (one batch size now, or a job gone): nothing links it

@@ -108,12 +108,18 @@ def _replace(tmp: str, path: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers only ever see the old or the new content."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers only ever see the old or the new content (a full disk leaves
+    the old file, not a truncated one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file_beside(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         _replace(tmp, path)
@@ -183,6 +189,18 @@ def job_id(model: str, dataset: str, point: dict[str, Any] | None = None) -> str
     return base
 
 
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file; a FIFO or a device (``/dev/zero`` behind a link) is refused
+    before it is opened, where reading it would wait forever or fill the memory."""
+    import stat
+
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise HarnessError(f"{path} is not a regular file")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Read a run's ``results.json`` (or the file itself); a clear :class:`HarnessError` if unusable."""
     path = Path(path)
@@ -190,6 +208,9 @@ def load_results(path: Path) -> dict[str, Any]:
     if not file.exists():
         if not path.exists():
             raise HarnessError(f"{path}: no such run folder")
+        if path.is_dir() and (path / RunFolder.LOCK_FILE).exists():  # a run made this folder, then lost the file
+            raise HarnessError(f"no {RESULTS_FILE} in the run folder {path}: the run was stopped before its first "
+                               f"write, or the file was removed")
         if path.is_dir() and (path / "report.md").exists():  # harness report A B --out DIR writes no results.json
             raise HarnessError(f"no {RESULTS_FILE} in {path}: it looks like a joined report; give the run folders "
                                f"it joined instead")
@@ -203,8 +224,10 @@ def load_results(path: Path) -> dict[str, Any]:
             raise HarnessError(f"no {RESULTS_FILE} in {path}: it is inside the run folder {above}; give that")
         raise HarnessError(f"no {RESULTS_FILE} in {path}")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_regular_file(file).decode("utf-8"))
+    except OSError as exc:
+        raise HarnessError(f"cannot read {file}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HarnessError(f"{file} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise HarnessError(f"{file} does not look like harness results (no 'jobs' list)")

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from harness.cache import default_data_dir, offline_problem, root_problem
-from harness.errors import DataUnavailableError, HarnessError, StageError
+from harness.errors import DataUnavailableError, HarnessError, StageError, StorageError
 from harness.latency import LatencyConfig
 from harness.manager import one_line
 from harness.progress import Progress
@@ -731,6 +732,10 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
         row["stage"] = None
     except KeyboardInterrupt:
         raise
+    except StorageError as exc:  # the run folder stopped taking files: no model's fault, and no job can go on
+        raise StorageError(f"{exc}; the jobs finished before are kept: make room or make the folder writable, "
+                           f"then continue with: harness run --resume --run-id {ctx.folder.path.name} "
+                           f"--out {ctx.folder.path.parent}") from None
     except JobTimeout as exc:
         row["stage"] = row.get("stage") or stage
         row["error"] = squeeze(exc)
@@ -867,8 +872,6 @@ def _train(job: Job, ctx: RunContext, row: dict[str, Any], recipe: Recipe, seed:
 def _evaluate(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], net: Any, model: Any, result: Any,
               scored_test: bool, test_x: Any, test_y: Any) -> None:
     """The trained model's metrics on the test split (and its weights saved, with --save-weights)."""
-    import torch
-
     from harness.train import predict
 
     if scored_test and result.final_eval_logits is not None:
@@ -889,8 +892,28 @@ def _evaluate(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], ne
         (ctx.folder.path / weights).parent.mkdir(parents=True, exist_ok=True)
         # The plugin's own network (what build() returned), not the input adapter around it, so the file
         # loads into build()'s model as is; the adapter holds no weights (its normalisation is in the recipe).
-        torch.save(cpu_state_dict(net), ctx.folder.path / weights)
+        save_atomically(cpu_state_dict(net), ctx.folder.path / weights)
         row["train"]["weights"] = weights.as_posix()  # '/' on every OS: a Windows run read elsewhere
+
+
+def save_atomically(state: Any, path: Path) -> None:
+    """``torch.save(state, path)`` through a temporary file beside it: a full disk leaves no truncated file
+    (torch says so as a RuntimeError, not an OSError), and is a :class:`StorageError`."""
+    import tempfile
+
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else \
+            f"the write stopped part-way, as on a full disk (torch: {squeeze(exc, 120)})"
+        raise StorageError(f"cannot write {path}: {why}") from exc
 
 
 def _export(job: Job, ctx: RunContext, row: dict[str, Any], model: Any, test_x: Any) -> Path:

@@ -561,3 +561,66 @@ def test_the_run_imports_leave_the_garbage_collector_on_with_their_objects_froze
             "print(gc.isenabled(), gc.get_freeze_count() > 10000)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
+
+
+def test_a_path_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path):
+    too_long = tmp_path / ("L" * 300)  # stat() fails with ENAMETOOLONG, which Path.exists() raises
+    for args in (["report", str(too_long)], ["compare", str(too_long), str(too_long)],
+                 ["bench", f"{too_long}.onnx"]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr[-1500:])
+        assert result.stderr.strip().splitlines()[-1].startswith("harness: error: File name too long"), args
+
+
+def test_standard_output_closed_full_or_left_by_its_reader(tmp_path):
+    """The run's figures are on disk: a closed or full stdout is a warning (exit 0), not a traceback and 1;
+    a reader that leaves (`| head -1`) ends a listing as it ends grep, 141."""
+    import os
+
+    from conftest import write_run
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
+    run = write_run(tmp_path / "r", fixture)
+    command = [sys.executable, "-m", "harness", "report", str(run)]
+    closed = subprocess.run(command, stdout=None, stderr=subprocess.PIPE, text=True, timeout=300,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr[-1500:]
+    assert "the table could not be printed (standard output is closed); report.md holds it" in closed.stderr
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+        assert result.returncode in (0, 74) and "Traceback" not in result.stderr, result.stderr[-1500:]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first line
+    try:
+        listing = subprocess.run([sys.executable, "-m", "harness", "list", "models"], stdout=write_end,
+                                 stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert listing.returncode == 141 and listing.stderr == "", listing.stderr
+
+
+def test_a_results_json_that_is_no_regular_file_or_is_gone_is_said_for_what_it_is(tmp_path):
+    import os
+
+    from conftest import write_run
+
+    from harness.results import RunFolder
+
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "results.json")  # reading it waited forever; /dev/zero behind a link filled the memory
+    result = run_cli("report", str(fifo), timeout=120)
+    assert result.returncode == 2 and result.stderr.strip() == f"harness: error: {fifo / 'results.json'} is not a " \
+                                                               "regular file", result.stderr
+    config = tmp_path / "c.toml"
+    config.symlink_to("/dev/zero")
+    result = run_cli("run", "--config", str(config), timeout=120)
+    assert result.returncode == 2 and "is not a regular file" in result.stderr, result.stderr[-1000:]
+    gone = write_run(tmp_path / "gone", {})  # a run folder (its lock file) whose results.json was removed
+    (gone / RunFolder.LOCK_FILE).write_text("1")
+    (gone / "report.md").write_text("# run\n")
+    (gone / "results.json").unlink()
+    result = run_cli("report", str(gone))
+    assert result.returncode == 2 and "the run was stopped before its first write, or the file was removed" \
+        in result.stderr and "joined report" not in result.stderr, result.stderr

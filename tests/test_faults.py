@@ -325,3 +325,63 @@ def test_a_job_timeout_where_there_is_no_interval_timer_is_refused_not_ignored(m
     with pytest.raises(HarnessError, match=r"--job-timeout needs an interval timer \(signal.setitimer\)"):
         validate_options(RunOptions(job_timeout=5))
     validate_options(RunOptions())  # without it: nothing to refuse
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_run_folder_that_stops_taking_files_mid_job_exits_74_and_resumes(tmp_path):
+    """A full disk (here: a file-size limit) at a job's weights or export failed that job as if the model
+    were broken (exit 1), and left a truncated weights file no row listed."""
+    import resource
+    import signal
+
+    def small_files():  # every file this process writes stops at 150 kB: results.json fits, a model does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))
+
+    args = [sys.executable, "-m", "harness", "run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs",
+            "1", "--max-train-samples", "128", "--max-test-samples", "64", "--batch-sizes", "1", "--quick",
+            "--cold-runs", "0", "--no-torch-latency", "--device", "cpu", "--out", str(tmp_path), "--run-id", "a",
+            "--no-progress"]
+    full = subprocess.run(args, capture_output=True, text=True, timeout=600, preexec_fn=small_files)
+    assert full.returncode == 74 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    said = full.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"harness: error: cannot write {tmp_path / 'a' / 'weights'}") and \
+        said.endswith(f"continue with: harness run --resume --run-id a --out {tmp_path}"), said
+    run = tmp_path / "a"
+    assert not [p.name for p in run.rglob("*") if p.is_file() and p.parent != run]  # nothing half-written
+    assert json.loads((run / "results.json").read_text())["jobs"] == []  # no job blamed for the disk
+    again = run_cli("run", "--resume", "--run-id", "a", "--out", str(tmp_path), "--no-progress")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [j["status"] for j in json.loads((run / "results.json").read_text())["jobs"]] == ["ok"]
+
+
+def test_a_storage_failure_is_found_under_the_exceptions_that_carry_it():
+    import errno
+
+    from harness.errors import storage_failure
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("export failed") from exc
+    except RuntimeError as wrapped:
+        assert storage_failure(wrapped) is full
+    assert storage_failure(OSError(errno.ENOENT, "gone")) is None and storage_failure(ValueError("x")) is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the locale's file-name encoding is a POSIX matter")
+def test_a_non_ascii_run_folder_under_a_non_utf8_locale(tmp_path):
+    """Without Python's UTF-8 mode the path is a str with surrogates, which onnx's checker and ONNX
+    Runtime's session refused: every job failed at 'check' as if its export were broken."""
+    import os
+
+    out = tmp_path / "lc_\u00fc"
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"}
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "64", "--max-test-samples", "32", "--batch-sizes", "1", "--quick",
+                     "--cold-runs", "0", "--no-torch-latency", "--device", "cpu", "--out", str(out), "--run-id", "a",
+                     "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [j["status"] for j in json.loads((out / "a" / "results.json").read_text())["jobs"]] == ["ok"]

@@ -128,7 +128,7 @@ def _write(path: pathlib.Path, key_text: str, tensors: Mapping[str, "torch.Tenso
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         return True
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save says a full disk as a RuntimeError ("unexpected pos")
         log.warning("could not write dataset cache entry %s (%s); continuing without the cache", path, exc)
         if tmp_name is not None:
             try:
