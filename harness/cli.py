@@ -141,6 +141,9 @@ class HarnessGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if sys.stdout is None:  # started with standard output closed (`>&-`): output goes nowhere, not into a
+            sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - traceback (older click)
+            _STDOUT_CLOSED.append(True)
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
@@ -183,15 +186,22 @@ def _quiet_stdout() -> None:
         pass
 
 
+_STDOUT_CLOSED: list[bool] = []
+
+
 def _echo_out(text: str) -> None:
     """``text`` on standard output, where a missing, full or closed stdout is a warning, not the run's
     failure: the run's figures are on disk and its exit status must stay what the jobs make it."""
+    if _STDOUT_CLOSED:
+        click.echo("harness: warning: the table could not be printed (standard output is closed); report.md "
+                   "holds it", err=True)
+        return
     try:
         click.echo(text)
         sys.stdout.flush()
     except (OSError, AttributeError, ValueError) as exc:
         _quiet_stdout()
-        why = "standard output is closed" if sys.stdout is None else getattr(exc, "strerror", None) or exc
+        why = getattr(exc, "strerror", None) or exc
         click.echo(f"harness: warning: the table could not be printed ({why}); report.md holds it", err=True)
 
 

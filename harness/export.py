@@ -457,16 +457,23 @@ def _export_torchscript(model: "torch.nn.Module", example: "torch.Tensor", path:
             warnings.filterwarnings("always", category=tracer_warning)
             # as torch does: its own modules' tracer warnings are known to be harmless
             warnings.filterwarnings("ignore", category=tracer_warning, module=r"torch\.(?!jit)")
+        target: Any = str(path)
+        try:
+            target.encode("utf-8")
+        except UnicodeEncodeError:  # a non-UTF-8 locale's path, which the exporter's C++ side refuses
+            target = io.BytesIO()
         torch.onnx.export(
             model,
             (example,),
-            str(path),
+            target,
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
+        if isinstance(target, io.BytesIO):
+            path.write_bytes(target.getvalue())
     said: dict[str, None] = {}
     for record in caught:
         if tracer_warning is not None and issubclass(record.category, tracer_warning):
