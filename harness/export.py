@@ -133,7 +133,6 @@ def export_onnx(
         traced = _export_torchscript(model, example, path, used_opset)
         fixed = other_batch_text(path, example)
     except Exception as exc:  # noqa: BLE001 - said with the dynamo exporter's reason
-        _remove_partial(path)
         _raise_if_storage(exc, path)
         raise failed(export_failure_text(exc)) from exc
     doubts = [w for w in traced if w.split(": ", 1)[-1].startswith(UNSAFE_TRACE_WARNINGS)]
@@ -158,6 +157,7 @@ def _raise_if_storage(exc: BaseException, path: Path) -> None:
 
     refused = storage_failure(exc)
     if refused is not None:
+        _remove_partial(path)
         raise StorageError(f"cannot write {path}: {refused.strerror or refused}") from exc
 
 
@@ -457,11 +457,9 @@ def _export_torchscript(model: "torch.nn.Module", example: "torch.Tensor", path:
             warnings.filterwarnings("always", category=tracer_warning)
             # as torch does: its own modules' tracer warnings are known to be harmless
             warnings.filterwarnings("ignore", category=tracer_warning, module=r"torch\.(?!jit)")
-        target: Any = str(path)
-        try:
-            target.encode("utf-8")
-        except UnicodeEncodeError:  # a non-UTF-8 locale's path, which the exporter's C++ side refuses
-            target = io.BytesIO()
+        from harness.ort import utf8_path
+
+        target: Any = str(path) if utf8_path(path) else io.BytesIO()  # written from Python below
         torch.onnx.export(
             model,
             (example,),
@@ -565,11 +563,9 @@ def check_onnx(path: Path) -> None:
     graph that takes no input (a trace that turned the input into a constant)."""
     import onnx
 
-    try:
-        os.fspath(path).encode("utf-8")
-        onnx.checker.check_model(os.fspath(path), full_check=True)
-    except UnicodeEncodeError:  # a non-UTF-8 locale's undecodable path, which onnx's C++ binding refuses
-        onnx.checker.check_model(onnx.load(os.fspath(path)), full_check=True)
+    from harness.ort import utf8_path
+
+    onnx.checker.check_model(os.fspath(path) if utf8_path(path) else onnx.load(os.fspath(path)), full_check=True)
     graph = onnx.load(os.fspath(path), load_external_data=False).graph
     weights = {t.name for t in graph.initializer}
     if not [i for i in graph.input if i.name not in weights]:

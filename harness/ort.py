@@ -95,7 +95,7 @@ def make_session(
     else:
         providers = [provider, "CPUExecutionProvider"]
     source = path if isinstance(path, bytes) else str(path)
-    if isinstance(source, str) and not _utf8(source):  # a non-UTF-8 locale's path, which the C++ binding refuses
+    if isinstance(source, str) and not utf8_path(source):
         source = Path(source).read_bytes()  # the harness's files embed their weights: the bytes are the model
     options = session_options(threads, opt_level, spinning)
     if provider == "CPUExecutionProvider":
@@ -119,9 +119,14 @@ def make_session(
     return session
 
 
-def _utf8(text: str) -> bool:
+def utf8_path(path: Path | str) -> bool:
+    """Whether ``path`` encodes as UTF-8. Under a non-UTF-8 locale an undecodable file name is a str with
+    surrogates, which ONNX Runtime's, onnx's and torch's C++ bindings refuse (Python's own file functions
+    take it): those get the file's bytes instead."""
+    import os
+
     try:
-        text.encode("utf-8")
+        os.fspath(path).encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
