@@ -77,15 +77,13 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
 
             warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
                           f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}", stacklevel=2)
-        if plan.fixed_batch is not None and plan.fixed_batch != batch_size:  # a bare ValueError from the feeds
-            batched = next(name for name, axis in plan.axes.items() if axis is not None)
-            raise ValueError(f"onnx_inference_call: input {batched!r} has a static batch dimension "
-                             f"{plan.fixed_batch}: the graph fixes its batch at {plan.fixed_batch}, so pass "
-                             f"batch_size={plan.fixed_batch} (or batch_dim=\"none\" when that dimension is no batch)")
         try:
             feeds = input_feeds(session, batch_size, dims=marked)
-        except ValueError as exc:
-            raise ValueError(f"onnx_inference_call: {exc}") from None
+        except ValueError as exc:  # a static batch of another size, or no batch at all
+            fixed = plan.fixed_batch
+            hint = (f": the graph fixes its batch at {fixed}, so pass batch_size={fixed} (or batch_dim=\"none\" "
+                    "when that dimension is no batch)" if fixed is not None and fixed != batch_size else "")
+            raise ValueError(f"onnx_inference_call: {exc}{hint}") from None
         return onnx_call(session, feeds, provider_name(provider))
 
     return make
