@@ -46,6 +46,8 @@ class Registry:
     host: PluginHost
     specs: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    refused: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    """kind -> name -> the plugins whose registration of that taken name was refused."""
 
     @property
     def errors(self) -> list[LoadError]:
@@ -120,6 +122,7 @@ class Registry:
                         if owner == plugin else
                         f"is already registered by plugin {owner!r}; the registration by {plugin!r} was refused")
                 self.errors.append(LoadError(plugin, dist, f"{SINGULAR[kind]} name {item.name!r} {said}", kind))
+                self.refused[kind].setdefault(item.name, []).append(plugin)
                 continue
             self.specs[kind][item.name] = item
             self.owners[kind][item.name] = plugin
@@ -196,8 +199,7 @@ class Registry:
             owner = self.owners[kind][name]
             if allowed is not None and owner not in allowed:
                 message = f"{SINGULAR[kind]} {name!r} comes from plugin {owner!r}, which --plugins does not include"
-                refused = [e.plugin for e in self.errors if e.plugin in allowed and e.kind == kind
-                           and e.message.startswith(f"{SINGULAR[kind]} name {name!r} is already registered")]
+                refused = [plugin for plugin in self.refused[kind].get(name, []) if plugin in allowed]
                 if refused:  # the selected plugin's own registration lost the name to one not selected
                     message += (f"; plugin {refused[0]!r} registers it too, but {owner!r} took it first (plugins "
                                 f"load in entry-point name order): HARNESS_DISABLE_PLUGINS={owner} keeps {owner!r} out")
