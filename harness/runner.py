@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -625,6 +624,15 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,
     return values
 
 
+def record_metrics(into: dict[str, Any], metrics: Sequence[Any], logits: Any, targets: Any) -> None:
+    """``into["metrics"]``: :func:`compute_metrics`; ``into["metric_errors"]``: why a metric is null, when one
+    is (kept with the run: the warning is said once, on stderr)."""
+    errors: dict[str, str] = {}
+    into["metrics"] = compute_metrics(metrics, logits, targets, errors)
+    if errors:
+        into["metric_errors"] = errors
+
+
 def _own_copy(tensor: Any) -> Any:
     clone = getattr(tensor, "clone", None)
     return clone() if callable(clone) else tensor
@@ -878,10 +886,7 @@ def _evaluate(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], ne
         logits = result.final_eval_logits  # the last epoch already scored this model on the test split
     else:
         logits = predict(model, test_x, ctx.device)
-    metric_errors: dict[str, str] = {}
-    row["metrics"] = compute_metrics(ctx.metrics, logits, test_y, metric_errors)
-    if metric_errors:  # why a metric is null, kept with the run (the warning is said once, on stderr)
-        row["metric_errors"] = metric_errors
+    record_metrics(row, ctx.metrics, logits, test_y)
     if constant_output(logits):  # an untrained or collapsed model: figures that cannot tell anything apart
         row["constant_output"] = True
         log.warning("%s: %s", job.id, CONSTANT_OUTPUT_TEXT)
@@ -897,23 +902,21 @@ def _evaluate(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], ne
 
 
 def save_atomically(state: Any, path: Path) -> None:
-    """``torch.save(state, path)`` through a temporary file beside it: a full disk leaves no truncated file
-    (torch says so as a RuntimeError, not an OSError), and is a :class:`StorageError`."""
-    import tempfile
+    """``torch.save(state, path)``, serialised in memory and written by :func:`atomic_write_bytes`: a full disk
+    leaves no truncated file and is a :class:`StorageError` (torch's own file writer says it as an unclear
+    RuntimeError)."""
+    import io
 
     import torch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from harness.results import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else \
-            f"the write stopped part-way, as on a full disk (torch: {squeeze(exc, 120)})"
-        raise StorageError(f"cannot write {path}: {why}") from exc
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _export(job: Job, ctx: RunContext, row: dict[str, Any], model: Any, test_x: Any) -> Path:
@@ -974,10 +977,7 @@ def _onnx_eval(ctx: RunContext, splits: Splits, row: dict[str, Any], model: Any,
     row["onnx"]["max_abs_diff"] = diff
     row["onnx"]["diff_samples"] = len(diff_x)
     row["onnx"]["diff_test_samples"] = len(test_part)  # of them from the test split; the rest are training inputs
-    metric_errors: dict[str, str] = {}
-    row["onnx"]["metrics"] = compute_metrics(ctx.metrics, torch.from_numpy(ort_logits), test_y, metric_errors)
-    if metric_errors:
-        row["onnx"]["metric_errors"] = metric_errors
+    record_metrics(row["onnx"], ctx.metrics, torch.from_numpy(ort_logits), test_y)
     if mismatch:
         raise StageError("onnx-eval", f"{mismatch} on {len(diff_x)} inputs: a wrong export, or looser numerics "
                                       f"than --onnx-tolerance allows")

@@ -124,7 +124,7 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
     from harness.ort import max_abs_diff, run_batched
-    from harness.runner import compute_metrics
+    from harness.runner import record_metrics
 
     builder = BUILDERS.get(name)
     if builder is None:
@@ -154,10 +154,7 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     if name == "fp16" and eval_provider == "CPUExecutionProvider":  # its accuracy is not a GPU's
         row.setdefault("notes", []).append("accuracy scored on the CPU provider, which computes in float32 between float16 tensors: "
                      "it shows the rounding of weights and activations to float16, not float16 accumulation")
-    metric_errors: dict[str, str] = {}
-    row["metrics"] = compute_metrics(metrics, torch.from_numpy(logits.astype("float32")), test_y, metric_errors)
-    if metric_errors:
-        row["metric_errors"] = metric_errors
+    record_metrics(row, metrics, torch.from_numpy(logits.astype("float32")), test_y)
     row["max_abs_diff"] = max_abs_diff(logits, fp32_logits)
     row["diff_samples"] = len(test_np)
     accuracy = (row["metrics"] or {}).get("accuracy")
