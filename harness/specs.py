@@ -233,7 +233,11 @@ def input_text(rank: int, channels: int | None, spatial: Iterable[int] | None, k
     first = str(channels) if channels is not None else ("F" if rank == 1 else "C")
     sizes = tuple(spatial) if spatial else _SIZE_NAMES.get(rank, tuple(f"S{i + 1}" for i in range(rank - 1)))
     shape = "x".join([first, *map(str, sizes)])
-    return f"{shape} {_RANK_KINDS.get(rank, f'rank-{rank} inputs')}" if kind else shape
+    return f"{shape} {_rank_kind(rank)}" if kind else shape
+
+
+def _rank_kind(rank: int) -> str:
+    return _RANK_KINDS.get(rank, f"rank-{rank} inputs")
 
 
 @dataclass(frozen=True)
@@ -463,7 +467,7 @@ def spec_problem(spec: Any) -> str | None:
             _recipe_problem(spec.recipe),
             None if not (rank_ok and isinstance(spec.recipe, Recipe) and spec.recipe.augment and spec.input_rank != 3)
             else f"recipe.augment {spec.recipe.augment!r} works on images (input_rank 3) only, not "
-                 f"{_RANK_KINDS.get(spec.input_rank, f'rank-{spec.input_rank} inputs')} (every job would fail "
+                 f"{_rank_kind(spec.input_rank)} (every job would fail "
                  "when it trains)",
             _must("reference", spec.reference, isinstance(spec.reference, Mapping), "a dict"),
             _must("tags", spec.tags, _is_str_tuple(spec.tags), "a tuple of str"),
