@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import click
 
 from harness import __version__
-from harness.errors import EXIT_STORAGE, HarnessError
+from harness.errors import EXIT_STORAGE, STORAGE_ERRNOS, HarnessError
 from harness.text import squeeze
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
@@ -172,8 +172,7 @@ class HarnessGroup(click.Group):
                 ctx.exit(128 + 13)  # 141, a shell's status for SIGPIPE
             where = f": {exc.filename}" if exc.filename else ""
             click.echo(f"harness: error: {exc.strerror or exc}{where}", err=True)
-            storage = exc.errno in (errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC))
-            ctx.exit(EXIT_STORAGE if storage else EXIT_USAGE)
+            ctx.exit(EXIT_STORAGE if exc.errno in STORAGE_ERRNOS else EXIT_USAGE)
 
 
 def _quiet_stdout() -> None:

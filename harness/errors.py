@@ -9,6 +9,8 @@ the same one-line message.
 
 from __future__ import annotations
 
+import errno as _errno
+
 
 class HarnessError(Exception):
     """An error caused by input the user can fix; shown as one line, exit status 2."""
@@ -16,6 +18,12 @@ class HarnessError(Exception):
 
 EXIT_STORAGE = 74
 """The exit status of a :class:`StorageError`: sysexits' EX_IOERR."""
+
+DISK_FULL_ERRNOS = frozenset(getattr(_errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(_errno, name))
+"""A full disk, an exhausted quota, a file-size limit: what "make room" fixes."""
+
+STORAGE_ERRNOS = DISK_FULL_ERRNOS | {_errno.EROFS}
+"""The storage itself refuses, whatever the path: exit :data:`EXIT_STORAGE`, not a usage error."""
 
 
 class StorageError(HarnessError):
@@ -29,9 +37,7 @@ class StorageError(HarnessError):
 def storage_failure(exc: BaseException | None) -> OSError | None:
     """The ``OSError`` of a full disk, an exhausted quota or file-size limit, a read-only file system or a
     refused write (``EACCES``) in ``exc`` or the exceptions it was raised from; None when there is none."""
-    import errno
-
-    refused = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    refused = STORAGE_ERRNOS | {_errno.EACCES}  # mid-run, a refused write is the folder turned read-only
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

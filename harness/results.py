@@ -8,7 +8,6 @@ so a run killed at any instant leaves the last complete version behind.
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.errors import HarnessError, StorageError
+from harness.errors import DISK_FULL_ERRNOS, HarnessError, StorageError
 from harness.text import squeeze
 
 log = logging.getLogger(__name__)
@@ -487,7 +486,7 @@ class RunFolder:
         except OSError as exc:
             if not written:  # the folder refused the run from the start: the --out given
                 raise HarnessError(f"cannot write {self.results_path}: {exc.strerror or exc}") from None
-            fix = "make room" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make the folder writable"
+            fix = "make room" if exc.errno in DISK_FULL_ERRNOS else "make the folder writable"
             raise StorageError(f"cannot write {self.results_path}: {exc.strerror or exc}; it keeps the jobs written "
                                f"before: {fix}, then continue with: harness run --resume --run-id {self.path.name} "
                                f"--out {self.path.parent}") from None
