@@ -540,6 +540,14 @@ class RayExecutor:
         try:
             write_artifacts(ctx.folder.path, files)
         except Exception as exc:  # noqa: BLE001 - e.g. disk full, a refused path
+            from harness.errors import StorageError, storage_failure
+
+            refused = storage_failure(exc)
+            if refused is not None:  # as in a local run: stop with exit 74 and the --resume command
+                from harness.runner import storage_stop
+
+                raise storage_stop(StorageError(f"cannot write in {ctx.folder.path}: {refused.strerror or refused}"),
+                                   ctx.folder.path) from None
             row.update(status="failed", stage="executor",
                        error=f"could not store the job's files in the run folder: {one_line(exc)}")
         return row

@@ -694,6 +694,13 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def storage_stop(exc: BaseException, run_dir: Path) -> StorageError:
+    """The :class:`StorageError` that stops a run whose folder ``run_dir`` stopped taking files, with how
+    to go on: no model's fault, and no later job could store its files either."""
+    return StorageError(f"{exc}; the jobs finished before are kept: make room or make the folder writable, "
+                        f"then continue with: harness run --resume --run-id {run_dir.name} --out {run_dir.parent}")
+
+
 def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     """Run every stage of one job; never raises except on KeyboardInterrupt."""
     row: dict[str, Any] = {
@@ -741,9 +748,7 @@ def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     except KeyboardInterrupt:
         raise
     except StorageError as exc:  # the run folder stopped taking files: no model's fault, and no job can go on
-        raise StorageError(f"{exc}; the jobs finished before are kept: make room or make the folder writable, "
-                           f"then continue with: harness run --resume --run-id {ctx.folder.path.name} "
-                           f"--out {ctx.folder.path.parent}") from None
+        raise storage_stop(exc, ctx.folder.path) from None
     except JobTimeout as exc:
         row["stage"] = row.get("stage") or stage
         row["error"] = squeeze(exc)

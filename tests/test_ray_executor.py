@@ -242,6 +242,23 @@ def test_a_worker_crash_is_a_failed_row(cluster, tmp_path):
     assert row["onnx"] is None and row["latency"] == []
 
 
+def test_a_full_run_folder_stops_a_ray_run_as_it_stops_a_local_one(cluster, tmp_path, monkeypatch):
+    """The driver's disk refusing a job's files was a failed job (exit 1, "a broken model") under Ray,
+    and exit 74 with the --resume command in a local run."""
+    import errno
+
+    from harness import ray_executor
+    from harness.errors import StorageError
+
+    def full(run_dir, files):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ray_executor, "write_artifacts", full)
+    with pytest.raises(StorageError, match="No space left on device.*harness run --resume --run-id ray"):
+        execute(cluster, _options(tmp_path, "ray", ["mnist-mlp"]), Progress())
+    assert json.loads((tmp_path / "ray" / "results.json").read_text())["jobs"] == []  # resume reruns it
+
+
 def test_ctrl_c_leaves_a_task_that_has_just_finished_uncancelled(cluster, tmp_path, monkeypatch):
     """Cancelling a task as it completed aborted Ray's driver (task_manager: "Tried to complete task that
     was not pending") once in four Ctrl-Cs, leaving results.json empty and no resume line."""
