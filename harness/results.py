@@ -36,6 +36,38 @@ def safe_name(name: str, max_length: int = 80) -> str:
     return cleaned[:max_length]
 
 
+_RUN_NAME_BYTES = 200
+"""At most this many bytes of a run folder's name in UTF-8: file systems allow 255."""
+
+
+def run_folder_name(run_id: str) -> str:
+    """The folder name of the run ``--run-id run_id``: ``safe_name``'s rule for ASCII, and letters of
+    other scripts kept (``実験-1``, ``étude``), where the file system can encode them; else the ASCII
+    form with 8 hex digits of the id's SHA-1, so that two ids of other scripts stay two folders."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", str(run_id))
+
+    def kept(ch: str) -> bool:
+        if ch.isascii():
+            return ch.isalnum() or ch in "._-"
+        return ch.isprintable() and not ch.isspace()
+
+    cleaned = re.sub("\0+", "_", "".join(ch if kept(ch) else "\0" for ch in text)).strip("._")
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)
+    while len(cleaned.encode("utf-8")) > _RUN_NAME_BYTES:
+        cleaned = cleaned[:-1]
+    cleaned = cleaned.rstrip("._")
+    if cleaned.isascii():
+        return safe_name(cleaned)
+    try:
+        os.fsencode(cleaned)
+    except UnicodeError:  # an ASCII file-system encoding (LC_ALL=C without UTF-8 mode)
+        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+        return f"{safe_name(text, 71)}-{digest}"
+    return cleaned
+
+
 # A job id whose parts use only these characters maps to a distinct file name by safe_name alone.
 _PLAIN_NAME = r"[A-Za-z0-9.-]+"
 _PLAIN_JOB_ID = re.compile(rf"{_PLAIN_NAME}@{_PLAIN_NAME}(#\w+={_PLAIN_NAME}(,\w+={_PLAIN_NAME})*)?")
@@ -326,7 +358,7 @@ def damage(data: dict[str, Any]) -> str | None:
 
 def run_taken(out: Path, run_id: str) -> HarnessError | None:
     """The error for a new run whose ``--run-id`` names a finished or running run in ``out``; else None."""
-    path = Path(out) / safe_name(run_id)
+    path = Path(out) / run_folder_name(run_id)
     if not (path / RESULTS_FILE).exists():
         return None
     what = repr(run_id) if path.name == run_id else f"{run_id!r} (folder {path.name!r})"
@@ -415,11 +447,11 @@ class RunFolder:
             raise HarnessError(f"--out {out} is a file, not a folder")
         chosen = bool(run_id)  # "" (an unset $CI_ID) means no choice, as --resume reads it
         base = run_id if chosen else new_run_id()
-        if chosen and safe_name(base) != base:
-            log.warning("--run-id %r is not a plain folder name: the run folder is %r", base, safe_name(base))
+        if chosen and run_folder_name(base) != base:
+            log.warning("--run-id %r is not a plain folder name: the run folder is %r", base, run_folder_name(base))
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}-{attempt}"
-            path = out / safe_name(name)
+            path = out / run_folder_name(name)
             if not (path / RESULTS_FILE).exists():
                 try:
                     path.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry, did_you_mean
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_taken, safe_name
+from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_taken
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
 from harness.text import squeeze
 
@@ -1089,7 +1089,7 @@ def resume_target(out: Path, run_id: str | None) -> Path:
     """The run folder ``--resume`` continues: ``--run-id`` in ``out``, else the latest run there."""
     out = Path(out)
     if run_id:
-        path = out / safe_name(run_id)
+        path = out / run_folder_name(run_id)
         if not (path / "results.json").exists():
             what = (f"{path} has no results.json (the run was stopped before its first write, or the file was "
                     "removed)" if path.is_dir() else f"no run {run_id!r} in {out}")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.config import sweep_points, validate_config
 from harness.errors import HarnessError
-from harness.results import atomic_write_json, job_file_stem, safe_name
+from harness.results import atomic_write_json, job_file_stem, run_folder_name, safe_name
 
 
 @pytest.mark.parametrize("clean", [safe_name, job_file_stem])
@@ -31,6 +31,44 @@ def test_safe_name_examples():
     assert safe_name("/abs/path") == "abs_path"
     assert safe_name("mnist-cnn@synthetic") == "mnist-cnn_synthetic"
     assert safe_name("...") == "unnamed"
+
+
+@given(name=st.text(min_size=0, max_size=300))
+@example(name="\U0001f600" * 100)
+def test_run_folder_names_stay_inside_their_folder(name):
+    cleaned = run_folder_name(name)
+    assert cleaned and len(cleaned.encode("utf-8")) <= 200
+    assert "/" not in cleaned and "\\" not in cleaned and "\0" not in cleaned
+    assert ".." not in cleaned and not cleaned.startswith(".") and cleaned == cleaned.strip()
+    root = Path("/run").resolve()
+    assert (root / cleaned).resolve().parent == root
+
+
+def test_run_ids_in_other_scripts_keep_their_letters(monkeypatch):
+    """Every --run-id in another script was the folder 'unnamed': a second such run clashed with the first."""
+    assert run_folder_name("実験") == "実験" and run_folder_name("テスト") == "テスト"
+    assert run_folder_name("Étude 1/../x") == "Étude_1_._x"
+    assert run_folder_name("my run") == safe_name("my run") == "my_run"  # ASCII ids keep their old folder
+    assert run_folder_name("a\u202eb") == "a_b"  # a direction override is not printable
+
+    def ascii_only(name):  # a file system whose encoding is ASCII (LC_ALL=C without UTF-8 mode)
+        name.encode("ascii")
+        return name.encode()
+
+    monkeypatch.setattr("os.fsencode", ascii_only)
+    first, second = run_folder_name("実験"), run_folder_name("テスト")
+    assert first != second and first.isascii() and first.startswith("unnamed-")
+    assert run_folder_name("Étude").startswith("tude-")
+
+
+def test_two_runs_named_in_another_script_are_two_folders(tmp_path):
+    from harness.results import RunFolder, run_taken
+
+    first = RunFolder.create(tmp_path, "実験", {}, {})
+    first.save()
+    assert first.path.name == "実験" and run_taken(tmp_path, "実験") is not None
+    assert run_taken(tmp_path, "テスト") is None
+    assert RunFolder.create(tmp_path, "テスト", {}, {}).path == tmp_path / "テスト"
 
 
 _id_part = st.text(alphabet="abAB_ .+@#=,-", min_size=1, max_size=6)
