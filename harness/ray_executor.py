@@ -112,8 +112,9 @@ class HostBenchLock:
 
     @staticmethod
     def _open(path: Path) -> int:
-        # Read-only is enough for flock, and works on a file another user created.
-        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        # Read-only is enough for flock, and works on a file another user created. Not through a link:
+        # the folder is the shared temporary one, where anyone may plant one to make us create a file.
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
 
     def shared(self) -> None:
         import fcntl

@@ -8,6 +8,7 @@ so a run killed at any instant leaves the last complete version behind.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
@@ -365,6 +366,40 @@ def run_taken(out: Path, run_id: str) -> HarnessError | None:
     return HarnessError(f"run {what} already exists in {out}; use --resume or another --run-id")
 
 
+def _open_lock_file(path: Path, create: bool) -> Any:
+    """``path`` (a run folder's ``.lock``) open as text: made and open for writing when ``create``, else
+    only read (a look at who holds a run folder another user owns).
+
+    The pid written into it truncates the file, so it must be the run folder's own plain file: a
+    symbolic link there (left by a copy, or planted) is not followed, which would overwrite the file
+    it points to, and a FIFO or device is refused, which would hang a ``harness compare`` that only
+    looks. Each is a one-line :class:`HarnessError`; an :class:`OSError` for what the system refuses.
+    """
+    import stat
+
+    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # Windows has neither
+    link = HarnessError(f"{path} is a symbolic link, not the run's lock file; remove it and run again")
+    if os.path.islink(path):
+        raise link
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # made a link since the look above
+            raise link from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HarnessError(f"{path} is not a regular file, so it cannot be the run's lock file; remove it "
+                               f"and run again")
+        if getattr(os, "O_NONBLOCK", 0):  # only the open had to return at once
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "r+" if create else "r", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class RunInUseError(HarnessError):
     """The run folder is held by another harness process (see :meth:`RunFolder.lock`); ``holder``: its pid."""
 
@@ -388,8 +423,8 @@ class RunFolder:
         from harness.filelock import held_elsewhere
 
         try:
-            handle = open(Path(path) / cls.LOCK_FILE, encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError:
+            handle = _open_lock_file(Path(path) / cls.LOCK_FILE, create=False)
+        except (OSError, HarnessError):
             return None
         with handle:
             if held_elsewhere(handle):
@@ -406,7 +441,7 @@ class RunFolder:
         from harness.filelock import Unsupported, try_lock
 
         try:
-            handle = open(self.path / self.LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open on purpose
+            handle = _open_lock_file(self.path / self.LOCK_FILE, create=True)
         except OSError as exc:
             raise HarnessError(f"cannot write in the run folder {self.path}: {exc.strerror or exc}") from None
         try:

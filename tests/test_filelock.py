@@ -78,3 +78,34 @@ def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path, monk
     assert folder._lock is None and "running without the lock" in caplog.text
     with pytest.raises(HarnessError, match="cannot write in the run folder"):
         RunFolder(tmp_path / "missing", {}).lock()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="symbolic links and FIFOs as POSIX makes them")
+def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_not_written_through_nor_waited_on(tmp_path):
+    import threading
+
+    run = tmp_path / "r"
+    run.mkdir()
+    precious = tmp_path / "notes.txt"
+    precious.write_text("precious")
+    (run / RunFolder.LOCK_FILE).symlink_to(precious)  # a copied run folder, or a planted link
+    with pytest.raises(HarnessError, match="is a symbolic link, not the run's lock file"):
+        RunFolder(run, {}).lock()
+    assert precious.read_text() == "precious"  # the pid was not written through the link
+    assert RunFolder.holder(run) is None
+    dangling = tmp_path / "r2"
+    dangling.mkdir()
+    (dangling / RunFolder.LOCK_FILE).symlink_to(tmp_path / "made-elsewhere")
+    with pytest.raises(HarnessError, match="symbolic link"):
+        RunFolder(dangling, {}).lock()
+    assert not (tmp_path / "made-elsewhere").exists()
+
+    (run / RunFolder.LOCK_FILE).unlink()
+    os.mkfifo(run / RunFolder.LOCK_FILE)
+    looked: list = []
+    look = threading.Thread(target=lambda: looked.append(RunFolder.holder(run)), daemon=True)
+    look.start()
+    look.join(timeout=10)
+    assert looked == [None]  # a look (harness compare) answers at once: opening a FIFO to read would wait
+    with pytest.raises(HarnessError, match="not a regular file"):
+        RunFolder(run, {}).lock()
