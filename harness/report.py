@@ -1713,10 +1713,12 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
         atomic_write_bytes(path, plot.png)
         links[plot.key] = f"plots/{plot.file_name}"
         written.append(path)
-    # a plot an earlier build drew and this one does not (one batch size now, or a job gone): nothing links it
-    for stale in sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").is_dir() else []:
-        if stale not in written:
-            stale.unlink()
+    # a plot an earlier build drew and this one does not (one batch size now, or a job gone): nothing links it.
+    # Only in the run's own plots/ folder: one linked elsewhere (to a shared folder of pictures) keeps its files.
+    own = run_dir / "plots"
+    for stale in sorted(own.glob("*.png")) if own.is_dir() and not own.is_symlink() else []:
+        if stale not in written and (stale.is_symlink() or stale.is_file()):
+            stale.unlink()  # a link itself, never what it points to
     numbered = {plot.key: plot.numbered for plot in plots if plot.numbered}
     atomic_write_text(run_dir / "report.md", to_markdown(results, plots=links, numbered=numbered, run_dir=run_dir))
     written.append(run_dir / "report.md")

@@ -385,3 +385,29 @@ def test_a_non_ascii_run_folder_under_a_non_utf8_locale(tmp_path):
                      "--no-progress", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [j["status"] for j in json.loads((out / "a" / "results.json").read_text())["jobs"]] == ["ok"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+def test_a_rebuild_leaves_the_pictures_of_a_plots_folder_linked_elsewhere(tmp_path):
+    from pathlib import Path
+
+    from harness.report import write_reports
+
+    results = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "holiday.png").write_bytes(b"\x89PNG mine")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "plots").symlink_to(pictures, target_is_directory=True)  # a user's choice of where the figures go
+    write_reports(run, results)
+    assert (pictures / "holiday.png").read_bytes() == b"\x89PNG mine"  # not taken for a stale plot
+    assert (pictures / "accuracy_vs_latency.png").is_file()  # the figures still go where the link says
+    # in the run's own plots/ folder a stale figure goes, and a link there goes as a link only
+    (run / "plots").unlink()
+    (run / "plots").mkdir()
+    (run / "plots" / "old.png").write_bytes(b"\x89PNG stale")
+    (run / "plots" / "linked.png").symlink_to(pictures / "holiday.png")
+    write_reports(run, results)
+    assert not (run / "plots" / "old.png").exists() and not (run / "plots" / "linked.png").exists()
+    assert (pictures / "holiday.png").read_bytes() == b"\x89PNG mine"
