@@ -7,8 +7,8 @@ heap is already grown. On a 2-core CPU, mwnn-medium's session took 23 ms in
 a new process every time, 18 ms the first time in a long-lived one and 8 ms
 each time after that; a median of reloads would understate it threefold.
 
-So each sample is a new Python process (``python -m harness.coldstart``)
-that
+So each sample is a new Python process (running :func:`main`, with the
+working directory off its path: see :func:`_bootstrap`) that
 
 1. imports ONNX Runtime and numpy and runs a one-node model on the
    provider: the once-per-process costs (libraries, kernel registries; on a
@@ -170,12 +170,9 @@ def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: 
                           "path": str(path.resolve()), "provider": provider, "threads": threads,
                           "batch_size": batch_size, "opt_level": opt_level, "dims": dims or {},
                           "parent": os.getpid(), "deadline_s": timeout_s})
-    # This harness, not whatever a "harness" folder in the working directory holds.
-    here = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     try:
-        done = subprocess.run([sys.executable, "-m", "harness.coldstart", request], capture_output=True, text=True,
-                              timeout=timeout_s, start_new_session=True, check=False, env=env)
+        done = subprocess.run([sys.executable, "-c", _bootstrap(), request], capture_output=True, text=True,
+                              timeout=timeout_s, start_new_session=True, check=False)
     except subprocess.TimeoutExpired:
         raise ColdStartError(f"the probe process took longer than {timeout_s:g} s") from None
     except OSError as exc:
@@ -192,6 +189,26 @@ def _probe(path: Path, provider: str, threads: int, batch_size: int, opt_level: 
         return out
     except (ValueError, KeyError, TypeError):
         raise ColdStartError(f"the probe process printed no figures: {squeeze(lines[-1], 200)}") from None
+
+
+def _bootstrap() -> str:
+    """The probe process's ``-c`` code: drop the working directory from its path, then run :func:`main`.
+
+    ``python -m harness.coldstart`` put the working directory first on the path, ahead of the installed
+    packages: an ``onnxruntime.py`` or a ``harness/`` folder in whatever folder the user ran from was
+    imported instead of the real ones (code run from an untrusted folder). ``-c`` puts it there too, as
+    ``''``, before any code runs; the bootstrap removes it (``-P`` would leave it out only from Python 3.11,
+    and ``-I`` also ignores ``PYTHONPATH`` and the user's site-packages, where ONNX Runtime may be). The
+    folder this harness was imported from goes first instead (unless already on the path, as
+    site-packages is), so the probe runs this harness wherever it is installed, editable or not."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return ("import sys\n"
+            "if not getattr(sys.flags, 'safe_path', False):\n"
+            "    del sys.path[0]  # the '' that -c puts first: the working directory\n"
+            f"if {here!r} not in sys.path:\n"
+            f"    sys.path.insert(0, {here!r})\n"
+            "from harness.coldstart import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
 
 
 class _Memory:
@@ -278,5 +295,5 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover - run as a probe process
+if __name__ == "__main__":  # pragma: no cover - by hand; the probes start through _bootstrap
     sys.exit(main(sys.argv[1:]))

@@ -153,3 +153,25 @@ def _alive(pid: int) -> bool:
             return stat.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+@pytest.mark.parametrize("planted", ["onnxruntime.py", "harness/"])
+def test_a_probe_does_not_import_modules_from_the_working_directory(tmp_path, monkeypatch, planted):
+    """``python -m`` puts the working directory first on the probe's path: an ``onnxruntime.py`` or a
+    ``harness/`` folder in whatever folder the user runs from was imported in place of the real ones
+    (code run from an untrusted folder)."""
+    path = relu_onnx(tmp_path / "relu.onnx", [1, 3])
+    work = tmp_path / "untrusted"
+    work.mkdir()
+    marker = tmp_path / "imported-from-cwd"
+    plant = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    if planted == "onnxruntime.py":
+        (work / "onnxruntime.py").write_text(plant + "raise ImportError('the planted onnxruntime')\n")
+    else:
+        (work / "harness").mkdir()
+        (work / "harness" / "__init__.py").write_text(plant)
+        (work / "harness" / "coldstart.py").write_text(plant + "raise SystemExit(7)\n")
+    monkeypatch.chdir(work)
+    record = measure_cold_start(path, batch_size=1, runs=1)
+    assert not marker.exists(), f"imported from the working directory: {marker.read_text().split()}"
+    assert "error" not in record, record
