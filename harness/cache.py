@@ -5,18 +5,37 @@
 in ``download/``, the files torchvision fetched. A cache entry's modification time is refreshed each
 time a run reads it, so it says when the entry was last used. No torch here: listing and clearing
 only look at files.
+
+Clearing deletes only what the cache writes, known by its name (:data:`ENTRY_NAME`,
+:data:`UNFINISHED_NAME`, the ``download`` folder), and follows no link below ``datasets/``: a dataset
+folder, an entry or a file in a download folder that is a link may point anywhere (a user's own data
+linked in, or a link planted there), and deleting through it lost files outside the cache. Anything
+else is listed as ``other`` and left where it is.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import re
+import stat
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 UNFINISHED_AGE_S = 3600.0
 """A ``.tmp`` file younger than this may be a run's entry being written: clearing leaves it."""
+
+ENTRY_NAME = re.compile(r"[0-9a-f]{24}\.pt")
+"""A decoded entry's file name, as ``harness_plugins.datasets.cache.entry_path`` makes it (24 hex digits of the
+key's SHA-256): the only files in a dataset's folder that clearing deletes, besides unfinished writes."""
+
+UNFINISHED_NAME = re.compile(r"\.[0-9a-f]{24}\.[A-Za-z0-9_]+\.tmp")
+"""The temporary file an entry is written to before it takes its name (``_write``'s ``tempfile.mkstemp``,
+prefix ``.<digest>.``, suffix ``.tmp``)."""
+
+DOWNLOAD = "download"
+"""A dataset's folder of torchvision's downloaded files, inside its cache folder."""
 
 
 def cache_root() -> pathlib.Path:
@@ -100,42 +119,68 @@ class CacheItem:
 
 
 def _tree_size(folder: pathlib.Path) -> tuple[int, float]:
-    size, newest = 0, folder.stat().st_mtime
+    """The bytes under ``folder`` and its newest modification time, links counted as links (``os.walk``
+    enters no linked folder, and ``lstat`` reads the link, not a file outside the cache it points at)."""
+    size, newest = 0, folder.lstat().st_mtime
     for root, _, files in os.walk(folder):
         for name in files:
             try:
-                stat = (pathlib.Path(root) / name).stat()
+                info = (pathlib.Path(root) / name).lstat()
             except OSError:
                 continue
-            size += stat.st_size
-            newest = max(newest, stat.st_mtime)
+            size += info.st_size
+            newest = max(newest, info.st_mtime)
     return size, newest
 
 
 def cache_items(datasets: Iterable[str] | None = None) -> list[CacheItem]:
-    """What ``datasets/`` holds (only these datasets' folders when given), by dataset then path."""
+    """What ``datasets/`` holds (only these datasets' folders when given), by dataset then path.
+
+    The root and its ``datasets/`` are where the user put the cache, links or not; below them nothing is
+    followed. A dataset folder that is a link is one ``other`` item, not entered; in a dataset's folder,
+    only files named as the cache names them are ``decoded`` or ``unfinished``, only ``download`` is a
+    ``download`` (a link of that name, to a shared copy, is unlinked by clearing, its files kept), and
+    anything else is ``other``, which clearing leaves."""
     root = datasets_dir()
     if not root.is_dir():
         return []
     wanted = set(datasets) if datasets is not None else None
     items = []
-    for folder in sorted(p for p in _listing(root) if p.is_dir()):
+    for folder in sorted(_listing(root)):
         if wanted is not None and folder.name not in wanted:
+            continue
+        try:
+            info = folder.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                if folder.is_dir():  # listed, so that it shows as left; its files are not the cache's to count
+                    items.append(CacheItem(folder.name, "other", str(folder), 0, info.st_mtime))
+                continue
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode):
             continue
         for path in sorted(_listing(folder)):
             try:
-                if path.is_symlink() or path.is_dir():
-                    # a download folder linked to a shared copy: the link is ours, not its files
-                    size, used = (0, path.lstat().st_mtime) if path.is_symlink() else _tree_size(path)
-                    items.append(CacheItem(folder.name, "download" if path.name == "download" else "other",
-                                           str(path), size, used))
-                elif path.is_file():
-                    stat = path.stat()
-                    kind = "unfinished" if path.name.endswith(".tmp") else "decoded"
-                    items.append(CacheItem(folder.name, kind, str(path), stat.st_size, stat.st_mtime))
+                items.append(_item(folder.name, path))
             except OSError:  # gone while we looked (another process cleared it)
                 continue
     return items
+
+
+def _item(dataset: str, path: pathlib.Path) -> CacheItem:
+    """What ``path``, in ``dataset``'s cache folder, is, read from the entry itself (``lstat``), never
+    from what a link points at."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        return CacheItem(dataset, "download" if path.name == DOWNLOAD else "other", str(path), 0, info.st_mtime)
+    if stat.S_ISDIR(info.st_mode):
+        size, used = _tree_size(path)
+        return CacheItem(dataset, "download" if path.name == DOWNLOAD else "other", str(path), size, used)
+    kind = "other"
+    if stat.S_ISREG(info.st_mode):
+        kind = ("decoded" if ENTRY_NAME.fullmatch(path.name)
+                else "unfinished" if UNFINISHED_NAME.fullmatch(path.name) else "other")
+    return CacheItem(dataset, kind, str(path), info.st_size, info.st_mtime)
 
 
 def cached_datasets() -> set[str]:
@@ -171,14 +216,17 @@ def removable(items: list[CacheItem], older_than_days: float | None = None, down
 
 
 def remove(items: list[CacheItem]) -> tuple[list[CacheItem], list[str]]:
-    """Delete ``items``: those deleted, and a line per item that could not be."""
+    """Delete ``items``: those deleted, and a line per item that could not be. Only a download folder is
+    deleted with what it holds (``shutil.rmtree``, which removes the links inside it, not their targets);
+    anything else is unlinked, so a link goes and what it points at stays, and a file that became a folder
+    since it was listed is refused."""
     import shutil
 
     removed, failed = [], []
     for item in items:
         path = pathlib.Path(item.path)
         try:
-            if path.is_dir() and not path.is_symlink():
+            if item.kind == "download" and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:  # a file, or a link (to a shared download folder: the link goes, its target stays)
                 path.unlink(missing_ok=True)

@@ -32,12 +32,21 @@ def cache(tmp_path, monkeypatch):
     download = root / "datasets" / "mnist" / "download" / "MNIST" / "raw"
     download.mkdir(parents=True)
     (download / "train-images-idx3-ubyte.gz").write_bytes(b"\0" * 3000)
-    stale, fresh = root / "datasets" / "mnist" / ".abc.tmp", root / "datasets" / "mnist" / ".def.tmp"
+    stale, fresh = (_unfinished(Path(paths["new"])) for _ in range(2))  # named as the cache's _write names them
     stale.write_bytes(b"\0" * 10)
     fresh.write_bytes(b"\0" * 10)
     two_hours_ago = time.time() - 7200
     os.utime(stale, (two_hours_ago, two_hours_ago))
     return root, paths, {"stale": str(stale), "fresh": str(fresh), "download": str(download.parents[1])}
+
+
+def _unfinished(entry: Path) -> Path:
+    """A name the cache's ``_write`` gives an entry's temporary file (``.<digest>.<random>.tmp``)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".tmp", dir=entry.parent)
+    os.close(fd)
+    return Path(name)
 
 
 def _env(root):
@@ -156,3 +165,70 @@ def test_a_clear_that_deletes_nothing_says_so_and_a_cached_unregistered_name_is_
     assert result.returncode == 0 and "deleted nothing: every entry was used in the last 365 day(s)" in result.stdout
     (root / "datasets" / "gone-plugin").mkdir()  # a dataset whose plugin was uninstalled: still listable
     assert run_cli("cache", "--datasets", "gone-plugin", env=_env(root)).returncode == 0
+
+
+def test_clear_deletes_only_the_files_the_cache_writes(cache, tmp_path):
+    """A file the user put in a dataset's folder is not a cache entry, whatever its name: clearing leaves
+    it (listed as "other"), and a link there is never followed to the file it points at."""
+    root, paths, other = cache
+    mnist = root / "datasets" / "mnist"
+    mine = [mnist / "notes.txt", mnist / "model.pt", mnist / ".draft.tmp", mnist / "0123456789abcdef.pt"]
+    for path in mine:
+        path.write_bytes(b"mine")
+    two_hours_ago = time.time() - 7200
+    os.utime(mnist / ".draft.tmp", (two_hours_ago, two_hours_ago))  # as old as a stale unfinished write
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"\0" * 5000)
+    linked_entry = mnist / ("f" * 24 + ".pt")  # named as an entry, but a link out of the cache
+    linked_entry.symlink_to(outside)
+    result = run_cli("cache", "--clear", "--downloads", "--json", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    removed = {item["path"] for item in data["removed"]}
+    assert removed == {paths["old"], paths["new"], paths["3d"], other["stale"], other["download"]}
+    for path in (paths["old"], paths["new"], paths["3d"], other["stale"], other["download"]):
+        assert not os.path.lexists(path), path
+    for path in mine:
+        assert path.read_bytes() == b"mine", path
+    assert outside.stat().st_size == 5000 and linked_entry.is_symlink()
+    left = {item["path"]: item["kind"] for item in data["items"]}
+    assert left == {**{str(p): "other" for p in mine}, str(linked_entry): "other", other["fresh"]: "unfinished"}
+    assert data["errors"] == []
+    table = run_cli("cache", env=_env(root)).stdout
+    assert any(line.split()[:3] == ["mnist", "other", "5"] for line in table.splitlines()), table
+
+
+def test_clear_never_follows_a_linked_dataset_folder(cache, tmp_path):
+    """A dataset folder linked into the cache from elsewhere (a user's, or planted) is not entered: its
+    files, entry-named or not, stay, and are not counted; the link itself stays too."""
+    root, paths, _ = cache
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = [elsewhere / "data.bin", elsewhere / ("a" * 24 + ".pt"), elsewhere / "download"]
+    for path in theirs:
+        path.write_bytes(b"\0" * 4096)
+    link = root / "datasets" / "cifar10"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    result = run_cli("cache", "--clear", "--downloads", "--json", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and all(path.is_file() and path.stat().st_size == 4096 for path in theirs)
+    assert not os.path.exists(paths["old"])  # the cache's own entries still go
+    data = json.loads(result.stdout)
+    assert not [i for i in data["removed"] if i["dataset"] == "cifar10"]
+    linked = [item for item in data["items"] if item["dataset"] == "cifar10"]
+    assert [(i["path"], i["kind"], i["bytes"]) for i in linked] == [(str(link), "other", 0)]  # listed, not entered
+
+
+def test_the_size_of_a_download_counts_no_file_outside_it(cache, tmp_path):
+    """A link inside a download folder is counted as a link, and clearing the folder removes the link, never
+    what it points at."""
+    root, _, other = cache
+    outside = tmp_path / "big.bin"
+    outside.write_bytes(b"\0" * 100_000)
+    (Path(other["download"]) / "MNIST" / "big.bin").symlink_to(outside)
+    listing = json.loads(run_cli("cache", "--json", env=_env(root)).stdout)
+    sizes = {item["path"]: item["bytes"] for item in listing["items"]}
+    assert sizes[other["download"]] < 100_000
+    result = run_cli("cache", "--clear", "--downloads", "--datasets", "mnist", env=_env(root))
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(other["download"]) and outside.stat().st_size == 100_000
