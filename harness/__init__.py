@@ -14,6 +14,8 @@ from harness._names import NAME
 from harness.errors import DataUnavailableError
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, TrackerSpec, lazy
 
+# The one place the version is written: pyproject.toml reads it from here ([tool.setuptools.dynamic],
+# statically, without importing the package). Keep it a plain string literal.
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker(NAME)

@@ -27,7 +27,7 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.errors import HarnessError
 from harness.text import squeeze
@@ -58,6 +58,19 @@ def _kind(value: Any) -> str:
             dict: "a table"}.get(type(value), type(value).__name__)
 
 
+def toml_parser() -> Callable[[str], Any]:
+    """``tomllib.loads`` (Python 3.11+), else ``tomli.loads`` (a dependency on 3.10); ``HarnessError`` when neither."""
+    try:
+        import tomllib
+    except ImportError:
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise HarnessError("reading a TOML config needs tomllib (Python 3.11+) or, on older Pythons, the tomli "
+                               "package: pip install 'tomli>=1.1' (or write the config as .json)") from None
+    return tomllib.loads
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Parse and validate ``path``; returns option names (underscored) -> values, ``sweep`` -> grid points."""
     path = Path(path)
@@ -74,15 +87,10 @@ def load_config(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise HarnessError(f"config {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
                            "save it as UTF-8") from None
+    # The parser is found before parsing, so that a missing one is not blamed on the user's file.
+    parse = json.loads if path.suffix.lower() == ".json" else toml_parser()
     try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            try:
-                import tomllib
-            except ImportError:  # pragma: no cover - Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
-            raw = tomllib.loads(text)
+        raw = parse(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
         read_as = "" if path.suffix.lower() in (".json", ".toml") else " (read as TOML: name it .toml or .json)"
         raise HarnessError(f"config {path} is malformed{read_as}: {squeeze(exc)}") from None

@@ -2,7 +2,7 @@
 
 ``RayExecutor`` is the ``--executor ray`` side of the executor seam in
 :mod:`harness.executors`. Ray is an optional extra (``pip install
-'harness[ray]'``): it is imported only when a ``RayExecutor`` is made, which
+'ray>=2.9'``): it is imported only when a ``RayExecutor`` is made, which
 raises :class:`~harness.errors.HarnessError` saying what to install when it is
 missing (so importing this module never needs Ray).
 
@@ -400,7 +400,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:  # the same message as make_executor's, whoever constructs us
-            raise HarnessError(f"--executor ray needs Ray: pip install 'harness[ray]' ({exc})") from None
+            raise HarnessError(f"--executor ray needs Ray: pip install 'ray>=2.9' ({exc})") from None
         self._ray = ray
         self.address = address or None
         self.num_cpus = num_cpus

@@ -276,6 +276,43 @@ def test_a_config_in_another_encoding_is_one_line(tmp_path):
     _assert_usage_error(result, f"config {config} is not UTF-8 text (byte 3: b'\\xe9'); save it as UTF-8")
 
 
+def test_a_toml_config_is_read_with_tomli_where_tomllib_is_missing(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the tomli package (a dependency there) reads the file instead."""
+    import types
+
+    from harness.config import load_config
+
+    calls = []
+
+    def loads(text):
+        calls.append(text)
+        return {"epochs": 3}
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib -> ImportError
+    monkeypatch.setitem(sys.modules, "tomli", types.SimpleNamespace(loads=loads))
+    config = tmp_path / "c.toml"
+    config.write_text("epochs = 3\n")
+    assert load_config(config) == {"epochs": 3}
+    assert calls == ["epochs = 3\n"]
+
+
+def test_no_toml_parser_is_said_so_not_blamed_on_the_file(tmp_path, monkeypatch):
+    from harness.config import load_config
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    config = tmp_path / "c.toml"
+    config.write_text("epochs = 3\n")
+    with pytest.raises(HarnessError) as error:
+        load_config(config)
+    message = str(error.value)
+    assert "malformed" not in message
+    assert "tomli" in message and "pip install 'tomli>=1.1'" in message
+    # A JSON config needs no TOML parser.
+    (tmp_path / "c.json").write_text('{"epochs": 3}')
+    assert load_config(tmp_path / "c.json") == {"epochs": 3}
+
+
 def test_providers_none_of_which_can_run_here_are_a_usage_error(tmp_path):
     from harness.latency import provider_skip_reason
 

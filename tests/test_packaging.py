@@ -2,12 +2,20 @@
 
 ``[tool.setuptools] packages`` is explicit (plugins/ installs as
 ``harness_plugins``), so a new plugin folder that is not added there would be
-missing from a wheel while every test run from the checkout still passes.
+missing from a wheel while every test run from the checkout still passes. A wheel built from a
+copy of the source also has to carry py.typed, the LICENSE and the one version.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,3 +52,56 @@ def test_every_builtin_plugin_module_has_an_entry_point():
     # Every registered target exists; every plugin package is registered (helper modules need not be).
     assert targets <= plugin_packages | plugin_modules
     assert plugin_packages - targets == set(), "plugin packages without an entry point"
+
+
+def _built_wheel(tmp_path: Path) -> zipfile.ZipFile:
+    """A wheel built by the project's own backend from a copy of the source (nothing written in the checkout)."""
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip(f"setuptools {setuptools.__version__}: pyproject.toml needs >=77 (PEP 639 license fields)")
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("harness", "plugins"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, source / name)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    code = f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = dist.glob("*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def test_the_wheel_ships_py_typed_the_license_and_the_one_version(tmp_path):
+    import harness
+
+    with _built_wheel(tmp_path) as wheel:
+        names = set(wheel.namelist())
+        assert "harness/py.typed" in names  # PEP 561
+        (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert "MIT License" in wheel.read(license_file).decode()
+        (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        metadata = wheel.read(metadata_name).decode().split("\n\n", 1)[0].splitlines()
+    assert f"Version: {harness.__version__}" in metadata  # the version is written once, in harness/__init__.py
+    assert "License-Expression: MIT" in metadata
+    assert 'Requires-Dist: tomli>=1.1; python_version < "3.11"' in metadata  # --config x.toml on Python 3.10
+    assert not any(n.startswith("plugins/") for n in names)  # installed as harness_plugins only
+
+
+def test_the_version_is_written_once():
+    project = _pyproject()
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "harness.__version__"}
+    assert (ROOT / "harness" / "py.typed").is_file() and (ROOT / "LICENSE").is_file()
+
+
+def test_no_install_hint_names_the_pypi_harness():
+    """`harness` on PyPI is another project: hints name the third-party package, or `-e .[extra]` from the checkout."""
+    pattern = re.compile(r"pip install\s+['\"]?harness\[")
+    files = [*(ROOT / "harness").rglob("*.py"), *(ROOT / "plugins").rglob("*.py"), *(ROOT / "docs").rglob("*.md"),
+             ROOT / "README.md"]
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in files
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []

@@ -5,14 +5,14 @@ Switched on by name (any case, comma-separated)::
     harness run --track mlflow,tensorboard ...
     HARNESS_TRACK=mlflow harness run ...
 
-- ``mlflow`` (``pip install harness[mlflow]``): one MLflow run per job in
+- ``mlflow`` (``pip install 'mlflow-skinny>=2.10'``): one MLflow run per job in
   the experiment ``harness`` (or ``$MLFLOW_EXPERIMENT_NAME``) with the
   recipe and model as params, per-epoch metrics (``step`` = epoch), final
   metrics and latency, and the ONNX file as an artifact. The store is
   ``$MLFLOW_TRACKING_URI`` when set, else a local file store
   ``<run folder>/mlruns`` (look at it with ``mlflow ui --backend-store-uri
   <run folder>/mlruns``).
-- ``tensorboard`` (``pip install harness[tensorboard]``): one log folder per
+- ``tensorboard`` (``pip install 'tensorboard>=2.14'``): one log folder per
   job under ``<run folder>/tensorboard/`` with per-epoch scalars and a
   histogram of every parameter each epoch (``tensorboard --logdir
   <run folder>/tensorboard``).
@@ -35,7 +35,7 @@ def harness_trackers() -> list[TrackerSpec]:
             name="mlflow",
             make=lazy("harness_plugins.trackers.mlflow_reporter:MLflowReporter"),
             requires=("mlflow",),
-            install="harness[mlflow]",
+            install="mlflow-skinny>=2.10",
             description="One MLflow run per job: params, per-epoch metrics, latency, the ONNX file "
                         "($MLFLOW_TRACKING_URI, else <run folder>/mlruns).",
         ),
@@ -43,7 +43,7 @@ def harness_trackers() -> list[TrackerSpec]:
             name="tensorboard",
             make=lazy("harness_plugins.trackers.tensorboard_reporter:TensorBoardReporter"),
             requires=("tensorboard",),
-            install="harness[tensorboard]",
+            install="tensorboard>=2.14",
             description="Per-epoch scalars and parameter histograms under <run folder>/tensorboard/.",
         ),
     ]
