@@ -550,7 +550,7 @@ def _shape_text(row: dict[str, Any]) -> str:
                    "whichever job runs first. Default: 2 on CUDA, 0 on the CPU.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where jobs run: in this process, or as Ray tasks (pip install 'harness[ray]').")
+              help="Where jobs run: in this process, or as Ray tasks (pip install 'ray>=2.9').")
 @click.option("--ray-address", help="Ray cluster to join (ray://HEAD:10001, HOST:6379 or auto); "
               "default $RAY_ADDRESS, else a local Ray instance.")
 @click.option("--jobs", type=click.IntRange(min=1), metavar="N", help="With --executor ray: at most N jobs at once "
@@ -579,7 +579,7 @@ def _shape_text(row: dict[str, Any]) -> str:
                    "e.g. 4MiB.")
 @click.option("--track", type=NAMES, envvar="HARNESS_TRACK", help="Experiment trackers by name: mlflow,tensorboard "
               "built in, others from plugins (harness list trackers; also $HARNESS_TRACK; pip install "
-              "'harness[mlflow]' / 'harness[tensorboard]').")
+              "'mlflow-skinny>=2.10' / 'tensorboard>=2.14').")
 @click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the accuracy "
               "floor and budgets asked): a CI check that some model still fits. results.json's 'edge' holds "
               "the answer either way.")
@@ -614,25 +614,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         unmeasured = edge_unmeasured(options)
         if unmeasured:  # the gate would close on every run, as if no model fitted
             raise HarnessError(f"--edge-gate: {unmeasured}")
-    if options.plugins is not None:
-        for name in options.plugins:
-            if name not in registry.host.plugins:
-                from harness.registry import unknown_name_message
-
-                failed = [e.message for e in registry.errors if e.plugin == name]
-                if failed:
-                    raise HarnessError(f"plugin {name!r} failed to load: {failed[0]}")
-                if name in registry.host.disabled:
-                    raise HarnessError(f"plugin {name!r} is disabled by HARNESS_DISABLE_PLUGINS")
-                raise HarnessError(unknown_name_message("plugin", name, registry.host.plugins))
-    for kind in ("models", "datasets", "metrics"):  # a typo is said before torch's second of importing
-        for name in getattr(options, kind) or []:
-            try:
-                registry.get(kind, name)
-            except HarnessError as exc:  # named as the file's setting when it came from there
-                raise HarnessError(f"{from_config[kind]}: {kind}: {exc}" if kind in from_config else str(exc)) \
-                    from None
-    from harness.runner import execute
+    # a typo is said before torch's second of importing, named as the file's setting when it came from there
+    registry.check_names(options, where={kind: f"{path}: {kind}" for kind, path in from_config.items()})
+    from harness.runner import execute, write_run_reports
 
     executor_options = None
     if options.executor == "ray":
@@ -649,12 +633,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             tracked = make_trackers(registry, values["track"])
         except HarnessError as exc:  # which setting named it: a variable set long ago reads as a mystery
             raise HarnessError(f"{source}: {exc}") from None
-    reporters = _reporters(registry)
-    have = {getattr(r, "name", None) for r in reporters}
-    reporters += [r for r in tracked if r.name not in have]
-    from harness.reporters import ReporterSet
+    from harness.reporters import run_reporters
 
-    reporter_set = ReporterSet(reporters)  # one set: a tracker switched off in the run is not called after it
+    reporter_set = run_reporters(registry, tracked)
     progress = make_progress(values["progress"])
     stop = _StopSignals(holding=True)
     previous = stop.install()
@@ -673,11 +654,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = getattr(exc, "run_folder", None)
             if folder is not None and getattr(exc, "complete", False):  # after the last job (Ray shutting down)
                 stop.deferring = True
-                _write_run_reports(folder, reporter_set)
+                write_run_reports(folder, reporter_set)
                 _end_finished_run_after_signal(ctx, folder, stop)
             if folder is not None:
                 try:
-                    _write_run_reports(folder, reporter_set)  # of the jobs that finished
+                    write_run_reports(folder, reporter_set)  # of the jobs that finished
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
                 if folder.data["jobs"]:  # standard output holds the table, of the jobs that finished
@@ -692,7 +673,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
         try:
-            _write_run_reports(folder, reporter_set)
+            write_run_reports(folder, reporter_set)
         except HarnessError:  # a full disk: the figures are known, and a CI log keeps them
             _echo_out(comparison_table(folder.data, width=_terminal_width()))
             raise
@@ -815,19 +796,6 @@ def _ignore_signals(previous: dict[int, Any] | None) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-def _reporters(registry: Any) -> list[Any]:
-    from harness.manager import one_line
-
-    reporters = []
-    for impl in registry.host.pm.hook.harness_reporters.get_hookimpls():
-        try:
-            reporters.extend(impl.function() or [])
-        except Exception as exc:  # noqa: BLE001
-            click.echo(f"harness: warning: plugin {impl.plugin_name!r}: harness_reporters() raised {one_line(exc)}",
-                       err=True)
-    return reporters
-
-
 def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str, Any], set[str], dict[str, Path]]:
     """(values, names given explicitly, names taken from the config file -> that file): the command line,
     filled from --config where it left the default."""
@@ -946,40 +914,21 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
     if fields["profile"] == "edge":
-        from harness.edge import edge_profile
+        from harness.edge import apply_edge_profile
 
-        for name, value in edge_profile().items():
-            if name not in explicit:
-                fields[name] = value
-            elif name in ("batch_sizes", "threads"):  # given ones are timed too, beside the question's batch 1, 1 thread
-                fields[name] = sorted({1, *fields[name]})
+        apply_edge_profile(fields, explicit)
     if not values["resume"]:
         return RunOptions(**fields)
-    from harness.results import RunFolder
-    from harness.runner import resume_target
+    from harness.runner import resumed_options
 
-    folder = RunFolder.open(resume_target(fields["out"], fields["run_id"]))
-    config = folder.data.get("config")
-    if not config:  # resuming with defaults would widen the run to every plugin's jobs
-        raise HarnessError(f"{folder.results_path} records no run options (config), so what the run was is "
-                           "unknown; start a new run instead of resuming this one")
-    try:
-        stored = RunOptions.from_config(config)
-    except (TypeError, ValueError) as exc:
-        raise HarnessError(f"{folder.results_path}: the run's stored options were edited or damaged "
-                           f"(config.{squeeze(exc, 200)}); cannot resume it") from None
-    given = {_FIELD_OF.get(name, name) for name in explicit} | {"resume", "run_id", "out"}
+    given = {_FIELD_OF.get(name, name) for name in explicit}
     if "profile" in given and fields["profile"] == "edge":  # what the profile implies comes with it, as for a new run
         from harness.edge import edge_profile
 
         given |= set(edge_profile())
-    for name, value in fields.items():
-        if name in given:
-            setattr(stored, name, value)
+    stored = resumed_options(fields["out"], fields["run_id"], {k: v for k, v in fields.items() if k in given})
     if values["cold_runs"] is not None:  # on top of the run's own latency settings
         stored.latency = dataclasses.replace(stored.latency, cold_runs=values["cold_runs"])
-    stored.run_id = folder.path.name
-    stored.out = folder.path.parent
     return stored
 
 
@@ -1384,25 +1333,6 @@ def _end_finished_run_after_signal(ctx: click.Context, folder: Any, stop: Any) -
     _echo_out(comparison_table(folder.data, width=_terminal_width()))
     click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete", err=True)
     ctx.exit(stop.exit_code())
-
-
-def _write_run_reports(folder: Any, reporters: Any = None) -> None:
-    """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it;
-    then the reporters are told (``reports_written``: a tracker keeps the files), and results.json keeps
-    what failed in that (``reporter_errors``)."""
-    from harness.edge import edge_record
-    from harness.report import write_reports
-
-    folder.data["edge"] = edge_record(folder.data)
-    folder.save()
-    written = write_reports(folder.path, folder.data)
-    if reporters:
-        from harness.runner import keep_reporter_errors
-
-        before = len(reporters.errors)
-        reporters.call("reports_written", folder.path, [folder.results_path, *written])
-        if len(reporters.errors) > before and keep_reporter_errors(folder, reporters):
-            folder.save()
 
 
 def _hold_for_report(run_dir: Path) -> Any:

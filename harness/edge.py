@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 from harness.latency import default_thread_counts, unstable_mark, unstable_note, usable_cores
 from harness.text import mflops, points, size_text, squeeze
@@ -795,6 +795,18 @@ def edge_profile() -> dict[str, Any]:
 
     variants = ["fp32", "int8-dynamic", "int8-static", "fp16", "ort-opt"] + (["slim"] if slim_available() else [])
     return {"batch_sizes": [1], "threads": default_thread_counts(), "variants": variants}
+
+
+def apply_edge_profile(fields: dict[str, Any], given: Iterable[str]) -> None:
+    """``--profile edge`` on ``fields`` (:class:`RunOptions` fields): its settings where ``given`` names no
+    value of the user's; batch sizes and thread counts given are timed too, beside the question's batch 1,
+    1 thread."""
+    given = set(given)
+    for name, value in edge_profile().items():
+        if name not in given:
+            fields[name] = value
+        elif name in ("batch_sizes", "threads"):
+            fields[name] = sorted({1, *fields[name]})
 
 
 def all_cores() -> int:

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from harness.errors import UnknownNameError
+from harness.errors import HarnessError, UnknownNameError
 from harness.manager import LoadError, PluginHost, load_plugins, one_line
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec, TrackerSpec, call_problem, spec_problem
 
@@ -167,6 +167,29 @@ class Registry:
                 message += (f" (plugin{'s' if len(failed) > 1 else ''} {', '.join(map(repr, failed))} failed to "
                             f"load or register {kind}: see 'harness plugins')")
             raise UnknownNameError(message) from None
+
+    def check_names(self, options: Any, where: dict[str, str] | None = None) -> None:
+        """Refuse (:class:`HarnessError`) a plugin, model, dataset or metric that ``options`` (a
+        :class:`harness.runner.RunOptions`) names and no loaded plugin offers: a plugin that failed to
+        load or is disabled is said so; an unknown name gets close matches. ``where`` maps a kind
+        (``plugins``, ``models`` ...) to where its names came from, put before the message."""
+        where = where or {}
+        for name in options.plugins or []:
+            if name not in self.host.plugins:
+                failed = [e.message for e in self.errors if e.plugin == name]
+                if failed:
+                    message = f"plugin {name!r} failed to load: {failed[0]}"
+                elif name in getattr(self.host, "disabled", []):
+                    message = f"plugin {name!r} is disabled by HARNESS_DISABLE_PLUGINS"
+                else:
+                    message = unknown_name_message("plugin", name, self.host.plugins)
+                raise HarnessError(f"{where['plugins']}: {message}" if "plugins" in where else message)
+        for kind in ("models", "datasets", "metrics"):
+            for name in getattr(options, kind) or []:
+                try:
+                    self.get(kind, name)
+                except HarnessError as exc:
+                    raise HarnessError(f"{where[kind]}: {exc}" if kind in where else str(exc)) from None
 
     def disabled_text(self) -> str | None:
         """``HARNESS_DISABLE_PLUGINS keeps out plugin(s) a, b``, or None when it keeps out none."""

@@ -79,6 +79,22 @@ def make_trackers(registry: Any, names: Iterable[str]) -> list[Reporter]:
     return reporters
 
 
+def run_reporters(registry: Any, trackers: Iterable[Reporter] = ()) -> "ReporterSet":
+    """A run's reporters: every plugin's ``harness_reporters`` (a plugin whose hook raises is said in a
+    warning, and left out), then ``trackers`` (:func:`make_trackers`) not already among them by name. One
+    set: a reporter switched off during the run is not called after it."""
+    from harness.manager import one_line
+
+    reporters: list[Reporter] = []
+    for impl in registry.host.pm.hook.harness_reporters.get_hookimpls():
+        try:
+            reporters.extend(impl.function() or [])
+        except Exception as exc:  # noqa: BLE001 - a plugin's fault: the run goes on without its reporters
+            log.warning("plugin %r: harness_reporters() raised %s", impl.plugin_name, one_line(exc))
+    have = {getattr(r, "name", None) for r in reporters}
+    return ReporterSet([*reporters, *(r for r in trackers if r.name not in have)])
+
+
 def missing_packages(spec: Any) -> list[str]:
     """The packages of a ``TrackerSpec``'s ``requires`` that cannot be imported here (found, not imported)."""
     import importlib.util

@@ -1085,6 +1085,45 @@ def default_providers(device: str) -> list[str]:
     return chosen
 
 
+def write_run_reports(folder: RunFolder, reporters: ReporterSet | None = None) -> None:
+    """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it;
+    then the reporters are told (``reports_written``: a tracker keeps the files), and results.json keeps
+    what failed in that (``reporter_errors``)."""
+    from harness.edge import edge_record
+    from harness.report import write_reports
+
+    folder.data["edge"] = edge_record(folder.data)
+    folder.save()
+    written = write_reports(folder.path, folder.data)
+    if reporters:
+        before = len(reporters.errors)
+        reporters.call("reports_written", folder.path, [folder.results_path, *written])
+        if len(reporters.errors) > before and keep_reporter_errors(folder, reporters):
+            folder.save()
+
+
+def resumed_options(out: Path, run_id: str | None, given: dict[str, Any]) -> RunOptions:
+    """The options of the run ``--resume`` continues (``run_id`` in ``out``, else the latest there), as it
+    stored them, with the options in ``given`` (named as :class:`RunOptions` fields) on top."""
+    folder = RunFolder.open(resume_target(out, run_id))
+    config = folder.data.get("config")
+    if not config:  # resuming with defaults would widen the run to every plugin's jobs
+        raise HarnessError(f"{folder.results_path} records no run options (config), so what the run was is "
+                           "unknown; start a new run instead of resuming this one")
+    try:
+        stored = RunOptions.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"{folder.results_path}: the run's stored options were edited or damaged "
+                           f"(config.{squeeze(exc, 200)}); cannot resume it") from None
+    for name, value in given.items():
+        if name not in ("resume", "run_id", "out"):
+            setattr(stored, name, value)
+    stored.resume = True
+    stored.run_id = folder.path.name
+    stored.out = folder.path.parent
+    return stored
+
+
 def resume_target(out: Path, run_id: str | None) -> Path:
     """The run folder ``--resume`` continues: ``--run-id`` in ``out``, else the latest run there."""
     out = Path(out)
@@ -1273,6 +1312,10 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     from harness.edge import floor_warning
 
     warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
+    if options.job_timeout and options.executor == "local" and not (
+            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()):
+        log.warning("--job-timeout is not applied: it needs the main thread on a POSIX system (a SIGALRM timer), "
+                    "and this run is in another thread or on Windows")
     if warning:
         log.warning("%s", warning)
     from harness.edge import Question
@@ -1424,7 +1467,7 @@ def validate_options(options: RunOptions) -> None:
         from harness.variants import slim_available
 
         if not slim_available():
-            raise HarnessError("--variants slim needs onnxslim: pip install 'harness[slim]'")
+            raise HarnessError("--variants slim needs onnxslim: pip install 'onnxslim>=0.1.98'")
     for name in ("latency_budget_ms", "cold_budget_ms"):
         value = getattr(options, name)
         if value is not None and value <= 0:

@@ -1,0 +1,213 @@
+"""harness from Python: the run, reports and comparison the CLI makes, for a notebook or a script.
+
+    from harness.api import run, compare
+
+    done = run(models="mnist-cnn-6k", datasets="mnist", epochs=1, quick=True, data_dir="data/mnist")
+    print(done.table())
+    done.jobs[0]["latency"]            # results.json's rows, as CONTRACT.md gives them
+    compare("reports/base", done.path)["regressions"]
+
+:func:`run` takes ``harness run``'s options as keywords, named as the flags are with ``_`` for ``-``
+(``max_train_samples=512``, ``batch_sizes=[1, 32]``); a list may be given as one value or a
+comma-separated string. It writes the same run folder and reports, and returns them as a
+:class:`RunResult` rather than an exit status. Bad options raise :class:`harness.errors.HarnessError`
+(the CLI's one-line message) or ``TypeError`` (a keyword no run takes, a value of the wrong type); a
+job that fails does not raise, it is in :attr:`RunResult.failed`, as the CLI's exit status 1 says it.
+
+Unlike the CLI, the calls here leave the process as they found it: no logging handler is added (the
+harness logs to the ``harness`` logger; the lines show through Python's last-resort handler, or yours),
+the global torch random state is put back after the run, and no signal handler stays installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.errors import HarnessError
+
+_NAME_LISTS = ("plugins", "models", "datasets", "metrics", "providers", "variants")
+_INT_LISTS = ("batch_sizes", "threads")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its folder and its ``results.json`` as a dict."""
+
+    path: Path
+    results: dict[str, Any]
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        """One dict per job (``id``, ``model``, ``dataset``, ``status``, ``metrics``, ``onnx``, ``latency`` ...)."""
+        return list(self.results.get("jobs") or [])
+
+    @property
+    def failed(self) -> list[str]:
+        """A line per job that failed (its id, stage and reason); empty when every job ran."""
+        from harness.report import failures
+
+        return failures(self.results)
+
+    @property
+    def edge(self) -> dict[str, Any] | None:
+        """The edge question's answer (results.json's ``edge``), when the run asked one."""
+        return self.results.get("edge")
+
+    def table(self, width: int | None = None) -> str:
+        """The comparison table ``harness run`` prints."""
+        from harness.report import comparison_table
+
+        return comparison_table(self.results, width=width)
+
+
+def run(*, quick: bool = False, progress: bool = True, reports: bool = True, track: str | Iterable[str] | None = None,
+        **options: Any) -> RunResult:
+    """Train, export, check and benchmark every job ``options`` select, as ``harness run`` does.
+
+    ``options``: the fields of :class:`harness.runner.RunOptions` (``models``, ``datasets``, ``epochs``,
+    ``device``, ``out``, ``run_id``, ``resume``, ``profile`` ...); ``plugins="all"`` or None selects every
+    plugin. ``quick``: the ``--quick`` latency settings. ``progress``: the CLI's progress display (lines
+    when stderr is no terminal). ``reports``: also write results.csv, report.md, report.html and the
+    plots. ``track``: experiment trackers by name (``--track``).
+
+    ``resume=True`` continues the run ``run_id`` in ``out`` (else the latest there) with its stored
+    options, the ones given here on top. A Ctrl-C keeps the finished jobs (and their reports) and raises
+    ``KeyboardInterrupt``, whose ``run_folder`` says where they are.
+    """
+    from harness.progress import make_progress
+    from harness.registry import build_registry
+    from harness.reporters import make_trackers, run_reporters
+    from harness.runner import execute, write_run_reports
+
+    run_options = _options(options, quick)
+    registry = build_registry()
+    registry.check_names(run_options)
+    trackers = make_trackers(registry, _names("track", track) or []) if track else []
+    reporter_set = run_reporters(registry, trackers)
+    folder = None
+    with _torch_random_state_kept():
+        try:
+            folder = execute(registry, run_options, make_progress(progress), reporters=reporter_set, keep_lock=True)
+            if reports:
+                write_run_reports(folder, reporter_set)
+        except KeyboardInterrupt as exc:
+            folder = getattr(exc, "run_folder", None)
+            if folder is not None and reports:
+                write_run_reports(folder, reporter_set)  # of the jobs that finished
+            raise
+        finally:
+            if folder is not None:
+                folder.unlock()
+    return load(folder.path)  # as results.json has it (lists, not the tuples some rows hold in memory)
+
+
+def load(run_dir: str | Path) -> RunResult:
+    """A run folder written before (or its ``results.json``), checked as ``harness report`` checks it."""
+    from harness.results import load_results
+
+    path = Path(run_dir)
+    return RunResult(path.parent if path.is_file() else path, load_results(path))
+
+
+def report(run_dir: str | Path) -> list[Path]:
+    """(Re)write a run's results.csv, report.md, report.html and plots from its results.json, as
+    ``harness report RUN`` does; the files written."""
+    from harness.report import write_reports
+
+    done = load(run_dir)
+    return write_reports(done.path, done.results)
+
+
+def compare(base: str | Path | RunResult, new: str | Path | RunResult,
+            threshold: float | None = None) -> dict[str, Any]:
+    """``harness compare BASE NEW --json`` as a dict: every job's accuracy and latency side by side, and
+    with ``threshold`` (percent) the ``regressions`` beyond it."""
+    from harness.compare import compare_runs
+
+    def results(run: str | Path | RunResult) -> dict[str, Any]:
+        return run.results if isinstance(run, RunResult) else load(run).results
+
+    return compare_runs(results(base), results(new), threshold)
+
+
+def _names(name: str, value: Any) -> list[str] | None:
+    """A list of names given as a list, one name, or ``"a,b"``; a ``TypeError`` for anything else (a
+    string iterated letter by letter picked no model at all)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise TypeError(f"{name} takes a name, 'a,b' or a list of names, not {value!r}")
+
+
+def _options(given: dict[str, Any], quick: bool) -> Any:
+    """:class:`RunOptions` from :func:`run`'s keywords."""
+    from harness.latency import QUICK, LatencyConfig
+    from harness.runner import RunOptions, _check_stored_option, resumed_options
+
+    fields = {f.name: str(f.type) for f in dataclasses.fields(RunOptions)}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise TypeError(f"run() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(fields))}, "
+                        f"quick, progress, reports and track")
+    values = dict(given)
+    for name in _NAME_LISTS:
+        if name in values:
+            values[name] = _names(name, values[name])
+    if values.get("plugins") == ["all"]:
+        values["plugins"] = None
+    if values.get("amp") == "fp32":  # as --amp fp32: no autocast
+        values["amp"] = None
+    for name in _INT_LISTS:
+        if isinstance(values.get(name), int) and not isinstance(values[name], bool):
+            values[name] = [values[name]]
+    latency = values.pop("latency", None)
+    if isinstance(latency, dict):
+        latency = LatencyConfig(**latency)
+    if latency is not None and not isinstance(latency, LatencyConfig):
+        raise TypeError(f"latency takes a LatencyConfig or a dict of its fields, not {latency!r}")
+    for name in ("out", "data_dir"):
+        if isinstance(values.get(name), Path):
+            values[name] = str(values[name])
+    for name, value in values.items():
+        try:
+            _check_stored_option(name, list(value) if isinstance(value, tuple) else value, fields[name])
+        except ValueError as exc:
+            raise TypeError(f"run(): {exc}") from None
+    values["latency"] = latency or (QUICK if quick else LatencyConfig())
+    values["out"] = Path(values.get("out", "reports"))
+    if values.get("data_dir") is not None:
+        values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+    named = set(values) - {"latency"} | ({"latency"} if latency is not None or quick else set())
+    if values.get("profile") == "edge":
+        from harness.edge import apply_edge_profile
+
+        apply_edge_profile(values, named)
+    elif values.get("profile") not in (None, "edge"):
+        raise HarnessError(f"profile {values['profile']!r} is not one harness knows; known: edge")
+    if values.get("resume"):
+        return resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
+    return RunOptions(**values)
+
+
+class _torch_random_state_kept:
+    """Put back the global torch random state (CPU, and CUDA's where CUDA was in use) that a run reseeds for
+    each job, so a notebook's own random numbers go on as they would have."""
+
+    def __enter__(self) -> None:
+        import torch
+
+        self._cpu = torch.get_rng_state()
+        self._cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.set_rng_state(self._cpu)
+        if self._cuda is not None:
+            torch.cuda.set_rng_state_all(self._cuda)

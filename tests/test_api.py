@@ -1,0 +1,95 @@
+"""harness.api: a run from Python writes what ``harness run`` writes and hands it back, leaving the process as
+it found it (logging, the global torch random state, signal handlers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+
+import pytest
+
+from harness import api
+from harness.errors import HarnessError
+
+SMALL = dict(models="mnist-mlp", datasets="synthetic", epochs=1, max_train_samples=128, max_test_samples=64,
+             device="cpu", batch_sizes=1, torch_latency=False, exporter="torchscript", quick=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    import torch
+
+    out = tmp_path_factory.mktemp("api")
+    handlers = list(logging.getLogger().handlers)
+    sigint = signal.getsignal(signal.SIGINT)
+    torch.manual_seed(1234)
+    expected = torch.rand(3)  # what the next draw is after this seed, with no run in between
+    torch.manual_seed(1234)
+    result = api.run(out=out, run_id="r", **SMALL)
+    after = torch.rand(3)
+    return result, {"handlers": handlers, "sigint": sigint, "expected": expected, "after": after}
+
+
+def test_a_run_returns_the_run_folder_and_its_results(done):
+    result, _ = done
+    assert result.path.name == "r" and (result.path / "results.json").is_file()
+    assert result.results == json.loads((result.path / "results.json").read_text())
+    (job,) = result.jobs
+    assert (job["model"], job["dataset"], job["status"]) == ("mnist-mlp", "synthetic", "ok")
+    assert result.failed == []
+    assert [row["batch_size"] for row in job["latency"]] == [1]  # one value for a list option
+    for name in ("results.csv", "report.md", "report.html"):
+        assert (result.path / name).is_file(), name
+    assert "mnist-mlp" in result.table()
+    assert api.load(result.path).results == result.results
+    assert api.load(result.path / "results.json").path == result.path
+
+
+def test_a_run_leaves_logging_signals_and_the_torch_random_state_as_they_were(done):
+    import torch
+
+    _, before = done
+    assert logging.getLogger().handlers == before["handlers"]
+    assert signal.getsignal(signal.SIGINT) == before["sigint"]
+    assert torch.equal(before["after"], before["expected"])  # each job reseeds torch; the caller's draws go on
+
+
+def test_compare_takes_run_folders_or_results(done, tmp_path):
+    result, _ = done
+    comparison = api.compare(result, result.path, threshold=5)
+    assert [j["id"] for j in comparison["jobs"]] == [result.jobs[0]["id"]]
+    assert comparison["regressions"] == []
+    written = api.report(result.path)
+    assert result.path / "report.md" in written
+
+
+def test_a_name_list_may_be_one_name_or_comma_separated():
+    from harness.api import _options
+
+    options = _options({"models": "a, b", "datasets": ("synthetic",), "plugins": "all", "threads": 2}, quick=False)
+    assert (options.models, options.datasets, options.plugins, options.threads) == (["a", "b"], ["synthetic"], None,
+                                                                                    [2])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"model": "mnist-mlp"}, "unknown option\\(s\\) model"),
+    ({"models": 3}, "models takes a name"),
+    ({"models": ["mnist-mlp", 3]}, "models takes a name"),
+    ({"epochs": "2"}, "epochs holds '2', not int"),
+    ({"batch_sizes": [1, "32"]}, "batch_sizes holds '32'"),
+    ({"latency": 3}, "latency takes a LatencyConfig"),
+])
+def test_a_wrong_option_is_a_type_error_naming_it(options, message, tmp_path):
+    with pytest.raises(TypeError, match=message):
+        api.run(out=tmp_path, **options)
+    assert not any(tmp_path.iterdir())  # refused before any run folder
+
+
+def test_an_unknown_model_or_a_bad_value_is_the_clis_one_line_error(tmp_path):
+    with pytest.raises(HarnessError, match="unknown model 'mnist-mpl'; did you mean: mnist-mlp"):
+        api.run(out=tmp_path, **{**SMALL, "models": "mnist-mpl"})
+    with pytest.raises(HarnessError, match="epochs must be at least 1"):
+        api.run(out=tmp_path, **{**SMALL, "epochs": 0})
+    with pytest.raises(HarnessError, match="profile 'phone'"):
+        api.run(out=tmp_path, **{**SMALL, "profile": "phone"})
