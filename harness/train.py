@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from harness import rss
 from harness.errors import StageError
-from harness.rss import reset_peak as reset_peak_rss
 from harness.specs import Recipe
 
 log = logging.getLogger(__name__)
@@ -426,7 +425,7 @@ def _train(
     on_cuda = device.startswith("cuda")
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
-    rss_at_start = None if on_cuda else reset_peak_rss()  # CPU: so the peak read after training is this job's
+    rss_at_start = None if on_cuda else rss.reset_peak()  # CPU: so the peak read after training is this job's
     model.to(device)
     channels_last = options.channels_last and train[0].dim() == 4
     if channels_last:
@@ -468,7 +467,7 @@ def _train(
         if on_cuda:
             torch.cuda.reset_peak_memory_stats()
         elif rss_at_start is not None:
-            reset_peak_rss()  # the high-water mark only: the baseline stays the one from before the copy
+            rss.reset_peak()  # the high-water mark only: the baseline stays the one from before the copy
 
     optimizer = make_optimizer(recipe, model.parameters())
     per_batch_scheduler = make_batch_scheduler(recipe, optimizer, steps_per_epoch)
@@ -594,7 +593,7 @@ def predict(model: "torch.nn.Module", inputs: "torch.Tensor", device: str, batch
 
 def peak_memory(device: str, rss_reset: bool = False) -> tuple[int | None, str | None]:
     """(bytes, kind): CUDA max allocated on a GPU; on the CPU the peak resident set size since
-    :func:`reset_peak_rss` (``job_peak_rss``, when ``rss_reset``), else of the whole process so far."""
+    :func:`harness.rss.reset_peak` (``job_peak_rss``, when ``rss_reset``), else of the whole process so far."""
     import torch
 
     if device.startswith("cuda"):

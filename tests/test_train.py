@@ -15,9 +15,9 @@ from harness.train import (
     eval_mode,
     input_adapter,
     predict,
-    reset_peak_rss,
     train_model,
 )
+from harness.rss import reset_peak as reset_peak_rss
 
 
 def _model(seed=0):
@@ -103,7 +103,7 @@ def test_cpu_peak_memory_is_the_jobs_own_not_an_earlier_jobs():
 
 
 def test_without_the_kernels_reset_the_process_peak_is_said(monkeypatch):
-    monkeypatch.setattr("harness.train.reset_peak_rss", lambda: None)
+    monkeypatch.setattr("harness.rss.reset_peak", lambda: None)
     result = train_model(_model(), _data(), Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1), TrainOptions())
     assert result.peak_memory_kind == "process_peak_rss" and result.peak_memory_bytes > 0
     assert result.memory_at_start_bytes is None
@@ -167,10 +167,10 @@ def test_warm_up_runs_on_a_copy_and_leaves_the_training_as_it_would_have_been():
 
 def test_a_cpu_warm_up_keeps_the_memory_baseline_from_before_the_copy(monkeypatch):
     # The copy's memory stays with the allocator: a baseline read after it hid most of the training's growth.
-    import harness.train as train
+    import harness.rss as rss
 
     readings = iter([100 * 2**20, 400 * 2**20, 500 * 2**20])
-    monkeypatch.setattr(train, "reset_peak_rss", lambda: next(readings))
+    monkeypatch.setattr(rss, "reset_peak", lambda: next(readings))
     recipe = Recipe(optimizer="sgd", lr=0.05, batch_size=32, epochs=1)
     result = train_model(_model(), _data(64), recipe, TrainOptions(warmup_steps=1))
     if result.peak_memory_kind == "job_peak_rss":  # Linux: the kernel's high-water mark was reset
