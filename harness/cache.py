@@ -30,9 +30,10 @@ ENTRY_NAME = re.compile(r"[0-9a-f]{24}\.pt")
 """A decoded entry's file name, as ``harness_plugins.datasets.cache.entry_path`` makes it (24 hex digits of the
 key's SHA-256): the only files in a dataset's folder that clearing deletes, besides unfinished writes."""
 
-UNFINISHED_NAME = re.compile(r"\.[0-9a-f]{24}\.[A-Za-z0-9_]+\.tmp")
-"""The temporary file an entry is written to before it takes its name (``_write``'s ``tempfile.mkstemp``,
-prefix ``.<digest>.``, suffix ``.tmp``)."""
+UNFINISHED_NAME = re.compile(r"\.[0-9a-f]{24}(\.pt)?\.[A-Za-z0-9_]+\.tmp")
+"""The temporary file an entry is written to before it takes its name (``tempfile.mkstemp`` beside it, as
+:func:`harness.results.temp_file_beside` makes it: ``.<digest>.pt.<random>.tmp``; ``.<digest>.<random>.tmp``
+from harness versions before it)."""
 
 DOWNLOAD = "download"
 """A dataset's folder of torchvision's downloaded files, inside its cache folder."""

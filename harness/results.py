@@ -18,7 +18,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 from harness.errors import DISK_FULL_ERRNOS, HarnessError, StorageError
 from harness.text import squeeze
@@ -146,12 +146,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers only ever see the old or the new content (a full disk leaves
     the old file, not a truncated one)."""
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace ``path`` with what ``write`` writes into the binary file it is given (``torch.save`` streams
+    into it), so readers only ever see the old or the new content; a failure, whatever raised it, leaves
+    the old file and no temporary one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         _replace(tmp, path)

@@ -32,7 +32,8 @@ def cache(tmp_path, monkeypatch):
     download = root / "datasets" / "mnist" / "download" / "MNIST" / "raw"
     download.mkdir(parents=True)
     (download / "train-images-idx3-ubyte.gz").write_bytes(b"\0" * 3000)
-    stale, fresh = (_unfinished(Path(paths["new"])) for _ in range(2))  # named as the cache's _write names them
+    # named as the cache's _write names them now (stale) and did before harness.results.atomic_write (fresh)
+    stale, fresh = _unfinished(Path(paths["new"])), _unfinished(Path(paths["new"]), before=True)
     stale.write_bytes(b"\0" * 10)
     fresh.write_bytes(b"\0" * 10)
     two_hours_ago = time.time() - 7200
@@ -40,11 +41,15 @@ def cache(tmp_path, monkeypatch):
     return root, paths, {"stale": str(stale), "fresh": str(fresh), "download": str(download.parents[1])}
 
 
-def _unfinished(entry: Path) -> Path:
-    """A name the cache's ``_write`` gives an entry's temporary file (``.<digest>.<random>.tmp``)."""
+def _unfinished(entry: Path, before: bool = False) -> Path:
+    """A temporary file of the entry, as the cache's ``_write`` names it (``.<digest>.pt.<random>.tmp``), or
+    ``before`` it wrote through :func:`harness.results.atomic_write` (``.<digest>.<random>.tmp``)."""
     import tempfile
 
-    fd, name = tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".tmp", dir=entry.parent)
+    from harness.results import temp_file_beside
+
+    fd, name = (tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".tmp", dir=entry.parent) if before
+                else temp_file_beside(entry))
     os.close(fd)
     return Path(name)
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pathlib
-import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from harness.cache import mark_used
@@ -118,23 +116,13 @@ def _write(path: pathlib.Path, key_text: str, tensors: Mapping[str, "torch.Tenso
         "tensors": {name: tensor.contiguous() for name, tensor in tensors.items()},
         "sha256": {name: tensor_digest(tensor) for name, tensor in tensors.items()},
     }
-    tmp_name = None
+    from harness.results import atomic_write
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        atomic_write(path, lambda handle: torch.save(payload, handle))
         return True
     except (OSError, RuntimeError) as exc:  # torch.save says a full disk as a RuntimeError ("unexpected pos")
         log.warning("could not write dataset cache entry %s (%s); continuing without the cache", path, exc)
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
         return False
 
 
