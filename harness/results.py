@@ -267,7 +267,13 @@ def load_results(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise HarnessError(f"cannot read {file}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{file} is not valid JSON: {exc}") from None
+        raise HarnessError(f"{file} is not valid JSON: {squeeze(exc, 300)}") from None
+    except RecursionError:  # [[[[... thousands deep: the parser's stack runs out
+        raise HarnessError(f"{file} was edited or damaged: it is nested too deeply to read "
+                           f"(harness writes at most a few levels)") from None
+    except ValueError:  # an integer of over 4,300 digits: past Python's int_max_str_digits
+        raise HarnessError(f"{file} was edited or damaged: it holds an integer too long to read (thousands of "
+                           f"digits)") from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise HarnessError(f"{file} does not look like harness results (no 'jobs' list)")
     version = data.get("schema_version")
@@ -281,8 +287,53 @@ def load_results(path: Path) -> dict[str, Any]:
 
 STATUSES = ("ok", "failed", "skipped")
 _NUMBER = (int, float)
+_EDGE_SETTINGS = ("accuracy_floor", "max_accuracy_drop", "latency_budget_ms", "size_budget_bytes",
+                  "activation_budget_bytes", "cold_budget_ms", "memory_budget_bytes")  # harness.edge.Question.KEYS
 _LATENCY_NUMBERS = ("batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
                     "throughput_per_s")
+
+
+MAX_DEPTH = 64
+"""How deeply results.json may nest: harness writes a handful of levels, plugins' extras a few more; the
+reports' walkers recurse, and thousands of levels would run the stack out."""
+
+
+def _path_text(data: dict[str, Any], path: tuple[Any, ...]) -> str:
+    """A place in results.json as the messages name it: ``job 2 (a@b): train.epochs``, ``config.sweep[0]``."""
+    where = ""
+    if len(path) >= 2 and path[0] == "jobs" and isinstance(path[1], int):
+        job = data["jobs"][path[1]]
+        name = (job.get("id") or job.get("model")) if isinstance(job, dict) else None
+        where = f"job {path[1] + 1}" + (f" ({squeeze(name, 80)})" if isinstance(name, str) else "")
+        path = path[2:]
+        if not path:
+            return where
+        where += ": "
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return where + squeeze(text, 120)
+
+
+def _outsized(data: dict[str, Any]) -> str | None:
+    """The first value of ``data`` nested deeper than :data:`MAX_DEPTH`, or an integer no float can hold
+    (``1e400`` written out: the tables' arithmetic overflows on it); None when there is none. Walks
+    without recursing, so that the depth it looks for cannot stop it."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, (dict, list)):
+            if len(path) >= MAX_DEPTH:
+                return f"{_path_text(data, path)} is nested more than {MAX_DEPTH} levels deep"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, (*path, key)) for key, item in reversed(list(items)))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            try:
+                float(value)
+            except OverflowError:
+                return (f"{_path_text(data, path)} is a number too large for a figure (about "
+                        f"10^{int(value.bit_length() * 0.30103)})")
+    return None
 
 
 def damage(data: dict[str, Any]) -> str | None:
@@ -298,12 +349,24 @@ def damage(data: dict[str, Any]) -> str | None:
     def number(value: Any) -> bool:
         return value is None or (isinstance(value, _NUMBER) and not isinstance(value, bool))
 
-    for key in ("config", "environment"):
+    outsized = _outsized(data)
+    if outsized:
+        return outsized
+    for key in ("config", "environment", "metric_specs"):
         if not isinstance(data.get(key, {}), (dict, type(None))):
             return f"{key} is {kind(data[key])}, not an object"
+    if not isinstance(data.get("run_id"), (str, type(None))):
+        return f"run_id is {kind(data['run_id'])}, not a string"
+    if not isinstance(data.get("created", ""), str):  # joined reports take the latest of the runs'
+        return f"created is {kind(data['created'])}, not an ISO-8601 string"
+    for key in _EDGE_SETTINGS:  # the edge question's floor and budgets, which the reports ask again
+        if not number((data.get("config") or {}).get(key)):
+            return f"config.{key} is {kind(data['config'][key])}, not a number"
     planned = data.get("planned_jobs", [])
     if not isinstance(planned, (list, type(None))) or not all(isinstance(p, str) for p in planned or []):
         return "planned_jobs is not a list of job ids"
+    if not isinstance(data.get("reporter_errors", []), (list, type(None))):
+        return f"reporter_errors is {kind(data['reporter_errors'])}, not a list"
     for i, job in enumerate(data["jobs"], 1):
         if not isinstance(job, dict):
             return f"job {i} is {kind(job)}, not an object"
@@ -323,6 +386,8 @@ def damage(data: dict[str, Any]) -> str | None:
             return f"{where}: latency_skipped is {kind(job['latency_skipped'])}, not a list"
         if not isinstance((job.get("train") or {}).get("history", []), (list, type(None))):
             return f"{where}: train.history is {kind(job['train']['history'])}, not a list"
+        if not isinstance((job.get("train") or {}).get("recipe"), (dict, type(None))):
+            return f"{where}: train.recipe is {kind(job['train']['recipe'])}, not an object"
         onnx = job.get("onnx") or {}
         blocks = [("metrics", job.get("metrics")), ("onnx.metrics", onnx.get("metrics"))]
         rows = [("latency", job.get("latency"))]
@@ -358,6 +423,8 @@ def damage(data: dict[str, Any]) -> str | None:
                 for key in _LATENCY_NUMBERS:
                     if not number(row.get(key)):
                         return f"{where}: {label} {key} is {kind(row[key])}, not a number"
+                if row.get("p50_ms") is None:  # a row is a measurement: the tables divide by its median
+                    return f"{where}: a {label} row has no p50_ms"
                 for key in ("runtime", "provider"):
                     if not isinstance(row.get(key), (str, type(None))):
                         return f"{where}: {label} {key} is {kind(row[key])}, not a string"
