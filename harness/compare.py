@@ -53,6 +53,7 @@ from typing import Any, Sequence
 
 from harness.errors import HarnessError
 from harness.latency import STABLE_DRIFT_PCT, settings_differences
+from harness.text import plain
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -625,12 +626,13 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     """Human-readable comparison: the change table, jobs in one run only, and the verdict."""
     from tabulate import tabulate
 
-    rows = comparison_rows(comparison)
+    # job ids, run labels and variant names come from results.json and plugins: one line each, no escapes
+    rows = [[plain(cell) for cell in row] for row in comparison_rows(comparison)]
     headers = ["job", "measure", "base", "new", "change", "change %", "flag"]
     if not any(row[-1] for row in rows):  # the flag column, empty: tabulate would still rule it with "--"
         rows, headers = [row[:-1] for row in rows], headers[:-1]
-    lines = [f"compare {comparison['base']} -> {comparison['new']}",
-             tabulate(rows, headers=headers, disable_numparse=True)]
+    lines = [f"compare {comparison['base']} -> {comparison['new']}"]
+    table = tabulate(rows, headers=headers, disable_numparse=True)
     for label in ("only_in_base", "only_in_new"):
         if comparison[label]:
             lines.append(f"jobs {label.replace('_', ' ')}: {', '.join(map(str, comparison[label]))}")
@@ -666,4 +668,5 @@ def format_comparison(comparison: dict[str, Any]) -> str:
         lines += [f"  {r}" for r in comparison["regressions"]]
     elif rule:
         lines.append(f"no regression beyond the threshold ({rule})")
-    return "\n".join(lines)
+    lines = [plain(line) for line in lines]
+    return "\n".join([lines[0], table, *lines[1:]])

@@ -27,7 +27,7 @@ from typing import Any
 from harness.errors import StorageError
 from harness.latency import UNSTABLE_MARK, unstable_mark, unstable_note
 from harness.results import atomic_write_bytes, atomic_write_text
-from harness.text import mflops, ms_text, points, squeeze
+from harness.text import mflops, ms_text, plain, points, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -101,8 +101,9 @@ def _times(ratio: float | None) -> str:
 
 
 def _text(value: Any, missing: str = "-") -> str:
-    """``value`` as display text; ``missing`` where it is null or absent (never the word ``None``)."""
-    return missing if value is None else str(value)
+    """``value`` as display text, on one line without control characters (:func:`harness.text.plain`: names
+    come from plugins and results.json); ``missing`` where it is null or absent (never the word ``None``)."""
+    return missing if value is None else plain(value)
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -393,7 +394,7 @@ def point_text(point: dict[str, Any] | None, skip: Iterable[str] = ()) -> str:
     if not isinstance(point, dict):
         return ""
     skip = set(skip)
-    return ", ".join(f"{k}={point[k]}" for k in sorted(point) if k not in skip)
+    return plain(", ".join(f"{k}={point[k]}" for k in sorted(point) if k not in skip))
 
 
 def job_label(job: dict[str, Any], dataset: bool = False, run: bool = False) -> str:
@@ -1611,7 +1612,8 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += [""] + [f"- {_md_cell(n)}" for n in exported]
     metrics = metrics_table(results)
     if metrics is not None:
-        lines += ["", "## Metrics", "", metrics_note(results), ""] + md_table(metrics)
+        # the note quotes the metric plugins' names and descriptions: escaped as a table cell is
+        lines += ["", "## Metrics", "", _md_cell(metrics_note(results)), ""] + md_table(metrics)
         failures = metric_failures(results)
         if failures:
             lines += [""] + [f"- {_md_cell(line)}" for line in failures]

@@ -6,8 +6,28 @@ import math
 import re
 from typing import Any
 
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-"""Terminal colour and cursor codes, which torch's exporter messages carry."""
+ANSI_ESCAPE = re.compile(
+    r"(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: window title, hyperlink (to BEL or ST)
+    r"|(?:\x1b[P_^X]|[\x90\x98\x9e\x9f])[^\x1b\x9c]*(?:\x1b\\|\x9c)?"  # DCS, SOS, PM, APC strings (to ST)
+    r"|(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"  # CSI: colour, cursor, erase
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?")  # the rest: ESC c (reset), ESC ( 0 (line drawing), ESC 7 ...
+"""Terminal escape sequences: colour and cursor codes, which torch's exporter messages carry, and the
+strings a terminal acts on (a window title, a hyperlink, device controls), whole; an unterminated string
+runs to the end of the text, as a terminal would swallow it. Both the 7-bit (ESC) and 8-bit (C1) forms."""
+
+CONTROL_SPACE = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]")
+"""Control characters that break or move a line (tab, newline, carriage return, separators): a space in
+one-line text."""
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+"""The other C0 and C1 control characters and DEL, which a terminal acts on or shows as nothing."""
+
+
+def plain(text: Any) -> str:
+    """``str(text)`` safe to print on one line of a terminal or a table cell: terminal escape sequences and
+    control characters are dropped, and tabs, line breaks and carriage returns become spaces (a model name
+    with a newline would otherwise split a table's row). Unlike :func:`squeeze`, spaces are kept as they are."""
+    return CONTROL.sub("", CONTROL_SPACE.sub(" ", ANSI_ESCAPE.sub("", str(text))))
+
 
 ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : "
                        r"|(?:(?<![A-Za-z])[A-Za-z]:)?[\\/]\S*?(?:onnxruntime_src[\\/]|onnxruntime[\\/](?:\S*?[\\/])?core[\\/])\S+:\d+ "
@@ -20,12 +40,13 @@ ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : "
 
 def squeeze(text: Any, limit: int | None = None) -> str:
     """``str(text)`` on one line (each run of whitespace, newlines included, becomes one space; terminal
-    colour codes are dropped), cut to at most ``limit`` characters with a trailing ``...`` when longer.
+    escape sequences and other control characters are dropped, see :func:`plain`), cut to at most ``limit``
+    characters with a trailing ``...`` when longer.
 
     Exception texts from torch, ONNX Runtime or urllib often span several lines; the CLI, the
     progress line and the report tables show them on one.
     """
-    flat = " ".join(ORT_NOISE.sub(" ", ANSI_ESCAPE.sub("", str(text))).split())
+    flat = " ".join(ORT_NOISE.sub(" ", plain(text)).split())
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat

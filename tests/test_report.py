@@ -1083,3 +1083,18 @@ def test_ort_vs_eager_is_the_alternating_rounds_ratio_and_starred_when_it_does_n
     assert f"2.00x{report.UNSTABLE_MARK}" in text and report.RATIO_UNSTABLE_NOTE in text
     job["ort_vs_eager"]["threads"] = 2  # measured at another setting than the p50 column: not this column's ratio
     assert report.summary_rows(results)[0]["ort_speedup"] == pytest.approx(sequential)
+
+
+def test_the_metrics_note_in_report_md_escapes_what_plugins_wrote(results):
+    """A metric plugin's description reached report.md's paragraph above the Metrics table unescaped: its
+    HTML and links rendered."""
+    job = results["jobs"][0]
+    job["metrics"]["x<b>top</b>"] = job["onnx"]["metrics"]["x<b>top</b>"] = 0.5
+    results["metric_specs"] = {"x<b>top</b>": {"plugin": "evil", "higher_is_better": True, "description":
+                                               '<img src=x onerror=alert(1)> see [here](http://evil) *now*\n\n# Heading'}}
+    markdown = to_markdown(results)
+    note = markdown.split("## Metrics\n\n")[1].split("\n")[0]
+    assert note.startswith("Metrics beyond accuracy") and "# Heading" in note  # one paragraph, no heading
+    assert not re.search(r"(?<!\\)[<>\[\]*]", note)  # every tag, link and emphasis escaped
+    assert r"\<img src=x onerror=alert(1)\> see \[here\](http://evil) \*now\*" in note
+    assert "\n# Heading" not in markdown

@@ -90,3 +90,53 @@ def test_ms_text_keeps_three_significant_digits_below_a_tenth_of_a_millisecond()
     # three decimals left 9.34 microseconds as 0.009: one digit, beside the edge table's 0.0093
     assert [ms_text(v) for v in (0.00934, 0.0173, 0.02, 0.161, 12.0, 0, None)] == [
         "0.00934", "0.0173", "0.0200", "0.161", "12.000", "0.000", "-"]
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("a\x1b]0;pwned title\x07b", "ab"),  # OSC: the window title, ended by BEL
+    ("\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\ me", "click me"),  # OSC 8 hyperlink, ended by ST
+    ("a\x1bPq#0;2;0;0;0\x1b\\b", "ab"),  # DCS (sixel), APC, PM, SOS strings
+    ("x\x1b_apc\x1b\\y\x1b^pm\x1b\\z\x1bXsos\x1b\\", "xyz"),
+    ("\x9d0;title\x9cok\x9b31m!", "ok!"),  # their 8-bit C1 forms
+    ("\x1b[?25l\x1b[2J\x1b[1;1Hcleared\x1bc\x1b(0q", "clearedq"),  # cursor, erase, reset, charset
+    ("a\x00b\x07c\x7fd\x08e\x1bf", "abcde"),  # NUL, BEL, DEL, backspace, a lone ESC
+    ("mnist\rfake", "mnist fake"),  # a carriage return would overwrite the start of the line
+    ("over\x1b]0;unterminated", "over"),  # an unterminated string: swallowed to the end, as a terminal would
+    ("é ✓ 実験 (ok) [x]", "é ✓ 実験 (ok) [x]"),  # printable text stays as it is
+])
+def test_squeeze_drops_every_terminal_escape_and_control_character(raw, shown):
+    from harness.text import plain
+
+    assert squeeze(raw) == shown
+    assert plain(raw).split() == shown.split()
+    for cleaned in (squeeze(raw), plain(raw)):
+        assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in cleaned), repr(cleaned)
+
+
+def test_plain_puts_a_name_on_one_line_and_keeps_its_spaces():
+    from harness.text import plain
+
+    assert plain("two\nlines\tand\r\x0b\x0cbreaks\u2028x") == "two lines and   breaks x"
+    assert plain("a  b") == "a  b" and plain(None) == "None" and plain(3) == "3"
+
+
+def test_terminal_tables_keep_one_row_per_job_whatever_the_names():
+    """A model named with a newline, a tab or a title escape split the rows of the terminal's tables."""
+    from harness.compare import compare_runs, format_comparison
+    from harness.report import comparison_table
+
+    hostile = "evil\nnet\t\x1b]0;title\x07\r\x1b]8;;http://x\x1b\\y\x1b]8;;\x1b\\"
+    job = {"id": f"{hostile}@synthetic", "model": hostile, "dataset": "syn\nthetic", "status": "ok",
+           "point": {"lr": "0.1\nx"}, "metrics": {"accuracy": 0.9},
+           "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1, "threads": 1,
+                        "p50_ms": 1.0, "p99_ms": 2.0, "mean_ms": 1.0}]}
+    results = {"schema_version": 1, "run_id": "r", "jobs": [job]}
+    table = comparison_table(results)
+    assert len(table.splitlines()) == 3  # the header, its rule, one row
+    assert "evil net  y" in table and "lr=0.1 x" in table and "syn thetic" in table
+    base = {**results, "jobs": [{**job, "metrics": {"accuracy": 0.8}}]}
+    text = format_comparison(compare_runs(base, results, 10.0))
+    lines = text.splitlines()
+    assert [line.split("@")[0] for line in lines if "@synthetic" in line] == ["evil net  y"] * 2  # accuracy, p50
+    for shown in (table, text):
+        assert not any(ord(c) < 0x20 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in shown), repr(shown)
