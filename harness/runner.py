@@ -1290,6 +1290,61 @@ def _precision_ran(train: dict[str, Any]) -> str:
     return amp
 
 
+def say_option_warnings(options: RunOptions) -> None:
+    """Warn about options a run goes on with but may not mean: an accuracy floor that reads as a percentage,
+    a job time-out that cannot be applied here, an edge question no job will measure."""
+    from harness.edge import Question, floor_warning
+
+    warning = floor_warning(options.accuracy_floor)  # not in validate_options: the CLI calls that too
+    if warning:
+        log.warning("%s", warning)
+    if options.job_timeout and options.executor == "local" and not (
+            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()):
+        log.warning("--job-timeout is not applied: it needs the main thread on a POSIX system (a SIGALRM timer), "
+                    "and this run is in another thread or on Windows")
+    unmeasured = edge_unmeasured(options) if Question.from_config(options.to_config()) else None
+    if unmeasured:
+        log.warning("%s: no job will answer it (add 1 to them, or use --profile edge)", unmeasured)
+
+
+def begin_run(folder: RunFolder, plan: Plan, options: RunOptions, specs: dict[str, Any], device: str,
+              progress: Progress) -> list[Job]:
+    """Write what the run sets out to do into ``folder`` (its planned jobs, its metrics' ``specs``, the
+    models no dataset fits, a row per skipped pair) and say what a resume finds; the jobs left to run."""
+    # What the run set out to run, so a report of an interrupted run can say what never ran. A resume
+    # with a narrower selection keeps the run's other unfinished jobs planned, for a later --resume.
+    done = folder.finished_ids() if options.resume else set()
+    planned = [job.id for job in plan.jobs]
+    before = [str(i) for i in folder.data.get("planned_jobs") or []] if options.resume else []
+    left = [i for i in before if i not in done and i not in planned]
+    if left:
+        log.warning("this resume's options leave out %d unfinished job(s) of the run (%s): they stay planned, "
+                    "and `harness run --resume --run-id %s --out %s` runs them later", len(left),
+                    squeeze(", ".join(left), 200), folder.path.name, folder.path.parent)
+    folder.data["planned_jobs"] = list(dict.fromkeys([*before, *planned]))
+    # What each metric is, for reports rebuilt where its plugin is not installed (a resume adds its own)
+    folder.data["metric_specs"] = {**(folder.data.get("metric_specs") or {}), **specs}
+    folder.data.pop("interrupted", None)
+    todo = [job for job in plan.jobs if job.id not in done]
+    if done:
+        progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
+        mixed = mixed_precision_warning(folder.data["jobs"], options.amp, device) if todo else None
+        if mixed:
+            log.warning("%s", mixed)
+    if plan.unmatched and plan.jobs:  # said, not silently dropped (with no job at all, the error says why)
+        takes = "; ".join(dict.fromkeys(f"{what}: {', '.join(m for m, w in plan.unmatched if w == what)}"
+                                        for _, what in plan.unmatched))
+        progress.note(f"{len(plan.unmatched)} model(s) fit none of the datasets chosen and are left out "
+                      f"(they take {takes})")  # (a model named in --models is a skipped job instead)
+        # kept with the run and said in its reports: under --no-progress a CI log showed a green run, a model short
+        folder.data["unmatched_models"] = {**(folder.data.get("unmatched_models") or {}), **dict(plan.unmatched)}
+    for model, dataset, why in plan.skipped:
+        folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
+                       "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
+                       "onnx": None, "latency": []})
+    return todo
+
+
 def execute(registry: Registry, options: RunOptions, progress: Progress,
             reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None,
             keep_lock: bool = False) -> RunFolder:
@@ -1309,20 +1364,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     validate_options(options)
     _METRIC_FAILURES_SAID.clear()  # said once per run, and again in the next run of this process
     _EXPORT_NOTES_SAID.clear()
-    from harness.edge import floor_warning
-
-    warning = floor_warning(options.accuracy_floor)  # here, not in validate_options: the CLI calls that too
-    if options.job_timeout and options.executor == "local" and not (
-            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()):
-        log.warning("--job-timeout is not applied: it needs the main thread on a POSIX system (a SIGALRM timer), "
-                    "and this run is in another thread or on Windows")
-    if warning:
-        log.warning("%s", warning)
-    from harness.edge import Question
-
-    unmeasured = edge_unmeasured(options) if Question.from_config(options.to_config()) else None
-    if unmeasured:
-        log.warning("%s: no job will answer it (add 1 to them, or use --profile edge)", unmeasured)
+    say_option_warnings(options)
     # The built-in metrics (accuracy, nll, macro-f1) take part whatever --plugins selects; another plugin's
     # only when --plugins selects it, as for models and datasets. --metrics narrows them, accuracy aside.
     metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
@@ -1366,37 +1408,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         reporter_set = reporters if isinstance(reporters, ReporterSet) else ReporterSet(reporters)
         reporter_set.earlier_errors = list(folder.data.get("reporter_errors") or []) if options.resume else []
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
-        # What the run set out to run, so a report of an interrupted run can say what never ran. A resume
-        # with a narrower selection keeps the run's other unfinished jobs planned, for a later --resume.
-        done = folder.finished_ids() if options.resume else set()
-        planned = [job.id for job in plan.jobs]
-        before = [str(i) for i in folder.data.get("planned_jobs") or []] if options.resume else []
-        left = [i for i in before if i not in done and i not in planned]
-        if left:
-            log.warning("this resume's options leave out %d unfinished job(s) of the run (%s): they stay planned, "
-                        "and `harness run --resume --run-id %s --out %s` runs them later", len(left),
-                        squeeze(", ".join(left), 200), folder.path.name, folder.path.parent)
-        folder.data["planned_jobs"] = list(dict.fromkeys([*before, *planned]))
-        # What each metric is, for reports rebuilt where its plugin is not installed (a resume adds its own)
-        folder.data["metric_specs"] = {**(folder.data.get("metric_specs") or {}), **metric_specs(registry, metrics)}
-        folder.data.pop("interrupted", None)
-        todo = [job for job in plan.jobs if job.id not in done]
-        if done:
-            progress.note(f"resuming {folder.path}: {len(done)} job(s) already finished, {len(todo)} to run")
-            mixed = mixed_precision_warning(folder.data["jobs"], options.amp, device) if todo else None
-            if mixed:
-                log.warning("%s", mixed)
-        if plan.unmatched and plan.jobs:  # said, not silently dropped (with no job at all, the error says why)
-            takes = "; ".join(dict.fromkeys(f"{what}: {', '.join(m for m, w in plan.unmatched if w == what)}"
-                                            for _, what in plan.unmatched))
-            progress.note(f"{len(plan.unmatched)} model(s) fit none of the datasets chosen and are left out "
-                          f"(they take {takes})")  # (a model named in --models is a skipped job instead)
-            # kept with the run and said in its reports: under --no-progress a CI log showed a green run, a model short
-            folder.data["unmatched_models"] = {**(folder.data.get("unmatched_models") or {}), **dict(plan.unmatched)}
-        for model, dataset, why in plan.skipped:
-            folder.record({"id": job_id(model, dataset), "model": model, "dataset": dataset, "status": "skipped",
-                           "stage": "plan", "error": why, "params": None, "train": None, "metrics": None,
-                           "onnx": None, "latency": []})
+        todo = begin_run(folder, plan, options, metric_specs(registry, metrics), device, progress)
         reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
 
         def on_done(job: Job, row: dict[str, Any]) -> None:

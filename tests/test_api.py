@@ -93,3 +93,19 @@ def test_an_unknown_model_or_a_bad_value_is_the_clis_one_line_error(tmp_path):
         api.run(out=tmp_path, **{**SMALL, "epochs": 0})
     with pytest.raises(HarnessError, match="profile 'phone'"):
         api.run(out=tmp_path, **{**SMALL, "profile": "phone"})
+
+
+def test_a_job_timeout_that_cannot_apply_off_the_main_thread_is_said(caplog):
+    import threading
+
+    from harness.runner import RunOptions, say_option_warnings
+
+    said = []
+    worker = threading.Thread(target=lambda: said.append(say_option_warnings(RunOptions(job_timeout=5))))
+    worker.start()
+    worker.join()
+    assert said == [None] and "--job-timeout is not applied" in caplog.text
+    caplog.clear()
+    say_option_warnings(RunOptions(job_timeout=5))  # the main thread: applied, nothing to say
+    say_option_warnings(RunOptions())
+    assert "--job-timeout" not in caplog.text
