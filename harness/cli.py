@@ -370,7 +370,7 @@ def list_command(kind: str, as_json: bool) -> None:
             item.update(requires=list(spec.requires), install=spec.install or None,
                         missing=missing_packages(spec))
         else:
-            item.update(higher_is_better=spec.higher_is_better)
+            item.update(higher_is_better=spec.higher_is_better, gate=spec.gate)
         rows.append(item)
     if as_json:
         from harness.results import json_text
@@ -399,10 +399,10 @@ def list_command(kind: str, as_json: bool) -> None:
         table = [[r["name"], r["plugin"], needs(r), r["description"]] for r in rows]
         headers = ["tracker", "plugin", "packages", "description"]
     else:
-        table = [[r["name"], r["plugin"], "higher" if r["higher_is_better"] else "lower", r["description"]]
-                 for r in rows]
-        headers = ["metric", "plugin", "better", "description"]
-    click.echo(tabulate(table, headers=headers, maxcolwidths=[None, None, None, None, 60]))
+        table = [[r["name"], r["plugin"], "higher" if r["higher_is_better"] else "lower",
+                  "yes" if r["gate"] else "-", r["description"]] for r in rows]
+        headers = ["metric", "plugin", "better", "gated", "description"]
+    click.echo(tabulate(table, headers=headers, maxcolwidths=[None] * (len(headers) - 1) + [60]))
 
 
 @main.command("cache", short_help="The decoded-dataset cache: list it, or clear it.")

@@ -96,6 +96,18 @@ def metric_directions(*runs: dict[str, Any]) -> dict[str, bool]:
     return directions
 
 
+def metric_gates(*runs: dict[str, Any]) -> set[str]:
+    """The metrics ``--fail-on-regression`` judges: accuracy and macro-F1, and those whose plugin asked for
+    it (``MetricSpec.gate``, kept in the runs' ``metric_specs``; the later run's word wins)."""
+    gated = set(GATED_METRICS)
+    for run in runs:
+        specs = run.get("metric_specs") if isinstance(run.get("metric_specs"), dict) else {}
+        for name, spec in specs.items():
+            if isinstance(spec, dict) and isinstance(spec.get("gate"), bool):
+                (gated.add if spec["gate"] else gated.discard)(name)
+    return gated
+
+
 class _Gate:
     """Collects regressions against ``threshold`` (None: report only) and flags the changes it judged.
 
@@ -114,6 +126,7 @@ class _Gate:
         self.unstable = 0
         self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
         self.higher_is_better: dict[str, bool] = {}  # metric name -> its direction, where a run recorded it
+        self.gated_metrics: set[str] = set(GATED_METRICS)  # the fractions the threshold judges (metric_gates)
 
     def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = (),
                       job_id: Any = None) -> str | None:
@@ -133,19 +146,20 @@ class _Gate:
 
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
+        change["gated"] = gated = name in self.gated_metrics
         higher = self.higher_is_better.get(name)
-        if higher is not None and change["abs"] and name not in GATED_METRICS:  # never gated (nll, a plugin's
-            change["worse"] = (change["abs"] < 0) == higher  # ece): which way it moved, as the gate would say
-        if self.accuracy_points is None or change["abs"] is None or name not in GATED_METRICS:
+        if higher is not None and change["abs"] and not gated:  # never gated (nll, a plugin's ece): which way
+            change["worse"] = (change["abs"] < 0) == higher  # it moved, as the gate would say
+        if self.accuracy_points is None or change["abs"] is None or not gated:
             return
         if job_id in self.grouped:
             change["not_gated"] = "seeds"
             return
-        drop_points = -change["abs"] * 100
-        if drop_points > self.accuracy_points:
+        worse_points = (change["abs"] if higher is False else -change["abs"]) * 100  # a gated error rate: a rise
+        if worse_points > self.accuracy_points:
             change["regression"] = True
-            self.regressions.append(f"{job_id}: {label} dropped {drop_points:.2f} points "
-                                    f"({change['base']:.4f} -> {change['new']:.4f})")
+            self.regressions.append(f"{job_id}: {label} {'rose' if higher is False else 'dropped'} "
+                                    f"{worse_points:.2f} points ({change['base']:.4f} -> {change['new']:.4f})")
 
     def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any],
                 not_gated: str | None = None) -> None:
@@ -307,6 +321,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
                  None if batch_sizes is None else set(batch_sizes))
     gate.higher_is_better = metric_directions(base, new)
+    gate.gated_metrics = metric_gates(base, new)
     _check_gated_rows(base, threads, batch_sizes)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
@@ -443,14 +458,17 @@ def _shown(key: str, change: dict[str, Any]) -> bool:
     return key in ("bytes", "flops", "activation_bytes") and change.get("base") is not None and change.get("new") is None
 
 
-def _is_fraction_metric(label: str) -> bool:
-    return label.split(" ")[-1] in GATED_METRICS
+def _is_gated(label: str, change: dict[str, Any]) -> bool:
+    """Whether the gate judges the metric of this change (a fraction, shown in points); a change the gate
+    did not see (a document from before ``gated``) by the built-in names."""
+    gated = change.get("gated")
+    return gated if isinstance(gated, bool) else label.split(" ")[-1] in GATED_METRICS
 
 
 def _metric_row(job_id: str, label: str, change: dict[str, Any]) -> list[str]:
     """A metric's row; one the gate does not judge (nll, a plugin's metric) says so, as sizes do, and so
     does one whose seed group's mean gates instead."""
-    gated = _is_fraction_metric(label)
+    gated = _is_gated(label, change)
     if change.get("not_gated") == "seeds":
         return _row(job_id, f"{label} (not gated: seed mean)", change, points=True)
     return _row(job_id, label if gated else f"{label} (not gated)", change, points=gated)
@@ -471,7 +489,7 @@ def seed_group_rows(comparison: dict[str, Any]) -> list[list[str]]:
     for group in comparison.get("seed_groups") or []:
         label = _group_label(group["id"], group["seeds"])
         for name, change in group["metrics"].items():
-            gated = _is_fraction_metric(name)
+            gated = _is_gated(name, change)
             measure = f"{name}, mean of {change.get('n')}" + ("" if gated else " (not gated)")
             rows.append(_spread(change, _row(label, measure, change, points=gated)))
         for lat in group["latency"]:

@@ -588,9 +588,10 @@ _EXPORT_NOTES_SAID: set[tuple[str, str]] = set()  # (model, note): a sweep's see
 
 
 def metric_specs(registry: Any, metrics: Sequence[Any]) -> dict[str, dict[str, Any]]:
-    """``metric_specs`` in results.json: each computed metric's plugin, direction and description."""
+    """``metric_specs`` in results.json: each computed metric's plugin, direction, description, and whether
+    ``harness compare`` gates it (``gate``)."""
     return {m.name: {"plugin": registry.owners["metrics"].get(m.name), "higher_is_better": m.higher_is_better,
-                     "description": m.description} for m in metrics}
+                     "description": m.description, "gate": m.gate} for m in metrics}
 
 
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,

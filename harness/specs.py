@@ -330,12 +330,18 @@ class Splits:
 @dataclass(frozen=True)
 class MetricSpec:
     """A metric computed on the whole test split (or its ``--max-test-samples`` subset):
-    ``compute(logits, targets) -> float``."""
+    ``compute(logits, targets) -> float``.
+
+    ``gate``: the metric is a fraction in [0, 1] (an accuracy-like score) that ``harness compare
+    --fail-on-regression`` judges as it judges accuracy and macro-F1: a move the worse way (by
+    ``higher_is_better``) of more than the threshold in percentage points is a regression. Off by
+    default: any other metric's change is shown, marked not gated."""
 
     name: str
     compute: Callable[["torch.Tensor", "torch.Tensor"], float]
     higher_is_better: bool = True
     description: str = ""
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -488,6 +494,7 @@ def spec_problem(spec: Any) -> str | None:
             name,
             _callable_problem("compute", spec.compute),
             _must("higher_is_better", spec.higher_is_better, isinstance(spec.higher_is_better, bool), "True or False"),
+            _must("gate", spec.gate, isinstance(spec.gate, bool), "True or False"),
             description,
         )
     if isinstance(spec, TrackerSpec):

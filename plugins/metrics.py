@@ -40,7 +40,7 @@ def cross_entropy(logits, targets) -> float:
 @hookimpl
 def harness_metrics():
     return [
-        MetricSpec("accuracy", accuracy, True, "top-1 accuracy, a fraction in [0, 1]"),
-        MetricSpec("macro-f1", macro_f1, True, "F1 score averaged over classes"),
+        MetricSpec("accuracy", accuracy, True, "top-1 accuracy, a fraction in [0, 1]", gate=True),
+        MetricSpec("macro-f1", macro_f1, True, "F1 score averaged over classes", gate=True),
         MetricSpec("nll", cross_entropy, False, "mean cross-entropy of the targets (lower is better)"),
     ]

@@ -545,3 +545,41 @@ def test_compare_per_seed_option(tmp_path):
     keep = ["--max-accuracy-drop", "1"]
     assert compare_cli(*map(str, paths), *keep).returncode == 0
     assert compare_cli(*map(str, paths), *keep, "--per-seed").returncode == 1
+
+
+def test_a_plugin_metric_that_asks_for_the_gate_is_judged_as_accuracy_is_either_way_it_points():
+    from harness.compare import comparison_rows
+
+    base, new = load("base"), load("base")
+    for run, top5, error in ((base, 0.99, 0.01), (new, 0.95, 0.04)):  # 4 and 3 points worse
+        for job in run["jobs"]:
+            if job.get("metrics"):
+                job["metrics"].update({"top5": top5, "error-rate": error})
+    specs = {"top5": {"higher_is_better": True, "gate": True}, "error-rate": {"higher_is_better": False, "gate": True}}
+    new["metric_specs"] = specs
+    comparison = compare_runs(base, new, threshold=2)
+    jobs = [j["id"] for j in new["jobs"] if j.get("metrics")]
+    assert {f"{j}: top5 dropped 4.00 points (0.9900 -> 0.9500)" for j in jobs} <= set(comparison["regressions"])
+    assert {f"{j}: error-rate rose 3.00 points (0.0100 -> 0.0400)" for j in jobs} <= set(comparison["regressions"])
+    labels = {r[1] for r in comparison_rows(comparison)}
+    assert {"top5", "error-rate"} <= labels  # gated: no "(not gated)" mark, shown in points
+    assert compare_runs(base, new, threshold=5)["regressions"] == []  # within the threshold
+    # without the plugin's word (a run from before gate, or gate=False) they are shown and not gated
+    new["metric_specs"] = {name: {**spec, "gate": False} for name, spec in specs.items()}
+    comparison = compare_runs(base, new, threshold=2)
+    assert comparison["regressions"] == []
+    assert {"top5 (not gated)", "error-rate (not gated)"} <= {r[1] for r in comparison_rows(comparison)}
+    del new["metric_specs"]
+    assert compare_runs(base, new, threshold=2)["regressions"] == []
+
+
+def test_metric_specs_record_whether_compare_gates_each_metric():
+    from harness import MetricSpec
+    from harness.registry import build_registry
+    from harness.runner import metric_specs
+    from harness.specs import spec_problem
+
+    registry = build_registry()
+    specs = metric_specs(registry, list(registry.metrics.values()))
+    assert (specs["accuracy"]["gate"], specs["macro-f1"]["gate"], specs["nll"]["gate"]) == (True, True, False)
+    assert "gate" in (spec_problem(MetricSpec("m", len, gate="yes")) or "")
