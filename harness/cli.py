@@ -144,6 +144,7 @@ class HarnessGroup(click.Group):
         if sys.stdout is None:  # started with standard output closed (`>&-`): output goes nowhere, not into a
             sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - traceback (older click)
             _STDOUT_CLOSED.append(True)
+        _replace_unencodable()
         try:
             return super().invoke(ctx)
         except HarnessError as exc:
@@ -186,6 +187,26 @@ def _quiet_stdout() -> None:
 
 
 _STDOUT_CLOSED: list[bool] = []
+
+
+def _replace_unencodable() -> None:
+    """Standard output and error in an encoding that cannot write every character (a Windows console's
+    cp1252, ``PYTHONIOENCODING=latin-1``) write a ``?`` for what they cannot: a model or run named in
+    another script, or a ``→`` in a table, otherwise lost the whole table (or turned an error line into
+    a traceback)."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        try:
+            utf = codecs.lookup(encoding).name.startswith("utf") if encoding else True
+        except LookupError:
+            utf = False
+        if not utf and getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot change now
+                pass
 
 
 def _echo_out(text: str) -> None:

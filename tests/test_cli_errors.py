@@ -661,3 +661,25 @@ def test_a_results_json_that_is_no_regular_file_or_is_gone_is_said_for_what_it_i
     result = run_cli("report", str(gone))
     assert result.returncode == 2 and "the run was stopped before its first write, or the file was removed" \
         in result.stderr and "joined report" not in result.stderr, result.stderr
+
+
+def test_a_console_that_cannot_write_a_name_gets_a_question_mark_not_a_lost_table(tmp_path):
+    """A Windows console (cp1252) and a model named with a character it lacks: the table still prints."""
+    import os
+
+    fixture = Path(__file__).parent / "fixtures" / "compare" / "base" / "results.json"
+    data = json.loads(fixture.read_text())
+    for job in data["jobs"]:
+        job["model"] = job["model"].replace("mnist", "mnist\u2192")
+        job["id"] = job["id"].replace("mnist", "mnist\u2192")
+    run = write_run(tmp_path / "run", data)
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    result = subprocess.run([sys.executable, "-m", "harness", "report", str(run)], capture_output=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr.decode("cp1252", "replace")[-2000:]
+    assert b"could not be printed" not in result.stderr
+    assert b"mnist?-rough-cnn" in result.stdout  # the table, with '?' for what cp1252 lacks
+    missing = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path / "n\u2192o")],
+                             capture_output=True, env=env, timeout=120)
+    assert missing.returncode == 2 and b"Traceback" not in missing.stderr  # standard error escapes it (\u2192)
+    assert b": no such run folder" in missing.stderr
