@@ -109,3 +109,4 @@ def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_not_written_through_nor
     assert looked == [None]  # a look (harness compare) answers at once: opening a FIFO to read would wait
     with pytest.raises(HarnessError, match="not a regular file"):
         RunFolder(run, {}).lock()
+

@@ -1,0 +1,33 @@
+"""results.json as RunFolder writes it, job by job."""
+
+from __future__ import annotations
+
+from harness.results import RunFolder
+
+
+def test_results_json_is_the_documents_json_however_its_jobs_were_recorded(tmp_path):
+    """RunFolder keeps each job's JSON between saves: the file must still be exactly json_text of the data."""
+    import json
+
+    from harness.results import json_text
+
+    folder = RunFolder.create(tmp_path, "r", {"host": "h"}, {"epochs": 1})
+    rows = [{"id": f"m{i}@d", "status": "ok", "metrics": {"accuracy": 0.5 + i / 100, "nll": float("nan")},
+             "latency": [{"batch_size": 1, "p50_ms": 0.1 * (i + 1)}], "point": {"seed": i}} for i in range(4)]
+    for row in rows:
+        folder.record(row)
+        assert folder.results_path.read_text() == json_text(folder.data) + "\n"
+    folder.record({**rows[1], "status": "failed", "metrics": None})  # a job run again: its new row is saved
+    folder.data["edge"] = {"qualifying": ["m0@d"]}  # the document's own fields change between saves
+    folder.save()
+    saved = json.loads(folder.results_path.read_text())
+    assert folder.results_path.read_text() == json_text(folder.data) + "\n"
+    assert [j["id"] for j in saved["jobs"]] == ["m0@d", "m2@d", "m3@d", "m1@d"]
+    assert saved["jobs"][-1]["status"] == "failed" and saved["jobs"][0]["metrics"]["nll"] is None
+    assert saved["edge"] == {"qualifying": ["m0@d"]}
+    rows[0]["status"] = "changed in place"  # after its save: the recorded figures stand (record() replaces)
+    folder.save()
+    assert json.loads(folder.results_path.read_text())["jobs"][0]["status"] == "ok"
+    reopened = RunFolder.open(folder.path)
+    reopened.save()  # a resumed run's first save: every job made anew, the same text
+    assert reopened.results_path.read_text() == json_text(folder.data | {"jobs": saved["jobs"]}) + "\n"
