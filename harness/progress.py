@@ -52,6 +52,11 @@ def describe_row(row: dict[str, Any]) -> str:
 class LineProgress(Progress):
     """Plain lines, for logs and pipes.
 
+    Every stage and epoch line names its own job, so the lines of jobs that run
+    at once (Ray) can be told apart: ``[index/total] JOB_ID`` once :meth:`job`
+    announced the job (a local run announces each before it starts), else
+    ``[running] JOB_ID`` (under Ray a job is announced only when it finishes).
+
     An epoch can take minutes on a CPU; so that a log never looks stuck, a line
     says how far the epoch is whenever ``heartbeat_s`` seconds passed without one.
     """
@@ -59,36 +64,45 @@ class LineProgress(Progress):
     def __init__(self, stream: TextIO | None = None, heartbeat_s: float = 30.0):
         self.stream = stream or sys.stderr
         self.heartbeat_s = heartbeat_s
-        self._prefix = ""
-        self._epoch = 1
-        self._last_line = self._epoch_started = time.perf_counter()
+        self._prefixes: dict[str, str] = {}  # job id -> "[index/total] job id", set by job()
+        self._epochs: dict[str, int] = {}  # job id -> the epoch it is in (1-based)
+        self._epochs_started: dict[str, float] = {}  # job id -> when that epoch (or its stage) began
+        self._last_line = self._created = time.perf_counter()
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
         self._last_line = time.perf_counter()
 
+    def _prefix(self, job_id: str) -> str:
+        return self._prefixes.get(job_id) or f"[running] {job_id}"
+
     def job(self, index: int, total: int, job_id: str) -> None:
         # Executors that report jobs as they finish (Ray) call this right before job_done: no "started".
-        self._prefix = f"[{index}/{total}] {job_id}"
-        self._print(self._prefix)
+        self._prefixes[job_id] = f"[{index}/{total}] {job_id}"
+        self._print(self._prefixes[job_id])
 
     def stage(self, job_id: str, stage: str) -> None:
-        self._epoch = 1
-        self._print(f"{self._prefix}: {stage}")
-        self._epoch_started = self._last_line
+        self._epochs[job_id] = 1
+        self._print(f"{self._prefix(job_id)}: {stage}")
+        self._epochs_started[job_id] = self._last_line
 
     def batch(self, job_id: str, step: int, steps: int) -> None:
         if step < steps and time.perf_counter() - self._last_line >= self.heartbeat_s:
-            seconds = time.perf_counter() - self._epoch_started
-            self._print(f"{self._prefix}: epoch {self._epoch}, batch {step}/{steps} ({seconds:.0f}s)")
+            seconds = time.perf_counter() - self._epochs_started.get(job_id, self._created)
+            self._print(f"{self._prefix(job_id)}: epoch {self._epochs.get(job_id, 1)}, batch {step}/{steps} "
+                        f"({seconds:.0f}s)")
 
     def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
-        self._epoch = record["epoch"] + 1
-        self._print(f"{self._prefix}: {describe_epoch(record, epochs)}")
-        self._epoch_started = self._last_line
+        self._epochs[job_id] = record["epoch"] + 1
+        self._print(f"{self._prefix(job_id)}: {describe_epoch(record, epochs)}")
+        self._epochs_started[job_id] = self._last_line
 
     def job_done(self, row: dict[str, Any]) -> None:
-        self._print(f"{self._prefix}: {describe_row(row)}")
+        job_id = str(row.get("id"))
+        prefix = self._prefixes.pop(job_id, None) or job_id  # every executor announces a job first
+        self._epochs.pop(job_id, None)
+        self._epochs_started.pop(job_id, None)
+        self._print(f"{prefix}: {describe_row(row)}")
 
     def note(self, message: str) -> None:
         self._print(message)
@@ -124,25 +138,44 @@ class RichProgress(Progress):
             transient=False,
         )
         self.jobs_task = None
-        self.step_task = None
+        # One step row per running job: a local run has one at a time, a Ray run one per job running now.
+        # A finished job's row is hidden and kept for the next job's.
+        self._steps: dict[str, Any] = {}  # job id -> its rich task
+        self._spare: list[Any] = []  # hidden rows of finished jobs
+        self._announced: str | None = None  # the job the "jobs" row names (job()): its rows need no id
 
     def start(self, total: int) -> None:
         self.bar.start()
         self.jobs_task = self.bar.add_task("jobs", total=total, status="")
-        self.step_task = self.bar.add_task("", total=1, status="", visible=False)
+
+    def _step(self, job_id: str) -> Any:
+        task = self._steps.get(job_id)
+        if task is None:
+            if self._spare:
+                task = self._spare.pop()
+            else:
+                task = self.bar.add_task("", total=1, status="", visible=False)
+            self._steps[job_id] = task
+        return task
+
+    def _label(self, job_id: str, text: str) -> str:
+        # Locally the jobs row already names the running job; a job running beside others (Ray) says its id.
+        return text if job_id == self._announced else f"{job_id}: {text}"
 
     def job(self, index: int, total: int, job_id: str) -> None:
+        self._announced = job_id
         self.bar.update(self.jobs_task, status=job_id)
 
     def stage(self, job_id: str, stage: str) -> None:
-        self.bar.update(self.step_task, description=stage, status="", visible=True, completed=0, total=1)
+        self.bar.update(self._step(job_id), description=self._label(job_id, stage), status="", visible=True,
+                        completed=0, total=1)
 
     def batch(self, job_id: str, step: int, steps: int) -> None:
-        self.bar.update(self.step_task, completed=step, total=steps)
+        self.bar.update(self._step(job_id), completed=step, total=steps)
 
     def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
-        self.bar.update(self.step_task, description=f"train {record['epoch']}/{epochs}",
-                        status=describe_epoch(record, epochs))
+        label = self._label(job_id, f"train {record['epoch']}/{epochs}")
+        self.bar.update(self._step(job_id), description=label, status=describe_epoch(record, epochs), visible=True)
 
     def job_done(self, row: dict[str, Any]) -> None:
         from rich.text import Text
@@ -150,6 +183,10 @@ class RichProgress(Progress):
         style = "green" if row.get("status") == "ok" else "red"
         self.console.print(Text.assemble((str(row["id"]), style), f": {describe_row(row)}"), highlight=False)
         self.bar.advance(self.jobs_task)
+        task = self._steps.pop(str(row["id"]), None)
+        if task is not None:
+            self.bar.update(task, visible=False)
+            self._spare.append(task)
 
     def note(self, message: str) -> None:
         self.console.print(message, highlight=False, markup=False)

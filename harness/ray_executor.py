@@ -22,6 +22,11 @@ Where things happen
   (the ``.onnx`` files and their external data, the weights, the variants).
   Nothing assumes a shared filesystem. The driver refuses artifact paths that
   are absolute or climb out of the run folder.
+* While a task runs, its job's stages and epochs reach the driver's progress
+  display live (a ``ray.util.queue.Queue`` actor made by the driver, drained at
+  every poll of the loop; see :class:`_LiveFeed`), so a long job shows
+  ``training``, ``epoch 3/10 ...``, ``export``... as a local run does; its
+  done line comes after them, when the task returns. Batches are not sent.
 * A task that dies (worker crash, out-of-memory kill, lost node, a plugin that
   cannot be imported on the worker) becomes a ``failed`` row with stage
   ``executor`` and a one-line error; the driver never crashes for it.
@@ -64,9 +69,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Sequence
@@ -164,13 +171,65 @@ class _NoLock:
     def close(self) -> None: ...
 
 
-class _BenchGate(Progress):
-    """Silent progress that takes the host lock exclusively when the job reaches a measuring stage."""
+class _Forwarder:
+    """Hands progress events to ``sink.put_nowait`` in order, from a thread of its own.
 
-    def __init__(self, lock: HostBenchLock | _NoLock):
+    Not from the job's thread: a Ray task blocked in ``ray.get`` (which a
+    ``ray.util.queue.Queue`` put is) lends its CPU back to Ray, which then
+    starts one more task than ``--jobs`` allows, and the job would wait for a
+    round trip at every stage. A put that fails (the driver and its queue gone)
+    ends the forwarding, never the job.
+    """
+
+    _STOP = object()
+
+    def __init__(self, sink: Any):
+        self.sink = sink
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._send, name="harness-progress", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Any) -> None:
+        self._items.put(item)
+
+    def _send(self) -> None:
+        while (item := self._items.get()) is not self._STOP:
+            if self.sink is None:
+                continue
+            try:
+                self.sink.put_nowait(item)
+            except Exception as exc:  # noqa: BLE001 - only the display loses: the job goes on
+                log.debug("stopped forwarding progress to the driver: %s", exc)
+                self.sink = None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Wait (``timeout_s`` at most) until every event is handed over: the job's done line follows them."""
+        self._items.put(self._STOP)
+        self._thread.join(timeout_s)
+
+
+class _BenchGate(Progress):
+    """The job's progress on a worker: takes the host lock exclusively when the job reaches a measuring
+    stage, and forwards each stage and epoch (not the batches: too chatty) to the driver's display.
+
+    ``events`` is anything with ``put_nowait(item)`` (the driver's ``ray.util.queue.Queue``), or None.
+    An item is small: ``("stage", job_id, stage)`` or ``("epoch", job_id, record, epochs)``; they are
+    sent by a :class:`_Forwarder` until :meth:`close`.
+    """
+
+    def __init__(self, lock: HostBenchLock | _NoLock, events: Any = None):
         self.lock = lock
+        self.forwarder = _Forwarder(events) if events is not None else None
         self.waited_s: float | None = None
         self.window: list[float] | None = None
+
+    def _forward(self, *event: Any) -> None:
+        if self.forwarder is not None:
+            self.forwarder.put(event)
+
+    def close(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.close()
 
     def stage(self, job_id: str, stage: str) -> None:
         if stage in BENCH_STAGES and self.window is None:
@@ -178,6 +237,11 @@ class _BenchGate(Progress):
             self.lock.exclusive()
             self.waited_s = round(time.perf_counter() - started, 3)
             self.window = [time.time(), time.time()]
+        # said once the lock is held: a "latency" line means measuring, not waiting for the host
+        self._forward("stage", job_id, stage)
+
+    def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
+        self._forward("epoch", job_id, dict(record), epochs)
 
 
 class _RecordingReporters:
@@ -250,12 +314,15 @@ Events = list[tuple[str, list[Any], dict[str, Any]]]
 
 
 def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[str, Any], device: str,
-                  metric_names: list[str]) -> tuple[dict[str, Any], dict[str, bytes], Events]:
+                  metric_names: list[str], progress_events: Any = None
+                  ) -> tuple[dict[str, Any], dict[str, bytes], Events]:
     """One job, in this (worker) process: ``(row, {path relative to the run folder: bytes}, reporter events)``.
 
     Plain Python with nothing of Ray in its signature; the reporter events
     (``job_started``, ``epoch_ended`` without the model) are replayed by the
     driver to the run's reporters when the job's result arrives.
+    ``progress_events``, when given, is told each stage and epoch as it happens
+    (see :class:`_BenchGate`): the driver's live display.
     """
     from harness.manager import one_line
     from harness.results import RunFolder
@@ -279,7 +346,7 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
     except (ImportError, OSError) as exc:  # no fcntl (Windows), or no usable temporary folder
         log.warning("latency is measured without the host lock: %s", exc)
         lock, isolation = _NoLock(), "none"
-    gate = _BenchGate(lock)
+    gate = _BenchGate(lock, progress_events)
     reporters = _RecordingReporters()
     said = _WarningsKept(reporters)  # the driver says them: a worker's log does not reach it
     from harness import runner
@@ -306,6 +373,7 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
         logging.getLogger("harness").removeHandler(said)
         lock.release()
         lock.close()
+        gate.close()
     row.update(where)
     row["latency_isolation"] = isolation if gate.window is not None else None
     row["latency_lock_wait_s"] = gate.waited_s
@@ -359,6 +427,64 @@ def write_artifacts(run_dir: Path, files: dict[str, bytes]) -> None:
             except OSError:
                 pass
             raise
+
+
+def _shows_steps(progress: Progress) -> bool:
+    """Does ``progress`` show stages or epochs (not the silent base class, as with ``--no-progress``)?"""
+    kind = type(progress)
+    return kind.stage is not Progress.stage or kind.epoch is not Progress.epoch
+
+
+class _LiveFeed:
+    """The driver's end of the tasks' stage and epoch events: a ``ray.util.queue.Queue`` (a small actor).
+
+    Made only when the run's progress shows stages; without it (or when the
+    actor cannot be made) the tasks get None and the display shows each job
+    when it finishes, as before. Every use is best effort: the display never
+    stops the run.
+    """
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.queue: Any = None
+        if not _shows_steps(progress):
+            return
+        try:
+            from ray.util.queue import Queue
+
+            # no CPU held: the queue must never keep a job from a slot (an actor's default is 0 CPUs to run
+            # but 1 to be placed, which a head node started with --num-cpus 0 does not have)
+            self.queue = Queue(actor_options={"num_cpus": 0})
+        except Exception as exc:  # noqa: BLE001 - live progress is a nicety
+            log.debug("no live progress from the Ray tasks: %s", exc)
+
+    def drain(self) -> None:
+        """Show every event queued so far, in order (a non-blocking batch read)."""
+        if self.queue is None:
+            return
+        try:
+            count = self.queue.qsize()
+            events = self.queue.get_nowait_batch(count) if count else []
+        except Exception as exc:  # noqa: BLE001 - the actor died: no more live lines, the run goes on
+            log.debug("live progress from the Ray tasks stopped: %s", exc)
+            self.close()
+            return
+        for event in events:
+            try:
+                if event[0] == "stage":
+                    self.progress.stage(str(event[1]), str(event[2]))
+                elif event[0] == "epoch":
+                    self.progress.epoch(str(event[1]), dict(event[2]), int(event[3]))
+            except Exception as exc:  # noqa: BLE001 - a malformed event (another harness version on a node)
+                log.debug("ignored a progress event from a Ray task: %s", exc)
+
+    def close(self) -> None:
+        actor_queue, self.queue = self.queue, None
+        if actor_queue is not None:
+            try:
+                actor_queue.shutdown(force=True)  # ray.kill: no grace period to wait for on Ctrl-C
+            except Exception as exc:  # noqa: BLE001 - best effort: the actor dies with the driver anyway
+                log.debug("could not stop the progress queue: %s", exc)
 
 
 def _extra_sys_path() -> list[str]:
@@ -490,14 +616,18 @@ class RayExecutor:
         config = ctx.options.to_config()
         metric_names = [m.name for m in ctx.metrics]
         pending: dict[Any, "Job"] = {}
+        feed = _LiveFeed(ctx.progress)
         try:
             for job in jobs:
                 ref = task.remote(job.model.name, job.dataset.name, dict(job.point), config, ctx.device,
-                                  metric_names)
+                                  metric_names, feed.queue)
                 pending[ref] = job
             finished = 0
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_POLL_S)
+                # the stages so far of every job; a task puts each event (and waits for the queue to take
+                # it) before it returns, so a finished job's lines all come before its done line
+                feed.drain()
                 for ref in ready:
                     job = pending.pop(ref)
                     row = self._collect(ray, ref, job, ctx)
@@ -516,6 +646,8 @@ class RayExecutor:
                 except Exception as exc:  # noqa: BLE001 - best effort: the run is stopping anyway
                     log.debug("could not cancel a Ray task: %s", exc)
             raise
+        finally:
+            feed.close()
 
     def _collect(self, ray: Any, ref: Any, job: "Job", ctx: "RunContext") -> dict[str, Any]:
         from harness.manager import one_line

@@ -54,6 +54,48 @@ def test_a_new_training_stage_counts_epochs_from_one():
     assert _lines(progress)[-1] == "[2/2] other@data: epoch 1, batch 1/4"
 
 
+def _record(epoch: int) -> dict:
+    return {"epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.9, "seconds": 1.0}
+
+
+def test_jobs_running_at_once_each_name_their_own_lines():
+    """Under Ray the stages of jobs still running came out under the id of the job that last finished."""
+    progress = LineProgress(io.StringIO(), heartbeat_s=3600)
+    progress.stage("a@d", "train")
+    progress.stage("b@d", "train")
+    progress.epoch("a@d", _record(1), 2)
+    progress.epoch("b@d", _record(1), 2)
+    progress.stage("b@d", "export")
+    progress.job(1, 2, "b@d")  # as Ray says a job: when it has finished
+    progress.job_done({"id": "b@d", "status": "failed", "stage": "export", "error": "OSError: no room"})
+    progress.epoch("a@d", _record(2), 2)
+    progress.job(2, 2, "a@d")
+    progress.job_done({"id": "a@d", "status": "ok", "params": 10, "latency": []})
+    assert _lines(progress) == [
+        "[running] a@d: train",
+        "[running] b@d: train",
+        "[running] a@d: epoch 1/2 loss 0.5000 acc 0.9000 (1.0s)",
+        "[running] b@d: epoch 1/2 loss 0.5000 acc 0.9000 (1.0s)",
+        "[running] b@d: export",
+        "[1/2] b@d",
+        "[1/2] b@d: FAILED at export: OSError: no room",
+        "[running] a@d: epoch 2/2 loss 0.5000 acc 0.9000 (1.0s)",
+        "[2/2] a@d",
+        "[2/2] a@d: ok, 10 params",
+    ]
+
+
+def test_each_running_job_counts_its_own_epochs():
+    progress = LineProgress(io.StringIO(), heartbeat_s=0)
+    progress.stage("a@d", "train")
+    progress.stage("b@d", "train")
+    progress.epoch("a@d", _record(1), 3)
+    progress.epoch("a@d", _record(2), 3)
+    progress.batch("b@d", 1, 4)
+    progress.batch("a@d", 1, 4)
+    assert _lines(progress)[-2:] == ["[running] b@d: epoch 1, batch 1/4", "[running] a@d: epoch 3, batch 1/4"]
+
+
 def test_a_finished_job_line_shows_the_exported_models_latency_not_eager_pytorchs():
     from harness.progress import describe_row
 
@@ -144,3 +186,32 @@ def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
     shown.stop()
     text = shown.console.file.getvalue()
     assert "m@d#tags=[red]" in text and "cannot open [/data/x] [bold]" in text
+
+
+def test_the_live_display_gives_each_running_job_its_own_row():
+    """Under Ray one step row showed the latest stage of whichever job sent it, with no job id."""
+    from rich.console import Console
+
+    from harness.progress import RichProgress
+
+    shown = RichProgress()
+    shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
+    shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
+    shown.start(3)
+
+    def rows():
+        return [task.description for task in shown.bar.tasks if task.visible and task.id != shown.jobs_task]
+
+    shown.stage("a@d", "train")
+    shown.stage("b@d", "loading data")
+    shown.epoch("a@d", _record(1), 2)
+    assert rows() == ["a@d: train 1/2", "b@d: loading data"]
+    shown.job(1, 3, "a@d")
+    shown.job_done({"id": "a@d", "status": "ok", "params": 10, "latency": []})
+    assert rows() == ["b@d: loading data"]
+    shown.job(2, 3, "b@d")
+    shown.job_done({"id": "b@d", "status": "ok", "params": 10, "latency": []})
+    shown.job(3, 3, "c@d")  # a local run: announced first, its row needs no id (the jobs row says it)
+    shown.stage("c@d", "export")
+    assert rows() == ["export"] and len(shown.bar.tasks) == 3  # a finished job's row is reused
+    shown.stop()

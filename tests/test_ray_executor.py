@@ -8,10 +8,12 @@ The lock and path helpers are tested without Ray.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -21,8 +23,8 @@ from conftest import THIRDPARTY, SitePackages
 
 from harness.errors import HarnessError
 from harness.latency import QUICK
-from harness.progress import Progress
-from harness.ray_executor import HostBenchLock, safe_relative, write_artifacts
+from harness.progress import LineProgress, Progress
+from harness.ray_executor import HostBenchLock, _BenchGate, _NoLock, safe_relative, write_artifacts
 from harness.registry import build_registry
 from harness.reporters import Reporter
 from harness.runner import RunOptions, execute
@@ -163,9 +165,11 @@ class Recorder(Reporter):
 def runs(cluster, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     local_seen, ray_seen = Recorder(), Recorder()
+    shown = LineProgress(io.StringIO(), heartbeat_s=3600)
     local = execute(cluster, _options(out, "local", MATRIX), Progress(), reporters=[local_seen])
-    remote = execute(cluster, _options(out, "ray", MATRIX), Progress(), reporters=[ray_seen])
+    remote = execute(cluster, _options(out, "ray", MATRIX), shown, reporters=[ray_seen])
     local.seen, remote.seen = local_seen.calls, ray_seen.calls
+    remote.lines = shown.stream.getvalue().splitlines()
     return local, remote
 
 
@@ -185,6 +189,56 @@ def test_ray_run_has_the_local_runs_jobs(runs):
     assert local["fault-build@synthetic"]["status"] == "failed"  # a failing job on a worker: as locally
     assert remote["fault-build@synthetic"]["stage"] == "build"
     assert "ValueError: cannot build this network" in remote["fault-build@synthetic"]["error"]
+
+
+def test_a_ray_run_shows_each_jobs_stages_and_epochs_before_its_done_line(runs):
+    """Under Ray the display said nothing about a job until it finished, however many minutes it ran."""
+    lines = runs[1].lines
+    for model in MATRIX:
+        job = f"{model}@synthetic"
+        (done,) = [i for i, line in enumerate(lines) if re.fullmatch(rf"\[\d/3\] {re.escape(job)}", line)]
+        assert lines[done + 1].startswith(f"{lines[done]}: "), lines  # its done line, right after
+        running = [line for line in lines if line.startswith(f"[running] {job}: ")]
+        assert [line for line in lines if job in line][:len(running)] == running, lines  # all before the done line
+        said = [line.removeprefix(f"[running] {job}: ") for line in running]
+        if model == "fault-build":
+            assert said == ["loading data", "build"], lines
+            assert "FAILED at build" in lines[done + 1]
+        else:
+            assert said[:3] == ["loading data", "build", "train"], lines  # then its epoch, during training
+            assert said[3].startswith("epoch 1/1 loss ") and " test acc " in said[3], lines
+            assert {"export", "latency"} <= set(said[4:]), lines
+
+
+def test_a_ray_task_forwards_stages_and_epochs_and_a_failing_queue_never_fails_it():
+    import queue
+
+    events = queue.Queue()
+    gate = _BenchGate(_NoLock(), events)
+    gate.stage("m@d", "train")
+    gate.epoch("m@d", {"epoch": 1, "train_loss": 0.5}, 2)
+    gate.batch("m@d", 1, 4)  # too chatty to send
+    gate.stage("m@d", "latency")
+    gate.close()  # as the task ends: every event handed over
+    assert [events.get_nowait() for _ in range(events.qsize())] == [
+        ("stage", "m@d", "train"),
+        ("epoch", "m@d", {"epoch": 1, "train_loss": 0.5}, 2),
+        ("stage", "m@d", "latency"),
+    ]
+    assert gate.window is not None  # the lock is still taken at a measuring stage
+
+    class Gone:
+        calls = 0
+
+        def put_nowait(self, item):
+            Gone.calls += 1
+            raise RuntimeError("the queue's actor died")
+
+    gate = _BenchGate(_NoLock(), Gone())
+    gate.stage("m@d", "train")
+    gate.stage("m@d", "latency")
+    gate.close()
+    assert Gone.calls == 1 and gate.window is not None  # given up after the first failure, the job goes on
 
 
 def test_reporters_hear_the_same_events(runs):
@@ -299,6 +353,32 @@ def test_ctrl_c_cancels_pending_tasks_and_reraises(cluster, tmp_path, monkeypatc
     assert len(cancelled) == 2
     folder = info.value.run_folder
     assert json.loads(folder.results_path.read_text())["jobs"] == []
+
+
+def test_ctrl_c_stops_the_progress_queue(cluster, tmp_path, monkeypatch):
+    """The live progress's queue actor is stopped with the run, Ctrl-C or not (never waited for)."""
+    import ray
+    import ray.util.queue
+
+    made = []
+
+    class Queue:  # stands in for the actor (no extra worker process to start): it is only made and stopped
+        def __init__(self, maxsize=0, actor_options=None):
+            self.options, self.stopped = actor_options, None
+            made.append(self)
+
+        def shutdown(self, force=False, grace_period_s=5):
+            self.stopped = "force" if force else "graceful"
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray.util.queue, "Queue", Queue)
+    monkeypatch.setattr(ray, "wait", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        execute(cluster, _options(tmp_path, "ray", ["fault-build"]), LineProgress(io.StringIO()))
+    (queue,) = made
+    assert queue.stopped == "force" and queue.options == {"num_cpus": 0}
 
 
 def test_a_jobs_warnings_on_a_worker_are_said_by_the_driver_once(cluster, tmp_path, caplog):
