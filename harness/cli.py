@@ -225,6 +225,15 @@ def _echo_out(text: str) -> None:
         click.echo(f"harness: warning: the table could not be printed ({why}); report.md holds it", err=True)
 
 
+def _run_table(results: dict[str, Any]) -> str:
+    """The comparison table for standard output: fitted to a terminal's width, and there a sweep's most
+    accurate jobs only (:data:`harness.report.TERMINAL_ROWS`); a log or a pipe gets every job."""
+    from harness.report import TERMINAL_ROWS, comparison_table
+
+    terminal = sys.stdout is not None and sys.stdout.isatty()
+    return comparison_table(results, width=_terminal_width(), max_rows=TERMINAL_ROWS if terminal else None)
+
+
 def _terminal_width() -> int | None:
     """The width the comparison table must fit: $COLUMNS, else the terminal's; None when the output goes to
     a file or pipe (a CI log keeps every column)."""
@@ -617,7 +626,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     stopped by Ctrl-C/SIGTERM, the finished jobs kept (--resume goes on).
     """
     from harness.progress import make_progress
-    from harness.report import comparison_table, failures
+    from harness.report import failures
 
     values, explicit, from_config = _merge_config(ctx, kwargs)
     registry = _registry()
@@ -683,7 +692,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 except HarnessError as error:  # a full disk: still the signal's status and the resume hint
                     click.echo(f"\nharness: warning: {error}", err=True)
                 if folder.data["jobs"]:  # standard output holds the table, of the jobs that finished
-                    _echo_out(comparison_table(folder.data, width=_terminal_width()))
+                    _echo_out(_run_table(folder.data))
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
                 again = f" ({failed} failed, to run again)" if failed else ""
                 click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
@@ -696,7 +705,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         try:
             write_run_reports(folder, reporter_set)
         except HarnessError:  # a full disk: the figures are known, and a CI log keeps them
-            _echo_out(comparison_table(folder.data, width=_terminal_width()))
+            _echo_out(_run_table(folder.data))
             raise
         if stop.received:
             _end_finished_run_after_signal(ctx, folder, stop)
@@ -707,7 +716,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             _ignore_signals(previous)  # the process exits now: a late Ctrl-C must not turn the status into -2
         else:
             _restore_signals(previous)
-    _echo_out(comparison_table(folder.data, width=_terminal_width()))
+    _echo_out(_run_table(folder.data))
     _echo_edge_answer(folder.data, folder.path)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
@@ -1238,7 +1247,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     settings. results.json is not changed; a later report without them goes back to the run's own.
     """
     from harness.edge import Question, floor_warning
-    from harness.report import comparison_table, write_reports
+    from harness.report import write_reports
     from harness.results import RESULTS_FILE, load_results
     from harness.text import SIZE_UNITS
 
@@ -1336,7 +1345,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     plots = sum(1 for path in written if path.parent.name == "plots")
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
-    _echo_out(comparison_table(results, width=_terminal_width()))
+    _echo_out(_run_table(results))
     _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else target)
     if edge_gate:
         from harness.edge import answered
@@ -1349,9 +1358,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
 def _end_finished_run_after_signal(ctx: click.Context, folder: Any, stop: Any) -> None:
     """A run whose every job had finished when a signal came, its reports written: the table, a line that
     says the reports are complete, and the signal's exit status."""
-    from harness.report import comparison_table
-
-    _echo_out(comparison_table(folder.data, width=_terminal_width()))
+    _echo_out(_run_table(folder.data))
     click.echo(f"\ninterrupted after every job had finished; the reports in {folder.path} are complete", err=True)
     ctx.exit(stop.exit_code())
 

@@ -159,11 +159,37 @@ NARROW_DROPS = ("max|diff|", "act KiB", "samples/s", "MFLOPs", "ORT vs eager", "
                 "dataset")
 
 
-def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: int | None = None) -> str:
+TERMINAL_ROWS = 50
+"""The most jobs the table shows in a terminal (a sweep's hundreds scroll the answer away); a log or a pipe
+gets every job."""
+
+
+def _most_accurate(results: dict[str, Any], rows: int) -> tuple[dict[str, Any], str | None]:
+    """``results`` with only its ``rows`` most accurate finished jobs (their ONNX accuracy, else PyTorch's),
+    in run order, and the line that says so; ``results`` itself when it has no more jobs than that."""
+    jobs = results.get("jobs") or []
+    if len(jobs) <= rows:
+        return results, None
+
+    def accuracy(job: dict[str, Any]) -> float:
+        value = _get(job, "onnx", "metrics", "accuracy")
+        value = _get(job, "metrics", "accuracy") if value is None else value
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else -1.0
+
+    kept = set(sorted(range(len(jobs)), key=lambda i: (-accuracy(jobs[i]), i))[:rows])
+    shown = [job for i, job in enumerate(jobs) if i in kept]
+    return {**results, "jobs": shown}, (f"(the {rows} most accurate of {len(jobs):,} jobs; report.md and "
+                                        "results.csv list every one)")
+
+
+def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: int | None = None,
+                     max_rows: int | None = None) -> str:
     """The comparison table printed at the end of a run. With ``width`` (a terminal's), columns of
-    :data:`NARROW_DROPS` are left out until it fits, and a last line names them."""
+    :data:`NARROW_DROPS` are left out until it fits, and a last line names them. With ``max_rows``, a run
+    of more jobs shows its most accurate ones, and a line says so."""
     from tabulate import tabulate
 
+    results, cut = _most_accurate(results, max_rows) if max_rows else (results, None)
     headers, table = _comparison_rows(results)
     text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     dropped: list[str] = []
@@ -181,6 +207,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     lines = [f"({len(dropped)} column(s) left out to fit {width} characters: {', '.join(dropped)}; "
              "report.md has them all)"] if dropped else []
+    if cut:
+        lines.append(cut)
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results)) or "")

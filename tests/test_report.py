@@ -1098,3 +1098,19 @@ def test_the_metrics_note_in_report_md_escapes_what_plugins_wrote(results):
     assert not re.search(r"(?<!\\)[<>\[\]*]", note)  # every tag, link and emphasis escaped
     assert r"\<img src=x onerror=alert(1)\> see \[here\](http://evil) \*now\*" in note
     assert "\n# Heading" not in markdown
+
+
+def test_a_terminal_table_of_a_long_sweep_shows_its_most_accurate_jobs_and_says_so(results):
+    from harness.report import comparison_table
+
+    jobs = [job for job in results["jobs"] if job.get("status") == "ok"]
+    assert len(jobs) >= 3
+    full = comparison_table(results)
+    assert "most accurate" not in full  # no cut without max_rows, nor when the run is small enough
+    assert comparison_table(results, max_rows=len(results["jobs"])) == full
+    cut = comparison_table(results, max_rows=2)
+    best = sorted(jobs, key=lambda j: -(j.get("onnx") or {}).get("metrics", {}).get("accuracy", -1))[:2]
+    lines = cut.splitlines()
+    shown = [line.split()[0] for line in lines[2:lines.index(next(x for x in lines if x.startswith("(")))]]
+    assert shown == [j["model"] for j in best] == ["mnist-mlp", "mnist-cnn"]  # in run order
+    assert f"(the 2 most accurate of {len(results['jobs'])} jobs; report.md and results.csv list every one)" in cut
