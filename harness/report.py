@@ -1668,10 +1668,13 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     if training:
         lines += ["", "## Training", "", training_note(results), ""] + md_table(training)
     lines += ["", "## Training curves"]
-    for job in results.get("jobs", []):
+    with_history = [job for job in results.get("jobs", []) if history_table(job)]
+    drawn = sum(1 for job in with_history if plots.get(f"curves:{job.get('id')}"))
+    if plots and 0 < drawn < len(with_history):  # a sweep's curves: the most accurate jobs' are drawn
+        lines += ["", f"Curves drawn for the {drawn} most accurate of the {len(with_history)} jobs trained for more "
+                      "than one epoch; every job's per-epoch table follows."]
+    for job in with_history:
         history = history_table(job)
-        if not history:
-            continue
         lines += ["", f"### {_md_cell(job_label(job, dataset=True, run=is_joined(results)))}", ""]
         if plots.get(f"curves:{job.get('id')}"):
             lines += [f"![training curves]({plots['curves:' + str(job.get('id'))]})", ""]

@@ -36,6 +36,7 @@ from harness.report import (
     Table,
     _get,
     _number,
+    accuracy_of,
     candidates,
     config_table,
     deployment_tables,
@@ -65,7 +66,7 @@ from harness.report import (
     training_table,
     variants_table,
 )
-from harness.results import atomic_write_text, safe_name
+from harness.results import atomic_write_bytes, atomic_write_text, safe_name
 
 DPI = 100
 
@@ -83,6 +84,9 @@ class Plot:
     # A crowded scatter's numbered points, (number, label): the reports list them whole under the image
     # (the key beside it shortens names, and holds :data:`KEY_LINES` lines at most).
     numbered: list[tuple[int, str]] = field(default_factory=list)
+    # A scatter of more than LABEL_LIMIT points: how many of its ``points`` have no name or number.
+    unlabelled: int = 0
+    points: int = 0
 
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png or b"").decode("ascii")
@@ -94,6 +98,8 @@ class Drawing:
 
     png: bytes
     numbered: list[tuple[int, str]]
+    unlabelled: int = 0  # points drawn as plain markers (a scatter of more than LABEL_LIMIT points)
+    points: int = 0
 
 
 def esc(value: Any) -> str:
@@ -249,11 +255,35 @@ def _point_names(points: list[dict[str, Any]], x_key: str,
     return names, set(rest), key
 
 
+LABEL_LIMIT = 60
+"""Points a scatter labels at most (a name or a number each). A scatter of more points labels this many:
+its Pareto points, then each model's best, then the most accurate; the others are plain markers, and
+results.csv and the report's tables list every job. Placing a label costs time that grows with the labels
+and markers around it: past about this many, placement took most of a report's time (a 400-job sweep's
+report took two minutes) and the numbered cloud no longer said which point was which anyway."""
+
+
+def _chosen(points: list[dict[str, Any]], x_key: str, front: bool) -> list[int]:
+    """The indices of the points a scatter labels: all of up to :data:`LABEL_LIMIT`; else that many, the
+    Pareto points first (when the plot draws a front), then each model's best, then the most accurate."""
+    if len(points) <= LABEL_LIMIT:
+        return list(range(len(points)))
+    best: dict[tuple[Any, str], int] = {}
+    for i, c in enumerate(points):
+        model = (c["dataset"], str(c["label"]).split(" [")[0])
+        if model not in best or c["accuracy"] > points[best[model]]["accuracy"]:
+            best[model] = i
+    bests = set(best.values())
+    order = sorted(range(len(points)), key=lambda i: (not (front and points[i].get("pareto")), i not in bests,
+                                                      -points[i]["accuracy"], points[i][x_key], i))
+    return sorted(order[:LABEL_LIMIT])
+
+
 KEY_WIDTH = 48  # characters of a label on one line of the key beside a crowded plot (its column's width)
 
 
-def _key_lines(key: list[tuple[int, str]]) -> list[str]:
-    """The key drawn beside a crowded plot: :data:`KEY_LINES` lines at most, then where the rest are.
+def _key_lines(key: list[tuple[int, str]], limit: int = KEY_LINES) -> list[str]:
+    """The key drawn beside a crowded plot: ``limit`` (:data:`KEY_LINES`) lines at most, then where the rest are.
 
     An entry keeps all its sweep settings: a label too long for a line loses the middle of its model name
     (:func:`_short`), and one whose settings alone are too long runs on to further lines, since cut
@@ -268,7 +298,7 @@ def _key_lines(key: list[tuple[int, str]]) -> list[str]:
                                   subsequent_indent="  ", break_on_hyphens=False)
         else:
             entry = [_short(label, KEY_WIDTH)]
-        if len(lines) + len(entry) > KEY_LINES:
+        if len(lines) + len(entry) > limit:
             lines.append(f"... and {len(key) - n} more, listed under the plot")
             break
         lines += [f"{number:>3}  {entry[0]}"] + [f"     {more}" for more in entry[1:]]
@@ -427,31 +457,51 @@ def _crossing(segments: Any, boxes: Any) -> Any:
     return inside & (low <= high)
 
 
+CHUNK_CELLS = 1 << 20  # (candidate x box) pairs compared at once: bounds _spot's memory on a crowded plot
+FALLBACK_CORNERS = 6000  # a crowded scatter's (see LABEL_LIMIT) "anywhere" grid: at most this many corners
+
+
+def _chunks(n: int, m: int) -> Any:
+    """Slices of ``range(n)`` whose (rows x ``m``) comparisons stay within :data:`CHUNK_CELLS`."""
+    size = max(1, CHUNK_CELLS // max(m, 1))
+    return (slice(a, min(a + size, n)) for a in range(0, n, size))
+
+
 def _spot(size: tuple[float, float], at: tuple[float, float], room: _Room, area: tuple[float, float, float, float],
           preferred: list[tuple[float, float]], reach: float | None, pt: float, others: Any,
-          strict: bool) -> tuple[float, float, bool] | None:
+          strict: bool, max_corners: int | None = None) -> tuple[float, float, bool] | None:
     """Where a ``size`` (w, h) label of the point ``at`` goes: ``(x0, y0, leader)``, its lower-left corner in
     pixels and whether it needs a leader line to its point; None if nowhere.
 
     A spot is free when the label lies inside ``area`` and clear of ``room``'s boxes. The ``preferred``
     corners are taken first, in order, when free and plainly their own point's (nearer it than any of the
     ``others``, an (m, 2) array of the other points) with no leader line through them; else the free
-    corner of a grid around the point out to ``reach`` pixels from it (None: anywhere in ``area``) that is
-    nearest the point. A spot nearer another point is left out when ``strict``, else counts as further
-    away (and gets a leader line, as a far one does); one that a drawn leader line crosses, or whose own
-    would cross a text, counts as much further away.
+    corner of a grid around the point out to ``reach`` pixels from it (None: anywhere in ``area``, on a
+    grid of ``max_corners`` corners at most when given) that is nearest the point. A spot nearer another
+    point is left out when ``strict``, else counts as further away (and gets a leader line, as a far one
+    does); one that a drawn leader line crosses, or whose own would cross a text, counts as much further
+    away.
+
+    Only the candidates still free are tested further, against the boxes and points near enough to
+    matter, a chunk at a time: the answer is the one every pair compared would give, at a cost that grows
+    with what is near the point rather than with everything on the plot.
     """
     import numpy as np
 
     w, h = size
     px, py = at
     x0_area, y0_area, x1_area, y1_area = area
+    step = GRID_STEP * pt
     if reach is None:
-        xs = np.arange(x0_area, x1_area - w, GRID_STEP * pt)
-        ys = np.arange(y0_area, y1_area - h, GRID_STEP * pt)
+        if max_corners:
+            cells = max(x1_area - w - x0_area, 0) / step * max(y1_area - h - y0_area, 0) / step
+            if cells > max_corners:
+                step *= math.sqrt(cells / max_corners)
+        xs = np.arange(x0_area, x1_area - w, step)
+        ys = np.arange(y0_area, y1_area - h, step)
     else:
-        xs = px + np.arange(-reach - w, reach, GRID_STEP * pt)
-        ys = py + np.arange(-reach - h, reach, GRID_STEP * pt)
+        xs = px + np.arange(-reach - w, reach, step)
+        ys = py + np.arange(-reach - h, reach, step)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     corners = np.concatenate([np.asarray(preferred, dtype=float).reshape(-1, 2), grid])
     x0, y0 = corners[:, 0], corners[:, 1]
@@ -460,29 +510,52 @@ def _spot(size: tuple[float, float], at: tuple[float, float], room: _Room, area:
     dist = np.hypot(np.maximum(np.maximum(x0 - px, px - x1), 0), np.maximum(np.maximum(y0 - py, py - y1), 0))
     if reach is not None:
         ok &= dist <= reach
+    idx = np.flatnonzero(ok)
+    if room.boxes and len(idx):  # a box clear of every candidate's rectangle cannot clash with one
+        t = np.asarray(room.boxes, dtype=float)
+        t = t[(t[:, 0] - LABEL_PAD < x1[idx].max()) & (t[:, 2] + LABEL_PAD > x0[idx].min())
+              & (t[:, 1] - LABEL_PAD < y1[idx].max()) & (t[:, 3] + LABEL_PAD > y0[idx].min())]
+        if len(t):
+            for part in _chunks(len(idx), len(t)):
+                k = idx[part]
+                clash = ((x0[k, None] < t[None, :, 2] + LABEL_PAD) & (x1[k, None] > t[None, :, 0] - LABEL_PAD)
+                         & (y0[k, None] < t[None, :, 3] + LABEL_PAD) & (y1[k, None] > t[None, :, 1] - LABEL_PAD))
+                ok[k[clash.any(axis=1)]] = False
+            idx = np.flatnonzero(ok)
     ambiguous = np.zeros_like(dist, dtype=bool)
-    if len(others):
-        ox, oy = others[:, 0][None, :], others[:, 1][None, :]
-        near = np.hypot(np.maximum(np.maximum(x0[:, None] - ox, ox - x1[:, None]), 0),
-                        np.maximum(np.maximum(y0[:, None] - oy, oy - y1[:, None]), 0)).min(axis=1)
-        ambiguous = near < dist + AMBIGUOUS_BY * pt
+    if len(others) and len(idx):
+        # another point counts only within a spot's own distance (plus AMBIGUOUS_BY) of it
+        radius = dist[idx].max() + AMBIGUOUS_BY * pt
+        o = np.asarray(others, dtype=float).reshape(-1, 2)
+        o = o[(o[:, 0] > x0[idx].min() - radius) & (o[:, 0] < x1[idx].max() + radius)
+              & (o[:, 1] > y0[idx].min() - radius) & (o[:, 1] < y1[idx].max() + radius)]
+        if len(o):
+            ox, oy = o[:, 0][None, :], o[:, 1][None, :]
+            for part in _chunks(len(idx), len(o)):
+                k = idx[part]
+                near = np.hypot(np.maximum(np.maximum(x0[k, None] - ox, ox - x1[k, None]), 0),
+                                np.maximum(np.maximum(y0[k, None] - oy, oy - y1[k, None]), 0)).min(axis=1)
+                ambiguous[k] = near < dist[k] + AMBIGUOUS_BY * pt
     if strict:
         ok &= ~ambiguous
-    if room.boxes:
-        t = np.asarray(room.boxes)
-        clash = ((x0[:, None] < t[None, :, 2] + LABEL_PAD) & (x1[:, None] > t[None, :, 0] - LABEL_PAD)
-                 & (y0[:, None] < t[None, :, 3] + LABEL_PAD) & (y1[:, None] > t[None, :, 1] - LABEL_PAD))
-        ok &= ~clash.any(axis=1)
     crossed = np.zeros_like(ok)  # a leader line through the label, or its own through another's text
     if room.leaders and ok.any():
         pad = np.array([-LABEL_PAD, -LABEL_PAD, LABEL_PAD, LABEL_PAD])
-        crossed[ok] = _crossing(np.asarray(room.leaders), np.stack([x0, y0, x1, y1], axis=1)[ok] + pad).any(axis=0)
+        idx = np.flatnonzero(ok)
+        rects = np.stack([x0[idx], y0[idx], x1[idx], y1[idx]], axis=1) + pad
+        leaders = np.asarray(room.leaders)
+        for part in _chunks(len(idx), len(leaders)):
+            crossed[idx[part]] = _crossing(leaders, rects[part]).any(axis=0)
     leader = (dist > LEADER_BEYOND * pt) | ambiguous
     check = ok & leader
     if room.texts and check.any():
         segments = np.stack([(x0 + x1)[check] / 2, (y0 + y1)[check] / 2,
                              np.full(check.sum(), px), np.full(check.sum(), py)], axis=1)
-        crossed[check] |= _crossing(segments, np.asarray(room.texts)).any(axis=1)
+        texts = np.asarray(room.texts)
+        hit = np.zeros(len(segments), dtype=bool)
+        for part in _chunks(len(segments), len(texts)):
+            hit[part] = _crossing(segments[part], texts).any(axis=1)
+        crossed[check] |= hit
     free = np.flatnonzero(ok)
     if not len(free):
         return None
@@ -498,10 +571,11 @@ def _spot(size: tuple[float, float], at: tuple[float, float], room: _Room, area:
 
 def _place_labels(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, front: bool,
                   todo: list[tuple[int, str, bool]], room: _Room,
-                  sides: dict[int, tuple[bool, bool]]) -> tuple[list[_Label], list[int]]:
+                  sides: dict[int, tuple[bool, bool]], crowded: bool = False) -> tuple[list[_Label], list[int]]:
     """Draw each ``(index, text, number)`` of ``todo`` at a free spot beside its point (see :func:`_spot`).
 
-    ``room`` grows with every label drawn; ``sides`` holds each point's preferred ``(left, below)``.
+    ``room`` grows with every label drawn; ``sides`` holds each point's preferred ``(left, below)``;
+    ``crowded`` (more than :data:`LABEL_LIMIT` points) looks for a number's spot "anywhere" on a coarser grid.
     Returns the labels drawn and the indices of names that found no free spot nearby (a number is always
     drawn: further out when it must, and at the least crowded spot near its point when nothing is free).
     """
@@ -535,7 +609,7 @@ def _place_labels(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, f
         spot = None
         for reach in ((NAME_REACH,) if not number else (NAME_REACH, NUMBER_REACH, None)):
             spot = _spot((w, h), (px, py), room, area, preferred, None if reach is None else reach * pt, pt,
-                         others, strict=not number)
+                         others, strict=not number, max_corners=FALLBACK_CORNERS if crowded else None)
             if spot is not None:
                 break
         if spot is None and number:  # nothing free anywhere: the spot nearby that covers the fewest others
@@ -557,33 +631,45 @@ def _place_labels(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, f
 
 def _least_crowded(size: tuple[float, float], at: tuple[float, float], taken: list[tuple[float, float, float, float]],
                    pt: float) -> tuple[float, float, bool]:
-    """A spot (as :func:`_spot` gives it) near ``at`` where a ``size`` label overlaps the fewest of ``taken``."""
+    """A spot (as :func:`_spot` gives it) near ``at`` where a ``size`` label overlaps the fewest of ``taken``:
+    of the offsets up to 12 points each way in steps of 2, the fewest overlaps, then the nearest (in steps
+    across plus up), then the lowest, then the leftmost."""
+    import numpy as np
+
     w, h = size
     px, py = at
-    best = None
-    for dy in range(-12, 13, 2):
-        for dx in range(-12, 13, 2):
-            x0, y0 = px + dx * pt - w / 2, py + dy * pt - h / 2
-            hits = sum(x0 < t[2] and x0 + w > t[0] and y0 < t[3] and y0 + h > t[1] for t in taken)
-            cost = (hits, abs(dx) + abs(dy), dy, dx)
-            if best is None or cost < best[0]:
-                best = (cost, (x0, y0, True))
-    return best[1]
+    dy, dx = (a.ravel() for a in np.meshgrid(np.arange(-12, 13, 2), np.arange(-12, 13, 2), indexing="ij"))
+    x0, y0 = px + dx * pt - w / 2, py + dy * pt - h / 2
+    hits = np.zeros(len(dx), dtype=int)
+    if taken:
+        t = np.asarray(taken, dtype=float)
+        t = t[(t[:, 0] < x0.max() + w) & (t[:, 2] > x0.min()) & (t[:, 1] < y0.max() + h) & (t[:, 3] > y0.min())]
+        if len(t):
+            hits = ((x0[:, None] < t[None, :, 2]) & (x0[:, None] + w > t[None, :, 0])
+                    & (y0[:, None] < t[None, :, 3]) & (y0[:, None] + h > t[None, :, 1])).sum(axis=1)
+    first = np.lexsort((dx, dy, np.abs(dx) + np.abs(dy), hits))[0]
+    return float(x0[first]), float(y0[first]), True
 
 
 def _draw_scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str,
-                  title: str, front: bool) -> tuple[Any, list[_Label], list[tuple[int, str]]] | None:
-    """The scatter's figure, its labels and its key: ``(fig, labels, key)``; None when no point has both figures.
+                  title: str, front: bool) -> tuple[Any, list[_Label], list[tuple[int, str]], int, int] | None:
+    """The scatter's figure, its labels, its key, and how many of how many points have no label:
+    ``(fig, labels, key, unlabelled, points)``; None when no point has both figures.
 
-    Which points get their name comes from :func:`_point_names`; each name is then placed where it
-    covers no other label, marker or the legend and reads as its own point's, and a name with no such
-    spot nearby turns its point into a number, like the points a crowded plot does not name. Numbers run
-    left to right; ``key`` lists them all.
+    The points labelled are all of a few, else :data:`LABEL_LIMIT` chosen by :func:`_chosen` (the others
+    are plain markers, and the key says how many). Which of them get their name comes from
+    :func:`_point_names`; each name is then placed where it covers no other label, marker or the legend and
+    reads as its own point's, and a name with no such spot nearby turns its point into a number, like the
+    points a crowded plot does not name. Numbers run left to right; ``key`` lists them all.
     """
     points = [c for c in cands if c["accuracy"] is not None and c[x_key] is not None and c[x_key] > 0]
     if not points:
         return None
-    names, numbered, _ = _point_names(points, x_key, front)
+    chosen = _chosen(points, x_key, front)
+    crowded = len(chosen) < len(points)
+    sub_names, sub_numbered, _ = _point_names([points[i] for i in chosen], x_key, front)
+    names = {chosen[i]: text for i, text in sub_names.items()}
+    numbered = {chosen[i] for i in sub_numbered}
     named = sorted((i for i in names if i not in numbered), key=lambda i: points[i][x_key])
     right_end = max(c[x_key] for c in points)
 
@@ -601,7 +687,7 @@ def _draw_scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str,
         fig, ax, key_ax = _scatter_axes(points, x_key, xlabel, title, front, wide)
         room = _point_boxes(fig, ax, points, x_key, front)
         labels, missed = _place_labels(fig, ax, points, x_key, front, [(i, names[i], False) for i in order],
-                                       room, sides(named))
+                                       room, sides(named), crowded)
         if missed and not wide:  # a name that found no room: its point is numbered, so the plot needs a key
             wide = True
             continue
@@ -610,11 +696,28 @@ def _draw_scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str,
                   key=lambda i: (points[i][x_key], -points[i]["accuracy"]))
     key = [(number, str(points[i]["label"])) for number, i in enumerate(rest, 1)]
     labels += _place_labels(fig, ax, points, x_key, front, [(i, str(n), True) for n, i in enumerate(rest, 1)],
-                            room, sides(rest))[0]
-    if key_ax is not None and key:
-        key_ax.text(0.0, 1.0, "\n".join(_key_lines(key)), va="top", ha="left", fontsize=6.5, family="monospace",
-                    color="0.2", transform=key_ax.transAxes)
-    return fig, labels, key
+                            room, sides(rest), crowded)[0]
+    unlabelled = len(points) - len(chosen)
+    if key_ax is not None and (key or unlabelled):
+        note = _unlabelled_lines(unlabelled, len(points)) if unlabelled else []
+        lines = _key_lines(key, KEY_LINES - (len(note) + 1 if note else 0)) if key else []
+        key_ax.text(0.0, 1.0, "\n".join(lines + ([""] if lines and note else []) + note), va="top", ha="left",
+                    fontsize=6.5, family="monospace", color="0.2", transform=key_ax.transAxes)
+    return fig, labels, key, unlabelled, len(points)
+
+
+def _unlabelled_lines(unlabelled: int, points: int) -> list[str]:
+    """The key's note on a scatter of more than :data:`LABEL_LIMIT` points: how many are plain markers."""
+    return textwrap.wrap(f"{unlabelled} of the {points} points are unlabelled (plain markers; labelled: the "
+                         f"{LABEL_LIMIT} Pareto, best per model, most accurate). results.csv and the report's "
+                         "tables list every job.", KEY_WIDTH + 5)
+
+
+def unlabelled_note(unlabelled: int, points: int) -> str:
+    """The reports' sentence under a scatter some of whose points carry no name or number."""
+    return (f"{unlabelled} of the plot's {points} points are drawn without a name or number: a scatter labels "
+            f"{LABEL_LIMIT} at most (its Pareto points, then each model's best, then the most accurate). "
+            "results.csv and the tables list every job.")
 
 
 def _point_boxes(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, front: bool) -> _Room:
@@ -638,8 +741,8 @@ def _scatter(cands: list[dict[str, Any]], x_key: str, xlabel: str, title: str, f
     drawn = _draw_scatter(cands, x_key, xlabel, title, front)
     if drawn is None:
         return None
-    fig, _, key = drawn
-    return Drawing(_png(fig), key)
+    fig, _, key, unlabelled, points = drawn
+    return Drawing(_png(fig), key, unlabelled, points)
 
 
 def plot_accuracy_vs_latency(results: dict[str, Any]) -> Drawing | None:
@@ -663,6 +766,12 @@ def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
     mark_pareto(cands, "mflops")
     return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention)",
                     "Accuracy vs compute (up and left is better; ringed: Pareto front)", front=True)
+
+
+SERIES_LIMIT = 40
+"""Lines the latency figure colours and names in its legend at most (the most that keep a colour, marker and
+line style of their own, and a legend inside the image). A sweep with more series draws the Pareto models' and
+then the most accurate ones so; the others are thin grey lines without a legend entry, counted in the legend."""
 
 
 def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
@@ -693,10 +802,28 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     sizes = sorted({r["batch_size"] for _, _, rows in series for r in rows})
     if len(sizes) < 2:  # one batch size: a column of dots that says no more than the latency table
         return None
+    shown = set(range(len(series)))
+    if len(series) > SERIES_LIMIT:
+        pareto = {(c.get("run"), c["job"]) for c in candidates(results) if c["kind"] == "fp32" and c["pareto"]}
+        rank = []
+        for n, members in enumerate(groups.values()):
+            accuracies = [a for a in (accuracy_of(job) for job, _, _ in members) if a is not None]
+            front = any((job.get("run_id") if joined else None, job.get("id")) in pareto for job, _, _ in members)
+            rank.append((not front, -(_median(accuracies) if accuracies else -1.0), n))
+        shown = {n for _, _, n in sorted(rank)[:SERIES_LIMIT]}
+    hidden = len(series) - len(shown)
     # A legend row per series: more than about 24 rows need a taller figure to stay inside it.
-    fig = _figure(13, max(4.6, 1.0 + 0.15 * len(series)))
+    fig = _figure(13, max(4.6, 1.0 + 0.15 * (len(shown) + (1 if hidden else 0))))
     left, right = fig.subplots(1, 2)
-    for (label, threads, rows), (color, marker, line) in zip(series, _series_styles(len(series))):
+    for label, threads, rows in (s for n, s in enumerate(series) if n not in shown):  # beneath the named ones
+        style = {"color": "0.72", "linewidth": 0.6, "alpha": 0.7, "zorder": 1}
+        left.plot([r["batch_size"] for r in rows], [r["p50_ms"] for r in rows], **style)
+        through = [(r["batch_size"], _number(r.get("throughput_per_s"))) for r in rows]
+        through = [(b, t) for b, t in through if t]
+        if through:
+            right.plot([b for b, _ in through], [t for _, t in through], **style)
+    named = [s for n, s in enumerate(series) if n in shown]
+    for (label, threads, rows), (color, marker, line) in zip(named, _series_styles(len(named))):
         style = {"color": color, "marker": marker, "linestyle": line, "markersize": 5}
         sizes = [r["batch_size"] for r in rows]
         left.plot(sizes, [r["p50_ms"] for r in rows], label=f"{_short(label)} (t{threads})", **style)
@@ -704,6 +831,8 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         through = [(b, t) for b, t in through if t]
         if through:
             right.plot([b for b, _ in through], [t for _, t in through], **style)
+    if hidden:  # one legend entry for all the grey lines (an empty line: it draws nothing on the axes)
+        left.plot([], [], color="0.72", linewidth=0.8, label=f"{hidden} more, in grey (the latency table lists each)")
     for ax, ylabel in ((left, "p50 ms per batch, log scale"),
                        (right, "samples per second (batch / mean latency), log scale")):
         ax.set_xscale("log", base=2)
@@ -718,6 +847,12 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     right.set_title("Throughput", fontsize=11)
     fig.legend(fontsize=7, loc="outside right upper", handlelength=3)
     return _png(fig)
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return float(statistics.median(values))
 
 
 def _median_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -763,6 +898,35 @@ def plot_curves(job: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+CURVES_LIMIT = 24
+"""Jobs whose training curves are drawn at most (each a figure of its own, about a quarter of a second): a
+sweep of more jobs trained for several epochs draws the most accurate ones', and every job keeps its
+per-epoch table."""
+EMBED_CURVES = 12
+"""Training-curve figures report.html embeds at most; a page with more links them from ``plots/`` (loaded as
+they scroll into view), so it stays small. The other plots are always embedded."""
+
+
+def _has_curves(job: dict[str, Any]) -> bool:
+    """Whether :func:`plot_curves` draws ``job``: a history of two epochs or more."""
+    try:
+        history = _get(job, "train", "history") or []
+        return len({r["epoch"] for r in history if isinstance(r, dict) and r.get("epoch") is not None}) >= 2
+    except TypeError:  # a history that is no list of epochs: drawing it says what is wrong (render_plots)
+        return True
+
+
+def curve_jobs(results: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The jobs whose training curves are drawn, in the run's order, and how many jobs have curves to draw:
+    all of up to :data:`CURVES_LIMIT`, else the most accurate that many (then the earliest)."""
+    jobs = [job for job in results.get("jobs", []) if _has_curves(job)]
+    if len(jobs) <= CURVES_LIMIT:
+        return jobs, len(jobs)
+    ranked = sorted(range(len(jobs)), key=lambda n: (accuracy_of(jobs[n]) is None, -(accuracy_of(jobs[n]) or 0), n))
+    keep = set(ranked[:CURVES_LIMIT])
+    return [job for n, job in enumerate(jobs) if n in keep], len(jobs)
+
+
 def render_plots(results: dict[str, Any]) -> list[Plot]:
     """Every plot of the report, drawn once; a plot that raises keeps its error, the others are drawn."""
     from harness.manager import one_line
@@ -776,7 +940,7 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
         )
     ]
     joined = is_joined(results)
-    for job in results.get("jobs", []):
+    for job in curve_jobs(results)[0]:
         jobs.append((f"curves:{job.get('id')}", job_label(job, dataset=True, run=joined), str(job.get("id")),
                      (lambda j=job: plot_curves(j))))
     plots, used = [], set()
@@ -795,7 +959,8 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
             continue
         used.add(name.casefold())
         if isinstance(drawn, Drawing):
-            plots.append(Plot(key, title, name, drawn.png, None, job_id, drawn.numbered))
+            plots.append(Plot(key, title, name, drawn.png, None, job_id, drawn.numbered, drawn.unlabelled,
+                              drawn.points))
         else:
             plots.append(Plot(key, title, name, drawn, None, job_id))
     return plots
@@ -875,24 +1040,29 @@ def html_table(table: Table, error_column: int | None = None) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
-def _figure_html(plot: Plot | None, caption: str = "") -> str:
+def _figure_html(plot: Plot | None, caption: str = "", linked: bool = False) -> str:
     """A plot as a ``<figure>``: its image, the whole list of its numbered points, and ``caption``.
 
     The image links to its PNG file in ``plots/`` (written beside report.html by
     :func:`harness.report.write_reports`), to be opened at full size where the page shrinks it, as on a
     phone: browsers refuse to open a ``data:`` link from a page, so the embedded copy cannot serve.
+    ``linked``: the image itself is that file too, loaded as it scrolls into view, not embedded (see
+    :data:`EMBED_CURVES`).
     """
     if plot is None:
         return ""
     if plot.png is None:
         return f'<p class="plot-error">The plot "{esc(plot.title)}" could not be drawn: {esc(plot.error)}</p>'
+    if plot.unlabelled:
+        caption = (caption + " " if caption else "") + unlabelled_note(plot.unlabelled, plot.points)
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
     listed = ""
     if plot.numbered:
         listed = (f"<details><summary>The {len(plot.numbered)} numbered points, in full</summary><pre>"
                   + "\n".join(f"{n:>4}  {esc(label)}" for n, label in plot.numbered) + "</pre></details>")
     # figcaption must be a figure's first or last child: the list goes between the image and it
-    return (f'<figure><a href="plots/{esc(plot.file_name)}"><img alt="{esc(plot.title)}" src="{plot.data_uri()}">'
+    src = f'plots/{esc(plot.file_name)}" loading="lazy' if linked else plot.data_uri()
+    return (f'<figure><a href="plots/{esc(plot.file_name)}"><img alt="{esc(plot.title)}" src="{src}">'
             f"</a>{listed}{cap}</figure>")
 
 
@@ -958,6 +1128,10 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
     if training:
         sections.append(("training", "Training", f'<p class="note">{esc(training_note(results))}</p>' + html_table(training)))
     cards = []
+    drawn_curves = [p for p in plots if p.key.startswith("curves:") and p.png is not None]
+    link_curves = len(drawn_curves) > EMBED_CURVES
+    chosen, with_curves = curve_jobs(results)
+    left_out = {id(job) for job in results.get("jobs", []) if _has_curves(job)} - {id(job) for job in chosen}
     for job in results.get("jobs", []):
         history = history_table(job)
         plot = by_key.get(f"curves:{job.get('id')}")
@@ -975,11 +1149,15 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
             f"peak memory {peak / 2**20:,.0f} MiB{growth}" if peak else "") if x)
         cards.append(f'<div class="card"><h3>{esc(title)}</h3>'
                      + (f'<p class="note">{esc(facts)}</p>' if facts else "")
-                     + _figure_html(plot)
-                     + (f"<details{'' if plot else ' open'}><summary>per-epoch figures</summary>"
+                     + _figure_html(plot, linked=link_curves)
+                     + (f"<details{'' if plot or id(job) in left_out else ' open'}><summary>per-epoch figures</summary>"
                         f"{html_table(history)}</details>" if history else "") + "</div>")
     if cards:
-        sections.append(("curves", "Training curves", f'<div class="grid">{"".join(cards)}</div>'))
+        note = "" if not left_out else (
+            f'<p class="note">Curves are drawn for the {len(chosen)} most accurate of the {with_curves} jobs trained '
+            f"for more than one epoch ({CURVES_LIMIT} at most); the other {len(left_out)} jobs' per-epoch figures are "
+            "in their tables.</p>")
+        sections.append(("curves", "Training curves", f'{note}<div class="grid">{"".join(cards)}</div>'))
     latency = latency_table(results)
     if latency or by_key.get("latency_vs_batch"):
         notes = latency_notes(results)
@@ -1039,7 +1217,18 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
 
 
 def write_html(run_dir: Path, results: dict[str, Any], plots: list[Plot] | None = None) -> Path:
-    """Write ``run_dir/report.html`` (self-contained, opens offline) and return its path."""
+    """Write ``run_dir/report.html`` (opens offline) and return its path.
+
+    The page is self-contained unless it has more than :data:`EMBED_CURVES` training-curve figures: those it
+    links from ``plots/``, and any of them not there yet (:func:`harness.report.write_reports` writes them
+    all) are written here.
+    """
+    plots = render_plots(results) if plots is None else plots
+    curves = [p for p in plots if p.key.startswith("curves:") and p.png is not None]
+    for plot in curves if len(curves) > EMBED_CURVES else []:
+        target = Path(run_dir) / "plots" / plot.file_name
+        if not target.is_file() or target.read_bytes() != plot.png:
+            atomic_write_bytes(target, plot.png)
     path = Path(run_dir) / "report.html"
     atomic_write_text(path, to_html(results, plots, run_dir))
     return path

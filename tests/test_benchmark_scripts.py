@@ -106,3 +106,16 @@ def test_export_speed_prints_both_sides_the_ratio_and_that_the_files_match():
     assert re.search(r"op table rebuilt per export \(torch's way\): [\d.]+ s", result.stdout)
     assert re.search(r"op table reused \(the harness\):\s+[\d.]+ s", result.stdout)
     assert re.search(r"speed-up x[\d.]+; files byte for byte the same: yes", result.stdout)
+
+
+def test_report_scale_times_two_run_sizes_and_prints_their_ratio():
+    result = _script("--small", "6", "--large", "12", "--no-curves", name="report_scale.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"N=6\s+write_reports\s+[\d.]+ s", result.stdout)
+    assert re.search(r"N=12\s+write_reports\s+[\d.]+ s", result.stdout)
+    assert re.search(r"ratio N=12 / N=6: [\d.]+x \(jobs: 2\.0x\)", result.stdout)
+
+
+def test_report_scale_refuses_sizes_out_of_order():
+    result = _script("--small", "50", "--large", "10", name="report_scale.py")
+    assert result.returncode == 2 and "--small must be" in result.stderr

@@ -1114,3 +1114,15 @@ def test_a_terminal_table_of_a_long_sweep_shows_its_most_accurate_jobs_and_says_
     shown = [line.split()[0] for line in lines[2:lines.index(next(x for x in lines if x.startswith("(")))]]
     assert shown == [j["model"] for j in best] == ["mnist-mlp", "mnist-cnn"]  # in run order
     assert f"(the 2 most accurate of {len(results['jobs'])} jobs; report.md and results.csv list every one)" in cut
+
+
+def test_report_md_says_when_only_the_most_accurate_jobs_curves_were_drawn(results):
+    from harness.report import history_table, to_markdown
+
+    trained = [job["id"] for job in results["jobs"] if history_table(job)]
+    every = {f"curves:{i}": f"plots/c{n}.png" for n, i in enumerate(trained)}
+    assert "Curves drawn for the" not in to_markdown(results, plots=every)
+    some = dict(list(every.items())[:3])
+    md = to_markdown(results, plots=some)
+    assert f"Curves drawn for the 3 most accurate of the {len(trained)} jobs trained for more than one epoch" in md
+    assert md.count("![training curves]") == 3 and md.count("### ") >= len(trained)  # every job's table stays

@@ -645,3 +645,241 @@ def test_a_seed_sweep_draws_one_latency_line_per_point_the_median_of_its_seeds(m
     left = figures[0].axes[0]
     lines = {line.get_label(): list(line.get_ydata()) for line in left.get_lines()}
     assert lines == {"a (median of 3 seeds) (t1)": [2.0, 16.0], "b [seed=0] (t1)": [3.0, 24.0]}
+
+
+# -- large sweeps (reviewV F1, F3, F6): bounded labels, legends and figures ----------------------------------
+
+SCALED = ("p50_ms", "p90_ms", "mean_ms", "min_ms", "bytes", "flops")
+
+
+def _jitter(value, rng, keys=SCALED):
+    """``value`` (part of a job) with each figure under ``keys`` scaled by a factor of its own, and every
+    accuracy moved a little (kept in 0..1); throughput follows its latency."""
+    if isinstance(value, list):
+        return [_jitter(v, rng, keys) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        if key in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = type(v)(v * rng.uniform(0.4, 2.5))
+        elif key == "accuracy" and isinstance(v, float):
+            out[key] = min(1.0, max(0.0, v * rng.uniform(0.5, 1.0)))
+        else:
+            out[key] = _jitter(v, rng, keys)
+    if isinstance(out.get("p50_ms"), float) and out.get("batch_size"):
+        out["throughput_per_s"] = 1000 * out["batch_size"] / out["p50_ms"]
+    return out
+
+
+def _big_run(n: int, seed: int = 0) -> dict:
+    """A run of ``n`` finished jobs built from the fixture's (nothing trained): each a copy of one of its
+    finished jobs under a new id and sweep point (``width``: no two in one seed group), figures jittered."""
+    import copy
+    import random
+
+    rng = random.Random(seed)
+    results = load_report_run()
+    finished = [j for j in results["jobs"] if j.get("status") == "ok" and "<" not in j["id"]]
+    jobs = []
+    for i in range(n):
+        job = _jitter(copy.deepcopy(finished[i % len(finished)]), rng)
+        job["point"] = {"width": i}
+        job["id"] = f"{job['model']}@{job['dataset']}#width={i}"
+        jobs.append(job)
+    results["jobs"] = jobs
+    return results
+
+
+def _count_calls(monkeypatch, name):
+    from harness import report_html
+
+    calls, real = [], getattr(report_html, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report_html, name, counted)
+    return calls
+
+
+def test_a_scatter_of_many_points_labels_at_most_the_limit_and_its_key_counts_the_rest(monkeypatch):
+    from harness.report import candidates
+    from harness.report_html import LABEL_LIMIT, plot_accuracy_vs_latency
+
+    results = _big_run(80)
+    points = [c for c in candidates(results) if c["accuracy"] is not None and c["p50_ms"]]
+    assert len(points) > LABEL_LIMIT + 20
+    spots = _count_calls(monkeypatch, "_spot")
+    drawing, figures = _drawn(monkeypatch, lambda: plot_accuracy_vs_latency(results))
+    _, labels = _label_boxes(figures[0])
+    assert len(labels) == LABEL_LIMIT  # a name or a number each; the others are plain markers
+    assert drawing.points == len(points) and drawing.unlabelled == len(points) - LABEL_LIMIT
+    named = {text for text, _ in labels if not text.isdigit()}
+    keyed = {label for _, label in drawing.numbered}
+    assert len(named) + len(keyed) == LABEL_LIMIT
+    # the Pareto front is labelled first
+    from harness.report_html import _name
+
+    for c in points:
+        if c["pareto"]:
+            assert c["label"] in keyed or _name(c["label"]) in named, c["label"]
+    key = figures[0].axes[1].texts[0].get_text().replace("\n", " ")
+    assert f"{drawing.unlabelled} of the {len(points)} points are unlabelled" in key
+    assert "results.csv" in key
+    # The work is bounded by the labels, not the points: each label looks for a spot three times at most
+    # (a name twice, when the plot is redrawn wider), whatever the number of points.
+    assert 0 < len(spots) <= 3 * LABEL_LIMIT
+
+
+def test_a_scatter_of_the_limit_or_fewer_labels_every_point():
+    from harness.report_html import LABEL_LIMIT, _chosen, _scatter
+
+    points = _sweep_points(LABEL_LIMIT)
+    assert _chosen(points, "p50_ms", True) == list(range(LABEL_LIMIT))
+    drawing = _scatter(_sweep_points(12), "p50_ms", "p50", "t", front=True)
+    assert drawing.unlabelled == 0
+
+
+def test_the_labelled_points_of_a_crowded_scatter_are_the_front_then_each_models_best_then_the_most_accurate():
+    from harness.report_html import LABEL_LIMIT, _chosen
+
+    n = LABEL_LIMIT + 40
+    points = [{"label": f"m{i % 3} [lr={i}]", "dataset": "d", "kind": "fp32", "accuracy": (i * 37 % n) / n,
+               "p50_ms": 1 + i, "pareto": i in (5, 90)} for i in range(n)]
+    chosen = _chosen(points, "p50_ms", front=True)
+    assert len(chosen) == LABEL_LIMIT and chosen == sorted(chosen)
+    assert {5, 90} <= set(chosen)
+    best = {max((i for i in range(n) if i % 3 == m), key=lambda i: points[i]["accuracy"]) for m in range(3)}
+    assert best <= set(chosen)
+    rest = sorted(set(range(n)) - {5, 90} - best, key=lambda i: -points[i]["accuracy"])
+    assert set(chosen) == {5, 90} | best | set(rest[:LABEL_LIMIT - 2 - len(best)])
+
+
+def test_the_page_of_a_big_sweep_says_how_many_points_are_unlabelled(tmp_path, monkeypatch):
+    from harness import report_html
+    from harness.report import candidates, write_reports
+    from harness.report_html import LABEL_LIMIT
+
+    for name in ("plot_accuracy_vs_latency", "plot_accuracy_vs_flops", "plot_latency_vs_batch", "plot_curves"):
+        monkeypatch.setattr(report_html, name, lambda results: None)  # each its own test
+    results = _big_run(70)
+    write_reports(tmp_path, results)
+    page = (tmp_path / "report.html").read_text()
+    points = sum(1 for c in candidates(results) if c["accuracy"] is not None and c["bytes"])
+    size = page.split('<section id="size">')[1].split("</section>")[0]
+    assert re.search(rf"{points - LABEL_LIMIT} of the plot&#x27;s {points} points are drawn without a name or "
+                     r"number.*results\.csv and the tables list every job", size)
+    assert "without a name or number" not in page.split('<section id="size">')[0]
+
+
+def test_spot_gives_the_same_answer_however_its_comparisons_are_chunked(monkeypatch):
+    import numpy as np
+
+    from harness import report_html
+    from harness.report_html import _Room, _spot
+
+    rng = np.random.default_rng(3)
+    others = rng.uniform(0, 200, size=(120, 2))
+    boxes = [(x - 4, y - 4, x + 4, y + 4) for x, y in others]
+    texts = [(x, y, x + 30, y + 8) for x, y in rng.uniform(0, 200, size=(10, 2))]
+    leaders = [tuple(v) for v in rng.uniform(0, 200, size=(6, 4))]
+    room = _Room(boxes + texts, texts, leaders)
+    area = (0.0, 0.0, 200.0, 200.0)
+    asked = [((30.0, 8.0), tuple(at), reach, strict) for at in rng.uniform(20, 180, size=(5, 2))
+             for reach, strict in ((22.0, True), (100.0, False), (None, False))]
+    whole = [_spot(size, at, room, area, [(at[0] + 9, at[1] + 1)], reach, 1.39, others, strict)
+             for size, at, reach, strict in asked]
+    monkeypatch.setattr(report_html, "CHUNK_CELLS", 1000)
+    assert [_spot(size, at, room, area, [(at[0] + 9, at[1] + 1)], reach, 1.39, others, strict)
+            for size, at, reach, strict in asked] == whole
+    assert any(w is not None for w in whole)
+
+
+def test_the_least_crowded_spot_is_the_one_the_rule_picks():
+    import random
+
+    from harness.report_html import _least_crowded
+
+    rng = random.Random(5)
+    for _ in range(20):
+        at = (rng.uniform(0, 100), rng.uniform(0, 100))
+        taken = [(x, y, x + rng.uniform(2, 30), y + rng.uniform(2, 10))
+                 for x, y in ((rng.uniform(-20, 120), rng.uniform(-20, 120)) for _ in range(60))]
+        best = None
+        for dy in range(-12, 13, 2):  # the rule, one offset at a time
+            for dx in range(-12, 13, 2):
+                x0, y0 = at[0] + dx * 1.39 - 15, at[1] + dy * 1.39 - 4
+                hits = sum(x0 < t[2] and x0 + 30 > t[0] and y0 < t[3] and y0 + 8 > t[1] for t in taken)
+                if best is None or (hits, abs(dx) + abs(dy), dy, dx) < best[0]:
+                    best = ((hits, abs(dx) + abs(dy), dy, dx), (x0, y0, True))
+        assert _least_crowded((30.0, 8.0), at, taken, 1.39) == pytest.approx(best[1])
+
+
+def test_the_latency_legend_of_a_big_sweep_names_the_most_accurate_and_greys_the_rest(monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from harness.report_html import SERIES_LIMIT, plot_latency_vs_batch
+
+    extra = 25
+    results = _latency_run(SERIES_LIMIT + extra)
+    for i, job in enumerate(results["jobs"]):
+        job["status"] = "ok"
+        job["metrics"] = {"accuracy": (i * 7 % len(results["jobs"])) / 100}
+    _, figures = _drawn(monkeypatch, lambda: plot_latency_vs_batch(results))
+    fig = figures[0]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(texts) == SERIES_LIMIT + 1 and texts[-1].startswith(f"{extra} more, in grey")
+    # the Pareto models' lines first (the fastest here), then the most accurate
+    from harness.report import candidates
+
+    front = {c["job"] for c in candidates(results) if c["pareto"]}
+    assert 0 < len(front) < SERIES_LIMIT
+    ranked = sorted(results["jobs"], key=lambda j: (j["id"] not in front, -j["metrics"]["accuracy"]))
+    assert {t.split(" ")[0] for t in texts[:-1]} == {j["model"] for j in ranked[:SERIES_LIMIT]}
+    for ax in fig.axes:
+        grey = [line for line in ax.get_lines() if to_hex(line.get_color()) == to_hex("0.72") and len(line.get_xdata())]
+        assert len(grey) == extra
+        styles = {(to_hex(line.get_color()), line.get_marker(), line.get_linestyle())
+                  for line in ax.get_lines() if line not in grey and len(line.get_xdata())}
+        assert len(styles) == SERIES_LIMIT
+    # the figure stays as tall as it is for the limit's legend, and the legend inside it
+    assert fig.get_size_inches()[1] <= 1.0 + 0.15 * (SERIES_LIMIT + 1) + 1e-9
+    box = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+
+
+PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg==")
+
+
+def test_a_sweep_of_many_trained_jobs_draws_the_most_accurates_curves_and_links_them(tmp_path, monkeypatch):
+    from harness import report_html
+    from harness.report import write_reports
+    from harness.report_html import CURVES_LIMIT, EMBED_CURVES
+
+    drawn = []
+    monkeypatch.setattr(report_html, "plot_curves", lambda job: drawn.append(job["id"]) or PIXEL)
+    for name in ("plot_accuracy_vs_latency", "plot_accuracy_vs_size", "plot_accuracy_vs_flops"):
+        monkeypatch.setattr(report_html, name, lambda results: report_html.Drawing(PIXEL, []))
+    monkeypatch.setattr(report_html, "plot_latency_vs_batch", lambda results: PIXEL)
+    results = _big_run(CURVES_LIMIT + 6)
+    for i, job in enumerate(results["jobs"]):
+        job["onnx"]["metrics"]["accuracy"] = i / 100
+    write_reports(tmp_path, results)
+    assert drawn == [j["id"] for j in results["jobs"][6:]]  # the most accurate, in the run's order
+    page = (tmp_path / "report.html").read_text()
+    curves = page.split('<section id="curves">')[1].split("</section>")[0]
+    assert (f"Curves are drawn for the {CURVES_LIMIT} most accurate of the {CURVES_LIMIT + 6} jobs trained for "
+            "more than one epoch") in curves
+    # more than EMBED_CURVES: linked from plots/, loaded as they scroll into view; the other plots embedded
+    assert CURVES_LIMIT > EMBED_CURVES
+    linked = re.findall(r'<img [^>]*src="(plots/curves_[^"]+\.png)" loading="lazy">', curves)
+    assert len(linked) == CURVES_LIMIT and "data:image" not in curves
+    assert all((tmp_path / src).read_bytes() == PIXEL for src in linked)
+    assert page.count('src="data:image/png;base64,') == 4
+    assert len(curves.split('class="card"')) - 1 == CURVES_LIMIT + 6  # every job keeps its card and table
+    # write_html alone writes the files it links
+    other = tmp_path / "alone"
+    report_html.write_html(other, results)
+    assert sorted(p.name for p in (other / "plots").iterdir()) == sorted(src.split("/")[1] for src in linked)
