@@ -1406,13 +1406,14 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--fail-on-regression", "threshold", type=Finite(percent=True), metavar="PCT",
-              help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy "
-                   "or macro-F1 drops by more than PCT percentage points, or when a job of BASE or one of its "
+              help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy, "
+                   "macro-F1 or a plugin's gated metric (harness list metrics) moves the worse way by more than "
+                   "PCT percentage points, or when a job of BASE or one of its "
                    "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. Eager PyTorch "
                    "rows, rows either run marked unstable, sizes, MFLOPs and activation memory are shown, "
                    "never gated.")
 @click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100, percent=True), metavar="POINTS",
-              help="Gate accuracy and macro-F1 drops at POINTS percentage points instead of PCT (e.g. "
+              help="Gate accuracy, macro-F1 and the other gated metrics at POINTS percentage points instead of PCT (e.g. "
                    "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "
                    "measurements but not latency.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default=None,
@@ -1424,10 +1425,12 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
               help="Gate every seed of a sweep on its own. By default the jobs of a sweep point that differ "
                    "only in seed gate as one, on their mean accuracy and median p50 over the seeds both runs "
                    "have; each seed's rows are then shown, not gated.")
+@click.option("--flagged-only", is_flag=True, help="Show only the rows flagged (a regression, a metric moved the "
+              "worse way, a lost row) and count the others: a large sweep's comparison runs to thousands of rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
                     threads: list[int] | None, batch_sizes: list[int] | None, per_seed: bool,
-                    as_json: bool) -> None:
+                    flagged_only: bool, as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes.
 
     Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
@@ -1460,7 +1463,7 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
             click.echo(f"harness: warning: {name} ({path}) {state}", err=True)
     from harness.results import json_text
 
-    click.echo(json_text(comparison) if as_json else format_comparison(comparison))
+    click.echo(json_text(comparison) if as_json else format_comparison(comparison, flagged_only=flagged_only))
     if comparison["regressions"]:
         sys.exit(EXIT_JOB_FAILED)
 

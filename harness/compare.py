@@ -383,6 +383,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "new": new.get("run_id"),
         "threshold_pct": threshold,
         "accuracy_points": gate.accuracy_points,
+        "gated_metrics": sorted(gate.gated_metrics),
         "jobs": jobs,
         "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
@@ -640,17 +641,32 @@ def _several_thread_counts(comparison: dict[str, Any]) -> bool:
     return len(counts) > 1 and not comparison.get("gated_threads")
 
 
-def format_comparison(comparison: dict[str, Any]) -> str:
-    """Human-readable comparison: the change table, jobs in one run only, and the verdict."""
+def _gated_names(comparison: dict[str, Any]) -> str:
+    """``accuracy or macro-F1`` (or the plugin metrics gated beside them), for the verdict's rule."""
+    names = [n for n in comparison.get("gated_metrics") or GATED_METRICS if isinstance(n, str)]
+    shown = ["macro-F1" if n == "macro-f1" else n for n in sorted(names, key=lambda n: (n != "accuracy", n))]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) -> str:
+    """Human-readable comparison: the change table, jobs in one run only, and the verdict. With
+    ``flagged_only``, the table keeps only its flagged rows (a regression, a metric moved the worse way)
+    and a line counts the others: a sweep of a thousand jobs has some fourteen thousand rows."""
     from tabulate import tabulate
 
     # job ids, run labels and variant names come from results.json and plugins: one line each, no escapes
     rows = [[plain(cell) for cell in row] for row in comparison_rows(comparison)]
     headers = ["job", "measure", "base", "new", "change", "change %", "flag"]
+    hidden = 0
+    if flagged_only:
+        kept = [row for row in rows if row[-1]]
+        hidden, rows = len(rows) - len(kept), kept
     if not any(row[-1] for row in rows):  # the flag column, empty: tabulate would still rule it with "--"
         rows, headers = [row[:-1] for row in rows], headers[:-1]
     lines = [f"compare {comparison['base']} -> {comparison['new']}"]
-    table = tabulate(rows, headers=headers, disable_numparse=True)
+    table = tabulate(rows, headers=headers, disable_numparse=True) if rows else "(no flagged row)"
+    if hidden:
+        table += f"\n({hidden:,} unflagged row(s) left out by --flagged-only; --json has every one)"
     for label in ("only_in_base", "only_in_new"):
         if comparison[label]:
             lines.append(f"jobs {label.replace('_', ' ')}: {', '.join(map(str, comparison[label]))}")
@@ -680,7 +696,7 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
         ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)
     rule = ", ".join(([f"p50 +{threshold:g}%" + (f" at{where}" if where else "")] if threshold is not None else [])
-                     + ([f"accuracy or macro-F1 -{points:g} points"] if points is not None else []))
+                     + ([f"{_gated_names(comparison)} -{points:g} points"] if points is not None else []))
     if comparison["regressions"]:
         lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")
         lines += [f"  {r}" for r in comparison["regressions"]]

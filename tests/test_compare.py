@@ -583,3 +583,21 @@ def test_metric_specs_record_whether_compare_gates_each_metric():
     specs = metric_specs(registry, list(registry.metrics.values()))
     assert (specs["accuracy"]["gate"], specs["macro-f1"]["gate"], specs["nll"]["gate"]) == (True, True, False)
     assert "gate" in (spec_problem(MetricSpec("m", len, gate="yes")) or "")
+
+
+def test_flagged_only_keeps_the_flagged_rows_and_counts_the_rest(tmp_path):
+    from harness.compare import comparison_rows
+
+    comparison = compare_runs(load("base"), load("regressed"), threshold=10)
+    flagged = [r for r in comparison_rows(comparison) if r[-1]]
+    assert flagged and len(flagged) < len(comparison_rows(comparison))
+    text = format_comparison(comparison, flagged_only=True)
+    assert f"({len(comparison_rows(comparison)) - len(flagged):,} unflagged row(s) left out by --flagged-only" in text
+    assert text.count("REGRESSION") == len([r for r in flagged if r[-1] == "REGRESSION"]) + 1  # rows + verdict
+    assert "REGRESSIONS (p50 +10%, accuracy or macro-F1 -10 points):" in text
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--flagged-only")
+    assert result.returncode == 0 and "(no flagged row)" in result.stdout
+    # a plugin's gated metric is named in the rule
+    new = load("regressed")
+    new["metric_specs"] = {"top5": {"higher_is_better": True, "gate": True}}
+    assert "accuracy, macro-F1 or top5 -10 points" in format_comparison(compare_runs(load("base"), new, threshold=10))
