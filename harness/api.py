@@ -2,7 +2,7 @@
 
     from harness.api import run, compare
 
-    done = run(models="mnist-cnn-6k", datasets="mnist", epochs=1, quick=True, data_dir="data/mnist")
+    done = run(models="mnist-enhanced-20k", datasets="mnist", epochs=1, quick=True, data_dir="data/mnist")
     print(done.table())
     done.jobs[0]["latency"]            # results.json's rows, as CONTRACT.md gives them
     compare("reports/base", done.path)["regressions"]
