@@ -170,16 +170,17 @@ def _most_accurate(results: dict[str, Any], rows: int) -> tuple[dict[str, Any], 
     jobs = results.get("jobs") or []
     if len(jobs) <= rows:
         return results, None
+    return {**results, "jobs": most_accurate(jobs, rows)}, (f"(the {rows} most accurate of {len(jobs):,} jobs; "
+                                                            "report.md and results.csv list every one)")
 
-    def accuracy(job: dict[str, Any]) -> float:
-        value = _get(job, "onnx", "metrics", "accuracy")
-        value = _get(job, "metrics", "accuracy") if value is None else value
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else -1.0
 
-    kept = set(sorted(range(len(jobs)), key=lambda i: (-accuracy(jobs[i]), i))[:rows])
-    shown = [job for i, job in enumerate(jobs) if i in kept]
-    return {**results, "jobs": shown}, (f"(the {rows} most accurate of {len(jobs):,} jobs; report.md and "
-                                        "results.csv list every one)")
+def most_accurate(jobs: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The ``count`` most accurate of ``jobs`` (:func:`accuracy_of`; the earlier on a tie, a job without an
+    accuracy last), in their own order."""
+    accuracies = [accuracy_of(job) for job in jobs]
+    ranked = sorted(range(len(jobs)), key=lambda n: (accuracies[n] is None, -(accuracies[n] or 0), n))
+    keep = set(ranked[:count])
+    return [job for n, job in enumerate(jobs) if n in keep]
 
 
 def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: int | None = None,
@@ -1668,13 +1669,12 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     if training:
         lines += ["", "## Training", "", training_note(results), ""] + md_table(training)
     lines += ["", "## Training curves"]
-    with_history = [job for job in results.get("jobs", []) if history_table(job)]
-    drawn = sum(1 for job in with_history if plots.get(f"curves:{job.get('id')}"))
+    with_history = [(job, history) for job in results.get("jobs", []) for history in [history_table(job)] if history]
+    drawn = sum(1 for job, _ in with_history if plots.get(f"curves:{job.get('id')}"))
     if plots and 0 < drawn < len(with_history):  # a sweep's curves: the most accurate jobs' are drawn
         lines += ["", f"Curves drawn for the {drawn} most accurate of the {len(with_history)} jobs trained for more "
                       "than one epoch; every job's per-epoch table follows."]
-    for job in with_history:
-        history = history_table(job)
+    for job, history in with_history:
         lines += ["", f"### {_md_cell(job_label(job, dataset=True, run=is_joined(results)))}", ""]
         if plots.get(f"curves:{job.get('id')}"):
             lines += [f"![training curves]({plots['curves:' + str(job.get('id'))]})", ""]

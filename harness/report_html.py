@@ -55,6 +55,7 @@ from harness.report import (
     metric_failures,
     metrics_note,
     metrics_table,
+    most_accurate,
     pareto_table,
     reference_notes,
     reference_table,
@@ -922,9 +923,7 @@ def curve_jobs(results: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     jobs = [job for job in results.get("jobs", []) if _has_curves(job)]
     if len(jobs) <= CURVES_LIMIT:
         return jobs, len(jobs)
-    ranked = sorted(range(len(jobs)), key=lambda n: (accuracy_of(jobs[n]) is None, -(accuracy_of(jobs[n]) or 0), n))
-    keep = set(ranked[:CURVES_LIMIT])
-    return [job for n, job in enumerate(jobs) if n in keep], len(jobs)
+    return most_accurate(jobs, CURVES_LIMIT), len(jobs)
 
 
 def render_plots(results: dict[str, Any]) -> list[Plot]:
