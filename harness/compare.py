@@ -88,24 +88,25 @@ def metric_directions(*runs: dict[str, Any]) -> dict[str, bool]:
     from harness.report import BUILTIN_METRIC_SPECS
 
     directions = {"accuracy": True, **{n: s["higher_is_better"] for n, s in BUILTIN_METRIC_SPECS.items()}}
+    return {**directions, **_recorded(runs, "higher_is_better")}
+
+
+def _recorded(runs: Sequence[dict[str, Any]], key: str) -> dict[str, bool]:
+    """Metric name -> the yes/no ``key`` the runs' ``metric_specs`` record for it (the later run's word wins)."""
+    said: dict[str, bool] = {}
     for run in runs:
         specs = run.get("metric_specs") if isinstance(run.get("metric_specs"), dict) else {}
         for name, spec in specs.items():
-            if isinstance(spec, dict) and isinstance(spec.get("higher_is_better"), bool):
-                directions[name] = spec["higher_is_better"]
-    return directions
+            if isinstance(spec, dict) and isinstance(spec.get(key), bool):
+                said[name] = spec[key]
+    return said
 
 
 def metric_gates(*runs: dict[str, Any]) -> set[str]:
     """The metrics ``--fail-on-regression`` judges: accuracy and macro-F1, and those whose plugin asked for
     it (``MetricSpec.gate``, kept in the runs' ``metric_specs``; the later run's word wins)."""
-    gated = set(GATED_METRICS)
-    for run in runs:
-        specs = run.get("metric_specs") if isinstance(run.get("metric_specs"), dict) else {}
-        for name, spec in specs.items():
-            if isinstance(spec, dict) and isinstance(spec.get("gate"), bool):
-                (gated.add if spec["gate"] else gated.discard)(name)
-    return gated
+    said = {**dict.fromkeys(GATED_METRICS, True), **_recorded(runs, "gate")}
+    return {name for name, gated in said.items() if gated}
 
 
 class _Gate:
