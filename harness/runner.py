@@ -674,12 +674,15 @@ def preload_job_modules(exporter: str | None = None) -> None:
         warm_up_exporter(exporter)
 
 
+def timer_usable() -> bool:
+    """Whether :func:`time_limit` can stop a job here: a SIGALRM timer, which needs POSIX and the main thread."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise :class:`JobTimeout` in the main thread after ``seconds`` (POSIX; a no-op elsewhere)."""
-    usable = (seconds is not None and seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
+    if not (seconds is not None and seconds > 0 and timer_usable()):
         yield
         return
 
@@ -1299,8 +1302,7 @@ def say_option_warnings(options: RunOptions) -> None:
     warning = floor_warning(options.accuracy_floor)  # not in validate_options: the CLI calls that too
     if warning:
         log.warning("%s", warning)
-    if options.job_timeout and options.executor == "local" and not (
-            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()):
+    if options.job_timeout and options.executor == "local" and not timer_usable():
         log.warning("--job-timeout is not applied: it needs the main thread on a POSIX system (a SIGALRM timer), "
                     "and this run is in another thread or on Windows")
     unmeasured = edge_unmeasured(options) if Question.from_config(options.to_config()) else None
