@@ -287,8 +287,6 @@ def load_results(path: Path) -> dict[str, Any]:
 
 STATUSES = ("ok", "failed", "skipped")
 _NUMBER = (int, float)
-_EDGE_SETTINGS = ("accuracy_floor", "max_accuracy_drop", "latency_budget_ms", "size_budget_bytes",
-                  "activation_budget_bytes", "cold_budget_ms", "memory_budget_bytes")  # harness.edge.Question.KEYS
 _LATENCY_NUMBERS = ("batch_size", "threads", "runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
                     "throughput_per_s")
 
@@ -359,7 +357,9 @@ def damage(data: dict[str, Any]) -> str | None:
         return f"run_id is {kind(data['run_id'])}, not a string"
     if not isinstance(data.get("created", ""), str):  # joined reports take the latest of the runs'
         return f"created is {kind(data['created'])}, not an ISO-8601 string"
-    for key in _EDGE_SETTINGS:  # the edge question's floor and budgets, which the reports ask again
+    from harness.edge import Question
+
+    for key in Question.KEYS:  # the edge question's floor and budgets, which the reports ask again
         if not number((data.get("config") or {}).get(key)):
             return f"config.{key} is {kind(data['config'][key])}, not a number"
     planned = data.get("planned_jobs", [])
