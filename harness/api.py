@@ -195,19 +195,9 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
     return RunOptions(**values)
 
 
-class _torch_random_state_kept:
-    """Put back the global torch random state (CPU, and CUDA's where CUDA was in use) that a run reseeds for
-    each job, so a notebook's own random numbers go on as they would have."""
+def _torch_random_state_kept() -> Any:
+    """``torch.random.fork_rng`` over the CPU's and, where CUDA is in use, every GPU's random state, which a
+    run reseeds for each job: a notebook's own random numbers go on as they would have."""
+    import torch
 
-    def __enter__(self) -> None:
-        import torch
-
-        self._cpu = torch.get_rng_state()
-        self._cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.set_rng_state(self._cpu)
-        if self._cuda is not None:
-            torch.cuda.set_rng_state_all(self._cuda)
+    return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else [])
