@@ -8,8 +8,9 @@
     compare("reports/base", done.path)["regressions"]
 
 :func:`run` takes ``harness run``'s options as keywords, named as the flags are with ``_`` for ``-``
-(``max_train_samples=512``, ``batch_sizes=[1, 32]``); a list may be given as one value or a
-comma-separated string. It writes the same run folder and reports, and returns them as a
+(``max_train_samples=512``, ``batch_sizes=[1, 32]``, ``size_budget="256KiB"``, ``cold_runs=0``) or as
+:class:`harness.runner.RunOptions` names its fields (``size_budget_bytes``); a list may be given as one
+value or a comma-separated string. It writes the same run folder and reports, and returns them as a
 :class:`RunResult` rather than an exit status. Bad options raise :class:`harness.errors.HarnessError`
 (the CLI's one-line message) or ``TypeError`` (a keyword no run takes, a value of the wrong type); a
 job that fails does not raise, it is in :attr:`RunResult.failed`, as the CLI's exit status 1 says it.
@@ -82,7 +83,7 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     from harness.reporters import make_trackers, run_reporters
     from harness.runner import execute, write_run_reports
 
-    run_options = _options(options, quick)
+    run_options, executor_options = _run_options(options, quick)
     registry = build_registry()
     registry.check_names(run_options)
     trackers = make_trackers(registry, _names("track", track) or []) if track else []
@@ -90,7 +91,8 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     folder = None
     with _torch_random_state_kept():
         try:
-            folder = execute(registry, run_options, make_progress(progress), reporters=reporter_set, keep_lock=True)
+            folder = execute(registry, run_options, make_progress(progress), reporters=reporter_set,
+                             executor_options=executor_options, keep_lock=True)
             if reports:
                 write_run_reports(folder, reporter_set)
         except KeyboardInterrupt as exc:
@@ -145,17 +147,73 @@ def _names(name: str, value: Any) -> list[str] | None:
     raise TypeError(f"{name} takes a name, 'a,b' or a list of names, not {value!r}")
 
 
+# harness run's flags whose RunOptions field is called otherwise: a size budget as the flag takes it
+# ("256KiB") or its field's bytes; --no-torch-latency as torch_latency=False.
+_SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
+               "memory_budget": "memory_budget_bytes"}
+_FLAGS = (*_SIZE_FLAGS, "no_torch_latency", "cold_runs", "ray_address", "jobs")
+# harness run's flags with no keyword here, and what to do instead
+_NOT_HERE = {"config": "read the file and pass its settings as keywords",
+             "edge_gate": "RunResult.edge['qualifying'] is empty when no job fits"}
+
+
+def _from_flags(given: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run`'s keywords with the flag-named ones (``size_budget="256KiB"``, ``no_torch_latency=True``)
+    turned into their fields; ``cold_runs``, ``ray_address`` and ``jobs`` are kept for the caller."""
+    from harness.text import parse_bytes
+
+    values = dict(given)
+    for flag, name in [*_SIZE_FLAGS.items(), ("no_torch_latency", "torch_latency")]:
+        if flag in values and name in values:
+            raise TypeError(f"run() got both {flag} and {name}; give one")
+    for flag, name in _SIZE_FLAGS.items():
+        if flag in values:
+            size = values.pop(flag)
+            try:
+                values[name] = None if size is None else parse_bytes(size)
+            except ValueError as exc:
+                raise HarnessError(f"{flag}: {exc}") from None
+    if "no_torch_latency" in values:
+        flag = values.pop("no_torch_latency")
+        if not isinstance(flag, bool):
+            raise TypeError(f"no_torch_latency takes True or False, not {flag!r}")
+        values["torch_latency"] = not flag
+    return values
+
+
+def _whole(name: str, value: Any, least: int) -> int | None:
+    """An int keyword (None: unset); ``TypeError`` for another type, ``HarnessError`` below ``least``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} takes a whole number, not {value!r}")
+    if value < least:
+        raise HarnessError(f"{name} must be at least {least}, not {value}")
+    return value
+
+
 def _options(given: dict[str, Any], quick: bool) -> Any:
     """:class:`RunOptions` from :func:`run`'s keywords."""
+    options, _ = _run_options(given, quick)
+    return options
+
+
+def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any] | None]:
+    """:class:`RunOptions` and the executor's options (Ray's address and CPUs) from :func:`run`'s keywords."""
     from harness.latency import QUICK, LatencyConfig
     from harness.runner import RunOptions, _check_stored_option, resumed_options
 
     fields = {f.name: str(f.type) for f in dataclasses.fields(RunOptions)}
-    unknown = sorted(set(given) - set(fields))
+    instead = [f"{name} ({_NOT_HERE[name]})" for name in sorted(set(given) & set(_NOT_HERE))]
+    if instead:
+        raise TypeError(f"run() takes no {'; no '.join(instead)}")
+    unknown = sorted(set(given) - set(fields) - set(_FLAGS))
     if unknown:
         raise TypeError(f"run() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(fields))}, "
-                        f"quick, progress, reports and track")
-    values = dict(given)
+                        f"the flags {', '.join(_FLAGS)}, and quick, progress, reports and track")
+    values = _from_flags(given)
+    cold_runs = _whole("cold_runs", values.pop("cold_runs", None), 0)
+    ray = {"address": values.pop("ray_address", None), "num_cpus": _whole("jobs", values.pop("jobs", None), 1)}
     for name in _NAME_LISTS:
         if name in values:
             values[name] = _names(name, values[name])
@@ -180,6 +238,8 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
         except ValueError as exc:
             raise TypeError(f"run(): {exc}") from None
     values["latency"] = latency or (QUICK if quick else LatencyConfig())
+    if cold_runs is not None:  # as --cold-runs: on top of the latency settings (--quick's, or these)
+        values["latency"] = dataclasses.replace(values["latency"], cold_runs=cold_runs)
     values["out"] = Path(values.get("out", "reports"))
     if values.get("data_dir") is not None:
         values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
@@ -191,8 +251,16 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
     elif values.get("profile") not in (None, "edge"):
         raise HarnessError(f"profile {values['profile']!r} is not one harness knows; known: edge")
     if values.get("resume"):
-        return resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
-    return RunOptions(**values)
+        options = resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
+        if cold_runs is not None:  # on top of the run's own latency settings, as the CLI does
+            options.latency = dataclasses.replace(options.latency, cold_runs=cold_runs)
+    else:
+        options = RunOptions(**values)
+    if options.executor == "ray":
+        return options, ray
+    if any(value is not None for value in ray.values()):
+        raise HarnessError("ray_address and jobs need executor='ray'")
+    return options, None
 
 
 def _torch_random_state_kept() -> Any:

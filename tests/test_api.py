@@ -72,6 +72,42 @@ def test_a_name_list_may_be_one_name_or_comma_separated():
                                                                                     [2])
 
 
+def test_every_run_flag_is_a_keyword_or_says_what_to_do_instead():
+    """A flag added to `harness run` without a keyword here fails this test (the README promises flag names)."""
+    import dataclasses
+
+    from harness.api import _FLAGS, _NOT_HERE
+    from harness.cli import main
+    from harness.runner import RunOptions
+
+    taken = {f.name for f in dataclasses.fields(RunOptions)} | set(_FLAGS) | set(_NOT_HERE) | {
+        "quick", "progress", "track"}  # run()'s own parameters
+    flags = {max(p.opts, key=len).lstrip("-").replace("-", "_") for p in main.commands["run"].params if p.opts}
+    assert flags - taken == set()
+
+
+def test_flag_named_keywords_give_the_options_the_cli_gives(monkeypatch):
+    from click.testing import CliRunner
+
+    from harness import cli
+    from harness.api import _options
+
+    seen = {}
+    original = cli._run_options
+
+    def keep(values, explicit):  # the CLI's options, caught before it runs anything
+        seen["options"] = original(values, explicit)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "_run_options", keep)
+    CliRunner().invoke(cli.main, ["run", "--quick", "--cold-runs", "0", "--size-budget", "256KiB",
+                                  "--memory-budget", "4MiB", "--no-torch-latency", "--models", "mnist-mlp"])
+    api = _options({"cold_runs": 0, "size_budget": "256KiB", "memory_budget": "4MiB", "no_torch_latency": True,
+                    "models": "mnist-mlp"}, quick=True)
+    assert api == seen["options"]
+    assert (api.latency.cold_runs, api.size_budget_bytes, api.torch_latency) == (0, 256 * 1024, False)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"model": "mnist-mlp"}, "unknown option\\(s\\) model"),
     ({"models": 3}, "models takes a name"),
@@ -79,6 +115,11 @@ def test_a_name_list_may_be_one_name_or_comma_separated():
     ({"epochs": "2"}, "epochs holds '2', not int"),
     ({"batch_sizes": [1, "32"]}, "batch_sizes holds '32'"),
     ({"latency": 3}, "latency takes a LatencyConfig"),
+    ({"cold_runs": "1"}, "cold_runs takes a whole number"),
+    ({"no_torch_latency": 1}, "no_torch_latency takes True or False"),
+    ({"size_budget": "1KiB", "size_budget_bytes": 1024}, "both size_budget and size_budget_bytes"),
+    ({"config": "harness.toml"}, "takes no config \\(read the file"),
+    ({"edge_gate": True}, "takes no edge_gate"),
 ])
 def test_a_wrong_option_is_a_type_error_naming_it(options, message, tmp_path):
     with pytest.raises(TypeError, match=message):
@@ -93,6 +134,10 @@ def test_an_unknown_model_or_a_bad_value_is_the_clis_one_line_error(tmp_path):
         api.run(out=tmp_path, **{**SMALL, "epochs": 0})
     with pytest.raises(HarnessError, match="profile 'phone'"):
         api.run(out=tmp_path, **{**SMALL, "profile": "phone"})
+    with pytest.raises(HarnessError, match="size_budget: '12 parsecs': unknown unit"):
+        api.run(out=tmp_path, **{**SMALL, "size_budget": "12 parsecs"})
+    with pytest.raises(HarnessError, match="ray_address and jobs need executor='ray'"):
+        api.run(out=tmp_path, **{**SMALL, "jobs": 2})
 
 
 def test_a_job_timeout_that_cannot_apply_off_the_main_thread_is_said(caplog):
