@@ -1133,7 +1133,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         disable_numparse=True,
     ))
     if unstable:
-        click.echo(unstable_note(unstable), err=True)
+        click.echo(unstable_note(unstable, "with a longer --min-time or at a quieter moment"), err=True)
     if cold is not None:
         from harness.coldstart import cold_start_text
 

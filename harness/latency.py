@@ -187,16 +187,20 @@ def unstable_mark(row: dict[str, Any]) -> str:
     return UNSTABLE_MARK if row.get("stable") is False and row.get("p50_ms") is not None else ""
 
 
-def unstable_note(rows: Sequence[dict[str, Any]]) -> str | None:
-    """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable)."""
+RUN_REMEDY = "at a quieter moment, and without --quick if the run used it"
+"""How to measure an unstable row again with ``harness run``, which has no timing flag but ``--quick``."""
+
+
+def unstable_note(rows: Sequence[dict[str, Any]], remedy: str = RUN_REMEDY) -> str | None:
+    """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable);
+    ``remedy`` says how to measure again with the command whose output it is under."""
     drifts = [r.get("drift_pct") for r in rows if isinstance(r, dict) and r.get("stable") is False]
     if not drifts:
         return None
     worst = max((d for d in drifts if isinstance(d, (int, float))), default=None)
     up_to = f" (drift_pct up to {worst:.1f} %)" if worst is not None else ""
     return (f"{UNSTABLE_MARK} unstable: the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % "
-            f"from the first{up_to}: a busy machine; its p50 and p99 do not repeat (measure again with a longer "
-            "--min-time or at a quieter moment)")
+            f"from the first{up_to}: a busy machine; its p50 and p99 do not repeat (measure again {remedy})")
 
 
 def half_drift_pct(samples: Sequence[float]) -> float:

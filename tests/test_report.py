@@ -1031,6 +1031,14 @@ def test_a_p50_marked_unstable_is_starred_in_every_table_that_shows_it(results, 
     ratio_note = report.RATIO_UNSTABLE_NOTE
     assert line.count("*") == 2 and note in terminal and ratio_note in terminal
     assert terminal.count("*") == 2 + note.count("*") + ratio_note.count("*")
+    # the advice names flags `harness run` has (--min-time is `harness bench`'s)
+    import re
+
+    from harness.cli import main
+
+    run_flags = {opt for p in main.commands["run"].params for opt in p.opts}
+    advice = terminal.split(note, 1)[1].split("\n", 1)[0]
+    assert set(re.findall(r"--[a-z-]+", advice)) <= run_flags and "--quick" in advice
     write_reports(tmp_path, results)
     md = (tmp_path / "report.md").read_text()
     latency = md.split("## Latency")[1].split("## ")[0]
