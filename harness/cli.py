@@ -371,16 +371,29 @@ def _wrapped_names(text: str, width: int = 70) -> str:
     return textwrap.fill(text, width, break_on_hyphens=False, break_long_words=False)
 
 
+def _say_load_errors(registry: Any, selected: Sequence[str] | None) -> None:
+    """Each load or registration error of the ``selected`` plugins (None: all) on its own line, and the
+    other plugins that had errors in one line: a run of one plugin is not buried under another's."""
+    chosen = None if selected is None else set(selected)
+    others = []
+    for error in registry.errors:
+        if chosen is None or error.plugin in chosen:
+            click.echo(f"harness: warning: {error}", err=True)
+        elif error.plugin not in others:
+            others.append(error.plugin)
+    if others:
+        which = "" if chosen is None or not chosen else " not selected here"
+        click.echo(f"harness: warning: {len(others)} plugin(s){which} had errors loading or registering: "
+                   f"{', '.join(sorted(others))} (see 'harness plugins')", err=True)
+
+
 @main.command("list", short_help="Registered models, datasets, metrics or trackers.")
 @click.argument("kind", type=click.Choice(["models", "datasets", "metrics", "trackers"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(kind: str, as_json: bool) -> None:
     """List registered models, datasets, metrics or trackers with the plugin that registered each."""
     registry = _registry()
-    if registry.errors:  # a name missing from the list is most often a plugin that failed to load
-        failed = sorted({e.plugin for e in registry.errors})
-        click.echo(f"harness: warning: {len(failed)} plugin(s) had errors loading or registering: {', '.join(failed)} "
-                   "(see 'harness plugins')", err=True)
+    _say_load_errors(registry, ())  # a name missing from the list is most often a plugin that failed to load
     if registry.disabled_text():  # the other reason a name is missing
         click.echo(f"harness: warning: {registry.disabled_text()}", err=True)
     specs = registry.specs[kind]
@@ -630,9 +643,15 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
 
     values, explicit, from_config = _merge_config(ctx, kwargs)
     registry = _registry()
-    for error in registry.errors:
-        click.echo(f"harness: warning: {error}", err=True)
-    options = _run_options(values, explicit)
+    try:
+        options = _run_options(values, explicit)
+    except HarnessError:  # a load error may be why (a --resume whose plugin no longer loads)
+        _say_load_errors(registry, None)
+        raise
+    from harness.runner import BUILTIN_METRICS_PLUGIN
+
+    # --plugins' own plugins' errors in full; with the built-in metrics, which every run uses
+    _say_load_errors(registry, None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN])
     _check_run_options(options, from_config)
     edge_gate = values.get("edge_gate")
     if edge_gate and not _asks_edge_question(options):

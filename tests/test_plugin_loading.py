@@ -88,6 +88,7 @@ def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site
     site.install("harness-raising", {"raising": "raising_hook"})
     run = run_cli("run", "--plugins", "raising,datasets", "--datasets", "synthetic", env=site.env())
     assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "harness: warning: plugin 'raising'" in run.stderr  # selected: its error in full, before the run
     last = run.stderr.strip().splitlines()[-1]
     assert "no job to run" in last and "plugin 'raising' failed: harness_models() raised RuntimeError" in last
     assert run_cli("plugins", env=site.env()).returncode == 0
@@ -104,6 +105,9 @@ def test_a_selected_plugin_whose_hook_failed_is_the_reason_given_for_no_job(site
     run = run_cli("run", "--plugins", "datasets", env=site.env())
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode == 2 and "register no model" in last and "e.g. 'cnn3d'" in last and "'datasets'" not in last
+    # a plugin the run does not select is one summary line, not its every error
+    assert "1 plugin(s) not selected here had errors loading or registering: raising" in run.stderr
+    assert "harness_models() raised" not in run.stderr
 
 
 def test_misspelt_hook_is_caught_by_check_pending(site):
