@@ -59,6 +59,29 @@ class PluginInfo:
         }
 
 
+def _with_arguments(plugin: object) -> str | None:
+    """What is wrong with a plugin whose hook functions take parameters, in harness's words (pluggy's
+    names the arguments the spec lacks); None when none does. Every harness hook takes none: the harness
+    calls it once and it returns its specs."""
+    import inspect
+
+    wrong = []
+    for hook in HOOK_NAMES:
+        function = getattr(plugin, hook, None)
+        if not callable(function):
+            continue
+        try:
+            parameters = list(inspect.signature(function).parameters)
+        except (TypeError, ValueError):
+            continue
+        if parameters:
+            wrong.append(f"{hook}({', '.join(parameters)})")
+    if not wrong:
+        return None
+    return (f"{'; '.join(wrong)}: harness hooks take no arguments (def {wrong[0].split('(')[0]}(): return [...]); "
+            "the plugin is not loaded")
+
+
 @dataclass
 class LoadError:
     """A plugin that could not be loaded or whose hook failed; ``message`` is one line."""
@@ -110,7 +133,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy validates hookimpl signatures here
-            self.errors.append(LoadError(name, info.distribution, one_line(exc)))
+            self.errors.append(LoadError(name, info.distribution, _with_arguments(plugin) or one_line(exc)))
             return False
         self.plugins[name] = info
         if not self._check_pending(name, info):

@@ -119,6 +119,24 @@ def test_misspelt_hook_is_caught_by_check_pending(site):
     assert "typo" not in registry.host.plugins
 
 
+def test_a_hook_that_takes_arguments_is_said_in_harness_words():
+    """pluggy's message ("Argument(s) {'num_classes'} are declared in the hookimpl but can not be found in the
+    hookspec") does not say what to write instead."""
+    import types
+
+    from harness import hookimpl
+    from harness.manager import PluginHost
+
+    plugin = types.ModuleType("with_arguments")
+    plugin.harness_models = hookimpl(lambda num_classes: [])
+    host = PluginHost()
+    assert host.register(plugin, "with-arguments") is False
+    (error,) = host.errors
+    assert error.message.startswith("harness_models(num_classes): harness hooks take no arguments (def "
+                                    "harness_models(): return [...])")
+    assert "with-arguments" not in host.plugins
+
+
 def test_same_distribution_seen_twice_is_not_a_clash(site):
     site.install("harness-demo-plugin", {"demo": "demo_plugin"})
     from importlib import metadata
