@@ -201,6 +201,11 @@ def test_plain_plugins_command_imports_no_lazy_target(site, tmp_path):
     env = {**site.env(), "SPEC_LAZY_NETS_MARK": str(mark)}
     result = run_cli("plugins", env=env)
     assert result.returncode == 0 and not mark.exists(), result.stderr
+    # the functions the plugin imported itself are read all the same (a signature costs nothing)
+    said = result.stdout + result.stderr
+    assert "model 'plain-positional': build must take keyword arguments num_classes and input_shape" in said
+    assert "tracker 'plain-keyed-tracker': make must take no arguments" in said
+    assert "model 'lazy-positional'" not in said  # a lazy target: only --strict imports it
 
 
 def test_plugins_strict_fails_on_a_misspelt_lazy_target(site, tmp_path):
