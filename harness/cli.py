@@ -741,10 +741,12 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     _echo_edge_answer(folder.data, folder.path)
     click.echo(f"\nrun folder: {folder.path}")
     failed = failures(folder.data)
-    if failed:
-        click.echo(f"{len(failed)} job(s) failed:", err=True)
-        for line in failed:
-            click.echo(f"  {line}", err=True)
+    for lines, what in ((failures(folder.data, "skipped"), "skipped (--models and --datasets named pairs "
+                         "that cannot run)"), (failed, "failed")):
+        if lines:
+            click.echo(f"{len(lines)} job(s) {what}:", err=True)
+            for line in lines:
+                click.echo(f"  {line}", err=True)
     closed = edge_gate and not (folder.data.get("edge") or {}).get("qualifying")
     if closed:
         click.echo("harness: --edge-gate: no job answers the edge question", err=True)

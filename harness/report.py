@@ -306,9 +306,10 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     return headers, table
 
 
-def failures(results: dict[str, Any]) -> list[str]:
+def failures(results: dict[str, Any], status: str = "failed") -> list[str]:
+    """A line per job of ``status`` (failed; or skipped, whose stage is ``plan``): its id, stage and why."""
     return [f"{_text(j.get('id'))}: {_text(j.get('stage'))}: {_text(j.get('error'))}"
-            for j in results.get("jobs", []) if j.get("status") == "failed"]
+            for j in results.get("jobs", []) if j.get("status") == status]
 
 
 def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:

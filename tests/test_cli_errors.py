@@ -481,6 +481,13 @@ def test_models_no_chosen_dataset_fits_are_named_not_dropped_silently(tmp_path):
     said = ("2 model(s) fit none of the datasets chosen and were left out: cnn3d-sequential (takes 1x16x16x16 "
             "volumes); cnn3d-resnet (takes 1xDxHxW volumes)")
     assert said in (tmp_path / "r" / "report.md").read_text()
+    # an explicit pair that cannot run is a skipped row, and its reason is said under the table as a failure's
+    # is (a resume: nothing is left to train)
+    result = run_cli("run", "--resume", "--run-id", "r", "--out", str(tmp_path), "--models", "mnist-fast,cnn3d-resnet",
+                     "--datasets", "synthetic", "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("1 job(s) skipped (--models and --datasets named pairs that cannot run):\n"
+            "  cnn3d-resnet@synthetic: plan: cnn3d-resnet takes 1xDxHxW volumes, not 1x28x28") in result.stderr
 
 
 def test_inputs_of_every_rank_are_named_for_what_they_are():
