@@ -271,8 +271,8 @@ class _WarningsKept(logging.Handler):
         super().__init__(logging.WARNING)
         self.reporters = reporters
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.reporters.events.append((WARNING_EVENT, [record.getMessage()], {}))
+    def emit(self, record: logging.LogRecord) -> None:  # with what makes it the same warning, when it says
+        self.reporters.events.append((WARNING_EVENT, [record.getMessage(), getattr(record, "once", None)], {}))
 
 
 # -- the task (runs in a Ray worker) ----------------------------------------------------------------------
@@ -665,8 +665,9 @@ class RayExecutor:
             return row
         for method, args, kwargs in events:  # the reporters' job_started / epoch_ended, late but complete
             if method == WARNING_EVENT:  # said once per run, as a local run says them, not once per worker
-                if args and args[0] not in self.warned:
-                    self.warned.add(args[0])
+                key = args[1] if len(args) > 1 and args[1] else args[0] if args else None
+                if key is not None and key not in self.warned:
+                    self.warned.add(key)
                     log.warning("%s", args[0])
                 continue
             ctx.reporters.call(method, *args, **kwargs)

@@ -11,6 +11,7 @@ and ``--resume`` picks up the rest.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import math
@@ -594,6 +595,11 @@ def metric_specs(registry: Any, metrics: Sequence[Any]) -> dict[str, dict[str, A
                      "description": m.description, "gate": m.gate} for m in metrics}
 
 
+_METRICS_OF_JOB: "contextvars.ContextVar[tuple[str, dict[str, str]] | None]" = contextvars.ContextVar(
+    "harness_metrics_of_job", default=None)
+"""The job :func:`run_job` is running and the metrics' plugins by name, for a failing metric's warning."""
+
+
 def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,
                     errors: dict[str, str] | None = None) -> dict[str, float | None]:
     """Each metric's value (None where it raised or is not finite; why, in ``errors`` by name, when given).
@@ -620,7 +626,14 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,
                 errors[metric.name] = squeeze(said[1], 200)
             if said not in _METRIC_FAILURES_SAID:
                 _METRIC_FAILURES_SAID.add(said)
-                log.warning("metric %s failed: %s (its value is null; the same failure is not repeated)", *said)
+                job, owners = _METRICS_OF_JOB.get() or (None, {})
+                plugin = owners.get(metric.name)
+                whose = f" (plugin {plugin!r})" if plugin else ""
+                on = f" on {job}" if job else ""
+                # "once": what makes it the same failure, said once per run by a Ray driver too (the job differs)
+                log.warning("metric %s%s failed%s: %s (its value is null; the same failure is not repeated, and "
+                            "results.json has it as metric_errors)", metric.name, whose, on, said[1],
+                            extra={"once": f"metric {said[0]}: {said[1]}"})
             values[metric.name] = None
     return values
 
@@ -707,6 +720,15 @@ def storage_stop(exc: BaseException, run_dir: Path) -> StorageError:
 
 def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     """Run every stage of one job; never raises except on KeyboardInterrupt."""
+    owners = getattr(ctx.registry, "owners", {}).get("metrics", {})
+    token = _METRICS_OF_JOB.set((job.id, owners))  # a failing metric's warning names the job and the plugin
+    try:
+        return _run_job(job, ctx)
+    finally:
+        _METRICS_OF_JOB.reset(token)
+
+
+def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     row: dict[str, Any] = {
         "id": job.id,
         "model": job.model.name,

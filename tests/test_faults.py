@@ -54,8 +54,10 @@ def test_other_jobs_are_ok_and_a_failing_metric_is_null(fault_run):
     assert ok["latency"] and ok["onnx"]["max_abs_diff"] <= 1e-4
     # computed for every job, in PyTorch and ONNX Runtime, yet said once, and why is kept with the job
     result, _ = fault_run
-    assert result.stderr.count("metric fault-metric failed") == 1, result.stderr[-3000:]
+    assert result.stderr.count("metric fault-metric (plugin 'faulty') failed on ") == 1, result.stderr[-3000:]
     said = "ZeroDivisionError: bad metric"
+    first = next(line for line in result.stderr.splitlines() if "metric fault-metric" in line)
+    assert first.split(" failed on ")[1].split(":")[0] in jobs  # the job it first failed on, by its id
     assert ok["metric_errors"] == {"fault-metric": said} and ok["onnx"]["metric_errors"] == {"fault-metric": said}
     report = (result.run_folder / "report.md").read_text()
     computed = sum(1 for job in jobs.values() if job.get("metrics"))  # the jobs that got as far as the metrics
