@@ -157,16 +157,27 @@ class Registry:
                                                  f"{SINGULAR[kind]} {name!r}: {problem}", kind))
 
     # -- lookup -------------------------------------------------------------------------------------
-    def get(self, kind: str, name: str) -> Any:
-        """The spec called ``name``; :class:`UnknownNameError` with close matches otherwise."""
+    def get(self, kind: str, name: str, among: Iterable[str] | None = None) -> Any:
+        """The spec called ``name``; :class:`UnknownNameError` with close matches otherwise. ``among``: the
+        plugins a run selects, whose names alone the error lists when none is close (None: every plugin)."""
         try:
             return self.specs[kind][name]
         except KeyError:
-            message = unknown_name_message(SINGULAR[kind], name, self.specs[kind])
+            chosen = None if among is None else set(among)
+            known = [n for n, owner in self.owners[kind].items() if chosen is None or owner in chosen]
+            close = did_you_mean(name, self.specs[kind])  # a close name of another plugin is still the likely typo
+            message = f"unknown {SINGULAR[kind]} {name!r}{close}" if close else \
+                unknown_name_message(SINGULAR[kind], name, known or self.specs[kind])
             disabled = self.disabled_text()
             if disabled:  # the likeliest reason when the name is a built-in one
                 message += f" ({disabled}: if the name is one of theirs, leave them in)"
-            failed = list(dict.fromkeys(e.plugin for e in self.errors if e.kind in (None, kind)))
+            hook = f"harness_{kind}"
+            # the other likely reason: a plugin that may register it did not load, or its hook failed; not one
+            # that loaded without that hook (its kind-less errors: no hook at all, an undecorated other one)
+            failed = list(dict.fromkeys(
+                e.plugin for e in self.errors
+                if (chosen is None or e.plugin in chosen)
+                and (e.kind == kind or (e.kind is None and (e.plugin not in self.host.plugins or hook in e.message)))))
             if failed:  # the other likely reason: the plugin that registers it did not load
                 message += (f" (plugin{'s' if len(failed) > 1 else ''} {', '.join(map(repr, failed))} failed to "
                             f"load or register {kind}: see 'harness plugins')")
@@ -189,9 +200,14 @@ class Registry:
                     message = unknown_name_message("plugin", name, self.host.plugins)
                 raise HarnessError(f"{where['plugins']}: {message}" if "plugins" in where else message)
         for kind in ("models", "datasets", "metrics"):
+            among = options.plugins
+            if among is not None and kind == "metrics":  # the built-in metrics take part in every run
+                from harness.runner import BUILTIN_METRICS_PLUGIN
+
+                among = [*among, BUILTIN_METRICS_PLUGIN]
             for name in getattr(options, kind) or []:
                 try:
-                    self.get(kind, name)
+                    self.get(kind, name, among)
                 except HarnessError as exc:
                     raise HarnessError(f"{where[kind]}: {exc}" if kind in where else str(exc)) from None
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import run_cli
 
-from harness.errors import UnknownNameError
+from harness.errors import HarnessError, UnknownNameError
 from harness.registry import build_registry
 
 
@@ -117,6 +117,29 @@ def test_misspelt_hook_is_caught_by_check_pending(site):
     # the hook meant, and the module by name (pluggy's message has its repr, an absolute path)
     assert error.message == "unknown hook 'harness_modles' in misspelt_hook (did you mean harness_models?)"
     assert "typo" not in registry.host.plugins
+
+
+def test_an_unknown_name_lists_the_selected_plugins_names_and_their_failures_only(site):
+    """With --plugins, the 'known:' list held every plugin's names and the failure note every plugin that
+    failed anything, one that registers no metric (or registers nothing) among them."""
+    from harness.runner import RunOptions
+
+    site.install("harness-faulty", {"faulty": "faulty_plugin"})  # registers fault-metric
+    site.install("harness-raising", {"raising": "raising_hook"})  # its models hook raises
+    site.install("harness-unmarked", {"unmarked": "unmarked_plugin"})  # loads, with no harness hook
+    registry = build_registry()
+    with pytest.raises(HarnessError) as caught:
+        registry.check_names(RunOptions(plugins=["datasets"], metrics=["zzz"]))
+    message = str(caught.value)
+    assert message.startswith("unknown metric 'zzz'; known: accuracy, macro-f1, nll"), message
+    assert "fault-metric" not in message and "raising" not in message and "unmarked" not in message
+    # every plugin: the failure note names one whose hook of that kind failed, not one without such a hook
+    with pytest.raises(HarnessError) as caught:
+        registry.check_names(RunOptions(models=["zzz"]))
+    assert "'raising'" in str(caught.value) and "unmarked" not in str(caught.value), str(caught.value)
+    with pytest.raises(HarnessError) as caught:
+        registry.check_names(RunOptions(metrics=["zzz"]))
+    assert "fault-metric" in str(caught.value) and "raising" not in str(caught.value), str(caught.value)
 
 
 def test_a_hook_that_takes_arguments_is_said_in_harness_words():
