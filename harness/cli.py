@@ -351,6 +351,10 @@ def _show_plugins(registry: Any, as_json: bool) -> None:
         registered = _wrapped_names("; ".join(parts) or "-")
         rows.append([e["name"], f"{e['distribution'] or '-'} {e['version'] or ''}".strip(),
                      ", ".join(e["hooks"]) or "-", registered])
+    for error in {e.plugin: e for e in registry.errors if e.plugin not in loaded and e.distribution}.values():
+        # a plugin that did not load has its row too, where its author looks for it
+        rows.append([error.plugin, f"{error.distribution} {error.version() or ''}".strip(), "-",
+                     "not loaded (see errors below)"])
     click.echo(tabulate(rows, headers=["plugin", "distribution", "hooks", "registered"],
                         maxcolwidths=[None, None, 30, None]))
     slow = [e for e in entries if (e["import_seconds"] or 0) > SLOW_IMPORT_S]

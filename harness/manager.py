@@ -98,7 +98,18 @@ class LoadError:
         return f"plugin {self.plugin!r}{dist}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"plugin": self.plugin, "distribution": self.distribution, "error": self.message}
+        return {"plugin": self.plugin, "distribution": self.distribution, "version": self.version(),
+                "error": self.message}
+
+    def version(self) -> str | None:
+        """The installed version of the plugin's distribution (a plugin that failed to load has no
+        :class:`PluginInfo` to say it); None when unknown."""
+        if not self.distribution:
+            return None
+        try:
+            return metadata.version(self.distribution)
+        except (metadata.PackageNotFoundError, ValueError):
+            return None
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:

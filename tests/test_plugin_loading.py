@@ -181,7 +181,11 @@ def test_plugins_command_lists_third_party_and_errors_as_json(site):
     demo = next(p for p in data["plugins"] if p["name"] == "demo")
     assert demo["distribution"] == "harness-demo-plugin" and demo["version"] == "0.9"
     assert demo["registered"]["models"] == ["demo-tiny"]
-    assert any(e["plugin"] == "broken" and e["distribution"] == "harness-broken" for e in data["errors"])
+    assert any(e["plugin"] == "broken" and e["distribution"] == "harness-broken" and e["version"]
+               for e in data["errors"])
+    table = run_cli("plugins", env=site.env()).stdout  # a plugin that did not load has its row too
+    broken = next(line for line in table.splitlines() if line.startswith("broken "))
+    assert "harness-broken" in broken and broken.rstrip().endswith("not loaded (see errors below)"), table
     site.install("harness-ending", {"ending": "ending_reporter"})
     table = run_cli("plugins", env=site.env()).stdout  # a reporter plugin registers nothing ahead of a run
     ending = next(line for line in table.splitlines() if line.startswith("ending "))
