@@ -533,6 +533,13 @@ def _warm_provider(provider: str, threads: int | None = 1) -> None:
     _WARMED_PROVIDERS.add((provider, threads))
 
 
+def provider_thread_counts(provider: str, threads: Sequence[int]) -> list[int]:
+    """The intra-op thread counts to time ``provider`` at: each of ``threads`` on the CPU; on a GPU provider
+    only the first, since the threads run only what ONNX Runtime leaves on the CPU (a shape op or two) and
+    each count would time the same kernels again, rows that differ only by noise."""
+    return list(threads[:1]) if provider in GPU_PROVIDERS else list(threads)
+
+
 def measure_onnx(
     path: Path,
     batch_sizes: Sequence[int],
@@ -546,7 +553,8 @@ def measure_onnx(
     dims: dict[str, int] | None = None,
     spinning: bool = True,
 ) -> list[dict[str, Any]]:
-    """Latency rows of an ONNX file for every provider x thread count x batch size.
+    """Latency rows of an ONNX file for every provider x thread count x batch size (a GPU provider at the
+    first thread count only: :func:`provider_thread_counts`).
 
     ``sample`` (real inputs, ``(N, ...)``) is tiled to each batch size; without
     it, inputs are generated from the graph's declared shapes and types. A
@@ -566,7 +574,7 @@ def measure_onnx(
         if reason is not None:
             _skip(on_skip, f"provider {reason}")
             continue
-        for n_threads in threads:
+        for n_threads in provider_thread_counts(provider, threads):
             _warm_provider(provider, n_threads)
             try:
                 t0 = time.perf_counter_ns()

@@ -518,3 +518,13 @@ def test_a_change_of_latency_settings_names_what_the_new_name_does_not_imply():
     assert settings_differences(plain, {**quick, "cold_runs": 0}) == [("", "default", "--quick"),
                                                                       (".cold_runs", plain["cold_runs"], 0)]
     assert settings_differences(quick, {**quick, "cold_runs": 0}) == [(".cold_runs", 1, 0)]
+
+
+def test_a_gpu_provider_is_timed_at_one_thread_count_only():
+    """Intra-op threads run only what ONNX Runtime leaves on the CPU: on a GPU provider every count timed the
+    same kernels again (rows that differ by noise, and GPU time spent on them)."""
+    from harness.latency import provider_thread_counts
+
+    assert provider_thread_counts("CPUExecutionProvider", [1, 2, 4]) == [1, 2, 4]
+    assert provider_thread_counts("CUDAExecutionProvider", [1, 2, 4]) == [1]
+    assert provider_thread_counts("TensorrtExecutionProvider", [4, 1]) == [4]
