@@ -54,11 +54,15 @@ def test_every_builtin_plugin_module_has_an_entry_point():
     assert plugin_packages - targets == set(), "plugin packages without an entry point"
 
 
-def _built_wheel(tmp_path: Path) -> zipfile.ZipFile:
-    """A wheel built by the project's own backend from a copy of the source (nothing written in the checkout)."""
+def _needs_the_backend() -> None:
     setuptools = pytest.importorskip("setuptools")
     if int(setuptools.__version__.split(".")[0]) < 77:
         pytest.skip(f"setuptools {setuptools.__version__}: pyproject.toml needs >=77 (PEP 639 license fields)")
+
+
+def _built_wheel(tmp_path: Path) -> zipfile.ZipFile:
+    """A wheel built by the project's own backend from a copy of the source (nothing written in the checkout)."""
+    _needs_the_backend()
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for folder in ("harness", "plugins"):
@@ -88,6 +92,35 @@ def test_the_wheel_ships_py_typed_the_license_and_the_one_version(tmp_path):
     assert "License-Expression: MIT" in metadata
     assert 'Requires-Dist: tomli>=1.1; python_version < "3.11"' in metadata  # --config x.toml on Python 3.10
     assert not any(n.startswith("plugins/") for n in names)  # installed as harness_plugins only
+
+
+def test_the_sdist_carries_the_test_suite_and_what_it_runs(tmp_path):
+    """A source distribution held the package and the test modules but not conftest.py, the fixtures or the
+    fake third-party plugins, so its tests could not run (MANIFEST.in grafts them)."""
+    _needs_the_backend()
+    tracked = subprocess.run(["git", "ls-files", "tests", "benchmarks", "docs", "tox.ini"], cwd=ROOT,
+                             capture_output=True, text=True)
+    if tracked.returncode != 0 or not tracked.stdout.strip():
+        pytest.skip("not a git checkout: which files are the project's is not known")
+    source = tmp_path / "sdist-src"
+    for name in [*tracked.stdout.split(), "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "reports/README.md"]:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    for folder in ("harness", "plugins"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    dist = tmp_path / "sdist"
+    dist.mkdir()
+    code = f"import setuptools.build_meta as b; print(b.build_sdist({str(dist)!r}))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (archive,) = dist.glob("*.tar.gz")
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    missing = [name for name in tracked.stdout.split() if name not in names]
+    assert not missing, missing
+    assert "reports/README.md" in names and not any("__pycache__" in name for name in names)
 
 
 def test_the_version_is_written_once():
