@@ -33,7 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
 
-from harness.latency import default_thread_counts, unstable_mark, unstable_note, usable_cores
+from harness.latency import (RUN_REMEDY, default_thread_counts, settings_name, unstable_mark, unstable_note,
+                             usable_cores)
 from harness.text import mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
@@ -207,6 +208,12 @@ def deployment_table(
     return rows
 
 
+ACCURACY_SLACK = 1e-6
+"""How far an accuracy may sit on the wrong side of the floor, or a drop above the largest allowed, and still
+meet it: accuracies are float32 means (exactly 90 % is 0.899999976, and a drop of one sample in 1,000 reads
+0.00100005), and the question is asked in decimals. A millionth is far below one test sample's worth."""
+
+
 def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_size: int,
              threads: int | str | None, provider: str | None, max_drop: float | None, metric: str) -> dict[str, Any]:
     base_accuracy = _fp32_accuracy(job, metric)
@@ -279,10 +286,10 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
             continue
         accuracy = cand["accuracy"]
         drop = None if accuracy is None or base_accuracy is None else base_accuracy - accuracy
-        if floor is not None and (accuracy is None or accuracy < floor):
+        if floor is not None and (accuracy is None or accuracy < floor - ACCURACY_SLACK):
             reasons.append(f"{cand['variant']}: {metric} {_num(accuracy)} below the floor {floor:g}")
             continue
-        if max_drop is not None and (drop is None or drop > max_drop + 1e-12):
+        if max_drop is not None and (drop is None or drop > max_drop + ACCURACY_SLACK):
             reasons.append(f"{cand['variant']}: {metric} drop "
                            f"{'n/a' if drop is None else format(drop * 100, '.2f')} points above {max_drop * 100:g}")
             continue
@@ -665,11 +672,11 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])} ms, accuracy {_num(r.get('accuracy'))}"
+        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])}{unstable_mark(r)} ms, accuracy {_num(r.get('accuracy'))}"
                              f"{_on_samples(r)}{figures(r)}" for r in fits], "; ")
         path = _file_text(results, fits[0], run_dir)
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
-                f"{shown}{failed}{path}")
+                f"{shown}{failed}{path}{_doubts(results, fits[0], budget)}")
     near = sorted((r for r in rows if r.get("p50_ms") is not None),
                   key=lambda r: (len(r.get("over_budget") or ()), r["p50_ms"]))
     notes = " ".join(str(r.get("note") or "") for r in rows)
@@ -690,6 +697,23 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
     else:
         hint = SEE_TABLE
     return f"edge ({where}; {asked}): no job qualifies{hint}{only_fp32}{failed}"
+
+
+def _doubts(results: dict[str, Any], row: dict[str, Any], budget: Budget) -> str:
+    """What makes the fastest pick's latency less sure than its figure reads, said after the answer: a p50
+    marked unstable (a busy machine: it does not repeat), a p99 over the latency budget (a deadline is missed
+    now and then), timing with --quick (few runs)."""
+    doubts = []
+    if row.get("stable") is False:
+        drift = _number(row.get("drift_pct"))
+        doubts.append(f"its p50 is unstable{f' (drifted {drift:.1f} %)' if drift is not None else ''}: "
+                      f"measure again {RUN_REMEDY} before relying on it")
+    p99 = _number(row.get("p99_ms"))
+    if budget.latency_ms is not None and p99 is not None and p99 > budget.latency_ms:
+        doubts.append(f"its p99, {_num(p99)} ms, is over the {budget.latency_ms:g} ms budget")
+    if settings_name((results.get("config") or {}).get("latency")) == "--quick":
+        doubts.append("timed with --quick (short measurements)")
+    return "".join(f"; {d}" for d in doubts)
 
 
 def _on_samples(row: dict[str, Any]) -> str:
@@ -758,11 +782,21 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
     if not question:
         return None
     rows = question.table(results, 1, 1, provider)
+    budget = question.budget
     return {
         "question": question.text(), "accuracy_floor": as_fraction(question.accuracy_floor),  # config's as typed
+        # each budget asked (None: not asked), so a script need not parse the question
+        "max_accuracy_drop": None if question.max_accuracy_drop is None else question.max_accuracy_drop / 100,
+        "latency_budget_ms": budget.latency_ms, "size_budget_bytes": budget.size_bytes,
+        "activation_budget_bytes": budget.activation_bytes, "cold_budget_ms": budget.cold_ms,
+        "memory_budget_bytes": budget.memory_bytes,
         "batch_size": 1, "threads": 1, "provider": provider, "jobs": len(rows),
+        "latency_settings": settings_name((results.get("config") or {}).get("latency")),
+        # stable False: the p50 drifted between the halves of its runs (it does not repeat); p99 beside it,
+        # for a deadline the p50 budget alone does not judge
         "qualifying": [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"),
-                        "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy"),
+                        "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "p99_ms": r.get("p99_ms"),
+                        "stable": r.get("stable"), "drift_pct": r.get("drift_pct"), "accuracy": r.get("accuracy"),
                         "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)],
         "answer": _answer(results, question, provider, run_dir, rows),
     }

@@ -420,6 +420,56 @@ def test_a_largest_accuracy_drop_in_points_keeps_lossy_variants_out():
     assert Question(max_accuracy_drop=0.0) and not Question()  # a drop of 0 is a question too
 
 
+def test_an_accuracy_exactly_at_the_floor_or_the_largest_drop_meets_it_in_float32():
+    """Accuracies are float32 means: exactly 90 % is stored as 0.899999976, under a 0.9 floor, and one sample
+    in 1,000 below float32 read as a drop of 0.100005 points, over a 0.1-point limit."""
+    import numpy as np
+
+    from harness.edge import Question
+
+    def f32(x):
+        return float(np.float32(x))
+
+    document = copy.deepcopy(RESULTS)
+    cnn = document["jobs"][0]
+    cnn["onnx"]["metrics"]["accuracy"] = f32(0.808)
+    cnn["variants"][1]["metrics"]["accuracy"] = f32(0.807)  # int8-static: one sample of 1,000 below
+    cnn["variants"][0]["metrics"]["accuracy"] = f32(0.5)  # int8-dynamic, faster, out of the question
+    assert f32(0.9) < 0.9 and f32(0.808) - f32(0.807) > 0.001  # what went wrong before
+    picked = by_model(Question(max_accuracy_drop=0.1).table({"jobs": [cnn]}))["cnn"]
+    assert picked["variant"] == "int8-static", picked["note"]
+    assert by_model(Question(max_accuracy_drop=0.09).table({"jobs": [cnn]}))["cnn"]["variant"] == "fp32"
+    cnn["variants"][1]["metrics"]["accuracy"] = f32(0.9)
+    assert by_model(Question(accuracy_floor=0.9).table({"jobs": [cnn]}))["cnn"]["variant"] == "int8-static"
+    assert by_model(Question(accuracy_floor=0.901).table({"jobs": [cnn]}))["cnn"]["variant"] is None
+
+
+def test_the_answer_and_results_json_say_what_makes_the_picks_latency_less_sure():
+    """A pick on an unstable p50, or whose p99 misses the budget, or timed with --quick, read as sure as any;
+    results.json's edge block had no stable flag, no p99 and the budgets only inside the question's text."""
+    import dataclasses
+
+    from harness.edge import edge_answer, edge_record
+    from harness.latency import QUICK
+
+    document = copy.deepcopy(RESULTS)
+    row = document["jobs"][0]["variants"][1]["latency"][0]  # cnn int8-static at batch 1, 1 thread: the pick
+    row.update(stable=False, drift_pct=12.34, p99_ms=1.5)
+    answer = edge_answer(document, 0.97, 1.0)
+    assert "cnn int8-static on mnist 0.3500* ms" in answer
+    assert answer.endswith("; its p50 is unstable (drifted 12.3 %): measure again at a quieter moment, and without "
+                           "--quick if the run used it before relying on it; its p99, 1.5000 ms, is over the 1 ms budget")
+    assert "unstable" not in edge_answer(RESULTS, 0.97, 1.0) and "p99" not in edge_answer(RESULTS, 0.97, 1.0)
+    document["config"] = {"accuracy_floor": 0.97, "latency_budget_ms": 1.0, "size_budget_bytes": 30_000,
+                          "latency": dataclasses.asdict(QUICK)}
+    record = edge_record(document)
+    assert record["answer"].endswith("; timed with --quick (short measurements)")
+    assert (record["latency_budget_ms"], record["size_budget_bytes"], record["cold_budget_ms"]) == (1.0, 30_000, None)
+    assert record["latency_settings"] == "--quick" and record["max_accuracy_drop"] is None
+    (pick,) = record["qualifying"]
+    assert (pick["variant"], pick["stable"], pick["drift_pct"], pick["p99_ms"]) == ("int8-static", False, 12.34, 1.5)
+
+
 def test_an_accuracy_on_a_capped_test_split_says_on_how_many_samples():
     """127 of 128 right passes a 99 % floor give or take a point and a half: the answer names the 128."""
     from harness.edge import edge_answer
