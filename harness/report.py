@@ -1159,6 +1159,8 @@ def _train_settings(train: dict[str, Any]) -> str:
         parts.append("channels-last")
     if train.get("compile"):
         parts.append("compiled")
+    elif train.get("compile_fallback"):
+        parts.append(f"not compiled ({squeeze(train['compile_fallback'], 120)})")
     graphs = train.get("cuda_graphs")
     if isinstance(graphs, dict):
         parts.append("CUDA graph" if graphs.get("used") else f"no CUDA graph ({graphs.get('reason') or 'not used'})")

@@ -900,8 +900,9 @@ def _train(job: Job, ctx: RunContext, row: dict[str, Any], recipe: Recipe, seed:
     row["train"]["recipe_changes"] = recipe_changes(job.model.recipe, recipe)
     # "amp" is what the result says ran (bf16 on CUDA or the CPU, fp16 on CUDA); the request is kept beside it.
     # Likewise "channels_last" is what ran (2D inputs only); the request (None: automatic) is kept beside it.
+    # "compile" too is what ran: --compile whose compiler failed trained eagerly (train.compile_fallback says why)
     row["train"].update(amp_requested=options.amp, channels_last_requested=options.channels_last,
-                        compile=options.compile,
+                        compile=options.compile and not result.compile_fallback,
                         train_samples=len(train_split[0]), train_samples_available=available,
                         val_samples=None if val_split is None else len(val_split[0]),
                         evaluated_on=evaluated_on)

@@ -335,6 +335,9 @@ class TrainResult:
     channels_last: bool = False  # whether training really ran channels-last (2D inputs only)
     warmup_steps: int = 0  # untimed steps per batch size on a copy of the model before the clock started
     warmup_seconds: float | None = None  # what they took (None: no warm-up ran)
+    # Why --compile's forward was given up for the eager one during training (None: it was not, or no
+    # --compile); see _train's eager_step.
+    compile_fallback: str | None = None
     batch_size: int | None = None  # what each step took: the recipe's, or all the samples when there are fewer
     # Logits of the final model on ``evaluate_on`` (the last epoch's evaluation), so a caller that
     # evaluates on the same inputs need not predict again. Not serialised.
@@ -357,6 +360,7 @@ class TrainResult:
             "channels_last": self.channels_last,
             "warmup_steps": self.warmup_steps,
             "warmup_s": None if self.warmup_seconds is None else round(self.warmup_seconds, 3),
+            "compile_fallback": self.compile_fallback,
             "history": self.history,
         }
 
@@ -423,8 +427,11 @@ def _train(
 
     device = options.device
     on_cuda = device.startswith("cuda")
+    # Every torch.cuda call names the job's device: without one they act on the current device,
+    # another GPU than the job's with --device cuda:1.
+    cuda_device = torch.device(device) if on_cuda else None
     if on_cuda:
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(cuda_device)
     rss_at_start = None if on_cuda else rss.reset_peak()  # CPU: so the peak read after training is this job's
     model.to(device)
     channels_last = options.channels_last and train[0].dim() == 4
@@ -465,7 +472,7 @@ def _train(
                              amp_dtype=amp_dtype, channels_last=channels_last)
     if warmup_seconds is not None:  # the copy's peak is not this job's training peak
         if on_cuda:
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(cuda_device)
         elif rss_at_start is not None:
             rss.reset_peak()  # the high-water mark only: the baseline stays the one from before the copy
 
@@ -479,11 +486,35 @@ def _train(
     if use_static:
         static_step = cudagraph.StaticTrainStep(
             model, recipe, optimizer, amp_dtype=amp_dtype, channels_last=channels_last,
-            capture=on_cuda and options.cuda_graphs and graph_reason is None,
+            capture=on_cuda and options.cuda_graphs and graph_reason is None, epochs=recipe.epochs,
         )
 
+    # torch.compile is lazy: dynamo and inductor run inside a training step (the first, and again at each
+    # recompile, such as the epoch's partial last batch), so a machine that cannot compile (no C++ compiler,
+    # no libcuda) fails there. The model then trains with its eager forward for the rest of the job.
+    compile_errors: tuple[type[BaseException], ...] = ()
+    if options.compile:
+        from torch._dynamo.exc import TorchDynamoException  # InductorError, BackendCompilerFailed, ...
+
+        compile_errors = (TorchDynamoException,)
+    compile_fallback: str | None = None
+
     def eager_step(xb: "torch.Tensor", yb: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        return eager_train_step(forward, optimizer, scaler, xb, yb, recipe, amp_dtype)
+        nonlocal forward, compile_fallback
+        if forward is model:
+            return eager_train_step(model, optimizer, scaler, xb, yb, recipe, amp_dtype)
+        try:
+            return eager_train_step(forward, optimizer, scaler, xb, yb, recipe, amp_dtype)
+        except compile_errors as exc:
+            # Re-running the failed step eagerly is safe: the step zeroes the gradients itself, and a
+            # compile fails before the optimizer or the scaler is stepped.
+            from harness.manager import one_line
+
+            compile_fallback = one_line(exc)
+            log.warning("%s: torch.compile failed, so it trains with its eager forward from here on: %s",
+                        options.label, compile_fallback)
+            forward = model
+            return eager_train_step(model, optimizer, scaler, xb, yb, recipe, amp_dtype)
 
     # With the static step the schedule's optimizer only holds the values and is never stepped itself;
     # torch warns about that on the scheduler's first step (only then), wrongly here.
@@ -534,7 +565,7 @@ def _train(
                 options.on_batch(step + 1, steps_per_epoch)
         train_loss = float(loss_sum.item()) / n  # one sync per epoch
         if on_cuda:
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(cuda_device)
         train_seconds += time.perf_counter() - start
         if not math.isfinite(train_loss):
             raise StageError("train", f"training diverged: the loss became {train_loss} in epoch {epoch + 1}")
@@ -561,6 +592,7 @@ def _train(
         if options.on_epoch is not None:
             options.on_epoch(record)
     result.seconds = train_seconds
+    result.compile_fallback = compile_fallback
     if channels_last:
         # Back to the default layout: export, saved weights and latency rows see the usual model.
         model.to(memory_format=torch.contiguous_format)
@@ -597,7 +629,7 @@ def peak_memory(device: str, rss_reset: bool = False) -> tuple[int | None, str |
     import torch
 
     if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
+        return int(torch.cuda.max_memory_allocated(torch.device(device))), "cuda_max_allocated"
     if rss_reset:
         peak = rss.status_bytes("VmHWM")
         if peak is not None:

@@ -420,6 +420,38 @@ def test_compiled_training_forward_trains_like_eager():
         assert a["eval_accuracy"] == pytest.approx(b["eval_accuracy"], abs=1 / 128 + 1e-9)
 
 
+def test_a_compile_that_fails_inside_training_falls_back_to_the_eager_forward(monkeypatch, tmp_path, caplog):
+    # torch.compile is lazy: inductor's failure (here: no C++ compiler) comes in the first training step, and
+    # must not fail the job. A real compile, not a mock: it fails in about 2 s.
+    import torch._dynamo
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("/nonexistent-cxx",))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # a cached graph needs no compiler
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=16, epochs=1)
+    data = _data(40)  # two full batches and a partial one (a recompile: guarded too)
+    eager_model, compiled_model = _model(), _model()
+    eager = train_model(eager_model, data, recipe, TrainOptions())
+    torch._dynamo.reset()  # dynamo keeps compiled code per code object: start, and leave, clean
+    try:
+        compiled = train_model(compiled_model, data, recipe, TrainOptions(compile=True, label="tiny"))
+    finally:
+        torch._dynamo.reset()
+    assert compiled.compile_fallback is not None and compiled.compile_fallback.startswith("InductorError")
+    assert compiled.to_dict(recipe)["compile_fallback"] == compiled.compile_fallback
+    assert eager.compile_fallback is None and eager.to_dict(recipe)["compile_fallback"] is None
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("tiny: ")
+    assert compiled.history[0]["train_loss"] == eager.history[0]["train_loss"]
+    for a, b in zip(eager_model.state_dict().values(), compiled_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    from harness.report import _train_settings  # the reports say it trained eagerly, and why
+
+    settings = _train_settings({"compile": False, "compile_fallback": compiled.compile_fallback})
+    assert settings.startswith("not compiled (InductorError") and _train_settings({"compile": True}) == "compiled"
+
+
 def test_count_flops_counts_convolutions_and_matrix_products_per_sample():
     conv, fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4 * 13 * 13, 10)
     model = torch.nn.Sequential(conv, torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
