@@ -7,8 +7,10 @@ graph replays the whole step with one launch. What it needs, and how this
 module provides it (following PyTorch's "whole network capture" recipe):
 
 - static shapes: every batch is copied into a fixed input buffer, one per
-  batch size; the epoch's trailing partial batch gets a graph of its own
-  (captured once it has been seen eagerly), so no sample is dropped;
+  batch size, so no sample is dropped; the epoch's trailing partial batch
+  gets a graph of its own once it has been seen eagerly, when enough epochs
+  remain for its replays to repay the capture (:func:`capture_due`), and
+  otherwise trains eagerly;
 - static memory: gradients, optimizer state and outputs live in the graph's
   private pool and are refilled on each replay;
 - no host synchronisation inside the step: the learning rate (and SGD's
@@ -43,6 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 WARMUP_STEPS = 3
+# A later batch shape (the epoch's partial last batch, one step an epoch) is captured only when at least this
+# many of its steps remain to replay, the capturing one included. A capture costs several eager steps' time
+# (a synchronisation, emptying the allocator's cache, recording the step, instantiating the graph) while a
+# replay saves less than one, so a shape with a step or two left loses time to its capture: mnist-fast's
+# 2 epochs would capture its partial batch in the run's very last step, inside the timed epoch, for one
+# replay. 8 is a rough break-even, not a measurement: the 20-epoch recipes (19 replays) still capture it.
+MIN_LATER_REPLAYS = 8
 _SIDE_STREAMS: dict[Any, Any] = {}  # device -> the one side stream every uncaptured CUDA step runs on
 
 
@@ -75,6 +84,21 @@ def unsupported_reason(recipe: Recipe, device: str, amp: str | None, compile: bo
     if steps <= WARMUP_STEPS:
         return f"only {steps} full batches: nothing left to replay after {WARMUP_STEPS} warm-up steps"
     return None
+
+
+def capture_due(calls: int, *, first_shape: bool, epochs: int) -> bool:
+    """Whether a batch shape's ``calls``-th step (this one counted) is captured and replayed, when
+    capture is on and nothing has ruled it out.
+
+    The first shape (the full batch) is captured after ``WARMUP_STEPS`` eager steps
+    (:func:`unsupported_reason` has checked that steps remain to replay). A later shape is the epoch's
+    partial last batch, met once an epoch: one eager step does its own cuDNN autotuning, and it is
+    captured only while ``MIN_LATER_REPLAYS`` of its steps remain (``epochs - calls + 1``), else it
+    trains eagerly to the end (deciding at its second step: later, fewer remain).
+    """
+    if first_shape:
+        return calls > WARMUP_STEPS
+    return calls > 1 and epochs - calls + 1 >= MIN_LATER_REPLAYS
 
 
 def sgd_update_(
@@ -159,8 +183,9 @@ class StaticTrainStep:
     the recipe's schedule writes (it is never stepped); this class reads its
     current ``lr`` (and ``momentum``) before each step. With ``capture=False``
     the same step runs eagerly (used on CPU by the tests, and as the fallback
-    when a capture fails). One graph is kept per batch size seen (the full
-    batch, and the epoch's last partial one).
+    when a capture fails). One graph is kept per batch size captured (the full
+    batch, and the epoch's last partial one when ``epochs`` leave it enough
+    replays: :func:`capture_due`).
     """
 
     def __init__(
@@ -172,6 +197,7 @@ class StaticTrainStep:
         amp_dtype: "torch.dtype | None",
         channels_last: bool,
         capture: bool,
+        epochs: int,
     ) -> None:
         import torch
 
@@ -183,6 +209,7 @@ class StaticTrainStep:
         self.amp_dtype = amp_dtype
         self.channels_last = channels_last
         self.capture = capture
+        self.epochs = epochs  # the run's, which says how many replays a partial-batch graph would get
         self.fallback_reason: str | None = None
         self.shapes: dict[int, _Shape] = {}
         self.replays = 0
@@ -263,10 +290,9 @@ class StaticTrainStep:
             self.replays += 1
             assert shape.loss is not None and shape.logits is not None
             return shape.loss, shape.logits
-        # The first shape warms up for WARMUP_STEPS batches; a later one (the partial last batch)
-        # needs only its own cuDNN autotuning, done by one eager step.
-        warmup = WARMUP_STEPS if shape is next(iter(self.shapes.values())) else 1
-        if self.capture and self.fallback_reason is None and shape.calls > warmup:
+        first_shape = shape is next(iter(self.shapes.values()))
+        if (self.capture and self.fallback_reason is None
+                and capture_due(shape.calls, first_shape=first_shape, epochs=self.epochs)):
             return self._capture_and_replay(shape)
         return self._eager(shape)
 
@@ -304,7 +330,7 @@ class StaticTrainStep:
 
         self.fallback_reason = reason
         if self.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
         self._drop_graphs()
 
     def _drop_graphs(self) -> None:
@@ -315,18 +341,27 @@ class StaticTrainStep:
         import torch
 
         graph = torch.cuda.CUDAGraph()
+        # torch.cuda.graph's exit ends the capture before it puts the stream back, so when the capture
+        # fails (capture_end raises) its capture stream would stay this thread's current stream for the
+        # rest of the process: every later step, job and latency row would run on it.
+        stream_before = torch.cuda.current_stream(self.device)
         # Fresh gradient tensors in this graph's own memory pool; backward assigns them, so
         # each graph's replay leaves complete gradients in its own tensors.
         self._zero_grad()
         try:
             with torch.cuda.graph(graph):
                 loss, logits = self._body(shape)
-        except RuntimeError as exc:  # a capture failure (torch raises RuntimeError subclasses): train eagerly;
-            # anything else (--job-timeout's JobTimeout, a model's own bug) propagates as in the eager loop
+        except RuntimeError as exc:  # a capture failure (torch raises RuntimeError subclasses): train eagerly
             from harness.manager import one_line
 
-            self._fall_back(f"capture failed: {one_line(exc)}")
+            torch.cuda.set_stream(stream_before)
+            self._fall_back(f"capture failed: {one_line(exc)}")  # which synchronises the device
             return self._eager(shape)
+        except BaseException:
+            # Anything else (--job-timeout's JobTimeout, a model's own bug) propagates as in the eager loop,
+            # with the stream put back for whatever the process does next.
+            torch.cuda.set_stream(stream_before)
+            raise
         # Detached: a kept autograd graph would keep the parameters' gradient accumulators alive from
         # the capture stream into a later step on another stream, and torch warns of the mismatch
         # ("The AccumulateGrad node's stream does not match ...", seen on an H200 before this).

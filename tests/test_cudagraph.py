@@ -15,8 +15,10 @@ import torch
 from fixtures.data import bright_pixel_data as _data
 
 from harness.cudagraph import (
+    MIN_LATER_REPLAYS,
     WARMUP_STEPS,
     StaticTrainStep,
+    capture_due,
     python_state,
     python_state_change,
     sgd_update_,
@@ -98,7 +100,7 @@ def test_static_step_hands_back_no_autograd_graph():
     recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=8, epochs=1)
     model = _model()
     step = StaticTrainStep(model, recipe, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-                           amp_dtype=None, channels_last=False, capture=False)
+                           amp_dtype=None, channels_last=False, capture=False, epochs=1)
     x, y = _data(8)
     loss, logits = step(x, y)
     assert loss.grad_fn is None and logits.grad_fn is None
@@ -157,10 +159,42 @@ class _Counting(torch.nn.Module):
         return self.layer(x.flatten(1)) * (1.0 + 0.1 * self.count)
 
 
-def _step(model, capture=True):
-    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=8, epochs=1)
+def _step(model, capture=True, epochs=1):
+    recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=8, epochs=epochs)
     return StaticTrainStep(model, recipe, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-                           amp_dtype=None, channels_last=False, capture=capture)
+                           amp_dtype=None, channels_last=False, capture=capture, epochs=epochs)
+
+
+def test_the_full_batch_is_captured_after_its_warm_up_and_the_partial_one_only_when_replays_repay_it():
+    assert [capture_due(calls, first_shape=True, epochs=2) for calls in range(1, WARMUP_STEPS + 2)] == \
+        [False] * WARMUP_STEPS + [True]
+    # The partial last batch comes once an epoch: its second step leaves epochs - 1 replays.
+    assert not capture_due(1, first_shape=False, epochs=100)  # its first step is its warm-up
+    assert capture_due(2, first_shape=False, epochs=MIN_LATER_REPLAYS + 1)
+    assert not capture_due(2, first_shape=False, epochs=MIN_LATER_REPLAYS)
+    assert not capture_due(2, first_shape=False, epochs=2)  # mnist-fast: a capture in its last step, one replay
+    assert capture_due(2, first_shape=False, epochs=20)  # the 20-epoch recipes: 19 replays
+    assert not capture_due(20, first_shape=False, epochs=20)  # a late step of a long run: too few left
+
+
+@pytest.mark.parametrize("epochs", [2, MIN_LATER_REPLAYS, MIN_LATER_REPLAYS + 1, 20])
+def test_the_step_asks_for_a_capture_at_the_steps_capture_due_names(epochs, monkeypatch):
+    # Capture itself needs a GPU; here it is recorded instead, to see which step of which shape would capture.
+    step, (x, y) = _step(_model(), epochs=epochs), _data(20)
+    captures = {}
+
+    def capture(shape):
+        captures.setdefault(shape.x.shape[0], shape.calls)
+        return step._eager(shape)
+
+    monkeypatch.setattr(step, "_capture_and_replay", capture)
+    for _ in range(epochs):  # two full batches of 8 and a partial one of 4 an epoch
+        for start in (0, 8, 16):
+            step(x[start:start + 8], y[start:start + 8])
+    expected = {8: WARMUP_STEPS + 1}
+    if epochs - 1 >= MIN_LATER_REPLAYS:
+        expected[4] = 2
+    assert captures == expected
 
 
 def test_a_model_that_changes_python_state_each_step_is_never_captured():
@@ -241,9 +275,10 @@ def test_captured_step_trains_like_the_uncaptured_one_on_cuda(recipe, amp):
     captured = train_model(captured_model, data, recipe,
                            TrainOptions(device="cuda", seed=1, amp=amp, cuda_graphs=True), evaluate_on=held_out)
     graphs = captured.cuda_graphs
-    assert graphs["used"] is True and set(graphs["graphs"]) == {"64", "40"}, graphs
-    # warm-up: 3 full batches, then the partial batch once in epoch 1; every other step is a replay
-    assert graphs["eager_steps"] == 4 and graphs["replayed_steps"] == 16 * 3 - 4
+    # 3 epochs leave the partial batch 2 replays, fewer than MIN_LATER_REPLAYS: it is never captured.
+    assert graphs["used"] is True and graphs["graphs"] == {"64": 15 * 3}, graphs
+    # eager: the full batch's 3 warm-up steps and the partial batch in each epoch; the other 42 are replays
+    assert graphs["eager_steps"] == WARMUP_STEPS + 3 and graphs["replayed_steps"] == 15 * 3 - WARMUP_STEPS
     for a, b in zip(uncaptured.history, captured.history):
         # cuDNN picks algorithms per run, so allow float noise, not different training.
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=2e-2, abs=2e-3)
@@ -273,7 +308,7 @@ def net():
 
 recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=2)
 used = []
-for _ in range(3):  # 1000 samples: 15 full batches of 64 and a partial one of 40, each with its graph
+for _ in range(3):  # 1000 samples: 15 full batches of 64 (a graph), a partial one of 40 (eager in 2 epochs)
     result = train_model(net(), bright_pixel_data(1000), recipe, TrainOptions(device="cuda", cuda_graphs=True))
     assert result.cuda_graphs["used"], result.cuda_graphs
     del result
@@ -291,15 +326,63 @@ def test_captured_training_leaves_no_warning_and_no_memory_behind():
     # In a new process: torch says the AccumulateGrad stream warning once per process (TORCH_WARN_ONCE),
     # so a test after another would pass whatever the step does. On an H200 (torch 2.11) every graphed
     # run warned, and each graphed job of a sweep peaked 256 MiB higher than the one before.
+    done = _run_in_new_process(CAPTURED_TWICE)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "AccumulateGrad" not in done.stderr, done.stderr[-3000:]
+
+
+def _run_in_new_process(code: str):
+    """``python -c code`` in tests/, with tests/ first on PYTHONPATH (the fixtures) and the caller's path kept
+    after it (it may be how this checkout is found at all: gpu_session.sh's fallback install)."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
     tests = Path(__file__).parent
-    done = subprocess.run([sys.executable, "-c", CAPTURED_TWICE], capture_output=True, text=True, timeout=300,
-                          cwd=tests, env={**__import__("os").environ, "PYTHONPATH": str(tests)})
+    path = os.pathsep.join(filter(None, [str(tests), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=tests, env={**os.environ, "PYTHONPATH": path})
+
+
+CAPTURE_FAILS = """
+import torch
+from fixtures.data import bright_pixel_data
+from harness.specs import Recipe
+from harness.train import TrainOptions, train_model
+
+class Syncing(torch.nn.Module):  # reads a value back to the host: fine eagerly, not allowed in a capture
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(64, 4)
+
+    def forward(self, x):
+        if x.sum().item() < 0:
+            x = -x
+        return self.layer(x.flatten(1))
+
+stream = torch.cuda.current_stream()
+recipe = Recipe(optimizer="sgd", lr=0.05, momentum=0.9, batch_size=64, epochs=2)
+result = train_model(Syncing(), bright_pixel_data(640), recipe, TrainOptions(device="cuda", cuda_graphs=True))
+graphs = result.cuda_graphs
+print(graphs)
+assert graphs["used"] is False and graphs["reason"].startswith("capture failed"), graphs
+assert graphs["replayed_steps"] == 0 and graphs["eager_steps"] == 20, graphs
+assert torch.cuda.current_stream() == stream, (torch.cuda.current_stream(), stream)
+plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+eager = train_model(plain, bright_pixel_data(640), recipe, TrainOptions(device="cuda"))
+assert eager.history[-1]["train_accuracy"] > 0.5, eager.history
+"""
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_a_failed_capture_trains_eagerly_and_gives_the_stream_back():
+    # torch.cuda.graph's exit ends the capture before restoring the stream: without the step's own
+    # restore, the capture stream would stay current after the failure. In a new process: a failed capture
+    # leaves torch's allocator believing the capture is still under way, for the rest of that process.
+    done = _run_in_new_process(CAPTURE_FAILS)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    assert "AccumulateGrad" not in done.stderr, done.stderr[-3000:]
 
 
 @pytest.mark.gpu
