@@ -8,7 +8,7 @@
 # ../shared/data/mnist there and carry it). Stages, in the order worth their
 # device time:
 #
-#   check     install (no network needed), GPU facts, the `gpu`-marked tests
+#   check     install (no network needed), GPU facts, missing test modules, the `gpu`-marked tests
 #   fast      mnist-fast, 5 seeds, eager and with --cuda-graphs: time to 99 %
 #   seed002   the three seed-002 recipes (20 epochs), eager; GPU latency rows
 #   graphs002 the same three with --cuda-graphs (batch-1 latency only: seed002 has the rest)
@@ -18,14 +18,28 @@
 #             resumable: run the stage again to continue
 #   bundle    results (no ONNX or weights) and logs packed into $OUT/gpu-session.tar.gz
 #
+# The bundle is made once per call, whatever happens: last when asked for (or implied by a budget),
+# else when the script exits, also after an error or a SIGTERM, SIGINT or SIGHUP. Such a signal sent
+# to the script's process group (Ctrl-C, a tool stopping the call) hands the command running then a
+# SIGTERM (the harness stops and writes its reports) and waits for it, at most 25 s, before the
+# bundle; sent to the script alone, it takes effect once that command has ended. When the project
+# cannot be installed, or torch sees no CUDA device while HARNESS_GPU_DEVICE is cuda (the default),
+# the script says so in a loud line, skips the stages that need it (check still prints its facts)
+# and still makes the bundle; the call then exits with status 1.
+#
 # With HARNESS_GPU_BUDGET=SECONDS the whole call keeps within that many seconds:
-# each command gets only the time left (less 30 s kept for the bundle), a stage
-# that would start with under 15 s left is skipped with a line saying so, and
-# the bundle is made last even when not asked for. So one device call can run
-# every stage in priority order and still bring back what finished, e.g.
-#   HARNESS_GPU_BUDGET=540 bash benchmarks/gpu_session.sh check fast graphs002 all
-# (seed002 and speed were measured on an H200 on 2026-11-30: reports/example/README.md). Timings
-# there: check 40 s, fast 105 s (mnist-fast's earlier 4-epoch recipe), seed002 300 s, speed 245 s.
+# each command gets only the time left, less 45 s kept for the bundle (a command still
+# running at its limit gets SIGTERM, on which the harness stops and writes its reports,
+# and SIGKILL 20 s later, so the bundle keeps 25 s), a stage that would start with
+# under 15 s left is skipped with a line saying so, and the bundle is made last even
+# when not asked for. So one device call can run every stage in priority order and
+# still bring back what finished, e.g.
+#   HARNESS_GPU_BUDGET=420 bash benchmarks/gpu_session.sh check fast graphs002 all
+# 420 s and the machine's start-up (a minute or two) leave room in a 15-minute device
+# allowance to rerun a stage; `all` comes last and gets only the time the others left
+# (run it again in a later call to resume it). seed002 and speed were measured on an
+# H200 on 2026-11-30 (reports/example/README.md). Timings there: check 40 s, fast 105 s
+# (mnist-fast's earlier 4-epoch recipe), seed002 300 s, speed 245 s.
 #
 # A dry run of the script's logic on a CPU machine, with tiny work:
 #   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \
@@ -47,59 +61,109 @@ export PYTHONUNBUFFERED=1 HARNESS_OFFLINE=1 HARNESS_CACHE_DIR=${HARNESS_CACHE_DI
 # The device tool brings back at most 8 files from $OUT: logs go to $LOGS, inside the bundle,
 # so $OUT ends with one file, gpu-session.tar.gz.
 LOGS=$RUNS/logs
-mkdir -p "$RUNS" "$OUT" "$LOGS"
+RUNNING=$RUNS/.running  # one empty file per command running under limited_for, named by its timeout's pid
+mkdir -p "$RUNS" "$OUT" "$LOGS" "$RUNNING"
 
 BUDGET=${HARNESS_GPU_BUDGET:-}
-RESERVE=30  # seconds kept for the bundle when a budget is set
+KILL_AFTER=20  # seconds between a command's SIGTERM at its limit (the harness stops and writes reports) and SIGKILL
+RESERVE=45  # seconds kept for the bundle when a budget is set: KILL_AFTER and the bundle's own time
 MIN_START=15  # a command or stage is not started with less time than this left
 START=$SECONDS
+BLOCKED=""  # why the stages that need the project (and, on cuda, a GPU) are skipped; empty when they run
 
 left() {  # seconds this call may still spend before the bundle (a day without a budget)
     if [ -n "$BUDGET" ]; then echo $((BUDGET - RESERVE - (SECONDS - START))); else echo 86400; fi
 }
 
-limited() {  # limited CMD...: run CMD within the time left, or skip it with a line when too little is left
+limited_for() {  # limited_for SECONDS CMD...: run CMD within SECONDS and the time left, or skip it with a line
     local t
     t=$(left)
+    [ "$1" -lt "$t" ] && t=$1
+    shift
     if [ "$t" -lt "$MIN_START" ]; then
         echo "skipped, time budget spent: ${*:1:4} ..."
         return 124
     fi
-    timeout "$t" "$@"
+    # One timeout, never two nested: an outer one's SIGKILL would end the inner timeout but not its command.
+    # timeout runs in a process group of its own, which a signal to this script's group misses: its pid is
+    # kept in $RUNNING while it runs, for stop_commands. In the background, so that `wait` lets a signal's
+    # trap run at once.
+    timeout -k "$KILL_AFTER" "$t" "$@" &
+    local pid=$!
+    : >"$RUNNING/$pid"
+    wait "$pid"
     local rc=$?
-    [ "$rc" -eq 124 ] && echo "stopped after ${t} s, the time budget: ${*:1:4} ..."
+    rm -f "$RUNNING/$pid"
+    [ "$rc" -eq 124 ] && echo "stopped after ${t} s, its time limit: ${*:1:4} ..."
+    [ "$rc" -eq 137 ] && echo "killed ${KILL_AFTER} s after its time limit of ${t} s: ${*:1:4} ..."
     return "$rc"
 }
 
+limited() { limited_for 86400 "$@"; }  # limited CMD...: run CMD within the time left
+
 harness() { limited "$PY" -m harness "$@"; }
 
-ensure_installed() {
-    "$PY" -c "import harness_plugins" 2>/dev/null && return 0
+imports_here() {  # prints why, and fails, unless harness and harness_plugins both import from this tree
+    "$PY" -c '
+import os, sys
+here = os.path.realpath(os.getcwd())
+try:
+    import harness, harness_plugins
+except Exception as exc:
+    sys.exit(f"the project does not import: {type(exc).__name__}: {exc}")
+for module in (harness, harness_plugins):
+    path = os.path.realpath(module.__file__)
+    if os.path.commonpath([here, path]) != here:
+        sys.exit(f"{module.__name__} imports from {path}, not from this tree ({here})")
+' 2>&1
+}
+
+ensure_installed() {  # this tree importable (another checkout's install does not count); status 1 when it is not
+    local why
+    why=$(imports_here) && return 0
+    echo "$why: installing this tree" | tee "$LOGS/install.log"
     # --no-index --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
-    "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . >"$LOGS/install.log" 2>&1 && return 0
-    # An older setuptools there cannot build this pyproject: put the tree on the path instead, with
+    if "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOGS/install.log" 2>&1; then
+        why=$(imports_here) && return 0
+        echo "pip installed it, but $why (PYTHONPATH?); linking it in place" | tee -a "$LOGS/install.log"
+    else
+        echo "pip could not install the project (tail of $LOGS/install.log below); linking it in place"
+        tail -5 "$LOGS/install.log"
+    fi
+    # An older setuptools there cannot build this pyproject: put the tree first on the path instead, with
     # a dist-info that carries the entry points (how plugins are found) and harness_plugins -> plugins/.
-    echo "pip could not install the project (tail of $LOGS/install.log below); linking it in place"
-    tail -5 "$LOGS/install.log"
     local site
     site="$(cd "$RUNS" && pwd)/.site"
-    "$PY" - "$site" <<'PYEOF' || exit 1
-import sys, tomllib
+    if ! "$PY" - "$site" >>"$LOGS/install.log" 2>&1 <<'PYEOF'; then
+import re, sys, tomllib
 from pathlib import Path
 site = Path(sys.argv[1])
 project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
-info = site / f"harness-{project['version']}.dist-info"
+# pyproject's version is dynamic: it is written once, as harness.__version__.
+version = re.search(r"^__version__\s*=\s*[\"']([^\"']+)[\"']", Path("harness/__init__.py").read_text(), re.M).group(1)
+info = site / f"harness-{version}.dist-info"
 info.mkdir(parents=True, exist_ok=True)
-(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: harness\nVersion: {project['version']}\n")
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: harness\nVersion: {version}\n")
 (info / "entry_points.txt").write_text("".join(
     f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in names.items()) + "\n"
     for group, names in project["entry-points"].items()))
 link = site / "harness_plugins"
-if not link.exists():
+if not link.is_symlink():
     link.symlink_to(Path.cwd() / "plugins", target_is_directory=True)
+print(f"linked harness {version} in place: {site}")
 PYEOF
+        echo "could not link the project in place (tail of $LOGS/install.log below)"
+        tail -5 "$LOGS/install.log"
+        return 1
+    fi
     export PYTHONPATH="$PWD:$site${PYTHONPATH:+:$PYTHONPATH}"
-    "$PY" -c "import harness_plugins" || { echo "cannot import the project"; exit 1; }
+    why=$(imports_here) && { echo "using this tree through PYTHONPATH=$PYTHONPATH"; return 0; }
+    echo "$why" | tee -a "$LOGS/install.log"
+    return 1
+}
+
+loud() {  # loud LINE: a line no one scrolling the output can miss
+    printf '!!!!!!!!!!\n!!! %s\n!!!!!!!!!!\n' "$1"
 }
 
 summary() {  # summary RUN_DIR...: the Training and Seeds sections of the joined report
@@ -117,13 +181,33 @@ again() {  # again RUN_ID: --resume when that run folder exists (a rerun, or one
 common=(--datasets mnist --data-dir "$DATA" --device "$DEVICE" --no-progress --out "$RUNS" "${EXTRA[@]}")
 
 stage_check() {
-    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$LOGS/gpu.txt"
-    "$PY" - <<'EOF' | tee -a "$LOGS/gpu.txt"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1 \
+        | tee "$LOGS/gpu.txt" || echo "nvidia-smi failed (above)"
+    "$PY" - <<'EOF' 2>&1 | tee -a "$LOGS/gpu.txt"
 import torch
-print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())
-p = torch.cuda.get_device_properties(0)
-print(p.name, p.multi_processor_count, "SMs", round(p.total_memory / 2**30, 1), "GiB")
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
+      "cuda available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(p.name, p.multi_processor_count, "SMs", round(p.total_memory / 2**30, 1), "GiB")
 EOF
+    # What the tests import before any test runs (conftest: hypothesis; pyproject's addopts: pytest-benchmark)
+    # and what the harness needs: one line that explains a failure below.
+    "$PY" -c '
+import importlib
+missing = []
+for name in ("hypothesis", "pytest_benchmark", "click", "rich", "tabulate", "pluggy", "onnx", "onnxscript",
+             "matplotlib", "onnxruntime"):
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        missing.append(f"{name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r})")
+print("modules the tests need, missing:", "; ".join(missing) if missing else "none")
+' 2>&1 | tee -a "$LOGS/gpu.txt"
+    if [ -n "$BLOCKED" ]; then
+        echo "gpu tests skipped: $BLOCKED"
+        return 1
+    fi
     limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee -a "$LOGS/gpu-tests.log" | tail -15
 }
 
@@ -183,15 +267,53 @@ stage_all() {
     [ -f "$RUNS/all/results.json" ] && resume=(--resume)
     local start=$SECONDS
     # The stage's own limit inside the call's budget: whichever ends first stops the run.
-    limited timeout "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
+    limited_for "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
         "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$LOGS/all.log" | tail -25
-    echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 = time limit, run the stage again to resume)"
+    echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 or 137 = time limit, run the" \
+        "stage again to resume)"
 }
 
+alive() {  # alive PID: the timeout a limited_for started is still running (not gone, not a zombie)
+    [ "$(cat "/proc/$1/comm" 2>/dev/null)" = timeout ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+stop_commands() {  # the commands still running when the call ends (a signal): SIGTERM, so that the harness stops
+    # and writes its reports before the bundle, and a wait until they end (timeout kills them KILL_AFTER s later)
+    local file pid pids=() waited=0
+    for file in "$RUNNING"/*; do
+        pid=${file##*/}
+        [ -f "$file" ] && alive "$pid" && pids+=("$pid")
+        rm -f "$file"
+    done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    echo "stopping what still runs (timeout pid ${pids[*]}), at most $((KILL_AFTER + 5)) s"
+    kill -TERM "${pids[@]}" 2>/dev/null
+    while [ "$waited" -lt $((KILL_AFTER + 5)) ]; do
+        for pid in "${pids[@]}"; do alive "$pid" && break; pid=""; done
+        [ -z "$pid" ] && return 0
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
+BUNDLED=""
+
 stage_bundle() {
+    BUNDLED=1  # first, so that an interrupted bundle is not started again on exit
     tar -czf "$OUT/gpu-session.tar.gz" --exclude='*.onnx' --exclude='*.onnx.data' --exclude='*.pt' \
-        --exclude='.cache' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"
+        --exclude='.cache' --exclude='.site' --exclude='.running' -C "$(dirname "$RUNS")" "$(basename "$RUNS")"
     ls -la "$OUT"
+}
+
+on_exit() {  # the EXIT trap: the bundle, unless a bundle stage made it already; the call's status is kept
+    local rc=$?
+    trap - EXIT HUP INT TERM
+    stop_commands
+    if [ -z "$BUNDLED" ]; then
+        echo "== bundle (on exit, status $rc, $((SECONDS - START)) s into this call)"
+        stage_bundle
+    fi
+    exit "$rc"
 }
 
 [ $# -gt 0 ] || { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2; }
@@ -206,12 +328,35 @@ done
 if [ -n "$BUDGET" ] && [ "${stages[-1]}" != bundle ]; then
     stages+=(bundle)
 fi
-ensure_installed
+# From here on, whatever ends the call (its last stage, an error, a signal) leaves the bundle in $OUT.
+# Each signal becomes an exit, which runs the EXIT trap (bash runs it once the command in progress ends).
+trap on_exit EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if ! ensure_installed; then
+    BLOCKED="the project cannot be installed or imported from this tree ($LOGS/install.log)"
+elif [[ $DEVICE == cuda* ]]; then
+    # Checked once, here: without a GPU every harness run would stop with exit 2, one stage after another.
+    no_cuda=$("$PY" -c '
+import torch
+if not torch.cuda.is_available():
+    print(f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no CUDA device")' 2>&1) \
+        || no_cuda="torch does not import: $(echo "$no_cuda" | tail -1)"
+    [ -n "$no_cuda" ] && BLOCKED="$no_cuda, but HARNESS_GPU_DEVICE is $DEVICE"
+fi
+[ -n "$BLOCKED" ] && loud "$BLOCKED: the GPU stages are skipped, the bundle still comes"
 for stage in "${stages[@]}"; do
     if [ "$stage" != bundle ] && [ "$(left)" -lt "$MIN_START" ]; then
         echo "== $stage skipped: time budget spent ($((SECONDS - START)) s of $BUDGET s used)"
         continue
     fi
+    if [ -n "$BLOCKED" ] && [ "$stage" != bundle ] && [ "$stage" != check ]; then
+        echo "== $stage skipped: $BLOCKED"
+        continue
+    fi
     echo "== $stage ($((SECONDS - START)) s into this call)"
     "stage_$stage"
 done
+# A call whose stages could not run failed: status 1, after the bundle (the EXIT trap keeps the status).
+[ -z "$BLOCKED" ]

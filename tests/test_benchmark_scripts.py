@@ -82,7 +82,7 @@ def test_gpu_session_keeps_to_its_time_budget_and_always_bundles(tmp_path):
     (runs / "earlier-run" / "model.onnx").write_bytes(b"x")
     result = _gpu_session(tmp_path, "fast", "seed002", HARNESS_GPU_BUDGET="20")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    # 20 s of budget less the 30 s kept for the bundle: nothing but the bundle may start.
+    # 20 s of budget less the 45 s kept for the bundle: nothing but the bundle may start.
     assert "== fast skipped: time budget spent" in result.stdout
     assert "== seed002 skipped: time budget spent" in result.stdout
     assert "== bundle" in result.stdout
