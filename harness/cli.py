@@ -1373,7 +1373,8 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
     _echo_out(_run_table(results))
-    _echo_edge_answer(results, run_dirs[0] if len(documents) == 1 else target)
+    # the folder the reports went to: a copy's or joined report's joined_runs are relative to it
+    _echo_edge_answer(results, target)
     if edge_gate:
         from harness.edge import answered
 

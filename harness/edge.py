@@ -742,7 +742,7 @@ def _file_text(results: dict[str, Any], row: dict[str, Any], run_dir: "str | os.
                 else f"; fastest file: {file} (in the run folder)")
     if run_dir is not None:
         return f"; fastest file: {os.path.normpath(os.path.join(run_dir, folder, file))}"
-    return f"; fastest file: {os.path.normpath(os.path.join(folder, file))} (from the joined report's folder)"
+    return f"; fastest file: {os.path.normpath(os.path.join(folder, file))} (from this report's folder)"
 
 
 def _first_five(items: Sequence[str], separator: str = ", ") -> str:

@@ -770,7 +770,11 @@ def test_a_joined_report_of_runs_with_different_floors_judges_each_run_by_its_ow
     onnx = job["onnx"]["path"]
     assert answers[0].endswith(f"; fastest file: {tmp_path / 'lax' / onnx}")
     # inside the joined report the path is from its folder
-    assert f"fastest file: ../lax/{onnx} (from the joined report's folder)" in md
+    assert f"fastest file: ../lax/{onnx} (from this report's folder)" in md
+    # one run's report written elsewhere: the path still opens from where the user is
+    elsewhere = CliRunner().invoke(main, ["report", str(tmp_path / "lax"), "--out", str(tmp_path / "a" / "b" / "copy")])
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert elsewhere.output.splitlines()[-1].endswith(f"; fastest file: {tmp_path / 'lax' / onnx}"), elsewhere.output
     # one question shared by both runs: the fastest file is still named in its run's folder
     shared = CliRunner().invoke(main, ["report", str(tmp_path / "lax"), str(tmp_path / "strict"), "--out",
                                        str(tmp_path / "j2"), "--accuracy-floor", "0.5"])
