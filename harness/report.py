@@ -935,6 +935,10 @@ def _sequential_disagrees(job: dict[str, Any], variant: dict[str, Any], lat: dic
     a_p50, b_p50 = _number(vs.get("a_p50_ms")), _number(vs.get("b_p50_ms"))
     if not base_p50 or a_p50 is None or b_p50 is None or abs(base_p50 / p50 / speedup - 1) <= 0.25:
         return None
+    if vs.get("stability") == "unstable":  # the speed-up is then the rounds' per-round median, not their p50s
+        return (f"separate p50s {p50:.3f} vs fp32 {base_p50:.3f} ms disagree with the speed-up, the median of "
+                f"the alternating rounds' per-round ratios (the rounds' own p50s, {a_p50:.3f} vs {b_p50:.3f} ms, "
+                f"moved between rounds)")
     return (f"separate p50s {p50:.3f} vs fp32 {base_p50:.3f} ms disagree with the alternating rounds "
             f"({a_p50:.3f} vs {b_p50:.3f} ms), which the speed-up comes from")
 

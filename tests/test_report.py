@@ -905,6 +905,10 @@ def test_a_variant_whose_separate_p50_disagrees_with_its_alternating_rounds_says
     int8["latency"][0]["p50_ms"] = 0.0346  # measured while the machine was busy: 0.5x against fp32's 0.0173
     assert ("separate p50s 0.035 vs fp32 0.017 ms disagree with the alternating rounds (0.012 vs 0.017 ms)"
             in note())
+    # rounds that drifted: the speed-up is their per-round median, and the note does not credit their p50s
+    int8["vs_fp32"].update(stability="unstable", ratio_paired_median=1.0, a_p50_ms=0.0121, b_p50_ms=0.0176)
+    assert ("separate p50s 0.035 vs fp32 0.017 ms disagree with the speed-up, the median of the alternating "
+            "rounds' per-round ratios (the rounds' own p50s, 0.012 vs 0.018 ms, moved between rounds)") in note()
     int8["vs_fp32"]["threads"] = 2  # rounds at another setting than the row shown: nothing to contradict
     assert "disagree" not in note()
 
