@@ -124,15 +124,16 @@ def report(run_dir: str | Path) -> list[Path]:
 
 
 def compare(base: str | Path | RunResult, new: str | Path | RunResult,
-            threshold: float | None = None) -> dict[str, Any]:
+            threshold: float | None = None, min_change_ms: float = 0.0) -> dict[str, Any]:
     """``harness compare BASE NEW --json`` as a dict: every job's accuracy and latency side by side, and
-    with ``threshold`` (percent) the ``regressions`` beyond it."""
+    with ``threshold`` (percent) the ``regressions`` beyond it; a p50 regresses only when it also grew by
+    more than ``min_change_ms`` (``--min-change-ms``)."""
     from harness.compare import compare_runs
 
     def results(run: str | Path | RunResult) -> dict[str, Any]:
         return run.results if isinstance(run, RunResult) else load(run).results
 
-    return compare_runs(results(base), results(new), threshold)
+    return compare_runs(results(base), results(new), threshold, min_change_ms=min_change_ms)
 
 
 def _names(name: str, value: Any) -> list[str] | None:

@@ -1449,6 +1449,10 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
                    "machine, where all-core rows are noisy); the others are shown, not gated.")
 @click.option("--batch-sizes", type=positive_ints("BATCH SIZES"), metavar="N,N...", default=None,
               help="Gate only the latency rows measured at these batch sizes.")
+@click.option("--min-change-ms", type=Finite(min=0), default=0.0, metavar="MS", show_default=True,
+              help="A latency row regresses only when its p50 also grew by more than MS milliseconds: a model "
+                   "that answers in tens of microseconds moves by more than 10 % from run to run on a shared "
+                   "machine (e.g. --fail-on-regression 10 --min-change-ms 0.02).")
 @click.option("--per-seed", is_flag=True,
               help="Gate every seed of a sweep on its own. By default the jobs of a sweep point that differ "
                    "only in seed gate as one, on their mean accuracy and median p50 over the seeds both runs "
@@ -1457,8 +1461,8 @@ def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) ->
               "worse way, a lost row) and count the others: a large sweep's comparison runs to thousands of rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
-                    threads: list[int] | None, batch_sizes: list[int] | None, per_seed: bool,
-                    flagged_only: bool, as_json: bool) -> None:
+                    threads: list[int] | None, batch_sizes: list[int] | None, min_change_ms: float,
+                    per_seed: bool, flagged_only: bool, as_json: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes.
 
     Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
@@ -1479,7 +1483,8 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
     states = {name: (path, _incomplete(path, document))
               for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1]))}
     try:
-        comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed)
+        comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed,
+                                  min_change_ms)
     except HarnessError as exc:  # no job in common: a run still at its first job says why
         why = "; ".join(f"{name} ({path}) {state}" for name, (path, state) in states.items() if state)
         raise HarnessError(f"{exc}; {why}" if why else str(exc)) from None

@@ -119,8 +119,9 @@ class _Gate:
     """
 
     def __init__(self, threshold: float | None, accuracy_points: float | None = None,
-                 threads: set[int] | None = None, batch_sizes: set[int] | None = None):
+                 threads: set[int] | None = None, batch_sizes: set[int] | None = None, min_change_ms: float = 0.0):
         self.threshold = threshold
+        self.min_change_ms = min_change_ms  # a p50 must also grow by more than this to regress
         self.accuracy_points = threshold if accuracy_points is None else accuracy_points
         self.threads, self.batch_sizes = threads, batch_sizes
         self.regressions: list[str] = []
@@ -167,7 +168,7 @@ class _Gate:
         change["regression"] = False
         if self.threshold is None or change["pct"] is None or not_gated is not None:
             return
-        if change["pct"] > self.threshold:
+        if change["pct"] > self.threshold and (change["abs"] is None or change["abs"] > self.min_change_ms):
             change["regression"] = True
             self.regressions.append(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
                                     f"({change['base']:.4f} -> {change['new']:.4f} ms)")
@@ -304,7 +305,8 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
 
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,
                  accuracy_points: float | None = None, threads: Sequence[int] | None = None,
-                 batch_sizes: Sequence[int] | None = None, per_seed: bool = False) -> dict[str, Any]:
+                 batch_sizes: Sequence[int] | None = None, per_seed: bool = False,
+                 min_change_ms: float = 0.0) -> dict[str, Any]:
     """The comparison document.
 
     ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
@@ -314,13 +316,14 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
     Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
-    the latency rows that gate (see :class:`_Gate`); ``unstable_rows`` counts the rows left ungated as
+    the latency rows that gate (see :class:`_Gate`); ``min_change_ms``: a p50 regresses only when it also grew
+    by more than this many milliseconds (a 10 us model's p50 moves by 40 % on a busy machine); ``unstable_rows`` counts the rows left ungated as
     unstable. ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
     ``{"id", "jobs", "seeds", "n_ok", "metrics", "latency"}``, a metric change being the seeds' means
     (with ``n`` and ``std``: base's and new's), a latency row's their median p50.
     """
     gate = _Gate(threshold, accuracy_points, None if threads is None else set(threads),
-                 None if batch_sizes is None else set(batch_sizes))
+                 None if batch_sizes is None else set(batch_sizes), min_change_ms)
     gate.higher_is_better = metric_directions(base, new)
     gate.gated_metrics = metric_gates(base, new)
     _check_gated_rows(base, threads, batch_sizes)
@@ -383,6 +386,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "base": base.get("run_id"),
         "new": new.get("run_id"),
         "threshold_pct": threshold,
+        "min_change_ms": min_change_ms,
         "accuracy_points": gate.accuracy_points,
         "gated_metrics": sorted(gate.gated_metrics),
         "jobs": jobs,
@@ -696,7 +700,9 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
     where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
         ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)
-    rule = ", ".join(([f"p50 +{threshold:g}%" + (f" at{where}" if where else "")] if threshold is not None else [])
+    floor = comparison.get("min_change_ms") or 0
+    rule = ", ".join(([f"p50 +{threshold:g}%" + (f" and +{floor:g} ms" if floor else "")
+                       + (f" at{where}" if where else "")] if threshold is not None else [])
                      + ([f"{_gated_names(comparison)} -{points:g} points"] if points is not None else []))
     if comparison["regressions"]:
         lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")

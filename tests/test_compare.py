@@ -62,6 +62,22 @@ def test_planted_latency_regression_exits_one():
     assert "dropped" not in regressions  # accuracy -3 points is within 10
 
 
+def test_a_latency_change_below_the_smallest_in_milliseconds_does_not_regress():
+    """A tens-of-microseconds model moved 42 % between two runs of the same code on a shared machine: the README's
+    CI gate failed on noise. --min-change-ms asks for an absolute growth too."""
+    def run(*args):
+        return CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"),
+                                         "--fail-on-regression", "10", "--max-accuracy-drop", "5", *args])
+
+    grew = "mnist-mlp@synthetic: p50 onnxruntime/CPUExecutionProvider batch 1 threads 1 grew 40.0%"
+    assert run().exit_code == 1 and grew in run().output  # 0.0173 -> 0.0242 ms: +0.0069 ms
+    assert grew in run("--min-change-ms", "0.005").output
+    small = run("--min-change-ms", "0.01")
+    assert small.exit_code == 0 and grew not in small.output, small.output
+    assert "no regression beyond the threshold (p50 +10% and +0.01 ms, accuracy or macro-F1 -5 points)" in small.output
+    assert run("--min-change-ms", "-1").exit_code == 2
+
+
 def test_planted_accuracy_drop_counts_in_percentage_points():
     result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"),
                                        "--fail-on-regression", "2"])
