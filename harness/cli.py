@@ -1270,8 +1270,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     """Rebuild results.csv, report.md and report.html from results.json.
 
     The edge options re-ask "which model fits?" of finished runs without running them again: the
-    reports' deployment tables and the answer printed here use them in place of the run's own
-    settings. results.json is not changed; a later report without them goes back to the run's own.
+    reports' deployment tables and the answer printed here use each in place of the run's own value
+    of that setting (a budget the run asked and not given here still applies). results.json is not
+    changed; a later report without them goes back to the run's own.
     """
     from harness.edge import Question, floor_warning
     from harness.report import write_reports
