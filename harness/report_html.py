@@ -993,6 +993,7 @@ th { background: var(--head); font-weight: 600; position: sticky; top: 0; z-inde
      box-shadow: 0 1px 0 var(--line); }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num.words { white-space: normal; min-width: 5.5em; }
 td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
 tbody tr:nth-child(even) { background: #fafbfd; }
 tr.failed td { background: var(--bad); }
@@ -1021,9 +1022,11 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 
 def html_table(table: Table, error_column: int | None = None) -> str:
     """A ``<table>`` with every cell escaped; numeric columns right-aligned; rows classed by status."""
-    def cls(i: int) -> str:
+    def cls(i: int, cell: Any) -> str:
         if i in table.numeric:
-            return ' class="num"'
+            # a figure with words after it ("1.00x (alternating, unstable)") may wrap: unwrapped, it widened
+            # the edge table until its note column went out of sight
+            return ' class="num words"' if " (" in str(cell) else ' class="num"'
         if i == error_column:
             return ' class="error"'
         return ""
@@ -1034,7 +1037,7 @@ def html_table(table: Table, error_column: int | None = None) -> str:
     for n, row in enumerate(table.rows):
         row_class = table.classes[n] if n < len(table.classes) else ""
         attr = f' class="{esc(row_class)}"' if row_class in ("failed", "skipped", "miss") else ""
-        body.append(f"<tr{attr}>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
+        body.append(f"<tr{attr}>" + "".join(f"<td{cls(i, c)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>")
 

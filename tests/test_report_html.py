@@ -457,6 +457,41 @@ def test_a_long_table_keeps_its_header_in_view_in_chromium(tmp_path):
     assert abs(header_top - box_top) < 1  # and its header stayed at its top
 
 
+def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tmp_path):
+    """'1.00x (alternating, unstable)' kept on one line widened the edge table past a 1400-pixel window, and
+    its note column went out of sight behind the scroll bar."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from screenshot_report import find_chromium
+    finally:
+        sys.path.pop(0)
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium here (apt-get install chromium) to lay a table out")
+    from harness.report import Table
+    from harness.report_html import CSS, html_table
+
+    headers = ["model", "dataset", "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB",
+               "threads", "p50 ms", "p99 ms", "time vs fp32", "cold ms", "RAM KiB", "params", "MFLOPs",
+               "fits budget", "note"]
+    row = ["mnist-enhanced-20k", "mnist", "int8-static", "0.6360", "0.00", "79.4", "98.0", "1", "0.0813*",
+           "0.1417", "1.00x (alternating, unstable)", "2.7", "1,636", "19,306", "3.85", "yes",
+           "not ranked by an unstable ratio to fp32: int8-dynamic (slower on its own p50 than a variant measured "
+           "steadily); " * 3]
+    table = html_table(Table(headers, [row, row], set(range(3, 15))))
+    assert 'class="num words">1.00x (alternating, unstable)<' in table and 'class="num">0.0813*<' in table
+    probe = ("<script>const box = document.querySelector('.scroll'); const p = document.createElement('pre');"
+             "p.id = 'probe'; p.textContent = [box.scrollWidth, box.clientWidth].join(' ');"
+             "document.body.appendChild(p);</script>")
+    page = tmp_path / "table.html"
+    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table}{probe}</body></html>")
+    out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                          "--window-size=1400,800", "--dump-dom", page.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    scroll_width, client_width = map(float, re.search(r'<pre id="probe">([^<]*)', out).group(1).split())
+    assert scroll_width <= client_width, (scroll_width, client_width)  # nothing to scroll to: the note is in view
+
+
 def test_failed_jobs_come_right_after_the_results_and_the_header_links_them(page):
     assert _section_ids(page)[:2] == ["results", "failed"]
     header = page.split("<nav>")[0]
