@@ -776,12 +776,14 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
     """The run's own edge question answered for machines (``edge`` in results.json; None when it asked
     none): ``question``, ``accuracy_floor`` as a fraction (``config`` keeps it as given: 99 or 0.99), where
     it was judged (batch 1, 1 thread, ``provider``), ``jobs`` judged,
-    ``qualifying`` (fastest first: job, model, dataset, variant, p50_ms, accuracy, bytes, path) and the
-    terminal's ``answer`` line, so CI can read the choice without parsing text."""
+    ``qualifying`` (fastest first: job, model, dataset, variant, threads, p50_ms, p99_ms, stable, accuracy,
+    bytes, path), the terminal's ``answer`` line, so CI can read the choice without parsing text, and
+    ``most_threads`` (its ``qualifying`` at the most threads each job was timed at; None when that is one)."""
     question = Question.from_config(results.get("config"))
     if not question:
         return None
     rows = question.table(results, 1, 1, provider)
+    most = question.table(results, 1, THREADS_MAX, provider)
     budget = question.budget
     return {
         "question": question.text(), "accuracy_floor": as_fraction(question.accuracy_floor),  # config's as typed
@@ -794,12 +796,21 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
         "latency_settings": settings_name((results.get("config") or {}).get("latency")),
         # stable False: the p50 drifted between the halves of its runs (it does not repeat); p99 beside it,
         # for a deadline the p50 budget alone does not judge
-        "qualifying": [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"),
-                        "variant": r.get("variant"), "p50_ms": r.get("p50_ms"), "p99_ms": r.get("p99_ms"),
-                        "stable": r.get("stable"), "drift_pct": r.get("drift_pct"), "accuracy": r.get("accuracy"),
-                        "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)],
+        "qualifying": _qualifying(rows),
         "answer": _answer(results, question, provider, run_dir, rows),
+        # the same question at the most threads each job was timed at (--profile edge times all cores), when
+        # that is more than one: a device that gives the model every core
+        "most_threads": ({"qualifying": _qualifying(most)}
+                         if any((_int(r.get("threads")) or 1) > 1 for r in most) else None),
     }
+
+
+def _qualifying(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """results.json's ``edge`` entries for the rows that answer the question, fastest first."""
+    return [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"), "variant": r.get("variant"),
+             "threads": r.get("threads"), "p50_ms": r.get("p50_ms"), "p99_ms": r.get("p99_ms"),
+             "stable": r.get("stable"), "drift_pct": r.get("drift_pct"), "accuracy": r.get("accuracy"),
+             "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)]
 
 
 def edge_answers(results: dict[str, Any], provider: str | None = "CPUExecutionProvider",

@@ -468,6 +468,15 @@ def test_the_answer_and_results_json_say_what_makes_the_picks_latency_less_sure(
     assert record["latency_settings"] == "--quick" and record["max_accuracy_drop"] is None
     (pick,) = record["qualifying"]
     assert (pick["variant"], pick["stable"], pick["drift_pct"], pick["p99_ms"]) == ("int8-static", False, 12.34, 1.5)
+    assert pick["threads"] == 1
+    # the question at the most threads each job was timed at: cnn's 2-thread rows (int8-static 0.40 ms)
+    most = record["most_threads"]["qualifying"]
+    assert [(q["model"], q["variant"], q["threads"]) for q in most] == [("cnn", "int8-static", 2)], most
+    one_thread = copy.deepcopy(document)
+    for job in one_thread["jobs"]:
+        for holder in [job, *(job.get("variants") or [])]:
+            holder["latency"] = [r for r in holder.get("latency") or [] if r["threads"] == 1]
+    assert edge_record(one_thread)["most_threads"] is None
 
 
 def test_an_accuracy_on_a_capped_test_split_says_on_how_many_samples():
