@@ -299,8 +299,7 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
             line += [cell(r["p50_big"] if big else None, unstable=r["big_unstable"]),
                      cell(r["throughput_big"] if big else None, ",.0f")]
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
-        line += [_fmt(r["ort_speedup"], ".2f") + ("x" if r["ort_speedup"] else "")
-                 + (UNSTABLE_MARK if r["ort_speedup_unstable"] else ""),
+        line += [_speedup_text(r),
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
         table.append(line)
     return headers, table
@@ -507,6 +506,13 @@ class Table:
         return bool(self.rows)
 
 
+def _speedup_text(summed: dict[str, Any]) -> str:
+    """A :func:`summary_rows` row's ONNX Runtime speed-up over eager PyTorch: ``1.95x``, starred when it does
+    not repeat, ``-`` when there is none."""
+    return (_fmt(summed["ort_speedup"], ".2f") + ("x" if summed["ort_speedup"] else "")
+            + (UNSTABLE_MARK if summed["ort_speedup_unstable"] else ""))
+
+
 def results_table(results: dict[str, Any]) -> Table:
     """The comparison table: one row per job with accuracy, size, p50/p99 per batch and threads, training cost."""
     joined = is_joined(results)
@@ -518,9 +524,11 @@ def results_table(results: dict[str, Any]) -> Table:
     for provider, batch, threads in keys:
         where = "" if providers == {CPU} else f"{provider_short(provider)} "
         headers.append(f"{where}b{_text(batch, '?')} t{_text(threads, '?')} p50 / p99 ms")
-    headers += ["train s", "epochs", "peak memory MiB"]
+    summary = summary_rows(results)
+    eager = any(r["ort_speedup"] is not None for r in summary)  # a run with --no-torch-latency has no such figure
+    headers += (["ORT vs eager"] if eager else []) + ["train s", "epochs", "peak memory MiB"]
     rows, classes = [], []
-    for job in results.get("jobs", []):
+    for job, summed in zip(results.get("jobs", []), summary):
         row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
         row += [point_text(job.get("point")) or "-", _status(job), _fmt(job.get("params"), ","),
                 mflops(job.get("flops")),
@@ -531,6 +539,8 @@ def results_table(results: dict[str, Any]) -> Table:
         for provider, batch, threads in keys:
             hit = pick_latency(job, provider=provider, batch_size=batch, threads=threads)
             row.append("-" if hit is None else f"{p50_text(hit)} / {ms_text(_number(hit.get('p99_ms')))}")
+        if eager:
+            row.append(_speedup_text(summed))
         row += [_fmt(_number(_get(job, "train", "seconds")), ".1f"), _fmt(_get(job, "train", "epochs")),
                 _mib(_get(job, "train", "peak_memory_bytes"))]
         rows.append(row)
@@ -1448,10 +1458,19 @@ def not_run_text(results: dict[str, Any], missing: list[str], run_dir: "str | Pa
     return f"{len(missing)} of {planned} planned not run ({why}; continue with {command}): {listed}."
 
 
+def results_note(results: dict[str, Any]) -> str:
+    """The note under the reports' results table: :data:`TABLE_NOTE`, and what a starred speed-up means
+    when one is starred."""
+    starred = any(r["ort_speedup_unstable"] for r in summary_rows(results))
+    return TABLE_NOTE + (f" {RATIO_UNSTABLE_NOTE}." if starred else "")
+
+
 TABLE_NOTE = (
     "Accuracy is on the test split (PyTorch: the trained model; ORT: the exported ONNX model in ONNX Runtime). "
     "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
-    "median (p50) and 99th percentile. MFLOPs: millions of floating-point operations of one forward pass per "
+    "median (p50) and 99th percentile. ORT vs eager: the speed-up of the export, eager PyTorch's time over ONNX Runtime's on the CPU at "
+    "the smallest batch size timed, on 1 thread where timed, from alternating rounds where recorded (above "
+    "1x, the exported model is faster). MFLOPs: millions of floating-point operations of one forward pass per "
     "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
     "normalisation and pooling not counted). Activations: the ONNX model's peak activation memory at batch 1, "
     "estimated from the graph (the most bytes of intermediate tensors alive at once when its nodes run in "
@@ -1642,7 +1661,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     plots, numbered = plots or {}, numbered or {}
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results, run_dir)), ""]
-    lines += ["## Results", ""] + md_table(results_table(results)) + ["", TABLE_NOTE]
+    lines += ["## Results", ""] + md_table(results_table(results)) + ["", _md_cell(results_note(results))]
     exported = export_notes(results)
     if exported:
         lines += [""] + [f"- {_md_cell(n)}" for n in exported]

@@ -31,7 +31,7 @@ from harness.report import (
     PLOT_TITLES,
     REFERENCE_NOTE,
     SEEDS_NOTE,
-    TABLE_NOTE,
+    results_note,
     VARIANTS_NOTE,
     Table,
     _get,
@@ -1094,7 +1094,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
 
     exported = export_notes(results)
     sections.append(("results", "Results", html_table(results_table(results))
-                     + f'<p class="note">{esc(TABLE_NOTE)}</p>'
+                     + f'<p class="note">{esc(results_note(results))}</p>'
                      + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in exported) + "</ul>" if exported else "")))
     failed = failed_table(results)
     if failed:  # right after the results: a reader looking for why a job has no figures finds it first
