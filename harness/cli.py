@@ -641,8 +641,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     report.html and the ONNX files, and prints a comparison table.
     Exit status: 0 every job ok; 1 a job failed (or --edge-gate closed);
     2 bad input, before any job runs; 74 the run folder stopped taking
-    files (full disk, read-only), the jobs written before kept; 130/143
-    stopped by Ctrl-C/SIGTERM, the finished jobs kept (--resume goes on).
+    files (full disk, read-only), the jobs written before kept; 130/143/129
+    stopped by Ctrl-C/SIGTERM/SIGHUP, the finished jobs kept (--resume goes
+    on); 141 standard output's reader left early (| head).
     """
     from harness.progress import make_progress
     from harness.report import failures
@@ -1031,9 +1032,10 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
                    "provider where timed, else the first; fewest threads, smallest batch; their medians). "
                    "0: none.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (at activation_batch: 1, or the "
-                   "batch the graph fixes), latency: [...], cold_start: {...} or null}; flops_uncounted names the "
-                   "nodes a partial FLOP count leaves out, assumed_dims_1 the open dimensions set to 1.")
+              help="Print JSON: {model, bytes, flops (per sample), activation_bytes (at batch 1, or at "
+                   "activation_batch, present when the graph fixes another), latency: [...], cold_start: {...} or "
+                   "null}; where they apply, flops_uncounted names the nodes a partial FLOP count leaves out and "
+                   "assumed_dims_1 the open dimensions set to 1.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   batch_dim: str | None, threads: list[int], providers: list[str], opt_level: str, min_runs: int,
                   min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, as_json: bool) -> None:
@@ -1081,9 +1083,13 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     elif not plan.batched and batch_sizes != [1]:
-        raise HarnessError("--batch-sizes: no input has a batch dimension"
-                           + (" (--batch-dim none)" if batch_dim else "") + ", so the graph is timed per call, "
-                           "at batch size 1")
+        why = ("no input has a batch dimension" + (" (--batch-dim none)" if batch_dim else "")
+               + ", so the graph is timed per call, at batch size 1")
+        if 1 not in batch_sizes:  # nothing asked could be measured
+            raise HarnessError(f"--batch-sizes: {why}")
+        click.echo(f"harness: warning: batch size(s) {', '.join(str(b) for b in batch_sizes if b != 1)} "
+                   f"skipped: {why}", err=True)  # as a static batch that refuses a size is (CONTRACT.md)
+        batch_sizes = [1]
     open_dims = ""
     unset = plan.unset(sizes)
     if unset:

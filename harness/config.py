@@ -2,7 +2,8 @@
 
 A config file holds the same settings as the command line (``epochs = 3``,
 ``models = ["mnist-cnn"]``, ``batch_sizes = [1, 32]``; dashes or
-underscores) and optionally a ``[sweep]`` table whose lists are crossed into
+underscores), but for those that say how to run this one call rather than what
+the run is (``resume``, ``edge_gate``, ``progress``, ``ray_address``, ``jobs``), and optionally a ``[sweep]`` table whose lists are crossed into
 a grid: recipe fields (``batch_size``, ``lr``, ``epochs``...), ``seed``, and
 anything else, which is passed to the model's ``build`` (e.g. ``dropout``)::
 

@@ -79,7 +79,9 @@ def harness_metrics() -> "list[MetricSpec]":
 
 @hookspec
 def harness_reporters() -> "list[Reporter]":
-    """Return run observers (experiment trackers such as MLflow or TensorBoard).
+    """Return run observers that watch every run (a CI notifier, a custom log). An experiment tracker a
+    user switches on by name (``--track``, as the built-in MLflow and TensorBoard ones) is a
+    :class:`harness.specs.TrackerSpec` from :func:`harness_trackers` instead.
 
     Called once per run. Each :class:`harness.reporters.Reporter` is told when
     a run starts, after each epoch of each job, when a job ends (with its
