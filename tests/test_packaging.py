@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -60,22 +61,27 @@ def _needs_the_backend() -> None:
         pytest.skip(f"setuptools {setuptools.__version__}: pyproject.toml needs >=77 (PEP 639 license fields)")
 
 
-def _built_wheel(tmp_path: Path) -> zipfile.ZipFile:
-    """A wheel built by the project's own backend from a copy of the source (nothing written in the checkout)."""
+def _built(tmp_path: Path, kind: str, files: Sequence[str] = ()) -> Path:
+    """A ``wheel`` or ``sdist`` built by the project's own backend from a copy of the package folders, the
+    project files and ``files`` (nothing written in the checkout)."""
     _needs_the_backend()
-    source = tmp_path / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    source = tmp_path / f"{kind}-src"
     for folder in ("harness", "plugins"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", *files):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
-    dist = tmp_path / "dist"
+    dist = tmp_path / f"{kind}-dist"
     dist.mkdir()
-    code = f"import setuptools.build_meta as b; print(b.build_wheel({str(dist)!r}))"
+    code = f"import setuptools.build_meta as b; print(b.build_{kind}({str(dist)!r}))"
     result = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    (wheel,) = dist.glob("*.whl")
-    return zipfile.ZipFile(wheel)
+    (built,) = dist.iterdir()
+    return built
+
+
+def _built_wheel(tmp_path: Path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(_built(tmp_path, "wheel"))
 
 
 def test_the_wheel_ships_py_typed_the_license_and_the_one_version(tmp_path):
@@ -102,18 +108,7 @@ def test_the_sdist_carries_the_test_suite_and_what_it_runs(tmp_path):
                              capture_output=True, text=True)
     if tracked.returncode != 0 or not tracked.stdout.strip():
         pytest.skip("not a git checkout: which files are the project's is not known")
-    source = tmp_path / "sdist-src"
-    for name in [*tracked.stdout.split(), "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "reports/README.md"]:
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, source / name)
-    for folder in ("harness", "plugins"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    dist = tmp_path / "sdist"
-    dist.mkdir()
-    code = f"import setuptools.build_meta as b; print(b.build_sdist({str(dist)!r}))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=source, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (archive,) = dist.glob("*.tar.gz")
+    archive = _built(tmp_path, "sdist", [*tracked.stdout.split(), "MANIFEST.in", "reports/README.md"])
     import tarfile
 
     with tarfile.open(archive) as tar:

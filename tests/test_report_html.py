@@ -427,39 +427,9 @@ def test_a_table_header_sticks_inside_a_box_that_scrolls_up_and_down():
     assert "position: sticky" in header and "top: 0" in header
 
 
-def test_a_long_table_keeps_its_header_in_view_in_chromium(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from screenshot_report import find_chromium
-    finally:
-        sys.path.pop(0)
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium here (apt-get install chromium) to scroll a table")
-    from harness.report import Table
-    from harness.report_html import CSS, html_table
-
-    table = html_table(Table(["model", "p50 ms"], [[f"m{i}", f"{i}.0"] for i in range(200)], {1}))
-    # The probe scrolls the table's box to row 150 and says where the header and that row are.
-    probe = ("<script>const box = document.querySelector('.scroll'); const rows = box.querySelectorAll('tbody tr');"
-             "box.scrollTop = rows[150].offsetTop; const p = document.createElement('pre'); p.id = 'probe';"
-             "p.textContent = [box.scrollTop, box.getBoundingClientRect().top, box.getBoundingClientRect().height,"
-             "box.querySelector('th').getBoundingClientRect().top, innerHeight].join(' ');"
-             "document.body.appendChild(p);</script>")
-    page = tmp_path / "table.html"
-    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table}{probe}</body></html>")
-    out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
-                          "--window-size=1000,800", "--dump-dom", page.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
-    probed = re.search(r'<pre id="probe">([^<]*)', out).group(1)
-    scrolled, box_top, box_height, header_top, view = map(float, probed.split())
-    assert scrolled > 1000 and box_height <= view  # the box scrolled, and fits the window
-    assert abs(header_top - box_top) < 1  # and its header stayed at its top
-
-
-def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tmp_path):
-    """'1.00x (alternating, unstable)' kept on one line widened the edge table past a 1400-pixel window, and
-    its note column went out of sight behind the scroll bar."""
+def _probed_in_chromium(tmp_path, table_html: str, probe_js: str, window: str) -> list[float]:
+    """The numbers ``probe_js`` (a script ending ``p.textContent = [...].join(' ')`` on a ``pre``) reads from a
+    page of ``table_html`` with the reports' CSS, laid out by headless Chromium in a ``window`` (``W,H``)."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from screenshot_report import find_chromium
@@ -468,8 +438,37 @@ def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tm
     binary = find_chromium()
     if binary is None:
         pytest.skip("no Chromium here (apt-get install chromium) to lay a table out")
+    from harness.report_html import CSS
+
+    probe = (f"<script>const box = document.querySelector('.scroll'); const p = document.createElement('pre');"
+             f"p.id = 'probe'; {probe_js}; document.body.appendChild(p);</script>")
+    page = tmp_path / "table.html"
+    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table_html}{probe}</body></html>")
+    out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                          f"--window-size={window}", "--dump-dom", page.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    return [float(x) for x in re.search(r'<pre id="probe">([^<]*)', out).group(1).split()]
+
+
+def test_a_long_table_keeps_its_header_in_view_in_chromium(tmp_path):
     from harness.report import Table
-    from harness.report_html import CSS, html_table
+    from harness.report_html import html_table
+
+    table = html_table(Table(["model", "p50 ms"], [[f"m{i}", f"{i}.0"] for i in range(200)], {1}))
+    # The probe scrolls the table's box to row 150 and says where the header and that row are.
+    probe = ("const rows = box.querySelectorAll('tbody tr'); box.scrollTop = rows[150].offsetTop;"
+             "p.textContent = [box.scrollTop, box.getBoundingClientRect().top, box.getBoundingClientRect().height,"
+             "box.querySelector('th').getBoundingClientRect().top, innerHeight].join(' ')")
+    scrolled, box_top, box_height, header_top, view = _probed_in_chromium(tmp_path, table, probe, "1000,800")
+    assert scrolled > 1000 and box_height <= view  # the box scrolled, and fits the window
+    assert abs(header_top - box_top) < 1  # and its header stayed at its top
+
+
+def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tmp_path):
+    """'1.00x (alternating, unstable)' kept on one line widened the edge table past a 1400-pixel window, and
+    its note column went out of sight behind the scroll bar."""
+    from harness.report import Table
+    from harness.report_html import html_table
 
     headers = ["model", "dataset", "variant", "accuracy", "drop vs fp32 (points)", "ONNX KiB", "activations KiB",
                "threads", "p50 ms", "p99 ms", "time vs fp32", "cold ms", "RAM KiB", "params", "MFLOPs",
@@ -480,15 +479,8 @@ def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tm
            "steadily); " * 3]
     table = html_table(Table(headers, [row, row], set(range(3, 15))))
     assert 'class="num words">1.00x (alternating, unstable)<' in table and 'class="num">0.0813*<' in table
-    probe = ("<script>const box = document.querySelector('.scroll'); const p = document.createElement('pre');"
-             "p.id = 'probe'; p.textContent = [box.scrollWidth, box.clientWidth].join(' ');"
-             "document.body.appendChild(p);</script>")
-    page = tmp_path / "table.html"
-    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table}{probe}</body></html>")
-    out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
-                          "--window-size=1400,800", "--dump-dom", page.as_uri()],
-                         check=True, capture_output=True, text=True, timeout=120).stdout
-    scroll_width, client_width = map(float, re.search(r'<pre id="probe">([^<]*)', out).group(1).split())
+    scroll_width, client_width = _probed_in_chromium(
+        tmp_path, table, "p.textContent = [box.scrollWidth, box.clientWidth].join(' ')", "1400,800")
     assert scroll_width <= client_width, (scroll_width, client_width)  # nothing to scroll to: the note is in view
 
 
