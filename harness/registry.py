@@ -178,7 +178,7 @@ class Registry:
                 e.plugin for e in self.errors
                 if (chosen is None or e.plugin in chosen)
                 and (e.kind == kind or (e.kind is None and (e.plugin not in self.host.plugins or hook in e.message)))))
-            if failed:  # the other likely reason: the plugin that registers it did not load
+            if failed:
                 message += (f" (plugin{'s' if len(failed) > 1 else ''} {', '.join(map(repr, failed))} failed to "
                             f"load or register {kind}: see 'harness plugins')")
             raise UnknownNameError(message) from None
