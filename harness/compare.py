@@ -10,7 +10,8 @@ absolute and the relative change (sizes and counts are shown, never gated).
 With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
 
 - an ONNX Runtime p50 latency (any provider, batch size, thread count; the
-  fp32 model or a variant) that grew by more than ``PCT`` percent;
+  fp32 model or a variant) that grew by more than ``PCT`` percent (and, with
+  ``--min-change-ms MS``, by more than ``MS`` milliseconds);
 - an accuracy (or macro-F1), PyTorch or ONNX Runtime, fp32 or variant, that
   dropped by more than ``PCT`` percentage points (0.99 -> 0.97 is 2 points), or by more than
   ``POINTS`` when ``--max-accuracy-drop POINTS`` sets that bound on its own (a latency gate of
@@ -316,9 +317,9 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
     relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
     Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
-    the latency rows that gate (see :class:`_Gate`); ``min_change_ms``: a p50 regresses only when it also grew
-    by more than this many milliseconds (a 10 us model's p50 moves by 40 % on a busy machine); ``unstable_rows`` counts the rows left ungated as
-    unstable. ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
+    the latency rows that gate (see :class:`_Gate`); ``min_change_ms``: a p50 regresses only when it also
+    grew by more than this many milliseconds (a 10 us model's p50 moves by 40 % on a busy machine);
+    ``unstable_rows`` counts the rows left ungated as unstable. ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
     ``{"id", "jobs", "seeds", "n_ok", "metrics", "latency"}``, a metric change being the seeds' means
     (with ``n`` and ``std``: base's and new's), a latency row's their median p50.
     """
