@@ -269,6 +269,20 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
                               f"floating-point logits, here {expected}")
 
 
+def note_reporters(folder: RunFolder, reporters: Any, resume: bool) -> None:
+    """Record which reporters (trackers) saw the run (``reporters`` in results.json, every session's), and
+    on a resume warn of one that saw the earlier sessions and is not on now: the jobs run now would be
+    missing from that experiment tracker without a word (the resume hint names no --track)."""
+    names = [str(getattr(r, "name", type(r).__name__)) for r in reporters.reporters]
+    before = [str(n) for n in folder.data.get("reporters") or [] if isinstance(n, str)]
+    missing = [n for n in before if n not in names]
+    if resume and missing:
+        log.warning("this run was reported to %s before; this resume is not, so the jobs it runs will be missing "
+                    "there (resume with --track %s)", ", ".join(missing), ",".join(missing))
+    if names or before:
+        folder.data["reporters"] = list(dict.fromkeys([*before, *names]))
+
+
 def keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:
     """Put the reporters' errors in the results (``reporter_errors``) after those of the run's earlier
     sessions (a resumed run's: its first jobs' tracking failed all the same); whether this session had any."""
@@ -1433,6 +1447,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         # the caller's own set (harness run's, which tells the reporters of the reports written after this)
         reporter_set = reporters if isinstance(reporters, ReporterSet) else ReporterSet(reporters)
         reporter_set.earlier_errors = list(folder.data.get("reporter_errors") or []) if options.resume else []
+        note_reporters(folder, reporter_set, options.resume)
         ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
         todo = begin_run(folder, plan, options, metric_specs(registry, metrics), device, progress)
         reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)

@@ -75,11 +75,13 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     from conftest import SitePackages
 
-    SitePackages(tmp_path / "site").install("harness-ending", {"ending": "ending_reporter"})  # a tracker
-    env = {**env, "ENDING_LOG": str(tmp_path / "calls.jsonl")}
+    site = SitePackages(tmp_path / "site")
+    site.install("harness-ending", {"ending": "ending_reporter"})  # a reporter every run has
+    site.install("harness-jsonlog", {"jsonlog": "named_tracker"})  # a tracker --track names
+    env = {**env, "ENDING_LOG": str(tmp_path / "calls.jsonl"), "JSONLOG_PATH": str(tmp_path / "jsonlog.jsonl")}
     out = tmp_path / "out"
     # still running when the signal comes; asking the edge question of the jobs that finish by then
-    proc = _start(env, out, "c", hold=tmp_path / "hold", more=["--accuracy-floor", "1"])
+    proc = _start(env, out, "c", hold=tmp_path / "hold", more=["--accuracy-floor", "1", "--track", "jsonlog"])
     done = {job["id"] for job in _wait_for_jobs(out / "c" / "results.json", 1, proc)}
     # what an unfinished job leaves when stopped mid-export: a half-written file no row lists
     from harness.results import job_file_stem
@@ -94,6 +96,8 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     assert proc.returncode == 130
     assert "Traceback" not in stderr
     assert "harness run --resume --run-id c" in stderr
+    # the resume hint keeps the tracker, or the jobs still to run would be missing from it
+    assert f"--out {out} --track jsonlog" in stderr, stderr[-2000:]
     assert "onnx acc" in stdout and all(job_id.split("@")[0] in stdout for job_id in done)  # the finished jobs' table
     data = json.loads((out / "c" / "results.json").read_text())
     assert data["jobs"] and all(job["status"] == "ok" for job in data["jobs"])
@@ -634,3 +638,32 @@ def test_the_latest_run_is_the_last_created_not_the_last_saved(tmp_path):
     (tmp_path / "b" / "results.json").write_text("{broken")  # unreadable: its mtime still counts
     os.utime(tmp_path / "b" / "results.json", (3_000, 3_000))
     assert latest_run(tmp_path) == tmp_path / "a"
+
+
+def test_a_resume_without_the_trackers_the_run_had_says_so(tmp_path, caplog):
+    """The hint after Ctrl-C named no --track, and a resume run that way sent its jobs to no tracker without a
+    word: the run's MLflow experiment silently missed them."""
+    import logging
+
+    from harness.reporters import Reporter, ReporterSet
+    from harness.results import RunFolder
+    from harness.runner import note_reporters
+
+    class Named(Reporter):
+        def __init__(self, name):
+            self.name = name
+
+    folder = RunFolder.create(tmp_path, "r", {}, {})
+    note_reporters(folder, ReporterSet([Named("mlflow"), Named("tensorboard")]), resume=False)
+    assert folder.data["reporters"] == ["mlflow", "tensorboard"]
+    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+        note_reporters(folder, ReporterSet([Named("tensorboard")]), resume=True)
+    assert ("this run was reported to mlflow before; this resume is not, so the jobs it runs will be missing "
+            "there (resume with --track mlflow)") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+        note_reporters(folder, ReporterSet([Named("mlflow"), Named("tensorboard")]), resume=True)
+    assert "reported to" not in caplog.text and folder.data["reporters"] == ["mlflow", "tensorboard"]
+    plain = RunFolder.create(tmp_path, "p", {}, {})
+    note_reporters(plain, ReporterSet([]), resume=False)
+    assert "reporters" not in plain.data  # a run without any says nothing about them
