@@ -167,8 +167,10 @@ class RichProgress(Progress):
         self.bar.update(self.jobs_task, status=job_id)
 
     def stage(self, job_id: str, stage: str) -> None:
-        self.bar.update(self._step(job_id), description=self._label(job_id, stage), status="", visible=True,
-                        completed=0, total=1)
+        # reset, not update: the row's clock starts again with each stage (one row serves every stage and,
+        # hidden between them, every job: its time read "train 1/8 0:00:52", counted from the first job)
+        self.bar.reset(self._step(job_id), description=self._label(job_id, stage), status="", visible=True,
+                       completed=0, total=1)
 
     def batch(self, job_id: str, step: int, steps: int) -> None:
         self.bar.update(self._step(job_id), completed=step, total=steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 from harness.progress import LineProgress
 
@@ -214,4 +215,28 @@ def test_the_live_display_gives_each_running_job_its_own_row():
     shown.job(3, 3, "c@d")  # a local run: announced first, its row needs no id (the jobs row says it)
     shown.stage("c@d", "export")
     assert rows() == ["export"] and len(shown.bar.tasks) == 3  # a finished job's row is reused
+    shown.stop()
+
+
+def test_the_live_display_times_each_stage_from_its_own_start():
+    """One row serves every stage of every job: its clock ran from the first job ('train 1/8 0:00:52')."""
+    from rich.console import Console
+
+    from harness.progress import RichProgress
+
+    shown = RichProgress()
+    shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
+    shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
+    shown.start(2)
+    shown.job(1, 2, "a@d")
+    shown.stage("a@d", "train")
+    (row,) = [task for task in shown.bar.tasks if task.id != shown.jobs_task]
+    first = row.start_time
+    time.sleep(0.05)
+    shown.job_done({"id": "a@d", "status": "ok", "params": 10, "latency": []})
+    shown.job(2, 2, "b@d")
+    shown.stage("b@d", "loading data")
+    (again,) = [task for task in shown.bar.tasks if task.id != shown.jobs_task]
+    assert again.id == row.id and again.start_time >= first + 0.05  # the same row, its clock started again
+    assert again.elapsed < 0.05
     shown.stop()
