@@ -33,7 +33,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
 
-from harness.latency import (RUN_REMEDY, default_thread_counts, settings_name, unstable_mark, unstable_note,
+from harness.latency import (default_thread_counts, run_remedy, settings_name, unstable_mark, unstable_note,
                              usable_cores)
 from harness.text import mflops, points, size_text, squeeze
 
@@ -707,7 +707,7 @@ def _doubts(results: dict[str, Any], row: dict[str, Any], budget: Budget) -> str
     if row.get("stable") is False:
         drift = _number(row.get("drift_pct"))
         doubts.append(f"its p50 is unstable{f' (drifted {drift:.1f} %)' if drift is not None else ''}: "
-                      f"measure again {RUN_REMEDY} before relying on it")
+                      f"measure again {run_remedy(results)} before relying on it")
     p99 = _number(row.get("p99_ms"))
     if budget.latency_ms is not None and p99 is not None and p99 > budget.latency_ms:
         doubts.append(f"its p99, {_num(p99)} ms, is over the {budget.latency_ms:g} ms budget")

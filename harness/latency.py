@@ -191,6 +191,14 @@ RUN_REMEDY = "at a quieter moment, and without --quick if the run used it"
 """How to measure an unstable row again with ``harness run``, which has no timing flag but ``--quick``."""
 
 
+def run_remedy(results: dict[str, Any]) -> str:
+    """:data:`RUN_REMEDY` for a run's results: it says to drop ``--quick`` only when the run's latency
+    settings (``config.latency``) are --quick's, and not at all when they are the default ones."""
+    name = settings_name((results.get("config") or {}).get("latency")) if isinstance(results, dict) else None
+    return {"--quick": "at a quieter moment, and without --quick", "default": "at a quieter moment"}.get(
+        name or "", RUN_REMEDY)
+
+
 def unstable_note(rows: Sequence[dict[str, Any]], remedy: str = RUN_REMEDY) -> str | None:
     """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable);
     ``remedy`` says how to measure again with the command whose output it is under."""

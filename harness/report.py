@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StorageError
-from harness.latency import UNSTABLE_MARK, unstable_mark, unstable_note
+from harness.latency import UNSTABLE_MARK, run_remedy, unstable_mark, unstable_note
 from harness.results import atomic_write_bytes, atomic_write_text
 from harness.text import mflops, ms_text, plain, points, squeeze
 from harness.train import amp_not_applied_reason
@@ -212,7 +212,10 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
         lines.append(cut)
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
-        lines.append(unstable_note(_shown_latency(results)) or "")
+        lines.append(unstable_note(_shown_latency(results), run_remedy(results)) or "")
+    if "ORT vs eager" in headers and any(row[headers.index("ORT vs eager")] != "-" for row in table):
+        lines.append("ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x the "
+                     "export is faster)")
     if "ORT vs eager" in headers and any(UNSTABLE_MARK in row[headers.index("ORT vs eager")] for row in table):
         lines.append(RATIO_UNSTABLE_NOTE)
     stand_ins = {dataset: text for dataset, (text, stand_in) in _sources(results).items() if stand_in}
@@ -855,7 +858,7 @@ def latency_notes(results: dict[str, Any]) -> list[str]:
     """Batch sizes a job's graph could not take (``latency_skipped``), and what a p50 marked unstable means."""
     notes = [f"{job_label(job, dataset=True)}: {note}" for job in results.get("jobs", [])
              for note in job.get("latency_skipped") or []]
-    unstable = unstable_note(_shown_latency(results))
+    unstable = unstable_note(_shown_latency(results), run_remedy(results))
     return notes + ([unstable] if unstable else [])
 
 
@@ -1462,15 +1465,18 @@ def results_note(results: dict[str, Any]) -> str:
     """The note under the reports' results table: :data:`TABLE_NOTE`, and what a starred speed-up means
     when one is starred."""
     starred = any(r["ort_speedup_unstable"] for r in summary_rows(results))
-    return TABLE_NOTE + (f" {RATIO_UNSTABLE_NOTE}." if starred else "")
+    # the p50 cells' stars, explained here too: the latency section's note comes far below
+    unstable = unstable_note(_shown_latency(results), run_remedy(results))
+    return TABLE_NOTE + (f" {unstable}." if unstable else "") + (f" {RATIO_UNSTABLE_NOTE}." if starred else "")
 
 
 TABLE_NOTE = (
     "Accuracy is on the test split (PyTorch: the trained model; ORT: the exported ONNX model in ONNX Runtime). "
     "Latency is per batch in ONNX Runtime (b: batch size, t: intra-op threads; CPU provider unless named), "
     "median (p50) and 99th percentile. ORT vs eager: the speed-up of the export, eager PyTorch's time over ONNX Runtime's on the CPU at "
-    "the smallest batch size timed, on 1 thread where timed, from alternating rounds where recorded (above "
-    "1x, the exported model is faster). MFLOPs: millions of floating-point operations of one forward pass per "
+    "the smallest batch size timed, on 1 thread where timed (above 1x, the exported model is faster), from "
+    "alternating rounds of its own where recorded, so it need not equal the ratio of the latency rows, which "
+    "were timed one after the other. MFLOPs: millions of floating-point operations of one forward pass per "
     "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
     "normalisation and pooling not counted). Activations: the ONNX model's peak activation memory at batch 1, "
     "estimated from the graph (the most bytes of intermediate tensors alive at once when its nodes run in "
@@ -1597,7 +1603,7 @@ def deployment_tables(results: dict[str, Any]) -> list[tuple[str, Table]]:
             caption += ", each run's own accuracy floor and budget"
         elif question:
             caption += f", {question.text()}"
-        table.footnote = unstable_note([r for r in rows if r.get("p50_ms") is not None])
+        table.footnote = unstable_note([r for r in rows if r.get("p50_ms") is not None], run_remedy(results))
         tables.append((caption, table))
     return tables
 

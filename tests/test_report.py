@@ -1142,3 +1142,28 @@ def test_report_md_says_when_only_the_most_accurate_jobs_curves_were_drawn(resul
     md = to_markdown(results, plots=some)
     assert f"Curves drawn for the 3 most accurate of the {len(trained)} jobs trained for more than one epoch" in md
     assert md.count("![training curves]") == 3 and md.count("### ") >= len(trained)  # every job's table stays
+
+
+def test_the_results_table_explains_its_stars_and_the_advice_fits_the_runs_settings(results, tmp_path):
+    """A p50 star in report.md's results table sat above a note whose only star was ORT vs eager's, and the
+    advice said "without --quick if the run used it" of a run whose results.json says it did not."""
+    import dataclasses
+
+    from harness.latency import QUICK, LatencyConfig, run_remedy
+    from harness.report import results_note, write_reports
+
+    assert run_remedy({"config": {"latency": dataclasses.asdict(QUICK)}}) == "at a quieter moment, and without --quick"
+    assert run_remedy({"config": {"latency": dataclasses.asdict(LatencyConfig())}}) == "at a quieter moment"
+    assert "if the run used it" in run_remedy({})  # settings not recorded (an older run): both ways said
+    assert "unstable" not in results_note(results)
+    job = next(j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic")
+    job["latency"][0].update(stable=False, drift_pct=12.3)
+    results["config"]["latency"] = dataclasses.asdict(LatencyConfig())
+    note = results_note(results)
+    assert "* unstable: the second half of the runs' median moved" in note
+    assert "(measure again at a quieter moment)." in note and "--quick" not in note
+    write_reports(tmp_path, results)
+    section = (tmp_path / "report.md").read_text().split("## Results")[1].split("\n## ")[0]
+    assert "\\* unstable: the second half" in section  # under the table whose cells carry the stars
+    terminal = report.comparison_table(results)
+    assert "ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x" in terminal
