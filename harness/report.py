@@ -213,6 +213,9 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results), run_remedy(results)) or "")
+    low = near_chance(results)
+    if low:
+        lines.append(low)
     if "ORT vs eager" in headers and any(row[headers.index("ORT vs eager")] != "-" for row in table):
         lines.append("ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x the "
                      "export is faster)")
@@ -1461,13 +1464,41 @@ def not_run_text(results: dict[str, Any], missing: list[str], run_dir: "str | Pa
     return f"{len(missing)} of {planned} planned not run ({why}; continue with {command}): {listed}."
 
 
+NEAR_CHANCE = 0.1
+"""A job is near chance when its accuracy is within this fraction of the way from chance (1 / classes) to
+1: 0.19 of 10 classes, 0.55 of 2."""
+
+
+def near_chance(results: dict[str, Any]) -> str | None:
+    """A line naming the finished jobs whose exported model scores near chance (an untrained model: a smoke
+    run's 1 epoch on 512 samples), whose accuracy then says nothing of the model, or None. Jobs of runs
+    from before ``num_classes`` was recorded are not judged."""
+    low = []
+    for job in results.get("jobs", []):
+        classes = job.get("num_classes")
+        accuracy = _number(_get(job, "onnx", "metrics", "accuracy"))
+        if job.get("status") != "ok" or not isinstance(classes, int) or classes < 2 or accuracy is None:
+            continue
+        chance = 1 / classes
+        if accuracy < chance + NEAR_CHANCE * (1 - chance):
+            low.append(job_label(job, dataset=True))
+    if not low:
+        return None
+    shown = ", ".join(low[:5]) + (f" (+{len(low) - 5} more)" if len(low) > 5 else "")
+    return (f"{len(low)} job(s) score near chance (1 / the number of classes), so their accuracy says nothing "
+            f"of the model yet (too little training: --epochs, --max-train-samples); their latency and size "
+            f"stand: {shown}")
+
+
 def results_note(results: dict[str, Any]) -> str:
     """The note under the reports' results table: :data:`TABLE_NOTE`, and what a starred speed-up means
     when one is starred."""
     starred = any(r["ort_speedup_unstable"] for r in summary_rows(results))
     # the p50 cells' stars, explained here too: the latency section's note comes far below
     unstable = unstable_note(_shown_latency(results), run_remedy(results))
-    return TABLE_NOTE + (f" {unstable}." if unstable else "") + (f" {RATIO_UNSTABLE_NOTE}." if starred else "")
+    low = near_chance(results)
+    return (TABLE_NOTE + (f" {unstable}." if unstable else "") + (f" {RATIO_UNSTABLE_NOTE}." if starred else "")
+            + (f" {low}." if low else ""))
 
 
 TABLE_NOTE = (

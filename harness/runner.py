@@ -781,6 +781,7 @@ def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
             splits = ctx.cache.get(job.dataset)
             if splits.info:  # where the data came from (folder, download, a stand-in dataset...)
                 row["data"] = json_ready(dict(splits.info))
+            row["num_classes"] = splits.num_classes  # what chance accuracy is (the reports flag a job near it)
             stage = "build"
             _run_stages(job, ctx, splits, row, enter)
         row["status"] = "ok"

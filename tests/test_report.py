@@ -1167,3 +1167,22 @@ def test_the_results_table_explains_its_stars_and_the_advice_fits_the_runs_setti
     assert "\\* unstable: the second half" in section  # under the table whose cells carry the stars
     terminal = report.comparison_table(results)
     assert "ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x" in terminal
+
+
+def test_jobs_near_chance_are_named_under_the_table_and_in_the_reports(results, tmp_path):
+    """A smoke run's barely trained models were ranked beside trained ones with nothing said: an accuracy at
+    chance says nothing of the model."""
+    from harness.report import near_chance, results_note
+
+    assert near_chance(results) is None  # no num_classes recorded (an older run): nothing judged
+    for job in results["jobs"]:
+        job["num_classes"] = 10
+    ok = [j for j in results["jobs"] if j.get("status") == "ok"]
+    ok[0]["onnx"]["metrics"]["accuracy"] = 0.11   # chance is 0.1: near it
+    ok[1]["onnx"]["metrics"]["accuracy"] = 0.189  # still within a tenth of the way from chance to 1
+    for job in ok[2:]:
+        job["onnx"]["metrics"]["accuracy"] = 0.191
+    line = near_chance(results)
+    assert line.startswith("2 job(s) score near chance (1 / the number of classes)"), line
+    assert report.job_label(ok[0], dataset=True) in line and report.job_label(ok[2], dataset=True) not in line
+    assert line in report.comparison_table(results) and line in results_note(results)
