@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,14 +30,20 @@ def tiny_model():
                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10))
 
 
+CONFIG = {"epochs": 2, "max_train_samples": 512, "device": "cpu", "models": ["tiny"], "profile": "edge",
+          "providers": ["CPUExecutionProvider"], "out": "/somewhere", "resume": False,
+          "sweep": [{"dropout": 0.1}, {"dropout": 0.2}],
+          "latency": {"warmup_runs": 3, "min_runs": 10, "min_time_s": 0.05, "max_time_s": 2.0, "cold_runs": 0}}
+"""A run's stored config as run_started gets it (results.json ``config``; here --quick --cold-runs 0)."""
+
+
 def drive(reporter: Reporter, run_dir: Path) -> dict:
     """A run as the runner reports it: one job trained for two epochs and exported, one that failed at load."""
     model = tiny_model()
     onnx = run_dir / "onnx" / "tiny_synthetic.onnx"
     onnx.parent.mkdir(parents=True)
     onnx.write_bytes(b"not really onnx, but a file to upload" * 10)
-    reporter.run_started(run_dir, {"epochs": 2, "max_train_samples": 512, "device": "cpu"},
-                         {"torch": "2.x", "device": "cpu"})
+    reporter.run_started(run_dir, CONFIG, {"torch": "2.x", "device": "cpu"})
     reporter.job_started("tiny@synthetic", {"model": "tiny", "dataset": "synthetic", "params": 1234,
                                             "recipe": {"optimizer": "adam", "lr": 0.001, "schedule": {"kind": "step"}},
                                             "point": {"dropout": 0.1}})
@@ -52,9 +59,13 @@ def drive(reporter: Reporter, run_dir: Path) -> dict:
            "error": None, "params": 1234, "train": {"epochs": 2, "seconds": 3.0, "history": history,
                                                      "peak_memory_bytes": 123456789},
            "metrics": {"accuracy": 0.9}, "onnx": {"path": "onnx/tiny_synthetic.onnx", "bytes": 370,
-                                                  "max_abs_diff": 1e-6, "metrics": {"accuracy": 0.89}},
+                                                  "max_abs_diff": 1e-6, "metrics": {"accuracy": 0.89},
+                                                  "exporter": "dynamo", "opset": 20, "activation_bytes": 6272},
            "latency": [{"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "batch_size": 1,
-                        "threads": 1, "p50_ms": 0.05, "p99_ms": 0.09, "throughput_per_s": 20000.0}]}
+                        "threads": 1, "p50_ms": 0.05, "p99_ms": 0.09, "throughput_per_s": 20000.0,
+                        "drift_pct": 7.5, "stable": False}],
+           "ort_vs_eager": {"speedup": 3.4, "stable": True, "stability": "stable", "ratio_spread_pct": 0.7}}
+    row["train"]["evaluated_on"] = "val"
     reporter.job_ended("tiny@synthetic", row, run_dir)
     failed = {"id": "tiny@missing", "model": "tiny", "dataset": "missing", "status": "failed", "stage": "load",
               "error": "DataUnavailableError: no files", "params": None, "train": None, "metrics": None,
@@ -179,6 +190,14 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
     assert parent.info.run_name == "run-1" and parent.info.status == "FAILED"  # a job failed
     assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {parent.info.run_id}
     assert parent.data.params["run.max_train_samples"] == "512"
+    # the whole config: what the run selected, its sweep grid and latency settings (by name and each)
+    assert {k: parent.data.params[k] for k in ("run.epochs", "run.models", "run.sweep_points", "run.latency",
+                                                 "run.latency.cold_runs")} == {
+        "run.epochs": "2", "run.models": '["tiny"]', "run.sweep_points": "2", "run.latency": "--quick",
+        "run.latency.cold_runs": "0"}
+    assert json.loads(parent.data.params["run.sweep"]) == CONFIG["sweep"]
+    assert not {"run.out", "run.resume", "run.run_id"} & set(parent.data.params)  # how it was found, not run
+    assert parent.data.tags["harness.run_dir"] == str(run_dir.resolve()) and parent.data.tags["harness.sessions"] == "1"
     assert (parent.data.metrics["jobs/ok"], parent.data.metrics["jobs/failed"]) == (1, 1)
     kept = {a.path for a in client.list_artifacts(parent.info.run_id)} | {
         a.path for a in client.list_artifacts(parent.info.run_id, "report")}
@@ -191,15 +210,108 @@ def test_mlflow_writes_a_run_per_job_into_a_local_file_store(tmp_path, monkeypat
     assert ok.data.params["point.dropout"] == "0.1" and ok.data.tags["harness.run"] == "run-1"
     # the run options that change the figures: two runs at other sample caps read apart
     assert (ok.data.params["run.max_train_samples"], ok.data.params["run.device"]) == ("512", "cpu")
+    assert {k: ok.data.params[k] for k in ("run.latency", "run.latency.cold_runs", "run.profile", "run.providers")} \
+        == {"run.latency": "--quick", "run.latency.cold_runs": "0", "run.profile": "edge",
+            "run.providers": '["CPUExecutionProvider"]'}
+    # what the row alone knows: the split eval_* scored, how the ONNX file was exported
+    assert {k: ok.data.params[k] for k in ("evaluated_on", "onnx.exporter", "onnx.opset", "ort_vs_eager.stability")} \
+        == {"evaluated_on": "val", "onnx.exporter": "dynamo", "onnx.opset": "20", "ort_vs_eager.stability": "stable"}
+    assert (ok.data.tags["harness.attempt"], ok.data.tags["harness.status"]) == ("1", "ok")
     history = client.get_metric_history(ok.info.run_id, "train_loss")
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [(1, 2.0), (2, 1.0)]
     assert ok.data.metrics["test/accuracy"] == pytest.approx(0.9)
     assert ok.data.metrics["onnx/accuracy"] == pytest.approx(0.89)
     assert ok.data.metrics["latency/onnxruntime_cpu/b1_t1/p50_ms"] == pytest.approx(0.05)
+    # with its reliability: an unstable row reads as one
+    assert (ok.data.metrics["latency/onnxruntime_cpu/b1_t1/stable"],
+            ok.data.metrics["latency/onnxruntime_cpu/b1_t1/drift_pct"]) == (0.0, 7.5)
+    assert (ok.data.metrics["ort_vs_eager/speedup"], ok.data.metrics["ort_vs_eager/stable"]) == (3.4, 1.0)
+    assert ok.data.metrics["onnx/activation_bytes"] == 6272
+    assert [m.step for m in client.get_metric_history(ok.info.run_id, "test/accuracy")] == [2]  # the last epoch
     artifacts = [a.path for a in client.list_artifacts(ok.info.run_id, "onnx")]
     assert artifacts == ["onnx/tiny_synthetic.onnx"]
     stored = Path(ok.info.artifact_uri.replace("file://", "")) / "onnx" / "tiny_synthetic.onnx"
     assert stored.read_bytes() == (run_dir / "onnx" / "tiny_synthetic.onnx").read_bytes()
+
+
+def resumed_sessions(make: Any, run_dir: Path) -> dict:
+    """A run over three sessions, each with a new reporter as each `harness run` makes one: the first is
+    interrupted in epoch 2 of its job; the resume runs the job again, which fails in epoch 2 of a longer
+    recipe (``train.epochs`` None); a last resume runs nothing (as one whose jobs had all finished)."""
+    model = tiny_model()
+    info = {"model": "tiny", "dataset": "synthetic", "params": 1234, "recipe": {"lr": 0.001}}
+    first = make()
+    first.run_started(run_dir, CONFIG, {})
+    first.job_started("tiny@synthetic", info)
+    first.epoch_ended("tiny@synthetic", {"epoch": 1, "train_loss": 2.0}, model)
+    first.run_ended({"jobs": [], "interrupted": True}, run_dir)  # Ctrl-C: the job never reported its end
+    second = make()
+    second.run_started(run_dir, {**CONFIG, "epochs": 3}, {})  # resumed with more epochs
+    second.job_started("tiny@synthetic", info)
+    for epoch in (1, 2):
+        second.epoch_ended("tiny@synthetic", {"epoch": epoch, "train_loss": 1.0 / epoch}, model)
+    failed = {"id": "tiny@synthetic", "model": "tiny", "dataset": "synthetic", "status": "failed", "stage": "train",
+              "error": "RuntimeError: NaN loss", "train": {"epochs": None, "seconds": 4.0}}
+    second.job_ended("tiny@synthetic", failed, run_dir)
+    second.run_ended({"jobs": [failed]}, run_dir)
+    second.reports_written(run_dir, [])
+    third = make()
+    third.run_started(run_dir, {**CONFIG, "epochs": 3}, {})
+    third.run_ended({"jobs": [failed]}, run_dir)
+    (run_dir / "report.md").write_text("report")
+    before = int(__import__("time").time() * 1000)
+    third.reports_written(run_dir, [run_dir / "report.md"])
+    return {"reports_from": before}
+
+
+@needs_mlflow
+def test_mlflow_resume_reopens_the_harness_run_and_tells_a_jobs_attempts_apart(tmp_path, monkeypatch):
+    """Each --resume made another MLflow run named and tagged as the harness run (one KILLED, one FAILED, an
+    empty one for a resume that ran nothing), and a job run again had two runs no tag told apart."""
+    from harness_plugins.trackers.mlflow_reporter import MLflowReporter
+    from mlflow.tracking import MlflowClient
+
+    store = (tmp_path / "mlruns").as_uri()  # one store for runs in two --out folders
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # the reporter sets it: not left to other tests
+    run_dir = tmp_path / "out" / "r"
+    run_dir.mkdir(parents=True)
+    state = resumed_sessions(MLflowReporter, run_dir)
+    elsewhere = tmp_path / "other-out" / "r"  # the same run name in another --out: another harness run
+    elsewhere.mkdir(parents=True)
+    other = MLflowReporter()
+    other.run_started(elsewhere, CONFIG, {})
+    other.run_ended({"jobs": []}, elsewhere)
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    parents = {r.data.tags["harness.run_dir"]: r for r in found if r.data.tags.get("harness.kind") == "run"}
+    assert set(parents) == {str(run_dir.resolve()), str(elsewhere.resolve())}
+    parent = parents[str(run_dir.resolve())]
+    assert (parent.info.run_name, parent.info.status, parent.data.tags["harness.status"]) == ("r", "FAILED", "failed")
+    assert parent.data.tags["harness.sessions"] == "3"
+    assert parent.info.end_time >= state["reports_from"]  # ended after its last reports were attached
+    assert "report/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    # MLflow params cannot change: the first session's stay, the resume's change is a tag
+    assert (parent.data.params["run.epochs"], parent.data.tags["harness.changed.run.epochs"]) == ("2", "3")
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "jobs/failed")] == [1, 2, 3]
+    jobs = sorted((r for r in found if r.data.tags.get("harness.job") == "tiny@synthetic"),
+                  key=lambda r: r.data.tags["harness.attempt"])
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert [(r.data.tags["harness.attempt"], r.data.tags["harness.session"], r.info.status,
+             r.data.tags["harness.status"]) for r in jobs] == [("1", "1", "KILLED", "interrupted"),
+                                                                ("2", "2", "FAILED", "failed")]
+    assert [(r.data.params["recipe.lr"], r.data.params["run.latency"]) for r in jobs] == [("0.001", "--quick")] * 2
+    # failed in training: its final figures beside the last epoch it reported, not at step 0
+    assert [m.step for m in client.get_metric_history(jobs[1].info.run_id, "train/seconds")] == [2]
+    killed = MLflowReporter()  # a session killed outright (SIGKILL): no run_ended closes its job's run
+    killed.run_started(run_dir, CONFIG, {})
+    killed.job_started("tiny@synthetic", {"model": "tiny"})
+    MLflowReporter().run_started(run_dir, CONFIG, {})  # the next resume ends it
+    (left,) = client.search_runs([parent.info.experiment_id], "tags.\"harness.attempt\" = '3'")
+    assert (left.info.status, left.data.tags["harness.status"]) == ("KILLED", "interrupted")
+    assert client.get_run(parent.info.run_id).data.tags["harness.sessions"] == "5"
 
 
 @needs_mlflow
@@ -239,7 +351,11 @@ def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp
     tags = events.Tags()
     assert [(e.step, e.value) for e in events.Scalars("loss/train")] == [(1, 2.0), (2, 1.0)]
     assert [e.step for e in events.Scalars("accuracy/eval")] == [1, 2]
-    assert events.Scalars("test/accuracy")[0].value == pytest.approx(0.9)
+    assert [(e.step, round(e.value, 6)) for e in events.Scalars("test/accuracy")] == [(2, 0.9)]
+    assert events.Scalars("latency/onnxruntime_cpu/b1_t1/stable")[0].value == 0.0
+    assert text(events, "facts") == [("evaluated_on: val  \nonnx.exporter: dynamo  \nonnx.opset: 20  \n"
+                                      "ort_vs_eager.stability: stable")]
+    assert text(events, "status") == ["ok"]
     names = {f"weights/{n}" for n, _ in state["model"].named_parameters()}
     assert names == set(tags["histograms"])  # every parameter: conv kernel and bias, BatchNorm gamma/beta, linear
     assert {"weights/1.weight", "weights/1.bias"} <= names  # the BatchNorm's gamma and beta
@@ -247,6 +363,36 @@ def test_tensorboard_writes_scalars_and_a_histogram_per_parameter_each_epoch(tmp
     assert [h.step for h in conv] == [1, 2]
     assert conv[1].histogram_value.min == pytest.approx(conv[0].histogram_value.min + 0.5, abs=1e-5)
     assert conv[1].histogram_value.num == state["model"][0].weight.numel()
+
+
+@needs_tensorboard
+def test_tensorboard_keeps_a_resumed_jobs_earlier_attempt_apart(tmp_path):
+    """A resumed job wrote a second event file into its folder: every scalar showed twice at the same steps."""
+    from harness_plugins.trackers.tensorboard_reporter import TensorBoardReporter
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    resumed_sessions(TensorBoardReporter, run_dir)
+    folder = run_dir / "tensorboard" / "tiny_synthetic"
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["attempt-1"]
+
+    def load(path: Path) -> EventAccumulator:
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
+        events.Reload()
+        return events
+
+    latest, earlier = load(folder), load(folder / "attempt-1")
+    assert [(e.step, e.value) for e in latest.Scalars("loss/train")] == [(1, 1.0), (2, 0.5)]
+    assert [e.step for e in latest.Scalars("train/seconds")] == [2]  # failed in epoch 2: at 2, not 0
+    assert text(latest, "status") == ["failed at train: RuntimeError: NaN loss"]
+    assert [(e.step, e.value) for e in earlier.Scalars("loss/train")] == [(1, 2.0)]
+    assert text(earlier, "status") == ["interrupted"]
+
+
+def text(events, tag: str) -> list[str]:
+    """A TensorBoard text summary's values, in step order."""
+    return [e.tensor_proto.string_val[0].decode() for e in events.Tensors(f"{tag}/text_summary")]
 
 
 def test_a_file_store_is_told_from_a_server_or_database():
@@ -274,9 +420,8 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
     events = list((tmp_path / "r").rglob("events.out.tfevents.*"))  # tensorboard's, and not mlflow's:
     assert events and not (tmp_path / "mlruns").exists() and not (tmp_path / "r" / "mlruns").exists()
     if importlib.util.find_spec("tensorboard") is not None:  # histograms named as the plugin's model names them
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
         import harness_plugins.mnist_attention as plugin
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         accumulator = EventAccumulator(str(events[0].parent), size_guidance={"histograms": 0})
         accumulator.Reload()
@@ -286,6 +431,45 @@ def test_track_on_the_command_line_replaces_harness_track_and_a_disabled_plugin_
     off = run_cli(*args, "--track", "tensorboard", "--run-id", "s", env={**env, "HARNESS_DISABLE_PLUGINS": "trackers"})
     assert off.returncode == 2 and "--track: unknown tracker 'tensorboard'" in off.stderr
     assert "HARNESS_DISABLE_PLUGINS keeps out plugin(s) trackers" in off.stderr
+
+
+@needs_mlflow
+@needs_tensorboard
+def test_a_real_run_and_its_resume_are_one_harness_run_in_mlflow_with_the_figures_reliability(tmp_path, monkeypatch):
+    """The runner's own rows: the key names the trackers read (latency ``stable``, ``ort_vs_eager``, the
+    exporter) are results.json's; a resume with nothing left to run added an empty MLflow run."""
+    import os
+
+    from conftest import run_cli
+    from mlflow.tracking import MlflowClient
+
+    store = (tmp_path / "mlruns").as_uri()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": "e2e"}
+    env.pop("HARNESS_TRACK", None)
+    out = tmp_path / "out"
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1",
+                     "--max-train-samples", "64", "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1",
+                     "--quick", "--cold-runs", "0", "--exporter", "torchscript", "--out", str(out), "--run-id", "r",
+                     "--track", "mlflow,tensorboard", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    again = run_cli("run", "--resume", "--run-id", "r", "--out", str(out), "--track", "mlflow,tensorboard", env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "r" / "results.json").read_text()).get("reporter_errors", []) == []
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # to read MLflow 3's file store back
+    client = MlflowClient(tracking_uri=store)
+    found = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    (parent,) = [r for r in found if r.data.tags.get("harness.kind") == "run"]
+    (job,) = [r for r in found if r.data.tags.get("harness.kind") != "run"]
+    assert (parent.info.status, parent.data.tags["harness.sessions"]) == ("FINISHED", "2")
+    assert job.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert {k: job.data.params.get(k) for k in ("evaluated_on", "onnx.exporter", "run.latency")} == {
+        "evaluated_on": "test", "onnx.exporter": "torchscript", "run.latency": "--quick"}
+    assert job.data.params["onnx.opset"].isdigit()
+    assert {"latency/onnxruntime_cpu/b1_t1/stable", "latency/onnxruntime_cpu/b1_t1/drift_pct",
+            "ort_vs_eager/speedup", "ort_vs_eager/stable", "onnx/activation_bytes"} <= set(job.data.metrics)
+    events = list((out / "r" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert [e.parent.name for e in events] == ["mnist-mlp_synthetic"]  # one attempt: nothing set aside
 
 
 @pytest.mark.parametrize("fails_in", ["run_ended", "reports_written"])

@@ -36,8 +36,18 @@ def epoch_scalars(record: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in ((k, number(v)) for k, v in record.items() if k != "epoch") if v is not None}
 
 
+def flag(value: Any) -> float | None:
+    """A yes/no figure (``stable``) as 1/0, so a tracker can chart and filter it; None when not recorded."""
+    return float(value) if isinstance(value, bool) else None
+
+
 def final_scalars(row: dict[str, Any]) -> dict[str, float]:
-    """A finished job's figures as flat names: ``test/accuracy``, ``onnx/accuracy``, ``latency/...``."""
+    """A finished job's figures as flat names: ``test/accuracy``, ``onnx/accuracy``, ``latency/...``.
+
+    A latency figure comes with its reliability, as the reports show it: each row's ``stable`` (1/0: its
+    two halves agree within 5 %) and ``drift_pct``, and the paired ORT-vs-eager speed-up
+    (``ort_vs_eager/speedup``) with its ``stable`` and the spread of its rounds: a p50 that does not
+    repeat reads otherwise as firmly as one that does."""
     out: dict[str, float] = {}
 
     def put(name: str, value: Any) -> None:
@@ -52,6 +62,7 @@ def final_scalars(row: dict[str, Any]) -> dict[str, float]:
         put(f"onnx/{name}", value)
     put("onnx/max_abs_diff", onnx.get("max_abs_diff"))
     put("onnx/bytes", onnx.get("bytes"))
+    put("onnx/activation_bytes", onnx.get("activation_bytes"))
     train = row.get("train") or {}
     put("train/seconds", train.get("seconds"))
     put("train/peak_memory_bytes", train.get("peak_memory_bytes"))
@@ -60,8 +71,15 @@ def final_scalars(row: dict[str, Any]) -> dict[str, float]:
     put("flops", row.get("flops"))
     for r in row.get("latency") or []:
         where = f"{r.get('runtime')}_{PROVIDER_SHORT.get(r.get('provider'), r.get('provider'))}"
-        for stat in ("p50_ms", "p99_ms", "throughput_per_s"):
-            put(f"latency/{where}/b{r.get('batch_size')}_t{r.get('threads')}/{stat}", r.get(stat))
+        at = f"latency/{where}/b{r.get('batch_size')}_t{r.get('threads')}"
+        for stat in ("p50_ms", "p99_ms", "throughput_per_s", "drift_pct"):
+            put(f"{at}/{stat}", r.get(stat))
+        put(f"{at}/stable", flag(r.get("stable")))
+    paired = row.get("ort_vs_eager")
+    if isinstance(paired, dict):  # alternating rounds of ONNX Runtime and eager torch (harness.latency)
+        put("ort_vs_eager/speedup", paired.get("speedup"))
+        put("ort_vs_eager/stable", flag(paired.get("stable")))
+        put("ort_vs_eager/spread_pct", paired.get("ratio_spread_pct"))
     for v in row.get("variants") or []:
         if not isinstance(v, dict):
             continue
@@ -73,3 +91,28 @@ def final_scalars(row: dict[str, Any]) -> dict[str, float]:
             if r.get("runtime") == "onnxruntime":
                 put(f"variant/{name}/b{r.get('batch_size')}_t{r.get('threads')}/p50_ms", r.get("p50_ms"))
     return out
+
+
+def job_facts(row: dict[str, Any]) -> dict[str, str]:
+    """What a job's figures were measured with and that only its row knows (text, not numbers):
+    ``evaluated_on`` (the split the per-epoch ``eval_*`` figures scored: ``val`` or ``test``),
+    ``onnx.exporter`` and ``onnx.opset`` (as exported: ``--exporter auto`` picks one), and
+    ``ort_vs_eager.stability`` (``stable``, ``noisy but consistent`` or ``unstable``)."""
+    train = row.get("train") or {}
+    onnx = row.get("onnx") or {}
+    paired = row.get("ort_vs_eager") or {}
+    facts = {"evaluated_on": train.get("evaluated_on") if isinstance(train, dict) else None,
+             "onnx.exporter": onnx.get("exporter") if isinstance(onnx, dict) else None,
+             "onnx.opset": onnx.get("opset") if isinstance(onnx, dict) else None,
+             "ort_vs_eager.stability": paired.get("stability") if isinstance(paired, dict) else None}
+    return {k: str(v) for k, v in facts.items() if v is not None}
+
+
+def final_step(row: dict[str, Any], last_epoch: int | None) -> int:
+    """The step a job's final figures go at: its last epoch; for a job that failed mid-training (no
+    ``train.epochs`` in its row) the last epoch the tracker saw, so they sit beside that epoch, not at 0."""
+    train = row.get("train")
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        return epochs
+    return int(last_epoch or 0)
