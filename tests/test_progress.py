@@ -168,10 +168,8 @@ def test_a_terminal_gets_the_live_display_except_in_ci_or_a_dumb_terminal(monkey
     assert isinstance(make_progress(), LineProgress)
 
 
-def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
-    """An error holding '[/data/x]' ended a run with rich's MarkupError in a terminal; '[tag]' vanished."""
-    import io
-
+def _live_display(jobs: int):
+    """A started :class:`RichProgress` drawing into a string instead of the terminal."""
     from rich.console import Console
 
     from harness.progress import RichProgress
@@ -179,7 +177,13 @@ def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
     shown = RichProgress()
     shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
     shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
-    shown.start(1)
+    shown.start(jobs)
+    return shown
+
+
+def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
+    """An error holding '[/data/x]' ended a run with rich's MarkupError in a terminal; '[tag]' vanished."""
+    shown = _live_display(1)
     shown.job(1, 1, "m@d#tags=[red]")
     shown.stage("m@d#tags=[red]", "export [/data/x]")
     shown.job_done({"id": "m@d#tags=[red]", "status": "failed", "stage": "export",
@@ -191,14 +195,7 @@ def test_the_live_display_shows_ids_stages_and_errors_as_text_not_markup():
 
 def test_the_live_display_gives_each_running_job_its_own_row():
     """Under Ray one step row showed the latest stage of whichever job sent it, with no job id."""
-    from rich.console import Console
-
-    from harness.progress import RichProgress
-
-    shown = RichProgress()
-    shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
-    shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
-    shown.start(3)
+    shown = _live_display(3)
 
     def rows():
         return [task.description for task in shown.bar.tasks if task.visible and task.id != shown.jobs_task]
@@ -220,14 +217,7 @@ def test_the_live_display_gives_each_running_job_its_own_row():
 
 def test_the_live_display_times_each_stage_from_its_own_start():
     """One row serves every stage of every job: its clock ran from the first job ('train 1/8 0:00:52')."""
-    from rich.console import Console
-
-    from harness.progress import RichProgress
-
-    shown = RichProgress()
-    shown.console = Console(file=io.StringIO(), force_terminal=False, width=300)
-    shown.bar = type(shown.bar)(*shown.bar.columns, console=shown.console)
-    shown.start(2)
+    shown = _live_display(2)
     shown.job(1, 2, "a@d")
     shown.stage("a@d", "train")
     (row,) = [task for task in shown.bar.tasks if task.id != shown.jobs_task]
