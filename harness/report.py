@@ -1065,14 +1065,15 @@ def comparability(job: dict[str, Any], config: Any) -> list[str]:
 
 
 def _cap_cut(config: Any, option: str, used: Any, available: Any, what: str) -> str | None:
-    """What a ``--max-*-samples`` cap left, as a reason (``256 of 2,048 training samples``), or None when no
+    """What a ``--max-*-samples`` cap left, as a reason (``256 of the dataset's 2,048 training samples``), or None when no
     cap was given or it cut nothing (at or above the split's size). An older record, without the split's
     size, is judged by the cap."""
     cap = config.get(option) if isinstance(config, dict) else None
     if cap is None:
         return None
     if isinstance(used, int) and isinstance(available, int):
-        return None if used >= available else f"{used:,} of {available:,} {what}"
+        # "of the dataset's": the split's size here, not the published run's (a synthetic split read as such)
+        return None if used >= available else f"{used:,} of the dataset's {available:,} {what}"
     return f"{_fmt(cap, ',')} {what}"
 
 
@@ -1291,9 +1292,19 @@ def _value_text(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+ENV_VALUE_CHARS = 240
+"""The most characters of one environment value the reports show: a provider's load error (a missing CUDA
+library, on a machine without a GPU) runs to a paragraph; results.json keeps it whole."""
+
+
 def environment_table(results: dict[str, Any]) -> Table:
     env = results.get("environment") or {}
-    rows = [[str(k), _value_text(v)] for k, v in env.items()] if isinstance(env, dict) else []
+
+    def shown(value: Any) -> str:
+        text = _value_text(value)
+        return text if len(text) <= ENV_VALUE_CHARS else squeeze(text, ENV_VALUE_CHARS) + " (whole in results.json)"
+
+    rows = [[str(k), shown(v)] for k, v in env.items()] if isinstance(env, dict) else []
     return Table(["key", "value"], rows)
 
 
@@ -1306,7 +1317,10 @@ def config_table(results: dict[str, Any]) -> Table:
     config = results.get("config")
     if not isinstance(config, dict):
         return Table(["option", "value"], [])
-    rows = [[k, _value_text(config[k])] for k in CONFIG_KEYS if config.get(k) is not None]
+    # what the run selected ("all" where no name narrowed it), so the command can be told from the report
+    rows = [[k, "all" if config.get(k) is None else _value_text(config[k])] for k in ("plugins", "models", "datasets")
+            if k in config]
+    rows += [[k, _value_text(config[k])] for k in CONFIG_KEYS if config.get(k) is not None]
     from harness.edge import Question
     from harness.latency import settings_name
 

@@ -265,7 +265,8 @@ def test_training_speed_up_is_shown_only_for_the_published_budget(results):
                                             "1 of 20 epochs, synthetic, not mnist"]
     counted["train"]["train_samples"], counted["test_samples"] = 256, 100
     assert report.reference_notes(huge)[0].endswith(
-        "1 of 20 epochs, 256 of 2,048 training samples, synthetic, not mnist, 100 of 512 test samples")
+        "1 of 20 epochs, 256 of the dataset's 2,048 training samples, synthetic, not mnist, 100 of the dataset's 512 "
+        "test samples")
     full = {**results, "config": {**results["config"], "max_train_samples": None}}  # the seed's budget
     job.update(dataset="mnist")
     job["train"]["epochs"] = 20
@@ -1186,3 +1187,19 @@ def test_jobs_near_chance_are_named_under_the_table_and_in_the_reports(results, 
     assert line.startswith("2 job(s) score near chance (1 / the number of classes)"), line
     assert report.job_label(ok[0], dataset=True) in line and report.job_label(ok[2], dataset=True) not in line
     assert line in report.comparison_table(results) and line in results_note(results)
+
+
+def test_the_run_options_say_what_was_selected_and_a_long_environment_value_is_cut():
+    """report.html's run options left out the models, datasets and plugins (the command could not be told
+    from it), and a CUDA provider's load error on a CPU machine filled a screen of the environment table."""
+    from harness.report import ENV_VALUE_CHARS, config_table, environment_table
+
+    config = {"plugins": None, "models": ["mnist-mlp", "mnist-cnn"], "datasets": ["synthetic"], "epochs": 1}
+    rows = {k: v for k, v in config_table({"config": config}).rows}
+    assert (rows["plugins"], rows["models"], rows["datasets"]) == ("all", "mnist-mlp, mnist-cnn", "synthetic")
+    error = "Failed to load library libonnxruntime_providers_cuda.so with error: libcublasLt.so.13: " * 20
+    env = {"onnxruntime_unusable_providers": {"CUDAExecutionProvider": error}, "torch": "2.13.0"}
+    shown = dict(environment_table({"environment": env}).rows)
+    assert shown["torch"] == "2.13.0"
+    cut = shown["onnxruntime_unusable_providers"]
+    assert cut.endswith("... (whole in results.json)") and len(cut) < ENV_VALUE_CHARS + 40
