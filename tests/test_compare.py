@@ -617,3 +617,21 @@ def test_flagged_only_keeps_the_flagged_rows_and_counts_the_rest(tmp_path):
     new = load("regressed")
     new["metric_specs"] = {"top5": {"higher_is_better": True, "gate": True}}
     assert "accuracy, macro-F1 or top5 -10 points" in format_comparison(compare_runs(load("base"), new, threshold=10))
+
+
+def test_a_gpu_providers_rows_at_other_thread_counts_an_older_run_timed_are_not_lost():
+    """GPU providers are timed at one thread count now; a baseline from before has a row per count, which the
+    gate read as lost measurements: the README's CI gate failed on unchanged code."""
+    import copy
+
+    from harness.compare import compare_runs
+
+    base, new = load("base"), copy.deepcopy(load("base"))
+    job = base["jobs"][0]
+    cuda = {**job["latency"][0], "provider": "CUDAExecutionProvider", "batch_size": 1}
+    job["latency"] += [{**cuda, "threads": 1}, {**cuda, "threads": 4}]
+    new["jobs"][0]["latency"] += [{**cuda, "threads": 1}]
+    assert compare_runs(base, new, 10.0)["regressions"] == []
+    new["jobs"][0]["latency"] = [r for r in new["jobs"][0]["latency"] if r["provider"] != "CUDAExecutionProvider"]
+    lost = compare_runs(base, new, 10.0)["regressions"]  # no CUDA row at all: both lost, as before
+    assert len(lost) == 2 and all("CUDAExecutionProvider batch 1 threads" in line for line in lost), lost
