@@ -245,6 +245,8 @@ def resumed_sessions(make: Any, run_dir: Path) -> dict:
     first.job_started("tiny@synthetic", info)
     first.epoch_ended("tiny@synthetic", {"epoch": 1, "train_loss": 2.0}, model)
     first.run_ended({"jobs": [], "interrupted": True}, run_dir)  # Ctrl-C: the job never reported its end
+    # what harness run --resume writes before the reporters hear of the run: the resumes so far
+    (run_dir / "results.json").write_text(json.dumps({"jobs": [], "resumed": [{}]}))
     second = make()
     second.run_started(run_dir, {**CONFIG, "epochs": 3}, {})  # resumed with more epochs
     second.job_started("tiny@synthetic", info)
@@ -311,6 +313,12 @@ def test_mlflow_resume_reopens_the_harness_run_and_tells_a_jobs_attempts_apart(t
     MLflowReporter().run_started(run_dir, CONFIG, {})  # the next resume ends it
     (left,) = client.search_runs([parent.info.experiment_id], "tags.\"harness.attempt\" = '3'")
     assert (left.info.status, left.data.tags["harness.status"]) == ("KILLED", "interrupted")
+    assert client.get_run(parent.info.run_id).data.tags["harness.sessions"] == "5"
+    # a new run in a folder of the same path (CI: rm -rf, the same --run-id) is not a resume: its own MLflow run
+    (run_dir / "results.json").write_text(json.dumps({"jobs": []}))
+    fresh = MLflowReporter()
+    fresh.run_started(run_dir, CONFIG, {})
+    assert fresh.parent != parent.info.run_id and fresh.session == 1
     assert client.get_run(parent.info.run_id).data.tags["harness.sessions"] == "5"
 
 

@@ -10,7 +10,8 @@ report.md, report.html and the plots); it ends FINISHED, FAILED when a job faile
 interrupted (tag ``harness.status``: ok, failed or interrupted).
 
 ``--resume`` reopens that MLflow run (found by ``harness.kind``, ``harness.run`` and ``harness.run_dir``; a
-moved run folder, or one tracked before the tag existed, gets a new one) instead of adding another: it is
+moved run folder, or one tracked before the tag existed, gets a new one; a new run in a folder of the same
+path, as CI's ``rm -rf`` and the same ``--run-id`` make, is not a resume and gets its own) instead of adding another: it is
 RUNNING again, tag ``harness.sessions`` counts the sessions (the job counts are logged at step = session),
 and it ends with the whole run's status. MLflow params cannot change, so the params stay the options the
 run started with; an option a resume changed (a bigger sweep grid) is a tag ``harness.changed.run.<name>``
@@ -157,7 +158,9 @@ class MLflowReporter(Reporter):
         config = config or {}
         self.options = job_options(config)
 
-        earlier = self._find_parent()
+        # only a resume continues an MLflow run: a new run in a folder of the same path (CI's rm -rf, then the
+        # same --run-id) is a new harness run, and gets its own
+        earlier = self._find_parent() if _resumed(Path(run_dir)) else None
         if earlier is None:
             parent = self.client.create_run(self.experiment_id, run_name=self.run_name,
                                             tags={**self._tags(), "harness.kind": "run", "harness.sessions": "1"})
@@ -333,6 +336,16 @@ def _int(text: Any, default: int) -> int:
         return int(text)
     except (TypeError, ValueError):
         return default
+
+
+def _resumed(run_dir: Path) -> bool:
+    """Whether this session resumes the run in ``run_dir``: its results.json lists the resumes
+    (``resumed``), the harness writing it before the reporters hear of the run."""
+    try:
+        data = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("resumed"))
 
 
 def _param_text(value: Any) -> str:
