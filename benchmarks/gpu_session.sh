@@ -341,8 +341,9 @@ elif [[ $DEVICE == cuda* ]]; then
     no_cuda=$("$PY" -c '
 import torch
 if not torch.cuda.is_available():
-    print(f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no CUDA device")' 2>&1) \
-        || no_cuda="torch does not import: $(echo "$no_cuda" | tail -1)"
+    print(f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no CUDA device")' \
+        2>"$LOGS/cuda-check.log") || no_cuda="torch does not import: $(tail -1 "$LOGS/cuda-check.log")"
+    # standard output only: a warning torch's import prints (a NumPy mismatch) is not a missing GPU
     [ -n "$no_cuda" ] && BLOCKED="$no_cuda, but HARNESS_GPU_DEVICE is $DEVICE"
 fi
 [ -n "$BLOCKED" ] && loud "$BLOCKED: the GPU stages are skipped, the bundle still comes"
