@@ -75,6 +75,10 @@ def make_trackers(registry: Any, names: Iterable[str]) -> list[Reporter]:
                 reporter.name = spec.name
             except AttributeError:
                 pass
+        try:  # what --track switched on (results.json's "trackers": a resume without it is warned of)
+            reporter.harness_tracker = True
+        except AttributeError:
+            pass
         reporters.append(reporter)
     return reporters
 

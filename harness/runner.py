@@ -270,17 +270,18 @@ def check_model_output(name: str, model: "torch.nn.Module", example: "torch.Tens
 
 
 def note_reporters(folder: RunFolder, reporters: Any, resume: bool) -> None:
-    """Record which reporters (trackers) saw the run (``reporters`` in results.json, every session's), and
+    """Record which trackers (``--track``) saw the run (``trackers`` in results.json, every session's), and
     on a resume warn of one that saw the earlier sessions and is not on now: the jobs run now would be
-    missing from that experiment tracker without a word (the resume hint names no --track)."""
-    names = [str(getattr(r, "name", type(r).__name__)) for r in reporters.reporters]
-    before = [str(n) for n in folder.data.get("reporters") or [] if isinstance(n, str)]
+    missing from that experiment tracker without a word. A plugin's own reporters are on in every run."""
+    names = [str(getattr(r, "name", type(r).__name__)) for r in reporters.reporters
+             if getattr(r, "harness_tracker", False)]
+    before = [str(n) for n in folder.data.get("trackers") or [] if isinstance(n, str)]
     missing = [n for n in before if n not in names]
     if resume and missing:
         log.warning("this run was reported to %s before; this resume is not, so the jobs it runs will be missing "
                     "there (resume with --track %s)", ", ".join(missing), ",".join(missing))
     if names or before:
-        folder.data["reporters"] = list(dict.fromkeys([*before, *names]))
+        folder.data["trackers"] = list(dict.fromkeys([*before, *names]))
 
 
 def keep_reporter_errors(folder: RunFolder, reporters: Any) -> bool:

@@ -650,12 +650,14 @@ def test_a_resume_without_the_trackers_the_run_had_says_so(tmp_path, caplog):
     from harness.runner import note_reporters
 
     class Named(Reporter):
-        def __init__(self, name):
+        def __init__(self, name, tracker=True):
             self.name = name
+            self.harness_tracker = tracker  # as make_trackers marks what --track switched on
 
     folder = RunFolder.create(tmp_path, "r", {}, {})
-    note_reporters(folder, ReporterSet([Named("mlflow"), Named("tensorboard")]), resume=False)
-    assert folder.data["reporters"] == ["mlflow", "tensorboard"]
+    note_reporters(folder, ReporterSet([Named("mlflow"), Named("tensorboard"), Named("a-plugins-own", False)]),
+                   resume=False)
+    assert folder.data["trackers"] == ["mlflow", "tensorboard"]  # a plugin's reporter is on in every run
     with caplog.at_level(logging.WARNING, logger="harness.runner"):
         note_reporters(folder, ReporterSet([Named("tensorboard")]), resume=True)
     assert ("this run was reported to mlflow before; this resume is not, so the jobs it runs will be missing "
@@ -663,7 +665,7 @@ def test_a_resume_without_the_trackers_the_run_had_says_so(tmp_path, caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="harness.runner"):
         note_reporters(folder, ReporterSet([Named("mlflow"), Named("tensorboard")]), resume=True)
-    assert "reported to" not in caplog.text and folder.data["reporters"] == ["mlflow", "tensorboard"]
+    assert "reported to" not in caplog.text and folder.data["trackers"] == ["mlflow", "tensorboard"]
     plain = RunFolder.create(tmp_path, "p", {}, {})
-    note_reporters(plain, ReporterSet([]), resume=False)
-    assert "reporters" not in plain.data  # a run without any says nothing about them
+    note_reporters(plain, ReporterSet([Named("a-plugins-own", False)]), resume=False)
+    assert "trackers" not in plain.data  # a run without any says nothing about them
