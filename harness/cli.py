@@ -388,7 +388,7 @@ def _say_load_errors(registry: Any, selected: Sequence[str] | None) -> None:
         elif error.plugin not in others:
             others.append(error.plugin)
     if others:
-        which = "" if chosen is None or not chosen else " not selected here"
+        which = " not selected here" if chosen else ""  # (with chosen None every error was said above)
         click.echo(f"harness: warning: {len(others)} plugin(s){which} had errors loading or registering: "
                    f"{', '.join(sorted(others))} (see 'harness plugins')", err=True)
 
@@ -655,10 +655,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     except HarnessError:  # a load error may be why (a --resume whose plugin no longer loads)
         _say_load_errors(registry, None)
         raise
-    from harness.runner import BUILTIN_METRICS_PLUGIN
+    from harness.registry import with_builtin_metrics
 
     # --plugins' own plugins' errors in full; with the built-in metrics, which every run uses
-    _say_load_errors(registry, None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN])
+    _say_load_errors(registry, with_builtin_metrics(options.plugins))
     _check_run_options(options, from_config)
     edge_gate = values.get("edge_gate")
     if edge_gate and not _asks_edge_question(options):

@@ -22,6 +22,14 @@ from harness.specs import DatasetSpec, MetricSpec, ModelSpec, TrackerSpec, call_
 
 log = logging.getLogger(__name__)
 
+BUILTIN_METRICS_PLUGIN = "metrics"  # the entry point of harness_plugins.metrics
+
+
+def with_builtin_metrics(plugins: Iterable[str] | None) -> list[str] | None:
+    """The plugins a ``--plugins`` selection lets take part, the built-in metrics' among them (accuracy,
+    nll, macro-f1 take part in every run); None (every plugin) stays None."""
+    return None if plugins is None else [*plugins, BUILTIN_METRICS_PLUGIN]
+
 KINDS: dict[str, tuple[str, type]] = {
     "models": ("harness_models", ModelSpec),
     "datasets": ("harness_datasets", DatasetSpec),
@@ -200,11 +208,7 @@ class Registry:
                     message = unknown_name_message("plugin", name, self.host.plugins)
                 raise HarnessError(f"{where['plugins']}: {message}" if "plugins" in where else message)
         for kind in ("models", "datasets", "metrics"):
-            among = options.plugins
-            if among is not None and kind == "metrics":  # the built-in metrics take part in every run
-                from harness.runner import BUILTIN_METRICS_PLUGIN
-
-                among = [*among, BUILTIN_METRICS_PLUGIN]
+            among = with_builtin_metrics(options.plugins) if kind == "metrics" else options.plugins
             for name in getattr(options, kind) or []:
                 try:
                     self.get(kind, name, among)

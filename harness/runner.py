@@ -28,7 +28,7 @@ from harness.errors import DataUnavailableError, HarnessError, StageError, Stora
 from harness.latency import LatencyConfig
 from harness.manager import one_line
 from harness.progress import Progress
-from harness.registry import SINGULAR, Registry, did_you_mean
+from harness.registry import SINGULAR, Registry, did_you_mean, with_builtin_metrics
 from harness.reporters import ReporterSet
 from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_taken
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
@@ -39,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-BUILTIN_METRICS_PLUGIN = "metrics"  # the entry point of harness_plugins.metrics
 RECIPE_OVERRIDES = {f.name for f in dataclasses.fields(Recipe)} - {"source"}
 SCHEDULE_CHOICES = ("recipe", "constant")
 """What a sweep's ``schedule`` may say: the recipe's own, or the (swept or --lr) learning rate throughout
@@ -1409,8 +1408,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     say_option_warnings(options)
     # The built-in metrics (accuracy, nll, macro-f1) take part whatever --plugins selects; another plugin's
     # only when --plugins selects it, as for models and datasets. --metrics narrows them, accuracy aside.
-    metric_plugins = None if options.plugins is None else [*options.plugins, BUILTIN_METRICS_PLUGIN]
-    metrics = registry.select("metrics", options.metrics, metric_plugins)
+    metrics = registry.select("metrics", options.metrics, with_builtin_metrics(options.plugins))
     accuracy = registry.specs["metrics"].get("accuracy")
     if accuracy is not None and accuracy not in metrics:  # --metrics names the others: every job reports accuracy
         metrics = [accuracy, *metrics]  # (the edge question, the gates and the Pareto table judge by it)
