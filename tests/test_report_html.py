@@ -676,27 +676,15 @@ def test_a_seed_sweep_draws_one_latency_line_per_point_the_median_of_its_seeds(m
 
 # -- large sweeps (reviewV F1, F3, F6): bounded labels, legends and figures ----------------------------------
 
-SCALED = ("p50_ms", "p90_ms", "mean_ms", "min_ms", "bytes", "flops")
+def _report_scale():
+    """benchmarks/report_scale.py, whose jitter (each latency, size and FLOPs figure scaled by a factor of its
+    own, every accuracy moved a little) makes these sweeps as it makes the benchmark's: one for both."""
+    import importlib.util
 
-
-def _jitter(value, rng, keys=SCALED):
-    """``value`` (part of a job) with each figure under ``keys`` scaled by a factor of its own, and every
-    accuracy moved a little (kept in 0..1); throughput follows its latency."""
-    if isinstance(value, list):
-        return [_jitter(v, rng, keys) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {}
-    for key, v in value.items():
-        if key in keys and isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[key] = type(v)(v * rng.uniform(0.4, 2.5))
-        elif key == "accuracy" and isinstance(v, float):
-            out[key] = min(1.0, max(0.0, v * rng.uniform(0.5, 1.0)))
-        else:
-            out[key] = _jitter(v, rng, keys)
-    if isinstance(out.get("p50_ms"), float) and out.get("batch_size"):
-        out["throughput_per_s"] = 1000 * out["batch_size"] / out["p50_ms"]
-    return out
+    spec = importlib.util.spec_from_file_location("report_scale", REPO / "benchmarks" / "report_scale.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _big_run(n: int, seed: int = 0) -> dict:
@@ -705,12 +693,12 @@ def _big_run(n: int, seed: int = 0) -> dict:
     import copy
     import random
 
-    rng = random.Random(seed)
+    rng, jitter = random.Random(seed), _report_scale()._jitter
     results = load_report_run()
     finished = [j for j in results["jobs"] if j.get("status") == "ok" and "<" not in j["id"]]
     jobs = []
     for i in range(n):
-        job = _jitter(copy.deepcopy(finished[i % len(finished)]), rng)
+        job = jitter(copy.deepcopy(finished[i % len(finished)]), rng)
         job["point"] = {"width": i}
         job["id"] = f"{job['model']}@{job['dataset']}#width={i}"
         jobs.append(job)
