@@ -57,11 +57,12 @@ class RunResult:
         """The edge question's answer (results.json's ``edge``), when the run asked one."""
         return self.results.get("edge")
 
-    def table(self, width: int | None = None) -> str:
-        """The comparison table ``harness run`` prints."""
+    def table(self, width: int | None = None, sort: str | None = None, top: int | None = None) -> str:
+        """The comparison table ``harness run`` prints; ``sort`` and ``top`` rank it as ``harness report --sort
+        KEY --top N`` does (keys: :data:`harness.report.SORT_KEYS`)."""
         from harness.report import comparison_table
 
-        return comparison_table(self.results, width=width)
+        return comparison_table(self.results, width=width, sort=sort, top=top)
 
 
 def run(*, quick: bool = False, progress: bool = True, reports: bool = True, track: str | Iterable[str] | None = None,

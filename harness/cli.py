@@ -82,6 +82,8 @@ def _dim_item(text: str) -> tuple[str, int]:
 
 
 DIMS = CommaList(_dim_item, "NAME=SIZE PAIRS")
+# harness.report.SORT_KEYS, named here so that the CLI's start imports no report code (a test keeps them alike)
+SORT_CHOICES = ("accuracy", "p50", "p99", "throughput", "size", "activation", "params", "flops", "train")
 
 
 class Finite(click.FloatRange):
@@ -225,13 +227,15 @@ def _echo_out(text: str) -> None:
         click.echo(f"harness: warning: the table could not be printed ({why}); report.md holds it", err=True)
 
 
-def _run_table(results: dict[str, Any]) -> str:
+def _run_table(results: dict[str, Any], sort: str | None = None, top: int | None = None) -> str:
     """The comparison table for standard output: fitted to a terminal's width, and there a sweep's most
-    accurate jobs only (:data:`harness.report.TERMINAL_ROWS`); a log or a pipe gets every job."""
+    accurate jobs only (:data:`harness.report.TERMINAL_ROWS`); a log or a pipe gets every job. ``sort`` and
+    ``top``: ``harness report``'s ranking (the terminal's cut takes the first rows of that order)."""
     from harness.report import TERMINAL_ROWS, comparison_table
 
     terminal = sys.stdout is not None and sys.stdout.isatty()
-    return comparison_table(results, width=_terminal_width(), max_rows=TERMINAL_ROWS if terminal else None)
+    return comparison_table(results, width=_terminal_width(), max_rows=TERMINAL_ROWS if terminal else None,
+                            sort=sort, top=top)
 
 
 def _terminal_width() -> int | None:
@@ -1273,7 +1277,13 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
               help="Ask it with this budget for the resident memory a model adds to its process, e.g. 4MiB.")
 @click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the run's own, "
               "or the one these options ask).")
-def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, **asked: Any) -> None:
+@click.option("--sort", type=click.Choice(SORT_CHOICES), metavar="KEY", help=f"Order the printed table best first "
+              f"by {', '.join(SORT_CHOICES)} (latencies at the table's small batch, throughput at its large one); "
+              "jobs without the figure last. The files keep run order.")
+@click.option("--top", type=click.IntRange(min=1), metavar="N", help="Print only the first N jobs of that order "
+              "(by accuracy without --sort).")
+def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, sort: str | None, top: int | None,
+                   **asked: Any) -> None:
     """Rebuild results.csv, report.md and report.html from results.json.
 
     The edge options re-ask "which model fits?" of finished runs without running them again: the
@@ -1380,7 +1390,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
     plots = sum(1 for path in written if path.parent.name == "plots")
     names = [path.name for path in written if path.parent.name != "plots"] + ([f"{plots} plot(s)"] if plots else [])
     click.echo(f"wrote {', '.join(names)} in {target}")
-    _echo_out(_run_table(results))
+    _echo_out(_run_table(results, sort=sort, top=top))
     # the folder the reports went to: a copy's or joined report's joined_runs are relative to it
     _echo_edge_answer(results, target)
     if edge_gate:

@@ -183,14 +183,74 @@ def most_accurate(jobs: list[dict[str, Any]], count: int) -> list[dict[str, Any]
     return [job for n, job in enumerate(jobs) if n in keep]
 
 
+# The orders the comparison table can be sorted in (``harness report --sort``): which jobs come first, in
+# words, and whether a higher figure is better. A job without the figure goes last.
+SORT_KEYS: dict[str, tuple[str, bool]] = {
+    "accuracy": ("most accurate (ONNX Runtime's accuracy, else PyTorch's)", True),
+    "p50": ("lowest p50 latency at batch {small}", False),
+    "p99": ("lowest p99 latency at batch {small}", False),
+    "throughput": ("highest throughput at batch {big}", True),
+    "size": ("smallest ONNX file", False),
+    "activation": ("least peak activation memory", False),
+    "params": ("fewest parameters", False),
+    "flops": ("fewest FLOPs", False),
+    "train": ("quickest to train", False),
+}
+
+
+def _sort_value(key: str, job: dict[str, Any], row: dict[str, Any], small_bs: Any, big_bs: Any) -> float | None:
+    """The figure ``key`` (of :data:`SORT_KEYS`) ranks ``job`` by, as its table row shows it (a latency at
+    another batch size than the column's, as a joined run's, counts as none)."""
+    if key == "accuracy":
+        return accuracy_of(job)
+    if key in ("p50", "p99"):
+        return _number(row[f"{key}_small"]) if row["small_bs"] == small_bs else None
+    if key == "throughput":
+        return _number(row["throughput_big"]) if row["big_bs"] == big_bs else None
+    field_of = {"size": "onnx_kb", "activation": "activation_bytes", "params": "params", "flops": "flops",
+                "train": "train_seconds"}
+    return _number(row[field_of[key]])
+
+
+def ranked(results: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], str]:
+    """The jobs of ``results`` best first by ``key`` (:data:`SORT_KEYS`), those without the figure last, a
+    tie in run order; and the figure in words (with the batch size the table's column reads)."""
+    if key not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {key!r}; one of {', '.join(SORT_KEYS)}")
+    jobs = list(results.get("jobs") or [])
+    summary = summary_rows(results)
+    small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
+    big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
+    more_is_better = SORT_KEYS[key][1]
+    values = [_sort_value(key, job, row, small_bs, big_bs) for job, row in zip(jobs, summary)]
+    order = sorted(range(len(jobs)), key=lambda n: (values[n] is None,
+                                                    -(values[n] or 0) if more_is_better else (values[n] or 0), n))
+    return [jobs[n] for n in order], SORT_KEYS[key][0].format(small=small_bs, big=big_bs or "(none above 1)")
+
+
+def _sorted_cut(results: dict[str, Any], key: str, rows: int | None) -> tuple[dict[str, Any], str]:
+    """``results`` with its jobs in the order ``key`` ranks them (its first ``rows`` only, when given), and
+    the line that says so."""
+    jobs, words = ranked(results, key)
+    if rows is None or rows >= len(jobs):
+        return {**results, "jobs": jobs}, f"(sorted: {words} first)"
+    return {**results, "jobs": jobs[:rows]}, (f"(the first {rows} of {len(jobs):,} jobs, sorted: {words} first; "
+                                              "report.md and results.csv list every one)")
+
+
 def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: int | None = None,
-                     max_rows: int | None = None) -> str:
+                     max_rows: int | None = None, sort: str | None = None, top: int | None = None) -> str:
     """The comparison table printed at the end of a run. With ``width`` (a terminal's), columns of
     :data:`NARROW_DROPS` are left out until it fits, and a last line names them. With ``max_rows``, a run
-    of more jobs shows its most accurate ones, and a line says so."""
+    of more jobs shows its most accurate ones (in run order), and a line says so. With ``sort`` (a key of
+    :data:`SORT_KEYS`) or ``top``, the rows are ranked, best first, by that key (accuracy when only ``top``
+    is given), and only the first ``top`` (else ``max_rows``) are shown."""
     from tabulate import tabulate
 
-    results, cut = _most_accurate(results, max_rows) if max_rows else (results, None)
+    if sort is not None or top is not None:
+        results, cut = _sorted_cut(results, sort or "accuracy", top or max_rows)
+    else:
+        results, cut = _most_accurate(results, max_rows) if max_rows else (results, None)
     headers, table = _comparison_rows(results)
     text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     dropped: list[str] = []

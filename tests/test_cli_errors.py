@@ -64,6 +64,8 @@ def _assert_usage_error(result, *needles):
          ["--cold-budget-ms", "0 is not in the range x>0"]),
         (["compare", "a", "b", "--max-accuracy-drop", "200"], ["--max-accuracy-drop", "0<=x<=100"]),
         (["report", "r", "--cold-budget-ms", "-2"], ["--cold-budget-ms"]),
+        (["report", "r", "--sort", "speed"], ["--sort", "'speed' is not one of", "'p50'"]),
+        (["report", "r", "--top", "0"], ["--top", "0 is not in the range x>=1"]),
         (["run", "--memory-budget", "lots"], ["--memory-budget", "'lots' is not a size"]),
         # fp16 autocast is CUDA-only: on a CPU it used to train in float32 without a word
         (["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--device", "cpu", "--amp", "fp16"],

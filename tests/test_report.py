@@ -1133,6 +1133,75 @@ def test_a_terminal_table_of_a_long_sweep_shows_its_most_accurate_jobs_and_says_
     assert f"(the 2 most accurate of {len(results['jobs'])} jobs; report.md and results.csv list every one)" in cut
 
 
+@pytest.mark.parametrize("key", list(report.SORT_KEYS))
+def test_a_sorted_table_ranks_its_jobs_best_first_by_the_figure_its_column_shows(results, key):
+    jobs, words = report.ranked(results, key)
+    assert sorted(map(id, jobs)) == sorted(map(id, results["jobs"]))  # every job, once
+    rows = {id(job): row for job, row in zip(results["jobs"], report.summary_rows(results))}
+    small_bs = next(r["small_bs"] for r in rows.values() if r["small_bs"])
+    figure = {"accuracy": lambda job, r: report.accuracy_of(job), "p50": lambda job, r: r["p50_small"],
+              "p99": lambda job, r: r["p99_small"], "throughput": lambda job, r: r["throughput_big"],
+              "size": lambda job, r: r["onnx_kb"], "activation": lambda job, r: r["activation_bytes"],
+              "params": lambda job, r: r["params"], "flops": lambda job, r: r["flops"],
+              "train": lambda job, r: r["train_seconds"]}[key]
+    values = [figure(job, rows[id(job)]) for job in jobs]
+    known = [v for v in values if v is not None]
+    assert values[:len(known)] == known  # those without the figure last
+    assert known == sorted(known, reverse=report.SORT_KEYS[key][1])  # best first
+    ties = [n for n, job in enumerate(results["jobs"]) if figure(job, rows[id(job)]) is None]
+    assert [results["jobs"].index(job) for job in jobs[len(known):]] == ties  # the rest in run order
+    assert str(small_bs) in words if key in ("p50", "p99") else "{" not in words
+
+
+def test_the_printed_table_can_be_sorted_and_cut_to_its_top_jobs(results):
+    from harness.report import comparison_table
+
+    def models(text: str) -> list[str]:
+        lines = text.splitlines()
+        return [line.split()[0] for line in lines[2:lines.index(next(x for x in lines if x.startswith("(")))]]
+
+    by_p50 = [j for j in results["jobs"] if (report.pick_latency(j, threads=1) or {}).get("p50_ms") is not None]
+    fastest = sorted(by_p50, key=lambda j: report.pick_latency(j, threads=1)["p50_ms"])[:3]
+    cut = comparison_table(results, sort="p50", top=3)
+    assert models(cut) == [job["model"] for job in fastest] != [job["model"] for job in by_p50[:3]]
+    assert (f"(the first 3 of {len(results['jobs'])} jobs, sorted: lowest p50 latency at batch 1 first; "
+            "report.md and results.csv list every one)") in cut
+    whole = comparison_table(results, sort="params")
+    assert "(sorted: fewest parameters first)" in whole and len(models(whole)) == len(results["jobs"])
+    # --top alone ranks by accuracy; a terminal's cut (max_rows) takes the first rows of the order asked
+    best = [job["model"] for job in report.ranked(results, "accuracy")[0][:2]]
+    assert models(comparison_table(results, top=2)) == best
+    assert len(models(comparison_table(results, top=5, max_rows=2))) == 5  # asked for: more than a terminal's cut
+    assert models(comparison_table(results, sort="accuracy", max_rows=2)) == best
+    with pytest.raises(ValueError, match="unknown sort key 'speed'"):
+        report.ranked(results, "speed")
+
+
+def test_the_cli_sort_choices_are_the_reports_sort_keys():
+    from harness.cli import SORT_CHOICES
+
+    assert list(SORT_CHOICES) == list(report.SORT_KEYS)
+
+
+def test_harness_report_prints_the_ranked_table_and_keeps_the_files_in_run_order(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps(results))
+    result = CliRunner().invoke(main, ["report", str(run), "--sort", "size", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    smallest = sorted((j for j in results["jobs"] if (j.get("onnx") or {}).get("bytes")),
+                      key=lambda j: j["onnx"]["bytes"])[:2]
+    table = result.output.split("\nmodel ")[1].splitlines()
+    assert [line.split()[0] for line in table[2:4]] == [job["model"] for job in smallest]
+    assert table[4].startswith("(the first 2 of")
+    ids = [row["id"] for row in csv.DictReader(io.StringIO((run / "results.csv").read_text()))]
+    assert list(dict.fromkeys(ids)) == [job["id"] for job in results["jobs"]]
+
+
 def test_report_md_says_when_only_the_most_accurate_jobs_curves_were_drawn(results):
     from harness.report import history_table, to_markdown
 
