@@ -3,6 +3,9 @@
 #
 #   bash benchmarks/gpu_session.sh STAGE [STAGE ...]
 #
+# To keep the console too, tee it deaf to the signals that stop a call (else its last lines are lost):
+#   bash benchmarks/gpu_session.sh STAGE ... 2>&1 | (trap '' HUP INT TERM; exec tee "$OUT/console.log")
+#
 # Run from the repository root on a machine with a CUDA GPU, with real MNIST's
 # IDX files in $HARNESS_GPU_DATA (default data/mnist, an ignored folder: copy
 # ../shared/data/mnist there and carry it). Stages, in the order worth their
@@ -22,10 +25,11 @@
 # else when the script exits, also after an error or a SIGTERM, SIGINT or SIGHUP. Such a signal sent
 # to the script's process group (Ctrl-C, a tool stopping the call) hands the command running then a
 # SIGTERM (the harness stops and writes its reports) and waits for it, at most 25 s, before the
-# bundle; sent to the script alone, it takes effect once that command has ended. When the project
-# cannot be installed, or torch sees no CUDA device while HARNESS_GPU_DEVICE is cuda (the default),
-# the script says so in a loud line, skips the stages that need it (check still prints its facts)
-# and still makes the bundle; the call then exits with status 1.
+# bundle, and what it prints as it stops (the interrupted run's table, the --resume hint) still
+# reaches the console and the stage's log; sent to the script alone, it takes effect once that
+# command has ended. When the project cannot be installed, or torch sees no CUDA device while
+# HARNESS_GPU_DEVICE is cuda (the default), the script says so in a loud line, skips the stages that
+# need it (check still prints its facts) and still makes the bundle; the call then exits with status 1.
 #
 # With HARNESS_GPU_BUDGET=SECONDS the whole call keeps within that many seconds:
 # each command gets only the time left, less 45 s kept for the bundle (a command still
@@ -88,11 +92,19 @@ limited_for() {  # limited_for SECONDS CMD...: run CMD within SECONDS and the ti
     # timeout runs in a process group of its own, which a signal to this script's group misses: its pid is
     # kept in $RUNNING while it runs, for stop_commands. In the background, so that `wait` lets a signal's
     # trap run at once.
+    # In a stage's pipeline (CMD | readers ...) this runs in a subshell that a signal to the group reaches
+    # too: the subshell stops CMD itself (stop_commands) and waits for it, since the script runs its own trap
+    # only once the whole pipeline has ended, and the readers, deaf to the signal, end only when CMD has.
+    # The status is then the signal's.
+    local signalled=""
+    [ "$BASHPID" != "$$" ] && trap 'signalled=1; stop_commands' HUP INT TERM
     timeout -k "$KILL_AFTER" "$t" "$@" &
     local pid=$!
     : >"$RUNNING/$pid"
+    [ -n "$signalled" ] && stop_commands  # the signal came before the pid was kept
     wait "$pid"
     local rc=$?
+    [ "$BASHPID" != "$$" ] && trap - HUP INT TERM
     rm -f "$RUNNING/$pid"
     [ "$rc" -eq 124 ] && echo "stopped after ${t} s, its time limit: ${*:1:4} ..."
     [ "$rc" -eq 137 ] && echo "killed ${KILL_AFTER} s after its time limit of ${t} s: ${*:1:4} ..."
@@ -102,6 +114,19 @@ limited_for() {  # limited_for SECONDS CMD...: run CMD within SECONDS and the ti
 limited() { limited_for 86400 "$@"; }  # limited CMD...: run CMD within the time left
 
 harness() { limited "$PY" -m harness "$@"; }
+
+# readers LOG LINES ends each stage's pipeline (CMD 2>&1 | readers LOG LINES): it appends CMD's output to LOG
+# and shows its last LINES lines. It ignores SIGHUP, SIGINT and SIGTERM, and so do tee and tail (a signal
+# ignored stays ignored across exec): a signal to the script's group (Ctrl-C, a tool stopping the call) would
+# end them at once, and what the harness prints as it stops (the interrupted run's table, the --resume hint)
+# would be lost from the console and LOG. They end at the end of CMD's output, once limited_for has stopped
+# CMD. In braces, not a subshell of its own: the pipeline's process, which the script waits for, must outlive
+# the signal too, or the script would bundle and exit while tee and tail still run. Only ever in a pipeline:
+# in the script itself, it would make the script deaf to those signals.
+readers() {
+    trap '' HUP INT TERM
+    tee -a "$1" | tail -n "$2"
+}
 
 imports_here() {  # prints why, and fails, unless harness and harness_plugins both import from this tree
     "$PY" -c '
@@ -208,7 +233,7 @@ print("modules the tests need, missing:", "; ".join(missing) if missing else "no
         echo "gpu tests skipped: $BLOCKED"
         return 1
     fi
-    limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee -a "$LOGS/gpu-tests.log" | tail -15
+    limited "$PY" -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | readers "$LOGS/gpu-tests.log" 15
 }
 
 stage_fast() {
@@ -217,10 +242,10 @@ stage_fast() {
     # the H200, where its b256 and cold-start figures were measured already: reports/example/mnist-fast).
     printf 'models = ["mnist-fast"]\nbatch_sizes = [1]\n[sweep]\nseed = [0, 1, 2, 3, 4]\n' >"$config"
     harness run --config "$config" "${common[@]}" --run-id fast-eager $(again fast-eager) --no-torch-latency \
-        --cold-runs 0 2>&1 | tee -a "$LOGS/fast-eager.log" | tail -3
+        --cold-runs 0 2>&1 | readers "$LOGS/fast-eager.log" 3
     # fp32: on an H200, bf16 autocast made mnist-fast's graphed epoch slower (0.37 s against 0.32 s).
     harness run --config "$config" "${common[@]}" --run-id fast-graphs $(again fast-graphs) --cuda-graphs \
-        --no-torch-latency --cold-runs 0 2>&1 | tee -a "$LOGS/fast-graphs.log" | tail -3
+        --no-torch-latency --cold-runs 0 2>&1 | readers "$LOGS/fast-graphs.log" 3
     summary fast "$RUNS/fast-eager" "$RUNS/fast-graphs"
 }
 
@@ -229,7 +254,7 @@ seed002=mnist-rough-cnn,mnist-cake-cnn,mnist-ultralight-cnn
 stage_seed002() {
     # One thread for the CPU rows: the rough CNN at batch 256 already takes up to 12 s a row.
     harness run --models "$seed002" "${common[@]}" --run-id seed002-eager $(again seed002-eager) --batch-sizes 1,32,256 \
-        2>&1 | tee -a "$LOGS/seed002-eager.log" | tail -6
+        2>&1 | readers "$LOGS/seed002-eager.log" 6
     summary seed002 "$RUNS/seed002-eager"
 }
 
@@ -237,7 +262,7 @@ stage_graphs002() {
     # fp32 graphs (bf16 did not help these launch-bound models on an H200); batch 1 only and no cold starts,
     # since graphs change training, not the exported model, and the rough CNN's CPU rows at 256 take 45 s.
     harness run --models "$seed002" "${common[@]}" --run-id seed002-graphs $(again seed002-graphs) --cuda-graphs \
-        --batch-sizes 1 --cold-runs 0 2>&1 | tee -a "$LOGS/seed002-graphs.log" | tail -6
+        --batch-sizes 1 --cold-runs 0 2>&1 | readers "$LOGS/seed002-graphs.log" 6
     # Beside the eager run: this call's, else the published example's (measured on an H200).
     local eager=$RUNS/seed002-eager
     [ -f "$eager/results.json" ] || eager=reports/example/seed002
@@ -252,12 +277,12 @@ stage_speed() {
     limited "$PY" benchmarks/train_speed.py --model mnist-ultralight-cnn --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 \
         --configs eager,channels-last,cuda-graphs,channels-last+cuda-graphs,bf16+cuda-graphs 2>&1 \
-        | tee -a "$LOGS/train-speed-ultralight.log" | tail -8
+        | readers "$LOGS/train-speed-ultralight.log" 8
     limited "$PY" benchmarks/train_speed.py --model mnist-fast --dataset mnist --data-dir "$DATA" \
         --device "$DEVICE" --epochs 1 --rounds 2 --configs eager,cuda-graphs,bf16+cuda-graphs 2>&1 \
-        | tee -a "$LOGS/train-speed-fast.log" | tail -6
+        | readers "$LOGS/train-speed-fast.log" 6
     limited "$PY" benchmarks/train_ab.py --option channels-last --dataset mnist --data-dir "$DATA" --samples 20000 --device "$DEVICE" \
-        2>&1 | tee -a "$LOGS/channels-last.log" | tail -18
+        2>&1 | readers "$LOGS/channels-last.log" 18
 }
 
 stage_all() {
@@ -268,7 +293,7 @@ stage_all() {
     local start=$SECONDS
     # The stage's own limit inside the call's budget: whichever ends first stops the run.
     limited_for "${HARNESS_GPU_ALL_LIMIT:-540}" "$PY" -m harness run --plugins all "${common[@]}" --run-id all \
-        "${opts[@]}" "${resume[@]}" 2>&1 | tee -a "$LOGS/all.log" | tail -25
+        "${opts[@]}" "${resume[@]}" 2>&1 | readers "$LOGS/all.log" 25
     echo "stage all: $((SECONDS - start)) s this call (exit ${PIPESTATUS[0]}; 124 or 137 = time limit, run the" \
         "stage again to resume)"
 }
@@ -308,6 +333,9 @@ stage_bundle() {
 on_exit() {  # the EXIT trap: the bundle, unless a bundle stage made it already; the call's status is kept
     local rc=$?
     trap - EXIT HUP INT TERM
+    # A signal to the group may have ended what reads this script's output (a caller's `| tee console.log`):
+    # a line written then must fail, not end the script (SIGPIPE) before the harness is stopped and bundled.
+    trap '' PIPE
     stop_commands
     if [ -z "$BUNDLED" ]; then
         echo "== bundle (on exit, status $rc, $((SECONDS - START)) s into this call)"

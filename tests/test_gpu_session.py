@@ -8,6 +8,7 @@ stand-in python (`_python`) fails pip or the in-place link on demand, runs a sle
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -146,3 +147,95 @@ def test_a_sigterm_during_a_stage_stops_the_harness_and_still_leaves_the_bundle(
     with tarfile.open(tmp_path / "out" / "gpu-session.tar.gz") as bundle:
         stopped = bundle.extractfile("runs/logs/stand-in.log").read().decode()
     assert stopped == "stand-in harness: running\nstand-in harness: SIGTERM\n", out
+
+
+# What `-m harness` runs in the tests below: as the harness does on SIGTERM, prints the interrupted run's
+# table and the --resume hint last, then stops.
+HARNESS_LAST_WORDS_STAND_IN = """
+import os, signal, sys, time
+log = os.path.join(os.environ["HARNESS_GPU_RUNS"], "logs", "stand-in.log")
+def stop(*_):
+    print("interrupted: 2 of 5 jobs done")
+    print("resume with: harness run --resume")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+print("stand-in harness: running")
+with open(log, "a") as f:
+    f.write("stand-in harness: running\\n")
+time.sleep(float(os.environ["FAKE_HARNESS_SLEEPS"]))
+"""
+LAST_WORDS = "interrupted: 2 of 5 jobs done\nresume with: harness run --resume\n"
+
+
+def _session(sid: int) -> list[int]:
+    """The processes of session `sid` still running (zombies aside): the script's group and timeout's."""
+    left = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, _pgrp, session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+        if int(session) == sid and state != "Z":
+            left.append(int(stat.parent.name))
+    return left
+
+
+def _stop_mid_stage(tmp_path: Path, command: list[str], sig: int, **popen) -> tuple[int, list[int]]:
+    """Runs `command` (the script, or a caller of it) in a session of its own with the last-words stand-in,
+    sends `sig` to its process group once the stand-in runs, and returns its status and what of the session
+    was still running 10 s after it ended (nothing, unless something outlived the call)."""
+    script = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                              env=_env(tmp_path, FAKE_HARNESS_SLEEPS="60",
+                                       HARNESS_STAND_IN=HARNESS_LAST_WORDS_STAND_IN), **popen)
+    try:
+        ready = tmp_path / "runs" / "logs" / "stand-in.log"
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the stage's first command runs, its SIGTERM handler set
+        os.killpg(script.pid, sig)
+        status = script.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _session(script.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the script's last processes (a zombie's reaping, the bundle) may take a moment
+        return status, _session(script.pid)
+    finally:
+        for pid in _session(script.pid):  # what outlived a failed test, timeout's group included
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_a_signal_to_the_group_keeps_the_harness_last_lines_in_the_console_and_the_log(tmp_path, sig, rc):
+    # The readers of the stage's pipeline (tee, tail) are in the script's group too: they must outlive the
+    # signal to pass on what the harness prints as it stops, then end with it; the call still ends at once.
+    log = tmp_path / "stdout.txt"
+    start = time.monotonic()
+    with log.open("w") as stdout:
+        status, left = _stop_mid_stage(tmp_path, ["bash", str(SCRIPT), "fast"], sig, stdout=stdout,
+                                       stderr=subprocess.STDOUT)
+    out = log.read_text()
+    assert status == rc, out[-3000:]
+    assert time.monotonic() - start < 50, out[-3000:]  # the stand-in did not sleep on
+    assert left == [], f"still running: {left}\n{out[-3000:]}"
+    assert LAST_WORDS in out and f"== bundle (on exit, status {rc}" in out, out[-3000:]
+    assert out.index(LAST_WORDS) < out.index("== bundle (on exit")
+    assert "fast-graphs" not in out  # the stage's next command did not start
+    stage_log = (tmp_path / "runs" / "logs" / "fast-eager.log").read_text()
+    assert stage_log.endswith(LAST_WORDS), stage_log
+    with tarfile.open(tmp_path / "out" / "gpu-session.tar.gz") as bundle:
+        bundled_log = bundle.extractfile("runs/logs/fast-eager.log").read().decode()
+    assert bundled_log.endswith(LAST_WORDS), bundled_log
+
+
+def test_a_signal_that_ends_the_callers_tee_too_still_stops_the_harness_and_bundles(tmp_path):
+    # A device command that keeps the console (`bash gpu_session.sh ... | tee $OUT/console.log`): its tee is
+    # in the group and dies at once, so the script's next line hits a closed pipe. That must not end the
+    # script (SIGPIPE) before it has stopped the harness and made the bundle.
+    (tmp_path / "out").mkdir()
+    console = tmp_path / "out" / "console.log"
+    caller = ["bash", "-c", 'bash "$0" fast 2>&1 | tee "$1"', str(SCRIPT), str(console)]
+    _, left = _stop_mid_stage(tmp_path, caller, signal.SIGTERM, stdout=subprocess.DEVNULL)
+    assert left == [], f"still running: {left}"
+    with tarfile.open(tmp_path / "out" / "gpu-session.tar.gz") as bundle:
+        bundled_log = bundle.extractfile("runs/logs/fast-eager.log").read().decode()
+    assert bundled_log.endswith(LAST_WORDS), bundled_log
