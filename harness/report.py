@@ -171,7 +171,8 @@ def _most_accurate(results: dict[str, Any], rows: int) -> tuple[dict[str, Any], 
     if len(jobs) <= rows:
         return results, None
     return {**results, "jobs": most_accurate(jobs, rows)}, (f"(the {rows} most accurate of {len(jobs):,} jobs; "
-                                                            "report.md and results.csv list every one)")
+                                                            "report.md and results.csv list every one; harness "
+                                                            "report RUN --sort KEY --top N ranks them otherwise)")
 
 
 def most_accurate(jobs: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:

@@ -1130,7 +1130,8 @@ def test_a_terminal_table_of_a_long_sweep_shows_its_most_accurate_jobs_and_says_
     lines = cut.splitlines()
     shown = [line.split()[0] for line in lines[2:lines.index(next(x for x in lines if x.startswith("(")))]]
     assert shown == [j["model"] for j in best] == ["mnist-mlp", "mnist-cnn"]  # in run order
-    assert f"(the 2 most accurate of {len(results['jobs'])} jobs; report.md and results.csv list every one)" in cut
+    assert (f"(the 2 most accurate of {len(results['jobs'])} jobs; report.md and results.csv list every one; "
+            "harness report RUN --sort KEY --top N ranks them otherwise)") in cut
 
 
 @pytest.mark.parametrize("key", list(report.SORT_KEYS))
