@@ -705,7 +705,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             _import_run_modules()
             stop.release()  # a signal that came during the imports stops the run here
             folder = execute(registry, options, progress, reporters=reporter_set,
-                             executor_options=executor_options, keep_lock=True)
+                             executor_options=executor_options, keep_lock=True,
+                             stop_requested=lambda: bool(stop.received))
         except HarnessError as exc:  # the sweep's keys are checked against the models chosen: name its file
             if str(exc).startswith("sweep ") and "sweep" in from_config:
                 raise HarnessError(f"{from_config['sweep']}: {exc}") from None
@@ -770,7 +771,9 @@ class _StopSignals:
     The first signal stops the run (KeyboardInterrupt: the finished jobs are kept and resumable),
     unless ``deferring`` is set (the reports of a finished run are being written). Any other signal is
     only noted, so an interrupted run still saves its state and writes its reports. ``received`` holds
-    every signal; the first gives the exit status.
+    every signal; the first gives the exit status. A KeyboardInterrupt Python drops (raised inside a
+    weakref callback) is raised again at the run's next job, stage or training step
+    (``harness.runner.checkpoint`` asks ``received``).
     """
 
     def __init__(self, holding: bool = False) -> None:

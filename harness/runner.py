@@ -516,6 +516,10 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
                                f"{hint}")
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class RunContext:
     options: RunOptions
@@ -527,6 +531,17 @@ class RunContext:
     progress: Progress
     reporters: ReporterSet
     providers: list[str]
+    # Whether a stop signal came (the CLI's Ctrl-C/SIGTERM handler): see :func:`checkpoint`.
+    stop_requested: Callable[[], bool] = _never
+
+
+def checkpoint(ctx: RunContext) -> None:
+    """Raise KeyboardInterrupt when a stop signal came and the run still goes: the handler's own
+    KeyboardInterrupt was lost (raised inside a weakref callback or a finaliser, which Python reports as
+    unraisable and drops, as the dynamo exporter's weakref callbacks do), and the run would otherwise go
+    on to its last job. Called before each job, stage, training step and epoch."""
+    if ctx.stop_requested():
+        raise KeyboardInterrupt
 
 
 def _subset(pair: tuple[Any, Any], n: int | None, seed: int) -> tuple[Any, Any]:
@@ -777,6 +792,7 @@ def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
 
     try:
         with time_limit(ctx.options.job_timeout):
+            checkpoint(ctx)
             ctx.progress.stage(job.id, "loading data")
             splits = ctx.cache.get(job.dataset)
             if splits.info:  # where the data came from (folder, download, a stand-in dataset...)
@@ -808,6 +824,7 @@ def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
 
 
 def _set_stage(ctx: RunContext, job: Job, row: dict[str, Any], stage: str) -> None:
+    checkpoint(ctx)
     row["stage"] = stage
     ctx.progress.stage(job.id, stage)
 
@@ -898,6 +915,11 @@ def _train(job: Job, ctx: RunContext, row: dict[str, Any], recipe: Recipe, seed:
     def on_epoch(record: dict[str, Any]) -> None:  # the progress line says which split "eval" scored
         ctx.progress.epoch(job.id, {**record, "evaluated_on": evaluated_on}, recipe.epochs)
         ctx.reporters.call("epoch_ended", job.id, record, net)  # the plugin's model: its own parameter names
+        checkpoint(ctx)
+
+    def on_batch(step: int, steps: int) -> None:
+        ctx.progress.batch(job.id, step, steps)
+        checkpoint(ctx)
 
     result = train_model(
         model,
@@ -907,7 +929,7 @@ def _train(job: Job, ctx: RunContext, row: dict[str, Any], recipe: Recipe, seed:
             device=ctx.device, seed=seed, amp=options.amp,
             channels_last=resolve_channels_last(options.channels_last, ctx.device),
             compile=options.compile, cuda_graphs=options.cuda_graphs, warmup_steps=options.warmup_steps,
-            on_epoch=on_epoch, on_batch=lambda s, n: ctx.progress.batch(job.id, s, n), label=job.model.name,
+            on_epoch=on_epoch, on_batch=on_batch, label=job.model.name,
         ),
         evaluate_on=evaluate_on,
     )
@@ -1388,7 +1410,7 @@ def begin_run(folder: RunFolder, plan: Plan, options: RunOptions, specs: dict[st
 
 def execute(registry: Registry, options: RunOptions, progress: Progress,
             reporters: Iterable[Any] = (), executor_options: dict[str, Any] | None = None,
-            keep_lock: bool = False) -> RunFolder:
+            keep_lock: bool = False, stop_requested: Callable[[], bool] | None = None) -> RunFolder:
     """Plan and run every job, writing the run folder; returns it with its results.
 
     Raises :class:`HarnessError` for bad input found before any job runs.
@@ -1396,7 +1418,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     propagates with ``run_folder`` attached so the caller can say how to resume.
     The folder is locked against other harness processes while the run goes; with
     ``keep_lock`` it stays locked when the folder is returned or attached (the CLI
-    writes the reports, then calls ``unlock()``).
+    writes the reports, then calls ``unlock()``). ``stop_requested``: whether a stop signal
+    came, asked between stages (see :func:`checkpoint`).
     """
     from harness.environment import collect_environment
     from harness.executors import make_executor
@@ -1448,7 +1471,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
         reporter_set = reporters if isinstance(reporters, ReporterSet) else ReporterSet(reporters)
         reporter_set.earlier_errors = list(folder.data.get("reporter_errors") or []) if options.resume else []
         note_reporters(folder, reporter_set, options.resume)
-        ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers)
+        ctx = RunContext(options, registry, folder, cache, metrics, device, progress, reporter_set, providers,
+                         stop_requested or _never)
         todo = begin_run(folder, plan, options, metric_specs(registry, metrics), device, progress)
         reporter_set.call("run_started", folder.path, folder.data.get("config", {}), environment)
 

@@ -473,6 +473,35 @@ def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
     assert (tmp_path / "out" / "r" / "report.html").is_file()
 
 
+def test_a_ctrl_c_python_drops_inside_a_weakref_callback_still_stops_the_run(tmp_path):
+    """A signal that lands in a weakref callback (the dynamo exporter runs torch's during an export) raises
+    the handler's KeyboardInterrupt where Python reports it as unraisable and drops it: the run went on
+    through every job, a second Ctrl-C was only noted, and it then claimed every job had finished."""
+    code = ("import os, signal, sys, weakref\n"
+            "import harness.cli as cli, harness.export as export\n"
+            "real = export.export_onnx\n"
+            "def export_onnx(*args, **kwargs):\n"
+            "    class Thing: pass\n"
+            "    thing = Thing()\n"
+            "    def callback(_):\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        for _ in range(1000): pass  # the handler runs here, and its exception is dropped\n"
+            "    ref = weakref.ref(thing, callback)\n"
+            "    del thing\n"
+            "    print('signal sent', file=sys.stderr, flush=True)\n"
+            "    return real(*args, **kwargs)\n"
+            "export.export_onnx = export_onnx\n")
+    call = TINY_RUN_CALL.replace("'--models', 'mnist-mlp'", "'--models', 'mnist-mlp,mnist-cnn'")
+    assert call != TINY_RUN_CALL
+    result = subprocess.run([sys.executable, "-c", code + call], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert "signal sent" in result.stderr and result.stderr.count("signal sent") == 1, result.stderr[-2000:]
+    assert result.returncode == 130, result.stderr[-2000:]
+    assert "interrupted: 0 finished job(s) kept" in result.stderr and "every job had finished" not in result.stderr
+    data = json.loads((tmp_path / "out" / "r" / "results.json").read_text())
+    assert data["interrupted"] is True and data["jobs"] == []  # the first job stopped after its export
+
+
 def test_files_no_row_lists_are_removed_for_the_jobs_run_only(tmp_path):
     from types import SimpleNamespace
 
