@@ -248,11 +248,12 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     is given), and only the first ``top`` (else ``max_rows``) are shown."""
     from tabulate import tabulate
 
+    whole = results  # what report.md shows: the line naming what only the reports have speaks of every job
     if sort is not None or top is not None:
         results, cut = _sorted_cut(results, sort or "accuracy", top or max_rows)
     else:
         results, cut = _most_accurate(results, max_rows) if max_rows else (results, None)
-    headers, table = _comparison_rows(results)
+    headers, table, elsewhere_timed = _comparison_rows(results)
     text = tabulate(table, headers=headers, tablefmt=tablefmt, disable_numparse=True)
     dropped: list[str] = []
     one_dataset = len({job.get("dataset") for job in results.get("jobs", [])}) <= 1
@@ -271,6 +272,9 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
              "report.md has them all)"] if dropped else []
     if cut:
         lines.append(cut)
+    if elsewhere_timed:  # a joined run's other --batch-sizes: blank here, and last in a latency ranking
+        lines.append(f"{elsewhere_timed} job(s) timed at other batch sizes than these columns' show '-' in them "
+                     "(their runs' --batch-sizes differ; report.md's latency table has every batch size)")
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results), run_remedy(results)) or "")
@@ -289,7 +293,7 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     note = shortened_note(results)
     if note:
         lines.append(note)
-    elsewhere = _only_in_the_reports(results)
+    elsewhere = _only_in_the_reports(whole)
     if elsewhere:
         lines.append(elsewhere)
     if width:  # wrapped to the terminal, as the table is fitted to it (never narrower than 60)
@@ -325,8 +329,9 @@ def _only_in_the_reports(results: dict[str, Any]) -> str | None:
     return f"in report.md and report.html: {'; '.join(parts)}" if parts else None
 
 
-def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The comparison table's headers and rows (see :func:`comparison_table`)."""
+def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]], int]:
+    """The comparison table's headers and rows (see :func:`comparison_table`), and how many timed jobs
+    have no figure under its latency columns (timed at other batch sizes, as a joined run's may be)."""
     summary = summary_rows(results)
     small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
     big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
@@ -344,7 +349,7 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     if big_bs and big_bs != small_bs:
         headers += [f"p50 ms b{big_bs}{t}", f"samples/s b{big_bs}{t} (batch / mean)"]
     headers += ["ORT vs eager", "train s"]
-    table = []
+    table, elsewhere = [], 0
     for r, job in zip(summary, results.get("jobs", [])):
         name = _text(r["model"]) + ("" if not r["point"] else " " + point_text(r["point"]))
         line = [name, _text(r["dataset"])] + ([job.get("run_id") or "-"] if joined else []) + [
@@ -361,15 +366,18 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
 
         line += [cell(r["p50_small"] if small else None, unstable=r["small_unstable"]),
                  cell(r["p99_small"] if small else None)]
+        big = True
         if big_bs and big_bs != small_bs:
             big = r["big_bs"] == big_bs
             line += [cell(r["p50_big"] if big else None, unstable=r["big_unstable"]),
                      cell(r["throughput_big"] if big else None, ",.0f")]
+        if r["small_bs"] is not None and not (small and big):
+            elsewhere += 1
         seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
-        line += [_speedup_text(r),
+        line += [_speedup_text(r) if small else "-",  # the ratio is at the job's own small batch
                  _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
         table.append(line)
-    return headers, table
+    return headers, table, elsewhere
 
 
 def failures(results: dict[str, Any], status: str = "failed") -> list[str]:
@@ -1556,7 +1564,7 @@ def near_chance(results: dict[str, Any]) -> str | None:
             continue
         chance = 1 / classes
         if accuracy < chance + NEAR_CHANCE * (1 - chance):
-            low.append(job_label(job, dataset=True))
+            low.append(job_label(job, dataset=True, run=is_joined(results)))
     if not low:
         return None
     shown = ", ".join(low[:5]) + (f" (+{len(low) - 5} more)" if len(low) > 5 else "")

@@ -320,18 +320,18 @@ def test_the_terminal_table_names_the_thread_count_when_a_run_did_not_time_one_t
         return {"id": f"{name}@d", "model": name, "dataset": "d", "status": "ok", "latency": rows}
 
     # --threads 2: the b1 figures were the 2-thread ones under an unlabelled header, and b32 read '-'
-    headers, rows = report._comparison_rows({"jobs": [job("m", [2])]})
+    headers, rows, _ = report._comparison_rows({"jobs": [job("m", [2])]})
     assert {"p50 ms b1 t2", "p50 ms b32 t2", "samples/s b32 t2 (batch / mean)"} <= set(headers)
     line = dict(zip(headers, rows[0]))
     assert (line["p50 ms b1 t2"], line["p50 ms b32 t2"]) == ("0.0200", "0.640")
     # jobs timed at different counts each say theirs; 1 thread is left unsaid
-    headers, rows = report._comparison_rows({"jobs": [job("m", [2, 4]), job("n", [1, 2])]})
+    headers, rows, _ = report._comparison_rows({"jobs": [job("m", [2, 4]), job("n", [1, 2])]})
     cells = [dict(zip(headers, row))["p50 ms b32"] for row in rows]
     assert cells == ["0.640 t2", "0.320"]
     # --threads 1,4 (--profile edge's 1 and all cores): the columns show the 1-thread figures, and say so
-    headers, _ = report._comparison_rows({"config": {"threads": [1, 4]}, "jobs": [job("m", [1, 4])]})
+    headers, _, _ = report._comparison_rows({"config": {"threads": [1, 4]}, "jobs": [job("m", [1, 4])]})
     assert "p50 ms b1 t1" in headers
-    headers, _ = report._comparison_rows({"config": {"threads": [1]}, "jobs": [job("m", [1])]})
+    headers, _, _ = report._comparison_rows({"config": {"threads": [1]}, "jobs": [job("m", [1])]})
     assert "p50 ms b1" in headers
 
 
@@ -473,10 +473,23 @@ def test_joined_documents_show_the_run_of_each_job(results):
     # a run timed at batch 1 only: its b1 figures are not shown under the other run's batch-32 header
     for job in other["jobs"]:
         job["latency"] = [row for row in job.get("latency") or [] if row.get("batch_size") == 1]
-    headers, rows = report._comparison_rows(joined(results, other))
+    headers, rows, elsewhere = report._comparison_rows(joined(results, other))
     big, run = headers.index("p50 ms b32"), headers.index("run")
     shown = {(row[run], row[big]) for row in rows if row[headers.index("status")] == "ok"}
     assert {b for r, b in shown if r == "other"} == {"-"} and {b for r, b in shown if r != "other"} - {"-"}
+    timed = [job for job in other["jobs"] if job["latency"]]
+    assert elsewhere == len(timed) > 0  # and said so under the table
+    assert (f"{len(timed)} job(s) timed at other batch sizes than these columns' show '-' in them"
+            in report.comparison_table(joined(results, other)))
+    # a run timed at batch 2 only: nothing under b1 either, its ORT-vs-eager ratio (at batch 2) not shown
+    for job in other["jobs"]:
+        job["latency"] = [{**row, "batch_size": 2} for row in job.get("latency") or []]
+        if isinstance(job.get("ort_vs_eager"), dict):
+            job["ort_vs_eager"] = {**job["ort_vs_eager"], "batch_size": 2}
+    headers, rows, elsewhere = report._comparison_rows(joined(results, other))
+    ratio = headers.index("ORT vs eager")
+    assert elsewhere == len(timed) and {row[ratio] for row in rows if row[run] == "other"} == {"-"}
+    assert {row[ratio] for row in rows if row[run] != "other"} - {"-"}
 
 
 def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
@@ -1174,6 +1187,10 @@ def test_the_printed_table_can_be_sorted_and_cut_to_its_top_jobs(results):
     assert models(comparison_table(results, top=2)) == best
     assert len(models(comparison_table(results, top=5, max_rows=2))) == 5  # asked for: more than a terminal's cut
     assert models(comparison_table(results, sort="accuracy", max_rows=2)) == best
+    # what only the reports hold is counted over every job, not the rows shown
+    groups = len(report.seed_summary(results))
+    assert groups > 1 and all(f"Seeds (mean ± std over {groups} group(s) of seeds)" in comparison_table(results, **cut)
+                              for cut in ({"top": 1}, {"sort": "p50", "top": 1}, {"max_rows": 1}))
     with pytest.raises(ValueError, match="unknown sort key 'speed'"):
         report.ranked(results, "speed")
 
@@ -1257,6 +1274,9 @@ def test_jobs_near_chance_are_named_under_the_table_and_in_the_reports(results, 
     assert line.startswith("2 job(s) score near chance (1 / the number of classes)"), line
     assert report.job_label(ok[0], dataset=True) in line and report.job_label(ok[2], dataset=True) not in line
     assert line in report.comparison_table(results) and line in results_note(results)
+    both = near_chance(joined(results, {**results, "run_id": "other"}))  # the same job twice: which run's
+    assert both.startswith("4 job(s)") and f"other: {report.job_label(ok[0], dataset=True)}" in both
+    assert f"fixture-report: {report.job_label(ok[0], dataset=True)}" in both
 
 
 def test_the_run_options_say_what_was_selected_and_a_long_environment_value_is_cut():
