@@ -153,10 +153,12 @@ class _Gate:
         higher = self.higher_is_better.get(name)
         if higher is not None and change["abs"] and not gated:  # never gated (nll, a plugin's ece): which way
             change["worse"] = (change["abs"] < 0) == higher  # it moved, as the gate would say
-        if self.accuracy_points is None or change["abs"] is None or not gated:
+        if change["abs"] is None or not gated:
             return
-        if job_id in self.grouped:
+        if job_id in self.grouped:  # said with or without a gate, as a seed's latency rows say it
             change["not_gated"] = "seeds"
+            return
+        if self.accuracy_points is None:
             return
         worse_points = (change["abs"] if higher is False else -change["abs"]) * 100  # a gated error rate: a rise
         if worse_points > self.accuracy_points:
@@ -309,11 +311,18 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
             gate.unstable += why == "unstable"
         change = _change(statistics.median(old_values), statistics.median(new_values))
         change["n"] = len(old_values)
-        gate.latency(label, f"{prefix}median of {len(old_values)} seeds' ", key, change, why)
+        gate.latency(label, f"{prefix}median of {_of_seeds(len(old_values), len(pairs))} ", key, change, why)
         entry["latency"].append({"prefix": prefix.strip(), "runtime": key[0], "provider": key[1],
                                  "batch_size": key[2], "threads": key[3], "p50_ms": change, "gated": why is None,
                                  **({"not_gated": why} if why else {})})
     return entry
+
+
+def _of_seeds(used: int, finished: int) -> str:
+    """``2 of 3 seeds'`` (the seeds a median took, of those both runs finished), ``3 seeds'``, ``1 seed's``."""
+    if used == finished:
+        return "1 seed's" if used == 1 else f"{used} seeds'"
+    return f"{used} of {finished} seeds'"
 
 
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,

@@ -494,6 +494,8 @@ def test_one_seed_moving_by_chance_does_not_gate_a_sweep_point_but_its_mean_does
     assert group["metrics"]["accuracy"]["abs"] == pytest.approx(0) and group["metrics"]["accuracy"]["n"] == 3
     text = format_comparison(comparison)
     assert f"{POINT},seed=0" in text and "accuracy (not gated: seed mean)" in text
+    # without a gate, a seed's own accuracy row says the same (its latency rows did; the accuracy row did not)
+    assert "accuracy (not gated: seed mean)" in format_comparison(compare_runs(base, new))
     assert f"{POINT} [seeds 0,1,2]" in text and "note: 2 sweep point(s) with repeated seeds" in text
     # --per-seed: the old judgement, seed by seed
     per_seed = compare_runs(base, new, threshold=10, accuracy_points=0.5, per_seed=True)
@@ -522,7 +524,14 @@ def test_a_sweep_point_gates_on_the_median_p50_over_its_seeds():
     (regression,) = compare_runs(base, new, threshold=10)["regressions"]
     assert regression.startswith(f"{POINT} [seeds 0,1,2]: median of 3 seeds' p50 onnxruntime/CPUExecutionProvider "
                                  "batch 1 threads 1 grew")
-    # a row either run marked unstable sits out; with every seed's unstable the row is not gated at all
+    # a row either run marked unstable sits out, and the line says of how many seeds the median is
+    ort_row(seed_job(new, 2))["stable"] = False
+    (regression,) = compare_runs(base, new, threshold=10)["regressions"]
+    assert regression.startswith(f"{POINT} [seeds 0,1,2]: median of 2 of 3 seeds' p50 ")
+    ort_row(seed_job(new, 1))["stable"] = False
+    (regression,) = compare_runs(base, new, threshold=10)["regressions"]
+    assert regression.startswith(f"{POINT} [seeds 0,1,2]: median of 1 of 3 seeds' p50 ")
+    # with every seed's unstable the row is not gated at all
     for seed in (0, 1, 2):
         ort_row(seed_job(new, seed))["stable"] = False
     comparison = compare_runs(base, new, threshold=10)
