@@ -1335,8 +1335,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
 
         target = out or run_dirs[0].parent / "joined"
         if (target / "results.json").exists():  # a run's own reports would no longer match its results
+            what = "the joined report" if len(documents) > 1 else "this run's report"
             raise HarnessError(f"{target} is a run folder (it has results.json); pass --out with another folder "
-                               f"for the joined report")
+                               f"for {what}")
         labels = run_labels(run_dirs, documents)
         documents = [{**d, "run_id": label} for d, label in zip(documents, labels)]
         results = {
@@ -1373,6 +1374,8 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
             holder = RunFolder.holder(run_dirs[0])
             if holder:
                 results["running_pid"] = holder
+                click.echo(f"harness: warning: {run_dirs[0]} is still being written by a harness run (pid {holder}): "
+                           f"this report holds the {len(only.get('jobs') or [])} job(s) finished so far", err=True)
         try:
             target.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -519,7 +520,29 @@ def test_harness_report_joins_runs_from_the_command_line(results, tmp_path):
     before = (tmp_path / "joined" / "report.md").read_text()
     refused = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
     assert refused.exit_code == 2 and "is a run folder" in refused.output
+    assert "for the joined report" in refused.output
     assert (tmp_path / "joined" / "report.md").read_text() == before
+    one = CliRunner().invoke(main, ["report", str(tmp_path / "a"), "--out", str(tmp_path / "b")])  # nothing joined
+    assert one.exit_code == 2 and "pass --out with another folder for this run's report" in one.output
+
+
+def test_a_report_of_a_run_still_being_written_says_it_holds_the_jobs_finished_so_far(results, tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+    from harness.results import RunFolder
+
+    run = write_run(tmp_path / "run", {**results, "jobs": results["jobs"][:2]})
+    held = RunFolder(run, {}).lock()
+    try:
+        result = CliRunner().invoke(main, ["report", str(run), "--out", str(tmp_path / "copy")])
+    finally:
+        held.unlock()
+    assert result.exit_code == 0, result.output
+    assert f"is still being written by a harness run (pid {os.getpid()}): this report holds the 2 job(s) finished " \
+           "so far" in result.output
+    quiet = CliRunner().invoke(main, ["report", str(run), "--out", str(tmp_path / "copy")])
+    assert quiet.exit_code == 0 and "still being written" not in quiet.output
 
 
 def test_a_joined_report_keeps_each_runs_options_and_their_shared_edge_settings(results, tmp_path):
