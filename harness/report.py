@@ -178,10 +178,21 @@ def _most_accurate(results: dict[str, Any], rows: int) -> tuple[dict[str, Any], 
 def most_accurate(jobs: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     """The ``count`` most accurate of ``jobs`` (:func:`accuracy_of`; the earlier on a tie, a job without an
     accuracy last), in their own order."""
-    accuracies = [accuracy_of(job) for job in jobs]
-    ranked = sorted(range(len(jobs)), key=lambda n: (accuracies[n] is None, -(accuracies[n] or 0), n))
-    keep = set(ranked[:count])
+    keep = set(_best_first([accuracy_of(job) for job in jobs], higher_is_better=True)[:count])
     return [job for n, job in enumerate(jobs) if n in keep]
+
+
+def _best_first(values: Sequence[float | None], higher_is_better: bool) -> list[int]:
+    """The indices of ``values``, best first; None last; a tie in their own order."""
+    return sorted(range(len(values)), key=lambda n: (values[n] is None,
+                                                     -(values[n] or 0) if higher_is_better else (values[n] or 0), n))
+
+
+def _table_batches(summary: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """The batch sizes the comparison table's latency columns read (small, large) for :func:`summary_rows`:
+    the first job's timed ones (a joined run's other jobs may have others, shown as '-')."""
+    return (next((r["small_bs"] for r in summary if r["small_bs"]), 1),
+            next((r["big_bs"] for r in summary if r["big_bs"]), None))
 
 
 # The orders the comparison table can be sorted in (``harness report --sort``): which jobs come first, in
@@ -220,12 +231,9 @@ def ranked(results: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], str
         raise ValueError(f"unknown sort key {key!r}; one of {', '.join(SORT_KEYS)}")
     jobs = list(results.get("jobs") or [])
     summary = summary_rows(results)
-    small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
-    big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
-    more_is_better = SORT_KEYS[key][1]
+    small_bs, big_bs = _table_batches(summary)
     values = [_sort_value(key, job, row, small_bs, big_bs) for job, row in zip(jobs, summary)]
-    order = sorted(range(len(jobs)), key=lambda n: (values[n] is None,
-                                                    -(values[n] or 0) if more_is_better else (values[n] or 0), n))
+    order = _best_first(values, higher_is_better=SORT_KEYS[key][1])
     return [jobs[n] for n in order], SORT_KEYS[key][0].format(small=small_bs, big=big_bs or "(none above 1)")
 
 
@@ -333,8 +341,7 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
     """The comparison table's headers and rows (see :func:`comparison_table`), and how many timed jobs
     have no figure under its latency columns (timed at other batch sizes, as a joined run's may be)."""
     summary = summary_rows(results)
-    small_bs = next((r["small_bs"] for r in summary if r["small_bs"]), 1)
-    big_bs = next((r["big_bs"] for r in summary if r["big_bs"]), None)
+    small_bs, big_bs = _table_batches(summary)
     joined = is_joined(results)
     # The thread count the latency columns read at: 1 unless a job was timed without it. One count for every
     # job goes in the headers (t1 is left unsaid); jobs that differ each say theirs in the cell.
