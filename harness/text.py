@@ -22,6 +22,13 @@ CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 """The other C0 and C1 control characters and DEL, which a terminal acts on or shows as nothing."""
 
 
+ORT_NODE = re.compile(r"Non-zero status code returned while running (\S+) node\. Name:'([^']*)' Status Message: ")
+"""ONNX Runtime's preamble to a node's failure, which :func:`squeeze` shortens to ``Reshape node '/Reshape': ``."""
+ORT_CHECK = re.compile(r"(?<![\w.])[\w.\[\]()>:-]+ (?:==|!=|<=|>=|<|>) [\w.\[\]()>:-]+ was false\. ")
+"""The condition an ONNX Runtime check failed on (``input_shape_size == requested_shape_size was false.``),
+before the sentence that says it in words; together they pushed the shapes in question past a cut."""
+
+
 def plain(text: Any) -> str:
     """``str(text)`` safe to print on one line of a terminal or a table cell: terminal escape sequences and
     control characters are dropped, and tabs, line breaks and carriage returns become spaces (a model name
@@ -47,6 +54,7 @@ def squeeze(text: Any, limit: int | None = None) -> str:
     progress line and the report tables show them on one.
     """
     flat = " ".join(ORT_NOISE.sub(" ", plain(text)).split())
+    flat = ORT_CHECK.sub("", ORT_NODE.sub(r"\1 node '\2': ", flat))
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat

@@ -84,6 +84,20 @@ def test_squeeze_keeps_the_reason_of_an_onnx_runtime_error_not_its_cpp_source_li
     assert squeeze("no file /home/u/onnxruntime/core/m.onnx here") == "no file /home/u/onnxruntime/core/m.onnx here"
 
 
+def test_squeeze_keeps_the_shapes_of_a_failed_onnx_runtime_node_within_the_cut():
+    """A skipped batch size's reason was cut at 200 characters just before the shapes it was about."""
+    from harness.text import squeeze
+
+    raw = ("Error in execution: Non-zero status code returned while running Reshape node. Name:'/Reshape' Status "
+           "Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/reshape_helper.h:91 onnxruntime::"
+           "ReshapeHelper::ReshapeHelper(const onnxruntime::TensorShape&, onnxruntime::TensorShapeVector&, bool) "
+           "input_shape_size == requested_shape_size was false. The input tensor cannot be reshaped to the "
+           "requested shape. Input shape:{4,8}, requested shape:{2,8}\n")
+    assert squeeze(raw, 200) == ("Error in execution: Reshape node '/Reshape': The input tensor cannot be reshaped to "
+                                 "the requested shape. Input shape:{4,8}, requested shape:{2,8}")
+    assert squeeze("a == b was false here") == "a == b was false here"  # not ONNX Runtime's check: kept
+
+
 def test_ms_text_keeps_three_significant_digits_below_a_tenth_of_a_millisecond():
     from harness.text import ms_text
 
