@@ -274,6 +274,9 @@ def load_results(path: Path) -> dict[str, Any]:
     except ValueError:  # an integer of over 4,300 digits: past Python's int_max_str_digits
         raise HarnessError(f"{file} was edited or damaged: it holds an integer too long to read (thousands of "
                            f"digits)") from None
+    if isinstance(data, dict) and isinstance(data.get("latency"), list) and "model" in data and "jobs" not in data:
+        raise HarnessError(f"{file} is the output of harness bench --json (one ONNX file's latency rows), not a "
+                           f"run's {RESULTS_FILE}: report and compare read the run folders harness run writes")
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise HarnessError(f"{file} does not look like harness results (no 'jobs' list)")
     version = data.get("schema_version")

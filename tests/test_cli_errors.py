@@ -107,6 +107,21 @@ def test_a_folder_inside_a_run_names_the_run(tmp_path):
         load_results(tmp_path / "elsewhere")
 
 
+def test_bench_json_given_to_report_or_compare_says_what_it_is(tmp_path):
+    """It was "does not look like harness results (no 'jobs' list)": true, and no help to someone holding it."""
+    from harness.results import load_results
+
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"model": "m.onnx", "bytes": 10, "latency": [], "cold_start": None}))
+    with pytest.raises(HarnessError, match=r"bench.json is the output of harness bench --json \(one ONNX "
+                                           r"file's latency rows\), not a run's results.json: report and compare"
+                                           r" read the run folders harness run writes$"):
+        load_results(bench)
+    bench.write_text(json.dumps({"model": "m.onnx"}))  # anything else: as before
+    with pytest.raises(HarnessError, match=r"does not look like harness results \(no 'jobs' list\)$"):
+        load_results(bench)
+
+
 def test_a_low_accuracy_floor_is_warned_of_once(tmp_path):
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
                      "64", "--device", "cpu", "--batch-sizes", "1", "--quick", "--no-torch-latency",
