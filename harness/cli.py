@@ -1183,15 +1183,12 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
 
 def _check_onnx_file(path: Path) -> Any:
     """The model at ``path`` without its external data, or :class:`HarnessError` when it is no ONNX file."""
-    import onnx
+    from harness.export import read_onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - any decode error means a bad file
-        raise HarnessError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
-    if not model.HasField("graph"):  # an empty file decodes as an empty message
-        raise HarnessError(f"{path} is not a readable ONNX model (it has no graph{'; the file is empty' if not path.stat().st_size else ''})")
-    return model
+        return read_onnx(path)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def _mostly_float16(model: Any) -> bool:

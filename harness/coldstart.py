@@ -67,16 +67,20 @@ def measure_cold_start(path: str | Path, provider: str = "CPUExecutionProvider",
     """The cold start of ``path``: ``runs`` new processes, one after another, fewer once they have taken
     ``max_time_s`` together (at least one). Returns the setting, the medians (``ms``, ``session_ms``,
     ``first_call_ms``, ``runtime_ms``, ``rss_bytes``), ``runs`` and ``samples_ms`` (each process's load
-    plus first answer), or with ``error`` (and no figures) when no process got that far.
+    plus first answer), or with ``error`` (and no figures) when no process got that far (a file that is not
+    an ONNX model too).
 
     ``batch_size``: None for the batch the graph fixes, else 1. ``dims`` and ``batch_dim`` as for
     ``harness bench``; a ``dims`` name no open dimension has is a ValueError, not a size left at 1."""
     if dims or batch_dim or batch_size is None:
-        import onnx
-
+        from harness.export import read_onnx
         from harness.shapes import checked_dims, graph_shapes, plan_inputs
 
-        graph = onnx.load(str(path), load_external_data=False).graph
+        try:
+            graph = read_onnx(path).graph
+        except (ValueError, OSError) as exc:  # not an ONNX file, or none: as a probe that cannot load it says
+            return {"provider": provider, "threads": threads, "batch_size": batch_size or 1, "opt_level": opt_level,
+                    "error": squeeze(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else exc, 300)}
         dims = checked_dims(graph, dims, batch_dim) if dims or batch_dim else dims
         if batch_size is None:
             batch_size = plan_inputs(graph_shapes(graph), dims).fixed_batch or 1

@@ -38,6 +38,7 @@ from harness.errors import StageError
 from harness.text import squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
+    import onnx
     import torch
 
 log = logging.getLogger(__name__)
@@ -526,6 +527,24 @@ def _remove_partial(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + ".data")):
         if candidate.exists():
             candidate.unlink()
+
+
+def read_onnx(path: str | os.PathLike[str]) -> "onnx.ModelProto":
+    """The ONNX model at ``path`` without its external data; a ValueError, saying so in one line, when the
+    file is not one (protobuf's DecodeError, or an empty file, which decodes as a model with no graph)."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decode error (or an unreadable file) means a bad file
+        raise ValueError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+    if not model.HasField("graph"):
+        empty = "; the file is empty" if not path.stat().st_size else ""
+        raise ValueError(f"{path} is not a readable ONNX model (it has no graph{empty})")
+    return model
 
 
 def onnx_bytes(path: Path) -> int:

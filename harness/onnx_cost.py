@@ -133,14 +133,17 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     model, which is left as it is). ``dims`` sets named open input dimensions (``{"h": 224}``); any
     other open dimension but the batch is counted at 1 and named in ``assumed``. ``batch_dim`` names the
     batch as ``harness bench --batch-dim`` does (``"N"`` for a time-major input; ``"none"``: the graph has
-    no batch, counted per call). A ``dims`` name no open dimension has, or the batch's, is a ValueError."""
+    no batch, counted per call). A file that is not an ONNX model, or a ``dims`` name no open dimension has, or
+    the batch's, is a ValueError."""
     import onnx
+
+    from harness.export import read_onnx
 
     source: "str | onnx.ModelProto"  # what ONNX Runtime loads for a QDQ graph's fused form
     if isinstance(model, (str, Path)):
         path = Path(model)
         source = str(path)
-        model = onnx.load(str(path), load_external_data=False)
+        model = read_onnx(path)  # a file that is not ONNX: a ValueError that says so
         _load_small_external_data(model, path.parent)
     else:
         source = model

@@ -67,17 +67,22 @@ def test_the_runs_stop_once_they_have_taken_the_time_allowed(tmp_path):
     assert measure_cold_start(path, runs=3, max_time_s=0)["runs"] == 1  # at least one, however short the time
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("missing", "NoSuchFile"),
-    ("static batch", "static batch dimension 1"),
-    ("timeout", "took longer than 0.001 s"),
+@pytest.mark.parametrize("case, batch_size, needle", [
+    ("missing", 1, "NoSuchFile"),
+    ("missing", None, "FileNotFoundError"),  # read here for the batch the graph fixes, not in the probe
+    ("not onnx", None, "not a readable ONNX model (DecodeError)"),  # was protobuf's DecodeError, raised
+    ("not onnx", 1, "Protobuf parsing failed"),
+    ("static batch", 2, "static batch dimension 1"),
+    ("timeout", 1, "took longer than 0.001 s"),
 ])
-def test_a_failed_probe_is_an_error_in_the_record_not_an_exception(tmp_path, case, needle):
+def test_a_failed_probe_is_an_error_in_the_record_not_an_exception(tmp_path, case, batch_size, needle):
     path = relu_onnx(tmp_path / "relu.onnx", [1, 3])
     if case == "missing":
         path = tmp_path / "gone.onnx"
-    record = measure_cold_start(path, batch_size=2 if case == "static batch" else 1, runs=2,
-                                timeout_s=0.001 if case == "timeout" else 300)
+    elif case == "not onnx":
+        path = tmp_path / "truncated.onnx"
+        path.write_bytes((tmp_path / "relu.onnx").read_bytes()[:40])
+    record = measure_cold_start(path, batch_size=batch_size, runs=2, timeout_s=0.001 if case == "timeout" else 300)
     assert needle in record["error"] and "ms" not in record
     assert cold_start_text(record).endswith(f"not measured: {record['error']}")
 

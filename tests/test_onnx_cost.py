@@ -129,9 +129,13 @@ def test_what_cannot_be_counted_is_named_not_guessed(tmp_path):
     assert counted.flops is None and counted.uncounted == ["com.microsoft.nchwc.Conv blocked",
                                                            "example.custom.Mystery mystery", "MatMul after"]
     (tmp_path / "empty.onnx").write_bytes(b"")  # parses as an empty model: not 0 FLOPs
-    with pytest.raises(ValueError, match="holds no ONNX graph"):
+    with pytest.raises(ValueError, match="it has no graph; the file is empty"):
         onnx_cost(tmp_path / "empty.onnx")
+    with pytest.raises(ValueError, match="holds no ONNX graph"):
+        onnx_cost(onnx.ModelProto())
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"bad.onnx is not a readable ONNX model \(DecodeError\)"):
+        onnx_cost(tmp_path / "bad.onnx")  # as the README says; was protobuf's DecodeError
     assert counted.activation_bytes is None  # the custom operator's output has no known size
     assert count_onnx_cost(tmp_path / "bad.onnx").flops is None
 
