@@ -1007,9 +1007,9 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
               help="Batch sizes to time. Default: 1, or the graph's batch size when its input fixes one "
                    "(a static batch dimension skips other sizes, with a warning).")
 @click.option("--dims", type=DIMS, metavar="NAME=N,...", default=None,
-              help="Sizes of the graph's open input dimensions other than the batch, by name (h=224,w=224) or, "
-                   "unnamed, as INPUT[AXIS]=N (x[2]=32); an unset one is 1, with a warning. The batch is the "
-                   "dimension named like one (batch, batch_size, bs), else each input's open first one, unless "
+              help="Sizes of the graph's open input dimensions other than the batch, by name (h=224,w=224) or "
+                   "as INPUT[AXIS]=N (x[2]=32: an unnamed one's only way); an unset one is 1, with a warning. The "
+                   "batch is the dimension named like one (batch, batch_size, bs), else each input's open first one, unless "
                    "--batch-dim names it.")
 @click.option("--batch-dim", metavar="NAME", default=None,
               help="The batch dimension, by name or as INPUT[AXIS], when it is neither named like one nor each "
@@ -1042,13 +1042,16 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: {model, bytes, flops (per sample), activation_bytes (at batch 1, or at "
                    "activation_batch, present when the graph fixes another), latency: [...], cold_start: {...} or "
-                   "null}; where they apply, flops_uncounted names the nodes a partial FLOP count leaves out and "
-                   "assumed_dims_1 the open dimensions set to 1.")
+                   "null, skipped: [why each batch size or provider asked for has no rows; empty when none]}; where "
+                   "they apply, flops_uncounted names the nodes a partial FLOP count leaves out and assumed_dims_1 "
+                   "the open dimensions set to 1.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   batch_dim: str | None, threads: list[int], providers: list[str], opt_level: str, min_runs: int,
                   min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
-    shaped as the graph declares (open dimensions from --dims)."""
+    shaped as the graph declares (open dimensions from --dims). FLOPs count convolutions and matrix
+    products, 2 per multiply-add (MACs are half); element-wise work is not counted, and an operator with no
+    formula (recurrent, fused attention) is named, not counted as 0."""
     from harness.latency import LatencyConfig, measure_onnx, unstable_mark, unstable_note
 
     if model_path.is_dir():
@@ -1088,6 +1091,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from harness.onnx_cost import count_onnx_cost
 
     counted = count_onnx_cost(model_path, marked)
+    refused: list[str] = []  # batch sizes an unbatched graph cannot have: in the JSON's skipped too
     if batch_sizes is None:
         batch_sizes = [counted.batch]  # the batch size the graph fixes, else 1
     elif not plan.batched and batch_sizes != [1]:
@@ -1095,6 +1099,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                + ", so the graph is timed per call, at batch size 1")
         if 1 not in batch_sizes:  # nothing asked could be measured
             raise HarnessError(f"--batch-sizes: {why}")
+        refused.append(f"batch size(s) {', '.join(str(b) for b in batch_sizes if b != 1)}: {why}")
         click.echo(f"harness: warning: batch size(s) {', '.join(str(b) for b in batch_sizes if b != 1)} "
                    f"skipped: {why}", err=True)  # as a static batch that refuses a size is (CONTRACT.md)
         batch_sizes = [1]
@@ -1103,6 +1108,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if unset:
         open_dims = (f"open input dimension(s) {', '.join(unset)} set to 1; give their sizes with "
                      f"--dims {','.join(f'{key}=N' for key in unset)}")
+        guessed = plan.guessed_batch(batch_dim is not None)
+        if guessed:  # a time-major (seq, N, F) input: the batch is what was set to 1
+            open_dims += (f" (the batch is taken to be the first dimension, {', '.join(guessed)}; if another is "
+                          f"the batch, as in a time-major input, name it with --batch-dim)")
         click.echo(f"harness: warning: {open_dims}", err=True)
     from harness.latency import threads_over_cores
 
@@ -1136,6 +1145,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=marked)
     result["cold_start"] = cold  # null with --cold-runs 0
+    result["skipped"] = refused + skipped  # what was asked for and has no row, for a script that reads the JSON
     if as_json:
         from harness.results import json_text
 
@@ -1150,7 +1160,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         facts.append(f"{floor}{counted.flops / 1e6:,.2f} MFLOPs {per}" if counted.flops >= 10_000
                      else f"{floor}{counted.flops:,} FLOPs {per}")
     if counted.activation_bytes is not None:
-        facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations at batch {counted.batch}"
+        at = f"at batch {counted.batch}" if plan.batched else "per call"  # an unbatched graph has no batch size
+        facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations {at}"
                      + (" with its QDQ groups fused, as ONNX Runtime runs them"
                         if counted.activation_basis == "onnxruntime-fused" else ""))
     click.echo(f"{model_path} ({', '.join(facts)})")
@@ -1170,7 +1181,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
           f"{r['session_ms']:.1f}", f"{r['first_call_ms']:.3f}"] for r in rows],
         # the mean beside the throughput it gives: a few stalls move it (and the throughput) far from the p50
         headers=["provider", "batch", "threads", "runs", "p50 ms", "p90 ms", "p99 ms", "min ms", "mean ms",
-                 "samples/s (batch / mean)", "session ms", "first call ms"],
+                 "samples/s (batch / mean)" if plan.batched else "calls/s (1 / mean)", "session ms", "first call ms"],
         disable_numparse=True,
     ))
     if unstable:

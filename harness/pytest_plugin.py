@@ -30,7 +30,7 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
     The call runs one ONNX Runtime inference on pre-allocated inputs generated
     from the graph (IOBinding), so a benchmark times inference only. ``dims``
     sizes the graph's open input dimensions other than the batch, by name
-    (``{"h": 224, "w": 224}``) or unnamed as ``{"x[2]": 32}``; a name no open
+    (``{"h": 224, "w": 224}``) or as ``{"x[2]": 32}`` (an unnamed one's only way); a name no open
     dimension has is a ``ValueError`` (a typo would time a far smaller input),
     and an open one left out is 1, with a ``UserWarning``. The batch is chosen
     as ``harness bench`` chooses it (:mod:`harness.shapes`); ``batch_dim``
@@ -75,8 +75,11 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         if unset:
             import warnings
 
+            guessed = plan.guessed_batch(batch_dim is not None)
+            hint = (f" (the batch is taken to be the first dimension, {', '.join(guessed)}; if another is the "
+                    f"batch, as in a time-major input, name it with batch_dim=)" if guessed else "")
             warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
-                          f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}", stacklevel=2)
+                          f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}{hint}", stacklevel=2)
         try:
             feeds = input_feeds(session, batch_size, dims=marked)
         except ValueError as exc:  # a static batch of another size, or no batch at all

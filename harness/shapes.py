@@ -13,8 +13,9 @@ activation count (:mod:`harness.onnx_cost`) and the cold-start probe, so that th
   input of two or more dimensions: ``[256]`` is one sample's features), and the inputs that share it;
   with none such, or ``dims`` marking :data:`UNBATCHED` (``--batch-dim none``), no input is batched and
   the graph is run and counted per call;
-- every other open dimension takes its size from ``dims`` by name (``{"h": 224}``) or, unnamed, as
-  ``input[axis]`` (``{"x[2]": 32}``); one given no size is 1 and reported as assumed.
+- every other open dimension takes its size from ``dims`` by name (``{"h": 224}``) or as ``input[axis]``
+  (``{"x[2]": 32}``: an unnamed one's only way; a named one's size by position goes to every input that
+  shares the name); one given no size is 1 and reported as assumed.
 
 A shape is a list of ``int`` (static), ``str`` (a named open dimension) or ``None`` (unnamed open), as
 ONNX Runtime's ``NodeArg.shape`` gives it (0 and negative sizes count as open).
@@ -64,6 +65,20 @@ class InputPlan:
     fixed_batch: int | None
     open_keys: list[str] = field(default_factory=list)  # every open dimension but the batch, as dim_key names it
     batch_keys: list[str] = field(default_factory=list)  # the open batch dimensions, as dim_key names them
+    positions: dict[str, str] = field(default_factory=dict)  # "x[1]" -> "seq": a named open dimension by position
+
+    def guessed_batch(self, batch_named: bool) -> list[str]:
+        """The batch dimensions, as ``dims`` names them, when the rule took each input's first open one for the
+        batch (none is named like a batch and the caller named none: ``batch_named``), else []: for a hint that a
+        time-major input's batch is another."""
+        if batch_named or any(is_batch_name(key) for key in self.batch_keys):
+            return []
+        return list(self.batch_keys)
+
+    def named(self, dims: dict[str, Any]) -> dict[str, Any]:
+        """``dims`` with each ``input[axis]`` key of a named open dimension given as its name, so that every
+        input sharing the name gets the size (a key given both ways is the later one)."""
+        return {self.positions.get(key, key): value for key, value in dims.items()}
 
     def shape(self, input_name: str, declared: Shape, batch_size: int, dims: dict[str, int]) -> list[int]:
         """The concrete shape of ``input_name`` at ``batch_size``; open dimensions from ``dims`` or 1."""
@@ -94,8 +109,10 @@ class InputPlan:
         return any(axis is not None for axis in self.axes.values())
 
     def unset(self, dims: dict[str, int]) -> list[str]:
-        """The open dimensions, batch aside, that ``dims`` gives no size, as ``dims`` would name them."""
-        return [key for key in self.open_keys if key not in dims]
+        """The open dimensions, batch aside, that ``dims`` gives no size (by name or by position), as ``dims``
+        would name them."""
+        given = self.named(dims)
+        return [key for key in self.open_keys if key not in given]
 
 
 def _given(input_name: str, axis: int, dim: int | str | None, dims: dict[str, Any]) -> int | None:
@@ -156,13 +173,15 @@ def plan_inputs(shapes: dict[str, Shape], dims: dict[str, Any] | None = None) ->
             fixed = int(first)  # type: ignore[arg-type]
             axes = {name: 0 if len(declared) > 1 and declared[0] == first else None
                     for name, declared in shapes.items()}
-    open_keys, batch_keys = [], []
+    open_keys, batch_keys, positions = [], [], {}
     for name, declared in shapes.items():
         for i, dim in enumerate(declared):
             if is_static(dim):
                 continue
             (batch_keys if i == axes[name] else open_keys).append(dim_key(name, i, dim))
-    return InputPlan(axes, fixed, list(dict.fromkeys(open_keys)), list(dict.fromkeys(batch_keys)))
+            if isinstance(dim, str) and dim:
+                positions[f"{name}[{i}]"] = dim
+    return InputPlan(axes, fixed, list(dict.fromkeys(open_keys)), list(dict.fromkeys(batch_keys)), positions)
 
 
 def dims_problem(plan: InputPlan, dims: dict[str, Any], batch_named: bool = True) -> str | None:
@@ -202,6 +221,10 @@ def plan_with(shapes: dict[str, Shape], dims: dict[str, Any],
         batch_dim = UNBATCHED
     marked = {**dims, batch_dim: BATCH} if batch_dim else dict(dims)
     plan = plan_inputs(shapes, marked)
+    twice = sorted({plan.positions[key] for key in dims if plan.positions.get(key) in dims})
+    if twice:
+        return plan, marked, ("dims", f"{twice[0]!r} is given twice, by name and by position")
+    dims, marked = plan.named(dims), plan.named(marked)  # x[1]=20 sizes the 'seq' of every input that has it
     for what, given in (("dims", dims), ("batch_dim", marked)):
         problem = dims_problem(plan, given, batch_named=batch_dim is not None)
         if problem:

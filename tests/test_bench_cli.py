@@ -52,6 +52,9 @@ def test_bench_json_on_a_foreign_model(tmp_path):
         assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p99_ms"]
     if "CUDAExecutionProvider" not in usable_providers()[0]:
         assert "CUDAExecutionProvider" in result.stderr and "warning" in result.stderr
+        assert len(data["skipped"]) == 1 and data["skipped"][0].startswith("provider CUDAExecutionProvider")
+    else:
+        assert data["skipped"] == []
     cold = data["cold_start"]  # three new processes by default, at the first row's setting
     assert cold["runs"] == 3 and cold["ms"] > 0 and (cold["batch_size"], cold["threads"]) == (1, 1)
 
@@ -70,9 +73,12 @@ def test_bench_skips_a_batch_size_the_static_shape_refuses(tmp_path):
     path = _conv_onnx(tmp_path / "static.onnx", batch=1)
     result = run_cli("bench", str(path), "--batch-sizes", "1,4", "--json", *FAST, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert [r["batch_size"] for r in json.loads(result.stdout)["latency"]] == [1]
+    data = json.loads(result.stdout)
+    assert [r["batch_size"] for r in data["latency"]] == [1]
     warnings = [line for line in result.stderr.splitlines() if "warning: skipped" in line]
     assert len(warnings) == 1 and "batch size 4" in warnings[0]
+    # the JSON says so too: a script reading only stdout saw exit 0 and a row fewer than it asked for
+    assert data["skipped"] == [warnings[0].removeprefix("harness: warning: skipped ")]
 
 
 def test_bench_exits_2_when_nothing_can_be_measured(tmp_path):
@@ -208,6 +214,12 @@ def test_bench_times_an_unbatched_graph_per_call(tmp_path):
     some = run_cli("bench", str(image), "--batch-dim", "none", "--batch-sizes", "1,8", "--json", *FAST, timeout=300)
     assert some.returncode == 0 and [r["batch_size"] for r in json.loads(some.stdout)["latency"]] == [1], some.stderr
     assert "warning: batch size(s) 8 skipped: no input has a batch dimension (--batch-dim none)" in some.stderr
+    assert json.loads(some.stdout)["skipped"] == [
+        "batch size(s) 8: no input has a batch dimension (--batch-dim none), so the graph is timed per call, at "
+        "batch size 1"]
+    # per call, not per sample or at a batch: the activations and the throughput column say so
+    assert "KiB of activations per call" in result.stdout and "calls/s (1 / mean)" in result.stdout
+    assert "samples/s" not in result.stdout
 
 
 def test_bench_on_a_folder_says_so(tmp_path):
@@ -261,6 +273,10 @@ def test_batch_dim_names_a_batch_that_is_neither_named_so_nor_first(tmp_path, ba
     path = _matmul_onnx(tmp_path / "time_major.onnx", ["x"], ["seq", "N", 4])
     guessed = run_cli("bench", str(path), "--dims", "N=1", "--json", "--cold-runs", "0", *FAST, timeout=300)
     assert guessed.returncode == 0 and json.loads(guessed.stdout)["flops"] == 32  # seq taken for the batch
+    unset = run_cli("bench", str(path), "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert ("open input dimension(s) N set to 1; give their sizes with --dims N=N (the batch is taken to be the "
+            "first dimension, seq; if another is the batch, as in a time-major input, name it with --batch-dim)"
+            in unset.stderr), unset.stderr
     result = run_cli("bench", str(path), "--batch-dim", batch_dim, "--dims", "seq=5", "--batch-sizes", "1,2",
                      "--json", "--cold-runs", "1", *FAST, timeout=300)
     assert result.returncode == 0 and "open input" not in result.stderr, result.stderr
@@ -301,6 +317,29 @@ def test_an_unnamed_open_dimension_is_sized_as_input_and_axis(tmp_path):
     sized = run_cli("bench", str(path), "--dims", "x[1]=6", "--json", "--cold-runs", "0", *FAST, timeout=300)
     assert sized.returncode == 0 and "open input" not in sized.stderr, sized.stderr
     assert json.loads(sized.stdout)["flops"] == 6 * 32 and json.loads(warned.stdout)["flops"] == 32
+
+
+def test_a_named_open_dimension_may_be_sized_by_position_and_every_input_sharing_it_follows(tmp_path):
+    """``--dims x[1]=6`` was refused for a dimension named ``seq`` though ``--batch-dim x[1]`` was taken."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Add", ["x", "y"], ["z"])], "shared",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "seq"]),
+                               helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "seq"])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    path = save_onnx_graph(graph, tmp_path / "shared.onnx")
+    sized = run_cli("bench", str(path), "--dims", "x[1]=6", "--batch-sizes", "1,2", "--json", "--cold-runs", "1",
+                    *FAST, timeout=300)
+    assert sized.returncode == 0 and "open input" not in sized.stderr, sized.stderr  # y's seq is 6 too, or Add fails
+    data = json.loads(sized.stdout)
+    assert [r["batch_size"] for r in data["latency"]] == [1, 2] and data["skipped"] == []
+    assert "assumed_dims_1" not in data and "error" not in data["cold_start"], data
+    by_name = json.loads(run_cli("bench", str(path), "--dims", "seq=6", "--json", "--cold-runs", "0", *FAST,
+                                 timeout=300).stdout)
+    assert by_name["activation_bytes"] == data["activation_bytes"]
+    twice = run_cli("bench", str(path), "--dims", "seq=6,y[1]=6")
+    assert twice.returncode == 2 and twice.stderr.strip().splitlines() == [
+        "harness: error: --dims: 'seq' is given twice, by name and by position"], twice.stderr
 
 
 @pytest.mark.parametrize("content, needle", [(b"", "it has no graph; the file is empty")])
