@@ -1039,32 +1039,39 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
               help="New processes that time the cold start (the model's load and first answer, on the CPU "
                    "provider where timed, else the first; fewest threads, smallest batch; their medians). "
                    "0: none.")
+@click.option("--against", metavar="OTHER.onnx", type=click.Path(path_type=Path), default=None,
+              help="Time MODEL against OTHER in alternating rounds (ABBA, so that the machine's drift cancels) at "
+                   "each setting MODEL has a row for, on the same inputs when their inputs match, and print the "
+                   "ratio: the way to tell whether a change (int8, an optimised graph, a smaller model) is faster.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Alternating rounds of --against (default 5; each times each file for 0.15 s, or --min-time "
+                   "when shorter).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: {model, bytes, flops (per sample), activation_bytes (at batch 1, or at "
                    "activation_batch, present when the graph fixes another), latency: [...], cold_start: {...} or "
                    "null, skipped: [why each batch size or provider asked for has no rows; empty when none]}; where "
                    "they apply, flops_uncounted names the nodes a partial FLOP count leaves out and assumed_dims_1 "
-                   "the open dimensions set to 1.")
+                   "the open dimensions set to 1; with --against, against: {model, bytes, flops, activation_bytes, "
+                   "comparisons: [{provider, batch_size, threads, ratio (MODEL / OTHER: above 1, MODEL is slower), "
+                   "stability, note, ...}]}.")
 def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tuple[str, int]] | None,
                   batch_dim: str | None, threads: list[int], providers: list[str], opt_level: str, min_runs: int,
-                  min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, as_json: bool) -> None:
+                  min_time: float, warmup: int, spin: bool, iobinding: bool, cold_runs: int, against: Path | None,
+                  rounds: int | None, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims). FLOPs count convolutions and matrix
     products, 2 per multiply-add (MACs are half); element-wise work is not counted, and an operator with no
     formula (recurrent, fused attention) is named, not counted as 0."""
     from harness.latency import LatencyConfig, measure_onnx, unstable_mark, unstable_note
 
-    if model_path.is_dir():
-        raise HarnessError(f"{model_path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
-    if not model_path.exists():
-        raise HarnessError(f"{model_path}: no such file")
-    if not model_path.is_file():
-        raise HarnessError(f"{model_path} is not a regular file; give an .onnx file")
+    if rounds is not None and against is None:
+        raise HarnessError("--rounds needs --against: they are the rounds of that comparison")
+    model = _check_onnx_file(model_path)
+    other = _check_onnx_file(against, "--against: ") if against is not None else None
     if providers:
         from harness.runner import check_providers
 
         providers = check_providers(providers, here=False)  # an unknown name; one that cannot run here is skipped
-    model = _check_onnx_file(model_path)
     sizes = dict(dims or [])
     if batch_dim is not None and not batch_dim.strip():
         raise HarnessError("--batch-dim needs a dimension's name, or INPUT[AXIS]")
@@ -1078,6 +1085,15 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     plan, marked, problem = plan_with(graph_shapes(model.graph), sizes, batch_dim)  # marked: the stages' dims
     if problem:
         raise HarnessError(f"--{problem[0].replace('_', '-')}: {problem[1]}")
+    other_marked: dict[str, Any] = {}
+    if other is not None:  # the same sizes, checked against its own graph: no comparison at another input size
+        other_plan, other_marked, problem = plan_with(graph_shapes(other.graph), sizes, batch_dim)
+        if problem:
+            raise HarnessError(f"--against {against}: --{problem[0].replace('_', '-')}: {problem[1]}")
+        if other_plan.unset(sizes):
+            click.echo(f"harness: warning: --against {against}: open input dimension(s) "
+                       f"{', '.join(other_plan.unset(sizes))} set to 1", err=True)
+        del other
     from harness.ort import is_cpu_provider
 
     if _mostly_float16(model) and any(is_cpu_provider(p) for p in providers or ["cpu"]):
@@ -1099,9 +1115,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                + ", so the graph is timed per call, at batch size 1")
         if 1 not in batch_sizes:  # nothing asked could be measured
             raise HarnessError(f"--batch-sizes: {why}")
-        refused.append(f"batch size(s) {', '.join(str(b) for b in batch_sizes if b != 1)}: {why}")
-        click.echo(f"harness: warning: batch size(s) {', '.join(str(b) for b in batch_sizes if b != 1)} "
-                   f"skipped: {why}", err=True)  # as a static batch that refuses a size is (CONTRACT.md)
+        others = ", ".join(str(b) for b in batch_sizes if b != 1)
+        refused.append(f"batch size(s) {others}: {why}")
+        click.echo(f"harness: warning: batch size(s) {others} skipped: {why}", err=True)  # as a static batch
         batch_sizes = [1]
     open_dims = ""
     unset = plan.unset(sizes)
@@ -1145,6 +1161,16 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     result = {"model": str(model_path), "bytes": onnx_bytes(model_path), **counted.to_dict(), "latency": rows}
     cold = cold_start_for(model_path, rows, cold_runs, config.max_time_s, dims=marked)
     result["cold_start"] = cold  # null with --cold-runs 0
+    if against is not None:
+        not_compared: list[str] = []
+        result["against"] = _compare_against(model_path, against, rows, other_marked, marked, rounds or 5,
+                                             LatencyConfig(warmup_runs=min(warmup, 5), min_runs=min(min_runs, 20),
+                                                           min_time_s=min(min_time, 0.15), max_time_s=2.0,
+                                                           warmup_time_s=0.02 if warmup else 0.0),
+                                             opt_level, iobinding, spin, not_compared.append)
+        for message in not_compared:
+            click.echo(f"harness: warning: skipped {message}", err=True)
+        skipped += not_compared
     result["skipped"] = refused + skipped  # what was asked for and has no row, for a script that reads the JSON
     if as_json:
         from harness.results import json_text
@@ -1154,11 +1180,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from tabulate import tabulate
 
     facts = [f"{result['bytes']:,} bytes"]
-    if counted.flops is not None:  # MFLOPs, or FLOPs for a graph too small to show in millions
-        per = "per sample" if plan.batched else "per call"  # an unbatched graph's call is its one sample
-        floor = "at least " if counted.uncounted else ""  # a partial count (the note below names what it lacks)
-        facts.append(f"{floor}{counted.flops / 1e6:,.2f} MFLOPs {per}" if counted.flops >= 10_000
-                     else f"{floor}{counted.flops:,} FLOPs {per}")
+    if counted.flops is not None:  # an unbatched graph's call is its one sample
+        facts.append(_flops_fact(counted.flops, "per sample" if plan.batched else "per call", counted.uncounted))
     if counted.activation_bytes is not None:
         at = f"at batch {counted.batch}" if plan.batched else "per call"  # an unbatched graph has no batch size
         facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations {at}"
@@ -1186,20 +1209,87 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     ))
     if unstable:
         click.echo(unstable_note(unstable, "with a longer --min-time or at a quieter moment"), err=True)
+    if against is not None:
+        other_facts = [f"{result['against']['bytes']:,} bytes"]
+        if result["against"]["flops"] is not None:
+            other_facts.append(_flops_fact(result["against"]["flops"], "per sample" if plan.batched else "per call",
+                                           result["against"]["flops_uncounted"]))
+        lines = _against_lines(result["against"])
+        click.echo(f"against {against} ({', '.join(other_facts)})"
+                   + (", in alternating rounds:" if lines else ": not compared at any setting (the warnings say why)"))
+        for line in lines:
+            click.echo(f"  {line}")
     if cold is not None:
         from harness.coldstart import cold_start_text
 
         click.echo(cold_start_text(cold))
 
 
-def _check_onnx_file(path: Path) -> Any:
-    """The model at ``path`` without its external data, or :class:`HarnessError` when it is no ONNX file."""
+def _compare_against(model_path: Path, against: Path, rows: list[dict[str, Any]], dims_b: dict[str, Any],
+                     dims_a: dict[str, Any], rounds: int, config: Any, opt_level: str, iobinding: bool, spin: bool,
+                     on_skip: Callable[[str], None]) -> dict[str, Any]:
+    """``harness bench --against``: MODEL against OTHER in alternating rounds at each setting MODEL has a
+    row for; a setting OTHER cannot run at (another static batch) is a ``skipped`` reason."""
+    from harness.export import onnx_bytes
+    from harness.latency import compare_onnx
+    from harness.onnx_cost import count_onnx_cost
+
+    comparisons = []
+    for row in rows:
+        setting = (row["provider"], row["batch_size"], row["threads"])
+        try:
+            comparisons.append(compare_onnx(model_path, against, batch_size=setting[1], threads=setting[2],
+                                            provider=setting[0], rounds=rounds, config=config, opt_level=opt_level,
+                                            iobinding=iobinding, dims=dims_a, spinning=spin, dims_b=dims_b))
+        except Exception as exc:  # noqa: BLE001 - a static batch of another size; a graph that fails there
+            on_skip(f"--against at batch size {setting[1]} on {setting[0]} with {setting[2]} thread(s): "
+                    f"{squeeze(exc, 200)}")
+    counted = count_onnx_cost(against, dims_b)
+    return {"model": str(against), "bytes": onnx_bytes(against), "flops": counted.flops,
+            "flops_uncounted": counted.uncounted, "activation_bytes": counted.activation_bytes,
+            "comparisons": comparisons}
+
+
+def _flops_fact(flops: int, per: str, uncounted: Sequence[str]) -> str:
+    """``0.13 MFLOPs per sample``, or FLOPs for a graph too small to show in millions; ``at least`` before a
+    partial count (``uncounted`` names what it lacks)."""
+    floor = "at least " if uncounted else ""
+    return f"{floor}{flops / 1e6:,.2f} MFLOPs {per}" if flops >= 10_000 else f"{floor}{flops:,} FLOPs {per}"
+
+
+def _against_lines(against: dict[str, Any]) -> list[str]:
+    """The text of ``harness bench --against``: one line per setting, the ratio first, then how it was got."""
+    from harness.edge import robust_ratio
+
+    lines = []
+    for c in against["comparisons"]:
+        ratio, _ = robust_ratio(c)
+        if ratio is None:
+            verdict = "no ratio"
+        elif abs(ratio - 1) < 0.01:
+            verdict = f"{c['a']} and {c['b']} are as fast (within 1 %)"
+        else:
+            verdict = f"{c['a']} is {max(ratio, 1 / ratio):.2f}x {'slower' if ratio > 1 else 'faster'} than {c['b']}"
+        lines.append(f"{c['provider']}, batch {c['batch_size']}, {c['threads']} thread(s): {verdict} "
+                     f"({squeeze(c['note'])})")
+    return lines
+
+
+def _check_onnx_file(path: Path, option: str = "") -> Any:
+    """The model at ``path`` without its external data, or :class:`HarnessError` (its message after ``option``,
+    ``"--against: "``) when it is a folder, no file or no ONNX model."""
     from harness.export import read_onnx
 
+    if path.is_dir():
+        raise HarnessError(f"{option}{path} is a folder; give an .onnx file (a run's are in its onnx/ folder)")
+    if not path.exists():
+        raise HarnessError(f"{option}{path}: no such file")
+    if not path.is_file():
+        raise HarnessError(f"{option}{path} is not a regular file; give an .onnx file")
     try:
         return read_onnx(path)
     except ValueError as exc:
-        raise HarnessError(str(exc)) from None
+        raise HarnessError(f"{option}{exc}") from None
 
 
 def _mostly_float16(model: Any) -> bool:

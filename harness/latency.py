@@ -414,7 +414,8 @@ def compare_measurements(
         return round(100.0 * (max(values) - min(values)) / min(values), 2) if min(values) > 0 else math.inf
 
     a_name, b_name = names
-    note = (f"{a_name}/{b_name} = {ratio:.3f} on best medians ({min(a_p50):.4f} vs {min(b_p50):.4f} ms), "
+    over = " / " if "/" in a_name + b_name else "/"  # paths: a/m.onnx / b/m.onnx, not a/m.onnx/b/m.onnx
+    note = (f"{a_name}{over}{b_name} = {ratio:.3f} on best medians ({min(a_p50):.4f} vs {min(b_p50):.4f} ms), "
             f"{ratio_min:.3f} on floors, per-round {min(per_round):.3f}-{max(per_round):.3f} over {rounds} "
             f"alternating rounds: {_STABILITY_WORDS[stability]}")
     return {
@@ -634,11 +635,14 @@ def compare_onnx(
     opt_level: str = "all",
     iobinding: bool = True,
     dims: dict[str, int] | None = None,
+    spinning: bool = True,
+    dims_b: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Two ONNX files (e.g. int8 vs fp32, or before vs after a change) timed alternately on the same inputs.
 
-    Both get the same generated inputs when their input signatures match.
-    ``ratio`` > 1 means ``path_a`` is slower; see :func:`compare_measurements`.
+    Both get the same generated inputs when their input signatures match; ``dims_b``, when given, sizes
+    ``path_b``'s open dimensions instead of ``dims``. ``ratio`` > 1 means ``path_a`` is slower; see
+    :func:`compare_measurements`. The two are named by file name, or by path when their names are the same.
     """
     from harness.ort import input_feeds, make_session, provider_name
 
@@ -646,13 +650,17 @@ def compare_onnx(
     reason = provider_skip_reason(provider)
     if reason is not None:
         raise RuntimeError(reason)
-    sessions = [make_session(p, provider, threads=threads, opt_level=opt_level) for p in (path_a, path_b)]
-    feeds = [input_feeds(s, batch_size, dims=dims) for s in sessions]
+    sessions = [make_session(p, provider, threads=threads, opt_level=opt_level, spinning=spinning)
+                for p in (path_a, path_b)]
+    feeds = [input_feeds(sessions[0], batch_size, dims=dims),
+             input_feeds(sessions[1], batch_size, dims=dims if dims_b is None else dims_b)]
     if {k: (v.shape, v.dtype) for k, v in feeds[0].items()} == {k: (v.shape, v.dtype) for k, v in feeds[1].items()}:
         feeds[1] = feeds[0]
     calls = [onnx_call(s, f, provider, iobinding) for s, f in zip(sessions, feeds)]
-    result = compare_alternating(calls[0], calls[1], rounds=rounds, config=config,
-                                 names=(Path(path_a).name, Path(path_b).name))
+    names = (Path(path_a).name, Path(path_b).name)
+    if names[0] == names[1]:  # a/model.onnx against b/model.onnx
+        names = (str(path_a), str(path_b))
+    result = compare_alternating(calls[0], calls[1], rounds=rounds, config=config, names=names)
     result.update(provider=provider, batch_size=batch_size, threads=threads, opt_level=opt_level)
     return result
 

@@ -382,3 +382,59 @@ def test_the_cores_are_those_the_process_may_run_on_not_the_machines():
             "print(usable_cores(), default_thread_counts(), threads_over_cores([2]) is not None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "[1]", "True"]
+
+
+def _linear_onnx(path, outputs, batch="N"):
+    """``x (batch, 16) @ w (16, outputs)``: 32 x outputs FLOPs per sample."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((16, outputs), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "linear",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    return save_onnx_graph(graph, path)
+
+
+def test_against_times_two_files_in_alternating_rounds_and_gives_the_ratio(tmp_path):
+    big = _linear_onnx(tmp_path / "big.onnx", 4096)
+    small = _linear_onnx(tmp_path / "small.onnx", 4)
+    result = run_cli("bench", str(big), "--against", str(small), "--batch-sizes", "64", "--rounds", "3", "--json",
+                     "--cold-runs", "0", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    against = json.loads(result.stdout)["against"]
+    assert against["model"] == str(small) and against["flops"] == 32 * 4 and against["bytes"] > 0
+    [compared] = against["comparisons"]  # one per row of MODEL: here one batch size, one thread count
+    assert (compared["a"], compared["b"], compared["batch_size"], compared["threads"], compared["rounds"]) == (
+        "big.onnx", "small.onnx", 64, 1, 3)
+    assert compared["ratio"] > 1.5  # 1000x the multiply-adds
+    text = run_cli("bench", str(small), "--against", str(big), "--batch-sizes", "64", "--rounds", "2",
+                   "--cold-runs", "0", *FAST, timeout=300)
+    assert text.returncode == 0, text.stderr
+    line = text.stdout.strip().splitlines()[-1]
+    assert line.startswith("  CPUExecutionProvider, batch 64, 1 thread(s): small.onnx is ") and (
+        "x faster than big.onnx (small.onnx/big.onnx = " in line and "over 2 alternating rounds" in line), line
+
+
+def test_against_skips_a_setting_the_other_file_cannot_take_and_refuses_bad_input_in_one_line(tmp_path):
+    open_batch = _linear_onnx(tmp_path / "open.onnx", 4)
+    static = _linear_onnx(tmp_path / "static.onnx", 4, batch=1)
+    result = run_cli("bench", str(open_batch), "--against", str(static), "--batch-sizes", "1,2", "--rounds", "1",
+                     "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [c["batch_size"] for c in data["against"]["comparisons"]] == [1]
+    assert data["skipped"] == ["--against at batch size 2 on CPUExecutionProvider with 1 thread(s): input 'x' has a "
+                               "static batch dimension 1"]
+    assert "warning: skipped --against at batch size 2" in result.stderr
+    for args, needle in [
+        (["--rounds", "2"], "--rounds needs --against: they are the rounds of that comparison"),
+        (["--against", str(tmp_path / "gone.onnx")], f"--against: {tmp_path / 'gone.onnx'}: no such file"),
+        # sizes MODEL's dims take that OTHER lacks: not timed at another input size in silence
+        (["--against", str(_open_size_onnx(tmp_path / "image.onnx")), "--dims", "x[1]=3"],
+         f"--against {tmp_path / 'image.onnx'}: --dims: no open input dimension is called 'x[1]' (open, besides "
+         "the batch: h, w)"),
+    ]:
+        model = open_batch if "x[1]=3" not in args else _matmul_onnx(tmp_path / "seq.onnx", ["x"], ["N", None, 4])
+        refused = run_cli("bench", str(model), *args, *FAST)
+        assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [f"harness: error: {needle}"], (
+            args, refused.stderr)

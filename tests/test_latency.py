@@ -478,6 +478,11 @@ def test_compare_onnx_alternates_two_files(tmp_path):
     result = compare_onnx(big, small, batch_size=64, rounds=3, config=config)
     assert result["a"] == "big.onnx" and result["b"] == "small.onnx" and result["batch_size"] == 64
     assert result["ratio"] > 1.5  # 1000x the multiply-adds
+    (tmp_path / "other").mkdir()
+    twin = _linear_onnx(tmp_path / "other" / "small.onnx", features=16, classes=4)
+    same_name = compare_onnx(small, twin, rounds=1, config=config)  # named by path, not small.onnx/small.onnx
+    assert (same_name["a"], same_name["b"]) == (str(small), str(twin))
+    assert same_name["note"].startswith(f"{small} / {twin} = "), same_name["note"]
     with pytest.raises(RuntimeError, match="TensorrtExecutionProvider|not"):
         from harness.ort import usable_providers
 
