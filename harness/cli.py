@@ -1009,8 +1009,8 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 @click.option("--dims", type=DIMS, metavar="NAME=N,...", default=None,
               help="Sizes of the graph's open input dimensions other than the batch, by name (h=224,w=224) or "
                    "as INPUT[AXIS]=N (x[2]=32: an unnamed one's only way); an unset one is 1, with a warning. The "
-                   "batch is the dimension named like one (batch, batch_size, bs), else each input's open first one, unless "
-                   "--batch-dim names it.")
+                   "batch is the dimension named like one (batch, batch_size, bs), else each input's open first "
+                   "one, unless --batch-dim names it.")
 @click.option("--batch-dim", metavar="NAME", default=None,
               help="The batch dimension, by name or as INPUT[AXIS], when it is neither named like one nor each "
                    "input's first (a time-major (seq, N, F) input: --batch-dim N); inputs without it are not "
