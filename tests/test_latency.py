@@ -245,6 +245,17 @@ def test_compare_measurements_flags_disagreeing_estimates():
     assert "UNSTABLE" in result["note"]
 
 
+def test_floors_that_scale_otherwise_than_medians_do_not_make_steady_rounds_unstable():
+    """Every round 2.0x on medians, 2.5x on floors: the fastest calls scale differently, the machine did not
+    move. It was 'UNSTABLE: ... repeat on a quieter machine' (floors were one of three estimates to agree)."""
+    a_rows = iter([{"p50_ms": 2.0, "min_ms": 1.0}, {"p50_ms": 2.02, "min_ms": 1.0}, {"p50_ms": 2.0, "min_ms": 1.01}])
+    b_rows = iter([{"p50_ms": 1.0, "min_ms": 0.4}, {"p50_ms": 1.01, "min_ms": 0.41}, {"p50_ms": 1.0, "min_ms": 0.4}])
+    result = compare_measurements(lambda: next(a_rows), lambda: next(b_rows), rounds=3)
+    assert result["stable"] is True and result["stability"] == "stable", result["note"]
+    assert result["ratio_min"] == pytest.approx(2.5) and result["floor_gap_pct"] == pytest.approx(25.0)
+    assert result["estimate_agreement_pct"] == pytest.approx(0.0)
+
+
 # -- ONNX Runtime ------------------------------------------------------------------------------------------
 
 
