@@ -1068,6 +1068,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         raise HarnessError("--rounds needs --against: they are the rounds of that comparison")
     model = _check_onnx_file(model_path)
     other = _check_onnx_file(against, "--against: ") if against is not None else None
+    if against is not None and model_path.resolve() == against.resolve():  # a slip, or a check of the method
+        click.echo(f"harness: warning: --against is the model itself ({against}): every ratio is about 1", err=True)
     if providers:
         from harness.runner import check_providers
 

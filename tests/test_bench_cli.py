@@ -407,6 +407,11 @@ def test_against_times_two_files_in_alternating_rounds_and_gives_the_ratio(tmp_p
     assert (compared["a"], compared["b"], compared["batch_size"], compared["threads"], compared["rounds"]) == (
         "big.onnx", "small.onnx", 64, 1, 3)
     assert compared["ratio"] > 1.5  # 1000x the multiply-adds
+    assert "--against is the model itself" not in result.stderr
+    itself = run_cli("bench", str(small), "--against", str(tmp_path / "." / "small.onnx"), "--batch-sizes", "64",
+                     "--rounds", "1", "--json", "--cold-runs", "0", *FAST, timeout=300)
+    assert itself.returncode == 0 and (f"harness: warning: --against is the model itself ({tmp_path / '.' / 'small.onnx'}"
+                                       "): every ratio is about 1") in itself.stderr, itself.stderr
     text = run_cli("bench", str(small), "--against", str(big), "--batch-sizes", "64", "--rounds", "2",
                    "--cold-runs", "0", *FAST, timeout=300)
     assert text.returncode == 0, text.stderr
