@@ -1125,11 +1125,8 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     unset = plan.unset(sizes)
     if unset:
         open_dims = (f"open input dimension(s) {', '.join(unset)} set to 1; give their sizes with "
-                     f"--dims {','.join(f'{key}=N' for key in unset)}")
-        guessed = plan.guessed_batch(batch_dim is not None)
-        if guessed:  # a time-major (seq, N, F) input: the batch is what was set to 1
-            open_dims += (f" (the batch is taken to be the first dimension, {', '.join(guessed)}; if another is "
-                          f"the batch, as in a time-major input, name it with --batch-dim)")
+                     f"--dims {','.join(f'{key}=N' for key in unset)}"
+                     + plan.batch_hint(batch_dim is not None, "--batch-dim"))  # a time-major input's N set to 1
         click.echo(f"harness: warning: {open_dims}", err=True)
     from harness.latency import threads_over_cores
 

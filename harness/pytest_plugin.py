@@ -75,9 +75,7 @@ def onnx_inference_call() -> Callable[..., Callable[[], Any]]:
         if unset:
             import warnings
 
-            guessed = plan.guessed_batch(batch_dim is not None)
-            hint = (f" (the batch is taken to be the first dimension, {', '.join(guessed)}; if another is the "
-                    f"batch, as in a time-major input, name it with batch_dim=)" if guessed else "")
+            hint = plan.batch_hint(batch_dim is not None, "batch_dim=")
             warnings.warn(f"onnx_inference_call: open input dimension(s) {', '.join(unset)} set to 1; give their "
                           f"sizes with dims={{{', '.join(repr(k) + ': N' for k in unset)}}}{hint}", stacklevel=2)
         try:

@@ -67,13 +67,14 @@ class InputPlan:
     batch_keys: list[str] = field(default_factory=list)  # the open batch dimensions, as dim_key names them
     positions: dict[str, str] = field(default_factory=dict)  # "x[1]" -> "seq": a named open dimension by position
 
-    def guessed_batch(self, batch_named: bool) -> list[str]:
-        """The batch dimensions, as ``dims`` names them, when the rule took each input's first open one for the
-        batch (none is named like a batch and the caller named none: ``batch_named``), else []: for a hint that a
-        time-major input's batch is another."""
-        if batch_named or any(is_batch_name(key) for key in self.batch_keys):
-            return []
-        return list(self.batch_keys)
+    def batch_hint(self, batch_named: bool, name_it: str) -> str:
+        """When the rule took each input's first open dimension for the batch (none is named like a batch and
+        the caller named none: ``batch_named``), a hint for the warning about dimensions set to 1 that a
+        time-major input's batch is another, named with ``name_it`` (``--batch-dim``, ``batch_dim=``); else ""."""
+        if batch_named or not self.batch_keys or any(is_batch_name(key) for key in self.batch_keys):
+            return ""
+        return (f" (the batch is taken to be the first dimension, {', '.join(self.batch_keys)}; if another is the "
+                f"batch, as in a time-major input, name it with {name_it})")
 
     def named(self, dims: dict[str, Any]) -> dict[str, Any]:
         """``dims`` with each ``input[axis]`` key of a named open dimension given as its name, so that every
