@@ -1092,9 +1092,10 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
         other_plan, other_marked, problem = plan_with(graph_shapes(other.graph), sizes, batch_dim)
         if problem:
             raise HarnessError(f"--against {against}: --{problem[0].replace('_', '-')}: {problem[1]}")
-        if other_plan.unset(sizes):
-            click.echo(f"harness: warning: --against {against}: open input dimension(s) "
-                       f"{', '.join(other_plan.unset(sizes))} set to 1", err=True)
+        other_unset = other_plan.unset(sizes)
+        if other_unset:
+            click.echo(f"harness: warning: --against {against}: open input dimension(s) {', '.join(other_unset)} "
+                       f"set to 1", err=True)
         del other
     from harness.ort import is_cpu_provider
 
@@ -1162,11 +1163,13 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     result["cold_start"] = cold  # null with --cold-runs 0
     if against is not None:
         not_compared: list[str] = []
+        from harness.latency import ROUND
+
+        round_config = dataclasses.replace(  # the run's short rounds, shorter where bench was asked for less
+            ROUND, warmup_runs=min(warmup, ROUND.warmup_runs), min_runs=min(min_runs, ROUND.min_runs),
+            min_time_s=min(min_time, ROUND.min_time_s), warmup_time_s=ROUND.warmup_time_s if warmup else 0.0)
         result["against"] = _compare_against(model_path, against, rows, other_marked, marked, rounds or 5,
-                                             LatencyConfig(warmup_runs=min(warmup, 5), min_runs=min(min_runs, 20),
-                                                           min_time_s=min(min_time, 0.15), max_time_s=2.0,
-                                                           warmup_time_s=0.02 if warmup else 0.0),
-                                             opt_level, iobinding, spin, not_compared.append)
+                                             round_config, opt_level, iobinding, spin, not_compared.append)
         for message in not_compared:
             click.echo(f"harness: warning: skipped {message}", err=True)
         skipped += not_compared
@@ -1179,8 +1182,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     from tabulate import tabulate
 
     facts = [f"{result['bytes']:,} bytes"]
-    if counted.flops is not None:  # an unbatched graph's call is its one sample
-        facts.append(_flops_fact(counted.flops, "per sample" if plan.batched else "per call", counted.uncounted))
+    per = "per sample" if plan.batched else "per call"  # an unbatched graph's call is its one sample
+    if counted.flops is not None:
+        facts.append(_flops_fact(counted.flops, per, counted.uncounted))
     if counted.activation_bytes is not None:
         at = f"at batch {counted.batch}" if plan.batched else "per call"  # an unbatched graph has no batch size
         facts.append(f"{counted.activation_bytes / 1024:,.1f} KiB of activations {at}"
@@ -1211,8 +1215,7 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
     if against is not None:
         other_facts = [f"{result['against']['bytes']:,} bytes"]
         if result["against"]["flops"] is not None:
-            other_facts.append(_flops_fact(result["against"]["flops"], "per sample" if plan.batched else "per call",
-                                           result["against"]["flops_uncounted"]))
+            other_facts.append(_flops_fact(result["against"]["flops"], per, result["against"]["flops_uncounted"]))
         lines = _against_lines(result["against"])
         click.echo(f"against {against} ({', '.join(other_facts)})"
                    + (", in alternating rounds:" if lines else ": not compared at any setting (the warnings say why)"))
