@@ -45,7 +45,8 @@ def _assert_usage_error(result, *needles):
         (["bench", "/no/such/model.onnx"], ["no such file"]),
         (["report", "/no/such/run"], ["/no/such/run: no such run folder"]),
         (["compare", "/no/such/run", "b"], ["/no/such/run: no such run folder"]),
-        (["bench", "/dev/null"], ["/dev/null is not a regular file"]),
+        pytest.param(["bench", "/dev/null"], ["/dev/null is not a regular file"],
+                     marks=pytest.mark.skipif(sys.platform == "win32", reason="no /dev/null on Windows")),
         (["list", "widgets"], ["widgets"]),
         (["run", "--models", "cnn3d-sequential", "--datasets", "synthetic"], ["no job to run"]),
         (["run", "--plugins", "cnn3d,datasets", "--datasets", "synthetic"],
@@ -633,6 +634,7 @@ def test_a_path_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path):
         assert result.stderr.strip().splitlines()[-1].startswith("harness: error: File name too long"), args
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="closes the child's stdout with preexec_fn, which is POSIX")
 def test_standard_output_closed_full_or_left_by_its_reader(tmp_path):
     """The run's figures are on disk: a closed or full stdout is a warning (exit 0), not a traceback and 1;
     a reader that leaves (`| head -1`) ends a listing as it ends grep, 141."""
@@ -661,6 +663,7 @@ def test_standard_output_closed_full_or_left_by_its_reader(tmp_path):
     assert listing.returncode == 141 and listing.stderr == "", listing.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
 def test_a_results_json_that_is_no_regular_file_or_is_gone_is_said_for_what_it_is(tmp_path):
     import os
 

@@ -44,6 +44,7 @@ def _wait_for_jobs(results, n, proc, timeout=300):
     raise AssertionError("timed out waiting for a finished job")
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
     out = tmp_path / "out"
     results = out / "k" / "results.json"
@@ -72,6 +73,7 @@ def test_sigkill_then_resume_repeats_no_finished_job(env, tmp_path):
     assert final["resumed"] and "interrupted" not in final and sorted(final["planned_jobs"]) == sorted(ids)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process, which Windows cannot")
 def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
     from conftest import SitePackages
 
@@ -116,6 +118,7 @@ def test_sigint_stops_cleanly_and_says_how_to_resume(env, tmp_path):
                                        "went away"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT to a child process, which Windows cannot")
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])  # SIGHUP: the ssh session closed; it killed the run
 def test_sigterm_exits_143_and_a_second_ctrl_c_still_gets_the_reports(env, tmp_path, stop):
     if not hasattr(signal, stop):
@@ -454,6 +457,7 @@ def test_reports_that_cannot_be_written_say_so_in_one_line(tmp_path):
     assert refused.returncode == 2 and "harness: error: cannot write the reports in" in refused.stderr, refused.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill(pid, SIGINT) terminates the process on Windows")
 def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
     """As Ray shuts down after the last job, a Ctrl-C used to mark a complete run "interrupted" and print a
     --resume command that had nothing to run."""
@@ -473,6 +477,7 @@ def test_a_signal_after_the_last_job_keeps_the_run_complete(tmp_path):
     assert (tmp_path / "out" / "r" / "report.html").is_file()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill(pid, SIGINT) terminates the process on Windows")
 def test_a_ctrl_c_python_drops_inside_a_weakref_callback_still_stops_the_run(tmp_path):
     """A signal that lands in a weakref callback (the dynamo exporter runs torch's during an export) raises
     the handler's KeyboardInterrupt where Python reports it as unraisable and drops it: the run went on
@@ -531,6 +536,7 @@ def test_files_no_row_lists_are_removed_for_the_jobs_run_only(tmp_path):
         "onnx/a_d.int8-static.onnx", "onnx/t_d.onnx", "weights/t_d.pt"})
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="os.kill(pid, SIGINT) terminates the process on Windows")
 def test_a_signal_during_the_heavy_imports_is_held_until_they_are_done(tmp_path):
     # The signal arrives inside _import_run_modules (here: sent by it); it must not raise there, and the
     # run must then stop before its first job with 130, not crash in a half-imported C extension.

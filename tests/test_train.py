@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from fixtures.data import bright_pixel_data as _data
@@ -109,9 +111,9 @@ def test_without_the_kernels_reset_the_process_peak_is_said(monkeypatch):
     assert result.memory_at_start_bytes is None
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the resource module is POSIX")
 def test_process_peak_rss_is_in_bytes_on_linux_and_macos(monkeypatch):
     import resource
-    import sys
 
     from harness.train import peak_memory
 
