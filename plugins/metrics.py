@@ -11,8 +11,9 @@ from harness import MetricSpec, hookimpl
 
 
 def accuracy(logits, targets) -> float:
-    """Fraction of samples whose arg-max logit is the target."""
-    return float((logits.argmax(dim=1) == targets).float().mean().item())
+    """Fraction of samples whose arg-max logit is the target: the count over the total in Python, so
+    741 of 1000 is stored as 0.741 (a float32 mean gave 0.7409999966621399, below a 0.741 floor)."""
+    return int((logits.argmax(dim=1) == targets).sum().item()) / len(targets)
 
 
 def macro_f1(logits, targets) -> float:

@@ -235,3 +235,17 @@ def test_a_pair_left_out_says_what_the_model_takes():
                                         "to each other)"
     picky = ModelSpec("picky", build, accepts=lambda shape: shape[1] >= 64)
     assert _refusal(picky, (1, 28, 28)) == "picky does not accept 1x28x28 inputs (its accepts() refused them)"
+
+
+def test_the_built_in_accuracy_is_the_exact_fraction_not_a_float32_mean():
+    """741 of 1000 right is 0.741 in results.json: a float32 mean stored 0.7409999966621399, which a user's
+    own `accuracy >= 0.741` check of the rows refused while the edge answer (with its slack) took it."""
+    import torch
+
+    from harness_plugins.metrics import accuracy
+
+    targets = torch.zeros(1000, dtype=torch.int64)
+    logits = torch.zeros(1000, 2)
+    logits[741:, 1] = 1.0  # the last 259 predict class 1
+    assert accuracy(logits, targets) == 0.741
+    assert accuracy(logits[:3], targets[:3]) == 1.0 and accuracy(logits[-7:], targets[-7:]) == 0.0
