@@ -114,6 +114,25 @@ def test_int8_variant_is_smaller_and_within_one_point(trained, name):
     assert row["cold_start"]["ms"] > 0
 
 
+def test_int8_dynamic_is_scored_one_sample_per_call_as_a_batch_1_deployment_runs_it(trained):
+    """Dynamic quantisation takes each call's activation range over the whole batch: scored 256 rows a
+    call, a sample's logits depended on its batch-mates, and the accuracy was not a batch-1 deployment's."""
+    import numpy as np
+
+    from harness.ort import make_session, max_abs_diff, run_batched
+
+    (row,) = _evaluate(trained, ["int8-dynamic"])
+    session = make_session(trained.run_dir / row["path"])
+    alone, batched = run_batched(session, trained.test_x.numpy(), 1), run_batched(session, trained.test_x.numpy())
+    assert not np.allclose(alone, batched, rtol=0, atol=1e-6)  # else this test could not tell the two apart
+    fp32 = run_batched(make_session(trained.fp32), trained.test_x.numpy())
+    assert row["eval_batch_size"] == 1
+    assert row["max_abs_diff"] == pytest.approx(max_abs_diff(alone, fp32), rel=1e-12)
+    assert row["metrics"]["accuracy"] == pytest.approx(_accuracy(torch.from_numpy(alone), trained.test_y), abs=1e-12)
+    (static,) = _evaluate(trained, ["int8-static"])  # fixed ranges: the batch changes nothing, scored 256 a call
+    assert "eval_batch_size" not in static
+
+
 def test_a_cold_start_that_cannot_be_measured_is_said_and_the_variant_stands(trained, tmp_path, monkeypatch):
     import sys
 
