@@ -360,10 +360,15 @@ def plan_jobs(registry: Registry, options: RunOptions, cache: DatasetCache) -> P
     for dataset in datasets:
         shape = cache.shape(dataset)
         for model in models:
-            compatible = shape is None or model.model_input_shape(shape) is not None
+            try:
+                compatible = shape is None or model.model_input_shape(shape) is not None
+                refusal = None if compatible else _refusal(model, shape)
+            except Exception as exc:  # noqa: BLE001 - a plugin's accepts() bug must not stop the whole matrix
+                compatible, refusal = False, _accepts_raised(registry, model, shape, exc)
+                log.warning("%s; not paired with %s", refusal, dataset.name)
             if not compatible:
                 if options.models is not None and options.datasets is not None:
-                    skipped.append((model.name, dataset.name, _refusal(model, shape)))
+                    skipped.append((model.name, dataset.name, refusal))
                 continue
             for point in _model_points(model, options.sweep or [{}]):
                 jobs.append(Job(model, dataset, point))
@@ -423,6 +428,13 @@ def _refusal(model: ModelSpec, shape: tuple[int, ...]) -> str:
     adapted = (" (only 1 and 3 channels are adapted to each other)" if channels_only and model.input_rank > 1 else
                " (features are not adapted)" if channels_only else "")
     return f"{model.name} takes {_accepted_input(model)}, not {data}{adapted}"
+
+
+def _accepts_raised(registry: Registry, model: ModelSpec, shape: tuple[int, ...], exc: Exception) -> str:
+    """``model 'm' (plugin 'p'): its accepts(3x128) raised IndexError: ...``: a plugin's bug, said as such."""
+    plugin = registry.owners["models"].get(model.name)
+    owner = f" (plugin {plugin!r})" if plugin else ""
+    return f"model {model.name!r}{owner}: its accepts({'x'.join(map(str, shape))}) raised {one_line(exc)}"
 
 
 def _accepted_input(model: ModelSpec) -> str:

@@ -27,7 +27,9 @@ def test_run_finishes_with_exit_1_and_lists_failures(fault_run):
     result, jobs = fault_run
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert len(jobs) == 14  # 7 models x 2 datasets, every one recorded
+    assert len(jobs) == 14  # 7 models x 2 datasets, every one recorded; fault-accepts paired with neither
+    assert ("model 'fault-accepts' (plugin 'faulty'): its accepts(1x28x28) raised IndexError: tuple index out of "
+            "range; not paired with synthetic") in result.stderr
 
 
 @pytest.mark.parametrize("job_id, stage, needle", [

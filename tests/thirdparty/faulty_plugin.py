@@ -132,6 +132,8 @@ def harness_models():
         _spec("fault-export", build_unexportable),
         _spec("fault-mismatch", build_mismatch),
         _spec("fault-slow", build_slow),
+        # its accepts() has a bug (a 3-D shape has no [5]): refused with a warning, never a crashed matrix
+        ModelSpec("fault-accepts", build_ok, "fault matrix: accepts raises", accepts=lambda shape: shape[5] > 0),
     ]
 
 
