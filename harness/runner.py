@@ -214,6 +214,11 @@ def check_splits(spec: DatasetSpec, splits: Splits) -> None:
         x, y = value
         if x.dtype != torch.float32:
             problems.append(f"{part} inputs are {x.dtype}, expected torch.float32")
+        elif len(x) and not bool(torch.isfinite(x).all()):  # else "training diverged" blamed the learning rate
+            bad = x[~torch.isfinite(x)]
+            nan = int(torch.isnan(bad).sum())
+            said = [f"{nan} NaN"] * bool(nan) + [f"{len(bad) - nan} infinite"] * bool(len(bad) - nan)
+            problems.append(f"{part} inputs hold {' and '.join(said)} value(s)")
         if y.dtype != torch.int64:
             problems.append(f"{part} targets are {y.dtype}, expected torch.int64")
         if part in ("train", "test") and len(x) == 0:  # the test split scores every job; train trains it
@@ -660,6 +665,9 @@ def compute_metrics(metrics: Sequence[Any], logits: Any, targets: Any,
                 raise TypeError(f"compute returned {squeeze(repr(raw), 60)}, expected a number") from None
             if not math.isfinite(value):
                 raise ValueError(f"compute returned {value}")
+            if getattr(metric, "gate", False) and not 0.0 <= value <= 1.0:  # compare would gate 100x its moves
+                raise ValueError(f"compute returned {value:g}; a gated metric (gate=True) is a fraction in [0, 1]"
+                                 + (" (a percentage?)" if 1.0 < value <= 100.0 else ""))
             values[metric.name] = value
         except Exception as exc:  # noqa: BLE001 - a metric's bug fails that metric, not the job
             said = (metric.name, one_line(exc))

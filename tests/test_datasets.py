@@ -778,3 +778,20 @@ def test_a_dataset_with_an_empty_test_split_is_refused_at_load_naming_the_split(
 
     with pytest.raises(StageError, match="dataset 'hollow' breaks the Splits contract: the test split is empty"):
         DatasetCache(None, 0).get(DatasetSpec("hollow", load))
+
+
+def test_non_finite_inputs_break_the_splits_contract_before_training_blames_the_learning_rate():
+    import torch
+
+    from harness.errors import StageError
+    from harness.runner import DatasetCache
+
+    def load(data_dir, seed, **kwargs):
+        x, y = torch.zeros(8, 1, 4, 4), torch.zeros(8, dtype=torch.int64)
+        bad = x.clone()
+        bad[0, 0, 0, 0], bad[3, 0, 1, 1], bad[5, 0, 2, 2] = float("nan"), float("nan"), float("-inf")
+        return Splits(train=(bad, y), test=(x, y), num_classes=2)
+
+    with pytest.raises(StageError, match=r"dataset 'holey' breaks the Splits contract: train inputs hold 2 NaN and "
+                                         r"1 infinite value\(s\)$"):
+        DatasetCache(None, 0).get(DatasetSpec("holey", load))

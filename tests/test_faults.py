@@ -300,6 +300,24 @@ def test_a_metric_that_returns_no_number_says_what_it_returned(caplog):
     assert "metric list-metric failed: TypeError: compute returned [1, 2], expected a number" in caplog.text
 
 
+def test_a_gated_metric_outside_0_1_is_refused_not_gated_100_times_over():
+    """A gate=True metric returning a percentage (38.54) was stored as is; compare then read a 0.54-point
+    move as 54 points and failed the gate. An ungated one may be any number."""
+    import torch
+
+    from harness import MetricSpec
+    from harness.runner import compute_metrics
+
+    logits, targets = torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64)
+    metrics = [MetricSpec("pct", lambda lo, ta: 38.54, gate=True), MetricSpec("neg", lambda lo, ta: -0.5, gate=True),
+               MetricSpec("edges", lambda lo, ta: 1.0, gate=True), MetricSpec("loss", lambda lo, ta: 38.54)]
+    errors: dict[str, str] = {}
+    assert compute_metrics(metrics, logits, targets, errors) == {"pct": None, "neg": None, "edges": 1.0, "loss": 38.54}
+    assert errors == {"pct": "ValueError: compute returned 38.54; a gated metric (gate=True) is a fraction in [0, 1] "
+                             "(a percentage?)",
+                      "neg": "ValueError: compute returned -0.5; a gated metric (gate=True) is a fraction in [0, 1]"}
+
+
 def test_a_model_that_fails_on_channels_last_inputs_is_told_the_layout():
     import torch
 
