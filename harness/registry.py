@@ -56,6 +56,8 @@ class Registry:
     owners: dict[str, dict[str, str]] = field(default_factory=lambda: {k: {} for k in KINDS})
     refused: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {k: {} for k in KINDS})
     """kind -> name -> the plugins whose registration of that taken name was refused."""
+    rejected: dict[str, dict[str, tuple[str, str]]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    """kind -> name -> (plugin, why) for a spec refused for its fields when its plugin loaded."""
 
     @property
     def errors(self) -> list[LoadError]:
@@ -123,6 +125,8 @@ class Registry:
             if problem is not None:  # refused now, rather than a traceback wherever the field is first read
                 label = spec_label(kind, item, index, hook_name)
                 self.errors.append(LoadError(plugin, dist, f"{label}: {problem}", kind))
+                if isinstance(item.name, str) and item.name.strip():  # so naming it says why, not "did you mean"
+                    self.rejected[kind].setdefault(item.name, (plugin, problem))
                 continue
             owner = self.owners[kind].get(item.name)
             if owner is not None:
@@ -172,6 +176,10 @@ class Registry:
             return self.specs[kind][name]
         except KeyError:
             chosen = None if among is None else set(among)
+            if name in self.rejected[kind] and (chosen is None or self.rejected[kind][name][0] in chosen):
+                plugin, problem = self.rejected[kind][name]
+                raise UnknownNameError(f"{SINGULAR[kind]} {name!r} was refused when plugin {plugin!r} loaded: "
+                                       f"{problem}") from None
             known = [n for n, owner in self.owners[kind].items() if chosen is None or owner in chosen]
             close = did_you_mean(name, self.specs[kind])  # a close name of another plugin is still the likely typo
             message = f"unknown {SINGULAR[kind]} {name!r}{close}" if close else \

@@ -66,6 +66,24 @@ def test_a_name_registered_twice_by_one_plugin_says_so(site):
                        "the second registration was refused")
 
 
+def test_naming_a_spec_refused_for_its_fields_says_why_not_did_you_mean(site):
+    """`--models spec-rank` said "unknown model 'spec-rank'; did you mean: spec-good ...", though the registry
+    had refused it a few lines above for its input_rank."""
+    from harness.errors import HarnessError, UnknownNameError
+    from harness.runner import RunOptions
+
+    site.install("harness-spec-bad", {"spec-bad": "spec_bad_fields"})
+    registry = build_registry()
+    with pytest.raises(HarnessError, match=r"^model 'spec-rank' was refused when plugin 'spec-bad' loaded: "
+                                               r"input_rank must be a positive int"):
+        registry.check_names(RunOptions(models=["spec-rank"]))
+    with pytest.raises(UnknownNameError, match=r"^dataset 'spec-classes-ds' was refused when plugin 'spec-bad' "
+                                               r"loaded: num_classes must be"):
+        registry.get("datasets", "spec-classes-ds")
+    with pytest.raises(UnknownNameError, match="^unknown model 'spec-rank'"):  # a run that leaves the plugin out
+        registry.get("models", "spec-rank", among=["demo"])
+
+
 def test_commands_keep_working_beside_a_plugin_with_bad_fields(site):
     site.install("harness-spec-bad", {"spec-bad": "spec_bad_fields"})
     env = site.env()
