@@ -449,6 +449,14 @@ def _train(
         log.info("%s: batch size %d is more than the %d training samples: each step trains on all of them "
                  "(train.batch_size says so)", options.label, recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
+    seen = n  # the samples each epoch trains on
+    if n % batch_size == 1 and batch_size > 1:
+        # A last batch of one sample fails BatchNorm in training mode ("Expected more than 1 value per
+        # channel"), so whether a job trained hung on N % batch size: that sample sits the epoch out (a
+        # random one each epoch, as the order is shuffled), as DataLoader's drop_last would.
+        steps_per_epoch, seen = steps_per_epoch - 1, n - 1
+        log.info("%s: %d training samples at batch size %d leave a last batch of one, which BatchNorm cannot "
+                 "train on: each epoch trains on %d of them", options.label, n, batch_size, seen)
     amp = resolve_amp(options.amp, device)
     global _warned_bf16
     if amp == "bf16" and not on_cuda and cpu_has_native_bf16() is False and not _warned_bf16:
@@ -563,7 +571,7 @@ def _train(
             correct += (logits.detach().argmax(1) == yb).sum()
             if options.on_batch is not None:
                 options.on_batch(step + 1, steps_per_epoch)
-        train_loss = float(loss_sum.item()) / n  # one sync per epoch
+        train_loss = float(loss_sum.item()) / seen  # one sync per epoch
         if on_cuda:
             torch.cuda.synchronize(cuda_device)
         train_seconds += time.perf_counter() - start
@@ -573,7 +581,7 @@ def _train(
             "epoch": epoch + 1,
             "lr": lr,
             "train_loss": round(train_loss, 6),
-            "train_accuracy": round(float(correct.item()) / n, 6),
+            "train_accuracy": round(float(correct.item()) / seen, 6),
             "seconds": round(train_seconds, 3),
         }
         if evaluate_on is not None:

@@ -72,6 +72,27 @@ def test_a_batch_larger_than_the_training_set_is_recorded_as_the_batch_each_step
     assert train_model(_model(), _data(96), Recipe(batch_size=32, epochs=1), TrainOptions()).batch_size == 32
 
 
+def test_a_last_batch_of_one_sample_sits_the_epoch_out_so_batchnorm_trains_whatever_n_mod_batch(caplog):
+    """385 samples at batch 32 left a last batch of 1 and a BatchNorm model failed its job ("Expected more
+    than 1 value per channel when training"); 384 trained. Now one (shuffled) sample waits each epoch."""
+    def batchnorm_mlp():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16),
+                                   torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+    recipe = Recipe(optimizer="adam", lr=1e-2, batch_size=32, epochs=2)
+    steps = []
+    options = TrainOptions(on_batch=lambda step, total: steps.append((step, total)), label="bn")
+    with caplog.at_level("INFO", logger="harness.train"):
+        result = train_model(batchnorm_mlp(), _data(385), recipe, options)
+    assert steps[-1] == (12, 12) and len(steps) == 24  # 12 full batches an epoch, no 13th of one sample
+    assert "bn: 385 training samples at batch size 32 leave a last batch of one" in caplog.text
+    assert 0 <= result.history[-1]["train_accuracy"] <= 1
+    steps.clear()
+    train_model(batchnorm_mlp(), _data(386), recipe, options)  # a last batch of two trains as it did
+    assert steps[-1] == (13, 13)
+
+
 def test_unreached_target_stays_null():
     recipe = Recipe(optimizer="sgd", lr=1e-6, batch_size=64, epochs=1, target_accuracy=0.999)
     result = train_model(_model(), _data(), recipe, TrainOptions(), evaluate_on=_data(128, 1))
