@@ -239,11 +239,13 @@ def _session_anywhere(path: Path, providers: Sequence[str]) -> tuple[Any, str]:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Quantization and graph tools log advice through the root logger, warn, or print; the harness's stdout
-    is its own (tables, ``--json``), so all of that is kept out of it."""
+    is its own (tables, ``--json``), so all of that is kept out of it. ONNX Runtime's quantizer logs with
+    ``logging.info(...)``, which gives a root logger without handlers one (``basicConfig``): that handler
+    is taken away again, else a notebook's own ``logging.basicConfig`` after a run did nothing."""
     import io
 
     root = logging.getLogger()
-    level = root.level
+    level, handlers = root.level, list(root.handlers)
     root.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -251,6 +253,8 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         root.setLevel(level)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
 
 
 def _preprocess(source: Path, target: Path) -> tuple[Path, list[str]]:

@@ -133,6 +133,29 @@ def test_int8_dynamic_is_scored_one_sample_per_call_as_a_batch_1_deployment_runs
     assert "eval_batch_size" not in static
 
 
+@pytest.mark.parametrize("name", ["int8-dynamic", "int8-static"])
+def test_quantizing_gives_the_root_logger_no_handler_it_did_not_have(trained, tmp_path, name):
+    """ONNX Runtime's quantizer logs with logging.info(), whose basicConfig gave a handler-less root logger a
+    stderr handler for good: a notebook's own logging.basicConfig() after harness.api.run() did nothing."""
+    import logging
+
+    from harness.variants import BUILDERS
+
+    root = logging.getLogger()
+    theirs = root.handlers[:]  # pytest's: without them basicConfig would add one, as in a plain script
+    for handler in theirs:
+        root.removeHandler(handler)
+    try:
+        BUILDERS[name](trained.fp32, tmp_path / f"q.{name}.onnx", trained.train_x[:64].numpy(), 0)
+        added = root.handlers[:]
+    finally:
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        for handler in theirs:
+            root.addHandler(handler)
+    assert added == []
+
+
 def test_a_cold_start_that_cannot_be_measured_is_said_and_the_variant_stands(trained, tmp_path, monkeypatch):
     import sys
 
