@@ -210,6 +210,11 @@ SORT_KEYS: dict[str, tuple[str, bool]] = {
 }
 
 
+SORT_COLUMNS = {"p99": "p99 ms", "throughput": "samples/s", "size": "onnx KiB", "activation": "act KiB",
+                "params": "params", "flops": "MFLOPs"}
+"""The column (by its header's start, as :data:`NARROW_DROPS` has it) a sort key ranks by, kept in a narrow table."""
+
+
 def _sort_value(key: str, job: dict[str, Any], row: dict[str, Any], small_bs: Any, big_bs: Any) -> float | None:
     """The figure ``key`` (of :data:`SORT_KEYS`) ranks ``job`` by, as its table row shows it (a latency at
     another batch size than the column's, as a joined run's, counts as none)."""
@@ -256,6 +261,10 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     is given), and only the first ``top`` (else ``max_rows``) are shown."""
     from tabulate import tabulate
 
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int)):
+        raise TypeError(f"top takes a whole number, not {top!r}")
+    if top is not None and top < 1:  # -1 showed all but the last job; 0 every one
+        raise ValueError(f"top must be at least 1, not {top}")
     whole = results  # what report.md shows: the line naming what only the reports have speaks of every job
     if sort is not None or top is not None:
         results, cut = _sorted_cut(results, sort or "accuracy", top or max_rows)
@@ -268,8 +277,8 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     for prefix in NARROW_DROPS:
         if width is None or max(map(len, text.splitlines()), default=0) <= width:
             break
-        if prefix == "dataset" and not one_dataset:
-            continue
+        if (prefix == "dataset" and not one_dataset) or prefix == SORT_COLUMNS.get(sort or ""):
+            continue  # a table ranked by a figure it no longer showed
         keep = [i for i, h in enumerate(headers) if not h.startswith(prefix)]
         if len(keep) == len(headers):
             continue

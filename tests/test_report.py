@@ -1218,6 +1218,34 @@ def test_the_printed_table_can_be_sorted_and_cut_to_its_top_jobs(results):
         report.ranked(results, "speed")
 
 
+@pytest.mark.parametrize("key", sorted(report.SORT_COLUMNS))
+def test_a_narrow_sorted_table_keeps_the_column_it_is_ranked_by(results, key):
+    """At 80-120 characters the size, params, MFLOPs, p99 and samples/s columns were left out even when the
+    table was ranked by them: a ranking by a figure the reader could not see."""
+    from harness.report import comparison_table
+
+    column = report.SORT_COLUMNS[key]
+    assert column in report.NARROW_DROPS
+
+    def table_and_left_out(sort: str) -> tuple[str, str]:
+        text = comparison_table(results, width=80, sort=sort, top=3).replace("\n  ", " ")  # notes wrap at 80
+        return text.splitlines()[0], next(line for line in text.splitlines() if "left out to fit 80" in line)
+
+    header, left_out = table_and_left_out(key)
+    assert column in header and column not in left_out, (header, left_out)
+    assert column in table_and_left_out("accuracy")[1]  # left out where the table is not ranked by it
+
+
+def test_top_is_a_whole_number_of_at_least_one():
+    """top=-1 showed every job but the last, top=0 every one, top="3" raised from inside the sort."""
+    from harness.report import comparison_table
+
+    data = {"jobs": []}
+    for top, error in ((-1, ValueError), (0, ValueError), ("3", TypeError), (True, TypeError), (2.0, TypeError)):
+        with pytest.raises(error, match="top"):
+            comparison_table(data, top=top)
+
+
 def test_the_cli_sort_choices_are_the_reports_sort_keys():
     from harness.cli import SORT_CHOICES
 
