@@ -1587,6 +1587,12 @@ def validate_options(options: RunOptions) -> None:
                            "(Windows) lacks; run without it")
     if options.exporter not in EXPORTERS:
         raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")
+    # the CLI's choices; harness.api.run passed "gpu" on to torch (a traceback in each job) and "bf17" to
+    # a float32 run that recorded it as asked for
+    if options.device not in ("auto", "cpu", "cuda"):
+        raise HarnessError(f"--device must be one of auto, cpu, cuda, not {options.device!r}")
+    if options.amp not in (None, "bf16", "fp16"):
+        raise HarnessError(f"--amp must be one of bf16, fp16, fp32, not {options.amp!r}")
     if options.latency.cold_runs == 0:
         for value, flag in ((options.cold_budget_ms, "--cold-budget-ms"), (options.memory_budget_bytes, "--memory-budget")):
             if value is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -347,6 +348,21 @@ def test_a_job_timeout_where_there_is_no_interval_timer_is_refused_not_ignored(m
     with pytest.raises(HarnessError, match=r"--job-timeout needs an interval timer \(signal.setitimer\)"):
         validate_options(RunOptions(job_timeout=5))
     validate_options(RunOptions())  # without it: nothing to refuse
+
+
+@pytest.mark.parametrize("options, said", [({"device": "gpu"}, "--device must be one of auto, cpu, cuda, not 'gpu'"),
+                                           ({"device": "CPU"}, "--device must be one of auto, cpu, cuda, not 'CPU'"),
+                                           ({"amp": "bf17"}, "--amp must be one of bf16, fp16, fp32, not 'bf17'")])
+def test_a_device_or_amp_the_cli_would_refuse_is_refused_from_python_too(options, said):
+    """harness.api.run(device="gpu") failed inside every job with torch's error, and amp="bf17" trained in
+    float32 recording "bf17" as asked for: click's choices guarded the CLI only."""
+    from harness.errors import HarnessError
+    from harness.runner import RunOptions, validate_options
+
+    with pytest.raises(HarnessError, match=f"^{re.escape(said)}$"):
+        validate_options(RunOptions(**options))
+    for fine in ({"device": "cuda"}, {"device": "auto", "amp": "bf16"}, {"amp": "fp16"}, {"amp": None}):
+        validate_options(RunOptions(**fine))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
