@@ -818,6 +818,7 @@ def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
             if splits.info:  # where the data came from (folder, download, a stand-in dataset...)
                 row["data"] = json_ready(dict(splits.info))
             row["num_classes"] = splits.num_classes  # what chance accuracy is (the reports flag a job near it)
+            row["input_shape"] = list(splits.input_shape)  # per sample: what the ONNX file takes
             stage = "build"
             _run_stages(job, ctx, splits, row, enter)
         row["status"] = "ok"
@@ -899,6 +900,8 @@ def _build(job: Job, ctx: RunContext, splits: Splits, row: dict[str, Any], recip
     model_shape = job.model.model_input_shape(data_shape)
     if model_shape is None:
         raise StageError("build", f"{job.model.name} does not accept inputs of shape {data_shape}")
+    if tuple(model_shape) != tuple(data_shape):  # 3 channels fed grayscale: weights/*.pt is the net built for this
+        row["build_input_shape"] = list(model_shape)
     if recipe.epochs < 0:
         raise StageError("train", f"epochs must be >= 0, got {recipe.epochs}")
     build_kwargs = {k: v for k, v in job.point.items() if k not in RECIPE_OVERRIDES and k != "seed"}

@@ -162,8 +162,10 @@ def test_weights_are_saved_and_load_with_weights_only(demo_run):
     job = next(j for j in data["jobs"] if j["id"] == "mnist-mlp@synthetic")
     state = torch.load(run_dir / job["train"]["weights"], weights_only=True)
     assert sum(v.numel() for k, v in state.items()) == job["params"]
-    # It loads into the network the plugin builds, as the README says (no wrapper prefix on its keys).
-    net = build_registry().models["mnist-mlp"].build(num_classes=10, input_shape=(1, 28, 28))
+    # It loads into the network the plugin builds, as the README says (no wrapper prefix on its keys), from
+    # the row's own input_shape and num_classes (build_input_shape only where channels were adapted).
+    assert job["input_shape"] == [1, 28, 28] and "build_input_shape" not in job
+    net = build_registry().models["mnist-mlp"].build(num_classes=job["num_classes"], input_shape=tuple(job["input_shape"]))
     net.load_state_dict(state)  # strict: every key matches
 
 

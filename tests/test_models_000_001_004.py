@@ -538,6 +538,8 @@ def test_a_depth_sweep_runs_the_ladder_at_both_depths_end_to_end(tmp_path):
                  for job in jobs)
     # MWNN takes RGB: the 1-channel synthetic digits are duplicated inside the graph, and the row says so
     assert {job.get("input_adapted") for job in jobs} == {"1 -> 3 channels (gray duplicated to RGB)"}
+    # what the ONNX file takes, and what build() got (weights/*.pt loads into the net built for it)
+    assert {(tuple(job["input_shape"]), tuple(job["build_input_shape"])) for job in jobs} == {((1, 28, 28), MNIST_RGB)}
     assert got == [  # mwnn-medium takes no depth: it trains once, not twice alike
         ("mwnn-medium", None, "ok", RECORDED_PARAMS["mwnn-medium"]),
         ("mwnn-resnet-baseline", "medium", "ok", MEDIUM_LADDER_PARAMS["mwnn-resnet-baseline"]),
