@@ -84,6 +84,10 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     from harness.reporters import make_trackers, run_reporters
     from harness.runner import execute, write_run_reports
 
+    if "no_progress" in options:  # --no-progress
+        progress = not _flag("no_progress", options.pop("no_progress"))
+    for name, value in (("quick", quick), ("progress", progress), ("reports", reports)):
+        _flag(name, value)
     run_options, executor_options = _run_options(options, quick)
     registry = build_registry()
     registry.check_names(run_options)
@@ -150,10 +154,11 @@ def _names(name: str, value: Any) -> list[str] | None:
 
 
 # harness run's flags whose RunOptions field is called otherwise: a size budget as the flag takes it
-# ("256KiB") or its field's bytes; --no-torch-latency as torch_latency=False.
+# ("256KiB") or its field's bytes; --no-torch-latency as torch_latency=False, and the other --no- flags.
 _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
                "memory_budget": "memory_budget_bytes"}
-_FLAGS = (*_SIZE_FLAGS, "no_torch_latency", "cold_runs", "ray_address", "jobs")
+_NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs")
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
              "edge_gate": "RunResult.edge['qualifying'] is empty when no job fits"}
@@ -165,7 +170,7 @@ def _from_flags(given: dict[str, Any]) -> dict[str, Any]:
     from harness.text import parse_bytes
 
     values = dict(given)
-    for flag, name in [*_SIZE_FLAGS.items(), ("no_torch_latency", "torch_latency")]:
+    for flag, name in [*_SIZE_FLAGS.items(), *_NEGATED.items()]:
         if flag in values and name in values:
             raise TypeError(f"run() got both {flag} and {name}; give one")
     for flag, name in _SIZE_FLAGS.items():
@@ -175,12 +180,28 @@ def _from_flags(given: dict[str, Any]) -> dict[str, Any]:
                 values[name] = None if size is None else parse_bytes(size)
             except ValueError as exc:
                 raise HarnessError(f"{flag}: {exc}") from None
-    if "no_torch_latency" in values:
-        flag = values.pop("no_torch_latency")
-        if not isinstance(flag, bool):
-            raise TypeError(f"no_torch_latency takes True or False, not {flag!r}")
-        values["torch_latency"] = not flag
+    for flag, name in _NEGATED.items():
+        if flag in values:
+            values[name] = not _flag(flag, values.pop(flag))
     return values
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A True/False keyword; ``TypeError`` for another value ("yes" was taken as true)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} takes True or False, not {value!r}")
+    return value
+
+
+def _whole_numbers(name: str, text: str) -> list[int]:
+    """``"1,32"`` as ``--batch-sizes`` / ``--threads`` take it; :class:`HarnessError` as the CLI says it."""
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or any(n < 1 for n in numbers):
+        raise HarnessError(f"{name} takes positive whole numbers such as '1,32', not {text!r}")
+    return numbers
 
 
 def _whole(name: str, value: Any, least: int) -> int | None:
@@ -226,9 +247,14 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
     for name in _INT_LISTS:
         if isinstance(values.get(name), int) and not isinstance(values[name], bool):
             values[name] = [values[name]]
+        elif isinstance(values.get(name), str):  # "1,32", as the flag takes it
+            values[name] = _whole_numbers(name, values[name])
     latency = values.pop("latency", None)
     if isinstance(latency, dict):
-        latency = LatencyConfig(**latency)
+        try:
+            latency = LatencyConfig(**latency)
+        except ValueError as exc:  # a value out of range (min_runs=0); an unknown field stays a TypeError
+            raise HarnessError(f"latency: {exc}") from None
     if latency is not None and not isinstance(latency, LatencyConfig):
         raise TypeError(f"latency takes a LatencyConfig or a dict of its fields, not {latency!r}")
     for name in ("out", "data_dir"):

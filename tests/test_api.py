@@ -72,6 +72,30 @@ def test_a_name_list_may_be_one_name_or_comma_separated():
                                                                                     [2])
 
 
+def test_a_number_list_may_be_comma_separated_too_and_bad_values_say_so_as_the_cli_does():
+    """threads="1,2" raised "TypeError: threads is str, not a list", though a list "may be one value or 'a,b'";
+    latency={"min_runs": 0} raised a bare ValueError, quick="yes" was taken as true."""
+    import re
+
+    from harness.api import _options
+    from harness.errors import HarnessError
+
+    options = _options({"threads": "1,2", "batch_sizes": " 1, 32", "no_channels_last": True}, quick=False)
+    assert (options.threads, options.batch_sizes, options.channels_last) == ([1, 2], [1, 32], False)
+    assert _options({"no_channels_last": False}, quick=False).channels_last is True
+    for given, said in (({"threads": "1,x"}, "threads takes positive whole numbers such as '1,32', not '1,x'"),
+                        ({"batch_sizes": "0"}, "batch_sizes takes positive whole numbers"),
+                        ({"latency": {"min_runs": 0}}, "latency: min_runs and max_runs must be >= 1")):
+        with pytest.raises(HarnessError, match=f"^{re.escape(said)}"):
+            _options(given, quick=False)
+    for given, said in ((dict(quick="yes"), "quick takes True or False, not 'yes'"),
+                        (dict(no_progress=1), "no_progress takes True or False, not 1"),
+                        (dict(reports=None), "reports takes True or False, not None"),
+                        (dict(no_channels_last=True, channels_last=True), "got both no_channels_last and channels_last")):
+        with pytest.raises(TypeError, match=re.escape(said)):
+            api.run(models="mnist-mlp", **given)
+
+
 def test_every_run_flag_is_a_keyword_or_says_what_to_do_instead():
     """A flag added to `harness run` without a keyword here fails this test (the README promises flag names)."""
     import dataclasses
@@ -83,7 +107,8 @@ def test_every_run_flag_is_a_keyword_or_says_what_to_do_instead():
     taken = {f.name for f in dataclasses.fields(RunOptions)} | set(_FLAGS) | set(_NOT_HERE) | {
         "quick", "progress", "track"}  # run()'s own parameters
     flags = {max(p.opts, key=len).lstrip("-").replace("-", "_") for p in main.commands["run"].params if p.opts}
-    assert flags - taken == set()
+    negated = {name.lstrip("-").replace("-", "_") for p in main.commands["run"].params for name in p.secondary_opts}
+    assert "no_progress" in negated and flags - taken == set() and negated - taken == set()
 
 
 def test_flag_named_keywords_give_the_options_the_cli_gives(monkeypatch):
