@@ -82,7 +82,7 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     from harness.progress import make_progress
     from harness.registry import build_registry
     from harness.reporters import make_trackers, run_reporters
-    from harness.runner import execute, write_run_reports
+    from harness.runner import execute, record_edge, write_run_reports
 
     if "no_progress" in options:  # --no-progress
         progress = not _flag("no_progress", options.pop("no_progress"))
@@ -100,6 +100,8 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
                              executor_options=executor_options, keep_lock=True)
             if reports:
                 write_run_reports(folder, reporter_set)
+            else:  # the edge answer is results.json's, not a report's
+                record_edge(folder)
         except KeyboardInterrupt as exc:
             folder = getattr(exc, "run_folder", None)
             if folder is not None and reports:

@@ -1172,15 +1172,22 @@ def default_providers(device: str) -> list[str]:
     return chosen
 
 
+def record_edge(folder: RunFolder) -> None:
+    """The run's edge answer into results.json (``edge``, for CI to read), saved: with the reports, or alone
+    for a run that writes none (``harness.api.run(reports=False)`` left it out)."""
+    from harness.edge import edge_record
+
+    folder.data["edge"] = edge_record(folder.data)
+    folder.save()
+
+
 def write_run_reports(folder: RunFolder, reporters: ReporterSet | None = None) -> None:
     """A run's edge answer into results.json (``edge``, for CI to read), saved, then its reports from it;
     then the reporters are told (``reports_written``: a tracker keeps the files), and results.json keeps
     what failed in that (``reporter_errors``)."""
-    from harness.edge import edge_record
     from harness.report import write_reports
 
-    folder.data["edge"] = edge_record(folder.data)
-    folder.save()
+    record_edge(folder)
     written = write_reports(folder.path, folder.data)
     if reporters:
         before = len(reporters.errors)

@@ -96,6 +96,16 @@ def test_a_number_list_may_be_comma_separated_too_and_bad_values_say_so_as_the_c
             api.run(models="mnist-mlp", **given)
 
 
+def test_a_run_without_reports_still_answers_its_edge_question_in_results_json(tmp_path):
+    """reports=False skipped the edge answer with the reports: done.edge was None and the README's
+    done.edge["qualifying"] (the --edge-gate stand-in) raised TypeError."""
+    done = api.run(out=tmp_path, run_id="e", reports=False, accuracy_floor=0.05, **SMALL)
+    assert not (done.path / "report.md").exists()
+    assert done.edge["question"] == "accuracy >= 0.05" and isinstance(done.edge["qualifying"], list)
+    assert json.loads((done.path / "results.json").read_text())["edge"] == done.edge
+    assert api.run(out=tmp_path, run_id="none", reports=False, **SMALL).edge is None  # no question asked
+
+
 def test_every_run_flag_is_a_keyword_or_says_what_to_do_instead():
     """A flag added to `harness run` without a keyword here fails this test (the README promises flag names)."""
     import dataclasses
