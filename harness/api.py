@@ -57,6 +57,29 @@ class RunResult:
         """The edge question's answer (results.json's ``edge``), when the run asked one."""
         return self.results.get("edge")
 
+    def ask(self, **question: Any) -> dict[str, Any] | None:
+        """The edge question asked again of this run, as ``harness report RUN --accuracy-floor 0.99
+        --latency-budget-ms 1`` does, without running anything: keywords named like those flags
+        (``accuracy_floor``, ``max_accuracy_drop``, ``latency_budget_ms``, ``size_budget="256KiB"``,
+        ``activation_budget``, ``cold_budget_ms``, ``memory_budget``), each in place of the run's own (a
+        budget the run asked and not given here still applies). The answer is shaped as :attr:`edge`;
+        results.json is not changed. Bad values raise :class:`HarnessError`, unknown keywords ``TypeError``."""
+        from harness.edge import Question, edge_record
+        from harness.runner import RunOptions, validate_options
+
+        flags = {"size_budget", "activation_budget", "memory_budget"}
+        unknown = sorted(set(question) - set(Question.KEYS) - flags)
+        if unknown:
+            raise TypeError(f"ask() got unknown keyword(s) {', '.join(unknown)}; it takes accuracy_floor, "
+                            "max_accuracy_drop, latency_budget_ms, size_budget, activation_budget, cold_budget_ms "
+                            "and memory_budget")
+        asked = {key: value for key, value in _from_flags(question).items() if value is not None}
+        for key, value in asked.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{key} takes a number, not {value!r}")
+        validate_options(RunOptions(**asked))  # the run's own checks (a floor in [0, 100], budgets > 0)
+        return edge_record({**self.results, "config": {**(self.results.get("config") or {}), **asked}})
+
     def table(self, width: int | None = None, sort: str | None = None, top: int | None = None) -> str:
         """The comparison table ``harness run`` prints; ``sort`` and ``top`` rank it as ``harness report --sort
         KEY --top N`` does (keys: :data:`harness.report.SORT_KEYS`)."""

@@ -96,7 +96,7 @@ def test_a_number_list_may_be_comma_separated_too_and_bad_values_say_so_as_the_c
             api.run(models="mnist-mlp", **given)
 
 
-def test_a_run_without_reports_still_answers_its_edge_question_in_results_json(tmp_path):
+def test_a_run_without_reports_still_answers_its_edge_question_and_ask_asks_it_again(tmp_path):
     """reports=False skipped the edge answer with the reports: done.edge was None and the README's
     done.edge["qualifying"] (the --edge-gate stand-in) raised TypeError."""
     done = api.run(out=tmp_path, run_id="e", reports=False, accuracy_floor=0.05, **SMALL)
@@ -104,6 +104,18 @@ def test_a_run_without_reports_still_answers_its_edge_question_in_results_json(t
     assert done.edge["question"] == "accuracy >= 0.05" and isinstance(done.edge["qualifying"], list)
     assert json.loads((done.path / "results.json").read_text())["edge"] == done.edge
     assert api.run(out=tmp_path, run_id="none", reports=False, **SMALL).edge is None  # no question asked
+    # asked again from Python, as `harness report RUN --accuracy-floor ...` does; results.json unchanged
+    assert done.ask() == done.edge and done.ask(accuracy_floor=0.05) == done.edge
+    strict = done.ask(accuracy_floor=1.0, size_budget="1KiB")
+    assert strict["qualifying"] == [] and strict["question"].startswith("accuracy >= 1")
+    assert strict["size_budget_bytes"] == 1024 and done.edge["size_budget_bytes"] is None
+    assert api.load(done.path).edge == done.edge
+    with pytest.raises(HarnessError, match="--accuracy-floor must be"):
+        done.ask(accuracy_floor=101)
+    with pytest.raises(TypeError, match="unknown keyword"):
+        done.ask(floor=0.9)
+    with pytest.raises(TypeError, match="latency_budget_ms takes a number"):
+        done.ask(latency_budget_ms="1ms")
 
 
 def test_every_run_flag_is_a_keyword_or_says_what_to_do_instead():
