@@ -57,6 +57,15 @@ class RunResult:
         """The edge question's answer (results.json's ``edge``), when the run asked one."""
         return self.results.get("edge")
 
+    def rows(self) -> list[dict[str, Any]]:
+        """results.csv's rows as dicts, written or not: one per job (and variant: ``variant`` is ``fp32``,
+        ``int8-dynamic`` ...) and latency measurement (``runtime``, ``provider``, ``batch_size``, ``threads``,
+        ``p50_ms`` ...), each with its model's ``onnx_accuracy``, ``onnx_bytes`` and ``flops``: the flat
+        table to filter, where :attr:`jobs` nests variants and latency rows inside each job."""
+        from harness.report import csv_rows
+
+        return [dict(row) for row in csv_rows(self.results)]
+
     def ask(self, **question: Any) -> dict[str, Any] | None:
         """The edge question asked again of this run, as ``harness report RUN --accuracy-floor 0.99
         --latency-budget-ms 1`` does, without running anything: keywords named like those flags

@@ -55,6 +55,22 @@ def test_a_run_leaves_logging_signals_and_the_torch_random_state_as_they_were(do
     assert torch.equal(before["after"], before["expected"])  # each job reseeds torch; the caller's draws go on
 
 
+def test_rows_are_the_csv_rows_flat_per_job_variant_and_latency_row(done):
+    import csv
+
+    result, _ = done
+    rows = result.rows()
+    with open(result.path / "results.csv", newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert len(rows) == len(written) >= 1
+    assert [(r["id"], r["variant"], r["runtime"], str(r["batch_size"])) for r in rows] == \
+        [(w["id"], w["variant"], w["runtime"], w["batch_size"]) for w in written]
+    (job,) = result.jobs
+    fp32 = next(r for r in rows if r["variant"] == "fp32" and r["runtime"] == "onnxruntime")
+    assert (fp32["onnx_bytes"], fp32["onnx_accuracy"]) == (job["onnx"]["bytes"], job["onnx"]["metrics"]["accuracy"])
+    assert fp32["p50_ms"] == next(r["p50_ms"] for r in job["latency"] if r["runtime"] == "onnxruntime")
+
+
 def test_compare_takes_run_folders_or_results(done, tmp_path):
     result, _ = done
     comparison = api.compare(result, result.path, threshold=5)
