@@ -162,17 +162,35 @@ def report(run_dir: str | Path) -> list[Path]:
     return write_reports(done.path, done.results)
 
 
-def compare(base: str | Path | RunResult, new: str | Path | RunResult,
-            threshold: float | None = None, min_change_ms: float = 0.0) -> dict[str, Any]:
+def compare(base: str | Path | RunResult, new: str | Path | RunResult, threshold: float | None = None,
+            min_change_ms: float = 0.0, *, max_accuracy_drop: float | None = None,
+            threads: int | str | Iterable[int] | None = None, batch_sizes: int | str | Iterable[int] | None = None,
+            per_seed: bool = False) -> dict[str, Any]:
     """``harness compare BASE NEW --json`` as a dict: every job's accuracy and latency side by side, and
-    with ``threshold`` (percent) the ``regressions`` beyond it; a p50 regresses only when it also grew by
-    more than ``min_change_ms`` (``--min-change-ms``)."""
-    from harness.compare import compare_runs
+    with ``threshold`` (``--fail-on-regression``, percent) the ``regressions`` beyond it (each also as a dict
+    in ``regression_details``: ``kind``, ``job`` ...); ``incomplete`` names a run that stopped before some of
+    its planned jobs. The flags' keywords: a p50 regresses only when it also grew by more than
+    ``min_change_ms``; ``max_accuracy_drop`` (points) gates accuracy on its own bound; ``threads`` /
+    ``batch_sizes`` (a count, a list or ``"1,32"``) gate only the latency rows measured at those; ``per_seed``
+    gates each seed of a sweep on its own.
 
-    def results(run: str | Path | RunResult) -> dict[str, Any]:
-        return run.results if isinstance(run, RunResult) else load(run).results
+    A bad value raises :class:`HarnessError` with the CLI's message (naming the keyword), a value of the wrong
+    type ``TypeError``. The CLI's warnings (BASE and NEW are the same run; a run is incomplete) go to the
+    ``harness`` logger, as :func:`run`'s do."""
+    from harness.compare import API_OPTIONS, compare_folders
 
-    return compare_runs(results(base), results(new), threshold, min_change_ms=min_change_ms)
+    def side(run: str | Path | RunResult) -> tuple[Path, dict[str, Any] | None]:
+        if isinstance(run, RunResult):
+            return run.path, run.results
+        if not isinstance(run, (str, Path)):
+            raise TypeError(f"compare() takes a run folder or a RunResult, not {run!r}")
+        path = Path(run)
+        return (path.parent if path.is_file() else path), None  # a folder, or its results.json
+
+    (base_dir, base_results), (new_dir, new_results) = side(base), side(new)
+    return compare_folders(base_dir, new_dir, base_results, new_results, names=API_OPTIONS, threshold=threshold,
+                           accuracy_points=max_accuracy_drop, threads=threads, batch_sizes=batch_sizes,
+                           per_seed=per_seed, min_change_ms=min_change_ms)
 
 
 def _names(name: str, value: Any) -> list[str] | None:

@@ -1431,6 +1431,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
         target, results = run_dirs[0], documents[0]
         held = _hold_for_report(target)
     else:
+        from harness.compare import run_labels
         from harness.results import SCHEMA_VERSION
 
         target = out or run_dirs[0].parent / "joined"
@@ -1527,33 +1528,6 @@ def _hold_for_report(run_dir: Path) -> Any:
                            f"written when it ends (or use --out DIR for a report of the jobs finished so far)") from None
 
 
-def _incomplete(run_dir: Path, results: dict[str, Any]) -> str | None:
-    """Why a run compared is not a whole run: still being written by a harness run, or it stopped before some
-    of its planned jobs (interrupted); None for a finished run."""
-    from harness.report import not_run, resume_command
-    from harness.results import RunFolder
-
-    holder = RunFolder.holder(run_dir)
-    if holder:
-        return f"is still being written by a harness run (pid {holder}): its jobs to come count as missing"
-    missing = not_run(results)
-    if missing:
-        why = "was interrupted" if results.get("interrupted") else "stopped"
-        return f"{why} before {len(missing)} of its planned jobs: they count as missing ({resume_command(results, run_dir)} " \
-               "finishes it)"
-    return None
-
-
-def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:
-    """A name per run for joined reports and comparisons: its run id, or where two runs share an id
-    (the same ``--run-id`` under two ``--out`` folders) its folder as given, so rows stay apart."""
-    ids = [str(d.get("run_id") or Path(p).name) for p, d in zip(run_dirs, documents)]
-    if len(set(ids)) == len(ids):
-        return ids
-    paths = [str(Path(p)) for p in run_dirs]
-    return [path if ids.count(run_id) > 1 else run_id for path, run_id in zip(paths, ids)]
-
-
 @main.command("compare", short_help="Compare two runs job by job (a CI gate with --fail-on-regression).")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
@@ -1592,32 +1566,12 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
     Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
     regression or a lost job or row; 2 for bad input (a folder without results.json); else 0.
     """
-    from harness.compare import compare_runs, format_comparison
-    from harness.results import load_results
+    from harness.compare import compare_folders, format_comparison
 
-    if threshold is not None and threshold < 0:
-        raise HarnessError("--fail-on-regression must be >= 0")
-    if base.resolve() == new.resolve():
-        click.echo(f"harness: warning: BASE and NEW are the same run ({base}): every change is 0", err=True)
-    if not base.exists():  # the CI recipe's first stumble: where a baseline comes from
-        raise HarnessError(f"{base}: no such run folder; BASE is an earlier run to compare against: make it once with "
-                           f"harness run ... --out {base.parent} --run-id {base.name} (on main), or restore it "
-                           "from that build's artifacts")
-    documents = [load_results(base), load_results(new)]
-    states = {name: (path, _incomplete(path, document))
-              for name, path, document in (("BASE", base, documents[0]), ("NEW", new, documents[1]))}
-    try:
-        comparison = compare_runs(*documents, threshold, accuracy_points, threads, batch_sizes, per_seed,
-                                  min_change_ms)
-    except HarnessError as exc:  # no job in common: a run still at its first job says why
-        why = "; ".join(f"{name} ({path}) {state}" for name, (path, state) in states.items() if state)
-        raise HarnessError(f"{exc}; {why}" if why else str(exc)) from None
-    comparison["base"], comparison["new"] = run_labels([base, new], documents)
-    comparison["incomplete"] = {}
-    for name, (path, state) in states.items():
-        if state:  # its missing jobs are missing because of this, not the change under test
-            comparison["incomplete"][name.lower()] = state
-            click.echo(f"harness: warning: {name} ({path}) {state}", err=True)
+    # the checks, the same-run and incomplete-run warnings and the document: one place for this and harness.api
+    comparison = compare_folders(base, new, threshold=threshold, accuracy_points=accuracy_points, threads=threads,
+                                 batch_sizes=batch_sizes, per_seed=per_seed, min_change_ms=min_change_ms,
+                                 warn=lambda line: click.echo(f"harness: warning: {line}", err=True))
     from harness.results import json_text
 
     click.echo(json_text(comparison) if as_json else format_comparison(comparison, flagged_only=flagged_only))

@@ -49,8 +49,12 @@ spread you observe (10-20% is typical for sub-millisecond models).
 
 from __future__ import annotations
 
+import logging
+import math
+import numbers
 import statistics
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
 from harness.latency import STABLE_DRIFT_PCT, settings_differences
@@ -58,6 +62,15 @@ from harness.text import plain
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
+
+log = logging.getLogger(__name__)
+
+# The gate's settings as ``harness compare`` spells them (its flags) and as :func:`harness.api.compare` does (its
+# keywords): what a refusal names. Keys are :func:`compare_runs`'s parameters.
+CLI_OPTIONS = {"threshold": "--fail-on-regression", "accuracy_points": "--max-accuracy-drop", "threads": "--threads",
+               "batch_sizes": "--batch-sizes", "min_change_ms": "--min-change-ms", "per_seed": "--per-seed"}
+API_OPTIONS = {"threshold": "threshold", "accuracy_points": "max_accuracy_drop", "threads": "threads",
+               "batch_sizes": "batch_sizes", "min_change_ms": "min_change_ms", "per_seed": "per_seed"}
 
 
 def _latency_key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -126,6 +139,7 @@ class _Gate:
         self.accuracy_points = threshold if accuracy_points is None else accuracy_points
         self.threads, self.batch_sizes = threads, batch_sizes
         self.regressions: list[str] = []
+        self.details: list[dict[str, Any]] = []  # each regression as a dict (kind, job, ...), its line as "text"
         self.unstable = 0
         self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
         self.higher_is_better: dict[str, bool] = {}  # metric name -> its direction, where a run recorded it
@@ -147,6 +161,11 @@ class _Gate:
             return "unstable"
         return None
 
+    def found(self, text: str, kind: str, job_id: Any, **detail: Any) -> None:
+        """A regression: its line in ``regressions``, and the same as a dict in ``details``."""
+        self.regressions.append(text)
+        self.details.append({"kind": kind, "job": job_id, **detail, "text": text})
+
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
         change["gated"] = gated = name in self.gated_metrics
@@ -163,23 +182,36 @@ class _Gate:
         worse_points = (change["abs"] if higher is False else -change["abs"]) * 100  # a gated error rate: a rise
         if worse_points > self.accuracy_points:
             change["regression"] = True
-            self.regressions.append(f"{job_id}: {label} {'rose' if higher is False else 'dropped'} "
-                                    f"{worse_points:.2f} points ({change['base']:.4f} -> {change['new']:.4f})")
+            self.found(f"{job_id}: {label} {'rose' if higher is False else 'dropped'} "
+                       f"{worse_points:.2f} points ({change['base']:.4f} -> {change['new']:.4f})",
+                       "metric", job_id, measure=label, metric=name, base=change["base"], new=change["new"],
+                       points=worse_points)
 
     def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any],
-                not_gated: str | None = None) -> None:
+                not_gated: str | None = None, variant: str | None = None) -> None:
         change["regression"] = False
         if self.threshold is None or change["pct"] is None or not_gated is not None:
             return
         if change["pct"] > self.threshold and (change["abs"] is None or change["abs"] > self.min_change_ms):
             change["regression"] = True
-            self.regressions.append(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
-                                    f"({change['base']:.4f} -> {change['new']:.4f} ms)")
+            self.found(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
+                       f"({change['base']:.4f} -> {change['new']:.4f} ms)", "latency", job_id,
+                       **_row_detail(key, variant), base=change["base"], new=change["new"], pct=change["pct"],
+                       abs_ms=change["abs"])
 
-    def missing(self, job_id: str, what: str) -> None:
-        """A measurement in base and not in new: with a threshold, a regression."""
+    def missing(self, job_id: str, what: str, key: tuple[Any, ...] | None = None, variant: str | None = None) -> None:
+        """A measurement in base and not in new (the job, or its latency row ``key``): with a threshold, a
+        regression."""
         if self.threshold is not None or self.accuracy_points is not None:
-            self.regressions.append(f"{job_id}: {what}")
+            if key is None:
+                self.found(f"{job_id}: {what}", "lost_job", job_id)
+            else:
+                self.found(f"{job_id}: {what}", "lost_row", job_id, **_row_detail(key, variant))
+
+
+def _row_detail(key: tuple[Any, ...], variant: str | None) -> dict[str, Any]:
+    """A latency row's settings as a regression's dict names them (``variant`` None: the fp32 export)."""
+    return {"variant": variant, "runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3]}
 
 
 def _metric_changes(job_id: str, old: dict[str, Any] | None, new: dict[str, Any] | None, prefix: str,
@@ -204,14 +236,14 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
         change = _change(old[key].get("p50_ms"), new[key].get("p50_ms"))
         why = gate.why_not_gated(key, (old[key], new[key]), job_id)
         gate.unstable += why == "unstable"
-        gate.latency(job_id, prefix, key, change, why)
+        gate.latency(job_id, prefix, key, change, why, prefix.strip() or None)
         changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
                         "p50_ms": change, "gated": why is None, **({"not_gated": why} if why else {})})
     only_base = [_latency_name(k) for k in old if k not in new]
     for key in [k for k in old if k not in new and gate.why_not_gated(k) is None and gate_missing]:
         if _one_thread_count_now(key, new):  # not lost: this version times a GPU provider once, not per count
             continue
-        gate.missing(job_id, f"{prefix}p50 {_latency_name(key)} missing in new")
+        gate.missing(job_id, f"{prefix}p50 {_latency_name(key)} missing in new", key, prefix.strip() or None)
     only_new = [_latency_name(k) for k in new if k not in old]
     return changes, only_base, only_new
 
@@ -311,7 +343,8 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
             gate.unstable += why == "unstable"
         change = _change(statistics.median(old_values), statistics.median(new_values))
         change["n"] = len(old_values)
-        gate.latency(label, f"{prefix}median of {_of_seeds(len(old_values), len(pairs))} ", key, change, why)
+        gate.latency(label, f"{prefix}median of {_of_seeds(len(old_values), len(pairs))} ", key, change, why,
+                     prefix.strip() or None)
         entry["latency"].append({"prefix": prefix.strip(), "runtime": key[0], "provider": key[1],
                                  "batch_size": key[2], "threads": key[3], "p50_ms": change, "gated": why is None,
                                  **({"not_gated": why} if why else {})})
@@ -328,19 +361,27 @@ def _of_seeds(used: int, finished: int) -> str:
 def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | None = None,
                  accuracy_points: float | None = None, threads: Sequence[int] | None = None,
                  batch_sizes: Sequence[int] | None = None, per_seed: bool = False,
-                 min_change_ms: float = 0.0) -> dict[str, Any]:
+                 min_change_ms: float = 0.0, *, names: Mapping[str, str] = CLI_OPTIONS) -> dict[str, Any]:
     """The comparison document.
 
     ``{"base", "new", "threshold_pct", "jobs": [...], "only_in_base", "only_in_new", "regressions",
-    "settings_differ"}`` (see :func:`setting_differences`);
+    "regression_details", "settings_differ"}`` (see :func:`setting_differences`);
     each job entry has ``status`` ([base, new]), ``metrics`` (label -> change), ``latency`` (rows with a
     ``p50_ms`` change), ``bytes`` (change), ``variants`` (name -> metrics/latency/bytes), and the latency
     rows and variants found in one run only. A change is ``{"base", "new", "abs", "pct"}`` (``pct``
-    relative to base; None when base is 0 or either side is missing) plus ``regression`` where judged.
+    relative to base; None when base is 0 or either side is missing: an accuracy's ``pct`` is relative too,
+    where the gate judges its ``abs`` in percentage points, ``abs`` * 100) plus ``regression`` where judged.
+    ``regressions`` is a line per regression; ``regression_details`` the same regressions, in the same order,
+    as dicts: ``kind`` (``latency``, ``metric``, ``status``: a job that was ok and is not, ``lost_job``,
+    ``lost_row``), ``job`` (the id, or a seed group's label), ``text`` (the line), and by kind the latency
+    row (``variant``: None for the fp32 export, ``runtime``, ``provider``, ``batch_size``, ``threads``) with
+    ``base``, ``new``, ``pct`` and ``abs_ms``; the metric (``measure`` as the line names it, ``metric``,
+    ``base``, ``new`` and ``points``, how far it moved the worse way); or ``status``, ``stage``, ``error``.
     Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
     the latency rows that gate (see :class:`_Gate`); ``min_change_ms``: a p50 regresses only when it also
     grew by more than this many milliseconds (a 10 us model's p50 moves by 40 % on a busy machine);
-    ``unstable_rows`` counts the rows left ungated as unstable. ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
+    ``unstable_rows`` counts the rows left ungated as unstable. ``names``: how a refusal names the options
+    (:data:`CLI_OPTIONS`, :data:`API_OPTIONS`). ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
     ``{"id", "jobs", "seeds", "n_ok", "metrics", "latency"}``, a metric change being the seeds' means
     (with ``n`` and ``std``: base's and new's), a latency row's their median p50.
     """
@@ -348,7 +389,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
                  None if batch_sizes is None else set(batch_sizes), min_change_ms)
     gate.higher_is_better = metric_directions(base, new)
     gate.gated_metrics = metric_gates(base, new)
-    _check_gated_rows(base, threads, batch_sizes)
+    _check_gated_rows(base, threads, batch_sizes, names)
     base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
     new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
     if not set(base_jobs) & set(new_jobs):
@@ -367,7 +408,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         stopped = old.get("status") == "ok" and cur.get("status") != "ok"
         if stopped:  # already a regression: its lost rows are not counted again
             stage = f" at {cur.get('stage')}" if cur.get("stage") else ""
-            gate.regressions.append(f"{job_id}: was ok, now {cur.get('status')}{stage} ({cur.get('error')})")
+            gate.found(f"{job_id}: was ok, now {cur.get('status')}{stage} ({cur.get('error')})", "status", job_id,
+                       status=cur.get("status"), stage=cur.get("stage"), error=cur.get("error"))
         entry["metrics"] = {
             **_metric_changes(job_id, old.get("metrics"), cur.get("metrics"), "", gate),
             **_metric_changes(job_id, (old.get("onnx") or {}).get("metrics"), (cur.get("onnx") or {}).get("metrics"),
@@ -415,6 +457,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "only_in_base": sorted(set(base_jobs) - set(new_jobs), key=str),
         "only_in_new": sorted(set(new_jobs) - set(base_jobs), key=str),
         "regressions": gate.regressions,
+        "regression_details": gate.details,
         "unstable_rows": gate.unstable,
         "seed_groups": seed_groups,
         "per_seed": per_seed,
@@ -424,20 +467,144 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     }
 
 
-def _check_gated_rows(base: dict[str, Any], threads: Sequence[int] | None, batch_sizes: Sequence[int] | None) -> None:
+def _check_gated_rows(base: dict[str, Any], threads: Sequence[int] | None, batch_sizes: Sequence[int] | None,
+                      names: Mapping[str, str] = CLI_OPTIONS) -> None:
     """Refuse ``--threads`` / ``--batch-sizes`` values that no ONNX Runtime row of ``base`` was measured at: a
     typo would gate no latency at all and pass every time."""
     rows = [r for job in base.get("jobs", []) for part in [job, *(v for v in job.get("variants") or []
                                                                  if isinstance(v, dict))]
             for r in part.get("latency") or [] if isinstance(r, dict) and r.get("runtime") == GATED_RUNTIME]
-    for option, wanted, key in (("--threads", threads, "threads"), ("--batch-sizes", batch_sizes, "batch_size")):
+    for option, wanted, key in ((names["threads"], threads, "threads"),
+                                (names["batch_sizes"], batch_sizes, "batch_size")):
         measured = sorted({r.get(key) for r in rows if isinstance(r.get(key), int)})
         unknown = [n for n in wanted or [] if n not in measured]
         if unknown:
             what = "batch size" if key == "batch_size" else "threads"
-            raise HarnessError(f"compare {option} {','.join(map(str, unknown))}: BASE has no ONNX Runtime latency row "
+            spelled = f"{option}{' ' if option.startswith('-') else '='}{','.join(map(str, unknown))}"
+            raise HarnessError(f"compare {spelled}: BASE has no ONNX Runtime latency row "
                                f"at {what} {','.join(map(str, unknown))}, so the gate would judge none (its rows: "
                                f"{what} {', '.join(map(str, measured)) or 'none'})")
+
+
+def gate_options(threshold: Any = None, accuracy_points: Any = None, threads: Any = None, batch_sizes: Any = None,
+                 min_change_ms: Any = 0.0, per_seed: Any = False, *,
+                 names: Mapping[str, str] = CLI_OPTIONS) -> dict[str, Any]:
+    """:func:`compare_runs`'s gate settings, checked: ``TypeError`` for a value of the wrong type,
+    :class:`HarnessError` for one out of range, each naming the option as ``names`` spells it (the CLI's flag,
+    or the API's keyword). ``threads`` / ``batch_sizes`` may be one count, a list or ``"1,32"``."""
+    checked = {"threshold": _finite(names["threshold"], threshold, 0, None),
+               "accuracy_points": _finite(names["accuracy_points"], accuracy_points, 0, 100),
+               "threads": _counts(names["threads"], threads),
+               "batch_sizes": _counts(names["batch_sizes"], batch_sizes),
+               "min_change_ms": _finite(names["min_change_ms"], min_change_ms, 0, None),
+               "per_seed": per_seed}
+    if checked["min_change_ms"] is None:
+        raise TypeError(f"{names['min_change_ms']} takes a number of milliseconds, not None")
+    if not isinstance(per_seed, bool):
+        raise TypeError(f"{names['per_seed']} takes True or False, not {per_seed!r}")
+    return checked
+
+
+def _finite(name: str, value: Any, least: float, most: float | None) -> float | None:
+    """A number option (None: unset) as a float within [least, most]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} takes a number, not {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise HarnessError(f"{name} must be a finite number, not {value!r}")
+    if number < least or (most is not None and number > most):
+        raise HarnessError(f"{name} must be >= {least:g}" if most is None else
+                           f"{name} must be between {least:g} and {most:g}, not {value!r}")
+    return number
+
+
+def _counts(name: str, value: Any) -> list[int] | None:
+    """Thread counts or batch sizes (None: all) as a list of whole numbers of at least 1."""
+    if value is None:
+        return None
+    items: Any = value
+    if isinstance(value, str):
+        try:
+            items = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise HarnessError(f"{name}: {value!r} is not a comma-separated list of whole numbers") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        items = list(value)
+    if not isinstance(items, list) or any(isinstance(n, bool) or not isinstance(n, int) for n in items):
+        raise TypeError(f"{name} takes a whole number, a list of them or 'N,N', not {value!r}")
+    if not items:  # gating no row at all would pass every time
+        raise HarnessError(f"{name} is empty: give the counts to gate, or None for every row")
+    small = [n for n in items if n < 1]
+    if small:
+        raise HarnessError(f"{name} must be at least 1 (got {small[0]})")
+    return list(items)
+
+
+def incomplete_state(run_dir: Path, results: dict[str, Any]) -> str | None:
+    """Why a run compared is not a whole run: still being written by a harness run, or it stopped before some
+    of its planned jobs (interrupted); None for a finished run."""
+    from harness.report import not_run, resume_command
+    from harness.results import RunFolder
+
+    holder = RunFolder.holder(run_dir)
+    if holder:
+        return f"is still being written by a harness run (pid {holder}): its jobs to come count as missing"
+    missing = not_run(results)
+    if missing:
+        why = "was interrupted" if results.get("interrupted") else "stopped"
+        return f"{why} before {len(missing)} of its planned jobs: they count as missing ({resume_command(results, run_dir)} " \
+               "finishes it)"
+    return None
+
+
+def run_labels(run_dirs: Sequence[Path], documents: Sequence[dict[str, Any]]) -> list[str]:
+    """A name per run for joined reports and comparisons: its run id, or where two runs share an id
+    (the same ``--run-id`` under two ``--out`` folders) its folder as given, so rows stay apart."""
+    ids = [str(d.get("run_id") or Path(p).name) for p, d in zip(run_dirs, documents)]
+    if len(set(ids)) == len(ids):
+        return ids
+    paths = [str(Path(p)) for p in run_dirs]
+    return [path if ids.count(run_id) > 1 else run_id for path, run_id in zip(paths, ids)]
+
+
+def compare_folders(base_dir: Path, new_dir: Path, base: dict[str, Any] | None = None,
+                    new: dict[str, Any] | None = None, *, names: Mapping[str, str] = CLI_OPTIONS,
+                    warn: Callable[[str], None] = log.warning, **gates: Any) -> dict[str, Any]:
+    """``harness compare BASE NEW``'s document, for the CLI and :func:`harness.api.compare` alike: the gate
+    settings (``gates``: :func:`compare_runs`'s) checked by :func:`gate_options`, the runs read from their
+    folders (unless ``base`` / ``new`` hold their results already), :func:`compare_runs`'s document with the
+    runs' labels as ``base`` / ``new`` and ``incomplete`` (``{"base"|"new": why}`` for a run that stopped
+    before some of its planned jobs or is still being written). ``warn`` is given each warning's line
+    (BASE and NEW are the same run; a run is incomplete)."""
+    from harness.results import load_results
+
+    checked = gate_options(**gates, names=names)
+    base_dir, new_dir = Path(base_dir), Path(new_dir)
+    if base_dir.resolve() == new_dir.resolve():
+        warn(f"BASE and NEW are the same run ({base_dir}): every change is 0")
+    if base is None and not base_dir.exists():  # the CI recipe's first stumble: where a baseline comes from
+        raise HarnessError(f"{base_dir}: no such run folder; BASE is an earlier run to compare against: make it once "
+                           f"with harness run ... --out {base_dir.parent} --run-id {base_dir.name} (on main), or "
+                           "restore it from that build's artifacts")
+    documents = [load_results(base_dir) if base is None else base, load_results(new_dir) if new is None else new]
+    states = {name: (path, incomplete_state(path, document))
+              for name, path, document in (("BASE", base_dir, documents[0]), ("NEW", new_dir, documents[1]))}
+    try:
+        comparison = compare_runs(*documents, **checked, names=names)
+    except HarnessError as exc:  # no job in common: a run still at its first job says why
+        why = "; ".join(f"{name} ({path}) {state}" for name, (path, state) in states.items() if state)
+        raise HarnessError(f"{exc}; {why}" if why else str(exc)) from None
+    comparison["base"], comparison["new"] = run_labels([base_dir, new_dir], documents)
+    comparison["incomplete"] = {}
+    for name, (path, state) in states.items():
+        if state:  # its missing jobs are missing because of this, not the change under test
+            comparison["incomplete"][name.lower()] = state
+            warn(f"{name} ({path}) {state}")
+    return comparison
 
 
 def _cold_change(old: Any, new: Any, key: str) -> dict[str, Any]:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from conftest import write_run
 
 from harness import api
 from harness.errors import HarnessError
@@ -78,6 +82,91 @@ def test_compare_takes_run_folders_or_results(done, tmp_path):
     assert comparison["regressions"] == []
     written = api.report(result.path)
     assert result.path / "report.md" in written
+
+
+COMPARE_RUNS = Path(__file__).parent / "fixtures" / "compare"
+
+
+def cli_compare_json(*args: str) -> tuple[dict, str]:
+    """``harness compare ... --json``'s document and its stderr."""
+    result = subprocess.run([sys.executable, "-m", "harness", "compare", *map(str, args), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def as_json(document: dict) -> dict:
+    from harness.results import json_text
+
+    return json.loads(json_text(document))
+
+
+def test_compare_is_the_clis_json_with_its_incomplete_runs_and_warnings(tmp_path, caplog):
+    """A NEW run that stopped before a planned job: the CLI's --json says so in ``incomplete`` and warns; the API
+    gives the same document and says the same through the ``harness`` logger (no handler of its own)."""
+    base = write_run(tmp_path / "base", json.loads((COMPARE_RUNS / "base" / "results.json").read_text()))
+    cut = json.loads((COMPARE_RUNS / "same" / "results.json").read_text())
+    cut.update(planned_jobs=[j["id"] for j in json.loads((base / "results.json").read_text())["jobs"]],
+               interrupted=True)
+    new = write_run(tmp_path / "new", cut)
+    cli, stderr = cli_compare_json(base, new, "--fail-on-regression", "10")
+    handlers = list(logging.getLogger().handlers)
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        comparison = api.compare(str(base), api.load(new), threshold=10)
+    assert logging.getLogger().handlers == handlers
+    assert as_json(comparison) == cli
+    assert comparison["incomplete"]["new"].startswith("was interrupted before 1 of its planned jobs")
+    said = f"NEW ({new}) {comparison['incomplete']['new']}"
+    assert f"harness: warning: {said}" in stderr
+    assert [(r.name.split(".")[0], r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("harness", logging.WARNING, said)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        api.compare(base, base / "results.json")  # a folder and its results.json: the same run
+    assert [r.getMessage() for r in caplog.records] == [f"BASE and NEW are the same run ({base}): every change is 0"]
+    assert f"harness: warning: BASE and NEW are the same run ({base})" in cli_compare_json(base, base)[1]
+
+
+def test_compare_takes_the_clis_other_gates_as_keywords():
+    """--max-accuracy-drop, --threads, --batch-sizes and --per-seed: a notebook gates batch 1 on 1 thread as the
+    README's CI advice does, and gets what the CLI gives."""
+    base, new = COMPARE_RUNS / "base", COMPARE_RUNS / "regressed"  # b1 t1 p50 +40 %, an accuracy -3 points
+    cli, _ = cli_compare_json(base, new, "--fail-on-regression", "10", "--max-accuracy-drop", "5",
+                              "--threads", "1", "--batch-sizes", "32", "--per-seed")
+    comparison = api.compare(base, new, threshold=10, max_accuracy_drop=5, threads=1, batch_sizes="32",
+                             per_seed=True)
+    assert as_json(comparison) == cli
+    assert comparison["regressions"] == [] and comparison["accuracy_points"] == 5
+    assert (comparison["gated_threads"], comparison["gated_batch_sizes"]) == ([1], [32])
+    tight = api.compare(base, new, threshold=10, max_accuracy_drop=1, threads=[1], batch_sizes=(1,))
+    assert [d["kind"] for d in tight["regression_details"]] == ["latency", "metric", "metric"]
+    assert as_json(tight) == cli_compare_json(base, new, "--fail-on-regression", "10", "--max-accuracy-drop", "1",
+                                              "--threads", "1", "--batch-sizes", "1")[0]
+
+
+@pytest.mark.parametrize("keywords, error, message", [
+    ({"threshold": -5}, HarnessError, "threshold must be >= 0"),
+    ({"threshold": "10"}, TypeError, "threshold takes a number, not '10'"),
+    ({"threshold": float("nan")}, HarnessError, "threshold must be a finite number"),
+    ({"min_change_ms": -1}, HarnessError, "min_change_ms must be >= 0"),
+    ({"min_change_ms": None}, TypeError, "min_change_ms takes a number"),
+    ({"max_accuracy_drop": 101}, HarnessError, "max_accuracy_drop must be between 0 and 100"),
+    ({"threads": 0}, HarnessError, "threads must be at least 1 (got 0)"),
+    ({"threads": [1, "2"]}, TypeError, "threads takes a whole number"),
+    ({"batch_sizes": "1,x"}, HarnessError, "batch_sizes: '1,x' is not a comma-separated list"),
+    ({"batch_sizes": []}, HarnessError, "batch_sizes is empty"),
+    ({"threads": 4}, HarnessError, "compare threads=4: BASE has no ONNX Runtime latency row at threads 4"),
+    ({"per_seed": 1}, TypeError, "per_seed takes True or False"),
+])
+def test_compare_refuses_what_the_cli_refuses_naming_the_keyword(keywords, error, message):
+    with pytest.raises(error) as raised:
+        api.compare(COMPARE_RUNS / "base", COMPARE_RUNS / "regressed", **keywords)
+    assert message in str(raised.value)
+    if keywords == {"threshold": -5}:  # the CLI's own line names its flag, as before
+        result = subprocess.run([sys.executable, "-m", "harness", "compare", str(COMPARE_RUNS / "base"),
+                                 str(COMPARE_RUNS / "regressed"), "--fail-on-regression", "-5"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "--fail-on-regression must be >= 0" in result.stderr
 
 
 def test_a_name_list_may_be_one_name_or_comma_separated():

@@ -644,3 +644,62 @@ def test_a_gpu_providers_rows_at_other_thread_counts_an_older_run_timed_are_not_
     new["jobs"][0]["latency"] = [r for r in new["jobs"][0]["latency"] if r["provider"] != "CUDAExecutionProvider"]
     lost = compare_runs(base, new, 10.0)["regressions"]  # no CUDA row at all: both lost, as before
     assert len(lost) == 2 and all("CUDAExecutionProvider batch 1 threads" in line for line in lost), lost
+
+
+def test_each_regression_is_also_a_dict_a_script_can_filter():
+    """``regressions`` is prose: a script that wants only the latency regressions (or the accuracy drop in the
+    points the gate judged, where a change's ``pct`` is relative) reads ``regression_details``, one dict per line."""
+    base, new = load("base"), load("regressed")  # mnist-mlp b1 t1 p50 +40 %, mnist-cnn accuracy -3 points
+    mlp, cnn, rough = new["jobs"]
+    mlp["latency"] = [r for r in mlp["latency"] if (r["runtime"], r["batch_size"], r["threads"]) != ("onnxruntime", 32, 2)]
+    rough.update(status="failed", stage="export", error="boom")
+    new["jobs"].append({**copy.deepcopy(rough), "id": "extra@synthetic"})  # only in new: never a regression
+    base["jobs"].append({**copy.deepcopy(base["jobs"][0]), "id": "gone@synthetic"})
+    comparison = compare_runs(base, new, threshold=2)
+    details = comparison["regression_details"]
+    assert [d["text"] for d in details] == comparison["regressions"]  # the same regressions, in the same order
+    by_kind = {}
+    for detail in details:
+        by_kind.setdefault(detail["kind"], []).append(detail)
+    assert set(by_kind) == {"latency", "metric", "status", "lost_job", "lost_row"}
+    (latency,) = by_kind["latency"]
+    assert {k: latency[k] for k in ("job", "variant", "runtime", "provider", "batch_size", "threads")} == {
+        "job": "mnist-mlp@synthetic", "variant": None, "runtime": "onnxruntime", "provider": "CPUExecutionProvider",
+        "batch_size": 1, "threads": 1}
+    assert latency["pct"] == pytest.approx(40.0, abs=0.01) and latency["abs_ms"] == pytest.approx(0.0069, abs=1e-4)
+    accuracy = next(d for d in by_kind["metric"] if d["measure"] == "accuracy")
+    assert (accuracy["job"], accuracy["metric"]) == ("mnist-cnn@synthetic", "accuracy")
+    assert accuracy["points"] == pytest.approx(3.0) and (accuracy["base"], accuracy["new"]) == (0.9902, 0.9602)
+    assert [(d["job"], d["status"], d["stage"], d["error"]) for d in by_kind["status"]] == [
+        ("mnist-rough-cnn@synthetic", "failed", "export", "boom")]
+    assert [d["job"] for d in by_kind["lost_job"]] == ["gone@synthetic"]
+    (row,) = by_kind["lost_row"]
+    assert (row["job"], row["runtime"], row["batch_size"], row["threads"]) == ("mnist-mlp@synthetic", "onnxruntime", 32, 2)
+    assert compare_runs(base, new)["regression_details"] == [by_kind["status"][0]]  # no threshold: a failed job only
+
+
+def test_the_json_output_lists_each_regression_as_a_dict_too(tmp_path):
+    result = CliRunner().invoke(main, ["compare", str(RUNS / "base"), str(RUNS / "regressed"), "--json",
+                                       "--fail-on-regression", "10"])
+    data = json.loads(result.output)
+    assert [d["text"] for d in data["regression_details"]] == data["regressions"] and data["regressions"]
+    assert data["regression_details"][0]["kind"] == "latency"
+
+
+def test_a_variants_and_a_seed_groups_regressions_name_the_variant():
+    base = load("base")
+    base["jobs"][0]["variants"] = [{"variant": "int8-dynamic", "metrics": {"accuracy": 0.99},
+                                    "latency": [dict(ort_row(base["jobs"][0]))]}]
+    new = copy.deepcopy(base)
+    new["jobs"][0]["variants"][0]["latency"][0]["p50_ms"] *= 2
+    (detail,) = compare_runs(base, new, threshold=10)["regression_details"]
+    assert (detail["kind"], detail["variant"], detail["batch_size"]) == ("latency", "int8-dynamic", 1)
+    new["jobs"][0]["variants"][0]["latency"] = []
+    (detail,) = compare_runs(base, new, threshold=10)["regression_details"]
+    assert (detail["kind"], detail["variant"], detail["threads"]) == ("lost_row", "int8-dynamic", 1)
+    base, new = sweep_pair()
+    for seed in (0, 1, 2):
+        ort_row(seed_job(new, seed))["p50_ms"] *= 2
+    details = compare_runs(base, new, threshold=10)["regression_details"]
+    assert details and all(d["kind"] == "latency" and d["job"].startswith(f"{POINT} [seeds ") for d in details)
+
