@@ -245,17 +245,6 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
-def _whole_numbers(name: str, text: str) -> list[int]:
-    """``"1,32"`` as ``--batch-sizes`` / ``--threads`` take it; :class:`HarnessError` as the CLI says it."""
-    try:
-        numbers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        numbers = []
-    if not numbers or any(n < 1 for n in numbers):
-        raise HarnessError(f"{name} takes positive whole numbers such as '1,32', not {text!r}")
-    return numbers
-
-
 def _whole(name: str, value: Any, least: int) -> int | None:
     """An int keyword (None: unset); ``TypeError`` for another type, ``HarnessError`` below ``least``."""
     if value is None:
@@ -300,7 +289,9 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         if isinstance(values.get(name), int) and not isinstance(values[name], bool):
             values[name] = [values[name]]
         elif isinstance(values.get(name), str):  # "1,32", as the flag takes it
-            values[name] = _whole_numbers(name, values[name])
+            from harness.compare import counts
+
+            values[name] = counts(name, values[name])
     latency = values.pop("latency", None)
     if isinstance(latency, dict):
         try:

@@ -494,8 +494,8 @@ def gate_options(threshold: Any = None, accuracy_points: Any = None, threads: An
     or the API's keyword). ``threads`` / ``batch_sizes`` may be one count, a list or ``"1,32"``."""
     checked = {"threshold": _finite(names["threshold"], threshold, 0, None),
                "accuracy_points": _finite(names["accuracy_points"], accuracy_points, 0, 100),
-               "threads": _counts(names["threads"], threads),
-               "batch_sizes": _counts(names["batch_sizes"], batch_sizes),
+               "threads": counts(names["threads"], threads),
+               "batch_sizes": counts(names["batch_sizes"], batch_sizes),
                "min_change_ms": _finite(names["min_change_ms"], min_change_ms, 0, None),
                "per_seed": per_seed}
     if checked["min_change_ms"] is None:
@@ -520,8 +520,9 @@ def _finite(name: str, value: Any, least: float, most: float | None) -> float | 
     return number
 
 
-def _counts(name: str, value: Any) -> list[int] | None:
-    """Thread counts or batch sizes (None: all) as a list of whole numbers of at least 1."""
+def counts(name: str, value: Any) -> list[int] | None:
+    """Thread counts or batch sizes (None: all) as a list of whole numbers of at least 1, from one, a list or
+    ``"1,32"``; ``TypeError`` for another type, :class:`HarnessError` (naming ``name``) for a bad value."""
     if value is None:
         return None
     items: Any = value

@@ -188,8 +188,8 @@ def test_a_number_list_may_be_comma_separated_too_and_bad_values_say_so_as_the_c
     options = _options({"threads": "1,2", "batch_sizes": " 1, 32", "no_channels_last": True}, quick=False)
     assert (options.threads, options.batch_sizes, options.channels_last) == ([1, 2], [1, 32], False)
     assert _options({"no_channels_last": False}, quick=False).channels_last is True
-    for given, said in (({"threads": "1,x"}, "threads takes positive whole numbers such as '1,32', not '1,x'"),
-                        ({"batch_sizes": "0"}, "batch_sizes takes positive whole numbers"),
+    for given, said in (({"threads": "1,x"}, "threads: '1,x' is not a comma-separated list of whole numbers"),
+                        ({"batch_sizes": "0"}, "batch_sizes must be at least 1 (got 0)"),
                         ({"latency": {"min_runs": 0}}, "latency: min_runs and max_runs must be >= 1")):
         with pytest.raises(HarnessError, match=f"^{re.escape(said)}"):
             _options(given, quick=False)
