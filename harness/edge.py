@@ -210,8 +210,9 @@ def deployment_table(
 
 ACCURACY_SLACK = 1e-6
 """How far an accuracy may sit on the wrong side of the floor, or a drop above the largest allowed, and still
-meet it: accuracies are float32 means (exactly 90 % is 0.899999976, and a drop of one sample in 1,000 reads
-0.00100005), and the question is asked in decimals. A millionth is far below one test sample's worth."""
+meet it: older runs' accuracies (and a plugin metric's) are float32 means (exactly 90 % is 0.899999976), a
+drop is a difference of floats (0.742 - 0.741 is 0.00100000000000011), and the question is asked in
+decimals. A millionth is far below one test sample's worth."""
 
 
 def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_size: int,
