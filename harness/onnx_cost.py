@@ -2,19 +2,22 @@
 
 FLOPs are counted as :func:`harness.train.count_flops` counts a PyTorch model.
 
-Convolutions (``Conv``, ``ConvTranspose``, their integer and quantised forms) and matrix products
-(``Gemm``, ``MatMul``, their integer and quantised forms) at two operations per multiply-add;
-element-wise work, normalisation and pooling are not counted. So an export counts what the model
-it came from counts, and ``harness bench`` gives the same figure for any ONNX file. In a quantised
-graph the multiply-adds are integer ones; they are counted all the same.
+Convolutions (``Conv``, ``ConvTranspose``, their integer and quantised forms), matrix products
+(``Gemm``, ``MatMul``, their integer and quantised forms) and recurrent layers (``LSTM``, ``GRU``,
+``RNN``: the gates' matrix products at every step, see :func:`_recurrent_flops`) at two operations
+per multiply-add; element-wise work, normalisation and pooling are not counted. So an export counts
+what the model it came from counts, and ``harness bench`` gives the same figure for any ONNX file.
+In a quantised graph the multiply-adds are integer ones; they are counted all the same.
 
 Shapes come from ONNX shape inference with the batch dimension set to 1 and other open dimensions
 from ``dims`` (``harness bench --dims h=224,w=224``), else 1 and named in ``assumed``. ONNX Runtime's
 fused operators (``FusedConv``, ``FusedGemm``, ``FusedMatMul``, as in an ``ort-opt`` file) are read as
-the standard operator they fuse an activation or a scale into, which has the same shapes. A compute
-node whose shapes stay unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one
-that does multiply-adds this module has no formula for (``Einsum``, recurrent and attention
-operators), is listed in ``uncounted`` rather than guessed. Local functions are inlined first.
+the standard operator they fuse an activation or a scale into, which has the same shapes (and its int8
+``DynamicQuantizeLSTM`` as an ``LSTM``); a ``Reshape`` that flattens a computed shape is read as the
+``Concat`` it equals, which shape inference follows (see :func:`_flatten_reshapes_as_concat`). A compute
+node whose shapes stay unknown (a blocked ``NCHWc`` layout, an operator inside a ``Loop``), and one that
+does multiply-adds this module has no formula for (``Einsum``, attention operators), is listed in
+``uncounted`` rather than guessed. Local functions are inlined first.
 
 Activation memory is a static estimate at batch 1: the most bytes of tensors alive at once when the
 nodes run in order and each tensor is freed after its last reader. Graph inputs and outputs count;
@@ -55,11 +58,13 @@ MATRIX_PRODUCTS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (
                    "FusedMatMul": (0, 1), "FusedGemm": (0, 1), "QGemm": (0, 3), "MatMulIntegerToFloat": (0, 1),
                    "DynamicQuantizeMatMul": (0, 1)}
 TRANSPOSABLE = {"Gemm", "FusedGemm", "FusedMatMul", "QGemm"}  # take transA / transB
-COUNTED = set(CONVOLUTIONS) | set(TRANSPOSED) | set(MATRIX_PRODUCTS)
+# Recurrent layers: op type -> gates (weight matrices per direction in W and R). ONNX Runtime's int8 LSTM
+# (``DynamicQuantizeLSTM``, an int8-dynamic variant's) is read as an LSTM (see STANDARD_FORM).
+RECURRENT = {"LSTM": 4, "GRU": 3, "RNN": 1}
+COUNTED = set(CONVOLUTIONS) | set(TRANSPOSED) | set(MATRIX_PRODUCTS) | set(RECURRENT)
 # Operators that do multiply-adds this module does not count: listed in ``uncounted``, never silently 0.
-NOT_COUNTED = {"Einsum", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention", "QAttention", "MatMulNBits",
-               "GroupQueryAttention", "PackedAttention", "DecoderAttention", "MatMulBnb4", "QOrderedMatMul",
-               "DynamicQuantizeLSTM"}
+NOT_COUNTED = {"Einsum", "Attention", "MultiHeadAttention", "QAttention", "MatMulNBits",
+               "GroupQueryAttention", "PackedAttention", "DecoderAttention", "MatMulBnb4", "QOrderedMatMul"}
 # Operators outside the standard domain known to do no multiply-adds worth counting (element-wise work,
 # normalisation, (de)quantisation, layout, pooling), as the standard ones this module leaves out. Any other
 # operator of another domain (a custom op, a contrib op not listed) is listed in ``uncounted``: its cost is
@@ -78,6 +83,9 @@ STANDARD_FORM = {
     "FusedConv": ("Conv", 3, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}),
     "FusedGemm": ("Gemm", 3, {"alpha", "beta", "transA", "transB"}),
     "FusedMatMul": ("MatMul", 2, set()),  # only without transposes (see _standardise)
+    # int8 W and R, stored transposed ([directions, input, 4*hidden]): the same sizes, the same shapes out
+    "DynamicQuantizeLSTM": ("LSTM", 8, {"activation_alpha", "activation_beta", "activations", "clip",
+                                        "direction", "hidden_size", "input_forget"}),
 }
 # ONNX Runtime's element-wise activations (a bias, where there is one, broadcast to the input): for
 # shapes, the identity of their first input.
@@ -172,6 +180,13 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
         return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch,
                         assumed=assumed)
     shapes = _known_shapes(inferred.graph)
+    if _flatten_reshapes_as_concat(model.graph, shapes):
+        try:  # the shapes a flattened shape computation had kept unknown
+            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                         data_prop=True)
+            shapes = _known_shapes(inferred.graph)
+        except Exception:  # noqa: BLE001 - the first inference's shapes stand
+            log.debug("shape inference failed after rewriting flattening Reshapes", exc_info=True)
     sizes = _tensor_sizes(inferred.graph, shapes)
     activations, basis = _activation_bytes(inferred.graph, sizes, reads), "graph"
     if _is_qdq(inferred.graph):
@@ -403,6 +418,38 @@ def _standardise(graph: "onnx.GraphProto") -> None:
         node.op_type, node.domain = op, ""
 
 
+def _flatten_reshapes_as_concat(graph: "onnx.GraphProto", shapes: dict[str, list[int]]) -> bool:
+    """Where a tensor's shape is still unknown, rewrite in place each ``Reshape(x, [-1])`` of a 1-D ``x`` as
+    ``Concat(x)``, the same tensor; True when one was. ONNX's shape inference carries a shape's values
+    through Concat but not through Reshape, and the dynamo exporter computes the shape that merges an
+    ``LSTM``'s or ``GRU``'s two directions with such a Reshape, so the recurrent layer after it and the
+    head's product had no shape and went uncounted."""
+    import onnx
+    from onnx import numpy_helper
+
+    outputs = [name for node in graph.node for name in node.output if name]
+    if all(name in shapes for name in outputs):
+        return False
+    flat = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT64 and list(t.dims) == [1]
+            and numpy_helper.to_array(t).tolist() == [-1]}
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = node.attribute[0].t
+            if tensor.data_type == onnx.TensorProto.INT64 and list(tensor.dims) == [1] \
+                    and numpy_helper.to_array(tensor).tolist() == [-1]:
+                flat.add(node.output[0])
+    rewritten = False
+    for node in graph.node:
+        if (node.op_type == "Reshape" and node.domain in ("", "ai.onnx") and len(node.input) == 2
+                and node.input[1] in flat and len(shapes.get(node.input[0], [])) == 1):
+            del node.input[1:]
+            del node.attribute[:]
+            node.op_type = "Concat"
+            node.attribute.append(onnx.helper.make_attribute("axis", 0))
+            rewritten = True
+    return rewritten
+
+
 def _sort_nodes(graph: "onnx.GraphProto") -> None:
     """Put the nodes in an order where each comes after what it reads (ONNX Runtime does not need that,
     and tools that append nodes, such as the float16 converter's input casts, do not keep it; shape
@@ -570,6 +617,8 @@ def _shape(node: "onnx.NodeProto", shapes: dict[str, list[int]], index: int) -> 
 
 def _node_flops(node: "onnx.NodeProto", shapes: dict[str, list[int]]) -> int | None:
     op = node.op_type
+    if op in RECURRENT:
+        return _recurrent_flops(node, shapes)
     if op in CONVOLUTIONS:
         weight = _shape(node, shapes, CONVOLUTIONS[op][1])
         out = shapes.get(node.output[0])
@@ -600,6 +649,41 @@ def _node_flops(node: "onnx.NodeProto", shapes: dict[str, list[int]]) -> int | N
     if batch is None:
         return None
     return 2 * math.prod(batch) * m * k * n
+
+
+def _recurrent_flops(node: "onnx.NodeProto", shapes: dict[str, list[int]]) -> int | None:
+    """An ``LSTM``, ``GRU`` or ``RNN`` node: at every time step, for every sample and direction, each gate's
+    input weights (``gates*hidden x input`` of W) and recurrent weights (``gates*hidden x hidden`` of R) are a
+    matrix-vector product, so ``2 * seq * batch * directions * gates * hidden * (input + hidden)``, which is
+    ``2 * seq * batch * (size of W + size of R)``: what ``torch.utils.flop_counter`` counts of an ``nn.GRU``
+    or ``nn.RNN``'s matrix products. Gate activations, the cell's element-wise updates, biases and peepholes
+    are element-wise work, not counted as elsewhere. X is ``[seq, batch, input]`` (``layout`` 0) or ``[batch,
+    seq, input]`` (``layout`` 1); every step up to ``seq`` is counted, whatever ``sequence_lens`` says
+    (the padded sequence, as PyTorch counts a padded batch). None when X's shape is unknown."""
+    x = _shape(node, shapes, 0)
+    if x is None or len(x) != 3:
+        return None
+    seq, batch, inputs = (x[1], x[0], x[2]) if _attribute(node, "layout") == 1 else (x[0], x[1], x[2])
+    gates = RECURRENT[node.op_type]
+    hidden = _attribute(node, "hidden_size")
+    directions = 2 if _string_attribute(node, "direction") == "bidirectional" else 1
+    weights = []
+    for index, inner in ((1, inputs), (2, hidden)):  # W: [directions, gates*hidden, input]; R: [..., hidden]
+        shape = _shape(node, shapes, index)
+        if shape is not None and len(shape) == 3:
+            weights.append(math.prod(shape))
+        elif hidden > 0:  # a weight computed at run time: its size from the attributes
+            weights.append(directions * gates * hidden * inner)
+        else:
+            return None
+    return 2 * seq * batch * sum(weights)
+
+
+def _string_attribute(node: "onnx.NodeProto", name: str, default: str = "") -> str:
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return attribute.s.decode("utf-8", "replace")
+    return default
 
 
 def _broadcast(x: list[int], y: list[int]) -> list[int] | None:

@@ -1607,7 +1607,7 @@ TABLE_NOTE = (
     "the smallest batch size timed, on 1 thread where timed (above 1x, the exported model is faster), from "
     "alternating rounds of its own where recorded, so it need not equal the ratio of the latency rows, which "
     "were timed one after the other. MFLOPs: millions of floating-point operations of one forward pass per "
-    "sample, counting convolutions, matrix products and attention (2 per multiply-add; element-wise work, "
+    "sample, counting convolutions, matrix products, attention and recurrent layers (2 per multiply-add; element-wise work, "
     "normalisation and pooling not counted). Activations: the ONNX model's peak activation memory at batch 1, "
     "estimated from the graph (the most bytes of intermediate tensors alive at once when its nodes run in "
     "order, each freed after its last reader; weights are the file size). Peak memory is training's: CUDA max "

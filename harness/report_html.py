@@ -765,7 +765,7 @@ def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
     cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
              for c in candidates(results) if c["kind"] == "fp32"]
     mark_pareto(cands, "mflops")
-    return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention)",
+    return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention, recurrent layers)",
                     "Accuracy vs compute (up and left is better; ringed: Pareto front)", front=True)
 
 
@@ -1124,7 +1124,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
     if by_key.get("accuracy_vs_flops"):
         sections.append(("compute", "Accuracy vs compute", _figure_html(
             by_key["accuracy_vs_flops"], "Each finished job's fp32 export at its FLOPs per sample (one forward pass; "
-            "convolutions, matrix products and attention, 2 per multiply-add). Ringed: the accuracy/compute "
+            "convolutions, matrix products, attention and recurrent layers, 2 per multiply-add). Ringed: the accuracy/compute "
             "front per dataset.")))
     training = training_table(results)
     if training:

@@ -1037,12 +1037,19 @@ def _check(row: dict[str, Any], onnx_path: Path) -> None:
         check_onnx(onnx_path)
     except Exception as exc:  # noqa: BLE001
         raise StageError("check", f"onnx.checker rejected the export: {one_line(exc)}") from exc
-    # The export's own count, from its graph: it agrees with the model's, or stands in for it when
-    # the model could not be counted in PyTorch.
+    # The export's own count, from its graph: it agrees with the model's, or stands in for it when the
+    # model could not be counted in PyTorch or counted less (a kernel torch.utils.flop_counter has no
+    # formula for counts 0 there): a complete graph count only. A partial one above the model's proves the
+    # model's short without giving the figure, so the job's is null rather than a silent undercount.
     cost = count_onnx_cost(onnx_path)
     row["onnx"].update(cost.to_dict())
-    if row["flops"] is None and not cost.uncounted:  # a complete count only
-        row["flops"] = cost.flops
+    if cost.flops is not None and (row["flops"] is None or cost.flops > row["flops"]):
+        if row["flops"] is not None:
+            partial = bool(cost.uncounted)
+            log.warning("%s: PyTorch counted %s FLOPs per sample, the exported graph %s%s; flops: %s",
+                        row["id"], f"{row['flops']:,}", "at least " if partial else "", f"{cost.flops:,}",
+                        "null" if partial else "the graph's")
+        row["flops"] = None if cost.uncounted else cost.flops
 
 
 def _onnx_eval(ctx: RunContext, splits: Splits, row: dict[str, Any], model: Any, onnx_path: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 import re
 from typing import Any
@@ -62,9 +63,13 @@ def squeeze(text: Any, limit: int | None = None) -> str:
 
 def mflops(flops: Any) -> str:
     """FLOPs per sample as the tables show them, in millions: two decimals below 10 (small models differ
-    there), one above; ``-`` when not a number."""
+    there), one above; below 0.01 million two significant digits (``0.0014`` for 1,408 FLOPs), so a tiny
+    counted model never shows as ``0.00`` (that is 0 exactly) beside an uncounted one's ``-``, which is
+    also what a value that is not a number gives."""
     if isinstance(flops, bool) or not isinstance(flops, (int, float)):
         return "-"
+    if 0 < flops < 9_950:  # two decimals would say 0.00 or 0.01 (from 9,950 on: 0.01 to two digits as well)
+        return format(decimal.Decimal(f"{flops / 1e6:#.2g}"), "f")  # 1 FLOP: 0.0000010, not 1.0e-06
     return f"{flops / 1e6:.2f}" if flops < 1e7 else f"{flops / 1e6:,.1f}"
 
 

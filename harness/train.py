@@ -235,19 +235,66 @@ def count_parameters(model: "torch.nn.Module") -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-FLOPS_COUNTED = "convolutions, matrix products and attention (torch.utils.flop_counter; 2 per multiply-add)"
+FLOPS_COUNTED = ("convolutions, matrix products, attention and recurrent layers (torch.utils.flop_counter; "
+                 "2 per multiply-add)")
+
+
+def _recurrent_flops(steps: Any, matrices: Sequence[Any]) -> int:
+    """2 FLOPs per multiply-add of a recurrent layer: each weight matrix (``gates*hidden x input``,
+    ``gates*hidden x hidden``, an LSTM's projection) multiplies one vector per time step and sample.
+    ``steps``: the input's shape, ``[seq, batch, features]`` (either order) or a packed
+    ``[steps, features]``."""
+    rows = math.prod(steps[:2]) if len(steps) == 3 else steps[0]
+    return 2 * rows * sum(math.prod(shape) for shape in matrices if shape is not None and len(shape) == 2)
+
+
+def _mkldnn_rnn_layer_flops(input: Any, weight0: Any, weight1: Any, *args: Any, **kwargs: Any) -> int:
+    """``aten.mkldnn_rnn_layer``: one layer and direction of an ``nn.LSTM`` on the CPU (oneDNN), which
+    ``torch.utils.flop_counter`` has no formula for (it counted an LSTM as 0)."""
+    return _recurrent_flops(input, [weight0, weight1])
+
+
+def _fused_rnn_flops(input: Any, weight: Any, *args: Any, **kwargs: Any) -> int:
+    """``aten._cudnn_rnn`` / ``aten.miopen_rnn``: every layer and direction of an LSTM, GRU or RNN in one
+    call (CUDA, ROCm); ``weight`` lists each one's matrices and biases."""
+    return _recurrent_flops(input, weight)
+
+
+def _lstm_mps_flops(input: Any, hx: Any, params: Any, *args: Any, **kwargs: Any) -> int:
+    """``aten._lstm_mps``: an ``nn.LSTM`` on Apple's GPU; ``params`` as ``weight`` above."""
+    return _recurrent_flops(input, params)
+
+
+def recurrent_flop_formulas() -> dict[Any, Any]:
+    """FLOP formulas for the fused recurrent kernels an ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` dispatches to,
+    for ``FlopCounterMode(custom_mapping=...)``. It has no formula for a CPU LSTM's kernel
+    (``aten.mkldnn_rnn_layer``, which does not decompose: an LSTM counted 0) nor cuDNN's, which runs
+    every recurrent layer on CUDA (``aten._cudnn_rnn``); a GRU or RNN on the CPU, and an LSTM where oneDNN
+    is off or with ``proj_size``, run as matrix products it counts already. Kernels this torch lacks are
+    left out."""
+    import torch
+
+    formulas = {"mkldnn_rnn_layer": _mkldnn_rnn_layer_flops, "_cudnn_rnn": _fused_rnn_flops,
+                "miopen_rnn": _fused_rnn_flops, "_lstm_mps": _lstm_mps_flops}
+    found = {}
+    for name, formula in formulas.items():
+        packet = getattr(torch.ops.aten, name, None)  # an AttributeError where this build lacks it
+        if packet is not None:
+            found[packet] = formula
+    return found
 
 
 def count_flops(model: "torch.nn.Module", example: "torch.Tensor") -> int | None:
     """Floating-point operations of one eval-mode forward pass, per sample.
 
-    Counted as :data:`FLOPS_COUNTED` says: convolutions, matrix products and attention, two
-    operations per multiply-add (so MACs are half); element-wise work, normalisation, pooling and
-    activations are not counted. These dominate the cost of the networks here and are what
-    papers quote as a model's FLOPs. ``example`` is a batch of real inputs; the count is divided
-    by its size. The random state and the model's train/eval mode are restored. None when the
-    batch is empty or counting fails (the count is a figure, not a check: a model it cannot trace
-    still trains).
+    Counted as :data:`FLOPS_COUNTED` says: convolutions, matrix products, attention and recurrent layers
+    (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``: the matrix products of their gates at every step, see
+    :func:`recurrent_flop_formulas`), two operations per multiply-add (so MACs are half); element-wise
+    work, normalisation, pooling and activations are not counted. These dominate the cost of the
+    networks here and are what papers quote as a model's FLOPs. ``example`` is a batch of real inputs;
+    the count is divided by its size. The random state and the model's train/eval mode are restored.
+    None when the batch is empty or counting fails (the count is a figure, not a check: a model it
+    cannot trace still trains).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -256,7 +303,7 @@ def count_flops(model: "torch.nn.Module", example: "torch.Tensor") -> int | None
         return None
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad(), eval_mode(model):
-            with FlopCounterMode(display=False) as counter:
+            with FlopCounterMode(display=False, custom_mapping=recurrent_flop_formulas()) as counter:
                 model(example)
         total = int(counter.get_total_flops())
     except Exception:  # noqa: BLE001 - see the docstring

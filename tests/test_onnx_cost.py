@@ -217,7 +217,9 @@ def test_a_node_with_an_omitted_first_output_still_holds_its_others():
              helper.make_node("Relu", ["h"], ["y"])]
     counted = onnx_cost(_model(nodes, [x], [y], weights))
     assert counted.activation_bytes == 5 * 8 * 4 + 4 * 4  # x while the LSTM writes h
-    assert counted.uncounted and counted.uncounted[0].startswith("LSTM")  # its multiply-adds: named, not 0
+    # its multiply-adds: counted, every step of its batch of 1 (the graph's fixed first dimension, 5, is read
+    # as the batch: per call, as it is, 2 * 5 steps * (W + R))
+    assert counted.uncounted == [] and counted.flops * counted.batch == 2 * 5 * (16 * 8 + 16 * 4)
 
 
 def test_a_fused_convolutions_residual_input_stays_alive_until_it_is_read():
@@ -412,3 +414,155 @@ def test_dims_are_checked_and_the_batch_can_be_named_or_absent():
     image = helper.make_tensor_value_info("i", TensorProto.FLOAT, [3, 8])  # an unbatched input, first dim 3
     fixed = _model([helper.make_node("MatMul", ["i", "w"], ["y"])], [image], [y], [_weight("w", (8, 4))])
     assert onnx_cost(fixed).flops == 2 * 8 * 4 and onnx_cost(fixed, batch_dim="none").flops == 3 * 2 * 8 * 4
+
+
+# Recurrent layers: an LSTM was counted 0 by torch.utils.flop_counter (its CPU kernel, aten.mkldnn_rnn_layer,
+# has no formula) and LSTM, GRU and RNN nodes were left uncounted in the graph, so a job's FLOPs were its
+# Linear head's alone and `harness report --sort flops` ranked an LSTM model the cheapest.
+GATES = {torch.nn.LSTM: 4, torch.nn.GRU: 3, torch.nn.RNN: 1}
+
+
+class Recurrent(torch.nn.Module):
+    """A sequence classifier as a plugin writes one: (N, C, L) in, the layer time-major or batch-first."""
+
+    def __init__(self, layer, batch_first, bidirectional, num_layers=1, features=3, hidden=8):
+        super().__init__()
+        self.batch_first = batch_first
+        self.rnn = layer(features, hidden, num_layers=num_layers, batch_first=batch_first,
+                         bidirectional=bidirectional)
+        self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), 5)
+
+    def forward(self, x):
+        out = self.rnn(x.transpose(1, 2) if self.batch_first else x.permute(2, 0, 1))[0]
+        return self.head(out[:, -1] if self.batch_first else out[-1])
+
+
+def recurrent_flops(layer, bidirectional, num_layers=1, seq=7, features=3, hidden=8):
+    """Per sample: 2 x steps x directions x gates x hidden x (input + hidden) per layer, and the head."""
+    directions = 2 if bidirectional else 1
+    total, inputs = 0, features
+    for _ in range(num_layers):
+        total += 2 * seq * directions * GATES[layer] * hidden * (inputs + hidden)
+        inputs = hidden * directions
+    return total + 2 * hidden * directions * 5
+
+
+RECURRENT_CASES = [(layer, batch_first, bidirectional, num_layers)
+                   for layer in GATES for batch_first, bidirectional, num_layers in
+                   ((False, False, 1), (True, True, 1), (False, True, 1), (True, False, 2))]
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+@pytest.mark.parametrize("layer, batch_first, bidirectional, num_layers", RECURRENT_CASES,
+                         ids=[f"{c[0].__name__}-{'bf' if c[1] else 'tm'}{'-bi' if c[2] else ''}-{c[3]}layer"
+                              for c in RECURRENT_CASES])
+def test_a_recurrent_model_counts_its_gates_in_pytorch_and_in_its_export(layer, batch_first, bidirectional,
+                                                                          num_layers, exporter, tmp_path):
+    torch.manual_seed(0)
+    model = Recurrent(layer, batch_first, bidirectional, num_layers).eval()
+    example = torch.randn(4, 3, 7)
+    expected = recurrent_flops(layer, bidirectional, num_layers)
+    assert count_flops(model, example) == expected  # an LSTM: 560 (the head) before
+    path = tmp_path / "rnn.onnx"
+    exported = export_onnx(model, example, path, exporter=exporter)
+    counted = onnx_cost(path)
+    assert (counted.flops, counted.uncounted) == (expected, []), exported.exporter  # its node was uncounted
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+def test_pytorch_counts_an_lstm_as_its_unfused_matrix_products():
+    """The formula registered for the oneDNN kernel gives what torch.utils.flop_counter counts of the same
+    LSTM run as matrix products (oneDNN off, or a GRU/RNN, whose CPU path decomposes), packed or not."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 8, num_layers=2, bidirectional=True, batch_first=True).eval()
+    padded = torch.randn(4, 7, 3)
+
+    class Output(torch.nn.Module):
+        def forward(self, x):
+            return lstm(x)[0]
+
+    fused = count_flops(Output(), padded)
+    with torch.backends.mkldnn.flags(enabled=False):
+        unfused = count_flops(Output(), padded)
+    assert fused == unfused == 7 * 2 * 2 * 4 * 8 * ((3 + 8) + (16 + 8))
+    packed = pack_padded_sequence(padded, [7, 5, 3, 1], batch_first=True)
+    with torch.no_grad():
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from harness.train import recurrent_flop_formulas
+
+        with FlopCounterMode(display=False, custom_mapping=recurrent_flop_formulas()) as counter:
+            lstm(packed)
+    assert counter.get_total_flops() == 16 * 2 * 2 * 4 * 8 * ((3 + 8) + (16 + 8))  # the 16 real steps
+
+
+def test_the_gpu_kernels_formulas_read_the_arguments_their_schemas_name():
+    """cuDNN (and ROCm, MPS) run every layer in one kernel, which torch.utils.flop_counter counts 0 for a GRU
+    and an RNN too; no GPU here, so the formulas are checked against the kernels' schemas and by hand."""
+    from harness.train import recurrent_flop_formulas
+
+    formulas = recurrent_flop_formulas()
+    aten = torch.ops.aten
+    assert aten.mkldnn_rnn_layer in formulas and aten._cudnn_rnn in formulas
+    names = {"mkldnn_rnn_layer": ["input", "weight0", "weight1"], "_cudnn_rnn": ["input", "weight"],
+             "miopen_rnn": ["input", "weight"], "_lstm_mps": ["input", "hx", "params"]}
+    for packet in formulas:
+        schema = packet.default._schema
+        assert [a.name for a in schema.arguments[:len(names[packet.__name__])]] == names[packet.__name__]
+    # a 2-layer bidirectional GRU, hidden 8, on 3 features: [w_ih, w_hh, b_ih, b_hh] per layer and direction
+    weights = [(24, 3), (24, 8), (24,), (24,)] * 2 + [(24, 16), (24, 8), (24,), (24,)] * 2
+    per_step = 2 * (24 * 3 + 24 * 8) * 2 + 2 * (24 * 16 + 24 * 8) * 2
+    cudnn = formulas[aten._cudnn_rnn]
+    assert cudnn((7, 4, 3), weights, 4, (1000,), (4, 4, 8), None, 3, 8, 0, 2, False, 0.0, False, True, [],
+                 None, out_shape=None) == 7 * 4 * per_step
+    assert cudnn((20, 3), weights, 4, None, (4, 4, 8), None, 3, 8, 0, 2, False, 0.0, False, True, [7, 7, 6],
+                 None, out_shape=None) == 20 * per_step  # packed: 20 steps over the batch
+
+
+def _recurrent_node(op, layout, x_shape, directions=1, hidden=4, features=8, gates=None):
+    gates = gates or {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weights = [_weight("W", (directions, gates * hidden, features)),
+               _weight("R", (directions, gates * hidden, hidden))]
+    node = helper.make_node(op, ["x", "W", "R"], ["y"], hidden_size=hidden, layout=layout,
+                            direction="bidirectional" if directions == 2 else "forward")
+    return _model([node], [x], [y], weights, opset=14)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_a_recurrent_nodes_sequence_and_batch_are_read_by_its_layout(op):
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    per_sample = 2 * 20 * 2 * gates * 4 * (8 + 4)  # 20 steps, both directions
+    batch_first = _recurrent_node(op, 1, ["N", 20, 8], directions=2)
+    time_major = _recurrent_node(op, 0, [20, "N", 8], directions=2)
+    assert onnx_cost(batch_first).flops == per_sample
+    assert onnx_cost(time_major, batch_dim="N").flops == per_sample
+    assert onnx_cost(_recurrent_node(op, 1, [6, 20, 8], directions=2)).flops == per_sample  # batch 6 fixed
+    # an open sequence: per sample at the length given
+    assert onnx_cost(_recurrent_node(op, 1, ["N", "seq", 8], directions=2), {"seq": 20}).flops == per_sample
+    counted = onnx_cost(_recurrent_node(op, 1, ["N", "seq", 8], directions=2))
+    assert counted.assumed == ["x[seq]"] and counted.flops == per_sample // 20  # one step, and said so
+
+
+def test_an_lstm_model_counts_the_same_in_its_int8_and_fp16_variants(tmp_path):
+    """ONNX Runtime's dynamic quantisation makes an LSTM a com.microsoft DynamicQuantizeLSTM (int8 W and R,
+    stored transposed): uncounted, and its output's shape unknown, so the head after it too."""
+    from harness.variants import BUILDERS
+
+    torch.manual_seed(0)
+    model = Recurrent(torch.nn.LSTM, False, True, num_layers=2).eval()
+    example = torch.randn(4, 3, 7)
+    path = tmp_path / "lstm.onnx"
+    export_onnx(model, example, path, exporter="torchscript")
+    expected = recurrent_flops(torch.nn.LSTM, True, 2)
+    for variant in ("int8-dynamic", "int8-static", "fp16", "ort-opt"):
+        target = tmp_path / f"{variant}.onnx"
+        BUILDERS[variant](path, target, torch.randn(32, 3, 7).numpy(), 0)
+        ops = {node.op_type for node in onnx.load(target).graph.node}
+        counted = onnx_cost(target)
+        assert (counted.flops, counted.uncounted) == (expected, []), (variant, ops)
+        if variant == "int8-dynamic":
+            assert "DynamicQuantizeLSTM" in ops and counted.activation_bytes is not None
