@@ -214,8 +214,8 @@ def check_splits(spec: DatasetSpec, splits: Splits) -> None:
         x, y = value
         if x.dtype != torch.float32:
             problems.append(f"{part} inputs are {x.dtype}, expected torch.float32")
-        elif len(x) and not bool(torch.isfinite(x).all()):  # else "training diverged" blamed the learning rate
-            bad = x[~torch.isfinite(x)]
+        elif len(x) and not bool((finite := torch.isfinite(x)).all()):  # else "training diverged" blamed the lr
+            bad = x[~finite]
             nan = int(torch.isnan(bad).sum())
             said = [f"{nan} NaN"] * bool(nan) + [f"{len(bad) - nan} infinite"] * bool(len(bad) - nan)
             problems.append(f"{part} inputs hold {' and '.join(said)} value(s)")
