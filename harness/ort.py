@@ -247,7 +247,12 @@ def tiny_model_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def run_batched(session: "ort.InferenceSession", inputs: "np.ndarray", batch_size: int = 256) -> "np.ndarray":
+SCORING_BATCH = 256
+"""Rows per ONNX Runtime call when a test split is scored (:func:`run_batched`)."""
+
+
+def run_batched(session: "ort.InferenceSession", inputs: "np.ndarray",
+                batch_size: int = SCORING_BATCH) -> "np.ndarray":
     """Logits for every row of ``inputs``, run ``batch_size`` rows at a time."""
     import numpy as np
 

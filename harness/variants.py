@@ -52,7 +52,7 @@ SCORED_PER_SAMPLE = {"int8-dynamic": 1}
 """Variants whose answers depend on the batch they run in, scored one sample per call: dynamic
 quantisation takes each call's activation range over the whole batch, so batch-mates change a sample's
 logits (scored 256 at a time, an MNIST int8-dynamic export's accuracy was 0.6392; one at a time, as a
-batch-1 deployment runs it, 0.6397). The rest are scored 256 rows per call."""
+batch-1 deployment runs it, 0.6397). The rest are scored :data:`harness.ort.SCORING_BATCH` rows per call."""
 FP16_CPU_NOTE = ("fp16 latency is measured on GPU providers only (CUDA/TensorRT): ONNX Runtime's CPU float16 "
                  "kernels are not representative of a deployment")
 
@@ -128,7 +128,7 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
 
     from harness.export import onnx_bytes
     from harness.onnx_cost import count_onnx_cost
-    from harness.ort import max_abs_diff, run_batched
+    from harness.ort import SCORING_BATCH, max_abs_diff, run_batched
     from harness.runner import record_metrics
 
     builder = BUILDERS.get(name)
@@ -154,7 +154,7 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     if name == "fp16":  # GPUs run float16 arithmetic; ONNX Runtime's CPU provider casts to float32 around it
         order = [p for p in providers if p in GPU_PROVIDERS] + order
     session, eval_provider = _session_anywhere(target, order)
-    logits = run_batched(session, test_np, batch_size=SCORED_PER_SAMPLE.get(name, 256))
+    logits = run_batched(session, test_np, batch_size=SCORED_PER_SAMPLE.get(name, SCORING_BATCH))
     row["eval_provider"] = eval_provider
     if name in SCORED_PER_SAMPLE:
         row["eval_batch_size"] = SCORED_PER_SAMPLE[name]
