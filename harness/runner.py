@@ -1548,6 +1548,12 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             folder.unlock()
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""``--device``'s choices (the CLI spells them out too, so that its start imports no runner; a test keeps the two equal)."""
+AMP_CHOICES = ("bf16", "fp16", "fp32")
+"""``--amp``'s choices; ``fp32`` (no autocast) is ``RunOptions.amp = None``."""
+
+
 def validate_options(options: RunOptions) -> None:
     """Refuse (:class:`HarnessError`, naming the option) run options no job could run with."""
     if options.epochs is not None and options.epochs < 1:
@@ -1606,10 +1612,10 @@ def validate_options(options: RunOptions) -> None:
         raise HarnessError(f"--exporter must be one of {', '.join(EXPORTERS)}")
     # the CLI's choices; harness.api.run passed "gpu" on to torch (a traceback in each job) and "bf17" to
     # a float32 run that recorded it as asked for
-    if options.device not in ("auto", "cpu", "cuda"):
-        raise HarnessError(f"--device must be one of auto, cpu, cuda, not {options.device!r}")
-    if options.amp not in (None, "bf16", "fp16"):
-        raise HarnessError(f"--amp must be one of bf16, fp16, fp32, not {options.amp!r}")
+    if options.device not in DEVICES:
+        raise HarnessError(f"--device must be one of {', '.join(DEVICES)}, not {options.device!r}")
+    if options.amp is not None and (options.amp == "fp32" or options.amp not in AMP_CHOICES):  # fp32 is None here
+        raise HarnessError(f"--amp must be one of {', '.join(AMP_CHOICES)}, not {options.amp!r}")
     if options.latency.cold_runs == 0:
         for value, flag in ((options.cold_budget_ms, "--cold-budget-ms"), (options.memory_budget_bytes, "--memory-budget")):
             if value is not None:

@@ -365,6 +365,16 @@ def test_a_device_or_amp_the_cli_would_refuse_is_refused_from_python_too(options
         validate_options(RunOptions(**fine))
 
 
+def test_the_clis_device_amp_and_exporter_choices_are_the_ones_the_run_checks():
+    """The CLI spells its choices out (its start imports no runner); the run's own checks hold the same."""
+    from harness.cli import main
+    from harness.export import EXPORTERS
+    from harness.runner import AMP_CHOICES, DEVICES
+
+    choices = {p.name: tuple(p.type.choices) for p in main.commands["run"].params if hasattr(p.type, "choices")}
+    assert (choices["device"], choices["amp"], choices["exporter"]) == (DEVICES, AMP_CHOICES, EXPORTERS)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_a_run_folder_that_stops_taking_files_mid_job_exits_74_and_resumes(tmp_path):
     """A full disk (here: a file-size limit) at a job's weights or export failed that job as if the model
