@@ -138,7 +138,6 @@ class _Gate:
         self.min_change_ms = min_change_ms  # a p50 must also grow by more than this to regress
         self.accuracy_points = threshold if accuracy_points is None else accuracy_points
         self.threads, self.batch_sizes = threads, batch_sizes
-        self.regressions: list[str] = []
         self.details: list[dict[str, Any]] = []  # each regression as a dict (kind, job, ...), its line as "text"
         self.unstable = 0
         self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
@@ -162,9 +161,13 @@ class _Gate:
         return None
 
     def found(self, text: str, kind: str, job_id: Any, **detail: Any) -> None:
-        """A regression: its line in ``regressions``, and the same as a dict in ``details``."""
-        self.regressions.append(text)
+        """A regression, as a dict in ``details``; its line is in :attr:`regressions`."""
         self.details.append({"kind": kind, "job": job_id, **detail, "text": text})
+
+    @property
+    def regressions(self) -> list[str]:
+        """A line per regression, in order: each of ``details``' ``text``."""
+        return [detail["text"] for detail in self.details]
 
     def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
         change["regression"] = False
