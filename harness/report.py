@@ -95,6 +95,15 @@ def _fmt(value: Any, spec: str = "") -> str:
         return str(value)
 
 
+def seconds_text(seconds: Any) -> str:
+    """A wall time in seconds: two decimals below one second (a tenth would show a fast job as 0.0), else one."""
+    return _fmt(seconds, _seconds_spec(seconds))
+
+
+def _seconds_spec(seconds: Any) -> str:
+    return ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f"
+
+
 def _times(ratio: float | None) -> str:
     """A ratio as ``0.26x`` (``-`` for None), as the table's other ratios read."""
     return "-" if ratio is None else f"{ratio:.2f}x"
@@ -389,9 +398,8 @@ def _comparison_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]
                      cell(r["throughput_big"] if big else None, ",.0f")]
         if r["small_bs"] is not None and not (small and big):
             elsewhere += 1
-        seconds = r["train_seconds"]  # a tenth of a second would show a fast job as 0.0
         line += [_speedup_text(r) if small else "-",  # the ratio is at the job's own small batch
-                 _fmt(seconds, ".2f" if isinstance(seconds, (int, float)) and seconds < 1 else ".1f")]
+                 seconds_text(r["train_seconds"])]
         table.append(line)
     return headers, table, elsewhere
 
@@ -632,7 +640,7 @@ def results_table(results: dict[str, Any]) -> Table:
             row.append("-" if hit is None else f"{p50_text(hit)} / {ms_text(_number(hit.get('p99_ms')))}")
         if eager:
             row.append(_speedup_text(summed))
-        row += [_fmt(_number(_get(job, "train", "seconds")), ".1f"), _fmt(_get(job, "train", "epochs")),
+        row += [seconds_text(_number(_get(job, "train", "seconds"))), _fmt(_get(job, "train", "epochs")),
                 _mib(_get(job, "train", "peak_memory_bytes"))]
         rows.append(row)
         classes.append(str(job.get("status")))
@@ -822,6 +830,8 @@ def _seed_cell(summary: dict[str, Any], key: str, spec: str) -> str:
     stat, n_ok = summary["measures"][key], summary["n_ok"]
     if key == "time_to_target_s" and summary["has_target"] and not stat["n"]:
         return "not reached"
+    if key == "train_seconds":  # a fast recipe's 0.04 s is not 0.0
+        spec = _seconds_spec(stat.get("mean"))
     text = format_mean_std(stat, spec)
     if stat.get("n") and 1 < n_ok != stat["n"] and stat.get("std") is not None:
         text += f" (n={stat['n']} of {n_ok})"
@@ -1190,7 +1200,7 @@ def reference_table(results: dict[str, Any]) -> Table:
             job_label(job, run=is_joined(results)), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
             _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"), _fmt(accuracy_of(job), ".4f"),
-            _fmt(ours_s, ".1f"), _fmt(their_min, "g"), "-" if speedup is None else f"{speedup:.1f}x",
+            seconds_text(ours_s), _fmt(their_min, "g"), "-" if speedup is None else f"{speedup:.1f}x",
             published or "-", str(ref.get("source") or "-"),
         ])
     headers = ["model", "our dataset", "published on", "params (ours)", "params (published)", "params match",

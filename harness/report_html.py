@@ -60,6 +60,7 @@ from harness.report import (
     reference_notes,
     reference_table,
     results_table,
+    seconds_text,
     seed_group,
     seed_table,
     seedless_point,
@@ -1146,7 +1147,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
         epochs = _get(job, "train", "epochs")
         facts = ", ".join(x for x in (
             f"{epochs} epoch{'' if epochs == 1 else 's'}" if epochs is not None else "",
-            f"{_number(_get(job, 'train', 'seconds')):.1f} s" if _number(_get(job, "train", "seconds")) else "",
+            f"{seconds_text(_number(_get(job, 'train', 'seconds')))} s" if _number(_get(job, "train", "seconds")) else "",
             f"device {_get(job, 'train', 'device')}" if _get(job, "train", "device") else "",
             f"peak memory {peak / 2**20:,.0f} MiB{growth}" if peak else "") if x)
         cards.append(f'<div class="card"><h3>{esc(title)}</h3>'

@@ -17,7 +17,7 @@ from fixtures.shared import rendered_report_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import report
+from harness import report, report_html
 from harness.report import (
     candidates,
     pareto_front,
@@ -219,6 +219,24 @@ def test_reference_table_compares_training_time_with_the_published_one(results):
     assert row[col["train s (ours)"]] == "12.5" and row[col["train min (published)"]] == "5"
     assert row[col["training speed-up"]] == "24.0x"  # 300 s / 12.5 s
     assert "train_minutes" not in row[col["published figures"]]
+
+
+def test_a_training_time_under_a_second_keeps_two_decimals_in_every_table(results):
+    """0.041 s showed as 0.04 in the terminal but 0.0 in report.md's and report.html's tables."""
+    doc = copy.deepcopy(results)
+    trained = [j for j in doc["jobs"] if isinstance(j.get("train"), dict)]
+    for job in trained:
+        job["train"]["seconds"] = 0.041
+        job["reference"] = {"params": job["params"], "train_minutes": 5, "source": "seed 002"}
+    tables = {"results": results_table(doc), "reference": report.reference_table(doc),
+              "seeds": report.seed_table(doc)}
+    for name, table in tables.items():
+        column = next(i for i, h in enumerate(table.headers) if h.startswith("train s"))
+        cells = {row[column] for row in table.rows} - {"-"}
+        assert cells and all(cell.startswith("0.04") for cell in cells), (name, cells)
+    assert "0.04 s" in report_html.to_html(doc) and "0.0 s" not in report_html.to_html(doc)
+    plain = {**doc, "jobs": trained[:1]}
+    assert " 0.04" in report.comparison_table(plain)
 
 
 def test_a_published_model_size_has_our_weights_size_beside_it(results):
