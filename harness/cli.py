@@ -1535,9 +1535,9 @@ def _hold_for_report(run_dir: Path) -> Any:
               help="Exit 1 when a job's ONNX Runtime p50 latency grows by more than PCT % or its accuracy, "
                    "macro-F1 or a plugin's gated metric (harness list metrics) moves the worse way by more than "
                    "PCT percentage points, or when a job of BASE or one of its "
-                   "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. Eager PyTorch "
-                   "rows, rows either run marked unstable, sizes, MFLOPs and activation memory are shown, "
-                   "never gated.")
+                   "ONNX Runtime latency rows (fp32 or a variant) is missing or failed in NEW. A row either run "
+                   "marked unstable gates on NEW's fastest call against BASE's p50 instead (noise only adds time). "
+                   "Eager PyTorch rows, sizes, MFLOPs and activation memory are shown, never gated.")
 @click.option("--max-accuracy-drop", "accuracy_points", type=Finite(0, 100, percent=True), metavar="POINTS",
               help="Gate accuracy, macro-F1 and the other gated metrics at POINTS percentage points instead of PCT (e.g. "
                    "--fail-on-regression 10 --max-accuracy-drop 0.5); alone, it gates accuracy and lost "

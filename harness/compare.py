@@ -22,9 +22,16 @@ With a threshold ``PCT`` (``--fail-on-regression PCT``) a regression is
   or an ONNX Runtime latency row (fp32 or a variant, including every row of
   a variant missing from new) measured in base and not in new.
 
+A latency row either run marked unstable (``stable`` false, see :mod:`harness.latency`) has a p50 that does
+not repeat, so it gates on its floor: a regression when even new's fastest call (``min_ms``) is slower than
+base's p50 by more than ``PCT`` percent (and ``MS``). Other work on the machine only adds time, so noise in
+new trips that test only by slowing every one of its calls; a slowdown smaller than the noise passes, and the
+verdict counts such rows.
+
 Sweeps with repeated seeds: jobs that differ only in ``seed`` (two or more found in both runs) gate as
 one, on each metric's mean and each ONNX Runtime row's median p50 over the seeds both runs have (rows
-either run marked unstable left out). One seed's accuracy moves by chance more than a change of code
+either run marked unstable left out; a row unstable in every seed gates on its floor, the median of new's
+fastest calls against base's median p50). One seed's accuracy moves by chance more than a change of code
 does, so each seed's own accuracy and latency rows are shown, not gated; ``per_seed=True``
 (``--per-seed``) gates every seed's job on its own instead. A seed that stopped working or lost a
 measurement is still a regression of its own.
@@ -57,7 +64,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
-from harness.latency import STABLE_DRIFT_PCT, settings_differences
+from harness.latency import STABLE_DRIFT_PCT, STABLE_MEAN_OVER_P50, settings_differences
 from harness.text import plain
 
 GATED_METRICS = ("accuracy", "macro-f1")
@@ -128,8 +135,12 @@ class _Gate:
 
     ``threads`` / ``batch_sizes``: gate only the latency rows measured at these (None: all); the other rows
     are shown as not gated, and a lost one is no regression. A row either run marked unstable (``stable``
-    false: its first and second half disagree, see :mod:`harness.latency`) is shown, never gated: the
-    harness itself said the figure does not repeat. ``unstable`` counts those rows.
+    false: its halves drifted apart, or a few slow calls pull up its mean, see :mod:`harness.latency`) has a p50
+    that does not repeat, so it gates on its floor instead (:func:`_floor_change`): a regression when even
+    NEW's fastest call is slower than BASE's p50 by more than the threshold. Interference only ever adds
+    time, so noise in NEW trips it only by slowing every call (a slowdown smaller than the noise passes).
+    ``floors`` counts those rows; ``unstable`` the unstable ones that cannot be judged so (NEW recorded no
+    ``min_ms``): shown, not gated.
     """
 
     def __init__(self, threshold: float | None, accuracy_points: float | None = None,
@@ -139,15 +150,17 @@ class _Gate:
         self.accuracy_points = threshold if accuracy_points is None else accuracy_points
         self.threads, self.batch_sizes = threads, batch_sizes
         self.details: list[dict[str, Any]] = []  # each regression as a dict (kind, job, ...), its line as "text"
-        self.unstable = 0
+        self.unstable = 0  # rows either run marked unstable, not gated: no fastest call to judge
+        self.floors = 0  # rows either run marked unstable, gated on NEW's fastest call
         self.grouped: set[Any] = set()  # job ids that gate through their seed group's mean (see _seed_groups)
         self.higher_is_better: dict[str, bool] = {}  # metric name -> its direction, where a run recorded it
         self.gated_metrics: set[str] = set(GATED_METRICS)  # the fractions the threshold judges (metric_gates)
 
     def why_not_gated(self, key: tuple[Any, ...], rows: Sequence[dict[str, Any]] = (),
                       job_id: Any = None) -> str | None:
-        """Why a latency row is shown but not gated (``eager``, ``threads``, ``batch``, ``seeds``: its seed
-        group gates, ``unstable``), or None."""
+        """Why a latency row (``rows``: base's and new's) is shown but not gated (``eager``, ``threads``,
+        ``batch``, ``seeds``: its seed group gates, ``unstable``: either run marked it unstable and its floor
+        cannot be judged, see :func:`_floor_change`), or None."""
         if key[0] != GATED_RUNTIME:
             return "eager"
         if self.threads is not None and key[3] not in self.threads:
@@ -156,7 +169,7 @@ class _Gate:
             return "batch"
         if job_id is not None and job_id in self.grouped:
             return "seeds"
-        if any(row.get("stable") is False for row in rows):
+        if _unstable(rows) and (len(rows) != 2 or _floor_change(*rows) is None):
             return "unstable"
         return None
 
@@ -191,16 +204,30 @@ class _Gate:
                        points=worse_points)
 
     def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any],
-                not_gated: str | None = None, variant: str | None = None) -> None:
+                not_gated: str | None = None, variant: str | None = None,
+                floor: dict[str, Any] | None = None) -> None:
+        """Judge a p50 ``change``; with ``floor`` (an unstable pair's :func:`_floor_change`) judge that instead:
+        NEW's fastest call against BASE's p50. A floor regression's line and dict say so (``gated_on``)."""
         change["regression"] = False
+        if floor is not None:
+            floor["regression"] = False
         if self.threshold is None or change["pct"] is None or not_gated is not None:
             return
-        if change["pct"] > self.threshold and (change["abs"] is None or change["abs"] > self.min_change_ms):
-            change["regression"] = True
-            self.found(f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
-                       f"({change['base']:.4f} -> {change['new']:.4f} ms)", "latency", job_id,
-                       **_row_detail(key, variant), base=change["base"], new=change["new"], pct=change["pct"],
-                       abs_ms=change["abs"])
+        judged = change if floor is None else floor
+        if judged["pct"] is None or not (judged["pct"] > self.threshold and (
+                judged["abs"] is None or judged["abs"] > self.min_change_ms)):
+            return
+        change["regression"] = judged["regression"] = True
+        text = (f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
+                f"({change['base']:.4f} -> {change['new']:.4f} ms)")
+        if floor is not None:  # a seed group's: the medians over its seeds
+            what = ("its fastest call", "base's p50") if "n" not in floor else (
+                f"the median of {floor['n']} seeds' fastest calls", "their median p50 in base")
+            text += (f"; unstable, so gated on {what[0]}: {floor['new']:.4f} ms, {floor['pct']:.1f}% over "
+                     f"{what[1]}")
+        self.found(text, "latency", job_id, **_row_detail(key, variant), base=change["base"], new=change["new"],
+                   pct=change["pct"], abs_ms=change["abs"], gated_on="p50" if floor is None else "min",
+                   min_ms=None if floor is None else floor["new"], min_pct=None if floor is None else floor["pct"])
 
     def missing(self, job_id: str, what: str, key: tuple[Any, ...] | None = None, variant: str | None = None) -> None:
         """A measurement in base and not in new (the job, or its latency row ``key``): with a threshold, a
@@ -210,6 +237,22 @@ class _Gate:
                 self.found(f"{job_id}: {what}", "lost_job", job_id)
             else:
                 self.found(f"{job_id}: {what}", "lost_row", job_id, **_row_detail(key, variant))
+
+
+def _unstable(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether either of a latency row's records (base's, new's) is marked unstable."""
+    return any(isinstance(row, dict) and row.get("stable") is False for row in rows)
+
+
+def _floor_change(base_row: dict[str, Any], new_row: dict[str, Any]) -> dict[str, Any] | None:
+    """The noise-proof test of a pair either run marked unstable, as a change: BASE's p50 -> NEW's fastest call
+    (``min_ms``). Other work on the machine only ever adds time to a call, so NEW's fastest call above BASE's
+    median by more than the threshold is the code's doing unless the machine slowed every one of NEW's calls
+    (a row of long calls on oversubscribed cores). None when either figure is
+    missing (a row without ``min_ms``): such a row cannot be judged."""
+    if _num(base_row.get("p50_ms")) is None or _num(new_row.get("min_ms")) is None:
+        return None
+    return _change(base_row.get("p50_ms"), new_row.get("min_ms"))
 
 
 def _row_detail(key: tuple[Any, ...], variant: str | None) -> dict[str, Any]:
@@ -238,10 +281,13 @@ def _latency_changes(job_id: str, old_rows: list[dict[str, Any]], new_rows: list
     for key in [k for k in new if k in old]:
         change = _change(old[key].get("p50_ms"), new[key].get("p50_ms"))
         why = gate.why_not_gated(key, (old[key], new[key]), job_id)
+        floor = _floor_change(old[key], new[key]) if why is None and _unstable((old[key], new[key])) else None
         gate.unstable += why == "unstable"
-        gate.latency(job_id, prefix, key, change, why, prefix.strip() or None)
+        gate.floors += floor is not None
+        gate.latency(job_id, prefix, key, change, why, prefix.strip() or None, floor)
         changes.append({"runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3],
-                        "p50_ms": change, "gated": why is None, **({"not_gated": why} if why else {})})
+                        "p50_ms": change, "gated": why is None, **({"not_gated": why} if why else {}),
+                        **({"gated_on": "min", "floor": floor} if floor is not None else {})})
     only_base = [_latency_name(k) for k in old if k not in new]
     for key in [k for k in old if k not in new and gate.why_not_gated(k) is None and gate_missing]:
         if _one_thread_count_now(key, new):  # not lost: this version times a GPU provider once, not per count
@@ -331,26 +377,37 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
         gate.metric(label, f"{metric_label} (mean of {len(old_values)} seeds)", name, change)
         entry["metrics"][metric_label] = change
     for prefix, key in rows:
+        def find(side: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+            return next((r for r in (side.get(prefix) or {}).get("latency") or []
+                         if isinstance(r, dict) and _latency_key(r) == key), None)
+
         def p50(side: dict[str, dict[str, Any]], stable_only: bool) -> Any:
-            row = next((r for r in (side.get(prefix) or {}).get("latency") or []
-                        if isinstance(r, dict) and _latency_key(r) == key), None)
+            row = find(side)
             return None if row is None or (stable_only and row.get("stable") is False) else row.get("p50_ms")
 
         old_values, new_values = _seed_values(pairs, lambda p: p50(p, True))  # rows either run found unstable: out
-        why = gate.why_not_gated(key)
-        if not old_values:
+        why, floor = gate.why_not_gated(key), None
+        if not old_values:  # no seed stable in both runs: the p50s are shown, the floor gates (_floor_change)
             old_values, new_values = _seed_values(pairs, lambda p: p50(p, False))
             if not old_values:
                 continue
-            why = why or "unstable"
-            gate.unstable += why == "unstable"
+            floors = [f for f in (_floor_change(find(a) or {}, find(b) or {}) for a, b in pairs) if f is not None]
+            if why is None and floors:
+                floor = _change(statistics.median(f["base"] for f in floors),
+                                statistics.median(f["new"] for f in floors))
+                floor["n"] = len(floors)
+                gate.floors += 1
+            elif why is None:
+                why = "unstable"
+                gate.unstable += 1
         change = _change(statistics.median(old_values), statistics.median(new_values))
         change["n"] = len(old_values)
         gate.latency(label, f"{prefix}median of {_of_seeds(len(old_values), len(pairs))} ", key, change, why,
-                     prefix.strip() or None)
+                     prefix.strip() or None, floor)
         entry["latency"].append({"prefix": prefix.strip(), "runtime": key[0], "provider": key[1],
                                  "batch_size": key[2], "threads": key[3], "p50_ms": change, "gated": why is None,
-                                 **({"not_gated": why} if why else {})})
+                                 **({"not_gated": why} if why else {}),
+                                 **({"gated_on": "min", "floor": floor} if floor is not None else {})})
     return entry
 
 
@@ -383,7 +440,12 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     Raises :class:`HarnessError` when the runs have no job in common. ``threads`` / ``batch_sizes`` limit
     the latency rows that gate (see :class:`_Gate`); ``min_change_ms``: a p50 regresses only when it also
     grew by more than this many milliseconds (a 10 us model's p50 moves by 40 % on a busy machine);
-    ``unstable_rows`` counts the rows left ungated as unstable. ``names``: how a refusal names the options
+    ``floor_rows`` counts the rows either run marked unstable, gated on NEW's fastest call instead of the p50
+    (their latency entry has ``gated_on: "min"`` and ``floor``, BASE's p50 -> NEW's ``min_ms`` as a change with
+    its ``regression``; a seed group's, the medians over its seeds, with ``n``), and a latency regression's
+    dict says which it was judged on (``gated_on``: ``p50`` or ``min``, with ``min_ms`` and ``min_pct``: NEW's
+    fastest call and how far it is over BASE's p50; None for ``p50``); ``unstable_rows`` counts the unstable
+    rows left ungated (NEW recorded no ``min_ms``). ``names``: how a refusal names the options
     (:data:`CLI_OPTIONS`, :data:`API_OPTIONS`). ``seed_groups`` holds the sweep points whose seeds gate as one (none with ``per_seed``): each
     ``{"id", "jobs", "seeds", "n_ok", "metrics", "latency"}``, a metric change being the seeds' means
     (with ``n`` and ``std``: base's and new's), a latency row's their median p50.
@@ -462,6 +524,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         "regressions": gate.regressions,
         "regression_details": gate.details,
         "unstable_rows": gate.unstable,
+        "floor_rows": gate.floors,
         "seed_groups": seed_groups,
         "per_seed": per_seed,
         "gated_threads": None if threads is None else sorted(set(threads)),
@@ -700,7 +763,12 @@ def seed_group_rows(comparison: dict[str, Any]) -> list[list[str]]:
 
 
 def _not_gated_text(lat: dict[str, Any]) -> str:
-    """A latency row's label suffix when the gate does not judge it (older comparisons: ``gated`` only)."""
+    """A latency row's label suffix when the gate does not judge it (older comparisons: ``gated`` only), or
+    judges it on NEW's fastest call only (an unstable row: ``floor``)."""
+    floor = lat.get("floor")
+    if lat.get("gated", True) and isinstance(floor, dict) and _num(floor.get("new")) is not None:
+        what = "its fastest call" if floor.get("n") is None else "its seeds' median fastest call"
+        return f" (unstable: gated on {what}, {floor['new']:.4g} ms)"
     if lat.get("gated", True):
         return ""
     why = {"unstable": "unstable", "threads": "other threads", "batch": "other batch size",
@@ -885,12 +953,22 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
         lines.append(f"note: {len(groups)} sweep point(s) with repeated seeds gate on the seeds' mean accuracy and "
                      "median p50 (the rows marked [seeds ...]); each seed's own rows are shown, not gated "
                      "(--per-seed gates each)")
-    if comparison.get("unstable_rows"):
-        lines.append(f"note: {comparison['unstable_rows']} latency row(s) not gated: base or new marked them "
-                     f"unstable (their first and second half disagree by more than {STABLE_DRIFT_PCT:g} %); measure "
-                     "on a quieter machine, without --quick"
-                     + (", or gate one thread count with --threads 1" if _several_thread_counts(comparison) else ""))
     threshold, points = comparison["threshold_pct"], comparison.get("accuracy_points", comparison["threshold_pct"])
+    floors, unstable = comparison.get("floor_rows") or 0, comparison.get("unstable_rows") or 0
+    why_unstable = (f"their halves' medians differ by more than {STABLE_DRIFT_PCT:g} %, or a few slow calls "
+                    f"pull their mean more than {(STABLE_MEAN_OVER_P50 - 1) * 100:g} % above their p50")
+    remedy = ("measure on a quieter machine, without --quick"
+              + (", or gate one thread count with --threads 1" if _several_thread_counts(comparison) else ""))
+    if floors:
+        gate_text = (f"gated on NEW's fastest call only: a regression when even that is more than {threshold:g}% "
+                     "over BASE's p50 (interference only adds time: it would have to slow every call to trip this; "
+                     "a smaller slowdown passes)" if threshold is not None else
+                     "with --fail-on-regression they gate on NEW's fastest call against BASE's p50")
+        lines.append(f"note: {floors} latency row(s) that base or new marked unstable ({why_unstable}): their p50 "
+                     f"change may be the machine's; {gate_text}; {remedy}")
+    if unstable:
+        lines.append(f"note: {unstable} latency row(s) not gated: base or new marked them unstable "
+                     f"({why_unstable}) and NEW recorded no fastest call (min_ms) to judge instead; {remedy}")
     where = "".join(f" {name} {','.join(map(str, values))}" for name, values in (
         ("threads", comparison.get("gated_threads")), ("batch", comparison.get("gated_batch_sizes"))) if values)
     floor = comparison.get("min_change_ms") or 0
@@ -901,6 +979,10 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
         lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")
         lines += [f"  {r}" for r in comparison["regressions"]]
     elif rule:
-        lines.append(f"no regression beyond the threshold ({rule})")
+        # not silent on what it could not see: rows judged on their fastest call only, or not at all
+        caveats = ([f"{floors} unstable latency row(s) judged on their fastest call only"]
+                   if floors and threshold is not None else []) + (
+            [f"{unstable} unstable latency row(s) not judged"] if unstable and threshold is not None else [])
+        lines.append(f"no regression beyond the threshold ({rule})" + "".join(f"; {c}" for c in caveats))
     lines = [plain(line) for line in lines]
     return "\n".join([lines[0], table, *lines[1:]])

@@ -33,8 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
 
-from harness.latency import (default_thread_counts, run_remedy, settings_name, unstable_mark, unstable_note,
-                             usable_cores)
+from harness.latency import (default_thread_counts, mean_over_p50, run_remedy, settings_name, unstable_mark,
+                             unstable_note, unstable_reasons, usable_cores)
 from harness.text import mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
@@ -701,13 +701,20 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
 
 
 def _doubts(results: dict[str, Any], row: dict[str, Any], budget: Budget) -> str:
-    """What makes the fastest pick's latency less sure than its figure reads, said after the answer: a p50
-    marked unstable (a busy machine: it does not repeat), a p99 over the latency budget (a deadline is missed
-    now and then), timing with --quick (few runs)."""
+    """What makes the fastest pick's latency less sure than its figure reads, said after the answer: a row
+    marked unstable (a busy machine: its p50 drifted, or a few slow calls pull up its mean and p99; it does
+    not repeat), a p99 over the latency budget (a deadline is missed now and then), timing with --quick (few
+    runs)."""
     doubts = []
-    if row.get("stable") is False:
-        drift = _number(row.get("drift_pct"))
-        doubts.append(f"its p50 is unstable{f' (drifted {drift:.1f} %)' if drift is not None else ''}: "
+    reasons = unstable_reasons(row)
+    if reasons:
+        drift, pulled = _number(row.get("drift_pct")), mean_over_p50(row)
+        why = ([f"drifted {drift:.1f} %" if drift is not None else ""] if "drift" in reasons else []) + (
+            [f"a few slow calls pull its mean to {pulled:.1f}x its p50"] if "spread" in reasons and pulled is not None
+            else [])
+        said = "; ".join(w for w in why if w)
+        what = "p50" if "drift" in reasons else "timing"  # a spread leaves the p50, ruins the p99 and mean
+        doubts.append(f"its {what} is unstable{f' ({said})' if said else ''}: "
                       f"measure again {run_remedy(results)} before relying on it")
     p99 = _number(row.get("p99_ms"))
     if budget.latency_ms is not None and p99 is not None and p99 > budget.latency_ms:
@@ -795,8 +802,9 @@ def edge_record(results: dict[str, Any], provider: str | None = "CPUExecutionPro
         "memory_budget_bytes": budget.memory_bytes,
         "batch_size": 1, "threads": 1, "provider": provider, "jobs": len(rows),
         "latency_settings": settings_name((results.get("config") or {}).get("latency")),
-        # stable False: the p50 drifted between the halves of its runs (it does not repeat); p99 beside it,
-        # for a deadline the p50 budget alone does not judge
+        # stable False: the p50 drifted between the halves of its runs, or a few slow calls pull up its mean
+        # and p99 (it does not repeat, see latency.unstable_reasons); p99 beside it, for a deadline the p50
+        # budget alone does not judge
         "qualifying": _qualifying(rows),
         "answer": _answer(results, question, provider, run_dir, rows),
         # the same question at the most threads each job was timed at (--profile edge times all cores), when

@@ -16,11 +16,22 @@ number of runs is always recorded next to it.
 Every row also says how far it can be trusted:
 
 - ``timer_overhead_pct``: the cost of one ``perf_counter_ns`` pair as a
-  percentage of the p50 (a warning is logged above 1 %);
+  percentage of the p50 (a warning is logged above
+  :data:`TIMER_OVERHEAD_WARN_PCT`, 5 %);
 - ``cv``: standard deviation over mean;
 - ``drift_pct``: the relative difference between the medians of the first
   and second half of the samples, i.e. how much the machine moved while
-  measuring; ``stable`` is ``drift_pct <= 5``.
+  measuring;
+- ``stable``: neither of two signs of a busy machine. Drift: ``drift_pct``
+  above :data:`STABLE_DRIFT_PCT` (5): the p50 moved. Spread: the mean above
+  :data:`STABLE_MEAN_OVER_P50` (1.25) times the p50: a few calls far slower
+  than the rest pull up the mean, hence samples/s, and the p99, as steady
+  interference (another process's periodic bursts) does while leaving both
+  halves alike (p99 some 20x the quiet value, samples/s halved, the mean 2x
+  the p50 in one such run; the same row measured quietly: 1.08-1.12x). Not
+  the ``cv``: among thousands of microsecond calls one long preemption makes
+  it 4 while the mean moves 2 %. :func:`unstable_reasons` says which of the
+  two a row shows.
 
 Cold costs in this process, one sample each, beside the warmed-up
 percentiles (a model's first load in a new process, the cold start that
@@ -63,7 +74,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 STABLE_DRIFT_PCT = 5.0
-"""A row whose first-half and second-half medians differ by more than this is marked unstable."""
+"""A row whose first-half and second-half medians differ by more than this (percent) is marked unstable."""
+STABLE_MEAN_OVER_P50 = 1.25
+"""A row whose mean is more than this times its p50 is marked unstable: a few calls far slower than the rest
+(other work on the machine) pull up its mean, hence its samples/s, and its p99."""
 TIMER_OVERHEAD_WARN_PCT = 5.0
 """Timer overhead above this share of the p50 is logged as a warning: the call is too short to time alone
 (every row records its ``timer_overhead_pct``; at 1-5 % the figure is still good to that margin)."""
@@ -162,7 +176,10 @@ class LatencyStats:
 
     @property
     def stable(self) -> bool:
-        return self.drift_pct <= STABLE_DRIFT_PCT
+        """Whether the row shows neither drift (``drift_pct`` above :data:`STABLE_DRIFT_PCT`) nor spread (the
+        mean above :data:`STABLE_MEAN_OVER_P50` times the p50); see :func:`unstable_reasons`."""
+        spread = self.p50_ms > 0 and self.mean_ms > STABLE_MEAN_OVER_P50 * self.p50_ms
+        return self.drift_pct <= STABLE_DRIFT_PCT and not spread
 
     def row(self, batch_size: int) -> dict[str, Any]:
         """The contract's latency fields plus ``min_ms``/``max_ms``, ``cv``, ``drift_pct``, ``stable`` and
@@ -199,16 +216,59 @@ def run_remedy(results: dict[str, Any]) -> str:
         name or "", RUN_REMEDY)
 
 
+def mean_over_p50(row: dict[str, Any]) -> float | None:
+    """A latency row's mean over its p50 (None without both figures): how far slow calls pull up its mean."""
+    mean, p50 = (row.get(k) for k in ("mean_ms", "p50_ms"))
+    if isinstance(mean, bool) or isinstance(p50, bool) or not isinstance(mean, (int, float)) \
+            or not isinstance(p50, (int, float)) or p50 <= 0:
+        return None
+    return float(mean) / float(p50)
+
+
+def unstable_reasons(row: dict[str, Any]) -> list[str]:
+    """Why a latency row (a results.json dict) is marked unstable: ``"drift"`` (``drift_pct`` above
+    :data:`STABLE_DRIFT_PCT`: its p50 moved between the halves of its runs) and/or ``"spread"`` (its mean above
+    :data:`STABLE_MEAN_OVER_P50` times its p50: a few calls far slower than the rest pull up its mean and p99);
+    [] for a row not marked unstable. A row marked unstable that records neither figure beyond its limit (a
+    run from before the spread was judged, or one whose figures were left out) is ``["drift"]``, the only
+    criterion there was before."""
+    if not isinstance(row, dict) or row.get("stable") is not False:
+        return []
+    drift = row.get("drift_pct") if isinstance(row.get("drift_pct"), (int, float)) else None
+    pulled = mean_over_p50(row)
+    reasons = [name for name, value, limit in (("drift", drift, STABLE_DRIFT_PCT),
+                                               ("spread", pulled, STABLE_MEAN_OVER_P50))
+               if value is not None and value > limit]
+    return reasons or ["drift"]
+
+
 def unstable_note(rows: Sequence[dict[str, Any]], remedy: str = RUN_REMEDY) -> str | None:
     """The footnote for :data:`UNSTABLE_MARK` under a table of latency ``rows`` (None when none is unstable);
-    ``remedy`` says how to measure again with the command whose output it is under."""
-    drifts = [r.get("drift_pct") for r in rows if isinstance(r, dict) and r.get("stable") is False]
-    if not drifts:
+    ``remedy`` says how to measure again with the command whose output it is under. It says why the starred
+    rows are unstable (:func:`unstable_reasons`: drift, spread or both, each with its worst figure) and which
+    of their figures do not repeat."""
+    unstable = [r for r in rows if isinstance(r, dict) and r.get("stable") is False]
+    if not unstable:
         return None
-    worst = max((d for d in drifts if isinstance(d, (int, float))), default=None)
-    up_to = f" (drift_pct up to {worst:.1f} %)" if worst is not None else ""
-    return (f"{UNSTABLE_MARK} unstable: the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % "
-            f"from the first{up_to}: a busy machine; its p50 and p99 do not repeat (measure again {remedy})")
+    found: dict[str, list[float]] = {}
+    both = all(len(unstable_reasons(row)) == 2 for row in unstable)  # else "or": a row shows one, or both
+    for row in unstable:
+        for reason in unstable_reasons(row):
+            value = row.get("drift_pct") if reason == "drift" else mean_over_p50(row)
+            found.setdefault(reason, []).extend([float(value)] if isinstance(value, (int, float)) else [])
+    said = []
+    if "drift" in found:
+        worst = f" (drift_pct up to {max(found['drift']):.1f} %)" if found["drift"] else ""
+        said.append(f"the second half of the runs' median moved more than {STABLE_DRIFT_PCT:g} % from the "
+                    f"first{worst}")
+    if "spread" in found:
+        worst = f"; up to {max(found['spread']):.1f}x" if found["spread"] else ""
+        said.append(f"a few calls far slower than the rest pull the mean more than "
+                    f"{(STABLE_MEAN_OVER_P50 - 1) * 100:g} % above the p50{f' ({worst[2:]})' if worst else ''}")
+    which = {("drift",): "its p50 and p99 do not repeat", ("spread",): "its p99 and samples/s do not repeat",
+             }.get(tuple(found), "its p50, p99 and samples/s do not repeat")
+    return (f"{UNSTABLE_MARK} unstable: {(', and ' if both else ', or ').join(said)}: a busy machine; {which} "
+            f"(measure again {remedy})")
 
 
 def half_drift_pct(samples: Sequence[float]) -> float:
@@ -260,13 +320,81 @@ def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple
     return [(f".{key}", old[key], new[key]) for key in both if old[key] != new[key]]
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where the cgroup file systems are mounted (v2 directly, or v1's controllers as ``cpu``, ``cpu,cpuacct``...)."""
+PROC_CGROUP = Path("/proc/self/cgroup")
+"""This process's cgroup membership: which directory below :data:`CGROUP_ROOT` holds its limits."""
+_V1_CPU_MOUNTS = ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+
+
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as a container's cpuset or ``taskset`` limits it),
-    else the machine's count: "all cores" beyond them would time threads waiting for a core."""
+    """The cores this process may use: its CPU affinity (a container's cpuset, ``taskset``), else the machine's
+    count, and no more than its CPU quota allows (:func:`cgroup_cpu_limit`: ``docker --cpus=2``, a Kubernetes
+    CPU limit): "all cores" beyond them would time threads waiting for a core."""
     try:
-        return len(os.sched_getaffinity(0)) or os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) or os.cpu_count() or 1
     except (AttributeError, OSError):  # macOS and Windows have no affinity call
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_limit()
+    return min(cores, quota) if quota is not None else cores
+
+
+def cgroup_cpu_limit() -> int | None:
+    """The whole cores this process's CPU quota pays for, ``ceil(quota / period)`` (1.5 CPUs: 2), the tightest
+    over its cgroup and the cgroups above it: cgroup v2's ``cpu.max`` (``"200000 100000"``; ``"max ..."``: no
+    quota) or v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1: no quota). None when no quota is set or
+    none can be read (not Linux, no cgroup file system). A few small reads: cheap enough for every run's start."""
+    limits = []
+    for directory in _cgroup_dirs():
+        parts = _read_words(directory / "cpu.max")
+        if parts:  # v2: "QUOTA PERIOD" or "max PERIOD"
+            quota, period = parts[0], parts[1] if len(parts) > 1 else "100000"
+        else:
+            quota_words, period_words = (_read_words(directory / f"cpu.cfs_{k}_us") for k in ("quota", "period"))
+            if not quota_words or not period_words:
+                continue
+            quota, period = quota_words[0], period_words[0]
+        try:
+            q, p = int(quota), int(period)
+        except ValueError:  # "max", or a file not as expected
+            continue
+        if q > 0 and p > 0:
+            limits.append(max(1, math.ceil(q / p)))
+    return min(limits) if limits else None
+
+
+def _read_words(path: Path) -> list[str]:
+    """The words of a small file, [] when it is missing or unreadable."""
+    try:
+        return path.read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _cgroup_dirs() -> list[Path]:
+    """The cgroup directories whose CPU quota binds this process: its own (from :data:`PROC_CGROUP`) and each
+    above it, up to the mount point, in cgroup v2 and in v1's ``cpu`` hierarchy; only the mount points when
+    its membership cannot be read. In a container the mount point is the container's own cgroup."""
+    roots = {"v2": [CGROUP_ROOT, CGROUP_ROOT / "unified"], "v1": [CGROUP_ROOT / m for m in _V1_CPU_MOUNTS]}
+    own: dict[str, str] = {}
+    try:
+        for line in PROC_CGROUP.read_text().splitlines():
+            number, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+            if number == "0" and controllers == "":
+                own["v2"] = path
+            elif "cpu" in controllers.split(","):
+                own["v1"] = path
+    except (OSError, UnicodeDecodeError):
+        pass
+    dirs: list[Path] = []
+    for kind, mounts in roots.items():
+        relative = Path(own.get(kind, "/").lstrip("/"))
+        for mount in mounts:
+            for part in [relative, *relative.parents]:  # its own cgroup, then each above it (the last: ".")
+                directory = mount / part
+                if directory not in dirs:
+                    dirs.append(directory)
+    return dirs
 
 
 def threads_over_cores(threads: Sequence[int]) -> str | None:

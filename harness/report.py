@@ -52,7 +52,8 @@ CSV_FIELDS = [
     # appended: the ONNX model's cold start, its load and first answer in a new process (the median of
     # its runs; see harness.coldstart), the same on each of its rows
     "cold_start_ms", "cold_start_rss_bytes",
-    # appended: whether the row's median held from its first half of runs to its second (see harness.latency)
+    # appended: whether the row's median held from its first half of runs to its second and no few slow calls
+    # pull its mean above 1.25x its p50, and the drift (see harness.latency)
     "stable", "drift_pct",
     # appended: how far training grew the process above its size when the job began (CPU): the peak above
     # includes the interpreter, the data and what earlier jobs left, so it depends on the order of the jobs
@@ -962,7 +963,8 @@ def latency_notes(results: dict[str, Any]) -> list[str]:
 
 def p50_text(row: dict[str, Any], spec: str | None = None) -> str:
     """A latency row's p50 (``ms_text``, or ``spec``), followed by :data:`UNSTABLE_MARK` when the row is
-    marked unstable: its figures did not hold from the first half of its runs to the second."""
+    marked unstable: its figures did not hold from the first half of its runs to the second, or a few slow
+    calls pull up its mean (:func:`harness.latency.unstable_reasons`)."""
     value = _number(row.get("p50_ms"))
     text = ms_text(value) if spec is None else _fmt(value, spec)
     return text + (unstable_mark(row) if value is not None else "")

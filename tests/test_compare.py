@@ -206,22 +206,91 @@ def test_lost_onnxruntime_latency_rows_are_regressions_with_a_threshold():
     assert compare_runs(new, base, threshold=10)["regressions"] == []  # rows only in new are informational
 
 
-def test_a_latency_row_either_run_marked_unstable_is_shown_but_never_gates():
-    # two identical --profile edge runs failed CI on an all-core row the harness had marked unstable
+def test_a_latency_row_either_run_marked_unstable_gates_on_its_fastest_call_only():
+    # two identical --profile edge runs failed CI on an all-core row the harness had marked unstable: its p50
+    # change is noise, so it is not judged; but NEW's fastest call cannot be slowed by noise-free code
     base, new = load("base"), load("regressed")
     (row,) = [r for r in new["jobs"][0]["latency"] if (r["runtime"], r["batch_size"], r["threads"]) ==
               ("onnxruntime", 1, 1)]
     assert any("grew 40.0%" in r for r in compare_runs(base, new, threshold=10)["regressions"])
-    row["stable"] = False
+    row["stable"] = False  # p50 0.0173 -> 0.02422 (+40 %), fastest call 0.016435: below base's p50
     comparison = compare_runs(base, new, threshold=10)
     assert not any("batch 1 threads 1 grew" in r for r in comparison["regressions"] if r.startswith("mnist-mlp"))
-    assert comparison["unstable_rows"] == 1
+    assert (comparison["floor_rows"], comparison["unstable_rows"]) == (1, 0)
+    (entry,) = [r for r in comparison["jobs"][0]["latency"] if (r["runtime"], r["batch_size"], r["threads"]) ==
+                ("onnxruntime", 1, 1)]
+    assert entry["gated"] is True and entry["gated_on"] == "min" and "not_gated" not in entry
+    assert (entry["floor"]["base"], entry["floor"]["new"], entry["floor"]["regression"]) == (0.0173, 0.016435, False)
+    text = format_comparison(comparison)
+    assert "p50 onnxruntime/CPUExecutionProvider b1 t1 (unstable: gated on its fastest call, 0.01644 ms)" in text
+    note = next(line for line in text.splitlines() if line.startswith("note: 1 latency row(s) that base or new"))
+    assert "gated on NEW's fastest call only: a regression when even that is more than 10% over BASE's p50" in note
+    assert note.endswith("or gate one thread count with --threads 1")
+    # advice only where there is another thread count to leave out
+    assert "--threads 1" not in format_comparison(compare_runs(base, new, threshold=10, threads=[1]))
+    # the verdict does not claim "no regression" silently: it says what was judged on the floor only
+    noisy = load("base")  # the same code, one row's p50 40 % up by noise and marked unstable
+    next(r for r in noisy["jobs"][0]["latency"] if _same_row(r, row)).update(stable=False, p50_ms=0.02422)
+    verdict = format_comparison(compare_runs(base, noisy, threshold=10)).splitlines()[-1]
+    assert verdict == ("no regression beyond the threshold (p50 +10%, accuracy or macro-F1 -10 points); "
+                       "1 unstable latency row(s) judged on their fastest call only")
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in ("runtime", "provider", "batch_size", "threads"))
+
+
+def test_an_unstable_row_three_times_slower_is_still_a_regression(tmp_path):
+    """A review made every ORT row of NEW 3x slower and marked it unstable (drift_pct 6): exit 0, "no regression".
+    NEW's fastest call, 3x base's, is over base's p50 by far more than any noise explains."""
+    base, new = load("base"), load("base")
+    new["run_id"] = "new"
+    for job in new["jobs"]:
+        for r in job.get("latency") or []:
+            if r["runtime"] == "onnxruntime":
+                r.update({k: r[k] * 3 for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms") if k in r},
+                         stable=False, drift_pct=6.0)
+    comparison = compare_runs(base, new, threshold=10)
+    latency = [d for d in comparison["regression_details"] if d["kind"] == "latency"]
+    assert latency and len(latency) == comparison["floor_rows"] and comparison["unstable_rows"] == 0
+    first = latency[0]
+    assert first["gated_on"] == "min" and first["pct"] == pytest.approx(200.0)
+    assert first["min_ms"] == pytest.approx(3 * 0.016435) and first["min_pct"] == pytest.approx(
+        100 * (3 * 0.016435 / 0.0173 - 1))
+    assert first["text"].startswith("mnist-mlp@synthetic: p50 onnxruntime/CPUExecutionProvider batch 1 threads 1 "
+                                    "grew 200.0% (0.0173 -> 0.0519 ms); unstable, so gated on its fastest call: "
+                                    "0.0493 ms, 185.0% over base's p50")
+    stable_base = compare_runs(load("base"), load("regressed"), threshold=10)["regression_details"][0]
+    assert (stable_base["gated_on"], stable_base["min_ms"], stable_base["min_pct"]) == ("p50", None, None)
+    # --min-change-ms binds the floor too: 0.033 ms over base's p50 is under a 0.05 ms floor
+    assert not [d for d in compare_runs(base, new, threshold=10, min_change_ms=0.05)["regression_details"]
+                if d["kind"] == "latency" and d["text"] == first["text"]]
+    # the CLI exits 1, and --json carries the same dicts
+    folders = write_run(tmp_path / "base", base), write_run(tmp_path / "new", new)
+    result = compare_cli(*map(str, folders), "--fail-on-regression", "10", "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["floor_rows"] == comparison["floor_rows"] and data["regression_details"][0]["gated_on"] == "min"
+    # and the API, which shares compare_folders with the CLI
+    from harness.api import compare
+
+    assert compare(*folders, threshold=10)["regression_details"] == data["regression_details"]
+
+
+def test_an_unstable_row_without_a_fastest_call_is_shown_not_gated():
+    """A row from a run that recorded no ``min_ms`` (an older or hand-made results.json) cannot be judged on
+    its floor: shown, not gated, counted, and the verdict says so."""
+    base, new = load("base"), load("regressed")
+    (row,) = [r for r in new["jobs"][0]["latency"] if (r["runtime"], r["batch_size"], r["threads"]) ==
+              ("onnxruntime", 1, 1)]
+    row["stable"] = False
+    del row["min_ms"]
+    comparison = compare_runs(base, new, threshold=10)
+    assert (comparison["floor_rows"], comparison["unstable_rows"]) == (0, 1)
+    assert not any("batch 1 threads 1 grew" in r for r in comparison["regressions"] if r.startswith("mnist-mlp"))
     text = format_comparison(comparison)
     assert "p50 onnxruntime/CPUExecutionProvider b1 t1 (not gated: unstable)" in text
     assert "note: 1 latency row(s) not gated: base or new marked them unstable" in text
-    assert text.split("marked them unstable")[1].split("\n")[0].endswith("or gate one thread count with --threads 1")
-    # advice only where there is another thread count to leave out
-    assert "--threads 1" not in format_comparison(compare_runs(base, new, threshold=10, threads=[1]))
 
 
 def test_compare_can_gate_one_thread_count_and_batch_size_only(tmp_path):
@@ -531,11 +600,28 @@ def test_a_sweep_point_gates_on_the_median_p50_over_its_seeds():
     ort_row(seed_job(new, 1))["stable"] = False
     (regression,) = compare_runs(base, new, threshold=10)["regressions"]
     assert regression.startswith(f"{POINT} [seeds 0,1,2]: median of 1 of 3 seeds' p50 ")
-    # with every seed's unstable the row is not gated at all
+    # with every seed's unstable the p50s are noise: the row gates on the median of NEW's fastest calls against
+    # BASE's median p50 (0.051 ms), which the slower p50s alone do not cross
     for seed in (0, 1, 2):
         ort_row(seed_job(new, seed))["stable"] = False
     comparison = compare_runs(base, new, threshold=10)
-    assert comparison["regressions"] == [] and comparison["unstable_rows"] == 1
+    assert comparison["regressions"] == [] and (comparison["floor_rows"], comparison["unstable_rows"]) == (1, 0)
+    (lat,) = [r for g in comparison["seed_groups"] if g["id"] == POINT for r in g["latency"]
+              if (r["runtime"], r["batch_size"], r["threads"]) == ("onnxruntime", 1, 1)]
+    assert lat["gated"] and lat["gated_on"] == "min" and lat["floor"]["n"] == 3
+    assert (lat["floor"]["base"], lat["floor"]["new"]) == (0.051, 0.04845)
+    assert "t1 of 3 (unstable: gated on its seeds' median fastest call, 0.04845 ms)" in format_comparison(comparison)
+    for seed in (0, 1):  # two of three seeds' fastest calls 30 % over base's median p50: the median is
+        ort_row(seed_job(new, seed))["min_ms"] = 0.051 * 1.3
+    (detail,) = compare_runs(base, new, threshold=10)["regression_details"]
+    assert detail["gated_on"] == "min" and detail["min_pct"] == pytest.approx(30.0)
+    assert detail["text"].startswith(f"{POINT} [seeds 0,1,2]: median of 3 seeds' p50 ")
+    assert detail["text"].endswith("; unstable, so gated on the median of 3 seeds' fastest calls: 0.0663 ms, "
+                                   "30.0% over their median p50 in base")
+    for seed in (0, 1, 2):  # no fastest call recorded: not gated at all, and counted
+        del ort_row(seed_job(new, seed))["min_ms"]
+    comparison = compare_runs(base, new, threshold=10)
+    assert comparison["regressions"] == [] and (comparison["floor_rows"], comparison["unstable_rows"]) == (0, 1)
 
 
 def test_a_seed_that_failed_or_lost_a_row_is_still_a_regression_of_its_own():
