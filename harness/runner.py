@@ -767,6 +767,12 @@ def storage_stop(exc: BaseException, run_dir: Path) -> StorageError:
                         f"then continue with: harness run --resume --run-id {run_dir.name} --out {run_dir.parent}")
 
 
+def paired_threads(threads: Sequence[int]) -> int:
+    """The thread count a job's paired comparisons (ORT vs eager, a variant vs fp32) are timed at: 1, the
+    edge question's, when it was timed, else the fewest: the same whatever order --threads gave them in."""
+    return 1 if 1 in threads else min(threads)
+
+
 def run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     """Run every stage of one job; never raises except on KeyboardInterrupt."""
     owners = getattr(ctx.registry, "owners", {}).get("metrics", {})
@@ -1102,7 +1108,7 @@ def _latency(ctx: RunContext, row: dict[str, Any], model: Any, onnx_path: Path, 
             row["latency"] += measure_torch(model, test_x[: max(options.batch_sizes)], options.batch_sizes,
                                             [1], ctx.device, options.latency)
         if "CPUExecutionProvider" in ctx.providers:  # the table's "ORT vs eager", timed in alternating rounds
-            threads = 1 if 1 in options.threads else min(options.threads)
+            threads = paired_threads(options.threads)
             try:
                 smallest = min(options.batch_sizes)
                 row["ort_vs_eager"] = compare_onnx_with_eager(onnx_path, model.cpu().eval(), test_x[:smallest],

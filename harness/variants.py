@@ -182,8 +182,10 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
         row["latency_skipped"] = skipped
     if compare and row["latency"]:
         first = row["latency"][0]
+        from harness.runner import paired_threads
+
         row["vs_fp32"] = _compare_with_fp32(fp32_path, target, first["provider"], min(batch_sizes),
-                                            next(iter(options.threads)), sample, options.latency, name)
+                                            paired_threads(options.threads), sample, options.latency, name)
 
 
 def _latency_providers(name: str, providers: list[str]) -> tuple[list[str], list[str]]:
