@@ -201,11 +201,18 @@ def deployment_table(
     budget = Budget(latency_budget_ms, size_budget_bytes, activation_budget_bytes, cold_budget_ms,
                     memory_budget_bytes)
     rows = []
+    # THREADS_MAX stops at the cores the run could use: a count beyond them timed threads waiting for a core
+    cores = _int(_get_dict(results, "environment").get("usable_cores")) if isinstance(results, dict) else None
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
             continue
-        rows.append(_job_row(job, floor, budget, batch_size, threads, provider, max_accuracy_drop, metric))
+        rows.append(_job_row(job, floor, budget, batch_size, threads, provider, max_accuracy_drop, metric, cores))
     return rows
+
+
+def _get_dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 ACCURACY_SLACK = 1e-6
@@ -216,12 +223,16 @@ decimals. A millionth is far below one test sample's worth."""
 
 
 def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_size: int,
-             threads: int | str | None, provider: str | None, max_drop: float | None, metric: str) -> dict[str, Any]:
+             threads: int | str | None, provider: str | None, max_drop: float | None, metric: str,
+             cores: int | None = None) -> dict[str, Any]:
     base_accuracy = _fp32_accuracy(job, metric)
     wanted_threads = threads
-    if threads == THREADS_MAX:
+    beyond: list[int] = []
+    if threads == THREADS_MAX:  # the most measured within the run's cores (the fewest when all are beyond)
         measured = [r["threads"] for r in _ort_rows(job.get("latency")) if _int(r.get("threads")) is not None]
-        wanted_threads = max(measured, default=None)
+        beyond = sorted({t for t in measured if cores is not None and t > cores})
+        within = [t for t in measured if t not in beyond]
+        wanted_threads = max(within) if within else min(measured, default=None)
     row: dict[str, Any] = {
         "model": job.get("model"),
         "dataset": job.get("dataset"),
@@ -235,6 +246,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "provider": provider,
         "batch_size": batch_size,
         "threads": wanted_threads,
+        # thread counts timed beyond the run's usable cores, passed over by THREADS_MAX (said in its title)
+        **({"threads_beyond_cores": [beyond, cores]} if beyond else {}),
         "p50_ms": None,
         "p99_ms": None,
         "min_ms": None,
@@ -599,13 +612,17 @@ def edge_markdown(results: dict[str, Any], accuracy_floor: float | None = None,
 
 def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> str:
     """How a table's thread count reads: ``1 thread``, or for :data:`THREADS_MAX` the count its rows were
-    measured at (``4 threads, the most threads measured``), which need not be the machine's core count."""
+    measured at (``4 threads, the most threads measured``), which need not be the machine's core count, but
+    is never above it when another count was measured (``2 threads, the most threads measured within the
+    run's 2 usable cores``: 4 was timed too, on threads waiting for a core)."""
     if threads != THREADS_MAX:
         return f"{threads} thread" + ("" if threads == 1 else "s")
     counts = sorted({r["threads"] for r in rows if isinstance(r.get("threads"), int)})
+    capped = next((r["threads_beyond_cores"] for r in rows if r.get("threads_beyond_cores")), None)
+    within = "" if capped is None else f" within the run's {capped[1]} usable cores"
     if len(counts) == 1:
-        return f"{counts[0]} threads, the most threads measured"
-    return "the most threads measured for each job"
+        return f"{counts[0]} thread{'' if counts[0] == 1 else 's'}, the most threads measured{within}"
+    return f"the most threads measured{within} for each job"
 
 
 SEE_TABLE = " (see the report's Edge deployment table for why)"

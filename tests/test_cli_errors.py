@@ -394,10 +394,13 @@ def test_harness_offline_reads_the_usual_spellings_and_counts_an_unknown_one_as_
 
 
 def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count(tmp_path):
-    import os
+    """The "most threads" edge table stops at the usable cores: it ranked models at a count beyond them."""
+    from harness.latency import usable_cores
 
-    over = (os.cpu_count() or 1) + 1
-    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--threads", f"1,{over}",
+    cores = usable_cores()
+    over = cores + 1
+    counts = ",".join(map(str, sorted({1, cores, over})))
+    result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--threads", counts,
                      "--epochs", "1", "--max-train-samples", "64", "--max-test-samples", "64", "--device", "cpu",
                      "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
                      "--no-progress", "--out", str(tmp_path), "--run-id", "r")
@@ -405,7 +408,11 @@ def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count
     warnings = [line for line in result.stderr.splitlines() if line.startswith("harness: warning: --threads")]
     assert len(warnings) == 1 and f"{over}" in warnings[0] and f"{over - 1} cores" in warnings[0], result.stderr
     report = (tmp_path / "r" / "report.md").read_text()
-    assert f"batch 1, {over} threads, the most threads measured" in report and "all cores" not in report
+    assert f"{over} threads" not in report and "all cores" not in report
+    if cores > 1:
+        assert f"batch 1, {cores} threads, the most threads measured within the run's {cores} usable cores" in report
+    else:  # 1 is the most within the cores: the 1-thread table says it all
+        assert "the most threads measured" not in report
 
 
 def test_sweep_values_training_accepts_are_not_refused():
