@@ -58,6 +58,9 @@ CSV_FIELDS = [
     # appended: how far training grew the process above its size when the job began (CPU): the peak above
     # includes the interpreter, the data and what earlier jobs left, so it depends on the order of the jobs
     "memory_growth_bytes",
+    # appended: how spread the row's calls were and how it was timed (see harness.latency and harness bench):
+    # the graph optimisation level, inputs bound once (IOBinding) or fed per call, threads spinning or not
+    "max_ms", "cv", "opt_level", "iobinding", "allow_spinning",
 ]
 
 

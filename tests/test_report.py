@@ -442,6 +442,13 @@ def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     rows = list(csv.DictReader(io.StringIO(to_csv(results))))
     assert {r["memory_growth_bytes"] for r in rows if r["id"] == job["id"]} == {str(5 * 2**20)}
     assert {r["memory_growth_bytes"] for r in rows if r["id"] == results["jobs"][1]["id"]} == {""}  # no start figure
+    # how each row was timed and how spread it was, as results.json's rows say (a CSV reader could not tell)
+    how = {"max_ms": 4.5, "cv": 1.7, "opt_level": "all", "iobinding": True, "allow_spinning": False}
+    for row in job["latency"]:
+        row.update(how)
+    rows = [r for r in csv.DictReader(io.StringIO(to_csv(results))) if r["id"] == job["id"] and r["variant"] in ("", "fp32")]
+    assert len(rows) == len(job["latency"]) and all({k: r[k] for k in how} == {
+        k: str(v) for k, v in how.items()} for r in rows)
 
 
 OLD_CSV_COLUMNS = [
