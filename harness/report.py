@@ -732,12 +732,54 @@ SEED_MEASURES: list[tuple[str, str, str]] = [
 ]
 
 
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+"""Student's t at 0.975 for 1 to 30 degrees of freedom: the two-sided 95 % interval's factor."""
+
+
+def t975(df: int) -> float:
+    """Student's t quantile at 0.975 for ``df`` degrees of freedom (the table to 30, then the Cornish-Fisher
+    expansion around the normal's 1.96, within 0.001 of the exact value there)."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
 def _mean_std(values: Sequence[float]) -> dict[str, Any]:
-    """mean, sample standard deviation (n-1; null for one value), n, min and max."""
+    """mean, sample standard deviation (n-1; null for one value), n, min and max, and ``ci95``: the half-width
+    of the mean's 95 % confidence interval, t(0.975, n-1) x std / sqrt(n) (null for one value)."""
     if not values:
-        return {"mean": None, "std": None, "n": 0, "min": None, "max": None}
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values), "min": min(values), "max": max(values)}
+        return {"mean": None, "std": None, "n": 0, "min": None, "max": None, "ci95": None}
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "min": min(values),
+            "max": max(values), "ci95": None if std is None else t975(len(values) - 1) * std / math.sqrt(len(values))}
+
+
+SEEDS_CSV = "seeds.csv"
+"""Written beside results.csv when a run repeated a sweep point over seeds: the Seeds table's figures."""
+
+
+def seeds_csv(results: dict[str, Any]) -> str | None:
+    """One row per group of seeds (:func:`seed_summary`): who and how many, then for each of the Seeds
+    table's measures its mean, std, ci95, n, min and max (``accuracy_mean`` ...); None without a group."""
+    summaries = seed_summary(results)
+    if not summaries:
+        return None
+    stats = ("mean", "std", "ci95", "n", "min", "max")
+    fields = ["run_id", "model", "dataset", "settings", "seeds", "jobs", "ok"] + [
+        f"{key}_{stat}" for key, _, _ in SEED_MEASURES for stat in stats]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for s in summaries:
+        row = {"run_id": s["run_id"], "model": s["model"], "dataset": s["dataset"],
+               "settings": point_text(s["settings"]), "seeds": ",".join(map(str, s["seeds"])), "jobs": s["n"],
+               "ok": s["n_ok"]}
+        for key, _, _ in SEED_MEASURES:
+            row.update({f"{key}_{stat}": s["measures"][key].get(stat) for stat in stats})
+        writer.writerow(row)
+    return buffer.getvalue()
 
 
 SEED_GROUP_OPTIONS = ("epochs", "batch_size", "lr", "max_train_samples", "max_test_samples", "amp", "device",
@@ -1335,7 +1377,7 @@ def training_table(results: dict[str, Any]) -> Table:
 
 
 SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation over the seeds (n-1), "
-              "finished jobs only.")
+              "finished jobs only. seeds.csv has these figures with each mean's 95 % confidence interval.")
 REFERENCE_NOTE = ("What the seed projects published for these models, next to this run: comparable only for a "
                   "job that trained on the published dataset for the published epochs at the recipe's batch size "
                   "on the whole training split and was tested on the whole test split; a note below names what "
@@ -1912,6 +1954,12 @@ def _write_reports(run_dir: Path, results: dict[str, Any]) -> list[Path]:
     written = []
     atomic_write_text(run_dir / "results.csv", to_csv(results))
     written.append(run_dir / "results.csv")
+    seeds = seeds_csv(results)
+    if seeds is not None:
+        atomic_write_text(run_dir / SEEDS_CSV, seeds)
+        written.append(run_dir / SEEDS_CSV)
+    elif (run_dir / SEEDS_CSV).is_file() and not (run_dir / SEEDS_CSV).is_symlink():
+        (run_dir / SEEDS_CSV).unlink()  # an earlier build's, of seeds this document no longer holds
     from harness.report_html import render_plots, write_html
 
     plots = render_plots(results)

@@ -64,6 +64,25 @@ def test_seed_summary_gives_mean_and_sample_std_over_seeds(results):
     assert partial["measures"]["onnx_accuracy"]["std"] == pytest.approx(math.sqrt(2) * 0.01)
 
 
+def test_seeds_csv_holds_the_seed_tables_figures_with_a_confidence_interval(results, tmp_path):
+    """A paper's table cites mean ± a 95 % interval: it was in report.md only, as text, without the interval."""
+    rows = list(csv.DictReader(io.StringIO(report.seeds_csv(results))))
+    groups = {r["settings"]: r for r in rows}
+    assert set(groups) == {"dropout=0.1", "dropout=0.05"}
+    full = groups["dropout=0.1"]
+    assert (full["model"], full["seeds"], full["jobs"], full["ok"]) == ("mnist-enhanced-20k", "0,1,2", "3", "3")
+    assert float(full["accuracy_mean"]) == pytest.approx(0.96) and float(full["accuracy_std"]) == pytest.approx(0.01)
+    assert float(full["accuracy_ci95"]) == pytest.approx(4.303 * 0.01 / math.sqrt(3))  # t(0.975, 2)
+    assert full["accuracy_n"] == "3" and float(full["accuracy_min"]) <= 0.96 <= float(full["accuracy_max"])
+    assert report.seeds_csv({**results, "jobs": [j for j in results["jobs"] if not j.get("point")]}) is None
+    for df, exact in ((1, 12.7062), (2, 4.3027), (30, 2.0423), (31, 2.0395), (40, 2.0211), (100, 1.9840)):
+        assert report.t975(df) == pytest.approx(exact, abs=1e-3), df
+    written = write_reports(tmp_path, results)
+    assert tmp_path / "seeds.csv" in written and (tmp_path / "seeds.csv").read_text() == report.seeds_csv(results)
+    write_reports(tmp_path, {**results, "jobs": results["jobs"][:1]})  # a rebuild with no seeds: no stale file
+    assert not (tmp_path / "seeds.csv").exists()
+
+
 def test_seed_summary_leaves_out_jobs_without_replicates(results):
     results["jobs"] = [j for j in results["jobs"] if (j.get("point") or {}).get("seed") in (None, 0)]
     assert seed_summary(results) == []
