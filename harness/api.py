@@ -108,7 +108,8 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     plots. ``track``: experiment trackers by name (``--track``).
 
     ``resume=True`` continues the run ``run_id`` in ``out`` (else the latest there) with its stored
-    options, the ones given here on top. A Ctrl-C keeps the finished jobs (and their reports) and raises
+    options, the ones given here on top; ``like=RUN`` (a run folder) starts a new run with RUN's stored
+    options, the ones given here on top, beside RUN unless ``out`` is given. A Ctrl-C keeps the finished jobs (and their reports) and raises
     ``KeyboardInterrupt``, whose ``run_folder`` says where they are.
     """
     from harness.progress import make_progress
@@ -210,7 +211,7 @@ def _names(name: str, value: Any) -> list[str] | None:
 _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
                "memory_budget": "memory_budget_bytes"}
 _NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
-_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs")
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like")
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
              "edge_gate": "RunResult.edge['qualifying'] is empty when no job fits"}
@@ -265,7 +266,7 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
 def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any] | None]:
     """:class:`RunOptions` and the executor's options (Ray's address and CPUs) from :func:`run`'s keywords."""
     from harness.latency import QUICK, LatencyConfig
-    from harness.runner import RunOptions, _check_stored_option, resumed_options
+    from harness.runner import RunOptions, _check_stored_option, liked_options, resumed_options
 
     fields = {f.name: str(f.type) for f in dataclasses.fields(RunOptions)}
     instead = [f"{name} ({_NOT_HERE[name]})" for name in sorted(set(given) & set(_NOT_HERE))]
@@ -276,6 +277,10 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         raise TypeError(f"run() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(fields))}, "
                         f"the flags {', '.join(_FLAGS)}, and quick, progress, reports and track")
     values = _from_flags(given)
+    like = values.pop("like", None)
+    if like is not None and not isinstance(like, (str, Path)):
+        raise TypeError(f"like takes a run folder's path, not {like!r}")
+    out_given = "out" in values
     cold_runs = _whole("cold_runs", values.pop("cold_runs", None), 0)
     ray = {"address": values.pop("ray_address", None), "num_cpus": _whole("jobs", values.pop("jobs", None), 1)}
     for name in _NAME_LISTS:
@@ -321,7 +326,15 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         apply_edge_profile(values, named)
     elif values.get("profile") not in (None, "edge"):
         raise HarnessError(f"profile {values['profile']!r} is not one harness knows; known: edge")
-    if values.get("resume"):
+    if like is not None:  # as --like: RUN's options, those given here on top, a new run beside it
+        if values.get("resume"):
+            raise HarnessError("like starts a new run with another run's options and resume continues a run: "
+                               "give one of them")
+        named -= set() if out_given else {"out"}
+        options = liked_options(Path(like), {k: v for k, v in values.items() if k in named})
+        if cold_runs is not None:
+            options.latency = dataclasses.replace(options.latency, cold_runs=cold_runs)
+    elif values.get("resume"):
         options = resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
         if cold_runs is not None:  # on top of the run's own latency settings, as the CLI does
             options.latency = dataclasses.replace(options.latency, cold_runs=cold_runs)

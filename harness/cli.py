@@ -574,6 +574,9 @@ def _shape_text(row: dict[str, Any]) -> str:
                                 "gives, counts as none).")
 @click.option("--resume", is_flag=True, help="Continue the run named by --run-id, or without one (or with an empty "
                                               "one) the latest in --out; it says which.")
+@click.option("--like", type=click.Path(path_type=Path), metavar="RUN",
+              help="Run again with the options the run folder RUN recorded (its results.json), as a new run "
+                   "beside it; options given here replace those.")
 @click.option("--variants", type=NAMES, default="fp32", show_default=True,
               help="Model variants to measure: fp32, int8-dynamic, int8-static, fp16, ort-opt, slim.")
 @click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
@@ -983,16 +986,23 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         from harness.edge import apply_edge_profile
 
         apply_edge_profile(fields, explicit)
-    if not values["resume"]:
+    if values.get("like") is not None and values["resume"]:
+        raise HarnessError("--like starts a new run with another run's options and --resume continues a run: "
+                           "give one of them")
+    if not values["resume"] and values.get("like") is None:
         return RunOptions(**fields)
-    from harness.runner import resumed_options
+    from harness.runner import liked_options, resumed_options
 
     given = {_FIELD_OF.get(name, name) for name in explicit}
     if "profile" in given and fields["profile"] == "edge":  # what the profile implies comes with it, as for a new run
         from harness.edge import edge_profile
 
         given |= set(edge_profile())
-    stored = resumed_options(fields["out"], fields["run_id"], {k: v for k, v in fields.items() if k in given})
+    chosen = {k: v for k, v in fields.items() if k in given}
+    if values.get("like") is not None:
+        stored = liked_options(values["like"], chosen)
+    else:
+        stored = resumed_options(fields["out"], fields["run_id"], chosen)
     if values["cold_runs"] is not None:  # on top of the run's own latency settings
         stored.latency = dataclasses.replace(stored.latency, cold_runs=values["cold_runs"])
     return stored

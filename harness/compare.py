@@ -820,9 +820,11 @@ MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", 
                      "providers", "latency")
 """Run options that move accuracy or latency, or decide which latency rows and variants a run has, when
 they differ (``config`` in results.json)."""
-MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "gpu", "device", "torch", "onnxruntime")
-"""Environment facts that move latency when they differ (``device`` is the one training used: ``--device
-auto`` and ``cpu`` on a machine without a GPU are the same)."""
+MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "usable_cores", "gpu", "device", "torch_threads", "python",
+                 "torch", "onnx", "onnxscript", "onnxruntime", "numpy", "harness", "harness_commit")
+"""Environment facts that move latency, or what is trained and written, when they differ (``device`` is the
+one training used: ``--device auto`` and ``cpu`` on a machine without a GPU are the same; the libraries that
+train, export and run the model; the harness's own code, by version and commit)."""
 
 
 def setting_differences(base: dict[str, Any], new: dict[str, Any],
@@ -842,7 +844,8 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any],
 
         seen: dict[str, tuple[dict[str, Any], list[Any]]] = {}
         for old_job, new_job in pairs:
-            for difference in _option_differences(job_options(old_job, base), job_options(new_job, new)):
+            for difference in (_option_differences(job_options(old_job, base), job_options(new_job, new))
+                               + _data_difference(old_job, new_job)):
                 key = repr(sorted(difference.items()))
                 seen.setdefault(key, (difference, []))[1].append(new_job.get("id"))
         for difference, ids in seen.values():
@@ -854,6 +857,22 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any],
         out += [{"what": key, "base": old[key], "new": cur[key]} for key in MACHINE_FACTS
                 if key in old and key in cur and old[key] != cur[key]]
     return out
+
+
+def _data_difference(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """The splits whose digests (``data_sha256``) the two jobs recorded differently, as ``data``: the same
+    dataset name and options over other samples, or the same ones in another order (a subset is drawn by
+    position) moves accuracy as a code change would. None when either job has no digests (an older run)."""
+    a, b = old.get("data_sha256"), new.get("data_sha256")
+    if not isinstance(a, dict) or not isinstance(b, dict) or a == b:
+        return []
+    splits = [name for name in ("train", "val", "test") if a.get(name) != b.get(name)]
+
+    def text(digests: dict[str, Any]) -> str:
+        return ", ".join(f"{name} sha256 {str(digests[name])[:12]}" if digests.get(name) else f"no {name}"
+                         for name in splits)
+
+    return [{"what": "data", "base": text(a), "new": text(b)}]
 
 
 def _option_differences(old: Any, cur: Any) -> list[dict[str, Any]]:

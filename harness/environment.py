@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import harness
@@ -21,6 +25,41 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (None when it is not installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def harness_source() -> tuple[str | None, bool | None]:
+    """The commit the running harness was built from and whether its files differ from it (``dirty``).
+
+    A git checkout (an editable install, a clone on ``PYTHONPATH``) is asked with ``git``; a ``pip install
+    git+URL`` says its commit in ``direct_url.json`` (PEP 610). ``(None, None)`` for a release's wheel, or
+    when ``git`` is missing: ``__version__`` alone then names the code.
+    """
+    root = Path(harness.__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, timeout=5)
+            if commit.returncode == 0:
+                # tracked files only: a run's own output folders inside the checkout are not the code's change
+                dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                       capture_output=True, text=True, timeout=5)
+                return commit.stdout.strip(), (bool(dirty.stdout.strip()) if dirty.returncode == 0 else None)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        info = json.loads(metadata.distribution("harness").read_text("direct_url.json") or "{}")
+        commit = (info.get("vcs_info") or {}).get("commit_id")
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        commit = None
+    return (commit if isinstance(commit, str) else None), None
+
+
 def collect_environment(device: str) -> dict[str, Any]:
     """Versions, CPU and GPU, threads and providers; heavy modules are imported here on purpose."""
     import onnx
@@ -31,8 +70,11 @@ def collect_environment(device: str) -> dict[str, Any]:
     from harness.ort import usable_providers
 
     usable, unusable = usable_providers()
+    commit, dirty = harness_source()
     env: dict[str, Any] = {
         "harness": harness.__version__,
+        "harness_commit": commit,  # with "harness_dirty": the code's own changes since that commit
+        "harness_dirty": dirty,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
@@ -43,6 +85,10 @@ def collect_environment(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
+        # what else writes the figures and the file: the dynamo exporter, the arrays, the plugin host
+        "onnxscript": package_version("onnxscript"),
+        "numpy": package_version("numpy"),
+        "pluggy": package_version("pluggy"),
         "onnxruntime_providers": list(usable),
         "onnxruntime_unusable_providers": unusable,
         "device": device,

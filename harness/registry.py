@@ -139,6 +139,16 @@ class Registry:
             self.specs[kind][item.name] = item
             self.owners[kind][item.name] = plugin
 
+    def source(self, kind: str, name: str) -> dict[str, Any] | None:
+        """Which plugin registered the ``kind`` spec ``name``, from which distribution at which version
+        (recorded per job: a third-party model's code is named by its package's version)."""
+        plugin = self.owners[kind].get(name)
+        if plugin is None:
+            return None
+        info = self.host.plugins.get(plugin)
+        return {"plugin": plugin, "distribution": info.distribution if info else None,
+                "version": info.version if info else None}
+
     def check_targets(self, imported_only: bool = False) -> None:
         """Import every lazy target and read every build/load/compute signature, recording what the harness's
         call would trip over as the owning plugin's error (``harness plugins --strict``).

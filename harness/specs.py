@@ -8,6 +8,7 @@ plugins registered never imports torch. ``ModelSpec.build`` and
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import inspect
 from dataclasses import dataclass, field
@@ -325,6 +326,33 @@ class Splits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train[0].shape[1:])
+
+    def digests(self) -> dict[str, str]:
+        """SHA-256 of each split (inputs then targets: dtype, shape and bytes, in order): what identifies the
+        data a run used, beside where it came from. Another copy of a dataset with the same samples in
+        another order digests differently, as it should: ``--max-*-samples`` subsets are drawn by position."""
+        out = {}
+        for name in ("train", "val", "test"):
+            pair = getattr(self, name)
+            if pair is not None:
+                digest = hashlib.sha256()
+                for tensor in pair:
+                    tensor_digest(tensor, digest)
+                out[name] = digest.hexdigest()
+        return out
+
+
+def tensor_digest(tensor: "torch.Tensor", into: Any = None) -> str:
+    """SHA-256 over a tensor's dtype, shape and raw bytes (fed into the hash object ``into`` when given,
+    whose digest so far is returned)."""
+    digest = hashlib.sha256() if into is None else into
+    digest.update(f"{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    if flat.numel():
+        import torch
+
+        digest.update(memoryview(flat.view(torch.uint8).numpy()))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,19 @@ def test_a_run_returns_the_run_folder_and_its_results(done):
     assert api.load(result.path / "results.json").path == result.path
 
 
+def test_like_runs_a_stored_run_again_as_the_cli_flag_does(done, tmp_path):
+    result, _ = done
+    again = api.run(like=result.path, run_id="again", out=tmp_path, reports=False, progress=False)
+    assert again.path == tmp_path / "again"  # out given: there, not beside the run
+    (old,), (new,) = result.jobs, again.jobs
+    assert (new["metrics"], new["data_sha256"]) == (old["metrics"], old["data_sha256"])
+    assert {k for k, v in result.results["config"].items() if again.results["config"][k] != v} == {"run_id", "out"}
+    with pytest.raises(HarnessError, match="give one of them"):
+        api.run(like=result.path, resume=True)
+    with pytest.raises(TypeError, match="like takes a run folder's path"):
+        api.run(like=3)
+
+
 def test_a_run_leaves_logging_signals_and_the_torch_random_state_as_they_were(done):
     import torch
 

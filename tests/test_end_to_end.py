@@ -152,6 +152,65 @@ def test_harness_report_rebuilds_the_runs_own_reports_exactly(demo_run, tmp_path
         assert (copy / name).read_text() == (run_dir / name).read_text(), name
 
 
+def test_each_job_records_what_made_it_and_the_data_it_used(demo_run):
+    """Which plugin and package (at which version) gave each model and dataset, a digest of each split's
+    samples, and the libraries and harness commit beyond torch's and ONNX Runtime's versions."""
+    import re
+    import subprocess
+    from importlib import metadata
+    from pathlib import Path
+
+    _, run_dir = demo_run
+    data = json.loads((run_dir / "results.json").read_text())
+    jobs = {(j["model"], j["dataset"]): j for j in data["jobs"]}
+    assert jobs[("mnist-mlp", "demo-blobs")]["plugins"] == {
+        "model": {"plugin": "mnist-attention", "distribution": "harness", "version": metadata.version("harness")},
+        "dataset": {"plugin": "demo", "distribution": "harness-demo-plugin", "version": "1.0"}}
+    assert jobs[("demo-tiny", "synthetic")]["plugins"]["model"]["distribution"] == "harness-demo-plugin"
+    digests = {job["dataset"]: job["data_sha256"] for job in data["jobs"]}
+    for job in data["jobs"]:  # one dataset's jobs share its digests; the two datasets' differ
+        assert job["data_sha256"] == digests[job["dataset"]]
+        assert set(job["data_sha256"]) == {"train", "test"}
+        assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in job["data_sha256"].values())
+    assert digests["synthetic"]["test"] != digests["demo-blobs"]["test"]
+    env = data["environment"]
+    assert {k: env[k] for k in ("numpy", "onnxscript", "pluggy")} == {
+        k: metadata.version(k) for k in ("numpy", "onnxscript", "pluggy")}
+    repo = Path(__file__).resolve().parents[1]
+    import harness
+
+    if (repo / ".git").exists() and Path(harness.__file__).resolve().parents[1] == repo:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+        if head.returncode == 0:
+            assert env["harness_commit"] == head.stdout.strip() and isinstance(env["harness_dirty"], bool)
+
+
+def test_like_runs_a_run_again_with_its_recorded_options(demo_run):
+    """`harness run --like RUN`: the same options (narrowed here by --models/--datasets, given on top), the
+    same figures bit for bit, as a new run beside it; with --resume, or of no run, one line and exit 2."""
+    from conftest import offline_cli_env
+
+    _, run_dir = demo_run
+    env = offline_cli_env(run_dir.parents[1], "harness-demo-plugin", {"demo": "demo_plugin"})
+    again = run_cli("run", "--like", str(run_dir), "--models", "mnist-mlp", "--datasets", "synthetic",
+                    "--run-id", "again", "--no-progress", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    before = json.loads((run_dir / "results.json").read_text())
+    after = json.loads((run_dir.parent / "again" / "results.json").read_text())  # beside it: no --out given
+    changed = {k for k in before["config"] if before["config"][k] != after["config"].get(k)}
+    assert changed == {"run_id", "models", "datasets"} and after["config"]["resume"] is False
+    (old,) = [j for j in before["jobs"] if j["id"] == "mnist-mlp@synthetic"]
+    (new,) = after["jobs"]
+    for key in ("metrics", "params", "flops", "data_sha256"):
+        assert new[key] == old[key], key
+    drop = ("seconds", "time_s", "wall_s")  # the epochs' losses and accuracies, not their clocks
+    assert [{k: v for k, v in e.items() if k not in drop} for e in new["train"]["history"]] == [
+        {k: v for k, v in e.items() if k not in drop} for e in old["train"]["history"]]
+    for args, said in ((["--resume"], "give one of them"), ([], "no such run folder")):
+        refused = run_cli("run", "--like", str(run_dir.parent / ("e2e" if args else "nope")), *args, env=env)
+        assert refused.returncode == 2 and said in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_weights_are_saved_and_load_with_weights_only(demo_run):
     import torch
 

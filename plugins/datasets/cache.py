@@ -32,6 +32,7 @@ import pathlib
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from harness.cache import mark_used
+from harness.specs import tensor_digest
 from harness.text import squeeze
 from harness_plugins.datasets.common import dataset_cache_dir
 
@@ -49,14 +50,6 @@ def file_stamp(path: pathlib.Path) -> list[Any]:
     resolved = path.resolve()
     stat = resolved.stat()
     return [str(resolved), stat.st_size, stat.st_mtime_ns]
-
-
-def tensor_digest(tensor: "torch.Tensor") -> str:
-    """SHA-256 over a tensor's dtype, shape and raw bytes."""
-    digest = hashlib.sha256(f"{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-    array = tensor.detach().cpu().contiguous().numpy()
-    digest.update(memoryview(array.reshape(-1).view("uint8")))
-    return digest.hexdigest()
 
 
 def _key_text(key: Mapping[str, Any]) -> str:
