@@ -80,7 +80,7 @@ def collect_environment(device: str) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "usable_cores": usable_cores(),  # the affinity's: a container may get fewer than cpu_count
+        "usable_cores": usable_cores(),  # the affinity and the CPU quota allow: a container may get fewer
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "onnx": onnx.__version__,
