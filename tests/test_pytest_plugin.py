@@ -63,8 +63,8 @@ def test_onnx_inference_call_benchmarks_a_file_and_refuses_bad_arguments(pyteste
             with pytest.raises(ValueError, match="no open input dimension is called 'M' to be the batch"):
                 onnx_inference_call("time_major.onnx", dims={"seq": 5}, batch_dim="M")
             # without batch_dim, seq is taken for the batch and N set to 1: the warning says how to name it
-            with pytest.warns(UserWarning, match=r"\(the batch is taken to be the first dimension, seq; if another "
-                                                 r"is the batch, as in a time-major input, name it with batch_dim=\)"):
+            with pytest.warns(UserWarning, match=r"\\(the batch is taken to be the first dimension, seq; if another "
+                                                 r"is the batch, as in a time-major input, name it with batch_dim=\\)"):
                 onnx_inference_call("time_major.onnx")
             result = onnx_inference_call("time_major.onnx", batch_size=2, dims={"x[0]": 5}, batch_dim="x[1]")()
             assert result is None or result[0].shape == (5, 2)  # a named dimension by position, both ways
