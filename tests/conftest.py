@@ -25,10 +25,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _offline_cache(tmp_path_factory, monkeypatch):
-    """No test downloads anything, and dataset caches live in a per-session tmp folder."""
+    """No test downloads anything, and dataset caches live in a per-session tmp folder. Under pytest-xdist
+    (the README's test command) each test sees the environment a plain pytest run gives it: a worker sets
+    COLUMNS=80 (the comparison table would leave columns out to fit it) and PYTEST_XDIST_WORKER (a
+    pytest-benchmark run a test starts would switch itself off)."""
     cache = tmp_path_factory.getbasetemp() / "harness-cache"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
     monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    for name in ("COLUMNS", "LINES", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
 
 
 class SitePackages:
