@@ -1003,5 +1003,8 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
                    if floors and threshold is not None else []) + (
             [f"{unstable} unstable latency row(s) not judged"] if unstable and threshold is not None else [])
         lines.append(f"no regression beyond the threshold ({rule})" + "".join(f"; {c}" for c in caveats))
+    else:  # the changes are shown; nothing judged them: say so rather than end on a table of +0s
+        lines.append("no gate: the changes are shown, not judged (--fail-on-regression PCT judges p50 and accuracy, "
+                     "--max-accuracy-drop POINTS accuracy alone)")
     lines = [plain(line) for line in lines]
     return "\n".join([lines[0], table, *lines[1:]])

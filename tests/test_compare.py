@@ -40,6 +40,8 @@ def test_no_regression_exits_zero_and_lists_jobs_in_one_run_only(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "jobs only in base: mnist-rough-cnn@synthetic" in result.stdout
     assert "REGRESSION" not in result.stdout
+    assert result.stdout.rstrip().endswith("no gate: the changes are shown, not judged (--fail-on-regression PCT "
+                                           "judges p50 and accuracy, --max-accuracy-drop POINTS accuracy alone)")
     new = write_run(tmp_path / "same", same_keeping_every_base_job())
     result = compare_cli(str(RUNS / "base"), str(new), "--fail-on-regression", "10")
     assert result.returncode == 0, result.stdout + result.stderr
