@@ -211,7 +211,9 @@ def _names(name: str, value: Any) -> list[str] | None:
 _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
                "memory_budget": "memory_budget_bytes"}
 _NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
-_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like")
+_LATENCY_FLAGS = {"spin": "spinning", "iobinding": "iobinding"}  # LatencyConfig fields, each with its no_ flag
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like", *_LATENCY_FLAGS,
+          *(f"no_{flag}" for flag in _LATENCY_FLAGS))
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
              "edge_gate": "RunResult.edge['qualifying'] is empty when no job fits"}
@@ -219,7 +221,8 @@ _NOT_HERE = {"config": "read the file and pass its settings as keywords",
 
 def _from_flags(given: dict[str, Any]) -> dict[str, Any]:
     """:func:`run`'s keywords with the flag-named ones (``size_budget="256KiB"``, ``no_torch_latency=True``)
-    turned into their fields; ``cold_runs``, ``ray_address`` and ``jobs`` are kept for the caller."""
+    turned into their fields; ``cold_runs``, ``spin``/``iobinding`` (and their ``no_``), ``ray_address`` and
+    ``jobs`` are kept for the caller."""
     from harness.text import parse_bytes
 
     values = dict(given)
@@ -282,6 +285,14 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         raise TypeError(f"like takes a run folder's path, not {like!r}")
     out_given = "out" in values
     cold_runs = _whole("cold_runs", values.pop("cold_runs", None), 0)
+    tweaks = {} if cold_runs is None else {"cold_runs": cold_runs}  # on top of the latency settings, as the flags
+    for flag, field in _LATENCY_FLAGS.items():
+        if flag in values and f"no_{flag}" in values:
+            raise TypeError(f"run() got both {flag} and no_{flag}; give one")
+        if flag in values:
+            tweaks[field] = _flag(flag, values.pop(flag))
+        elif f"no_{flag}" in values:
+            tweaks[field] = not _flag(f"no_{flag}", values.pop(f"no_{flag}"))
     ray = {"address": values.pop("ray_address", None), "num_cpus": _whole("jobs", values.pop("jobs", None), 1)}
     for name in _NAME_LISTS:
         if name in values:
@@ -314,8 +325,8 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         except ValueError as exc:
             raise TypeError(f"run(): {exc}") from None
     values["latency"] = latency or (QUICK if quick else LatencyConfig())
-    if cold_runs is not None:  # as --cold-runs: on top of the latency settings (--quick's, or these)
-        values["latency"] = dataclasses.replace(values["latency"], cold_runs=cold_runs)
+    if tweaks:  # as --cold-runs, --no-spin, --no-iobinding: on top of the latency settings (--quick's, or these)
+        values["latency"] = dataclasses.replace(values["latency"], **tweaks)
     values["out"] = Path(values.get("out", "reports"))
     if values.get("data_dir") is not None:
         values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
@@ -332,12 +343,10 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
                                "give one of them")
         named -= set() if out_given else {"out"}
         options = liked_options(Path(like), {k: v for k, v in values.items() if k in named})
-        if cold_runs is not None:
-            options.latency = dataclasses.replace(options.latency, cold_runs=cold_runs)
+        options.latency = dataclasses.replace(options.latency, **tweaks)
     elif values.get("resume"):
         options = resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
-        if cold_runs is not None:  # on top of the run's own latency settings, as the CLI does
-            options.latency = dataclasses.replace(options.latency, cold_runs=cold_runs)
+        options.latency = dataclasses.replace(options.latency, **tweaks)  # on top of the run's own, as the CLI does
     else:
         options = RunOptions(**values)
     if options.executor == "ray":

@@ -589,6 +589,12 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="New processes that time each ONNX model's cold start (load, first answer, memory); "
                    "0: none. Default: 3, or 1 with --quick.")
 @click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
+@click.option("--spin/--no-spin", default=None,
+              help="ONNX Runtime's intra-op threads spin-wait between calls (its default) or sleep (--no-spin): "
+                   "above 1 thread on a busy machine spinning threads compete for the cores; time as you deploy.")
+@click.option("--iobinding/--no-iobinding", default=None,
+              help="Bind each ONNX model's inputs once (the default) or feed numpy arrays to session.run every "
+                   "call (--no-iobinding), as most Python applications do.")
 @click.option("--amp", type=click.Choice(["bf16", "fp16", "fp32"]),
               help="Mixed-precision training (autocast): bf16 on CUDA or the CPU, fp16 on CUDA only; fp32 "
                    "(the default) none, e.g. to --resume a bf16 run in float32.")
@@ -978,8 +984,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "activation_budget_bytes": values["activation_budget_bytes"], "cold_budget_ms": values["cold_budget_ms"],
         "memory_budget_bytes": values["memory_budget_bytes"],
     }
-    if values["cold_runs"] is not None:
-        fields["latency"] = dataclasses.replace(fields["latency"], cold_runs=values["cold_runs"])
+    fields["latency"] = _latency_flags(fields["latency"], values)
     if values["onnx_tolerance"] is not None:
         fields["onnx_tolerance"] = values["onnx_tolerance"]
     if fields["profile"] == "edge":
@@ -1003,9 +1008,17 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         stored = liked_options(values["like"], chosen)
     else:
         stored = resumed_options(fields["out"], fields["run_id"], chosen)
-    if values["cold_runs"] is not None:  # on top of the run's own latency settings
-        stored.latency = dataclasses.replace(stored.latency, cold_runs=values["cold_runs"])
+    stored.latency = _latency_flags(stored.latency, values)  # on top of the run's own latency settings
     return stored
+
+
+def _latency_flags(latency: Any, values: dict[str, Any]) -> Any:
+    """``latency`` (a LatencyConfig) with the flags given on top: --cold-runs, --spin/--no-spin and
+    --iobinding/--no-iobinding (None: not given, the settings' own stand)."""
+    given = {field: values.get(flag) for flag, field in (("cold_runs", "cold_runs"), ("spin", "spinning"),
+                                                          ("iobinding", "iobinding"))}
+    given = {field: value for field, value in given.items() if value is not None}
+    return dataclasses.replace(latency, **given) if given else latency
 
 
 # -- bench -------------------------------------------------------------------------------------------------

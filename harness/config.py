@@ -42,7 +42,7 @@ SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "job_timeout": (int, float), "no_torch_latency": bool, "compile": bool,
     "cuda_graphs": bool, "size_budget": (int, float, str), "activation_budget": (int, float, str),
     "max_accuracy_drop": (int, float), "cold_budget_ms": (int, float), "memory_budget": (int, float, str),
-    "cold_runs": int, "warmup_steps": int,
+    "cold_runs": int, "warmup_steps": int, "spin": bool, "iobinding": bool,
 }
 MAX_GRID = 10_000
 TYPE_TEXT = {int: "a whole number", (int, float): "a number", str: "a string", bool: "true or false",

@@ -55,6 +55,7 @@ several short rounds and compare floors and best medians instead.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -103,6 +104,12 @@ class LatencyConfig:
     disable_gc: bool = True
     cold_runs: int = 3
     """New processes that time the model's cold start (:mod:`harness.coldstart`); 0: none."""
+    spinning: bool = True
+    """ONNX Runtime's intra-op threads spin-wait for work between calls (its default); False: they sleep
+    (``--no-spin``), as a deployment on a busy or battery-powered device may set them."""
+    iobinding: bool = True
+    """Inputs bound to the session once (IOBinding); False: ``session.run`` on numpy arrays each call
+    (``--no-iobinding``), as most Python applications call it (a few microseconds more per call)."""
 
     def __post_init__(self) -> None:
         if self.min_runs < 1 or self.warmup_runs < 0 or self.max_runs < 1 or self.cold_runs < 0:
@@ -694,10 +701,10 @@ def measure_onnx(
     config: LatencyConfig = LatencyConfig(),
     sample: "np.ndarray | None" = None,
     opt_level: str = "all",
-    iobinding: bool = True,
+    iobinding: bool | None = None,
     on_skip: Callable[[str], None] | None = None,
     dims: dict[str, int] | None = None,
-    spinning: bool = True,
+    spinning: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Latency rows of an ONNX file for every provider x thread count x batch size (a GPU provider at the
     first thread count only: :func:`provider_thread_counts`).
@@ -709,11 +716,14 @@ def measure_onnx(
     line naming it and why). ``dims`` sets named symbolic dimensions other
     than the batch (default 1). Each row records the graph optimisation
     level (``opt_level``), whether IOBinding was used and whether the intra-op
-    threads spin-waited (``allow_spinning``; ``spinning=False`` turns it off).
+    threads spin-waited (``allow_spinning``; ``spinning=False`` turns it off). ``iobinding`` and
+    ``spinning`` left None take ``config``'s (``harness run --no-iobinding/--no-spin``).
     """
 
     from harness.ort import input_feeds, make_session, provider_name
 
+    iobinding = config.iobinding if iobinding is None else iobinding
+    spinning = config.spinning if spinning is None else spinning
     rows = []
     for provider in dict.fromkeys(map(provider_name, providers)):
         reason = provider_skip_reason(provider)
@@ -931,8 +941,9 @@ def round_config(config: LatencyConfig) -> tuple[LatencyConfig, int]:
     """The rounds of an alternating comparison made under ``config``: :data:`ROUND` five times, or shorter
     ones three times for a ``--quick`` run."""
     if config.min_time_s < ROUND.min_time_s:
-        return LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0), 3
-    return ROUND, 5
+        return LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0,
+                             spinning=config.spinning, iobinding=config.iobinding), 3
+    return dataclasses.replace(ROUND, spinning=config.spinning, iobinding=config.iobinding), 5
 
 
 def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "torch.Tensor", batch_size: int,
@@ -951,8 +962,9 @@ def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "
     from harness.ort import input_feeds, make_session
 
     provider = "CPUExecutionProvider"
-    session = make_session(onnx_path, provider, threads=threads)
-    ort_call = onnx_call(session, input_feeds(session, batch_size, sample=sample.numpy()), provider)
+    session = make_session(onnx_path, provider, threads=threads, spinning=config.spinning)
+    ort_call = onnx_call(session, input_feeds(session, batch_size, sample=sample.numpy()), provider,
+                         config.iobinding)
     x = _batch_of(sample, batch_size)
 
     def eager_call() -> None:

@@ -213,10 +213,10 @@ def _compare_with_fp32(fp32_path: Path, target: Path, provider: str, batch_size:
     from harness.ort import input_feeds, make_session
 
     calls = []
-    for path in (target, fp32_path):
-        session = make_session(path, provider, threads=threads)
+    for path in (target, fp32_path):  # timed as the run times its rows (--no-spin, --no-iobinding)
+        session = make_session(path, provider, threads=threads, spinning=config.spinning)
         feeds = input_feeds(session, batch_size, sample=sample)
-        calls.append(onnx_call(session, feeds, provider))
+        calls.append(onnx_call(session, feeds, provider, config.iobinding))
     rounds_config, rounds = round_config(config)
     result = compare_alternating(calls[0], calls[1], rounds=rounds, config=rounds_config, names=(name, "fp32"))
     return at_setting(result, provider, batch_size, threads)

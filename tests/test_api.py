@@ -271,6 +271,13 @@ def test_flag_named_keywords_give_the_options_the_cli_gives(monkeypatch):
                     "models": "mnist-mlp"}, quick=True)
     assert api == seen["options"]
     assert (api.latency.cold_runs, api.size_budget_bytes, api.torch_latency) == (0, 256 * 1024, False)
+    # how ONNX Runtime rows are timed: on top of --quick's settings, by flag or keyword alike
+    CliRunner().invoke(cli.main, ["run", "--quick", "--no-spin", "--no-iobinding", "--models", "mnist-mlp"])
+    api = _options({"no_spin": True, "iobinding": False, "models": "mnist-mlp"}, quick=True)
+    assert api == seen["options"] and (api.latency.spinning, api.latency.iobinding) == (False, False)
+    assert api.latency.min_runs == _options({"models": "mnist-mlp"}, quick=True).latency.min_runs
+    with pytest.raises(TypeError, match="both spin and no_spin"):
+        _options({"spin": True, "no_spin": True}, quick=False)
 
 
 @pytest.mark.parametrize("options, message", [

@@ -403,12 +403,17 @@ def test_more_threads_than_cores_is_a_warning_and_the_edge_table_names_the_count
     result = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--threads", counts,
                      "--epochs", "1", "--max-train-samples", "64", "--max-test-samples", "64", "--device", "cpu",
                      "--batch-sizes", "1", "--quick", "--no-torch-latency", "--exporter", "torchscript",
-                     "--no-progress", "--out", str(tmp_path), "--run-id", "r")
+                     "--no-spin", "--no-iobinding", "--no-progress", "--out", str(tmp_path), "--run-id", "r")
     assert result.returncode == 0, result.stderr[-2000:]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("harness: warning: --threads")]
     assert len(warnings) == 1 and f"{over}" in warnings[0] and f"{over - 1} cores" in warnings[0], result.stderr
     report = (tmp_path / "r" / "report.md").read_text()
     assert f"{over} threads" not in report and "all cores" not in report
+    # --no-spin --no-iobinding: every ONNX Runtime row timed so, and the run's latency settings say it
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    rows = data["jobs"][0]["latency"]
+    assert rows and {(r["allow_spinning"], r["iobinding"]) for r in rows} == {(False, False)}
+    assert (data["config"]["latency"]["spinning"], data["config"]["latency"]["iobinding"]) == (False, False)
     if cores > 1:
         assert f"batch 1, {cores} threads, the most threads measured within the run's {cores} usable cores" in report
     else:  # 1 is the most within the cores: the 1-thread table says it all

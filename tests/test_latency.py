@@ -291,6 +291,21 @@ def test_measure_onnx_sweeps_batch_sizes_and_threads(tmp_path):
     assert rows[0]["session_ms"] == rows[1]["session_ms"] and rows[2]["session_ms"] == rows[3]["session_ms"]
 
 
+def test_measure_onnx_times_as_its_settings_say_unless_told_otherwise(tmp_path):
+    """`harness run --no-spin --no-iobinding` reach the rows through the run's latency settings; bench's own
+    arguments still win."""
+    import dataclasses
+
+    path = _linear_onnx(tmp_path / "dyn.onnx")
+    quiet = dataclasses.replace(TINY, spinning=False, iobinding=False)
+    (row,) = measure_onnx(path, [1], config=quiet)
+    assert (row["allow_spinning"], row["iobinding"]) == (False, False)
+    (row,) = measure_onnx(path, [1], config=quiet, spinning=True, iobinding=True)
+    assert (row["allow_spinning"], row["iobinding"]) == (True, True)
+    (row,) = measure_onnx(path, [1], config=TINY)
+    assert (row["allow_spinning"], row["iobinding"]) == (True, True)
+
+
 def test_first_call_is_one_timed_call():
     calls, ticks = [], iter([1_000_000, 3_500_000])
     assert first_call_ms(lambda: calls.append(1), clock=lambda: next(ticks)) == 2.5
