@@ -307,6 +307,31 @@ def _one_thread_count_now(key: tuple[Any, ...], new: dict[tuple[Any, ...], Any])
     return provider in GPU_PROVIDERS and any(k[:3] == (runtime, provider, batch) for k in new)
 
 
+def _jobs_by_id(document: dict[str, Any], side: str) -> dict[str, dict[str, Any]]:
+    """A run's jobs by id, as compare matches them. A job without one (a results.json written to the contract's
+    job fields alone) gets the id the harness gives it, ``model@dataset`` and its sweep point; two jobs with
+    one id (a file edited or joined by hand) are a :class:`HarnessError`: the last would stand for both."""
+    from harness.results import job_id
+
+    jobs: dict[str, dict[str, Any]] = {}
+    for job in document.get("jobs") or []:
+        if not isinstance(job, dict):
+            continue
+        key = job.get("id")
+        if not isinstance(key, str) or not key:
+            model, dataset, point = job.get("model"), job.get("dataset"), job.get("point")
+            if not isinstance(model, str) or not isinstance(dataset, str):
+                raise HarnessError(f"{side} run {document.get('run_id')}: a job has no id, nor a model and a "
+                                   "dataset to name it by: compare cannot match it")
+            key = job_id(model, dataset, point if isinstance(point, dict) else None)
+            job = {**job, "id": key}
+        if key in jobs:
+            raise HarnessError(f"{side} run {document.get('run_id')}: two jobs have the id {key!r} (results.json "
+                               "edited or joined by hand?): compare matches jobs by id, one per job")
+        jobs[key] = job
+    return jobs
+
+
 def _seed_groups(base_jobs: dict[Any, dict[str, Any]], new_jobs: dict[Any, dict[str, Any]]
                  ) -> dict[str, list[Any]]:
     """Jobs found in both runs that differ only in their sweep point's ``seed``, two or more to a group:
@@ -455,8 +480,7 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     gate.higher_is_better = metric_directions(base, new)
     gate.gated_metrics = metric_gates(base, new)
     _check_gated_rows(base, threads, batch_sizes, names)
-    base_jobs = {j.get("id"): j for j in base.get("jobs", [])}
-    new_jobs = {j.get("id"): j for j in new.get("jobs", [])}
+    base_jobs, new_jobs = _jobs_by_id(base, "base"), _jobs_by_id(new, "new")
     if not set(base_jobs) & set(new_jobs):
         examples = (f" (jobs match by id, sweep point and seed included: {next(iter(base_jobs))} vs "
                     f"{next(iter(new_jobs))})" if base_jobs and new_jobs else "")

@@ -791,3 +791,19 @@ def test_a_variants_and_a_seed_groups_regressions_name_the_variant():
     details = compare_runs(base, new, threshold=10)["regression_details"]
     assert details and all(d["kind"] == "latency" and d["job"].startswith(f"{POINT} [seeds ") for d in details)
 
+
+
+def test_jobs_without_an_id_are_matched_by_model_dataset_and_point_and_two_with_one_id_are_refused():
+    """A results.json written to the contract's job fields alone (no id): compare merged every job into one,
+    'None', and lost the rest without a word."""
+    base, new = load("base"), load("base")
+    for document in (base, new):
+        for job in document["jobs"]:
+            del job["id"]
+    comparison = compare_runs(base, new)
+    expected = {j["id"] for j in load("base")["jobs"]}  # the ids the harness gives them
+    assert {job["id"] for job in comparison["jobs"]} == expected and len(expected) == len(base["jobs"])
+    twice = load("base")
+    twice["jobs"].append(copy.deepcopy(twice["jobs"][0]))
+    with pytest.raises(HarnessError, match="two jobs have the id"):
+        compare_runs(load("base"), twice)
