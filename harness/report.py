@@ -773,7 +773,7 @@ def seeds_csv(results: dict[str, Any]) -> str | None:
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for s in summaries:
-        row = {"run_id": s["run_id"], "model": s["model"], "dataset": s["dataset"],
+        row = {"run_id": s["run_id"] or results.get("run_id"), "model": s["model"], "dataset": s["dataset"],
                "settings": point_text(s["settings"]), "seeds": ",".join(map(str, s["seeds"])), "jobs": s["n"],
                "ok": s["n_ok"]}
         for key, _, _ in SEED_MEASURES:

@@ -71,6 +71,7 @@ def test_seeds_csv_holds_the_seed_tables_figures_with_a_confidence_interval(resu
     assert set(groups) == {"dropout=0.1", "dropout=0.05"}
     full = groups["dropout=0.1"]
     assert (full["model"], full["seeds"], full["jobs"], full["ok"]) == ("mnist-enhanced-20k", "0,1,2", "3", "3")
+    assert {r["run_id"] for r in rows} == {results["run_id"]}  # a run's own jobs carry no run_id: the run's
     assert float(full["accuracy_mean"]) == pytest.approx(0.96) and float(full["accuracy_std"]) == pytest.approx(0.01)
     assert float(full["accuracy_ci95"]) == pytest.approx(4.303 * 0.01 / math.sqrt(3))  # t(0.975, 2)
     assert full["accuracy_n"] == "3" and float(full["accuracy_min"]) <= 0.96 <= float(full["accuracy_max"])
