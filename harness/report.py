@@ -61,6 +61,8 @@ CSV_FIELDS = [
     # appended: how spread the row's calls were and how it was timed (see harness.latency and harness bench):
     # the graph optimisation level, inputs bound once (IOBinding) or fed per call, threads spinning or not
     "max_ms", "cv", "opt_level", "iobinding", "allow_spinning",
+    # appended: the seed the job trained with (its sweep point's, else its run's), as a number: `point` is text
+    "seed",
 ]
 
 
@@ -451,6 +453,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "memory_growth_bytes": memory_growth(job["train"]) if isinstance(job.get("train"), dict) else None,
             "flops": job.get("flops"),
             "activation_bytes": _get(job, "onnx", "activation_bytes"),
+            "seed": _job_seed(job, results),
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
         fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:"),
@@ -482,6 +485,15 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                 yield own
             for row in rows:
                 yield {**own, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
+
+
+def _job_seed(job: dict[str, Any], results: dict[str, Any]) -> Any:
+    """The seed a job trained with: its sweep point's, else the options it ran with (None when unrecorded)."""
+    point = job.get("point")
+    if isinstance(point, dict) and "seed" in point:
+        return point["seed"]
+    options = job_options(job, results)
+    return options.get("seed") if isinstance(options, dict) else None
 
 
 def _beyond_accuracy(metrics: Any, prefix: str = "") -> dict[str, Any]:

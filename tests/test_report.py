@@ -456,6 +456,10 @@ def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     assert len(rows) == expected
     assert {r["point"] for r in rows if r["model"] == "mnist-enhanced-20k"} == {
         f"dropout={d}, seed={s}" for d in (0.1, 0.05) for s in range(3)}
+    # the seed as a column of its own (point is text): the sweep's, else the run's
+    assert {(r["point"], r["seed"]) for r in rows if r["model"] == "mnist-enhanced-20k"} == {
+        (f"dropout={d}, seed={s}", str(s)) for d in (0.1, 0.05) for s in range(3)}
+    assert {r["seed"] for r in rows if not r["point"]} == {str(results["config"]["seed"])}
     # a job's own memory growth beside the process's peak (which depends on the jobs before it)
     job = results["jobs"][0]
     job["train"]["memory_at_start_bytes"] = job["train"]["peak_memory_bytes"] - 5 * 2**20
