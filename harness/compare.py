@@ -668,8 +668,9 @@ def compare_folders(base_dir: Path, new_dir: Path, base: dict[str, Any] | None =
     """``harness compare BASE NEW``'s document, for the CLI and :func:`harness.api.compare` alike: the gate
     settings (``gates``: :func:`compare_runs`'s) checked by :func:`gate_options`, the runs read from their
     folders (unless ``base`` / ``new`` hold their results already), :func:`compare_runs`'s document with the
-    runs' labels as ``base`` / ``new`` and ``incomplete`` (``{"base"|"new": why}`` for a run that stopped
-    before some of its planned jobs or is still being written). ``warn`` is given each warning's line
+    runs' labels as ``base`` / ``new``, ``incomplete`` (``{"base"|"new": why}`` for a run that stopped
+    before some of its planned jobs or is still being written) and ``not_run`` (``{"base"|"new": [ids]}``,
+    the planned jobs a run has no row for). ``warn`` is given each warning's line
     (BASE and NEW are the same run; a run is incomplete)."""
     from harness.results import load_results
 
@@ -690,6 +691,11 @@ def compare_folders(base_dir: Path, new_dir: Path, base: dict[str, Any] | None =
         why = "; ".join(f"{name} ({path}) {state}" for name, (path, state) in states.items() if state)
         raise HarnessError(f"{exc}; {why}" if why else str(exc)) from None
     comparison["base"], comparison["new"] = run_labels([base_dir, new_dir], documents)
+    from harness.report import not_run
+
+    # the planned jobs a run has no row for, as data: "incomplete" says why in words
+    comparison["not_run"] = {name: ids for name, ids in (("base", not_run(documents[0])),
+                                                          ("new", not_run(documents[1]))) if ids}
     comparison["incomplete"] = {}
     for name, (path, state) in states.items():
         if state:  # its missing jobs are missing because of this, not the change under test

@@ -129,6 +129,7 @@ def test_compare_is_the_clis_json_with_its_incomplete_runs_and_warnings(tmp_path
     assert logging.getLogger().handlers == handlers
     assert as_json(comparison) == cli
     assert comparison["incomplete"]["new"].startswith("was interrupted before 1 of its planned jobs")
+    assert comparison["not_run"] == {"new": sorted(set(cut["planned_jobs"]) - {j["id"] for j in cut["jobs"]})}
     said = f"NEW ({new}) {comparison['incomplete']['new']}"
     assert f"harness: warning: {said}" in stderr
     assert [(r.name.split(".")[0], r.levelno, r.getMessage()) for r in caplog.records] == [
