@@ -430,6 +430,29 @@ def _first(*problems: str | None) -> str | None:
     return next((p for p in problems if p), None)
 
 
+def _reference_problem(reference: Any) -> str | None:
+    """What is wrong with the published figures the reports set beside a model's own: the keys they read
+    must hold what they read (a percentage for an accuracy, or params as text, fell out of the comparison
+    without a word); other keys are free, shown as published figures."""
+    if not isinstance(reference, Mapping):
+        return None
+    problems = []
+    for key, value in reference.items():
+        name = f"reference[{key!r}]"
+        if key == "params":
+            problems.append(_must(name, value, _is_int(value, 0), "a whole number of parameters"))
+        elif key == "epochs":
+            problems.append(_must(name, value, _is_int(value), "a positive int"))
+        elif key in ("train_minutes", "model_size_mb"):
+            problems.append(_must(name, value, _is_number(value) and value > 0, "a positive number"))
+        elif key in ("dataset", "source", "note"):
+            problems.append(_must(name, value, isinstance(value, str), "a str"))
+        elif isinstance(key, str) and key.endswith("accuracy"):
+            problems.append(_must(name, value, _is_number(value) and 0 <= value <= 1,
+                                  "a fraction in [0, 1] (99.1 % is 0.991)"))
+    return _first(*problems)
+
+
 def _recipe_problem(recipe: Any) -> str | None:
     if not isinstance(recipe, Recipe):
         return f"recipe must be a harness.Recipe, not {_short(recipe)}"
@@ -504,6 +527,7 @@ def spec_problem(spec: Any) -> str | None:
                  f"{_rank_kind(spec.input_rank)} (every job would fail "
                  "when it trains)",
             _must("reference", spec.reference, isinstance(spec.reference, Mapping), "a dict"),
+            _reference_problem(spec.reference),
             _must("tags", spec.tags, _is_str_tuple(spec.tags), "a tuple of str"),
         )
     if isinstance(spec, DatasetSpec):

@@ -112,6 +112,13 @@ def test_commands_keep_working_beside_a_plugin_with_bad_fields(site):
     (ModelSpec("m", _build, spatial_shape=()), "spatial_shape must be None or a tuple of positive ints, not ()"),
     (ModelSpec("m", _build, accepts="yes"), "accepts must be None or callable, not 'yes'"),
     (ModelSpec("m", _build, reference=[1]), "reference must be a dict, not [1]"),
+    # the figures the reports read: a percentage, or params as text, fell out of the comparison silently
+    (ModelSpec("m", _build, reference={"test_accuracy": 99.1}), "reference['test_accuracy'] must be a fraction"),
+    (ModelSpec("m", _build, reference={"best_test_accuracy": "0.99"}), "reference['best_test_accuracy'] must be"),
+    (ModelSpec("m", _build, reference={"params": "4,266"}), "reference['params'] must be a whole number"),
+    (ModelSpec("m", _build, reference={"epochs": 2.5}), "reference['epochs'] must be a positive int, not 2.5"),
+    (ModelSpec("m", _build, reference={"train_minutes": 0}), "reference['train_minutes'] must be a positive number"),
+    (ModelSpec("m", _build, reference={"dataset": 1}), "reference['dataset'] must be a str, not 1"),
     (ModelSpec("m", _build, description=1), "description must be a str, not 1"),
     (ModelSpec("", _build), "name must be a non-empty str, not ''"),
     (ModelSpec("my,net", _build), "name must have no comma, no '@' and no space at either end"),
@@ -129,6 +136,12 @@ def test_commands_keep_working_beside_a_plugin_with_bad_fields(site):
 ])
 def test_spec_problem_names_the_field_and_the_value(spec, said):
     assert spec_problem(spec).startswith(said), spec_problem(spec)
+
+
+def test_a_reference_of_well_formed_figures_and_free_keys_passes():
+    reference = {"params": 0, "test_accuracy": 0.991, "val_accuracy_range": (0.98, 0.99), "epochs": 20,
+                 "train_minutes": 7.5, "dataset": "mnist", "source": "seed 002", "flops_m": 3.2}
+    assert spec_problem(ModelSpec("m", _build, reference=reference)) is None
 
 
 def test_specs_as_plugins_and_the_built_ins_write_them_pass():
