@@ -130,8 +130,12 @@ class Registry:
                 continue
             owner = self.owners[kind].get(item.name)
             if owner is not None:
+                both_builtin = all(getattr(self.host.plugins.get(p), "builtin", False) for p in (owner, plugin))
                 said = (f"is registered twice by plugin {plugin!r}; the second registration was refused"
                         if owner == plugin else
+                        # two of the harness's own: the first by entry-point name took it, not the older one
+                        f"is registered by two built-in plugins, {owner!r} and {plugin!r} (the first loaded in "
+                        "entry-point name order keeps it): rename the new one's" if both_builtin else
                         f"is already registered by plugin {owner!r}; the registration by {plugin!r} was refused")
                 self.errors.append(LoadError(plugin, dist, f"{SINGULAR[kind]} name {item.name!r} {said}", kind))
                 self.refused[kind].setdefault(item.name, []).append(plugin)
@@ -274,9 +278,12 @@ class Registry:
 
 
 def did_you_mean(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
-    """``; did you mean: a, b?`` for the names of ``known`` close to ``name``, or "" when none is."""
-    close = difflib.get_close_matches(name, sorted(known), n=n, cutoff=cutoff)
-    return f"; did you mean: {', '.join(close)}?" if close else ""
+    """``; did you mean: a, b?`` for the names of ``known`` close to ``name``, or "" when none is: a name
+    that differs only in case first (names are case-sensitive: MNIST-MLP is no model), then by spelling."""
+    known = sorted(known)
+    same = [k for k in known if k.lower() == name.lower() and k != name]
+    close = same + [k for k in difflib.get_close_matches(name, known, n=n, cutoff=cutoff) if k not in same]
+    return f"; did you mean: {', '.join(close[:n])}?" if close else ""
 
 
 def unknown_name_message(what: str, name: str, known: Iterable[str]) -> str:

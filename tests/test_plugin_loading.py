@@ -272,3 +272,40 @@ def test_a_torchvision_built_for_another_torch_is_named_where_a_plugin_or_job_fa
                            "another torch than the one installed")
     assert "pip install torch torchvision --index-url" in said
     assert one_line(RuntimeError("nms does not exist")) == "RuntimeError: nms does not exist"  # no hint elsewhere
+
+
+def test_two_built_in_plugins_registering_one_name_are_told_to_rename_the_new_one():
+    """A contributor's new built-in took 'mnist-fast' (built-ins load in entry-point name order) and the
+    error read as though the untouched plugin had been refused for a clash it did not start."""
+    from harness import ModelSpec, hookimpl
+    from harness.manager import PluginHost, PluginInfo
+    from harness.registry import Registry
+
+    class Plugin:
+        def __init__(self, name):
+            self.name = name
+
+        @hookimpl
+        def harness_models(self):
+            return [ModelSpec("shared-net", lambda num_classes, input_shape: None, description=self.name)]
+
+    host = PluginHost()
+    for name, builtin in (("anew", True), ("fast", True), ("outside", False)):
+        host.register(Plugin(name), name, PluginInfo(name=name, distribution="harness" if builtin else "x",
+                                                     builtin=builtin))
+    registry = Registry.from_host(host)
+    assert registry.owners["models"]["shared-net"] == "anew"
+    messages = {e.plugin: e.message for e in registry.errors}
+    assert messages["fast"] == ("model name 'shared-net' is registered by two built-in plugins, 'anew' and 'fast' "
+                                "(the first loaded in entry-point name order keeps it): rename the new one's")
+    assert messages["outside"] == ("model name 'shared-net' is already registered by plugin 'anew'; the "
+                                   "registration by 'outside' was refused")
+
+
+def test_a_name_in_another_case_is_suggested_first():
+    """Model names are case-sensitive; MNIST-MLP got the whole list of names and no suggestion."""
+    from harness.registry import did_you_mean, unknown_name_message
+
+    known = ["mnist-mlp", "mnist-cnn", "mnist-fast"]
+    assert unknown_name_message("model", "MNIST-MLP", known) == "unknown model 'MNIST-MLP'; did you mean: mnist-mlp?"
+    assert did_you_mean("mnist-mpl", known).startswith("; did you mean: mnist-mlp")
