@@ -416,13 +416,20 @@ def failures(results: dict[str, Any], status: str = "failed") -> list[str]:
             for j in results.get("jobs", []) if j.get("status") == status]
 
 
+ONNX_ONLY = ("variant", "onnx_accuracy", "max_abs_diff", "onnx_bytes", "opset", "exporter", "activation_bytes",
+             "cold_start_ms", "cold_start_rss_bytes")
+"""results.csv's columns about an ONNX model, blank on an eager PyTorch row (with the onnx_metric: ones): a
+plot of size against latency over every row put eager latencies at the export's size."""
+
+
 def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Long format: one row per job and latency measurement (a job without latency gets one row), then one
     per variant and latency measurement (a variant without latency gets one row).
 
     ``variant`` says which ONNX model a row is about: ``fp32`` for the job's plain export, the variant's
     name (``int8-dynamic``, ``ort-opt``...) for a variant; it is blank on eager PyTorch (``runtime`` torch)
-    rows, which time no ONNX model, and on the row of a job that has no export. A variant row carries the
+    rows, which time no ONNX model (so are the other :data:`ONNX_ONLY` columns and ``onnx_metric:``), and on
+    the row of a job that has no export. A variant row carries the
     variant's ``onnx_bytes`` and ``onnx_accuracy``, its ``max_abs_diff_vs_fp32`` (logits against the fp32
     export's) and ``variant_error``; its ``max_abs_diff`` (the fp32 export against PyTorch) is blank.
     """
@@ -464,12 +471,10 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
         if not latency:
             yield {**fp32, "variant": exported}
         for row in latency:
-            eager = row.get("runtime") == "torch"  # times no ONNX model: no ONNX activation figure
-            yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row},
-                   "variant": None if eager else exported,
-                   "activation_bytes": None if eager else fp32.get("activation_bytes"),
-                   "cold_start_ms": None if eager else fp32.get("cold_start_ms"),
-                   "cold_start_rss_bytes": None if eager else fp32.get("cold_start_rss_bytes")}
+            if row.get("runtime") == "torch":  # times no ONNX model: none of the export's own figures
+                yield {**base, **{k: row.get(k) for k in CSV_FIELDS if k in row}, **dict.fromkeys(ONNX_ONLY)}
+            else:
+                yield {**fp32, **{k: row.get(k) for k in CSV_FIELDS if k in row}, "variant": exported}
         for variant in job.get("variants") or []:
             if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
                 continue

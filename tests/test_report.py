@@ -456,6 +456,11 @@ def test_csv_has_a_row_per_latency_measurement_and_the_sweep_settings(results):
     assert len(rows) == expected
     assert {r["point"] for r in rows if r["model"] == "mnist-enhanced-20k"} == {
         f"dropout={d}, seed={s}" for d in (0.1, 0.05) for s in range(3)}
+    # an eager PyTorch row times no ONNX model: the export's size, accuracy... are not its figures
+    eager = [r for r in rows if r["runtime"] == "torch"]
+    assert eager and all(r[k] == "" for r in eager for k in (*report.ONNX_ONLY, "onnx_metric:nll"))
+    assert all(r["accuracy"] and r["params"] for r in eager if r["status"] == "ok")
+    assert all(r["onnx_bytes"] for r in rows if r["runtime"] == "onnxruntime" and r["status"] == "ok")
     # the seed as a column of its own (point is text): the sweep's, else the run's
     assert {(r["point"], r["seed"]) for r in rows if r["model"] == "mnist-enhanced-20k"} == {
         (f"dropout={d}, seed={s}", str(s)) for d in (0.1, 0.05) for s in range(3)}
@@ -495,7 +500,8 @@ def test_csv_has_a_row_per_variant_measurement_with_the_variants_own_figures(res
     assert set(by_variant) == {"fp32", "", "int8-dynamic", "fp16", "int8-static"}
     assert {r["runtime"] for r in by_variant["fp32"]} == {"onnxruntime"}
     assert {r["runtime"] for r in by_variant[""]} == {"torch"}  # eager PyTorch times no ONNX model
-    assert {r["onnx_bytes"] for r in by_variant["fp32"] + by_variant[""]} == {"952780"}
+    assert {r["onnx_bytes"] for r in by_variant["fp32"]} == {"952780"}
+    assert {r["onnx_bytes"] for r in by_variant[""]} == {""}  # the export's size is not the eager row's
     int8 = by_variant["int8-dynamic"]
     assert [(r["batch_size"], r["threads"]) for r in int8] == [("1", "1"), ("32", "1")]
     assert all(float(r["p50_ms"]) > 0 for r in int8)
