@@ -55,7 +55,6 @@ several short rounds and compare floors and best medians instead.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import logging
 import math
@@ -941,9 +940,8 @@ def round_config(config: LatencyConfig) -> tuple[LatencyConfig, int]:
     """The rounds of an alternating comparison made under ``config``: :data:`ROUND` five times, or shorter
     ones three times for a ``--quick`` run."""
     if config.min_time_s < ROUND.min_time_s:
-        return LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0,
-                             spinning=config.spinning, iobinding=config.iobinding), 3
-    return dataclasses.replace(ROUND, spinning=config.spinning, iobinding=config.iobinding), 5
+        return LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.03, max_time_s=1.0, warmup_time_s=0.0), 3
+    return ROUND, 5
 
 
 def compare_onnx_with_eager(onnx_path: Path, model: "torch.nn.Module", sample: "torch.Tensor", batch_size: int,
