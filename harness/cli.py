@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import click
 
 from harness import __version__
-from harness.errors import EXIT_STORAGE, STORAGE_ERRNOS, HarnessError
+from harness.errors import EXIT_STORAGE, STORAGE_ERRNOS, HarnessError, StorageError
 from harness.text import squeeze
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
@@ -154,14 +154,14 @@ class HarnessGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"harness: error: {exc}", err=True)
+            _say_error(f"harness: error: {exc}")
             ctx.exit(getattr(exc, "exit_code", EXIT_USAGE))  # a run folder that stopped taking files: 74
         except KeyboardInterrupt:  # click's own "Aborted!" exits 1, which means "a job failed" here
             if _debug(ctx):
                 import traceback
 
                 traceback.print_exc()
-            click.echo("\nharness: interrupted", err=True)
+            _say_error("\nharness: interrupted")
             ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
         except OSError as exc:  # a path the user cannot reach (no permission, a name too long), a closed pipe
             import errno
@@ -174,8 +174,17 @@ class HarnessGroup(click.Group):
                 _quiet_stdout()
                 ctx.exit(128 + 13)  # 141, a shell's status for SIGPIPE
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"harness: error: {exc.strerror or exc}{where}", err=True)
+            _say_error(f"harness: error: {exc.strerror or exc}{where}")
             ctx.exit(EXIT_STORAGE if exc.errno in STORAGE_ERRNOS else EXIT_USAGE)
+
+
+def _say_error(line: str) -> None:
+    """``line`` on standard error, if it takes it: a full or closed one must not turn the status the line
+    goes with (2 for bad input, 74, 130) into a traceback's 1."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _quiet_stdout() -> None:
@@ -716,6 +725,15 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
             folder = execute(registry, options, progress, reporters=reporter_set,
                              executor_options=executor_options, keep_lock=True,
                              stop_requested=lambda: bool(stop.received))
+        except StorageError as exc:  # the run folder stopped taking files mid-run: the finished jobs' table
+            stopped = getattr(exc, "run_folder", None)
+            if stopped is not None and stopped.data["jobs"]:
+                try:
+                    write_run_reports(stopped, reporter_set)  # if the disk takes them; results.json has the figures
+                except HarnessError:
+                    pass
+                _echo_out(_run_table(stopped.data))
+            raise
         except HarnessError as exc:  # the sweep's keys are checked against the models chosen: name its file
             if str(exc).startswith("sweep ") and "sweep" in from_config:
                 raise HarnessError(f"{from_config['sweep']}: {exc}") from None

@@ -68,9 +68,15 @@ class LineProgress(Progress):
         self._epochs: dict[str, int] = {}  # job id -> the epoch it is in (1-based)
         self._epochs_started: dict[str, float] = {}  # job id -> when that epoch (or its stage) began
         self._last_line = self._created = time.perf_counter()
+        self._mute = False  # set once the stream refused a line
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if self._mute:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except (OSError, ValueError):  # standard error full (/dev/full) or closed: the run goes on without it
+            self._mute = True
         self._last_line = time.perf_counter()
 
     def _prefix(self, job_id: str) -> str:

@@ -675,6 +675,28 @@ def test_standard_output_closed_full_or_left_by_its_reader(tmp_path):
     assert listing.returncode == 141 and listing.stderr == "", listing.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_or_closed_standard_error_neither_stops_a_run_nor_changes_its_status(tmp_path):
+    """Progress lines into a full stderr ended the run before its first job (exit 1, no job); the error line
+    of bad input into a closed one turned status 2 into 1."""
+    import os
+
+    args = [sys.executable, "-m", "harness", "run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs",
+            "1", "--max-train-samples", "64", "--max-test-samples", "64", "--batch-sizes", "1", "--quick",
+            "--cold-runs", "0", "--no-torch-latency", "--exporter", "torchscript", "--out", str(tmp_path),
+            "--run-id", "r"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(args, stdout=subprocess.PIPE, stderr=full, text=True, timeout=600)
+    assert done.returncode == 0 and "mnist-mlp" in done.stdout
+    assert [j["status"] for j in json.loads((tmp_path / "r" / "results.json").read_text())["jobs"]] == ["ok"]
+    for stderr in ("full", "closed"):
+        with open("/dev/full", "w") as full:
+            bad = subprocess.run([sys.executable, "-m", "harness", "run", "--models", "no-such-model"],
+                                 stdout=subprocess.PIPE, stderr=full if stderr == "full" else None, timeout=120,
+                                 preexec_fn=None if stderr == "full" else (lambda: os.close(2)))
+        assert bad.returncode == 2, stderr
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
 def test_a_results_json_that_is_no_regular_file_or_is_gone_is_said_for_what_it_is(tmp_path):
     import os
