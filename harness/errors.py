@@ -36,8 +36,9 @@ class StorageError(HarnessError):
 
 def storage_failure(exc: BaseException | None) -> OSError | None:
     """The ``OSError`` of a full disk, an exhausted quota or file-size limit, a read-only file system or a
-    refused write (``EACCES``) in ``exc`` or the exceptions it was raised from; None when there is none."""
-    refused = STORAGE_ERRNOS | {_errno.EACCES}  # mid-run, a refused write is the folder turned read-only
+    refused write (``EACCES``, ``EPERM``) in ``exc`` or the exceptions it was raised from; None when there is none."""
+    # mid-run, a refused write is the folder turned read-only (EPERM: a file or folder made immutable)
+    refused = STORAGE_ERRNOS | {_errno.EACCES, _errno.EPERM}
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

@@ -1577,6 +1577,16 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
             exc.run_folder = folder  # type: ignore[attr-defined]
             handed_over = keep_lock
             raise
+        except StorageError as exc:  # the folder stopped taking files: the finished jobs are kept, in memory too
+            progress.stop()
+            folder.data["interrupted"] = True
+            reporter_set.call("run_ended", folder.data, folder.path)
+            try:
+                folder.save()  # the disk may take this smaller write yet
+            except StorageError:
+                pass
+            exc.run_folder = folder  # type: ignore[attr-defined]  # the caller prints their table
+            raise
         progress.stop()
         remove_unlisted_files(folder, todo)  # a timed-out job's half-written export
         reporter_set.call("run_ended", folder.data, folder.path)
