@@ -856,14 +856,19 @@ def _import_run_modules() -> None:
     import atexit
     import gc
 
+    import importlib
+
     gc.disable()
     try:
-        import numpy  # noqa: F401
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import torch  # noqa: F401
+        for name in ("numpy", "onnx", "onnxruntime", "torch", "harness.report_html"):
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # a library that cannot load here: one line, not torch's 34
+                from harness.manager import one_line
 
-        import harness.report_html  # noqa: F401
+                raise HarnessError(f"cannot load {name}: {one_line(exc, 300)} (a memory limit such as "
+                                   f"ulimit -v too low for it, or a broken install: python -c 'import {name}' shows "
+                                   "the whole error)") from None
     finally:
         gc.enable()
     gc.freeze()

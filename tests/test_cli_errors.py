@@ -744,3 +744,24 @@ def test_a_console_that_cannot_write_a_name_gets_a_question_mark_not_a_lost_tabl
                              capture_output=True, env=env, timeout=120)
     assert missing.returncode == 2 and b"Traceback" not in missing.stderr  # standard error escapes it (\u2192)
     assert b": no such run folder" in missing.stderr
+
+
+def test_a_library_that_cannot_load_is_one_line_naming_it(monkeypatch):
+    """Under `ulimit -v` torch's import failed ('failed to map segment') as a 34-line traceback and exit 1."""
+    import importlib
+
+    from harness import cli
+    from harness.errors import HarnessError
+
+    real = importlib.import_module
+
+    def refuse(name, *args, **kwargs):
+        if name == "torch":
+            raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    with pytest.raises(HarnessError) as raised:
+        cli._import_run_modules()
+    assert str(raised.value).startswith("cannot load torch: ImportError: libtorch_cpu.so: failed to map segment")
+    assert "ulimit -v" in str(raised.value) and "\n" not in str(raised.value)
