@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
 from harness.latency import STABLE_DRIFT_PCT, STABLE_MEAN_OVER_P50, settings_differences
-from harness.text import plain
+from harness.text import plain, seeds_text
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -350,8 +350,9 @@ def _seed_groups(base_jobs: dict[Any, dict[str, Any]], new_jobs: dict[Any, dict[
 
 
 def _group_label(group: str, seeds: Sequence[Any]) -> str:
-    """A seed group as its rows and regressions name it: ``m@d#lr=0.1 [seeds 0,1,2]``."""
-    return f"{group} [seeds {','.join(map(str, seeds))}]"
+    """A seed group as its rows and regressions name it: ``m@d#lr=0.1 [seeds 0,1,2]`` (``[seeds 0-99]`` for a
+    hundred: :func:`harness.text.seeds_text`)."""
+    return f"{group} [seeds {seeds_text(seeds)}]"
 
 
 def _seed_values(pairs: Sequence[tuple[Any, Any]], get: Any) -> tuple[list[float], list[float]]:

@@ -27,7 +27,7 @@ from typing import Any
 from harness.errors import StorageError
 from harness.latency import UNSTABLE_MARK, run_remedy, unstable_mark, unstable_note
 from harness.results import atomic_write_bytes, atomic_write_text
-from harness.text import mflops, ms_text, plain, points, squeeze
+from harness.text import mflops, ms_text, plain, points, seeds_text, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -909,7 +909,7 @@ def seed_table(results: dict[str, Any]) -> Table:
     rows = []
     for s in summaries:
         rows.append([_text(s["model"]), _text(s["dataset"])] + ([_text(s["run_id"])] if joined else []) + [
-            point_text(s["settings"]) or "-", ", ".join(str(v) for v in s["seeds"]), f"{s['n_ok']}/{s['n']}"]
+            point_text(s["settings"]) or "-", seeds_text(s["seeds"], sep=", "), f"{s['n_ok']}/{s['n']}"]
             + [_seed_cell(s, key, spec) for key, _, spec in SEED_MEASURES])
     start = headers.index("ok")
     return Table(headers, rows, set(range(start, len(headers))))

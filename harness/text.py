@@ -145,3 +145,17 @@ def ms_text(value: Any) -> str:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
     return f"{value:.3f}" if abs(value) >= 0.1 or value == 0 else f"{value:#.3g}"
+
+
+def seeds_text(seeds: Any, listed: int = 6, sep: str = ",") -> str:
+    """A group's seeds as a label shows them: all of a few (``0,1,2``), a run of consecutive ones as a
+    range (``0-99``), else the first and last few with the count (``0,3,7,...,90,97 (40 seeds)``): a label
+    that listed 1,000 seeds on every row of a comparison made its output grow with the square of the sweep."""
+    seeds = list(seeds)
+    if len(seeds) <= listed:
+        return sep.join(map(str, seeds))
+    ints = all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if ints and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    half = listed // 2
+    return f"{sep.join(map(str, seeds[:half]))}{sep}...{sep}{sep.join(map(str, seeds[-half:]))} ({len(seeds)} seeds)"

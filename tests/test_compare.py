@@ -807,3 +807,9 @@ def test_jobs_without_an_id_are_matched_by_model_dataset_and_point_and_two_with_
     twice["jobs"].append(copy.deepcopy(twice["jobs"][0]))
     with pytest.raises(HarnessError, match="two jobs have the id"):
         compare_runs(load("base"), twice)
+
+
+def test_a_group_of_many_seeds_is_labelled_by_its_range():
+    from harness.compare import _group_label
+
+    assert _group_label("m@d#lr=0.1", list(range(100))) == "m@d#lr=0.1 [seeds 0-99]"

@@ -154,3 +154,14 @@ def test_terminal_tables_keep_one_row_per_job_whatever_the_names():
     assert [line.split("@")[0] for line in lines if "@synthetic" in line] == ["evil net  y"] * 2  # accuracy, p50
     for shown in (table, text):
         assert not any(ord(c) < 0x20 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in shown), repr(shown)
+
+
+def test_seeds_text_keeps_a_large_group_of_seeds_short():
+    """A comparison's label listed every seed on every row: 1,000 seeds made 4,041-character lines, 40 MB."""
+    from harness.text import seeds_text
+
+    assert seeds_text([0, 1, 2]) == "0,1,2" and seeds_text([5, 1], sep=", ") == "5, 1"
+    assert seeds_text(range(1000)) == "0-999" and seeds_text(range(10, 17)) == "10-16"
+    assert seeds_text([0, 3, 7, 12, 20, 33, 90, 97]) == "0,3,7,...,33,90,97 (8 seeds)"
+    assert seeds_text(["a", "b", "c", "d", "e", "f", "g"]) == "a,b,c,...,e,f,g (7 seeds)"
+    assert len(seeds_text(list(range(0, 3000, 3)))) < 40
