@@ -1000,10 +1000,11 @@ def pareto_table(results: dict[str, Any]) -> Table:
 
 def latency_table(results: dict[str, Any]) -> Table:
     """Every latency row of every job (ONNX Runtime and eager PyTorch)."""
+    joined = is_joined(results)  # once: per row, it scanned every job again
     rows = []
     for job in results.get("jobs", []):
         for r in job.get("latency") or []:
-            rows.append([job_label(job, run=is_joined(results)), _text(job.get("dataset")),
+            rows.append([job_label(job, run=joined), _text(job.get("dataset")),
                          _text(r.get("runtime")),
                          provider_short(r.get("provider")), _fmt(r.get("batch_size")), _fmt(r.get("threads")),
                          _fmt(r.get("runs")), p50_text(r, ".4f"),
@@ -1045,6 +1046,7 @@ def variants_table(results: dict[str, Any]) -> Table:
     comparison (``vs_fp32``) when recorded, else fp32 p50 / variant p50 at
     the same setting. Accuracy drop is fp32 ONNX accuracy minus the variant's.
     """
+    joined = is_joined(results)  # once: per row, it scanned every job again
     rows = []
     for job in results.get("jobs", []):
         variants = [v for v in job.get("variants") or [] if isinstance(v, dict)]
@@ -1078,7 +1080,7 @@ def variants_table(results: dict[str, Any]) -> Table:
             if disagree:
                 notes.append(disagree)
             rows.append([
-                job_label(job, run=is_joined(results)), _text(job.get("dataset")), _text(v.get("variant")),
+                job_label(job, run=joined), _text(job.get("dataset")), _text(v.get("variant")),
                 str(status),
                 _kib(size), _times(size / base_bytes if size and base_bytes else None),
                 _kib(v.get("activation_bytes")), _fmt(v_acc, ".4f"),
@@ -1247,6 +1249,7 @@ def _figure_text(value: Any) -> str:
 
 def reference_table(results: dict[str, Any]) -> Table:
     """The seeds' published figures (``job["reference"]``) next to what this run measured."""
+    joined = is_joined(results)  # once: per row, it scanned every job again
     rows = []
     for job in results.get("jobs", []):
         ref = _shown_reference(job)
@@ -1261,7 +1264,7 @@ def reference_table(results: dict[str, Any]) -> Table:
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
         speedup, _ = training_comparison(job, job_options(job, results))
         rows.append([
-            job_label(job, run=is_joined(results)), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
+            job_label(job, run=joined), _text(job.get("dataset")), str(ref.get("dataset") or "-"),
             _fmt(ours_params, ","), _fmt(ref_params, ","), params_match,
             _fmt(_number(_get(job, "metrics", "accuracy")), ".4f"), _fmt(accuracy_of(job), ".4f"),
             seconds_text(ours_s), _fmt(their_min, "g"), "-" if speedup is None else f"{speedup:.1f}x",
@@ -1291,13 +1294,14 @@ def job_options(job: dict[str, Any], results: dict[str, Any]) -> Any:
 def reference_notes(results: dict[str, Any]) -> list[str]:
     """Why a job's figures do not compare with its published ones (:func:`comparability`): its accuracy, and
     its training speed-up, shown as ``-``."""
+    joined = is_joined(results)  # once: per row, it scanned every job again
     notes = []
     for job in results.get("jobs", []):
         if _shown_reference(job) is None:
             continue
         why = comparability(job, job_options(job, results))
         if why:
-            notes.append(f"{job_label(job, dataset=True, run=is_joined(results))}: not comparable with the "
+            notes.append(f"{job_label(job, dataset=True, run=joined)}: not comparable with the "
                          f"published figures: {', '.join(why)}")
     return notes
 
@@ -1320,7 +1324,8 @@ def shortened_note(results: dict[str, Any]) -> str | None:
 
 def failed_table(results: dict[str, Any]) -> Table:
     """Failed and skipped jobs with the stage and the one-line error."""
-    rows = [[job_label(job, run=is_joined(results)), _text(job.get("dataset")),
+    joined = is_joined(results)  # once: per row, it scanned every job again
+    rows = [[job_label(job, run=joined), _text(job.get("dataset")),
              _text(job.get("status"), "unknown"),
              str(job.get("stage") or "-"), squeeze(job.get("error") or "-")]
             for job in results.get("jobs", []) if job.get("status") != "ok"]
@@ -1646,6 +1651,7 @@ def near_chance(results: dict[str, Any]) -> str | None:
     """A line naming the finished jobs whose exported model scores near chance (an untrained model: a smoke
     run's 1 epoch on 512 samples), whose accuracy then says nothing of the model, or None. Jobs of runs
     from before ``num_classes`` was recorded are not judged."""
+    joined = is_joined(results)  # once: per row, it scanned every job again
     low = []
     for job in results.get("jobs", []):
         classes = job.get("num_classes")
@@ -1654,7 +1660,7 @@ def near_chance(results: dict[str, Any]) -> str | None:
             continue
         chance = 1 / classes
         if accuracy < chance + NEAR_CHANCE * (1 - chance):
-            low.append(job_label(job, dataset=True, run=is_joined(results)))
+            low.append(job_label(job, dataset=True, run=joined))
     if not low:
         return None
     shown = ", ".join(low[:5]) + (f" (+{len(low) - 5} more)" if len(low) > 5 else "")
@@ -1824,10 +1830,11 @@ def export_notes(results: dict[str, Any]) -> list[str]:
     trace the tracer doubted (``onnx.fallback_reason``, ``onnx.trace_warnings``), whose graph adapts the
     dataset's channels (``input_adapted``), or whose model gave the same logits for every test input
     (``constant_output``): the terminal said so once, the report keeps it beside the figures."""
+    joined = is_joined(results)  # once: per row, it scanned every job again
     notes = []
     for job in results.get("jobs", []):
         onnx = job.get("onnx") if isinstance(job.get("onnx"), dict) else {}
-        label = job_label(job, dataset=True, run=is_joined(results))
+        label = job_label(job, dataset=True, run=joined)
         if onnx.get("fallback_reason"):
             notes.append(f"{label}: the ONNX file is a TorchScript trace; the dynamo exporter failed: "
                          f"{squeeze(onnx['fallback_reason'], 300)}")
@@ -1868,6 +1875,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     report; they are linked where given. ``numbered`` maps a plot key to the plot's numbered points,
     listed under the image.
     """
+    joined = is_joined(results)  # once: per row, it scanned every job again
     plots, numbered = plots or {}, numbered or {}
     lines = [f"# harness run `{_md_cell(_text(results.get('run_id')))}`", ""]
     lines += [" ".join(_md_cell(f) for f in header_facts(results, run_dir)), ""]
@@ -1911,7 +1919,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += ["", f"Curves drawn for the {drawn} most accurate of the {len(with_history)} jobs trained for more "
                       "than one epoch; every job's per-epoch table follows."]
     for job, history in with_history:
-        lines += ["", f"### {_md_cell(job_label(job, dataset=True, run=is_joined(results)))}", ""]
+        lines += ["", f"### {_md_cell(job_label(job, dataset=True, run=joined))}", ""]
         if plots.get(f"curves:{job.get('id')}"):
             lines += [f"![training curves]({plots['curves:' + str(job.get('id'))]})", ""]
         lines += md_table(history)
