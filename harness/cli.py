@@ -761,6 +761,9 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
         stop.deferring = True  # the reports of a finished run are written whole
+        if len(folder.data["jobs"]) >= REPORTS_SAID_FROM:  # seconds of quiet after the last job read as a hang
+            progress.note(f"writing the reports of {len(folder.data['jobs'])} jobs (results.csv, report.md, "
+                          "report.html, plots)")
         try:
             write_run_reports(folder, reporter_set)
         except HarnessError:  # a full disk: the figures are known, and a CI log keeps them
@@ -839,6 +842,11 @@ class _StopSignals:
         import signal
 
         return 128 + int(self.received[0] if self.received else signal.SIGINT)
+
+
+REPORTS_SAID_FROM = 100
+"""From this many jobs on (some 5 s of report writing, 15 s at 1,000) the progress says the reports are
+being written after the last job."""
 
 
 def _import_run_modules() -> None:

@@ -230,3 +230,19 @@ def test_the_live_display_times_each_stage_from_its_own_start():
     assert again.id == row.id and again.start_time >= first + 0.05  # the same row, its clock started again
     assert again.elapsed < 0.05
     shown.stop()
+
+
+def test_a_large_run_says_it_is_writing_its_reports(monkeypatch, tmp_path):
+    """A 1,000-job sweep went quiet for 15 s after its last job while its reports were written."""
+    from click.testing import CliRunner
+
+    from harness import cli
+
+    monkeypatch.setattr(cli, "REPORTS_SAID_FROM", 1)  # one job stands for a large sweep here
+    result = CliRunner().invoke(cli.main, [
+        "run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
+        "--max-test-samples", "64", "--batch-sizes", "1", "--quick", "--cold-runs", "0", "--no-torch-latency",
+        "--exporter", "torchscript", "--out", str(tmp_path), "--run-id", "r"])
+    assert result.exit_code == 0, result.output
+    said = result.stderr if hasattr(result, "stderr") and result.stderr else result.output
+    assert "writing the reports of 1 jobs (results.csv, report.md, report.html, plots)" in said
