@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import math
+import numbers
 import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -433,22 +435,31 @@ def _first(*problems: str | None) -> str | None:
 def _reference_problem(reference: Any) -> str | None:
     """What is wrong with the published figures the reports set beside a model's own: the keys they read
     must hold what they read (a percentage for an accuracy, or params as text, fell out of the comparison
-    without a word); other keys are free, shown as published figures."""
+    without a word); other keys are free, shown as published figures. numpy's numbers count as numbers, and
+    an unknown figure (NaN, inf) is let through: it is recorded as null."""
     if not isinstance(reference, Mapping):
         return None
+
+    def real(value: Any) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
     problems = []
     for key, value in reference.items():
+        if real(value) and not math.isfinite(float(value)):
+            continue
         name = f"reference[{key!r}]"
         if key == "params":
-            problems.append(_must(name, value, _is_int(value, 0), "a whole number of parameters"))
+            problems.append(_must(name, value, isinstance(value, numbers.Integral) and real(value) and value >= 0,
+                                  "a whole number of parameters"))
         elif key == "epochs":
-            problems.append(_must(name, value, _is_int(value), "a positive int"))
+            problems.append(_must(name, value, isinstance(value, numbers.Integral) and real(value) and value >= 1,
+                                  "a positive int"))
         elif key in ("train_minutes", "model_size_mb"):
-            problems.append(_must(name, value, _is_number(value) and value > 0, "a positive number"))
+            problems.append(_must(name, value, real(value) and value > 0, "a positive number"))
         elif key in ("dataset", "source", "note"):
             problems.append(_must(name, value, isinstance(value, str), "a str"))
         elif isinstance(key, str) and key.endswith("accuracy"):
-            problems.append(_must(name, value, _is_number(value) and 0 <= value <= 1,
+            problems.append(_must(name, value, real(value) and 0 <= value <= 1,
                                   "a fraction in [0, 1] (99.1 % is 0.991)"))
     return _first(*problems)
 

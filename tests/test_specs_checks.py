@@ -140,7 +140,12 @@ def test_spec_problem_names_the_field_and_the_value(spec, said):
 
 def test_a_reference_of_well_formed_figures_and_free_keys_passes():
     reference = {"params": 0, "test_accuracy": 0.991, "val_accuracy_range": (0.98, 0.99), "epochs": 20,
-                 "train_minutes": 7.5, "dataset": "mnist", "source": "seed 002", "flops_m": 3.2}
+                 "train_minutes": 7.5, "dataset": "mnist", "source": "seed 002", "flops_m": 3.2,
+                 "val_accuracy": float("nan")}  # an unknown figure: recorded as null
+    assert spec_problem(ModelSpec("m", _build, reference=reference)) is None
+    import numpy as np
+
+    reference = {"params": np.int64(6008), "test_accuracy": np.float32(0.5)}  # numpy's numbers are numbers
     assert spec_problem(ModelSpec("m", _build, reference=reference)) is None
 
 
