@@ -182,7 +182,9 @@ class _Gate:
         """A line per regression, in order: each of ``details``' ``text``."""
         return [detail["text"] for detail in self.details]
 
-    def metric(self, job_id: str, label: str, name: str, change: dict[str, Any]) -> None:
+    def metric(self, job_id: str, label: str, name: str, change: dict[str, Any], prefix: str = "") -> None:
+        """Judge a metric's ``change``; ``prefix`` says whose (``""`` PyTorch's, ``"onnx "`` the fp32 export's,
+        ``"int8-dynamic "`` a variant's), named in a regression's dict as ``runtime`` and ``variant``."""
         change["regression"] = False
         change["gated"] = gated = name in self.gated_metrics
         higher = self.higher_is_better.get(name)
@@ -201,7 +203,7 @@ class _Gate:
             self.found(f"{job_id}: {label} {'rose' if higher is False else 'dropped'} "
                        f"{worse_points:.2f} points ({change['base']:.4f} -> {change['new']:.4f})",
                        "metric", job_id, measure=label, metric=name, base=change["base"], new=change["new"],
-                       points=worse_points)
+                       points=worse_points, **_metric_model(prefix))
 
     def latency(self, job_id: str, label: str, key: tuple[Any, ...], change: dict[str, Any],
                 not_gated: str | None = None, variant: str | None = None,
@@ -255,6 +257,14 @@ def _floor_change(base_row: dict[str, Any], new_row: dict[str, Any]) -> dict[str
     return _change(base_row.get("p50_ms"), new_row.get("min_ms"))
 
 
+def _metric_model(prefix: str) -> dict[str, Any]:
+    """Whose metric a label's ``prefix`` names, as a latency regression's dict names its model: ``runtime``
+    ``torch`` (PyTorch's, prefix "") or ``onnxruntime``, and ``variant`` (None: the fp32 export)."""
+    if not prefix:
+        return {"runtime": "torch", "variant": None}
+    return {"runtime": "onnxruntime", "variant": None if prefix == "onnx " else prefix.strip()}
+
+
 def _row_detail(key: tuple[Any, ...], variant: str | None) -> dict[str, Any]:
     """A latency row's settings as a regression's dict names them (``variant`` None: the fp32 export)."""
     return {"variant": variant, "runtime": key[0], "provider": key[1], "batch_size": key[2], "threads": key[3]}
@@ -266,7 +276,7 @@ def _metric_changes(job_id: str, old: dict[str, Any] | None, new: dict[str, Any]
     for name in sorted(set(old or {}) & set(new or {})):
         label = f"{prefix}{name}"
         change = _change(old[name], new[name])  # type: ignore[index]
-        gate.metric(job_id, label, name, change)
+        gate.metric(job_id, label, name, change, prefix)
         changes[label] = change
     return changes
 
@@ -400,7 +410,7 @@ def _seed_group_entry(group: str, ids: list[Any], base_jobs: dict[Any, dict[str,
         change = _change(statistics.fmean(old_values), statistics.fmean(new_values))
         change.update(n=len(old_values), std=[statistics.stdev(v) if len(v) > 1 else None
                                               for v in (old_values, new_values)])
-        gate.metric(label, f"{metric_label} (mean of {len(old_values)} seeds)", name, change)
+        gate.metric(label, f"{metric_label} (mean of {len(old_values)} seeds)", name, change, prefix)
         entry["metrics"][metric_label] = change
     for prefix, key in rows:
         def find(side: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

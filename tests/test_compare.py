@@ -757,6 +757,12 @@ def test_each_regression_is_also_a_dict_a_script_can_filter():
     assert latency["pct"] == pytest.approx(40.0, abs=0.01) and latency["abs_ms"] == pytest.approx(0.0069, abs=1e-4)
     accuracy = next(d for d in by_kind["metric"] if d["measure"] == "accuracy")
     assert (accuracy["job"], accuracy["metric"]) == ("mnist-cnn@synthetic", "accuracy")
+    # whose accuracy, as a latency regression names its model (it was only in the measure's label)
+    assert (accuracy["runtime"], accuracy["variant"]) == ("torch", None)
+    from harness.compare import _metric_model
+
+    assert _metric_model("onnx ") == {"runtime": "onnxruntime", "variant": None}
+    assert _metric_model("int8-dynamic ") == {"runtime": "onnxruntime", "variant": "int8-dynamic"}
     assert accuracy["points"] == pytest.approx(3.0) and (accuracy["base"], accuracy["new"]) == (0.9902, 0.9602)
     assert [(d["job"], d["status"], d["stage"], d["error"]) for d in by_kind["status"]] == [
         ("mnist-rough-cnn@synthetic", "failed", "export", "boom")]
