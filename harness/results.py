@@ -483,6 +483,28 @@ class RunInUseError(HarnessError):
     holder = "unknown"
 
 
+FILE_ROOM = 128
+"""Bytes a run folder's path must leave below the system's limit for its files' paths: ``onnx/``, an
+80-character job stem (:func:`job_file_stem`), a variant's name and the suffix."""
+
+
+def check_path_room(run_dir: Path) -> None:
+    """Refuse (:class:`HarnessError`, exit 2 before any job) a run folder whose path leaves its files no room
+    under the system's limit on a path (PATH_MAX, 4,096 bytes on Linux): the run trained its first job and
+    then failed to write the weights, exit 74, with a --resume that would fail the same way."""
+    anchor = Path(run_dir).absolute()
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    try:
+        limit = os.pathconf(anchor, "PC_PATH_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf; a limit the system does not say
+        return
+    length = len(os.fsencode(str(Path(run_dir).absolute())))
+    if limit > 0 and length + FILE_ROOM > limit:
+        raise HarnessError(f"the run folder's path is {length} bytes long; with its files' names it would pass "
+                           f"this system's limit of {limit} bytes on a path: choose a shorter --out or --run-id")
+
+
 class RunFolder:
     """``<out>/<run-id>/`` with its ``results.json`` kept current job by job."""
 
@@ -565,6 +587,7 @@ class RunFolder:
         for attempt in range(1, 1000):
             name = base if attempt == 1 else f"{base}-{attempt}"
             path = out / run_folder_name(name)
+            check_path_room(path)
             if not (path / RESULTS_FILE).exists():
                 try:
                     path.mkdir(parents=True, exist_ok=True)

@@ -31,3 +31,28 @@ def test_results_json_is_the_documents_json_however_its_jobs_were_recorded(tmp_p
     reopened = RunFolder.open(folder.path)
     reopened.save()  # a resumed run's first save: every job made anew, the same text
     assert reopened.results_path.read_text() == json_text(folder.data | {"jobs": saved["jobs"]}) + "\n"
+
+
+def test_a_run_folder_whose_path_leaves_its_files_no_room_is_refused_before_any_job(tmp_path):
+    """An --out near PATH_MAX trained the first job, then failed writing its weights (exit 74), with a
+    --resume hint that failed the same way."""
+    import os
+    import sys
+
+    import pytest
+
+    from harness.errors import HarnessError
+
+    if sys.platform == "win32" or not hasattr(os, "pathconf"):
+        pytest.skip("PATH_MAX is read with os.pathconf (POSIX)")
+    limit = os.pathconf(tmp_path, "PC_PATH_MAX")
+    room = limit - 64 - len(str(tmp_path)) - len("/r")  # within the limit, but not with room for the files
+    parts = ["d" * 200] * (room // 201) + ["e" * (room % 201 - 1)]
+    deep = tmp_path / "/".join(p for p in parts if p)
+    assert limit - 128 < len(str(deep / "r")) < limit
+    with pytest.raises(HarnessError, match=f"with its files' names it would pass this system's limit of {limit} "
+                                           "bytes on a path: choose a shorter --out or --run-id"):
+        RunFolder.create(deep, "r", {}, {})
+    assert not (tmp_path / ("d" * 200)).exists()  # refused before anything was made
+    ordinary = tmp_path / "d"  # an ordinary path still makes its folder
+    assert RunFolder.create(ordinary, "r", {}, {}).path == ordinary / "r"
