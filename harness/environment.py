@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness.manager import package_version
 
 
 def cpu_model() -> str:
@@ -23,14 +24,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def package_version(name: str) -> str | None:
-    """The installed version of distribution ``name`` (None when it is not installed)."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def harness_source() -> tuple[str | None, bool | None]:

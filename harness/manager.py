@@ -104,12 +104,16 @@ class LoadError:
     def version(self) -> str | None:
         """The installed version of the plugin's distribution (a plugin that failed to load has no
         :class:`PluginInfo` to say it); None when unknown."""
-        if not self.distribution:
-            return None
-        try:
-            return metadata.version(self.distribution)
-        except (metadata.PackageNotFoundError, ValueError):
-            return None
+        return package_version(self.distribution) if self.distribution else None
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name``; None when it is not installed (or its name is no
+    distribution's)."""
+    try:
+        return metadata.version(name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
 def one_line(exc: BaseException, limit: int = 400) -> str:
