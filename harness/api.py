@@ -76,8 +76,7 @@ class RunResult:
         from harness.edge import Question, edge_record
         from harness.runner import RunOptions, validate_options
 
-        flags = {"size_budget", "activation_budget", "memory_budget"}
-        unknown = sorted(set(question) - set(Question.KEYS) - flags)
+        unknown = sorted(set(question) - set(Question.KEYS) - set(_SIZE_FLAGS))
         if unknown:
             raise TypeError(f"ask() got unknown keyword(s) {', '.join(unknown)}; it takes accuracy_floor, "
                             "max_accuracy_drop, latency_budget_ms, size_budget, activation_budget, cold_budget_ms "
@@ -211,9 +210,9 @@ def _names(name: str, value: Any) -> list[str] | None:
 _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
                "memory_budget": "memory_budget_bytes"}
 _NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
-_LATENCY_FLAGS = {"spin": "spinning", "iobinding": "iobinding"}  # LatencyConfig fields, each with its no_ flag
-_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like", *_LATENCY_FLAGS,
-          *(f"no_{flag}" for flag in _LATENCY_FLAGS))
+_ON_OFF = ("spin", "iobinding")  # latency.FLAG_FIELDS' flags that have a no_ form
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like", *_ON_OFF,
+          *(f"no_{flag}" for flag in _ON_OFF))
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
              "edge_gate": "RunResult.edge['qualifying'] is empty when no job fits"}
@@ -268,7 +267,7 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
 
 def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any] | None]:
     """:class:`RunOptions` and the executor's options (Ray's address and CPUs) from :func:`run`'s keywords."""
-    from harness.latency import QUICK, LatencyConfig
+    from harness.latency import FLAG_FIELDS, QUICK, LatencyConfig
     from harness.runner import RunOptions, _check_stored_option, liked_options, resumed_options
 
     fields = {f.name: str(f.type) for f in dataclasses.fields(RunOptions)}
@@ -286,7 +285,8 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
     out_given = "out" in values
     cold_runs = _whole("cold_runs", values.pop("cold_runs", None), 0)
     tweaks = {} if cold_runs is None else {"cold_runs": cold_runs}  # on top of the latency settings, as the flags
-    for flag, field in _LATENCY_FLAGS.items():
+    for flag in _ON_OFF:
+        field = FLAG_FIELDS[flag]
         if flag in values and f"no_{flag}" in values:
             raise TypeError(f"run() got both {flag} and no_{flag}; give one")
         if flag in values:
@@ -342,10 +342,10 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
             raise HarnessError("like starts a new run with another run's options and resume continues a run: "
                                "give one of them")
         named -= set() if out_given else {"out"}
-        options = liked_options(Path(like), {k: v for k, v in values.items() if k in named})
-        options.latency = dataclasses.replace(options.latency, **tweaks)
-    elif values.get("resume"):
-        options = resumed_options(values["out"], values.get("run_id"), {k: v for k, v in values.items() if k in named})
+    if like is not None or values.get("resume"):
+        chosen = {k: v for k, v in values.items() if k in named}
+        options = (liked_options(Path(like), chosen) if like is not None
+                   else resumed_options(values["out"], values.get("run_id"), chosen))
         options.latency = dataclasses.replace(options.latency, **tweaks)  # on top of the run's own, as the CLI does
     else:
         options = RunOptions(**values)

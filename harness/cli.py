@@ -863,7 +863,6 @@ def _import_run_modules() -> None:
     touched: the collector is paused while latency is measured (:mod:`harness.latency`)."""
     import atexit
     import gc
-
     import importlib
 
     gc.disable()
@@ -1046,9 +1045,9 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
 def _latency_flags(latency: Any, values: dict[str, Any]) -> Any:
     """``latency`` (a LatencyConfig) with the flags given on top: --cold-runs, --spin/--no-spin and
     --iobinding/--no-iobinding (None: not given, the settings' own stand)."""
-    given = {field: values.get(flag) for flag, field in (("cold_runs", "cold_runs"), ("spin", "spinning"),
-                                                          ("iobinding", "iobinding"))}
-    given = {field: value for field, value in given.items() if value is not None}
+    from harness.latency import FLAG_FIELDS
+
+    given = {field: values[flag] for flag, field in FLAG_FIELDS.items() if values.get(flag) is not None}
     return dataclasses.replace(latency, **given) if given else latency
 
 

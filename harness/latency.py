@@ -117,6 +117,10 @@ class LatencyConfig:
             raise ValueError("min_time_s and warmup_time_s must be >= 0 and max_time_s > 0")
 
 
+FLAG_FIELDS = {"cold_runs": "cold_runs", "spin": "spinning", "iobinding": "iobinding"}
+"""``harness run``'s flags (``--cold-runs``, ``--spin/--no-spin``, ``--iobinding/--no-iobinding``) -> the
+:class:`LatencyConfig` field each sets on top of the run's latency settings (the CLI's and the API's alike)."""
+
 QUICK = LatencyConfig(warmup_runs=3, min_runs=10, min_time_s=0.05, max_time_s=2.0, warmup_time_s=0.0, cold_runs=1)
 """A short measurement for tests and smoke runs (figures are noisier; runs is recorded)."""
 
