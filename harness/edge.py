@@ -202,17 +202,13 @@ def deployment_table(
                     memory_budget_bytes)
     rows = []
     # THREADS_MAX stops at the cores the run could use: a count beyond them timed threads waiting for a core
-    cores = _int(_get_dict(results, "environment").get("usable_cores")) if isinstance(results, dict) else None
+    environment = results.get("environment") if isinstance(results, dict) else None
+    cores = _int(environment.get("usable_cores")) if isinstance(environment, dict) else None
     for job in _dicts(results.get("jobs") if isinstance(results, dict) else None):
         if job.get("status") == "skipped":
             continue
         rows.append(_job_row(job, floor, budget, batch_size, threads, provider, max_accuracy_drop, metric, cores))
     return rows
-
-
-def _get_dict(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 ACCURACY_SLACK = 1e-6
@@ -227,11 +223,11 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
              cores: int | None = None) -> dict[str, Any]:
     base_accuracy = _fp32_accuracy(job, metric)
     wanted_threads = threads
-    beyond: list[int] = []
+    capped = False
     if threads == THREADS_MAX:  # the most measured within the run's cores (the fewest when all are beyond)
         measured = [r["threads"] for r in _ort_rows(job.get("latency")) if _int(r.get("threads")) is not None]
-        beyond = sorted({t for t in measured if cores is not None and t > cores})
-        within = [t for t in measured if t not in beyond]
+        within = [t for t in measured if cores is None or t <= cores]
+        capped = len(within) < len(measured)
         wanted_threads = max(within) if within else min(measured, default=None)
     row: dict[str, Any] = {
         "model": job.get("model"),
@@ -246,8 +242,8 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "provider": provider,
         "batch_size": batch_size,
         "threads": wanted_threads,
-        # thread counts timed beyond the run's usable cores, passed over by THREADS_MAX (said in its title)
-        **({"threads_beyond_cores": [beyond, cores]} if beyond else {}),
+        # the run's usable cores, where THREADS_MAX passed over a count timed beyond them (said in its title)
+        **({"threads_capped_at": cores} if capped else {}),
         "p50_ms": None,
         "p99_ms": None,
         "min_ms": None,
@@ -618,8 +614,8 @@ def threads_title(rows: Sequence[dict[str, Any]], threads: int | str | None) -> 
     if threads != THREADS_MAX:
         return f"{threads} thread" + ("" if threads == 1 else "s")
     counts = sorted({r["threads"] for r in rows if isinstance(r.get("threads"), int)})
-    capped = next((r["threads_beyond_cores"] for r in rows if r.get("threads_beyond_cores")), None)
-    within = "" if capped is None else f" within the run's {capped[1]} usable cores"
+    capped = next((r["threads_capped_at"] for r in rows if r.get("threads_capped_at")), None)
+    within = "" if capped is None else f" within the run's {capped} usable cores"
     if len(counts) == 1:
         return f"{counts[0]} thread{'' if counts[0] == 1 else 's'}, the most threads measured{within}"
     return f"the most threads measured{within} for each job"
