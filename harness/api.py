@@ -147,10 +147,9 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
 
 def load(run_dir: str | Path) -> RunResult:
     """A run folder written before (or its ``results.json``), checked as ``harness report`` checks it."""
-    from harness.results import load_results
+    from harness.results import load_results, run_folder_of
 
-    path = Path(run_dir)
-    return RunResult(path.parent if path.is_file() else path, load_results(path))
+    return RunResult(run_folder_of(run_dir), load_results(Path(run_dir)))
 
 
 def report(run_dir: str | Path) -> list[Path]:
@@ -178,14 +177,14 @@ def compare(base: str | Path | RunResult, new: str | Path | RunResult, threshold
     type ``TypeError``. The CLI's warnings (BASE and NEW are the same run; a run is incomplete) go to the
     ``harness`` logger, as :func:`run`'s do."""
     from harness.compare import API_OPTIONS, compare_folders
+    from harness.results import run_folder_of
 
     def side(run: str | Path | RunResult) -> tuple[Path, dict[str, Any] | None]:
         if isinstance(run, RunResult):
             return run.path, run.results
         if not isinstance(run, (str, Path)):
             raise TypeError(f"compare() takes a run folder or a RunResult, not {run!r}")
-        path = Path(run)
-        return (path.parent if path.is_file() else path), None  # a folder, or its results.json
+        return run_folder_of(run), None  # a folder, or its results.json
 
     (base_dir, base_results), (new_dir, new_results) = side(base), side(new)
     return compare_folders(base_dir, new_dir, base_results, new_results, names=API_OPTIONS, threshold=threshold,

@@ -240,6 +240,13 @@ def read_regular_file(path: Path) -> bytes:
         return handle.read()
 
 
+def run_folder_of(path: "str | Path") -> Path:
+    """The run folder ``path`` names: itself, or the folder holding it when it is a file (its results.json),
+    as :func:`load_results` reads either."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
 def load_results(path: Path) -> dict[str, Any]:
     """Read a run's ``results.json`` (or the file itself); a clear :class:`HarnessError` if unusable."""
     path = Path(path)

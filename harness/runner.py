@@ -30,7 +30,8 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry, did_you_mean, with_builtin_metrics
 from harness.reporters import ReporterSet
-from harness.results import RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_taken
+from harness.results import (RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_folder_of,
+                             run_taken)
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
 from harness.text import squeeze
 
@@ -1241,7 +1242,7 @@ def liked_options(run: Path, given: dict[str, Any]) -> RunOptions:
     """``harness run --like RUN``: a new run with the options ``run`` (a run folder or its results.json)
     stored, those in ``given`` (named as :class:`RunOptions` fields) on top; its folder goes beside ``run``'s
     unless ``given`` names ``out``, under ``given``'s ``run_id`` or a new one."""
-    folder = RunFolder.open(Path(run).parent if Path(run).is_file() else Path(run))
+    folder = RunFolder.open(run_folder_of(run))
     stored = _stored_options(folder, "run it again", "give its options on the command line instead", given)
     stored.resume = False
     stored.run_id = given.get("run_id")
