@@ -779,13 +779,15 @@ SEEDS_CSV = "seeds.csv"
 
 def seeds_csv(results: dict[str, Any]) -> str | None:
     """One row per group of seeds (:func:`seed_summary`): who and how many, then for each of the Seeds
-    table's measures its mean, std, ci95, n, min and max (``accuracy_mean`` ...); None without a group."""
+    table's measures its mean, std, ci95, n, min and max (``accuracy_mean`` ...), and ``p50_ms_unstable``: the
+    seeds whose latency row was marked unstable (left out of the p50's figures unless none held); None without
+    a group."""
     summaries = seed_summary(results)
     if not summaries:
         return None
     stats = ("mean", "std", "ci95", "n", "min", "max")
     fields = ["run_id", "model", "dataset", "settings", "seeds", "jobs", "ok"] + [
-        f"{key}_{stat}" for key, _, _ in SEED_MEASURES for stat in stats]
+        f"{key}_{stat}" for key, _, _ in SEED_MEASURES for stat in stats] + ["p50_ms_unstable"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -795,6 +797,7 @@ def seeds_csv(results: dict[str, Any]) -> str | None:
                "ok": s["n_ok"]}
         for key, _, _ in SEED_MEASURES:
             row.update({f"{key}_{stat}": s["measures"][key].get(stat) for stat in stats})
+        row["p50_ms_unstable"] = s["p50_unstable"]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -831,10 +834,14 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     Jobs are grouped by run, model, dataset and their sweep ``point`` without
     ``seed``; groups of two or more seeds are returned, in first-seen order,
     as ``{"run_id", "model", "dataset", "settings", "seeds", "n", "n_ok",
-    "has_target", "measures": {key: {"mean", "std", "n", "min", "max"}}}``
-    over the jobs that finished (``status: ok``). ``std`` is the sample
-    standard deviation; ``has_target`` is whether their recipe had a target
-    accuracy (so a missing time to target means it was not reached).
+    "has_target", "measures": {key: {"mean", "std", "n", "min", "max"}},
+    "p50_unstable", "p50_all_unstable"}`` over the jobs that finished
+    (``status: ok``). ``std`` is the sample standard deviation; ``has_target``
+    is whether their recipe had a target accuracy (so a missing time to
+    target means it was not reached). The p50 leaves out the seeds whose
+    latency row is marked unstable (``p50_unstable`` counts them), as
+    compare's median does, unless none is stable (``p50_all_unstable``: the
+    mean of them all).
     """
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     trained: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -857,6 +864,7 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                  if any(other.get(name) != value for other in others)}
         ok = [j for j in jobs if j.get("status") == "ok"]
         values: dict[str, list[float]] = {key: [] for key, _, _ in SEED_MEASURES}
+        unstable_p50: list[float] = []  # p50s of rows marked unstable: out of the mean while any seed's is stable
         for job in ok:
             latency = headline_latency(job)
             figures = {
@@ -868,13 +876,18 @@ def seed_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
             for key, value in figures.items():
                 if _number(value) is not None:
-                    values[key].append(float(value))
+                    kept = unstable_p50 if key == "p50_ms" and latency.get("stable") is False else values[key]
+                    kept.append(float(value))
+        all_unstable = bool(unstable_p50) and not values["p50_ms"]
+        if all_unstable:  # no seed's row held: the mean of them all, starred
+            values["p50_ms"] = unstable_p50
         summaries.append({
             "run_id": run_id, "model": model, "dataset": dataset,
             "settings": {**seedless_point(jobs[0]), **apart},
             "seeds": [j["point"]["seed"] for j in jobs], "n": len(jobs), "n_ok": len(ok),
             "has_target": any(_number(_get(j, "train", "target_accuracy")) is not None for j in ok),
             "measures": {key: _mean_std(vals) for key, vals in values.items()},
+            "p50_unstable": len(unstable_p50), "p50_all_unstable": all_unstable,
         })
     return summaries
 
@@ -898,6 +911,8 @@ def _seed_cell(summary: dict[str, Any], key: str, spec: str) -> str:
     text = format_mean_std(stat, spec)
     if stat.get("n") and 1 < n_ok != stat["n"] and stat.get("std") is not None:
         text += f" (n={stat['n']} of {n_ok})"
+    if key == "p50_ms" and summary.get("p50_all_unstable") and stat.get("mean") is not None:
+        text += UNSTABLE_MARK
     return text
 
 
@@ -1399,7 +1414,9 @@ def training_table(results: dict[str, Any]) -> Table:
 
 
 SEEDS_NOTE = ("Sweep jobs that differ only in seed; sample standard deviation over the seeds (n-1), "
-              "finished jobs only. seeds.csv has these figures with each mean's 95 % confidence interval.")
+              "finished jobs only. The p50 leaves out seeds whose latency row was marked unstable (n= says how "
+              f"many remain); where none held, it is the mean of them all, marked {UNSTABLE_MARK}. seeds.csv has "
+              "these figures with each mean's 95 % confidence interval.")
 REFERENCE_NOTE = ("What the seed projects published for these models, next to this run: comparable only for a "
                   "job that trained on the published dataset for the published epochs at the recipe's batch size "
                   "on the whole training split and was tested on the whole test split; a note below names what "

@@ -84,6 +84,29 @@ def test_seeds_csv_holds_the_seed_tables_figures_with_a_confidence_interval(resu
     assert not (tmp_path / "seeds.csv").exists()
 
 
+def test_seed_p50_leaves_out_unstable_rows_as_compares_median_does(results):
+    """The Seeds p50 averaged every seed's row, a preempted one's 20x p50 too, where compare's median leaves
+    rows marked unstable out: the two tools disagreed on one run's latency."""
+    jobs = [j for j in results["jobs"] if (j.get("point") or {}).get("dropout") == 0.1]
+    rows = [report.headline_latency(j) for j in jobs]
+    assert all(r and r.get("p50_ms") is not None for r in rows)
+    steady = [r["p50_ms"] for r in rows[:2]]
+    rows[2].update(stable=False, p50_ms=20 * max(steady))
+    (group,) = [s for s in seed_summary(results) if s["settings"].get("dropout") == 0.1]
+    stat = group["measures"]["p50_ms"]
+    assert (stat["n"], group["p50_unstable"], group["p50_all_unstable"]) == (2, 1, False)
+    assert stat["mean"] == pytest.approx(sum(steady) / 2)
+    section = to_markdown(results).split("## Seeds")[1].split("\n## ")[0]
+    assert "(n=2 of 3)" in section and "marked unstable" in section
+    csv_rows = {r["settings"]: r for r in csv.DictReader(io.StringIO(report.seeds_csv(results)))}
+    assert csv_rows["dropout=0.1"]["p50_ms_unstable"] == "1" and csv_rows["dropout=0.1"]["p50_ms_n"] == "2"
+    for row in rows:  # none held: the mean of them all, starred
+        row["stable"] = False
+    (group,) = [s for s in seed_summary(results) if s["settings"].get("dropout") == 0.1]
+    assert group["p50_all_unstable"] and group["measures"]["p50_ms"]["n"] == 3
+    assert report._seed_cell(group, "p50_ms", ".3f").endswith(report.UNSTABLE_MARK)
+
+
 def test_seed_summary_leaves_out_jobs_without_replicates(results):
     results["jobs"] = [j for j in results["jobs"] if (j.get("point") or {}).get("seed") in (None, 0)]
     assert seed_summary(results) == []
