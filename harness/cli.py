@@ -664,7 +664,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     Exit status: 0 every job ok; 1 a job failed (or --edge-gate closed);
     2 bad input, before any job runs; 74 the run folder stopped taking
     files (full disk, read-only), the jobs written before kept; 130/143/129
-    stopped by Ctrl-C/SIGTERM/SIGHUP, the finished jobs kept (--resume goes
+    stopped by Ctrl-C/SIGTERM/SIGHUP (149: Ctrl-Break on Windows), the
+    finished jobs kept (--resume goes
     on); 141 standard output's reader left early (| head).
     """
     from harness.progress import make_progress
@@ -826,19 +827,22 @@ class _StopSignals:
             raise KeyboardInterrupt
 
     def install(self) -> dict[int, Any] | None:
-        """Handle SIGINT, SIGTERM and SIGHUP; the previous handlers (None off the main thread: nothing changed)."""
+        """Handle SIGINT, SIGTERM and SIGHUP, and on Windows SIGBREAK; the previous handlers (None off the main
+        thread: nothing changed)."""
         import signal
         import threading
 
         if threading.current_thread() is not threading.main_thread():
             return None
-        # SIGHUP: the terminal or ssh session went away; stopped as SIGTERM stops a run, not killed outright
-        hangup = [signal.SIGHUP] if hasattr(signal, "SIGHUP") else []  # not on Windows
+        # SIGHUP: the terminal or ssh session went away; stopped as SIGTERM stops a run, not killed outright.
+        # Windows has none, but SIGBREAK: Ctrl-Break, and the CTRL_BREAK_EVENT a CI runner or supervisor sends a
+        # console process group to stop it (its default action ended the run at once, no reports written)
+        hangup = [getattr(signal, name) for name in ("SIGHUP", "SIGBREAK") if hasattr(signal, name)]
         return {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM, *hangup)}
 
     def exit_code(self) -> int:
         """128 + the signal's number, the shell's convention: 130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for
-        SIGHUP."""
+        SIGHUP (149 for Windows' SIGBREAK)."""
         import signal
 
         return 128 + int(self.received[0] if self.received else signal.SIGINT)

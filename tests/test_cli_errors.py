@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -765,3 +766,22 @@ def test_a_library_that_cannot_load_is_one_line_naming_it(monkeypatch):
         cli._import_run_modules()
     assert str(raised.value).startswith("cannot load torch: ImportError: libtorch_cpu.so: failed to map segment")
     assert "ulimit -v" in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="stands a POSIX signal in for Windows' SIGBREAK")
+def test_ctrl_break_stops_a_run_as_sighup_does(monkeypatch):
+    """Windows has no SIGHUP but SIGBREAK (Ctrl-Break, a CI runner's CTRL_BREAK_EVENT): unhandled, it ended a
+    run at once with no reports written. Emulated here by a SIGBREAK that is SIGUSR2."""
+    from harness.cli import _StopSignals
+
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR2, raising=False)
+    stop = _StopSignals()
+    previous = stop.install()
+    try:
+        assert previous is not None and signal.SIGUSR2 in previous and signal.getsignal(signal.SIGUSR2) is stop
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGUSR2)
+        assert stop.exit_code() == 128 + signal.SIGUSR2
+    finally:
+        for sig, handler in (previous or {}).items():
+            signal.signal(sig, handler)
