@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,11 +31,23 @@ RESULTS_FILE = "results.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+_DEVICE_NAMES = re.compile(r"(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])", re.IGNORECASE)
+"""Names Windows keeps for devices, with any extension (``aux.2024``): a folder or file so named is the device."""
+
+
+def _not_a_device(name: str) -> str:
+    """``name`` with ``_`` after its first part when that part is a Windows device name (``con`` -> ``con_``,
+    ``nul.png`` -> ``nul_.png``), on every system: a run folder copied to Windows must still open there."""
+    stem, dot, rest = name.partition(".")
+    return f"{stem}_{dot}{rest}" if _DEVICE_NAMES.fullmatch(stem) else name
+
+
 def safe_name(name: str, max_length: int = 80) -> str:
-    """A file-name-safe form of a plugin-supplied name: no separators, no ``..``, no leading dot."""
+    """A file-name-safe form of a plugin-supplied name: no separators, no ``..``, no leading dot, no Windows
+    device name."""
     cleaned = _UNSAFE.sub("_", str(name)).strip("._") or "unnamed"
     cleaned = re.sub(r"\.{2,}", ".", cleaned)
-    return cleaned[:max_length]
+    return _not_a_device(cleaned)[:max_length]
 
 
 _RUN_NAME_BYTES = 200
@@ -66,7 +79,7 @@ def run_folder_name(run_id: str) -> str:
     except UnicodeError:  # an ASCII file-system encoding (LC_ALL=C without UTF-8 mode)
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
         return f"{safe_name(text, 71)}-{digest}"
-    return cleaned
+    return _not_a_device(cleaned)  # com¹ is one too
 
 
 # A job id whose parts use only these characters maps to a distinct file name by safe_name alone.
@@ -495,21 +508,45 @@ FILE_ROOM = 128
 80-character job stem (:func:`job_file_stem`), a variant's name and the suffix."""
 
 
+WINDOWS_MAX_PATH = 260
+"""Windows' limit on a path, in UTF-16 units with the closing NUL, unless long paths are switched on."""
+
+
+def _windows_path_limit() -> int:
+    """:data:`WINDOWS_MAX_PATH`, or 32,767 where the system has long paths on (``LongPathsEnabled``;
+    Python's own manifest opts in)."""
+    try:
+        import winreg
+
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined]
+                            r"SYSTEM\CurrentControlSet\Control\FileSystem") as key:
+            if winreg.QueryValueEx(key, "LongPathsEnabled")[0] == 1:  # type: ignore[attr-defined]
+                return 32767
+    except (ImportError, OSError):
+        pass
+    return WINDOWS_MAX_PATH
+
+
 def check_path_room(run_dir: Path) -> None:
     """Refuse (:class:`HarnessError`, exit 2 before any job) a run folder whose path leaves its files no room
-    under the system's limit on a path (PATH_MAX, 4,096 bytes on Linux): the run trained its first job and
-    then failed to write the weights, exit 74, with a --resume that would fail the same way."""
-    anchor = Path(run_dir).absolute()
-    while not anchor.exists() and anchor != anchor.parent:
-        anchor = anchor.parent
-    try:
-        limit = os.pathconf(anchor, "PC_PATH_MAX")
-    except (AttributeError, OSError, ValueError):  # Windows has no pathconf; a limit the system does not say
-        return
-    length = len(os.fsencode(str(Path(run_dir).absolute())))
+    under the system's limit on a path (PATH_MAX, 4,096 bytes on Linux; 260 characters on Windows without
+    long paths, where a OneDrive folder gets there): the run trained its first job and then failed to write
+    the weights, exit 74, with a --resume that would fail the same way."""
+    path = str(Path(run_dir).absolute())
+    if sys.platform == "win32":  # no pathconf there; the limit counts UTF-16 units
+        limit, length, unit = _windows_path_limit(), len(path.encode("utf-16-le")) // 2, "characters"
+    else:
+        anchor = Path(path)
+        while not anchor.exists() and anchor != anchor.parent:
+            anchor = anchor.parent
+        try:
+            limit = os.pathconf(anchor, "PC_PATH_MAX")
+        except (AttributeError, OSError, ValueError):  # a limit the system does not say
+            return
+        length, unit = len(os.fsencode(path)), "bytes"
     if limit > 0 and length + FILE_ROOM > limit:
-        raise HarnessError(f"the run folder's path is {length} bytes long; with its files' names it would pass "
-                           f"this system's limit of {limit} bytes on a path: choose a shorter --out or --run-id")
+        raise HarnessError(f"the run folder's path is {length} {unit} long; with its files' names it would pass "
+                           f"this system's limit of {limit} {unit} on a path: choose a shorter --out or --run-id")
 
 
 class RunFolder:

@@ -35,6 +35,18 @@ def test_safe_name_examples():
     assert safe_name("...") == "unnamed"
 
 
+@pytest.mark.parametrize("name", ["con", "CON", "nul", "aux.2024", "com1", "LPT9", "prn.png", "com\u00b9"])
+def test_windows_device_names_never_name_a_file_or_run_folder(name):
+    """--run-id con made the folder reports/con: on Windows the console device (a run folder copied there
+    cannot be opened either)."""
+    for cleaned in (safe_name(name), run_folder_name(name)):
+        assert cleaned.split(".")[0].lower() not in {"con", "nul", "aux", "prn", "com1", "lpt9", "com\u00b9"}
+    assert (safe_name("CON"), run_folder_name("aux.2024"), run_folder_name("com\u00b9")) == (
+        "CON_", "aux_.2024", "com\u00b9_")
+    assert safe_name("console") == "console" and run_folder_name("con-1") == "con-1"  # only the names themselves
+    assert safe_name("mnist-cnn_con") == "mnist-cnn_con"
+
+
 @given(name=st.text(min_size=0, max_size=300))
 @example(name="\U0001f600" * 100)
 def test_run_folder_names_stay_inside_their_folder(name):

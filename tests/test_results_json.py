@@ -56,3 +56,20 @@ def test_a_run_folder_whose_path_leaves_its_files_no_room_is_refused_before_any_
     assert not (tmp_path / ("d" * 200)).exists()  # refused before anything was made
     ordinary = tmp_path / "d"  # an ordinary path still makes its folder
     assert RunFolder.create(ordinary, "r", {}, {}).path == ordinary / "r"
+
+
+def test_windows_260_character_limit_refuses_a_deep_run_folder_up_front(tmp_path, monkeypatch):
+    """Windows has no os.pathconf, so the check returned at once there, the one system whose limit (260
+    characters) a OneDrive folder reaches: the run failed after its first job with exit 74."""
+    import pytest
+
+    from harness import results
+    from harness.errors import HarnessError
+
+    monkeypatch.setattr(results.sys, "platform", "win32")  # winreg is not importable here: long paths off
+    deep = tmp_path / ("d" * max(1, 200 - len(str(tmp_path))))
+    with pytest.raises(HarnessError, match="limit of 260 characters on a path"):
+        results.check_path_room(deep / "r")
+    results.check_path_room(tmp_path / "r")  # short enough
+    monkeypatch.setattr(results, "_windows_path_limit", lambda: 32767)  # LongPathsEnabled
+    results.check_path_room(deep / "r")
