@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,36 @@ from harness.manager import package_version
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    """The processor's brand name ("Apple M3 Max", "Intel(R) Core(TM) i7-1185G7 ..."), which compare holds
+    two runs' machines to: platform.processor() says only "arm" on every Apple Silicon Mac, so an M1
+    baseline and an M3 candidate read as one machine. Else what platform says."""
+    if sys.platform == "darwin":
+        try:
+            brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                   timeout=5, check=False).stdout.strip()
+            if brand:
+                return brand
+        except (OSError, subprocess.SubprocessError):
+            pass
+    elif sys.platform == "win32":
+        try:
+            import winreg
+
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined]
+                                r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as key:
+                brand = str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()  # type: ignore[attr-defined]
+            if brand:
+                return brand
+        except (ImportError, OSError):
+            pass
+    else:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
     return platform.processor() or platform.machine()
 
 

@@ -75,3 +75,21 @@ def test_compare_names_other_data_and_other_libraries_as_settings_that_differ():
         del job["data_sha256"]
     assert "data" not in {d["what"] for d in compare_runs(older, new)["settings_differ"]}
     assert "data" not in {d["what"] for d in compare_runs(base, copy.deepcopy(base))["settings_differ"]}
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="stands a shell script in for macOS's sysctl")
+def test_a_macs_cpu_is_its_brand_name_so_compare_tells_an_m1_from_an_m3(tmp_path, monkeypatch):
+    """platform.processor() answers "arm" on every Apple Silicon Mac: compare saw one machine in two."""
+    import os
+    import sys
+
+    from harness import environment
+
+    sysctl = tmp_path / "sysctl"
+    sysctl.write_text('#!/bin/sh\n[ "$2" = machdep.cpu.brand_string ] && echo "Apple M3 Max"\n')
+    sysctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert environment.cpu_model() == "Apple M3 Max"
+    sysctl.write_text("#!/bin/sh\nexit 1\n")  # no answer: what platform says, as before
+    assert environment.cpu_model() == (environment.platform.processor() or environment.platform.machine())
