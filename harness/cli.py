@@ -456,7 +456,7 @@ def list_command(kind: str, as_json: bool) -> None:
         def needs(r: dict[str, Any]) -> str:
             if not r["missing"]:
                 return "installed" if r["requires"] else "-"
-            return f"pip install '{r['install'] or ' '.join(r['missing'])}'"
+            return 'pip install "' + (r['install'] or ' '.join(r['missing'])) + '"'
 
         table = [[r["name"], r["plugin"], needs(r), r["description"]] for r in rows]
         headers = ["tracker", "plugin", "packages", "description"]
@@ -621,7 +621,7 @@ def _shape_text(row: dict[str, Any]) -> str:
                    "whichever job runs first. Default: 2 on CUDA, 0 on the CPU.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML/JSON file of options and a [sweep] grid.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where jobs run: in this process, or as Ray tasks (pip install 'ray>=2.9').")
+              help='Where jobs run: in this process, or as Ray tasks (pip install "ray>=2.9").')
 @click.option("--ray-address", help="Ray cluster to join (ray://HEAD:10001, HOST:6379 or auto); "
               "default $RAY_ADDRESS, else a local Ray instance.")
 @click.option("--jobs", type=click.IntRange(min=1), metavar="N", help="With --executor ray: at most N jobs at once "

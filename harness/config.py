@@ -68,7 +68,7 @@ def toml_parser() -> Callable[[str], Any]:
             import tomli as tomllib  # type: ignore[no-redef]
         except ImportError:
             raise HarnessError("reading a TOML config needs tomllib (Python 3.11+) or, on older Pythons, the tomli "
-                               "package: pip install 'tomli>=1.1' (or write the config as .json)") from None
+                               'package: pip install "tomli>=1.1" (or write the config as .json)') from None
     return tomllib.loads
 
 

@@ -41,7 +41,7 @@ def make_executor(name: str, **kwargs: Any) -> Any:
         try:
             from harness.ray_executor import RayExecutor
         except ImportError as exc:
-            raise HarnessError(f"--executor ray needs Ray: pip install 'ray>=2.9' ({exc})") from None
+            raise HarnessError(f'--executor ray needs Ray: pip install "ray>=2.9" ({exc})') from None
         return RayExecutor(**kwargs)
     if name not in EXECUTORS:
         raise HarnessError(f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS) + ['ray'])}")

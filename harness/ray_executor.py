@@ -526,7 +526,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError as exc:  # the same message as make_executor's, whoever constructs us
-            raise HarnessError(f"--executor ray needs Ray: pip install 'ray>=2.9' ({exc})") from None
+            raise HarnessError(f'--executor ray needs Ray: pip install "ray>=2.9" ({exc})') from None
         self._ray = ray
         self.address = address or None
         self.num_cpus = num_cpus

@@ -62,7 +62,7 @@ def make_trackers(registry: Any, names: Iterable[str]) -> list[Reporter]:
         if missing:
             install = spec.install or " ".join(missing)
             raise HarnessError(f"the {spec.name} tracker needs the {', '.join(missing)} "
-                               f"package{'s' if len(missing) > 1 else ''}: pip install '{install}'")
+                               f"package{'s' if len(missing) > 1 else ''}: pip install \"{install}\"")
         try:
             reporter = spec.make()
         except HarnessError:

@@ -1639,7 +1639,7 @@ def validate_options(options: RunOptions) -> None:
         from harness.variants import slim_available
 
         if not slim_available():
-            raise HarnessError("--variants slim needs onnxslim: pip install 'onnxslim>=0.1.98'")
+            raise HarnessError('--variants slim needs onnxslim: pip install "onnxslim>=0.1.98"')
     for name in ("latency_budget_ms", "cold_budget_ms"):
         value = getattr(options, name)
         if value is not None and value <= 0:

@@ -389,7 +389,7 @@ def build_ort_opt(source: Path, target: Path, calib_inputs: Any = None, seed: in
 
 
 def slim_available() -> bool:
-    """Whether onnxslim (the ``slim`` variant, ``pip install 'onnxslim>=0.1.98'``) can be imported here."""
+    """Whether onnxslim (the ``slim`` variant, ``pip install "onnxslim>=0.1.98"``) can be imported here."""
     try:
         import onnxslim  # noqa: F401
     except ImportError:
@@ -401,7 +401,7 @@ def build_slim(source: Path, target: Path, calib_inputs: Any = None, seed: int =
     try:
         import onnxslim
     except ImportError:
-        raise RuntimeError("the slim variant needs onnxslim (pip install 'onnxslim>=0.1.98')") from None
+        raise RuntimeError('the slim variant needs onnxslim (pip install "onnxslim>=0.1.98")') from None
     with _quiet():  # onnxslim prints a summary table to stdout
         onnxslim.slim(str(source), str(target))
     if not target.is_file():

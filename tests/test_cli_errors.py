@@ -326,7 +326,7 @@ def test_no_toml_parser_is_said_so_not_blamed_on_the_file(tmp_path, monkeypatch)
         load_config(config)
     message = str(error.value)
     assert "malformed" not in message
-    assert "tomli" in message and "pip install 'tomli>=1.1'" in message
+    assert "tomli" in message and 'pip install "tomli>=1.1"' in message
     # A JSON config needs no TOML parser.
     (tmp_path / "c.json").write_text('{"epochs": 3}')
     assert load_config(tmp_path / "c.json") == {"epochs": 3}

@@ -133,3 +133,32 @@ def test_no_install_hint_names_the_pypi_harness():
     found = [f"{path.relative_to(ROOT)}:{number}" for path in files
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+@pytest.mark.parametrize("platform_system,platform_machine", [
+    ("Linux", "x86_64"), ("Windows", "AMD64"), ("Darwin", "arm64"), ("Darwin", "x86_64"), ("Linux", "aarch64"),
+    ("Windows", "ARM64")])
+def test_tox_oldest_pins_the_onnx_runtime_each_platform_installs(platform_system, platform_machine):
+    """tox -e oldest pinned onnxruntime-gpu 1.18 on Linux x86-64 only: on Windows and macOS it tested the
+    newest ONNX Runtime while saying it checked the lower bound."""
+    import configparser
+
+    from packaging.requirements import Requirement
+
+    environment = {"platform_system": platform_system, "platform_machine": platform_machine}
+
+    def runtimes(lines):
+        found = set()
+        for line in lines:
+            requirement = Requirement(line)
+            if requirement.name.startswith("onnxruntime") and (
+                    requirement.marker is None or requirement.marker.evaluate(environment)):
+                found.add((requirement.name, str(requirement.specifier).lstrip("=<>~!")))
+        return found
+
+    wanted = runtimes(_pyproject()["project"]["dependencies"])
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(ROOT / "tox.ini", encoding="utf-8")
+    pinned = runtimes(line for line in tox["testenv:oldest"]["deps"].splitlines() if line.strip())
+    assert len(wanted) == 1 and {name for name, _ in pinned} == {name for name, _ in wanted}
+    assert all(version == dict(wanted)[name] + ".0" or version == dict(wanted)[name] for name, version in pinned)

@@ -102,12 +102,12 @@ def test_missing_ray_is_a_clear_harness_error(monkeypatch):
     from harness.executors import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(HarnessError, match=r"pip install 'ray>=2\.9'"):
+    with pytest.raises(HarnessError, match=r'pip install "ray>=2\.9"'):
         make_executor("ray")
 
 
 def test_an_unreachable_cluster_is_a_clear_harness_error():
-    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ray>=2.9'")
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
     from harness.ray_executor import RayExecutor
 
     with pytest.raises(HarnessError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
@@ -119,7 +119,7 @@ def test_an_unreachable_cluster_is_a_clear_harness_error():
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ray>=2.9'")
+    ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
     root = tmp_path_factory.mktemp("ray")
     site = SitePackages(root / "site")
     site.install("harness-faulty", {"faulty": "faulty_plugin"})

@@ -17,9 +17,9 @@ from harness.registry import build_registry
 from harness.reporters import Reporter, make_trackers
 
 needs_mlflow = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None,
-                                  reason="mlflow not installed (pip install 'mlflow-skinny>=2.10')")
+                                  reason='mlflow not installed (pip install "mlflow-skinny>=2.10")')
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
-                                       reason="tensorboard not installed (pip install 'tensorboard>=2.14')")
+                                       reason='tensorboard not installed (pip install "tensorboard>=2.14")')
 
 
 def tiny_model():
@@ -113,7 +113,7 @@ def test_missing_package_says_how_to_install_it(registry, name, install, monkeyp
         make_trackers(registry, [name])
     message = str(error.value)
     assert message == (f"the {name} tracker needs the harness_no_such_package package: "
-                       f"pip install '{install}'")
+                       f'pip install "{install}"')
 
 
 @needs_tensorboard
@@ -138,12 +138,12 @@ def test_a_third_party_tracker_is_switched_on_by_name(tmp_path):
     listed = run_cli("list", "trackers", env=env)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[2:]}
-    assert "pip install 'jsonlog[extra]'" in rows["needs-extra"] and rows["jsonlog"].split()[1] == "jsonlog"
+    assert 'pip install "jsonlog[extra]"' in rows["needs-extra"] and rows["jsonlog"].split()[1] == "jsonlog"
     args = ["run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
             "--max-test-samples", "32", "--device", "cpu", "--batch-sizes", "1", "--quick", "--cold-runs", "0",
             "--no-torch-latency", "--exporter", "torchscript", "--out", str(tmp_path / "out")]
     for name, said in [("needs-extra", "--track: the needs-extra tracker needs the harness_no_such_package package: "
-                                       "pip install 'jsonlog[extra]'"),
+                                       'pip install "jsonlog[extra]"'),
                        ("broken", "--track: the broken tracker could not be made: RuntimeError: no API key in "
                                   "$JSONLOG_KEY")]:
         refused = run_cli(*args, "--track", name, env=env)  # before any job: no run folder

@@ -239,7 +239,7 @@ def test_slim_is_optional(trained, monkeypatch):
         _check_common(row, trained, "slim")
     monkeypatch.setitem(sys.modules, "onnxslim", None)  # as if not installed: import fails
     (row,) = _evaluate(trained, ["slim"], batch_sizes=[1])
-    assert "pip install 'onnxslim>=0.1.98'" in row["error"]
+    assert 'pip install "onnxslim>=0.1.98"' in row["error"]
 
 
 def test_slim_without_onnxslim_is_refused_before_the_run(monkeypatch):
@@ -247,7 +247,7 @@ def test_slim_without_onnxslim_is_refused_before_the_run(monkeypatch):
     from harness.runner import RunOptions, validate_options
 
     monkeypatch.setitem(sys.modules, "onnxslim", None)
-    with pytest.raises(HarnessError, match=r"pip install 'onnxslim>=0\.1\.98'"):
+    with pytest.raises(HarnessError, match=r'pip install "onnxslim>=0\.1\.98"'):
         validate_options(RunOptions(variants=["fp32", "slim"]))
 
 

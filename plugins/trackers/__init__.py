@@ -5,7 +5,7 @@ Switched on by name (any case, comma-separated)::
     harness run --track mlflow,tensorboard ...
     HARNESS_TRACK=mlflow harness run ...
 
-- ``mlflow`` (``pip install 'mlflow-skinny>=2.10'``): in the experiment
+- ``mlflow`` (``pip install "mlflow-skinny>=2.10"``): in the experiment
   ``harness`` (or ``$MLFLOW_EXPERIMENT_NAME``), one MLflow run for the harness
   run (its options, job counts, results.json and the reports; a ``--resume``
   reopens it) and, nested under it, one per job (a job run again on resume: one
@@ -15,7 +15,7 @@ Switched on by name (any case, comma-separated)::
   ``$MLFLOW_TRACKING_URI`` when set, else a local file store
   ``<run folder>/mlruns`` (look at it with ``mlflow ui --backend-store-uri
   <run folder>/mlruns``).
-- ``tensorboard`` (``pip install 'tensorboard>=2.14'``): one log folder per
+- ``tensorboard`` (``pip install "tensorboard>=2.14"``): one log folder per
   job under ``<run folder>/tensorboard/``, named after the job's file stem
   (``mnist-mlp_synthetic``), with per-epoch scalars and a histogram of every
   parameter each epoch (``tensorboard --logdir <run folder>/tensorboard``).
