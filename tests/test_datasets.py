@@ -436,6 +436,24 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path: pathlib.Path, isolated_
     assert not list(entry.parent.glob("*.tmp")), "temporary files must not be left behind"
 
 
+def test_a_cache_entry_another_process_holds_is_read_around_not_deleted(
+        tmp_path: pathlib.Path, isolated_environment: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows a sharing violation (a worker replacing the entry, an antivirus scan) is a PermissionError:
+    it counted as a damaged entry, which was deleted."""
+    data_dir = tmp_path / "data"
+    make_idx_set(data_dir)
+    spec("mnist").load(data_dir=data_dir, seed=0)
+    (entry,) = _cache_entries(isolated_environment, "mnist")
+    stored = entry.read_bytes()
+
+    def held(*args, **kwargs):
+        raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+
+    monkeypatch.setattr(torch, "load", held)
+    assert dataset_cache._read(entry, "any key") is None
+    assert entry.read_bytes() == stored
+
+
 def test_cache_key_depends_on_the_source(tmp_path: pathlib.Path, isolated_environment: pathlib.Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     arrays_one, arrays_two = make_idx_set(one, seed=1), make_idx_set(two, seed=2)

@@ -80,6 +80,9 @@ def _read(path: pathlib.Path, key_text: str) -> dict[str, "torch.Tensor"] | None
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         return None
+    except PermissionError as exc:  # held by another process (Windows: a worker replacing it, an antivirus scan):
+        log.warning("dataset cache entry %s cannot be read now (%s); decoding the data again", path, exc)
+        return None  # the entry is not damaged, and stays
     except Exception as exc:  # truncated zip, bad pickle, anything: the entry is unusable
         _discard(path, f"cannot be read: {type(exc).__name__}: {squeeze(exc, 200)}")
         return None
