@@ -734,7 +734,9 @@ def test_cifar10_truncated_batch_is_named(tmp_path: pathlib.Path) -> None:
 
 
 @pytest.mark.parametrize("labels, needle", [([1, 2, 12, 3], "labels outside 0-9 (from 1 to 12)"),
-                                            ([1, 2, 3], "3 labels for 4 images")])
+                                            ([1, 2, 3], "labels of shape (3,) for 4 images, expected (4,)"),
+                                            ([0.5, 1.7, 3.2, 9.9], "labels are float64, expected integers"),
+                                            ([True, False, True, True], "labels are bool, expected integers")])
 def test_cifar10_bad_labels_say_what_is_wrong(tmp_path: pathlib.Path, labels: list[int], needle: str) -> None:
     folder = tmp_path / cifar.FOLDER
     make_cifar(folder)
@@ -742,6 +744,37 @@ def test_cifar10_bad_labels_say_what_is_wrong(tmp_path: pathlib.Path, labels: li
         pickle.dump({b"data": np.zeros((4, 3072), dtype=np.uint8), b"labels": labels}, handle, protocol=2)
     with pytest.raises(DataUnavailableError, match=re.escape(needle)):
         spec("cifar10").load(data_dir=tmp_path, seed=0)
+
+
+def test_cifar10_reads_a_protocol_2_batch_with_an_empty_byte_string_and_a_column_of_labels(
+        tmp_path: pathlib.Path) -> None:
+    """Protocol 2 writes b"" as a call to bytes(): such a valid batch was refused as corrupt ("refusing global
+    __builtin__.bytes"); an (N, 1) label array, as converters write, said "4 labels for 4 images"."""
+    folder = tmp_path / cifar.FOLDER
+    make_cifar(folder)
+    data = np.arange(4 * 3072, dtype=np.int64).reshape(4, 3072).astype(np.uint8)
+    with open(folder / cifar.TEST_BATCH, "wb") as handle:
+        pickle.dump({b"batch_label": b"", b"data": data, b"labels": np.array([[3], [1], [4], [1]])}, handle,
+                    protocol=2)
+    images, labels = cifar.read_batch(folder / cifar.TEST_BATCH)
+    assert labels.tolist() == [3, 1, 4, 1] and np.array_equal(images.reshape(4, -1), data)
+
+
+def test_cifar10_names_a_gzipped_batch_and_an_unextracted_archive(tmp_path: pathlib.Path) -> None:
+    """A gzipped batch said "invalid load key, '\\x1f'"; a --data-dir holding only cifar-10-python.tar.gz
+    said no batches were there without naming the archive beside them."""
+    folder = tmp_path / cifar.FOLDER
+    make_cifar(folder)
+    packed = gzip.compress((folder / "data_batch_2").read_bytes())
+    (folder / "data_batch_2").write_bytes(packed)
+    with pytest.raises(DataUnavailableError, match="data_batch_2 is gzip-compressed: decompress it"):
+        cifar.read_batch(folder / "data_batch_2")
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (offline / cifar.ARCHIVE).write_bytes(b"an archive")
+    with pytest.raises(DataUnavailableError, match=re.escape(f"{offline / cifar.ARCHIVE} is there unextracted: "
+                                                             f"tar xzf {offline / cifar.ARCHIVE} -C {offline}")):
+        cifar.locate(offline)
 
 
 def test_synthetic_module_is_listed_in_shapes() -> None:

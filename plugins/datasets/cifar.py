@@ -42,6 +42,7 @@ NAME = "cifar10"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+ARCHIVE = "cifar-10-python.tar.gz"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 READER_VERSION = 1
 _FILES_TEXT = f"{FOLDER}/{{{', '.join(TRAIN_BATCHES)}, {TEST_BATCH}}}"
@@ -57,6 +58,8 @@ _ALLOWED_GLOBALS = {
     ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
+    ("__builtin__", "bytes"),  # protocol 2 writes an empty byte string (b"batch_label": b"") as bytes()
+    ("builtins", "bytes"),
 }
 
 
@@ -82,7 +85,13 @@ def read_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` uint8 of one batch file."""
     try:
         with open(path, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b":  # unpickled, it said "invalid load key, '\x1f'"
+                raise DataUnavailableError(f"CIFAR-10 batch {path} is gzip-compressed: decompress it (gunzip) "
+                                           "to the plain pickle the python batches are")
+            handle.seek(0)
             batch = _BatchUnpickler(handle, encoding="bytes").load()
+    except DataUnavailableError:
+        raise
     except OSError as exc:
         raise DataUnavailableError(f"cannot read CIFAR-10 batch {path}: {exc.strerror or exc}") from exc
     except Exception as exc:  # truncated pickle, refused global, garbage
@@ -98,9 +107,13 @@ def read_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataUnavailableError(
             f"corrupt CIFAR-10 batch {path}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)"
         )
+    if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, as converters write them
+        labels = labels.reshape(-1)
     if labels.shape != (data.shape[0],):
-        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: {labels.shape[0] if labels.ndim else 0} "
-                                   f"labels for {data.shape[0]} images")
+        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: labels of shape {labels.shape} for "
+                                   f"{data.shape[0]} images, expected ({data.shape[0]},)")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):  # 1.7 was cut to 1, True read as 1
+        raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: labels are {labels.dtype}, expected integers")
     if labels.size and (labels.min() < 0 or labels.max() >= 10):
         raise DataUnavailableError(f"corrupt CIFAR-10 batch {path}: labels outside 0-9 "
                                    f"(from {labels.min()} to {labels.max()})")
@@ -141,6 +154,8 @@ def locate(data_dir: Any) -> tuple[pathlib.Path, str]:
         if present:  # a partial set is worth pointing out; an unrelated folder is not
             partial.append(f"{folder} lacks " + ", ".join(
                 name for name in (*TRAIN_BATCHES, TEST_BATCH) if name not in present))
+        if (folder / ARCHIVE).is_file():  # what an offline machine was most likely given
+            partial.append(f"{folder / ARCHIVE} is there unextracted: tar xzf {folder / ARCHIVE} -C {folder}")
     reason = torchvision_download("CIFAR10", download_root)
     if reason is None:
         if _complete(download_root / FOLDER):
