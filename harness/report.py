@@ -63,6 +63,9 @@ CSV_FIELDS = [
     "max_ms", "cv", "opt_level", "iobinding", "allow_spinning",
     # appended: the seed the job trained with (its sweep point's, else its run's), as a number: `point` is text
     "seed",
+    # appended: what the job's data were (one sample's shape, 3x32x32, and the classes) and how its exported
+    # graph adapts them for a model of other channels ("3 -> 1 channels (RGB averaged to gray)"; blank: as is)
+    "input_shape", "num_classes", "input_adapted",
 ]
 
 
@@ -313,6 +316,9 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     low = near_chance(results)
     if low:
         lines.append(low)
+    adapted = adapted_note(results)
+    if adapted:
+        lines.append(adapted)
     if "ORT vs eager" in headers and any(row[headers.index("ORT vs eager")] != "-" for row in table):
         lines.append("ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x the "
                      "export is faster)")
@@ -422,6 +428,13 @@ ONNX_ONLY = ("variant", "onnx_accuracy", "max_abs_diff", "onnx_bytes", "opset", 
 plot of size against latency over every row put eager latencies at the export's size."""
 
 
+def _shape_text(shape: Any) -> str | None:
+    """A recorded sample shape as ``3x32x32``; None for none (or a malformed one)."""
+    if not isinstance(shape, list) or not shape or not all(isinstance(n, int) for n in shape):
+        return None
+    return "x".join(map(str, shape))
+
+
 def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
     """Long format: one row per job and latency measurement (a job without latency gets one row), then one
     per variant and latency measurement (a variant without latency gets one row).
@@ -461,6 +474,9 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
             "flops": job.get("flops"),
             "activation_bytes": _get(job, "onnx", "activation_bytes"),
             "seed": _job_seed(job, results),
+            "input_shape": _shape_text(job.get("input_shape")),
+            "num_classes": job.get("num_classes"),
+            "input_adapted": job.get("input_adapted"),
         }
         base.update(_beyond_accuracy(_get(job, "metrics"), "metric:"))
         fp32 = {**base, **_beyond_accuracy(_get(job, "onnx", "metrics"), "onnx_metric:"),
@@ -1598,22 +1614,41 @@ def data_sources(results: dict[str, Any]) -> list[str]:
 
 
 def _sources(results: dict[str, Any]) -> dict[str, tuple[str, bool]]:
-    """dataset -> (where its samples came from, whether that is a stand-in for the data named), from the
-    first job of each dataset that says (its ``data``)."""
-    seen: dict[str, tuple[str, bool]] = {}
+    """dataset -> (what its samples were and where they came from, whether that is a stand-in for the data
+    named): one sample's shape and the classes (``input_shape``, ``num_classes``), then the first job's
+    ``data`` that says where, else the plugin that registered the dataset (``plugins``: a third party's
+    dataset whose ``Splits.info`` names no ``source`` was left out). Datasets of results.json files from
+    before any of these were recorded are not listed."""
+    sizes: dict[str, str] = {}
+    wheres: dict[str, tuple[str, bool]] = {}
+    owners: dict[str, str] = {}
     for job in results.get("jobs", []):
+        name = str(job.get("dataset"))
+        shape, classes = _shape_text(job.get("input_shape")), job.get("num_classes")
+        if name not in sizes and shape:
+            sizes[name] = f"{shape}, {classes} classes" if isinstance(classes, int) else shape
         data = job.get("data")
-        if not isinstance(data, dict) or not data.get("source") or str(job.get("dataset")) in seen:
+        if name not in wheres and isinstance(data, dict) and data.get("source"):
+            source = str(data["source"])
+            # a folder or a dataset it came from; a made-up one says how ("generated in memory")
+            text = f" {'' if source.startswith('generated') else 'from '}{_text(source)}"
+            if data.get("origin"):
+                text += f" ({data['origin']})"
+            if data.get("mnist_unavailable"):  # mnist3d voxelised Fashion-MNIST: say it loudly
+                text += " INSTEAD OF MNIST, which was not found"
+            wheres[name] = (text, bool(data.get("mnist_unavailable")))
+        owner = _get(job, "plugins", "dataset")
+        if (name not in owners and isinstance(owner, dict) and owner.get("plugin")
+                and owner.get("distribution") != "harness"):  # a built-in one says where from in its data
+            made = " ".join(_text(owner[k]) for k in ("distribution", "version") if owner.get(k))
+            owners[name] = f" from the {_text(owner['plugin'])} plugin" + (f" ({made})" if made else "")
+    found = {}
+    for name in dict.fromkeys(str(job.get("dataset")) for job in results.get("jobs", [])):  # as the jobs came
+        if name not in wheres and name not in sizes and name not in owners:
             continue
-        source = str(data["source"])
-        # a folder or a dataset it came from; a made-up one says how ("generated in memory")
-        text = f"{_text(job.get('dataset'))} {'' if source.startswith('generated') else 'from '}{_text(source)}"
-        if data.get("origin"):
-            text += f" ({data['origin']})"
-        if data.get("mnist_unavailable"):  # mnist3d voxelised Fashion-MNIST: say it loudly
-            text += " INSTEAD OF MNIST, which was not found"
-        seen[str(job.get("dataset"))] = (text, bool(data.get("mnist_unavailable")))
-    return seen
+        where, stand_in = wheres.get(name) or (owners.get(name, ""), False)
+        found[name] = (_text(name) + (f" ({sizes[name]})" if name in sizes else "") + where, stand_in)
+    return found
 
 
 NOT_RUN_LISTED = 20  # ids named in the summary line; the rest are counted
@@ -1684,6 +1719,22 @@ def near_chance(results: dict[str, Any]) -> str | None:
     return (f"{len(low)} job(s) score near chance (1 / the number of classes), so their accuracy says nothing "
             f"of the model yet (too little training: --epochs, --max-train-samples); their latency and size "
             f"stand: {shown}")
+
+
+def adapted_note(results: dict[str, Any]) -> str | None:
+    """A line per kind of channel adaptation naming the finished jobs whose exported graph adapts the dataset's
+    inputs (``input_adapted``: a gray model on RGB data sees the colours averaged to gray), or None: the
+    terminal table put such a job beside models that saw the colours without a word (report.md listed them)."""
+    joined = is_joined(results)
+    kinds: dict[str, list[str]] = {}
+    for job in results.get("jobs", []):
+        if job.get("status") == "ok" and isinstance(job.get("input_adapted"), str):
+            kinds.setdefault(job["input_adapted"], []).append(job_label(job, dataset=True, run=joined))
+    if not kinds:
+        return None
+    return "; ".join(f"{len(labels)} job(s) see the data adapted inside the exported graph, {how}: "
+                     + ", ".join(labels[:5]) + (f" (+{len(labels) - 5} more)" if len(labels) > 5 else "")
+                     for how, labels in kinds.items())
 
 
 def results_note(results: dict[str, Any]) -> str:

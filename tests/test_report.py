@@ -779,6 +779,14 @@ def test_the_report_says_where_each_datasets_samples_came_from():
             "(pass --data-dir with MNIST)") in report.comparison_table(document)
     document["jobs"][0]["data"].pop("mnist_unavailable")
     assert "stand-in" not in report.comparison_table(document)
+    # what the samples were, and a third party's dataset whose info names no source (it was left out)
+    document["jobs"][4].update(input_shape=[1, 28, 28], num_classes=10)
+    document["jobs"].append({"id": "a@rgb64", "model": "a", "dataset": "rgb64", "status": "ok",
+                             "input_shape": [3, 64, 64], "num_classes": 100, "plugins": {
+                                 "dataset": {"plugin": "rgbplug", "distribution": "rgb-plugins", "version": "0.1"}}})
+    (line,) = [fact for fact in report.header_facts(document) if fact.startswith("Data:")]
+    assert line.endswith("; synthetic (1x28x28, 10 classes) generated in memory; "
+                         "rgb64 (3x64x64, 100 classes) from the rgbplug plugin (rgb-plugins 0.1).")
 
 
 def test_metrics_beyond_accuracy_reach_every_report(results, tmp_path):
@@ -1191,6 +1199,22 @@ def test_a_model_whose_logits_never_vary_is_said_under_the_results(results):
             "channels (gray duplicated to RGB)") in report.export_notes(results)
     assert "adapts them first" in to_markdown(results).split("## Results")[1].split("\n## ")[0]
 
+
+
+def test_a_jobs_adapted_input_is_said_under_the_terminal_table_and_in_results_csv(results):
+    """A gray model on cifar10 sees the colours averaged to gray: the terminal table put it beside models that
+    saw them without a word, and results.csv had no column for the data's shape, classes or adaptation."""
+    job = next(j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic")
+    assert "see the data adapted" not in report.comparison_table(results)
+    job.update(input_adapted="3 -> 1 channels (RGB averaged to gray)", input_shape=[3, 32, 32], num_classes=10)
+    table = report.comparison_table(results)
+    assert ("1 job(s) see the data adapted inside the exported graph, 3 -> 1 channels (RGB averaged to gray): "
+            "mnist-cnn@synthetic") in table
+    rows = [r for r in csv.DictReader(io.StringIO(report.to_csv(results))) if r["id"] == "mnist-cnn@synthetic"]
+    assert rows and all((r["input_shape"], r["num_classes"], r["input_adapted"]) == (
+        "3x32x32", "10", "3 -> 1 channels (RGB averaged to gray)") for r in rows)
+    job["status"] = "failed"  # a failed job's figures are not in the table: no line for it
+    assert "see the data adapted" not in report.comparison_table(results)
 
 
 def test_ort_vs_eager_is_the_alternating_rounds_ratio_and_starred_when_it_does_not_repeat():
