@@ -319,6 +319,9 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     adapted = adapted_note(results)
     if adapted:
         lines.append(adapted)
+    left_out = unmatched_note(results)  # the run's start said it too, but not with --no-progress
+    if left_out:
+        lines.append(squeeze(left_out, 400))
     if "ORT vs eager" in headers and any(row[headers.index("ORT vs eager")] != "-" for row in table):
         lines.append("ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x the "
                      "export is faster)")
@@ -1917,11 +1920,19 @@ def export_notes(results: dict[str, Any]) -> list[str]:
         if warned:
             notes.append(f"{label}: the tracer warned ({len(warned)}): {squeeze(warned[0], 200)}"
                          + (" ..." if len(warned) > 1 else ""))
-    left_out = results.get("unmatched_models")
-    if isinstance(left_out, dict) and left_out:
-        notes.append(f"{len(left_out)} model(s) fit none of the datasets chosen and were left out: "
-                     + "; ".join(f"{model} (takes {takes})" for model, takes in left_out.items()))
+    left_out = unmatched_note(results)
+    if left_out:
+        notes.append(left_out)
     return notes
+
+
+def unmatched_note(results: dict[str, Any]) -> str | None:
+    """The models no chosen dataset fits (``unmatched_models``), each with what it takes, or None."""
+    left_out = results.get("unmatched_models")
+    if not isinstance(left_out, dict) or not left_out:
+        return None
+    return (f"{len(left_out)} model(s) fit none of the datasets chosen and were left out: "
+            + "; ".join(f"{model} (takes {takes})" for model, takes in left_out.items()))
 
 
 def _md_numbered(numbered: Sequence[tuple[int, str]] | None) -> list[str]:

@@ -1217,6 +1217,15 @@ def test_a_jobs_adapted_input_is_said_under_the_terminal_table_and_in_results_cs
     assert "see the data adapted" not in report.comparison_table(results)
 
 
+def test_models_no_dataset_fits_are_said_under_the_terminal_table(results):
+    """With --no-progress (CI logs) the run's note that 7 models fit none of the datasets was never printed:
+    the table showed 11 models with no hint of the others."""
+    assert "fit none of the datasets" not in report.comparison_table(results)
+    results["unmatched_models"] = {"mnist-cnn3d-small": "1x16x16x16 volumes", "mnist-mlp": "1x28x28 images"}
+    assert ("2 model(s) fit none of the datasets chosen and were left out: mnist-cnn3d-small (takes 1x16x16x16 "
+            "volumes); mnist-mlp (takes 1x28x28 images)") in report.comparison_table(results)
+
+
 def test_ort_vs_eager_is_the_alternating_rounds_ratio_and_starred_when_it_does_not_repeat():
     results = json.loads((FIXTURES / "report_run" / "results.json").read_text())
     results["jobs"] = [j for j in results["jobs"] if j["id"] == "mnist-cnn@synthetic"]
