@@ -1204,9 +1204,9 @@ def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
             reasons.append(f"{_text(epochs, '?')} of {published} epochs")
     elif changes is not None:
         if "epochs" in changes:
-            reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's {changes['epochs'][0]}")
+            reasons.append(f"{_epochs_text(epochs)}, not the recipe's {changes['epochs'][0]}")
     elif isinstance(config, dict) and (config.get("epochs") is not None or "epochs" in point):
-        reasons.append(f"{_text(epochs, '?')} epochs, not the recipe's")
+        reasons.append(f"{_epochs_text(epochs)}, not the recipe's")
     if changes is not None:
         for key, (own, used) in changes.items():  # another batch size is another number of steps, etc.
             if key not in ("epochs", "target_accuracy"):  # the epochs above; a target only times training
@@ -1229,7 +1229,28 @@ def budget_differences(job: dict[str, Any], config: Any) -> list[str]:
         reasons.append(DATASET_NOT_RECORDED)
     elif ref.get("dataset") != job.get("dataset"):
         reasons.append(f"{_text(job.get('dataset'))}, not {ref['dataset']}")
+        other = _other_classes(job)
+        if other:
+            reasons.append(other)
     return reasons
+
+
+def _epochs_text(epochs: Any) -> str:
+    return "1 epoch" if epochs == 1 else f"{_text(epochs, '?')} epochs"
+
+
+PUBLISHED_CLASSES = {"mnist": 10, "fashion-mnist": 10, "cifar10": 10, "mnist3d": 10}
+"""The classes of the datasets the built-in models' figures were published on."""
+
+
+def _other_classes(job: dict[str, Any]) -> str | None:
+    """``100 classes, not 10`` when the job's data have another number of classes than the dataset its model
+    was published on (its output layer, and so its parameter count, differ with them); else None."""
+    published = PUBLISHED_CLASSES.get(str(_get(job, "reference", "dataset")))
+    classes = job.get("num_classes")
+    if published is None or not isinstance(classes, int) or classes == published:
+        return None
+    return f"{classes} classes, not {published}"
 
 
 DATASET_NOT_RECORDED = "published dataset not recorded"
@@ -1294,6 +1315,9 @@ def reference_table(results: dict[str, Any]) -> Table:
         ref_params = ref.get("params")
         params_match = ("-" if not isinstance(ref_params, int) or not isinstance(ours_params, int)
                         else ("yes" if ref_params == ours_params else f"{ours_params - ref_params:+,}"))
+        other_classes = _other_classes(job)
+        if other_classes and params_match not in ("-", "yes"):  # another output layer, not another model
+            params_match += f" ({other_classes})"
         published = ", ".join(f"{k}={_figure_text(v)}{_ours_beside(k, job)}" for k, v in figures.items())
         ours_s, their_min = _number(_get(job, "train", "seconds")), _number(ref.get("train_minutes"))
         speedup, _ = training_comparison(job, job_options(job, results))

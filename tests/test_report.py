@@ -282,6 +282,23 @@ def test_a_training_time_under_a_second_keeps_two_decimals_in_every_table(result
     assert " 0.04" in report.comparison_table(plain)
 
 
+def test_a_hundred_class_jobs_params_differ_by_its_output_layer_and_say_so(results):
+    """On a 100-class dataset "params match +1,890" read as a wrong reconstruction: the difference is the
+    100-way output layer. And a recipe's epochs overridden to one read "1 epochs"."""
+    job = _published_job(results)
+    job.update(num_classes=100, params=job["params"] + 1_890)
+    document = {**results, "jobs": [job]}
+    (row,) = report.reference_table(document).rows
+    assert row[report.reference_table(document).headers.index("params match")] == "+1,890 (100 classes, not 10)"
+    assert report.reference_notes(document)[0].endswith("synthetic, not mnist, 100 classes, not 10")
+    job["num_classes"] = 10  # the published dataset's classes: nothing to add
+    (row,) = report.reference_table(document).rows
+    assert row[report.reference_table(document).headers.index("params match")] == "+1,890"
+    job["reference"].pop("epochs")
+    job["train"]["recipe_changes"] = {"epochs": [10, 1]}
+    assert "1 epoch, not the recipe's 10" in report.reference_notes(document)[0]
+
+
 def test_a_published_model_size_has_our_weights_size_beside_it(results):
     # seed 002 gives 24.3 MB for 6,379,786 params (their float32 weights in MiB) but 0.45 MB for 6,008
     job = copy.deepcopy(next(j for j in results["jobs"] if isinstance(j.get("train"), dict)))
