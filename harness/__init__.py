@@ -3,7 +3,8 @@
 The public surface for plugin authors is importable from here without pulling
 in torch: :data:`hookimpl`, :class:`ModelSpec`, :class:`DatasetSpec`,
 :class:`MetricSpec`, :class:`TrackerSpec`, :class:`Splits`, :class:`Recipe`, :class:`Schedule` and :class:`lazy`, and
-:class:`DataUnavailableError`, which a dataset's ``load`` raises when its files are not there.
+:class:`DataUnavailableError`, which a dataset's ``load`` raises when its files are not there, and
+:class:`HarnessError`, what :mod:`harness.api` raises for bad input (the CLI's exit 2).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import pluggy
 
 from harness._names import NAME
-from harness.errors import DataUnavailableError
+from harness.errors import DataUnavailableError, HarnessError
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec, Recipe, Schedule, Splits, TrackerSpec, lazy
 
 # The one place the version is written: pyproject.toml reads it from here ([tool.setuptools.dynamic],
@@ -24,6 +25,7 @@ hookimpl = pluggy.HookimplMarker(NAME)
 __all__ = [
     "DataUnavailableError",
     "DatasetSpec",
+    "HarnessError",
     "MetricSpec",
     "ModelSpec",
     "NAME",

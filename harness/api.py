@@ -4,7 +4,7 @@
 
     done = run(models="mnist-enhanced-20k", datasets="mnist", epochs=1, quick=True, data_dir="data/mnist")
     print(done.table())
-    done.jobs[0]["latency"]            # results.json's rows, as CONTRACT.md gives them
+    done.jobs[0]["latency"]            # results.json's rows, as docs/CONTRACT.md gives them
     compare("reports/base", done.path)["regressions"]
 
 :func:`run` takes ``harness run``'s options as keywords, named as the flags are with ``_`` for ``-``

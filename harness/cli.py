@@ -277,8 +277,8 @@ def main(debug: bool) -> None:
       (a smoke test of the pipeline: with 512 samples most models stay near chance accuracy)
     \b
     Which model meets 1 ms at batch 1 on 1 thread with at least 99 % accuracy?
-      harness run --models mnist-ultralight-cnn,mnist-enhanced-20k --datasets mnist \\
-        --data-dir ~/data/mnist --profile edge --latency-budget-ms 1 --accuracy-floor 0.99
+      harness run --models mnist-ultralight-cnn,mnist-enhanced-20k,mnist-fast \\
+        --datasets mnist --data-dir ~/data/mnist --profile edge --latency-budget-ms 1 --accuracy-floor 0.99
       (full recipes: minutes on a GPU, tens of minutes on a laptop CPU; the
       reports' "Edge deployment" table answers)
     \b
@@ -573,8 +573,8 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Inference batch sizes to benchmark.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to benchmark.")
-@click.option("--providers", type=NAMES, help="ONNX Runtime providers (cpu, cuda, tensorrt or full names); "
-              "default: CPU plus CUDA when usable.")
+@click.option("--providers", type=NAMES, help="ONNX Runtime providers (cpu, cuda, tensorrt, coreml, dml, "
+              "openvino or full names); default: CPU plus CUDA when usable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, init and shuffling.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where dataset plugins look for files first.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
@@ -665,8 +665,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     2 bad input, before any job runs; 74 the run folder stopped taking
     files (full disk, read-only), the jobs written before kept; 130/143/129
     stopped by Ctrl-C/SIGTERM/SIGHUP (149: Ctrl-Break on Windows), the
-    finished jobs kept (--resume goes
-    on); 141 standard output's reader left early (| head).
+    finished jobs kept (--resume goes on). A reader of standard output that
+    left early (| head) is a warning: the status stays the jobs'.
     """
     from harness.progress import make_progress
     from harness.report import failures
@@ -1076,7 +1076,7 @@ def _latency_flags(latency: Any, values: dict[str, Any]) -> Any:
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
-              help="ONNX Runtime providers: cpu, cuda, tensorrt or full names.")
+              help="ONNX Runtime providers: cpu, cuda, tensorrt, coreml, dml, openvino or full names.")
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
@@ -1117,8 +1117,9 @@ def bench_command(model_path: Path, batch_sizes: list[int] | None, dims: list[tu
                   rounds: int | None, as_json: bool) -> None:
     """Latency of any ONNX file, no training, with its FLOPs and activation memory. Inputs are random,
     shaped as the graph declares (open dimensions from --dims). FLOPs count convolutions and matrix
-    products, 2 per multiply-add (MACs are half); element-wise work is not counted, and an operator with no
-    formula (recurrent, fused attention) is named, not counted as 0."""
+    products, 2 per multiply-add (MACs are half), and LSTM/GRU/RNN layers; element-wise work is not counted,
+    and an operator with no formula (Einsum, fused attention, custom or contrib operators) is named, not
+    counted as 0."""
     from harness.latency import LatencyConfig, measure_onnx, unstable_mark, unstable_note
 
     if rounds is not None and against is None:

@@ -358,7 +358,7 @@ def _outsized(data: dict[str, Any]) -> str | None:
 
 
 def damage(data: dict[str, Any]) -> str | None:
-    """The first place where ``data`` breaks the types CONTRACT.md gives results.json, or None.
+    """The first place where ``data`` breaks the types docs/CONTRACT.md gives results.json, or None.
 
     Checked where the reports, ``compare`` and ``--resume`` read: a hand-edited file then fails in
     one line naming the field instead of deep inside a table. Fields the contract leaves open (and
