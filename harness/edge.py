@@ -247,6 +247,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         "p50_ms": None,
         "p99_ms": None,
         "min_ms": None,
+        "mean_ms": None,  # beside the p50, what tells a spread (a few slow calls) from a drift
         "stable": None,
         "drift_pct": None,
         "cold_ms": None,
@@ -342,6 +343,7 @@ def _job_row(job: dict[str, Any], floor: float | None, budget: Budget, batch_siz
         stable=lat.get("stable"),
         drift_pct=_number(lat.get("drift_pct")),
         min_ms=_number(lat.get("min_ms")),
+        mean_ms=_number(lat.get("mean_ms")),
         cold_ms=cold_ms,
         rss_bytes=rss_bytes,
         bytes=cand["bytes"],
@@ -831,7 +833,8 @@ def _qualifying(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """results.json's ``edge`` entries for the rows that answer the question, fastest first."""
     return [{"job": r.get("job"), "model": r.get("model"), "dataset": r.get("dataset"), "variant": r.get("variant"),
              "threads": r.get("threads"), "p50_ms": r.get("p50_ms"), "p99_ms": r.get("p99_ms"),
-             "stable": r.get("stable"), "drift_pct": r.get("drift_pct"), "accuracy": r.get("accuracy"),
+             "stable": r.get("stable"), "drift_pct": r.get("drift_pct"), "mean_ms": r.get("mean_ms"),
+             "accuracy": r.get("accuracy"),
              "bytes": r.get("bytes"), "path": r.get("path")} for r in _fastest_first(rows)]
 
 
