@@ -508,6 +508,26 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise HarnessError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def _stop_handlers() -> dict[int, Any]:
+    """The SIGTERM handler in place (harness run's, which stops a run resumably with 143), on the main thread:
+    ``ray.init`` puts its own there, and a SIGTERM then ended a Ray run with exit 1, no reports, no
+    ``interrupted`` mark."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+
+
+def _restore_stop_handlers(handlers: dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in handlers.items():
+        if handler is not None:  # None: a handler not installed from Python, which cannot be put back
+            signal.signal(signum, handler)
+
+
 class RayExecutor:
     """Every job a Ray task; see the module docstring.
 
@@ -563,11 +583,14 @@ class RayExecutor:
         kwargs.update({k: v for k, v in self.init_kwargs.items() if k != "runtime_env" or address})
         if address:
             _check_reachable(address)  # ray.init retries an unreachable address for minutes
+        handlers = _stop_handlers()
         try:
             ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - shown as one line, exit 2
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise HarnessError(f"could not connect to {where}: {one_line(exc)}") from None
+        finally:
+            _restore_stop_handlers(handlers)
         self._started = True
 
     def close(self) -> None:
@@ -578,8 +601,14 @@ class RayExecutor:
 
     def resolve_device(self, requested: str) -> str:
         """The training device for jobs on the cluster (not on this driver): ``auto`` is ``cuda``
-        when the cluster has a GPU; ``cuda`` is taken as asked even if the driver has none."""
+        when the cluster has a GPU; ``cuda`` is taken as asked even if the driver has none, but not for a
+        local instance, which has this machine's GPUs: with none, no GPU could ever join and the CUDA
+        tasks waited for one forever."""
         if requested != "auto":
+            if requested.startswith("cuda") and not (self.address or os.environ.get("RAY_ADDRESS")):
+                from harness.train import resolve_device
+
+                return resolve_device(requested)
             return requested
         self.connect()
         return "cuda" if self._ray.cluster_resources().get("GPU") else "cpu"
@@ -596,12 +625,10 @@ class RayExecutor:
 
     # -- the run -------------------------------------------------------------------------------------------
     def run(self, jobs: Sequence["Job"], ctx: "RunContext", on_done: "OnDone") -> None:
-        if not jobs:
-            return
-        ray = self._ray
-        self.connect()
         try:
-            self._run(ray, jobs, ctx, on_done)
+            if jobs:  # a resume with nothing left connected only to resolve the device: closed all the same
+                self.connect()
+                self._run(self._ray, jobs, ctx, on_done)
         finally:
             self.close()
 

@@ -1500,9 +1500,7 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     writes the reports, then calls ``unlock()``). ``stop_requested``: whether a stop signal
     came, asked between stages (see :func:`checkpoint`).
     """
-    from harness.environment import collect_environment
     from harness.executors import make_executor
-    from harness.train import resolve_device
 
     validate_options(options)
     _METRIC_FAILURES_SAID.clear()  # said once per run, and again in the next run of this process
@@ -1517,11 +1515,23 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     if not metrics:  # every job would report no accuracy, and the edge question could not be answered
         disabled = registry.disabled_text()
         log.warning("no metric is registered, so no job gets an accuracy%s", f" ({disabled})" if disabled else "")
-    # Made first: a missing extra or an unreachable cluster is a usage error before any run folder exists.
+    # Made first: a missing extra is a usage error before any run folder exists.
     executor = make_executor(options.executor, **(executor_options or {}))
-    resolve = getattr(executor, "resolve_device", resolve_device)
-    device = resolve(options.device)
-    check_device_options(options, device)
+    try:
+        return _execute(registry, options, progress, reporters, keep_lock, stop_requested, metrics, executor)
+    finally:  # a Ray instance this run started, left running by a usage error (the next run of this process
+        close = getattr(executor, "close", None)  # joined it, and its --jobs were ignored)
+        if close is not None:
+            close()
+
+
+def _execute(registry: Registry, options: RunOptions, progress: Progress, reporters: Iterable[Any],
+             keep_lock: bool, stop_requested: Callable[[], bool] | None, metrics: list[Any], executor: Any
+             ) -> RunFolder:
+    """:func:`execute` with its metrics chosen and its executor made."""
+    from harness.environment import collect_environment
+    from harness.train import resolve_device
+
     taken = run_taken(options.out, options.run_id) if not options.resume and options.run_id else None
     if taken:  # before the data is loaded, as RunFolder.create would after
         raise taken
@@ -1536,6 +1546,9 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     if not plan.jobs:
         raise HarnessError(f"no job to run: {no_job_reason(registry, options, cache, plan)}")
     check_sweep_keys(list({job.model.name: job.model for job in plan.jobs}.values()), options.sweep)
+    # after the checks that cost nothing: --executor ray starts or joins Ray to see the cluster's GPUs
+    device = getattr(executor, "resolve_device", resolve_device)(options.device)
+    check_device_options(options, device)
     if options.datasets and options.executor == "local":
         check_named_datasets(plan, cache)
     if options.providers:

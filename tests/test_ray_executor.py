@@ -114,6 +114,67 @@ def test_an_unreachable_cluster_is_a_clear_harness_error():
         RayExecutor(address="127.0.0.1:1").connect()
 
 
+def test_cuda_on_a_local_ray_instance_without_a_gpu_is_refused_at_once(monkeypatch):
+    """No GPU can join the instance a run starts on this machine: its CUDA tasks waited forever."""
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
+    import torch
+
+    from harness.ray_executor import RayExecutor
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: a local instance can run CUDA tasks")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(HarnessError, match="torch sees no CUDA device"):
+        RayExecutor().resolve_device("cuda")
+    assert RayExecutor(address="10.0.0.1:6379").resolve_device("cuda") == "cuda"  # a cluster's GPUs may join
+
+
+FRESH_PROCESS = """
+import logging, signal, sys
+from pathlib import Path
+import ray
+from harness import runner
+from harness.errors import HarnessError
+from harness.latency import QUICK
+from harness.progress import Progress
+from harness.ray_executor import RayExecutor
+from harness.registry import build_registry
+
+def stop(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+executor = RayExecutor(num_cpus=1)
+executor.connect()
+print("sigterm kept", signal.getsignal(signal.SIGTERM) is stop)
+executor.close()
+
+def refused(*args, **kwargs):  # a usage error found after the device was resolved (Ray started)
+    raise HarnessError("refused")
+runner.open_run_folder = refused
+options = runner.RunOptions(models=["mnist-mlp"], datasets=["synthetic"], epochs=1, max_train_samples=64,
+                            latency=QUICK, out=Path(sys.argv[1]), executor="ray", device="auto")
+try:
+    runner.execute(build_registry(), options, Progress(), executor_options={"num_cpus": 1})
+except HarnessError as exc:
+    print("raised", exc)
+print("ray left running", ray.is_initialized())
+"""
+
+
+def test_ray_keeps_the_runs_sigterm_handler_and_is_stopped_after_a_usage_error(tmp_path):
+    """ray.init put its own SIGTERM handler in place of harness run's: a SIGTERM ended a Ray run with exit 1,
+    no reports and no interrupted mark (143 locally). A usage error found after Ray started left it running in
+    the process: the next api.run joined it and its jobs= were ignored."""
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, env={**env, "HARNESS_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["sigterm kept True", "raised refused", "ray left running False"], done.stdout
+
+
 # -- with a local Ray instance -------------------------------------------------------------------------------
 
 
