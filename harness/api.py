@@ -120,7 +120,7 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
         progress = not _flag("no_progress", options.pop("no_progress"))
     for name, value in (("quick", quick), ("progress", progress), ("reports", reports)):
         _flag(name, value)
-    run_options, executor_options = _run_options(options, quick)
+    run_options = _options(options, quick)
     registry = build_registry()
     registry.check_names(run_options)
     trackers = make_trackers(registry, _names("track", track) or []) if track else []
@@ -129,7 +129,7 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
     with _torch_random_state_kept():
         try:
             folder = execute(registry, run_options, make_progress(progress), reporters=reporter_set,
-                             executor_options=executor_options, keep_lock=True)
+                             keep_lock=True)
             if reports:
                 write_run_reports(folder, reporter_set)
             else:  # the edge answer is results.json's, not a report's
@@ -210,7 +210,7 @@ _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activat
                "memory_budget": "memory_budget_bytes"}
 _NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
 _ON_OFF = ("spin", "iobinding")  # latency.FLAG_FIELDS' flags that have a no_ form
-_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "ray_address", "jobs", "like", *_ON_OFF,
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "like", *_ON_OFF,
           *(f"no_{flag}" for flag in _ON_OFF))
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
@@ -219,8 +219,8 @@ _NOT_HERE = {"config": "read the file and pass its settings as keywords",
 
 def _from_flags(given: dict[str, Any]) -> dict[str, Any]:
     """:func:`run`'s keywords with the flag-named ones (``size_budget="256KiB"``, ``no_torch_latency=True``)
-    turned into their fields; ``cold_runs``, ``spin``/``iobinding`` (and their ``no_``), ``ray_address`` and
-    ``jobs`` are kept for the caller."""
+    turned into their fields; ``cold_runs`` and ``spin``/``iobinding`` (and their ``no_``) are kept for the
+    caller."""
     from harness.text import parse_bytes
 
     values = dict(given)
@@ -260,12 +260,6 @@ def _whole(name: str, value: Any, least: int) -> int | None:
 
 def _options(given: dict[str, Any], quick: bool) -> Any:
     """:class:`RunOptions` from :func:`run`'s keywords."""
-    options, _ = _run_options(given, quick)
-    return options
-
-
-def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any] | None]:
-    """:class:`RunOptions` and the executor's options (Ray's address and CPUs) from :func:`run`'s keywords."""
     from harness.latency import FLAG_FIELDS, QUICK, LatencyConfig
     from harness.runner import RunOptions, _check_stored_option, liked_options, resumed_options
 
@@ -292,7 +286,9 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
             tweaks[field] = _flag(flag, values.pop(flag))
         elif f"no_{flag}" in values:
             tweaks[field] = not _flag(f"no_{flag}", values.pop(f"no_{flag}"))
-    ray = {"address": values.pop("ray_address", None), "num_cpus": _whole("jobs", values.pop("jobs", None), 1)}
+    ray_given = {name for name in ("ray_address", "jobs") if values.get(name) is not None}
+    if "jobs" in values:
+        values["jobs"] = _whole("jobs", values["jobs"], 1)
     for name in _NAME_LISTS:
         if name in values:
             values[name] = _names(name, values[name])
@@ -348,11 +344,11 @@ def _run_options(given: dict[str, Any], quick: bool) -> tuple[Any, dict[str, Any
         options.latency = dataclasses.replace(options.latency, **tweaks)  # on top of the run's own, as the CLI does
     else:
         options = RunOptions(**values)
-    if options.executor == "ray":
-        return options, ray
-    if any(value is not None for value in ray.values()):
-        raise HarnessError("ray_address and jobs need executor='ray'")
-    return options, None
+    if options.executor != "ray":
+        if ray_given:
+            raise HarnessError("ray_address and jobs need executor='ray'")
+        options.ray_address = options.jobs = None  # a Ray run resumed here with executor='local'
+    return options
 
 
 def _torch_random_state_kept() -> Any:

@@ -697,11 +697,10 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     registry.check_names(options, where={kind: f"{path}: {kind}" for kind, path in from_config.items()})
     from harness.runner import execute, write_run_reports
 
-    executor_options = None
-    if options.executor == "ray":
-        executor_options = {"address": values["ray_address"], "num_cpus": values["jobs"]}
-    elif values["ray_address"] or values["jobs"]:
-        raise HarnessError("--ray-address and --jobs need --executor ray")
+    if options.executor != "ray":
+        if values["ray_address"] or values["jobs"]:
+            raise HarnessError("--ray-address and --jobs need --executor ray")
+        options.ray_address = options.jobs = None  # a Ray run resumed here with --executor local
     tracked = []
     if values.get("track"):  # made now: a bad name or a missing package is this one line, before any job
         source = ("$HARNESS_TRACK" if ctx.get_parameter_source("track") == click.core.ParameterSource.ENVIRONMENT
@@ -723,8 +722,7 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
         try:
             _import_run_modules()
             stop.release()  # a signal that came during the imports stops the run here
-            folder = execute(registry, options, progress, reporters=reporter_set,
-                             executor_options=executor_options, keep_lock=True,
+            folder = execute(registry, options, progress, reporters=reporter_set, keep_lock=True,
                              stop_requested=lambda: bool(stop.received))
         except StorageError as exc:  # the run folder stopped taking files mid-run: the finished jobs' table
             stopped = getattr(exc, "run_folder", None)
@@ -1012,6 +1010,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "channels_last": values["channels_last"], "compile": values["compile_model"],
         "cuda_graphs": values["cuda_graphs"], "warmup_steps": values["warmup_steps"],
         "sweep": values.get("sweep") or [{}], "executor": values["executor"],
+        "ray_address": values["ray_address"] or None, "jobs": values["jobs"],
         "job_timeout": values["job_timeout"], "profile": values["profile"],
         "latency_budget_ms": values["latency_budget_ms"], "accuracy_floor": values["accuracy_floor"],
         "size_budget_bytes": values["size_budget_bytes"], "max_accuracy_drop": values["max_accuracy_drop"],

@@ -83,6 +83,10 @@ class RunOptions:
     save_weights: bool = True
     sweep: list[dict[str, Any]] = field(default_factory=lambda: [{}])
     executor: str = "local"
+    # --ray-address as given (not $RAY_ADDRESS) and --jobs: a --resume or --like goes back to that cluster (it
+    # went to a new local instance on the driver's machine, the rest of a cluster's sweep run there)
+    ray_address: str | None = None
+    jobs: int | None = None
     job_timeout: float | None = None
     profile: str | None = None
     latency_budget_ms: float | None = None
@@ -1515,6 +1519,8 @@ def execute(registry: Registry, options: RunOptions, progress: Progress,
     if not metrics:  # every job would report no accuracy, and the edge question could not be answered
         disabled = registry.disabled_text()
         log.warning("no metric is registered, so no job gets an accuracy%s", f" ({disabled})" if disabled else "")
+    if options.executor == "ray":  # the run's own, which a caller's executor_options (ray.init's) may add to
+        executor_options = {"address": options.ray_address, "num_cpus": options.jobs, **(executor_options or {})}
     # Made first: a missing extra is a usage error before any run folder exists.
     executor = make_executor(options.executor, **(executor_options or {}))
     try:

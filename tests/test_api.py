@@ -191,6 +191,26 @@ def test_a_name_list_may_be_one_name_or_comma_separated():
                                                                                     [2])
 
 
+def test_a_resumed_ray_run_goes_back_to_its_cluster(tmp_path):
+    """--ray-address was not recorded: the resume hint's command sent the rest of a cluster's sweep to a new
+    local Ray instance on the driver's machine. A resume with executor local leaves the cluster out."""
+    from harness.api import _options
+    from harness.results import RunFolder
+
+    first = _options({"executor": "ray", "ray_address": "ray://head:10001", "jobs": 4, "models": "mnist-mlp",
+                      "out": str(tmp_path), "run_id": "sweep"}, quick=False)
+    assert first.to_config()["ray_address"] == "ray://head:10001" and first.to_config()["jobs"] == 4
+    RunFolder.create(tmp_path, "sweep", {}, first.to_config()).save()
+    resumed = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep"}, quick=False)
+    assert (resumed.executor, resumed.ray_address, resumed.jobs) == ("ray", "ray://head:10001", 4)
+    other = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep", "ray_address": "auto"}, quick=False)
+    assert (other.ray_address, other.jobs) == ("auto", 4)  # given: on top
+    here = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep", "executor": "local"}, quick=False)
+    assert (here.executor, here.ray_address, here.jobs) == ("local", None, None)
+    with pytest.raises(HarnessError, match="ray_address and jobs need executor='ray'"):
+        _options({"jobs": 2}, quick=False)
+
+
 def test_a_number_list_may_be_comma_separated_too_and_bad_values_say_so_as_the_cli_does():
     """threads="1,2" raised "TypeError: threads is str, not a list", though a list "may be one value or 'a,b'";
     latency={"min_runs": 0} raised a bare ValueError, quick="yes" was taken as true."""
