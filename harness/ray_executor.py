@@ -91,6 +91,8 @@ log = logging.getLogger(__name__)
 ISOLATION = "exclusive-host-lock"
 BENCH_STAGES = ("latency", "variants")  # stages that measure time: run alone on the host
 _WAIT_POLL_S = 0.5  # ray.wait timeout, so Ctrl-C is seen promptly
+_UNWIND_S = 5.0  # how long a stopped run waits for its cancelled tasks to remove their temporary folders
+_TMP_PREFIX = "harness-ray-"
 
 
 # -- the host-wide benchmark lock ------------------------------------------------------------------------
@@ -357,7 +359,8 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
     logging.getLogger("harness").addHandler(said)
     try:
         lock.shared()
-        with tempfile.TemporaryDirectory(prefix="harness-ray-") as tmp:
+        _remove_stale_folders()
+        with tempfile.TemporaryDirectory(prefix=f"{_TMP_PREFIX}{os.getpid()}-") as tmp:
             folder = RunFolder(Path(tmp), {"jobs": []})
             ctx = RunContext(
                 options=options, registry=registry, folder=folder,
@@ -379,6 +382,28 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
     row["latency_lock_wait_s"] = gate.waited_s
     row["latency_window"] = [round(t, 3) for t in gate.window] if gate.window else None
     return row, files, reporters.events
+
+
+def _remove_stale_folders() -> None:
+    """Remove the job folders (``harness-ray-<pid>-*`` in the temporary folder) of worker processes that are
+    gone: a worker killed mid-job (out of memory, a stopped run's shutdown) left its job's ONNX file and
+    weights there on every node, a model's size per interruption. POSIX only (a pid is asked with signal 0)."""
+    import shutil
+
+    if os.name != "posix":
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
+        pid = folder.name[len(_TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive (or another user's: not ours to judge)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _collect_files(root: Path) -> dict[str, bytes]:
@@ -667,11 +692,17 @@ class RayExecutor:
                 done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
             except BaseException:  # noqa: BLE001 - best effort (a second Ctrl-C too): the first is re-raised below
                 done = []
-            for ref in [r for r in pending if r not in set(done)]:
+            cancelled = [r for r in pending if r not in set(done)]
+            for ref in cancelled:
                 try:
                     ray.cancel(ref, force=False)
                 except Exception as exc:  # noqa: BLE001 - best effort: the run is stopping anyway
                     log.debug("could not cancel a Ray task: %s", exc)
+            try:  # their KeyboardInterrupt unwinds the job's temporary folder, if Ray is not shut down first
+                if cancelled:
+                    ray.wait(cancelled, num_returns=len(cancelled), timeout=_UNWIND_S)
+            except BaseException:  # noqa: BLE001 - best effort (a second Ctrl-C too): the first is re-raised below
+                pass
             raise
         finally:
             feed.close()

@@ -114,6 +114,28 @@ def test_an_unreachable_cluster_is_a_clear_harness_error():
         RayExecutor(address="127.0.0.1:1").connect()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="a worker's pid is asked with signal 0")
+def test_a_dead_workers_job_folder_is_removed_by_the_next_job_on_its_node(tmp_path, monkeypatch):
+    """A worker killed mid-job (a stopped run's shutdown, out of memory) left its job's ONNX file and weights
+    in the node's temporary folder, a model's size per interruption, forever."""
+    import subprocess
+    import tempfile
+
+    from harness import ray_executor
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead, alive, mine = (tmp_path / f"harness-ray-{pid}-abc" for pid in (gone.pid, os.getppid(), os.getpid()))
+    for folder in (dead, alive, mine):
+        (folder / "onnx").mkdir(parents=True)
+        (folder / "onnx" / "m.onnx").write_bytes(b"x" * 100)
+    other = tmp_path / "harness-ray-notapid"
+    other.mkdir()
+    ray_executor._remove_stale_folders()
+    assert not dead.exists() and alive.exists() and mine.exists() and other.exists()
+
+
 def test_cuda_on_a_local_ray_instance_without_a_gpu_is_refused_at_once(monkeypatch):
     """No GPU can join the instance a run starts on this machine: its CUDA tasks waited forever."""
     pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
