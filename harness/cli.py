@@ -289,7 +289,7 @@ def main(debug: bool) -> None:
     """
     # The same "harness: warning: ..." lines as the CLI's own messages; --debug adds the module.
     fmt = "harness: %(levelname)s: %(name)s: %(message)s" if debug else "harness: %(levelname)s: %(message)s"
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(_LowercaseLevel(fmt))
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
     if debug:  # the harness's and plugins' debug lines, without thousands from the exporter's libraries
@@ -301,6 +301,20 @@ CHATTY_LIBRARIES = ("onnxscript", "onnx_ir", "torch", "matplotlib", "PIL", "urll
                     "asyncio")
 """Libraries whose DEBUG logs would bury the harness's under ``--debug`` (onnxscript alone wrote about
 2,800 lines for one export, and a dozen at INFO); their warnings and errors still show."""
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to ``sys.stderr`` as it is when a record comes: the live progress display puts
+    its own there while it draws, which prints a line above its rows; a handler holding the stream it was
+    made with wrote a job's warning into the rows, where the next redraw erased half of it."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler's own assignment: always sys.stderr
+        pass
 
 
 class _LowercaseLevel(logging.Formatter):

@@ -246,3 +246,19 @@ def test_a_large_run_says_it_is_writing_its_reports(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     said = result.stderr if hasattr(result, "stderr") and result.stderr else result.output
     assert "writing the reports of 1 jobs (results.csv, report.md, report.html, plots)" in said
+
+
+def test_a_warning_goes_to_the_stderr_the_live_display_put_in_place(monkeypatch):
+    """The CLI's log handler kept the stderr it was made with: under the live display a job's warning was
+    written into its rows and half erased by the next redraw. It writes to sys.stderr as it is now."""
+    import io
+    import logging
+
+    from harness.cli import _StderrHandler
+
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("harness: %(message)s"))
+    drawn = io.StringIO()
+    monkeypatch.setattr("sys.stderr", drawn)  # what rich's Live puts there while it draws
+    handler.emit(logging.LogRecord("harness.runner", logging.WARNING, __file__, 1, "metric failed", None, None))
+    assert drawn.getvalue() == "harness: metric failed\n"
