@@ -291,6 +291,14 @@ def _worker_registry() -> Any:
     return _REGISTRY
 
 
+def _load_errors(registry: Any, lead: str = "") -> str:
+    """`` its plugins' load errors there: ...`` (after ``lead``) for a worker whose registry has them (a plugin
+    that imports on the driver but not on this node: its reason was lost, and the message sent the user to the
+    driver's ``harness plugins``, where it loads), else ""."""
+    errors = [str(e) for e in getattr(registry, "errors", None) or []]
+    return f"{lead} its plugins' load errors there: {squeeze('; '.join(errors), 400)}" if errors else ""
+
+
 def _node_id() -> str | None:
     try:
         import ray
@@ -333,14 +341,19 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
     host = socket.gethostname()
     where = {"node": host, "ray_node_id": _node_id()}
     options = RunOptions.from_config(config)
+    registry = None
     try:
         registry = _worker_registry()
         model_spec = registry.get("models", model)
         dataset_spec = registry.get("datasets", dataset)
-        metrics = registry.select("metrics", metric_names, None)
     except Exception as exc:  # noqa: BLE001 - recorded as the job's failure
-        message = f"{one_line(exc)} (on node {host}: is the plugin that registers it installed there?)"
+        message = (f"{one_line(exc)} (on node {host}: is the plugin that registers it installed there?"
+                   f"{_load_errors(registry)})")
         return {**failed_row(model, dataset, point, message), **where}, {}, []
+    # a metric no plugin registers here: null, with its reason, as a failing one (the job's model is fine)
+    known = registry.specs["metrics"]
+    metrics = [known[name] for name in metric_names if name in known]
+    missing = [name for name in metric_names if name not in known]
 
     try:
         lock: HostBenchLock | _NoLock = HostBenchLock()
@@ -377,6 +390,11 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
         lock.release()
         lock.close()
         gate.close()
+    if missing:
+        why = f"not registered on node {host}{_load_errors(registry, ';')}"
+        row["metric_errors"] = {**{name: why for name in missing}, **(row.get("metric_errors") or {})}
+        reporters.call(WARNING_EVENT, f"metric(s) {', '.join(missing)} {why}: their values are null",
+                       f"missing-metrics:{','.join(missing)}")
     row.update(where)
     row["latency_isolation"] = isolation if gate.window is not None else None
     row["latency_lock_wait_s"] = gate.waited_s

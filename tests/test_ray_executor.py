@@ -136,6 +136,30 @@ def test_a_dead_workers_job_folder_is_removed_by_the_next_job_on_its_node(tmp_pa
     assert not dead.exists() and alive.exists() and mine.exists() and other.exists()
 
 
+def test_a_plugin_that_fails_on_a_worker_says_why_there_and_spares_other_jobs(tmp_path, monkeypatch):
+    """A plugin importable on the driver but not on a worker: the worker's ImportError was nowhere, the message
+    sent the user to the driver's `harness plugins` (where it loads), and every built-in model's job failed too,
+    for the plugin's metric in the run's metric set. Run in this process: run_on_worker is plain Python."""
+    from harness import ray_executor
+    from harness.manager import LoadError
+
+    registry = build_registry()
+    registry.errors.append(LoadError("walkplug", "walkplug", "failed to import walkplug: ImportError: no libwalk.so"))
+    monkeypatch.setattr(ray_executor, "_REGISTRY", registry)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    config = _options(tmp_path, "ray", ["mnist-mlp"], max_test_samples=64).to_config()
+    row, _, _ = ray_executor.run_on_worker("walk-slow", "synthetic", {}, config, "cpu", ["accuracy"])
+    assert row["status"] == "failed" and "load errors there: plugin 'walkplug' (from walkplug): failed to import " \
+        "walkplug: ImportError: no libwalk.so" in row["error"]
+    row, files, events = ray_executor.run_on_worker("mnist-mlp", "synthetic", {}, config, "cpu",
+                                                     ["accuracy", "walk-bad"])
+    assert row["status"] == "ok" and row["metrics"]["accuracy"] is not None and files
+    assert row["metric_errors"]["walk-bad"].startswith("not registered on node ")
+    assert "no libwalk.so" in row["metric_errors"]["walk-bad"]
+    said = [args[0] for method, args, _ in events if method == ray_executor.WARNING_EVENT]
+    assert any(line.startswith("metric(s) walk-bad not registered on node ") for line in said), said
+
+
 def test_cuda_on_a_local_ray_instance_without_a_gpu_is_refused_at_once(monkeypatch):
     """No GPU can join the instance a run starts on this machine: its CUDA tasks waited forever."""
     pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
