@@ -67,6 +67,7 @@ local run; time spent waiting for the lock counts towards ``--job-timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -75,8 +76,9 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from harness.errors import HarnessError
 from harness.progress import Progress
@@ -91,6 +93,7 @@ log = logging.getLogger(__name__)
 ISOLATION = "exclusive-host-lock"
 BENCH_STAGES = ("latency", "variants")  # stages that measure time: run alone on the host
 _WAIT_POLL_S = 0.5  # ray.wait timeout, so Ctrl-C is seen promptly
+_JOB_LOG = logging.getLogger("harness.runner")  # a job's warnings, on the logger a local run says them on
 _UNWIND_S = 5.0  # how long a stopped run waits for its cancelled tasks to remove their temporary folders
 _TMP_PREFIX = "harness-ray-"
 
@@ -210,17 +213,38 @@ class _Forwarder:
         self._thread.join(timeout_s)
 
 
+@contextlib.contextmanager
+def _job_clock_paused() -> Iterator[None]:
+    """Stop --job-timeout's timer (:func:`harness.runner.time_limit`, a real-time itimer) while this runs, and
+    start it again with what was left: a small job waiting for the host's benchmark lock while a big one
+    trained failed with "the job ran longer than --job-timeout", for the other job's time."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left)
+
+
 class _BenchGate(Progress):
     """The job's progress on a worker: takes the host lock exclusively when the job reaches a measuring
     stage, and forwards each stage and epoch (not the batches: too chatty) to the driver's display.
 
     ``events`` is anything with ``put_nowait(item)`` (the driver's ``ray.util.queue.Queue``), or None.
-    An item is small: ``("stage", job_id, stage)`` or ``("epoch", job_id, record, epochs)``; they are
-    sent by a :class:`_Forwarder` until :meth:`close`.
+    An item is small: ``("stage", job_id, stage, host)`` or ``("epoch", job_id, record, epochs)``; they
+    are sent by a :class:`_Forwarder` until :meth:`close`. The host lets the driver name the node of a job
+    whose worker dies.
     """
 
-    def __init__(self, lock: HostBenchLock | _NoLock, events: Any = None):
+    def __init__(self, lock: HostBenchLock | _NoLock, events: Any = None, host: str | None = None):
         self.lock = lock
+        self.host = host
         self.forwarder = _Forwarder(events) if events is not None else None
         self.waited_s: float | None = None
         self.window: list[float] | None = None
@@ -236,11 +260,12 @@ class _BenchGate(Progress):
     def stage(self, job_id: str, stage: str) -> None:
         if stage in BENCH_STAGES and self.window is None:
             started = time.perf_counter()
-            self.lock.exclusive()
+            with _job_clock_paused():  # another job's benchmark is not this job's time (--job-timeout)
+                self.lock.exclusive()
             self.waited_s = round(time.perf_counter() - started, 3)
             self.window = [time.time(), time.time()]
         # said once the lock is held: a "latency" line means measuring, not waiting for the host
-        self._forward("stage", job_id, stage)
+        self._forward("stage", job_id, stage, self.host)
 
     def epoch(self, job_id: str, record: dict[str, Any], epochs: int) -> None:
         self._forward("epoch", job_id, dict(record), epochs)
@@ -303,6 +328,8 @@ def _node_id() -> str | None:
     try:
         import ray
 
+        if not ray.is_initialized():  # not in a Ray worker: asking would start Ray in this process
+            return None
         return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - only informative
         return None
@@ -361,7 +388,7 @@ def run_on_worker(model: str, dataset: str, point: dict[str, Any], config: dict[
     except (ImportError, OSError) as exc:  # no fcntl (Windows), or no usable temporary folder
         log.warning("latency is measured without the host lock: %s", exc)
         lock, isolation = _NoLock(), "none"
-    gate = _BenchGate(lock, progress_events)
+    gate = _BenchGate(lock, progress_events, host)
     reporters = _RecordingReporters()
     said = _WarningsKept(reporters)  # the driver says them: a worker's log does not reach it
     from harness import runner
@@ -490,6 +517,7 @@ class _LiveFeed:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.queue: Any = None
+        self.seen: dict[str, tuple[str, str | None]] = {}  # job id -> (its last stage, its node), as told
         if not _shows_steps(progress):
             return
         try:
@@ -515,6 +543,7 @@ class _LiveFeed:
         for event in events:
             try:
                 if event[0] == "stage":
+                    self.seen[str(event[1])] = (str(event[2]), str(event[3]) if len(event) > 3 else None)
                     self.progress.stage(str(event[1]), str(event[2]))
                 elif event[0] == "epoch":
                     self.progress.epoch(str(event[1]), dict(event[2]), int(event[3]))
@@ -542,8 +571,11 @@ def _extra_sys_path() -> list[str]:
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """``HarnessError`` when ``[ray://]host:port`` does not accept a TCP connection (``auto`` is not checked)."""
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    scheme, _, rest = address.rpartition("://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():  # no port: Ray Client's, or the head's GCS port (ray.init's defaults)
+        host, port = rest, ("10001" if scheme == "ray" else "6379")
+    if not host or scheme not in ("", "ray") or host in ("auto", "local"):
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
@@ -617,6 +649,12 @@ class RayExecutor:
             kwargs["address"] = "local"
             if self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
+                from harness.latency import usable_cores
+
+                cores = usable_cores()
+                if self.num_cpus > cores:  # accepted, and the header then says "8 CPU(s)" on a 2-core machine
+                    log.warning("--jobs %d is more than this machine's %d cores: training runs oversubscribed "
+                                "(latency is still measured one job at a time)", self.num_cpus, cores)
             runtime_env = dict(self.init_kwargs.get("runtime_env") or {})
             env_vars = dict(runtime_env.get("env_vars") or {})
             paths = [env_vars.get("PYTHONPATH", ""), *_extra_sys_path(), os.environ.get("PYTHONPATH", "")]
@@ -628,10 +666,15 @@ class RayExecutor:
             _check_reachable(address)  # ray.init retries an unreachable address for minutes
         handlers = _stop_handlers()
         try:
-            ray.init(**kwargs)
+            with warnings.catch_warnings():  # Ray Client's own retries warn with a file path and a source line
+                warnings.simplefilter("ignore", UserWarning)
+                ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - shown as one line, exit 2
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise HarnessError(f"could not connect to {where}: {one_line(exc)}") from None
+            hint = ("; it answered but took no driver: if it uses token authentication (Ray's default where "
+                    "~/.ray/auth_token exists), set RAY_AUTH_MODE=token, or use --ray-address auto on its head node"
+                    if address and address != "auto" and not os.environ.get("RAY_AUTH_MODE") else "")
+            raise HarnessError(f"could not connect to {where}: {one_line(exc)}{hint}") from None
         finally:
             _restore_stop_handlers(handlers)
         self._started = True
@@ -700,17 +743,19 @@ class RayExecutor:
                 feed.drain()
                 for ref in ready:
                     job = pending.pop(ref)
-                    row = self._collect(ray, ref, job, ctx)
+                    row = self._collect(ray, ref, job, ctx, feed.seen.get(job.id))
                     finished += 1
                     ctx.progress.job(finished, len(jobs), job.id)
                     on_done(job, row)
-        except BaseException:  # Ctrl-C (or a driver-side error): stop what is still queued or running
+        except BaseException as exc:  # Ctrl-C (or a driver-side error): stop what is still queued or running
             try:  # not the tasks that have just finished: cancelling one as it completes aborted Ray's
                 # driver once in four Ctrl-Cs (task_manager "Tried to complete task that was not pending")
-                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0) if pending else ([], [])
             except BaseException:  # noqa: BLE001 - best effort (a second Ctrl-C too): the first is re-raised below
                 done = []
             cancelled = [r for r in pending if r not in set(done)]
+            if isinstance(exc, KeyboardInterrupt):  # the finished ones are kept, not run again by --resume
+                self._keep_finished([r for r in done if r in pending], pending, ctx, on_done, feed)
             for ref in cancelled:
                 try:
                     ray.cancel(ref, force=False)
@@ -725,7 +770,21 @@ class RayExecutor:
         finally:
             feed.close()
 
-    def _collect(self, ray: Any, ref: Any, job: "Job", ctx: "RunContext") -> dict[str, Any]:
+    def _keep_finished(self, refs: list[Any], pending: dict[Any, "Job"], ctx: "RunContext", on_done: "OnDone",
+                       feed: "_LiveFeed") -> None:
+        """Record the jobs of ``refs``, tasks that finished as the run was stopped, as the loop would have; a
+        second Ctrl-C or a refused write leaves the rest to --resume."""
+        try:
+            for ref in refs:
+                job = pending.pop(ref)
+                on_done(job, self._collect(self._ray, ref, job, ctx, feed.seen.get(job.id)))
+        except BaseException as exc:  # noqa: BLE001 - best effort: the run is stopping anyway
+            log.debug("stopped keeping the jobs that had finished: %s", exc)
+
+    def _collect(self, ray: Any, ref: Any, job: "Job", ctx: "RunContext",
+                 seen: tuple[str, str | None] | None = None) -> dict[str, Any]:
+        """The job's row from its finished task; ``seen``: its last stage and node as the live feed told them,
+        kept in the row of a job whose worker died (it read stage executor, node null)."""
         from harness.manager import one_line
 
         try:
@@ -735,8 +794,10 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - a dead worker or a task error fails this job only
             cause = getattr(exc, "cause", None)
             error = one_line(cause if isinstance(cause, BaseException) else exc)
-            row = failed_row(job.model.name, job.dataset.name, job.point, f"Ray task failed: {error}")
-            row.update(reference=dict(job.model.reference) or None, node=None, ray_node_id=None,
+            stage, node = seen or ("executor", None)
+            row = failed_row(job.model.name, job.dataset.name, job.point, f"Ray task failed: {error}"
+                             + (f" (on node {node}, in its {stage} stage)" if seen else ""), stage=stage)
+            row.update(reference=dict(job.model.reference) or None, node=node, ray_node_id=None,
                        latency_isolation=None)
             return row
         for method, args, kwargs in events:  # the reporters' job_started / epoch_ended, late but complete
@@ -744,7 +805,7 @@ class RayExecutor:
                 key = args[1] if len(args) > 1 and args[1] else args[0] if args else None
                 if key is not None and key not in self.warned:
                     self.warned.add(key)
-                    log.warning("%s", args[0])
+                    _JOB_LOG.warning("%s", args[0])
                 continue
             ctx.reporters.call(method, *args, **kwargs)
         try:

@@ -114,6 +114,28 @@ def test_an_unreachable_cluster_is_a_clear_harness_error():
         RayExecutor(address="127.0.0.1:1").connect()
 
 
+def test_an_address_without_a_port_is_checked_at_rays_default_port(monkeypatch):
+    """ray://host (no port) skipped the check: ray.init retried for 35 s and printed Ray Client's warning."""
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
+    from harness import ray_executor
+
+    asked = []
+
+    def connection(where, timeout):
+        asked.append(where)
+        raise OSError(111, "Connection refused")
+
+    monkeypatch.setattr(ray_executor.socket, "create_connection", connection)
+    for address, where in (("ray://head", ("head", 10001)), ("head", ("head", 6379)),
+                           ("ray://head:10002", ("head", 10002)), ("[::1]:6380", ("::1", 6380))):
+        with pytest.raises(HarnessError, match=f"cannot reach the Ray cluster at {re.escape(address)}: "):
+            ray_executor._check_reachable(address)
+        assert asked.pop() == where
+    for address in ("auto", "local", "http://head:8265"):  # Ray's own to resolve
+        ray_executor._check_reachable(address)
+    assert asked == []
+
+
 @pytest.mark.skipif(os.name != "posix", reason="a worker's pid is asked with signal 0")
 def test_a_dead_workers_job_folder_is_removed_by_the_next_job_on_its_node(tmp_path, monkeypatch):
     """A worker killed mid-job (a stopped run's shutdown, out of memory) left its job's ONNX file and weights
@@ -317,20 +339,41 @@ def test_a_ray_run_shows_each_jobs_stages_and_epochs_before_its_done_line(runs):
             assert {"export", "latency"} <= set(said[4:]), lines
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="--job-timeout's timer is POSIX")
+def test_waiting_for_the_host_lock_does_not_count_against_job_timeout():
+    """A small job waiting for the benchmark lock while a big one trained failed with "the job ran longer than
+    --job-timeout 5 s", for the other job's time. The clock stops while it waits, and goes on after."""
+    import signal
+    import time
+
+    from harness.runner import time_limit
+
+    class Busy(_NoLock):
+        def exclusive(self):
+            time.sleep(0.6)  # another job's benchmark
+
+    gate = _BenchGate(Busy())
+    with time_limit(0.4):
+        gate.stage("m@d", "latency")  # a JobTimeout here, before
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 0 < left <= 0.4 and gate.waited_s >= 0.6
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
 def test_a_ray_task_forwards_stages_and_epochs_and_a_failing_queue_never_fails_it():
     import queue
 
     events = queue.Queue()
-    gate = _BenchGate(_NoLock(), events)
+    gate = _BenchGate(_NoLock(), events, "node-7")
     gate.stage("m@d", "train")
     gate.epoch("m@d", {"epoch": 1, "train_loss": 0.5}, 2)
     gate.batch("m@d", 1, 4)  # too chatty to send
     gate.stage("m@d", "latency")
     gate.close()  # as the task ends: every event handed over
     assert [events.get_nowait() for _ in range(events.qsize())] == [
-        ("stage", "m@d", "train"),
+        ("stage", "m@d", "train", "node-7"),
         ("epoch", "m@d", {"epoch": 1, "train_loss": 0.5}, 2),
-        ("stage", "m@d", "latency"),
+        ("stage", "m@d", "latency", "node-7"),
     ]
     assert gate.window is not None  # the lock is still taken at a measuring stage
 
@@ -401,6 +444,81 @@ def test_a_worker_crash_is_a_failed_row(cluster, tmp_path):
     assert row["status"] == "failed" and row["stage"] == "executor"
     assert "Ray task failed" in row["error"] and "\n" not in row["error"]
     assert row["onnx"] is None and row["latency"] == []
+
+
+def test_a_job_whose_worker_died_keeps_the_stage_and_node_the_live_feed_told(tmp_path):
+    """A worker killed mid-training: the row said stage executor, node null, though the driver had just shown
+    the job training on that node."""
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
+    from types import SimpleNamespace
+
+    from harness.ray_executor import RayExecutor, _LiveFeed
+
+    class Died:
+        @staticmethod
+        def get(ref):
+            raise RuntimeError("The worker died unexpectedly while executing this task.")
+
+    registry = build_registry()
+    job = SimpleNamespace(id="mnist-mlp@synthetic", point={}, model=registry.get("models", "mnist-mlp"),
+                          dataset=registry.get("datasets", "synthetic"))
+    feed = _LiveFeed(Progress())  # shows no steps: no queue, told here as drain() would be
+    feed.seen[job.id] = ("train", "gpu-node-3")
+    executor = RayExecutor()
+    row = executor._collect(Died, None, job, SimpleNamespace(), feed.seen.get(job.id))
+    assert (row["status"], row["stage"], row["node"]) == ("failed", "train", "gpu-node-3")
+    assert row["error"].endswith("(on node gpu-node-3, in its train stage)")
+    row = executor._collect(Died, None, job, SimpleNamespace())  # nothing told (--no-progress): as before
+    assert (row["stage"], row["node"]) == ("executor", None)
+
+
+def test_ctrl_c_keeps_the_jobs_whose_tasks_had_just_finished(tmp_path):
+    """A task that finished in the same poll as the Ctrl-C was neither cancelled nor recorded: its work was
+    thrown away and --resume ran it again. Ray stands in here (its wait, get and cancel), the loop is real."""
+    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "ray>=2.9"')
+    from types import SimpleNamespace
+
+    from harness.ray_executor import RayExecutor, failed_row
+
+    class FakeRay:
+        cancelled: list = []
+        waits = 0
+
+        @staticmethod
+        def remote(fn):
+            return SimpleNamespace(options=lambda **kw: SimpleNamespace(remote=lambda model, *a: model))
+
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2}
+
+        @classmethod
+        def wait(cls, refs, num_returns, timeout):
+            cls.waits += 1
+            if cls.waits == 1:
+                return ["a"], []
+            if cls.waits == 2:
+                raise KeyboardInterrupt  # Ctrl-C while "b" finished and "c" still ran
+            return [r for r in refs if r == "b"], [r for r in refs if r != "b"]
+
+        @staticmethod
+        def get(ref):
+            return {**failed_row(ref, "synthetic", None, "x"), "status": "ok", "error": None}, {}, []
+
+        @classmethod
+        def cancel(cls, ref, force):
+            cls.cancelled.append(ref)
+
+    executor = RayExecutor()
+    executor._ray = FakeRay
+    jobs = [SimpleNamespace(id=f"{m}@synthetic", point={}, model=SimpleNamespace(name=m, reference={}),
+                            dataset=SimpleNamespace(name="synthetic")) for m in "abc"]
+    ctx = SimpleNamespace(device="cpu", progress=Progress(), metrics=[], reporters=SimpleNamespace(call=print),
+                          options=SimpleNamespace(to_config=dict), folder=SimpleNamespace(path=tmp_path))
+    recorded = []
+    with pytest.raises(KeyboardInterrupt):
+        executor._run(FakeRay, jobs, ctx, lambda job, row: recorded.append(job.id))
+    assert recorded == ["a@synthetic", "b@synthetic"] and FakeRay.cancelled == ["c"]
 
 
 def test_a_full_run_folder_stops_a_ray_run_as_it_stops_a_local_one(cluster, tmp_path, monkeypatch):
