@@ -495,8 +495,14 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     if not set(base_jobs) & set(new_jobs):
         examples = (f" (jobs match by id, sweep point and seed included: {next(iter(base_jobs))} vs "
                     f"{next(iter(new_jobs))})" if base_jobs and new_jobs else "")
-        raise HarnessError(f"runs {base.get('run_id')} ({len(base_jobs)} job(s)) and {new.get('run_id')} "
-                           f"({len(new_jobs)} job(s)) have no job in common: nothing to compare{examples}")
+        same = base.get("run_id") == new.get("run_id")  # two runs named "base": told apart by when they began
+
+        def named(document: dict[str, Any], count: int) -> str:
+            created = f"created {document.get('created')}, " if same and document.get("created") else ""
+            return f"{document.get('run_id')} ({created}{count} job(s))"
+
+        raise HarnessError(f"runs {named(base, len(base_jobs))} and {named(new, len(new_jobs))} have no job in "
+                           f"common: nothing to compare{examples}")
     groups = {} if per_seed else _seed_groups(base_jobs, new_jobs)
     gate.grouped = {jid for ids in groups.values() for jid in ids}
     for job_id in [j for j in base_jobs if j not in new_jobs and base_jobs[j].get("status") == "ok"]:

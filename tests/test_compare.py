@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -328,6 +329,11 @@ def test_runs_with_no_job_in_common_are_an_error(threshold):
                                       f"cnn3d-sequential@synthetic3d)")
     with pytest.raises(HarnessError, match=r"\(3 job\(s\)\) and empty \(0 job\(s\)\)"):
         compare_runs(load("base"), {"run_id": "empty", "jobs": []}, threshold)
+    # two runs both called base (the CI recipe's and the API example's): "runs base and base" said nothing
+    run3d.update(run_id="base", created="2026-12-03T17:40:00")
+    with pytest.raises(HarnessError, match=rf"runs base \(created {re.escape(load('base')['created'])}, 3 job\(s\)\) and "
+                                           r"base \(created 2026-12-03T17:40:00, 1 job\(s\)\) have no job"):
+        compare_runs(load("base"), run3d, threshold)
 
 
 def test_no_job_in_common_exits_two_with_one_line(tmp_path):
