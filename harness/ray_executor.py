@@ -62,7 +62,8 @@ that are not harness Ray tasks (Ray's own daemons, other users' work). Where
 
 Costs of that choice: training runs with Ray's default of one intra-op thread
 per task (``OMP_NUM_THREADS=1``), so ``train.seconds`` is not comparable with a
-local run; time spent waiting for the lock counts towards ``--job-timeout``.
+local run. Time spent waiting for the lock does not count towards ``--job-timeout``
+(:func:`_job_clock_paused`).
 """
 
 from __future__ import annotations
@@ -219,9 +220,10 @@ def _job_clock_paused() -> Iterator[None]:
     start it again with what was left: a small job waiting for the host's benchmark lock while a big one
     trained failed with "the job ran longer than --job-timeout", for the other job's time."""
     import signal
-    import threading
 
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    from harness.runner import timer_usable
+
+    if not timer_usable():
         yield
         return
     left, _ = signal.setitimer(signal.ITIMER_REAL, 0)
