@@ -531,17 +531,29 @@ class _LiveFeed:
         except Exception as exc:  # noqa: BLE001 - live progress is a nicety
             log.debug("no live progress from the Ray tasks: %s", exc)
 
-    def drain(self) -> None:
-        """Show every event queued so far, in order (a non-blocking batch read)."""
+    def drain(self, finishing: "set[str] | frozenset[str]" = frozenset()) -> list[Any]:
+        """Show the events queued so far of the jobs in ``finishing`` (those whose done lines come next), in
+        order (a non-blocking batch read), and return the others' for :meth:`show` after those lines: the next
+        job's "latency", sent the moment the finished one let the host lock go, was shown before the finished
+        job's done line, as if the two measured at once."""
         if self.queue is None:
-            return
+            return []
         try:
             count = self.queue.qsize()
             events = self.queue.get_nowait_batch(count) if count else []
         except Exception as exc:  # noqa: BLE001 - the actor died: no more live lines, the run goes on
             log.debug("live progress from the Ray tasks stopped: %s", exc)
             self.close()
-            return
+            return []
+        now, later = [], []
+        for event in events:
+            (now if isinstance(event, (tuple, list)) and len(event) > 1 and str(event[1]) in finishing
+             else later).append(event)
+        self.show(now)
+        return later
+
+    def show(self, events: list[Any]) -> None:
+        """Show ``events`` (stage and epoch lines) in order."""
         for event in events:
             try:
                 if event[0] == "stage":
@@ -741,14 +753,16 @@ class RayExecutor:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_POLL_S)
                 # the stages so far of every job; a task puts each event (and waits for the queue to take
-                # it) before it returns, so a finished job's lines all come before its done line
-                feed.drain()
+                # it) before it returns, so a finished job's lines all come before its done line, and the
+                # others' after it
+                later = feed.drain({pending[ref].id for ref in ready})
                 for ref in ready:
                     job = pending.pop(ref)
                     row = self._collect(ray, ref, job, ctx, feed.seen.get(job.id))
                     finished += 1
                     ctx.progress.job(finished, len(jobs), job.id)
                     on_done(job, row)
+                feed.show(later)
         except BaseException as exc:  # Ctrl-C (or a driver-side error): stop what is still queued or running
             try:  # not the tasks that have just finished: cancelling one as it completes aborted Ray's
                 # driver once in four Ctrl-Cs (task_manager "Tried to complete task that was not pending")

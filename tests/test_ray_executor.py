@@ -446,6 +446,40 @@ def test_a_worker_crash_is_a_failed_row(cluster, tmp_path):
     assert row["onnx"] is None and row["latency"] == []
 
 
+def test_the_next_jobs_stage_comes_after_the_finished_jobs_done_line():
+    """The next job's "latency", sent the moment the finished one let the host lock go, was shown before the
+    finished job's done line: the two read as measuring at once (their windows never overlapped)."""
+    from harness.ray_executor import _LiveFeed
+
+    class Queue:
+        items = [("stage", "a@d", "latency", "n"), ("stage", "b@d", "latency", "n"), ("epoch", "c@d", {}, 1)]
+
+        def qsize(self):
+            return len(self.items)
+
+        def get_nowait_batch(self, count):
+            taken, self.items = self.items[:count], self.items[count:]
+            return taken
+
+    class Said(Progress):
+        lines: list = []
+
+        def stage(self, job_id, stage):
+            self.lines.append(f"{job_id}: {stage}")
+
+        def epoch(self, job_id, record, epochs):
+            self.lines.append(f"{job_id}: epoch")
+
+    feed = _LiveFeed(Progress())
+    feed.progress, feed.queue = Said(), Queue()
+    later = feed.drain({"a@d"})
+    assert Said.lines == ["a@d: latency"]  # the finishing job's, before its done line
+    Said.lines.append("a@d: done")
+    feed.show(later)
+    assert Said.lines == ["a@d: latency", "a@d: done", "b@d: latency", "c@d: epoch"]
+    assert feed.seen == {"a@d": ("latency", "n"), "b@d": ("latency", "n")}
+
+
 def test_a_job_whose_worker_died_keeps_the_stage_and_node_the_live_feed_told(tmp_path):
     """A worker killed mid-training: the row said stage executor, node null, though the driver had just shown
     the job training on that node."""
