@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.text import squeeze
+from harness.text import redact_credentials, squeeze
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,9 @@ class ReporterSet:
             try:
                 getattr(reporter, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - trackers must not fail jobs
+                # credentials out: a tracking server's URL with its token went into results.json and the reports
                 message = f"reporter {getattr(reporter, 'name', type(reporter).__name__)!r} failed in {method}: " \
-                          f"{type(exc).__name__}: {squeeze(exc)}"
+                          f"{type(exc).__name__}: {redact_credentials(squeeze(exc))}"
                 log.warning(message)
                 self.errors.append(message)
                 self.reporters.remove(reporter)

@@ -33,7 +33,7 @@ from harness.reporters import ReporterSet
 from harness.results import (RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_folder_of,
                              run_taken)
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
-from harness.text import squeeze
+from harness.text import redact_credentials, squeeze
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -100,6 +100,7 @@ class RunOptions:
     def to_config(self) -> dict[str, Any]:
         """The options as JSON-friendly data, stored in results.json (and read back by --resume)."""
         data = dataclasses.asdict(self)
+        data["ray_address"] = None if self.ray_address is None else redact_credentials(self.ray_address)
         data["out"] = str(self.out)
         data["data_dir"] = None if self.data_dir is None else str(self.data_dir)
         return data
@@ -1268,6 +1269,13 @@ def _stored_options(folder: RunFolder, doing: str, instead: str, given: dict[str
     for name, value in given.items():
         if name not in ("resume", "run_id", "out"):
             setattr(stored, name, value)
+    recorded = stored.ray_address
+    if "ray_address" not in given:  # where this machine connects is never a results.json's to choose: one from
+        stored.ray_address = None  # a fork's CI artifact sent a --resume/--like to a cluster of its own choosing
+        if recorded and stored.executor == "ray":
+            raise HarnessError(f"the run went to the Ray cluster at {recorded}, and a results.json does not choose "
+                               f"where this machine connects: give the address again (--ray-address "
+                               f"{recorded}) to go back to it, or --executor local to {doing} here")
     return stored
 
 
@@ -1627,6 +1635,10 @@ AMP_CHOICES = ("bf16", "fp16", "fp32")
 
 def validate_options(options: RunOptions) -> None:
     """Refuse (:class:`HarnessError`, naming the option) run options no job could run with."""
+    from harness.config import MAX_GRID
+
+    if len(options.sweep) > MAX_GRID:  # a --config grid is held to it; a stored one (--like, --resume) too
+        raise HarnessError(f"the sweep has {len(options.sweep)} points (more than {MAX_GRID})")
     if options.epochs is not None and options.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {options.epochs}")
     if options.lr is not None and not options.lr > 0:

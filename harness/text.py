@@ -30,11 +30,21 @@ ORT_CHECK = re.compile(r"(?<![\w.])[\w.\[\]()>:-]+ (?:==|!=|<=|>=|<|>) [\w.\[\](
 before the sentence that says it in words; together they pushed the shapes in question past a cut."""
 
 
+CI_COMMAND = re.compile(r"^(\s*):(?=:)|#(?=#(?:vso)?\[)")
+"""What a CI runner takes for a command in its log: ``::error ...::`` at a line's start (GitHub Actions:
+annotations, ``::add-mask::``, ``::stop-commands::``), ``##vso[`` and ``##[`` anywhere (Azure Pipelines: set a
+variable, prepend PATH). A model name or job id from another job's results.json begins a table row."""
+
+ZERO_WIDTH = "\u200b"
+
+
 def plain(text: Any) -> str:
     """``str(text)`` safe to print on one line of a terminal or a table cell: terminal escape sequences and
     control characters are dropped, and tabs, line breaks and carriage returns become spaces (a model name
-    with a newline would otherwise split a table's row). Unlike :func:`squeeze`, spaces are kept as they are."""
-    return CONTROL.sub("", CONTROL_SPACE.sub(" ", ANSI_ESCAPE.sub("", str(text))))
+    with a newline would otherwise split a table's row); a CI log command (:data:`CI_COMMAND`) gets a zero-width
+    space inside it, so that it reads the same and does nothing. Unlike :func:`squeeze`, spaces are kept."""
+    flat = CONTROL.sub("", CONTROL_SPACE.sub(" ", ANSI_ESCAPE.sub("", str(text))))
+    return CI_COMMAND.sub(lambda m: m.group(0) + ZERO_WIDTH, flat) if (":" in flat or "#" in flat) else flat
 
 
 ORT_NOISE = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : "
@@ -59,6 +69,17 @@ def squeeze(text: Any, limit: int | None = None) -> str:
     if limit is not None and len(flat) > limit:
         return flat[: limit - 3] + "..." if limit > 3 else flat[: max(limit, 0)]
     return flat
+
+
+URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][\w+.-]*://)[^\s/@]+@")
+URL_SECRET = re.compile(r"([?&](?:token|access_token|api_key|apikey|key|password|secret|sig)=)[^&\s]+", re.IGNORECASE)
+
+
+def redact_credentials(text: Any) -> str:
+    """``text`` with a URL's user and password (``https://user:TOKEN@host``) and its secret-looking query values
+    (``?token=...``) replaced by ``***``: an unreachable MLflow server's URL went, token and all, into
+    results.json and the reports, which CI publishes as artifacts."""
+    return URL_SECRET.sub(r"\1***", URL_CREDENTIALS.sub(r"\1***@", str(text)))
 
 
 def mflops(flops: Any) -> str:

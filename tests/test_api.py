@@ -191,9 +191,11 @@ def test_a_name_list_may_be_one_name_or_comma_separated():
                                                                                     [2])
 
 
-def test_a_resumed_ray_run_goes_back_to_its_cluster(tmp_path):
+def test_a_resumed_ray_run_asks_for_its_cluster_again(tmp_path):
     """--ray-address was not recorded: the resume hint's command sent the rest of a cluster's sweep to a new
-    local Ray instance on the driver's machine. A resume with executor local leaves the cluster out."""
+    local Ray instance on the driver's machine. Taken from results.json, a fork's CI artifact chose the cluster
+    a --resume or --like connected to (Ray Client unpickles what the server sends): it is asked for again.
+    A resume with executor local leaves the cluster out."""
     from harness.api import _options
     from harness.results import RunFolder
 
@@ -201,7 +203,13 @@ def test_a_resumed_ray_run_goes_back_to_its_cluster(tmp_path):
                       "out": str(tmp_path), "run_id": "sweep"}, quick=False)
     assert first.to_config()["ray_address"] == "ray://head:10001" and first.to_config()["jobs"] == 4
     RunFolder.create(tmp_path, "sweep", {}, first.to_config()).save()
-    resumed = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep"}, quick=False)
+    for again in ({"resume": True, "out": str(tmp_path), "run_id": "sweep"}, {"like": str(tmp_path / "sweep")}):
+        with pytest.raises(HarnessError, match=r"the run went to the Ray cluster at ray://head:10001, and a "
+                                               r"results.json does not choose where this machine connects: give "
+                                               r"the address again \(--ray-address ray://head:10001\)"):
+            _options(again, quick=False)
+    resumed = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep", "ray_address": "ray://head:10001"},
+                       quick=False)
     assert (resumed.executor, resumed.ray_address, resumed.jobs) == ("ray", "ray://head:10001", 4)
     other = _options({"resume": True, "out": str(tmp_path), "run_id": "sweep", "ray_address": "auto"}, quick=False)
     assert (other.ray_address, other.jobs) == ("auto", 4)  # given: on top

@@ -470,3 +470,15 @@ def test_a_rebuild_leaves_the_pictures_of_a_plots_folder_linked_elsewhere(tmp_pa
     write_reports(run, results)
     assert not (run / "plots" / "old.png").exists() and not (run / "plots" / "linked.png").exists()
     assert (pictures / "holiday.png").read_bytes() == b"\x89PNG mine"
+
+
+def test_a_stored_sweep_is_held_to_the_config_files_grid_limit():
+    """--like and --resume took a results.json's sweep as it was: a fork's artifact planned 200,001 jobs,
+    where a --config grid stops at MAX_GRID."""
+    from harness.config import MAX_GRID
+    from harness.errors import HarnessError
+    from harness.runner import RunOptions, validate_options
+
+    validate_options(RunOptions(sweep=[{"seed": i} for i in range(MAX_GRID)]))
+    with pytest.raises(HarnessError, match=f"the sweep has {MAX_GRID + 1} points \\(more than {MAX_GRID}\\)"):
+        validate_options(RunOptions(sweep=[{"seed": i} for i in range(MAX_GRID + 1)]))

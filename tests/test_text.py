@@ -165,3 +165,43 @@ def test_seeds_text_keeps_a_large_group_of_seeds_short():
     assert seeds_text([0, 3, 7, 12, 20, 33, 90, 97]) == "0,3,7,...,33,90,97 (8 seeds)"
     assert seeds_text(["a", "b", "c", "d", "e", "f", "g"]) == "a,b,c,...,e,f,g (7 seeds)"
     assert len(seeds_text(list(range(0, 3000, 3)))) < 40
+
+
+def test_a_name_cannot_be_a_ci_runners_log_command():
+    """A model name from a fork's results.json began a row of `harness report`'s table: `::error ...::` made
+    a GitHub Actions annotation (or ::add-mask::, ::stop-commands::), `##vso[...]` set an Azure variable."""
+    from harness.text import ZERO_WIDTH, plain, squeeze
+
+    for text in ("::error title=x::boom", "  ::add-mask::x", "a ##vso[task.prependpath]/tmp", "##[group]x"):
+        for shown in (plain(text), squeeze(text)):
+            bare = shown.lstrip()
+            assert not bare.startswith("::") and "##vso[" not in shown and "##[" not in shown, shown
+            assert shown.replace(ZERO_WIDTH, "").strip() == " ".join(text.split()), shown  # it reads the same
+    assert plain("a::b #1 x") == "a::b #1 x"  # text in the middle of a line is no command
+
+
+def test_credentials_in_a_url_are_redacted():
+    """An unreachable MLflow server's URL, token and all, went into results.json and the reports (CI
+    artifacts); a --ray-address with a password into results.json's config."""
+    from harness.runner import RunOptions
+    from harness.text import redact_credentials
+
+    said = redact_credentials("cannot reach https://ci-bot:SECRET_1@10.0.0.9:5000/api?token=SECRET_2&x=1: refused")
+    assert "SECRET" not in said and said == "cannot reach https://***@10.0.0.9:5000/api?token=***&x=1: refused"
+    assert redact_credentials("ray://head:10001 and mail a@b.c") == "ray://head:10001 and mail a@b.c"
+    stored = RunOptions(executor="ray", ray_address="ray://ci:RAYSECRET@head:10001").to_config()
+    assert stored["ray_address"] == "ray://***@head:10001"
+
+
+def test_a_reporters_failure_is_kept_without_the_urls_credentials():
+    from harness.reporters import ReporterSet
+
+    class Tracker:
+        name = "mlflow"
+
+        def run_started(self, *args):
+            raise ConnectionError("cannot reach the MLflow tracking server at https://ci-bot:TOKEN@mlflow.example/")
+
+    reporters = ReporterSet([Tracker()])
+    reporters.call("run_started", None, {}, {})
+    assert reporters.errors and "TOKEN" not in reporters.errors[0] and "https://***@mlflow.example/" in reporters.errors[0]

@@ -375,5 +375,7 @@ def _check_reachable(uri: str, timeout_s: float = 3.0) -> None:
     try:
         socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
     except OSError as exc:
-        raise ConnectionError(f"cannot reach the MLflow tracking server at {uri}: "
+        from harness.text import redact_credentials
+
+        raise ConnectionError(f"cannot reach the MLflow tracking server at {redact_credentials(uri)}: "
                               f"{exc.strerror or exc or 'timed out'}") from None
