@@ -549,6 +549,30 @@ def check_path_room(run_dir: Path) -> None:
                            f"this system's limit of {limit} {unit} on a path: choose a shorter --out or --run-id")
 
 
+WRITTEN_FOLDERS = ("onnx", "weights", "plots")
+"""The run folder's sub-folders the harness writes files into (and a resume removes unfinished jobs' from)."""
+
+
+def check_no_links(run_dir: Path, doing: str) -> None:
+    """Refuse (:class:`HarnessError`) a run folder whose :data:`WRITTEN_FOLDERS`, or anything in them, is a
+    symbolic link: a run folder from elsewhere (a CI artifact keeps links) pointed ``onnx/JOB.onnx`` at another
+    file, which a --resume overwrote with its export, or ``onnx/`` at another folder, where it removed files,
+    and ``plots/`` elsewhere for harness report's images. ``doing``: what the refusal stops, for the message."""
+    found = []
+    for name in WRITTEN_FOLDERS:
+        top = Path(run_dir) / name
+        if top.is_symlink():
+            found.append(name)
+            continue
+        for where, folders, files in os.walk(top):  # followlinks=False: a linked folder is listed, not entered
+            found += [os.path.relpath(os.path.join(where, entry), run_dir) for entry in (*folders, *files)
+                      if os.path.islink(os.path.join(where, entry))]
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise HarnessError(f"{run_dir} holds symbolic links where the harness writes ({shown}): from elsewhere, "
+                           f"they could point at any file; remove them to {doing}")
+
+
 class RunFolder:
     """``<out>/<run-id>/`` with its ``results.json`` kept current job by job."""
 

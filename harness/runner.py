@@ -30,8 +30,8 @@ from harness.manager import one_line
 from harness.progress import Progress
 from harness.registry import SINGULAR, Registry, did_you_mean, with_builtin_metrics
 from harness.reporters import ReporterSet
-from harness.results import (RunFolder, job_file_stem, job_id, json_ready, latest_run, run_folder_name, run_folder_of,
-                             run_taken)
+from harness.results import (RunFolder, check_no_links, job_file_stem, job_id, json_ready, latest_run, run_folder_name,
+                             run_folder_of, run_taken)
 from harness.specs import DatasetSpec, ModelSpec, Recipe, Schedule, Splits, keyword_names
 from harness.text import redact_credentials, squeeze
 
@@ -1305,6 +1305,11 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
         raise HarnessError(f"--out {out} exists and is not a folder")
     if options.resume:
         folder = RunFolder.open(resume_target(out, options.run_id), lock=True)
+        try:
+            check_no_links(folder.path, "resume it")
+        except HarnessError:
+            folder.unlock()
+            raise
         resumed = dict(environment)
         if folder.data.get("run_id") != folder.path.name:  # a copied or renamed run folder: its name is its id
             resumed["run_id_before"] = folder.data.get("run_id")

@@ -73,3 +73,37 @@ def test_windows_260_character_limit_refuses_a_deep_run_folder_up_front(tmp_path
     results.check_path_room(tmp_path / "r")  # short enough
     monkeypatch.setattr(results, "_windows_path_limit", lambda: 32767)  # LongPathsEnabled
     results.check_path_room(deep / "r")
+
+
+def test_a_run_folder_with_links_where_the_harness_writes_is_refused(tmp_path):
+    """A run folder from another CI job (artifacts keep links): onnx/JOB.onnx linked to another file was
+    overwritten by a --resume's export, a linked onnx/ had files removed, a linked plots/ got the report's
+    images."""
+    import os
+
+    import pytest
+
+    from harness.errors import HarnessError
+    from harness.report import write_reports
+    from harness.results import check_no_links
+
+    if not hasattr(os, "symlink") or os.name != "posix":
+        pytest.skip("symbolic links as POSIX makes them")
+    run = tmp_path / "run"
+    (run / "onnx").mkdir(parents=True)
+    (run / "weights").mkdir()
+    (run / "onnx" / "m_d.onnx").write_bytes(b"x")
+    check_no_links(run, "resume it")  # a plain run folder
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (run / "onnx" / "variants").mkdir()
+    (run / "onnx" / "variants" / "m_d.fp16.onnx").symlink_to(victim)
+    with pytest.raises(HarnessError, match=r"holds symbolic links where the harness writes \(onnx/variants/m_d.fp16"
+                                           r".onnx\): from elsewhere, they could point at any file; remove them to "
+                                           r"resume it"):
+        check_no_links(run, "resume it")
+    (run / "onnx" / "variants" / "m_d.fp16.onnx").unlink()
+    (run / "plots").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(HarnessError, match=r"\(plots\)"):
+        write_reports(run, {"run_id": "run", "jobs": []})
+    assert victim.read_text() == "precious" and not list(tmp_path.glob("*.png"))
