@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.errors import HarnessError
 from harness.latency import STABLE_DRIFT_PCT, STABLE_MEAN_OVER_P50, settings_differences
-from harness.text import plain, seeds_text
+from harness.text import plain, seeds_text, squeeze
 
 GATED_METRICS = ("accuracy", "macro-f1")
 GATED_RUNTIME = "onnxruntime"
@@ -232,13 +232,20 @@ class _Gate:
                    min_ms=None if floor is None else floor["new"], min_pct=None if floor is None else floor["pct"])
 
     def missing(self, job_id: str, what: str, key: tuple[Any, ...] | None = None, variant: str | None = None) -> None:
-        """A measurement in base and not in new (the job, or its latency row ``key``): with a threshold, a
-        regression."""
+        """A measurement in base and not in new (the job, a variant, or a latency row ``key``): with a
+        threshold, a regression."""
         if self.threshold is not None or self.accuracy_points is not None:
-            if key is None:
+            if key is None and variant is not None:
+                self.found(f"{job_id}: {what}", "lost_variant", job_id, variant=variant)
+            elif key is None:
                 self.found(f"{job_id}: {what}", "lost_job", job_id)
             else:
                 self.found(f"{job_id}: {what}", "lost_row", job_id, **_row_detail(key, variant))
+
+
+def _variant_ok(variant: dict[str, Any]) -> bool:
+    """Whether a run measured the variant: no error, and its metrics (an fp16 on a CPU has no latency rows)."""
+    return variant.get("error") is None and bool(variant.get("metrics"))
 
 
 def _unstable(rows: Sequence[dict[str, Any]]) -> bool:
@@ -468,8 +475,8 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     relative to base; None when base is 0 or either side is missing: an accuracy's ``pct`` is relative too,
     where the gate judges its ``abs`` in percentage points, ``abs`` * 100) plus ``regression`` where judged.
     ``regressions`` is a line per regression; ``regression_details`` the same regressions, in the same order,
-    as dicts: ``kind`` (``latency``, ``metric``, ``status``: a job that was ok and is not, ``lost_job``,
-    ``lost_row``), ``job`` (the id, or a seed group's label), ``text`` (the line), and by kind the latency
+    as dicts: ``kind`` (``latency``, ``metric``, ``status``: a job that was ok and is not, ``variant_failed``:
+    a variant that was measured and failed in new, ``lost_job``, ``lost_row``, ``lost_variant``), ``job`` (the id, or a seed group's label), ``text`` (the line), and by kind the latency
     row (``variant``: None for the fp32 export, ``runtime``, ``provider``, ``batch_size``, ``threads``) with
     ``base``, ``new``, ``pct`` and ``abs_ms``; the metric (``measure`` as the line names it, ``metric``,
     ``base``, ``new`` and ``points``, how far it moved the worse way); or ``status``, ``stage``, ``error``.
@@ -535,8 +542,13 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         for name in [n for n in old_variants if n not in new_variants]:
             _latency_changes(job_id, old_variants[name].get("latency") or [], [], f"{name} ", gate,
                              not stopped)
+            if not stopped and _variant_ok(old_variants[name]):  # an fp16 on a CPU has no rows to lose
+                gate.missing(job_id, f"{name} missing in new (measured in base)", variant=name)
         for name in [n for n in new_variants if n in old_variants]:
             ov, nv = old_variants[name], new_variants[name]
+            if not stopped and _variant_ok(ov) and nv.get("error"):  # as a job that was ok and is not
+                gate.found(f"{job_id}: {name} was ok, now failed ({squeeze(nv['error'], 300)})", "variant_failed",
+                           job_id, variant=name, error=nv["error"])
             latency, _, _ = _latency_changes(job_id, ov.get("latency") or [], nv.get("latency") or [],
                                              f"{name} ", gate, not stopped)
             entry["variants"][name] = {

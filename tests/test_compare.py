@@ -169,6 +169,29 @@ def test_variants_are_compared_and_gated():
     assert any("int8-dynamic accuracy dropped 9.00 points" in r for r in comparison["regressions"])
 
 
+def test_a_variant_that_failed_or_went_missing_in_new_is_a_regression():
+    """An fp16 variant has no latency rows on a CPU: when it failed in NEW (metrics null, an error) or was not
+    in NEW at all, its accuracy row dropped out silently and compare passed (exit 0), the error never shown."""
+    base = load("base")
+    base["jobs"][0]["variants"] = [{"variant": "fp16", "bytes": 43_941, "metrics": {"accuracy": 0.99},
+                                    "error": None, "latency": []}]
+    job = base["jobs"][0]["id"]
+    failed = copy.deepcopy(base)
+    failed["jobs"][0]["variants"][0].update(metrics=None, bytes=None, error="RuntimeError: fp16 cast failed")
+    for gates in ({}, {"threshold": 10}):  # as a job that was ok and is not: with or without a threshold
+        comparison = compare_runs(base, failed, **gates)
+        assert comparison["regressions"] == [f"{job}: fp16 was ok, now failed (RuntimeError: fp16 cast failed)"]
+        assert comparison["regression_details"][0]["kind"] == "variant_failed"
+        assert comparison["regression_details"][0]["variant"] == "fp16"
+    gone = copy.deepcopy(base)
+    gone["jobs"][0]["variants"] = []
+    comparison = compare_runs(base, gone, threshold=10)
+    assert comparison["regressions"] == [f"{job}: fp16 missing in new (measured in base)"]
+    assert comparison["regression_details"][0]["kind"] == "lost_variant"
+    assert compare_runs(base, gone)["regressions"] == []  # no gate: a changed --variants is shown, not judged
+    assert compare_runs(failed, base, threshold=10)["regressions"] == []  # failed in base: nothing lost
+
+
 def test_a_job_missing_from_new_is_a_regression_with_a_threshold():
     result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--fail-on-regression", "10")
     assert result.returncode == 1, result.stdout + result.stderr
