@@ -540,9 +540,11 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
         new_variants = {v.get("variant"): v for v in cur.get("variants") or [] if isinstance(v, dict)}
         entry["variants"] = {}
         for name in [n for n in old_variants if n not in new_variants]:
+            said = len(gate.details)
             _latency_changes(job_id, old_variants[name].get("latency") or [], [], f"{name} ", gate,
                              not stopped)
-            if not stopped and _variant_ok(old_variants[name]):  # an fp16 on a CPU has no rows to lose
+            if not stopped and _variant_ok(old_variants[name]) and len(gate.details) == said:
+                # no lost row said it (an fp16 on a CPU has none to lose): the variant itself is lost
                 gate.missing(job_id, f"{name} missing in new (measured in base)", variant=name)
         for name in [n for n in new_variants if n in old_variants]:
             ov, nv = old_variants[name], new_variants[name]
