@@ -85,10 +85,18 @@ def mark_used(path: pathlib.Path) -> None:
     """Record that ``path`` was just read (its modification time), for ``harness cache --older-than``. For a
     download folder, pass ``folder / USED_MARK``: it is made if missing."""
     try:
-        if path.name == USED_MARK:
-            path.touch()
+        if path.name == USED_MARK:  # made, never through a link (a shared cache's planted one made a file anywhere)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                         0o666)
+            try:
+                if os.utime in os.supports_fd:
+                    os.utime(fd)
+                else:
+                    os.utime(path)
+            finally:
+                os.close(fd)
         else:
-            os.utime(path)
+            os.utime(path, follow_symlinks=os.utime not in os.supports_follow_symlinks)
     except OSError:  # a read-only cache still serves its entries
         pass
 

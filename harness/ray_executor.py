@@ -126,8 +126,16 @@ class HostBenchLock:
     @staticmethod
     def _open(path: Path) -> int:
         # Read-only is enough for flock, and works on a file another user created. Not through a link:
-        # the folder is the shared temporary one, where anyone may plant one to make us create a file.
-        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        # the folder is the shared temporary one, where anyone may plant one to make us create a file. Not
+        # waiting on a FIFO planted there either (open() blocked forever), and nothing but a plain file.
+        import stat
+
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{path} is not a plain file (planted there?)")
+        os.set_blocking(fd, True)
+        return fd
 
     def shared(self) -> None:
         import fcntl

@@ -242,3 +242,24 @@ def test_the_size_of_a_download_counts_no_file_outside_it(cache, tmp_path):
     result = run_cli("cache", "--clear", "--downloads", "--datasets", "mnist", env=_env(root))
     assert result.returncode == 0, result.stderr
     assert not os.path.exists(other["download"]) and outside.stat().st_size == 100_000
+
+
+def test_marking_a_download_used_never_follows_a_planted_link(tmp_path):
+    """A shared cache's .last-used made a link's target: an empty file anywhere the user could write."""
+    import os
+
+    import pytest
+
+    from harness.cache import USED_MARK, mark_used
+
+    if not hasattr(os, "O_NOFOLLOW"):
+        pytest.skip("no O_NOFOLLOW here")
+    target = tmp_path / "elsewhere" / "made-by-harness"
+    target.parent.mkdir()
+    (tmp_path / USED_MARK).symlink_to(target)
+    mark_used(tmp_path / USED_MARK)
+    assert not target.exists()
+    plain = tmp_path / "download"
+    plain.mkdir()
+    mark_used(plain / USED_MARK)  # the usual case: made
+    assert (plain / USED_MARK).is_file()

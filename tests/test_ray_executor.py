@@ -650,3 +650,16 @@ def test_a_jobs_warnings_on_a_worker_are_said_by_the_driver_once(cluster, tmp_pa
     assert len(jobs) == 2 and all(job["metrics"]["fault-metric"] is None for job in jobs)
     said = [r.getMessage() for r in caplog.records if "metric fault-metric (plugin 'faulty') failed" in r.getMessage()]
     assert len(said) == 1, said  # each worker says it once per process; the driver once per run (either job's)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="a FIFO as POSIX makes it")
+def test_a_fifo_planted_at_the_host_locks_path_is_refused_not_waited_on(tmp_path):
+    """The host lock lives in the shared temporary folder: a FIFO another user made at its name blocked every
+    harness job's open() for ever (the caller then measures without the lock, saying so)."""
+    os.mkfifo(tmp_path / "bench.lock")
+    with pytest.raises(OSError, match="is not a plain file"):
+        HostBenchLock(tmp_path, "bench")
+    lock = HostBenchLock(tmp_path, "other")  # a plain one still works
+    lock.exclusive()
+    lock.release()
+    lock.close()
