@@ -295,6 +295,29 @@ def test_corrupt_idx_is_rejected_naming_the_file(tmp_path: pathlib.Path, damage:
     assert "\n" not in message
 
 
+def test_a_gzipped_idx_file_is_decompressed_no_further_than_its_header_says(tmp_path: pathlib.Path) -> None:
+    """A 300 KB gzip of one 28x28 image and 300 MiB of zeros after it took 600 MiB of memory to refuse: it was
+    decompressed whole before its length was checked against its header."""
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.gz"
+    with gzip.open(bomb, "wb") as handle:
+        handle.write(struct.pack(">IIII", 0x0803, 1, 28, 28) + b"\0" * 784)
+        for _ in range(300):
+            handle.write(b"\0" * (1 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataUnavailableError, match=r"over-long IDX file .*: header says 1x28x28 \(800 bytes\), "
+                                                       r"file has more"):
+            idx.read_idx(bomb, ndim=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak
+    fine = write_idx(tmp_path / "fine", np.arange(8, dtype=np.uint8).reshape(2, 2, 2), gz=True)
+    assert idx.read_idx(fine, ndim=3).tolist() == [[[0, 1], [2, 3]], [[4, 5], [6, 7]]]
+
+
 def test_read_idx_checks_dimensions(tmp_path: pathlib.Path) -> None:
     path = write_idx(tmp_path / "labels", np.arange(7, dtype=np.uint8), gz=False)
     assert idx.read_idx(path, ndim=1).tolist() == list(range(7))
