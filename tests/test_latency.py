@@ -559,3 +559,16 @@ def test_a_gpu_provider_is_timed_at_one_thread_count_only():
     assert provider_thread_counts("CPUExecutionProvider", [1, 2, 4]) == [1, 2, 4]
     assert provider_thread_counts("CUDAExecutionProvider", [1, 2, 4]) == [1]
     assert provider_thread_counts("TensorrtExecutionProvider", [4, 1]) == [4]
+
+
+def test_an_unstable_comparisons_speedup_is_the_figure_the_reports_show():
+    """results.json's vs_fp32.speedup came from the best medians' ratio (0.96x, slower) where report.md, the
+    edge table and its pick read the rounds' median ratio (1.05x, faster) of the same unstable comparison."""
+    from harness.edge import robust_ratio
+    from harness.latency import at_setting
+
+    unstable = at_setting({"ratio": 1.045, "ratio_paired_median": 0.951, "stability": "unstable"}, "CPU", 1, 1)
+    assert unstable["speedup"] == round(1 / 0.951, 4) and unstable["speedup_basis"] == "ratio_paired_median"
+    assert robust_ratio(unstable)[0] == 0.951
+    steady = at_setting({"ratio": 1.045, "ratio_paired_median": 0.951, "stability": "stable"}, "CPU", 1, 1)
+    assert steady["speedup"] == round(1 / 1.045, 4) and steady["speedup_basis"] == "ratio"
