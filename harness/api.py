@@ -135,9 +135,13 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
             else:  # the edge answer is results.json's, not a report's
                 record_edge(folder)
         except KeyboardInterrupt as exc:
-            folder = getattr(exc, "run_folder", None)
-            if folder is not None and reports:
-                write_run_reports(folder, reporter_set)  # of the jobs that finished
+            stopped = getattr(exc, "run_folder", None)
+            if stopped is not None:  # stopped during the jobs: the reports of those that finished
+                folder = stopped
+                if reports:
+                    write_run_reports(folder, reporter_set)
+            elif folder is not None:  # while the reports were written: the folder is still unlocked below, and
+                exc.run_folder = folder  # named (it was dropped, its lock held while the exception lived)
             raise
         finally:
             if folder is not None:

@@ -63,6 +63,23 @@ def test_like_runs_a_stored_run_again_as_the_cli_flag_does(done, tmp_path):
         api.run(like=3)
 
 
+def test_ctrl_c_while_the_reports_are_written_leaves_the_folder_unlocked_and_named(tmp_path, monkeypatch):
+    """The interrupt's handler took the exception's run_folder (none: the jobs had ended) for the folder: the
+    run it had was never unlocked, so a resume (from this process or another) was refused as "in use by
+    another harness process" while a notebook kept the exception."""
+    from harness import runner
+    from harness.results import RunFolder
+
+    def interrupted(folder, reporters):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "write_run_reports", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        api.run(out=tmp_path, run_id="k", **SMALL)
+    assert stopped.value.run_folder.path == tmp_path / "k"
+    RunFolder.open(tmp_path / "k", lock=True).unlock()  # not held
+
+
 def test_a_run_leaves_logging_signals_and_the_torch_random_state_as_they_were(done):
     import torch
 
