@@ -765,12 +765,15 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         raise JobTimeout(f"the job ran longer than --job-timeout {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    outer, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)  # a caller's own timer (a notebook's)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:  # armed again, less the job's time (it was cancelled for good); one due meanwhile fires now
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3), outer_interval)
 
 
 def storage_stop(exc: BaseException, run_dir: Path) -> StorageError:

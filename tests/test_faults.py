@@ -482,3 +482,22 @@ def test_a_stored_sweep_is_held_to_the_config_files_grid_limit():
     validate_options(RunOptions(sweep=[{"seed": i} for i in range(MAX_GRID)]))
     with pytest.raises(HarnessError, match=f"the sweep has {MAX_GRID + 1} points \\(more than {MAX_GRID}\\)"):
         validate_options(RunOptions(sweep=[{"seed": i} for i in range(MAX_GRID + 1)]))
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="--job-timeout's timer is POSIX")
+def test_job_timeout_gives_the_callers_own_timer_back():
+    """A notebook's own 600 s interval timer read (0.0, 0.0) after a run with job_timeout=: cancelled."""
+    import signal
+
+    from harness.runner import time_limit
+
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)
+    signal.setitimer(signal.ITIMER_REAL, 600, 5)
+    try:
+        with time_limit(30):
+            assert 29 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30  # the job's, meanwhile
+        left, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert 590 < left <= 600 and interval == 5
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
