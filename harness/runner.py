@@ -723,27 +723,37 @@ class JobTimeout(BaseException):
     """
 
 
-_preloaded: list[bool] = []
+_preloaded: list[str] = []  # the modules preload_job_modules imported
 
 
-def preload_job_modules(exporter: str | None = None) -> None:
+QUANTIZING_VARIANTS = ("int8-dynamic", "int8-static", "fp16")
+"""Variants made with ``onnxruntime.quantization`` (or its ``transformers`` package, which puts its own folder on
+``sys.path``: preloaded in a run that asked none, a notebook's later ``import benchmark`` got ONNX Runtime's)."""
+
+
+def preload_job_modules(exporter: str | None = None, variants: Sequence[str] = QUANTIZING_VARIANTS) -> None:
     """Import the modules jobs import on first use (the exporters, the FLOP counter's compiler modules)
     before the job's clock starts and before any time limit is armed. Inside it, the first job of a process
     was charged about 1.5 s of imports in its build and export times; and a :class:`JobTimeout` raised
     inside an import leaves the module half-initialised for every later job (``module 'torch._dynamo' has
-    no attribute 'utils'``). Cheap after the first call."""
-    if _preloaded:
+    no attribute 'utils'``). The quantizer only for a run that asks a :data:`QUANTIZING_VARIANTS` variant.
+    Cheap after the first call (a later run asking the quantizer still loads it)."""
+    quantizing = any(v in QUANTIZING_VARIANTS for v in variants)
+    names = [name for name in ("torch._dynamo", "torch.export", "torch.onnx", "onnxscript",
+                               "torch.onnx._internal.exporter._core",
+                               *(["onnxruntime.quantization"] if quantizing else [])) if name not in _preloaded]
+    if not names:
         return
-    _preloaded.append(True)
+    first = not _preloaded
     import importlib
 
-    for name in ("torch._dynamo", "torch.export", "torch.onnx", "onnxscript",
-                 "torch.onnx._internal.exporter._core", "onnxruntime.quantization"):
+    for name in names:
+        _preloaded.append(name)
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional or renamed module: the job imports what it needs
             log.debug("preloading %s failed", name, exc_info=True)
-    if exporter is not None:
+    if exporter is not None and first:
         from harness.export import warm_up_exporter
 
         warm_up_exporter(exporter)
@@ -827,7 +837,7 @@ def _run_job(job: Job, ctx: RunContext) -> dict[str, Any]:
     }
     # Once per process, outside the job's clock: imported inside it, they cost the first job ~1.5 s of
     # build and export time that no later job pays (and a --job-timeout must not fire inside an import).
-    preload_job_modules(ctx.options.exporter)
+    preload_job_modules(ctx.options.exporter, ctx.options.variants)
     stage = "load"
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -501,3 +501,19 @@ def test_job_timeout_gives_the_callers_own_timer_back():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_run_without_quantized_variants_leaves_onnx_runtimes_quantizer_unloaded():
+    """The quantizer was preloaded for every run, and ONNX Runtime's transformers package it loads puts its
+    own folder on sys.path: a notebook's later `import benchmark` silently got ONNX Runtime's script."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom harness.runner import preload_job_modules\n"
+              "preload_job_modules(None, ['fp32', 'ort-opt'])\n"
+              "print('onnxruntime.quantization' in sys.modules, any('transformers' in p for p in sys.path))\n"
+              "preload_job_modules(None, ['int8-dynamic'])\n"
+              "print('onnxruntime.quantization' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "False", "True"], done.stdout
