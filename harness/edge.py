@@ -388,12 +388,29 @@ def _speed(lat: dict[str, Any], cand: dict[str, Any], fp32_lat: dict[str, Any] |
         setting = {"provider": lat.get("provider"), "batch_size": batch_size, "threads": lat.get("threads")}
         if all(vs.get(key) in (None, value) for key, value in setting.items()):
             ratio, basis = robust_ratio(vs)
+            if ratio is not None and basis == "alternating, unstable" and _straddles_one(vs):
+                # its estimates disagree on which side is faster: level with fp32, and the tie-break (the
+                # smaller drop, then the smaller file) decides, not a per-round median of 0.88x beside a best-
+                # medians 1.00x and floors 1.02x (a slim file was picked over a faster-on-its-p50 fp32)
+                return 1.0, LEVEL
             if ratio is not None:
                 return ratio, basis
     fp32_p50 = _number(fp32_lat.get("p50_ms")) if fp32_lat is not None else None
     if fp32_p50:
         return p50 / fp32_p50, "sequential"
     return p50, "p50"
+
+
+LEVEL = "alternating, unstable, level"
+"""The basis of a variant ranked level with float32: its comparison's estimates fall on both sides of 1."""
+
+
+def _straddles_one(vs: dict[str, Any]) -> bool:
+    """Whether an alternating comparison's estimates (best medians, floors, per-round median) fall on both
+    sides of 1: it cannot say which model is faster."""
+    estimates = [r for r in (_number(vs.get(k)) for k in ("ratio", "ratio_min", "ratio_paired_median"))
+                 if r is not None and r > 0]
+    return bool(estimates) and min(estimates) < 1.0 < max(estimates)
 
 
 def robust_ratio(vs: dict[str, Any]) -> tuple[float | None, str]:
@@ -501,6 +518,8 @@ def ratio_text(row: dict[str, Any]) -> str:
     if ratio is None or row.get("variant") in (None, "fp32"):
         return "-"
     basis = row.get("vs_fp32_basis")
+    if basis == LEVEL:  # the comparison could not tell which is faster: shown as such, not as 1.00x
+        return "~1x (alternating, unstable: either side)"
     return f"{ratio:.2f}x" + (f" ({basis})" if basis in ("alternating", "alternating, unstable") else "")
 
 

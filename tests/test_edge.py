@@ -357,6 +357,23 @@ def test_an_unstable_alternating_comparison_ranks_by_its_per_round_median():
     assert "(alternating, unstable)" in to_markdown([row])
 
 
+def test_an_unstable_comparison_that_cannot_tell_the_faster_side_ranks_level_with_fp32():
+    """lightweight-attention: slim's per-round median read 0.88x, its best medians 1.00x and floors 1.02x, and
+    fp32's own p50 was lower (0.0329 ms against 0.0389): the answer told the user to ship slim."""
+    from harness.edge import ratio_text
+
+    slim = variant("slim", 0.99, 101_665, [lat(0.0389)], ratio=1.001)
+    slim["vs_fp32"].update(stability="unstable", ratio_min=1.021, ratio_paired_median=0.884)
+    (row,) = deployment_table(_one_job(0.0329, [slim]))
+    assert row["variant"] == "fp32"  # level: the same drop, then the smaller file (1,000 bytes)
+    slim["bytes"] = 900  # the smaller file now: level with fp32, it wins the tie-break, and says why
+    (row,) = deployment_table(_one_job(0.0329, [slim]))
+    assert row["variant"] == "slim" and ratio_text(row) == "~1x (alternating, unstable: either side)"
+    slim["vs_fp32"].update(ratio=0.9, ratio_min=0.95)  # every estimate below 1: its median ranks it
+    (row,) = deployment_table(_one_job(0.0329, [slim]))
+    assert row["variant"] == "slim" and row["vs_fp32_ratio"] == 0.884
+
+
 def test_an_unstable_ratio_does_not_outrank_a_steady_variant_that_is_faster_on_its_own_p50():
     """mobilenet-v3-small: ort-opt read 0.76x fp32 in unstable rounds, int8-static a steady 0.82x, and the
     edge table picked ort-opt, slower (0.361 ms against 0.288) and three times the size."""
