@@ -16,6 +16,17 @@ import harness
 from harness.manager import package_version
 
 
+def windows_machine_value(key: str, name: str) -> Any:
+    """The value ``name`` of the Windows registry key ``HKEY_LOCAL_MACHINE\\key``; None elsewhere or when absent."""
+    try:
+        import winreg
+
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key) as handle:  # type: ignore[attr-defined]
+            return winreg.QueryValueEx(handle, name)[0]  # type: ignore[attr-defined]
+    except (ImportError, OSError):
+        return None
+
+
 def cpu_model() -> str:
     """The processor's brand name ("Apple M3 Max", "Intel(R) Core(TM) i7-1185G7 ..."), which compare holds
     two runs' machines to: platform.processor() says only "arm" on every Apple Silicon Mac, so an M1
@@ -29,16 +40,10 @@ def cpu_model() -> str:
         except (OSError, subprocess.SubprocessError):
             pass
     elif sys.platform == "win32":
-        try:
-            import winreg
-
-            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined]
-                                r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as key:
-                brand = str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()  # type: ignore[attr-defined]
-            if brand:
-                return brand
-        except (ImportError, OSError):
-            pass
+        brand = str(windows_machine_value(r"HARDWARE\DESCRIPTION\System\CentralProcessor\0",
+                                          "ProcessorNameString") or "").strip()
+        if brand:
+            return brand
     else:
         try:
             with open("/proc/cpuinfo", encoding="utf-8") as handle:

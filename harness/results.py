@@ -515,16 +515,10 @@ WINDOWS_MAX_PATH = 260
 def _windows_path_limit() -> int:
     """:data:`WINDOWS_MAX_PATH`, or 32,767 where the system has long paths on (``LongPathsEnabled``;
     Python's own manifest opts in)."""
-    try:
-        import winreg
+    from harness.environment import windows_machine_value
 
-        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined]
-                            r"SYSTEM\CurrentControlSet\Control\FileSystem") as key:
-            if winreg.QueryValueEx(key, "LongPathsEnabled")[0] == 1:  # type: ignore[attr-defined]
-                return 32767
-    except (ImportError, OSError):
-        pass
-    return WINDOWS_MAX_PATH
+    enabled = windows_machine_value(r"SYSTEM\CurrentControlSet\Control\FileSystem", "LongPathsEnabled")
+    return 32767 if enabled == 1 else WINDOWS_MAX_PATH
 
 
 def check_path_room(run_dir: Path) -> None:
