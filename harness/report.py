@@ -66,6 +66,10 @@ CSV_FIELDS = [
     # appended: what the job's data were (one sample's shape, 3x32x32, and the classes) and how its exported
     # graph adapts them for a model of other channels ("3 -> 1 channels (RGB averaged to gray)"; blank: as is)
     "input_shape", "num_classes", "input_adapted",
+    # appended: on a variant's rows, what choosing it costs and gains against the fp32 export: its ONNX accuracy
+    # below fp32's (a fraction), its alternating comparison's speed-up and stability, and why a row is missing
+    # (fp16 is timed on GPU providers only: blank latency, not a lost one)
+    "accuracy_drop", "vs_fp32_speedup", "vs_fp32_stability", "latency_skipped",
 ]
 
 
@@ -503,12 +507,23 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                    "onnx_accuracy": _get(variant, "metrics", "accuracy"), "max_abs_diff": None,
                    "max_abs_diff_vs_fp32": variant.get("max_abs_diff"), "variant_error": variant.get("error"),
                    "cold_start_ms": _get(variant, "cold_start", "ms"),
-                   "cold_start_rss_bytes": _get(variant, "cold_start", "rss_bytes")}
+                   "cold_start_rss_bytes": _get(variant, "cold_start", "rss_bytes"),
+                   "accuracy_drop": _drop(_get(job, "onnx", "metrics", "accuracy"),
+                                          _get(variant, "metrics", "accuracy")),
+                   "vs_fp32_speedup": _get(variant, "vs_fp32", "speedup"),
+                   "vs_fp32_stability": _get(variant, "vs_fp32", "stability"),
+                   "latency_skipped": "; ".join(map(str, variant.get("latency_skipped") or [])) or None}
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
             if not rows:
                 yield own
             for row in rows:
                 yield {**own, **{k: row.get(k) for k in CSV_FIELDS if k in row}}
+
+
+def _drop(fp32: Any, variant: Any) -> float | None:
+    """fp32's accuracy minus a variant's (a fraction, rounded to 6 places), or None without both."""
+    a, b = _number(fp32), _number(variant)
+    return None if a is None or b is None else round(a - b, 6)
 
 
 def _job_seed(job: dict[str, Any], results: dict[str, Any]) -> Any:

@@ -1472,3 +1472,20 @@ def test_the_run_options_say_what_was_selected_and_a_long_environment_value_is_c
     assert shown["torch"] == "2.13.0"
     cut = shown["onnxruntime_unusable_providers"]
     assert cut.endswith("... (whole in results.json)") and len(cut) < ENV_VALUE_CHARS + 40
+
+
+def test_a_variants_csv_rows_say_what_choosing_it_costs_and_gains(results):
+    """results.csv's variant rows had no accuracy drop, no speed-up against fp32, and an fp16 row's blank
+    latency read as lost where results.json said fp16 is timed on GPU providers only."""
+    job = next(j for j in results["jobs"] if any(isinstance(v, dict) and v.get("metrics") for v in j.get("variants") or []))
+    variant = next(v for v in job["variants"] if isinstance(v, dict) and v.get("metrics"))
+    variant["metrics"]["accuracy"] = job["onnx"]["metrics"]["accuracy"] - 0.0125
+    variant["vs_fp32"] = {"speedup": 1.42, "stability": "stable"}
+    variant["latency_skipped"] = ["provider CPUExecutionProvider: fp16 latency is measured on GPU providers only"]
+    rows = [r for r in csv.DictReader(io.StringIO(report.to_csv(results)))
+            if r["id"] == job["id"] and r["variant"] == variant["variant"]]
+    assert rows and all(float(r["accuracy_drop"]) == pytest.approx(0.0125) for r in rows)
+    assert {(r["vs_fp32_speedup"], r["vs_fp32_stability"]) for r in rows} == {("1.42", "stable")}
+    assert all("measured on GPU providers only" in r["latency_skipped"] for r in rows)
+    fp32 = [r for r in csv.DictReader(io.StringIO(report.to_csv(results))) if r["id"] == job["id"] and r["variant"] == "fp32"]
+    assert fp32 and all(r["accuracy_drop"] == "" for r in fp32)
