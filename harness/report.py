@@ -323,6 +323,9 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     adapted = adapted_note(results)
     if adapted:
         lines.append(adapted)
+    lossy = variant_loss_note(results)
+    if lossy:
+        lines.append(lossy)
     left_out = unmatched_note(results)  # the run's start said it too, but not with --no-progress
     if left_out:
         lines.append(squeeze(left_out, 400))
@@ -1963,6 +1966,34 @@ def export_notes(results: dict[str, Any]) -> list[str]:
     if left_out:
         notes.append(left_out)
     return notes
+
+
+VARIANT_LOSS_POINTS = 2.0
+"""A variant whose ONNX accuracy is this many points (or more) below its fp32 export's is named under the
+terminal table: an int8 file that lost 23 points was only in the reports' Variants table."""
+
+
+def variant_loss_note(results: dict[str, Any]) -> str | None:
+    """A line naming the variants that lost :data:`VARIANT_LOSS_POINTS` points of accuracy or more against their
+    fp32 export, worst first, or None."""
+    joined = is_joined(results)
+    lost = []
+    for job in results.get("jobs", []):
+        if job.get("status") != "ok":
+            continue
+        for variant in job.get("variants") or []:
+            if not isinstance(variant, dict) or variant.get("variant") in (None, "fp32"):
+                continue
+            drop = _drop(_get(job, "onnx", "metrics", "accuracy"), _get(variant, "metrics", "accuracy"))
+            if drop is not None and drop * 100 >= VARIANT_LOSS_POINTS:
+                lost.append((drop, f"{job_label(job, dataset=True, run=joined)} {variant['variant']} "
+                                   f"-{drop * 100:.1f} points"))
+    if not lost:
+        return None
+    lost.sort(key=lambda entry: -entry[0])
+    shown = ", ".join(text for _, text in lost[:5]) + (f" (+{len(lost) - 5} more)" if len(lost) > 5 else "")
+    return (f"{len(lost)} variant(s) lose {VARIANT_LOSS_POINTS:g} points of accuracy or more against their fp32 "
+            f"export: {shown}")
 
 
 def unmatched_note(results: dict[str, Any]) -> str | None:

@@ -1489,3 +1489,15 @@ def test_a_variants_csv_rows_say_what_choosing_it_costs_and_gains(results):
     assert all("measured on GPU providers only" in r["latency_skipped"] for r in rows)
     fp32 = [r for r in csv.DictReader(io.StringIO(report.to_csv(results))) if r["id"] == job["id"] and r["variant"] == "fp32"]
     assert fp32 and all(r["accuracy_drop"] == "" for r in fp32)
+
+
+def test_a_variant_that_lost_much_accuracy_is_said_under_the_terminal_table(results):
+    """An int8 file that lost 23 points against fp32 was only in the reports' Variants table."""
+    job = next(j for j in results["jobs"] if any(isinstance(v, dict) and v.get("metrics") for v in j.get("variants") or []))
+    variant = next(v for v in job["variants"] if isinstance(v, dict) and v.get("metrics"))
+    fp32 = job["onnx"]["metrics"]["accuracy"]
+    variant["metrics"]["accuracy"] = fp32 - 0.005  # half a point: noise, not said
+    assert "points of accuracy or more" not in report.comparison_table(results)
+    variant["metrics"]["accuracy"] = fp32 - 0.23
+    assert (f"1 variant(s) lose 2 points of accuracy or more against their fp32 export: {job['id']} "
+            f"{variant['variant']} -23.0 points") in report.comparison_table(results)
