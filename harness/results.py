@@ -756,11 +756,19 @@ def latest_run(out: Path) -> Path | None:
         return None
     candidates: Iterable[Path] = (p for p in out.iterdir() if (p / RESULTS_FILE).is_file())
 
+    soon = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1)
+
     def created(folder: Path) -> tuple[str, float]:
         file = folder / RESULTS_FILE
         try:
             stamp = json.loads(file.read_text(encoding="utf-8")).get("created")
         except (OSError, ValueError, AttributeError):
+            stamp = None
+        try:  # a stamp in the future (a downloaded artifact's "9999-...") does not make a run the latest
+            when = _dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+            if when is not None and (when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)) > soon:
+                stamp = None
+        except ValueError:
             stamp = None
         return (stamp if isinstance(stamp, str) else "", file.stat().st_mtime)
 

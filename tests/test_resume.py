@@ -673,6 +673,10 @@ def test_the_latest_run_is_the_last_created_not_the_last_saved(tmp_path):
     (tmp_path / "b" / "results.json").write_text("{broken")  # unreadable: its mtime still counts
     os.utime(tmp_path / "b" / "results.json", (3_000, 3_000))
     assert latest_run(tmp_path) == tmp_path / "a"
+    # a downloaded artifact stamped in the future does not become the run a plain --resume goes on with
+    (tmp_path / "b" / "results.json").write_text(json.dumps({"run_id": "b", "created": "9999-01-01T00:00:00"}))
+    os.utime(tmp_path / "b" / "results.json", (1_000, 1_000))
+    assert latest_run(tmp_path) == tmp_path / "a"
 
 
 def test_a_resume_without_the_trackers_the_run_had_says_so(tmp_path, caplog):
