@@ -689,6 +689,41 @@ def test_mnist3d_reads_the_kaggle_h5_file(tmp_path: pathlib.Path) -> None:
     assert torch.equal(splits.train[0].reshape(6, -1), torch.from_numpy(np.clip(x_train, 0, 1)))
 
 
+def test_mnist3d_h5_shapes_are_checked_before_reading_and_only_the_rows_used_are_read(tmp_path: pathlib.Path) -> None:
+    """A 35 KB file declaring a 30 GiB X_train was read whole before its shape was looked at; a file's data
+    kept in another (external) file could read any local file into training data."""
+    import tracemalloc
+
+    h5py = pytest.importorskip("h5py", reason="h5py is an optional dependency")
+    (tmp_path / "mnist3d").mkdir()
+    path = tmp_path / "mnist3d" / voxel.H5_NAME
+    with h5py.File(path, "w") as handle:  # 1 GiB declared, a few KB on disk (chunked, never written)
+        handle.create_dataset("X_train", shape=(65_536, 4096), dtype=np.float32, chunks=(64, 4096))
+        handle["y_train"] = np.zeros(65_536, dtype=np.int64)
+        handle["X_test"], handle["y_test"] = np.zeros((2, 4096), dtype=np.float32), np.array([1, 2])
+    assert path.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        splits = spec("mnist3d").load(data_dir=tmp_path, seed=0, num_train=4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(splits.train[0]) == 4 and peak < 64 * 2**20, peak
+    with h5py.File(path, "w") as handle:
+        handle["X_train"], handle["y_train"] = np.zeros((3, 100), dtype=np.float32), np.zeros(3, dtype=np.int64)
+        handle["X_test"], handle["y_test"] = np.zeros((2, 4096), dtype=np.float32), np.array([1, 2])
+    with pytest.raises(DataUnavailableError, match=r"has X_train \(3, 100\) and y_train \(3,\), expected"):
+        spec("mnist3d").load(data_dir=tmp_path, seed=0)
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(np.zeros((3, 4096), dtype=np.float32).tobytes())
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X_train", shape=(3, 4096), dtype=np.float32, external=[(str(outside), 0, h5py.h5f.UNLIMITED)])
+        handle["y_train"] = np.zeros(3, dtype=np.int64)
+        handle["X_test"], handle["y_test"] = np.zeros((2, 4096), dtype=np.float32), np.array([1, 2])
+    with pytest.raises(DataUnavailableError, match="stores X_train or y_train in other files"):
+        spec("mnist3d").load(data_dir=tmp_path, seed=0)
+
+
 # --------------------------------------------------------------------------- CIFAR-10
 
 

@@ -202,23 +202,32 @@ def _load_h5(path: pathlib.Path, h5py: Any, kwargs: dict[str, Any]) -> Splits:
 
     n_train = check_count(kwargs.get("num_train"), "num_train")
     n_test = check_count(kwargs.get("num_test"), "num_test")
+    arrays: dict[str, Any] = {}
     try:
         with h5py.File(path, "r") as handle:
-            arrays = {key: np.asarray(handle[key]) for key in ("X_train", "y_train", "X_test", "y_test")}
+            for prefix, limit in (("train", n_train), ("test", n_test)):
+                x, y = handle[f"X_{prefix}"], handle[f"y_{prefix}"]
+                # the shapes first, then only the rows used: read whole, a 35 KB file declaring 30 GiB was
+                # allocated before its shape was looked at; and no data stored in other files (external or
+                # virtual), which a file from elsewhere could point at any local file
+                if len(x.shape) != 2 or x.shape[1] != SIZE**3 or tuple(y.shape) != (x.shape[0],):
+                    raise DataUnavailableError(
+                        f"{NAME}: {path} has X_{prefix} {tuple(x.shape)} and y_{prefix} {tuple(y.shape)}, "
+                        f"expected (N, {SIZE ** 3}) and (N,)"
+                    )
+                if any(getattr(d, "is_virtual", False) or getattr(d, "external", None) for d in (x, y)):
+                    raise DataUnavailableError(f"{NAME}: {path} stores X_{prefix} or y_{prefix} in other files")
+                rows = slice(None) if limit is None else slice(0, limit)
+                arrays[f"X_{prefix}"], arrays[f"y_{prefix}"] = np.asarray(x[rows]), np.asarray(y[rows])
+    except DataUnavailableError:
+        raise
     except Exception as exc:  # missing key, truncated or non-HDF5 file
         raise DataUnavailableError(f"{NAME}: cannot read {path} ({describe_exception(exc)})") from exc
 
     def split(prefix: str, limit: int | None) -> tuple["torch.Tensor", "torch.Tensor"]:
-        x, y = arrays[f"X_{prefix}"], arrays[f"y_{prefix}"]
-        if x.ndim != 2 or x.shape[1] != SIZE**3 or y.shape != (x.shape[0],):
-            raise DataUnavailableError(
-                f"{NAME}: {path} has X_{prefix} {x.shape} and y_{prefix} {y.shape}, "
-                f"expected (N, {SIZE ** 3}) and (N,)"
-            )
+        x, y = arrays[f"X_{prefix}"], arrays[f"y_{prefix}"]  # of the limit's rows (the shapes checked above)
         if y.size and (y.min() < 0 or y.max() > 9):
             raise DataUnavailableError(f"{NAME}: {path} has labels outside 0..9 in y_{prefix}")
-        if limit is not None:
-            x, y = x[:limit], y[:limit]
         volumes = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).clamp_(0.0, 1.0)
         return volumes.view(-1, 1, SIZE, SIZE, SIZE), torch.from_numpy(y.astype(np.int64))
 
