@@ -138,8 +138,13 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
     target = variant_path(fp32_path, run_dir, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     notes = builder(fp32_path, target, calib_inputs, seed) or []
-    if name == "int8-static":  # which training inputs set its ranges
-        row["calibration"] = {"samples": min(CALIBRATION_SAMPLES, len(calib_inputs)), "seed": seed}
+    if name == "int8-static":  # which training inputs set its ranges, and a digest to check they were those
+        import hashlib
+
+        chosen = calibration_inputs(calib_inputs, seed=seed)
+        digest = hashlib.sha256(f"float32|{tuple(chosen.shape)}|".encode() + chosen.tobytes()).hexdigest()
+        row["calibration"] = {"split": "train", "samples": len(chosen), "of": len(calib_inputs), "seed": seed,
+                              "sha256": digest}
     row["path"] = _relative(target, run_dir)
     row["bytes"] = onnx_bytes(target)
     # Its own activation memory (float16 or int8 tensors are smaller); the FLOPs are the fp32 export's.

@@ -173,12 +173,19 @@ def test_int8_static_calibrates_on_a_seeded_subset(trained):
     assert (data == again).all()
     (row,) = _evaluate(trained, ["int8-static"], batch_sizes=[1])
     assert any("256 training samples" in note for note in row["notes"])
-    assert row["calibration"] == {"samples": 256, "seed": 0}
+    import hashlib
+
+    def digest(seed):  # what a user recomputes from the training split to check the calibration inputs
+        chosen = calibration_inputs(trained.train_x, seed=seed)
+        return hashlib.sha256(f"float32|{tuple(chosen.shape)}|".encode() + chosen.tobytes()).hexdigest()
+
+    assert row["calibration"] == {"split": "train", "samples": 256, "of": len(trained.train_x), "seed": 0,
+                                  "sha256": digest(0)}
     # the run's --seed picks the subset (it was always seed 0), as it picks the splits' subsets
     (row,) = evaluate_variants(["int8-static"], trained.fp32, trained.run_dir, trained.train_x, trained.test_x,
                                trained.test_y, [ACCURACY], _options(batch_sizes=[1]), ["CPUExecutionProvider"],
                                fp32_metrics=trained.metrics, seed=3)
-    assert row["calibration"] == {"samples": 256, "seed": 3}
+    assert row["calibration"]["seed"] == 3 and row["calibration"]["sha256"] == digest(3) != digest(0)
 
 
 def test_fp16_is_evaluated_but_timed_on_gpu_providers_only(trained):
