@@ -543,15 +543,17 @@ def check_path_room(run_dir: Path) -> None:
                            f"this system's limit of {limit} {unit} on a path: choose a shorter --out or --run-id")
 
 
-WRITTEN_FOLDERS = ("onnx", "weights", "plots")
-"""The run folder's sub-folders the harness writes files into (and a resume removes unfinished jobs' from)."""
+WRITTEN_FOLDERS = ("onnx", "weights")
+"""The run folder's sub-folders a job writes its files into (and a resume removes unfinished jobs' from).
+``plots/`` is not one: it may link to a folder of the user's on purpose, and each plot replaces a link in
+place (atomically) rather than writing through it."""
 
 
 def check_no_links(run_dir: Path, doing: str) -> None:
     """Refuse (:class:`HarnessError`) a run folder whose :data:`WRITTEN_FOLDERS`, or anything in them, is a
     symbolic link: a run folder from elsewhere (a CI artifact keeps links) pointed ``onnx/JOB.onnx`` at another
-    file, which a --resume overwrote with its export, or ``onnx/`` at another folder, where it removed files,
-    and ``plots/`` elsewhere for harness report's images. ``doing``: what the refusal stops, for the message."""
+    file, which a --resume overwrote with its export, or ``onnx/`` at another folder, where it removed files.
+    ``doing``: what the refusal stops, for the message."""
     found = []
     for name in WRITTEN_FOLDERS:
         top = Path(run_dir) / name

@@ -79,7 +79,9 @@ def test_a_run_folder_with_links_where_the_harness_writes_is_refused(tmp_path):
     """A run folder from another CI job (artifacts keep links): onnx/JOB.onnx linked to another file was
     overwritten by a --resume's export, a linked onnx/ had files removed, a linked plots/ got the report's
     images."""
+    import json
     import os
+    from pathlib import Path
 
     import pytest
 
@@ -103,7 +105,13 @@ def test_a_run_folder_with_links_where_the_harness_writes_is_refused(tmp_path):
                                            r"resume it"):
         check_no_links(run, "resume it")
     (run / "onnx" / "variants" / "m_d.fp16.onnx").unlink()
-    (run / "plots").symlink_to(tmp_path, target_is_directory=True)
-    with pytest.raises(HarnessError, match=r"\(plots\)"):
-        write_reports(run, {"run_id": "run", "jobs": []})
-    assert victim.read_text() == "precious" and not list(tmp_path.glob("*.png"))
+    (run / "weights").rmdir()
+    (run / "weights").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(HarnessError, match=r"\(weights\)"):
+        check_no_links(run, "resume it")
+    (run / "weights").unlink()
+    (run / "plots").mkdir()  # plots/ may link elsewhere on purpose; a plot replaces a link, never writes through it
+    (run / "plots" / "accuracy_vs_latency.png").symlink_to(victim)
+    check_no_links(run, "resume it")
+    write_reports(run, json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text()))
+    assert victim.read_text() == "precious" and not (run / "plots" / "accuracy_vs_latency.png").is_symlink()
