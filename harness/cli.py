@@ -767,9 +767,11 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
                 failed = sum(1 for job in folder.data["jobs"] if job.get("status") == "failed")
                 again = f" ({failed} failed, to run again)" if failed else ""
                 track = f" --track {','.join(r.name for r in tracked)}" if tracked else ""  # or they miss the rest
+                # the cluster it went to, which a resume asks for again rather than read from results.json
+                cluster = f" --ray-address {options.ray_address}" if options.ray_address else ""
                 click.echo(f"\ninterrupted: {len(folder.finished_ids())} finished job(s) kept in {folder.path}{again}; "
                            f"continue with: harness run --resume --run-id {folder.path.name} "
-                           f"--out {folder.path.parent}{track}", err=True)
+                           f"--out {folder.path.parent}{track}{cluster}", err=True)
             else:
                 click.echo("\ninterrupted before the first job", err=True)
             ctx.exit(stop.exit_code())
