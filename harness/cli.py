@@ -93,13 +93,16 @@ class Finite(click.FloatRange):
 
     name = "float"
 
-    def __init__(self, *args: Any, percent: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, percent: bool = False, none: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.percent = percent
+        self.none = none  # "none" (or "off") is :data:`NO_BUDGET`: harness report drops the run's own value
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         import math
 
+        if self.none and _says_none(value):
+            return NO_BUDGET
         if self.percent and isinstance(value, str) and value.strip().endswith("%"):
             number_text = value.strip()[:-1].strip()
             try:
@@ -117,13 +120,28 @@ class Finite(click.FloatRange):
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
+NO_BUDGET = "none"
+"""What ``harness report --size-budget none`` (and the other re-asked settings) gives: drop the run's own."""
+
+
+def _says_none(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in ("none", "off")
+
+
 class ByteSize(click.ParamType):
-    """A size in bytes: ``65536``, ``64KiB``, ``1.5MB`` (see :func:`harness.text.parse_bytes`)."""
+    """A size in bytes: ``65536``, ``64KiB``, ``1.5MB`` (see :func:`harness.text.parse_bytes`); with ``none``,
+    also ``none``/``off`` (:data:`NO_BUDGET`)."""
 
     name = "size"
 
+    def __init__(self, none: bool = False):
+        self.none = none
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from harness.text import parse_bytes
+
+        if self.none and _says_none(value):
+            return NO_BUDGET
 
         try:
             return parse_bytes(value)
@@ -1437,19 +1455,20 @@ def _missing_model_files(run_dir: Path, document: dict[str, Any]) -> list[str]:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write the reports instead: of several runs "
               "joined (default: a folder 'joined' beside the first run), or a copy of one run's; never a run folder.")
-@click.option("--accuracy-floor", type=Finite(0, 100, percent=True), help="Ask the edge question again with this accuracy "
-              "floor (0.99 or 99) instead of the run's own.")
-@click.option("--max-accuracy-drop", type=Finite(0, 100, percent=True), metavar="POINTS",
+@click.option("--accuracy-floor", type=Finite(0, 100, percent=True, none=True), help="Ask the edge question again "
+              "with this accuracy floor (0.99 or 99) instead of the run's own; 'none' for no floor (as each below "
+              "takes 'none': the run's own budget dropped).")
+@click.option("--max-accuracy-drop", type=Finite(0, 100, percent=True, none=True), metavar="POINTS",
               help="Ask it allowing a variant this many percentage points below float32.")
-@click.option("--latency-budget-ms", type=Finite(0, min_open=True), help="Ask it with this p50 latency budget "
-              "at batch 1.")
-@click.option("--size-budget", "size_budget_bytes", type=ByteSize(), metavar="SIZE",
+@click.option("--latency-budget-ms", type=Finite(0, min_open=True, none=True), help="Ask it with this p50 latency "
+              "budget at batch 1.")
+@click.option("--size-budget", "size_budget_bytes", type=ByteSize(none=True), metavar="SIZE",
               help="Ask it with this budget for the model's size on disk, e.g. 256KiB.")
-@click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(), metavar="SIZE",
+@click.option("--activation-budget", "activation_budget_bytes", type=ByteSize(none=True), metavar="SIZE",
               help="Ask it with this budget for peak activation memory at batch 1, e.g. 64KiB.")
-@click.option("--cold-budget-ms", type=Finite(0, min_open=True), help="Ask it with this budget for the cold "
-              "start at batch 1 (the model's load and first answer in a new process).")
-@click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(), metavar="SIZE",
+@click.option("--cold-budget-ms", type=Finite(0, min_open=True, none=True), help="Ask it with this budget for the "
+              "cold start at batch 1 (the model's load and first answer in a new process).")
+@click.option("--memory-budget", "memory_budget_bytes", type=ByteSize(none=True), metavar="SIZE",
               help="Ask it with this budget for the resident memory a model adds to its process, e.g. 4MiB.")
 @click.option("--edge-gate", is_flag=True, help="Exit 1 when no job answers the edge question (the run's own, "
               "or the one these options ask).")
@@ -1464,7 +1483,7 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
 
     The edge options re-ask "which model fits?" of finished runs without running them again: the
     reports' deployment tables and the answer printed here use each in place of the run's own value
-    of that setting (a budget the run asked and not given here still applies). results.json is not
+    of that setting (a budget the run asked and not given here still applies; 'none' drops it). results.json is not
     changed; a later report without them goes back to the run's own.
     """
     from harness.edge import Question, floor_warning
@@ -1489,8 +1508,9 @@ def report_command(run_dirs: Sequence[Path], out: Path | None, edge_gate: bool, 
         if missing:  # the figures stand, but a deployment table's "fastest file" would point at nothing
             click.echo(f"harness: warning: {len(missing)} ONNX file(s) results.json lists are not in {run_dir} "
                        f"(moved or deleted?): {squeeze(', '.join(missing), 200)}", err=True)
-    asked = {key: value for key, value in asked.items() if value is not None}
-    if edge_gate and not asked and not any(Question.from_config(d.get("config")) for d in documents):
+    # given ones, "none" (NO_BUDGET) as a None that replaces the run's own
+    asked = {key: None if value == NO_BUDGET else value for key, value in asked.items() if value is not None}
+    if edge_gate and not any(Question.from_config({**(d.get("config") or {}), **asked}) for d in documents):
         raise HarnessError("--edge-gate needs an edge question to judge: the run asked none; add "
                            "--accuracy-floor, --latency-budget-ms, --size-budget ...")
     warning = floor_warning(asked.get("accuracy_floor"))

@@ -959,6 +959,26 @@ def test_cold_starts_reach_the_edge_table_the_csv_and_a_re_asked_budget(results,
     assert {r["cold_start_ms"] for r in mlp if r["runtime"] == "torch" or r["variant"] != "fp32"} == {""}
 
 
+def test_report_drops_a_budget_the_run_asked_when_given_none(results, tmp_path):
+    """A budget the run asked still applied to every re-ask, and none, 0 or "0 ms" were refused: to ask without
+    the run's 100 KiB size budget a user passed a huge one."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    run = write_run(tmp_path / "r", {**results, "config": {**results["config"], "accuracy_floor": 0.0,
+                                                          "size_budget_bytes": 100 * 1024}})
+    own = CliRunner().invoke(main, ["report", str(run)])
+    assert own.exit_code == 0 and "size <= 100.0 KiB" in own.output.splitlines()[-1]
+    dropped = CliRunner().invoke(main, ["report", str(run), "--size-budget", "none"])
+    assert dropped.exit_code == 0, dropped.output
+    answer = dropped.output.splitlines()[-1]
+    assert answer.startswith("edge (batch 1, 1 thread, CPU; accuracy >= 0): ") and "mnist-mlp" in answer, answer
+    nothing = CliRunner().invoke(main, ["report", str(run), "--size-budget", "off", "--accuracy-floor", "none",
+                                        "--edge-gate"])
+    assert nothing.exit_code == 2 and "--edge-gate needs an edge question" in nothing.output
+
+
 def test_report_re_asks_the_edge_question_with_new_budgets_and_leaves_results_json_alone(results, tmp_path):
     from click.testing import CliRunner
 
