@@ -317,18 +317,11 @@ def comparison_table(results: dict[str, Any], tablefmt: str = "simple", width: i
     p50_columns = [i for i, header in enumerate(headers) if header.startswith("p50 ms")]
     if any(UNSTABLE_MARK in row[i] for row in table for i in p50_columns):  # a star shown, not one in a name
         lines.append(unstable_note(_shown_latency(results), run_remedy(results)) or "")
-    low = near_chance(results)
-    if low:
-        lines.append(low)
-    adapted = adapted_note(results)
-    if adapted:
-        lines.append(adapted)
-    lossy = variant_loss_note(results)
-    if lossy:
-        lines.append(lossy)
-    left_out = unmatched_note(results)  # the run's start said it too, but not with --no-progress
-    if left_out:
-        lines.append(squeeze(left_out, 400))
+    # what the figures above do not show: near-chance jobs, data adapted in the graph, variants far below fp32,
+    # and the models no dataset fits (the run's start said so too, but not with --no-progress)
+    left_out = unmatched_note(results)
+    lines += [note for note in (near_chance(results), adapted_note(results), variant_loss_note(results),
+                                left_out and squeeze(left_out, 400)) if note]
     if "ORT vs eager" in headers and any(row[headers.index("ORT vs eager")] != "-" for row in table):
         lines.append("ORT vs eager: eager PyTorch's time over the exported model's in ONNX Runtime (above 1x the "
                      "export is faster)")
