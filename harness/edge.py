@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 from harness.latency import (default_thread_counts, mean_over_p50, run_remedy, settings_name, unstable_mark,
                              unstable_note, unstable_reasons, usable_cores)
-from harness.text import mflops, points, size_text, squeeze
+from harness.text import first_five, mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
 """Candidates within this many percent of the fastest count as equally fast (smaller drop, then file, wins)."""
@@ -693,12 +693,12 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         return "".join(f", {x}" for x in sizes if x)
 
     broken = [r for r in rows if r.get("status") == "failed"]
-    failed = ("; not judged, failed: " + _first_five(
+    failed = ("; not judged, failed: " + first_five(
         [f"{job_label(r, run=several_runs)}" + (f" ({r['stage']})" if r.get("stage") else "") for r in broken])
         ) if broken else ""
     recorded = {job.get("id") for job in _dicts(results.get("jobs"))}
     never = [str(i) for i in results.get("planned_jobs") or [] if i not in recorded]  # an interrupted run's
-    failed += ("; not judged, not run yet: " + _first_five(never)) if never else ""
+    failed += ("; not judged, not run yet: " + first_five(never)) if never else ""
     only_fp32 = ""
     measured = [r for r in rows if r.get("candidates")]
     if (budget.size_bytes is not None or budget.activation_bytes is not None
@@ -707,7 +707,7 @@ def _answer(results: dict[str, Any], question: "Question", provider: str | None,
         only_fp32 = ("; only float32 exports were measured: a run with --profile edge (or --variants "
                      "int8-static,int8-dynamic) measures smaller ones")
     if fits:
-        shown = _first_five([f"{name(r)} {_num(r['p50_ms'])}{unstable_mark(r)} ms, accuracy {_num(r.get('accuracy'))}"
+        shown = first_five([f"{name(r)} {_num(r['p50_ms'])}{unstable_mark(r)} ms, accuracy {_num(r.get('accuracy'))}"
                              f"{_on_samples(r)}{figures(r)}" for r in fits], "; ")
         path = _file_text(results, fits[0], run_dir)
         return (f"edge ({where}; {asked}): {len(fits)} of {len(rows) - len(broken)} job(s) qualify, fastest first: "
@@ -785,12 +785,6 @@ def _file_text(results: dict[str, Any], row: dict[str, Any], run_dir: "str | os.
     if run_dir is not None:
         return f"; fastest file: {os.path.normpath(os.path.join(run_dir, folder, file))}"
     return f"; fastest file: {os.path.normpath(os.path.join(folder, file))} (from this report's folder)"
-
-
-def _first_five(items: Sequence[str], separator: str = ", ") -> str:
-    """The first five of ``items`` joined, and how many more there are: an answer stays one readable line."""
-    more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
-    return separator.join(items[:5]) + more
 
 
 def qualifies(row: dict[str, Any]) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 from harness.errors import StorageError
 from harness.latency import UNSTABLE_MARK, run_remedy, unstable_mark, unstable_note
 from harness.results import atomic_write_bytes, atomic_write_text
-from harness.text import mflops, ms_text, plain, points, seeds_text, squeeze
+from harness.text import first_five, mflops, ms_text, plain, points, seeds_text, squeeze
 from harness.train import amp_not_applied_reason
 
 ORT = "onnxruntime"
@@ -1753,7 +1753,7 @@ def near_chance(results: dict[str, Any]) -> str | None:
             low.append(job_label(job, dataset=True, run=joined))
     if not low:
         return None
-    shown = ", ".join(low[:5]) + (f" (+{len(low) - 5} more)" if len(low) > 5 else "")
+    shown = first_five(low)
     return (f"{len(low)} job(s) score near chance (1 / the number of classes), so their accuracy says nothing "
             f"of the model yet (too little training: --epochs, --max-train-samples); their latency and size "
             f"stand: {shown}")
@@ -1771,8 +1771,7 @@ def adapted_note(results: dict[str, Any]) -> str | None:
     if not kinds:
         return None
     return "; ".join(f"{len(labels)} job(s) see the data adapted inside the exported graph, {how}: "
-                     + ", ".join(labels[:5]) + (f" (+{len(labels) - 5} more)" if len(labels) > 5 else "")
-                     for how, labels in kinds.items())
+                     + first_five(labels) for how, labels in kinds.items())
 
 
 def results_note(results: dict[str, Any]) -> str:
@@ -1984,7 +1983,7 @@ def variant_loss_note(results: dict[str, Any]) -> str | None:
     if not lost:
         return None
     lost.sort(key=lambda entry: -entry[0])
-    shown = ", ".join(text for _, text in lost[:5]) + (f" (+{len(lost) - 5} more)" if len(lost) > 5 else "")
+    shown = first_five([text for _, text in lost])
     return (f"{len(lost)} variant(s) lose {VARIANT_LOSS_POINTS:g} points of accuracy or more against their fp32 "
             f"export: {shown}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import decimal
 import math
 import re
-from typing import Any
+from typing import Any, Sequence
 
 ANSI_ESCAPE = re.compile(
     r"(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: window title, hyperlink (to BEL or ST)
@@ -166,6 +166,12 @@ def ms_text(value: Any) -> str:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
     return f"{value:.3f}" if abs(value) >= 0.1 or value == 0 else f"{value:#.3g}"
+
+
+def first_five(items: Sequence[str], separator: str = ", ") -> str:
+    """The first five of ``items`` joined, and how many more there are: a line naming jobs stays readable."""
+    more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+    return separator.join(items[:5]) + more
 
 
 def seeds_text(seeds: Any, listed: int = 6, sep: str = ",") -> str:
