@@ -33,8 +33,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Sequence
 
-from harness.latency import (default_thread_counts, mean_over_p50, run_remedy, settings_name, unstable_mark,
-                             unstable_note, unstable_reasons, usable_cores)
+from harness.latency import (default_thread_counts, mean_over_p50, robust_ratio, run_remedy, settings_name,
+                             unstable_mark, unstable_note, unstable_reasons, usable_cores)
 from harness.text import first_five, mflops, points, size_text, squeeze
 
 TIE_PCT = 3.0
@@ -412,18 +412,6 @@ def _straddles_one(vs: dict[str, Any]) -> bool:
                  if r is not None and r > 0]
     return bool(estimates) and min(estimates) < 1.0 < max(estimates)
 
-
-def robust_ratio(vs: dict[str, Any]) -> tuple[float | None, str]:
-    """A variant's time over float32's from its alternating comparison (``vs_fp32``), and the basis.
-
-    Where the comparison's own estimates disagree (``stability`` "unstable": the machine drifted
-    during a round), the median of the per-round ratios, which one drifting round cannot carry.
-    """
-    if vs.get("stability") == "unstable":
-        paired = _number(vs.get("ratio_paired_median"))
-        return (paired, "alternating, unstable") if paired and paired > 0 else (None, "alternating, unstable")
-    ratio = _number(vs.get("ratio"))
-    return (ratio, "alternating") if ratio and ratio > 0 else (None, "alternating")
 
 
 def _candidates(job: dict[str, Any], metric: str) -> list[dict[str, Any]]:

@@ -932,14 +932,29 @@ def _batch_of(sample: "torch.Tensor", batch_size: int) -> "torch.Tensor":
     return sample.repeat(reps, *([1] * (sample.dim() - 1)))[:batch_size].contiguous()
 
 
+def robust_ratio(vs: dict[str, Any]) -> tuple[float | None, str]:
+    """The first side's time over the second's from an alternating comparison (a variant's ``vs_fp32``), and
+    the basis.
+
+    Where the comparison's own estimates disagree (``stability`` "unstable": the machine drifted
+    during a round), the median of the per-round ratios, which one drifting round cannot carry.
+    """
+    def positive(value: Any) -> float | None:
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return float(number) if number is not None and number > 0 else None
+
+    if vs.get("stability") == "unstable":
+        return positive(vs.get("ratio_paired_median")), "alternating, unstable"
+    return positive(vs.get("ratio")), "alternating"
+
+
 def at_setting(result: dict[str, Any], provider: str, batch_size: int, threads: int) -> dict[str, Any]:
     """An alternating comparison's ``result`` (:func:`compare_alternating`) with where it was made and its
     ``speedup``: how many times faster the first side is, ``1 / ratio``, or where the comparison's estimates
-    disagree (``stability`` "unstable") ``1 / ratio_paired_median``, the median of the rounds' ratios, which one
-    drifting round cannot carry, as the reports and the edge table rank it (results.json said 0.96x where the
-    report said 1.05x); ``speedup_basis`` names which."""
-    paired = result.get("ratio_paired_median")
-    unstable = result.get("stability") == "unstable" and isinstance(paired, (int, float)) and paired > 0
+    disagree ``1 / ratio_paired_median`` (:func:`robust_ratio`), as the reports and the edge table rank it
+    (results.json said 0.96x where the report said 1.05x); ``speedup_basis`` names which."""
+    paired, how = robust_ratio(result)
+    unstable = paired is not None and how != "alternating"
     basis = paired if unstable else result["ratio"]
     result.update(provider=provider, batch_size=batch_size, threads=threads,
                   speedup=round(1.0 / basis, 4) if basis else None,
