@@ -348,10 +348,8 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
         options.latency = dataclasses.replace(options.latency, **tweaks)  # on top of the run's own, as the CLI does
     else:
         options = RunOptions(**values)
-    if options.executor != "ray":
-        if ray_given:
-            raise HarnessError("ray_address and jobs need executor='ray'")
-        options.ray_address = options.jobs = None  # a Ray run resumed here with executor='local'
+    if options.executor != "ray" and ray_given:  # a resume's own are cleared by runner._stored_options
+        raise HarnessError("ray_address and jobs need executor='ray'")
     return options
 
 

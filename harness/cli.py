@@ -729,10 +729,8 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     registry.check_names(options, where={kind: f"{path}: {kind}" for kind, path in from_config.items()})
     from harness.runner import execute, write_run_reports
 
-    if options.executor != "ray":
-        if values["ray_address"] or values["jobs"]:
-            raise HarnessError("--ray-address and --jobs need --executor ray")
-        options.ray_address = options.jobs = None  # a Ray run resumed here with --executor local
+    if options.executor != "ray" and (values["ray_address"] or values["jobs"]):  # a resume's: runner clears them
+        raise HarnessError("--ray-address and --jobs need --executor ray")
     tracked = []
     if values.get("track"):  # made now: a bad name or a missing package is this one line, before any job
         source = ("$HARNESS_TRACK" if ctx.get_parameter_source("track") == click.core.ParameterSource.ENVIRONMENT

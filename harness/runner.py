@@ -1282,13 +1282,14 @@ def _stored_options(folder: RunFolder, doing: str, instead: str, given: dict[str
     for name, value in given.items():
         if name not in ("resume", "run_id", "out"):
             setattr(stored, name, value)
-    recorded = stored.ray_address
     if "ray_address" not in given:  # where this machine connects is never a results.json's to choose: one from
-        stored.ray_address = None  # a fork's CI artifact sent a --resume/--like to a cluster of its own choosing
+        recorded, stored.ray_address = stored.ray_address, None  # a fork's artifact chose a cluster of its own
         if recorded and stored.executor == "ray":
             raise HarnessError(f"the run went to the Ray cluster at {recorded}, and a results.json does not choose "
                                f"where this machine connects: give the address again (--ray-address "
                                f"{recorded}) to go back to it, or --executor local to {doing} here")
+    if stored.executor != "ray" and "jobs" not in given:  # a Ray run resumed with --executor local
+        stored.jobs = None
     return stored
 
 
