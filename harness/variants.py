@@ -137,14 +137,18 @@ def _evaluate_one(name: str, row: dict[str, Any], fp32_path: Path, run_dir: Path
         raise ValueError(f"unknown variant {name!r} (known: {known})")
     target = variant_path(fp32_path, run_dir, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    notes = builder(fp32_path, target, calib_inputs, seed) or []
-    if name == "int8-static":  # which training inputs set its ranges, and a digest to check they were those
-        import hashlib
+    calibration = None
+    if name == "int8-static" and calib_inputs is not None:  # which training inputs set its ranges, drawn once
+        import hashlib  # (the builder's own draw from them is the same rows), and a digest to check they were those
 
         chosen = calibration_inputs(calib_inputs, seed=seed)
         digest = hashlib.sha256(f"float32|{tuple(chosen.shape)}|".encode() + chosen.tobytes()).hexdigest()
-        row["calibration"] = {"split": "train", "samples": len(chosen), "of": len(calib_inputs), "seed": seed,
-                              "sha256": digest}
+        calibration = {"split": "train", "samples": len(chosen), "of": len(calib_inputs), "seed": seed,
+                       "sha256": digest}
+        calib_inputs = chosen
+    notes = builder(fp32_path, target, calib_inputs, seed) or []
+    if calibration is not None:
+        row["calibration"] = calibration
     row["path"] = _relative(target, run_dir)
     row["bytes"] = onnx_bytes(target)
     # Its own activation memory (float16 or int8 tensors are smaller); the FLOPs are the fp32 export's.
