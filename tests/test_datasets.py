@@ -316,6 +316,10 @@ def test_a_gzipped_idx_file_is_decompressed_no_further_than_its_header_says(tmp_
     assert peak < 16 * 2**20, peak
     fine = write_idx(tmp_path / "fine", np.arange(8, dtype=np.uint8).reshape(2, 2, 2), gz=True)
     assert idx.read_idx(fine, ndim=3).tolist() == [[[0, 1], [2, 3]], [[4, 5], [6, 7]]]
+    plain = write_idx(tmp_path / "plain", np.zeros((1, 28, 28), dtype=np.uint8), gz=False)
+    plain.write_bytes(plain.read_bytes() + b"\0" * 10)  # read whole: its length is said
+    with pytest.raises(DataUnavailableError, match=r"\(800 bytes\), file has 810 bytes"):
+        idx.read_idx(plain, ndim=3)
 
 
 def test_read_idx_checks_dimensions(tmp_path: pathlib.Path) -> None:

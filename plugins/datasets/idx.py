@@ -40,28 +40,40 @@ _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _raw_bytes(path: pathlib.Path, ndim: int) -> bytes:
-    """The file's bytes, a gzipped one decompressed only as far as its header says it holds (and one byte
-    more, to find it over-long): decompressed whole, a 300 KB file took 600 MiB before being refused."""
+def _header_dims(data: bytes, ndim: int) -> tuple[int, ...] | None:
+    """The dimensions the IDX header of ``ndim``-D unsigned bytes at the start of ``data`` declares; None when
+    ``data`` does not start with a whole one."""
+    header = 4 + 4 * ndim
+    if len(data) < header or struct.unpack(">I", data[:4])[0] != (_UBYTE << 8) | ndim:
+        return None
+    return struct.unpack(f">{ndim}I", data[4:header])
+
+
+def _raw_bytes(path: pathlib.Path, ndim: int) -> tuple[bytes, bool]:
+    """The file's bytes, and whether they are all of them: a gzipped one is decompressed only as far as its
+    header says it holds, and one byte more to find it over-long (decompressed whole, a 300 KB file took
+    600 MiB before being refused)."""
     try:
         with open(path, "rb") as handle:
             start = handle.read(2)
             if start != _GZIP_MAGIC:
-                return start + handle.read()
+                return start + handle.read(), True
     except OSError as exc:
         raise DataUnavailableError(f"cannot read IDX file {path}: {exc.strerror or exc}") from exc
     header = 4 + 4 * ndim
     try:
         with gzip.open(path, "rb") as stream:
             data = stream.read(header)
-            if len(data) == header and struct.unpack(">I", data[:4])[0] == (_UBYTE << 8) | ndim:
-                size = int(np.prod(struct.unpack(f">{ndim}I", data[4:header]), dtype=np.int64))
-                data += stream.read(size + 1)
+            dims = _header_dims(data, ndim)
+            if dims is None:
+                return data, False
+            size = header + int(np.prod(dims, dtype=np.int64))
+            data += stream.read(size - header + 1)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise DataUnavailableError(
             f"corrupt or truncated gzip file {path} ({type(exc).__name__}: {squeeze(exc)})"
         ) from exc
-    return data
+    return data, len(data) <= size
 
 
 def read_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
@@ -70,7 +82,7 @@ def read_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
     Raises :class:`DataUnavailableError` naming ``path`` when the file is
     unreadable, not IDX, of another type or shape, truncated or too long.
     """
-    data = _raw_bytes(path, ndim)
+    data, whole = _raw_bytes(path, ndim)
     header = 4 + 4 * ndim
     expected_magic = (_UBYTE << 8) | ndim
     magic = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
@@ -79,13 +91,13 @@ def read_idx(path: pathlib.Path, ndim: int) -> np.ndarray:
             f"not an IDX file of {ndim}-D unsigned bytes: {path} "
             f"(magic number {magic:#010x}, expected {expected_magic:#010x})"
         )
-    if len(data) < header:
+    dims = _header_dims(data, ndim)
+    if dims is None:
         raise DataUnavailableError(f"truncated IDX file {path}: {len(data)} bytes, shorter than its header")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
     expected_size = header + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected_size:
         state = "truncated" if len(data) < expected_size else "over-long"
-        has = f"{len(data)} bytes" if len(data) <= expected_size else "more"  # a gzip is read no further
+        has = f"{len(data)} bytes" if whole else "more"  # a gzip is read no further than one byte past
         raise DataUnavailableError(
             f"{state} IDX file {path}: header says {'x'.join(map(str, dims))} "
             f"({expected_size} bytes), file has {has}"
