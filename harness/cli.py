@@ -23,6 +23,7 @@ import click
 
 from harness import __version__
 from harness.errors import EXIT_STORAGE, STORAGE_ERRNOS, HarnessError, StorageError
+from harness.ort import PROVIDER_SHORT_NAMES
 from harness.text import squeeze
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
@@ -605,8 +606,8 @@ def _shape_text(row: dict[str, Any]) -> str:
               help="Inference batch sizes to benchmark.")
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to benchmark.")
-@click.option("--providers", type=NAMES, help="ONNX Runtime providers (cpu, cuda, tensorrt, coreml, dml, "
-              "openvino or full names); default: CPU plus CUDA when usable.")
+@click.option("--providers", type=NAMES, help=f"ONNX Runtime providers ({PROVIDER_SHORT_NAMES} or full names); "
+              "default: CPU plus CUDA when usable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, init and shuffling.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where dataset plugins look for files first.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
@@ -1107,7 +1108,7 @@ def _latency_flags(latency: Any, values: dict[str, Any]) -> Any:
 @click.option("--threads", type=positive_ints("THREAD COUNTS"), metavar="N,N...", default="1", show_default=True,
               help="Intra-op thread counts to time.")
 @click.option("--providers", type=NAMES, default="cpu", show_default=True,
-              help="ONNX Runtime providers: cpu, cuda, tensorrt, coreml, dml, openvino or full names.")
+              help=f"ONNX Runtime providers: {PROVIDER_SHORT_NAMES} or full names.")
 @click.option("--opt-level", type=click.Choice(["disable", "basic", "extended", "all"]), default="all",
               show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--min-runs", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",

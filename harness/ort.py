@@ -66,8 +66,10 @@ def session_options(threads: int | None = 1, opt_level: str = "all", spinning: b
     return options
 
 
-PROVIDER_NAMES_HINT = ("use cpu, cuda, tensorrt, coreml, dml, openvino or a full name such as "
-                       "CUDAExecutionProvider")
+PROVIDER_SHORT_NAMES = "cpu, cuda, tensorrt, coreml, dml, openvino"
+"""The short provider names offered (of :data:`SHORT_PROVIDERS`, aliases aside), as the help and errors list them."""
+
+PROVIDER_NAMES_HINT = f"use {PROVIDER_SHORT_NAMES} or a full name such as CUDAExecutionProvider"
 """What an unknown provider name is told (``make_session``, and ``--providers`` in the runner)."""
 
 

@@ -785,3 +785,12 @@ def test_ctrl_break_stops_a_run_as_sighup_does(monkeypatch):
     finally:
         for sig, handler in (previous or {}).items():
             signal.signal(sig, handler)
+
+
+def test_the_provider_names_the_help_lists_are_those_the_run_takes():
+    """The help listed cpu, cuda and tensorrt where coreml, dml and openvino were taken too."""
+    from harness.ort import PROVIDER_SHORT_NAMES, SHORT_PROVIDERS
+
+    listed = PROVIDER_SHORT_NAMES.split(", ")
+    assert set(listed) <= set(SHORT_PROVIDERS)
+    assert {SHORT_PROVIDERS[name] for name in listed} == set(SHORT_PROVIDERS.values())  # each provider once
