@@ -215,7 +215,12 @@ def test_vs_fp32_is_an_alternating_comparison(trained):
     (row,) = _evaluate(trained, ["ort-opt"], batch_sizes=[1], threads=[2, 1], compare=True)
     vs = row["vs_fp32"]
     assert vs["a"] == "ort-opt" and vs["b"] == "fp32" and vs["rounds"] >= 3
-    assert vs["ratio"] > 0 and vs["speedup"] == pytest.approx(1 / vs["ratio"], rel=1e-3)
+    # 1 / ratio, or where its rounds disagreed (a busy machine) 1 / the rounds' median: what the reports show
+    from harness.latency import robust_ratio
+
+    shown, _ = robust_ratio(vs)
+    assert vs["ratio"] > 0 and vs["speedup"] == pytest.approx(1 / shown, rel=1e-3)
+    assert vs["speedup_basis"] == ("ratio_paired_median" if vs["stability"] == "unstable" else "ratio")
     assert (vs["provider"], vs["batch_size"], vs["threads"]) == ("CPUExecutionProvider", 1, 1)
 
 
