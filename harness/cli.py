@@ -159,7 +159,11 @@ class HarnessGroup(click.Group):
         head = args[:args.index("--")] if "--" in args else args
         if "--debug" in head[1:]:
             args = ["--debug"] + [a for i, a in enumerate(args) if not (a == "--debug" and i < len(head))]
-        return super().parse_args(ctx, args)
+        try:  # the group's own --help and --version write here, before invoke(): into a full or closed stdout
+            return super().parse_args(ctx, args)
+        except OSError as exc:
+            _exit_for_os_error(ctx, exc)
+            raise  # pragma: no cover - _exit_for_os_error always exits
 
     def invoke(self, ctx: click.Context) -> Any:
         if sys.stdout is None:  # started with standard output closed (`>&-`): output goes nowhere, not into a
@@ -183,18 +187,24 @@ class HarnessGroup(click.Group):
             _say_error("\nharness: interrupted")
             ctx.exit(128 + 2)  # 130, as for Ctrl-C during a run
         except OSError as exc:  # a path the user cannot reach (no permission, a name too long), a closed pipe
-            import errno
+            _exit_for_os_error(ctx, exc)
 
-            if _debug(ctx):
-                import traceback
 
-                traceback.print_exc()
-            if exc.errno == errno.EPIPE:  # `harness list models | head -1`: the reader left, as for grep
-                _quiet_stdout()
-                ctx.exit(128 + 13)  # 141, a shell's status for SIGPIPE
-            where = f": {exc.filename}" if exc.filename else ""
-            _say_error(f"harness: error: {exc.strerror or exc}{where}")
-            ctx.exit(EXIT_STORAGE if exc.errno in STORAGE_ERRNOS else EXIT_USAGE)
+def _exit_for_os_error(ctx: click.Context, exc: OSError) -> None:
+    """One line and the status an OSError means: 141 for a reader that left, 74 for storage that stopped
+    taking files, else 2 (a path the user cannot reach)."""
+    import errno
+
+    if _debug(ctx):
+        import traceback
+
+        traceback.print_exc()
+    if exc.errno == errno.EPIPE:  # `harness list models | head -1`: the reader left, as for grep
+        _quiet_stdout()
+        ctx.exit(128 + 13)  # 141, a shell's status for SIGPIPE
+    where = f": {exc.filename}" if exc.filename else ""
+    _say_error(f"harness: error: {exc.strerror or exc}{where}")
+    ctx.exit(EXIT_STORAGE if exc.errno in STORAGE_ERRNOS else EXIT_USAGE)
 
 
 def _say_error(line: str) -> None:

@@ -677,6 +677,18 @@ def test_standard_output_closed_full_or_left_by_its_reader(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_the_groups_own_help_and_version_into_a_full_stdout_are_one_line():
+    """`harness --help` and `--version` are written while the arguments are parsed, before any command: a
+    full standard output was a traceback and status 1 there, where every command's own help said 74."""
+    for args in (["--help"], ["--version"], ["run", "--help"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "harness", *args], stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=120)
+        assert done.returncode == 74 and "Traceback" not in done.stderr, (args, done.stderr[-1500:])
+        assert done.stderr.strip() == "harness: error: No space left on device", args
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_full_or_closed_standard_error_neither_stops_a_run_nor_changes_its_status(tmp_path):
     """Progress lines into a full stderr ended the run before its first job (exit 1, no job); the error line
     of bad input into a closed one turned status 2 into 1."""
