@@ -706,14 +706,16 @@ def metrics_table(results: dict[str, Any]) -> Table | None:
     if not names:
         return None
     joined = is_joined(results)
-    headers = ["model", "dataset"] + (["run"] if joined else []) + ["settings"]
+    shown = [job for job in results.get("jobs", []) if job.get("status") != "skipped"]
+    # A failed job's figures are those it reached before it stopped: said in words, not by a row's shade alone
+    status = any(job.get("status") != "ok" for job in shown)
+    headers = ["model", "dataset"] + (["run"] if joined else []) + ["settings"] + (["status"] if status else [])
     headers += [f"{name} PyTorch / ORT" for name in names]
     rows, classes = [], []
-    for job in results.get("jobs", []):
-        if job.get("status") == "skipped":
-            continue
+    for job in shown:
         row = [_text(job.get("model")), _text(job.get("dataset"))] + ([_text(job.get("run_id"))] if joined else [])
         row.append(point_text(job.get("point")) or "-")
+        row += [_status(job)] if status else []
         for name in names:
             row.append(f"{_fmt(_number(_get(job, 'metrics', name)), '.4f')} / "
                        f"{_fmt(_number(_get(job, 'onnx', 'metrics', name)), '.4f')}")
@@ -1038,6 +1040,28 @@ def pareto_table(results: dict[str, Any]) -> Table:
             for c in sorted((c for c in candidates(results) if c["pareto"]),
                             key=lambda c: (str(c["dataset"]), c["p50_ms"]))]
     return Table(["dataset", "model", "accuracy", "p50 ms", "measured at", "ONNX KiB"], rows, {2, 3, 5})
+
+
+COMPUTE_FRONT_NOTE = ("Accuracy/compute front (no other model of the same dataset is both more accurate and "
+                      "fewer FLOPs per sample)")
+
+
+def compute_candidates(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each finished job's fp32 export with its MFLOPs per sample (``mflops``) and its place on the
+    accuracy/compute front per dataset (``pareto``); variants do the same arithmetic as their job."""
+    cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
+             for c in candidates(results) if c["kind"] == "fp32"]
+    mark_pareto(cands, "mflops")
+    return cands
+
+
+def compute_front_table(results: dict[str, Any]) -> Table:
+    """The accuracy/compute front that the compute plot rings, in words: per dataset, the models no other
+    model of it beats on both accuracy and FLOPs, fewest FLOPs first."""
+    rows = [[_text(c["dataset"]), c["label"], _fmt(c["accuracy"], ".4f"), mflops(c["flops"]), _kib(c["bytes"])]
+            for c in sorted((c for c in compute_candidates(results) if c["pareto"]),
+                            key=lambda c: (str(c["dataset"]), c["mflops"]))]
+    return Table(["dataset", "model", "accuracy", "MFLOPs", "ONNX KiB"], rows, {2, 3, 4})
 
 
 # -- detail tables -------------------------------------------------------------------------------------------
@@ -1400,6 +1424,15 @@ def failed_table(results: dict[str, Any]) -> Table:
             for job in results.get("jobs", []) if job.get("status") != "ok"]
     return Table(["model", "dataset", "status", "stage", "error"], rows,
                  classes=[r[2] for r in rows])
+
+
+def failed_heading(failed: Table) -> str:
+    """The title of :func:`failed_table`'s section, for what it holds: a run whose only unfinished jobs were
+    skipped (no dataset fits a model) has no failed job to show."""
+    kinds = set(failed.classes)
+    if "skipped" in kinds:
+        return "Failed and skipped jobs" if kinds - {"skipped"} else "Skipped jobs"
+    return "Failed jobs"
 
 
 def _train_settings(train: dict[str, Any]) -> str:
@@ -2050,6 +2083,9 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
     if plots.get("accuracy_vs_flops"):
         lines += ["", "## Accuracy vs compute", "", f"![accuracy vs compute]({plots['accuracy_vs_flops']})"]
         lines += _md_numbered(numbered.get("accuracy_vs_flops"))
+        front = compute_front_table(results)
+        if front:
+            lines += ["", f"{COMPUTE_FRONT_NOTE}:", ""] + md_table(front)
     training = training_table(results)
     if training:
         lines += ["", "## Training", "", training_note(results), ""] + md_table(training)
@@ -2078,7 +2114,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
         lines += ["", "## Edge deployment", "", EDGE_NOTE]
         lines += [""] + [f"**{_md_cell(line)}**" for line in edge_lines(results)]  # the terminal's answer
         for caption, table in deployment:
-            lines += ["", f"### {caption}", ""] + md_table(table) + (["", table.footnote] if table.footnote else [])
+            lines += ["", f"### {caption}", ""] + md_table(table) + (["", _md_cell(table.footnote)] if table.footnote else [])
     variants = variants_table(results)
     if variants:
         lines += ["", "## Variants", "", VARIANTS_NOTE, ""] + md_table(variants)
@@ -2090,7 +2126,7 @@ def to_markdown(results: dict[str, Any], plots: dict[str, str] | None = None,
             lines += [""] + [f"- {_md_cell(n)}" for n in notes]
     failed = failed_table(results)
     if failed:
-        lines += ["", "## Failed jobs", ""] + md_table(failed)
+        lines += ["", f"## {failed_heading(failed)}", ""] + md_table(failed)
     if results.get("reporter_errors"):
         lines += ["", "## Reporter errors", ""] + [f"- {_md_cell(e)}" for e in results["reporter_errors"]]
     lines += ["", "## Environment", ""] + md_table(environment_table(results))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.latency import UNSTABLE_MARK
 from harness.report import (
     CPU,
     EDGE_NOTE,
@@ -43,14 +44,16 @@ from harness.report import (
     edge_lines,
     environment_table,
     export_notes,
+    failed_heading,
     failed_table,
+    compute_front_table,
+    compute_candidates,
     header_facts,
     history_table,
     is_joined,
     job_label,
     latency_notes,
     latency_table,
-    mark_pareto,
     memory_growth,
     metric_failures,
     metrics_note,
@@ -126,11 +129,18 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _colors(n: int) -> list[Any]:
-    from matplotlib import colormaps
+SERIES_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#8E6C00", "#332288", "#882255", "#117733",
+                 "#007A87", "#AA4499")
+"""The series colours, in the order they are handed out: ten hues, each at least 3:1 against the plots' white
+background (WCAG 1.4.11; matplotlib's tab10 orange was 2.5:1, its olive 2.0:1), the first four Okabe and Ito's
+colours for readers with a colour-vision deficiency (blue against vermillion is the pair every kind tells
+apart). Series differ in marker and line style as well (:func:`_series_styles`)."""
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+JOIN_GREY = "#737373"
+"""The lines that join a variant to its fp32 export (4.8:1 on white; matplotlib's "0.6" was 2.8:1)."""
+BACKGROUND_GREY = "#8C8C8C"
+"""The latency series a sweep's figure draws without a name, beneath the named ones: pale, still 3.4:1."""
 
 
 SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -140,13 +150,12 @@ SERIES_LINES = ("-", "--", ":", "-.")
 def _series_styles(n: int) -> list[tuple[Any, str, str]]:
     """A ``(colour, marker, linestyle)`` for each of ``n`` series, no two alike.
 
-    Colours come from tab10 only (tab20's light/dark pairs of one hue are too alike to tell apart). The
+    Colours come from :data:`SERIES_COLORS` only (no light and dark shades of one hue to tell apart). The
     marker and the line style change from one series to the next as well, not only after ten, so series
     differ in shape for a reader who cannot tell the hues apart. The line style also moves on one step
     every ten series, so the combinations stay distinct for up to 120 series.
     """
-    colors = _colors(min(n, 10))
-    return [(colors[i % 10], SERIES_MARKERS[i % len(SERIES_MARKERS)],
+    return [(SERIES_COLORS[i % len(SERIES_COLORS)], SERIES_MARKERS[i % len(SERIES_MARKERS)],
              SERIES_LINES[(i + i // 10) % len(SERIES_LINES)]) for i in range(n)]
 
 
@@ -366,6 +375,17 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
     def marker(c: dict[str, Any]) -> str:
         return styles[group(c)][1] if plain else variant_marker(c["kind"], kinds)
 
+    def hollow(g: tuple[str, ...]) -> bool:
+        """With variants the marker is the variant's: every other group draws it hollow, so neighbouring
+        groups differ in more than hue (blue and vermillion aside, hues run together for some readers)."""
+        return not plain and groups.index(g) % 2 == 1
+
+    def paint(g: tuple[str, ...]) -> dict[str, Any]:
+        color = styles[g][0]
+        if hollow(g):
+            return {"facecolors": "none", "edgecolors": color, "linewidths": 1.6}
+        return {"color": color, "edgecolors": "white", "linewidths": 0.6}
+
     key_ax = None
     if wide:  # a column beside the axes lists what the numbered points are
         fig = _figure(12.5, 5.2)
@@ -377,13 +397,13 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
         fig = _figure(9.5, 5.2)
         ax = fig.add_subplot()
     for g in groups if len(groups) > 1 else []:
-        ax.scatter([], [], color=styles[g][0], marker=styles[g][1] if plain else "o", label=" · ".join(g))
+        ax.scatter([], [], marker=styles[g][1] if plain else "o", label=" · ".join(g), **paint(g))
     for g in groups:
         for kind in kinds:
             pts = [c for c in points if group(c) == g and c["kind"] == kind]
             if pts:
-                ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, color=styles[g][0],
-                           marker=marker(pts[0]), alpha=0.85, edgecolors="white", linewidths=0.6, zorder=3)
+                ax.scatter([c[x_key] for c in pts], [c["accuracy"] for c in pts], s=46, marker=marker(pts[0]),
+                           zorder=3, **paint(g))
     for dataset in datasets:
         mine = [c for c in points if str(c["dataset"]) == dataset]
         if front:
@@ -402,7 +422,7 @@ def _scatter_axes(points: list[dict[str, Any]], x_key: str, xlabel: str, title: 
                 fp32 = next((c for c in exports if c["kind"] == "fp32"), None)
                 for c in exports:
                     if fp32 is not None and c is not fp32:
-                        ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color="0.6",
+                        ax.plot([fp32[x_key], c[x_key]], [fp32["accuracy"], c["accuracy"]], color=JOIN_GREY,
                                 linewidth=0.8, zorder=1)
     for kind in kinds:
         if kind != "fp32" or len(kinds) > 1:
@@ -621,7 +641,7 @@ def _place_labels(fig: Any, ax: Any, points: list[dict[str, Any]], x_key: str, f
             continue
         x0, y0, leader = spot
         if leader:  # far from its point, or as near another: a thin line says whose label it is
-            style["arrowprops"] = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": half - 0.5}
+            style["arrowprops"] = {"arrowstyle": "-", "color": JOIN_GREY, "lw": 0.5, "shrinkA": 0, "shrinkB": half - 0.5}
             room.leaders.append((x0 + w / 2, y0 + h / 2, px, py))
         artist = ax.annotate(text, (c[x_key], c["accuracy"]), xytext=((x0 - px) / pt, (y0 - py) / pt), **style)
         artist.set_in_layout(False)
@@ -763,10 +783,7 @@ def plot_accuracy_vs_size(results: dict[str, Any]) -> Drawing | None:
 def plot_accuracy_vs_flops(results: dict[str, Any]) -> Drawing | None:
     """Each finished job's fp32 export against its FLOPs per sample, with the accuracy/compute front per
     dataset (variants do the same arithmetic, so they would only stack on their job)."""
-    cands = [{**c, "mflops": c["flops"] / 1e6 if c["flops"] else None}
-             for c in candidates(results) if c["kind"] == "fp32"]
-    mark_pareto(cands, "mflops")
-    return _scatter(cands, "mflops", "MFLOPs per sample (convolutions, matrix products, attention, recurrent layers)",
+    return _scatter(compute_candidates(results), "mflops", "MFLOPs per sample (convolutions, matrix products, attention, recurrent layers)",
                     "Accuracy vs compute (up and left is better; ringed: Pareto front)", front=True)
 
 
@@ -818,7 +835,7 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
     fig = _figure(13, max(4.6, 1.0 + 0.15 * (len(shown) + (1 if hidden else 0))))
     left, right = fig.subplots(1, 2)
     for label, threads, rows in (s for n, s in enumerate(series) if n not in shown):  # beneath the named ones
-        style = {"color": "0.72", "linewidth": 0.6, "alpha": 0.7, "zorder": 1}
+        style = {"color": BACKGROUND_GREY, "linewidth": 0.6, "zorder": 1}
         left.plot([r["batch_size"] for r in rows], [r["p50_ms"] for r in rows], **style)
         through = [(r["batch_size"], _number(r.get("throughput_per_s"))) for r in rows]
         through = [(b, t) for b, t in through if t]
@@ -834,7 +851,7 @@ def plot_latency_vs_batch(results: dict[str, Any]) -> bytes | None:
         if through:
             right.plot([b for b, _ in through], [t for _, t in through], **style)
     if hidden:  # one legend entry for all the grey lines (an empty line: it draws nothing on the axes)
-        left.plot([], [], color="0.72", linewidth=0.8, label=f"{hidden} more, in grey (the latency table lists each)")
+        left.plot([], [], color=BACKGROUND_GREY, linewidth=0.8, label=f"{hidden} more, in grey (the latency table lists each)")
     for ax, ylabel in ((left, "p50 ms per batch, log scale"),
                        (right, "samples per second (batch / mean latency), log scale")):
         ax.set_xscale("log", base=2)
@@ -969,10 +986,16 @@ def render_plots(results: dict[str, Any]) -> list[Plot]:
 # -- HTML -----------------------------------------------------------------------------------------------------
 
 CSS = """
-:root { --fg: #1d2330; --muted: #5b6474; --line: #d9dee7; --head: #eef1f6; --accent: #2f5fb3;
-        --bad: #fbe9e9; --skip: #f3f3f3; --miss: #fdf6e3; }
+:root { --fg: #1d2330; --muted: #5b6474; --line: #d9dee7; --head: #eef1f6; --accent: #2f5fb3; --bg: #fff;
+        --stripe: #fafbfd; --error: #a02020; --bad: #fbe9e9; --skip: #f3f3f3; --miss: #fdf6e3;
+        color-scheme: light dark; }
+/* A reader's dark setting: the page follows it (the plots keep their white ground, framed). */
+@media screen and (prefers-color-scheme: dark) {
+  :root { --fg: #e4e8ef; --muted: #aab3c2; --line: #3b4352; --head: #262d3a; --accent: #8db4ff; --bg: #15181e;
+          --stripe: #1b1f27; --error: #ff9d9d; --bad: #4a2327; --skip: #23262c; --miss: #3b3320; }
+}
 * { box-sizing: border-box; }
-body { margin: 0; padding: 24px 32px 48px; color: var(--fg); background: #fff;
+body { margin: 0; padding: 24px 32px 48px; color: var(--fg); background: var(--bg);
        font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
 h1 { font-size: 24px; margin: 0 0 6px; }
 h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
@@ -981,7 +1004,7 @@ p { margin: 6px 0; max-width: 1100px; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.95em; }
 .facts { color: var(--muted); }
 .facts a { color: var(--accent); }
-.facts a.bad { color: #a02020; font-weight: 600; }
+.facts a.bad { color: var(--error); font-weight: 600; }
 nav { margin: 12px 0 4px; display: flex; flex-wrap: wrap; gap: 6px 14px; }
 nav a { color: var(--accent); text-decoration: none; }
 nav a:hover { text-decoration: underline; }
@@ -993,15 +1016,19 @@ th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vert
 th { background: var(--head); font-weight: 600; position: sticky; top: 0; z-index: 1; font-size: 12px;
      box-shadow: 0 1px 0 var(--line); }
 th.num { text-align: right; }
+/* A row's first cell names it (a row header for screen readers), in the row's own look. */
+tbody th { position: static; background: none; font-weight: 400; font-size: inherit; box-shadow: none; z-index: auto; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.num.words { white-space: normal; min-width: 5.5em; }
-td:first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
-tbody tr:nth-child(even) { background: #fafbfd; }
-tr.failed td { background: var(--bad); }
-tr.skipped td { background: var(--skip); color: var(--muted); }
-tr.miss td { background: var(--miss); }
+tbody tr > :first-child { min-width: 150px; max-width: 260px; overflow-wrap: anywhere; }
+tbody tr:nth-child(even) { background: var(--stripe); }
+tr.failed > * { background: var(--bad); }
+tr.skipped > * { background: var(--skip); color: var(--muted); }
+tr.miss > * { background: var(--miss); }
 td.error { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; max-width: 720px;
   overflow-wrap: anywhere; }
+td.prose { min-width: 14em; max-width: 720px; overflow-wrap: anywhere; }
+.vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 .note { color: var(--muted); font-size: 13px; }
 figure { margin: 8px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -1010,19 +1037,45 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px 4px; }
 .card h3 { margin: 0 0 4px; font-size: 14px; word-break: break-word; }
 details summary { cursor: pointer; color: var(--accent); font-size: 13px; }
-.plot-error { color: #a02020; }
+.plot-error { color: var(--error); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 /* A phone: the width goes to the tables and plots, not the margins; a plot opens whole from its link. */
 @media (max-width: 600px) {
   body { padding: 14px 10px 32px; }
-  td:first-child { min-width: 96px; }
+  tbody tr > :first-child { min-width: 96px; }
   .card { padding: 6px 6px 2px; }
+}
+/* Paper and PDF cannot scroll a table's box: every row and column is laid out on the page (landscape, small
+   type, figures free to wrap), folded parts open, and a row's failed/skipped shade kept. */
+@page { size: A4 landscape; margin: 10mm; }
+@media print {
+  body { padding: 0; font-size: 11px; }
+  nav { display: none; }
+  .scroll { overflow: visible; max-height: none; }
+  table { font-size: 8px; }
+  th { position: static; box-shadow: none; font-size: 8px; }
+  th, td { padding: 1px 3px; }
+  td.num, td.num.words { white-space: normal; min-width: 0; }
+  tbody tr > :first-child, td.prose { min-width: 0; }
+  td.error { font-size: 8px; }
+  tr, figure { break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  tr > * { print-color-adjust: exact; -webkit-print-color-adjust: exact; }
+  details::details-content { content-visibility: visible; display: contents; }
 }
 """
 
 
-def html_table(table: Table, error_column: int | None = None) -> str:
-    """A ``<table>`` with every cell escaped; numeric columns right-aligned; rows classed by status."""
+def html_table(table: Table, error_column: int | None = None, label: str | None = None) -> str:
+    """A ``<table>`` with every cell escaped; numeric columns right-aligned; rows classed by status.
+
+    A row's first cell is its header (``<th scope="row">``: a screen reader names the row's model with each
+    figure), a column's heading ``scope="col"``. The scrolling box is a region named ``label`` (the section or
+    table title) that the keyboard reaches. A starred figure (:data:`UNSTABLE_MARK`) says "unstable" to a
+    screen reader, which may not speak a ``*``. A column headed note(s) wraps as prose, not a figure.
+    """
+    prose = {i for i, h in enumerate(table.headers) if str(h).lower() in ("note", "notes")}
+
     def cls(i: int, cell: Any) -> str:
         if i in table.numeric:
             # a figure with words after it ("1.00x (alternating, unstable)") may wrap: unwrapped, it widened
@@ -1030,17 +1083,31 @@ def html_table(table: Table, error_column: int | None = None) -> str:
             return ' class="num words"' if " (" in str(cell) else ' class="num"'
         if i == error_column:
             return ' class="error"'
-        return ""
+        return ' class="prose"' if i in prose else ""
+
+    def text(i: int, cell: Any) -> str:
+        escaped = esc(cell)
+        return _STARRED.sub(_SPOKEN_STAR, escaped) if i in table.numeric else escaped
+
+    def cell(i: int, value: Any) -> str:
+        tag, scope = ("th", ' scope="row"') if i == 0 else ("td", "")
+        return f"<{tag}{scope}{cls(i, value)}>{text(i, value)}</{tag}>"
 
     num = ' class="num"'
-    head = "".join(f"<th{num if i in table.numeric else ''}>{esc(h)}</th>" for i, h in enumerate(table.headers))
+    head = "".join(f'<th scope="col"{num if i in table.numeric else ""}>{esc(h)}</th>'
+                   for i, h in enumerate(table.headers))
     body = []
     for n, row in enumerate(table.rows):
         row_class = table.classes[n] if n < len(table.classes) else ""
         attr = f' class="{esc(row_class)}"' if row_class in ("failed", "skipped", "miss") else ""
-        body.append(f"<tr{attr}>" + "".join(f"<td{cls(i, c)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        body.append(f"<tr{attr}>" + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>")
+    name = f' aria-label="{esc(label)}"' if label else ""
+    return (f'<div class="scroll" tabindex="0" role="region"{name}><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+_STARRED = re.compile(r"(?<=[0-9x])" + re.escape(esc(UNSTABLE_MARK)) + r"(?![0-9A-Za-z])")
+_SPOKEN_STAR = f'{esc(UNSTABLE_MARK)}<span class="vh"> (unstable)</span>'
 
 
 def _figure_html(plot: Plot | None, caption: str = "", linked: bool = False) -> str:
@@ -1094,42 +1161,48 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
     sections: list[tuple[str, str, str]] = []  # (anchor, title, body)
 
     exported = export_notes(results)
-    sections.append(("results", "Results", html_table(results_table(results))
+    sections.append(("results", "Results", html_table(results_table(results), label="Results")
                      + f'<p class="note">{esc(results_note(results))}</p>'
                      + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in exported) + "</ul>" if exported else "")))
     failed = failed_table(results)
     if failed:  # right after the results: a reader looking for why a job has no figures finds it first
-        sections.append(("failed", "Failed jobs", html_table(failed, error_column=4)))
+        heading = failed_heading(failed)
+        sections.append(("failed", heading, html_table(failed, error_column=4, label=heading)))
     metrics = metrics_table(results)
     if metrics is not None:
         failures = "".join(f'<p class="note">{esc(line)}</p>' for line in metric_failures(results))
-        sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics)
+        sections.append(("metrics", "Metrics", f'<p class="note">{esc(metrics_note(results))}</p>' + html_table(metrics, label="Metrics")
                          + failures))
     seeds = seed_table(results)
     if seeds:
         sections.append(("seeds", "Seeds (mean ± standard deviation)",
-                         f'<p class="note">{esc(SEEDS_NOTE)}</p>' + html_table(seeds)))
+                         f'<p class="note">{esc(SEEDS_NOTE)}</p>' + html_table(seeds, label="Seeds")))
     front = pareto_table(results)
     body = _figure_html(by_key.get("accuracy_vs_latency"),
                         "Each point is a finished job's ONNX model (variants as other markers), coloured by "
                         f"{'run and ' if joined else ''}dataset. "
                         "Ringed points and the step line: the Pareto front per dataset. In a crowded plot the points "
                         "without a name carry a number, listed beside it and, in full, under it.")
-    body += ("<h3>Pareto front</h3>" + html_table(front)) if front else \
+    body += ("<h3>Pareto front</h3>" + html_table(front, label="Pareto front")) if front else \
         '<p class="note">No finished job with both accuracy and latency.</p>'
     sections.append(("pareto", "Accuracy vs latency", body))
     if by_key.get("accuracy_vs_size"):
         varied = any(c["kind"] != "fp32" for c in candidates(results))  # else there are no grey lines
         sections.append(("size", "Accuracy vs ONNX size", _figure_html(
-            by_key["accuracy_vs_size"], "Grey lines join a job's variants to its fp32 export." if varied else "")))
+            by_key["accuracy_vs_size"], ("Grey lines join a job's variants to its fp32 export. " if varied else "")
+            + "The figures: the Results table's ONNX KiB and accuracy ORT columns"
+            + (", and the Variants table's." if varied else "."))))
     if by_key.get("accuracy_vs_flops"):
+        compute_front = compute_front_table(results)
         sections.append(("compute", "Accuracy vs compute", _figure_html(
             by_key["accuracy_vs_flops"], "Each finished job's fp32 export at its FLOPs per sample (one forward pass; "
             "convolutions, matrix products, attention and recurrent layers, 2 per multiply-add). Ringed: the accuracy/compute "
-            "front per dataset.")))
+            "front per dataset, listed below.")
+            + ("<h3>Accuracy/compute front</h3>" + html_table(compute_front, label="Accuracy/compute front")
+               if compute_front else "")))
     training = training_table(results)
     if training:
-        sections.append(("training", "Training", f'<p class="note">{esc(training_note(results))}</p>' + html_table(training)))
+        sections.append(("training", "Training", f'<p class="note">{esc(training_note(results))}</p>' + html_table(training, label="Training")))
     cards = []
     drawn_curves = [p for p in plots if p.key.startswith("curves:") and p.png is not None]
     link_curves = len(drawn_curves) > EMBED_CURVES
@@ -1154,7 +1227,8 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
                      + (f'<p class="note">{esc(facts)}</p>' if facts else "")
                      + _figure_html(plot, linked=link_curves)
                      + (f"<details{'' if plot or id(job) in left_out else ' open'}><summary>per-epoch figures</summary>"
-                        f"{html_table(history)}</details>" if history else "") + "</div>")
+                        f"{html_table(history, label=f'per-epoch figures: {title}')}</details>" if history else "")
+                     + "</div>")
     if cards:
         note = "" if not left_out else (
             f'<p class="note">Curves are drawn for the {len(chosen)} most accurate of the {with_curves} jobs trained '
@@ -1169,7 +1243,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
         opened = " open" if len(latency.rows) <= 24 else ""
         # the note explains the table's columns: it folds away with the table
         body += (f"<details{opened}><summary>every latency measurement ({len(latency.rows)} rows)</summary>"
-                 f'{html_table(latency)}<p class="note">{esc(LATENCY_NOTE)}</p></details>')
+                 f'{html_table(latency, label="Latency measurements")}<p class="note">{esc(LATENCY_NOTE)}</p></details>')
         if notes:
             body += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
         sections.append(("latency", "Latency", body))
@@ -1177,26 +1251,26 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
     if deployment:
         answers = "".join(f"<p><strong>{esc(line)}</strong></p>" for line in edge_lines(results))
         sections.append(("edge", "Edge deployment", f'<p class="note">{esc(EDGE_NOTE)}</p>' + answers + "".join(
-            f"<h3>{esc(caption)}</h3>{html_table(table)}"
+            f"<h3>{esc(caption)}</h3>{html_table(table, label=caption)}"
             + (f'<p class="note">{esc(table.footnote)}</p>' if table.footnote else "") for caption, table in deployment)))
     variants = variants_table(results)
     if variants:
         sections.append(("variants", "Variants", f'<p class="note">{esc(VARIANTS_NOTE)}</p>'
-                         + html_table(variants, error_column=len(variants.headers) - 1)))
+                         + html_table(variants, label="Variants")))
     reference = reference_table(results)
     if reference:
         why = reference_notes(results)  # speed-ups shown as '-'
         sections.append(("reference", "Published reference figures",
-                         f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference)
+                         f'<p class="note">{esc(REFERENCE_NOTE)}</p>' + html_table(reference, label="Published reference figures")
                          + ("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in why) + "</ul>" if why else "")))
     if results.get("reporter_errors"):
         sections.append(("reporter-errors", "Reporter errors",
                          "<ul>" + "".join(f"<li>{esc(e)}</li>" for e in results["reporter_errors"]) + "</ul>"))
     broken = [p for p in plots if p.png is None]
-    body = html_table(environment_table(results))
+    body = html_table(environment_table(results), label="Environment")
     config = config_table(results)
     if config:
-        body += "<h3>Run options</h3>" + html_table(config)
+        body += "<h3>Run options</h3>" + html_table(config, label="Run options")
     if broken:
         body += "<h3>Plots not drawn</h3><ul>" + "".join(
             f"<li>{esc(p.title)}: {esc(p.error)}</li>" for p in broken) + "</ul>"
@@ -1213,7 +1287,7 @@ def to_html(results: dict[str, Any], plots: list[Plot] | None = None, run_dir: "
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head>\n"
         f"<body><header><h1>harness run <code>{esc(results.get('run_id'))}</code></h1>{facts}"
-        f"<nav>{nav}</nav></header>\n<main>{main}</main>\n"
+        f'<nav aria-label="Sections">{nav}</nav></header>\n<main>{main}</main>\n'
         f"<footer>Written by harness {esc(version)} from results.json; rebuild with "
         f"<code>harness report RUN_DIR</code>.</footer></body></html>\n"
     )

@@ -581,7 +581,7 @@ def test_the_reports_edge_tables_put_what_qualifies_first_fastest_first_and_mark
     assert [row[0] for row in table.rows] == ["fast", "slow", "inaccurate"]
     assert table.classes == ["ok", "ok", "miss"]  # measured but below the floor: not a failed job's pink
     page = to_html(document, plots=[])
-    assert '<tr class="miss"><td>inaccurate</td>' in page and 'class="failed"' not in page
+    assert '<tr class="miss"><th scope="row">inaccurate</th>' in page and 'class="failed"' not in page
 
 
 def test_with_nothing_asked_the_edge_section_says_so_instead_of_naming_a_floor():

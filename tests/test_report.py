@@ -239,7 +239,7 @@ def test_results_table_has_every_job_and_latency_per_batch_and_threads(results):
 def test_markdown_has_every_section_and_escapes_plugin_names(results):
     markdown = to_markdown(results)
     for heading in ("## Results", "## Seeds", "## Accuracy vs latency", "## Training curves", "## Latency",
-                    "## Variants", "## Published reference figures", "## Failed jobs", "## Environment"):
+                    "## Variants", "## Published reference figures", "## Failed and skipped jobs", "## Environment"):
         assert heading in markdown, heading
     assert "| mnist-mlp |" in markdown
     assert "<script>" not in markdown and r"\<script\>" in markdown
@@ -1521,3 +1521,41 @@ def test_a_variant_that_lost_much_accuracy_is_said_under_the_terminal_table(resu
     variant["metrics"]["accuracy"] = fp32 - 0.23
     assert (f"1 variant(s) lose 2 points of accuracy or more against their fp32 export: {job['id']} "
             f"{variant['variant']} -23.0 points") in report.comparison_table(results)
+
+
+def test_a_failed_jobs_metrics_say_so_in_words_not_only_by_the_rows_shade(results):
+    """The Metrics table showed a failed job's scores with nothing but a pale row (lost in print, in forced
+    colours, and in report.md) to tell them from a finished job's."""
+    from harness.report import metrics_table
+
+    table = metrics_table(results)
+    status = table.headers.index("status")
+    failed = [row for row, cls in zip(table.rows, table.classes) if cls == "failed"]
+    assert failed and all(row[status].startswith("failed (") for row in failed)
+    assert "| failed (" in to_markdown(results).split("## Metrics")[1].split("\n## ")[0]
+    finished = {**results, "jobs": [job for job in results["jobs"] if job["status"] == "ok"]}
+    assert "status" not in metrics_table(finished).headers  # every row finished: nothing to say
+
+
+def test_the_failed_jobs_section_is_titled_for_what_it_holds(results):
+    from harness.report import failed_heading, failed_table
+
+    def heading(statuses):
+        return failed_heading(failed_table({**results, "jobs": [j for j in results["jobs"] if j["status"] in statuses]}))
+
+    assert heading({"failed"}) == "Failed jobs" and heading({"skipped"}) == "Skipped jobs"
+    assert heading({"failed", "skipped"}) == "Failed and skipped jobs"
+    only_skipped = {**results, "jobs": [j for j in results["jobs"] if j["status"] != "failed"]}
+    assert "## Skipped jobs" in to_markdown(only_skipped) and "## Failed" not in to_markdown(only_skipped)
+
+
+def test_an_edge_tables_footnote_keeps_its_star_in_markdown(results):
+    """`* unstable: ...` at a line's start is a Markdown bullet: the star, the mark it explains, was lost."""
+    from harness.report import deployment_tables
+
+    for job in results["jobs"]:
+        for row in job.get("latency") or []:
+            row["stable"] = False
+    (caption, table), *_ = deployment_tables(results)
+    assert table.footnote and table.footnote.startswith("* unstable")
+    assert "\n\\* unstable" in to_markdown(results) and "\n* unstable" not in to_markdown(results)

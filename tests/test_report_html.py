@@ -27,14 +27,17 @@ def test_page_has_a_row_per_job_with_its_figures(page):
     body = page.split('<section id="results">')[1].split("</section>")[0]
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>")[1])
     assert len(rows) == len(results["jobs"])
-    first = re.findall(r"<td[^>]*>(.*?)</td>", rows[0])
+    # the first cell is the row's header; a starred figure's spoken "(unstable)" is for screen readers only
+    first = [re.sub(r'<span class="vh">[^<]*</span>', "", cell)
+             for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", rows[0])]
     assert first[:2] == ["mnist-mlp", "synthetic"]
     assert "0.9922" in first and "930.4" in first and "235,146" in first
     from harness.report import results_table
 
     # every cell as the table shared with report.md has it (its number formats are report.py's to test)
     assert first == [html.escape(cell, quote=True) for cell in results_table(results).rows[0]]
-    assert '<tr class="failed"><td>cnn3d-resnet</td>' in body and '<tr class="skipped"><td>mnist-cnn</td>' in body
+    assert '<tr class="failed"><th scope="row">cnn3d-resnet</th>' in body
+    assert '<tr class="skipped"><th scope="row">mnist-cnn</th>' in body
 
 
 def test_every_section_is_there(page):
@@ -132,7 +135,7 @@ def test_job_cards_say_how_much_memory_training_took(tmp_path):
 
 def test_the_throughput_column_says_it_comes_from_the_mean(page):
     latency = page.split('<section id="latency">')[1].split("</section>")[0]
-    assert '<th class="num">samples/s (batch / mean)</th>' in latency
+    assert '<th scope="col" class="num">samples/s (batch / mean)</th>' in latency
     assert "throughput at the mean latency (batch size / mean), not at the p50" in latency
 
 
@@ -362,19 +365,18 @@ def _latency_run(n: int) -> dict:
 
 @pytest.mark.parametrize("n", [6, 12, 30, 40])
 def test_every_latency_series_has_its_own_colour_marker_and_line_style(monkeypatch, n):
-    from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    from harness.report_html import plot_latency_vs_batch
+    from harness.report_html import SERIES_COLORS, plot_latency_vs_batch
 
     _, figures = _drawn(monkeypatch, lambda: plot_latency_vs_batch(_latency_run(n)))
     fig = figures[0]
-    tab10 = {to_hex(colormaps["tab10"](i)) for i in range(10)}
+    palette = {to_hex(color) for color in SERIES_COLORS}
     for ax in fig.axes:
         styles = [(to_hex(line.get_color()), line.get_marker(), line.get_linestyle()) for line in ax.get_lines()]
         assert len(styles) == n and len(set(styles)) == n
         # Ten distinct hues: no light and dark shades of one hue (tab20's pairs) to tell apart.
-        assert {color for color, _, _ in styles} <= tab10
+        assert {color for color, _, _ in styles} <= palette
     legend = fig.legends[0]
     assert len(legend.get_texts()) == n
     box, figure_box = legend.get_window_extent(fig.canvas.get_renderer()), fig.bbox
@@ -427,9 +429,10 @@ def test_a_table_header_sticks_inside_a_box_that_scrolls_up_and_down():
     assert "position: sticky" in header and "top: 0" in header
 
 
-def _probed_in_chromium(tmp_path, table_html: str, probe_js: str, window: str) -> list[float]:
+def _probed_in_chromium(tmp_path, table_html: str, probe_js: str, window: str, css: str | None = None) -> list[float]:
     """The numbers ``probe_js`` (a script ending ``p.textContent = [...].join(' ')`` on a ``pre``) reads from a
-    page of ``table_html`` with the reports' CSS, laid out by headless Chromium in a ``window`` (``W,H``)."""
+    page of ``table_html`` with the reports' CSS (or ``css``), laid out by headless Chromium in a ``window``
+    (``W,H``)."""
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from screenshot_report import find_chromium
@@ -443,7 +446,7 @@ def _probed_in_chromium(tmp_path, table_html: str, probe_js: str, window: str) -
     probe = (f"<script>const box = document.querySelector('.scroll'); const p = document.createElement('pre');"
              f"p.id = 'probe'; {probe_js}; document.body.appendChild(p);</script>")
     page = tmp_path / "table.html"
-    page.write_text(f"<!DOCTYPE html><html><head><style>{CSS}</style></head><body>{table_html}{probe}</body></html>")
+    page.write_text(f"<!DOCTYPE html><html><head><style>{css or CSS}</style></head><body>{table_html}{probe}</body></html>")
     out = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
                           f"--window-size={window}", "--dump-dom", page.as_uri()],
                          check=True, capture_output=True, text=True, timeout=120).stdout
@@ -486,9 +489,9 @@ def test_a_wide_edge_table_with_worded_figures_fits_a_wide_window_in_chromium(tm
 
 def test_failed_jobs_come_right_after_the_results_and_the_header_links_them(page):
     assert _section_ids(page)[:2] == ["results", "failed"]
-    header = page.split("<nav>")[0]
+    header = page.split("<nav")[0]
     assert '<a class="bad" href="#failed">2 failed</a>' in header and '<a href="#failed">1 skipped</a>' in header
-    assert "color: #a02020" in _css_rule(".facts a.bad")
+    assert "color: var(--error)" in _css_rule(".facts a.bad") and "--error: #a02020" in _css_rule(":root")
     assert 'href="#failed">0' not in header  # a count of none links nowhere
 
 
@@ -642,7 +645,7 @@ def test_each_plot_links_to_its_png_and_a_phone_gets_the_width(page):
     from harness.report_html import CSS
 
     phone = CSS.split("@media (max-width: 600px) {")[1]
-    assert re.search(r"body \{ padding: \d+px \d+px", phone) and "td:first-child { min-width: 96px; }" in phone
+    assert re.search(r"body \{ padding: \d+px \d+px", phone) and "tbody tr > :first-child { min-width: 96px; }" in phone
 
 
 def test_captions_and_notes_say_only_what_the_reader_can_see():
@@ -835,7 +838,7 @@ def test_the_least_crowded_spot_is_the_one_the_rule_picks():
 def test_the_latency_legend_of_a_big_sweep_names_the_most_accurate_and_greys_the_rest(monkeypatch):
     from matplotlib.colors import to_hex
 
-    from harness.report_html import SERIES_LIMIT, plot_latency_vs_batch
+    from harness.report_html import BACKGROUND_GREY, SERIES_LIMIT, plot_latency_vs_batch
 
     extra = 25
     results = _latency_run(SERIES_LIMIT + extra)
@@ -854,7 +857,7 @@ def test_the_latency_legend_of_a_big_sweep_names_the_most_accurate_and_greys_the
     ranked = sorted(results["jobs"], key=lambda j: (j["id"] not in front, -j["metrics"]["accuracy"]))
     assert {t.split(" ")[0] for t in texts[:-1]} == {j["model"] for j in ranked[:SERIES_LIMIT]}
     for ax in fig.axes:
-        grey = [line for line in ax.get_lines() if to_hex(line.get_color()) == to_hex("0.72") and len(line.get_xdata())]
+        grey = [line for line in ax.get_lines() if to_hex(line.get_color()) == to_hex(BACKGROUND_GREY) and len(line.get_xdata())]
         assert len(grey) == extra
         styles = {(to_hex(line.get_color()), line.get_marker(), line.get_linestyle())
                   for line in ax.get_lines() if line not in grey and len(line.get_xdata())}
@@ -898,3 +901,106 @@ def test_a_sweep_of_many_trained_jobs_draws_the_most_accurates_curves_and_links_
     other = tmp_path / "alone"
     report_html.write_html(other, results)
     assert sorted(p.name for p in (other / "plots").iterdir()) == sorted(src.split("/")[1] for src in linked)
+
+
+def _media_block(css: str, query: str) -> str:
+    """The rules inside ``@media QUERY { ... }`` of ``css``."""
+    start = css.index(f"@media {query} {{") + len(f"@media {query} {{")
+    depth, end = 1, start
+    while depth:
+        depth += {"{": 1, "}": -1}.get(css[end], 0)
+        end += 1
+    return css[start:end - 1]
+
+
+def test_a_printed_report_lays_every_column_and_row_on_the_page(tmp_path):
+    """Paper cannot scroll a table's box: with `overflow: auto; max-height: 80vh` a PDF cut each results row
+    at the page's edge (`1.5e-0`) and lost the latency, training and memory columns, and long tables lost
+    their rows. Laid out as printed (the print rules applied, A4 landscape's 277 mm of width at 96 px/in),
+    every box shows all it holds."""
+    from harness.report import results_table, variants_table
+    from harness.report_html import CSS, html_table
+
+    results = load_report_run()
+    tables = html_table(results_table(results)) + html_table(variants_table(results))
+    printed = CSS + _media_block(CSS, "print")
+    probe = ("p.textContent = [...document.querySelectorAll('.scroll')].map(b => Math.max(b.scrollWidth - "
+             "b.clientWidth, b.scrollHeight - b.clientHeight)).join(' ')")
+    hidden = _probed_in_chromium(tmp_path, tables, probe, "1047,500", css=printed)
+    assert len(hidden) == 2 and max(hidden) <= 1, hidden  # pixels a box would have cut off
+    assert "::details-content" in _media_block(CSS, "print")  # folded parts (every latency row) are printed
+
+
+def test_tables_name_their_rows_and_box_and_say_unstable_in_words():
+    """A screen reader heard a figure without its row's model (every cell a td), could not name a scrolling
+    box, and skipped a bare `*` (most do not speak it at default punctuation)."""
+    from harness.report import Table
+    from harness.report_html import html_table
+
+    table = html_table(Table(["model", "p50 ms", "note"], [["m<1>", "0.08* / 1.2", "slow * fast"]], {1}),
+                       label="Results")
+    assert '<div class="scroll" tabindex="0" role="region" aria-label="Results">' in table
+    assert '<th scope="col">model</th><th scope="col" class="num">p50 ms</th>' in table
+    assert '<th scope="row">m&lt;1&gt;</th>' in table
+    assert '<td class="num">0.08*<span class="vh"> (unstable)</span> / 1.2</td>' in table
+    assert '<td class="prose">slow * fast</td>' in table  # a star in words is not a figure's mark
+    assert "clip-path" in _css_rule(".vh") and "min-width" in _css_rule("td.prose")
+
+
+def test_the_plot_colours_stand_out_from_the_white_ground():
+    """WCAG 1.4.11: a series needed to read a plot is at least 3:1 against its background (tab10's orange,
+    the second group of every plot, was 2.5:1; the grey variant lines 2.8:1)."""
+    from matplotlib.colors import to_rgb
+
+    from harness.report_html import BACKGROUND_GREY, JOIN_GREY, SERIES_COLORS
+
+    def luminance(color):
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    for color in (*SERIES_COLORS, JOIN_GREY, BACKGROUND_GREY):
+        assert 1.05 / (luminance(color) + 0.05) >= 3, color
+    assert len(set(SERIES_COLORS)) == 10
+
+
+def test_groups_that_share_a_variants_marker_differ_in_fill_not_only_hue(monkeypatch):
+    """With variants the marker is the variant's, so the datasets (or runs) told apart by colour alone:
+    every other group is drawn hollow."""
+    from harness.report_html import plot_accuracy_vs_size
+
+    results = load_report_run()  # two finished datasets, and variants
+    _, figures = _drawn(monkeypatch, lambda: plot_accuracy_vs_size(results))
+    ax = figures[0].axes[0]
+    drawn = [c for c in ax.collections if len(c.get_offsets())]
+    filled = [len(c.get_facecolors()) > 0 and c.get_facecolors()[0][3] > 0 for c in drawn]
+    assert any(filled) and not all(filled)
+    edges = {tuple(c.get_edgecolors()[0]) for c, full in zip(drawn, filled) if not full}
+    assert edges and all(edge[:3] != (1.0, 1.0, 1.0) for edge in edges)  # a hollow marker's ring is its colour
+
+
+def test_the_page_follows_a_dark_setting_without_a_colour_of_its_own_outside_the_palette():
+    from harness.report_html import CSS
+
+    light = dict(re.findall(r"(--[a-z]+): ([^;]+);", _css_rule(":root")))
+    dark = dict(re.findall(r"(--[a-z]+): ([^;]+);", _media_block(CSS, "screen and (prefers-color-scheme: dark)")))
+    assert set(dark) == set(light) and all(dark[k] != light[k] for k in light)
+    outside = re.sub(r":root \{[^}]*\}", "", CSS)
+    assert not re.findall(r"#[0-9a-fA-F]{3,6}\b", outside)  # every colour a variable, so the dark block reaches it
+
+
+def test_the_compute_plot_lists_its_front_and_the_size_plot_names_its_tables():
+    """The plots' alt text is their title: what they show must be in the page as text too."""
+    from harness.report import compute_candidates
+    from harness.report_html import to_html
+
+    results = load_report_run()
+    for n, job in enumerate(results["jobs"]):
+        job["flops"] = 1e6 * (n + 1)
+    page = to_html(results)
+    front = [c["label"] for c in compute_candidates(results) if c["pareto"]]
+    section = page.split('<section id="compute">')[1].split("</section>")[0]
+    assert front and "<h3>Accuracy/compute front</h3>" in section
+    listed = re.findall(r'<th scope="row">[^<]*</th><td>([^<]*)</td>', section)
+    assert sorted(listed) == sorted(html.escape(f) for f in front) and len(front) >= 2
+    size = page.split('<section id="size">')[1].split("</section>")[0]
+    assert "the Results table&#x27;s ONNX KiB and accuracy ORT columns" in size
