@@ -41,6 +41,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.text import squeeze
@@ -166,6 +167,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
         dims = checked_dims(model.graph, dims, batch_dim)
     _drop_weight_values(model.graph)
     model = _inline_functions(model)
+    recorded = _shapes_with_symbols([*model.graph.input, *model.graph.value_info])
     batch, assumed = _fix_input_shapes(model.graph, dict(dims or {}))
     del model.graph.value_info[:]  # shapes recorded with a symbolic batch would win over the inferred ones
     _sort_nodes(model.graph)
@@ -187,6 +189,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
             shapes = _known_shapes(inferred.graph)
         except Exception:  # noqa: BLE001 - the first inference's shapes stand
             log.debug("shape inference failed after rewriting flattening Reshapes", exc_info=True)
+    _fill_from_recorded(shapes, recorded, model.graph.input)
     sizes = _tensor_sizes(inferred.graph, shapes)
     activations, basis = _activation_bytes(inferred.graph, sizes, reads), "graph"
     if _is_qdq(inferred.graph):
@@ -493,6 +496,42 @@ def _sort_nodes(graph: "onnx.GraphProto") -> None:
 def _reads(graph: "onnx.GraphProto") -> list[list[str]]:
     """What each node of ``graph`` reads: its inputs, and the names its subgraphs read from outside them."""
     return [[name for name in node.input if name] + sorted(_outer_names(node)) for node in graph.node]
+
+
+def _shapes_with_symbols(values: Sequence[Any]) -> dict[str, list[int | str]]:
+    """Each value's shape as recorded, a named open dimension as its name (``s0``); values with a dimension
+    neither known nor named are left out."""
+    found: dict[str, list[int | str]] = {}
+    for value in values:
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            continue
+        dims: list[int | str] = []
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(d.dim_value)
+            elif d.HasField("dim_param"):
+                dims.append(d.dim_param)
+            else:
+                break
+        else:
+            found[value.name] = dims
+    return found
+
+
+def _fill_from_recorded(shapes: dict[str, list[int]], recorded: dict[str, list[int | str]],
+                        inputs: Sequence[Any]) -> None:
+    """Add to ``shapes`` the exporter's own shapes of the tensors inference left unknown, each named open
+    dimension at the size the inputs were given (``s0``, the batch, at 1): torch 2.6's exporter computes a
+    flattening Reshape's target from Shape -> Squeeze -> Concat -> Cast, which ONNX's inference does not
+    follow, and every Gemm after it went uncounted; the graph records those shapes itself."""
+    sizes: dict[str, int] = {}
+    for value in inputs:
+        for named, dim in zip(recorded.get(value.name, []), value.type.tensor_type.shape.dim):
+            if isinstance(named, str) and dim.HasField("dim_value"):
+                sizes.setdefault(named, dim.dim_value)
+    for name, dims in recorded.items():
+        if name not in shapes and all(isinstance(d, int) or d in sizes for d in dims):
+            shapes[name] = [d if isinstance(d, int) else sizes[d] for d in dims]
 
 
 def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:

@@ -11,7 +11,7 @@ import torch
 from conftest import run_cli
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.export import export_onnx
+from harness.export import ExportError, export_onnx
 from harness.onnx_cost import count_onnx_cost, onnx_cost
 from harness.registry import build_registry
 from harness.train import count_flops
@@ -476,7 +476,14 @@ def test_a_recurrent_model_counts_its_gates_in_pytorch_and_in_its_export(layer, 
     expected = recurrent_flops(layer, bidirectional, num_layers)
     assert count_flops(model, example) == expected  # an LSTM: 560 (the head) before
     path = tmp_path / "rnn.onnx"
-    exported = export_onnx(model, example, path, exporter=exporter)
+    try:
+        exported = export_onnx(model, example, path, exporter=exporter)
+    except ExportError as exc:  # the dynamo exporter of torch 2.6 (the floor) cannot leave an LSTM's batch open
+        old = tuple(int(n) for n in torch.__version__.split("+")[0].split(".")[:2]) < (2, 7)
+        if exporter == "dynamo" and old and "fixes the batch size" in str(exc):
+            pytest.skip(f"torch {torch.__version__}'s dynamo exporter fixes a recurrent model's batch size (auto "
+                        "falls back to TorchScript)")
+        raise
     counted = onnx_cost(path)
     assert (counted.flops, counted.uncounted) == (expected, []), exported.exporter  # its node was uncounted
 
@@ -578,3 +585,30 @@ def test_an_lstm_model_counts_the_same_in_its_int8_and_fp16_variants(tmp_path):
         assert (counted.flops, counted.uncounted) == (expected, []), (variant, ops)
         if variant == "int8-dynamic":
             assert "DynamicQuantizeLSTM" in ops and counted.activation_bytes is not None
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_shape_inference_cannot_follow_is_taken_from_the_graphs_own_record(recorded):
+    """torch 2.6's exporter (the floor) computes a flattening Reshape's target through ops ONNX's inference
+    does not follow, and every Gemm after it went uncounted; the graph records that shape itself (batch
+    named s0), which counts at the size the inputs are given. Without the record it stays uncounted."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from harness.onnx_cost import onnx_cost
+
+    nodes = [helper.make_node("Shape", ["input"], ["shape"], start=0, end=1),
+             helper.make_node("Concat", ["shape", "width"], ["wanted"], axis=0),
+             helper.make_node("Identity", ["wanted"], ["target"]),  # where ONNX's data propagation stops
+             helper.make_node("Reshape", ["input", "target"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1)]
+    weights = [numpy_helper.from_array(np.array([784], np.int64), "width"),
+               numpy_helper.from_array(np.zeros((10, 784), np.float32), "w"),
+               numpy_helper.from_array(np.zeros(10, np.float32), "b")]
+    record = [helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["s0", 784])] if recorded else []
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["s0", 1, 28, 28])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["s0", 10])], weights,
+                              value_info=record)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    counted = onnx_cost(model)
+    assert (counted.flops, counted.uncounted) == ((2 * 784 * 10, []) if recorded else (None, ["Gemm"]))
