@@ -45,6 +45,10 @@
 # H200 on 2026-11-30 (reports/example/README.md). Timings there: check 40 s, fast 105 s
 # (mnist-fast's earlier 4-epoch recipe), seed002 300 s, speed 245 s.
 #
+# When this tree is not the one Python imports, the script installs it (pip install -e .) into that Python;
+# HARNESS_GPU_INSTALL=0 links it in place instead, leaving the environment as it was (the test suite sets it:
+# under tox, whose install is not editable, a test reinstalled the project while other tests imported it).
+#
 # A dry run of the script's logic on a CPU machine, with tiny work:
 #   HARNESS_GPU_DEVICE=cpu HARNESS_GPU_EXTRA="--epochs 1 --max-train-samples 512 --quick" \
 #       bash benchmarks/gpu_session.sh fast seed002 bundle
@@ -146,14 +150,18 @@ for module in (harness, harness_plugins):
 ensure_installed() {  # this tree importable (another checkout's install does not count); status 1 when it is not
     local why
     why=$(imports_here) && return 0
-    echo "$why: installing this tree" | tee "$LOGS/install.log"
-    # --no-index --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
-    if "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOGS/install.log" 2>&1; then
-        why=$(imports_here) && return 0
-        echo "pip installed it, but $why (PYTHONPATH?); linking it in place" | tee -a "$LOGS/install.log"
+    if [ "${HARNESS_GPU_INSTALL:-1}" = 0 ]; then  # leave the environment as it is (a test suite running in it)
+        echo "$why: linking this tree in place (HARNESS_GPU_INSTALL=0)" | tee "$LOGS/install.log"
     else
-        echo "pip could not install the project (tail of $LOGS/install.log below); linking it in place"
-        tail -5 "$LOGS/install.log"
+        echo "$why: installing this tree" | tee "$LOGS/install.log"
+        # --no-index --no-deps --no-build-isolation: the GPU machine has no network but has the card's packages.
+        if "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . >>"$LOGS/install.log" 2>&1; then
+            why=$(imports_here) && return 0
+            echo "pip installed it, but $why (PYTHONPATH?); linking it in place" | tee -a "$LOGS/install.log"
+        else
+            echo "pip could not install the project (tail of $LOGS/install.log below); linking it in place"
+            tail -5 "$LOGS/install.log"
+        fi
     fi
     # An older setuptools there cannot build this pyproject: put the tree first on the path instead, with
     # a dist-info that carries the entry points (how plugins are found) and harness_plugins -> plugins/.

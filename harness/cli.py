@@ -212,7 +212,7 @@ def _say_error(line: str) -> None:
     goes with (2 for bad input, 74, 130) into a traceback's 1."""
     try:
         click.echo(line, err=True)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: click 8.1 writes to a closed one's None
         pass
 
 

@@ -81,6 +81,18 @@ def site(tmp_path, monkeypatch) -> SitePackages:
         del sys.modules[name]
 
 
+def cli_runner() -> Any:
+    """click's CliRunner with standard error apart from standard output, on every click the project allows:
+    8.1 mixes them unless told (``mix_stderr=False``, a parameter 8.2 removed), and ``result.stderr`` raised."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600):
     """``python -m harness ARGS`` in a subprocess; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,

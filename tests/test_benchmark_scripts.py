@@ -71,7 +71,7 @@ def test_bf16_option_compares_float32_with_bf16_autocast_on_2d_and_3d_models():
 def _gpu_session(tmp_path: Path, *stages: str, **env: str) -> subprocess.CompletedProcess:
     """benchmarks/gpu_session.sh with its run folders under tmp_path/runs and its $OUT in tmp_path/out."""
     env = {**os.environ, "HARNESS_GPU_RUNS": str(tmp_path / "runs"), "OUT": str(tmp_path / "out"),
-           "HARNESS_GPU_DEVICE": "cpu", "PYTHON": sys.executable, **env}
+           "HARNESS_GPU_DEVICE": "cpu", "PYTHON": sys.executable, "HARNESS_GPU_INSTALL": "0", **env}
     return subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), *stages],
                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
 

@@ -279,7 +279,6 @@ def test_damaged_results_json_fails_in_one_line_never_a_traceback(tmp_path, monk
     deep, or removed: ``harness report`` (of the run, and joined with a good one) and ``harness compare``
     (either side) exit 0 or 2 (1 for compare's own regressions), ``harness run --resume`` 2, each with one
     line and never a traceback."""
-    from click.testing import CliRunner
 
     from harness.cli import main
 
@@ -291,7 +290,9 @@ def test_damaged_results_json_fails_in_one_line_never_a_traceback(tmp_path, monk
     good.mkdir()
     bad.mkdir()
     (good / "results.json").write_text(json.dumps(data))
-    runner = CliRunner()
+    from conftest import cli_runner
+
+    runner = cli_runner()
     assert runner.invoke(main, ["report", str(good)]).exit_code == 0
     problems = []
     for n, (path, swap) in enumerate(_damage_cases(data)):

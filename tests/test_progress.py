@@ -234,12 +234,12 @@ def test_the_live_display_times_each_stage_from_its_own_start():
 
 def test_a_large_run_says_it_is_writing_its_reports(monkeypatch, tmp_path):
     """A 1,000-job sweep went quiet for 15 s after its last job while its reports were written."""
-    from click.testing import CliRunner
+    from conftest import cli_runner
 
     from harness import cli
 
     monkeypatch.setattr(cli, "REPORTS_SAID_FROM", 1)  # one job stands for a large sweep here
-    result = CliRunner().invoke(cli.main, [
+    result = cli_runner().invoke(cli.main, [
         "run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples", "64",
         "--max-test-samples", "64", "--batch-sizes", "1", "--quick", "--cold-runs", "0", "--no-torch-latency",
         "--exporter", "torchscript", "--out", str(tmp_path), "--run-id", "r"])
