@@ -1659,24 +1659,35 @@ def _hold_for_report(run_dir: Path) -> Any:
                    "have; each seed's rows are then shown, not gated.")
 @click.option("--flagged-only", is_flag=True, help="Show only the rows flagged (a regression, a metric moved the "
               "worse way, a lost row) and count the others: a large sweep's comparison runs to thousands of rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (its verdict: pass, fail "
+              "or no_gate, and exit_status).")
+@click.option("--markdown", "as_markdown", is_flag=True,
+              help="Print the comparison as GitHub Markdown, verdict first (e.g. >> \"$GITHUB_STEP_SUMMARY\"; "
+                   "with --flagged-only, the flagged rows).")
 def compare_command(base: Path, new: Path, threshold: float | None, accuracy_points: float | None,
                     threads: list[int] | None, batch_sizes: list[int] | None, min_change_ms: float,
-                    per_seed: bool, flagged_only: bool, as_json: bool) -> None:
+                    per_seed: bool, flagged_only: bool, as_json: bool, as_markdown: bool) -> None:
     """Compare two runs job by job: accuracy, latency, size, MFLOPs and activation-memory changes.
 
     Exit status: 1 when a job that was ok in BASE failed in NEW (always), or when a gate below finds a
     regression or a lost job or row; 2 for bad input (a folder without results.json); else 0.
     """
-    from harness.compare import compare_folders, format_comparison
+    from harness.compare import comparison_markdown, compare_folders, format_comparison
 
+    if as_json and as_markdown:
+        raise HarnessError("--json and --markdown: choose one")
     # the checks, the same-run and incomplete-run warnings and the document: one place for this and harness.api
     comparison = compare_folders(base, new, threshold=threshold, accuracy_points=accuracy_points, threads=threads,
                                  batch_sizes=batch_sizes, per_seed=per_seed, min_change_ms=min_change_ms,
                                  warn=lambda line: click.echo(f"harness: warning: {line}", err=True))
     from harness.results import json_text
 
-    click.echo(json_text(comparison) if as_json else format_comparison(comparison, flagged_only=flagged_only))
+    if as_json:
+        click.echo(json_text(comparison))
+    elif as_markdown:
+        click.echo(comparison_markdown(comparison, flagged_only=flagged_only), nl=False)
+    else:
+        click.echo(format_comparison(comparison, flagged_only=flagged_only))
     if comparison["regressions"]:
         sys.exit(EXIT_JOB_FAILED)
 

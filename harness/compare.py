@@ -198,7 +198,7 @@ class _Gate:
         if self.accuracy_points is None:
             return
         worse_points = (change["abs"] if higher is False else -change["abs"]) * 100  # a gated error rate: a rise
-        if worse_points > self.accuracy_points:
+        if _over(worse_points, self.accuracy_points):
             change["regression"] = True
             self.found(f"{job_id}: {label} {'rose' if higher is False else 'dropped'} "
                        f"{worse_points:.2f} points ({change['base']:.4f} -> {change['new']:.4f})",
@@ -216,8 +216,8 @@ class _Gate:
         if self.threshold is None or change["pct"] is None or not_gated is not None:
             return
         judged = change if floor is None else floor
-        if judged["pct"] is None or not (judged["pct"] > self.threshold and (
-                judged["abs"] is None or judged["abs"] > self.min_change_ms)):
+        if judged["pct"] is None or not (_over(judged["pct"], self.threshold) and (
+                judged["abs"] is None or _over(judged["abs"], self.min_change_ms))):
             return
         change["regression"] = judged["regression"] = True
         text = (f"{job_id}: {label}p50 {_latency_name(key)} grew {change['pct']:.1f}% "
@@ -241,6 +241,12 @@ class _Gate:
                 self.found(f"{job_id}: {what}", "lost_job", job_id)
             else:
                 self.found(f"{job_id}: {what}", "lost_row", job_id, **_row_detail(key, variant))
+
+
+def _over(value: float, limit: float) -> bool:
+    """``value`` more than ``limit``, as the options promise, by more than float arithmetic's error: 0.9912 ->
+    0.9862 is 0.5000000000000004 points, which failed --max-accuracy-drop 0.5 while the line said "0.50"."""
+    return value - limit > 1e-9 * max(1.0, abs(limit))
 
 
 def _variant_ok(variant: dict[str, Any]) -> bool:
@@ -499,7 +505,10 @@ def compare_runs(base: dict[str, Any], new: dict[str, Any], threshold: float | N
     gate.gated_metrics = metric_gates(base, new)
     _check_gated_rows(base, threads, batch_sizes, names)
     base_jobs, new_jobs = _jobs_by_id(base, "base"), _jobs_by_id(new, "new")
-    if not set(base_jobs) & set(new_jobs):
+    # NEW planned BASE's jobs and stopped before finishing one (killed in its first job): they are lost, a
+    # regression as for a run that finished some, not two unrelated runs (exit 2)
+    planned = {str(j) for j in new.get("planned_jobs") or [] if isinstance(j, (str, int))}
+    if not set(base_jobs) & set(new_jobs) and not planned & {str(j) for j in base_jobs}:
         examples = (f" (jobs match by id, sweep point and seed included: {next(iter(base_jobs))} vs "
                     f"{next(iter(new_jobs))})" if base_jobs and new_jobs else "")
         same = base.get("run_id") == new.get("run_id")  # two runs named "base": told apart by when they began
@@ -699,7 +708,8 @@ def compare_folders(base_dir: Path, new_dir: Path, base: dict[str, Any] | None =
     """``harness compare BASE NEW``'s document, for the CLI and :func:`harness.api.compare` alike: the gate
     settings (``gates``: :func:`compare_runs`'s) checked by :func:`gate_options`, the runs read from their
     folders (unless ``base`` / ``new`` hold their results already), :func:`compare_runs`'s document with the
-    runs' labels as ``base`` / ``new``, ``incomplete`` (``{"base"|"new": why}`` for a run that stopped
+    runs' labels as ``base`` / ``new``, ``verdict`` (``fail``: regressions; ``pass``: a gate judged and found
+    none; ``no_gate``: nothing was judged) with the CLI's ``exit_status`` (1 or 0), ``incomplete`` (``{"base"|"new": why}`` for a run that stopped
     before some of its planned jobs or is still being written) and ``not_run`` (``{"base"|"new": [ids]}``,
     the planned jobs a run has no row for). ``warn`` is given each warning's line
     (BASE and NEW are the same run; a run is incomplete)."""
@@ -732,6 +742,10 @@ def compare_folders(base_dir: Path, new_dir: Path, base: dict[str, Any] | None =
         if state:  # its missing jobs are missing because of this, not the change under test
             comparison["incomplete"][name.lower()] = state
             warn(f"{name} ({path}) {state}")
+    # for a bot: what the CLI's exit status says, without re-deriving it from the lists
+    judged = comparison["threshold_pct"] is not None or comparison.get("accuracy_points") is not None
+    comparison["verdict"] = "fail" if comparison["regressions"] else ("pass" if judged else "no_gate")
+    comparison["exit_status"] = 1 if comparison["regressions"] else 0
     return comparison
 
 
@@ -994,12 +1008,13 @@ def _gated_names(comparison: dict[str, Any]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) -> str:
-    """Human-readable comparison: the change table, jobs in one run only, and the verdict. With
-    ``flagged_only``, the table keeps only its flagged rows (a regression, a metric moved the worse way)
-    and a line counts the others: a sweep of a thousand jobs has some fourteen thousand rows."""
-    from tabulate import tabulate
-
+def _comparison_parts(comparison: dict[str, Any], flagged_only: bool
+                      ) -> tuple[list[str], list[list[str]], int, list[str], str | None, list[str]]:
+    """What a comparison says, for :func:`format_comparison` and :func:`comparison_markdown`: ``(headers,
+    rows, hidden, notes, regressions_head, verdict)``: the change table (its flagged rows with
+    ``flagged_only``; ``hidden`` counts the others), the lines between table and verdict (jobs or rows in
+    one run only, how the runs differ, what was not judged), and the verdict: the heading of the regression
+    lines (None without regressions) and its lines, or the one line saying none or that nothing judged."""
     # job ids, run labels and variant names come from results.json and plugins: one line each, no escapes
     rows = [[plain(cell) for cell in row] for row in comparison_rows(comparison)]
     headers = ["job", "measure", "base", "new", "change", "change %", "flag"]
@@ -1009,10 +1024,7 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
         hidden, rows = len(rows) - len(kept), kept
     if not any(row[-1] for row in rows):  # the flag column, empty: tabulate would still rule it with "--"
         rows, headers = [row[:-1] for row in rows], headers[:-1]
-    lines = [f"compare {comparison['base']} -> {comparison['new']}"]
-    table = tabulate(rows, headers=headers, disable_numparse=True) if rows else "(no flagged row)"
-    if hidden:
-        table += f"\n({hidden:,} unflagged row(s) left out by --flagged-only; --json has every one)"
+    lines = []
     for label in ("only_in_base", "only_in_new"):
         if comparison[label]:
             lines.append(f"jobs {label.replace('_', ' ')}: {', '.join(map(str, comparison[label]))}")
@@ -1023,6 +1035,8 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
                           ("variants_only_in_new", "variants only in new")):
             if job.get(key):
                 lines.append(f"{job['id']}: {what}: {', '.join(map(str, job[key]))}")
+    for name, state in (comparison.get("incomplete") or {}).items():  # in the log's summary, not stderr alone
+        lines.append(f"note: {name.upper()} {state}")
     differ = comparison.get("settings_differ") or []
     if differ:
         lines.append("note: the runs were made differently, which moves the figures too: " + "; ".join(
@@ -1055,17 +1069,53 @@ def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) ->
     rule = ", ".join(([f"p50 +{threshold:g}%" + (f" and +{floor:g} ms" if floor else "")
                        + (f" at{where}" if where else "")] if threshold is not None else [])
                      + ([f"{_gated_names(comparison)} -{points:g} points"] if points is not None else []))
+    head: str | None = None
     if comparison["regressions"]:
-        lines.append(f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:")
-        lines += [f"  {r}" for r in comparison["regressions"]]
+        head = f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:"
+        verdict = [plain(r) for r in comparison["regressions"]]
     elif rule:
         # not silent on what it could not see: rows judged on their fastest call only, or not at all
         caveats = ([f"{floors} unstable latency row(s) judged on their fastest call only"]
                    if floors and threshold is not None else []) + (
             [f"{unstable} unstable latency row(s) not judged"] if unstable and threshold is not None else [])
-        lines.append(f"no regression beyond the threshold ({rule})" + "".join(f"; {c}" for c in caveats))
+        verdict = [f"no regression beyond the threshold ({rule})" + "".join(f"; {c}" for c in caveats)]
     else:  # the changes are shown; nothing judged them: say so rather than end on a table of +0s
-        lines.append("no gate: the changes are shown, not judged (--fail-on-regression PCT judges p50 and accuracy, "
-                     "--max-accuracy-drop POINTS accuracy alone)")
-    lines = [plain(line) for line in lines]
-    return "\n".join([lines[0], table, *lines[1:]])
+        verdict = ["no gate: the changes are shown, not judged (--fail-on-regression PCT judges p50 and accuracy, "
+                   "--max-accuracy-drop POINTS accuracy alone)"]
+    return headers, rows, hidden, [plain(line) for line in lines], head and plain(head), [plain(v) for v in verdict]
+
+
+def format_comparison(comparison: dict[str, Any], flagged_only: bool = False) -> str:
+    """Human-readable comparison: the change table, jobs in one run only, and the verdict. With
+    ``flagged_only``, the table keeps only its flagged rows (a regression, a metric moved the worse way)
+    and a line counts the others: a sweep of a thousand jobs has some fourteen thousand rows."""
+    from tabulate import tabulate
+
+    headers, rows, hidden, notes, head, verdict = _comparison_parts(comparison, flagged_only)
+    # a lost job or row is no table row: "(no flagged row)" alone above its regression read as all-clear
+    empty = "(no flagged row" + ("; the lines below say what is missing)" if head or notes else ")")
+    table = tabulate(rows, headers=headers, disable_numparse=True) if rows else empty
+    if hidden:
+        table += f"\n({hidden:,} unflagged row(s) left out by --flagged-only; --json has every one)"
+    tail = [head, *(f"  {line}" for line in verdict)] if head else verdict
+    return "\n".join([plain(f"compare {comparison['base']} -> {comparison['new']}"), table, *notes, *tail])
+
+
+def comparison_markdown(comparison: dict[str, Any], flagged_only: bool = False) -> str:
+    """The comparison as GitHub Markdown (a CI job's step summary, a pull request's comment): the verdict
+    first, then the change table (``flagged_only``: its flagged rows), then the notes."""
+    from harness.report import Table, _md_cell, md_table
+
+    headers, rows, hidden, notes, head, verdict = _comparison_parts(comparison, flagged_only)
+    title = f"### harness compare `{_md_cell(comparison['base'])}` → `{_md_cell(comparison['new'])}`"
+    if head:
+        lines = [title, "", f"**{_md_cell(head)}**", ""] + [f"- {_md_cell(line)}" for line in verdict]
+    else:
+        lines = [title, "", f"**{_md_cell(verdict[0])}**"]
+    numeric = {i for i, h in enumerate(headers) if h in ("base", "new", "change", "change %")}
+    lines += [""] + (md_table(Table(headers, rows, numeric)) if rows else ["(no flagged row)"])
+    if hidden:
+        lines += ["", f"{hidden:,} unflagged row(s) left out (`--flagged-only`); `--json` has every one."]
+    if notes:
+        lines += [""] + [f"- {_md_cell(line)}" for line in notes]
+    return "\n".join(lines) + "\n"

@@ -738,7 +738,7 @@ def test_flagged_only_keeps_the_flagged_rows_and_counts_the_rest(tmp_path):
     assert text.count("REGRESSION") == len([r for r in flagged if r[-1] == "REGRESSION"]) + 1  # rows + verdict
     assert "REGRESSIONS (p50 +10%, accuracy or macro-F1 -10 points):" in text
     result = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--flagged-only")
-    assert result.returncode == 0 and "(no flagged row)" in result.stdout
+    assert result.returncode == 0 and "(no flagged row; the lines below say what is missing)" in result.stdout
     # a plugin's gated metric is named in the rule
     new = load("regressed")
     new["metric_specs"] = {"top5": {"higher_is_better": True, "gate": True}}
@@ -848,3 +848,74 @@ def test_a_group_of_many_seeds_is_labelled_by_its_range():
     from harness.compare import _group_label
 
     assert _group_label("m@d#lr=0.1", list(range(100))) == "m@d#lr=0.1 [seeds 0-99]"
+
+
+def _at_boundary(base_accuracy: float, new_accuracy: float, base_p50: float, new_p50: float) -> tuple[dict, dict]:
+    """BASE and NEW alike but for every job's accuracy and every stable ONNX Runtime row's p50."""
+    runs = []
+    for accuracy, p50 in ((base_accuracy, base_p50), (new_accuracy, new_p50)):
+        run = load("base")
+        for job in run["jobs"]:
+            job["metrics"] = {"accuracy": accuracy}
+            job["onnx"] = {**(job.get("onnx") or {}), "metrics": {"accuracy": accuracy}}
+            job["latency"] = [dict(r, p50_ms=p50, min_ms=p50, stable=True) for r in job.get("latency") or []
+                              if r.get("runtime") == "onnxruntime"]
+        runs.append(run)
+    return runs[0], runs[1]
+
+
+@pytest.mark.parametrize("base_acc, new_acc, points, failed", [
+    (0.9912, 0.9862, 0.5, False), (0.99, 0.98, 1.0, False), (0.9912, 0.9861, 0.5, True)])
+def test_a_change_of_exactly_the_threshold_passes_as_more_than_says(base_acc, new_acc, points, failed):
+    """0.9912 -> 0.9862 is 0.5000000000000004 points in floats: --max-accuracy-drop 0.5 failed it, printing
+    "dropped 0.50 points"; p50 1.0 -> 1.1 ms failed --fail-on-regression 10 as 10.000000000000009 %."""
+    base, new = _at_boundary(base_acc, new_acc, 1.0, 1.0)
+    assert bool(compare_runs(base, new, accuracy_points=points)["regressions"]) is failed
+    base, new = _at_boundary(0.99, 0.99, 1.0, 1.1)
+    assert compare_runs(base, new, threshold=10)["regressions"] == []
+    base, new = _at_boundary(0.99, 0.99, 1.0, 1.1001)
+    assert compare_runs(base, new, threshold=10)["regressions"]
+
+
+def test_a_new_run_stopped_before_its_first_job_loses_every_job_not_a_usage_error(tmp_path):
+    """A PR run killed in its first job (an OOM, a timeout) has no job row: compare said "no job in common"
+    and exited 2, which a workflow reads as "the gate could not run", though its jobs were planned and lost."""
+    new = load("base")
+    new.update(run_id="killed", planned_jobs=[j["id"] for j in new["jobs"]], jobs=[], interrupted=True)
+    comparison = compare_runs(load("base"), new, threshold=10)
+    assert {d["kind"] for d in comparison["regression_details"]} == {"lost_job"}
+    assert len(comparison["regressions"]) == sum(j["status"] == "ok" for j in load("base")["jobs"])
+    folder = write_run(tmp_path / "killed", new)
+    result = compare_cli(str(RUNS / "base"), str(folder), "--fail-on-regression", "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "note: NEW was interrupted before" in result.stdout  # in the log's summary, not on stderr alone
+    assert "(no flagged row; the lines below say what is missing)" in result.stdout
+    unrelated = {**new, "planned_jobs": ["cnn3d-sequential@synthetic3d"]}
+    with pytest.raises(HarnessError, match="have no job in common"):  # not BASE's jobs: still unrelated runs
+        compare_runs(load("base"), unrelated, threshold=10)
+
+
+def test_the_comparison_says_its_verdict_for_a_bot_and_in_markdown_for_a_step_summary():
+    from harness.compare import compare_folders
+
+    def verdict(new: str, **gates):
+        comparison = compare_folders(RUNS / "base", RUNS / new, warn=lambda line: None, **gates)
+        return comparison["verdict"], comparison["exit_status"]
+
+    assert verdict("regressed", threshold=10) == ("fail", 1)
+    assert verdict("same", threshold=10, per_seed=False) == ("fail", 1)  # a job of base is missing
+    assert verdict("regressed") == ("no_gate", 0)
+    assert verdict("regressed", threshold=50, accuracy_points=50) == ("pass", 0)
+    result = compare_cli(str(RUNS / "base"), str(RUNS / "regressed"), "--fail-on-regression", "2", "--markdown",
+                         "--flagged-only")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "### harness compare `base` → `regressed`"
+    assert lines[2] == "**REGRESSIONS (p50 +2%, accuracy or macro-F1 -2 points):**"
+    assert "- mnist-cnn@synthetic: accuracy dropped 3.00 points (0.9902 -\\> 0.9602)" in lines
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0] == "| job | measure | base | new | change | change % | flag |" and len(table) > 2
+    assert all(line.endswith("| REGRESSION |") or line.endswith("|  |") or "flag" in line or "---" in line
+               for line in table)
+    both = compare_cli(str(RUNS / "base"), str(RUNS / "same"), "--json", "--markdown")
+    assert both.returncode == 2 and "choose one" in both.stderr
