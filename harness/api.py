@@ -23,6 +23,7 @@ the global torch random state is put back after the run, and no signal handler s
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -276,6 +277,17 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
         raise TypeError(f"run() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(fields))}, "
                         f"the flags {', '.join(_FLAGS)}, and quick, progress, reports and track")
     values = _from_flags(given)
+    if isinstance(values.get("sweep"), dict):  # a config file's [sweep] table, crossed as the CLI crosses it
+        from harness.config import sweep_points
+
+        values["sweep"] = sweep_points(values["sweep"], "sweep")
+    swept = {key for point in values.get("sweep") or [] if isinstance(point, dict) for key in point}
+    both = sorted(swept & set(values) - {"seed", "sweep"})
+    if both:  # the sweep's point won, and results.json recorded the keyword
+        raise HarnessError(f"run(): {', '.join(both)} given both as a keyword and in sweep; keep one")
+    for name, value in values.items():  # the CLI and a config file refuse inf and nan; results.json wrote null
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HarnessError(f"run(): {name}={value} is not a finite number")
     like = values.pop("like", None)
     if like is not None and not isinstance(like, (str, Path)):
         raise TypeError(f"like takes a run folder's path, not {like!r}")
@@ -326,7 +338,7 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
     values["latency"] = latency or (QUICK if quick else LatencyConfig())
     if tweaks:  # as --cold-runs, --no-spin, --no-iobinding: on top of the latency settings (--quick's, or these)
         values["latency"] = dataclasses.replace(values["latency"], **tweaks)
-    values["out"] = Path(values.get("out", "reports"))
+    values["out"] = Path(values.get("out", "reports")).expanduser()
     if values.get("data_dir") is not None:
         values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     named = set(values) - {"latency"} | ({"latency"} if latency is not None or quick else set())

@@ -967,6 +967,12 @@ def _merge_config(ctx: click.Context, kwargs: dict[str, Any]) -> tuple[dict[str,
     for setting, value in settings.items():
         key = _PARAM_OF.get(setting, setting)
         if key == "sweep":
+            from harness.runner import check_sweep_grid
+
+            try:  # the whole grid, before the command line replaces any of it
+                check_sweep_grid(value)
+            except HarnessError as exc:
+                raise HarnessError(f"{config_file}: {exc}") from None
             value = _sweep_without(value, on_command_line, config_file)
         param = params.get(key)
         if param is not None:  # the command line's own checks, also on a value the command line overrides
@@ -1046,7 +1052,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         "threads": values["threads"], "providers": values["providers"], "seed": values["seed"],
         # resolved: a resume from another folder finds it, and "~" in a config file (no shell) means home
         "data_dir": Path(values["data_dir"]).expanduser().resolve() if values["data_dir"] else None,
-        "out": Path(values["out"]),
+        "out": Path(values["out"]).expanduser(),  # a config's out = "~/runs" made a folder named "~"
         "run_id": values["run_id"], "resume": values["resume"], "variants": values["variants"],
         "exporter": values["exporter"], "latency": QUICK if values["quick"] else LatencyConfig(),
         "torch_latency": not values["no_torch_latency"], "amp": None if values["amp"] == "fp32" else values["amp"],

@@ -89,7 +89,7 @@ def load_config(path: Path) -> dict[str, Any]:
         raise HarnessError(f"config {path} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
                            "save it as UTF-8") from None
     # The parser is found before parsing, so that a missing one is not blamed on the user's file.
-    parse = json.loads if path.suffix.lower() == ".json" else toml_parser()
+    parse = _json_without_repeats if path.suffix.lower() == ".json" else toml_parser()
     try:
         raw = parse(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
@@ -100,10 +100,28 @@ def load_config(path: Path) -> dict[str, Any]:
     return validate_config(raw, str(path))
 
 
+def _json_without_repeats(text: str) -> Any:
+    """JSON whose objects name each key once: ``json.loads`` kept the last of ``{"epochs": 0, "epochs": 5}``
+    without a word (TOML refuses a repeated key itself)."""
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ValueError(f"{key!r} is given twice")
+            seen[key] = value
+        return seen
+
+    return json.loads(text, object_pairs_hook=unique)
+
+
 def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any]:
     config: dict[str, Any] = {}
+    spelt: dict[str, str] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
+        if name in spelt:  # max-train-samples and max_train_samples: the last won, the first went unchecked
+            raise HarnessError(f"{where}: {spelt[name]} and {key} are the same setting; keep one")
+        spelt[name] = str(key)
         if name == "sweep":
             config["sweep"] = sweep_points(value, where)
         elif name in LIST_KEYS:
@@ -153,6 +171,10 @@ def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:
             if twice is not None:  # one training under two labels (1 and 1.0), or a point silently run once
                 raise HarnessError(f"{where}: sweep.{key} lists {option!r} twice"
                                    + (f" (as {twice!r} too)" if repr(twice) != repr(option) else ""))
+            alike = next((s for s in seen if str(s) == str(option)), None)
+            if alike is not None:  # 8 and "8": one job id (width=8) for two points, one of them lost
+                raise HarnessError(f"{where}: sweep.{key} lists {alike!r} and {option!r}, which name one job "
+                                   f"({key}={option}); keep one")
             seen.append(option)
         values.append(options)
     size = 1

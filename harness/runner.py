@@ -500,15 +500,10 @@ def _sweep_value_problem(key: str, value: Any) -> str | None:
     return None
 
 
-def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]]) -> None:
-    """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument;
-    and a recipe field's or seed's value no job could train with (``batch_size = 0``, ``optimizer = "adamw9"``).
-
-    A model's ``build`` drops keywords it does not take, so a misspelt key (``batchsize``) would
-    otherwise give identical jobs under different labels. A build that takes ``**kwargs`` (as the
-    contract suggests, to ignore the rest) does not count as reading a key: one selected model must
-    name it. A run option that is not a recipe field (``models``, ``device``) is not sweepable.
-    """
+def check_sweep_grid(sweep: Sequence[dict[str, Any]]) -> None:
+    """The checks of :func:`check_sweep_keys` that need no model: each recipe field's or seed's value one
+    could train with, no key the dataset sets, no run option. A config's [sweep] is checked so before the
+    command line replaces any of it, so a file valid with ``--epochs 1`` is valid without it too."""
     for point in sweep:
         for key, value in point.items():
             problem = _sweep_value_problem(key, value)
@@ -519,14 +514,27 @@ def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]
     from_dataset = sorted(keys & {"num_classes", "input_shape"})  # the harness passes these to every build
     if from_dataset:
         raise HarnessError(f"sweep key {from_dataset[0]!r} cannot be swept: it comes from the dataset")
-    if not keys:
-        return
     from harness.config import LIST_KEYS, SCALAR_TYPES
 
     options = sorted(keys & (LIST_KEYS | set(SCALAR_TYPES)))
     if options:
         raise HarnessError(f"sweep key {options[0]!r} is a run option, not something a sweep can vary; set it "
                            f"outside [sweep] (a sweep varies recipe fields, seed and models' build arguments)")
+
+
+def check_sweep_keys(models: Sequence[ModelSpec], sweep: Sequence[dict[str, Any]]) -> None:
+    """Refuse a sweep key that nothing would read: not a recipe field, not ``seed``, no selected model's argument;
+    and a recipe field's or seed's value no job could train with (``batch_size = 0``, ``optimizer = "adamw9"``).
+
+    A model's ``build`` drops keywords it does not take, so a misspelt key (``batchsize``) would
+    otherwise give identical jobs under different labels. A build that takes ``**kwargs`` (as the
+    contract suggests, to ignore the rest) does not count as reading a key: one selected model must
+    name it. A run option that is not a recipe field (``models``, ``device``) is not sweepable.
+    """
+    check_sweep_grid(sweep)
+    keys = {key for point in sweep for key in point} - RECIPE_OVERRIDES - {"seed"}
+    if not keys:
+        return
     named: set[str] = set()
     unreadable = False  # a build that cannot be imported fails its job with the reason; do not refuse for it
     for model in models:
@@ -1282,6 +1290,7 @@ def _stored_options(folder: RunFolder, doing: str, instead: str, given: dict[str
     for name, value in given.items():
         if name not in ("resume", "run_id", "out"):
             setattr(stored, name, value)
+    _given_over_stored_sweep(stored, given, folder, doing)
     if "ray_address" not in given:  # where this machine connects is never a results.json's to choose: one from
         recorded, stored.ray_address = stored.ray_address, None  # a fork's artifact chose a cluster of its own
         if recorded and stored.executor == "ray":
@@ -1291,6 +1300,25 @@ def _stored_options(folder: RunFolder, doing: str, instead: str, given: dict[str
     if stored.executor != "ray" and "jobs" not in given:  # a Ray run resumed with --executor local
         stored.jobs = None
     return stored
+
+
+def _given_over_stored_sweep(stored: RunOptions, given: dict[str, Any], folder: RunFolder, doing: str) -> None:
+    """A setting given with --like (``epochs``) that the stored run swept replaces that sweep, with a warning,
+    as --epochs does over a --config file's [sweep]: the sweep's point won before, and its jobs trained 2
+    epochs under a recorded ``epochs = 1``. A resume refuses it: its jobs are its sweep points."""
+    if not stored.sweep or given.get("sweep") is not None:
+        return
+    dropped = sorted({key for point in stored.sweep for key in point} & set(given) - {"seed"})
+    if not dropped:
+        return
+    names = ", ".join(dropped)
+    if doing == "resume it":
+        raise HarnessError(f"{folder.path.name} sweeps {names}: its jobs are those sweep points, so {names} cannot "
+                           f"change on resume; finish it as it was, or start a new run with --like "
+                           f"{folder.path} and {names} given (that replaces the sweep over {names})")
+    log.warning("%s given replaces the sweep over %s that %s ran", names, names, folder.path.name)
+    kept = [{k: v for k, v in point.items() if k not in dropped} for point in stored.sweep]
+    stored.sweep = [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in kept)]
 
 
 def resume_target(out: Path, run_id: str | None) -> Path:

@@ -372,3 +372,29 @@ def test_a_job_timeout_that_cannot_apply_off_the_main_thread_is_said(caplog):
     say_option_warnings(RunOptions(job_timeout=5))  # the main thread: applied, nothing to say
     say_option_warnings(RunOptions())
     assert "--job-timeout" not in caplog.text
+
+
+def test_run_refuses_what_the_cli_refuses_and_takes_a_config_files_sweep_table(tmp_path):
+    """api.run took lr=inf and latency_budget_ms=nan (results.json recorded null: the budget vanished), a
+    keyword that the sweep also set (the sweep's point won, the keyword was recorded), and not the
+    [sweep] table of a config file the README says to pass as keywords."""
+    from harness.api import run
+    from harness.errors import HarnessError
+
+    tiny = dict(models="mnist-mlp", datasets="synthetic", max_train_samples=64, max_test_samples=64, batch_sizes=1,
+                quick=True, cold_runs=0, no_torch_latency=True, exporter="torchscript", out=tmp_path,
+                reports=False, progress=False)
+    for bad, needle in ((dict(lr=float("inf")), "lr=inf is not a finite number"),
+                        (dict(latency_budget_ms=float("nan")), "latency_budget_ms=nan is not a finite number"),
+                        (dict(epochs=1, sweep=[{"epochs": 2}]), "epochs given both as a keyword and in sweep")):
+        with pytest.raises(HarnessError, match=needle):
+            run(**tiny, **bad)
+    done = run(**tiny, epochs=1, sweep={"lr": [0.01, 0.02]})
+    assert [j["id"] for j in done.results["jobs"]] == ["mnist-mlp@synthetic#lr=0.01", "mnist-mlp@synthetic#lr=0.02"]
+
+
+def test_an_out_folder_under_home_is_home_not_a_folder_named_tilde(tmp_path, monkeypatch):
+    from harness.api import _options
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _options({"out": "~/runs"}, quick=False).out == tmp_path / "runs"

@@ -806,3 +806,49 @@ def test_the_provider_names_the_help_lists_are_those_the_run_takes():
     listed = PROVIDER_SHORT_NAMES.split(", ")
     assert set(listed) <= set(SHORT_PROVIDERS)
     assert {SHORT_PROVIDERS[name] for name in listed} == set(SHORT_PROVIDERS.values())  # each provider once
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("dash.toml", "max-train-samples = 0\nmax_train_samples = 256\n",
+     "dash.toml: max-train-samples and max_train_samples are the same setting; keep one"),
+    ("dup.json", '{"epochs": 0, "epochs": 5}', "'epochs' is given twice"),
+    ("width.toml", '[sweep]\nwidth = [8, "8"]\n', "sweep.width lists 8 and '8', which name one job (width=8)"),
+])
+def test_a_setting_given_twice_in_one_file_is_refused_not_the_last_kept(tmp_path, name, text, needle):
+    """The last spelling won without a word (the first, max-train-samples = 0, was never checked); two sweep
+    values named alike made one job id, and only one of the points ran."""
+    config = tmp_path / name
+    config.write_text(text)
+    _assert_usage_error(run_cli("run", "--config", str(config), "--out", str(tmp_path / "out")), needle)
+
+
+@pytest.mark.parametrize("sweep, flag, needle", [
+    ("max_train_samples = [128, 256]", ["--max-train-samples", "64"], "c.toml: sweep key 'max_train_samples' is a run option"),
+    ("epochs = [1.0]", ["--epochs", "1"], "c.toml: sweep value epochs = 1.0: must be a whole number"),
+])
+def test_a_configs_sweep_is_checked_whole_before_the_command_line_replaces_part_of_it(tmp_path, sweep, flag, needle):
+    """Refused alone, these ran with the flag (dropped from the grid first): a file that passes locally with
+    a flag failed in CI without it."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'models = ["mnist-mlp"]\ndatasets = ["synthetic"]\n[sweep]\n{sweep}\n')
+    _assert_usage_error(run_cli("run", "--config", str(config), *flag, "--out", str(tmp_path / "out")), needle)
+
+
+def test_a_setting_given_with_like_replaces_the_stored_sweep_over_it_and_resume_refuses_it(tmp_path):
+    """`--like RUN --epochs 1` of a run that swept epochs recorded epochs = 1 while its #epochs=2 job trained 2
+    epochs; a resume said 'the jobs still to run use them' and they did not."""
+    config = tmp_path / "c.toml"
+    config.write_text('models = ["mnist-mlp"]\ndatasets = ["synthetic"]\nmax-train-samples = 64\nmax-test-samples = 64\n'
+                      'batch-sizes = [1]\nquick = true\ncold-runs = 0\nno-torch-latency = true\nexporter = "torchscript"\n'
+                      '[sweep]\nepochs = [1, 2]\n')
+    out = tmp_path / "out"
+    first = run_cli("run", "--config", str(config), "--out", str(out), "--run-id", "s1", "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    like = run_cli("run", "--like", str(out / "s1"), "--epochs", "1", "--run-id", "again", "--no-progress")
+    assert like.returncode == 0, like.stderr[-2000:]
+    assert "epochs given replaces the sweep over epochs that s1 ran" in like.stderr
+    data = json.loads((out / "again" / "results.json").read_text())
+    assert data["config"]["epochs"] == 1 and data["config"]["sweep"] == [{}]
+    assert [(j["id"], j["train"]["epochs"]) for j in data["jobs"]] == [("mnist-mlp@synthetic", 1)]
+    _assert_usage_error(run_cli("run", "--resume", "--run-id", "s1", "--out", str(out), "--epochs", "1"),
+                        "s1 sweeps epochs: its jobs are those sweep points")
