@@ -1375,8 +1375,11 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
                 return not settings_differences(a, b)
             return a == b
 
-        # An option that a run from an older version did not record reads as None, its default then.
-        differ = [k for k in sorted(set(before) | set(now)) if not same(before.get(k), now.get(k))]
+        # An option that a run from an older version did not record is its default then, which is today's
+        # (cuda_graphs, unrecorded before the option, was said as "None -> False": a change nobody made).
+        defaults = options_of(RunOptions().to_config())
+        differ = [k for k in sorted(set(before) | set(now))
+                  if not same(before[k] if k in before else defaults.get(k), now.get(k))]
         # The edge question's floor and budgets judge every job, finished or not: not worth a warning.
         from harness.edge import Question
 
@@ -1399,6 +1402,11 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
             log.warning("resuming %s with changed options (%s): the jobs still to run use them%s", folder.path.name,
                         squeeze(changed, 300), f", the {finished} finished job(s) keep the settings they ran with"
                         if finished else "")
+        made_by = _made_by(folder.data.get("environment") or {})
+        if not idle and folder.finished_ids() and made_by != _made_by(environment):
+            log.warning("resuming %s, whose finished job(s) were made by %s; the jobs still to run are made by %s "
+                        "(its exporter, timing and reports' rules may differ: the run then holds both)",
+                        folder.path.name, made_by, _made_by(environment))
         if idle:
             config = {**(folder.data.get("config") or {}), **{k: config.get(k) for k in differ if k in Question.KEYS}}
             differ = [k for k in differ if k in Question.KEYS]
@@ -1411,6 +1419,15 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
         folder.save()  # recorded even when every job had already finished
         return folder
     return RunFolder.create(out, options.run_id, environment, options.to_config())
+
+
+def _made_by(environment: dict[str, Any]) -> str:
+    """Which harness an environment record names: ``harness 0.1.0 (commit 1a2b3c4d)``, ``... (commit not
+    recorded)`` for a run from before harness_commit was; a changed checkout is marked, as its code differs."""
+    commit = environment.get("harness_commit")
+    where = (f"commit {str(commit)[:12]}" + (", changed" if environment.get("harness_dirty") else "")
+             if commit else "commit not recorded")
+    return f"harness {environment.get('harness') or '?'} ({where})"
 
 
 SELECTION_KEYS = ("plugins", "models", "datasets")  # None: all of them

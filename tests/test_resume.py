@@ -708,3 +708,26 @@ def test_a_resume_without_the_trackers_the_run_had_says_so(tmp_path, caplog):
     plain = RunFolder.create(tmp_path, "p", {}, {})
     note_reporters(plain, ReporterSet([Named("a-plugins-own", False)]), resume=False)
     assert "trackers" not in plain.data  # a run without any says nothing about them
+
+
+def test_resuming_an_older_versions_run_names_the_other_harness_and_no_option_it_did_not_record(tmp_path):
+    """A run from before --cuda-graphs recorded no cuda_graphs: its resume warned "changed options
+    (cuda_graphs None -> False)", which nobody changed; and a run another harness made was finished by this
+    one without a word, one table then holding both versions' figures."""
+    out = tmp_path / "out"
+    args = ["run", "--models", "mnist-mlp,mnist-ultralight-cnn", "--datasets", "synthetic", "--epochs", "1",
+            "--max-train-samples", "64", "--max-test-samples", "64", "--device", "cpu", "--batch-sizes", "1",
+            "--quick", "--no-torch-latency", "--exporter", "torchscript", "--cold-runs", "0", "--out", str(out),
+            "--run-id", "old", "--no-progress"]
+    assert run_cli(*args).returncode == 0
+    path = out / "old" / "results.json"
+    data = json.loads(path.read_text())
+    data["jobs"] = data["jobs"][:1]  # stopped before its second job
+    del data["config"]["cuda_graphs"]
+    data["environment"].update(harness_commit="0123456789abcdef", harness_dirty=False)
+    path.write_text(json.dumps(data))
+    resumed = run_cli("run", "--resume", "--run-id", "old", "--out", str(out), "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "changed options" not in resumed.stderr, resumed.stderr
+    assert "resuming old, whose finished job(s) were made by harness 0.1.0 (commit 0123456789ab); the jobs still " \
+           "to run are made by harness 0.1.0 (commit " in resumed.stderr
