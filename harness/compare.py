@@ -897,7 +897,8 @@ MEASURING_OPTIONS = ("epochs", "batch_size", "lr", "seed", "max_train_samples", 
 they differ (``config`` in results.json)."""
 MACHINE_FACTS = ("hostname", "cpu", "cpu_count", "usable_cores", "gpu", "device", "torch_threads", "python",
                  "torch", "onnx", "onnxscript", "onnxruntime", "numpy", "harness", "harness_commit")
-"""Environment facts that move latency, or what is trained and written, when they differ (``device`` is the
+"""Environment facts that move latency, or what is trained and written, when they differ (the hostname only
+beside another: alone, with the CPU recorded alike, it is another runner of one kind; ``device`` is the
 one training used: ``--device auto`` and ``cpu`` on a machine without a GPU are the same; the libraries that
 train, export and run the model; the harness's own code, by version and commit)."""
 
@@ -929,8 +930,10 @@ def setting_differences(base: dict[str, Any], new: dict[str, Any],
         out += _option_differences(base.get("config"), new.get("config"))
     old, cur = base.get("environment"), new.get("environment")
     if isinstance(old, dict) and isinstance(cur, dict):
-        out += [{"what": key, "base": old[key], "new": cur[key]} for key in MACHINE_FACTS
-                if key in old and key in cur and old[key] != cur[key]]
+        facts = [key for key in MACHINE_FACTS if key in old and key in cur and old[key] != cur[key]]
+        if facts == ["hostname"] and "cpu" in old and "cpu" in cur:  # the same kind of machine, another host:
+            facts = []  # a CI service's runners are named anew for every job, and the note was always on
+        out += [{"what": key, "base": old[key], "new": cur[key]} for key in facts]
     return out
 
 

@@ -468,14 +468,18 @@ def test_runs_made_differently_are_named_beside_the_figures():
     assert compare_runs(base, new)["settings_differ"] == []
     new["config"] = {**new["config"], "seed": 3, "max_train_samples": 64,
                      "latency": {**(new["config"].get("latency") or {}), "min_time_s": 0.05}}
-    new["environment"] = {**new["environment"], "hostname": "laptop"}
+    new["environment"] = {**new["environment"], "hostname": "laptop", "cpu": "Intel Core"}
     base["config"] = {**base["config"], "latency": {"min_time_s": 0.5}}
     comparison = compare_runs(base, new)
     differ = {d["what"]: (d["base"], d["new"]) for d in comparison["settings_differ"]}
     assert differ == {"seed": (0, 3), "max_train_samples": (512, 64), "latency.min_time_s": (0.5, 0.05),
-                      "hostname": ("ci", "laptop")}
+                      "hostname": ("ci", "laptop"), "cpu": ("AMD EPYC", "Intel Core")}
     text = format_comparison(comparison)
     assert "note: the runs were made differently" in text and "seed 0 -> 3" in text and "hostname ci -> laptop" in text
+    # another runner of the same kind (a CI service names each anew): the note was on for every comparison
+    runner = load("base")
+    runner["environment"] = {**runner["environment"], "hostname": "fv-az771-123"}
+    assert compare_runs(load("base"), runner)["settings_differ"] == []
     new["config"]["max_test_samples"], base["config"]["max_test_samples"] = 500, None
     assert "max_test_samples all -> 500" in format_comparison(compare_runs(base, new))  # not Python's None
     # options that decide which latency rows a run has: named, so "rows only in base" has its reason beside it
