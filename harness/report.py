@@ -506,7 +506,7 @@ def csv_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
                    "cold_start_rss_bytes": _get(variant, "cold_start", "rss_bytes"),
                    "accuracy_drop": _drop(_get(job, "onnx", "metrics", "accuracy"),
                                           _get(variant, "metrics", "accuracy")),
-                   "vs_fp32_speedup": _get(variant, "vs_fp32", "speedup"),
+                   "vs_fp32_speedup": vs_fp32_speedup(variant.get("vs_fp32")),
                    "vs_fp32_stability": _get(variant, "vs_fp32", "stability"),
                    "latency_skipped": "; ".join(map(str, variant.get("latency_skipped") or [])) or None}
             rows = [r for r in variant.get("latency") or [] if isinstance(r, dict)]
@@ -1127,13 +1127,8 @@ def variants_table(results: dict[str, Any]) -> Table:
             lat = headline_latency(v) or next(
                 (r for r in v.get("latency") or [] if r.get("runtime") == ORT), None)
             p50 = _number(lat.get("p50_ms")) if lat else None
-            speedup = _number(_get(v, "vs_fp32", "speedup"))
+            speedup = vs_fp32_speedup(v.get("vs_fp32"))
             unstable = _get(v, "vs_fp32", "stability") == "unstable"
-            if unstable:  # rounds disagree: the same robust ratio the edge table ranks by
-                from harness.edge import robust_ratio
-
-                ratio, _ = robust_ratio(v["vs_fp32"])
-                speedup = 1.0 / ratio if ratio else None
             if speedup is None and lat is not None and p50:
                 base = pick_latency(job, provider=lat.get("provider"), batch_size=lat.get("batch_size"),
                                     threads=lat.get("threads"))
@@ -1424,6 +1419,21 @@ def failed_table(results: dict[str, Any]) -> Table:
             for job in results.get("jobs", []) if job.get("status") != "ok"]
     return Table(["model", "dataset", "status", "stage", "error"], rows,
                  classes=[r[2] for r in rows])
+
+
+def vs_fp32_speedup(vs: Any) -> float | None:
+    """How many times faster a variant is than its fp32 export, from its alternating comparison ``vs`` (its
+    ``vs_fp32``), by today's rule: where the rounds disagreed (``unstable``), 1 / their median ratio, the
+    figure the edge table ranks by. A results.json from before that rule recorded 1 / ratio there, which
+    results.csv copied while report.md recomputed."""
+    if not isinstance(vs, dict):
+        return None
+    if vs.get("stability") == "unstable":
+        from harness.latency import robust_ratio
+
+        ratio, _ = robust_ratio(vs)
+        return round(1.0 / ratio, 4) if ratio else None
+    return _number(vs.get("speedup"))
 
 
 def failed_heading(failed: Table) -> str:

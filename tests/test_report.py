@@ -1559,3 +1559,18 @@ def test_an_edge_tables_footnote_keeps_its_star_in_markdown(results):
     (caption, table), *_ = deployment_tables(results)
     assert table.footnote and table.footnote.startswith("* unstable")
     assert "\n\\* unstable" in to_markdown(results) and "\n* unstable" not in to_markdown(results)
+
+
+def test_an_older_runs_unstable_speedup_is_read_by_todays_rule_in_the_csv_as_in_the_report(results):
+    """A results.json from before the rounds' median rule recorded 1 / ratio for an unstable comparison:
+    report.md recomputed it, results.csv copied the stored figure (3.83x beside 4.85x)."""
+    from harness.report import csv_rows, variants_table
+
+    job = next(j for j in results["jobs"] if any(v.get("variant") == "int8-dynamic" for v in j.get("variants") or []))
+    variant = next(v for v in job["variants"] if v.get("variant") == "int8-dynamic")
+    variant["vs_fp32"] = {"ratio": 0.8, "speedup": 1.25, "stability": "unstable", "ratio_paired_median": 1.1}
+    row = next(r for r in csv_rows(results) if r.get("variant") == "int8-dynamic")
+    assert row["vs_fp32_speedup"] == round(1 / 1.1, 4)
+    table = variants_table(results)
+    cell = next(c for r in table.rows if "int8-dynamic" in r for c in r if "(unstable)" in str(c))
+    assert cell.startswith("0.91x")
