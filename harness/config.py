@@ -100,6 +100,12 @@ def load_config(path: Path) -> dict[str, Any]:
     return validate_config(raw, str(path))
 
 
+COMMAND_LINE_ONLY = {"progress": "--no-progress", "edge_gate": "--edge-gate", "like": "--like", "resume": "--resume",
+                     "config": "--config", "jobs": "--jobs", "ray_address": "--ray-address"}
+"""``harness run`` options a config file does not take (where a run goes, how it is shown, what it resumes),
+with their flags."""
+
+
 def _json_without_repeats(text: str) -> Any:
     """JSON whose objects name each key once: ``json.loads`` kept the last of ``{"epochs": 0, "epochs": 5}``
     without a word (TOML refuses a repeated key itself)."""
@@ -135,6 +141,9 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
             if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise HarnessError(f"{where}: {key} must be {TYPE_TEXT[expected]}, not {_kind(value)}")
             config[name] = value
+        elif name in COMMAND_LINE_ONLY:  # a did-you-mean of another setting sent the reader the wrong way
+            raise HarnessError(f"{where}: {key} is a command-line option only ({COMMAND_LINE_ONLY[name]}), not a "
+                               "setting a file can hold")
         else:
             from harness.registry import unknown_name_message
 

@@ -257,6 +257,8 @@ def run_folder_of(path: "str | Path") -> Path:
     """The run folder ``path`` names: itself, or the folder holding it when it is a file (its results.json),
     as :func:`load_results` reads either."""
     path = Path(path)
+    if path.is_file() and path.name != RESULTS_FILE:  # --like a.toml: "no results.json in ." said nothing useful
+        raise HarnessError(f"{path} is a file, not a run folder or its {RESULTS_FILE}")
     return path.parent if path.is_file() else path
 
 

@@ -852,3 +852,12 @@ def test_a_setting_given_with_like_replaces_the_stored_sweep_over_it_and_resume_
     assert [(j["id"], j["train"]["epochs"]) for j in data["jobs"]] == [("mnist-mlp@synthetic", 1)]
     _assert_usage_error(run_cli("run", "--resume", "--run-id", "s1", "--out", str(out), "--epochs", "1"),
                         "s1 sweeps epochs: its jobs are those sweep points")
+
+
+def test_a_command_line_only_option_in_a_config_and_a_file_given_as_like_say_what_they_are(tmp_path):
+    """`progress = false` got "did you mean: providers, profile?"; `--like a.toml` said "no results.json in ."."""
+    config = tmp_path / "g.toml"
+    config.write_text("progress = false\n")
+    _assert_usage_error(run_cli("run", "--config", str(config)),
+                        "g.toml: progress is a command-line option only (--no-progress)")
+    _assert_usage_error(run_cli("run", "--like", str(config)), f"{config} is a file, not a run folder or its results.json")
