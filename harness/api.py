@@ -213,9 +213,10 @@ def _names(name: str, value: Any) -> list[str] | None:
 # ("256KiB") or its field's bytes; --no-torch-latency as torch_latency=False, and the other --no- flags.
 _SIZE_FLAGS = {"size_budget": "size_budget_bytes", "activation_budget": "activation_budget_bytes",
                "memory_budget": "memory_budget_bytes"}
-_NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last"}
+_NEGATED = {"no_torch_latency": "torch_latency", "no_channels_last": "channels_last", "no_compile": "compile",
+            "no_cuda_graphs": "cuda_graphs"}
 _ON_OFF = ("spin", "iobinding")  # latency.FLAG_FIELDS' flags that have a no_ form
-_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "cold_runs", "like", *_ON_OFF,
+_FLAGS = (*_SIZE_FLAGS, *_NEGATED, "no_progress", "no_quick", "cold_runs", "like", *_ON_OFF,
           *(f"no_{flag}" for flag in _ON_OFF))
 # harness run's flags with no keyword here, and what to do instead
 _NOT_HERE = {"config": "read the file and pass its settings as keywords",
@@ -277,6 +278,9 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
         raise TypeError(f"run() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(sorted(fields))}, "
                         f"the flags {', '.join(_FLAGS)}, and quick, progress, reports and track")
     values = _from_flags(given)
+    no_quick = _flag("no_quick", values.pop("no_quick")) if "no_quick" in values else False
+    if no_quick and quick:
+        raise TypeError("run() got both quick and no_quick; give one")
     if isinstance(values.get("sweep"), dict):  # a config file's [sweep] table, crossed as the CLI crosses it
         from harness.config import sweep_points
 
@@ -341,7 +345,8 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
     values["out"] = Path(values.get("out", "reports")).expanduser()
     if values.get("data_dir") is not None:
         values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
-    named = set(values) - {"latency"} | ({"latency"} if latency is not None or quick else set())
+    # no_quick: the full latency settings over a like= or resumed run's quick ones, as --no-quick
+    named = set(values) - {"latency"} | ({"latency"} if latency is not None or quick or no_quick else set())
     if values.get("profile") == "edge":
         from harness.edge import apply_edge_profile
 

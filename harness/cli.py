@@ -636,11 +636,14 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--onnx-tolerance", type=Finite(min=0, min_open=True),
               help="Fail a job whose ONNX Runtime logits differ from PyTorch's by more than this, times the "
                    "logit's size where that is above 1 (default: 1e-4).")
-@click.option("--quick", is_flag=True, help="Short latency measurements (smoke tests; noisier figures).")
+@click.option("--quick/--no-quick", default=False,
+              help="Short latency measurements (smoke tests; noisier figures); --no-quick: the full ones, e.g. "
+                   "over a --like or --config run's --quick.")
 @click.option("--cold-runs", type=click.IntRange(min=0), metavar="N",
               help="New processes that time each ONNX model's cold start (load, first answer, memory); "
                    "0: none. Default: 3, or 1 with --quick.")
-@click.option("--no-torch-latency", is_flag=True, help="Skip eager PyTorch latency rows.")
+@click.option("--no-torch-latency/--torch-latency", "no_torch_latency", default=False,
+              help="Skip eager PyTorch latency rows (--torch-latency: time them, over a stored or file setting).")
 @click.option("--spin/--no-spin", default=None,
               help="ONNX Runtime's intra-op threads spin-wait between calls (its default) or sleep (--no-spin): "
                    "above 1 thread on a busy machine spinning threads compete for the cores; time as you deploy.")
@@ -653,8 +656,8 @@ def _shape_text(row: dict[str, Any]) -> str:
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Train 2D models in channels-last memory format. Default: on when training on the CPU "
                    "(a median 1.2x, up to 1.9x, faster per epoch there), off on CUDA.")
-@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the training forward pass.")
-@click.option("--cuda-graphs", is_flag=True,
+@click.option("--compile/--no-compile", "compile_model", default=False, help="torch.compile the training forward pass.")
+@click.option("--cuda-graphs/--no-cuda-graphs", default=False,
               help="Capture each training step (forward, backward, optimizer update) as a CUDA graph "
                    "and replay it. Falls back to the eager loop, with the reason recorded, where it "
                    "cannot apply.")

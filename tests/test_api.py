@@ -398,3 +398,20 @@ def test_an_out_folder_under_home_is_home_not_a_folder_named_tilde(tmp_path, mon
 
     monkeypatch.setenv("HOME", str(tmp_path))
     assert _options({"out": "~/runs"}, quick=False).out == tmp_path / "runs"
+
+
+def test_no_quick_gives_the_full_latency_settings_over_a_liked_runs_quick_ones(tmp_path):
+    import dataclasses
+
+
+    from harness.api import _options
+    from harness.latency import QUICK, LatencyConfig
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
+    fixture["config"]["latency"] = dataclasses.asdict(QUICK)
+    run_dir = write_run(tmp_path / "quick", fixture)
+    assert _options({"like": run_dir}, quick=False).latency == QUICK  # the run's own, as --like keeps them
+    assert _options({"like": run_dir, "no_quick": True}, quick=False).latency == LatencyConfig()
+    assert _options({"like": run_dir, "no_compile": True}, quick=False).compile is False
+    with pytest.raises(TypeError, match="both quick and no_quick"):
+        _options({"no_quick": True}, quick=True)

@@ -861,3 +861,26 @@ def test_a_command_line_only_option_in_a_config_and_a_file_given_as_like_say_wha
     _assert_usage_error(run_cli("run", "--config", str(config)),
                         "g.toml: progress is a command-line option only (--no-progress)")
     _assert_usage_error(run_cli("run", "--like", str(config)), f"{config} is a file, not a run folder or its results.json")
+
+
+def test_a_like_runs_quick_and_no_torch_latency_can_be_turned_off_on_the_command_line(tmp_path):
+    """A --like (or --config) run's --quick, --no-torch-latency, --compile and --cuda-graphs had no flag to
+    undo them: a --like of a --quick run could never be measured in full without editing a file."""
+    out = tmp_path / "out"
+    first = run_cli("run", "--models", "mnist-mlp", "--datasets", "synthetic", "--epochs", "1", "--max-train-samples",
+                    "64", "--max-test-samples", "64", "--batch-sizes", "1", "--quick", "--cold-runs", "0",
+                    "--no-torch-latency", "--exporter", "torchscript", "--out", str(out), "--run-id", "a",
+                    "--no-progress")
+    assert first.returncode == 0, first.stderr[-2000:]
+    # --no-quick gives the full settings, as --quick gives its own: a flag on top (--cold-runs) is given again
+    again = run_cli("run", "--like", str(out / "a"), "--no-quick", "--torch-latency", "--cold-runs", "0", "--run-id",
+                    "b", "--no-progress")
+    assert again.returncode == 0, again.stderr[-2000:]
+    from harness.latency import LatencyConfig
+
+    quick, full = (json.loads((out / r / "results.json").read_text()) for r in "ab")
+    assert quick["config"]["latency"]["min_time_s"] < LatencyConfig().min_time_s
+    assert full["config"]["latency"]["min_time_s"] == LatencyConfig().min_time_s
+    assert full["config"]["latency"]["cold_runs"] == 0
+    assert full["config"]["torch_latency"] is True
+    assert {r["runtime"] for r in full["jobs"][0]["latency"]} == {"onnxruntime", "torch"}
