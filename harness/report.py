@@ -1520,7 +1520,8 @@ REFERENCE_NOTE = ("What the seed projects published for these models, next to th
                   "differs for each other job. Training speed-up: the published training time over ours, shown "
                   "only when comparable, otherwise '-'. The published figures keep the seed's own names: a "
                   "val_accuracy or train_accuracy is not our test accuracy beside it.")
-LATENCY_NOTE = ("samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
+LATENCY_NOTE = ("p50, p90 and p99 ms: the median, 90th and 99th percentile of the timed calls' latency, per batch. "
+                "samples/s is the throughput at the mean latency (batch size / mean), not at the p50 next to it; "
                 "results.json and results.csv have mean_ms. Session ms (ONNX Runtime) is the time to create the "
                 "session: load the file from the OS cache, optimise the graph, set up the provider; first call ms "
                 "is the first call at that batch size, before the warm-up (eager PyTorch: at the first thread count "
@@ -1558,7 +1559,7 @@ def history_table(job: dict[str, Any]) -> Table:
                      _fmt(_number(rec.get("eval_loss")), ".4f"), _fmt(_number(rec.get("eval_accuracy")), ".4f"),
                      _fmt(_number(rec.get("seconds")), ".1f")])
     evaluated = _get(job, "train", "evaluated_on") or "eval"
-    return Table(["epoch", "lr", "train loss", "train accuracy", f"{evaluated} loss", f"{evaluated} accuracy",
+    return Table(["epoch", "learning rate", "train loss", "train accuracy", f"{evaluated} loss", f"{evaluated} accuracy",
                   "seconds"], rows, set(range(7)))
 
 
