@@ -168,15 +168,17 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     _drop_weight_values(model.graph)
     model = _inline_functions(model)
     recorded = _shapes_with_symbols([*model.graph.input, *model.graph.value_info])
+    record = list(model.graph.value_info)
     batch, assumed = _fix_input_shapes(model.graph, dict(dims or {}))
     del model.graph.value_info[:]  # shapes recorded with a symbolic batch would win over the inferred ones
+    sizes_of = _symbol_sizes(recorded, model.graph.input)
     _sort_nodes(model.graph)
     # What each node reads, taken before _standardise drops a fused operator's extra inputs (FusedConv's
     # residual Z is still read there, and must stay alive until then).
     reads = _reads(model.graph)
     _standardise(model.graph)
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        inferred = _infer_with_record(model, record, recorded, sizes_of)
     except Exception as exc:  # noqa: BLE001 - a graph ONNX cannot infer is still benchmarked
         nodes = [_label(n) for n in model.graph.node if n.op_type in COUNTED | NOT_COUNTED]
         return OnnxCost(None, nodes or [f"shape inference failed: {type(exc).__name__}"], None, batch,
@@ -189,7 +191,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
             shapes = _known_shapes(inferred.graph)
         except Exception:  # noqa: BLE001 - the first inference's shapes stand
             log.debug("shape inference failed after rewriting flattening Reshapes", exc_info=True)
-    _fill_from_recorded(shapes, recorded, model.graph.input)
+    _fill_from_recorded(shapes, recorded, sizes_of)
     sizes = _tensor_sizes(inferred.graph, shapes)
     activations, basis = _activation_bytes(inferred.graph, sizes, reads), "graph"
     if _is_qdq(inferred.graph):
@@ -518,20 +520,59 @@ def _shapes_with_symbols(values: Sequence[Any]) -> dict[str, list[int | str]]:
     return found
 
 
-def _fill_from_recorded(shapes: dict[str, list[int]], recorded: dict[str, list[int | str]],
-                        inputs: Sequence[Any]) -> None:
-    """Add to ``shapes`` the exporter's own shapes of the tensors inference left unknown, each named open
-    dimension at the size the inputs were given (``s0``, the batch, at 1): torch 2.6's exporter computes a
-    flattening Reshape's target from Shape -> Squeeze -> Concat -> Cast, which ONNX's inference does not
-    follow, and every Gemm after it went uncounted; the graph records those shapes itself."""
+def _symbol_sizes(recorded: dict[str, list[int | str]], inputs: Sequence[Any]) -> dict[str, int]:
+    """The size each named open input dimension (``s0``, the batch) was given by :func:`_fix_input_shapes`."""
     sizes: dict[str, int] = {}
     for value in inputs:
         for named, dim in zip(recorded.get(value.name, []), value.type.tensor_type.shape.dim):
             if isinstance(named, str) and dim.HasField("dim_value"):
                 sizes.setdefault(named, dim.dim_value)
+    return sizes
+
+
+def _resolved(dims: list[int | str], sizes: dict[str, int]) -> list[int] | None:
+    """``dims`` with each named dimension at its size; None when one has none."""
+    if not all(isinstance(d, int) or d in sizes for d in dims):
+        return None
+    return [d if isinstance(d, int) else sizes[d] for d in dims]
+
+
+def _infer_with_record(model: "onnx.ModelProto", record: list[Any], recorded: dict[str, list[int | str]],
+                       sizes: dict[str, int]) -> "onnx.ModelProto":
+    """ONNX's shape inference of ``model``, given the exporter's own record of intermediate shapes (``record``,
+    its value_info) with each named dimension at the size the inputs were given: torch 2.6's exporter (the
+    floor) computes a flattening Reshape's target through ops data propagation stops at, and every Gemm
+    after it, and in a quantized variant every MatMulInteger, went uncounted. A record inference disagrees
+    with (an exporter's shape a quantizer changed) is left out: inference runs again without it."""
+    import onnx
+
+    hinted = onnx.ModelProto()
+    hinted.CopyFrom(model)
+    for value in record:
+        dims = _resolved(recorded.get(value.name, []), sizes) if value.name in recorded else None
+        if dims is None:
+            continue
+        copy = hinted.graph.value_info.add()
+        copy.CopyFrom(value)
+        for dim, size in zip(copy.type.tensor_type.shape.dim, dims):
+            dim.Clear()
+            dim.dim_value = size
+    if len(hinted.graph.value_info):
+        try:
+            return onnx.shape_inference.infer_shapes(hinted, check_type=False, strict_mode=False, data_prop=True)
+        except Exception:  # noqa: BLE001 - the record disagrees with the graph: inference alone
+            log.debug("shape inference with the recorded shapes failed; inferring without them", exc_info=True)
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+
+
+def _fill_from_recorded(shapes: dict[str, list[int]], recorded: dict[str, list[int | str]],
+                        sizes: dict[str, int]) -> None:
+    """Add to ``shapes`` the recorded shapes of the tensors inference still left unknown (see
+    :func:`_infer_with_record`), each named dimension at its size."""
     for name, dims in recorded.items():
-        if name not in shapes and all(isinstance(d, int) or d in sizes for d in dims):
-            shapes[name] = [d if isinstance(d, int) else sizes[d] for d in dims]
+        resolved = _resolved(dims, sizes) if name not in shapes else None
+        if resolved is not None:
+            shapes[name] = resolved
 
 
 def _known_shapes(graph: "onnx.GraphProto") -> dict[str, list[int]]:

@@ -601,7 +601,10 @@ def test_a_shape_inference_cannot_follow_is_taken_from_the_graphs_own_record(rec
              helper.make_node("Concat", ["shape", "width"], ["wanted"], axis=0),
              helper.make_node("Identity", ["wanted"], ["target"]),  # where ONNX's data propagation stops
              helper.make_node("Reshape", ["input", "target"], ["flat"]),
-             helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1)]
+             # what reads the recorded tensor is itself unrecorded (a quantized variant's
+             # DynamicQuantizeLinear): the record has to reach inference, not only the count
+             helper.make_node("Relu", ["flat"], ["act"]),
+             helper.make_node("Gemm", ["act", "w", "b"], ["logits"], transB=1)]
     weights = [numpy_helper.from_array(np.array([784], np.int64), "width"),
                numpy_helper.from_array(np.zeros((10, 784), np.float32), "w"),
                numpy_helper.from_array(np.zeros(10, np.float32), "b")]
