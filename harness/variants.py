@@ -268,13 +268,30 @@ def _quiet() -> Iterator[None]:
             root.removeHandler(handler)
 
 
+@contextlib.contextmanager
+def _scratch_cwd() -> Iterator[None]:
+    """The working directory a temporary folder for the duration: ONNX Runtime 1.18's shape inference for
+    quantization, failing, saved ``sym_shape_infer_temp.onnx`` and its weights (uuid-named files) into the
+    working directory and left them there, in a user's checkout."""
+    import os
+    import tempfile
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="harness-quant-") as scratch:
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(here)
+
+
 def _preprocess(source: Path, target: Path) -> tuple[Path, list[str]]:
     """``quant_pre_process`` into ``target``; on failure the graph without its value_info there, and a note."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        with _quiet():
-            quant_pre_process(str(source), str(target), skip_symbolic_shape=False)
+        with _quiet(), _scratch_cwd():
+            quant_pre_process(str(Path(source).resolve()), str(Path(target).resolve()), skip_symbolic_shape=False)
         return target, []
     except Exception as exc:  # noqa: BLE001 - quantization still works on the raw graph
         # Without its recorded intermediate shapes (value_info): the quantizer's own shape inference
@@ -288,6 +305,35 @@ def _preprocess(source: Path, target: Path) -> tuple[Path, list[str]]:
         return target, [f"ONNX Runtime's quantization pre-processing (shape inference) could not handle this "
                         f"graph ({_one_line(exc)}); quantized the export without it, dropping only its optional "
                         "recorded intermediate shapes"]
+
+
+def _restore_shapes(source: Path, target: Path) -> None:
+    """Put the export's recorded intermediate shapes (value_info) back into the quantized ``target`` for the
+    tensors it kept by name, where :func:`_preprocess` had to quantize without them: ONNX's shape inference
+    does not follow every exporter's shape arithmetic (torch 2.6's flattening Reshape), and without the
+    record the variant's FLOPs and activation memory went uncounted. Kept only if ONNX Runtime still loads
+    the file (a record the quantizer's graph disagrees with was why it was dropped)."""
+    import onnx
+
+    recorded = onnx.load(str(source), load_external_data=False).graph.value_info
+    model = onnx.load(str(target))
+    made = {name for node in model.graph.node for name in node.output}
+    kept = [value for value in recorded if value.name in made]
+    if not kept:
+        return
+    # the quantizer's own inference wrote these names with open dimensions (unk__0): the record replaces them
+    names = {value.name for value in kept}
+    others = [value for value in model.graph.value_info if value.name not in names]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend([*others, *kept])
+    trial = target.with_suffix(".shapes.onnx")
+    onnx.save(model, str(trial))
+    try:
+        _runs_on_cpu(trial)
+    except Exception:  # noqa: BLE001 - the variant stands as quantized, uncounted where it was
+        trial.unlink(missing_ok=True)
+        return
+    trial.replace(target)
 
 
 def _runs_on_cpu(path: Path) -> None:
@@ -313,6 +359,8 @@ def build_int8_dynamic(source: Path, target: Path, calib_inputs: Any = None, see
     finally:
         if pre != source:
             pre.unlink(missing_ok=True)
+    if notes[:-1]:  # pre-processing failed: quantized without the export's recorded shapes
+        _restore_shapes(source, target)
     return notes
 
 
@@ -361,6 +409,7 @@ def build_int8_static(source: Path, target: Path, calib_inputs: Any, seed: int =
     input_name = make_session(source, "CPUExecutionProvider", threads=1).get_inputs()[0].name
     reader = calibration_reader(input_name, data)
     pre, notes = _preprocess(source, target.with_suffix(".pre.onnx"))
+    unshaped = bool(notes)  # pre-processing failed: quantized without the export's recorded shapes
     try:
         with _quiet():
             quantize_static(
@@ -375,6 +424,8 @@ def build_int8_static(source: Path, target: Path, calib_inputs: Any, seed: int =
         if pre != source:
             pre.unlink(missing_ok=True)
     _runs_on_cpu(target)
+    if unshaped:
+        _restore_shapes(source, target)
     notes.append(f"QDQ, per-channel int8 weights, uint8 activations calibrated (MinMax) on {len(data)} "
                  "training samples")
     return notes

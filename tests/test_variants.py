@@ -288,3 +288,18 @@ def test_int8_dynamic_of_the_dynamo_export_of_mnist_fast(tmp_path):
     if not any(fallback in note for note in int8.get("notes") or []):
         pytest.skip("quant_pre_process succeeds with this onnxruntime: the fallback is not exercised")
     assert int8["bytes"] < job["onnx"]["bytes"] / 2 and abs(int8["accuracy_drop"]) < 0.1
+
+
+def test_the_quantizers_shape_inference_runs_in_a_scratch_folder_it_cannot_litter(tmp_path, monkeypatch):
+    """ONNX Runtime 1.18's quantization shape inference, failing, left sym_shape_infer_temp.onnx and uuid-named
+    weight files in the working directory (a user's checkout); it now runs in a temporary one."""
+    import os
+    from pathlib import Path
+
+    from harness.variants import _scratch_cwd
+
+    monkeypatch.chdir(tmp_path)
+    with _scratch_cwd():
+        inside = Path(os.getcwd())
+        Path("sym_shape_infer_temp.onnx").write_bytes(b"x")
+    assert Path(os.getcwd()) == tmp_path and list(tmp_path.iterdir()) == [] and not inside.exists()
