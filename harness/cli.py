@@ -729,6 +729,13 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     # --plugins' own plugins' errors in full; with the built-in metrics, which every run uses
     _say_load_errors(registry, with_builtin_metrics(options.plugins))
     _check_run_options(options, from_config)
+    if values.get("like") is not None and not values.get("track"):  # trackers are no run option: said, not taken
+        from harness.results import load_results, run_folder_of
+
+        recorded = [str(n) for n in load_results(run_folder_of(values["like"])).get("trackers") or []]
+        if recorded:
+            click.echo(f"harness: warning: {values['like']} was tracked ({', '.join(recorded)}); this run is not "
+                       f"unless asked: --track {','.join(recorded)}", err=True)
     edge_gate = values.get("edge_gate")
     if edge_gate and not _asks_edge_question(options):
         raise HarnessError("--edge-gate needs an edge question to judge: --accuracy-floor, --latency-budget-ms, "

@@ -522,3 +522,61 @@ def test_an_unreachable_tracking_server_is_refused_at_once(tmp_path, monkeypatch
     with pytest.raises(ConnectionError, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}/"):
         MLflowReporter().run_started(tmp_path, {}, {})
     assert time.monotonic() - started < 10
+
+
+@needs_mlflow
+def test_a_tracking_server_that_drops_every_request_fails_the_reporter_in_seconds_not_minutes(tmp_path, monkeypatch):
+    """A server that went away mid-run (here: one that accepts and drops each connection, past the start's
+    reachability check) held every MLflow call some 4 minutes in the client's retries (7, backoff factor 2),
+    and a job under --job-timeout failed for it. The retries are bounded unless the environment sets them."""
+    import os
+    import socket
+    import threading
+    import time
+
+    from harness_plugins.trackers.mlflow_reporter import BOUNDED_HTTP, MLflowReporter
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+
+    def drop_all():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+                connection.close()
+            except OSError:
+                continue
+
+    threading.Thread(target=drop_all, daemon=True).start()
+    for name in BOUNDED_HTTP:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")  # the user's own setting stands
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.getsockname()[1]}/")
+    started = time.monotonic()
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - whichever error MLflow's client ends its retries with
+            MLflowReporter().run_started(tmp_path, {}, {})
+    finally:
+        stop.set()
+        server.close()
+    assert time.monotonic() - started < 60
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == BOUNDED_HTTP["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
+
+
+def test_a_like_of_a_tracked_run_says_it_is_not_tracked_unless_asked(tmp_path):
+    """--like gives RUN's options, and trackers are none: a tracked run's --like went to no tracker, silently."""
+    from conftest import run_cli, write_run
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
+    fixture["trackers"] = ["mlflow"]
+    run = write_run(tmp_path / "tracked", fixture)
+    result = run_cli("run", "--like", str(run), "--models", "no-such-model")  # stops before any job
+    assert f"harness: warning: {run} was tracked (mlflow); this run is not unless asked: --track mlflow" \
+        in result.stderr, result.stderr
+    del fixture["trackers"]
+    untracked = write_run(tmp_path / "plain", fixture)
+    assert "was tracked" not in run_cli("run", "--like", str(untracked), "--models", "no-such-model").stderr

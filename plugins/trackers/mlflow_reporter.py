@@ -116,6 +116,14 @@ def run_params(config: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+BOUNDED_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+"""MLflow's HTTP retry settings for a tracking server, unless the environment sets them: its defaults (7 retries,
+backoff factor 2, 120 s per request) held a run some 4 minutes per call when the server went away mid-run,
+printing urllib3's retries, and a job under --job-timeout failed for a tracker's sake. Bounded, a call fails
+within about a minute and the reporter is switched off with one warning, as a tracker failure should be."""
+
+
 class MLflowReporter(Reporter):
     name = "mlflow"
 
@@ -147,6 +155,9 @@ class MLflowReporter(Reporter):
         if is_file_store(uri):
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.tracking_uri = uri
+        if uri.lower().startswith(("http://", "https://")):
+            for name, value in BOUNDED_HTTP.items():  # a user's own setting stands
+                os.environ.setdefault(name, value)
         _check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
         name = self.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "harness"
