@@ -66,9 +66,13 @@ def _other_checkout(tmp_path: Path) -> Path:
 
 
 def _env(tmp_path: Path, **env: str) -> dict[str, str]:
+    # The script pip-installs this tree into the Python it is given when that Python imports another copy (as
+    # under tox, whose install is not editable): the test suite's own environment, while other tests import
+    # from it. Only a stand-in pip that fails (FAKE_PIP_FAILS) may take that path here.
+    install = "1" if env.get("FAKE_PIP_FAILS") else "0"
     return {**os.environ, "HARNESS_GPU_RUNS": str(tmp_path / "runs"), "OUT": str(tmp_path / "out"),
             "HARNESS_GPU_DEVICE": "cpu", "PYTHON": str(_python(tmp_path)),
-            "HARNESS_STAND_IN": HARNESS_STAND_IN, **env}
+            "HARNESS_STAND_IN": HARNESS_STAND_IN, "HARNESS_GPU_INSTALL": install, **env}
 
 
 def _run(tmp_path: Path, *stages: str, **env: str) -> subprocess.CompletedProcess:
