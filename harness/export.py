@@ -118,12 +118,15 @@ def export_onnx(
                 raise ExportError(export_failure_text(exc)) from exc
             fallback_reason = export_failure_text(exc)
         else:
-            if fixed is None:
+            rejected = _checker_rejects(path) if fixed is None and exporter == "auto" else None
+            if fixed is None and rejected is None:
                 return ExportResult(path, onnx_bytes(path), used_opset, "dynamo", time.perf_counter() - start)
             _remove_partial(path)
             if exporter == "dynamo":
                 raise ExportError(fixed)
-            fallback_reason = fixed  # a trace may record x.size(0) where torch.export specialised: it is run below
+            # a trace may record x.size(0) where torch.export specialised; a graph onnx.checker refuses (torch
+            # 2.6's LSTM export, "Inferred shape and existing shape differ") is the trace's to make: run below
+            fallback_reason = fixed or rejected
 
     def failed(reason: str) -> ExportError:
         _remove_partial(path)
@@ -575,6 +578,17 @@ def _all_initializers(graph: Any):
                 yield from _all_initializers(attr.g)
             for sub in attr.graphs:
                 yield from _all_initializers(sub)
+
+
+def _checker_rejects(path: Path) -> str | None:
+    """Why :func:`check_onnx` refuses the file at ``path`` (``onnx.checker rejected it: ...``), or None; a
+    full disk is raised, as no exporter would do better."""
+    try:
+        check_onnx(path)
+    except Exception as exc:  # noqa: BLE001 - any refusal sends auto to the other exporter
+        _raise_if_storage(exc, path)
+        return f"onnx.checker rejected it: {export_failure_text(exc)}"
+    return None
 
 
 def check_onnx(path: Path) -> None:

@@ -355,6 +355,27 @@ def test_a_dynamo_failure_falls_back_to_a_trace_and_says_so(tmp_path, monkeypatc
     assert result.notes == [f"the dynamo exporter failed, so the ONNX file is a TorchScript trace: "
                             f"{result.fallback_reason}"]
 
+    def refused_by_the_checker(model, example, path, opset):  # torch 2.6's LSTM: "existing shape differ in rank"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["input"],
+                              dynamic_axes={"input": {0: "batch"}})
+        proto = onnx.load(str(path))
+        shape = proto.graph.output[0].type.tensor_type.shape
+        shape.dim.add().dim_value = 5  # rank 3 where the graph computes rank 2
+        onnx.save(proto, str(path))
+        return 17, proto
+
+    monkeypatch.setattr(export, "_export_dynamo", refused_by_the_checker)
+    result = export_onnx(torch.nn.Linear(4, 3), torch.rand(8, 4), tmp_path / "m.onnx")
+    assert result.exporter == "torchscript" and result.fallback_reason.startswith("onnx.checker rejected it: ")
+    check_onnx(tmp_path / "m.onnx")  # the trace passes
+    # asked for by name, the dynamo file stays: the job's check stage says why it is refused
+    named = export_onnx(torch.nn.Linear(4, 3), torch.rand(8, 4), tmp_path / "d.onnx", exporter="dynamo")
+    assert named.exporter == "dynamo"
+    with pytest.raises(Exception, match="rank"):  # noqa: B017 - onnx's own error type
+        check_onnx(tmp_path / "d.onnx")
+
 
 class _Unsupported(torch.nn.Module):
     """torch.linalg.svdvals: neither exporter has it (torch 2.5 to 2.13)."""
