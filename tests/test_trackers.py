@@ -580,3 +580,14 @@ def test_a_like_of_a_tracked_run_says_it_is_not_tracked_unless_asked(tmp_path):
     del fixture["trackers"]
     untracked = write_run(tmp_path / "plain", fixture)
     assert "was tracked" not in run_cli("run", "--like", str(untracked), "--models", "no-such-model").stderr
+
+
+@needs_mlflow
+def test_a_param_cut_to_mlflows_length_says_it_was_cut():
+    """run.sweep's JSON was cut at 500 characters without a mark, so it read as whole and failed to parse."""
+    from harness_plugins.trackers.mlflow_reporter import MAX_PARAM, _param_text
+
+    sweep = [{"lr": 0.001 * n, "seed": n} for n in range(40)]
+    cut = _param_text(sweep)
+    assert len(cut) == MAX_PARAM and cut.endswith("…")
+    assert _param_text([{"seed": 0}]) == '[{"seed": 0}]'  # short ones whole, unmarked

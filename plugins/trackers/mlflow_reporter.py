@@ -4,7 +4,7 @@ The harness run's own MLflow run (named after the run folder; tags ``harness.kin
 folder's name and ``harness.run_dir`` = its absolute path, as a folder's name is unique only within its
 ``--out``) holds the run's options as params (``run.*``: the whole stored config, nested keys flattened
 (``run.latency.min_runs``), the latency settings' name (``run.latency``: ``--quick``, ``default`` or ``custom``),
-the sweep grid (``run.sweep``, cut at 500 characters; ``run.sweep_points``)), the job counts as metrics
+the sweep grid (``run.sweep``, cut at 500 characters, marked with a closing ``…``; ``run.sweep_points``)), the job counts as metrics
 (``jobs/ok``, ``jobs/failed``...) and, as artifacts, ``results.json`` and the reports (``report/``: results.csv,
 report.md, report.html and the plots); it ends FINISHED, FAILED when a job failed, or KILLED when the run was
 interrupted (tag ``harness.status``: ok, failed or interrupted).
@@ -360,8 +360,10 @@ def _resumed(run_dir: Path) -> bool:
 
 
 def _param_text(value: Any) -> str:
+    """A param's text within MLflow's oldest servers' 500 characters; a cut one ends in "…" (a sweep's JSON
+    cut without a mark read as whole, and failed to parse; results.json, an artifact, has it whole)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:MAX_PARAM]
+    return text if len(text) <= MAX_PARAM else text[:MAX_PARAM - 1] + "…"
 
 
 def is_file_store(uri: str) -> bool:
