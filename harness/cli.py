@@ -1022,8 +1022,9 @@ def _sweep_without(points: list[dict[str, Any]], given: set[str], config_file: P
     flags = ", ".join("--" + key.replace("_", "-") for key in dropped)
     click.echo(f"harness: warning: {flags} on the command line replaces the sweep over "
                f"{', '.join(dropped)} in {config_file}", err=True)
-    kept = [{k: v for k, v in point.items() if k not in dropped} for point in points]
-    return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in kept)]
+    from harness.config import sweep_without
+
+    return sweep_without(points, dropped)
 
 
 def _check_run_options(options: Any, from_config: dict[str, Path]) -> None:

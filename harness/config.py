@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from harness.errors import HarnessError
 from harness.text import squeeze
@@ -150,6 +150,14 @@ def validate_config(raw: dict[str, Any], where: str = "config") -> dict[str, Any
             raise HarnessError(f"{where}: " + unknown_name_message(
                 "setting", key, LIST_KEYS | set(SCALAR_TYPES) | {"sweep"}))
     return config
+
+
+def sweep_without(points: list[dict[str, Any]], keys: Iterable[str]) -> list[dict[str, Any]]:
+    """``points`` less ``keys`` (a setting given outside the sweep replaces the sweep over it), the points
+    that became one kept once, in order."""
+    gone = set(keys)
+    kept = [{k: v for k, v in point.items() if k not in gone} for point in points]
+    return [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in kept)]
 
 
 def sweep_points(table: Any, where: str = "config") -> list[dict[str, Any]]:

@@ -1317,8 +1317,9 @@ def _given_over_stored_sweep(stored: RunOptions, given: dict[str, Any], folder: 
                            f"change on resume; finish it as it was, or start a new run with --like "
                            f"{folder.path} and {names} given (that replaces the sweep over {names})")
     log.warning("%s given replaces the sweep over %s that %s ran", names, names, folder.path.name)
-    kept = [{k: v for k, v in point.items() if k not in dropped} for point in stored.sweep]
-    stored.sweep = [dict(p) for p in dict.fromkeys(tuple(sorted(p.items())) for p in kept)]
+    from harness.config import sweep_without
+
+    stored.sweep = sweep_without(stored.sweep, dropped)
 
 
 def resume_target(out: Path, run_id: str | None) -> Path:
