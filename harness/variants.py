@@ -346,6 +346,7 @@ def build_int8_dynamic(source: Path, target: Path, calib_inputs: Any = None, see
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     pre, notes = _preprocess(source, target.with_suffix(".pre.onnx"))
+    unshaped = bool(notes)  # pre-processing failed: quantized without the export's recorded shapes
     try:
         with _quiet():
             quantize_dynamic(str(pre), str(target), weight_type=QuantType.QInt8)
@@ -359,7 +360,7 @@ def build_int8_dynamic(source: Path, target: Path, calib_inputs: Any = None, see
     finally:
         if pre != source:
             pre.unlink(missing_ok=True)
-    if notes[:-1]:  # pre-processing failed: quantized without the export's recorded shapes
+    if unshaped:
         _restore_shapes(source, target)
     return notes
 
