@@ -1705,8 +1705,8 @@ def compare_command(base: Path, new: Path, threshold: float | None, accuracy_poi
         click.echo(comparison_markdown(comparison, flagged_only=flagged_only), nl=False)
     else:
         click.echo(format_comparison(comparison, flagged_only=flagged_only))
-    if comparison["regressions"]:
-        sys.exit(EXIT_JOB_FAILED)
+    if comparison["exit_status"]:  # what --json says it is
+        sys.exit(comparison["exit_status"])
 
 
 if __name__ == "__main__":  # pragma: no cover

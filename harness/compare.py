@@ -1075,7 +1075,7 @@ def _comparison_parts(comparison: dict[str, Any], flagged_only: bool
     head: str | None = None
     if comparison["regressions"]:
         head = f"REGRESSIONS ({rule}):" if rule else "REGRESSIONS:"
-        verdict = [plain(r) for r in comparison["regressions"]]
+        verdict = list(comparison["regressions"])
     elif rule:
         # not silent on what it could not see: rows judged on their fastest call only, or not at all
         caveats = ([f"{floors} unstable latency row(s) judged on their fastest call only"]
