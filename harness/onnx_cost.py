@@ -186,8 +186,7 @@ def onnx_cost(model: "str | Path | onnx.ModelProto", dims: dict[str, int] | None
     shapes = _known_shapes(inferred.graph)
     if _flatten_reshapes_as_concat(model.graph, shapes):
         try:  # the shapes a flattened shape computation had kept unknown
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                         data_prop=True)
+            inferred = _infer_with_record(model, record, recorded, sizes_of)
             shapes = _known_shapes(inferred.graph)
         except Exception:  # noqa: BLE001 - the first inference's shapes stand
             log.debug("shape inference failed after rewriting flattening Reshapes", exc_info=True)
