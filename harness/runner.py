@@ -1403,11 +1403,11 @@ def open_run_folder(options: RunOptions, environment: dict[str, Any], planned: S
             log.warning("resuming %s with changed options (%s): the jobs still to run use them%s", folder.path.name,
                         squeeze(changed, 300), f", the {finished} finished job(s) keep the settings they ran with"
                         if finished else "")
-        made_by = _made_by(folder.data.get("environment") or {})
-        if not idle and folder.finished_ids() and made_by != _made_by(environment):
+        made_by, making = _made_by(folder.data.get("environment") or {}), _made_by(environment)
+        if not idle and folder.finished_ids() and made_by != making:
             log.warning("resuming %s, whose finished job(s) were made by %s; the jobs still to run are made by %s "
                         "(its exporter, timing and reports' rules may differ: the run then holds both)",
-                        folder.path.name, made_by, _made_by(environment))
+                        folder.path.name, made_by, making)
         if idle:
             config = {**(folder.data.get("config") or {}), **{k: config.get(k) for k in differ if k in Question.KEYS}}
             differ = [k for k in differ if k in Question.KEYS]
