@@ -121,7 +121,7 @@ def run(*, quick: bool = False, progress: bool = True, reports: bool = True, tra
         progress = not _flag("no_progress", options.pop("no_progress"))
     for name, value in (("quick", quick), ("progress", progress), ("reports", reports)):
         _flag(name, value)
-    run_options = _options(options, quick)
+    run_options = _options(options, quick, tracking=bool(track))
     registry = build_registry()
     registry.check_names(run_options)
     trackers = make_trackers(registry, _names("track", track) or []) if track else []
@@ -264,7 +264,7 @@ def _whole(name: str, value: Any, least: int) -> int | None:
     return value
 
 
-def _options(given: dict[str, Any], quick: bool) -> Any:
+def _options(given: dict[str, Any], quick: bool, tracking: bool = False) -> Any:
     """:class:`RunOptions` from :func:`run`'s keywords."""
     from harness.latency import FLAG_FIELDS, QUICK, LatencyConfig
     from harness.runner import RunOptions, _check_stored_option, liked_options, resumed_options
@@ -360,7 +360,7 @@ def _options(given: dict[str, Any], quick: bool) -> Any:
         named -= set() if out_given else {"out"}
     if like is not None or values.get("resume"):
         chosen = {k: v for k, v in values.items() if k in named}
-        options = (liked_options(Path(like), chosen) if like is not None
+        options = (liked_options(Path(like), chosen, tracking) if like is not None
                    else resumed_options(values["out"], values.get("run_id"), chosen))
         options.latency = dataclasses.replace(options.latency, **tweaks)  # on top of the run's own, as the CLI does
     else:

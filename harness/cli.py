@@ -729,13 +729,6 @@ def run_command(ctx: click.Context, **kwargs: Any) -> None:
     # --plugins' own plugins' errors in full; with the built-in metrics, which every run uses
     _say_load_errors(registry, with_builtin_metrics(options.plugins))
     _check_run_options(options, from_config)
-    if values.get("like") is not None and not values.get("track"):  # trackers are no run option: said, not taken
-        from harness.results import load_results, run_folder_of
-
-        recorded = [str(n) for n in load_results(run_folder_of(values["like"])).get("trackers") or []]
-        if recorded:
-            click.echo(f"harness: warning: {values['like']} was tracked ({', '.join(recorded)}); this run is not "
-                       f"unless asked: --track {','.join(recorded)}", err=True)
     edge_gate = values.get("edge_gate")
     if edge_gate and not _asks_edge_question(options):
         raise HarnessError("--edge-gate needs an edge question to judge: --accuracy-floor, --latency-budget-ms, "
@@ -1098,7 +1091,7 @@ def _run_options(values: dict[str, Any], explicit: set[str]) -> Any:
         given |= set(edge_profile())
     chosen = {k: v for k, v in fields.items() if k in given}
     if values.get("like") is not None:
-        stored = liked_options(values["like"], chosen)
+        stored = liked_options(values["like"], chosen, tracking=bool(values.get("track")))
     else:
         stored = resumed_options(fields["out"], fields["run_id"], chosen)
     stored.latency = _latency_flags(stored.latency, values)  # on top of the run's own latency settings

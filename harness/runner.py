@@ -1264,11 +1264,16 @@ def resumed_options(out: Path, run_id: str | None, given: dict[str, Any]) -> Run
     return stored
 
 
-def liked_options(run: Path, given: dict[str, Any]) -> RunOptions:
+def liked_options(run: Path, given: dict[str, Any], tracking: bool = False) -> RunOptions:
     """``harness run --like RUN``: a new run with the options ``run`` (a run folder or its results.json)
     stored, those in ``given`` (named as :class:`RunOptions` fields) on top; its folder goes beside ``run``'s
-    unless ``given`` names ``out``, under ``given``'s ``run_id`` or a new one."""
+    unless ``given`` names ``out``, under ``given``'s ``run_id`` or a new one. A run ``run`` was tracked
+    (results.json's ``trackers``) is said to be, unless ``tracking`` (trackers asked for this one)."""
     folder = RunFolder.open(run_folder_of(run))
+    recorded = [str(n) for n in folder.data.get("trackers") or []]
+    if recorded and not tracking:  # trackers are no run option: said, not taken
+        log.warning("%s was tracked (%s); this run is not unless asked: --track %s", run, ", ".join(recorded),
+                    ",".join(recorded))
     stored = _stored_options(folder, "run it again", "give its options on the command line instead", given)
     stored.resume = False
     stored.run_id = given.get("run_id")

@@ -567,9 +567,13 @@ def test_a_tracking_server_that_drops_every_request_fails_the_reporter_in_second
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
-def test_a_like_of_a_tracked_run_says_it_is_not_tracked_unless_asked(tmp_path):
+def test_a_like_of_a_tracked_run_says_it_is_not_tracked_unless_asked(tmp_path, caplog):
     """--like gives RUN's options, and trackers are none: a tracked run's --like went to no tracker, silently."""
+    import logging
+
     from conftest import run_cli, write_run
+
+    from harness.api import _options
 
     fixture = json.loads((Path(__file__).parent / "fixtures" / "report_run" / "results.json").read_text())
     fixture["trackers"] = ["mlflow"]
@@ -577,6 +581,11 @@ def test_a_like_of_a_tracked_run_says_it_is_not_tracked_unless_asked(tmp_path):
     result = run_cli("run", "--like", str(run), "--models", "no-such-model")  # stops before any job
     assert f"harness: warning: {run} was tracked (mlflow); this run is not unless asked: --track mlflow" \
         in result.stderr, result.stderr
+    with caplog.at_level(logging.WARNING, logger="harness.runner"):  # api.run(like=) alike, unless track= is given
+        _options({"like": run}, quick=False)
+        _options({"like": run}, quick=False, tracking=True)
+    assert [r.getMessage() for r in caplog.records if "was tracked" in r.getMessage()] == [
+        f"{run} was tracked (mlflow); this run is not unless asked: --track mlflow"]
     del fixture["trackers"]
     untracked = write_run(tmp_path / "plain", fixture)
     assert "was tracked" not in run_cli("run", "--like", str(untracked), "--models", "no-such-model").stderr
